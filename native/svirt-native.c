@@ -1,0 +1,534 @@
+/*
+ * svirt_native.node: the syscalls Node lacks (N-API 8, node_api.h only).
+ *
+ * Failures throw an Error with .code (errno name, e.g. 'ENOENT'), .errno (positive errno
+ * number), .syscall and, for path calls, .path. The JavaScript side (src/host/native.ts)
+ * gives every function its type; docs/native.md lists them.
+ */
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "landlock-abi.h"
+
+#define MAX_FDS 253 /* SCM_MAX_FD */
+#define MAX_RECV_DATA (1 << 20)
+#define XATTR_RETRIES 8
+
+/* Throws on a failed napi_* call (rare: out of memory, wrong types caught earlier). */
+#define NAPI(call)                                                                  \
+	do {                                                                        \
+		if ((call) != napi_ok) {                                            \
+			napi_throw_error(env, "ERR_NAPI", "N-API call failed: " #call); \
+			return NULL;                                                \
+		}                                                                   \
+	} while (0)
+
+static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path)
+{
+	const char *name = strerrorname_np(err);
+	char codebuf[16], msg[4200];
+	if (name == NULL) {
+		snprintf(codebuf, sizeof codebuf, "E%d", err);
+		name = codebuf;
+	}
+	if (path != NULL)
+		snprintf(msg, sizeof msg, "%s: %s, %s '%s'", name, strerror(err), syscall, path);
+	else
+		snprintf(msg, sizeof msg, "%s: %s, %s", name, strerror(err), syscall);
+	napi_value code, message, error, v;
+	if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code) != napi_ok ||
+	    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) != napi_ok ||
+	    napi_create_error(env, code, message, &error) != napi_ok) {
+		napi_throw_error(env, name, msg);
+		return NULL;
+	}
+	if (napi_create_int32(env, err, &v) == napi_ok)
+		napi_set_named_property(env, error, "errno", v);
+	if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v) == napi_ok)
+		napi_set_named_property(env, error, "syscall", v);
+	if (path != NULL && napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &v) == napi_ok)
+		napi_set_named_property(env, error, "path", v);
+	napi_throw(env, error);
+	return NULL;
+}
+
+static napi_value throw_arg(napi_env env, const char *msg)
+{
+	napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+	return NULL;
+}
+
+/* Fills argv[0..max) (missing ones are undefined) and checks at least `need` were given. */
+static int get_args(napi_env env, napi_callback_info info, size_t need, size_t max, napi_value *argv)
+{
+	size_t argc = max;
+	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok)
+		return -1;
+	if (argc < need) {
+		throw_arg(env, "missing arguments");
+		return -1;
+	}
+	return 0;
+}
+
+/* A malloc'd UTF-8 copy of a JS string without NUL bytes; NULL after throwing. */
+static char *get_string(napi_env env, napi_value v, const char *what)
+{
+	napi_valuetype t;
+	size_t len;
+	char msg[96];
+	if (napi_typeof(env, v, &t) != napi_ok || t != napi_string ||
+	    napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
+		snprintf(msg, sizeof msg, "%s must be a string", what);
+		throw_arg(env, msg);
+		return NULL;
+	}
+	char *s = malloc(len + 1);
+	if (s == NULL) {
+		throw_errno(env, ENOMEM, "malloc", NULL);
+		return NULL;
+	}
+	napi_get_value_string_utf8(env, v, s, len + 1, &len);
+	if (strlen(s) != len) {
+		free(s);
+		snprintf(msg, sizeof msg, "%s must not contain NUL bytes", what);
+		napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", msg);
+		return NULL;
+	}
+	return s;
+}
+
+/* An integer in [lo, hi]; -1 after throwing. */
+static int get_int(napi_env env, napi_value v, const char *what, int64_t lo, int64_t hi, int64_t *out)
+{
+	napi_valuetype t;
+	double d;
+	char msg[96];
+	/* range first (also rejects NaN), so that the cast below is defined */
+	if (napi_typeof(env, v, &t) != napi_ok || t != napi_number ||
+	    napi_get_value_double(env, v, &d) != napi_ok || !(d >= (double)lo && d <= (double)hi) ||
+	    d != (double)(int64_t)d) {
+		snprintf(msg, sizeof msg, "%s must be an integer in [%lld, %lld]", what, (long long)lo,
+			 (long long)hi);
+		throw_arg(env, msg);
+		return -1;
+	}
+	*out = (int64_t)d;
+	return 0;
+}
+
+static int get_fd(napi_env env, napi_value v, int *fd)
+{
+	int64_t n;
+	if (get_int(env, v, "fd", 0, INT_MAX, &n) < 0)
+		return -1;
+	*fd = (int)n;
+	return 0;
+}
+
+/* The bytes of a Buffer/Uint8Array, or of a string (UTF-8, copied into *owned). */
+static int get_bytes(napi_env env, napi_value v, const void **data, size_t *len, char **owned)
+{
+	bool is;
+	*owned = NULL;
+	if (napi_is_typedarray(env, v, &is) == napi_ok && is) {
+		napi_typedarray_type type;
+		size_t n;
+		void *p;
+		if (napi_get_typedarray_info(env, v, &type, &n, &p, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+			throw_arg(env, "value must be a Buffer, a Uint8Array or a string");
+			return -1;
+		}
+		*data = p;
+		*len = n;
+		return 0;
+	}
+	napi_valuetype t;
+	if (napi_typeof(env, v, &t) != napi_ok || t != napi_string) {
+		throw_arg(env, "value must be a Buffer, a Uint8Array or a string");
+		return -1;
+	}
+	size_t n;
+	napi_get_value_string_utf8(env, v, NULL, 0, &n);
+	if ((*owned = malloc(n + 1)) == NULL) {
+		throw_errno(env, ENOMEM, "malloc", NULL);
+		return -1;
+	}
+	napi_get_value_string_utf8(env, v, *owned, n + 1, &n);
+	*data = *owned;
+	*len = n;
+	return 0;
+}
+
+/* The target of an xattr call: a path (l*xattr, no symlink following) or an fd (f*xattr). */
+struct target {
+	char *path;
+	int fd;
+};
+
+static int get_target(napi_env env, napi_value v, int use_fd, struct target *t)
+{
+	t->path = NULL;
+	t->fd = -1;
+	if (use_fd)
+		return get_fd(env, v, &t->fd);
+	t->path = get_string(env, v, "path");
+	return t->path == NULL ? -1 : 0;
+}
+
+static ssize_t x_get(const struct target *t, const char *name, void *buf, size_t size)
+{
+	return t->path ? lgetxattr(t->path, name, buf, size) : fgetxattr(t->fd, name, buf, size);
+}
+
+static ssize_t x_list(const struct target *t, char *buf, size_t size)
+{
+	return t->path ? llistxattr(t->path, buf, size) : flistxattr(t->fd, buf, size);
+}
+
+/* Reads a value or a name list: size query, then fetch; retried when it grew in between.
+ * Returns the length with *out malloc'd, or -1 with errno set. */
+static ssize_t x_fetch(const struct target *t, const char *name, char **out)
+{
+	for (int tries = 0; tries < XATTR_RETRIES; tries++) {
+		ssize_t size = name ? x_get(t, name, NULL, 0) : x_list(t, NULL, 0);
+		if (size < 0)
+			return -1;
+		char *buf = malloc((size_t)size + 1);
+		if (buf == NULL) {
+			errno = ENOMEM;
+			return -1;
+		}
+		/* With size 0 the kernel only reports the length: treat a larger answer as ERANGE. */
+		ssize_t n = name ? x_get(t, name, buf, (size_t)size) : x_list(t, buf, (size_t)size);
+		if (n >= 0 && n <= size) {
+			*out = buf;
+			return n;
+		}
+		free(buf);
+		if (n >= 0)
+			errno = ERANGE;
+		if (errno != ERANGE)
+			return -1;
+	}
+	errno = ERANGE;
+	return -1;
+}
+
+static napi_value do_getxattr(napi_env env, napi_callback_info info, int use_fd)
+{
+	napi_value argv[2], result = NULL;
+	struct target t;
+	char *name, *buf;
+	if (get_args(env, info, 2, 2, argv) < 0 || get_target(env, argv[0], use_fd, &t) < 0)
+		return NULL;
+	if ((name = get_string(env, argv[1], "name")) != NULL) {
+		ssize_t n = x_fetch(&t, name, &buf);
+		if (n >= 0) {
+			if (napi_create_buffer_copy(env, (size_t)n, buf, NULL, &result) != napi_ok)
+				napi_throw_error(env, "ERR_NAPI", "cannot create a Buffer");
+			free(buf);
+		} else if (errno == ENODATA) {
+			napi_get_undefined(env, &result);
+		} else {
+			throw_errno(env, errno, use_fd ? "fgetxattr" : "lgetxattr", t.path);
+		}
+	}
+	free(name);
+	free(t.path);
+	return result;
+}
+
+static napi_value do_setxattr(napi_env env, napi_callback_info info, int use_fd)
+{
+	napi_value argv[4], result = NULL;
+	struct target t;
+	const void *data;
+	size_t len;
+	char *owned = NULL, *name = NULL;
+	int64_t flags = 0;
+	napi_valuetype ft = napi_undefined;
+	if (get_args(env, info, 3, 4, argv) < 0 || get_target(env, argv[0], use_fd, &t) < 0)
+		return NULL;
+	if ((name = get_string(env, argv[1], "name")) != NULL &&
+	    get_bytes(env, argv[2], &data, &len, &owned) == 0 &&
+	    (napi_typeof(env, argv[3], &ft) != napi_ok || ft == napi_undefined ||
+	     get_int(env, argv[3], "flags", 0, XATTR_CREATE | XATTR_REPLACE, &flags) == 0)) {
+		int r = t.path ? lsetxattr(t.path, name, data, len, (int)flags)
+			       : fsetxattr(t.fd, name, data, len, (int)flags);
+		if (r < 0)
+			throw_errno(env, errno, use_fd ? "fsetxattr" : "lsetxattr", t.path);
+		else
+			napi_get_undefined(env, &result);
+	}
+	free(owned);
+	free(name);
+	free(t.path);
+	return result;
+}
+
+static napi_value do_removexattr(napi_env env, napi_callback_info info, int use_fd)
+{
+	napi_value argv[2], result = NULL;
+	struct target t;
+	if (get_args(env, info, 2, 2, argv) < 0 || get_target(env, argv[0], use_fd, &t) < 0)
+		return NULL;
+	char *name = get_string(env, argv[1], "name");
+	if (name != NULL) {
+		int r = t.path ? lremovexattr(t.path, name) : fremovexattr(t.fd, name);
+		if (r < 0 && errno != ENODATA) /* already absent is what the caller wanted */
+			throw_errno(env, errno, use_fd ? "fremovexattr" : "lremovexattr", t.path);
+		else
+			napi_get_undefined(env, &result);
+	}
+	free(name);
+	free(t.path);
+	return result;
+}
+
+static napi_value do_listxattr(napi_env env, napi_callback_info info, int use_fd)
+{
+	napi_value argv[1], result = NULL, s;
+	struct target t;
+	char *buf;
+	if (get_args(env, info, 1, 1, argv) < 0 || get_target(env, argv[0], use_fd, &t) < 0)
+		return NULL;
+	ssize_t n = x_fetch(&t, NULL, &buf);
+	if (n < 0) {
+		throw_errno(env, errno, use_fd ? "flistxattr" : "llistxattr", t.path);
+	} else if (napi_create_array(env, &result) == napi_ok) {
+		uint32_t i = 0;
+		for (ssize_t off = 0; off < n;) { /* NUL-separated names */
+			size_t l = strnlen(buf + off, (size_t)(n - off));
+			if (l > 0 && napi_create_string_utf8(env, buf + off, l, &s) == napi_ok)
+				napi_set_element(env, result, i++, s);
+			off += (ssize_t)l + 1;
+		}
+		free(buf);
+	} else {
+		free(buf);
+		napi_throw_error(env, "ERR_NAPI", "cannot create an array");
+	}
+	free(t.path);
+	return result;
+}
+
+static napi_value js_lgetxattr(napi_env env, napi_callback_info info) { return do_getxattr(env, info, 0); }
+static napi_value js_fgetxattr(napi_env env, napi_callback_info info) { return do_getxattr(env, info, 1); }
+static napi_value js_lsetxattr(napi_env env, napi_callback_info info) { return do_setxattr(env, info, 0); }
+static napi_value js_fsetxattr(napi_env env, napi_callback_info info) { return do_setxattr(env, info, 1); }
+static napi_value js_lremovexattr(napi_env env, napi_callback_info info) { return do_removexattr(env, info, 0); }
+static napi_value js_fremovexattr(napi_env env, napi_callback_info info) { return do_removexattr(env, info, 1); }
+static napi_value js_llistxattr(napi_env env, napi_callback_info info) { return do_listxattr(env, info, 0); }
+static napi_value js_flistxattr(napi_env env, napi_callback_info info) { return do_listxattr(env, info, 1); }
+
+union fd_cmsg {
+	struct cmsghdr align;
+	char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
+};
+
+/* sendFds(socketFd, data, fds): bytes sent. */
+static napi_value js_send_fds(napi_env env, napi_callback_info info)
+{
+	napi_value argv[3], result;
+	int sock, fds[MAX_FDS];
+	uint32_t nfds;
+	bool is_array;
+	const void *data;
+	size_t len;
+	char *owned;
+	if (get_args(env, info, 3, 3, argv) < 0 || get_fd(env, argv[0], &sock) < 0)
+		return NULL;
+	if (napi_is_array(env, argv[2], &is_array) != napi_ok || !is_array)
+		return throw_arg(env, "fds must be an array");
+	NAPI(napi_get_array_length(env, argv[2], &nfds));
+	if (nfds > MAX_FDS)
+		return throw_errno(env, EINVAL, "sendmsg", NULL);
+	for (uint32_t i = 0; i < nfds; i++) {
+		napi_value e;
+		NAPI(napi_get_element(env, argv[2], i, &e));
+		if (get_fd(env, e, &fds[i]) < 0)
+			return NULL;
+	}
+	if (get_bytes(env, argv[1], &data, &len, &owned) < 0)
+		return NULL;
+	if (len == 0 && nfds > 0) { /* fds ride on data: a stream socket would drop them */
+		free(owned);
+		return throw_errno(env, EINVAL, "sendmsg", NULL);
+	}
+	union fd_cmsg cbuf;
+	struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (nfds > 0) {
+		memset(&cbuf, 0, sizeof cbuf);
+		msg.msg_control = cbuf.buf;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	ssize_t n;
+	while ((n = sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+	}
+	int err = errno;
+	free(owned);
+	if (n < 0)
+		return throw_errno(env, err, "sendmsg", NULL);
+	NAPI(napi_create_int64(env, n, &result));
+	return result;
+}
+
+/* recvFds(socketFd, maxData, maxFds): { data, fds }; received fds are close-on-exec. */
+static napi_value js_recv_fds(napi_env env, napi_callback_info info)
+{
+	napi_value argv[3], result = NULL, data, fds, v;
+	int sock;
+	int64_t max_data, max_fds;
+	if (get_args(env, info, 3, 3, argv) < 0 || get_fd(env, argv[0], &sock) < 0 ||
+	    get_int(env, argv[1], "maxData", 1, MAX_RECV_DATA, &max_data) < 0 ||
+	    get_int(env, argv[2], "maxFds", 0, MAX_FDS, &max_fds) < 0)
+		return NULL;
+	char *buf = malloc((size_t)max_data);
+	if (buf == NULL)
+		return throw_errno(env, ENOMEM, "malloc", NULL);
+	union fd_cmsg cbuf;
+	struct iovec iov = { .iov_base = buf, .iov_len = (size_t)max_data };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (max_fds > 0) {
+		msg.msg_control = cbuf.buf;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)max_fds);
+	}
+	ssize_t n;
+	while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+	}
+	if (n < 0) {
+		int err = errno;
+		free(buf);
+		return throw_errno(env, err, "recvmsg", NULL);
+	}
+	int got[MAX_FDS], ngot = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+			if (ngot < MAX_FDS)
+				got[ngot++] = fd;
+			else
+				close(fd);
+		}
+	}
+	/* Some fds were dropped, or more came than asked for (the control buffer is rounded
+	 * up): do not hand out part of a message. */
+	if ((msg.msg_flags & MSG_CTRUNC) || ngot > max_fds) {
+		for (int i = 0; i < ngot; i++)
+			close(got[i]);
+		free(buf);
+		return throw_errno(env, EMSGSIZE, "recvmsg", NULL);
+	}
+	if (napi_create_buffer_copy(env, (size_t)n, buf, NULL, &data) == napi_ok &&
+	    napi_create_array_with_length(env, (size_t)ngot, &fds) == napi_ok &&
+	    napi_create_object(env, &result) == napi_ok) {
+		for (int i = 0; i < ngot; i++)
+			if (napi_create_int32(env, got[i], &v) == napi_ok)
+				napi_set_element(env, fds, (uint32_t)i, v);
+		napi_set_named_property(env, result, "data", data);
+		napi_set_named_property(env, result, "fds", fds);
+	} else {
+		for (int i = 0; i < ngot; i++)
+			close(got[i]);
+		napi_throw_error(env, "ERR_NAPI", "cannot build the result");
+		result = NULL;
+	}
+	free(buf);
+	return result;
+}
+
+/* socketpair(): [fd, fd], AF_UNIX stream, close-on-exec. */
+static napi_value js_socketpair(napi_env env, napi_callback_info info)
+{
+	(void)info;
+	int sv[2];
+	napi_value result, a, b;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return throw_errno(env, errno, "socketpair", NULL);
+	if (napi_create_array_with_length(env, 2, &result) != napi_ok ||
+	    napi_create_int32(env, sv[0], &a) != napi_ok || napi_create_int32(env, sv[1], &b) != napi_ok ||
+	    napi_set_element(env, result, 0, a) != napi_ok || napi_set_element(env, result, 1, b) != napi_ok) {
+		close(sv[0]);
+		close(sv[1]);
+		napi_throw_error(env, "ERR_NAPI", "cannot build the result");
+		return NULL;
+	}
+	return result;
+}
+
+/* peerCred(socketFd): { pid, uid, gid } of the peer, as of connect()/socketpair(). */
+static napi_value js_peer_cred(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1], result, v;
+	int sock;
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+	if (get_args(env, info, 1, 1, argv) < 0 || get_fd(env, argv[0], &sock) < 0)
+		return NULL;
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return throw_errno(env, errno, "getsockopt", NULL);
+	NAPI(napi_create_object(env, &result));
+	NAPI(napi_create_int64(env, cred.pid, &v));
+	NAPI(napi_set_named_property(env, result, "pid", v));
+	NAPI(napi_create_int64(env, cred.uid, &v));
+	NAPI(napi_set_named_property(env, result, "uid", v));
+	NAPI(napi_create_int64(env, cred.gid, &v));
+	NAPI(napi_set_named_property(env, result, "gid", v));
+	return result;
+}
+
+/* landlockAbi(): the running kernel's Landlock ABI version. */
+static napi_value js_landlock_abi(napi_env env, napi_callback_info info)
+{
+	(void)info;
+	napi_value result;
+	int abi = ll_abi();
+	if (abi < 0)
+		return throw_errno(env, errno, "landlock_create_ruleset", NULL);
+	NAPI(napi_create_int32(env, abi, &result));
+	return result;
+}
+
+NAPI_MODULE_INIT()
+{
+	static const struct {
+		const char *name;
+		napi_callback fn;
+	} fns[] = {
+		{ "lgetxattr", js_lgetxattr },       { "lsetxattr", js_lsetxattr },
+		{ "lremovexattr", js_lremovexattr }, { "llistxattr", js_llistxattr },
+		{ "fgetxattr", js_fgetxattr },       { "fsetxattr", js_fsetxattr },
+		{ "fremovexattr", js_fremovexattr }, { "flistxattr", js_flistxattr },
+		{ "sendFds", js_send_fds },          { "recvFds", js_recv_fds },
+		{ "socketpair", js_socketpair },     { "peerCred", js_peer_cred },
+		{ "landlockAbi", js_landlock_abi },
+	};
+	for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+		napi_value f;
+		NAPI(napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f));
+		NAPI(napi_set_named_property(env, exports, fns[i].name, f));
+	}
+	return exports;
+}

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Installs what svirt needs on a Debian 12 host (as root), then builds it. Idempotent:
+# packages already present are not touched, and a second run only rebuilds.
+set -eu
+cd "$(dirname "$0")/.."
+
+need=""
+have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+# qemu-system-x86 + qemu-utils: the hypervisor and qemu-img; gcc + libc6-dev: the native helper;
+# apparmor: apparmor_parser for the AppArmor driver's compile checks; selinux-policy-default +
+# python3-selinux: the reference policy for offline SELinux access decisions; attr: getfattr for humans.
+for p in qemu-system-x86 qemu-utils gcc libc6-dev make python3 apparmor selinux-policy-default python3-selinux attr; do
+  have "$p" || need="$need $p"
+done
+if [ -n "$need" ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing Debian packages:$need (run this script as root to install them)" >&2
+    exit 1
+  fi
+  echo "setup: installing$need"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $need >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+npm run -s build
+echo "setup: ok"

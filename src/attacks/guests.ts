@@ -1,0 +1,31 @@
+import { closeSync, ftruncateSync, openSync } from 'node:fs';
+
+/** A sparse raw image of `mb` MiB (the matrix needs no qemu-img). */
+export function makeRawImage(path: string, mb = 8): string {
+  const fd = openSync(path, 'w', 0o644);
+  try {
+    ftruncateSync(fd, mb * 1024 * 1024);
+  } finally {
+    closeSync(fd);
+  }
+  return path;
+}
+
+/** The matrix's guests: one raw virtio disk, TCG, started paused. */
+export function demoDomainXml(name: string, disk: string): string {
+  return `<domain type='qemu'>
+  <name>${name}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='${disk}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+  </devices>
+</domain>
+`;
+}

@@ -1,0 +1,20 @@
+import { readXmlFile } from './read-xml.js';
+import { arg, type ParsedArgs } from '../args.js';
+import { openHypervisor, output } from '../context.js';
+
+export async function run(args: ParsedArgs): Promise<number> {
+  const file = arg(args, 0, 'FILE');
+  const xml = readXmlFile(file);
+  const hv = await openHypervisor(args);
+  const def = hv.define(xml);
+  output(args, `Domain '${def.name}' defined from ${file}`, { name: def.name, uuid: def.uuid });
+  return 0;
+}
+
+export async function runUndefine(args: ParsedArgs): Promise<number> {
+  const name = arg(args, 0, 'NAME');
+  const hv = await openHypervisor(args);
+  const def = hv.undefine(name);
+  output(args, `Domain '${def.name}' has been undefined`, { name: def.name, uuid: def.uuid });
+  return 0;
+}

@@ -1,0 +1,72 @@
+import { processStartTime } from '../../host/proc.js';
+import { arg, type ParsedArgs } from '../args.js';
+import { openHypervisor, output } from '../context.js';
+import type { Hypervisor, DomainInfo } from '../../hypervisor.js';
+import { readFileSync } from 'node:fs';
+
+/** virsh's `%-15s %s` lines, the security lines from the primary driver. */
+export async function run(args: ParsedArgs): Promise<number> {
+  const hv = await openHypervisor(args);
+  const info = hv.lookup(arg(args, 0, 'NAME'));
+  const fields = dominfoFields(hv, info);
+  output(args, fields.map(([k, v]) => `${(k + ':').padEnd(15)} ${v}`).join('\n') + '\n', Object.fromEntries(fields));
+  return 0;
+}
+
+export async function runDomstate(args: ParsedArgs): Promise<number> {
+  const hv = await openHypervisor(args);
+  const info = hv.lookup(arg(args, 0, 'NAME'));
+  output(args, info.state, { state: info.state });
+  return 0;
+}
+
+export function dominfoFields(hv: Hypervisor, info: DomainInfo): [string, string][] {
+  const { def, record } = info;
+  const fields: [string, string][] = [
+    ['Id', record ? String(record.id) : '-'],
+    ['Name', def.name],
+    ['UUID', def.uuid],
+    ['OS Type', def.os.type],
+    ['State', info.state],
+    ['CPU(s)', String(def.vcpus)],
+  ];
+  if (record?.pid) fields.push(['CPU time', `${cpuSeconds(record.pid).toFixed(1)}s`]);
+  fields.push(
+    ['Max memory', `${def.memoryKiB} KiB`],
+    ['Used memory', `${def.currentMemoryKiB} KiB`],
+    ['Persistent', info.persistent ? 'yes' : 'no'],
+    ['Autostart', 'disable'],
+    ['Managed save', 'no'],
+  );
+  const primary = hv.manager.primary;
+  fields.push(['Security model', primary.name], ['Security DOI', primary.doi()]);
+  if (record?.pid) {
+    const label = hv.manager.labelFor(def, primary);
+    if (label) {
+      const text = label.type === 'none' ? '' : primary.processLabel(def, label, record.pid);
+      const mode = primary.enforcing ? (primary.enforcing() ? ' (enforcing)' : ' (permissive)') : '';
+      fields.push(['Security label', `${text}${text ? mode : ''}`]);
+    }
+    for (const d of hv.manager.drivers.slice(1)) {
+      const l = hv.manager.labelFor(def, d);
+      if (l) fields.push([`Security label (${d.name})`, l.type === 'none' ? 'none' : d.processLabel(def, l, record.pid)]);
+    }
+    for (const d of hv.manager.drivers) {
+      const notes = d.features?.() ?? [];
+      if (notes.length > 0) fields.push([`Security notes (${d.name})`, notes.join('; ')]);
+    }
+  }
+  return fields;
+}
+
+/** utime + stime of the QEMU process, in seconds. */
+function cpuSeconds(pid: number): number {
+  if (processStartTime(pid) === undefined) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / 100;
+  } catch {
+    return 0; // exited between the two reads
+  }
+}

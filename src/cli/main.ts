@@ -1,0 +1,74 @@
+import { SvirtError } from '../errors.js';
+import { parseArgs, type ParsedArgs } from './args.js';
+
+/** Verbs and the module that runs each; loaded on demand so a command pays only for what it uses. */
+const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<number> }>> = {
+  capabilities: () => import('./commands/capabilities.js'),
+  define: () => import('./commands/define.js'),
+  undefine: () => import('./commands/define.js').then((m) => ({ run: m.runUndefine })),
+  list: () => import('./commands/list.js'),
+  create: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runCreate })),
+  start: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runStart })),
+  shutdown: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runShutdown })),
+  destroy: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runDestroy })),
+  suspend: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runSuspend })),
+  resume: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runResume })),
+  dominfo: () => import('./commands/dominfo.js'),
+  dumpxml: () => import('./commands/dumpxml.js'),
+  domuuid: () => import('./commands/dumpxml.js').then((m) => ({ run: m.runDomuuid })),
+  domstate: () => import('./commands/dominfo.js').then((m) => ({ run: m.runDomstate })),
+  seclabel: () => import('./commands/seclabel.js'),
+  profile: () => import('./commands/profile.js'),
+  reconcile: () => import('./commands/reconcile.js'),
+  demo: () => import('./commands/demo.js'),
+};
+
+const USAGE = `usage: svirt [--state-dir DIR] [--security-driver auto|none|LIST] [--json] COMMAND [ARGS]
+commands:
+  capabilities                      host and security model capabilities (XML)
+  define FILE | undefine NAME       add or remove a persistent definition
+  list [--all] [--name]             guests (running; --all adds shut off ones)
+  create FILE [--paused]            start a transient guest from XML
+  start NAME [--paused]             start a defined guest
+  shutdown NAME [--mode acpi|signal] [--timeout S]   ask the guest to power off
+  destroy NAME                      stop a guest now
+  suspend NAME | resume NAME        pause / continue the vCPUs
+  dominfo NAME | domstate NAME      state, resources and security label
+  dumpxml NAME [--inactive]         the definition (live labels while running)
+  domuuid NAME | seclabel NAME      the uuid / every driver's label
+  profile FILE|NAME [--driver D]    dry run: what each driver would apply, touching nothing
+  reconcile [--quiet]               clean up guests whose QEMU is gone
+  demo [--stacks LIST]              the attack matrix: two guests per stack, guest A attacks B and the host`;
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let args: ParsedArgs;
+  try {
+    args = parseArgs(argv);
+  } catch (err) {
+    return report(err, argv.includes('--json'));
+  }
+  if (args.command === undefined || args.command === 'help' || args.flags.has('help')) {
+    process.stdout.write(USAGE + '\n');
+    return args.command === undefined && !args.flags.has('help') ? 1 : 0;
+  }
+  const load = VERBS[args.command];
+  if (!load) return report(new SvirtError('SVIRT_ERR_USAGE', `unknown command '${args.command}' (see svirt help)`), args.json);
+  try {
+    const verb = await load();
+    return await verb.run(args);
+  } catch (err) {
+    return report(err, args.json);
+  }
+}
+
+/** One line on stderr, `error: <what failed>: <why>`; with --json also a JSON document on stdout. */
+function report(err: unknown, json: boolean): number {
+  const e =
+    err instanceof SvirtError
+      ? err
+      : new SvirtError('SVIRT_ERR_INTERNAL', `internal error: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  process.stderr.write(`error: ${e.message}\n`);
+  if (process.env['SVIRT_DEBUG'] === '1' && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
+  if (json) process.stdout.write(JSON.stringify({ error: { code: e.code, message: e.message, details: e.details } }) + '\n');
+  return e.code === 'SVIRT_ERR_USAGE' ? 2 : 1;
+}

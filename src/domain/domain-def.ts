@@ -1,0 +1,144 @@
+/**
+ * The in-memory form of a libvirt domain definition. Everything svirt acts on is a typed
+ * field; the parsed XML tree (`source`) is kept so elements and attributes svirt does not
+ * know survive a parse → format round trip.
+ */
+
+/** One node of the kept XML tree. */
+export type XmlNode = XmlElement | XmlText | XmlComment;
+
+export interface XmlElement {
+  readonly kind: 'element';
+  readonly name: string;
+  /** Attributes in document order. */
+  readonly attrs: ReadonlyArray<readonly [string, string]>;
+  readonly children: readonly XmlNode[];
+  /** 1-based line of the start tag in the source document, when parsed from text. */
+  readonly line?: number;
+}
+
+export interface XmlText {
+  readonly kind: 'text';
+  readonly text: string;
+  /** True when the text came from a CDATA section. */
+  readonly cdata?: boolean;
+}
+
+export interface XmlComment {
+  readonly kind: 'comment';
+  readonly text: string;
+}
+
+export type SecLabelType = 'dynamic' | 'static' | 'none';
+
+/** A domain-level `<seclabel>`: one per security model. */
+export interface SecLabelDef {
+  readonly type: SecLabelType;
+  /** `selinux`, `apparmor`, `dac`, `landlock`, `none`; absent means the primary driver's. */
+  readonly model?: string;
+  /** Whether images are relabelled; libvirt's default is yes for dynamic, no for static. */
+  readonly relabel?: boolean;
+  /** Process label (`<label>`), e.g. `system_u:system_r:svirt_t:s0:c1,c2` or `+107:+107`. */
+  readonly label?: string;
+  /** Image label (`<imagelabel>`). */
+  readonly imagelabel?: string;
+  /** Base label (`<baselabel>`) for dynamic labels: chooses the type, keeps the generated level. */
+  readonly baselabel?: string;
+}
+
+/** A per-device `<seclabel>` override (disk source, chardev source). */
+export interface DeviceSecLabelDef {
+  readonly model?: string;
+  readonly relabel?: boolean;
+  readonly label?: string;
+}
+
+export type DiskFormat = 'raw' | 'qcow2';
+
+/** One layer of a declared backing chain (`<backingStore>`). */
+export interface BackingStoreDef {
+  readonly type: 'file' | 'block';
+  readonly format: DiskFormat;
+  readonly path: string;
+  readonly backingStore?: BackingStoreDef;
+}
+
+export interface DiskDef {
+  readonly type: 'file' | 'block';
+  readonly device: 'disk' | 'cdrom' | 'floppy';
+  /** From `<driver type=...>`. Never probed: absent means raw. */
+  readonly format: DiskFormat;
+  /** Absent for an empty CD-ROM or floppy drive. */
+  readonly path?: string;
+  /** Declared backing chain, only for qcow2. */
+  readonly backingStore?: BackingStoreDef;
+  readonly target: { readonly dev: string; readonly bus: string };
+  readonly readonly: boolean;
+  readonly shareable: boolean;
+  readonly seclabels: readonly DeviceSecLabelDef[];
+}
+
+export type ChardevType = 'pty' | 'file' | 'unix';
+
+export interface ChardevDef {
+  readonly element: 'serial' | 'console';
+  readonly type: ChardevType;
+  /** File path or UNIX socket path; pty has none. */
+  readonly path?: string;
+  /** For unix: `bind` (QEMU listens) or `connect`. */
+  readonly mode?: 'bind' | 'connect';
+  readonly targetPort?: number;
+  readonly seclabels: readonly DeviceSecLabelDef[];
+}
+
+export interface LoaderDef {
+  readonly path: string;
+  readonly readonly: boolean;
+  readonly type?: 'rom' | 'pflash';
+}
+
+export interface NvramDef {
+  readonly path: string;
+  readonly template?: string;
+}
+
+export interface OsDef {
+  readonly type: string;
+  readonly arch?: string;
+  readonly machine?: string;
+  readonly kernel?: string;
+  readonly initrd?: string;
+  readonly cmdline?: string;
+  readonly dtb?: string;
+  readonly loader?: LoaderDef;
+  readonly nvram?: NvramDef;
+}
+
+/** A device element svirt keeps for round trip but does not emulate (interface, graphics, ...). */
+export interface IgnoredDeviceDef {
+  readonly name: string;
+  readonly line?: number;
+}
+
+export interface DomainDef {
+  /** `<domain type=...>`: kvm or qemu. */
+  readonly type: string;
+  readonly name: string;
+  /** Lower-case canonical 8-4-4-4-12 form. */
+  readonly uuid: string;
+  readonly title?: string;
+  readonly description?: string;
+  readonly memoryKiB: number;
+  readonly currentMemoryKiB: number;
+  readonly vcpus: number;
+  readonly os: OsDef;
+  /** Names of the elements under `<features>`. */
+  readonly features: readonly string[];
+  readonly emulator?: string;
+  readonly disks: readonly DiskDef[];
+  readonly chardevs: readonly ChardevDef[];
+  readonly seclabels: readonly SecLabelDef[];
+  readonly ignoredDevices: readonly IgnoredDeviceDef[];
+  /** The parsed document, for round trip of what svirt does not model. */
+  readonly source: XmlElement;
+}

@@ -1,0 +1,199 @@
+/**
+ * `<devices>`: disks and serial/console chardevs are modelled; every other device is kept
+ * in the tree and listed as ignored.
+ */
+import type { BackingStoreDef, ChardevDef, DiskDef, DiskFormat, IgnoredDeviceDef, XmlElement } from './domain-def.js';
+import { parseDeviceSeclabels } from './parse-seclabels.js';
+import { checkPath, invalid, oneOf, parseUnsigned, quote, single, singleText, unsupported } from './parse-util.js';
+import { attr, childElements } from './xml-tree.js';
+
+export interface ParsedDevices {
+  readonly emulator?: string;
+  readonly disks: DiskDef[];
+  readonly chardevs: ChardevDef[];
+  readonly ignoredDevices: IgnoredDeviceDef[];
+}
+
+/** Target names libvirt derives a bus from (fda, hdc, sda, vdb, xvda, ubda). */
+export const DISK_TARGET = /^(fd|hd|sd|vd|xvd|ubd)[a-z]{1,8}$/;
+
+const DISK_BUSES = ['ide', 'scsi', 'virtio', 'xen', 'usb', 'uml', 'sata', 'sd', 'fdc'] as const;
+const FORMATS: readonly DiskFormat[] = ['raw', 'qcow2'];
+
+/** libvirt's default bus for a target name (floppies always sit on fdc). */
+function defaultBus(dev: string, device: DiskDef['device']): string {
+  if (device === 'floppy' || dev.startsWith('fd')) return 'fdc';
+  if (dev.startsWith('vd')) return 'virtio';
+  if (dev.startsWith('sd')) return 'scsi';
+  if (dev.startsWith('xvd')) return 'xen';
+  if (dev.startsWith('ubd')) return 'uml';
+  return 'ide';
+}
+
+function diskFormat(el: XmlElement, value: string | undefined, what: string): DiskFormat {
+  if (value === undefined) return 'raw';
+  if ((FORMATS as readonly string[]).includes(value)) return value as DiskFormat;
+  throw unsupported(el, `${what} format ${quote(value)}: only raw and qcow2 are supported`, { value });
+}
+
+/** Source path attribute of a file or block source. */
+function sourceAttr(type: 'file' | 'block'): 'file' | 'dev' {
+  return type === 'file' ? 'file' : 'dev';
+}
+
+function parseBacking(parent: XmlElement, parentFormat: DiskFormat, disk: string): BackingStoreDef | undefined {
+  const bs = single(parent, 'backingStore');
+  if (!bs) return undefined;
+  const source = single(bs, 'source');
+  if (!source) return undefined; // an empty <backingStore/> declares the end of the chain
+  if (parentFormat !== 'qcow2') {
+    throw invalid(bs, `disk '${disk}': a ${parentFormat} image has no backing file; backing chains are only declared for qcow2`);
+  }
+  const rawType = attr(bs, 'type');
+  if (rawType === undefined) throw invalid(bs, `disk '${disk}': missing type= (file or block)`);
+  if (rawType !== 'file' && rawType !== 'block') {
+    throw unsupported(bs, `disk '${disk}': backing store type ${quote(rawType)}: only file and block are supported`);
+  }
+  const formatEl = single(bs, 'format');
+  const rawFormat = formatEl ? attr(formatEl, 'type') : undefined;
+  if (rawFormat === undefined) {
+    throw invalid(bs, `disk '${disk}': missing <format type=...> (backing formats are declared, never probed)`);
+  }
+  const format = diskFormat(formatEl ?? bs, rawFormat, 'backing store');
+  const path = attr(source, sourceAttr(rawType));
+  if (path === undefined || path === '') {
+    throw invalid(source, `disk '${disk}': backing store of type ${rawType} needs <source ${sourceAttr(rawType)}=...>`);
+  }
+  checkPath(path, `a backing store of disk '${disk}'`, source);
+  const next = parseBacking(bs, format, disk);
+  return next === undefined ? { type: rawType, format, path } : { type: rawType, format, path, backingStore: next };
+}
+
+export function parseDisk(el: XmlElement): DiskDef {
+  const type = attr(el, 'type') ?? 'file';
+  if (type !== 'file' && type !== 'block') {
+    throw unsupported(el, `disk type ${quote(type)}: only file and block disks are supported`, { value: type });
+  }
+  const device = attr(el, 'device') ?? 'disk';
+  if (device === 'lun') throw unsupported(el, "device='lun' (SCSI passthrough) is not supported");
+  if (device !== 'disk' && device !== 'cdrom' && device !== 'floppy') {
+    throw invalid(el, `device=${quote(device)} must be one of disk, cdrom, floppy`);
+  }
+
+  const target = single(el, 'target');
+  if (!target) throw invalid(el, 'missing <target dev=...>');
+  const dev = attr(target, 'dev');
+  if (dev === undefined) throw invalid(target, 'missing dev=');
+  if (!DISK_TARGET.test(dev)) {
+    throw invalid(target, `dev=${quote(dev)} is not a disk target name (fda, hdc, sda, vdb, ...)`);
+  }
+  const bus = oneOf(target, 'bus', DISK_BUSES) ?? defaultBus(dev, device);
+  if (device === 'floppy' && bus !== 'fdc') throw invalid(target, `disk '${dev}': a floppy must be on bus 'fdc', not ${quote(bus)}`);
+
+  const driver = single(el, 'driver');
+  const format = diskFormat(driver ?? el, driver ? attr(driver, 'type') : undefined, `disk '${dev}'`);
+
+  const source = single(el, 'source');
+  const want = sourceAttr(type);
+  let path = source ? attr(source, want) : undefined;
+  if (path === '') path = undefined;
+  if (source && path === undefined && attr(source, want === 'file' ? 'dev' : 'file') !== undefined) {
+    throw invalid(source, `disk '${dev}' of type ${type} takes <source ${want}=...>`);
+  }
+  if (path === undefined && device === 'disk') throw invalid(el, `disk '${dev}' has no <source ${want}=...>`);
+  if (path !== undefined && source) checkPath(path, `disk '${dev}'`, source);
+
+  const backingStore = parseBacking(el, format, dev);
+  return {
+    type,
+    device,
+    format,
+    ...(path === undefined ? {} : { path }),
+    ...(backingStore === undefined ? {} : { backingStore }),
+    target: { dev, bus },
+    // libvirt: a CD-ROM is always read-only.
+    readonly: device === 'cdrom' || single(el, 'readonly') !== undefined,
+    shareable: single(el, 'shareable') !== undefined,
+    seclabels: source ? parseDeviceSeclabels(source) : [],
+  };
+}
+
+/** A serial or console element as a chardev (the alias question is decided by the caller). */
+export function parseChardev(el: XmlElement, element: 'serial' | 'console'): ChardevDef {
+  const type = attr(el, 'type') ?? 'pty';
+  if (type !== 'pty' && type !== 'file' && type !== 'unix') {
+    throw unsupported(el, `${element} type ${quote(type)}: only pty, file and unix are supported`, { value: type });
+  }
+  const source = single(el, 'source');
+  const target = single(el, 'target');
+  const portRaw = target ? attr(target, 'port') : undefined;
+  const targetPort = portRaw === undefined ? undefined : parseUnsigned(target ?? el, portRaw, 'port', 65535);
+  const seclabels = source ? parseDeviceSeclabels(source) : [];
+  const common = { element, type, seclabels, ...(targetPort === undefined ? {} : { targetPort }) } as const;
+  if (type === 'pty') return common; // a pty's <source path> is output (the allocated /dev/pts/N)
+
+  const path = source ? attr(source, 'path') : undefined;
+  if (!source || path === undefined || path === '') throw invalid(source ?? el, `${element} of type ${type} needs <source path=...>`);
+  checkPath(path, `${element} of type ${type}`, source);
+  if (type === 'file') return { ...common, path };
+  const mode = oneOf(source, 'mode', ['bind', 'connect'] as const) ?? 'bind';
+  return { ...common, path, mode };
+}
+
+/** The target type of a console: absent means 'serial' for hvm guests (libvirt). */
+export function consoleTargetType(el: XmlElement): string {
+  const target = single(el, 'target');
+  return (target ? attr(target, 'type') : undefined) ?? 'serial';
+}
+
+/**
+ * The first console is an alias of the first serial port when both exist and the console
+ * targets 'serial' (libvirt keeps it only as a second name for that port).
+ */
+export function aliasConsole(devices: XmlElement): XmlElement | undefined {
+  const first = childElements(devices, 'console')[0];
+  if (!first || childElements(devices, 'serial').length === 0) return undefined;
+  return consoleTargetType(first) === 'serial' ? first : undefined;
+}
+
+export function parseDevices(devices: XmlElement | undefined): ParsedDevices {
+  const out: ParsedDevices = { disks: [], chardevs: [], ignoredDevices: [] };
+  if (!devices) return out;
+  let emulator: string | undefined;
+  const emulatorEl = single(devices, 'emulator');
+  if (emulatorEl) {
+    emulator = singleText(devices, 'emulator');
+    if (emulator === undefined) throw invalid(emulatorEl, 'empty <emulator>');
+    checkPath(emulator, 'the emulator', emulatorEl);
+  }
+  const alias = aliasConsole(devices);
+  const targets = new Map<string, XmlElement>();
+  let consoles = 0;
+  for (const el of childElements(devices)) {
+    switch (el.name) {
+      case 'emulator':
+        break;
+      case 'disk': {
+        const disk = parseDisk(el);
+        const before = targets.get(disk.target.dev);
+        if (before) throw invalid(el, `target ${quote(disk.target.dev)} is already used by the <disk> at line ${before.line ?? '?'}`);
+        targets.set(disk.target.dev, el);
+        out.disks.push(disk);
+        break;
+      }
+      case 'serial':
+        out.chardevs.push(parseChardev(el, 'serial'));
+        break;
+      case 'console':
+        if (consoles++ > 0 && consoleTargetType(el) === 'serial') {
+          throw invalid(el, "only the first <console> can target a serial port (set <target type='virtio'/>)");
+        }
+        if (el === alias) parseChardev(el, 'console'); // validated, but the same device as serial 0
+        else out.chardevs.push(parseChardev(el, 'console'));
+        break;
+      default:
+        out.ignoredDevices.push(el.line === undefined ? { name: el.name } : { name: el.name, line: el.line });
+    }
+  }
+  return emulator === undefined ? out : { ...out, emulator };
+}

@@ -1,0 +1,35 @@
+import { closeSync, constants, fstatSync, lstatSync, openSync, type Stats } from 'node:fs';
+import { SvirtError, errnoOf } from '../errors.js';
+
+/**
+ * Opens `path` without following a symlink in its last component and hands the fd to fn.
+ * Sockets cannot be opened: fn gets fd -1 and the lstat result instead.
+ */
+export function withNoFollow<T>(path: string, fn: (fd: number, st: Stats) => T, what = 'open'): T {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (err) {
+    const errno = errnoOf(err);
+    if (errno === 'ENXIO') {
+      // A UNIX socket: lstat does not follow links either.
+      const st = lstatSync(path);
+      if (st.isSocket()) return fn(-1, st);
+    }
+    if (errno === 'ELOOP') {
+      throw new SvirtError('SVIRT_ERR_PATH_INVALID', `cannot ${what} "${path}": it is a symbolic link`, {
+        details: { path, errno },
+        cause: err,
+      });
+    }
+    throw new SvirtError('SVIRT_ERR_HOST', `cannot ${what} "${path}": ${errno ?? String(err)}`, {
+      details: { path, errno },
+      cause: err,
+    });
+  }
+  try {
+    return fn(fd, fstatSync(fd));
+  } finally {
+    closeSync(fd);
+  }
+}

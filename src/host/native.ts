@@ -1,0 +1,215 @@
+/**
+ * The native helpers built by `npm run build:native` into native/out/: the svirt_native.node
+ * addon (the syscalls Node lacks) and the svirt-exec / svirt-monitor programs. The addon is
+ * loaded on first use, so importing this module costs nothing. See docs/native.md.
+ */
+import { accessSync, constants, existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SvirtError } from '../errors.js';
+
+/** An OS error thrown by an addon function. */
+export interface NativeSystemError extends Error {
+  /** errno name, e.g. `ENOENT`. */
+  readonly code: string;
+  /** errno number (positive, as in `os.constants.errno`). */
+  readonly errno: number;
+  readonly syscall: string;
+  /** Set by the path-based xattr calls. */
+  readonly path?: string;
+}
+
+/** Credentials of a unix socket's peer, as of connect() or socketpair(). */
+export interface PeerCred {
+  readonly pid: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** One message received with {@link recvFds}; the fds are close-on-exec and now ours to close. */
+export interface ReceivedFds {
+  readonly data: Buffer;
+  readonly fds: readonly number[];
+}
+
+/** `create`: fail with EEXIST if the attribute exists; `replace`: fail with ENODATA if not. */
+export type XattrMode = 'create' | 'replace';
+
+interface Addon {
+  lgetxattr(path: string, name: string): Buffer | undefined;
+  lsetxattr(path: string, name: string, value: Uint8Array | string, flags: number): void;
+  lremovexattr(path: string, name: string): void;
+  llistxattr(path: string): string[];
+  fgetxattr(fd: number, name: string): Buffer | undefined;
+  fsetxattr(fd: number, name: string, value: Uint8Array | string, flags: number): void;
+  fremovexattr(fd: number, name: string): void;
+  flistxattr(fd: number): string[];
+  sendFds(socketFd: number, data: Uint8Array | string, fds: readonly number[]): number;
+  recvFds(socketFd: number, maxData: number, maxFds: number): ReceivedFds;
+  socketpair(): [number, number];
+  peerCred(socketFd: number): PeerCred;
+  landlockAbi(): number;
+}
+
+const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
+  'lgetxattr', 'lsetxattr', 'lremovexattr', 'llistxattr',
+  'fgetxattr', 'fsetxattr', 'fremovexattr', 'flistxattr',
+  'sendFds', 'recvFds', 'socketpair', 'peerCred', 'landlockAbi',
+];
+
+const XATTR_FLAGS: Readonly<Record<XattrMode, number>> = { create: 1, replace: 2 };
+
+let outDir: string | undefined;
+let addon: Addon | undefined;
+
+/** native/out/ of the package: the first directory above this module holding package.json
+ * (dist/src/host/ → the package root, or src/host/ when run from source). */
+export function nativeOutDir(): string {
+  if (outDir !== undefined) return outDir;
+  const start = dirname(fileURLToPath(import.meta.url));
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) {
+      outDir = join(dir, 'native', 'out');
+      return outDir;
+    }
+    if (dirname(dir) === dir) {
+      throw new SvirtError('SVIRT_ERR_NATIVE', `cannot find the svirt package root above "${start}"`);
+    }
+  }
+}
+
+function notBuilt(path: string, cause?: unknown): SvirtError {
+  return new SvirtError('SVIRT_ERR_NATIVE', `native helper not built: run npm run build:native (missing "${path}")`, {
+    details: { path },
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+function program(name: string): string {
+  const path = join(nativeOutDir(), name);
+  try {
+    accessSync(path, constants.X_OK);
+  } catch (err) {
+    throw notBuilt(path, err);
+  }
+  return path;
+}
+
+/** Absolute path of svirt-exec (applies a ConfinementSpec, then execs). */
+export function svirtExecPath(): string {
+  return program('svirt-exec');
+}
+
+/** Absolute path of svirt-monitor (the per-guest process that outlives the CLI). */
+export function svirtMonitorPath(): string {
+  return program('svirt-monitor');
+}
+
+/** Absolute path of svirt-probe (one hostile action, for the attack matrix). */
+export function svirtProbePath(): string {
+  return program('svirt-probe');
+}
+
+function load(): Addon {
+  if (addon !== undefined) return addon;
+  const path = join(nativeOutDir(), 'svirt_native.node');
+  if (!existsSync(path)) throw notBuilt(path);
+  let mod: unknown;
+  try {
+    mod = createRequire(import.meta.url)(path);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new SvirtError('SVIRT_ERR_NATIVE', `cannot load "${path}": ${why}`, { details: { path }, cause: err });
+  }
+  const missing = ADDON_FUNCTIONS.filter(
+    (name) => typeof mod !== 'object' || mod === null || typeof (mod as Record<string, unknown>)[name] !== 'function',
+  );
+  if (missing.length > 0) {
+    throw new SvirtError('SVIRT_ERR_NATIVE', `"${path}" lacks ${missing.join(', ')}: rebuild with npm run build:native`, {
+      details: { path, missing },
+    });
+  }
+  addon = mod as Addon;
+  return addon;
+}
+
+/** True for the errors the addon throws (an errno behind them). */
+export function isNativeSystemError(err: unknown): err is NativeSystemError {
+  return (
+    err instanceof Error &&
+    typeof (err as { code?: unknown }).code === 'string' &&
+    typeof (err as { errno?: unknown }).errno === 'number' &&
+    typeof (err as { syscall?: unknown }).syscall === 'string'
+  );
+}
+
+/** The value of xattr `name` on `path` (a symlink itself, never its target), or undefined if unset. */
+export function lgetxattr(path: string, name: string): Buffer | undefined {
+  return load().lgetxattr(path, name);
+}
+
+/** Sets xattr `name` on `path` (a symlink itself, never its target). */
+export function lsetxattr(path: string, name: string, value: Uint8Array | string, mode?: XattrMode): void {
+  load().lsetxattr(path, name, value, mode === undefined ? 0 : XATTR_FLAGS[mode]);
+}
+
+/** Removes xattr `name` from `path`; an attribute already absent is not an error. */
+export function lremovexattr(path: string, name: string): void {
+  load().lremovexattr(path, name);
+}
+
+/** Names of the xattrs of `path` that the caller may see. */
+export function llistxattr(path: string): string[] {
+  return load().llistxattr(path);
+}
+
+/** {@link lgetxattr} on an open fd (e.g. opened with O_NOFOLLOW). */
+export function fgetxattr(fd: number, name: string): Buffer | undefined {
+  return load().fgetxattr(fd, name);
+}
+
+/** {@link lsetxattr} on an open fd. */
+export function fsetxattr(fd: number, name: string, value: Uint8Array | string, mode?: XattrMode): void {
+  load().fsetxattr(fd, name, value, mode === undefined ? 0 : XATTR_FLAGS[mode]);
+}
+
+/** {@link lremovexattr} on an open fd. */
+export function fremovexattr(fd: number, name: string): void {
+  load().fremovexattr(fd, name);
+}
+
+/** {@link llistxattr} on an open fd. */
+export function flistxattr(fd: number): string[] {
+  return load().flistxattr(fd);
+}
+
+/**
+ * Sends `data` (at least one byte when fds are passed) with `fds` attached (SCM_RIGHTS, at
+ * most 253) on a unix socket. Returns the bytes sent; a non-blocking socket that is full
+ * throws code EAGAIN (wait for writability and retry).
+ */
+export function sendFds(socketFd: number, data: Uint8Array | string, fds: readonly number[]): number {
+  return load().sendFds(socketFd, data, fds);
+}
+
+/** Receives one message of at most `maxData` bytes and `maxFds` fds. Empty data means EOF.
+ * More fds than `maxFds` throws code EMSGSIZE (the received ones are closed). */
+export function recvFds(socketFd: number, maxData: number, maxFds: number): ReceivedFds {
+  return load().recvFds(socketFd, maxData, maxFds);
+}
+
+/** A connected pair of AF_UNIX stream sockets, close-on-exec. */
+export function socketpair(): [number, number] {
+  return load().socketpair();
+}
+
+/** pid/uid/gid of the process at the other end of a unix socket (SO_PEERCRED). */
+export function peerCred(socketFd: number): PeerCred {
+  return load().peerCred(socketFd);
+}
+
+/** The kernel's Landlock ABI version; throws code ENOSYS (not built in) or EOPNOTSUPP (disabled). */
+export function landlockAbi(): number {
+  return load().landlockAbi();
+}

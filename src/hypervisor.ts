@@ -1,0 +1,457 @@
+import { closeSync, constants, existsSync, mkdirSync, openSync, rmSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { DomainDef } from './domain/domain-def.js';
+import { formatDomainXml, parseDomainXml } from './domain/index.js';
+import { SvirtError, errnoOf } from './errors.js';
+import { svirtExecPath, svirtMonitorPath } from './host/native.js';
+import type { StatePaths } from './host/paths.js';
+import { isAlive, selfIdentity, signal, waitGone, type ProcessIdentity } from './host/proc.js';
+import { buildArgv, diskKey, type FdSetEntry } from './qemu/argv.js';
+import { launch } from './qemu/launcher.js';
+import { QmpClient } from './qemu/qmp-client.js';
+import type { GuestResource, SecurityContext } from './security/driver.js';
+import type { SecurityManager } from './security/manager.js';
+import { deserializeResources, guestResources, resolvePath, resolveResources, serializeResources } from './security/resources.js';
+import { stackFromNames, type SecurityConfig } from './security/stack.js';
+import type { RunningRecord, Store } from './store/store.js';
+import { crashPoint } from './testing/crash-points.js';
+
+export type DomainState = 'running' | 'paused' | 'shut off';
+
+export interface DomainInfo {
+  readonly def: DomainDef;
+  readonly state: DomainState;
+  readonly persistent: boolean;
+  readonly record?: RunningRecord;
+}
+
+export interface HypervisorOptions {
+  readonly paths: StatePaths;
+  readonly store: Store;
+  /** The stack new guests start with. */
+  readonly manager: SecurityManager;
+  readonly config: SecurityConfig;
+  /** The QMP greeting must come within this (default 30 s: TCG on a loaded host is slow). */
+  readonly startTimeoutMs?: number;
+}
+
+/**
+ * The one place where the order of every lifecycle step lives (DESIGN §3). CLI verbs and
+ * the remote protocol call these methods and nothing below them.
+ */
+export class Hypervisor {
+  readonly store: Store;
+  readonly paths: StatePaths;
+  readonly manager: SecurityManager;
+  private readonly config: SecurityConfig;
+  private readonly startTimeoutMs: number;
+  private readonly me: ProcessIdentity;
+
+  constructor(o: HypervisorOptions) {
+    this.store = o.store;
+    this.paths = o.paths;
+    this.manager = o.manager;
+    this.config = o.config;
+    this.startTimeoutMs = o.startTimeoutMs ?? 30_000;
+    this.me = selfIdentity();
+  }
+
+  /**
+   * libvirt's meaning: `<domain type='kvm'>` asks for KVM (used when /dev/kvm exists, TCG
+   * otherwise), `type='qemu'` is plain emulation (TCG).
+   */
+  virtType(def: DomainDef): 'kvm' | 'qemu' {
+    return def.type === 'kvm' && existsSync('/dev/kvm') ? 'kvm' : 'qemu';
+  }
+
+  context(def: DomainDef, runtimeDir: string): SecurityContext {
+    return {
+      runtimeDir,
+      runtimeRoot: this.paths.runtimeRoot,
+      memory: this.store,
+      reservations: this.store,
+      virtType: this.virtType(def),
+      emulator: def.emulator ?? '/usr/bin/qemu-system-x86_64',
+    };
+  }
+
+  // ---- definitions -------------------------------------------------------------------
+
+  define(xml: string): DomainDef {
+    // Inactive parse (virsh define): generated dynamic labels in the input are dropped.
+    const def = parseDomainXml(xml, { inactive: true });
+    this.store.putDefinition({ uuid: def.uuid, name: def.name, xml: formatDomainXml(def) });
+    return def;
+  }
+
+  undefine(name: string): DomainDef {
+    const d = this.store.getDefinedByName(name);
+    if (!d) throw noDomain(name);
+    const def = parseDomainXml(d.xml);
+    this.store.tx(() => {
+      this.store.deleteDefinition(d.uuid);
+      const running = this.store.getRunning(d.uuid);
+      // A running guest stays running, as a transient one (libvirt's behaviour).
+      if (running) this.store.db.prepare('UPDATE running SET persistent = 0 WHERE uuid = ?').run(d.uuid);
+    });
+    this.manager.undefine(def);
+    return def;
+  }
+
+  /** A guest by name or uuid: its live definition when running, else the stored one. */
+  lookup(nameOrUuid: string): DomainInfo {
+    const rec = this.store.getRunningByName(nameOrUuid) ?? this.store.getRunning(nameOrUuid.toLowerCase());
+    if (rec) {
+      return {
+        def: parseDomainXml(rec.liveXml),
+        state: rec.paused ? 'paused' : 'running',
+        persistent: rec.persistent,
+        record: rec,
+      };
+    }
+    const d = this.store.getDefinedByName(nameOrUuid) ?? this.store.getDefinedByUuid(nameOrUuid.toLowerCase());
+    if (!d) throw noDomain(nameOrUuid);
+    return { def: parseDomainXml(d.xml), state: 'shut off', persistent: true };
+  }
+
+  /** The stored (inactive) definition. */
+  inactiveDef(nameOrUuid: string): DomainDef {
+    const info = this.lookup(nameOrUuid);
+    const d = this.store.getDefinedByUuid(info.def.uuid);
+    if (!d) throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${info.def.name}' is transient: it has no inactive definition`);
+    return parseDomainXml(d.xml);
+  }
+
+  list(): DomainInfo[] {
+    const out: DomainInfo[] = [];
+    const running = new Set<string>();
+    for (const rec of this.store.listRunning()) {
+      running.add(rec.uuid);
+      out.push({ def: parseDomainXml(rec.liveXml), state: rec.paused ? 'paused' : 'running', persistent: rec.persistent, record: rec });
+    }
+    for (const d of this.store.listDefined()) {
+      if (!running.has(d.uuid)) out.push({ def: parseDomainXml(d.xml), state: 'shut off', persistent: true });
+    }
+    return out;
+  }
+
+  // ---- start -------------------------------------------------------------------------
+
+  async start(name: string, opts: { paused?: boolean } = {}): Promise<RunningRecord> {
+    const d = this.store.getDefinedByName(name) ?? this.store.getDefinedByUuid(name.toLowerCase());
+    if (!d) throw noDomain(name);
+    return this.startDef(parseDomainXml(d.xml), true, opts.paused ?? false);
+  }
+
+  /** `create FILE`: a transient guest, gone from the store once it stops. */
+  async create(xml: string, opts: { paused?: boolean } = {}): Promise<RunningRecord> {
+    return this.startDef(parseDomainXml(xml, { inactive: true }), false, opts.paused ?? false);
+  }
+
+  private async startDef(def: DomainDef, persistent: boolean, paused: boolean): Promise<RunningRecord> {
+    if (!persistent && this.store.getDefinedByName(def.name)) {
+      throw new SvirtError('SVIRT_ERR_DOMAIN_EXISTS', `domain '${def.name}' is already defined; use start`);
+    }
+    this.ensureRuntimeRoot();
+    const runtimeDir = join(this.paths.runtimeRoot, def.uuid);
+    const qmpPath = join(runtimeDir, 'qmp.sock');
+    const claimed = this.store.insertStarting({
+      uuid: def.uuid,
+      name: def.name,
+      ownerPid: this.me.pid,
+      ownerStart: this.me.startTime,
+      runtimeDir,
+      qmpPath,
+      liveXml: formatDomainXml(def),
+      persistent,
+      stack: this.manager.names,
+      resources: '[]',
+      startedAt: Date.now(),
+    });
+    if (!claimed) {
+      throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${def.name}' is already running (or being started or stopped)`);
+    }
+    crashPoint('start:claimed');
+    const ctx = this.context(def, runtimeDir);
+    let live: DomainDef = def;
+    let resources: GuestResource[] = [];
+    const fds: number[] = [];
+    const images: number[] = [];
+    let launchedPid: ProcessIdentity | undefined;
+    try {
+      rmSync(runtimeDir, { recursive: true, force: true });
+      mkdirSync(runtimeDir, { mode: 0o700 });
+      live = this.manager.genLabels(def, ctx);
+      resources = resolveResources(guestResources(live, runtimeDir));
+      // Journal first: from here a crash is repaired from what the record says.
+      this.store.updateRunning(def.uuid, { liveXml: formatDomainXml(live), resources: serializeResources(resources) });
+      crashPoint('start:labels-reserved');
+      this.manager.setAllLabel(live, resources, ctx);
+      crashPoint('start:labelled');
+      const fdsets = this.openDisks(live, images);
+      const spec = this.manager.confinement(live, resources, ctx, [...fdsets.values()].map((e) => e.fd));
+      const argv = buildArgv(live, {
+        emulator: ctx.emulator,
+        accel: ctx.virtType === 'kvm' ? 'kvm' : 'tcg',
+        qmpPath,
+        paused,
+        fdsets,
+      });
+      const logPath = join(this.logDir(), `${def.name}.log`);
+      const logFd = openSync(logPath, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+      fds.push(logFd);
+      const launched = await launch({
+        monitorPath: svirtMonitorPath(),
+        execPath: svirtExecPath(),
+        argv,
+        spec,
+        fds: images,
+        logFd,
+        logPath,
+        qmpPath,
+        hook: this.reconcileHook(),
+        timeoutMs: this.startTimeoutMs,
+      });
+      launchedPid = { pid: launched.pid, startTime: launched.startTime };
+      launched.qmp.close();
+      crashPoint('start:launched');
+      this.store.tx(() => {
+        this.store.updateRunning(def.uuid, { pid: launched.pid, pidStart: launched.startTime, monitorPid: launched.monitorPid, paused });
+        this.store.setRunState(def.uuid, 'running', null);
+      });
+      const rec = this.store.getRunning(def.uuid);
+      if (!rec) throw new SvirtError('SVIRT_ERR_INTERNAL', `running record of '${def.name}' vanished`);
+      return rec;
+    } catch (err) {
+      if (launchedPid) await this.kill(launchedPid);
+      await this.killStarting(def.uuid);
+      this.undoStart(live, resources, ctx);
+      throw err;
+    } finally {
+      for (const fd of [...fds, ...images]) closeSync(fd);
+    }
+  }
+
+  /** A start that failed after the monitor learned QEMU's pid: make sure nothing of it runs. */
+  private async killStarting(uuid: string): Promise<void> {
+    const rec = this.store.getRunning(uuid);
+    if (rec?.pid && rec.pidStart) await this.kill({ pid: rec.pid, startTime: rec.pidStart });
+  }
+
+  private undoStart(live: DomainDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
+    try {
+      // No resources: labels were never generated (or none applied), so nothing to restore.
+      if (resources.length > 0) this.manager.restoreAllLabel(live, resources, ctx);
+    } catch (restoreErr) {
+      // Keep the record: the next command's reconcile retries the restore.
+      this.store.setRunState(live.uuid, 'stopping', null);
+      throw restoreErr;
+    }
+    this.store.tx(() => {
+      this.store.releaseReservations(live.uuid);
+      this.store.deleteRunning(live.uuid);
+    });
+    rmSync(ctx.runtimeDir, { recursive: true, force: true });
+  }
+
+  /**
+   * Opens every disk layer (O_NOFOLLOW on the resolved path). The k-th fd pushed to `images`
+   * becomes fd 4 + k in QEMU (fd 3 carries the spec), which is what the entries name.
+   */
+  private openDisks(def: DomainDef, images: number[]): Map<string, FdSetEntry> {
+    const fdsets = new Map<string, FdSetEntry>();
+    let set = 1;
+    for (const disk of def.disks) {
+      if (disk.path === undefined) continue;
+      const layers: { path: string; readonly: boolean }[] = [
+        { path: disk.path, readonly: disk.readonly || disk.device === 'cdrom' },
+      ];
+      for (let b = disk.backingStore; b; b = b.backingStore) layers.push({ path: b.path, readonly: true });
+      layers.forEach((layer, i) => {
+        const real = resolvePath(layer.path);
+        let fd: number;
+        try {
+          const flags = (layer.readonly ? constants.O_RDONLY : constants.O_RDWR) | constants.O_NOFOLLOW; // libuv adds O_CLOEXEC
+          fd = openSync(real, flags);
+        } catch (err) {
+          throw new SvirtError('SVIRT_ERR_QEMU_START', `cannot open disk ${disk.target.dev} "${layer.path}": ${errnoOf(err) ?? String(err)}`, {
+            details: { path: layer.path, errno: errnoOf(err) },
+            cause: err,
+          });
+        }
+        images.push(fd);
+        fdsets.set(diskKey(disk, i), { fd: 3 + images.length, set, path: real, readonly: layer.readonly });
+        set++;
+      });
+    }
+    return fdsets;
+  }
+
+  private reconcileHook(): string[] {
+    // dist/src/hypervisor.js → <package>/bin/svirt.js
+    const main = fileURLToPath(new URL('../../bin/svirt.js', import.meta.url));
+    // The record names the stack to clean up with; the hook itself needs no probing.
+    return [process.execPath, main, '--state-dir', this.paths.stateDir, '--security-driver', 'none', 'reconcile', '--quiet'];
+  }
+
+  private ensureRuntimeRoot(): void {
+    mkdirSync(this.paths.runtimeRoot, { recursive: true, mode: 0o711 });
+    // Guest uids must traverse it to reach their own dir (and nothing more: 0711).
+    if (this.paths.system) {
+      chmodSync(this.paths.runtimeRoot, 0o711);
+      chmodSync(this.paths.stateDir, 0o711);
+    }
+  }
+
+  logDir(): string {
+    const dir = join(this.paths.stateDir, 'log');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return dir;
+  }
+
+  // ---- stop --------------------------------------------------------------------------
+
+  /** `destroy`: SIGTERM, then SIGKILL after a grace period; labels restored; nothing left. */
+  async destroy(name: string, opts: { graceMs?: number } = {}): Promise<void> {
+    const rec = this.claimForStop(name);
+    crashPoint('destroy:claimed');
+    if (rec.pid && rec.pidStart) await this.kill({ pid: rec.pid, startTime: rec.pidStart }, opts.graceMs ?? 3000);
+    crashPoint('destroy:killed');
+    await this.cleanup(rec);
+  }
+
+  /**
+   * `shutdown`: asks the guest to power off (ACPI, or SIGTERM with mode 'signal' which QEMU
+   * handles as a clean exit) and waits for it; cleanup follows once QEMU is gone.
+   */
+  async shutdown(name: string, opts: { mode?: 'acpi' | 'signal'; timeoutMs?: number } = {}): Promise<boolean> {
+    const info = this.lookup(name);
+    const rec = info.record;
+    if (!rec || rec.state !== 'running' || !rec.pid || !rec.pidStart) {
+      throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${info.def.name}' is not running`);
+    }
+    const id = { pid: rec.pid, startTime: rec.pidStart };
+    if ((opts.mode ?? 'acpi') === 'signal') signal(id.pid, 'SIGTERM');
+    else await this.withQmp(rec, (q) => q.execute('system_powerdown'));
+    crashPoint('shutdown:requested');
+    if (opts.timeoutMs === 0) return false;
+    if (!(await waitGone(id, opts.timeoutMs ?? 60_000))) return false;
+    await this.reconcile();
+    return true;
+  }
+
+  /** Claims a running guest for stopping (state → stopping, owned by this process). */
+  private claimForStop(name: string): RunningRecord {
+    return this.store.tx(() => {
+      const rec = this.store.getRunningByName(name) ?? this.store.getRunning(name.toLowerCase());
+      if (!rec) {
+        if (this.store.getDefinedByName(name) ?? this.store.getDefinedByUuid(name.toLowerCase())) {
+          throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${name}' is not running`);
+        }
+        throw noDomain(name);
+      }
+      const busy = rec.state !== 'running' && rec.ownerPid && rec.ownerStart && isAlive({ pid: rec.ownerPid, startTime: rec.ownerStart });
+      if (busy) throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${rec.name}' is being ${rec.state === 'starting' ? 'started' : 'stopped'} by process ${rec.ownerPid}`);
+      this.store.setRunState(rec.uuid, 'stopping', this.me);
+      return { ...rec, state: 'stopping' };
+    });
+  }
+
+  /** SIGTERM, wait, SIGKILL: ends QEMU, only if the pid is still the process we started. */
+  private async kill(id: ProcessIdentity, graceMs = 0): Promise<void> {
+    if (!isAlive(id)) return;
+    signal(id.pid, graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
+    if (graceMs > 0 && (await waitGone(id, graceMs, 2))) return;
+    if (isAlive(id)) signal(id.pid, 'SIGKILL');
+    if (!(await waitGone(id, 10_000, 2))) {
+      throw new SvirtError('SVIRT_ERR_TIMEOUT', `QEMU process ${id.pid} did not exit after SIGKILL`);
+    }
+  }
+
+  /** The end of every stop: restore labels, release reservations, remove the runtime dir and the record. */
+  private async cleanup(rec: RunningRecord): Promise<void> {
+    const live = parseDomainXml(rec.liveXml);
+    const manager = rec.stack.join(',') === this.manager.names.join(',') ? this.manager : await stackFromNames(rec.stack, this.config);
+    const ctx = this.context(live, rec.runtimeDir);
+    manager.restoreAllLabel(live, deserializeResources(rec.resources), ctx);
+    crashPoint('cleanup:restored');
+    this.store.tx(() => {
+      this.store.releaseReservations(rec.uuid);
+      this.store.deleteRunning(rec.uuid);
+    });
+    rmSync(rec.runtimeDir, { recursive: true, force: true });
+  }
+
+  /**
+   * Every command starts here: a record whose QEMU is gone, or whose owner (a svirt process
+   * that was starting or stopping it) died, is brought to a clean stop.
+   */
+  async reconcile(): Promise<string[]> {
+    const cleaned: string[] = [];
+    for (const rec of this.store.listRunning()) {
+      const qemu = rec.pid && rec.pidStart ? { pid: rec.pid, startTime: rec.pidStart } : undefined;
+      const ownerAlive = rec.ownerPid && rec.ownerStart ? isAlive({ pid: rec.ownerPid, startTime: rec.ownerStart }) : false;
+      if (rec.state === 'running' && qemu && isAlive(qemu)) continue;
+      if (rec.state !== 'running' && ownerAlive) continue;
+      const claimed = this.store.tx(() => {
+        const now = this.store.getRunning(rec.uuid);
+        if (!now || now.ownerPid !== rec.ownerPid || now.state !== rec.state) return false; // someone else took it
+        return this.store.setRunState(rec.uuid, 'stopping', this.me);
+      });
+      if (!claimed) continue;
+      if (qemu) await this.kill(qemu);
+      else await this.killUnrecorded(rec);
+      await this.cleanup(rec);
+      cleaned.push(rec.name);
+    }
+    return cleaned;
+  }
+
+  /** A start that crashed before recording QEMU's pid: find it by its QMP socket's owner via the monitor. */
+  private async killUnrecorded(rec: RunningRecord): Promise<void> {
+    if (!existsSync(rec.qmpPath)) return;
+    try {
+      const q = await QmpClient.connect(rec.qmpPath, 1000);
+      await q.execute('quit').catch(() => undefined); // QEMU closes the socket as it quits
+      q.close();
+    } catch {
+      // Nobody listens: no QEMU of this start is alive.
+    }
+  }
+
+  // ---- running guests ----------------------------------------------------------------
+
+  async withQmp<T>(rec: RunningRecord, fn: (q: QmpClient) => Promise<T>): Promise<T> {
+    const q = await QmpClient.connect(rec.qmpPath);
+    try {
+      return await fn(q);
+    } finally {
+      q.close();
+    }
+  }
+
+  private runningRecord(name: string): RunningRecord {
+    const info = this.lookup(name);
+    if (!info.record || info.record.state !== 'running') {
+      throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${info.def.name}' is not running`);
+    }
+    return info.record;
+  }
+
+  async suspend(name: string): Promise<void> {
+    const rec = this.runningRecord(name);
+    await this.withQmp(rec, (q) => q.execute('stop'));
+    this.store.updateRunning(rec.uuid, { paused: true });
+  }
+
+  async resume(name: string): Promise<void> {
+    const rec = this.runningRecord(name);
+    await this.withQmp(rec, (q) => q.execute('cont'));
+    this.store.updateRunning(rec.uuid, { paused: false });
+  }
+}
+
+export function noDomain(name: string): SvirtError {
+  return new SvirtError('SVIRT_ERR_NO_DOMAIN', `Domain not found: no domain with matching name or uuid '${name}'`);
+}

@@ -1,0 +1,201 @@
+import type { ChardevDef, DiskDef, DomainDef } from '../domain/domain-def.js';
+import { SvirtError } from '../errors.js';
+
+/** One file QEMU gets as an inherited fd, in an fdset of its own. */
+export interface FdSetEntry {
+  /** The fd number in QEMU's fd table (3 is the spec; images start at 4). */
+  readonly fd: number;
+  readonly set: number;
+  readonly path: string;
+  readonly readonly: boolean;
+}
+
+export interface ArgvOptions {
+  readonly emulator: string;
+  readonly accel: 'kvm' | 'tcg';
+  readonly qmpPath: string;
+  readonly paused: boolean;
+  /** The fdset of each disk layer, keyed by `diskKey(disk, layer)`. */
+  readonly fdsets: ReadonlyMap<string, FdSetEntry>;
+}
+
+export const SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
+
+export function diskKey(disk: DiskDef, layer: number): string {
+  return `${disk.target.dev}#${layer}`;
+}
+
+/** The device id of a disk, used for `qemu-io -d /machine/peripheral/<id>/...` and device_del. */
+export function diskDeviceId(disk: DiskDef): string {
+  return `disk-${disk.target.dev}`;
+}
+
+/** The top format node of a disk (what the device is attached to). */
+export function diskNodeName(disk: DiskDef): string {
+  return `${disk.target.dev}-fmt0`;
+}
+
+/**
+ * QEMU's argv for a definition. Disks are `-blockdev` chains over inherited fds with the
+ * declared format on every layer, so QEMU never probes a format or opens a backing file
+ * by a path written inside an image.
+ */
+export function buildArgv(def: DomainDef, o: ArgvOptions): string[] {
+  const machine = [def.os.machine ?? 'pc', `accel=${o.accel}`, 'dump-guest-core=off'];
+  const argv: string[] = [
+    o.emulator,
+    '-name',
+    `guest=${def.name},debug-threads=on`,
+    '-uuid',
+    def.uuid,
+    '-machine',
+    machine.join(','),
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-sandbox',
+    SANDBOX,
+    '-m',
+    `${Math.max(1, Math.ceil(def.currentMemoryKiB / 1024))}M`,
+    '-smp',
+    String(def.vcpus),
+    '-qmp',
+    `unix:${o.qmpPath},server=on,wait=off`,
+    '-msg',
+    'timestamp=on',
+  ];
+  if (o.paused) argv.push('-S');
+  const os = def.os;
+  if (os.kernel !== undefined) argv.push('-kernel', os.kernel);
+  if (os.initrd !== undefined) argv.push('-initrd', os.initrd);
+  if (os.cmdline !== undefined) argv.push('-append', os.cmdline);
+  if (os.dtb !== undefined) argv.push('-dtb', os.dtb);
+  if (os.loader !== undefined) {
+    if (os.loader.type === 'pflash') {
+      throw new SvirtError('SVIRT_ERR_XML_UNSUPPORTED', `domain '${def.name}': pflash loaders are not supported yet; use type='rom'`);
+    }
+    argv.push('-bios', os.loader.path);
+  }
+  for (const entry of o.fdsets.values()) {
+    argv.push('-add-fd', `fd=${entry.fd},set=${entry.set},opaque=${opaque(entry.path)}`);
+  }
+  const controllers = new Set<string>();
+  for (const disk of def.disks) argv.push(...diskArgs(def, disk, o, controllers));
+  let serial = 0;
+  for (const c of def.chardevs) {
+    if (c.element === 'console' && def.chardevs.some((s) => s.element === 'serial')) continue; // libvirt's alias of serial0
+    argv.push(...chardevArgs(c, serial++));
+  }
+  return argv;
+}
+
+function opaque(path: string): string {
+  // -add-fd's option parser splits on commas; the opaque note is informational only.
+  return path.replace(/,/g, '_');
+}
+
+/** `-blockdev` nodes (deepest backing layer first) and the `-device` for one disk. */
+export function diskArgs(def: DomainDef, disk: DiskDef, o: Pick<ArgvOptions, 'fdsets'>, controllers?: Set<string>): string[] {
+  const args: string[] = [];
+  if (disk.path !== undefined) {
+    for (const node of blockdevNodes(disk, o.fdsets)) args.push('-blockdev', JSON.stringify(node));
+  }
+  const drive = disk.path !== undefined ? diskNodeName(disk) : undefined;
+  args.push(...deviceArgs(def, disk, drive, controllers ?? new Set()));
+  return args;
+}
+
+/** The blockdev nodes of a disk, deepest layer first, as QMP `blockdev-add` arguments. */
+export function blockdevNodes(disk: DiskDef, fdsets: ReadonlyMap<string, FdSetEntry>): Record<string, unknown>[] {
+  const layers: { format: string; readonly: boolean }[] = [{ format: disk.format, readonly: disk.readonly || disk.device === 'cdrom' }];
+  for (let b = disk.backingStore; b; b = b.backingStore) layers.push({ format: b.format, readonly: true });
+  const nodes: Record<string, unknown>[] = [];
+  const dev = disk.target.dev;
+  for (let i = layers.length - 1; i >= 0; i--) {
+    const layer = layers[i] as { format: string; readonly: boolean };
+    const entry = fdsets.get(diskKey(disk, i));
+    if (!entry) throw new SvirtError('SVIRT_ERR_INTERNAL', `no fd was opened for disk ${dev} layer ${i}`);
+    const file = `${dev}-file${i}`;
+    nodes.push({
+      driver: 'file',
+      filename: `/dev/fdset/${entry.set}`,
+      'node-name': file,
+      'read-only': layer.readonly,
+      'auto-read-only': false,
+      discard: 'unmap',
+    });
+    const fmt: Record<string, unknown> = { driver: layer.format, file, 'node-name': `${dev}-fmt${i}`, 'read-only': layer.readonly };
+    if (layer.format === 'qcow2') fmt['backing'] = i + 1 < layers.length ? `${dev}-fmt${i + 1}` : null;
+    nodes.push(fmt);
+  }
+  return nodes;
+}
+
+function deviceArgs(def: DomainDef, disk: DiskDef, drive: string | undefined, controllers: Set<string>): string[] {
+  const id = diskDeviceId(disk);
+  const props = (driver: string, extra: string[] = []): string =>
+    [driver, ...(drive ? [`drive=${drive}`] : []), `id=${id}`, ...extra, ...(disk.shareable ? ['share-rw=on'] : [])].join(',');
+  const cd = disk.device === 'cdrom';
+  const unit = unitOf(disk.target.dev);
+  switch (disk.target.bus) {
+    case 'virtio':
+      if (cd || disk.device === 'floppy') break;
+      return ['-device', props('virtio-blk-pci')];
+    case 'ide':
+      return ['-device', props(cd ? 'ide-cd' : 'ide-hd', [`bus=ide.${Math.floor(unit / 2)}`, `unit=${unit % 2}`])];
+    case 'sata': {
+      const out: string[] = [];
+      if (!controllers.has('ahci')) {
+        out.push('-device', 'ahci,id=sata0');
+        controllers.add('ahci');
+      }
+      return [...out, '-device', props(cd ? 'ide-cd' : 'ide-hd', [`bus=sata0.${unit}`])];
+    }
+    case 'scsi': {
+      const out: string[] = [];
+      if (!controllers.has('scsi')) {
+        out.push('-device', 'virtio-scsi-pci,id=scsi0');
+        controllers.add('scsi');
+      }
+      return [...out, '-device', props(cd ? 'scsi-cd' : 'scsi-hd', ['bus=scsi0.0', `scsi-id=${unit}`])];
+    }
+    case 'fdc':
+      if (disk.device !== 'floppy') break;
+      return ['-device', props('floppy', [`unit=${unit}`])];
+  }
+  throw new SvirtError(
+    'SVIRT_ERR_XML_UNSUPPORTED',
+    `domain '${def.name}': disk ${disk.target.dev}: ${disk.device} on bus '${disk.target.bus}' is not supported`,
+  );
+}
+
+/** vda → 0, hdc → 2, sdb → 1: libvirt's unit from the target name. */
+function unitOf(dev: string): number {
+  const letters = dev.replace(/^(vd|hd|sd|fd|xvd)/, '');
+  let n = 0;
+  for (const ch of letters) n = n * 26 + (ch.charCodeAt(0) - 96);
+  return Math.max(0, n - 1);
+}
+
+function chardevArgs(c: ChardevDef, index: number): string[] {
+  const id = `charserial${index}`;
+  let backend: string;
+  switch (c.type) {
+    case 'pty':
+      backend = `pty,id=${id}`;
+      break;
+    case 'file':
+      backend = `file,id=${id},path=${qemuOptValue(c.path ?? '')},append=on`;
+      break;
+    case 'unix':
+      backend = `socket,id=${id},path=${qemuOptValue(c.path ?? '')},server=${c.mode === 'connect' ? 'off' : 'on'}${c.mode === 'connect' ? '' : ',wait=off'}`;
+      break;
+  }
+  return ['-chardev', backend, '-device', `isa-serial,chardev=${id},id=serial${index}`];
+}
+
+/** QEMU's option syntax escapes a comma by doubling it. */
+function qemuOptValue(v: string): string {
+  return v.replace(/,/g, ',,');
+}

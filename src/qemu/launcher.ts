@@ -1,0 +1,156 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { SvirtError } from '../errors.js';
+import { processStartTime } from '../host/proc.js';
+import type { ConfinementSpec } from '../security/confinement.js';
+import { QmpClient } from './qmp-client.js';
+
+export interface LaunchRequest {
+  readonly monitorPath: string;
+  readonly execPath: string;
+  /** QEMU's argv; argv[0] is the binary. */
+  readonly argv: readonly string[];
+  readonly spec: ConfinementSpec;
+  /** Opened image fds, in order: they become fds 4, 5, ... in QEMU. */
+  readonly fds: readonly number[];
+  /** stderr of the launcher and QEMU (opened by svirt, so QEMU needs no path to it). */
+  readonly logFd: number;
+  readonly logPath: string;
+  readonly qmpPath: string;
+  /** What the monitor runs once QEMU has exited (svirt's reconcile). */
+  readonly hook: readonly string[];
+  readonly timeoutMs: number;
+}
+
+export interface Launched {
+  readonly pid: number;
+  readonly startTime: number;
+  readonly monitorPid: number;
+  readonly qmp: QmpClient;
+}
+
+/** Exit statuses of svirt-exec, by step (docs/native.md). */
+const EXEC_STEPS: Record<number, string> = {
+  201: 'spec',
+  202: 'rlimits',
+  203: 'mountview',
+  204: 'ids',
+  205: 'nonewprivs',
+  206: 'selinux',
+  207: 'apparmor',
+  208: 'landlock',
+  209: 'fds',
+  210: 'exec',
+};
+
+/**
+ * Starts QEMU under the per-guest monitor, confined by svirt-exec, and waits for its QMP
+ * greeting. If the launcher or QEMU fails first, the error names the step and carries the
+ * last lines of the log.
+ */
+export async function launch(req: LaunchRequest): Promise<Launched> {
+  const args = [
+    ...req.hook.flatMap((a) => ['--hook', a]),
+    '--',
+    req.execPath,
+    '--spec-fd',
+    '3',
+    '--',
+    ...req.argv,
+  ];
+  const child = spawn(req.monitorPath, args, {
+    detached: true,
+    stdio: ['ignore', 'pipe', req.logFd, 'pipe', ...req.fds],
+  });
+  const status = statusReader(child);
+  const specPipe = child.stdio[3] as NodeJS.WritableStream | null;
+  if (!specPipe) throw new SvirtError('SVIRT_ERR_QEMU_START', 'cannot hand the confinement spec to the launcher');
+  specPipe.end(JSON.stringify(req.spec));
+  child.unref();
+
+  const pid = await status.pid;
+  const startTime = processStartTime(pid) ?? 0;
+  const deadline = Date.now() + req.timeoutMs;
+  for (;;) {
+    const exited = status.exit();
+    if (exited !== undefined) throw exitError(exited, req.logPath);
+    if (existsSync(req.qmpPath)) {
+      try {
+        const qmp = await QmpClient.connect(req.qmpPath, Math.max(100, deadline - Date.now()));
+        (child.stdout as NodeJS.ReadableStream & { destroy(): void }).destroy();
+        return { pid, startTime, monitorPid: child.pid ?? 0, qmp };
+      } catch (err) {
+        // The socket exists but QEMU is not listening yet, or it died: look again.
+        const late = status.exit();
+        if (late !== undefined) throw exitError(late, req.logPath);
+        if (Date.now() > deadline) throw err;
+      }
+    }
+    if (Date.now() > deadline) {
+      throw new SvirtError('SVIRT_ERR_TIMEOUT', `QEMU did not open its monitor "${req.qmpPath}" within ${req.timeoutMs} ms`, {
+        details: { pid, log: logTail(req.logPath) },
+      });
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+interface StatusReader {
+  readonly pid: Promise<number>;
+  exit(): string | undefined;
+}
+
+/** Parses the monitor's status lines: `pid N`, then `exit N` / `signal N` / `error ...`. */
+function statusReader(child: ChildProcess): StatusReader {
+  let buffer = '';
+  let exit: string | undefined;
+  let resolvePid: (pid: number) => void = () => undefined;
+  let rejectPid: (err: Error) => void = () => undefined;
+  const pid = new Promise<number>((resolve, reject) => {
+    resolvePid = resolve;
+    rejectPid = reject;
+  });
+  child.stdout?.setEncoding('utf8');
+  child.stdout?.on('data', (chunk: string) => {
+    buffer += chunk;
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      if (line.startsWith('pid ')) resolvePid(Number(line.slice(4)));
+      else {
+        exit = line;
+        if (line.startsWith('error ')) rejectPid(new SvirtError('SVIRT_ERR_QEMU_START', `the monitor could not start the launcher: ${line.slice(6)}`));
+      }
+    }
+  });
+  child.on('error', (err) => rejectPid(new SvirtError('SVIRT_ERR_NATIVE', `cannot run svirt-monitor: ${err.message}`, { cause: err })));
+  child.on('exit', (code) => {
+    if (exit === undefined && code !== 0) rejectPid(new SvirtError('SVIRT_ERR_NATIVE', `svirt-monitor exited with status ${code}`));
+  });
+  return { pid, exit: () => exit };
+}
+
+function exitError(status: string, logPath: string): SvirtError {
+  const tail = logTail(logPath);
+  const code = /^exit (\d+)$/.exec(status);
+  const step = code ? EXEC_STEPS[Number(code[1])] : undefined;
+  const launcherLine = tail.split('\n').reverse().find((l) => l.startsWith('svirt-exec: '));
+  if (step !== undefined) {
+    return new SvirtError('SVIRT_ERR_CONFINE', `confinement step '${step}' failed: ${launcherLine?.slice(12) ?? status}`, {
+      details: { step, status, log: tail },
+    });
+  }
+  const qemuLine = tail.split('\n').filter((l) => l.trim() !== '').slice(-1)[0] ?? '';
+  return new SvirtError('SVIRT_ERR_QEMU_EXITED', `QEMU exited during start (${status}): ${qemuLine}`, {
+    details: { status, log: tail },
+  });
+}
+
+export function logTail(path: string, lines = 8): string {
+  try {
+    return readFileSync(path, 'utf8').split('\n').slice(-lines - 1).join('\n').trim();
+  } catch {
+    return ''; // no log yet: nothing to show
+  }
+}

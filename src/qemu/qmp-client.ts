@@ -1,0 +1,172 @@
+import { connect, type Socket } from 'node:net';
+import { SvirtError } from '../errors.js';
+
+export interface QmpError {
+  readonly class: string;
+  readonly desc: string;
+}
+
+/** A QMP command failed inside QEMU (the connection is fine). */
+export class QmpCommandError extends SvirtError {
+  readonly qmpClass: string;
+  constructor(command: string, err: QmpError) {
+    super('SVIRT_ERR_QMP', `QMP ${command} failed: ${err.desc}`, { details: { command, class: err.class } });
+    this.qmpClass = err.class;
+  }
+}
+
+interface Pending {
+  readonly command: string;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (err: Error) => void;
+}
+
+export interface QmpEvent {
+  readonly event: string;
+  readonly data?: unknown;
+}
+
+/**
+ * A minimal QMP client: one UNIX socket, line-delimited JSON, commands answered in order
+ * (each carries an id anyway). Events are kept for callers that wait for one.
+ */
+export class QmpClient {
+  private readonly socket: Socket;
+  private buffer = '';
+  private readonly pending = new Map<string, Pending>();
+  private nextId = 1;
+  private closedError: Error | undefined;
+  readonly events: QmpEvent[] = [];
+  private eventWaiters: { name: string; resolve: (e: QmpEvent) => void }[] = [];
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => this.onData(chunk));
+    socket.on('error', (err) => this.fail(err));
+    socket.on('close', () => this.fail(new SvirtError('SVIRT_ERR_QMP', 'QMP connection closed')));
+  }
+
+  /** Connects, reads the greeting and negotiates capabilities. */
+  static async connect(path: string, timeoutMs = 5000): Promise<QmpClient> {
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const s = connect(path);
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new SvirtError('SVIRT_ERR_TIMEOUT', `QMP connect to "${path}" timed out`));
+      }, timeoutMs);
+      s.once('connect', () => {
+        clearTimeout(timer);
+        resolve(s);
+      });
+      s.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+    const client = new QmpClient(socket);
+    await client.greeting(timeoutMs);
+    await client.execute('qmp_capabilities');
+    return client;
+  }
+
+  private greetingResolve: ((v: unknown) => void) | undefined;
+
+  private greeting(timeoutMs: number): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new SvirtError('SVIRT_ERR_TIMEOUT', 'no QMP greeting')), timeoutMs);
+      this.greetingResolve = (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      };
+    });
+  }
+
+  private onData(chunk: string): void {
+    this.buffer += chunk;
+    let nl: number;
+    while ((nl = this.buffer.indexOf('\n')) >= 0) {
+      const line = this.buffer.slice(0, nl).trim();
+      this.buffer = this.buffer.slice(nl + 1);
+      if (line === '') continue;
+      let msg: Record<string, unknown>;
+      try {
+        msg = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        this.fail(new SvirtError('SVIRT_ERR_QMP', `QMP sent a line that is not JSON: ${line.slice(0, 80)}`));
+        return;
+      }
+      this.dispatch(msg);
+    }
+  }
+
+  private dispatch(msg: Record<string, unknown>): void {
+    if ('QMP' in msg) {
+      this.greetingResolve?.(msg);
+      return;
+    }
+    if (typeof msg['event'] === 'string') {
+      const ev: QmpEvent = { event: msg['event'], data: msg['data'] };
+      this.events.push(ev);
+      const waiting = this.eventWaiters.filter((w) => w.name === ev.event);
+      this.eventWaiters = this.eventWaiters.filter((w) => w.name !== ev.event);
+      for (const w of waiting) w.resolve(ev);
+      return;
+    }
+    const id = String(msg['id']);
+    const p = this.pending.get(id);
+    if (!p) return; // an answer to nobody (our ids are unique): ignore
+    this.pending.delete(id);
+    if ('error' in msg) p.reject(new QmpCommandError(p.command, msg['error'] as QmpError));
+    else p.resolve(msg['return']);
+  }
+
+  private fail(err: Error): void {
+    if (this.closedError) return;
+    this.closedError = err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
+  /** Runs one command and returns its `return` value. */
+  execute(command: string, args?: Record<string, unknown>): Promise<unknown> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    const id = String(this.nextId++);
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { command, resolve, reject });
+      this.socket.write(JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id }) + '\n');
+    });
+  }
+
+  /** `human-monitor-command`: runs an HMP line, returns its text output. */
+  async hmp(line: string): Promise<string> {
+    return String(await this.execute('human-monitor-command', { 'command-line': line }));
+  }
+
+  /** Resolves when the event arrives (or has arrived since connect). */
+  waitEvent(name: string, timeoutMs: number): Promise<QmpEvent> {
+    const seen = this.events.find((e) => e.event === name);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new SvirtError('SVIRT_ERR_TIMEOUT', `no ${name} event in ${timeoutMs} ms`)), timeoutMs);
+      this.eventWaiters.push({
+        name,
+        resolve: (e) => {
+          clearTimeout(timer);
+          resolve(e);
+        },
+      });
+    });
+  }
+
+  /** The raw fd of the socket (for SCM_RIGHTS through the native helper). */
+  get fd(): number {
+    const handle = (this.socket as unknown as { _handle?: { fd?: number } })._handle;
+    if (handle?.fd === undefined || handle.fd < 0) throw new SvirtError('SVIRT_ERR_QMP', 'QMP socket has no fd');
+    return handle.fd;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}

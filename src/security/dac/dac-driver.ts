@@ -1,0 +1,253 @@
+import { constants, fchmodSync, fchownSync, lchownSync, chmodSync, openSync, closeSync, type Stats } from 'node:fs';
+import type { DomainDef, SecLabelDef } from '../../domain/domain-def.js';
+import { SvirtError, errnoOf } from '../../errors.js';
+import { withNoFollow } from '../../host/files.js';
+import { accountIds, lookupId } from '../../host/ids.js';
+import { processStatus } from '../../host/proc.js';
+import type { ConfinementPart } from '../confinement.js';
+import type {
+  BaseLabel,
+  GuestResource,
+  ProbeResult,
+  ResourceRole,
+  SecurityContext,
+  SecurityDriver,
+} from '../driver.js';
+import { allocateId, idRangeFromEnv, inRanges, subordinateRanges, type IdRange } from './id-range.js';
+
+export interface DacDriverOptions {
+  /** Dynamic uids/gids come from here (default: 1,900,000,000 + 100,000, env SVIRT_DAC_RANGE=first-last). */
+  readonly range?: IdRange;
+  /** Ids never to hand out; default: every uid/gid named in /etc/passwd, /etc/group, /etc/subuid, /etc/subgid. */
+  readonly taken?: { readonly uids: ReadonlySet<number>; readonly gids: ReadonlySet<number> };
+  readonly random?: () => number;
+}
+
+/** Roles whose files become the guest's while it runs. Read-only media, backing layers,
+ * kernels and shareable disks keep their owner: QEMU gets disks as fds, so it needs no path
+ * access to them, and a file shared by guests cannot belong to two uids. */
+const OWNED_ROLES: ReadonlySet<ResourceRole> = new Set(['disk', 'nvram', 'chardev', 'runtime-dir', 'saved-state']);
+
+interface Owner {
+  readonly uid: number;
+  readonly gid: number;
+  readonly mode: number;
+}
+
+/**
+ * Every guest runs under its own uid/gid (not one shared `qemu` user), with no supplementary
+ * groups and no capabilities; its private files are handed to that uid while it runs.
+ */
+export class DacDriver implements SecurityDriver {
+  readonly name = 'dac' as const;
+  private readonly range: IdRange;
+  private readonly options: DacDriverOptions;
+  private taken: DacDriverOptions['taken'] & { readonly delegated?: readonly IdRange[] } | undefined;
+
+  constructor(options: DacDriverOptions = {}) {
+    this.options = options;
+    this.range = options.range ?? idRangeFromEnv(process.env['SVIRT_DAC_RANGE']);
+  }
+
+  probe(): ProbeResult {
+    if (process.getuid?.() !== 0) {
+      return { status: 'disable', reason: 'the dac driver needs root to change process and file owners' };
+    }
+    return { status: 'enable' };
+  }
+
+  doi(): string {
+    return '0';
+  }
+
+  baseLabels(): readonly BaseLabel[] {
+    const first = `+${this.range.first}:+${this.range.first}`;
+    return [
+      { virtType: 'kvm', label: first },
+      { virtType: 'qemu', label: first },
+    ];
+  }
+
+  features(): readonly string[] {
+    return [`dynamic ids ${this.range.first}-${this.range.first + this.range.count - 1} (${this.range.count})`];
+  }
+
+  get idRange(): IdRange {
+    return this.range;
+  }
+
+  genLabel(def: DomainDef, ctx: SecurityContext): SecLabelDef {
+    const asked = def.seclabels[0];
+    if (asked?.type === 'static') {
+      const { uid, gid } = parseDacLabel(asked.label, def.name);
+      if (!ctx.reservations.tryReserve('dac', String(uid), def.uuid)) {
+        const holder = ctx.reservations.holder('dac', String(uid));
+        throw new SvirtError('SVIRT_ERR_LABEL_CONFLICT', `dac label +${uid}:+${gid} of '${def.name}' is in use by guest ${holder}`);
+      }
+      const label = `+${uid}:+${gid}`;
+      return { type: 'static', model: 'dac', relabel: asked.relabel ?? false, label, imagelabel: label };
+    }
+    this.taken ??= this.options.taken ?? { ...accountIds(), delegated: subordinateRanges() };
+    const taken = this.taken;
+    const id = allocateId(this.range, (n) => taken.uids.has(n) || taken.gids.has(n) || inRanges(n, taken.delegated ?? []), (n) =>
+      ctx.reservations.tryReserve('dac', String(n), def.uuid), this.options.random ?? Math.random);
+    const label = `+${id}:+${id}`;
+    return { type: 'dynamic', model: 'dac', relabel: true, label, imagelabel: label };
+  }
+
+  reserveLabel(def: DomainDef, label: SecLabelDef): void {
+    void def;
+    void label;
+  }
+
+  setAllLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
+    const done: GuestResource[] = [];
+    try {
+      for (const r of resources) {
+        this.setResourceLabel(def, label, r, ctx);
+        done.push(r);
+      }
+    } catch (err) {
+      for (const r of done.reverse()) {
+        try {
+          this.restoreResourceLabel(def, label, r, ctx);
+        } catch {
+          // The labelling error is the one to report; remembered rows let reconcile retry.
+        }
+      }
+      throw err;
+    }
+  }
+
+  restoreAllLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
+    const errors: string[] = [];
+    for (const r of [...resources].reverse()) {
+      try {
+        this.restoreResourceLabel(def, label, r, ctx);
+      } catch (err) {
+        errors.push(err instanceof Error ? err.message : String(err));
+      }
+    }
+    if (errors.length > 0) throw new SvirtError('SVIRT_ERR_LABEL_RESTORE', errors.join('; '));
+  }
+
+  /** The owner this driver gives a resource, or undefined when it leaves it alone. */
+  private targetOwner(label: SecLabelDef, r: GuestResource): { uid: number; gid: number } | undefined {
+    const override = r.seclabels.find((s) => s.model === 'dac' || s.model === undefined);
+    if (override?.relabel === false) return undefined;
+    if (override?.label !== undefined) return parseDacLabel(override.label, r.path);
+    if (!OWNED_ROLES.has(r.role)) return undefined;
+    if (label.relabel === false) return undefined;
+    return parseDacLabel(label.imagelabel ?? label.label, r.path);
+  }
+
+  setResourceLabel(def: DomainDef, label: SecLabelDef, r: GuestResource, ctx: SecurityContext): void {
+    const target = this.targetOwner(label, r);
+    if (target === undefined) return;
+    if (r.role === 'chardev') ensureFile(r.path);
+    withNoFollow(
+      r.path,
+      (fd, st) => {
+        const original: Owner = { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
+        ctx.memory.remember('dac', r.path, def.uuid, JSON.stringify(original));
+        applyOwner(r.path, fd, st, { ...target, mode: st.isDirectory() ? 0o700 : 0o600 });
+      },
+      'label',
+    );
+  }
+
+  restoreResourceLabel(def: DomainDef, _label: SecLabelDef, r: GuestResource, ctx: SecurityContext): void {
+    const rec = ctx.memory.recall('dac', r.path);
+    if (rec === undefined || !rec.users.includes(def.uuid)) return;
+    const last = rec.users.every((u) => u === def.uuid);
+    if (last) {
+      const original = JSON.parse(rec.original) as Owner;
+      try {
+        withNoFollow(r.path, (fd, st) => applyOwner(r.path, fd, st, original), 'restore the owner of');
+      } catch (err) {
+        // A file deleted while the guest ran has no owner to restore: forget it.
+        if (!(err instanceof SvirtError && err.details['errno'] === 'ENOENT')) throw err;
+      }
+    }
+    ctx.memory.release('dac', r.path, def.uuid);
+    if (last) ctx.memory.forget('dac', r.path);
+  }
+
+  confinement(def: DomainDef, label: SecLabelDef): ConfinementPart {
+    const { uid, gid } = parseDacLabel(label.label, def.name);
+    return { uid, gid };
+  }
+
+  processLabel(def: DomainDef, label: SecLabelDef, pid: number): string {
+    const status = processStatus(pid);
+    const uid = status?.get('Uid')?.split(/\s+/)[1];
+    const gid = status?.get('Gid')?.split(/\s+/)[1];
+    if (uid !== undefined && gid !== undefined) return `+${uid}:+${gid}`;
+    void def;
+    return label.label ?? '';
+  }
+
+  describe(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[]): string {
+    const lines = [`process: ${label.label ?? '(none)'} (no supplementary groups, no capabilities)`];
+    for (const r of resources) {
+      const t = this.targetOwner(label, r);
+      lines.push(`${r.path} (${r.role}): ${t ? `+${t.uid}:+${t.gid} mode ${r.role === 'runtime-dir' ? '0700' : '0600'}` : 'owner kept'}`);
+    }
+    void def;
+    return lines.join('\n');
+  }
+}
+
+function applyOwner(path: string, fd: number, st: Stats, o: Owner): void {
+  try {
+    if (fd >= 0) {
+      fchownSync(fd, o.uid, o.gid);
+      fchmodSync(fd, o.mode);
+    } else {
+      lchownSync(path, o.uid, o.gid);
+      if (!st.isSymbolicLink()) chmodSync(path, o.mode);
+    }
+  } catch (err) {
+    throw new SvirtError('SVIRT_ERR_LABEL_APPLY', `cannot chown "${path}" to +${o.uid}:+${o.gid}: ${errnoOf(err) ?? String(err)}`, {
+      details: { path, errno: errnoOf(err) },
+      cause: err,
+    });
+  }
+}
+
+/** A chardev log QEMU will write: created (root-owned, 0600) so it can be handed over. */
+function ensureFile(path: string): void {
+  try {
+    closeSync(openSync(path, constants.O_CREAT | constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_APPEND, 0o600));
+  } catch (err) {
+    const errno = errnoOf(err);
+    // A socket path (ENXIO) or an existing non-regular file is labelled as it is.
+    if (errno === 'ENXIO' || errno === 'EISDIR') return;
+    throw new SvirtError('SVIRT_ERR_LABEL_APPLY', `cannot create "${path}": ${errno ?? String(err)}`, {
+      details: { path, errno },
+      cause: err,
+    });
+  }
+}
+
+/** `+107:+107`, `qemu:kvm` or a mix, as libvirt's DAC labels are written. */
+export function parseDacLabel(label: string | undefined, what: string): { uid: number; gid: number } {
+  const m = /^([^:]+):([^:]+)$/.exec(label ?? '');
+  if (!m) throw new SvirtError('SVIRT_ERR_XML_INVALID', `dac label of ${what} must be 'USER:GROUP' or '+UID:+GID', got '${label ?? ''}'`);
+  const uid = resolveId(m[1] as string, 'passwd', what);
+  const gid = resolveId(m[2] as string, 'group', what);
+  return { uid, gid };
+}
+
+function resolveId(text: string, db: 'passwd' | 'group', what: string): number {
+  if (/^\+\d+$/.test(text) || /^\d+$/.test(text)) {
+    const n = Number(text.replace('+', ''));
+    if (n <= 0xfffffffe) return n;
+  }
+  const id = lookupId(db, text);
+  if (id === undefined) {
+    throw new SvirtError('SVIRT_ERR_XML_INVALID', `dac label of ${what}: no such ${db === 'passwd' ? 'user' : 'group'} '${text}'`);
+  }
+  return id;
+}
+

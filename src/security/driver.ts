@@ -1,0 +1,142 @@
+import type { DeviceSecLabelDef, DiskDef, DomainDef, SecLabelDef } from '../domain/domain-def.js';
+import type { ConfinementPart } from './confinement.js';
+
+/** The names a driver can have; also the `model` of its `<seclabel>`. */
+export type DriverName = 'none' | 'dac' | 'landlock' | 'selinux' | 'apparmor';
+
+/** "Not available here" is a result, not an exception. */
+export type ProbeResult =
+  | { readonly status: 'enable'; readonly notes?: readonly string[] }
+  | { readonly status: 'disable'; readonly reason: string };
+
+/** A `<baselabel type=...>` line of `capabilities`. */
+export interface BaseLabel {
+  readonly virtType: 'kvm' | 'qemu';
+  readonly label: string;
+}
+
+/**
+ * Why a file is given to a guest. The manager enumerates these once from the domain
+ * (see resources.ts); each driver maps a role to its own label.
+ */
+export type ResourceRole =
+  | 'disk' // writable image, private to the guest
+  | 'disk-readonly' // read-only disk or CD-ROM medium
+  | 'disk-shareable' // writable, shared with other guests
+  | 'backing' // a layer of a declared qcow2 backing chain
+  | 'kernel'
+  | 'initrd'
+  | 'dtb'
+  | 'loader'
+  | 'nvram'
+  | 'chardev' // serial/console file or UNIX socket
+  | 'runtime-dir' // the guest's private runtime dir (QMP socket, log)
+  | 'saved-state'; // a save/restore state file
+
+export interface GuestResource {
+  readonly path: string;
+  readonly role: ResourceRole;
+  /** Per-device `<seclabel>` overrides that apply to this path. */
+  readonly seclabels: readonly DeviceSecLabelDef[];
+  /** The disk this path belongs to (its source or a backing layer). */
+  readonly disk?: DiskDef;
+}
+
+/**
+ * Remembered original owners/labels, shared by all drivers. A path is remembered once
+ * (its first original) and used by a set of guests; the original comes back when the
+ * last of them lets go. Every call is idempotent, so a repair after a crash can repeat it.
+ */
+export interface LabelMemory {
+  /** Records that `uuid` uses `path`; keeps the first original. Returns the original in force. */
+  remember(driver: DriverName, path: string, uuid: string, original: string): string;
+  /** The original and the guests using `path`, or undefined when nothing is remembered. */
+  recall(driver: DriverName, path: string): { readonly original: string; readonly users: readonly string[] } | undefined;
+  /** Drops `uuid`'s use; returns the original when no guest uses the path any more. */
+  release(driver: DriverName, path: string, uuid: string): string | undefined;
+  /** Forgets `path` entirely, after its original was put back. */
+  forget(driver: DriverName, path: string): void;
+}
+
+/** Live label reservations; uniqueness is enforced by the store. */
+export interface LabelReservations {
+  /** Reserves `label` for `uuid`; false when another guest holds it. */
+  tryReserve(driver: DriverName, label: string, uuid: string): boolean;
+  /** The guest holding `label`, if any. */
+  holder(driver: DriverName, label: string): string | undefined;
+  /** Number of labels this driver holds. */
+  count(driver: DriverName): number;
+}
+
+export interface SecurityContext {
+  /** The guest's private runtime dir (QMP socket, logs, pid). */
+  readonly runtimeDir: string;
+  /** The parent of every guest's runtime dir. */
+  readonly runtimeRoot: string;
+  readonly memory: LabelMemory;
+  readonly reservations: LabelReservations;
+  /** kvm when /dev/kvm is used, qemu under TCG. */
+  readonly virtType: 'kvm' | 'qemu';
+  /** The QEMU binary the guest runs. */
+  readonly emulator: string;
+}
+
+/**
+ * A security driver: labels a guest's files and confines its QEMU process. Methods are
+ * synchronous (the store is synchronous); a failing step throws a SvirtError naming the
+ * path or step. Optional members have defaults in the manager (do nothing).
+ */
+export interface SecurityDriver {
+  readonly name: DriverName;
+
+  /** Whether this host can run the driver, and why not. */
+  probe(): ProbeResult;
+
+  /** The Domain Of Interpretation shown by `dominfo` and `capabilities` ("0"). */
+  doi(): string;
+
+  /** `<baselabel>` lines for `capabilities`. */
+  baseLabels(): readonly BaseLabel[];
+
+  /** Notes for `capabilities`/`dominfo`, e.g. Landlock rights this kernel lacks. */
+  features?(): readonly string[];
+
+  /**
+   * Fills this driver's `<seclabel>` for a guest about to start: allocates a dynamic
+   * label (reserving it), or checks and reserves a static one. Returns the label to use.
+   */
+  genLabel(def: DomainDef, ctx: SecurityContext): SecLabelDef;
+
+  /** Re-reserves the label of a guest found running (reconcile); throws on a collision. */
+  reserveLabel(def: DomainDef, label: SecLabelDef, ctx: SecurityContext): void;
+
+  /** Labels every resource of the guest. On failure, what was already done is undone. */
+  setAllLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void;
+
+  /** Gives every resource its original label back. Idempotent; best effort per path, errors collected. */
+  restoreAllLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void;
+
+  /** Hotplug: label one more resource of a running guest. */
+  setResourceLabel?(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void;
+
+  /** Hotplug: restore one resource of a running guest. */
+  restoreResourceLabel?(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void;
+
+  /** What the launcher must apply to the QEMU process. */
+  confinement(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): ConfinementPart;
+
+  /** After the guest stopped and its labels were restored (unload a profile...). */
+  release?(def: DomainDef, label: SecLabelDef, ctx: SecurityContext): void;
+
+  /** When the definition is removed (delete generated profile files...). */
+  undefine?(def: DomainDef): void;
+
+  /** Human-readable dry run: the process label and each path with the label it would get. */
+  describe?(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): string;
+
+  /** The label of a running guest's process, as `dominfo` shows it. */
+  processLabel(def: DomainDef, label: SecLabelDef, pid: number): string;
+
+  /** `enforcing`/`permissive` suffix for `dominfo`, when the model has one. */
+  enforcing?(): boolean;
+}

@@ -1,0 +1,224 @@
+import { createHash } from 'node:crypto';
+import { dirname } from 'node:path';
+import type { DomainDef, SecLabelDef } from '../../domain/domain-def.js';
+import { SvirtError } from '../../errors.js';
+import type {
+  ConfinementPart,
+  LandlockFsAccess,
+  LandlockNetAccess,
+  LandlockPathRule,
+  LandlockScope,
+  LandlockSpec,
+} from '../confinement.js';
+import type { BaseLabel, GuestResource, ProbeResult, SecurityContext, SecurityDriver } from '../driver.js';
+import { fsRightsForAbi, netRightsForAbi, scopesForAbi, LATEST_ABI, describeMissing } from './abi.js';
+
+/** What the driver learns about the kernel; probed once by the caller (see probeLandlock). */
+export interface LandlockHostInfo {
+  /** The kernel's Landlock ABI, 0 when Landlock is unavailable. */
+  readonly abi: number;
+  /** Why Landlock is unavailable (ENOSYS, EOPNOTSUPP...), when abi is 0. */
+  readonly error?: string;
+  /** Whether unprivileged user namespaces work (needed for a private runtime view without root). */
+  readonly userns: boolean;
+}
+
+export interface LandlockDriverOptions {
+  /** true (default): rights the kernel lacks are dropped and reported; false: start fails instead. */
+  readonly bestEffort?: boolean;
+  /** The ABI the ruleset is written for when best effort is off (default: the newest svirt knows). */
+  readonly requiredAbi?: number;
+  /** Hide other guests' runtime dirs in a private mount namespace (default true when possible). */
+  readonly mountView?: boolean;
+  /** Read-only directories QEMU needs besides the defaults (firmware in unusual places). */
+  readonly extraReadDirs?: readonly string[];
+}
+
+const FILE_READ: readonly LandlockFsAccess[] = ['read_file'];
+const FILE_RW: readonly LandlockFsAccess[] = ['read_file', 'write_file', 'truncate'];
+const DIR_READ_EXEC: readonly LandlockFsAccess[] = ['read_file', 'read_dir', 'execute'];
+const DIR_READ: readonly LandlockFsAccess[] = ['read_file', 'read_dir'];
+const RUNTIME_DIR: readonly LandlockFsAccess[] = [
+  'read_file',
+  'write_file',
+  'read_dir',
+  'make_reg',
+  'make_sock',
+  'remove_file',
+  'truncate',
+];
+
+/** Code and data QEMU loads: its libraries and modules, firmware and option ROMs. */
+const SYSTEM_READ_EXEC = ['/usr/lib', '/usr/lib64', '/lib', '/lib64', '/usr/libexec'];
+const SYSTEM_READ = ['/usr/share/qemu', '/usr/share/seabios', '/usr/share/ipxe', '/usr/lib/ipxe', '/usr/share/OVMF', '/usr/share/qemu-efi-aarch64', '/usr/share/AAVMF'];
+
+/**
+ * Kernel-enforced isolation with no LSM and no root: QEMU may read its own code and
+ * firmware, use its own runtime dir and the few devices it needs, and nothing else. Images
+ * come as inherited fds, so no image path is allowed at all. TCP is denied, signals and
+ * abstract UNIX sockets are scoped to the guest (ABI ≥ 6).
+ */
+export class LandlockDriver implements SecurityDriver {
+  readonly name = 'landlock' as const;
+  private readonly host: LandlockHostInfo;
+  private readonly options: LandlockDriverOptions;
+
+  constructor(host: LandlockHostInfo, options: LandlockDriverOptions = {}) {
+    this.host = host;
+    this.options = options;
+  }
+
+  get abi(): number {
+    return this.host.abi;
+  }
+
+  private get bestEffort(): boolean {
+    return this.options.bestEffort ?? true;
+  }
+
+  /** The ABI the rules are written for: the kernel's in best effort, the required one otherwise. */
+  private get targetAbi(): number {
+    return this.bestEffort ? Math.min(this.host.abi, LATEST_ABI) : (this.options.requiredAbi ?? LATEST_ABI);
+  }
+
+  probe(): ProbeResult {
+    if (this.host.abi < 1) {
+      return { status: 'disable', reason: `the kernel does not offer Landlock (${this.host.error ?? 'no ABI'})` };
+    }
+    return { status: 'enable', notes: this.features() };
+  }
+
+  doi(): string {
+    return '0';
+  }
+
+  baseLabels(): readonly BaseLabel[] {
+    return [];
+  }
+
+  features(): readonly string[] {
+    const notes = [`kernel ABI ${this.host.abi}`, this.bestEffort ? 'best effort' : `requires ABI ${this.targetAbi}`];
+    const missing = describeMissing(this.host.abi);
+    if (missing.length > 0) notes.push(`not enforced by this kernel: ${missing.join(', ')}`);
+    notes.push(this.mountViewEnabled() ? 'private runtime view' : 'no private runtime view');
+    return notes;
+  }
+
+  private mountViewEnabled(): boolean {
+    if (this.options.mountView === false) return false;
+    return process.getuid?.() === 0 || this.host.userns;
+  }
+
+  genLabel(def: DomainDef, ctx: SecurityContext): SecLabelDef {
+    const asked = def.seclabels[0];
+    if (asked?.type === 'static') {
+      throw new SvirtError('SVIRT_ERR_XML_INVALID', `landlock labels are generated from the ruleset; '${def.name}' cannot set a static one`);
+    }
+    const spec = this.ruleset(def, [], ctx);
+    const digest = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);
+    return { type: 'dynamic', model: 'landlock', relabel: false, label: `landlock:abi${this.targetAbi}:${digest}` };
+  }
+
+  reserveLabel(): void {
+    // Landlock labels are digests, not exclusive resources: nothing to reserve.
+  }
+
+  setAllLabel(): void {
+    // Landlock labels no files: the ruleset names what the process may reach.
+  }
+
+  restoreAllLabel(): void {
+    // Nothing was labelled.
+  }
+
+  confinement(def: DomainDef, _label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): ConfinementPart {
+    const landlock = this.ruleset(def, resources, ctx);
+    if (!this.mountViewEnabled()) return { landlock };
+    return {
+      landlock,
+      mountView: { hide: ctx.runtimeRoot, keep: ctx.runtimeDir, userns: process.getuid?.() !== 0 },
+    };
+  }
+
+  /** The ruleset for a guest: system code read-only, its runtime dir, its own non-disk files. */
+  ruleset(def: DomainDef, resources: readonly GuestResource[], ctx: SecurityContext): LandlockSpec {
+    const abi = this.targetAbi;
+    const rules: LandlockPathRule[] = [
+      { path: ctx.emulator, access: ['read_file', 'execute'] },
+      ...SYSTEM_READ_EXEC.map((path) => ({ path, access: DIR_READ_EXEC, optional: true })),
+      ...[...SYSTEM_READ, ...(this.options.extraReadDirs ?? [])].map((path) => ({ path, access: DIR_READ, optional: true })),
+      { path: '/etc/ld.so.cache', access: FILE_READ, optional: true },
+      { path: '/dev/null', access: FILE_RW },
+      { path: '/dev/urandom', access: FILE_READ },
+      { path: '/dev/random', access: FILE_READ, optional: true },
+      { path: ctx.runtimeDir, access: RUNTIME_DIR },
+    ];
+    if (ctx.virtType === 'kvm') rules.push({ path: '/dev/kvm', access: [...FILE_RW, 'ioctl_dev'] });
+    if (def.chardevs.some((c) => c.type === 'pty')) {
+      rules.push({ path: '/dev/ptmx', access: [...FILE_RW, 'ioctl_dev'] });
+      rules.push({ path: '/dev/pts', access: [...FILE_RW, 'ioctl_dev', 'read_dir'] });
+    }
+    for (const r of resources) {
+      switch (r.role) {
+        case 'kernel':
+        case 'initrd':
+        case 'dtb':
+        case 'loader':
+          rules.push({ path: r.path, access: FILE_READ });
+          break;
+        case 'nvram':
+        case 'saved-state':
+          rules.push({ path: r.path, access: FILE_RW });
+          break;
+        case 'chardev':
+          rules.push(...chardevRules(def, r.path));
+          break;
+        case 'disk':
+        case 'disk-readonly':
+        case 'disk-shareable':
+        case 'backing':
+        case 'runtime-dir':
+          // Disks arrive as fds; the runtime dir is already in the list.
+          break;
+      }
+    }
+    const handledFs = fsRightsForAbi(abi);
+    return {
+      handledFs,
+      handledNet: netRightsForAbi(abi),
+      scoped: scopesForAbi(abi),
+      pathRules: rules.map((r) => ({ ...r, access: r.access.filter((a) => handledFs.includes(a)) })),
+      netRules: [],
+      bestEffort: this.bestEffort,
+      logNewExec: abi >= 7,
+    };
+  }
+
+  processLabel(_def: DomainDef, label: SecLabelDef): string {
+    return label.label ?? '';
+  }
+
+  describe(def: DomainDef, _label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): string {
+    const spec = this.ruleset(def, resources, ctx);
+    const lines = [
+      `landlock ABI ${this.host.abi} (${this.bestEffort ? 'best effort' : 'strict'}), rules for ABI ${this.targetAbi}`,
+      `handled fs: ${spec.handledFs.join(' ')}`,
+      `handled net: ${spec.handledNet.join(' ') || '(none)'}; tcp ports allowed: ${spec.netRules.map((r) => r.port).join(' ') || 'none'}`,
+      `scoped: ${spec.scoped.join(' ') || '(none)'}`,
+      ...spec.pathRules.map((r) => `allow ${r.path}: ${r.access.join(' ')}${r.optional ? ' (if present)' : ''}`),
+    ];
+    return lines.join('\n');
+  }
+}
+
+function chardevRules(def: DomainDef, path: string): LandlockPathRule[] {
+  const dev = def.chardevs.find((c) => c.path === path);
+  if (dev?.type === 'unix' && dev.mode !== 'connect') {
+    // QEMU creates the socket: it needs to make (and replace) a socket in that directory.
+    return [{ path: dirname(path), access: ['make_sock', 'remove_file'] }];
+  }
+  if (dev?.type === 'unix') return [];
+  return [{ path, access: FILE_RW }];
+}
+
+export type { LandlockFsAccess, LandlockNetAccess, LandlockScope };

@@ -1,0 +1,192 @@
+/**
+ * Sets and restores `security.selinux` on real files. The original label is remembered
+ * twice: in the store (LabelMemory, the journal and the reference count across guests)
+ * and in the file's `trusted.svirt.selinux` xattr (it travels with the file, and a set
+ * after a crash that lost the store row still finds the true original there).
+ */
+import { closeSync, constants, openSync } from 'node:fs';
+import { errnoOf, osError, SvirtError } from '../../errors.js';
+import type { LabelMemory } from '../driver.js';
+import { formatContext, isContext, parseContext } from './contexts.js';
+
+/** The xattr calls of src/host/native.ts this driver uses. */
+export interface XattrHost {
+  lgetxattr(path: string, name: string): Buffer | undefined;
+  lsetxattr(path: string, name: string, value: Buffer | string): void;
+  lremovexattr(path: string, name: string): void;
+  fgetxattr(fd: number, name: string): Buffer | undefined;
+  fsetxattr(fd: number, name: string, value: Buffer | string): void;
+  fremovexattr(fd: number, name: string): void;
+}
+
+export const SELINUX_XATTR = 'security.selinux';
+export const REMEMBER_XATTR = 'trusted.svirt.selinux';
+/** The remembered "original" of a file that had no `security.selinux` at all. */
+export const NO_LABEL = '<none>';
+
+/** An open file (fd) or, for a UNIX socket that cannot be opened, its path (l* calls). */
+type Target = { readonly fd: number } | { readonly path: string };
+
+function unsupported(err: unknown): boolean {
+  const e = errnoOf(err);
+  return e === 'ENOTSUP' || e === 'EOPNOTSUPP';
+}
+
+/** A label read from an xattr: trailing NULs (libselinux writes one) dropped. */
+function decode(buf: Buffer | undefined): string | undefined {
+  if (buf === undefined) return undefined;
+  let end = buf.length;
+  while (end > 0 && buf[end - 1] === 0) end--;
+  return buf.subarray(0, end).toString('utf8');
+}
+
+/** The canonical spelling when the text is a context, else the text as it is. */
+function canonical(label: string): string {
+  try {
+    return formatContext(parseContext(label));
+  } catch {
+    // Not a context svirt could have written (a foreign label): compared verbatim.
+    return label;
+  }
+}
+
+export type SetOutcome = 'labelled' | 'unchanged' | 'missing';
+export type RestoreOutcome = 'restored' | 'still-used' | 'not-remembered' | 'gone';
+
+export class FileLabeller {
+  constructor(private readonly x: XattrHost) {}
+
+  /** Opens without following a final symlink; sockets (ENXIO) fall back to path calls. */
+  private withTarget<T>(path: string, fn: (t: Target) => T): T {
+    let fd: number;
+    try {
+      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
+    } catch (err) {
+      // A UNIX socket cannot be opened; lsetxattr does not follow a final symlink either.
+      if (errnoOf(err) === 'ENXIO') return fn({ path });
+      throw err;
+    }
+    try {
+      return fn({ fd });
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private get(t: Target, name: string): string | undefined {
+    return decode('fd' in t ? this.x.fgetxattr(t.fd, name) : this.x.lgetxattr(t.path, name));
+  }
+
+  private put(t: Target, name: string, value: string): void {
+    if ('fd' in t) this.x.fsetxattr(t.fd, name, value);
+    else this.x.lsetxattr(t.path, name, value);
+  }
+
+  private remove(t: Target, name: string): void {
+    if ('fd' in t) this.x.fremovexattr(t.fd, name);
+    else this.x.lremovexattr(t.path, name);
+  }
+
+  /** The current label of `path`, or undefined when it has none. */
+  current(path: string): string | undefined {
+    try {
+      return this.withTarget(path, (t) => this.get(t, SELINUX_XATTR));
+    } catch (err) {
+      throw osError('SVIRT_ERR_HOST', 'read the label of', path, err);
+    }
+  }
+
+  /**
+   * Gives `path` the label `wanted` for guest `uuid`, remembering its original first.
+   * A path other guests use with a different label is a conflict (relabelling it would
+   * cut them off or let this guest in). `missingOk`: a path that does not exist yet (a
+   * socket QEMU will create) is skipped.
+   */
+  set(path: string, wanted: string, uuid: string, memory: LabelMemory, missingOk = false): SetOutcome {
+    let remembered = false;
+    try {
+      return this.withTarget(path, (t): SetOutcome => {
+        const raw = this.get(t, SELINUX_XATTR);
+        const current = raw === undefined ? NO_LABEL : canonical(raw);
+        const rec = memory.recall('selinux', path);
+        const others = rec?.users.filter((u) => u !== uuid) ?? [];
+        if (others.length > 0 && current !== wanted) {
+          throw new SvirtError(
+            'SVIRT_ERR_LABEL_CONFLICT',
+            `cannot label "${path}": guest ${others.join(', ')} uses it with label ${current}`,
+            { details: { path, wanted, current, users: others } },
+          );
+        }
+        const stashed = this.get(t, REMEMBER_XATTR);
+        const stashValid = stashed !== undefined && (stashed === NO_LABEL || isContext(stashed));
+        const original = rec?.original ?? (stashValid ? stashed : current);
+        const inForce = memory.remember('selinux', path, uuid, original);
+        remembered = true;
+        if (stashed !== inForce) {
+          try {
+            this.put(t, REMEMBER_XATTR, inForce);
+          } catch (err) {
+            // A filesystem without trusted.* xattrs (NFS): the store row alone remembers.
+            if (!unsupported(err)) throw err;
+          }
+        }
+        if (current === wanted) return 'unchanged';
+        this.put(t, SELINUX_XATTR, `${wanted}\0`);
+        return 'labelled';
+      });
+    } catch (err) {
+      if (missingOk && errnoOf(err) === 'ENOENT') return 'missing';
+      if (remembered) {
+        try {
+          this.restore(path, uuid, memory);
+        } catch {
+          // The set error below is the one to report; the memory row lets a repair retry.
+        }
+      }
+      if (err instanceof SvirtError) throw err;
+      throw osError('SVIRT_ERR_LABEL_APPLY', 'label', path, err);
+    }
+  }
+
+  /**
+   * Drops `uuid`'s use of `path`; when no guest uses it any more, puts the original back
+   * (removing the label when there was none) and forgets it. Idempotent: a second call,
+   * or one for a path never labelled, does nothing.
+   */
+  restore(path: string, uuid: string, memory: LabelMemory): RestoreOutcome {
+    const rec = memory.recall('selinux', path);
+    if (rec === undefined) return 'not-remembered';
+    let original: string | undefined;
+    if (rec.users.includes(uuid)) {
+      original = memory.release('selinux', path, uuid);
+      if (original === undefined) return 'still-used';
+    } else if (rec.users.length > 0) {
+      return 'still-used';
+    } else {
+      // No user left but not forgotten: a restore interrupted after release; finish it.
+      original = rec.original;
+    }
+    try {
+      this.withTarget(path, (t) => {
+        if (original === NO_LABEL) this.remove(t, SELINUX_XATTR);
+        else this.put(t, SELINUX_XATTR, `${original}\0`);
+        try {
+          this.remove(t, REMEMBER_XATTR);
+        } catch (err) {
+          // Never written on a filesystem without trusted.* xattrs.
+          if (!unsupported(err)) throw err;
+        }
+      });
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') {
+        // The file is gone (a socket QEMU removed, a deleted state file): nothing to restore.
+        memory.forget('selinux', path);
+        return 'gone';
+      }
+      throw osError('SVIRT_ERR_LABEL_RESTORE', 'restore the label of', path, err);
+    }
+    memory.forget('selinux', path);
+    return 'restored';
+  }
+}
+

@@ -1,0 +1,276 @@
+/**
+ * The SELinux driver: sVirt's MCS isolation. Every guest runs in the policy's virtual
+ * domain context (svirt_t) at a unique category pair, its private files carry the image
+ * type at the same pair, and the policy's MCS constraint denies access across pairs.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import type { DomainDef, SecLabelDef } from '../../domain/domain-def.js';
+import { SvirtError } from '../../errors.js';
+import * as nativeHost from '../../host/native.js';
+import type { ConfinementPart } from '../confinement.js';
+import type { BaseLabel, GuestResource, ProbeResult, SecurityContext, SecurityDriver } from '../driver.js';
+import { formatContext, parseContext } from './contexts.js';
+import { generateLabel, reserveLevel } from './gen-label.js';
+import { FileLabeller, type XattrHost } from './labeller.js';
+import {
+  DEFAULT_CATEGORY_RANGE,
+  formatCategoryRange,
+  pairCapacity,
+  parseCategoryRange,
+  type CategoryRange,
+} from './mcs.js';
+import { loadPolicyContexts, type PolicyContexts } from './policy-files.js';
+import { describeLabels } from './describe.js';
+import { planLabels, type LabelAction } from './rules.js';
+
+export interface SelinuxDriverOptions {
+  /** Where the policy configuration lives; default /etc/selinux. */
+  readonly root?: string;
+  /** Categories dynamic labels draw pairs from, e.g. `c10.c99`; default: this process's clearance, else c0.c1023. */
+  readonly categoryRange?: string;
+  /**
+   * For hosts whose kernel does not run SELinux: enabled when the policy files are
+   * readable, labels real files, gives the QEMU process no exec context.
+   */
+  readonly userspaceTest?: boolean;
+  /** A number in [0, 1); default a CSPRNG. */
+  readonly random?: () => number;
+  /** The xattr calls; default src/host/native.ts. */
+  readonly xattrs?: XattrHost;
+}
+
+const SELINUXFS = '/sys/fs/selinux';
+const NOT_ENABLED = 'Security driver selinux not enabled';
+
+function cryptoRandom(): number {
+  return randomBytes(6).readUIntBE(0, 6) / 2 ** 48;
+}
+
+export class SelinuxDriver implements SecurityDriver {
+  readonly name = 'selinux' as const;
+  readonly root: string;
+  readonly userspaceTest: boolean;
+  private readonly random: () => number;
+  private readonly labeller: FileLabeller;
+  private loaded: PolicyContexts | undefined;
+  private range: CategoryRange | undefined;
+
+  constructor(options: SelinuxDriverOptions = {}) {
+    this.root = options.root ?? '/etc/selinux';
+    this.userspaceTest = options.userspaceTest ?? false;
+    this.random = options.random ?? cryptoRandom;
+    this.labeller = new FileLabeller(options.xattrs ?? nativeHost);
+    // A bad configured range is a usage error now, not a driver that quietly probes disabled.
+    if (options.categoryRange !== undefined) this.range = parseCategoryRange(options.categoryRange);
+  }
+
+  /** Whether the running kernel has SELinux (selinuxfs mounted). */
+  kernelRunsSelinux(): boolean {
+    return existsSync(`${SELINUXFS}/enforce`);
+  }
+
+  probe(): ProbeResult {
+    const kernel = this.kernelRunsSelinux();
+    if (!kernel && !this.userspaceTest) {
+      return { status: 'disable', reason: `${NOT_ENABLED}: the kernel does not run SELinux` };
+    }
+    let contexts: PolicyContexts;
+    try {
+      contexts = this.contexts();
+      this.categoryRange();
+    } catch (err) {
+      return { status: 'disable', reason: `${NOT_ENABLED}: ${err instanceof Error ? err.message : String(err)}` };
+    }
+    const notes: string[] = [];
+    if (this.userspaceTest) {
+      notes.push(
+        'userspace test mode: files are labelled, the QEMU process gets no SELinux context' +
+          (kernel ? '' : ' (the kernel does not run SELinux)'),
+      );
+    }
+    if (!contexts.hasTcgDomain) {
+      notes.push(
+        `the policy has no TCG domain: TCG guests run as ${contexts.kvmDomain.type}, ` +
+          'whose JIT needs execmem (the virt_use_execmem boolean)',
+      );
+    }
+    return { status: 'enable', notes };
+  }
+
+  /** The policy's virtual domain and image contexts (read once per driver instance). */
+  contexts(): PolicyContexts {
+    this.loaded ??= loadPolicyContexts(this.root);
+    return this.loaded;
+  }
+
+  /** The category range dynamic labels use. */
+  categoryRange(): CategoryRange {
+    this.range ??= parseCategoryRange(this.clearance() ?? DEFAULT_CATEGORY_RANGE);
+    return this.range;
+  }
+
+  /** The range as text, e.g. `s0:c0.c1023`. */
+  categoryRangeText(): string {
+    return formatCategoryRange(this.categoryRange());
+  }
+
+  /** How many guests can hold a dynamic label at once: n(n−1)/2. */
+  capacity(): number {
+    return pairCapacity(this.categoryRange());
+  }
+
+  /** libvirt draws from its own process's range; used when it has contiguous categories. */
+  private clearance(): string | undefined {
+    if (!this.kernelRunsSelinux()) return undefined;
+    try {
+      const range = parseContext(readFileSync('/proc/self/attr/current', 'utf8').replace(/\0+$/, '').trim()).range;
+      parseCategoryRange(range);
+      return range;
+    } catch {
+      // No usable clearance (s0 only, or odd categories): the policy-wide default applies.
+      return undefined;
+    }
+  }
+
+  doi(): string {
+    return '0';
+  }
+
+  baseLabels(): readonly BaseLabel[] {
+    const c = this.contexts();
+    return [
+      { virtType: 'kvm', label: formatContext(c.kvmDomain) },
+      { virtType: 'qemu', label: formatContext(c.tcgDomain) },
+    ];
+  }
+
+  features(): readonly string[] {
+    const range = formatCategoryRange(this.categoryRange());
+    const out = [`MCS category range ${range}: ${this.capacity()} labels`];
+    if (!this.contexts().hasTcgDomain) out.push('no TCG domain in the policy: TCG guests need virt_use_execmem');
+    if (this.userspaceTest) out.push('userspace test mode: no process label is applied');
+    return out;
+  }
+
+  genLabel(def: DomainDef, ctx: SecurityContext): SecLabelDef {
+    return generateLabel({ def, ctx, contexts: this.contexts(), range: this.categoryRange(), random: this.random });
+  }
+
+  reserveLabel(def: DomainDef, label: SecLabelDef, ctx: SecurityContext): void {
+    if (label.type === 'none') return;
+    if (label.label === undefined) {
+      throw new SvirtError('SVIRT_ERR_INTERNAL', `the live SELinux seclabel of guest "${def.name}" has no <label>`);
+    }
+    reserveLevel(def, parseContext(label.label).range, ctx);
+  }
+
+  private plan(label: SecLabelDef, resources: readonly GuestResource[]): LabelAction[] {
+    return planLabels(label, resources, this.contexts());
+  }
+
+  private apply(def: DomainDef, action: LabelAction, ctx: SecurityContext): boolean {
+    if (action.kind !== 'set') return false;
+    // A chardev socket or log QEMU creates itself does not exist yet: the label of the
+    // (labelled) runtime dir or the policy's type transition covers it.
+    const outcome = this.labeller.set(action.path, action.label, def.uuid, ctx.memory, action.role === 'chardev');
+    return outcome !== 'missing';
+  }
+
+  setAllLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
+    const done: string[] = [];
+    for (const action of this.plan(label, resources)) {
+      try {
+        if (this.apply(def, action, ctx)) done.push(action.path);
+      } catch (err) {
+        const undo = this.restorePaths(def, done.reverse(), ctx);
+        if (undo.length === 0) throw err;
+        const code = err instanceof SvirtError ? err.code : 'SVIRT_ERR_LABEL_APPLY';
+        const msg = err instanceof Error ? err.message : String(err);
+        throw new SvirtError(code, `${msg} (and undoing failed: ${undo.map((e) => e.message).join('; ')})`, {
+          cause: err,
+          details: { undoErrors: undo.map((e) => e.message) },
+        });
+      }
+    }
+  }
+
+  /** Restores each path, collecting errors instead of stopping. */
+  private restorePaths(def: DomainDef, paths: readonly string[], ctx: SecurityContext): Error[] {
+    const errors: Error[] = [];
+    for (const path of paths) {
+      try {
+        this.labeller.restore(path, def.uuid, ctx.memory);
+      } catch (err) {
+        errors.push(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+    return errors;
+  }
+
+  restoreAllLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
+    const paths = this.plan(label, resources)
+      .filter((a) => a.kind === 'set')
+      .map((a) => a.path)
+      .reverse();
+    const errors = this.restorePaths(def, paths, ctx);
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) {
+      throw new SvirtError(
+        'SVIRT_ERR_LABEL_RESTORE',
+        `cannot restore ${errors.length} labels of guest "${def.name}": ${errors.map((e) => e.message).join('; ')}`,
+        { cause: errors[0], details: { errors: errors.map((e) => e.message) } },
+      );
+    }
+  }
+
+  setResourceLabel(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void {
+    for (const action of this.plan(label, [resource])) this.apply(def, action, ctx);
+  }
+
+  restoreResourceLabel(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void {
+    this.restoreAllLabel(def, label, [resource], ctx);
+  }
+
+  confinement(def: DomainDef, label: SecLabelDef): ConfinementPart {
+    // The launcher cannot set an exec context on a kernel without SELinux.
+    if (this.userspaceTest || label.type === 'none') return {};
+    if (label.label === undefined) {
+      throw new SvirtError('SVIRT_ERR_CONFINE', `cannot confine guest "${def.name}": its SELinux label was not generated`);
+    }
+    return { selinuxExecLabel: label.label };
+  }
+
+  describe(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): string {
+    return describeLabels({
+      def,
+      label,
+      resources,
+      contexts: this.contexts(),
+      range: this.categoryRange(),
+      virtType: ctx.virtType,
+      userspaceTest: this.userspaceTest,
+    });
+  }
+
+  processLabel(def: DomainDef, label: SecLabelDef, pid: number): string {
+    if (this.kernelRunsSelinux()) {
+      try {
+        const current = readFileSync(`/proc/${pid}/attr/current`, 'utf8').replace(/\0+$/, '').trim();
+        if (current !== '') return current;
+      } catch {
+        // The process is gone or hides its attr: the label it was started with is the answer.
+      }
+    }
+    return label.label ?? '';
+  }
+
+  enforcing(): boolean {
+    try {
+      return readFileSync(`${SELINUXFS}/enforce`, 'utf8').trim() === '1';
+    } catch {
+      // No selinuxfs: nothing is enforced.
+      return false;
+    }
+  }
+}

@@ -1,0 +1,47 @@
+/** The store's schema; every statement is idempotent so opening an existing store is safe. */
+export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS domains (
+  uuid TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  xml TEXT NOT NULL,
+  defined_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS running (
+  uuid TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  state TEXT NOT NULL CHECK (state IN ('starting', 'running', 'stopping')),
+  pid INTEGER,
+  pid_start INTEGER,
+  monitor_pid INTEGER,
+  owner_pid INTEGER,
+  owner_start INTEGER,
+  runtime_dir TEXT NOT NULL,
+  qmp_path TEXT NOT NULL,
+  live_xml TEXT NOT NULL,
+  persistent INTEGER NOT NULL,
+  stack TEXT NOT NULL,
+  resources TEXT NOT NULL,
+  paused INTEGER NOT NULL DEFAULT 0,
+  started_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reservations (
+  driver TEXT NOT NULL,
+  label TEXT NOT NULL,
+  uuid TEXT NOT NULL,
+  PRIMARY KEY (driver, label)
+);
+CREATE INDEX IF NOT EXISTS reservations_by_uuid ON reservations (uuid);
+CREATE TABLE IF NOT EXISTS remembered (
+  driver TEXT NOT NULL,
+  path TEXT NOT NULL,
+  original TEXT NOT NULL,
+  PRIMARY KEY (driver, path)
+);
+CREATE TABLE IF NOT EXISTS remembered_users (
+  driver TEXT NOT NULL,
+  path TEXT NOT NULL,
+  uuid TEXT NOT NULL,
+  PRIMARY KEY (driver, path, uuid)
+);
+CREATE INDEX IF NOT EXISTS remembered_users_by_uuid ON remembered_users (uuid);
+`;

@@ -1,0 +1,360 @@
+import Database from 'better-sqlite3';
+import { mkdirSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { SvirtError } from '../errors.js';
+import type { DriverName, LabelMemory, LabelReservations } from '../security/driver.js';
+import { SCHEMA } from './schema.js';
+
+export type RunState = 'starting' | 'running' | 'stopping';
+
+export interface DefinedDomain {
+  readonly uuid: string;
+  readonly name: string;
+  readonly xml: string;
+}
+
+/** A guest that runs, or that a svirt process is starting or stopping. */
+export interface RunningRecord {
+  /** Small numeric id, as virsh shows in `list` (the row id). */
+  readonly id: number;
+  readonly uuid: string;
+  readonly name: string;
+  readonly state: RunState;
+  readonly pid: number | null;
+  readonly pidStart: number | null;
+  readonly monitorPid: number | null;
+  /** The svirt process working on a starting/stopping guest (pid + start time). */
+  readonly ownerPid: number | null;
+  readonly ownerStart: number | null;
+  readonly runtimeDir: string;
+  readonly qmpPath: string;
+  /** Live XML: the definition with every driver's generated `<seclabel>`. */
+  readonly liveXml: string;
+  readonly persistent: boolean;
+  /** Driver names of the stack the guest was started with, primary first. */
+  readonly stack: readonly DriverName[];
+  /** The resources labelled at start (JSON of GuestResource[] without disk objects). */
+  readonly resources: string;
+  readonly paused: boolean;
+  readonly startedAt: number;
+}
+
+interface RunningRow {
+  id: number;
+  uuid: string;
+  name: string;
+  state: RunState;
+  pid: number | null;
+  pid_start: number | null;
+  monitor_pid: number | null;
+  owner_pid: number | null;
+  owner_start: number | null;
+  runtime_dir: string;
+  qmp_path: string;
+  live_xml: string;
+  persistent: number;
+  stack: string;
+  resources: string;
+  paused: number;
+  started_at: number;
+}
+
+function toRecord(r: RunningRow): RunningRecord {
+  return {
+    id: r.id,
+    uuid: r.uuid,
+    name: r.name,
+    state: r.state,
+    pid: r.pid,
+    pidStart: r.pid_start,
+    monitorPid: r.monitor_pid,
+    ownerPid: r.owner_pid,
+    ownerStart: r.owner_start,
+    runtimeDir: r.runtime_dir,
+    qmpPath: r.qmp_path,
+    liveXml: r.live_xml,
+    persistent: r.persistent === 1,
+    stack: JSON.parse(r.stack) as DriverName[],
+    resources: r.resources,
+    paused: r.paused === 1,
+    startedAt: r.started_at,
+  };
+}
+
+/**
+ * svirt's state in one SQLite file. Several svirt processes may use it at once: WAL mode,
+ * a busy timeout, and every multi-step change in an IMMEDIATE transaction.
+ */
+export class Store implements LabelMemory, LabelReservations {
+  readonly db: Database.Database;
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+  }
+
+  static open(stateDir: string): Store {
+    try {
+      mkdirSync(stateDir, { recursive: true, mode: 0o711 });
+    } catch (err) {
+      throw new SvirtError('SVIRT_ERR_STORE', `cannot create state dir "${stateDir}": ${String(err)}`, { cause: err });
+    }
+    const file = join(stateDir, 'svirt.db');
+    let db: Database.Database;
+    try {
+      db = new Database(file, { timeout: 10_000 });
+      chmodSync(file, 0o600);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = ON');
+      db.exec(SCHEMA);
+    } catch (err) {
+      throw new SvirtError('SVIRT_ERR_STORE', `cannot open state store "${file}": ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    return new Store(db);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /** Runs fn in a BEGIN IMMEDIATE transaction (writers serialise; readers go on). */
+  tx<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  // ---- definitions -------------------------------------------------------------------
+
+  getDefinedByName(name: string): DefinedDomain | undefined {
+    return this.db.prepare('SELECT uuid, name, xml FROM domains WHERE name = ?').get(name) as DefinedDomain | undefined;
+  }
+
+  getDefinedByUuid(uuid: string): DefinedDomain | undefined {
+    return this.db.prepare('SELECT uuid, name, xml FROM domains WHERE uuid = ?').get(uuid) as DefinedDomain | undefined;
+  }
+
+  listDefined(): DefinedDomain[] {
+    return this.db.prepare('SELECT uuid, name, xml FROM domains ORDER BY name').all() as DefinedDomain[];
+  }
+
+  /** Inserts or replaces the definition with this uuid; a name used by another uuid is an error. */
+  putDefinition(d: DefinedDomain): void {
+    this.tx(() => {
+      const other = this.db
+        .prepare('SELECT uuid FROM domains WHERE name = ? AND uuid <> ? UNION SELECT uuid FROM running WHERE name = ? AND uuid <> ?')
+        .get(d.name, d.uuid, d.name, d.uuid) as { uuid: string } | undefined;
+      if (other !== undefined) {
+        throw new SvirtError('SVIRT_ERR_DOMAIN_EXISTS', `domain '${d.name}' already exists with uuid ${other.uuid}`);
+      }
+      const renamed = this.db.prepare('SELECT name FROM domains WHERE uuid = ? AND name <> ?').get(d.uuid, d.name) as
+        | { name: string }
+        | undefined;
+      if (renamed !== undefined) {
+        throw new SvirtError(
+          'SVIRT_ERR_DOMAIN_EXISTS',
+          `domain '${renamed.name}' is already defined with uuid ${d.uuid}`,
+        );
+      }
+      this.db
+        .prepare(
+          'INSERT INTO domains (uuid, name, xml, defined_at) VALUES (?, ?, ?, ?) ' +
+            'ON CONFLICT(uuid) DO UPDATE SET xml = excluded.xml',
+        )
+        .run(d.uuid, d.name, d.xml, Date.now());
+    });
+  }
+
+  deleteDefinition(uuid: string): void {
+    this.db.prepare('DELETE FROM domains WHERE uuid = ?').run(uuid);
+  }
+
+  // ---- running records ---------------------------------------------------------------
+
+  getRunning(uuid: string): RunningRecord | undefined {
+    const row = this.db.prepare('SELECT rowid AS id, * FROM running WHERE uuid = ?').get(uuid) as RunningRow | undefined;
+    return row === undefined ? undefined : toRecord(row);
+  }
+
+  getRunningByName(name: string): RunningRecord | undefined {
+    const row = this.db.prepare('SELECT rowid AS id, * FROM running WHERE name = ?').get(name) as RunningRow | undefined;
+    return row === undefined ? undefined : toRecord(row);
+  }
+
+  listRunning(): RunningRecord[] {
+    return (this.db.prepare('SELECT rowid AS id, * FROM running ORDER BY started_at, name').all() as RunningRow[]).map(toRecord);
+  }
+
+  /** Claims a guest for starting; false when a record exists already (running or busy). */
+  insertStarting(r: Omit<RunningRecord, 'id' | 'state' | 'pid' | 'pidStart' | 'monitorPid' | 'paused'>): boolean {
+    const res = this.db
+      .prepare(
+        `INSERT OR IGNORE INTO running (uuid, name, state, owner_pid, owner_start, runtime_dir, qmp_path, live_xml,
+           persistent, stack, resources, paused, started_at)
+         VALUES (?, ?, 'starting', ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
+      )
+      .run(
+        r.uuid,
+        r.name,
+        r.ownerPid,
+        r.ownerStart,
+        r.runtimeDir,
+        r.qmpPath,
+        r.liveXml,
+        r.persistent ? 1 : 0,
+        JSON.stringify(r.stack),
+        r.resources,
+        r.startedAt,
+      );
+    return res.changes === 1;
+  }
+
+  updateRunning(
+    uuid: string,
+    fields: Partial<Pick<RunningRecord, 'liveXml' | 'resources' | 'pid' | 'pidStart' | 'monitorPid' | 'paused' | 'stack'>>,
+  ): void {
+    const map: Record<string, string> = {
+      liveXml: 'live_xml',
+      resources: 'resources',
+      pid: 'pid',
+      pidStart: 'pid_start',
+      monitorPid: 'monitor_pid',
+      paused: 'paused',
+      stack: 'stack',
+    };
+    const sets: string[] = [];
+    const values: unknown[] = [];
+    for (const [k, v] of Object.entries(fields)) {
+      const col = map[k];
+      if (col === undefined || v === undefined) continue;
+      sets.push(`${col} = ?`);
+      values.push(typeof v === 'boolean' ? (v ? 1 : 0) : Array.isArray(v) ? JSON.stringify(v) : v);
+    }
+    if (sets.length === 0) return;
+    this.db.prepare(`UPDATE running SET ${sets.join(', ')} WHERE uuid = ?`).run(...values, uuid);
+  }
+
+  /** Moves a record to a new state, owned by `owner` (or by nobody). Returns false if the record is gone. */
+  setRunState(uuid: string, state: RunState, owner: { pid: number; startTime: number } | null, from?: RunState): boolean {
+    const sql =
+      'UPDATE running SET state = ?, owner_pid = ?, owner_start = ? WHERE uuid = ?' + (from ? ' AND state = ?' : '');
+    const args: unknown[] = [state, owner?.pid ?? null, owner?.startTime ?? null, uuid];
+    if (from) args.push(from);
+    return this.db.prepare(sql).run(...args).changes === 1;
+  }
+
+  deleteRunning(uuid: string): void {
+    this.db.prepare('DELETE FROM running WHERE uuid = ?').run(uuid);
+  }
+
+  // ---- label reservations (LabelReservations) ----------------------------------------
+
+  tryReserve(driver: DriverName, label: string, uuid: string): boolean {
+    const res = this.db
+      .prepare('INSERT OR IGNORE INTO reservations (driver, label, uuid) VALUES (?, ?, ?)')
+      .run(driver, label, uuid);
+    if (res.changes === 1) return true;
+    return this.holder(driver, label) === uuid;
+  }
+
+  holder(driver: DriverName, label: string): string | undefined {
+    const row = this.db.prepare('SELECT uuid FROM reservations WHERE driver = ? AND label = ?').get(driver, label) as
+      | { uuid: string }
+      | undefined;
+    return row?.uuid;
+  }
+
+  count(driver: DriverName): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM reservations WHERE driver = ?').get(driver) as { n: number }).n;
+  }
+
+  /** Labels a driver holds, for allocators that scan for a free one. */
+  reservedLabels(driver: DriverName): string[] {
+    return (this.db.prepare('SELECT label FROM reservations WHERE driver = ?').all(driver) as { label: string }[]).map(
+      (r) => r.label,
+    );
+  }
+
+  releaseReservations(uuid: string): void {
+    this.db.prepare('DELETE FROM reservations WHERE uuid = ?').run(uuid);
+  }
+
+  reservationsOf(uuid: string): { driver: DriverName; label: string }[] {
+    return this.db.prepare('SELECT driver, label FROM reservations WHERE uuid = ?').all(uuid) as {
+      driver: DriverName;
+      label: string;
+    }[];
+  }
+
+  // ---- remembered originals (LabelMemory) --------------------------------------------
+
+  remember(driver: DriverName, path: string, uuid: string, original: string): string {
+    return this.tx(() => {
+      this.db
+        .prepare('INSERT OR IGNORE INTO remembered (driver, path, original) VALUES (?, ?, ?)')
+        .run(driver, path, original);
+      this.db
+        .prepare('INSERT OR IGNORE INTO remembered_users (driver, path, uuid) VALUES (?, ?, ?)')
+        .run(driver, path, uuid);
+      return (
+        this.db.prepare('SELECT original FROM remembered WHERE driver = ? AND path = ?').get(driver, path) as {
+          original: string;
+        }
+      ).original;
+    });
+  }
+
+  recall(driver: DriverName, path: string): { original: string; users: string[] } | undefined {
+    const row = this.db.prepare('SELECT original FROM remembered WHERE driver = ? AND path = ?').get(driver, path) as
+      | { original: string }
+      | undefined;
+    if (row === undefined) return undefined;
+    const users = (
+      this.db.prepare('SELECT uuid FROM remembered_users WHERE driver = ? AND path = ?').all(driver, path) as {
+        uuid: string;
+      }[]
+    ).map((u) => u.uuid);
+    return { original: row.original, users };
+  }
+
+  release(driver: DriverName, path: string, uuid: string): string | undefined {
+    return this.tx(() => {
+      this.db.prepare('DELETE FROM remembered_users WHERE driver = ? AND path = ? AND uuid = ?').run(driver, path, uuid);
+      const left = this.db
+        .prepare('SELECT count(*) AS n FROM remembered_users WHERE driver = ? AND path = ?')
+        .get(driver, path) as { n: number };
+      if (left.n > 0) return undefined;
+      const row = this.db.prepare('SELECT original FROM remembered WHERE driver = ? AND path = ?').get(driver, path) as
+        | { original: string }
+        | undefined;
+      return row?.original;
+    });
+  }
+
+  forget(driver: DriverName, path: string): void {
+    this.tx(() => {
+      const left = this.db
+        .prepare('SELECT count(*) AS n FROM remembered_users WHERE driver = ? AND path = ?')
+        .get(driver, path) as { n: number };
+      // Another guest took the path again between release and forget: keep its original.
+      if (left.n === 0) this.db.prepare('DELETE FROM remembered WHERE driver = ? AND path = ?').run(driver, path);
+    });
+  }
+
+  /** Paths a guest still holds (for checks and repair). */
+  rememberedBy(uuid: string): { driver: DriverName; path: string }[] {
+    return this.db.prepare('SELECT driver, path FROM remembered_users WHERE uuid = ?').all(uuid) as {
+      driver: DriverName;
+      path: string;
+    }[];
+  }
+
+  /** Every remembered path (any guest), for tests and `svirt` diagnostics. */
+  allRemembered(): { driver: DriverName; path: string; original: string }[] {
+    return this.db.prepare('SELECT driver, path, original FROM remembered').all() as {
+      driver: DriverName;
+      path: string;
+      original: string;
+    }[];
+  }
+}

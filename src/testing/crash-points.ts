@@ -1,0 +1,21 @@
+/**
+ * Fault injection for the crash-safety tests: when SVIRT_TEST_CRASH_AT names a step, svirt
+ * kills itself there with SIGKILL (no cleanup, no finally blocks), as a power cut or an
+ * OOM kill would. Read only by tests; every step name is listed in CRASH_POINTS.
+ */
+export const CRASH_POINTS = [
+  'start:claimed',
+  'start:labels-reserved',
+  'start:labelled',
+  'start:launched',
+  'destroy:claimed',
+  'destroy:killed',
+  'shutdown:requested',
+  'cleanup:restored',
+] as const;
+
+export type CrashPoint = (typeof CRASH_POINTS)[number];
+
+export function crashPoint(name: CrashPoint): void {
+  if (process.env['SVIRT_TEST_CRASH_AT'] === name) process.kill(process.pid, 'SIGKILL');
+}

@@ -1,0 +1,188 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TestContext } from 'node:test';
+import Database from 'better-sqlite3';
+
+/** <package root>/bin/svirt.js (tests run from dist/test/...). */
+export const SVIRT_BIN = fileURLToPath(new URL('../../bin/svirt.js', import.meta.url));
+export const QEMU = '/usr/bin/qemu-system-x86_64';
+
+export function haveQemu(): boolean {
+  return existsSync(QEMU);
+}
+
+export function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+export interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** A scratch state dir, removed (after every guest in it is destroyed) when the test ends. */
+export function scratch(t: TestContext, prefix = 'svirt-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.after(async () => {
+    await destroyAll(dir);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+/** Runs the svirt CLI against a state dir. */
+export function svirt(stateDir: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [SVIRT_BIN, '--state-dir', stateDir, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code, sig) => resolve({ code: code ?? (sig ? 128 : 1), stdout, stderr }));
+  });
+}
+
+/** Like svirt() but fails the test with the CLI's stderr when the command fails. */
+export async function svirtOk(stateDir: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const r = await svirt(stateDir, args, env);
+  if (r.code !== 0) throw new Error(`svirt ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Destroys every guest the store of `stateDir` knows as running and kills any QEMU left by pid. */
+export async function destroyAll(stateDir: string): Promise<void> {
+  const db = join(stateDir, 'svirt.db');
+  if (!existsSync(db)) return;
+  const rows = readRunning(stateDir);
+  for (const r of rows) await svirt(stateDir, ['--security-driver', 'none', 'destroy', r.name]);
+  for (const r of readRunning(stateDir)) {
+    if (r.pid) {
+      try {
+        process.kill(r.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+export function readRunning(stateDir: string): { name: string; uuid: string; pid: number | null; state: string; live_xml: string }[] {
+  const db = new Database(join(stateDir, 'svirt.db'), { readonly: true, fileMustExist: true, timeout: 10_000 });
+  try {
+    return db.prepare('SELECT name, uuid, pid, state, live_xml FROM running').all() as {
+      name: string;
+      uuid: string;
+      pid: number | null;
+      state: string;
+      live_xml: string;
+    }[];
+  } finally {
+    db.close();
+  }
+}
+
+export function countRows(stateDir: string, table: 'running' | 'reservations' | 'remembered' | 'remembered_users' | 'domains'): number {
+  const db = new Database(join(stateDir, 'svirt.db'), { readonly: true, fileMustExist: true, timeout: 10_000 });
+  try {
+    return (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+/** A raw image of `mb` MiB, owned by uid:gid with `mode`. */
+export function makeImage(path: string, mb = 4, owner?: { uid: number; gid: number }, mode = 0o644): string {
+  const r = spawnSync('qemu-img', ['create', '-q', '-f', 'raw', path, `${mb}M`]);
+  if (r.status !== 0) writeFileSync(path, Buffer.alloc(mb * 1024 * 1024));
+  if (owner) chownSync(path, owner.uid, owner.gid);
+  spawnSync('chmod', [mode.toString(8), path]);
+  return path;
+}
+
+export function makeQcow2(path: string, backing?: string): string {
+  const args = ['create', '-q', '-f', 'qcow2', ...(backing ? ['-F', 'qcow2', '-b', backing] : []), path, '8M'];
+  const r = spawnSync('qemu-img', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`qemu-img failed: ${r.stderr}`);
+  return path;
+}
+
+export function owner(path: string): { uid: number; gid: number; mode: number } {
+  const st = statSync(path);
+  return { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
+}
+
+export interface DiskSpec {
+  readonly path: string;
+  readonly dev: string;
+  readonly format?: 'raw' | 'qcow2';
+  readonly readonly?: boolean;
+  readonly shareable?: boolean;
+  readonly device?: 'disk' | 'cdrom';
+  readonly bus?: string;
+  readonly backing?: string;
+}
+
+/** A small paused-friendly guest definition. */
+export function domainXml(name: string, disks: readonly DiskSpec[], extra = ''): string {
+  const diskXml = disks
+    .map(
+      (d) => `    <disk type='file' device='${d.device ?? 'disk'}'>
+      <driver name='qemu' type='${d.format ?? 'raw'}'/>
+      <source file='${d.path}'/>${
+        d.backing
+          ? `\n      <backingStore type='file'><format type='qcow2'/><source file='${d.backing}'/><backingStore/></backingStore>`
+          : ''
+      }
+      <target dev='${d.dev}' bus='${d.bus ?? (d.device === 'cdrom' ? 'ide' : 'virtio')}'/>${d.readonly ? '\n      <readonly/>' : ''}${
+        d.shareable ? '\n      <shareable/>' : ''
+      }
+    </disk>`,
+    )
+    .join('\n');
+  return `<domain type='qemu'>
+  <name>${name}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>
+    <emulator>${QEMU}</emulator>
+${diskXml}
+  </devices>${extra}
+</domain>
+`;
+}
+
+/** Writes a domain XML to the state dir and returns its path. */
+export function writeDomain(dir: string, name: string, xml: string): string {
+  const file = join(dir, `${name}.xml`);
+  writeFileSync(file, xml);
+  return file;
+}
+
+/** Fields of /proc/PID/status. */
+export function procStatus(pid: number): Map<string, string> {
+  const r = spawnSync('cat', [`/proc/${pid}/status`], { encoding: 'utf8' });
+  const m = new Map<string, string>();
+  for (const line of r.stdout.split('\n')) {
+    const i = line.indexOf(':');
+    if (i > 0) m.set(line.slice(0, i), line.slice(i + 1).trim());
+  }
+  return m;
+}
+
+export async function waitFor(cond: () => boolean, timeoutMs: number, pollMs = 20): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+  return true;
+}
