@@ -306,9 +306,11 @@ static int parse_net_rules(struct ctx *c, int arr, struct spec_landlock *ll)
 static int parse_landlock(struct ctx *c, int obj, struct svirt_spec *s)
 {
 	static const char *const keys[] = { "handledFs", "handledNet", "scoped", "pathRules",
-					    "netRules", "bestEffort", "logNewExec", NULL };
+					    "netRules", "bestEffort", "logNewExec", "minAbi", NULL };
+	static const char *const required[] = { "handledFs", "handledNet", "scoped", "pathRules",
+						"netRules", "bestEffort", "logNewExec", NULL };
 	struct spec_landlock *ll = &s->landlock;
-	if (check_keys(c, "landlock", obj, keys, keys) < 0 ||
+	if (check_keys(c, "landlock", obj, keys, required) < 0 ||
 	    get_names(c, "landlock.handledFs", member(c, obj, "handledFs"), fs_names, &ll->handled_fs) < 0 ||
 	    get_names(c, "landlock.handledNet", member(c, obj, "handledNet"), net_names, &ll->handled_net) < 0 ||
 	    get_names(c, "landlock.scoped", member(c, obj, "scoped"), scope_names, &ll->scoped) < 0 ||
@@ -317,6 +319,11 @@ static int parse_landlock(struct ctx *c, int obj, struct svirt_spec *s)
 	    parse_path_rules(c, member(c, obj, "pathRules"), ll) < 0 ||
 	    parse_net_rules(c, member(c, obj, "netRules"), ll) < 0)
 		return -1;
+	int min_abi = member(c, obj, "minAbi");
+	int64_t n = 0;
+	if (min_abi >= 0 && get_int(c, "landlock.minAbi", min_abi, 0, 1000, &n) < 0)
+		return -1;
+	ll->min_abi = (int)n;
 	s->has_landlock = 1;
 	return 0;
 }

@@ -34,6 +34,7 @@ struct spec_landlock {
 	uint64_t scoped;
 	int best_effort;
 	int log_new_exec;
+	int min_abi; /* optional: the ABI the ruleset was written for; enforced unless best effort */
 	int npath;
 	struct spec_path_rule *paths;
 	int nnet;

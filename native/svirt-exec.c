@@ -271,6 +271,9 @@ static void apply_landlock(void)
 	uint64_t net_ok = abi >= 4 ? LL_NET_BIND_TCP | LL_NET_CONNECT_TCP : 0;
 	uint64_t scope_ok = abi >= 6 ? LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL : 0;
 	if (!ll->best_effort) {
+		if (abi < ll->min_abi)
+			die(EXIT_LANDLOCK, "landlock", EOPNOTSUPP, "the ruleset needs ABI %d, kernel has %d",
+			    ll->min_abi, abi);
 		if (ll->handled_fs & ~fs_ok) {
 			uint64_t bit = lowest_bit(ll->handled_fs & ~fs_ok);
 			die(EXIT_LANDLOCK, "landlock", EOPNOTSUPP, "filesystem right 0x%llx needs ABI %d, kernel has %d",

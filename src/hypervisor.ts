@@ -1,5 +1,5 @@
-import { closeSync, constants, existsSync, mkdirSync, openSync, rmSync, chmodSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, constants, existsSync, mkdirSync, openSync, rmSync, chmodSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DomainDef } from './domain/domain-def.js';
 import { formatDomainXml, parseDomainXml } from './domain/index.js';
@@ -300,8 +300,9 @@ export class Hypervisor {
     // Guest uids must traverse it to reach their own dir (and nothing more: 0711).
     if (this.paths.system) {
       chmodSync(this.paths.runtimeRoot, 0o711);
-      chmodSync(this.paths.stateDir, 0o711);
+      if (this.paths.runtimeRoot.startsWith(this.paths.stateDir + '/')) chmodSync(this.paths.stateDir, 0o711);
     }
+    if (this.manager.names.includes('dac')) checkTraversable(this.paths.runtimeRoot);
   }
 
   logDir(): string {
@@ -449,6 +450,20 @@ export class Hypervisor {
     const rec = this.runningRecord(name);
     await this.withQmp(rec, (q) => q.execute('cont'));
     this.store.updateRunning(rec.uuid, { paused: false });
+  }
+}
+
+/** Under dac, QEMU runs as a guest uid that must be able to search every dir down to its runtime dir. */
+function checkTraversable(dir: string): void {
+  for (let d = dir; d !== dirname(d); d = dirname(d)) {
+    const st = statSync(d);
+    if ((st.mode & 0o001) === 0) {
+      throw new SvirtError(
+        'SVIRT_ERR_HOST',
+        `guest uids cannot reach the runtime dir "${dir}": "${d}" is mode ${(st.mode & 0o777).toString(8).padStart(4, '0')} (needs o+x)`,
+        { details: { path: d } },
+      );
+    }
   }
 }
 

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { QmpCommandError, type QmpClient } from '../qemu/qmp-client.js';
@@ -30,10 +31,9 @@ export interface Attack {
   run(t: AttackTarget): Promise<Outcome>;
 }
 
-let serial = 0;
+/** A fresh QMP node/chardev id. */
 function nodeName(): string {
-  serial += 1;
-  return `atk${serial}`;
+  return `atk${randomBytes(4).toString('hex')}`;
 }
 
 /** A QMP command that opens a host resource: an error naming EACCES/EPERM is a denial. */
@@ -44,6 +44,8 @@ async function qmpAttempt(q: QmpClient, cmd: string, args: Record<string, unknow
   } catch (err) {
     if (err instanceof QmpCommandError) {
       if (/Permission denied|Operation not permitted/i.test(err.message)) return { result: 'denied', detail: shortReason(err.message) };
+      // Targets exist on the host; not finding one means the guest's private view hides it.
+      if (/No such file or directory/i.test(err.message)) return { result: 'denied', detail: 'ENOENT: hidden' };
       return { result: 'error', detail: shortReason(err.message) };
     }
     return { result: 'error', detail: err instanceof Error ? err.message : String(err) };
@@ -53,6 +55,7 @@ async function qmpAttempt(q: QmpClient, cmd: string, args: Record<string, unknow
 function shortReason(msg: string): string {
   if (/Permission denied/i.test(msg)) return 'EACCES';
   if (/Operation not permitted/i.test(msg)) return 'EPERM';
+  if (/No such file or directory/i.test(msg)) return 'ENOENT';
   return msg.replace(/^QMP \S+ failed: /, '').slice(0, 60);
 }
 

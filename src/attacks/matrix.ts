@@ -34,6 +34,8 @@ export interface MatrixResult {
 export async function runMatrix(o: MatrixOptions): Promise<MatrixResult> {
   const rows = ATTACKS.map((a) => ({ id: a.id, title: a.title, cells: {} as Record<string, Cell> }));
   const ownDisk: Record<string, Outcome> = {};
+  // Guest uids (dac) must be able to search down to their runtime dirs.
+  chmodSync(o.workDir, 0o755);
   const tcp = await listenLoopback();
   try {
     for (const stack of o.stacks) {
@@ -146,7 +148,7 @@ function attribute(rows: readonly { cells: Record<string, Cell> }[], stacks: rea
       }
       const drivers = stack.split(',');
       const layers = drivers.filter((d) => d !== 'none' && (drivers.length === 1 || row.cells[d]?.result === 'denied'));
-      cell.by = layers.length > 0 ? layers.join('+') : deniedByNone ? 'qemu' : stack;
+      cell.by = layers.length > 0 ? layers.join('+') : deniedByNone ? 'file permissions' : stack;
     }
   }
 }

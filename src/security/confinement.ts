@@ -52,6 +52,8 @@ export interface LandlockSpec {
   readonly bestEffort: boolean;
   /** ABI ≥ 7: have the kernel log denials of the confined program after exec. */
   readonly logNewExec: boolean;
+  /** The ABI the ruleset was written for; without best effort an older kernel fails the launch. */
+  readonly minAbi?: number;
 }
 
 export interface RlimitSpec {

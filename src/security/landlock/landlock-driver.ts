@@ -116,7 +116,7 @@ export class LandlockDriver implements SecurityDriver {
     }
     const spec = this.ruleset(def, [], ctx);
     const digest = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);
-    return { type: 'dynamic', model: 'landlock', relabel: false, label: `landlock:abi${this.targetAbi}:${digest}` };
+    return { type: 'dynamic', model: 'landlock', label: `landlock:abi${this.targetAbi}:${digest}` };
   }
 
   reserveLabel(): void {
@@ -191,6 +191,7 @@ export class LandlockDriver implements SecurityDriver {
       netRules: [],
       bestEffort: this.bestEffort,
       logNewExec: abi >= 7,
+      ...(this.bestEffort ? {} : { minAbi: abi }),
     };
   }
 
