@@ -1,7 +1,7 @@
 import { closeSync, constants, existsSync, mkdirSync, openSync, rmSync, chmodSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { DomainDef } from './domain/domain-def.js';
+import type { DiskDef, DomainDef } from './domain/domain-def.js';
 import { formatDomainXml, parseDomainXml } from './domain/index.js';
 import { SvirtError, errnoOf } from './errors.js';
 import { svirtExecPath, svirtMonitorPath } from './host/native.js';
@@ -18,6 +18,14 @@ import type { RunningRecord, Store } from './store/store.js';
 import { crashPoint } from './testing/crash-points.js';
 
 export type DomainState = 'running' | 'paused' | 'shut off';
+
+/** virsh's --live / --config / --persistent: where a device change applies. */
+export interface DeviceChangeOptions {
+  /** Change the running guest (default: when it runs). */
+  readonly live?: boolean;
+  /** Change the persistent definition (default: when the guest is not running). */
+  readonly config?: boolean;
+}
 
 export interface DomainInfo {
   readonly def: DomainDef;
@@ -444,6 +452,47 @@ export class Hypervisor {
     const rec = this.runningRecord(name);
     await this.withQmp(rec, (q) => q.execute('stop'));
     this.store.updateRunning(rec.uuid, { paused: true });
+  }
+
+  // ---- devices, state files, copies (see lifecycle.ts) --------------------------------
+
+  /** Hot-plugs a disk (`live`) and/or adds it to the persistent definition (`config`). */
+  async attachDisk(name: string, disk: DiskDef, opts: DeviceChangeOptions = {}): Promise<void> {
+    void name;
+    void disk;
+    void opts;
+    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', 'attach-disk is not implemented yet');
+  }
+
+  /** Unplugs the disk with this target dev; its file gets its original owner and labels back. */
+  async detachDisk(name: string, target: string, opts: DeviceChangeOptions = {}): Promise<void> {
+    void name;
+    void target;
+    void opts;
+    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', 'detach-disk is not implemented yet');
+  }
+
+  /** Inserts (source given) or ejects (undefined) the medium of a CD-ROM/floppy drive. */
+  async changeMedia(name: string, target: string, source: string | undefined, opts: DeviceChangeOptions = {}): Promise<void> {
+    void name;
+    void target;
+    void source;
+    void opts;
+    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', 'change-media is not implemented yet');
+  }
+
+  /** Saves the guest's state into `file` and stops it. */
+  async save(name: string, file: string): Promise<void> {
+    void name;
+    void file;
+    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', 'save is not implemented yet');
+  }
+
+  /** Starts a guest from a state file written by save. */
+  async restore(file: string, opts: { paused?: boolean } = {}): Promise<RunningRecord> {
+    void file;
+    void opts;
+    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', 'restore is not implemented yet');
   }
 
   async resume(name: string): Promise<void> {

@@ -4,3 +4,4 @@ export type { ParseDomainOptions } from './parse-domain-xml.js';
 export { formatDomainXml } from './format-domain-xml.js';
 export { parseXml, serializeXml, XML_LIMITS } from './xml.js';
 export { pathProblem } from './parse-util.js';
+export { parseDiskXml } from './parse-device-xml.js';
