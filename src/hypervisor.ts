@@ -8,9 +8,10 @@ import { svirtExecPath, svirtMonitorPath } from './host/native.js';
 import type { StatePaths } from './host/paths.js';
 import { isAlive, selfIdentity, signal, waitGone, type ProcessIdentity } from './host/proc.js';
 import { buildArgv, diskKey, type FdSetEntry } from './qemu/argv.js';
-import { launch } from './qemu/launcher.js';
+import { launch, logTail } from './qemu/launcher.js';
 import { QmpClient } from './qemu/qmp-client.js';
 import type { GuestResource, SecurityContext } from './security/driver.js';
+import type { Progress } from './hypervisor-state.js';
 import type { SecurityManager } from './security/manager.js';
 import { deserializeResources, guestResources, resolvePath, resolveResources, serializeResources } from './security/resources.js';
 import { stackFromNames, type SecurityConfig } from './security/stack.js';
@@ -54,7 +55,8 @@ export class Hypervisor {
   readonly manager: SecurityManager;
   private readonly config: SecurityConfig;
   private readonly startTimeoutMs: number;
-  private readonly me: ProcessIdentity;
+  /** This process (owner of the operations it journals). */
+  readonly me: ProcessIdentity;
 
   constructor(o: HypervisorOptions) {
     this.store = o.store;
@@ -157,7 +159,7 @@ export class Hypervisor {
     return this.startDef(parseDomainXml(xml, { inactive: true }), false, opts.paused ?? false);
   }
 
-  private async startDef(def: DomainDef, persistent: boolean, paused: boolean): Promise<RunningRecord> {
+  private async startDef(def: DomainDef, persistent: boolean, paused: boolean, incoming?: Incoming): Promise<RunningRecord> {
     if (!persistent && this.store.getDefinedByName(def.name)) {
       throw new SvirtError('SVIRT_ERR_DOMAIN_EXISTS', `domain '${def.name}' is already defined; use start`);
     }
@@ -192,20 +194,28 @@ export class Hypervisor {
       mkdirSync(runtimeDir, { mode: 0o700 });
       live = this.manager.genLabels(def, ctx);
       resources = resolveResources(guestResources(live, runtimeDir));
+      const stateFile: GuestResource | undefined = incoming ? { path: incoming.path, role: 'saved-state', seclabels: [] } : undefined;
+      if (stateFile) resources.push(stateFile);
       // Journal first: from here a crash is repaired from what the record says.
       this.store.updateRunning(def.uuid, { liveXml: formatDomainXml(live), resources: serializeResources(resources) });
       crashPoint('start:labels-reserved');
       this.manager.setAllLabel(live, resources, ctx);
-      crashPoint('start:labelled');
+      crashPoint(incoming ? 'restore:labelled' : 'start:labelled');
       const fdsets = this.openDisks(live, images);
-      const spec = this.manager.confinement(live, resources, ctx, [...fdsets.values()].map((e) => e.fd));
+      const keep = [...fdsets.values()].map((e) => e.fd);
       const argv = buildArgv(live, {
         emulator: ctx.emulator,
         accel: ctx.virtType === 'kvm' ? 'kvm' : 'tcg',
         qmpPath,
-        paused,
+        paused: paused || incoming !== undefined,
         fdsets,
       });
+      if (incoming) {
+        // The saved state comes as one more inherited fd, positioned after the save header.
+        keep.push(4 + images.length);
+        argv.push('-incoming', `fd:${4 + images.length}`);
+      }
+      const spec = this.manager.confinement(live, resources, ctx, keep);
       const logPath = join(this.logDir(), `${def.name}.log`);
       const logFd = openSync(logPath, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
       fds.push(logFd);
@@ -214,7 +224,7 @@ export class Hypervisor {
         execPath: svirtExecPath(),
         argv,
         spec,
-        fds: images,
+        fds: incoming ? [...images, incoming.fd] : images,
         logFd,
         logPath,
         qmpPath,
@@ -222,8 +232,19 @@ export class Hypervisor {
         timeoutMs: this.startTimeoutMs,
       });
       launchedPid = { pid: launched.pid, startTime: launched.startTime };
-      launched.qmp.close();
+      try {
+        if (incoming) await finishIncoming(launched.qmp, paused, logPath);
+      } finally {
+        launched.qmp.close();
+      }
+      if (incoming) crashPoint('restore:loaded');
       crashPoint('start:launched');
+      if (stateFile) {
+        // The state is loaded: the file goes back to its owner and label before anyone sees the guest run.
+        this.manager.restoreResourceLabel(live, stateFile, ctx);
+        resources = resources.filter((r) => r !== stateFile);
+        this.store.updateRunning(def.uuid, { resources: serializeResources(resources) });
+      }
       this.store.tx(() => {
         this.store.updateRunning(def.uuid, { pid: launched.pid, pidStart: launched.startTime, monitorPid: launched.monitorPid, paused });
         this.store.setRunState(def.uuid, 'running', null);
@@ -401,7 +422,13 @@ export class Hypervisor {
     for (const rec of this.store.listRunning()) {
       const qemu = rec.pid && rec.pidStart ? { pid: rec.pid, startTime: rec.pidStart } : undefined;
       const ownerAlive = rec.ownerPid && rec.ownerStart ? isAlive({ pid: rec.ownerPid, startTime: rec.ownerStart }) : false;
-      if (rec.state === 'running' && qemu && isAlive(qemu)) continue;
+      if (rec.state === 'running' && qemu && isAlive(qemu)) {
+        if (rec.pending && !ownerAlive && this.store.takeOverOp(rec.uuid, rec.ownerPid, this.me)) {
+          await this.repairPending(rec);
+          cleaned.push(`${rec.name} (${rec.pending.op} repaired)`);
+        }
+        continue;
+      }
       if (rec.state !== 'running' && ownerAlive) continue;
       const claimed = this.store.tx(() => {
         const now = this.store.getRunning(rec.uuid);
@@ -415,6 +442,17 @@ export class Hypervisor {
       cleaned.push(rec.name);
     }
     return cleaned;
+  }
+
+  /** An operation whose svirt process died midway: finished or undone (see repairOp). */
+  private async repairPending(rec: RunningRecord): Promise<void> {
+    if (rec.pending?.op === 'save') {
+      const { repairSave } = await import('./hypervisor-state.js');
+      await repairSave(this, rec);
+      return;
+    }
+    const { repairOp } = await import('./hypervisor-devices.js');
+    await repairOp(this, rec);
   }
 
   /** A start that crashed before recording QEMU's pid: find it by its QMP socket's owner via the monitor. */
@@ -458,41 +496,52 @@ export class Hypervisor {
 
   /** Hot-plugs a disk (`live`) and/or adds it to the persistent definition (`config`). */
   async attachDisk(name: string, disk: DiskDef, opts: DeviceChangeOptions = {}): Promise<void> {
-    void name;
-    void disk;
-    void opts;
-    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', 'attach-disk is not implemented yet');
+    const { attachDisk } = await import('./hypervisor-devices.js');
+    return attachDisk(this, name, disk, opts);
   }
 
   /** Unplugs the disk with this target dev; its file gets its original owner and labels back. */
   async detachDisk(name: string, target: string, opts: DeviceChangeOptions = {}): Promise<void> {
-    void name;
-    void target;
-    void opts;
-    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', 'detach-disk is not implemented yet');
+    const { detachDisk } = await import('./hypervisor-devices.js');
+    return detachDisk(this, name, target, opts);
   }
 
   /** Inserts (source given) or ejects (undefined) the medium of a CD-ROM/floppy drive. */
   async changeMedia(name: string, target: string, source: string | undefined, opts: DeviceChangeOptions = {}): Promise<void> {
-    void name;
-    void target;
-    void source;
-    void opts;
-    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', 'change-media is not implemented yet');
+    const { changeMedia } = await import('./hypervisor-devices.js');
+    return changeMedia(this, name, target, source, opts);
   }
 
-  /** Saves the guest's state into `file` and stops it. */
-  async save(name: string, file: string): Promise<void> {
-    void name;
-    void file;
-    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', 'save is not implemented yet');
+  /** Saves the guest's state into `file` (created, labelled, then given back) and stops it. */
+  async save(name: string, file: string, progress?: Progress): Promise<void> {
+    const { saveGuest } = await import('./hypervisor-state.js');
+    return saveGuest(this, name, file, progress);
   }
 
-  /** Starts a guest from a state file written by save. */
+  /** Starts a guest from a state file written by save, with fresh labels; the file keeps none. */
   async restore(file: string, opts: { paused?: boolean } = {}): Promise<RunningRecord> {
-    void file;
-    void opts;
-    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', 'restore is not implemented yet');
+    const { readSaveHeader } = await import('./hypervisor-state.js');
+    const path = resolvePath(file);
+    let fd: number;
+    try {
+      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot open save file "${file}": ${errnoOf(err) ?? String(err)}`, { cause: err });
+    }
+    try {
+      const header = readSaveHeader(fd, file);
+      const def = parseDomainXml(header.xml, { inactive: true });
+      const persistent = this.store.getDefinedByUuid(def.uuid) !== undefined;
+      return await this.startDef(def, persistent, opts.paused ?? header.paused, { fd, path });
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** A shut-off guest copied under a new name and uuid, with copies of its writable images. */
+  async clone(name: string, newName: string, progress?: (file: string, done: number, total: number) => void): Promise<DomainDef> {
+    const { cloneGuest } = await import('./hypervisor-state.js');
+    return cloneGuest(this, name, newName, progress);
   }
 
   async resume(name: string): Promise<void> {
@@ -500,6 +549,28 @@ export class Hypervisor {
     await this.withQmp(rec, (q) => q.execute('cont'));
     this.store.updateRunning(rec.uuid, { paused: false });
   }
+}
+
+interface Incoming {
+  readonly fd: number;
+  readonly path: string;
+}
+
+/** Waits until QEMU has loaded the incoming state, then lets the guest run unless it stays paused. */
+async function finishIncoming(q: QmpClient, paused: boolean, logPath: string): Promise<void> {
+  for (;;) {
+    const st = (await q.execute('query-migrate').catch((err: unknown) => {
+      // QEMU exits when the stream does not fit the machine: its log says why.
+      const why = logTail(logPath).split('\n').filter((l) => l.includes('qemu-system')).slice(-2).join('; ');
+      throw new SvirtError('SVIRT_ERR_QEMU_EXITED', `loading the saved state failed: ${why || String(err)}`, { cause: err });
+    })) as { status?: string; 'error-desc'?: string };
+    if (st.status === 'completed') break;
+    if (st.status === 'failed' || st.status === 'cancelled') {
+      throw new SvirtError('SVIRT_ERR_QEMU_START', `loading the saved state failed: ${st['error-desc'] ?? st.status}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  if (!paused) await q.execute('cont');
 }
 
 /** Under dac, QEMU runs as a guest uid that must be able to search every dir down to its runtime dir. */

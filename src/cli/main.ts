@@ -20,6 +20,13 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   seclabel: () => import('./commands/seclabel.js'),
   profile: () => import('./commands/profile.js'),
   reconcile: () => import('./commands/reconcile.js'),
+  'attach-disk': () => import('./commands/devices.js').then((m) => ({ run: m.runAttachDisk })),
+  'attach-device': () => import('./commands/devices.js').then((m) => ({ run: m.runAttachDevice })),
+  'detach-disk': () => import('./commands/devices.js').then((m) => ({ run: m.runDetachDisk })),
+  'change-media': () => import('./commands/devices.js').then((m) => ({ run: m.runChangeMedia })),
+  save: () => import('./commands/state.js').then((m) => ({ run: m.runSave })),
+  restore: () => import('./commands/state.js').then((m) => ({ run: m.runRestore })),
+  clone: () => import('./commands/state.js').then((m) => ({ run: m.runClone })),
   demo: () => import('./commands/demo.js'),
 };
 
@@ -36,6 +43,12 @@ commands:
   dominfo NAME | domstate NAME      state, resources and security label
   dumpxml NAME [--inactive]         the definition (live labels while running)
   domuuid NAME | seclabel NAME      the uuid / every driver's label
+  attach-disk NAME SOURCE TARGET [--mode readonly|shareable] [--type cdrom] [--subdriver raw|qcow2] [--live] [--config]
+  attach-device NAME FILE           attach a <disk> element
+  detach-disk NAME TARGET [--live] [--config]
+  change-media NAME TARGET [SOURCE] --insert|--update|--eject
+  save NAME FILE | restore FILE [--paused]   state to a file and back, with fresh labels
+  clone NAME NEWNAME                copy a shut-off guest and its writable images
   profile FILE|NAME [--driver D]    dry run: what each driver would apply, touching nothing
   reconcile [--quiet]               clean up guests whose QEMU is gone
   demo [--stacks LIST]              the attack matrix: two guests per stack, guest A attacks B and the host`;

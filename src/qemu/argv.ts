@@ -80,6 +80,9 @@ export function buildArgv(def: DomainDef, o: ArgvOptions): string[] {
   for (const entry of o.fdsets.values()) {
     argv.push('-add-fd', `fd=${entry.fd},set=${entry.set},opaque=${opaque(entry.path)}`);
   }
+  // A SCSI controller is always there, so sd* disks can be hot-plugged and a saved state
+  // restores into the same device tree whatever was plugged since.
+  argv.push('-device', 'virtio-scsi-pci,id=scsi0');
   const controllers = new Set<string>();
   for (const disk of def.disks) argv.push(...diskArgs(def, disk, o, controllers));
   let serial = 0;
@@ -133,36 +136,38 @@ export function blockdevNodes(disk: DiskDef, fdsets: ReadonlyMap<string, FdSetEn
 }
 
 function deviceArgs(def: DomainDef, disk: DiskDef, drive: string | undefined, controllers: Set<string>): string[] {
-  const id = diskDeviceId(disk);
-  const props = (driver: string, extra: string[] = []): string =>
-    [driver, ...(drive ? [`drive=${drive}`] : []), `id=${id}`, ...extra, ...(disk.shareable ? ['share-rw=on'] : [])].join(',');
+  const out: string[] = [];
+  if (disk.target.bus === 'sata' && !controllers.has('ahci')) {
+    out.push('-device', 'ahci,id=sata0');
+    controllers.add('ahci');
+  }
+  const props = deviceProps(def, disk, drive);
+  const { driver, ...rest } = props;
+  const text = [String(driver), ...Object.entries(rest).map(([k, v]) => `${k}=${v === true ? 'on' : String(v)}`)].join(',');
+  return [...out, '-device', text];
+}
+
+/**
+ * The `-device` (or QMP device_add) properties of a disk. Start and hotplug use the same
+ * ones, so a saved state restores into an identical device tree.
+ */
+export function deviceProps(def: DomainDef, disk: DiskDef, drive: string | undefined): Record<string, string | number | boolean> {
   const cd = disk.device === 'cdrom';
   const unit = unitOf(disk.target.dev);
+  const common = { ...(drive ? { drive } : {}), id: diskDeviceId(disk), ...(disk.shareable ? { 'share-rw': true } : {}) };
   switch (disk.target.bus) {
     case 'virtio':
       if (cd || disk.device === 'floppy') break;
-      return ['-device', props('virtio-blk-pci')];
+      return { driver: 'virtio-blk-pci', ...common };
     case 'ide':
-      return ['-device', props(cd ? 'ide-cd' : 'ide-hd', [`bus=ide.${Math.floor(unit / 2)}`, `unit=${unit % 2}`])];
-    case 'sata': {
-      const out: string[] = [];
-      if (!controllers.has('ahci')) {
-        out.push('-device', 'ahci,id=sata0');
-        controllers.add('ahci');
-      }
-      return [...out, '-device', props(cd ? 'ide-cd' : 'ide-hd', [`bus=sata0.${unit}`])];
-    }
-    case 'scsi': {
-      const out: string[] = [];
-      if (!controllers.has('scsi')) {
-        out.push('-device', 'virtio-scsi-pci,id=scsi0');
-        controllers.add('scsi');
-      }
-      return [...out, '-device', props(cd ? 'scsi-cd' : 'scsi-hd', ['bus=scsi0.0', `scsi-id=${unit}`])];
-    }
+      return { driver: cd ? 'ide-cd' : 'ide-hd', ...common, bus: `ide.${Math.floor(unit / 2)}`, unit: unit % 2 };
+    case 'sata':
+      return { driver: cd ? 'ide-cd' : 'ide-hd', ...common, bus: `sata0.${unit}` };
+    case 'scsi':
+      return { driver: cd ? 'scsi-cd' : 'scsi-hd', ...common, bus: 'scsi0.0', 'scsi-id': unit };
     case 'fdc':
       if (disk.device !== 'floppy') break;
-      return ['-device', props('floppy', [`unit=${unit}`])];
+      return { driver: 'floppy', ...common, unit };
   }
   throw new SvirtError(
     'SVIRT_ERR_XML_UNSUPPORTED',

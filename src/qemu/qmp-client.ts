@@ -138,6 +138,33 @@ export class QmpClient {
     });
   }
 
+  /**
+   * Runs a command whose message carries fds (SCM_RIGHTS): `add-fd`, `getfd`. The fds are
+   * duplicated into QEMU; the caller still owns (and closes) its copies.
+   */
+  async executeWithFds(command: string, args: Record<string, unknown>, fds: readonly number[]): Promise<unknown> {
+    if (this.closedError) throw this.closedError;
+    const { sendFds } = await import('../host/native.js');
+    const id = String(this.nextId++);
+    const result = new Promise((resolve, reject) => this.pending.set(id, { command, resolve, reject }));
+    const data = Buffer.from(JSON.stringify({ execute: command, arguments: args, id }) + '\n');
+    // Our own writes are sequential (each awaited), so nothing is queued ahead of this message.
+    for (let tries = 0; ; tries++) {
+      try {
+        const sent = sendFds(this.fd, data, fds);
+        if (sent !== data.length) this.socket.write(data.subarray(sent));
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || tries > 200) {
+          this.pending.delete(id);
+          throw new SvirtError('SVIRT_ERR_QMP', `cannot pass fds to QEMU for ${command}: ${(err as Error).message}`, { cause: err });
+        }
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+    return result;
+  }
+
   /** `human-monitor-command`: runs an HMP line, returns its text output. */
   async hmp(line: string): Promise<string> {
     return String(await this.execute('human-monitor-command', { 'command-line': line }));

@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS running (
   stack TEXT NOT NULL,
   resources TEXT NOT NULL,
   paused INTEGER NOT NULL DEFAULT 0,
-  started_at INTEGER NOT NULL
+  started_at INTEGER NOT NULL,
+  pending TEXT
 );
 CREATE TABLE IF NOT EXISTS reservations (
   driver TEXT NOT NULL,

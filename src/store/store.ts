@@ -37,6 +37,24 @@ export interface RunningRecord {
   readonly resources: string;
   readonly paused: boolean;
   readonly startedAt: number;
+  /** An operation in progress on the running guest (the intent journal), with its owner in ownerPid. */
+  readonly pending: PendingOp | null;
+}
+
+/** What a device or state operation intends, written before it touches anything. */
+export interface PendingOp {
+  readonly op: 'attach' | 'detach' | 'eject' | 'insert' | 'save';
+  /** Target dev of the disk concerned. */
+  readonly target?: string;
+  /** Serialized GuestResource[] the operation labels or restores. */
+  readonly resources?: string;
+  /** fdset ids and block nodes handed to QEMU, so a repair can take them back. */
+  readonly fdsets?: readonly number[];
+  readonly nodes?: readonly string[];
+  readonly device?: string;
+  /** save: the state file and whether the guest ran before. */
+  readonly file?: string;
+  readonly wasRunning?: boolean;
 }
 
 interface RunningRow {
@@ -57,6 +75,13 @@ interface RunningRow {
   resources: string;
   paused: number;
   started_at: number;
+  pending: string | null;
+}
+
+/** Columns added after a store was first created. */
+function migrate(db: Database.Database): void {
+  const cols = (db.prepare('PRAGMA table_info(running)').all() as { name: string }[]).map((c) => c.name);
+  if (!cols.includes('pending')) db.exec('ALTER TABLE running ADD COLUMN pending TEXT');
 }
 
 function toRecord(r: RunningRow): RunningRecord {
@@ -78,6 +103,7 @@ function toRecord(r: RunningRow): RunningRecord {
     resources: r.resources,
     paused: r.paused === 1,
     startedAt: r.started_at,
+    pending: r.pending === null ? null : (JSON.parse(r.pending) as PendingOp),
   };
 }
 
@@ -107,6 +133,7 @@ export class Store implements LabelMemory, LabelReservations {
       db.pragma('synchronous = NORMAL');
       db.pragma('foreign_keys = ON');
       db.exec(SCHEMA);
+      migrate(db);
     } catch (err) {
       throw new SvirtError('SVIRT_ERR_STORE', `cannot open state store "${file}": ${(err as Error).message}`, {
         cause: err,
@@ -186,7 +213,7 @@ export class Store implements LabelMemory, LabelReservations {
   }
 
   /** Claims a guest for starting; false when a record exists already (running or busy). */
-  insertStarting(r: Omit<RunningRecord, 'id' | 'state' | 'pid' | 'pidStart' | 'monitorPid' | 'paused'>): boolean {
+  insertStarting(r: Omit<RunningRecord, 'id' | 'state' | 'pid' | 'pidStart' | 'monitorPid' | 'paused' | 'pending'>): boolean {
     const res = this.db
       .prepare(
         `INSERT OR IGNORE INTO running (uuid, name, state, owner_pid, owner_start, runtime_dir, qmp_path, live_xml,
@@ -241,6 +268,43 @@ export class Store implements LabelMemory, LabelReservations {
     const args: unknown[] = [state, owner?.pid ?? null, owner?.startTime ?? null, uuid];
     if (from) args.push(from);
     return this.db.prepare(sql).run(...args).changes === 1;
+  }
+
+  /**
+   * Journals an operation on a running guest, owned by `owner`. False when another live
+   * operation holds the guest (the caller checks liveness of a stale owner first).
+   */
+  beginOp(uuid: string, op: PendingOp, owner: { pid: number; startTime: number }): boolean {
+    return (
+      this.db
+        .prepare(
+          "UPDATE running SET pending = ?, owner_pid = ?, owner_start = ? WHERE uuid = ? AND state = 'running' AND pending IS NULL",
+        )
+        .run(JSON.stringify(op), owner.pid, owner.startTime, uuid).changes === 1
+    );
+  }
+
+  /** Ends the operation; `fields` (new live XML, resources) land in the same statement. */
+  endOp(uuid: string, fields: { liveXml?: string; resources?: string } = {}): void {
+    this.db
+      .prepare(
+        'UPDATE running SET pending = NULL, owner_pid = NULL, owner_start = NULL, live_xml = coalesce(?, live_xml), resources = coalesce(?, resources) WHERE uuid = ?',
+      )
+      .run(fields.liveXml ?? null, fields.resources ?? null, uuid);
+  }
+
+  /** Updates the journalled operation (its phase changed: more nodes, fds...). */
+  updateOp(uuid: string, op: PendingOp): void {
+    this.db.prepare('UPDATE running SET pending = ? WHERE uuid = ?').run(JSON.stringify(op), uuid);
+  }
+
+  /** Takes over a stale operation whose owner died (for repair). */
+  takeOverOp(uuid: string, staleOwnerPid: number | null, owner: { pid: number; startTime: number }): boolean {
+    return (
+      this.db
+        .prepare('UPDATE running SET owner_pid = ?, owner_start = ? WHERE uuid = ? AND pending IS NOT NULL AND owner_pid IS ?')
+        .run(owner.pid, owner.startTime, uuid, staleOwnerPid).changes === 1
+    );
   }
 
   deleteRunning(uuid: string): void {

@@ -12,6 +12,19 @@ export const CRASH_POINTS = [
   'destroy:killed',
   'shutdown:requested',
   'cleanup:restored',
+  'attach:journaled',
+  'attach:labelled',
+  'attach:plugged',
+  'detach:journaled',
+  'detach:unplugged',
+  'media:eject-journaled',
+  'media:insert-journaled',
+  'media:inserted',
+  'save:journaled',
+  'save:migrated',
+  'save:restored',
+  'restore:labelled',
+  'restore:loaded',
 ] as const;
 
 export type CrashPoint = (typeof CRASH_POINTS)[number];

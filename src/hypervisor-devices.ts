@@ -1,0 +1,298 @@
+import { closeSync, constants, openSync } from 'node:fs';
+import type { DiskDef, DomainDef } from './domain/domain-def.js';
+import { formatDomainXml, parseDomainXml } from './domain/index.js';
+import { SvirtError, errnoOf } from './errors.js';
+import type { DeviceChangeOptions, Hypervisor } from './hypervisor.js';
+import { blockdevNodes, deviceProps, diskDeviceId, diskKey, type FdSetEntry } from './qemu/argv.js';
+import { QmpCommandError, type QmpClient } from './qemu/qmp-client.js';
+import type { GuestResource } from './security/driver.js';
+import { deserializeResources, diskResources, resolveResources, serializeResources } from './security/resources.js';
+import type { PendingOp, RunningRecord } from './store/store.js';
+import { crashPoint } from './testing/crash-points.js';
+
+/** Where a change goes: virsh's defaults are live for a running guest, config for a stopped one. */
+function targets(hv: Hypervisor, name: string, opts: DeviceChangeOptions): { rec?: RunningRecord; live: boolean; config: boolean } {
+  const info = hv.lookup(name);
+  const running = info.record?.state === 'running' ? info.record : undefined;
+  const live = opts.live ?? (running !== undefined && opts.config !== true);
+  const config = opts.config ?? running === undefined;
+  if (live && !running) throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${info.def.name}' is not running`);
+  if (config && !hv.store.getDefinedByUuid(info.def.uuid)) {
+    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${info.def.name}' is transient: it has no persistent definition to change`);
+  }
+  return running ? { rec: running, live, config } : { live, config };
+}
+
+function updateDefinition(hv: Hypervisor, uuid: string, change: (def: DomainDef) => DomainDef): void {
+  const stored = hv.store.getDefinedByUuid(uuid);
+  if (!stored) return;
+  const next = change(parseDomainXml(stored.xml));
+  hv.store.putDefinition({ uuid, name: next.name, xml: formatDomainXml(next) });
+}
+
+/** Journals an operation on a running guest; an operation already in flight is an error. */
+function begin(hv: Hypervisor, rec: RunningRecord, op: PendingOp): void {
+  if (!hv.store.beginOp(rec.uuid, op, hv.me)) {
+    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${rec.name}' is busy with another operation`);
+  }
+}
+
+/** Only virtio-blk (PCI) and SCSI disks can be hot-plugged on the pc machine. */
+function checkHotplug(disk: DiskDef): void {
+  if ((disk.target.bus === 'virtio' && disk.device === 'disk') || disk.target.bus === 'scsi') return;
+  throw new SvirtError(
+    'SVIRT_ERR_OPERATION_INVALID',
+    `disk ${disk.target.dev}: bus '${disk.target.bus}' does not support hotplug (use a vd* target on virtio or an sd* target on scsi)`,
+  );
+}
+
+/** Opens each layer and hands it to QEMU with add-fd (SCM_RIGHTS); returns the fdsets by layer key. */
+async function passDiskFds(q: QmpClient, disk: DiskDef, resources: readonly GuestResource[], op: PendingOp, journal: (op: PendingOp) => void): Promise<Map<string, FdSetEntry>> {
+  const existing = (await q.execute('query-fdsets')) as { 'fdset-id': number }[];
+  let next = Math.max(99, ...existing.map((f) => f['fdset-id'])) + 1;
+  const sets = new Map<string, FdSetEntry>();
+  const layers = resources.filter((r) => r.role !== 'runtime-dir');
+  for (const [i, r] of layers.entries()) {
+    const readonly = i > 0 || disk.readonly || disk.device === 'cdrom';
+    let fd: number;
+    try {
+      fd = openSync(r.path, (readonly ? constants.O_RDONLY : constants.O_RDWR) | constants.O_NOFOLLOW);
+    } catch (err) {
+      throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot open disk ${disk.target.dev} "${r.path}": ${errnoOf(err) ?? String(err)}`, {
+        details: { path: r.path },
+        cause: err,
+      });
+    }
+    const set = next++;
+    op = { ...op, fdsets: [...(op.fdsets ?? []), set] };
+    journal(op);
+    try {
+      await q.executeWithFds('add-fd', { 'fdset-id': set, opaque: r.path }, [fd]);
+    } finally {
+      closeSync(fd);
+    }
+    sets.set(diskKey(disk, i), { fd: -1, set, path: r.path, readonly });
+  }
+  return sets;
+}
+
+/** Takes block nodes and fdsets back from QEMU; what is already gone is not an error. */
+async function releaseQemuSide(q: QmpClient, nodes: readonly string[], fdsets: readonly number[]): Promise<void> {
+  for (const node of nodes) await q.execute('blockdev-del', { 'node-name': node }).catch(ignoreMissing);
+  for (const set of fdsets) await q.execute('remove-fd', { 'fdset-id': set }).catch(ignoreMissing);
+}
+
+function ignoreMissing(err: unknown): void {
+  if (err instanceof QmpCommandError) return; // not found / already removed
+  throw err;
+}
+
+function nodeNames(disk: DiskDef): string[] {
+  const names: string[] = [];
+  let depth = 1;
+  for (let b = disk.backingStore; b; b = b.backingStore) depth++;
+  for (let i = 0; i < depth; i++) names.push(`${disk.target.dev}-fmt${i}`, `${disk.target.dev}-file${i}`);
+  return names;
+}
+
+export async function attachDisk(hv: Hypervisor, name: string, disk: DiskDef, opts: DeviceChangeOptions): Promise<void> {
+  const t = targets(hv, name, opts);
+  if (t.config) {
+    updateDefinition(hv, hv.lookup(name).def.uuid, (def) => {
+      if (def.disks.some((d) => d.target.dev === disk.target.dev)) {
+        throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `target ${disk.target.dev} already exists in the definition of '${def.name}'`);
+      }
+      return { ...def, disks: [...def.disks, disk] };
+    });
+  }
+  if (!t.live || !t.rec) return;
+  const rec = t.rec;
+  const live = parseDomainXml(rec.liveXml);
+  if (live.disks.some((d) => d.target.dev === disk.target.dev)) {
+    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `target ${disk.target.dev} is already in use by '${live.name}'`);
+  }
+  checkHotplug(disk);
+  const resources = disk.path === undefined ? [] : resolveResources(diskResources(disk));
+  let op: PendingOp = { op: 'attach', target: disk.target.dev, resources: serializeResources(resources), nodes: nodeNames(disk), device: diskDeviceId(disk), fdsets: [] };
+  begin(hv, rec, op);
+  crashPoint('attach:journaled');
+  const next: DomainDef = { ...live, disks: [...live.disks, disk] };
+  const ctx = hv.context(next, rec.runtimeDir);
+  try {
+    for (const r of resources) hv.manager.setResourceLabel(next, r, ctx);
+    crashPoint('attach:labelled');
+    await hv.withQmp(rec, async (q) => {
+      const sets = await passDiskFds(q, disk, resources, op, (o) => {
+        op = o;
+        hv.store.updateOp(rec.uuid, o);
+      });
+      for (const node of blockdevNodes(disk, sets)) await q.execute('blockdev-add', node);
+      await q.execute('device_add', deviceProps(next, disk, disk.path !== undefined ? `${disk.target.dev}-fmt0` : undefined));
+    });
+    crashPoint('attach:plugged');
+  } catch (err) {
+    await repairOp(hv, { ...rec, pending: op }).catch(() => undefined); // the original error is the one to report
+    throw err;
+  }
+  hv.store.endOp(rec.uuid, {
+    liveXml: formatDomainXml(next),
+    resources: serializeResources([...deserializeResources(rec.resources), ...resources]),
+  });
+}
+
+export async function detachDisk(hv: Hypervisor, name: string, target: string, opts: DeviceChangeOptions): Promise<void> {
+  const t = targets(hv, name, opts);
+  if (t.config) {
+    updateDefinition(hv, hv.lookup(name).def.uuid, (def) => {
+      if (!def.disks.some((d) => d.target.dev === target)) {
+        throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `no disk with target ${target} in the definition of '${def.name}'`);
+      }
+      return { ...def, disks: def.disks.filter((d) => d.target.dev !== target) };
+    });
+  }
+  if (!t.live || !t.rec) return;
+  const rec = t.rec;
+  const live = parseDomainXml(rec.liveXml);
+  const disk = live.disks.find((d) => d.target.dev === target);
+  if (!disk) throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${live.name}' has no disk with target ${target}`);
+  checkHotplug(disk);
+  const op: PendingOp = { op: 'detach', target, resources: serializeResources(ownResources(rec, disk)), nodes: nodeNames(disk), device: diskDeviceId(disk) };
+  begin(hv, rec, op);
+  crashPoint('detach:journaled');
+  await hv.withQmp(rec, async (q) => {
+    await q.execute('device_del', { id: diskDeviceId(disk) }).catch(ignoreMissing);
+    await waitDeviceGone(q, diskDeviceId(disk));
+  });
+  crashPoint('detach:unplugged');
+  await repairOp(hv, { ...rec, pending: op });
+}
+
+/** The record's resources that belong to a disk (its resolved source and backing layers). */
+function ownResources(rec: RunningRecord, disk: DiskDef): GuestResource[] {
+  if (disk.path === undefined) return [];
+  const paths = new Set(resolveResources(diskResources(disk)).map((r) => r.path));
+  return deserializeResources(rec.resources).filter((r) => paths.has(r.path) && r.role !== 'runtime-dir');
+}
+
+/** device_del needs the guest's cooperation on PCI; SCSI devices go at once. */
+async function waitDeviceGone(q: QmpClient, id: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const tree = (await q.execute('qom-list', { path: '/machine/peripheral' })) as { name: string }[];
+    if (!tree.some((p) => p.name === id)) return;
+    if (Date.now() > deadline) {
+      throw new SvirtError('SVIRT_ERR_TIMEOUT', `the guest did not release device ${id} within ${timeoutMs} ms (PCI unplug needs the guest OS to answer)`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export async function changeMedia(hv: Hypervisor, name: string, target: string, source: string | undefined, opts: DeviceChangeOptions): Promise<void> {
+  const t = targets(hv, name, opts);
+  const setPath = (def: DomainDef): DomainDef => {
+    const d = def.disks.find((x) => x.target.dev === target);
+    if (!d || (d.device !== 'cdrom' && d.device !== 'floppy')) {
+      throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${def.name}' has no removable drive ${target}`);
+    }
+    const { path: _old, backingStore: _b, ...rest } = d;
+    void _old;
+    void _b;
+    const changed: DiskDef = source === undefined ? rest : { ...rest, path: source };
+    return { ...def, disks: def.disks.map((x) => (x.target.dev === target ? changed : x)) };
+  };
+  if (t.config) updateDefinition(hv, hv.lookup(name).def.uuid, setPath);
+  if (!t.live || !t.rec) return;
+  let rec = t.rec;
+  const live = parseDomainXml(rec.liveXml);
+  const drive = setPath(live).disks.find((d) => d.target.dev === target) as DiskDef;
+  const old = live.disks.find((d) => d.target.dev === target) as DiskDef;
+  if (old.path !== undefined) {
+    const op: PendingOp = { op: 'eject', target, resources: serializeResources(ownResources(rec, old)), nodes: nodeNames(old), device: diskDeviceId(old) };
+    begin(hv, rec, op);
+    crashPoint('media:eject-journaled');
+    await repairOp(hv, { ...rec, pending: op });
+    rec = hv.store.getRunning(rec.uuid) ?? rec;
+  }
+  if (source === undefined) return;
+  const inserted: DiskDef = { ...drive, path: source };
+  const resources = resolveResources(diskResources(inserted));
+  let op: PendingOp = { op: 'insert', target, resources: serializeResources(resources), nodes: nodeNames(inserted), device: diskDeviceId(inserted), fdsets: [] };
+  begin(hv, rec, op);
+  crashPoint('media:insert-journaled');
+  const base = parseDomainXml(rec.liveXml);
+  const next: DomainDef = { ...base, disks: base.disks.map((d) => (d.target.dev === target ? inserted : d)) };
+  const ctx = hv.context(next, rec.runtimeDir);
+  const current = rec;
+  try {
+    for (const r of resources) hv.manager.setResourceLabel(next, r, ctx);
+    await hv.withQmp(current, async (q) => {
+      const sets = await passDiskFds(q, inserted, resources, op, (o) => {
+        op = o;
+        hv.store.updateOp(current.uuid, o);
+      });
+      for (const node of blockdevNodes(inserted, sets)) await q.execute('blockdev-add', node);
+      const id = diskDeviceId(inserted);
+      await q.execute('blockdev-open-tray', { id, force: true });
+      await q.execute('blockdev-insert-medium', { id, 'node-name': `${target}-fmt0` });
+      await q.execute('blockdev-close-tray', { id });
+    });
+    crashPoint('media:inserted');
+  } catch (err) {
+    await repairOp(hv, { ...current, pending: op }).catch(() => undefined); // report the original error
+    throw err;
+  }
+  hv.store.endOp(current.uuid, {
+    liveXml: formatDomainXml(next),
+    resources: serializeResources([...deserializeResources(current.resources), ...resources]),
+  });
+}
+
+/**
+ * Finishes or undoes an interrupted device operation (or a failed one): an attach or insert
+ * is undone, a detach or eject is completed. Afterwards QEMU, the labels and the record agree.
+ */
+export async function repairOp(hv: Hypervisor, rec: RunningRecord): Promise<void> {
+  const op = rec.pending;
+  if (!op) return;
+  const live = parseDomainXml(rec.liveXml);
+  const resources = deserializeResources(op.resources ?? '[]');
+  const ctx = hv.context(live, rec.runtimeDir);
+  await hv.withQmp(rec, async (q) => {
+    if (op.op === 'attach' && op.device) {
+      await q.execute('device_del', { id: op.device }).catch(ignoreMissing);
+      await waitDeviceGone(q, op.device).catch(() => undefined); // a PCI device may linger; its nodes stay busy then
+    }
+    if ((op.op === 'eject' || op.op === 'insert') && op.device) {
+      await q.execute('blockdev-open-tray', { id: op.device, force: true }).catch(ignoreMissing);
+      await q.execute('blockdev-remove-medium', { id: op.device }).catch(ignoreMissing);
+      await q.execute('blockdev-close-tray', { id: op.device }).catch(ignoreMissing);
+    }
+    const fdsets = op.fdsets ?? (await fdsetsFor(q, resources.map((r) => r.path)));
+    await releaseQemuSide(q, op.nodes ?? [], fdsets);
+  });
+  for (const r of resources) hv.manager.restoreResourceLabel(live, r, ctx);
+  const gone = new Set(resources.map((r) => r.path));
+  const left = deserializeResources(rec.resources).filter((r) => !gone.has(r.path));
+  if (op.op === 'detach' || op.op === 'eject') {
+    const next: DomainDef =
+      op.op === 'detach'
+        ? { ...live, disks: live.disks.filter((d) => d.target.dev !== op.target) }
+        : { ...live, disks: live.disks.map((d) => (d.target.dev === op.target ? withoutMedium(d) : d)) };
+    hv.store.endOp(rec.uuid, { liveXml: formatDomainXml(next), resources: serializeResources(left) });
+  } else {
+    hv.store.endOp(rec.uuid, { resources: serializeResources(left) });
+  }
+}
+
+function withoutMedium(d: DiskDef): DiskDef {
+  const { path: _p, backingStore: _b, ...rest } = d;
+  void _p;
+  void _b;
+  return rest;
+}
+
+/** The fdsets QEMU holds for these paths (their opaque note is the path). */
+async function fdsetsFor(q: QmpClient, paths: readonly string[]): Promise<number[]> {
+  const sets = (await q.execute('query-fdsets')) as { 'fdset-id': number; fds: { opaque?: string }[] }[];
+  return sets.filter((s) => s.fds.some((f) => f.opaque !== undefined && paths.includes(f.opaque))).map((s) => s['fdset-id']);
+}

@@ -1,0 +1,76 @@
+import type { PeerCred } from '../../host/native.js';
+import type { Hypervisor } from '../../hypervisor.js';
+import type { ProcName } from '../protocol.js';
+import type { XdrReader, XdrWriter } from '../xdr.js';
+
+/** What a procedure may know and change about the client that called it. */
+export interface ClientSession {
+  readonly id: number;
+  /** SO_PEERCRED of the client, kept for access control; undefined if the kernel would not say. */
+  readonly peer: PeerCred | undefined;
+  /** The socket is the read-only twin. */
+  readonly roSocket: boolean;
+  /** ConnectOpen succeeded and ConnectClose has not been called. */
+  opened: boolean;
+  /** Read-only: from the socket, or VIR_CONNECT_RO asked at open. */
+  readonly: boolean;
+  closeCallback: boolean;
+  /** Set by ConnectClose: the connection ends once the reply is written. */
+  closing: boolean;
+}
+
+/** Per-server services every procedure shares. */
+export interface ServerServices {
+  readonly hv: Hypervisor;
+  /** The URI a client gets from ConnectGetURI. */
+  readonly uri: string;
+  /** QEMU's version (libvirt encoding), probed once. */
+  qemuVersion(): number;
+}
+
+export interface CallContext {
+  readonly server: ServerServices;
+  readonly client: ClientSession;
+}
+
+/**
+ * One procedure of the remote program. Arguments are decoded (and checked to be complete)
+ * before `run` does anything, so a malformed call changes nothing.
+ */
+export interface Procedure {
+  readonly name: ProcName;
+  /** The public API it serves, named in read-only refusals (`virDomainCreate`). */
+  readonly api: string;
+  /** Changes state: refused on a read-only connection. */
+  readonly writes: boolean;
+  /** Allowed before ConnectOpen (the auth and feature negotiation). */
+  readonly beforeOpen: boolean;
+  /** Reads or changes guest state: the server reconciles first, as every CLI verb does. */
+  readonly reconcile: boolean;
+  readonly decode: (r: XdrReader) => unknown;
+  readonly run: (ctx: CallContext, args: unknown, ret: XdrWriter) => Promise<void> | void;
+}
+
+export interface ProcedureSpec<A> {
+  readonly api: string;
+  readonly writes?: boolean;
+  readonly beforeOpen?: boolean;
+  readonly reconcile?: boolean;
+  readonly decode?: (r: XdrReader) => A;
+  readonly run: (ctx: CallContext, args: A, ret: XdrWriter) => Promise<void> | void;
+}
+
+/** A typed procedure; the table stores it with its argument type erased. */
+export function procedure<A = void>(name: ProcName, spec: ProcedureSpec<A>): Procedure {
+  const decode = spec.decode;
+  return {
+    name,
+    api: spec.api,
+    writes: spec.writes ?? false,
+    beforeOpen: spec.beforeOpen ?? false,
+    reconcile: spec.reconcile ?? false,
+    decode: decode ? (r) => decode(r) : () => undefined,
+    // The dispatcher hands back exactly what `decode` produced, so the cast restores its type.
+    run: (ctx, args, ret) => spec.run(ctx, args as A, ret),
+  };
+}
