@@ -404,7 +404,9 @@ export class Hypervisor {
     const live = parseDomainXml(rec.liveXml);
     const manager = rec.stack.join(',') === this.manager.names.join(',') ? this.manager : await stackFromNames(rec.stack, this.config);
     const ctx = this.context(live, rec.runtimeDir);
-    manager.restoreAllLabel(live, deserializeResources(rec.resources), ctx);
+    const resources = deserializeResources(rec.resources);
+    // Labels are journalled before any file is touched: no labels or no resources, nothing was labelled.
+    if (resources.length > 0 && manager.hasLiveLabels(live)) manager.restoreAllLabel(live, resources, ctx);
     crashPoint('cleanup:restored');
     this.store.tx(() => {
       this.store.releaseReservations(rec.uuid);

@@ -28,6 +28,7 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   restore: () => import('./commands/state.js').then((m) => ({ run: m.runRestore })),
   clone: () => import('./commands/state.js').then((m) => ({ run: m.runClone })),
   demo: () => import('./commands/demo.js'),
+  serve: () => import('./commands/serve.js'),
 };
 
 const USAGE = `usage: svirt [--state-dir DIR] [--security-driver auto|none|LIST] [--json] COMMAND [ARGS]
@@ -51,7 +52,8 @@ commands:
   clone NAME NEWNAME                copy a shut-off guest and its writable images
   profile FILE|NAME [--driver D]    dry run: what each driver would apply, touching nothing
   reconcile [--quiet]               clean up guests whose QEMU is gone
-  demo [--stacks LIST]              the attack matrix: two guests per stack, guest A attacks B and the host`;
+  demo [--stacks LIST]              the attack matrix: two guests per stack, guest A attacks B and the host
+  serve [--socket PATH] [--debug]   libvirt's remote protocol for virsh/python-libvirt (plus a PATH-ro twin)`;
 
 export async function main(argv: readonly string[]): Promise<number> {
   let args: ParsedArgs;

@@ -70,6 +70,11 @@ export class SecurityManager {
     return l;
   }
 
+  /** True once genLabels has filled every driver's label (a start that crashed earlier has none). */
+  hasLiveLabels(def: DomainDef): boolean {
+    return this.drivers.every((d) => def.seclabels.some((s) => s.model === d.name));
+  }
+
   private active(def: DomainDef): { driver: SecurityDriver; label: SecLabelDef }[] {
     return this.drivers
       .map((driver) => ({ driver, label: this.liveLabel(def, driver) }))

@@ -1,0 +1,255 @@
+/**
+ * One client of `svirt serve`: libvirt's framing (a 4-byte length that counts itself, then
+ * the header and the XDR body), the per-connection state (auth → open → calls → close),
+ * keepalive, and the dispatch of calls. Calls of one client run concurrently, as in libvirtd;
+ * replies carry the call's serial. A message that cannot be trusted (bad length, a header or
+ * arguments that do not decode, an unknown program) gets an error reply when it has a
+ * header, and ends this client only.
+ */
+import type { Socket } from 'node:net';
+import { peerCred, type PeerCred } from '../host/native.js';
+import { RemoteError, toWireError, VirErr, VirFrom } from './errors.js';
+import { procName, type ClientSession, type Procedure, type ServerServices } from './procedures/index.js';
+import {
+  HEADER_SIZE,
+  KEEPALIVE_PROC_PING,
+  KEEPALIVE_PROC_PONG,
+  KEEPALIVE_PROGRAM,
+  KEEPALIVE_PROTOCOL_VERSION,
+  LEN_SIZE,
+  MESSAGE_MAX,
+  MessageStatus,
+  MessageType,
+  REMOTE_PROGRAM,
+  REMOTE_PROTOCOL_VERSION,
+  beginFrame,
+  endFrame,
+  readHeader,
+  writeError,
+  type MessageHeader,
+} from './protocol.js';
+import { XdrError, XdrReader, XdrWriter } from './xdr.js';
+
+/** Calls of one client running at once before the server stops reading from it (libvirt's max_client_requests is 5). */
+const MAX_IN_FLIGHT = 16;
+
+export interface ConnectionOptions {
+  readonly id: number;
+  readonly socket: Socket;
+  readonly roSocket: boolean;
+  readonly services: ServerServices;
+  readonly table: ReadonlyMap<number, Procedure>;
+  /** Brings the store in line with reality before a call that reads or changes guest state. */
+  readonly reconcile: () => Promise<void>;
+  readonly log: (line: string) => void;
+  readonly debug: boolean;
+  readonly onClose: (c: RemoteConnection) => void;
+}
+
+/** The fd under a net.Socket (libuv's handle), for SO_PEERCRED. */
+function socketFd(socket: Socket): number | undefined {
+  const handle = (socket as unknown as { _handle?: { fd?: unknown } })._handle;
+  return typeof handle?.fd === 'number' && handle.fd >= 0 ? handle.fd : undefined;
+}
+
+function readPeer(socket: Socket, log: (line: string) => void): PeerCred | undefined {
+  const fd = socketFd(socket);
+  if (fd === undefined) return undefined;
+  try {
+    return peerCred(fd);
+  } catch (err) {
+    // Kept as unknown: access control (later) must treat such a client as unauthenticated.
+    log(`cannot read peer credentials: ${err instanceof Error ? err.message : String(err)}`);
+    return undefined;
+  }
+}
+
+export class RemoteConnection {
+  readonly session: ClientSession;
+  private readonly o: ConnectionOptions;
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private expected: number | undefined;
+  private inFlight = 0;
+  private ended = false;
+  private readonly label: string;
+
+  constructor(o: ConnectionOptions) {
+    this.o = o;
+    const peer = readPeer(o.socket, o.log);
+    this.session = { id: o.id, peer, roSocket: o.roSocket, opened: false, readonly: o.roSocket, closeCallback: false, closing: false };
+    this.label = `client ${o.id}${peer ? ` (pid ${peer.pid} uid ${peer.uid})` : ''}${o.roSocket ? ' [ro]' : ''}`;
+    if (o.debug) o.log(`${this.label}: connected`);
+    o.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    o.socket.on('error', (err) => {
+      if (o.debug) o.log(`${this.label}: socket error: ${err.message}`);
+    });
+    o.socket.on('close', () => {
+      this.ended = true;
+      this.chunks = [];
+      if (o.debug) o.log(`${this.label}: disconnected`);
+      o.onClose(this);
+    });
+  }
+
+  /** Ends the client now (server shutdown). */
+  destroy(): void {
+    this.ended = true;
+    this.o.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.ended) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    while (!this.ended) {
+      if (this.expected === undefined) {
+        if (this.buffered < LEN_SIZE) return;
+        const len = this.peekLength();
+        if (len < LEN_SIZE + HEADER_SIZE || len > LEN_SIZE + MESSAGE_MAX) {
+          return this.fail(`message length ${len} is outside ${LEN_SIZE + HEADER_SIZE}..${LEN_SIZE + MESSAGE_MAX}`);
+        }
+        this.expected = len;
+      }
+      if (this.buffered < this.expected) return;
+      const frame = this.take(this.expected);
+      this.expected = undefined;
+      try {
+        this.onFrame(frame);
+      } catch (err) {
+        // A bug in a decoder must not take the server down: this client ends, the others go on.
+        this.fail(`internal error handling a message: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+
+  private peekLength(): number {
+    const first = this.chunks[0] as Buffer;
+    const head = first.length >= LEN_SIZE ? first : Buffer.concat(this.chunks).subarray(0, LEN_SIZE);
+    return head.readUInt32BE(0);
+  }
+
+  /** Removes `n` bytes from the front of the buffered chunks (concatenating only once a frame is whole). */
+  private take(n: number): Buffer {
+    const all = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.buffered);
+    const frame = all.subarray(0, n);
+    const rest = all.subarray(n);
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.buffered = rest.length;
+    return frame;
+  }
+
+  private onFrame(frame: Buffer): void {
+    const r = new XdrReader(frame, LEN_SIZE);
+    let h: MessageHeader;
+    try {
+      h = readHeader(r);
+    } catch (err) {
+      return this.fail(err instanceof Error ? err.message : String(err));
+    }
+    if (h.prog === KEEPALIVE_PROGRAM) return this.onKeepalive(h, r);
+    if (h.prog !== REMOTE_PROGRAM || h.vers !== REMOTE_PROTOCOL_VERSION) {
+      return this.failWithReply(h, new RemoteError(VirErr.RPC, VirFrom.RPC, `cannot find program ${h.prog} version ${h.vers}`));
+    }
+    if (h.type !== MessageType.CALL || h.status !== MessageStatus.OK) {
+      return this.failWithReply(h, new RemoteError(VirErr.RPC, VirFrom.RPC, `unexpected message type ${h.type} status ${h.status} (only calls are served)`));
+    }
+    const proc = this.o.table.get(h.proc);
+    if (!proc) {
+      this.o.log(`${this.label}: unknown procedure ${h.proc} (serial ${h.serial})`);
+      return this.reply(h, undefined, new RemoteError(VirErr.NO_SUPPORT, VirFrom.RPC, `unknown procedure: ${h.proc}`));
+    }
+    if (!this.session.opened && !proc.beforeOpen) {
+      return this.reply(h, undefined, new RemoteError(VirErr.INTERNAL_ERROR, VirFrom.RPC, 'connection not open'));
+    }
+    if (this.session.readonly && proc.writes) {
+      return this.reply(h, undefined, new RemoteError(VirErr.OPERATION_DENIED, VirFrom.NONE, `read only access prevents ${proc.api}`));
+    }
+    let args: unknown;
+    try {
+      args = proc.decode(r);
+      r.done();
+    } catch (err) {
+      const why = err instanceof XdrError || err instanceof RangeError ? err.message : String(err);
+      return this.failWithReply(h, new RemoteError(VirErr.RPC, VirFrom.RPC, `cannot decode the arguments of ${proc.name}: ${why}`));
+    }
+    void this.call(h, proc, args);
+  }
+
+  private async call(h: MessageHeader, proc: Procedure, args: unknown): Promise<void> {
+    const started = performance.now();
+    if (++this.inFlight >= MAX_IN_FLIGHT) this.o.socket.pause();
+    const body = new XdrWriter();
+    let failure: unknown;
+    try {
+      if (proc.reconcile) await this.o.reconcile();
+      await proc.run({ server: this.o.services, client: this.session }, args, body);
+    } catch (err) {
+      failure = err;
+    }
+    if (--this.inFlight < MAX_IN_FLIGHT && !this.ended) this.o.socket.resume();
+    if (this.o.debug) {
+      const outcome = failure === undefined ? 'ok' : `error: ${toWireError(failure).message}`;
+      this.o.log(`${this.label}: ${proc.name} (serial ${h.serial}) ${outcome} in ${(performance.now() - started).toFixed(1)} ms`);
+    }
+    this.reply(h, failure === undefined ? body : undefined, failure);
+    if (this.session.closing && this.inFlight === 0) this.end();
+  }
+
+  /** Sends the reply of call `h`: the body, or `failure` as a remote_error. */
+  private reply(h: MessageHeader, body: XdrWriter | undefined, failure?: unknown): void {
+    if (this.ended) return;
+    const w = new XdrWriter(64 + (body?.length ?? 0));
+    const status = failure === undefined ? MessageStatus.OK : MessageStatus.ERROR;
+    beginFrame(w, { prog: h.prog, vers: h.vers, proc: h.proc, type: MessageType.REPLY, serial: h.serial, status });
+    let frame: Buffer;
+    try {
+      if (failure === undefined && body) w.raw(body.toBuffer());
+      else writeError(w, toWireError(failure));
+      frame = endFrame(w);
+    } catch (err) {
+      // A reply too big for the protocol (or a value out of XDR range) becomes an error reply.
+      const e = new XdrWriter(256);
+      beginFrame(e, { prog: h.prog, vers: h.vers, proc: h.proc, type: MessageType.REPLY, serial: h.serial, status: MessageStatus.ERROR });
+      writeError(e, toWireError(err));
+      frame = endFrame(e);
+    }
+    this.o.socket.write(frame);
+  }
+
+  private onKeepalive(h: MessageHeader, r: XdrReader): void {
+    if (h.vers !== KEEPALIVE_PROTOCOL_VERSION || h.type !== MessageType.MESSAGE || r.remaining !== 0) {
+      return this.fail(`malformed keepalive message (version ${h.vers}, type ${h.type}, ${r.remaining} body bytes)`);
+    }
+    if (h.proc === KEEPALIVE_PROC_PING) {
+      const w = new XdrWriter(32);
+      beginFrame(w, { prog: KEEPALIVE_PROGRAM, vers: KEEPALIVE_PROTOCOL_VERSION, proc: KEEPALIVE_PROC_PONG, type: MessageType.MESSAGE, serial: 0, status: MessageStatus.OK });
+      if (!this.ended) this.o.socket.write(endFrame(w));
+    } else if (h.proc !== KEEPALIVE_PROC_PONG) {
+      this.fail(`unknown keepalive procedure ${h.proc}`);
+    }
+  }
+
+  /** A message with a usable header that must still end the client: reply with the error, then close. */
+  private failWithReply(h: MessageHeader, err: RemoteError): void {
+    const what = h.prog === REMOTE_PROGRAM ? procName(h.proc) : `program ${h.prog} procedure ${h.proc}`;
+    this.o.log(`${this.label}: ${what} (serial ${h.serial}): ${err.message}; closing the connection`);
+    this.reply(h, undefined, err);
+    this.end();
+  }
+
+  private fail(reason: string): void {
+    this.o.log(`${this.label}: malformed message: ${reason}; closing the connection`);
+    this.end();
+  }
+
+  /** Stops reading, flushes what was written, and closes; a client that does not close its end is cut after 2 s. */
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.chunks = [];
+    this.buffered = 0;
+    this.o.socket.end();
+    setTimeout(() => this.o.socket.destroy(), 2000).unref();
+  }
+}

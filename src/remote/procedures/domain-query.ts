@@ -1,0 +1,198 @@
+/** Procedures that read a guest: lookups, info, state, XML, security labels. */
+import { formatDomainXml } from '../../domain/index.js';
+import type { DomainInfo, Hypervisor } from '../../hypervisor.js';
+import { RemoteError, VirErr, VirFrom } from '../errors.js';
+import {
+  DOMAIN_MESSAGES_MAX,
+  SECURITY_LABEL_LIST_MAX,
+  SECURITY_LABEL_MAX,
+  STRING_MAX,
+  UUID_LEN,
+  uuidFromBytes,
+  writeCharArray,
+  writeDomain,
+} from '../protocol.js';
+import type { XdrWriter } from '../xdr.js';
+import { procedure, type Procedure } from './types.js';
+import { checkFlags, cpuTimeNs, enforcing, readDomainArgs, readDomainFlagsArgs, resolve, stateCode, VirDomainState, wireDomain } from './util.js';
+
+/** VIR_DOMAIN_XML_* */
+const XML_SECURE = 1;
+const XML_INACTIVE = 2;
+const XML_UPDATE_CPU = 4;
+const XML_MIGRATABLE = 8;
+
+/** virDomainRunningReason / virDomainPausedReason / virDomainShutoffReason values svirt reports. */
+const REASON_RUNNING_BOOTED = 1;
+const REASON_PAUSED_USER = 1;
+const REASON_SHUTOFF_UNKNOWN = 0;
+
+/** Each driver's label of a running guest, primary first; none while it is shut off. */
+function labels(hv: Hypervisor, info: DomainInfo): { label: string; enforcing: boolean }[] {
+  const pid = info.record?.pid;
+  return hv.manager.drivers.map((d) => {
+    const l = hv.manager.labelFor(info.def, d);
+    if (!pid || !l || l.type === 'none' || d.name === 'none') return { label: '', enforcing: false };
+    return { label: d.processLabel(info.def, l, pid), enforcing: enforcing(d) };
+  });
+}
+
+function writeLabel(w: XdrWriter, l: { label: string; enforcing: boolean }): void {
+  writeCharArray(w, l.label, SECURITY_LABEL_MAX);
+  w.int(l.enforcing ? 1 : 0);
+}
+
+function lookupBy(hv: Hypervisor, what: string, find: (d: DomainInfo) => boolean): DomainInfo {
+  const found = hv.list().find(find);
+  if (!found) throw new RemoteError(VirErr.NO_DOMAIN, VirFrom.QEMU, `no domain with matching ${what}`);
+  return found;
+}
+
+export const domainQueryProcedures: readonly Procedure[] = [
+  procedure('DomainLookupByName', {
+    api: 'virDomainLookupByName',
+    reconcile: true,
+    decode: (r) => r.string(STRING_MAX),
+    run: (ctx, name, w) => writeDomain(w, wireDomain(lookupBy(ctx.server.hv, `name '${name}'`, (d) => d.def.name === name))),
+  }),
+  procedure('DomainLookupByUUID', {
+    api: 'virDomainLookupByUUID',
+    reconcile: true,
+    decode: (r) => uuidFromBytes(r.opaqueFixed(UUID_LEN)),
+    run: (ctx, uuid, w) => writeDomain(w, wireDomain(lookupBy(ctx.server.hv, `uuid '${uuid}'`, (d) => d.def.uuid === uuid))),
+  }),
+  procedure('DomainLookupByID', {
+    api: 'virDomainLookupByID',
+    reconcile: true,
+    decode: (r) => r.int(),
+    run: (ctx, id, w) => writeDomain(w, wireDomain(lookupBy(ctx.server.hv, `id ${id}`, (d) => d.record?.id === id))),
+  }),
+  procedure('DomainGetOSType', {
+    api: 'virDomainGetOSType',
+    reconcile: true,
+    decode: readDomainArgs,
+    run: (ctx, a, w) => void w.string(resolve(ctx.server.hv, a.dom).def.os.type, STRING_MAX),
+  }),
+  procedure('DomainGetInfo', {
+    api: 'virDomainGetInfo',
+    reconcile: true,
+    decode: readDomainArgs,
+    run: (ctx, a, w) => {
+      const info = resolve(ctx.server.hv, a.dom);
+      w.uint(stateCode(info.state)); // unsigned char: one 4-byte unit
+      w.uhyper(info.def.memoryKiB).uhyper(info.record ? info.def.currentMemoryKiB : 0);
+      w.uint(info.def.vcpus); // unsigned short: one 4-byte unit
+      w.uhyper(cpuTimeNs(info.record?.pid));
+    },
+  }),
+  procedure('DomainGetMaxMemory', {
+    api: 'virDomainGetMaxMemory',
+    reconcile: true,
+    decode: readDomainArgs,
+    run: (ctx, a, w) => void w.uhyper(resolve(ctx.server.hv, a.dom).def.memoryKiB),
+  }),
+  procedure('DomainGetState', {
+    api: 'virDomainGetState',
+    reconcile: true,
+    decode: readDomainFlagsArgs,
+    run: (ctx, a, w) => {
+      checkFlags(a.flags, 0, 'virDomainGetState');
+      const code = stateCode(resolve(ctx.server.hv, a.dom).state);
+      const reason = code === VirDomainState.RUNNING ? REASON_RUNNING_BOOTED : code === VirDomainState.PAUSED ? REASON_PAUSED_USER : REASON_SHUTOFF_UNKNOWN;
+      w.int(code).int(reason);
+    },
+  }),
+  procedure('DomainIsActive', {
+    api: 'virDomainIsActive',
+    reconcile: true,
+    decode: readDomainArgs,
+    run: (ctx, a, w) => void w.int(resolve(ctx.server.hv, a.dom).record ? 1 : 0),
+  }),
+  procedure('DomainIsPersistent', {
+    api: 'virDomainIsPersistent',
+    reconcile: true,
+    decode: readDomainArgs,
+    run: (ctx, a, w) => void w.int(resolve(ctx.server.hv, a.dom).persistent ? 1 : 0),
+  }),
+  procedure('DomainIsUpdated', {
+    api: 'virDomainIsUpdated',
+    reconcile: true,
+    decode: readDomainArgs,
+    run: (ctx, a, w) => void (resolve(ctx.server.hv, a.dom), w.int(0)),
+  }),
+  // svirt has no autostart, managed save or snapshots: each answers "none" for an existing guest.
+  procedure('DomainGetAutostart', {
+    api: 'virDomainGetAutostart',
+    reconcile: true,
+    decode: readDomainArgs,
+    run: (ctx, a, w) => void (resolve(ctx.server.hv, a.dom), w.int(0)),
+  }),
+  procedure('DomainHasManagedSaveImage', {
+    api: 'virDomainHasManagedSaveImage',
+    reconcile: true,
+    decode: readDomainFlagsArgs,
+    run: (ctx, a, w) => void (resolve(ctx.server.hv, a.dom), w.int(0)),
+  }),
+  procedure('DomainSnapshotNum', {
+    api: 'virDomainSnapshotNum',
+    reconcile: true,
+    decode: readDomainFlagsArgs,
+    run: (ctx, a, w) => void (resolve(ctx.server.hv, a.dom), w.int(0)),
+  }),
+  procedure('DomainListAllSnapshots', {
+    api: 'virDomainListAllSnapshots',
+    reconcile: true,
+    decode: (r) => ({ ...readDomainArgs(r), needResults: r.int(), flags: r.uint() }),
+    run: (ctx, a, w) => void (resolve(ctx.server.hv, a.dom), w.uint(0).int(0)),
+  }),
+  procedure('DomainGetMessages', {
+    api: 'virDomainGetMessages',
+    reconcile: true,
+    decode: readDomainFlagsArgs,
+    run: (ctx, a, w) => void (resolve(ctx.server.hv, a.dom), w.array<string>([], DOMAIN_MESSAGES_MAX, (x, v) => x.string(v, STRING_MAX))),
+  }),
+  procedure('DomainGetJobInfo', {
+    api: 'virDomainGetJobInfo',
+    reconcile: true,
+    decode: readDomainArgs,
+    run: (ctx, a, w) => {
+      resolve(ctx.server.hv, a.dom);
+      w.int(0); // VIR_DOMAIN_JOB_NONE: svirt's jobs (save) complete inside their own call
+      for (let i = 0; i < 11; i++) w.uhyper(0);
+    },
+  }),
+  procedure('DomainGetXMLDesc', {
+    api: 'virDomainGetXMLDesc',
+    reconcile: true,
+    decode: readDomainFlagsArgs,
+    run: (ctx, a, w) => {
+      checkFlags(a.flags, XML_SECURE | XML_INACTIVE | XML_UPDATE_CPU | XML_MIGRATABLE, 'virDomainGetXMLDesc');
+      if ((a.flags & XML_SECURE) !== 0 && ctx.client.readonly) {
+        throw new RemoteError(VirErr.OPERATION_DENIED, VirFrom.NONE, 'virDomainGetXMLDesc with secure flag');
+      }
+      const info = resolve(ctx.server.hv, a.dom);
+      // --inactive of a transient guest: it has no other definition than the live one.
+      const def = (a.flags & XML_INACTIVE) !== 0 && info.persistent ? ctx.server.hv.inactiveDef(info.def.uuid) : info.def;
+      w.string(formatDomainXml(def), STRING_MAX);
+    },
+  }),
+  procedure('DomainGetSecurityLabel', {
+    api: 'virDomainGetSecurityLabel',
+    reconcile: true,
+    decode: readDomainArgs,
+    run: (ctx, a, w) => {
+      const all = labels(ctx.server.hv, resolve(ctx.server.hv, a.dom));
+      writeLabel(w, all[0] ?? { label: '', enforcing: false });
+    },
+  }),
+  procedure('DomainGetSecurityLabelList', {
+    api: 'virDomainGetSecurityLabelList',
+    reconcile: true,
+    decode: readDomainArgs,
+    run: (ctx, a, w) => {
+      const all = labels(ctx.server.hv, resolve(ctx.server.hv, a.dom));
+      w.array(all, SECURITY_LABEL_LIST_MAX, writeLabel);
+      w.int(all.length);
+    },
+  }),
+];

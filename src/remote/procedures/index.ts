@@ -1,0 +1,24 @@
+import { Proc } from '../protocol.js';
+import { connectProcedures } from './connect.js';
+import { domainControlProcedures } from './domain-control.js';
+import { domainQueryProcedures } from './domain-query.js';
+import type { Procedure } from './types.js';
+
+export type { CallContext, ClientSession, Procedure, ServerServices } from './types.js';
+
+/** The procedure table of the remote program, by number. */
+export function procedureTable(): ReadonlyMap<number, Procedure> {
+  const table = new Map<number, Procedure>();
+  for (const p of [...connectProcedures, ...domainQueryProcedures, ...domainControlProcedures]) {
+    const num = Proc[p.name];
+    if (table.has(num)) throw new Error(`procedure ${p.name} (${num}) is registered twice`);
+    table.set(num, p);
+  }
+  return table;
+}
+
+/** Procedure names by number, for logs (includes the ones svirt does not implement only as numbers). */
+export function procName(num: number): string {
+  for (const [name, n] of Object.entries(Proc)) if (n === num) return name;
+  return `procedure ${num}`;
+}
