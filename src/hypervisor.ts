@@ -99,13 +99,15 @@ export class Hypervisor {
     const d = this.store.getDefinedByName(name);
     if (!d) throw noDomain(name);
     const def = parseDomainXml(d.xml);
-    this.store.tx(() => {
+    const running = this.store.tx(() => {
       this.store.deleteDefinition(d.uuid);
-      const running = this.store.getRunning(d.uuid);
+      const rec = this.store.getRunning(d.uuid);
       // A running guest stays running, as a transient one (libvirt's behaviour).
-      if (running) this.store.db.prepare('UPDATE running SET persistent = 0 WHERE uuid = ?').run(d.uuid);
+      if (rec) this.store.db.prepare('UPDATE running SET persistent = 0 WHERE uuid = ?').run(d.uuid);
+      return rec !== undefined;
     });
-    this.manager.undefine(def);
+    // A running guest still needs its driver files (profiles); its stop removes them.
+    if (!running) this.manager.undefine(def);
     return def;
   }
 

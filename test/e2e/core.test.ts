@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { aclUsers } from '../../src/host/acl.js';
 import { join } from 'node:path';
 import { QmpClient } from '../../src/qemu/qmp-client.js';
 import {
@@ -130,6 +131,24 @@ describe('svirt core with the dac driver (real QEMU)', { skip }, () => {
     assert.equal(countRows(dir, 'remembered'), 0);
     assert.deepEqual(owner(present), { ...ORIGINAL, mode: 0o644 });
     assert.equal(countRows(dir, 'domains'), 1, 'the definition is kept');
+  });
+
+  it('gives KVM guests /dev/kvm through per-uid ACL entries and takes them back', { skip: existsSync('/dev/kvm') ? false : 'no /dev/kvm on this host' }, async (t) => {
+    const dir = scratch(t);
+    const before = statSync('/dev/kvm').mode;
+    for (const n of ['k1', 'k2']) {
+      const img = makeImage(join(dir, `${n}.img`), 1);
+      const xml = domainXml(n, [{ path: img, dev: 'vda' }]).replace("<domain type='qemu'>", "<domain type='kvm'>");
+      await svirtOk(dir, [...DAC, 'define', writeDomain(dir, n, xml)]);
+      await svirtOk(dir, [...DAC, 'start', n, '--paused']);
+    }
+    const uids = readRunning(dir).map((r) => uidOf(r.pid ?? 0)[0]);
+    assert.deepEqual(aclUsers('/dev/kvm').sort(), [...uids].sort(), 'each KVM guest uid has its own entry');
+    await svirtOk(dir, [...DAC, 'destroy', 'k1']);
+    assert.equal(aclUsers('/dev/kvm').length, 1, 'the other guest keeps its entry');
+    await svirtOk(dir, [...DAC, 'destroy', 'k2']);
+    assert.deepEqual(aclUsers('/dev/kvm'), []);
+    assert.equal(statSync('/dev/kvm').mode, before, '/dev/kvm is exactly as before');
   });
 
   it('never gives two guests started at the same moment one uid', async (t) => {

@@ -26,7 +26,9 @@ export async function run(args: ParsedArgs): Promise<number> {
   const scratch = dryRunStore();
   const ctx: SecurityContext = { ...hv.context(def, runtimeDir), memory: scratch, reservations: scratch };
   const live = manager.genLabels(def, ctx);
-  const resources = resolveResources(guestResources(live, runtimeDir));
+  // The runtime dir does not exist before the first start: it is shown as it will be.
+  const [runtime, ...files] = guestResources(live, runtimeDir);
+  const resources = [...(runtime ? [runtime] : []), ...resolveResources(files)];
   const sections: { driver: string; text: string }[] = [];
   for (const d of manager.drivers) {
     const label = manager.liveLabel(live, d);

@@ -3,6 +3,7 @@ import type { DomainDef, SecLabelDef } from '../../domain/domain-def.js';
 import { SvirtError, errnoOf } from '../../errors.js';
 import { withNoFollow } from '../../host/files.js';
 import { accountIds, lookupId } from '../../host/ids.js';
+import { grantUser, revokeUser } from '../../host/acl.js';
 import { processStatus } from '../../host/proc.js';
 import type { ConfinementPart } from '../confinement.js';
 import type {
@@ -26,6 +27,8 @@ export interface DacDriverOptions {
 /** Roles whose files become the guest's while it runs. Read-only media, backing layers,
  * kernels and shareable disks keep their owner: QEMU gets disks as fds, so it needs no path
  * access to them, and a file shared by guests cannot belong to two uids. */
+const KVM_DEVICE = '/dev/kvm';
+
 const OWNED_ROLES: ReadonlySet<ResourceRole> = new Set(['disk', 'nvram', 'chardev', 'runtime-dir', 'saved-state']);
 
 interface Owner {
@@ -103,6 +106,7 @@ export class DacDriver implements SecurityDriver {
   setAllLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
     const done: GuestResource[] = [];
     try {
+      if (ctx.virtType === 'kvm') this.grantKvm(def, label, ctx);
       for (const r of resources) {
         this.setResourceLabel(def, label, r, ctx);
         done.push(r);
@@ -115,12 +119,22 @@ export class DacDriver implements SecurityDriver {
           // The labelling error is the one to report; remembered rows let reconcile retry.
         }
       }
+      try {
+        this.revokeKvm(def, label, ctx);
+      } catch {
+        // As above: the first error is reported, the remembered row allows a retry.
+      }
       throw err;
     }
   }
 
   restoreAllLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
     const errors: string[] = [];
+    try {
+      this.revokeKvm(def, label, ctx);
+    } catch (err) {
+      errors.push(err instanceof Error ? err.message : String(err));
+    }
     for (const r of [...resources].reverse()) {
       try {
         this.restoreResourceLabel(def, label, r, ctx);
@@ -129,6 +143,28 @@ export class DacDriver implements SecurityDriver {
       }
     }
     if (errors.length > 0) throw new SvirtError('SVIRT_ERR_LABEL_RESTORE', errors.join('; '));
+  }
+
+  /**
+   * KVM guests need /dev/kvm, which is root's and shared: each guest uid gets its own ACL
+   * entry while it runs (no supplementary group, no chown), journalled before it is added.
+   */
+  private grantKvm(def: DomainDef, label: SecLabelDef, ctx: SecurityContext): void {
+    if (label.relabel === false && label.type === 'static') return;
+    const { uid } = parseDacLabel(label.label, def.name);
+    ctx.memory.remember('dac', KVM_DEVICE, def.uuid, 'acl');
+    try {
+      grantUser(KVM_DEVICE, uid, 6);
+    } catch (err) {
+      throw new SvirtError('SVIRT_ERR_LABEL_APPLY', `cannot give uid ${uid} access to ${KVM_DEVICE}: ${errnoOf(err) ?? String(err)}`, { cause: err });
+    }
+  }
+
+  private revokeKvm(def: DomainDef, label: SecLabelDef, ctx: SecurityContext): void {
+    const rec = ctx.memory.recall('dac', KVM_DEVICE);
+    if (!rec || !rec.users.includes(def.uuid)) return;
+    revokeUser(KVM_DEVICE, parseDacLabel(label.label, def.name).uid);
+    if (ctx.memory.release('dac', KVM_DEVICE, def.uuid) !== undefined) ctx.memory.forget('dac', KVM_DEVICE);
   }
 
   /** The owner this driver gives a resource, or undefined when it leaves it alone. */
