@@ -70,7 +70,8 @@ export class AppArmorParser {
       stdio: ['pipe', 'pipe', 'pipe'],
       ...(input === undefined ? {} : { input }),
     });
-    if (r.error !== undefined) {
+    // EPIPE: the program exited before reading its input; its exit status is the answer.
+    if (r.error !== undefined && !(errnoOf(r.error) === 'EPIPE' && typeof r.status === 'number')) {
       const errno = errnoOf(r.error) ?? r.error.message;
       throw new SvirtError(code, `${what}: cannot run ${JSON.stringify(this.path)}: ${errno}`, {
         details: { profile: profileName, file, argv, errno },
