@@ -34,7 +34,10 @@ export type ResourceRole =
   | 'saved-state'; // a save/restore state file
 
 export interface GuestResource {
+  /** The resolved path (symlinks followed): what drivers label. */
   readonly path: string;
+  /** The path as the domain wrote it, when it differs from `path` (a symlink on the way). */
+  readonly declared?: string;
   readonly role: ResourceRole;
   /** Per-device `<seclabel>` overrides that apply to this path. */
   readonly seclabels: readonly DeviceSecLabelDef[];

@@ -45,7 +45,11 @@ export function guestResources(def: DomainDef, runtimeDir: string): GuestResourc
 /** A path listed twice (a console aliasing a serial file) is labelled once. */
 function dedupe(list: GuestResource[]): GuestResource[] {
   const seen = new Set<string>();
-  return list.filter((r) => (seen.has(r.path) ? false : (seen.add(r.path), true)));
+  return list.filter((r) => {
+    if (seen.has(r.path)) return false;
+    seen.add(r.path);
+    return true;
+  });
 }
 
 /**
@@ -74,12 +78,17 @@ function wrap(path: string, err: unknown): SvirtError {
 }
 
 export function resolveResources(list: readonly GuestResource[]): GuestResource[] {
-  return dedupe(list.map((r) => ({ ...r, path: resolvePath(r.path) })));
+  return dedupe(
+    list.map((r) => {
+      const path = resolvePath(r.path);
+      return path === r.path ? r : { ...r, path, declared: r.path };
+    }),
+  );
 }
 
 /** The stored form of resources (no disk objects; they are found again by path). */
 export function serializeResources(list: readonly GuestResource[]): string {
-  return JSON.stringify(list.map((r) => ({ path: r.path, role: r.role, seclabels: r.seclabels })));
+  return JSON.stringify(list.map((r) => ({ path: r.path, ...(r.declared ? { declared: r.declared } : {}), role: r.role, seclabels: r.seclabels })));
 }
 
 export function deserializeResources(text: string): GuestResource[] {

@@ -298,11 +298,11 @@ function relabelled(resource: GuestResource): boolean {
   return !resource.seclabels.some((s) => s.model === 'apparmor' && s.relabel === false);
 }
 
+/** Rules are made from the path as the domain declares it: a symlink gets a rule of its own. */
 function ruleResource(resource: GuestResource): RuleResource {
   const dev = resource.disk?.target.dev;
-  return dev !== undefined && DEVICE.test(dev)
-    ? { path: resource.path, role: resource.role, device: dev }
-    : { path: resource.path, role: resource.role };
+  const path = resource.declared ?? resource.path;
+  return dev !== undefined && DEVICE.test(dev) ? { path, role: resource.role, device: dev } : { path, role: resource.role };
 }
 
 function sameResource(a: RuleResource, b: RuleResource): boolean {
