@@ -87,8 +87,8 @@ describe('svirt serve driven by python-libvirt (Debian python3-libvirt)', { skip
 
     const sec = await step('security');
     assert.deepEqual(sec['model'], ['dac', '0']);
-    assert.deepEqual(sec['label'], [`+${c.uid}:+${c.uid}`, 1]);
-    const labels = sec['labels'] as [string, number][];
+    assert.deepEqual(sec['label'], [`+${c.uid}:+${c.uid}`, true], 'enforcing');
+    const labels = sec['labels'] as [string, boolean][];
     assert.equal(labels.length, 2, 'one label per driver of the stack');
     assert.match(labels[1]?.[0] ?? '', /^landlock:abi\d+:[0-9a-f]+$/);
     assert.match(String(sec['xml']), /<seclabel type='dynamic' model='dac'/);

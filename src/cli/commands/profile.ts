@@ -21,7 +21,9 @@ export async function run(args: ParsedArgs): Promise<number> {
   // A dry run needs no kernel support: named drivers are built without probing.
   const names = driverOpt ? parseStackSpec(driverOpt) : undefined;
   if (names === 'auto') throw new SvirtError('SVIRT_ERR_USAGE', 'profile --driver takes driver names, not auto');
-  const manager = names ? await stackFromNames(names, { env: process.env }) : hv.manager;
+  // The modes that need no kernel support: a dry run only generates text.
+  const dryEnv = { ...process.env, SVIRT_APPARMOR_MODE: 'compile-only', SVIRT_SELINUX_MODE: 'userspace-test' };
+  const manager = names ? await stackFromNames(names, { env: dryEnv }) : hv.manager;
   const runtimeDir = join(hv.paths.runtimeRoot, def.uuid);
   const scratch = dryRunStore();
   const ctx: SecurityContext = { ...hv.context(def, runtimeDir), memory: scratch, reservations: scratch };

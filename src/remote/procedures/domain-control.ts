@@ -71,7 +71,9 @@ async function restore(ctx: CallContext, a: { from: string; dxml?: string | unde
   if ((a.flags & SAVE_RUNNING) !== 0 && (a.flags & SAVE_PAUSED) !== 0) {
     throw new RemoteError(VirErr.INVALID_ARG, VirFrom.QEMU, 'running and paused flags are mutually exclusive');
   }
-  await ctx.server.hv.restore(a.from, (a.flags & SAVE_PAUSED) !== 0 ? { paused: true } : {});
+  const rec = await ctx.server.hv.restore(a.from, (a.flags & SAVE_PAUSED) !== 0 ? { paused: true } : {});
+  // Without a flag the guest comes back as it was saved; RUNNING overrides a saved pause.
+  if ((a.flags & SAVE_RUNNING) !== 0 && ctx.server.hv.lookup(rec.uuid).state === 'paused') await ctx.server.hv.resume(rec.uuid);
 }
 
 async function shutdown(ctx: CallContext, a: { dom: WireDomain; flags: number }, api: string): Promise<void> {
