@@ -423,10 +423,12 @@ export class Hypervisor {
    */
   async reconcile(): Promise<string[]> {
     const cleaned: string[] = [];
+    const reserved = this.store.uuidsWithReservations();
     for (const rec of this.store.listRunning()) {
       const qemu = rec.pid && rec.pidStart ? { pid: rec.pid, startTime: rec.pidStart } : undefined;
       const ownerAlive = rec.ownerPid && rec.ownerStart ? isAlive({ pid: rec.ownerPid, startTime: rec.ownerStart }) : false;
       if (rec.state === 'running' && qemu && isAlive(qemu)) {
+        if (!reserved.has(rec.uuid)) await this.reserveAgain(rec);
         if (rec.pending && !ownerAlive && this.store.takeOverOp(rec.uuid, rec.ownerPid, this.me)) {
           await this.repairPending(rec);
           cleaned.push(`${rec.name} (${rec.pending.op} repaired)`);
@@ -446,6 +448,22 @@ export class Hypervisor {
       cleaned.push(rec.name);
     }
     return cleaned;
+  }
+
+  /**
+   * A running guest whose reservations are gone (a store restored from backup, a table
+   * emptied by hand) takes its labels again, so no new guest can be given them. A label
+   * someone else took meanwhile is a collision: reported, the guest keeps running.
+   */
+  private async reserveAgain(rec: RunningRecord): Promise<void> {
+    const live = parseDomainXml(rec.liveXml);
+    const manager = rec.stack.join(',') === this.manager.names.join(',') ? this.manager : await stackFromNames(rec.stack, this.config);
+    if (!manager.hasLiveLabels(live)) return;
+    try {
+      manager.reserveLabels(live, this.context(live, rec.runtimeDir));
+    } catch (err) {
+      process.stderr.write(`warning: guest '${rec.name}' runs with a label another guest holds: ${(err as Error).message}\n`);
+    }
   }
 
   /** An operation whose svirt process died midway: finished or undone (see repairOp). */

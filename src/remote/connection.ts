@@ -30,7 +30,7 @@ import {
 } from './protocol.js';
 import { XdrError, XdrReader, XdrWriter } from './xdr.js';
 
-/** Calls of one client running at once before the server stops reading from it (libvirt's max_client_requests is 5). */
+/** Calls of one client running at once; past this the server reads no further frame of it (libvirt's max_client_requests is 5). */
 const MAX_IN_FLIGHT = 16;
 
 export interface ConnectionOptions {
@@ -72,6 +72,7 @@ export class RemoteConnection {
   private expected: number | undefined;
   private inFlight = 0;
   private ended = false;
+  private readonly unknownSeen = new Set<number>();
   private readonly label: string;
 
   constructor(o: ConnectionOptions) {
@@ -102,7 +103,16 @@ export class RemoteConnection {
     if (this.ended) return;
     this.chunks.push(chunk);
     this.buffered += chunk.length;
+    this.drain();
+  }
+
+  /** Handles every whole frame buffered, until MAX_IN_FLIGHT calls run (then reading pauses). */
+  private drain(): void {
     while (!this.ended) {
+      if (this.inFlight >= MAX_IN_FLIGHT) {
+        this.o.socket.pause();
+        return;
+      }
       if (this.expected === undefined) {
         if (this.buffered < LEN_SIZE) return;
         const len = this.peekLength();
@@ -156,7 +166,11 @@ export class RemoteConnection {
     }
     const proc = this.o.table.get(h.proc);
     if (!proc) {
-      this.o.log(`${this.label}: unknown procedure ${h.proc} (serial ${h.serial})`);
+      // Logged once per number and client: it tells what a client needs, without letting it flood the log.
+      if (this.unknownSeen.size < 32 && !this.unknownSeen.has(h.proc)) {
+        this.unknownSeen.add(h.proc);
+        this.o.log(`${this.label}: unknown procedure ${h.proc} (serial ${h.serial})`);
+      }
       return this.reply(h, undefined, new RemoteError(VirErr.NO_SUPPORT, VirFrom.RPC, `unknown procedure: ${h.proc}`));
     }
     if (!this.session.opened && !proc.beforeOpen) {
@@ -178,7 +192,7 @@ export class RemoteConnection {
 
   private async call(h: MessageHeader, proc: Procedure, args: unknown): Promise<void> {
     const started = performance.now();
-    if (++this.inFlight >= MAX_IN_FLIGHT) this.o.socket.pause();
+    this.inFlight++;
     const body = new XdrWriter();
     let failure: unknown;
     try {
@@ -187,13 +201,17 @@ export class RemoteConnection {
     } catch (err) {
       failure = err;
     }
-    if (--this.inFlight < MAX_IN_FLIGHT && !this.ended) this.o.socket.resume();
+    this.inFlight--;
     if (this.o.debug) {
       const outcome = failure === undefined ? 'ok' : `error: ${toWireError(failure).message}`;
       this.o.log(`${this.label}: ${proc.name} (serial ${h.serial}) ${outcome} in ${(performance.now() - started).toFixed(1)} ms`);
     }
     this.reply(h, failure === undefined ? body : undefined, failure);
-    if (this.session.closing && this.inFlight === 0) this.end();
+    if (this.session.closing && this.inFlight === 0) return this.end();
+    if (this.o.socket.isPaused() && !this.ended) {
+      this.o.socket.resume();
+      this.drain(); // frames that arrived while the client had too many calls running
+    }
   }
 
   /** Sends the reply of call `h`: the body, or `failure` as a remote_error. */

@@ -339,6 +339,11 @@ export class Store implements LabelMemory, LabelReservations {
     );
   }
 
+  /** Guests holding at least one reservation. */
+  uuidsWithReservations(): Set<string> {
+    return new Set((this.db.prepare('SELECT DISTINCT uuid FROM reservations').all() as { uuid: string }[]).map((r) => r.uuid));
+  }
+
   releaseReservations(uuid: string): void {
     this.db.prepare('DELETE FROM reservations WHERE uuid = ?').run(uuid);
   }

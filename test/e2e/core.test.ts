@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, statSync } from 'node:fs';
 import { aclUsers } from '../../src/host/acl.js';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { QmpClient } from '../../src/qemu/qmp-client.js';
 import {
@@ -149,6 +150,16 @@ describe('svirt core with the dac driver (real QEMU)', { skip }, () => {
     await svirtOk(dir, [...DAC, 'destroy', 'k2']);
     assert.deepEqual(aclUsers('/dev/kvm'), []);
     assert.equal(statSync('/dev/kvm').mode, before, '/dev/kvm is exactly as before');
+  });
+
+  it('takes the labels of running guests again when their reservations were lost', async (t) => {
+    const dir = scratch(t);
+    await startTwo(dir);
+    const db = new Database(join(dir, 'svirt.db'));
+    db.prepare('DELETE FROM reservations').run();
+    db.close();
+    await svirtOk(dir, [...DAC, 'list']);
+    assert.equal(countRows(dir, 'reservations'), 2, 'both uids are reserved again');
   });
 
   it('never gives two guests started at the same moment one uid', async (t) => {

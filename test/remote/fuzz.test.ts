@@ -171,6 +171,12 @@ describe('svirt serve against malformed messages', { timeout: 300_000 }, () => {
       assert.match(r.error?.message ?? '', /^this function is not supported by the connection driver: unknown procedure: \d+$/);
     }
     assert.deepEqual(new Set(unknown.map((r) => r.header.serial)).size, 300, 'each reply carries its own serial');
+    // 200 real calls in one write: past 16 in flight the server stops reading, then catches up; none is lost.
+    same.replies.length = 0;
+    same.send(Buffer.concat(Array.from({ length: 200 }, (_, i) => callFrame(Proc.ConnectListAllDomains, 20_000 + i, (w) => w.int(1).uint(0)))));
+    assert.ok(await same.until(() => same.replies.length >= 200, 20_000), `all 200 pipelined calls answered (got ${same.replies.length})`);
+    assert.ok(same.replies.every((r) => r.header.status === MessageStatus.OK));
+    assert.equal(new Set(same.replies.map((r) => r.header.serial)).size, 200);
     const type = await same.call(callFrame(Proc.ConnectGetType, 999), 999);
     assert.equal(type.header.status, MessageStatus.OK);
     assert.equal(same.closed, false);

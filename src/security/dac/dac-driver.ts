@@ -98,9 +98,12 @@ export class DacDriver implements SecurityDriver {
     return { type: 'dynamic', model: 'dac', relabel: true, label, imagelabel: label };
   }
 
-  reserveLabel(def: DomainDef, label: SecLabelDef): void {
-    void def;
-    void label;
+  reserveLabel(def: DomainDef, label: SecLabelDef, ctx: SecurityContext): void {
+    const { uid, gid } = parseDacLabel(label.label, def.name);
+    if (!ctx.reservations.tryReserve('dac', String(uid), def.uuid)) {
+      const holder = ctx.reservations.holder('dac', String(uid));
+      throw new SvirtError('SVIRT_ERR_LABEL_CONFLICT', `dac label +${uid}:+${gid} of '${def.name}' is held by guest ${holder}`);
+    }
   }
 
   setAllLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
