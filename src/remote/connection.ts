@@ -44,6 +44,8 @@ export interface ConnectionOptions {
   readonly log: (line: string) => void;
   readonly debug: boolean;
   readonly onClose: (c: RemoteConnection) => void;
+  /** Told of every call while it runs, so a server shutting down can let it finish. */
+  readonly track: (call: Promise<void>) => void;
 }
 
 /** The fd under a net.Socket (libuv's handle), for SO_PEERCRED. */
@@ -187,7 +189,7 @@ export class RemoteConnection {
       const why = err instanceof XdrError || err instanceof RangeError ? err.message : String(err);
       return this.failWithReply(h, new RemoteError(VirErr.RPC, VirFrom.RPC, `cannot decode the arguments of ${proc.name}: ${why}`));
     }
-    void this.call(h, proc, args);
+    this.o.track(this.call(h, proc, args));
   }
 
   private async call(h: MessageHeader, proc: Procedure, args: unknown): Promise<void> {

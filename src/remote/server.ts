@@ -85,6 +85,7 @@ export class RemoteServer {
   private readonly table = procedureTable();
   private readonly servers: Server[] = [];
   private readonly clients = new Set<RemoteConnection>();
+  private readonly calls = new Set<Promise<void>>();
   private nextId = 1;
   private current: Promise<void> | undefined;
   private next: Promise<void> | undefined;
@@ -130,6 +131,10 @@ export class RemoteServer {
       log: this.log,
       debug: this.debug,
       onClose: (conn) => this.clients.delete(conn),
+      track: (call) => {
+        this.calls.add(call);
+        void call.finally(() => this.calls.delete(call));
+      },
     });
     this.clients.add(c);
   }
@@ -163,10 +168,20 @@ export class RemoteServer {
     }
   }
 
-  /** Stops listening, ends every client and removes both sockets. */
-  async close(): Promise<void> {
+  /**
+   * Stops listening, lets calls that run finish (a start or save cut in the middle would be
+   * left to the next reconcile), then ends every client and removes both sockets.
+   */
+  async close(graceMs = 60_000): Promise<void> {
+    const closed = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    if (this.calls.size > 0) {
+      this.log(`waiting for ${this.calls.size} call(s) to finish`);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(this.calls), new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+    }
     for (const c of this.clients) c.destroy();
-    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    await Promise.all(closed);
     this.servers.length = 0;
     for (const path of [this.socketPath, this.roSocketPath]) {
       // net.Server.close() unlinks its socket; this catches a path left by an earlier failure.

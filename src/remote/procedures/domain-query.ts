@@ -80,7 +80,7 @@ export const domainQueryProcedures: readonly Procedure[] = [
     run: (ctx, a, w) => {
       const info = resolve(ctx.server.hv, a.dom);
       w.uint(stateCode(info.state)); // unsigned char: one 4-byte unit
-      w.uhyper(info.def.memoryKiB).uhyper(info.record ? info.def.currentMemoryKiB : 0);
+      w.uhyper(info.def.memoryKiB).uhyper(info.def.currentMemoryKiB); // libvirt reports the balloon target even when shut off
       w.uint(info.def.vcpus); // unsigned short: one 4-byte unit
       w.uhyper(cpuTimeNs(info.record?.pid));
     },
