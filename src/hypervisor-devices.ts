@@ -131,7 +131,7 @@ export async function attachDisk(hv: Hypervisor, name: string, disk: DiskDef, op
     });
     crashPoint('attach:plugged');
   } catch (err) {
-    await repairOp(hv, { ...rec, pending: op }).catch(() => undefined); // the original error is the one to report
+    await undo(hv, { ...rec, pending: op });
     throw err;
   }
   hv.store.endOp(rec.uuid, {
@@ -159,12 +159,38 @@ export async function detachDisk(hv: Hypervisor, name: string, target: string, o
   const op: PendingOp = { op: 'detach', target, resources: serializeResources(ownResources(rec, disk)), nodes: nodeNames(disk), device: diskDeviceId(disk) };
   begin(hv, rec, op);
   crashPoint('detach:journaled');
-  await hv.withQmp(rec, async (q) => {
-    await q.execute('device_del', { id: diskDeviceId(disk) }).catch(ignoreMissing);
-    await waitDeviceGone(q, diskDeviceId(disk));
-  });
+  try {
+    await hv.withQmp(rec, async (q) => {
+      await q.execute('device_del', { id: diskDeviceId(disk) }).catch(ignoreMissing);
+      await waitDeviceGone(q, diskDeviceId(disk));
+    });
+  } catch (err) {
+    // The device is still there (the guest did not let go): nothing changed, the disk stays labelled.
+    hv.store.endOp(rec.uuid);
+    throw err;
+  }
   crashPoint('detach:unplugged');
-  await repairOp(hv, { ...rec, pending: op });
+  await finish(hv, { ...rec, pending: op });
+}
+
+/** Undoes a failed operation; if even that fails, leaves it ownerless for the next reconcile. */
+async function undo(hv: Hypervisor, rec: RunningRecord): Promise<void> {
+  try {
+    await repairOp(hv, rec);
+  } catch {
+    // The operation's own error is the one to report; an ownerless journal entry is repaired later.
+    hv.store.abandon(rec.uuid);
+  }
+}
+
+/** Completes an operation whose QEMU side is done; on failure it is left to the next reconcile. */
+async function finish(hv: Hypervisor, rec: RunningRecord): Promise<void> {
+  try {
+    await repairOp(hv, rec);
+  } catch (err) {
+    hv.store.abandon(rec.uuid);
+    throw err;
+  }
 }
 
 /** The record's resources that belong to a disk (its resolved source and backing layers). */
@@ -210,7 +236,7 @@ export async function changeMedia(hv: Hypervisor, name: string, target: string, 
     const op: PendingOp = { op: 'eject', target, resources: serializeResources(ownResources(rec, old)), nodes: nodeNames(old), device: diskDeviceId(old) };
     begin(hv, rec, op);
     crashPoint('media:eject-journaled');
-    await repairOp(hv, { ...rec, pending: op });
+    await finish(hv, { ...rec, pending: op });
     rec = hv.store.getRunning(rec.uuid) ?? rec;
   }
   if (source === undefined) return;
@@ -238,7 +264,7 @@ export async function changeMedia(hv: Hypervisor, name: string, target: string, 
     });
     crashPoint('media:inserted');
   } catch (err) {
-    await repairOp(hv, { ...current, pending: op }).catch(() => undefined); // report the original error
+    await undo(hv, { ...current, pending: op });
     throw err;
   }
   hv.store.endOp(current.uuid, {

@@ -73,7 +73,8 @@ export async function saveGuest(hv: Hypervisor, name: string, file: string, prog
     crashPoint('save:migrated');
   } catch (err) {
     closeSync(fd);
-    await repairSave(hv, { ...rec, pending: op }, false).catch(() => undefined); // report the original error
+    // Report the save's own error; if the undo fails too, the next reconcile repairs it.
+    await repairSave(hv, { ...rec, pending: op }, false).catch(() => hv.store.abandon(rec.uuid));
     throw err;
   }
   closeSync(fd);

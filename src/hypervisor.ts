@@ -348,9 +348,15 @@ export class Hypervisor {
   async destroy(name: string, opts: { graceMs?: number } = {}): Promise<void> {
     const rec = this.claimForStop(name);
     crashPoint('destroy:claimed');
-    if (rec.pid && rec.pidStart) await this.kill({ pid: rec.pid, startTime: rec.pidStart }, opts.graceMs ?? 3000);
-    crashPoint('destroy:killed');
-    await this.cleanup(rec);
+    try {
+      if (rec.pid && rec.pidStart) await this.kill({ pid: rec.pid, startTime: rec.pidStart }, opts.graceMs ?? 3000);
+      crashPoint('destroy:killed');
+      await this.cleanup(rec);
+    } catch (err) {
+      // Whatever is left (a label that would not restore) is the next reconcile's to retry.
+      this.store.abandon(rec.uuid);
+      throw err;
+    }
   }
 
   /**
@@ -430,8 +436,13 @@ export class Hypervisor {
       if (rec.state === 'running' && qemu && isAlive(qemu)) {
         if (!reserved.has(rec.uuid)) await this.reserveAgain(rec);
         if (rec.pending && !ownerAlive && this.store.takeOverOp(rec.uuid, rec.ownerPid, this.me)) {
-          await this.repairPending(rec);
-          cleaned.push(`${rec.name} (${rec.pending.op} repaired)`);
+          try {
+            await this.repairPending(rec);
+            cleaned.push(`${rec.name} (${rec.pending.op} repaired)`);
+          } catch (err) {
+            this.store.abandon(rec.uuid);
+            process.stderr.write(`warning: cannot repair the ${rec.pending.op} of guest '${rec.name}' yet: ${(err as Error).message}\n`);
+          }
         }
         continue;
       }
@@ -442,10 +453,15 @@ export class Hypervisor {
         return this.store.setRunState(rec.uuid, 'stopping', this.me);
       });
       if (!claimed) continue;
-      if (qemu) await this.kill(qemu);
-      else await this.killUnrecorded(rec);
-      await this.cleanup(rec);
-      cleaned.push(rec.name);
+      try {
+        if (qemu) await this.kill(qemu);
+        else await this.killUnrecorded(rec);
+        await this.cleanup(rec);
+        cleaned.push(rec.name);
+      } catch (err) {
+        this.store.abandon(rec.uuid);
+        process.stderr.write(`warning: cannot clean up guest '${rec.name}' yet: ${(err as Error).message}\n`);
+      }
     }
     return cleaned;
   }

@@ -298,6 +298,15 @@ export class Store implements LabelMemory, LabelReservations {
     this.db.prepare('UPDATE running SET pending = ? WHERE uuid = ?').run(JSON.stringify(op), uuid);
   }
 
+  /**
+   * Leaves a journalled operation (or a starting/stopping record) without an owner after a
+   * failure its owner could not repair: the next reconcile repairs it, even while the owner
+   * (a long-lived `svirt serve`) lives on.
+   */
+  abandon(uuid: string): void {
+    this.db.prepare('UPDATE running SET owner_pid = NULL, owner_start = NULL WHERE uuid = ?').run(uuid);
+  }
+
   /** Takes over a stale operation whose owner died (for repair). */
   takeOverOp(uuid: string, staleOwnerPid: number | null, owner: { pid: number; startTime: number }): boolean {
     return (

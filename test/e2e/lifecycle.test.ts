@@ -169,3 +169,23 @@ for (const c of STACKS) {
     });
   });
 }
+
+describe('a device operation that fails', { skip }, () => {
+  it('leaves the guest usable: a PCI unplug the guest never answers keeps the disk attached and labelled', async (t) => {
+    const dir = scratch(t);
+    const S = ['--security-driver', 'dac,landlock'];
+    const img = makeImage(join(dir, 'pci.img'), 4);
+    const extra = makeImage(join(dir, 'pci-extra.img'), 4, ORIGINAL, 0o644);
+    await svirtOk(dir, [...S, 'define', writeDomain(dir, 'pci', domainXml('pci', [{ path: img, dev: 'vda' }]))]);
+    await svirtOk(dir, [...S, 'start', 'pci', '--paused']);
+    await svirtOk(dir, [...S, 'attach-disk', 'pci', extra, 'vdb']);
+    const r = await svirt(dir, [...S, 'detach-disk', 'pci', 'vdb']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /did not release device disk-vdb/);
+    assert.match(await svirtOk(dir, [...S, 'dumpxml', 'pci']), /pci-extra\.img/, 'still attached');
+    assert.equal(owner(extra).uid, guestLabels(dir, 'pci').uid, 'still the guest\'s');
+    await svirtOk(dir, [...S, 'suspend', 'pci']); // not "busy": the failed operation holds nothing
+    await svirtOk(dir, [...S, 'destroy', 'pci']);
+    assertOriginal(extra);
+  });
+});
