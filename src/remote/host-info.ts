@@ -4,41 +4,8 @@
  * the connection URI.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { arch } from 'node:os';
-import type { Hypervisor } from '../hypervisor.js';
 
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/'/g, '&apos;');
-}
-
-function hostUuid(): string {
-  try {
-    return readFileSync('/etc/machine-id', 'utf8').trim().replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
-  } catch {
-    return ''; // no machine id: the element stays empty, as `svirt capabilities` does
-  }
-}
-
-export function machineArch(): string {
-  return arch() === 'x64' ? 'x86_64' : arch();
-}
-
-/** libvirt's capabilities document for this host and security stack. */
-export function capabilitiesXml(hv: Hypervisor): string {
-  const a = machineArch();
-  const lines = ['<capabilities>', '', '  <host>', `    <uuid>${esc(hostUuid())}</uuid>`, '    <cpu>', `      <arch>${a}</arch>`, '    </cpu>'];
-  for (const d of hv.manager.drivers) {
-    lines.push('    <secmodel>', `      <model>${esc(d.name)}</model>`, `      <doi>${esc(d.doi())}</doi>`);
-    for (const b of d.baseLabels()) lines.push(`      <baselabel type='${esc(b.virtType)}'>${esc(b.label)}</baselabel>`);
-    lines.push('    </secmodel>');
-  }
-  lines.push('  </host>', '', '  <guest>', '    <os_type>hvm</os_type>', `    <arch name='${a}'>`, '      <wordsize>64</wordsize>');
-  lines.push('      <emulator>/usr/bin/qemu-system-x86_64</emulator>', "      <domain type='qemu'/>");
-  if (existsSync('/dev/kvm')) lines.push("      <domain type='kvm'/>");
-  lines.push('    </arch>', '  </guest>', '', '</capabilities>', '');
-  return lines.join('\n');
-}
+export { capabilitiesXml, machineArch } from '../capabilities.js';
 
 /** QEMU's version as libvirt encodes it (major * 1,000,000 + minor * 1,000 + micro); 0 when unknown. */
 export function qemuVersion(emulator = '/usr/bin/qemu-system-x86_64'): number {
