@@ -93,9 +93,9 @@ export function buildArgv(def: DomainDef, o: ArgvOptions): string[] {
   return argv;
 }
 
+/** The fdset's note is the image path (a repair finds the fdset by it); commas are doubled for QemuOpts. */
 function opaque(path: string): string {
-  // -add-fd's option parser splits on commas; the opaque note is informational only.
-  return path.replace(/,/g, '_');
+  return qemuOptValue(path);
 }
 
 /** `-blockdev` nodes (deepest backing layer first) and the `-device` for one disk. */

@@ -1,0 +1,49 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseDomainXml } from '../domain/index.js';
+import { blockdevNodes, buildArgv, diskKey, type FdSetEntry } from './argv.js';
+
+const fixtures = fileURLToPath(new URL('../../../test/fixtures/argv/', import.meta.url));
+
+/** fd numbers as the hypervisor assigns them: 4, 5, ... in disk and layer order. */
+function fdsetsFor(xml: string): Map<string, FdSetEntry> {
+  const def = parseDomainXml(xml);
+  const sets = new Map<string, FdSetEntry>();
+  let n = 0;
+  for (const disk of def.disks) {
+    if (disk.path === undefined) continue;
+    const paths = [disk.path];
+    for (let b = disk.backingStore; b; b = b.backingStore) paths.push(b.path);
+    paths.forEach((path, i) => {
+      n++;
+      sets.set(diskKey(disk, i), { fd: 3 + n, set: n, path, readonly: i > 0 || disk.readonly });
+    });
+  }
+  return sets;
+}
+
+describe('buildArgv', () => {
+  it('matches the golden argv for a qcow2 chain, a CD-ROM, a shareable SCSI disk and two serials', () => {
+    const xml = readFileSync(`${fixtures}qcow2-chain.xml`, 'utf8');
+    const argv = buildArgv(parseDomainXml(xml), { emulator: '/usr/bin/qemu-system-x86_64', accel: 'tcg', qmpPath: '/run/svirt/g/qmp.sock', paused: true, fdsets: fdsetsFor(xml) });
+    const text = argv.join('\n') + '\n';
+    const golden = `${fixtures}qcow2-chain.argv`;
+    if (process.env['SVIRT_UPDATE_GOLDEN'] === '1') writeFileSync(golden, text);
+    assert.equal(text, readFileSync(golden, 'utf8'));
+  });
+
+  it('declares the format of every layer and never lets QEMU follow a backing file name', () => {
+    const xml = readFileSync(`${fixtures}qcow2-chain.xml`, 'utf8');
+    const def = parseDomainXml(xml);
+    const disk = def.disks[0];
+    assert.ok(disk);
+    const nodes = blockdevNodes(disk, fdsetsFor(xml));
+    const formats = nodes.filter((n) => n['driver'] !== 'file');
+    assert.deepEqual(formats.map((n) => n['driver']), ['raw', 'qcow2', 'qcow2']);
+    for (const n of formats) if (n['driver'] === 'qcow2') assert.ok('backing' in n, 'every qcow2 layer names its backing node (or null)');
+    assert.equal(formats[0]?.['backing'], undefined, 'the raw base has no backing');
+    for (const n of nodes.filter((x) => x['driver'] === 'file')) assert.match(String(n['filename']), /^\/dev\/fdset\/\d+$/, 'images only as fds');
+  });
+});
