@@ -1,0 +1,279 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Hypervisor } from '../src/hypervisor.js';
+import { isAlive, type ProcessIdentity } from '../src/host/proc.js';
+import type { RunningRecord } from '../src/store/store.js';
+import { guestSpec, guestXml, makeImage, type GuestSpec } from './guest.js';
+import { identity, runTimed, waitUntil, type Janitor } from './proc.js';
+import { series, type Series } from './stats.js';
+import { rawPairer } from './raw-qemu.js';
+import { cliArgv, openHypervisor } from './svirt-setup.js';
+import { now, type ProcWatcher } from './watch.js';
+
+/** One contender's latencies (ms) for one stack. */
+export interface LatencyRow {
+  readonly contender: string;
+  readonly stack: string;
+  readonly start?: Series;
+  readonly destroy?: Series;
+  readonly define?: Series;
+  /** destroy: from QEMU being gone (seen by /proc polling) to the destroy call/command returning. */
+  readonly destroyAfterExit?: Series;
+  /** QEMU killed outside svirt (crash, guest poweroff): from gone to its record gone (image owner back). */
+  readonly exitToCleanedUp?: Series;
+  /** From QEMU gone to the per-guest monitor's exit (its `svirt reconcile` hook done). */
+  readonly monitorHook?: Series;
+  /** Raw QEMU starts measured alternately with this row's starts (same time window). */
+  readonly pairedRaw?: Series;
+  /** `node -e ''` (same environment) measured alternately with this row's CLI starts. */
+  readonly pairedNode?: Series;
+  readonly notes: string[];
+}
+
+export interface RunContext {
+  readonly work: string;
+  readonly runs: number;
+  readonly janitor: Janitor;
+  readonly watcher: ProcWatcher;
+  readonly log: (line: string) => void;
+}
+
+export function slug(stack: string): string {
+  return stack.replace(/,/g, '+');
+}
+
+function qemuId(rec: RunningRecord): ProcessIdentity {
+  if (rec.pid === null || rec.pidStart === null) throw new Error(`guest ${rec.name} has no recorded QEMU pid`);
+  return { pid: rec.pid, startTime: rec.pidStart };
+}
+
+/** Tracks QEMU and the monitor of a started guest; returns the monitor's identity. */
+function track(rec: RunningRecord, janitor: Janitor): ProcessIdentity | undefined {
+  janitor.track(qemuId(rec));
+  const monitor = rec.monitorPid !== null ? identity(rec.monitorPid) : undefined;
+  janitor.track(monitor);
+  return monitor;
+}
+
+/**
+ * Waits for the monitor to finish its `svirt reconcile` hook, so the next run does not
+ * compete with it for the 2 CPUs; returns ms waited.
+ */
+async function settle(monitor: ProcessIdentity | undefined, janitor: Janitor): Promise<number> {
+  if (!monitor) return 0;
+  const ms = await waitUntil(() => !isAlive(monitor), 20_000, `monitor ${monitor.pid} to exit`);
+  janitor.untrack(monitor.pid);
+  return ms;
+}
+
+/** A guest of its own (image + definition) for one series. */
+export function prepareGuest(ctx: RunContext, tag: string): GuestSpec {
+  const images = join(ctx.work, 'images');
+  mkdirSync(images, { recursive: true, mode: 0o711 });
+  return guestSpec(`bench-${tag}`, makeImage(join(images, `${tag}.img`)));
+}
+
+/** Destroys whatever still runs in a Hypervisor (cleanup after a failed run), then closes its store. */
+export function closeLater(hv: Hypervisor, janitor: Janitor): void {
+  janitor.onCleanup(async () => {
+    for (const rec of hv.store.listRunning()) {
+      await hv.destroy(rec.name, { graceMs: 500 }).catch(() => undefined); // best effort; leftovers are killed by pid
+    }
+    hv.store.close();
+  });
+}
+
+/** One series, advanced one run at a time so that series can be interleaved (round-robin). */
+export interface SeriesRunner {
+  /** Run number i (0 is the untimed warm-up). */
+  run(i: number): Promise<void>;
+  finish(): LatencyRow;
+}
+
+/**
+ * Runs every series round-robin: run i of each, then run i + 1 of each. Load from other
+ * work on the machine then falls on all series alike instead of on whichever ran during it.
+ */
+export async function roundRobin(ctx: RunContext, runners: readonly SeriesRunner[], what: string): Promise<LatencyRow[]> {
+  for (let i = 0; i <= ctx.runs; i++) {
+    for (const r of runners) await r.run(i);
+    if (i === 0 || i === ctx.runs || i % 5 === 0) ctx.log(`  ${what}: run ${i}/${ctx.runs}`);
+  }
+  return runners.map((r) => r.finish());
+}
+
+/** A fresh guest definition (new name and uuid) for a define run, also written to a file. */
+function defineCandidate(ctx: RunContext, tag: string, i: number): { xml: string; file: string } {
+  const dir = join(ctx.work, 'xml');
+  mkdirSync(dir, { recursive: true });
+  const g = guestSpec(`def-${tag}-${i}`, join(ctx.work, 'images', `${tag}.img`));
+  const file = join(dir, `${g.name}.xml`);
+  const xml = guestXml(g);
+  writeFileSync(file, xml);
+  return { xml, file };
+}
+
+/**
+ * Start / destroy / define through the library (one Hypervisor, as an API server would
+ * hold), and QEMU ending on its own: each run does all four, with a raw QEMU start first.
+ */
+export async function libraryRunner(ctx: RunContext, stack: string): Promise<SeriesRunner> {
+  const tag = `lib-${slug(stack)}`;
+  const hv = await openHypervisor(join(ctx.work, tag), stack);
+  closeLater(hv, ctx.janitor);
+  const g = prepareGuest(ctx, tag);
+  hv.define(guestXml(g));
+  const rawOnce = rawPairer(ctx, tag);
+  const m = { start: [] as number[], destroy: [] as number[], define: [] as number[], afterExit: [] as number[], raw: [] as number[], cleaned: [] as number[], hook: [] as number[] };
+  return {
+    async run(i) {
+      const rawMs = await rawOnce();
+      const t0 = performance.now();
+      const rec = await hv.start(g.name, { paused: true });
+      const startMs = performance.now() - t0;
+      const monitor = track(rec, ctx.janitor);
+      const gone = ctx.watcher.watch(qemuId(rec));
+      const t1 = performance.now();
+      await hv.destroy(g.name);
+      const destroyMs = performance.now() - t1;
+      const doneAt = now();
+      const goneAt = await gone;
+      ctx.janitor.untrack(qemuId(rec).pid);
+      await settle(monitor, ctx.janitor);
+      const d = defineCandidate(ctx, tag, i);
+      const t2 = performance.now();
+      const def = hv.define(d.xml);
+      const defineMs = performance.now() - t2;
+      hv.undefine(def.name);
+      const exit = await exitOnce(ctx, hv, g);
+      if (i === 0) return; // warm-up (page cache, JIT): not counted
+      m.raw.push(rawMs);
+      m.start.push(startMs);
+      m.destroy.push(destroyMs);
+      if (goneAt !== undefined) m.afterExit.push(doneAt - goneAt);
+      m.define.push(defineMs);
+      m.cleaned.push(exit.cleanedMs);
+      m.hook.push(exit.hookMs);
+    },
+    finish: () => ({
+      contender: 'svirt library',
+      stack,
+      start: series(m.start),
+      destroy: series(m.destroy),
+      define: series(m.define),
+      destroyAfterExit: series(m.afterExit),
+      exitToCleanedUp: series(m.cleaned),
+      monitorHook: series(m.hook),
+      pairedRaw: series(m.raw),
+      notes: [],
+    }),
+  };
+}
+
+/**
+ * QEMU ends on its own (SIGKILL from outside, as a crash or a guest poweroff would end it):
+ * time from its exit until svirt has cleaned up (record deleted, after the image owner is
+ * restored), which the per-guest monitor's `svirt reconcile` hook does.
+ */
+async function exitOnce(ctx: RunContext, hv: Hypervisor, g: GuestSpec): Promise<{ cleanedMs: number; hookMs: number }> {
+  const rec = await hv.start(g.name, { paused: true });
+  const monitor = track(rec, ctx.janitor);
+  const q = qemuId(rec);
+  process.kill(q.pid, 'SIGKILL');
+  await waitUntil(() => !isAlive(q), 10_000, `QEMU ${q.pid} to die`);
+  const goneAt = now();
+  ctx.janitor.untrack(q.pid);
+  await waitUntil(() => hv.store.getRunning(rec.uuid) === undefined, 20_000, `the record of ${rec.name} to go`);
+  const cleanedMs = now() - goneAt;
+  const hookMs = (await settle(monitor, ctx.janitor)) + cleanedMs;
+  return { cleanedMs, hookMs };
+}
+
+/** The same through the `svirt` CLI: one node process per command, as a user types them. */
+export async function cliRunner(ctx: RunContext, stack: string, opts: { env?: NodeJS.ProcessEnv; label?: string; define?: boolean } = {}): Promise<SeriesRunner> {
+  const tag = `cli-${slug(stack)}${opts.env ? '-noca' : ''}`;
+  const dir = join(ctx.work, tag);
+  // The bench's own handle on the same store: reads records, undefines between define runs.
+  const hv = await openHypervisor(dir, stack);
+  closeLater(hv, ctx.janitor);
+  const g = prepareGuest(ctx, tag);
+  hv.define(guestXml(g));
+  const env = opts.env ?? process.env;
+  const cli = (verb: string[]) => runTimed(cliArgv(dir, stack, verb), { env, check: true });
+  const rawOnce = rawPairer(ctx, tag);
+  const m = { start: [] as number[], destroy: [] as number[], define: [] as number[], afterExit: [] as number[], raw: [] as number[], node: [] as number[] };
+  return {
+    async run(i) {
+      const rawMs = await rawOnce();
+      const nodeMs = (await runTimed([process.execPath, '-e', ''], { env, check: true })).ms;
+      const s = await cli(['start', g.name, '--paused']);
+      const rec = hv.store.getRunning(g.uuid);
+      if (!rec) throw new Error(`svirt start ${g.name} returned but no record exists`);
+      const monitor = track(rec, ctx.janitor);
+      const gone = ctx.watcher.watch(qemuId(rec));
+      const d = await cli(['destroy', g.name]);
+      const goneAt = await gone;
+      ctx.janitor.untrack(qemuId(rec).pid);
+      await settle(monitor, ctx.janitor);
+      let defineMs: number | undefined;
+      if (opts.define !== false) {
+        const r = await cli(['define', defineCandidate(ctx, tag, i).file]);
+        const name = /Domain '([^']+)' defined/.exec(r.stdout)?.[1];
+        if (name !== undefined) hv.undefine(name);
+        defineMs = r.ms;
+      }
+      if (i === 0) return;
+      m.raw.push(rawMs);
+      m.node.push(nodeMs);
+      m.start.push(s.ms);
+      m.destroy.push(d.ms);
+      if (goneAt !== undefined) m.afterExit.push(d.endAt - goneAt);
+      if (defineMs !== undefined) m.define.push(defineMs);
+    },
+    finish: () => ({
+      contender: opts.label ?? 'svirt CLI',
+      stack,
+      start: series(m.start),
+      destroy: series(m.destroy),
+      ...(m.define.length > 0 ? { define: series(m.define) } : {}),
+      destroyAfterExit: series(m.afterExit),
+      pairedRaw: series(m.raw),
+      pairedNode: series(m.node),
+      notes: [],
+    }),
+  };
+}
+
+/**
+ * The exit-to-cleaned-up series again, with NODE_EXTRA_CA_CERTS removed from the
+ * environment the monitor inherits (so its `svirt reconcile` hook starts without it):
+ * what stripping it from the hook's environment in src/ would save.
+ */
+export async function exitRunsWithoutExtraCerts(ctx: RunContext, stack: string): Promise<LatencyRow> {
+  const tag = `exit-noca-${slug(stack)}`;
+  const hv = await openHypervisor(join(ctx.work, tag), stack);
+  closeLater(hv, ctx.janitor);
+  const g = prepareGuest(ctx, tag);
+  hv.define(guestXml(g));
+  const saved = process.env['NODE_EXTRA_CA_CERTS'];
+  delete process.env['NODE_EXTRA_CA_CERTS'];
+  try {
+    const cleaned: number[] = [];
+    const hook: number[] = [];
+    for (let i = 0; i <= ctx.runs; i++) {
+      const e = await exitOnce(ctx, hv, g);
+      if (i === 0) continue;
+      cleaned.push(e.cleanedMs);
+      hook.push(e.hookMs);
+    }
+    return {
+      contender: 'svirt library, hook without NODE_EXTRA_CA_CERTS',
+      stack,
+      exitToCleanedUp: series(cleaned),
+      monitorHook: series(hook),
+      notes: [],
+    };
+  } finally {
+    if (saved !== undefined) process.env['NODE_EXTRA_CA_CERTS'] = saved;
+  }
+}
