@@ -434,7 +434,7 @@ export class Hypervisor {
       const qemu = rec.pid && rec.pidStart ? { pid: rec.pid, startTime: rec.pidStart } : undefined;
       const ownerAlive = rec.ownerPid && rec.ownerStart ? isAlive({ pid: rec.ownerPid, startTime: rec.ownerStart }) : false;
       if (rec.state === 'running' && qemu && isAlive(qemu)) {
-        if (!reserved.has(rec.uuid)) await this.reserveAgain(rec);
+        if (!reserved.has(rec.uuid) && rec.stack.some((d) => RESERVING.has(d))) await this.reserveAgain(rec);
         if (rec.pending && !ownerAlive && this.store.takeOverOp(rec.uuid, rec.ownerPid, this.me)) {
           try {
             await this.repairPending(rec);
@@ -588,6 +588,9 @@ export class Hypervisor {
     this.store.updateRunning(rec.uuid, { paused: false });
   }
 }
+
+/** Drivers whose labels are exclusive (reserved in the store). */
+const RESERVING: ReadonlySet<string> = new Set(['dac', 'selinux', 'apparmor']);
 
 interface Incoming {
   readonly fd: number;

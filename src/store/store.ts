@@ -1,4 +1,9 @@
-import Database from 'better-sqlite3';
+import { createRequire } from 'node:module';
+import type DatabaseType from 'better-sqlite3';
+
+// CommonJS: require() is several ms cheaper than an ESM import at every CLI start.
+const Database = createRequire(import.meta.url)('better-sqlite3') as typeof DatabaseType;
+type Database = DatabaseType.Database;
 import { mkdirSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { SvirtError } from '../errors.js';
@@ -79,7 +84,7 @@ interface RunningRow {
 }
 
 /** Columns added after a store was first created. */
-function migrate(db: Database.Database): void {
+function migrate(db: Database): void {
   const cols = (db.prepare('PRAGMA table_info(running)').all() as { name: string }[]).map((c) => c.name);
   if (!cols.includes('pending')) db.exec('ALTER TABLE running ADD COLUMN pending TEXT');
 }
@@ -112,9 +117,9 @@ function toRecord(r: RunningRow): RunningRecord {
  * a busy timeout, and every multi-step change in an IMMEDIATE transaction.
  */
 export class Store implements LabelMemory, LabelReservations {
-  readonly db: Database.Database;
+  readonly db: Database;
 
-  private constructor(db: Database.Database) {
+  private constructor(db: Database) {
     this.db = db;
   }
 
@@ -125,7 +130,7 @@ export class Store implements LabelMemory, LabelReservations {
       throw new SvirtError('SVIRT_ERR_STORE', `cannot create state dir "${stateDir}": ${String(err)}`, { cause: err });
     }
     const file = join(stateDir, 'svirt.db');
-    let db: Database.Database;
+    let db: Database;
     try {
       db = new Database(file, { timeout: 10_000 });
       chmodSync(file, 0o600);

@@ -4,9 +4,12 @@ import { openHypervisor, output } from '../context.js';
 import type { Hypervisor } from '../../hypervisor.js';
 import { readXmlFile } from './read-xml.js';
 
+/** Kept in the XML but needing nothing from svirt: it adds its own controllers; no balloon or input is harmless headless. */
+const QUIET: ReadonlySet<string> = new Set(['controller', 'memballoon', 'input', 'video', 'panic']);
+
 /** Devices kept in the XML that svirt does not emulate yet: said once, at start. */
 function warnIgnored(hv: Hypervisor, name: string): void {
-  for (const d of hv.lookup(name).def.ignoredDevices) {
+  for (const d of hv.lookup(name).def.ignoredDevices.filter((x) => !QUIET.has(x.name))) {
     process.stderr.write(`warning: <${d.name}>${d.line ? ` at line ${d.line}` : ''} is not supported by svirt yet; the guest runs without it\n`);
   }
 }
