@@ -18,7 +18,15 @@ import { computeTargets, markdown, summaryMarkdown, type BenchResults, type Mach
 import { labelScale, reconcileScale } from './scale.js';
 import { startSteps } from './start-steps.js';
 import { PKG, cliSteps, importClosure, startupCosts } from './startup.js';
-import { cliRunner, closeLater, exitRunsWithoutExtraCerts, libraryRunner, prepareGuest, roundRobin, type RunContext } from './svirt-runs.js';
+import {
+  cliRunner,
+  closeLater,
+  exitRunsWithoutExtraCerts,
+  libraryRunner,
+  prepareGuest,
+  roundRobin,
+  type RunContext,
+} from './svirt-runs.js';
 import { envWithoutExtraCerts, openHypervisor, stackAvailable } from './svirt-setup.js';
 import { ProcWatcher } from './watch.js';
 
@@ -28,7 +36,9 @@ function firstLine(argv: string[]): string | undefined {
 }
 
 function machine(): Machine {
-  const libvirt = existsSync('/usr/sbin/libvirtd') ? firstLine(['/usr/sbin/libvirtd', '--version'])?.replace(/^.*\(libvirt\) /, '') : undefined;
+  const libvirt = existsSync('/usr/sbin/libvirtd')
+    ? firstLine(['/usr/sbin/libvirtd', '--version'])?.replace(/^.*\(libvirt\) /, '')
+    : undefined;
   return {
     date: new Date().toISOString(),
     nproc: cpus().length,
@@ -48,7 +58,9 @@ async function main(opts: BenchOptions): Promise<number> {
   const log = (line: string): void => {
     const l = loadavg().map((x) => Math.round(x * 100) / 100);
     load[line] = l;
-    process.stderr.write(`[bench ${((performance.now() - began) / 1000).toFixed(0).padStart(4)} s, load ${l[0]?.toFixed(2)}] ${line}\n`);
+    process.stderr.write(
+      `[bench ${((performance.now() - began) / 1000).toFixed(0).padStart(4)} s, load ${l[0]?.toFixed(2)}] ${line}\n`,
+    );
   };
   const janitor = new Janitor();
   const watcher = new ProcWatcher();
@@ -96,7 +108,12 @@ async function main(opts: BenchOptions): Promise<number> {
       log('node start-up and dependency costs');
       res.startup = await startupCosts(opts.runs, join(work, 'empty-state'));
       res.importGraph = {};
-      for (const entry of ['src/cli/main.js', 'src/cli/commands/define.js', 'src/cli/commands/lifecycle.js', 'src/cli/commands/list.js']) {
+      for (const entry of [
+        'src/cli/main.js',
+        'src/cli/commands/define.js',
+        'src/cli/commands/lifecycle.js',
+        'src/cli/commands/list.js',
+      ]) {
         const c = importClosure(entry);
         res.importGraph[entry] = { files: c.files.length, packages: c.packages, list: c.files };
       }
@@ -118,7 +135,13 @@ async function main(opts: BenchOptions): Promise<number> {
       const runners = [];
       for (const stack of available) runners.push(await cliRunner(ctx, stack));
       if (process.env['NODE_EXTRA_CA_CERTS'] !== undefined) {
-        runners.push(await cliRunner(ctx, headline, { env: envWithoutExtraCerts(), label: 'svirt CLI without NODE_EXTRA_CA_CERTS', define: false }));
+        runners.push(
+          await cliRunner(ctx, headline, {
+            env: envWithoutExtraCerts(),
+            label: 'svirt CLI without NODE_EXTRA_CA_CERTS',
+            define: false,
+          }),
+        );
       }
       res.latency.push(...(await roundRobin(ctx, runners, 'CLI')));
     }
@@ -177,7 +200,8 @@ async function main(opts: BenchOptions): Promise<number> {
   res.durationS = Math.round((performance.now() - began) / 100) / 10;
   const md = markdown(res);
   process.stdout.write(md);
-  const out = opts.out ?? join(PKG, 'bench', 'results', `bench-${res.machine.date.slice(0, 10)}${opts.quick ? '-quick' : ''}.json`);
+  const out =
+    opts.out ?? join(PKG, 'bench', 'results', `bench-${res.machine.date.slice(0, 10)}${opts.quick ? '-quick' : ''}.json`);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify({ ...res, markdown: md, summary: summaryMarkdown(res) }, null, 2) + '\n');
   writeFileSync(out.replace(/\.json$/, '') + '.md', md);

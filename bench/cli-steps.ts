@@ -34,7 +34,13 @@ mark('import src/qemu (launcher, QMP client)');
 const { Hypervisor } = await import('../src/hypervisor.js');
 mark('import src/hypervisor.js (the rest of it)');
 const { resolveStatePaths } = await import('../src/host/paths.js');
-await import(verb === 'define' ? '../src/cli/commands/define.js' : verb === 'list' ? '../src/cli/commands/list.js' : '../src/cli/commands/lifecycle.js');
+await import(
+  verb === 'define'
+    ? '../src/cli/commands/define.js'
+    : verb === 'list'
+      ? '../src/cli/commands/list.js'
+      : '../src/cli/commands/lifecycle.js'
+);
 mark('import the verb module + cli/context.js');
 
 const paths = resolveStatePaths(stateDir, process.env, process.getuid?.() ?? 0);

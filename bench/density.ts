@@ -58,7 +58,8 @@ export async function density(ctx: RunContext, guests: number, stack: string): P
     }
     running.push(s.value.rec);
     perGuest.push(s.value.ms);
-    if (s.value.rec.pid !== null && s.value.rec.pidStart !== null) ctx.janitor.track({ pid: s.value.rec.pid, startTime: s.value.rec.pidStart });
+    if (s.value.rec.pid !== null && s.value.rec.pidStart !== null)
+      ctx.janitor.track({ pid: s.value.rec.pid, startTime: s.value.rec.pidStart });
     const m = s.value.rec.monitorPid !== null ? identity(s.value.rec.monitorPid) : undefined;
     if (m) {
       monitors.push(m);

@@ -11,7 +11,8 @@ const PACKAGES = ['libvirt-daemon', 'libvirt-daemon-driver-qemu', 'libvirt-clien
 /** Why libvirt cannot be measured here, or undefined when it can. */
 export function libvirtMissing(): string | undefined {
   if (process.getuid?.() !== 0) return 'qemu:///system needs root';
-  for (const f of [LIBVIRTD, VIRTLOGD, VIRSH]) if (!existsSync(f)) return `${f} is not installed (packages: ${PACKAGES.join(' ')})`;
+  for (const f of [LIBVIRTD, VIRTLOGD, VIRSH])
+    if (!existsSync(f)) return `${f} is not installed (packages: ${PACKAGES.join(' ')})`;
   if (!qemuDriverInstalled()) return 'the libvirt QEMU driver (libvirt-daemon-driver-qemu) is not installed';
   if (!hasUser('libvirt-qemu')) return "user 'libvirt-qemu' (QEMU's user in Debian's libvirt build) does not exist";
   return undefined;
@@ -34,7 +35,9 @@ function qemuDriverInstalled(): boolean {
 
 function hasUser(name: string): boolean {
   try {
-    return readFileSync('/etc/passwd', 'utf8').split('\n').some((l) => l.startsWith(`${name}:`));
+    return readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .some((l) => l.startsWith(`${name}:`));
   } catch {
     return false; // no passwd file: no such user
   }
@@ -65,7 +68,19 @@ export async function installLibvirt(log: (l: string) => void): Promise<void> {
   await runTimed(['apt-get', 'install', '-y', '--no-install-recommends', ...PACKAGES], { env, check: true });
   if (!hasUser('libvirt-qemu')) {
     log("  creating the system user 'libvirt-qemu'");
-    await runTimed(['useradd', '--system', '--no-create-home', '--home-dir', '/var/lib/libvirt', '--shell', '/usr/sbin/nologin', '--user-group', 'libvirt-qemu'], { check: true });
+    await runTimed(
+      [
+        'useradd',
+        '--system',
+        '--no-create-home',
+        '--home-dir',
+        '/var/lib/libvirt',
+        '--shell',
+        '/usr/sbin/nologin',
+        '--user-group',
+        'libvirt-qemu',
+      ],
+      { check: true },
+    );
   }
 }
-

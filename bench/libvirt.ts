@@ -30,7 +30,8 @@ function canConnect(path: string): Promise<boolean> {
 async function waitSocket(path: string, child: ChildProcess | undefined, what: string, timeoutMs = 60_000): Promise<void> {
   const t0 = performance.now();
   while (!(await canConnect(path))) {
-    if (child && (child.exitCode !== null || child.signalCode !== null)) throw new Error(`${what} exited (${child.exitCode ?? child.signalCode}) before listening on ${path}`);
+    if (child && (child.exitCode !== null || child.signalCode !== null))
+      throw new Error(`${what} exited (${child.exitCode ?? child.signalCode}) before listening on ${path}`);
     if (performance.now() - t0 > timeoutMs) throw new Error(`${what} did not listen on ${path} within ${timeoutMs} ms`);
     await sleep(20);
   }
@@ -87,15 +88,22 @@ export class LibvirtDaemons {
     this.kvmRestore = { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
     chownSync('/dev/kvm', st.uid, kvm.gid);
     chmodSync('/dev/kvm', 0o660);
-    this.notes.push(`/dev/kvm was ${(st.mode & 0o777).toString(8)} gid ${st.gid}: made 0660 root:kvm (as udev does) for the run, restored after`);
+    this.notes.push(
+      `/dev/kvm was ${(st.mode & 0o777).toString(8)} gid ${st.gid}: made 0660 root:kvm (as udev does) for the run, restored after`,
+    );
   }
 
   /** bench/reaper.c, compiled into the work dir; undefined (with a note) when there is no C compiler. */
   private async reaper(): Promise<string | undefined> {
     const out = join(this.dir, 'bench-reaper');
-    const r = await runTimed(['cc', '-O2', '-Wall', '-o', out, join(PKG, 'bench', 'reaper.c')]).catch((err: unknown) => ({ code: 1, stderr: String(err) }));
+    const r = await runTimed(['cc', '-O2', '-Wall', '-o', out, join(PKG, 'bench', 'reaper.c')]).catch((err: unknown) => ({
+      code: 1,
+      stderr: String(err),
+    }));
     if (r.code !== 0) {
-      this.notes.push(`no subreaper for libvirtd (cc failed: ${r.stderr.trim().slice(0, 200)}): destroy times include waiting for init to reap QEMU`);
+      this.notes.push(
+        `no subreaper for libvirtd (cc failed: ${r.stderr.trim().slice(0, 200)}): destroy times include waiting for init to reap QEMU`,
+      );
       return undefined;
     }
     return out;
@@ -110,7 +118,12 @@ export class LibvirtDaemons {
       this.notes.push(`a virtlogd not started by the bench already listens on ${VIRTLOGD_SOCK}: used as is`);
     } else {
       writeFileSync(join(this.dir, 'virtlogd.conf'), `log_outputs = "3:file:${join(this.dir, 'virtlogd.log')}"\n`);
-      const vl = (this.virtlogd = this.spawnDaemon(VIRTLOGD, ['-f', join(this.dir, 'virtlogd.conf'), '-p', join(this.dir, 'virtlogd.pid')], 'virtlogd.out', janitor));
+      const vl = (this.virtlogd = this.spawnDaemon(
+        VIRTLOGD,
+        ['-f', join(this.dir, 'virtlogd.conf'), '-p', join(this.dir, 'virtlogd.pid')],
+        'virtlogd.out',
+        janitor,
+      ));
       await waitSocket(VIRTLOGD_SOCK, vl, 'virtlogd');
     }
     writeFileSync(
@@ -127,7 +140,9 @@ export class LibvirtDaemons {
       ].join('\n'),
     );
     const ldArgv = [LIBVIRTD, '-f', join(this.dir, 'libvirtd.conf'), '-p', join(this.dir, 'libvirtd.pid')];
-    const ld = (this.libvirtd = reaper ? this.spawnDaemon(reaper, ldArgv, 'libvirtd.out', janitor) : this.spawnDaemon(LIBVIRTD, ldArgv.slice(1), 'libvirtd.out', janitor));
+    const ld = (this.libvirtd = reaper
+      ? this.spawnDaemon(reaper, ldArgv, 'libvirtd.out', janitor)
+      : this.spawnDaemon(LIBVIRTD, ldArgv.slice(1), 'libvirtd.out', janitor));
     await waitSocket(join(this.dir, 'sock', 'libvirt-sock'), ld, 'libvirtd');
     // The first connection makes libvirtd probe QEMU's capabilities (cached afterwards).
     const first = await runTimed([VIRSH, '-c', this.uri, 'version'], { check: true });

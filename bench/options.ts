@@ -64,11 +64,14 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
         withLibvirt = true;
         break;
       case '--stacks':
-        stacks = value(i++, a).split(';').filter((s) => s !== '');
+        stacks = value(i++, a)
+          .split(';')
+          .filter((s) => s !== '');
         break;
       case '--only': {
         const names = value(i++, a).split(',');
-        for (const n of names) if (!(SECTIONS as readonly string[]).includes(n)) throw new Error(`unknown section '${n}' (${SECTIONS.join(', ')})`);
+        for (const n of names)
+          if (!(SECTIONS as readonly string[]).includes(n)) throw new Error(`unknown section '${n}' (${SECTIONS.join(', ')})`);
         sections = new Set(names as Section[]);
         break;
       }

@@ -15,7 +15,10 @@ export interface Timed {
 }
 
 /** Runs argv (no shell), timed from spawn to exit. With `check`, a non-zero exit throws with stderr. */
-export function runTimed(argv: readonly string[], opts: { env?: NodeJS.ProcessEnv; check?: boolean; cwd?: string } = {}): Promise<Timed> {
+export function runTimed(
+  argv: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; check?: boolean; cwd?: string } = {},
+): Promise<Timed> {
   const [cmd, ...args] = argv;
   if (cmd === undefined) throw new Error('runTimed: empty argv');
   const o: SpawnOptions = { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env };

@@ -75,7 +75,14 @@ export function computeTargets(res: BenchResults): Target[] {
     const rawBase = med(r.pairedRaw) ?? rawStart;
     if (r.contender === 'svirt library' && rawBase !== undefined) {
       const x = med(r.start);
-      if (x !== undefined) out.push({ target: 'library start ≤ 1.2× raw QEMU', subject: r.stack, measured: `${ms(x)} ms vs raw ${ms(rawBase)} = ${ratio(x, rawBase)}`, limit: `≤ ${ms(1.2 * rawBase)} ms`, met: x <= 1.2 * rawBase });
+      if (x !== undefined)
+        out.push({
+          target: 'library start ≤ 1.2× raw QEMU',
+          subject: r.stack,
+          measured: `${ms(x)} ms vs raw ${ms(rawBase)} = ${ratio(x, rawBase)}`,
+          limit: `≤ ${ms(1.2 * rawBase)} ms`,
+          met: x <= 1.2 * rawBase,
+        });
     }
     if (r.contender.startsWith('svirt CLI') && rawBase !== undefined) {
       const noCa = r.contender.includes('without');
@@ -97,26 +104,53 @@ export function computeTargets(res: BenchResults): Target[] {
   if (lvStart !== undefined) {
     for (const r of res.latency.filter((x) => x.contender === 'svirt library' || x.contender === 'svirt CLI')) {
       const x = med(r.start);
-      if (x !== undefined) out.push({ target: "svirt start ≤ 0.3× libvirt's", subject: who(r), measured: `${ms(x)} ms = ${ratio(x, lvStart)}`, limit: `≤ ${ms(0.3 * lvStart)} ms`, met: x <= 0.3 * lvStart });
+      if (x !== undefined)
+        out.push({
+          target: "svirt start ≤ 0.3× libvirt's",
+          subject: who(r),
+          measured: `${ms(x)} ms = ${ratio(x, lvStart)}`,
+          limit: `≤ ${ms(0.3 * lvStart)} ms`,
+          met: x <= 0.3 * lvStart,
+        });
     }
   } else {
-    out.push({ target: "svirt start ≤ 0.3× libvirt's", subject: 'all', measured: 'libvirt not measured', limit: '–', met: undefined });
+    out.push({
+      target: "svirt start ≤ 0.3× libvirt's",
+      subject: 'all',
+      measured: 'libvirt not measured',
+      limit: '–',
+      met: undefined,
+    });
   }
   for (const r of res.latency.filter((x) => x.contender.startsWith('svirt'))) {
     const d = med(r.destroyAfterExit);
     if (d !== undefined && r.contender !== 'svirt CLI without NODE_EXTRA_CA_CERTS') {
-      out.push({ target: 'destroy done ≤ 50 ms after QEMU exits (destroy)', subject: who(r), measured: `${ms(d)} ms`, limit: '≤ 50 ms', met: d <= 50 });
+      out.push({
+        target: 'destroy done ≤ 50 ms after QEMU exits (destroy)',
+        subject: who(r),
+        measured: `${ms(d)} ms`,
+        limit: '≤ 50 ms',
+        met: d <= 50,
+      });
     }
     const e = med(r.exitToCleanedUp);
     if (e !== undefined) {
-      out.push({ target: 'cleanup done ≤ 50 ms after QEMU exits on its own (monitor hook)', subject: who(r), measured: `${ms(e)} ms`, limit: '≤ 50 ms', met: e <= 50 });
+      out.push({
+        target: 'cleanup done ≤ 50 ms after QEMU exits on its own (monitor hook)',
+        subject: who(r),
+        measured: `${ms(e)} ms`,
+        limit: '≤ 50 ms',
+        met: e <= 50,
+      });
     }
   }
   return out;
 }
 
 function loadRange(load: Record<string, number[]>): string {
-  const l1 = Object.values(load).map((l) => l[0] ?? NaN).filter(Number.isFinite);
+  const l1 = Object.values(load)
+    .map((l) => l[0] ?? NaN)
+    .filter(Number.isFinite);
   if (l1.length === 0) return 'unknown';
   return `${Math.min(...l1).toFixed(2)}–${Math.max(...l1).toFixed(2)}`;
 }
@@ -129,7 +163,7 @@ export function markdown(res: BenchResults): string {
       `${m.libvirt ? `, libvirt ${m.libvirt}` : ''}; guests are TCG (\`<domain type='qemu'>\`), paused, 64 MiB, one raw virtio disk. ` +
       `${res.latency[0]?.start?.summary.runs ?? 0} timed runs per cell after one warm-up; times in ms (min / median / max). ` +
       `1-minute load average during the run: ${loadRange(res.load)} (the machine is shared: other work runs on the same ${m.nproc} CPUs). ` +
-      'Every series also starts raw QEMU (and, for the CLI, `node -e \'\'`) alternately with its own runs; ratios and targets use those paired baselines.',
+      "Every series also starts raw QEMU (and, for the CLI, `node -e ''`) alternately with its own runs; ratios and targets use those paired baselines.",
   );
   const raw = res.latency.find((r) => r.contender === 'raw QEMU');
   const rawStart = med(raw?.start);
@@ -142,14 +176,22 @@ export function markdown(res: BenchResults): string {
       ['contender', 'min', 'median', 'max', 'raw QEMU alongside (median)', '× raw QEMU', '× libvirt'],
       res.latency
         .filter((r) => r.start)
-        .map((r) => [who(r), ...mmm(r.start), ms(med(r.pairedRaw)), ratio(med(r.start), med(r.pairedRaw) ?? rawStart), ratio(med(r.start), med(lv?.start))]),
+        .map((r) => [
+          who(r),
+          ...mmm(r.start),
+          ms(med(r.pairedRaw)),
+          ratio(med(r.start), med(r.pairedRaw) ?? rawStart),
+          ratio(med(r.start), med(lv?.start)),
+        ]),
     ),
   );
   parts.push('### Destroy (until the call or command returns)');
   parts.push(
     table(
       ['contender', 'min', 'median', 'max', '× raw QEMU', 'of which after QEMU exited (median)'],
-      res.latency.filter((r) => r.destroy).map((r) => [who(r), ...mmm(r.destroy), ratio(med(r.destroy), rawDestroy), ms(med(r.destroyAfterExit))]),
+      res.latency
+        .filter((r) => r.destroy)
+        .map((r) => [who(r), ...mmm(r.destroy), ratio(med(r.destroy), rawDestroy), ms(med(r.destroyAfterExit))]),
     ),
   );
   parts.push('### Define (a new guest each run)');
@@ -171,13 +213,23 @@ export function markdown(res: BenchResults): string {
   }
   if (res.targets.length > 0) {
     parts.push('### Targets (shown, not asserted)');
-    parts.push(table(['target', 'subject', 'measured (median)', 'limit', 'verdict'], res.targets.map((t) => [t.target, t.subject, t.measured, t.limit, verdict(t.met)])));
+    parts.push(
+      table(
+        ['target', 'subject', 'measured (median)', 'limit', 'verdict'],
+        res.targets.map((t) => [t.target, t.subject, t.measured, t.limit, verdict(t.met)]),
+      ),
+    );
   }
   if (res.steps.length > 0) {
     parts.push('### Where a start spends its time (median ms per step)');
     for (const s of res.steps) {
       parts.push(`${s.contender}${s.stack ? ` (${s.stack})` : ''}:`);
-      parts.push(table(['step', 'min', 'median', 'max'], s.steps.map((x) => [x.step, ...mmm(x.ms)])));
+      parts.push(
+        table(
+          ['step', 'min', 'median', 'max'],
+          s.steps.map((x) => [x.step, ...mmm(x.ms)]),
+        ),
+      );
     }
   }
   if (res.startup) {
@@ -185,10 +237,14 @@ export function markdown(res: BenchResults): string {
     parts.push('### CLI start-up: node itself and what each dependency adds');
     parts.push(
       table(
-        ['process', 'min', 'median', 'max', 'over `node -e \'\'`'],
+        ['process', 'min', 'median', 'max', "over `node -e ''`"],
         [
           [`node -e '' (NODE_EXTRA_CA_CERTS=${st.extraCaCerts ?? 'unset'})`, ...mmm(st.nodeEmpty), '–'],
-          ["node -e '' without NODE_EXTRA_CA_CERTS", ...mmm(st.nodeEmptyNoCa), ms(st.nodeEmptyNoCa.summary.median - st.nodeEmpty.summary.median)],
+          [
+            "node -e '' without NODE_EXTRA_CA_CERTS",
+            ...mmm(st.nodeEmptyNoCa),
+            ms(st.nodeEmptyNoCa.summary.median - st.nodeEmpty.summary.median),
+          ],
           ...st.items.map((i) => [i.item, ...mmm(i.ms), i.overNode === undefined ? '–' : `+${ms(i.overNode)}`]),
         ],
       ),
@@ -205,11 +261,21 @@ export function markdown(res: BenchResults): string {
   }
   for (const c of res.cliSteps ?? []) {
     parts.push(`\`svirt ${c.verb}\` (${c.stack}) step by step, in one process (bench/cli-steps.ts):`);
-    parts.push(table(['step', 'min', 'median', 'max'], c.steps.map((x) => [x.step, ...mmm(x.ms)])));
+    parts.push(
+      table(
+        ['step', 'min', 'median', 'max'],
+        c.steps.map((x) => [x.step, ...mmm(x.ms)]),
+      ),
+    );
   }
   if (res.labels) {
     parts.push('### Labels at scale (genLabel against the real SQLite store, reservation included)');
-    parts.push(table(['driver', 'live reservations', 'runs', 'min', 'median', 'max', 'note'], res.labels.map((l) => [l.driver, String(l.live), String(l.perLabel.summary.runs), ...mmm(l.perLabel), l.note ?? ''])));
+    parts.push(
+      table(
+        ['driver', 'live reservations', 'runs', 'min', 'median', 'max', 'note'],
+        res.labels.map((l) => [l.driver, String(l.live), String(l.perLabel.summary.runs), ...mmm(l.perLabel), l.note ?? '']),
+      ),
+    );
   }
   if (res.reconcile) {
     const r = res.reconcile;
@@ -236,12 +302,21 @@ export function markdown(res: BenchResults): string {
         table(
           ['measure', 'value'],
           [
-            ['started', `${d.started}/${d.guests}${d.failures.length ? ` (failures: ${d.failures.slice(0, 3).join('; ')})` : ''}`],
+            [
+              'started',
+              `${d.started}/${d.guests}${d.failures.length ? ` (failures: ${d.failures.slice(0, 3).join('; ')})` : ''}`,
+            ],
             ['all started (wall)', `${ms(d.startAllMs)} ms (${ms(d.startAllMs / Math.max(1, d.started))} ms per guest)`],
             ['one guest within the burst (min / median / max)', `${mmm(d.perGuestStart).join(' / ')} ms`],
-            ['svirt per running guest: monitor VmRSS (median)', `${ms(d.monitorRssKb.summary.median)} kB (Pss ${ms(d.monitorPssKb.summary.median)} kB)`],
+            [
+              'svirt per running guest: monitor VmRSS (median)',
+              `${ms(d.monitorRssKb.summary.median)} kB (Pss ${ms(d.monitorPssKb.summary.median)} kB)`,
+            ],
             ['svirt for all guests (sum of monitor VmRSS)', `${d.svirtTotalRssMiB} MiB`],
-            ['QEMU per guest: VmRSS (median)', `${ms(d.qemuRssKb.summary.median / 1024)} MiB (Pss ${ms(d.qemuPssKb.summary.median / 1024)} MiB)`],
+            [
+              'QEMU per guest: VmRSS (median)',
+              `${ms(d.qemuRssKb.summary.median / 1024)} MiB (Pss ${ms(d.qemuPssKb.summary.median / 1024)} MiB)`,
+            ],
             ['QEMU for all guests (sum of VmRSS)', `${d.qemuTotalRssMiB} MiB`],
             ['all destroyed (wall)', `${ms(d.destroyAllMs)} ms`],
             ['then until every monitor hook exited', `${ms(d.hooksQuietMs)} ms`],
@@ -269,7 +344,6 @@ export function markdown(res: BenchResults): string {
 export function summaryMarkdown(res: BenchResults): string {
   const m = res.machine;
   const raw = res.latency.find((r) => r.contender === 'raw QEMU');
-  const lv = libvirtRow(res);
   const rows = res.latency
     .filter((r) => r.start && !r.contender.includes('without'))
     .map((r) => [
@@ -286,7 +360,9 @@ export function summaryMarkdown(res: BenchResults): string {
   ];
   const missed = res.targets.filter((t) => t.met === false);
   const met = res.targets.filter((t) => t.met === true);
-  parts.push(`Targets: ${met.length} met, ${missed.length} missed${missed.length ? ` (${[...new Set(missed.map((t) => t.target))].join('; ')})` : ''}.`);
+  parts.push(
+    `Targets: ${met.length} met, ${missed.length} missed${missed.length ? ` (${[...new Set(missed.map((t) => t.target))].join('; ')})` : ''}.`,
+  );
   if (res.density && !('skipped' in res.density)) {
     const d = res.density;
     parts.push(

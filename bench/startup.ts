@@ -44,22 +44,39 @@ export async function startupCosts(runs: number, emptyStateDir: string): Promise
     { item: "node -e '' without NODE_EXTRA_CA_CERTS", argv: [process.execPath, '-e', ''], env: envWithoutExtraCerts() },
     { item: "node --input-type=module -e ''", argv: esm('') },
     { item: 'better-sqlite3 (import)', argv: esm("await import('better-sqlite3');") },
-    { item: 'better-sqlite3 (import + open :memory:)', argv: esm("const D = (await import('better-sqlite3')).default; new D(':memory:').close();") },
-    { item: 'better-sqlite3 (createRequire + open :memory:)', argv: esm("const D = (await import('node:module')).createRequire(import.meta.url)('better-sqlite3'); new D(':memory:').close();") },
+    {
+      item: 'better-sqlite3 (import + open :memory:)',
+      argv: esm("const D = (await import('better-sqlite3')).default; new D(':memory:').close();"),
+    },
+    {
+      item: 'better-sqlite3 (createRequire + open :memory:)',
+      argv: esm(
+        "const D = (await import('node:module')).createRequire(import.meta.url)('better-sqlite3'); new D(':memory:').close();",
+      ),
+    },
     { item: 'saxes (the XML tokenizer, import)', argv: esm("await import('saxes');") },
     { item: 'saxes (createRequire)', argv: esm("(await import('node:module')).createRequire(import.meta.url)('saxes');") },
     { item: 'node:crypto', argv: esm("await import('node:crypto');") },
     { item: 'src/domain (XML parse + format)', argv: esm(importDist('src/domain/index.js')) },
     { item: 'src/store/store.js (+ better-sqlite3)', argv: esm(importDist('src/store/store.js')) },
     { item: 'src/security/stack.js (dac, landlock, none drivers)', argv: esm(importDist('src/security/stack.js')) },
-    { item: 'native addon (svirt_native.node: landlockAbi())', argv: esm(importDist('src/host/native.js', '.then((m) => m.landlockAbi())')) },
+    {
+      item: 'native addon (svirt_native.node: landlockAbi())',
+      argv: esm(importDist('src/host/native.js', '.then((m) => m.landlockAbi())')),
+    },
     { item: 'src/qemu/launcher.js (+ QMP client)', argv: esm(importDist('src/qemu/launcher.js')) },
     { item: 'src/hypervisor.js (everything start needs)', argv: esm(importDist('src/hypervisor.js')) },
     { item: 'src/cli/main.js (what bin/svirt.js loads first)', argv: esm(importDist('src/cli/main.js')) },
     { item: 'src/cli/commands/lifecycle.js (start/destroy verb)', argv: esm(importDist('src/cli/commands/lifecycle.js')) },
     { item: '`svirt help` (CLI, no verb module)', argv: [process.execPath, SVIRT_BIN, 'help'] },
-    { item: '`svirt --security-driver none list` (empty store)', argv: [process.execPath, SVIRT_BIN, '--state-dir', emptyStateDir, '--security-driver', 'none', 'list'] },
-    { item: '`svirt --security-driver dac,landlock list` (empty store)', argv: [process.execPath, SVIRT_BIN, '--state-dir', emptyStateDir, '--security-driver', 'dac,landlock', 'list'] },
+    {
+      item: '`svirt --security-driver none list` (empty store)',
+      argv: [process.execPath, SVIRT_BIN, '--state-dir', emptyStateDir, '--security-driver', 'none', 'list'],
+    },
+    {
+      item: '`svirt --security-driver dac,landlock list` (empty store)',
+      argv: [process.execPath, SVIRT_BIN, '--state-dir', emptyStateDir, '--security-driver', 'dac,landlock', 'list'],
+    },
   ];
   // Round-robin (one run of every probe, then the next round), so drift in the machine's
   // load spreads over all probes instead of favouring some.
@@ -91,14 +108,23 @@ export interface CliStepsResult {
  * A CLI start split into its steps: bench/cli-steps.ts does what bin/svirt.js does for the
  * verb, importing modules one layer at a time, and prints when each step ended.
  */
-export async function cliSteps(runs: number, stateDir: string, stack: string, verbs: { verb: string; arg: string; before?: () => Promise<void>; after?: () => Promise<void> }[], env?: NodeJS.ProcessEnv): Promise<CliStepsResult[]> {
+export async function cliSteps(
+  runs: number,
+  stateDir: string,
+  stack: string,
+  verbs: { verb: string; arg: string; before?: () => Promise<void>; after?: () => Promise<void> }[],
+  env?: NodeJS.ProcessEnv,
+): Promise<CliStepsResult[]> {
   const script = fileURLToPath(new URL('./cli-steps.js', import.meta.url));
   const out: CliStepsResult[] = [];
   for (const v of verbs) {
     const steps = new Map<string, number[]>();
     for (let i = 0; i <= runs; i++) {
       await v.before?.();
-      const r = await runTimed([process.execPath, script, stateDir, stack, v.verb, v.arg], { check: true, ...(env ? { env } : {}) });
+      const r = await runTimed([process.execPath, script, stateDir, stack, v.verb, v.arg], {
+        check: true,
+        ...(env ? { env } : {}),
+      });
       await v.after?.();
       if (i === 0) continue;
       const marks = JSON.parse(r.stdout.trim().split('\n').pop() ?? '[]') as [string, number][];

@@ -40,7 +40,14 @@ describe('bench targets', () => {
       latency: [
         { contender: 'raw QEMU', stack: '–', start: series([30]), notes: [] },
         { contender: 'svirt library', stack: 'none', start: series([35]), pairedRaw: series([32]), notes: [] },
-        { contender: 'svirt CLI', stack: 'none', start: series([130]), pairedRaw: series([30]), pairedNode: series([50]), notes: [] },
+        {
+          contender: 'svirt CLI',
+          stack: 'none',
+          start: series([130]),
+          pairedRaw: series([30]),
+          pairedNode: series([50]),
+          notes: [],
+        },
       ],
       steps: [],
       targets: [],

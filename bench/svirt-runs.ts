@@ -124,7 +124,15 @@ export async function libraryRunner(ctx: RunContext, stack: string): Promise<Ser
   const g = prepareGuest(ctx, tag);
   hv.define(guestXml(g));
   const rawOnce = rawPairer(ctx, tag);
-  const m = { start: [] as number[], destroy: [] as number[], define: [] as number[], afterExit: [] as number[], raw: [] as number[], cleaned: [] as number[], hook: [] as number[] };
+  const m = {
+    start: [] as number[],
+    destroy: [] as number[],
+    define: [] as number[],
+    afterExit: [] as number[],
+    raw: [] as number[],
+    cleaned: [] as number[],
+    hook: [] as number[],
+  };
   return {
     async run(i) {
       const rawMs = await rawOnce();
@@ -190,7 +198,11 @@ async function exitOnce(ctx: RunContext, hv: Hypervisor, g: GuestSpec): Promise<
 }
 
 /** The same through the `svirt` CLI: one node process per command, as a user types them. */
-export async function cliRunner(ctx: RunContext, stack: string, opts: { env?: NodeJS.ProcessEnv; label?: string; define?: boolean } = {}): Promise<SeriesRunner> {
+export async function cliRunner(
+  ctx: RunContext,
+  stack: string,
+  opts: { env?: NodeJS.ProcessEnv; label?: string; define?: boolean } = {},
+): Promise<SeriesRunner> {
   const tag = `cli-${slug(stack)}${opts.env ? '-noca' : ''}`;
   const dir = join(ctx.work, tag);
   // The bench's own handle on the same store: reads records, undefines between define runs.
@@ -201,7 +213,14 @@ export async function cliRunner(ctx: RunContext, stack: string, opts: { env?: No
   const env = opts.env ?? process.env;
   const cli = (verb: string[]) => runTimed(cliArgv(dir, stack, verb), { env, check: true });
   const rawOnce = rawPairer(ctx, tag);
-  const m = { start: [] as number[], destroy: [] as number[], define: [] as number[], afterExit: [] as number[], raw: [] as number[], node: [] as number[] };
+  const m = {
+    start: [] as number[],
+    destroy: [] as number[],
+    define: [] as number[],
+    afterExit: [] as number[],
+    raw: [] as number[],
+    node: [] as number[],
+  };
   return {
     async run(i) {
       const rawMs = await rawOnce();

@@ -13,7 +13,9 @@ function esc(s: string): string {
 
 export function hostUuid(): string {
   try {
-    return readFileSync('/etc/machine-id', 'utf8').trim().replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
+    return readFileSync('/etc/machine-id', 'utf8')
+      .trim()
+      .replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
   } catch {
     return ''; // no machine id: the element stays empty
   }
@@ -25,14 +27,29 @@ export function machineArch(): string {
 
 export function capabilitiesXml(hv: Hypervisor): string {
   const a = machineArch();
-  const lines = ['<capabilities>', '', '  <host>', `    <uuid>${esc(hostUuid())}</uuid>`, '    <cpu>', `      <arch>${a}</arch>`, '    </cpu>'];
+  const lines = [
+    '<capabilities>',
+    '',
+    '  <host>',
+    `    <uuid>${esc(hostUuid())}</uuid>`,
+    '    <cpu>',
+    `      <arch>${a}</arch>`,
+    '    </cpu>',
+  ];
   for (const d of hv.manager.drivers) {
     lines.push('    <secmodel>', `      <model>${esc(d.name)}</model>`, `      <doi>${esc(d.doi())}</doi>`);
     for (const b of d.baseLabels()) lines.push(`      <baselabel type='${esc(b.virtType)}'>${esc(b.label)}</baselabel>`);
     for (const n of d.features?.() ?? []) lines.push(`      <!-- ${esc(n).replace(/--/g, '- -')} -->`);
     lines.push('    </secmodel>');
   }
-  lines.push('  </host>', '', '  <guest>', '    <os_type>hvm</os_type>', `    <arch name='${a}'>`, '      <wordsize>64</wordsize>');
+  lines.push(
+    '  </host>',
+    '',
+    '  <guest>',
+    '    <os_type>hvm</os_type>',
+    `    <arch name='${a}'>`,
+    '      <wordsize>64</wordsize>',
+  );
   lines.push('      <emulator>/usr/bin/qemu-system-x86_64</emulator>', "      <domain type='qemu'/>");
   if (existsSync('/dev/kvm')) lines.push("      <domain type='kvm'/>");
   lines.push('    </arch>', '  </guest>', '', '</capabilities>', '');

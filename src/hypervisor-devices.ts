@@ -11,14 +11,21 @@ import type { PendingOp, RunningRecord } from './store/store.js';
 import { crashPoint } from './testing/crash-points.js';
 
 /** Where a change goes: virsh's defaults are live for a running guest, config for a stopped one. */
-function targets(hv: Hypervisor, name: string, opts: DeviceChangeOptions): { rec?: RunningRecord; live: boolean; config: boolean } {
+function targets(
+  hv: Hypervisor,
+  name: string,
+  opts: DeviceChangeOptions,
+): { rec?: RunningRecord; live: boolean; config: boolean } {
   const info = hv.lookup(name);
   const running = info.record?.state === 'running' ? info.record : undefined;
   const live = opts.live ?? (running !== undefined && opts.config !== true);
   const config = opts.config ?? running === undefined;
   if (live && !running) throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${info.def.name}' is not running`);
   if (config && !hv.store.getDefinedByUuid(info.def.uuid)) {
-    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${info.def.name}' is transient: it has no persistent definition to change`);
+    throw new SvirtError(
+      'SVIRT_ERR_OPERATION_INVALID',
+      `domain '${info.def.name}' is transient: it has no persistent definition to change`,
+    );
   }
   return running ? { rec: running, live, config } : { live, config };
 }
@@ -47,7 +54,13 @@ function checkHotplug(disk: DiskDef): void {
 }
 
 /** Opens each layer and hands it to QEMU with add-fd (SCM_RIGHTS); returns the fdsets by layer key. */
-async function passDiskFds(q: QmpClient, disk: DiskDef, resources: readonly GuestResource[], op: PendingOp, journal: (op: PendingOp) => void): Promise<Map<string, FdSetEntry>> {
+async function passDiskFds(
+  q: QmpClient,
+  disk: DiskDef,
+  resources: readonly GuestResource[],
+  op: PendingOp,
+  journal: (op: PendingOp) => void,
+): Promise<Map<string, FdSetEntry>> {
   const existing = (await q.execute('query-fdsets')) as { 'fdset-id': number }[];
   let next = Math.max(99, ...existing.map((f) => f['fdset-id'])) + 1;
   const sets = new Map<string, FdSetEntry>();
@@ -58,10 +71,14 @@ async function passDiskFds(q: QmpClient, disk: DiskDef, resources: readonly Gues
     try {
       fd = openSync(r.path, (readonly ? constants.O_RDONLY : constants.O_RDWR) | constants.O_NOFOLLOW);
     } catch (err) {
-      throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot open disk ${disk.target.dev} "${r.path}": ${errnoOf(err) ?? String(err)}`, {
-        details: { path: r.path },
-        cause: err,
-      });
+      throw new SvirtError(
+        'SVIRT_ERR_OPERATION_INVALID',
+        `cannot open disk ${disk.target.dev} "${r.path}": ${errnoOf(err) ?? String(err)}`,
+        {
+          details: { path: r.path },
+          cause: err,
+        },
+      );
     }
     const set = next++;
     op = { ...op, fdsets: [...(op.fdsets ?? []), set] };
@@ -100,7 +117,10 @@ export async function attachDisk(hv: Hypervisor, name: string, disk: DiskDef, op
   if (t.config) {
     updateDefinition(hv, hv.lookup(name).def.uuid, (def) => {
       if (def.disks.some((d) => d.target.dev === disk.target.dev)) {
-        throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `target ${disk.target.dev} already exists in the definition of '${def.name}'`);
+        throw new SvirtError(
+          'SVIRT_ERR_OPERATION_INVALID',
+          `target ${disk.target.dev} already exists in the definition of '${def.name}'`,
+        );
       }
       return { ...def, disks: [...def.disks, disk] };
     });
@@ -113,7 +133,14 @@ export async function attachDisk(hv: Hypervisor, name: string, disk: DiskDef, op
   }
   checkHotplug(disk);
   const resources = disk.path === undefined ? [] : resolveResources(diskResources(disk));
-  let op: PendingOp = { op: 'attach', target: disk.target.dev, resources: serializeResources(resources), nodes: nodeNames(disk), device: diskDeviceId(disk), fdsets: [] };
+  let op: PendingOp = {
+    op: 'attach',
+    target: disk.target.dev,
+    resources: serializeResources(resources),
+    nodes: nodeNames(disk),
+    device: diskDeviceId(disk),
+    fdsets: [],
+  };
   begin(hv, rec, op);
   crashPoint('attach:journaled');
   const next: DomainDef = { ...live, disks: [...live.disks, disk] };
@@ -156,7 +183,13 @@ export async function detachDisk(hv: Hypervisor, name: string, target: string, o
   const disk = live.disks.find((d) => d.target.dev === target);
   if (!disk) throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${live.name}' has no disk with target ${target}`);
   checkHotplug(disk);
-  const op: PendingOp = { op: 'detach', target, resources: serializeResources(ownResources(rec, disk)), nodes: nodeNames(disk), device: diskDeviceId(disk) };
+  const op: PendingOp = {
+    op: 'detach',
+    target,
+    resources: serializeResources(ownResources(rec, disk)),
+    nodes: nodeNames(disk),
+    device: diskDeviceId(disk),
+  };
   begin(hv, rec, op);
   crashPoint('detach:journaled');
   try {
@@ -207,13 +240,22 @@ async function waitDeviceGone(q: QmpClient, id: string, timeoutMs = 5000): Promi
     const tree = (await q.execute('qom-list', { path: '/machine/peripheral' })) as { name: string }[];
     if (!tree.some((p) => p.name === id)) return;
     if (Date.now() > deadline) {
-      throw new SvirtError('SVIRT_ERR_TIMEOUT', `the guest did not release device ${id} within ${timeoutMs} ms (PCI unplug needs the guest OS to answer)`);
+      throw new SvirtError(
+        'SVIRT_ERR_TIMEOUT',
+        `the guest did not release device ${id} within ${timeoutMs} ms (PCI unplug needs the guest OS to answer)`,
+      );
     }
     await new Promise((r) => setTimeout(r, 20));
   }
 }
 
-export async function changeMedia(hv: Hypervisor, name: string, target: string, source: string | undefined, opts: DeviceChangeOptions): Promise<void> {
+export async function changeMedia(
+  hv: Hypervisor,
+  name: string,
+  target: string,
+  source: string | undefined,
+  opts: DeviceChangeOptions,
+): Promise<void> {
   const t = targets(hv, name, opts);
   const setPath = (def: DomainDef): DomainDef => {
     const d = def.disks.find((x) => x.target.dev === target);
@@ -233,7 +275,13 @@ export async function changeMedia(hv: Hypervisor, name: string, target: string, 
   const drive = setPath(live).disks.find((d) => d.target.dev === target) as DiskDef;
   const old = live.disks.find((d) => d.target.dev === target) as DiskDef;
   if (old.path !== undefined) {
-    const op: PendingOp = { op: 'eject', target, resources: serializeResources(ownResources(rec, old)), nodes: nodeNames(old), device: diskDeviceId(old) };
+    const op: PendingOp = {
+      op: 'eject',
+      target,
+      resources: serializeResources(ownResources(rec, old)),
+      nodes: nodeNames(old),
+      device: diskDeviceId(old),
+    };
     begin(hv, rec, op);
     crashPoint('media:eject-journaled');
     await finish(hv, { ...rec, pending: op });
@@ -242,7 +290,14 @@ export async function changeMedia(hv: Hypervisor, name: string, target: string, 
   if (source === undefined) return;
   const inserted: DiskDef = { ...drive, path: source };
   const resources = resolveResources(diskResources(inserted));
-  let op: PendingOp = { op: 'insert', target, resources: serializeResources(resources), nodes: nodeNames(inserted), device: diskDeviceId(inserted), fdsets: [] };
+  let op: PendingOp = {
+    op: 'insert',
+    target,
+    resources: serializeResources(resources),
+    nodes: nodeNames(inserted),
+    device: diskDeviceId(inserted),
+    fdsets: [],
+  };
   begin(hv, rec, op);
   crashPoint('media:insert-journaled');
   const base = parseDomainXml(rec.liveXml);
@@ -293,7 +348,12 @@ export async function repairOp(hv: Hypervisor, rec: RunningRecord): Promise<void
       await q.execute('blockdev-remove-medium', { id: op.device }).catch(ignoreMissing);
       await q.execute('blockdev-close-tray', { id: op.device }).catch(ignoreMissing);
     }
-    const fdsets = op.fdsets ?? (await fdsetsFor(q, resources.map((r) => r.path)));
+    const fdsets =
+      op.fdsets ??
+      (await fdsetsFor(
+        q,
+        resources.map((r) => r.path),
+      ));
     await releaseQemuSide(q, op.nodes ?? [], fdsets);
   });
   for (const r of resources) hv.manager.restoreResourceLabel(live, r, ctx);

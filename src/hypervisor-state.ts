@@ -1,4 +1,17 @@
-import { closeSync, constants, copyFileSync, fstatSync, openSync, readSync, rmSync, statSync, writeSync, chmodSync, existsSync, truncateSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  copyFileSync,
+  fstatSync,
+  openSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeSync,
+  chmodSync,
+  existsSync,
+  truncateSync,
+} from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { basename, dirname, extname, join } from 'node:path';
 import type { DiskDef, DomainDef } from './domain/domain-def.js';
@@ -33,13 +46,16 @@ export type Progress = (done: number, total: number) => void;
 export async function saveGuest(hv: Hypervisor, name: string, file: string, progress?: Progress): Promise<void> {
   const info = hv.lookup(name);
   const rec = info.record;
-  if (!rec || rec.state !== 'running') throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${info.def.name}' is not running`);
+  if (!rec || rec.state !== 'running')
+    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${info.def.name}' is not running`);
   const path = resolvePath(file);
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   } catch (err) {
-    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot create save file "${file}": ${errnoOf(err) ?? String(err)}`, { cause: err });
+    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot create save file "${file}": ${errnoOf(err) ?? String(err)}`, {
+      cause: err,
+    });
   }
   const resource: GuestResource = { path, role: 'saved-state', seclabels: [] };
   const op: PendingOp = { op: 'save', file: path, wasRunning: !rec.paused, resources: JSON.stringify([resource]) };
@@ -54,13 +70,24 @@ export async function saveGuest(hv: Hypervisor, name: string, file: string, prog
   let migrated = false;
   try {
     hv.manager.setResourceLabel(live, resource, ctx);
-    writeHeader(fd, { version: 1, name: live.name, uuid: live.uuid, xml: rec.liveXml, persistent: rec.persistent, paused: rec.paused });
+    writeHeader(fd, {
+      version: 1,
+      name: live.name,
+      uuid: live.uuid,
+      xml: rec.liveXml,
+      persistent: rec.persistent,
+      paused: rec.paused,
+    });
     await hv.withQmp(rec, async (q) => {
       await q.execute('stop');
       await q.executeWithFds('getfd', { fdname: 'svirt-save' }, [fd]);
       await q.execute('migrate', { uri: 'fd:svirt-save' });
       for (;;) {
-        const st = (await q.execute('query-migrate')) as { status?: string; 'error-desc'?: string; ram?: { transferred?: number; total?: number } };
+        const st = (await q.execute('query-migrate')) as {
+          status?: string;
+          'error-desc'?: string;
+          ram?: { transferred?: number; total?: number };
+        };
         if (st.ram?.total) progress?.(st.ram.transferred ?? 0, st.ram.total);
         if (st.status === 'completed') break;
         if (st.status === 'failed' || st.status === 'cancelled') {
@@ -112,7 +139,8 @@ export async function repairSave(hv: Hypervisor, rec: RunningRecord, migrated?: 
 function writeHeader(fd: number, h: SaveHeader): void {
   const json = Buffer.from(JSON.stringify(h));
   const head = Buffer.concat([Buffer.from(MAGIC), Buffer.from(`${json.length}\n`), json]);
-  if (head.length > HEADER_SIZE) throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `the definition of '${h.name}' is too large for a save header`);
+  if (head.length > HEADER_SIZE)
+    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `the definition of '${h.name}' is too large for a save header`);
   const block = Buffer.alloc(HEADER_SIZE);
   head.copy(block);
   // No explicit position: the fd's offset moves past the header, which is where QEMU writes.
@@ -124,7 +152,8 @@ export function readSaveHeader(fd: number, file: string): SaveHeader {
   const block = Buffer.alloc(HEADER_SIZE);
   // No explicit position: the fd's offset ends after the header, where QEMU reads the stream.
   const n = readSync(fd, block, 0, HEADER_SIZE, null);
-  const bad = (why: string): SvirtError => new SvirtError('SVIRT_ERR_OPERATION_INVALID', `"${file}" is not an svirt save file: ${why}`);
+  const bad = (why: string): SvirtError =>
+    new SvirtError('SVIRT_ERR_OPERATION_INVALID', `"${file}" is not an svirt save file: ${why}`);
   if (n < HEADER_SIZE || block.subarray(0, MAGIC.length).toString() !== MAGIC) throw bad('bad magic');
   const rest = block.subarray(MAGIC.length);
   const nl = rest.indexOf(10);
@@ -142,12 +171,20 @@ export function readSaveHeader(fd: number, file: string): SaveHeader {
 }
 
 /** `clone NAME NEWNAME`: a new uuid and name, copies of the writable images, never the source's labels. */
-export function cloneGuest(hv: Hypervisor, name: string, newName: string, progress?: (file: string, done: number, total: number) => void): DomainDef {
+export function cloneGuest(
+  hv: Hypervisor,
+  name: string,
+  newName: string,
+  progress?: (file: string, done: number, total: number) => void,
+): DomainDef {
   const problem = domainNameProblem(newName);
   if (problem) throw new SvirtError('SVIRT_ERR_USAGE', `clone: bad name '${newName}': ${problem}`);
   const info = hv.lookup(name);
   if (info.state !== 'shut off') {
-    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${info.def.name}' must be shut off to be cloned (its disks would be copied mid-write)`);
+    throw new SvirtError(
+      'SVIRT_ERR_OPERATION_INVALID',
+      `domain '${info.def.name}' must be shut off to be cloned (its disks would be copied mid-write)`,
+    );
   }
   const src = hv.inactiveDef(name);
   const copied: string[] = [];
@@ -167,7 +204,14 @@ export function cloneGuest(hv: Hypervisor, name: string, newName: string, progre
       void _i;
       return rest;
     });
-    const def: DomainDef = { ...src, name: newName, uuid: randomUUID(), disks, seclabels, source: { ...src.source, children: src.source.children.filter((c) => !(c.kind === 'element' && c.name === 'uuid')) } };
+    const def: DomainDef = {
+      ...src,
+      name: newName,
+      uuid: randomUUID(),
+      disks,
+      seclabels,
+      source: { ...src.source, children: src.source.children.filter((c) => !(c.kind === 'element' && c.name === 'uuid')) },
+    };
     hv.store.putDefinition({ uuid: def.uuid, name: def.name, xml: formatDomainXml(def) });
     return def;
   } catch (err) {

@@ -131,7 +131,11 @@ export class Hypervisor {
   inactiveDef(nameOrUuid: string): DomainDef {
     const info = this.lookup(nameOrUuid);
     const d = this.store.getDefinedByUuid(info.def.uuid);
-    if (!d) throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${info.def.name}' is transient: it has no inactive definition`);
+    if (!d)
+      throw new SvirtError(
+        'SVIRT_ERR_OPERATION_INVALID',
+        `domain '${info.def.name}' is transient: it has no inactive definition`,
+      );
     return parseDomainXml(d.xml);
   }
 
@@ -140,7 +144,12 @@ export class Hypervisor {
     const running = new Set<string>();
     for (const rec of this.store.listRunning()) {
       running.add(rec.uuid);
-      out.push({ def: parseDomainXml(rec.liveXml), state: rec.paused ? 'paused' : 'running', persistent: rec.persistent, record: rec });
+      out.push({
+        def: parseDomainXml(rec.liveXml),
+        state: rec.paused ? 'paused' : 'running',
+        persistent: rec.persistent,
+        record: rec,
+      });
     }
     for (const d of this.store.listDefined()) {
       if (!running.has(d.uuid)) out.push({ def: parseDomainXml(d.xml), state: 'shut off', persistent: true });
@@ -182,7 +191,10 @@ export class Hypervisor {
       startedAt: Date.now(),
     });
     if (!claimed) {
-      throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${def.name}' is already running (or being started or stopped)`);
+      throw new SvirtError(
+        'SVIRT_ERR_OPERATION_INVALID',
+        `domain '${def.name}' is already running (or being started or stopped)`,
+      );
     }
     crashPoint('start:claimed');
     const ctx = this.context(def, runtimeDir);
@@ -196,7 +208,9 @@ export class Hypervisor {
       mkdirSync(runtimeDir, { mode: 0o700 });
       live = this.manager.genLabels(def, ctx);
       resources = resolveResources(guestResources(live, runtimeDir));
-      const stateFile: GuestResource | undefined = incoming ? { path: incoming.path, role: 'saved-state', seclabels: [] } : undefined;
+      const stateFile: GuestResource | undefined = incoming
+        ? { path: incoming.path, role: 'saved-state', seclabels: [] }
+        : undefined;
       if (stateFile) resources.push(stateFile);
       // Journal first: from here a crash is repaired from what the record says.
       this.store.updateRunning(def.uuid, { liveXml: formatDomainXml(live), resources: serializeResources(resources) });
@@ -248,7 +262,12 @@ export class Hypervisor {
         this.store.updateRunning(def.uuid, { resources: serializeResources(resources) });
       }
       this.store.tx(() => {
-        this.store.updateRunning(def.uuid, { pid: launched.pid, pidStart: launched.startTime, monitorPid: launched.monitorPid, paused });
+        this.store.updateRunning(def.uuid, {
+          pid: launched.pid,
+          pidStart: launched.startTime,
+          monitorPid: launched.monitorPid,
+          paused,
+        });
         this.store.setRunState(def.uuid, 'running', null);
       });
       const rec = this.store.getRunning(def.uuid);
@@ -306,10 +325,14 @@ export class Hypervisor {
           const flags = (layer.readonly ? constants.O_RDONLY : constants.O_RDWR) | constants.O_NOFOLLOW; // libuv adds O_CLOEXEC
           fd = openSync(real, flags);
         } catch (err) {
-          throw new SvirtError('SVIRT_ERR_QEMU_START', `cannot open disk ${disk.target.dev} "${layer.path}": ${errnoOf(err) ?? String(err)}`, {
-            details: { path: layer.path, errno: errnoOf(err) },
-            cause: err,
-          });
+          throw new SvirtError(
+            'SVIRT_ERR_QEMU_START',
+            `cannot open disk ${disk.target.dev} "${layer.path}": ${errnoOf(err) ?? String(err)}`,
+            {
+              details: { path: layer.path, errno: errnoOf(err) },
+              cause: err,
+            },
+          );
         }
         images.push(fd);
         fdsets.set(diskKey(disk, i), { fd: 3 + images.length, set, path: real, readonly: layer.readonly });
@@ -389,8 +412,13 @@ export class Hypervisor {
         }
         throw noDomain(name);
       }
-      const busy = rec.state !== 'running' && rec.ownerPid && rec.ownerStart && isAlive({ pid: rec.ownerPid, startTime: rec.ownerStart });
-      if (busy) throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${rec.name}' is being ${rec.state === 'starting' ? 'started' : 'stopped'} by process ${rec.ownerPid}`);
+      const busy =
+        rec.state !== 'running' && rec.ownerPid && rec.ownerStart && isAlive({ pid: rec.ownerPid, startTime: rec.ownerStart });
+      if (busy)
+        throw new SvirtError(
+          'SVIRT_ERR_OPERATION_INVALID',
+          `domain '${rec.name}' is being ${rec.state === 'starting' ? 'started' : 'stopped'} by process ${rec.ownerPid}`,
+        );
       this.store.setRunState(rec.uuid, 'stopping', this.me);
       return { ...rec, state: 'stopping' };
     });
@@ -410,7 +438,8 @@ export class Hypervisor {
   /** The end of every stop: restore labels, release reservations, remove the runtime dir and the record. */
   private async cleanup(rec: RunningRecord): Promise<void> {
     const live = parseDomainXml(rec.liveXml);
-    const manager = rec.stack.join(',') === this.manager.names.join(',') ? this.manager : await stackFromNames(rec.stack, this.config);
+    const manager =
+      rec.stack.join(',') === this.manager.names.join(',') ? this.manager : await stackFromNames(rec.stack, this.config);
     const ctx = this.context(live, rec.runtimeDir);
     const resources = deserializeResources(rec.resources);
     // Labels are journalled before any file is touched: no labels or no resources, nothing was labelled.
@@ -441,7 +470,9 @@ export class Hypervisor {
             cleaned.push(`${rec.name} (${rec.pending.op} repaired)`);
           } catch (err) {
             this.store.abandon(rec.uuid);
-            process.stderr.write(`warning: cannot repair the ${rec.pending.op} of guest '${rec.name}' yet: ${(err as Error).message}\n`);
+            process.stderr.write(
+              `warning: cannot repair the ${rec.pending.op} of guest '${rec.name}' yet: ${(err as Error).message}\n`,
+            );
           }
         }
         continue;
@@ -473,7 +504,8 @@ export class Hypervisor {
    */
   private async reserveAgain(rec: RunningRecord): Promise<void> {
     const live = parseDomainXml(rec.liveXml);
-    const manager = rec.stack.join(',') === this.manager.names.join(',') ? this.manager : await stackFromNames(rec.stack, this.config);
+    const manager =
+      rec.stack.join(',') === this.manager.names.join(',') ? this.manager : await stackFromNames(rec.stack, this.config);
     if (!manager.hasLiveLabels(live)) return;
     try {
       manager.reserveLabels(live, this.context(live, rec.runtimeDir));
@@ -564,7 +596,9 @@ export class Hypervisor {
     try {
       fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (err) {
-      throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot open save file "${file}": ${errnoOf(err) ?? String(err)}`, { cause: err });
+      throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot open save file "${file}": ${errnoOf(err) ?? String(err)}`, {
+        cause: err,
+      });
     }
     try {
       const header = readSaveHeader(fd, file);
@@ -602,7 +636,11 @@ async function finishIncoming(q: QmpClient, paused: boolean, logPath: string): P
   for (;;) {
     const st = (await q.execute('query-migrate').catch((err: unknown) => {
       // QEMU exits when the stream does not fit the machine: its log says why.
-      const why = logTail(logPath).split('\n').filter((l) => l.includes('qemu-system')).slice(-2).join('; ');
+      const why = logTail(logPath)
+        .split('\n')
+        .filter((l) => l.includes('qemu-system'))
+        .slice(-2)
+        .join('; ');
       throw new SvirtError('SVIRT_ERR_QEMU_EXITED', `loading the saved state failed: ${why || String(err)}`, { cause: err });
     })) as { status?: string; 'error-desc'?: string };
     if (st.status === 'completed') break;

@@ -29,7 +29,7 @@ export function scratch(t: TestContext, prefix = 'svirt-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   t.after(async () => {
     await destroyAll(dir);
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
   });
   return dir;
 }
@@ -74,7 +74,9 @@ export async function destroyAll(stateDir: string): Promise<void> {
   }
 }
 
-export function readRunning(stateDir: string): { name: string; uuid: string; pid: number | null; state: string; live_xml: string }[] {
+export function readRunning(
+  stateDir: string,
+): { name: string; uuid: string; pid: number | null; state: string; live_xml: string }[] {
   const db = new Database(join(stateDir, 'svirt.db'), { readonly: true, fileMustExist: true, timeout: 10_000 });
   try {
     return db.prepare('SELECT name, uuid, pid, state, live_xml FROM running').all() as {
@@ -89,7 +91,10 @@ export function readRunning(stateDir: string): { name: string; uuid: string; pid
   }
 }
 
-export function countRows(stateDir: string, table: 'running' | 'reservations' | 'remembered' | 'remembered_users' | 'domains'): number {
+export function countRows(
+  stateDir: string,
+  table: 'running' | 'reservations' | 'remembered' | 'remembered_users' | 'domains',
+): number {
   const db = new Database(join(stateDir, 'svirt.db'), { readonly: true, fileMustExist: true, timeout: 10_000 });
   try {
     return (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;

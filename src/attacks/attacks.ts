@@ -43,7 +43,8 @@ async function qmpAttempt(q: QmpClient, cmd: string, args: Record<string, unknow
     return { result: 'allowed', detail: `${cmd} succeeded` };
   } catch (err) {
     if (err instanceof QmpCommandError) {
-      if (/Permission denied|Operation not permitted/i.test(err.message)) return { result: 'denied', detail: shortReason(err.message) };
+      if (/Permission denied|Operation not permitted/i.test(err.message))
+        return { result: 'denied', detail: shortReason(err.message) };
       // Targets exist on the host; not finding one means the guest's private view hides it.
       if (/No such file or directory/i.test(err.message)) return { result: 'denied', detail: 'ENOENT: hidden' };
       return { result: 'error', detail: shortReason(err.message) };
@@ -84,17 +85,20 @@ export const ATTACKS: readonly Attack[] = [
   {
     id: 'disk-b-rw',
     title: "open B's disk read-write (blockdev-add)",
-    run: (t) => qmpAttempt(t.qmpA, 'blockdev-add', { driver: 'file', filename: t.diskB, 'node-name': nodeName(), 'read-only': false }),
+    run: (t) =>
+      qmpAttempt(t.qmpA, 'blockdev-add', { driver: 'file', filename: t.diskB, 'node-name': nodeName(), 'read-only': false }),
   },
   {
     id: 'disk-b-ro',
     title: "open B's disk read-only (blockdev-add)",
-    run: (t) => qmpAttempt(t.qmpA, 'blockdev-add', { driver: 'file', filename: t.diskB, 'node-name': nodeName(), 'read-only': true }),
+    run: (t) =>
+      qmpAttempt(t.qmpA, 'blockdev-add', { driver: 'file', filename: t.diskB, 'node-name': nodeName(), 'read-only': true }),
   },
   {
     id: 'shadow',
     title: 'read /etc/shadow (blockdev-add)',
-    run: (t) => qmpAttempt(t.qmpA, 'blockdev-add', { driver: 'file', filename: '/etc/shadow', 'node-name': nodeName(), 'read-only': true }),
+    run: (t) =>
+      qmpAttempt(t.qmpA, 'blockdev-add', { driver: 'file', filename: '/etc/shadow', 'node-name': nodeName(), 'read-only': true }),
   },
   {
     id: 'write-etc',
@@ -138,7 +142,10 @@ export const ATTACKS: readonly Attack[] = [
       const id = nodeName();
       const out = await qmpAttempt(t.qmpA, 'chardev-add', {
         id,
-        backend: { type: 'socket', data: { addr: { type: 'inet', data: { host: '127.0.0.1', port: String(t.tcpPort) } }, server: false } },
+        backend: {
+          type: 'socket',
+          data: { addr: { type: 'inet', data: { host: '127.0.0.1', port: String(t.tcpPort) } }, server: false },
+        },
       });
       if (out.result === 'allowed') await t.qmpA.execute('chardev-remove', { id }).catch(() => undefined);
       return out;

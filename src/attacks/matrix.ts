@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { parseDomainXml } from '../domain/index.js';
 import { svirtExecPath, svirtProbePath } from '../host/native.js';
 import { Hypervisor } from '../hypervisor.js';
+import { processStartTime, waitGone, type ProcessIdentity } from '../host/proc.js';
 import type { ConfinementSpec } from '../security/confinement.js';
 import { deserializeResources } from '../security/resources.js';
 import { buildStack } from '../security/stack.js';
@@ -51,7 +52,11 @@ export async function runMatrix(o: MatrixOptions): Promise<MatrixResult> {
   return { stacks: o.stacks, rows, ownDisk };
 }
 
-async function runStack(stack: string, dir: string, tcpPort: number): Promise<{ outcomes: Map<string, Outcome>; ownDisk: Outcome }> {
+async function runStack(
+  stack: string,
+  dir: string,
+  tcpPort: number,
+): Promise<{ outcomes: Map<string, Outcome>; ownDisk: Outcome }> {
   const system = process.getuid?.() === 0;
   mkdirSync(dir, { recursive: true });
   const images = join(dir, 'images');
@@ -65,9 +70,15 @@ async function runStack(stack: string, dir: string, tcpPort: number): Promise<{ 
   const store = Store.open(join(dir, 'state'));
   const config = { env: process.env };
   const manager = await buildStack(stack, config);
-  const hv = new Hypervisor({ paths: { stateDir: join(dir, 'state'), runtimeRoot: join(dir, 'state', 'run'), system }, store, manager, config });
+  const hv = new Hypervisor({
+    paths: { stateDir: join(dir, 'state'), runtimeRoot: join(dir, 'state', 'run'), system },
+    store,
+    manager,
+    config,
+  });
   const outcomes = new Map<string, Outcome>();
   let ownDisk: Outcome = { result: 'error', detail: 'not run' };
+  const monitors: ProcessIdentity[] = [];
   try {
     const diskA = makeRawImage(join(images, 'a.img'));
     const diskB = makeRawImage(join(images, 'b.img'));
@@ -75,6 +86,10 @@ async function runStack(stack: string, dir: string, tcpPort: number): Promise<{ 
     hv.define(demoDomainXml('guest-b', diskB));
     const recA = await hv.start('guest-a', { paused: true });
     const recB = await hv.start('guest-b', { paused: true });
+    for (const r of [recA, recB]) {
+      const startTime = r.monitorPid ? processStartTime(r.monitorPid) : undefined;
+      if (r.monitorPid && startTime !== undefined) monitors.push({ pid: r.monitorPid, startTime });
+    }
     const qmpA = await QmpClient.connect(recA.qmpPath);
     try {
       ownDisk = await ownDiskIo(qmpA);
@@ -98,6 +113,8 @@ async function runStack(stack: string, dir: string, tcpPort: number): Promise<{ 
       await hv.destroy(name).catch(() => undefined); // A may be gone already (seccomp); reconcile below cleans it
     }
     await hv.reconcile();
+    // The monitors run their reconcile hook once QEMU is gone: let them finish with the store.
+    for (const m of monitors) await waitGone(m, 10_000);
     store.close();
   }
   return { outcomes, ownDisk };
@@ -110,7 +127,10 @@ function probeSpec(hv: Hypervisor, liveXml: string, resources: string, runtimeDi
   if (!spec.landlock) return spec;
   return {
     ...spec,
-    landlock: { ...spec.landlock, pathRules: [...spec.landlock.pathRules, { path: svirtProbePath(), access: ['execute', 'read_file'] }] },
+    landlock: {
+      ...spec.landlock,
+      pathRules: [...spec.landlock.pathRules, { path: svirtProbePath(), access: ['execute', 'read_file'] }],
+    },
   };
 }
 

@@ -14,7 +14,21 @@ export interface ParsedArgs {
 }
 
 /** Options that take a value, anywhere on the line. Everything else starting with -- is a flag. */
-const VALUED = new Set(['state-dir', 'security-driver', 'driver', 'mode', 'timeout', 'type', 'stacks', 'target', 'file', 'subdriver', 'targetbus', 'source', 'socket']);
+const VALUED = new Set([
+  'state-dir',
+  'security-driver',
+  'driver',
+  'mode',
+  'timeout',
+  'type',
+  'stacks',
+  'target',
+  'file',
+  'subdriver',
+  'targetbus',
+  'source',
+  'socket',
+]);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const positional: string[] = [];

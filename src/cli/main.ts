@@ -81,7 +81,9 @@ function report(err: unknown, json: boolean): number {
   const e =
     err instanceof SvirtError
       ? err
-      : new SvirtError('SVIRT_ERR_INTERNAL', `internal error: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      : new SvirtError('SVIRT_ERR_INTERNAL', `internal error: ${err instanceof Error ? err.message : String(err)}`, {
+          cause: err,
+        });
   process.stderr.write(`error: ${e.message}\n`);
   if (process.env['SVIRT_DEBUG'] === '1' && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
   if (json) process.stdout.write(JSON.stringify({ error: { code: e.code, message: e.message, details: e.details } }) + '\n');

@@ -7,18 +7,76 @@ import type { BackingStoreDef, ChardevDef, DeviceSecLabelDef, DiskDef, DomainDef
 import { aliasConsole, parseChardev, parseDisk } from './parse-devices.js';
 import { parseDeviceSeclabels } from './parse-seclabels.js';
 import type { MutableElement } from './xml-tree.js';
-import { attr, elem, ensureChild, insertOrdered, mChildren, mFirst, removeChild, removeChildren, setAttr, setText } from './xml-tree.js';
+import {
+  attr,
+  elem,
+  ensureChild,
+  insertOrdered,
+  mChildren,
+  mFirst,
+  removeChild,
+  removeChildren,
+  setAttr,
+  setText,
+} from './xml-tree.js';
 
 export const DEVICES_ORDER = [
-  'emulator', 'disk', 'controller', 'lease', 'filesystem', 'interface', 'smartcard', 'serial', 'parallel', 'console',
-  'channel', 'input', 'tpm', 'graphics', 'sound', 'audio', 'video', 'hostdev', 'redirdev', 'redirfilter', 'hub',
-  'watchdog', 'memballoon', 'rng', 'shmem', 'memory', 'iommu', 'vsock', 'crypto', 'panic', 'pstore',
+  'emulator',
+  'disk',
+  'controller',
+  'lease',
+  'filesystem',
+  'interface',
+  'smartcard',
+  'serial',
+  'parallel',
+  'console',
+  'channel',
+  'input',
+  'tpm',
+  'graphics',
+  'sound',
+  'audio',
+  'video',
+  'hostdev',
+  'redirdev',
+  'redirfilter',
+  'hub',
+  'watchdog',
+  'memballoon',
+  'rng',
+  'shmem',
+  'memory',
+  'iommu',
+  'vsock',
+  'crypto',
+  'panic',
+  'pstore',
 ] as const satisfies readonly string[];
 
 const DISK_ORDER = [
-  'driver', 'auth', 'source', 'backingStore', 'backenddomain', 'geometry', 'blockio', 'mirror', 'target', 'iotune',
-  'throttlefilters', 'boot', 'readonly', 'shareable', 'transient', 'serial', 'wwn', 'vendor', 'product', 'encryption',
-  'alias', 'address',
+  'driver',
+  'auth',
+  'source',
+  'backingStore',
+  'backenddomain',
+  'geometry',
+  'blockio',
+  'mirror',
+  'target',
+  'iotune',
+  'throttlefilters',
+  'boot',
+  'readonly',
+  'shareable',
+  'transient',
+  'serial',
+  'wwn',
+  'vendor',
+  'product',
+  'encryption',
+  'alias',
+  'address',
 ] as const satisfies readonly string[];
 
 const CHARDEV_ORDER = ['source', 'protocol', 'log', 'target', 'alias', 'address'] as const satisfies readonly string[];
@@ -30,7 +88,10 @@ function yn(b: boolean): string {
 export function deviceSeclabelElement(s: DeviceSecLabelDef): MutableElement {
   return elem(
     'seclabel',
-    [['model', s.model], ['relabel', s.relabel === undefined ? undefined : yn(s.relabel)]],
+    [
+      ['model', s.model],
+      ['relabel', s.relabel === undefined ? undefined : yn(s.relabel)],
+    ],
     s.label === undefined ? [] : [elem('label', [], s.label)],
   );
 }
@@ -40,23 +101,44 @@ function srcAttr(type: 'file' | 'block'): 'file' | 'dev' {
 }
 
 export function backingElement(b: BackingStoreDef): MutableElement {
-  return elem('backingStore', [['type', b.type]], [
-    elem('format', [['type', b.format]]),
-    elem('source', [[srcAttr(b.type), b.path]]),
-    b.backingStore === undefined ? elem('backingStore') : backingElement(b.backingStore),
-  ]);
+  return elem(
+    'backingStore',
+    [['type', b.type]],
+    [
+      elem('format', [['type', b.format]]),
+      elem('source', [[srcAttr(b.type), b.path]]),
+      b.backingStore === undefined ? elem('backingStore') : backingElement(b.backingStore),
+    ],
+  );
 }
 
 function newDisk(d: DiskDef): MutableElement {
-  const kids: MutableElement[] = [elem('driver', [['name', 'qemu'], ['type', d.format]])];
+  const kids: MutableElement[] = [
+    elem('driver', [
+      ['name', 'qemu'],
+      ['type', d.format],
+    ]),
+  ];
   if (d.path !== undefined || d.seclabels.length > 0) {
     kids.push(elem('source', [[srcAttr(d.type), d.path]], d.seclabels.map(deviceSeclabelElement)));
   }
   if (d.backingStore !== undefined) kids.push(backingElement(d.backingStore));
-  kids.push(elem('target', [['dev', d.target.dev], ['bus', d.target.bus]]));
+  kids.push(
+    elem('target', [
+      ['dev', d.target.dev],
+      ['bus', d.target.bus],
+    ]),
+  );
   if (d.readonly) kids.push(elem('readonly'));
   if (d.shareable) kids.push(elem('shareable'));
-  return elem('disk', [['type', d.type], ['device', d.device]], kids);
+  return elem(
+    'disk',
+    [
+      ['type', d.type],
+      ['device', d.device],
+    ],
+    kids,
+  );
 }
 
 /** The element's current reading, or undefined when svirt cannot read it (it is then rewritten). */
@@ -80,7 +162,12 @@ function applySource(
   src ??= ensureChild(parent, 'source', order);
   for (const [k, v] of paths) setAttr(src, k, v);
   const current = src;
-  if (!isDeepStrictEqual(readable(() => parseDeviceSeclabels(current)), [...seclabels])) {
+  if (
+    !isDeepStrictEqual(
+      readable(() => parseDeviceSeclabels(current)),
+      [...seclabels],
+    )
+  ) {
     removeChildren(src, 'seclabel');
     src.children.push(...seclabels.map(deviceSeclabelElement));
   }
@@ -98,7 +185,15 @@ function applyDisk(el: MutableElement, d: DiskDef): MutableElement {
     if (attr(driver, 'name') === undefined) setAttr(driver, 'name', 'qemu');
     setAttr(driver, 'type', d.format);
   }
-  applySource(el, DISK_ORDER, [['file', d.type === 'file' ? d.path : undefined], ['dev', d.type === 'block' ? d.path : undefined]], d.seclabels);
+  applySource(
+    el,
+    DISK_ORDER,
+    [
+      ['file', d.type === 'file' ? d.path : undefined],
+      ['dev', d.type === 'block' ? d.path : undefined],
+    ],
+    d.seclabels,
+  );
   if (!isDeepStrictEqual(cur.backingStore, d.backingStore)) {
     removeChildren(el, 'backingStore');
     if (d.backingStore !== undefined) insertOrdered(el, backingElement(d.backingStore), DISK_ORDER);
@@ -135,12 +230,27 @@ function formatDisks(devices: MutableElement, disks: readonly DiskDef[]): void {
 function newChardev(c: ChardevDef, hasSerial: boolean): MutableElement {
   const kids: MutableElement[] = [];
   if (c.path !== undefined || c.seclabels.length > 0) {
-    kids.push(elem('source', [['mode', c.mode], ['path', c.path]], c.seclabels.map(deviceSeclabelElement)));
+    kids.push(
+      elem(
+        'source',
+        [
+          ['mode', c.mode],
+          ['path', c.path],
+        ],
+        c.seclabels.map(deviceSeclabelElement),
+      ),
+    );
   }
   const port = c.targetPort === undefined ? undefined : String(c.targetPort);
   // A console next to a serial port must not target 'serial', or it reads back as its alias.
   const targetType = c.element === 'console' ? (hasSerial ? 'virtio' : 'serial') : undefined;
-  if (targetType !== undefined || port !== undefined) kids.push(elem('target', [['type', targetType], ['port', port]]));
+  if (targetType !== undefined || port !== undefined)
+    kids.push(
+      elem('target', [
+        ['type', targetType],
+        ['port', port],
+      ]),
+    );
   return elem(c.element, [['type', c.type]], kids);
 }
 
@@ -151,7 +261,17 @@ function applyChardev(el: MutableElement, c: ChardevDef, hasSerial: boolean): { 
   if (cur.type !== c.type) setAttr(el, 'type', c.type);
   // A pty's <source path> is output (the allocated /dev/pts/N): left alone unless the type changed.
   const paths: Array<readonly [string, string | undefined]> =
-    c.type !== 'pty' ? [['mode', c.mode], ['path', c.path]] : cur.type === 'pty' ? [] : [['mode', undefined], ['path', undefined]];
+    c.type !== 'pty'
+      ? [
+          ['mode', c.mode],
+          ['path', c.path],
+        ]
+      : cur.type === 'pty'
+        ? []
+        : [
+            ['mode', undefined],
+            ['path', undefined],
+          ];
   applySource(el, CHARDEV_ORDER, paths, c.seclabels);
   if (cur.targetPort !== c.targetPort) {
     const target = ensureChild(el, 'target', CHARDEV_ORDER);

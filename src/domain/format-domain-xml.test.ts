@@ -8,7 +8,9 @@ import { parseXml } from './xml.js';
 
 const DOMAINS = new URL('../../../test/fixtures/domains/', import.meta.url);
 const GOLDEN = new URL('../../../test/fixtures/domains/formatted/', import.meta.url);
-const FIXTURES = readdirSync(DOMAINS).filter((n) => n.endsWith('.xml')).sort();
+const FIXTURES = readdirSync(DOMAINS)
+  .filter((n) => n.endsWith('.xml'))
+  .sort();
 const FIXED_UUID = (): string => '00000000-0000-4000-8000-000000000001';
 
 function parse(name: string): DomainDef {
@@ -89,11 +91,28 @@ describe('formatDomainXml: round trip', () => {
 describe('formatDomainXml: typed fields win', () => {
   it('writes name, uuid (inserted after name), title, description, memory in KiB and vcpu', () => {
     const def = parse('minimal.xml');
-    const text = formatDomainXml({ ...def, name: 'renamed', title: 'A & B', description: 'line 1\nline <2>', vcpus: 3, currentMemoryKiB: 1000 });
-    assert.match(text, /<name>renamed<\/name>\n {2}<uuid>00000000-0000-4000-8000-000000000001<\/uuid>\n {2}<title>A &amp; B<\/title>\n {2}<description>line 1\nline &lt;2&gt;<\/description>/);
-    assert.ok(text.includes("<memory unit='KiB'>250000</memory>\n  <currentMemory unit='KiB'>1000</currentMemory>\n  <vcpu placement='static'>3</vcpu>"));
+    const text = formatDomainXml({
+      ...def,
+      name: 'renamed',
+      title: 'A & B',
+      description: 'line 1\nline <2>',
+      vcpus: 3,
+      currentMemoryKiB: 1000,
+    });
+    assert.match(
+      text,
+      /<name>renamed<\/name>\n {2}<uuid>00000000-0000-4000-8000-000000000001<\/uuid>\n {2}<title>A &amp; B<\/title>\n {2}<description>line 1\nline &lt;2&gt;<\/description>/,
+    );
+    assert.ok(
+      text.includes(
+        "<memory unit='KiB'>250000</memory>\n  <currentMemory unit='KiB'>1000</currentMemory>\n  <vcpu placement='static'>3</vcpu>",
+      ),
+    );
     const back = parseDomainXml(text);
-    assert.deepEqual([back.name, back.title, back.description, back.vcpus, back.currentMemoryKiB], ['renamed', 'A & B', 'line 1\nline <2>', 3, 1000]);
+    assert.deepEqual(
+      [back.name, back.title, back.description, back.vcpus, back.currentMemoryKiB],
+      ['renamed', 'A & B', 'line 1\nline <2>', 3, 1000],
+    );
     const { title, description, ...untitled } = parse('virt-manager-uefi.xml');
     void title;
     void description;
@@ -103,13 +122,26 @@ describe('formatDomainXml: typed fields win', () => {
 
   it('formats a def whose source is a bare <domain> into complete XML', () => {
     const def = parse('per-disk-seclabels.xml');
-    const bare: DomainDef = { ...def, source: { kind: 'element', name: 'domain', attrs: [], children: [] }, emulator: '/usr/bin/qemu-system-x86_64' };
+    const bare: DomainDef = {
+      ...def,
+      source: { kind: 'element', name: 'domain', attrs: [], children: [] },
+      emulator: '/usr/bin/qemu-system-x86_64',
+    };
     const text = formatDomainXml(bare);
     assert.deepEqual(typed(parseDomainXml(text)), typed(bare));
     assert.match(text, /^<domain type='kvm'>\n {2}<name>overrides<\/name>\n {2}<uuid>/);
-    assert.ok(text.includes("</devices>\n  <seclabel type='dynamic' model='selinux' relabel='yes'/>\n  <seclabel type='dynamic' model='dac' relabel='yes'/>\n</domain>"), text);
+    assert.ok(
+      text.includes(
+        "</devices>\n  <seclabel type='dynamic' model='selinux' relabel='yes'/>\n  <seclabel type='dynamic' model='dac' relabel='yes'/>\n</domain>",
+      ),
+      text,
+    );
     // ignoredDevices describes the source tree: with a bare source there is none.
-    const withOs: DomainDef = { ...parse('virt-manager-uefi.xml'), ignoredDevices: [], source: { kind: 'element', name: 'domain', attrs: [], children: [] } };
+    const withOs: DomainDef = {
+      ...parse('virt-manager-uefi.xml'),
+      ignoredDevices: [],
+      source: { kind: 'element', name: 'domain', attrs: [], children: [] },
+    };
     assert.deepEqual(typed(roundTrip(withOs)), typed(withOs));
   });
 
@@ -118,24 +150,33 @@ describe('formatDomainXml: typed fields win', () => {
     const live: DomainDef = {
       ...def,
       seclabels: [
-        { type: 'dynamic', model: 'selinux', relabel: true, label: 'system_u:system_r:svirt_t:s0:c1,c2', imagelabel: 'system_u:object_r:svirt_image_t:s0:c1,c2' },
+        {
+          type: 'dynamic',
+          model: 'selinux',
+          relabel: true,
+          label: 'system_u:system_r:svirt_t:s0:c1,c2',
+          imagelabel: 'system_u:object_r:svirt_image_t:s0:c1,c2',
+        },
         { type: 'static', model: 'dac', relabel: false, label: '+107:+107' },
         { type: 'none', model: 'apparmor', relabel: false },
       ],
     };
     const text = formatDomainXml(live);
-    assert.ok(text.endsWith(
-      "  </devices>\n" +
-      "  <seclabel type='dynamic' model='selinux' relabel='yes'>\n" +
-      '    <label>system_u:system_r:svirt_t:s0:c1,c2</label>\n' +
-      '    <imagelabel>system_u:object_r:svirt_image_t:s0:c1,c2</imagelabel>\n' +
-      '  </seclabel>\n' +
-      "  <seclabel type='static' model='dac' relabel='no'>\n" +
-      '    <label>+107:+107</label>\n' +
-      '  </seclabel>\n' +
-      "  <seclabel type='none' model='apparmor'/>\n" +
-      '</domain>\n',
-    ), text);
+    assert.ok(
+      text.endsWith(
+        '  </devices>\n' +
+          "  <seclabel type='dynamic' model='selinux' relabel='yes'>\n" +
+          '    <label>system_u:system_r:svirt_t:s0:c1,c2</label>\n' +
+          '    <imagelabel>system_u:object_r:svirt_image_t:s0:c1,c2</imagelabel>\n' +
+          '  </seclabel>\n' +
+          "  <seclabel type='static' model='dac' relabel='no'>\n" +
+          '    <label>+107:+107</label>\n' +
+          '  </seclabel>\n' +
+          "  <seclabel type='none' model='apparmor'/>\n" +
+          '</domain>\n',
+      ),
+      text,
+    );
     assert.deepEqual(parseDomainXml(text).seclabels, live.seclabels);
     assert.ok(!formatDomainXml({ ...def, seclabels: [] }).includes('seclabel'));
   });
@@ -150,27 +191,41 @@ describe('formatDomainXml: typed fields win', () => {
   it('appends a new disk after the last disk and removes a detached one', () => {
     const def = parse('virt-install-guest.xml');
     const added: DiskDef = {
-      type: 'file', device: 'disk', format: 'qcow2', path: '/var/lib/svirt/images/extra disk.qcow2',
+      type: 'file',
+      device: 'disk',
+      format: 'qcow2',
+      path: '/var/lib/svirt/images/extra disk.qcow2',
       backingStore: { type: 'file', format: 'raw', path: '/var/lib/svirt/images/base.raw' },
-      target: { dev: 'vdb', bus: 'virtio' }, readonly: false, shareable: true,
+      target: { dev: 'vdb', bus: 'virtio' },
+      readonly: false,
+      shareable: true,
       seclabels: [{ model: 'selinux', relabel: false }],
     };
     const text = formatDomainXml({ ...def, disks: [...def.disks, added] });
     const back = parseDomainXml(text);
     assert.deepEqual(back.disks, [...def.disks, added]);
     assert.ok(text.indexOf("<target dev='vdb'") < text.indexOf('<controller'), 'new disk right after the last disk');
-    assert.ok(text.includes(
-      "<disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n" +
-      "      <source file='/var/lib/svirt/images/extra disk.qcow2'>\n        <seclabel model='selinux' relabel='no'/>\n      </source>\n" +
-      "      <backingStore type='file'>\n        <format type='raw'/>\n        <source file='/var/lib/svirt/images/base.raw'/>\n        <backingStore/>\n      </backingStore>\n" +
-      "      <target dev='vdb' bus='virtio'/>\n      <shareable/>\n    </disk>",
-    ), text);
+    assert.ok(
+      text.includes(
+        "<disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n" +
+          "      <source file='/var/lib/svirt/images/extra disk.qcow2'>\n        <seclabel model='selinux' relabel='no'/>\n      </source>\n" +
+          "      <backingStore type='file'>\n        <format type='raw'/>\n        <source file='/var/lib/svirt/images/base.raw'/>\n        <backingStore/>\n      </backingStore>\n" +
+          "      <target dev='vdb' bus='virtio'/>\n      <shareable/>\n    </disk>",
+      ),
+      text,
+    );
 
     const detached = formatDomainXml({ ...def, disks: def.disks.filter((d) => d.target.dev !== 'vda') });
     assert.ok(!detached.includes('fedora39.qcow2'));
-    assert.deepEqual(parseDomainXml(detached).disks.map((d) => d.target.dev), ['sda']);
+    assert.deepEqual(
+      parseDomainXml(detached).disks.map((d) => d.target.dev),
+      ['sda'],
+    );
     // The guest's other devices do not move.
-    assert.deepEqual(parseDomainXml(detached).ignoredDevices.map((d) => d.name), def.ignoredDevices.map((d) => d.name));
+    assert.deepEqual(
+      parseDomainXml(detached).ignoredDevices.map((d) => d.name),
+      def.ignoredDevices.map((d) => d.name),
+    );
   });
 
   it('changes CD-ROM media in place, keeping the rest of the element', () => {
@@ -190,7 +245,12 @@ describe('formatDomainXml: typed fields win', () => {
     const empty = parse('virt-install-guest.xml');
     const sda = empty.disks[1] as DiskDef;
     const filled = formatDomainXml({ ...empty, disks: [empty.disks[0] as DiskDef, { ...sda, path: '/srv/iso/fedora.iso' }] });
-    assert.ok(filled.includes("<driver name='qemu' type='raw'/>\n      <source file='/srv/iso/fedora.iso'/>\n      <target dev='sda' bus='sata'/>"), filled);
+    assert.ok(
+      filled.includes(
+        "<driver name='qemu' type='raw'/>\n      <source file='/srv/iso/fedora.iso'/>\n      <target dev='sda' bus='sata'/>",
+      ),
+      filled,
+    );
   });
 
   it('updates readonly, shareable, format, bus, type and backing chain of an existing disk', () => {
@@ -217,7 +277,12 @@ describe('formatDomainXml: typed fields win', () => {
     const changed: DomainDef = {
       ...def,
       os: {
-        type: 'hvm', machine: 'q35', kernel: '/boot/vmlinuz', initrd: '/boot/initrd.img', cmdline: 'console=ttyS0', dtb: '/boot/x.dtb',
+        type: 'hvm',
+        machine: 'q35',
+        kernel: '/boot/vmlinuz',
+        initrd: '/boot/initrd.img',
+        cmdline: 'console=ttyS0',
+        dtb: '/boot/x.dtb',
         loader: { path: '/usr/share/OVMF/OVMF_CODE.fd', readonly: false },
         nvram: { path: '/var/lib/svirt/nvram/x.fd' },
       },
@@ -231,7 +296,7 @@ describe('formatDomainXml: typed fields win', () => {
     assert.ok(text.indexOf('<kernel>') > text.indexOf('<nvram') && text.indexOf('<kernel>') < text.indexOf('<boot '));
     const bare = formatDomainXml({ ...def, os: { type: 'hvm' }, features: [] });
     assert.ok(!bare.includes('<loader') && !bare.includes('<nvram') && !bare.includes('<features'));
-    assert.ok(bare.includes('<bootmenu enable=\'yes\'/>'));
+    assert.ok(bare.includes("<bootmenu enable='yes'/>"));
   });
 
   it('updates chardevs and keeps the alias console in step with serial 0', () => {
@@ -247,8 +312,16 @@ describe('formatDomainXml: typed fields win', () => {
     const noSerial = formatDomainXml({ ...def, chardevs: [c1] });
     assert.deepEqual(parseDomainXml(noSerial).chardevs, [c1]);
 
-    const added = formatDomainXml({ ...parse('minimal.xml'), chardevs: [{ element: 'serial', type: 'unix', path: '/run/s.sock', mode: 'connect', targetPort: 0, seclabels: [] }] });
-    assert.ok(added.includes("<serial type='unix'>\n      <source mode='connect' path='/run/s.sock'/>\n      <target port='0'/>\n    </serial>"), added);
+    const added = formatDomainXml({
+      ...parse('minimal.xml'),
+      chardevs: [{ element: 'serial', type: 'unix', path: '/run/s.sock', mode: 'connect', targetPort: 0, seclabels: [] }],
+    });
+    assert.ok(
+      added.includes(
+        "<serial type='unix'>\n      <source mode='connect' path='/run/s.sock'/>\n      <target port='0'/>\n    </serial>",
+      ),
+      added,
+    );
   });
 
   it('refuses to write typed fields that would not read back', () => {
@@ -257,14 +330,36 @@ describe('formatDomainXml: typed fields win', () => {
     assert.throws(() => formatDomainXml({ ...def, uuid: 'nope' }), { code: 'SVIRT_ERR_XML_INVALID' });
     assert.throws(() => formatDomainXml({ ...def, memoryKiB: 0, currentMemoryKiB: 0 }), { code: 'SVIRT_ERR_XML_INVALID' });
     assert.throws(() => formatDomainXml({ ...def, vcpus: 1.5 }), { code: 'SVIRT_ERR_XML_INVALID' });
-    const disk: DiskDef = { type: 'file', device: 'disk', format: 'raw', path: 'relative.img', target: { dev: 'vda', bus: 'virtio' }, readonly: false, shareable: false, seclabels: [] };
-    assert.throws(() => formatDomainXml({ ...def, disks: [disk] }), { code: 'SVIRT_ERR_PATH_INVALID', message: /"relative.img" for disk 'vda'/ });
-    assert.throws(() => formatDomainXml({ ...def, os: { type: 'hvm', kernel: '/boot/x\n' } }), { code: 'SVIRT_ERR_PATH_INVALID' });
+    const disk: DiskDef = {
+      type: 'file',
+      device: 'disk',
+      format: 'raw',
+      path: 'relative.img',
+      target: { dev: 'vda', bus: 'virtio' },
+      readonly: false,
+      shareable: false,
+      seclabels: [],
+    };
+    assert.throws(() => formatDomainXml({ ...def, disks: [disk] }), {
+      code: 'SVIRT_ERR_PATH_INVALID',
+      message: /"relative.img" for disk 'vda'/,
+    });
+    assert.throws(() => formatDomainXml({ ...def, os: { type: 'hvm', kernel: '/boot/x\n' } }), {
+      code: 'SVIRT_ERR_PATH_INVALID',
+    });
     const ok = { ...disk, path: '/ok.img' };
-    assert.throws(() => formatDomainXml({ ...def, disks: [ok, ok] }), { code: 'SVIRT_ERR_XML_INVALID', message: /two disks use target "vda"/ });
-    assert.throws(() => formatDomainXml({ ...def, disks: [{ ...ok, target: { dev: "vda'/>", bus: 'virtio' } }] }), { code: 'SVIRT_ERR_XML_INVALID' });
+    assert.throws(() => formatDomainXml({ ...def, disks: [ok, ok] }), {
+      code: 'SVIRT_ERR_XML_INVALID',
+      message: /two disks use target "vda"/,
+    });
+    assert.throws(() => formatDomainXml({ ...def, disks: [{ ...ok, target: { dev: "vda'/>", bus: 'virtio' } }] }), {
+      code: 'SVIRT_ERR_XML_INVALID',
+    });
     assert.throws(() => formatDomainXml({ ...def, title: 'two\nlines' }), { code: 'SVIRT_ERR_XML_INVALID' });
     const label = { type: 'static', model: 'selinux', relabel: false, label: 'a\nb' } as const;
-    assert.throws(() => formatDomainXml({ ...def, seclabels: [label] }), { code: 'SVIRT_ERR_XML_INVALID', message: /control character/ });
+    assert.throws(() => formatDomainXml({ ...def, seclabels: [label] }), {
+      code: 'SVIRT_ERR_XML_INVALID',
+      message: /control character/,
+    });
   });
 });

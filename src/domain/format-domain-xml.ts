@@ -14,21 +14,78 @@ import { checkPath, quote } from './parse-util.js';
 import { serializeXml } from './xml.js';
 import type { MutableElement } from './xml-tree.js';
 import {
-  attr, cloneTree, elem, ensureChild, insertOrdered, mChildren, mFirst, removeChildren, setAttr, setText, textOf,
+  attr,
+  cloneTree,
+  elem,
+  ensureChild,
+  insertOrdered,
+  mChildren,
+  mFirst,
+  removeChildren,
+  setAttr,
+  setText,
+  textOf,
 } from './xml-tree.js';
 
 /** libvirt's order of the children of `<domain>` (where new elements go). */
 const DOMAIN_ORDER = [
-  'name', 'uuid', 'genid', 'title', 'description', 'metadata', 'maxMemory', 'memory', 'currentMemory', 'blkiotune',
-  'memtune', 'memoryBacking', 'vcpu', 'vcpus', 'iothreads', 'iothreadids', 'defaultiothread', 'cputune', 'numatune',
-  'resource', 'sysinfo', 'bootloader', 'bootloader_args', 'os', 'idmap', 'throttlegroups', 'features', 'cpu', 'clock',
-  'on_poweroff', 'on_reboot', 'on_crash', 'on_lockfailure', 'pm', 'perf', 'devices', 'seclabel', 'keywrap',
+  'name',
+  'uuid',
+  'genid',
+  'title',
+  'description',
+  'metadata',
+  'maxMemory',
+  'memory',
+  'currentMemory',
+  'blkiotune',
+  'memtune',
+  'memoryBacking',
+  'vcpu',
+  'vcpus',
+  'iothreads',
+  'iothreadids',
+  'defaultiothread',
+  'cputune',
+  'numatune',
+  'resource',
+  'sysinfo',
+  'bootloader',
+  'bootloader_args',
+  'os',
+  'idmap',
+  'throttlegroups',
+  'features',
+  'cpu',
+  'clock',
+  'on_poweroff',
+  'on_reboot',
+  'on_crash',
+  'on_lockfailure',
+  'pm',
+  'perf',
+  'devices',
+  'seclabel',
+  'keywrap',
   'launchSecurity',
 ] as const satisfies readonly string[];
 
 const OS_ORDER = [
-  'type', 'firmware', 'loader', 'nvram', 'varstore', 'kernel', 'initrd', 'cmdline', 'shim', 'dtb', 'acpi', 'boot',
-  'bootmenu', 'smbios', 'bios',
+  'type',
+  'firmware',
+  'loader',
+  'nvram',
+  'varstore',
+  'kernel',
+  'initrd',
+  'cmdline',
+  'shim',
+  'dtb',
+  'acpi',
+  'boot',
+  'bootmenu',
+  'smbios',
+  'bios',
 ] as const satisfies readonly string[];
 
 function invalidDef(reason: string): SvirtError {
@@ -49,8 +106,15 @@ function validate(def: DomainDef): void {
     throw invalidDef(`currentMemory (${def.currentMemoryKiB} KiB) is larger than memory (${def.memoryKiB} KiB)`);
   }
   const os = def.os;
-  for (const [p, what] of [[os.kernel, 'the kernel'], [os.initrd, 'the initrd'], [os.dtb, 'the dtb'], [os.loader?.path, 'the firmware loader'],
-    [os.nvram?.path, 'the nvram store'], [os.nvram?.template, 'the nvram template'], [def.emulator, 'the emulator']] as const) {
+  for (const [p, what] of [
+    [os.kernel, 'the kernel'],
+    [os.initrd, 'the initrd'],
+    [os.dtb, 'the dtb'],
+    [os.loader?.path, 'the firmware loader'],
+    [os.nvram?.path, 'the nvram store'],
+    [os.nvram?.template, 'the nvram template'],
+    [def.emulator, 'the emulator'],
+  ] as const) {
     if (p !== undefined) checkPath(p, what);
   }
   if (def.title !== undefined && /[\r\n]/.test(def.title)) throw invalidDef('a title must not contain newlines');
@@ -72,11 +136,17 @@ function validate(def: DomainDef): void {
 }
 
 function checkLabel(label: string | undefined): void {
-  if (label !== undefined && /[\u0000-\u001f\u007f]/.test(label)) throw invalidDef(`label ${quote(label)} contains a control character`);
+  if (label !== undefined && /[\u0000-\u001f\u007f]/.test(label))
+    throw invalidDef(`label ${quote(label)} contains a control character`);
 }
 
 /** Sets the text of child `name`, creating it in schema order; undefined removes it. */
-function textChild(parent: MutableElement, name: string, value: string | undefined, order: readonly string[]): MutableElement | undefined {
+function textChild(
+  parent: MutableElement,
+  name: string,
+  value: string | undefined,
+  order: readonly string[],
+): MutableElement | undefined {
   if (value === undefined) {
     removeChildren(parent, name);
     return undefined;
@@ -135,7 +205,13 @@ function formatFeatures(root: MutableElement, features: readonly string[]): void
   }
   const f = el ?? ensureChild(root, 'features', DOMAIN_ORDER);
   const pool = mChildren(f);
-  if (isDeepStrictEqual(pool.map((c) => c.name), [...features])) return;
+  if (
+    isDeepStrictEqual(
+      pool.map((c) => c.name),
+      [...features],
+    )
+  )
+    return;
   const picked = features.map((name) => {
     const i = pool.findIndex((c) => c.name === name);
     return i === -1 ? elem(name) : (pool.splice(i, 1)[0] ?? elem(name));
@@ -145,7 +221,11 @@ function formatFeatures(root: MutableElement, features: readonly string[]): void
 
 /** libvirt's shape of a domain-level `<seclabel>`. */
 export function seclabelElement(l: SecLabelDef): MutableElement {
-  if (l.type === 'none') return elem('seclabel', [['type', 'none'], ['model', l.model]]);
+  if (l.type === 'none')
+    return elem('seclabel', [
+      ['type', 'none'],
+      ['model', l.model],
+    ]);
   const relabel = l.relabel ?? l.type === 'dynamic';
   const kids: MutableElement[] = [];
   if (l.model !== 'none') {
@@ -153,7 +233,15 @@ export function seclabelElement(l: SecLabelDef): MutableElement {
     if (l.imagelabel !== undefined) kids.push(elem('imagelabel', [], l.imagelabel));
     if (l.baselabel !== undefined && l.type === 'dynamic') kids.push(elem('baselabel', [], l.baselabel));
   }
-  return elem('seclabel', [['type', l.type], ['model', l.model], ['relabel', relabel ? 'yes' : 'no']], kids);
+  return elem(
+    'seclabel',
+    [
+      ['type', l.type],
+      ['model', l.model],
+      ['relabel', relabel ? 'yes' : 'no'],
+    ],
+    kids,
+  );
 }
 
 function readSeclabels(root: MutableElement): SecLabelDef[] | undefined {

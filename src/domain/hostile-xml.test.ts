@@ -41,13 +41,21 @@ describe('parseDomainXml: hostile input', () => {
     ['processing-instruction.xml', 'SVIRT_ERR_XML_MALFORMED', /line 2, column \d+: processing instruction <\?xml-stylesheet\?>/],
     ['nul-charref.xml', 'SVIRT_ERR_XML_MALFORMED', /line 8, column \d+: malformed character entity/],
     ['missing-name.xml', 'SVIRT_ERR_XML_INVALID', /<domain> at line 1: missing <name>/],
-    ['bad-name.xml', 'SVIRT_ERR_XML_INVALID', /<name> at line 2: domain name "..\/..\/etc\/evil" is not allowed: it contains "\/"/],
+    [
+      'bad-name.xml',
+      'SVIRT_ERR_XML_INVALID',
+      /<name> at line 2: domain name "..\/..\/etc\/evil" is not allowed: it contains "\/"/,
+    ],
     ['bad-uuid.xml', 'SVIRT_ERR_XML_INVALID', /<uuid> at line 3: uuid "c7a5fdbd-cdaf-9455-926a-d65c16db18zz"/],
     ['bad-unit.xml', 'SVIRT_ERR_XML_INVALID', /<memory> at line 3: unit="XB" is not a unit/],
     ['negative-memory.xml', 'SVIRT_ERR_XML_INVALID', /<currentMemory> at line 4: "-512" is not a non-negative integer/],
     ['unsupported-disk-type.xml', 'SVIRT_ERR_XML_UNSUPPORTED', /<disk> at line 6: disk type "network"/],
     ['unsupported-format.xml', 'SVIRT_ERR_XML_UNSUPPORTED', /<driver> at line 7: disk 'vda' format "vmdk"/],
-    ['relative-path.xml', 'SVIRT_ERR_PATH_INVALID', /invalid path "images\/relative.img" for disk 'vda' \(<source> at line 8\): it is not absolute/],
+    [
+      'relative-path.xml',
+      'SVIRT_ERR_PATH_INVALID',
+      /invalid path "images\/relative.img" for disk 'vda' \(<source> at line 8\): it is not absolute/,
+    ],
     ['path-newline.xml', 'SVIRT_ERR_PATH_INVALID', /"\/var\/lib\/svirt\/images\/a.img\\n\/etc\/shadow rw," .*line 8.*newline/],
     ['raw-with-backing.xml', 'SVIRT_ERR_XML_INVALID', /<backingStore> at line 9: disk 'vda': a raw image has no backing file/],
     ['dynamic-relabel-no.xml', 'SVIRT_ERR_XML_INVALID', /<seclabel> at line 5: relabel='no' is not allowed with type='dynamic'/],
@@ -60,7 +68,9 @@ describe('parseDomainXml: hostile input', () => {
   }
 
   it('every hostile fixture is covered by a case', () => {
-    const files = readdirSync(HOSTILE).filter((n) => n.endsWith('.xml')).sort();
+    const files = readdirSync(HOSTILE)
+      .filter((n) => n.endsWith('.xml'))
+      .sort();
     assert.deepEqual(files, cases.map(([f]) => f).sort());
   });
 
@@ -70,14 +80,31 @@ describe('parseDomainXml: hostile input', () => {
   });
 
   it('paths with control characters, .. components or not absolute are refused wherever they appear', () => {
-    rejects(domain('', "<disk><source file='/a/b&#9;.img'/><target dev='vda'/></disk>"), 'SVIRT_ERR_PATH_INVALID', /control character U\+0009/);
-    rejects(domain('', "<disk><source file='/a/b&#x7f;.img'/><target dev='vda'/></disk>"), 'SVIRT_ERR_PATH_INVALID', /control character U\+007F/);
-    rejects(domain('', "<disk><source file='/a/../etc/shadow'/><target dev='vda'/></disk>"), 'SVIRT_ERR_PATH_INVALID', /'\.\.' component/);
+    rejects(
+      domain('', "<disk><source file='/a/b&#9;.img'/><target dev='vda'/></disk>"),
+      'SVIRT_ERR_PATH_INVALID',
+      /control character U\+0009/,
+    );
+    rejects(
+      domain('', "<disk><source file='/a/b&#x7f;.img'/><target dev='vda'/></disk>"),
+      'SVIRT_ERR_PATH_INVALID',
+      /control character U\+007F/,
+    );
+    rejects(
+      domain('', "<disk><source file='/a/../etc/shadow'/><target dev='vda'/></disk>"),
+      'SVIRT_ERR_PATH_INVALID',
+      /'\.\.' component/,
+    );
     rejects(
       "<domain type='kvm'><name>t</name><memory>1</memory><os><type>hvm</type><kernel>vmlinuz</kernel></os></domain>",
-      'SVIRT_ERR_PATH_INVALID', /"vmlinuz" for <os><kernel> \(<kernel> at line 1\): it is not absolute/,
+      'SVIRT_ERR_PATH_INVALID',
+      /"vmlinuz" for <os><kernel> \(<kernel> at line 1\): it is not absolute/,
     );
-    rejects(domain('', "<emulator>qemu</emulator>"), 'SVIRT_ERR_PATH_INVALID', /the emulator/);
-    rejects(domain('', "<serial type='unix'><source mode='bind' path='sock'/></serial>"), 'SVIRT_ERR_PATH_INVALID', /serial of type unix/);
+    rejects(domain('', '<emulator>qemu</emulator>'), 'SVIRT_ERR_PATH_INVALID', /the emulator/);
+    rejects(
+      domain('', "<serial type='unix'><source mode='bind' path='sock'/></serial>"),
+      'SVIRT_ERR_PATH_INVALID',
+      /serial of type unix/,
+    );
   });
 });

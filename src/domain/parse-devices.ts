@@ -88,7 +88,8 @@ export function parseDisk(el: XmlElement): DiskDef {
     throw invalid(target, `dev=${quote(dev)} is not a disk target name (fda, hdc, sda, vdb, ...)`);
   }
   const bus = oneOf(target, 'bus', DISK_BUSES) ?? defaultBus(dev, device);
-  if (device === 'floppy' && bus !== 'fdc') throw invalid(target, `disk '${dev}': a floppy must be on bus 'fdc', not ${quote(bus)}`);
+  if (device === 'floppy' && bus !== 'fdc')
+    throw invalid(target, `disk '${dev}': a floppy must be on bus 'fdc', not ${quote(bus)}`);
 
   const driver = single(el, 'driver');
   const format = diskFormat(driver ?? el, driver ? attr(driver, 'type') : undefined, `disk '${dev}'`);
@@ -133,7 +134,8 @@ export function parseChardev(el: XmlElement, element: 'serial' | 'console'): Cha
   if (type === 'pty') return common; // a pty's <source path> is output (the allocated /dev/pts/N)
 
   const path = source ? attr(source, 'path') : undefined;
-  if (!source || path === undefined || path === '') throw invalid(source ?? el, `${element} of type ${type} needs <source path=...>`);
+  if (!source || path === undefined || path === '')
+    throw invalid(source ?? el, `${element} of type ${type} needs <source path=...>`);
   checkPath(path, `${element} of type ${type}`, source);
   if (type === 'file') return { ...common, path };
   const mode = oneOf(source, 'mode', ['bind', 'connect'] as const) ?? 'bind';
@@ -176,7 +178,8 @@ export function parseDevices(devices: XmlElement | undefined): ParsedDevices {
       case 'disk': {
         const disk = parseDisk(el);
         const before = targets.get(disk.target.dev);
-        if (before) throw invalid(el, `target ${quote(disk.target.dev)} is already used by the <disk> at line ${before.line ?? '?'}`);
+        if (before)
+          throw invalid(el, `target ${quote(disk.target.dev)} is already used by the <disk> at line ${before.line ?? '?'}`);
         targets.set(disk.target.dev, el);
         out.disks.push(disk);
         break;
@@ -188,7 +191,8 @@ export function parseDevices(devices: XmlElement | undefined): ParsedDevices {
         if (consoles++ > 0 && consoleTargetType(el) === 'serial') {
           throw invalid(el, "only the first <console> can target a serial port (set <target type='virtio'/>)");
         }
-        if (el === alias) parseChardev(el, 'console'); // validated, but the same device as serial 0
+        if (el === alias)
+          parseChardev(el, 'console'); // validated, but the same device as serial 0
         else out.chardevs.push(parseChardev(el, 'console'));
         break;
       default:

@@ -57,19 +57,45 @@ describe('parseDomainXml: fixtures', () => {
     assert.deepEqual(def.features, ['acpi', 'apic', 'vmport']);
     assert.equal(def.emulator, '/usr/bin/qemu-system-x86_64');
     assert.deepEqual(def.disks[0], {
-      type: 'file', device: 'disk', format: 'qcow2', path: '/var/lib/libvirt/images/fedora39.qcow2',
-      target: { dev: 'vda', bus: 'virtio' }, readonly: false, shareable: false, seclabels: [],
+      type: 'file',
+      device: 'disk',
+      format: 'qcow2',
+      path: '/var/lib/libvirt/images/fedora39.qcow2',
+      target: { dev: 'vda', bus: 'virtio' },
+      readonly: false,
+      shareable: false,
+      seclabels: [],
     });
     assert.deepEqual(def.disks[1], {
-      type: 'file', device: 'cdrom', format: 'raw', target: { dev: 'sda', bus: 'sata' }, readonly: true, shareable: false, seclabels: [],
+      type: 'file',
+      device: 'cdrom',
+      format: 'raw',
+      target: { dev: 'sda', bus: 'sata' },
+      readonly: true,
+      shareable: false,
+      seclabels: [],
     });
     // The console is only serial 0's alias.
     assert.deepEqual(def.chardevs, [{ element: 'serial', type: 'pty', targetPort: 0, seclabels: [] }]);
     const ignored = def.ignoredDevices.map((d) => d.name);
-    for (const n of ['controller', 'interface', 'channel', 'input', 'graphics', 'video', 'memballoon', 'rng', 'sound', 'redirdev']) {
+    for (const n of [
+      'controller',
+      'interface',
+      'channel',
+      'input',
+      'graphics',
+      'video',
+      'memballoon',
+      'rng',
+      'sound',
+      'redirdev',
+    ]) {
       assert.ok(ignored.includes(n), n);
     }
-    assert.deepEqual(def.ignoredDevices.find((d) => d.name === 'interface'), { name: 'interface', line: 55 });
+    assert.deepEqual(
+      def.ignoredDevices.find((d) => d.name === 'interface'),
+      { name: 'interface', line: 55 },
+    );
     assert.deepEqual(def.seclabels, []);
   });
 
@@ -105,7 +131,9 @@ describe('parseDomainXml: fixtures', () => {
   it('follows a declared qcow2 backing chain and stops at an empty <backingStore/>', () => {
     const [vda, vdb, vdc] = parse('qcow2-backing-chain.xml').disks;
     assert.deepEqual(vda?.backingStore, {
-      type: 'file', format: 'qcow2', path: '/var/lib/svirt/images/mid.qcow2',
+      type: 'file',
+      format: 'qcow2',
+      path: '/var/lib/svirt/images/mid.qcow2',
       backingStore: { type: 'block', format: 'raw', path: '/dev/vg0/base' },
     });
     assert.equal(vdb?.backingStore, undefined);
@@ -129,9 +157,22 @@ describe('parseDomainXml: fixtures', () => {
   it('reads serial ports and consoles of type file, unix and pty', () => {
     const def = parse('serial-file-unix.xml');
     assert.deepEqual(def.chardevs, [
-      { element: 'serial', type: 'file', path: '/var/log/svirt/consoles-serial0.log', targetPort: 0, seclabels: [{ model: 'dac', relabel: false }] },
+      {
+        element: 'serial',
+        type: 'file',
+        path: '/var/log/svirt/consoles-serial0.log',
+        targetPort: 0,
+        seclabels: [{ model: 'dac', relabel: false }],
+      },
       { element: 'serial', type: 'unix', path: '/run/svirt/consoles/serial1.sock', mode: 'bind', targetPort: 1, seclabels: [] },
-      { element: 'console', type: 'unix', path: '/run/svirt/consoles/virtcon.sock', mode: 'connect', targetPort: 1, seclabels: [] },
+      {
+        element: 'console',
+        type: 'unix',
+        path: '/run/svirt/consoles/virtcon.sock',
+        mode: 'connect',
+        targetPort: 1,
+        seclabels: [],
+      },
       { element: 'console', type: 'pty', targetPort: 2, seclabels: [] },
     ]);
   });
@@ -156,8 +197,11 @@ describe('parseDomainXml: fixtures', () => {
   it('keeps the labels of live XML, and drops output-only labels when parsing inactive', () => {
     const live = parse('live-dynamic-labels.xml');
     assert.deepEqual(live.seclabels[0], {
-      type: 'dynamic', model: 'selinux', relabel: true,
-      label: 'system_u:system_r:svirt_t:s0:c174,c862', imagelabel: 'system_u:object_r:svirt_image_t:s0:c174,c862',
+      type: 'dynamic',
+      model: 'selinux',
+      relabel: true,
+      label: 'system_u:system_r:svirt_t:s0:c174,c862',
+      imagelabel: 'system_u:object_r:svirt_image_t:s0:c174,c862',
     });
     const inactive = parseDomainXml(fixture('live-dynamic-labels.xml'), { inactive: true });
     assert.deepEqual(inactive.seclabels, [
@@ -173,11 +217,17 @@ describe('parseDomainXml: fixtures', () => {
 
   it('reads per-disk seclabel overrides', () => {
     const disks = parse('per-disk-seclabels.xml').disks;
-    assert.deepEqual(disks.map((d) => d.seclabels), [
-      [{ model: 'selinux', relabel: true, label: 'system_u:object_r:svirt_image_t:s0:c10,c20' }, { model: 'dac', relabel: false }],
-      [{ relabel: false }],
-      [{ model: 'apparmor', relabel: true }],
-    ]);
+    assert.deepEqual(
+      disks.map((d) => d.seclabels),
+      [
+        [
+          { model: 'selinux', relabel: true, label: 'system_u:object_r:svirt_image_t:s0:c10,c20' },
+          { model: 'dac', relabel: false },
+        ],
+        [{ relabel: false }],
+        [{ model: 'apparmor', relabel: true }],
+      ],
+    );
   });
 
   it('keeps paths with spaces, quotes and entities as data', () => {
@@ -197,13 +247,15 @@ describe('parseDomainXml: rules', () => {
     rejects("<vm type='kvm'/>", 'SVIRT_ERR_XML_INVALID', /root element must be <domain>/);
     rejects(
       "<domain type='kvm'><name>t</name><memory>1</memory><os><type>exe</type></os></domain>",
-      'SVIRT_ERR_XML_UNSUPPORTED', /os type "exe"/,
+      'SVIRT_ERR_XML_UNSUPPORTED',
+      /os type "exe"/,
     );
     rejects("<domain type='kvm'><name>t</name><memory>1</memory></domain>", 'SVIRT_ERR_XML_INVALID', /missing <os>/);
   });
 
   it('validates names: 1-64 of [A-Za-z0-9_.+-], not starting with . or -', () => {
-    const named = (n: string): string => `<domain type='kvm'><name>${n}</name><memory>1</memory><os><type>hvm</type></os></domain>`;
+    const named = (n: string): string =>
+      `<domain type='kvm'><name>${n}</name><memory>1</memory><os><type>hvm</type></os></domain>`;
     assert.equal(parseDomainXml(named('a.b-c_d+e9')).name, 'a.b-c_d+e9');
     assert.equal(parseDomainXml(named('x'.repeat(64))).name, 'x'.repeat(64));
     rejects(named('x'.repeat(65)), 'SVIRT_ERR_XML_INVALID', /longer than 64/);
@@ -227,7 +279,8 @@ describe('parseDomainXml: rules', () => {
 
   it('converts memory units the way libvirt does, rounding up to KiB', () => {
     const mem = (unit: string, v: string): number =>
-      parseDomainXml(`<domain type='kvm'><name>t</name><memory unit='${unit}'>${v}</memory><os><type>hvm</type></os></domain>`).memoryKiB;
+      parseDomainXml(`<domain type='kvm'><name>t</name><memory unit='${unit}'>${v}</memory><os><type>hvm</type></os></domain>`)
+        .memoryKiB;
     assert.equal(mem('b', '1'), 1);
     assert.equal(mem('bytes', '1025'), 2);
     assert.equal(mem('KB', '1024'), 1000);
@@ -245,14 +298,26 @@ describe('parseDomainXml: rules', () => {
     assert.equal(unitBytes('kib'), 1024n, 'case-insensitive, as virScaleInteger');
     assert.equal(unitBytes('KiBB'), undefined);
     assert.equal(unitBytes(''), undefined);
-    rejects(domain('').replace('<memory>1024</memory>', "<memory unit='MiB'>1.5</memory>"), 'SVIRT_ERR_XML_INVALID', /<memory> at line 1: "1.5"/);
+    rejects(
+      domain('').replace('<memory>1024</memory>', "<memory unit='MiB'>1.5</memory>"),
+      'SVIRT_ERR_XML_INVALID',
+      /<memory> at line 1: "1.5"/,
+    );
     rejects(domain('').replace('<memory>1024</memory>', '<memory>0</memory>'), 'SVIRT_ERR_XML_INVALID', /must be positive/);
-    rejects(domain('').replace('<memory>1024</memory>', "<memory unit='EiB'>99999</memory>"), 'SVIRT_ERR_XML_INVALID', /too large/);
+    rejects(
+      domain('').replace('<memory>1024</memory>', "<memory unit='EiB'>99999</memory>"),
+      'SVIRT_ERR_XML_INVALID',
+      /too large/,
+    );
     rejects(domain('').replace('<memory>1024</memory>', ''), 'SVIRT_ERR_XML_INVALID', /missing <memory>/);
   });
 
   it('refuses currentMemory above memory, and a bad vcpu count', () => {
-    rejects(domain('<currentMemory>2048</currentMemory>'), 'SVIRT_ERR_XML_INVALID', /currentMemory \(2048 KiB\) is larger than memory \(1024 KiB\)/);
+    rejects(
+      domain('<currentMemory>2048</currentMemory>'),
+      'SVIRT_ERR_XML_INVALID',
+      /currentMemory \(2048 KiB\) is larger than memory \(1024 KiB\)/,
+    );
     assert.equal(parseDomainXml(domain("<currentMemory unit='KiB'>512</currentMemory>")).currentMemoryKiB, 512);
     rejects(domain('<vcpu>0</vcpu>'), 'SVIRT_ERR_XML_INVALID', /at least 1/);
     rejects(domain('<vcpu>two</vcpu>'), 'SVIRT_ERR_XML_INVALID', /<vcpu> at line 1: vcpu count "two"/);
@@ -261,15 +326,24 @@ describe('parseDomainXml: rules', () => {
 
   it('derives the disk bus from the target name like libvirt', () => {
     const bus = (dev: string, device = 'disk'): string | undefined =>
-      parseDomainXml(domain('', `<disk device='${device}'><source file='/i'/><target dev='${dev}'/></disk>`)).disks[0]?.target.bus;
+      parseDomainXml(domain('', `<disk device='${device}'><source file='/i'/><target dev='${dev}'/></disk>`)).disks[0]?.target
+        .bus;
     assert.equal(bus('vda'), 'virtio');
     assert.equal(bus('hda'), 'ide');
     assert.equal(bus('sda'), 'scsi');
     assert.equal(bus('fda', 'floppy'), 'fdc');
     assert.equal(bus('xvda'), 'xen');
-    rejects(domain('', "<disk device='floppy'><target dev='fda' bus='ide'/></disk>"), 'SVIRT_ERR_XML_INVALID', /floppy must be on bus 'fdc'/);
+    rejects(
+      domain('', "<disk device='floppy'><target dev='fda' bus='ide'/></disk>"),
+      'SVIRT_ERR_XML_INVALID',
+      /floppy must be on bus 'fdc'/,
+    );
     rejects(domain('', "<disk><source file='/i'/><target dev='vda' bus='pcie'/></disk>"), 'SVIRT_ERR_XML_INVALID', /bus="pcie"/);
-    rejects(domain('', "<disk><source file='/i'/><target dev='nvme0n1'/></disk>"), 'SVIRT_ERR_XML_INVALID', /not a disk target name/);
+    rejects(
+      domain('', "<disk><source file='/i'/><target dev='nvme0n1'/></disk>"),
+      'SVIRT_ERR_XML_INVALID',
+      /not a disk target name/,
+    );
     rejects(domain('', "<disk><source file='/i'/></disk>"), 'SVIRT_ERR_XML_INVALID', /missing <target/);
   });
 
@@ -278,17 +352,33 @@ describe('parseDomainXml: rules', () => {
     rejects(domain('', "<disk type='volume'><target dev='vda'/></disk>"), 'SVIRT_ERR_XML_UNSUPPORTED', /disk type "volume"/);
     rejects(domain('', "<disk type='nvme'><target dev='vda'/></disk>"), 'SVIRT_ERR_XML_UNSUPPORTED', /disk type "nvme"/);
     rejects(domain('', "<disk><target dev='vda'/></disk>"), 'SVIRT_ERR_XML_INVALID', /disk 'vda' has no <source file=/);
-    rejects(domain('', "<disk type='block'><source file='/dev/sdz'/><target dev='vda'/></disk>"), 'SVIRT_ERR_XML_INVALID', /takes <source dev=/);
+    rejects(
+      domain('', "<disk type='block'><source file='/dev/sdz'/><target dev='vda'/></disk>"),
+      'SVIRT_ERR_XML_INVALID',
+      /takes <source dev=/,
+    );
     rejects(
       domain('', "<disk><source file='/a'/><target dev='vda'/></disk>\n<disk><source file='/b'/><target dev='vda'/></disk>"),
-      'SVIRT_ERR_XML_INVALID', /<disk> at line 2: target "vda" is already used by the <disk> at line 1/,
+      'SVIRT_ERR_XML_INVALID',
+      /<disk> at line 2: target "vda" is already used by the <disk> at line 1/,
     );
-    rejects(domain('', "<disk><driver type='iso'/><source file='/a'/><target dev='vda'/></disk>"), 'SVIRT_ERR_XML_UNSUPPORTED', /format "iso"/);
-    const noFormat = "<disk><driver type='qcow2'/><source file='/a'/><backingStore type='file'><source file='/b'/></backingStore><target dev='vda'/></disk>";
-    rejects(domain('', noFormat), 'SVIRT_ERR_XML_INVALID', /missing <format type=\.\.\.> \(backing formats are declared, never probed\)/);
-    const net = "<disk><driver type='qcow2'/><source file='/a'/><backingStore type='network'><format type='raw'/><source protocol='nbd'/></backingStore><target dev='vda'/></disk>";
+    rejects(
+      domain('', "<disk><driver type='iso'/><source file='/a'/><target dev='vda'/></disk>"),
+      'SVIRT_ERR_XML_UNSUPPORTED',
+      /format "iso"/,
+    );
+    const noFormat =
+      "<disk><driver type='qcow2'/><source file='/a'/><backingStore type='file'><source file='/b'/></backingStore><target dev='vda'/></disk>";
+    rejects(
+      domain('', noFormat),
+      'SVIRT_ERR_XML_INVALID',
+      /missing <format type=\.\.\.> \(backing formats are declared, never probed\)/,
+    );
+    const net =
+      "<disk><driver type='qcow2'/><source file='/a'/><backingStore type='network'><format type='raw'/><source protocol='nbd'/></backingStore><target dev='vda'/></disk>";
     rejects(domain('', net), 'SVIRT_ERR_XML_UNSUPPORTED', /backing store type "network"/);
-    const rawLayer = "<disk><driver type='qcow2'/><source file='/a'/><backingStore type='file'><format type='raw'/><source file='/b'/><backingStore type='file'><format type='raw'/><source file='/c'/></backingStore></backingStore><target dev='vda'/></disk>";
+    const rawLayer =
+      "<disk><driver type='qcow2'/><source file='/a'/><backingStore type='file'><format type='raw'/><source file='/b'/><backingStore type='file'><format type='raw'/><source file='/c'/></backingStore></backingStore><target dev='vda'/></disk>";
     rejects(domain('', rawLayer), 'SVIRT_ERR_XML_INVALID', /a raw image has no backing file/);
   });
 
@@ -297,7 +387,10 @@ describe('parseDomainXml: rules', () => {
       ["<seclabel type='none' relabel='yes'/>", /relabel='yes' is not compatible with type='none'/],
       ["<seclabel type='static' model='selinux'/>", /type='static' needs a <label>/],
       ["<seclabel type='none' model='selinux'><label>x</label></seclabel>", /type='none' takes no <label>/],
-      ["<seclabel type='static' model='selinux'><label>a</label><baselabel>b</baselabel></seclabel>", /<baselabel> is only for type='dynamic'/],
+      [
+        "<seclabel type='static' model='selinux'><label>a</label><baselabel>b</baselabel></seclabel>",
+        /<baselabel> is only for type='dynamic'/,
+      ],
       ["<seclabel type='magic'/>", /type="magic" must be one of dynamic, static, none/],
       ["<seclabel type='dynamic' relabel='maybe'/>", /relabel="maybe" must be 'yes' or 'no'/],
       ["<seclabel type='dynamic' model='selinux'/><seclabel type='dynamic'/>", /model= is required when there is more than one/],
@@ -310,7 +403,8 @@ describe('parseDomainXml: rules', () => {
     assert.deepEqual(parseDomainXml(domain("<seclabel type='dynamic' model='none'><label>x</label></seclabel>")).seclabels, [
       { type: 'dynamic', model: 'none', relabel: true },
     ]);
-    const dev = "<disk><source file='/a'><seclabel model='selinux' relabel='no'><label>x</label></seclabel></source><target dev='vda'/></disk>";
+    const dev =
+      "<disk><source file='/a'><seclabel model='selinux' relabel='no'><label>x</label></seclabel></source><target dev='vda'/></disk>";
     rejects(domain('', dev), 'SVIRT_ERR_XML_INVALID', /<label> cannot be given when relabel='no'/);
     const twice = "<disk><source file='/a'><seclabel model='dac'/><seclabel model='dac'/></source><target dev='vda'/></disk>";
     rejects(domain('', twice), 'SVIRT_ERR_XML_INVALID', /already defined for this device/);
@@ -321,9 +415,17 @@ describe('parseDomainXml: rules', () => {
     assert.deepEqual(lone.chardevs, [{ element: 'console', type: 'pty', targetPort: 0, seclabels: [] }]);
     const second = "<serial type='pty'/><console type='pty'/><console type='pty'><target type='serial'/></console>";
     rejects(domain('', second), 'SVIRT_ERR_XML_INVALID', /only the first <console> can target a serial port/);
-    rejects(domain('', "<serial type='tcp'><source mode='bind' host='0.0.0.0' service='4555'/></serial>"), 'SVIRT_ERR_XML_UNSUPPORTED', /serial type "tcp"/);
+    rejects(
+      domain('', "<serial type='tcp'><source mode='bind' host='0.0.0.0' service='4555'/></serial>"),
+      'SVIRT_ERR_XML_UNSUPPORTED',
+      /serial type "tcp"/,
+    );
     rejects(domain('', "<serial type='file'/>"), 'SVIRT_ERR_XML_INVALID', /serial of type file needs <source path=/);
-    rejects(domain('', "<serial type='unix'><source mode='listen' path='/s'/></serial>"), 'SVIRT_ERR_XML_INVALID', /mode="listen"/);
+    rejects(
+      domain('', "<serial type='unix'><source mode='listen' path='/s'/></serial>"),
+      'SVIRT_ERR_XML_INVALID',
+      /mode="listen"/,
+    );
     rejects(domain('', "<serial><target port='-1'/></serial>"), 'SVIRT_ERR_XML_INVALID', /port "-1"/);
   });
 
@@ -339,7 +441,8 @@ describe('parseDomainXml: rules', () => {
     assert.deepEqual(modern.os.nvram, { path: '/var/nv.fd' });
     rejects(
       "<domain type='kvm'><name>t</name><memory>1</memory><os><type>hvm</type><nvram type='network'><source protocol='iscsi'/></nvram></os></domain>",
-      'SVIRT_ERR_XML_UNSUPPORTED', /nvram type "network"/,
+      'SVIRT_ERR_XML_UNSUPPORTED',
+      /nvram type "network"/,
     );
   });
 

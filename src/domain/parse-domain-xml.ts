@@ -109,7 +109,7 @@ function parseNvram(os: XmlElement): NvramDef | undefined {
 
 function parseOs(root: XmlElement): OsDef {
   const os = single(root, 'os');
-  if (!os) throw invalid(root, "missing <os> (e.g. <os><type>hvm</type></os>)");
+  if (!os) throw invalid(root, 'missing <os> (e.g. <os><type>hvm</type></os>)');
   const typeEl = single(os, 'type');
   if (!typeEl) throw invalid(os, 'missing <type>hvm</type>');
   const type = textOf(typeEl).trim();
@@ -117,7 +117,8 @@ function parseOs(root: XmlElement): OsDef {
   const arch = attr(typeEl, 'arch');
   if (arch !== undefined && !ARCH.test(arch)) throw invalid(typeEl, `arch=${quote(arch)} is not an architecture name`);
   const machine = attr(typeEl, 'machine');
-  if (machine !== undefined && !MACHINE.test(machine)) throw invalid(typeEl, `machine=${quote(machine)} is not a machine type name`);
+  if (machine !== undefined && !MACHINE.test(machine))
+    throw invalid(typeEl, `machine=${quote(machine)} is not a machine type name`);
   const kernel = osPath(os, 'kernel');
   const initrd = osPath(os, 'initrd');
   const dtb = osPath(os, 'dtb');
@@ -171,7 +172,8 @@ export function domainFromTree(root: XmlElement, options: ParseDomainOptions = {
   const name = parseName(root);
   const uuid = parseUuid(root, options.generateUuid ?? randomUUID);
   const title = singleText(root, 'title');
-  if (title !== undefined && /[\r\n]/.test(title)) throw invalid(single(root, 'title') ?? root, 'a title must not contain newlines');
+  if (title !== undefined && /[\r\n]/.test(title))
+    throw invalid(single(root, 'title') ?? root, 'a title must not contain newlines');
   const description = singleText(root, 'description');
 
   const memoryEl = single(root, 'memory');

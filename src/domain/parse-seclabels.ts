@@ -18,7 +18,8 @@ function labelText(el: XmlElement, name: string): string | undefined {
 
 function modelOf(el: XmlElement): string | undefined {
   const model = attr(el, 'model');
-  if (model !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(model)) throw invalid(el, `model=${quote(model)} is not a security model name`);
+  if (model !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(model))
+    throw invalid(el, `model=${quote(model)} is not a security model name`);
   return model;
 }
 

@@ -87,7 +87,8 @@ export function pathProblem(path: string): string | undefined {
   const ctl = /[\u0000-\u001f\u007f-\u009f]/.exec(path);
   if (ctl) {
     const c = ctl[0].charCodeAt(0);
-    const name = c === 0 ? 'NUL' : c === 10 ? 'a newline' : `control character U+${c.toString(16).toUpperCase().padStart(4, '0')}`;
+    const name =
+      c === 0 ? 'NUL' : c === 10 ? 'a newline' : `control character U+${c.toString(16).toUpperCase().padStart(4, '0')}`;
     return `it contains ${name}`;
   }
   if (Buffer.byteLength(path, 'utf8') > PATH_MAX) return `it is longer than ${PATH_MAX} bytes`;
@@ -101,6 +102,7 @@ export function checkPath(path: string, what: string, el?: XmlElement): string {
   if (problem === undefined) return path;
   const at = el === undefined ? '' : ` (${where(el)})`;
   throw new SvirtError('SVIRT_ERR_PATH_INVALID', `invalid path ${quote(path)} for ${what}${at}: ${problem}`, {
-    details: el === undefined ? { path, what } : { path, what, element: el.name, ...(el.line === undefined ? {} : { line: el.line }) },
+    details:
+      el === undefined ? { path, what } : { path, what, element: el.name, ...(el.line === undefined ? {} : { line: el.line }) },
   });
 }

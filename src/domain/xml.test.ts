@@ -23,7 +23,11 @@ function malformed(text: string, pattern: RegExp, budgetMs = 100): void {
 describe('parseXml', () => {
   it('builds elements with attributes in document order and start-tag lines', () => {
     const root = parseXml("<a z='1' b=\"2\" m='3'>\n  <b/>\n  <c\n    x='y'/>\n<d\r\n/></a>");
-    assert.deepEqual(root.attrs, [['z', '1'], ['b', '2'], ['m', '3']]);
+    assert.deepEqual(root.attrs, [
+      ['z', '1'],
+      ['b', '2'],
+      ['m', '3'],
+    ]);
     assert.equal(root.line, 1);
     const [b, c] = root.children;
     assert.equal(b?.kind === 'element' && b.line, 2);

@@ -114,7 +114,8 @@ export function parseXml(input: string): XmlElement {
     const parent = stack[stack.length - 1];
     if (!parent) return; // whitespace around the root; saxes rejects anything else there
     const last = parent.children[parent.children.length - 1];
-    if (last?.kind === 'text' && last.cdata !== true) parent.children[parent.children.length - 1] = { kind: 'text', text: last.text + t };
+    if (last?.kind === 'text' && last.cdata !== true)
+      parent.children[parent.children.length - 1] = { kind: 'text', text: last.text + t };
     else parent.children.push({ kind: 'text', text: t });
   });
   parser.on('cdata', (t) => stack[stack.length - 1]?.children.push({ kind: 'text', text: t, cdata: true }));
@@ -141,11 +142,7 @@ function checkRepresentable(s: string, where: string): string {
 
 /** Escapes element text: &, <, > and CR (which a parser would turn into LF). */
 export function escapeText(s: string): string {
-  return checkRepresentable(s, 'text')
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/\r/g, '&#13;');
+  return checkRepresentable(s, 'text').replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\r/g, '&#13;');
 }
 
 /** Escapes an attribute value for either quote style; whitespace kept as character references. */

@@ -24,7 +24,8 @@ function parse(buf: Buffer): Entry[] {
     throw new SvirtError('SVIRT_ERR_HOST', 'unexpected POSIX ACL format');
   }
   const out: Entry[] = [];
-  for (let o = 4; o < buf.length; o += 8) out.push({ tag: buf.readUInt16LE(o), perm: buf.readUInt16LE(o + 2), id: buf.readUInt32LE(o + 4) });
+  for (let o = 4; o < buf.length; o += 8)
+    out.push({ tag: buf.readUInt16LE(o), perm: buf.readUInt16LE(o + 2), id: buf.readUInt32LE(o + 4) });
   return out;
 }
 
@@ -87,5 +88,9 @@ export function revokeUser(path: string, uid: number): void {
 /** Named users in the ACL (for tests and diagnostics). */
 export function aclUsers(path: string): number[] {
   const buf = lgetxattr(path, XATTR);
-  return buf ? parse(buf).filter((e) => e.tag === USER).map((e) => e.id) : [];
+  return buf
+    ? parse(buf)
+        .filter((e) => e.tag === USER)
+        .map((e) => e.id)
+    : [];
 }

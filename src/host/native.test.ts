@@ -1,20 +1,46 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, copyFileSync, fstatSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  fstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  fgetxattr, flistxattr, fremovexattr, fsetxattr, isNativeSystemError, landlockAbi, lgetxattr, llistxattr,
-  lremovexattr, lsetxattr, peerCred, recvFds, sendFds, socketpair, svirtExecPath, svirtMonitorPath,
+  fgetxattr,
+  flistxattr,
+  fremovexattr,
+  fsetxattr,
+  isNativeSystemError,
+  landlockAbi,
+  lgetxattr,
+  llistxattr,
+  lremovexattr,
+  lsetxattr,
+  peerCred,
+  recvFds,
+  sendFds,
+  socketpair,
+  svirtExecPath,
+  svirtMonitorPath,
 } from './native.js';
 
 const isRoot = process.getuid?.() === 0;
 
 function tempDir(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'svirt-native-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  t.after(() => rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 }));
   return dir;
 }
 
@@ -54,18 +80,22 @@ describe('native addon: xattrs', () => {
     assert.ok(!llistxattr(file).includes('user.svirt.gone'));
   });
 
-  it('round-trips trusted.* and security.selinux as root (plain data without SELinux)', { skip: !isRoot && 'needs root' }, (t) => {
-    const file = join(tempDir(t), 'f');
-    writeFileSync(file, 'x');
-    lsetxattr(file, 'trusted.svirt.owner', '+107:+107');
-    assert.equal(lgetxattr(file, 'trusted.svirt.owner')?.toString(), '+107:+107');
-    const label = 'system_u:object_r:svirt_image_t:s0:c1,c2';
-    lsetxattr(file, 'security.selinux', label + '\0');
-    assert.equal(lgetxattr(file, 'security.selinux')?.toString(), label + '\0');
-    assert.ok(llistxattr(file).includes('security.selinux'));
-    lremovexattr(file, 'security.selinux');
-    assert.equal(lgetxattr(file, 'security.selinux'), undefined);
-  });
+  it(
+    'round-trips trusted.* and security.selinux as root (plain data without SELinux)',
+    { skip: !isRoot && 'needs root' },
+    (t) => {
+      const file = join(tempDir(t), 'f');
+      writeFileSync(file, 'x');
+      lsetxattr(file, 'trusted.svirt.owner', '+107:+107');
+      assert.equal(lgetxattr(file, 'trusted.svirt.owner')?.toString(), '+107:+107');
+      const label = 'system_u:object_r:svirt_image_t:s0:c1,c2';
+      lsetxattr(file, 'security.selinux', label + '\0');
+      assert.equal(lgetxattr(file, 'security.selinux')?.toString(), label + '\0');
+      assert.ok(llistxattr(file).includes('security.selinux'));
+      lremovexattr(file, 'security.selinux');
+      assert.equal(lgetxattr(file, 'security.selinux'), undefined);
+    },
+  );
 
   it('honours create and replace modes', (t) => {
     const file = join(tempDir(t), 'f');
@@ -79,15 +109,18 @@ describe('native addon: xattrs', () => {
 
   it('throws errors that carry code, errno, syscall and path', (t) => {
     const missing = join(tempDir(t), 'missing');
-    assert.throws(() => lgetxattr(missing, 'user.x'), (err: unknown) => {
-      assert.ok(isNativeSystemError(err));
-      assert.equal(err.code, 'ENOENT');
-      assert.equal(err.errno, 2);
-      assert.equal(err.syscall, 'lgetxattr');
-      assert.equal(err.path, missing);
-      assert.match(err.message, /ENOENT/);
-      return true;
-    });
+    assert.throws(
+      () => lgetxattr(missing, 'user.x'),
+      (err: unknown) => {
+        assert.ok(isNativeSystemError(err));
+        assert.equal(err.code, 'ENOENT');
+        assert.equal(err.errno, 2);
+        assert.equal(err.syscall, 'lgetxattr');
+        assert.equal(err.path, missing);
+        assert.match(err.message, /ENOENT/);
+        return true;
+      },
+    );
     assertErrno(() => lsetxattr(missing, 'user.x', 'v'), 'ENOENT', 'lsetxattr');
     assertErrno(() => llistxattr(missing), 'ENOENT', 'llistxattr');
     assert.throws(() => lgetxattr('/tmp/a\0b', 'user.x'), { code: 'ERR_INVALID_ARG_VALUE' });
@@ -188,7 +221,11 @@ describe('native addon: fd passing', () => {
     const [a, b] = pair(t);
     assertErrno(() => sendFds(a, '', [a]), 'EINVAL', 'sendmsg');
     for (const count of [2, 3]) {
-      sendFds(a, 'X', Array.from({ length: count }, () => a));
+      sendFds(
+        a,
+        'X',
+        Array.from({ length: count }, () => a),
+      );
       assertErrno(() => recvFds(b, 8, 1), 'EMSGSIZE', 'recvmsg');
     }
     assertErrno(() => sendFds(987654, 'X', []), 'EBADF', 'sendmsg');

@@ -53,9 +53,19 @@ interface Addon {
 }
 
 const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
-  'lgetxattr', 'lsetxattr', 'lremovexattr', 'llistxattr',
-  'fgetxattr', 'fsetxattr', 'fremovexattr', 'flistxattr',
-  'sendFds', 'recvFds', 'socketpair', 'peerCred', 'landlockAbi',
+  'lgetxattr',
+  'lsetxattr',
+  'lremovexattr',
+  'llistxattr',
+  'fgetxattr',
+  'fsetxattr',
+  'fremovexattr',
+  'flistxattr',
+  'sendFds',
+  'recvFds',
+  'socketpair',
+  'peerCred',
+  'landlockAbi',
 ];
 
 const XATTR_FLAGS: Readonly<Record<XattrMode, number>> = { create: 1, replace: 2 };

@@ -27,7 +27,13 @@ function fdsetsFor(xml: string): Map<string, FdSetEntry> {
 describe('buildArgv', () => {
   it('matches the golden argv for a qcow2 chain, a CD-ROM, a shareable SCSI disk and two serials', () => {
     const xml = readFileSync(`${fixtures}qcow2-chain.xml`, 'utf8');
-    const argv = buildArgv(parseDomainXml(xml), { emulator: '/usr/bin/qemu-system-x86_64', accel: 'tcg', qmpPath: '/run/svirt/g/qmp.sock', paused: true, fdsets: fdsetsFor(xml) });
+    const argv = buildArgv(parseDomainXml(xml), {
+      emulator: '/usr/bin/qemu-system-x86_64',
+      accel: 'tcg',
+      qmpPath: '/run/svirt/g/qmp.sock',
+      paused: true,
+      fdsets: fdsetsFor(xml),
+    });
     const text = argv.join('\n') + '\n';
     const golden = `${fixtures}qcow2-chain.argv`;
     if (process.env['SVIRT_UPDATE_GOLDEN'] === '1') writeFileSync(golden, text);
@@ -41,9 +47,14 @@ describe('buildArgv', () => {
     assert.ok(disk);
     const nodes = blockdevNodes(disk, fdsetsFor(xml));
     const formats = nodes.filter((n) => n['driver'] !== 'file');
-    assert.deepEqual(formats.map((n) => n['driver']), ['raw', 'qcow2', 'qcow2']);
-    for (const n of formats) if (n['driver'] === 'qcow2') assert.ok('backing' in n, 'every qcow2 layer names its backing node (or null)');
+    assert.deepEqual(
+      formats.map((n) => n['driver']),
+      ['raw', 'qcow2', 'qcow2'],
+    );
+    for (const n of formats)
+      if (n['driver'] === 'qcow2') assert.ok('backing' in n, 'every qcow2 layer names its backing node (or null)');
     assert.equal(formats[0]?.['backing'], undefined, 'the raw base has no backing');
-    for (const n of nodes.filter((x) => x['driver'] === 'file')) assert.match(String(n['filename']), /^\/dev\/fdset\/\d+$/, 'images only as fds');
+    for (const n of nodes.filter((x) => x['driver'] === 'file'))
+      assert.match(String(n['filename']), /^\/dev\/fdset\/\d+$/, 'images only as fds');
   });
 });

@@ -73,7 +73,10 @@ export function buildArgv(def: DomainDef, o: ArgvOptions): string[] {
   if (os.dtb !== undefined) argv.push('-dtb', os.dtb);
   if (os.loader !== undefined) {
     if (os.loader.type === 'pflash') {
-      throw new SvirtError('SVIRT_ERR_XML_UNSUPPORTED', `domain '${def.name}': pflash loaders are not supported yet; use type='rom'`);
+      throw new SvirtError(
+        'SVIRT_ERR_XML_UNSUPPORTED',
+        `domain '${def.name}': pflash loaders are not supported yet; use type='rom'`,
+      );
     }
     argv.push('-bios', os.loader.path);
   }
@@ -111,7 +114,9 @@ export function diskArgs(def: DomainDef, disk: DiskDef, o: Pick<ArgvOptions, 'fd
 
 /** The blockdev nodes of a disk, deepest layer first, as QMP `blockdev-add` arguments. */
 export function blockdevNodes(disk: DiskDef, fdsets: ReadonlyMap<string, FdSetEntry>): Record<string, unknown>[] {
-  const layers: { format: string; readonly: boolean }[] = [{ format: disk.format, readonly: disk.readonly || disk.device === 'cdrom' }];
+  const layers: { format: string; readonly: boolean }[] = [
+    { format: disk.format, readonly: disk.readonly || disk.device === 'cdrom' },
+  ];
   for (let b = disk.backingStore; b; b = b.backingStore) layers.push({ format: b.format, readonly: true });
   const nodes: Record<string, unknown>[] = [];
   const dev = disk.target.dev;
@@ -128,7 +133,12 @@ export function blockdevNodes(disk: DiskDef, fdsets: ReadonlyMap<string, FdSetEn
       'auto-read-only': false,
       discard: 'unmap',
     });
-    const fmt: Record<string, unknown> = { driver: layer.format, file, 'node-name': `${dev}-fmt${i}`, 'read-only': layer.readonly };
+    const fmt: Record<string, unknown> = {
+      driver: layer.format,
+      file,
+      'node-name': `${dev}-fmt${i}`,
+      'read-only': layer.readonly,
+    };
     if (layer.format === 'qcow2') fmt['backing'] = i + 1 < layers.length ? `${dev}-fmt${i + 1}` : null;
     nodes.push(fmt);
   }

@@ -49,15 +49,7 @@ const EXEC_STEPS: Record<number, string> = {
  * last lines of the log.
  */
 export async function launch(req: LaunchRequest): Promise<Launched> {
-  const args = [
-    ...req.hook.flatMap((a) => ['--hook', a]),
-    '--',
-    req.execPath,
-    '--spec-fd',
-    '3',
-    '--',
-    ...req.argv,
-  ];
+  const args = [...req.hook.flatMap((a) => ['--hook', a]), '--', req.execPath, '--spec-fd', '3', '--', ...req.argv];
   const child = spawn(req.monitorPath, args, {
     detached: true,
     stdio: ['ignore', 'pipe', req.logFd, 'pipe', ...req.fds],
@@ -104,7 +96,8 @@ export async function launch(req: LaunchRequest): Promise<Launched> {
  */
 export function guestEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
-  for (const [k, v] of Object.entries(env)) if (k.startsWith('SVIRT_') && k !== 'SVIRT_TEST_CRASH_AT' && v !== undefined) out[k] = v;
+  for (const [k, v] of Object.entries(env))
+    if (k.startsWith('SVIRT_') && k !== 'SVIRT_TEST_CRASH_AT' && v !== undefined) out[k] = v;
   return out;
 }
 
@@ -133,13 +126,17 @@ function statusReader(child: ChildProcess): StatusReader {
       if (line.startsWith('pid ')) resolvePid(Number(line.slice(4)));
       else {
         exit = line;
-        if (line.startsWith('error ')) rejectPid(new SvirtError('SVIRT_ERR_QEMU_START', `the monitor could not start the launcher: ${line.slice(6)}`));
+        if (line.startsWith('error '))
+          rejectPid(new SvirtError('SVIRT_ERR_QEMU_START', `the monitor could not start the launcher: ${line.slice(6)}`));
       }
     }
   });
-  child.on('error', (err) => rejectPid(new SvirtError('SVIRT_ERR_NATIVE', `cannot run svirt-monitor: ${err.message}`, { cause: err })));
+  child.on('error', (err) =>
+    rejectPid(new SvirtError('SVIRT_ERR_NATIVE', `cannot run svirt-monitor: ${err.message}`, { cause: err })),
+  );
   child.on('exit', (code) => {
-    if (exit === undefined && code !== 0) rejectPid(new SvirtError('SVIRT_ERR_NATIVE', `svirt-monitor exited with status ${code}`));
+    if (exit === undefined && code !== 0)
+      rejectPid(new SvirtError('SVIRT_ERR_NATIVE', `svirt-monitor exited with status ${code}`));
   });
   return { pid, exit: () => exit };
 }
@@ -148,13 +145,20 @@ function exitError(status: string, logPath: string): SvirtError {
   const tail = logTail(logPath);
   const code = /^exit (\d+)$/.exec(status);
   const step = code ? EXEC_STEPS[Number(code[1])] : undefined;
-  const launcherLine = tail.split('\n').reverse().find((l) => l.startsWith('svirt-exec: '));
+  const launcherLine = tail
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('svirt-exec: '));
   if (step !== undefined) {
     return new SvirtError('SVIRT_ERR_CONFINE', `confinement step '${step}' failed: ${launcherLine?.slice(12) ?? status}`, {
       details: { step, status, log: tail },
     });
   }
-  const qemuLine = tail.split('\n').filter((l) => l.trim() !== '').slice(-1)[0] ?? '';
+  const qemuLine =
+    tail
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .slice(-1)[0] ?? '';
   return new SvirtError('SVIRT_ERR_QEMU_EXITED', `QEMU exited during start (${status}): ${qemuLine}`, {
     details: { status, log: tail },
   });
@@ -162,7 +166,11 @@ function exitError(status: string, logPath: string): SvirtError {
 
 export function logTail(path: string, lines = 8): string {
   try {
-    return readFileSync(path, 'utf8').split('\n').slice(-lines - 1).join('\n').trim();
+    return readFileSync(path, 'utf8')
+      .split('\n')
+      .slice(-lines - 1)
+      .join('\n')
+      .trim();
   } catch {
     return ''; // no log yet: nothing to show
   }

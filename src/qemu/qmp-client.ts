@@ -157,7 +157,9 @@ export class QmpClient {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || tries > 200) {
           this.pending.delete(id);
-          throw new SvirtError('SVIRT_ERR_QMP', `cannot pass fds to QEMU for ${command}: ${(err as Error).message}`, { cause: err });
+          throw new SvirtError('SVIRT_ERR_QMP', `cannot pass fds to QEMU for ${command}: ${(err as Error).message}`, {
+            cause: err,
+          });
         }
         await new Promise((r) => setTimeout(r, 5));
       }
@@ -175,7 +177,10 @@ export class QmpClient {
     const seen = this.events.find((e) => e.event === name);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new SvirtError('SVIRT_ERR_TIMEOUT', `no ${name} event in ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new SvirtError('SVIRT_ERR_TIMEOUT', `no ${name} event in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       this.eventWaiters.push({
         name,
         resolve: (e) => {

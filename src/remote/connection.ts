@@ -80,7 +80,15 @@ export class RemoteConnection {
   constructor(o: ConnectionOptions) {
     this.o = o;
     const peer = readPeer(o.socket, o.log);
-    this.session = { id: o.id, peer, roSocket: o.roSocket, opened: false, readonly: o.roSocket, closeCallback: false, closing: false };
+    this.session = {
+      id: o.id,
+      peer,
+      roSocket: o.roSocket,
+      opened: false,
+      readonly: o.roSocket,
+      closeCallback: false,
+      closing: false,
+    };
     this.label = `client ${o.id}${peer ? ` (pid ${peer.pid} uid ${peer.uid})` : ''}${o.roSocket ? ' [ro]' : ''}`;
     if (o.debug) o.log(`${this.label}: connected`);
     o.socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -164,7 +172,10 @@ export class RemoteConnection {
       return this.failWithReply(h, new RemoteError(VirErr.RPC, VirFrom.RPC, `cannot find program ${h.prog} version ${h.vers}`));
     }
     if (h.type !== MessageType.CALL || h.status !== MessageStatus.OK) {
-      return this.failWithReply(h, new RemoteError(VirErr.RPC, VirFrom.RPC, `unexpected message type ${h.type} status ${h.status} (only calls are served)`));
+      return this.failWithReply(
+        h,
+        new RemoteError(VirErr.RPC, VirFrom.RPC, `unexpected message type ${h.type} status ${h.status} (only calls are served)`),
+      );
     }
     const proc = this.o.table.get(h.proc);
     if (!proc) {
@@ -179,7 +190,11 @@ export class RemoteConnection {
       return this.reply(h, undefined, new RemoteError(VirErr.INTERNAL_ERROR, VirFrom.RPC, 'connection not open'));
     }
     if (this.session.readonly && proc.writes) {
-      return this.reply(h, undefined, new RemoteError(VirErr.OPERATION_DENIED, VirFrom.NONE, `read only access prevents ${proc.api}`));
+      return this.reply(
+        h,
+        undefined,
+        new RemoteError(VirErr.OPERATION_DENIED, VirFrom.NONE, `read only access prevents ${proc.api}`),
+      );
     }
     let args: unknown;
     try {
@@ -187,7 +202,10 @@ export class RemoteConnection {
       r.done();
     } catch (err) {
       const why = err instanceof XdrError || err instanceof RangeError ? err.message : String(err);
-      return this.failWithReply(h, new RemoteError(VirErr.RPC, VirFrom.RPC, `cannot decode the arguments of ${proc.name}: ${why}`));
+      return this.failWithReply(
+        h,
+        new RemoteError(VirErr.RPC, VirFrom.RPC, `cannot decode the arguments of ${proc.name}: ${why}`),
+      );
     }
     this.o.track(this.call(h, proc, args));
   }
@@ -230,7 +248,14 @@ export class RemoteConnection {
     } catch (err) {
       // A reply too big for the protocol (or a value out of XDR range) becomes an error reply.
       const e = new XdrWriter(256);
-      beginFrame(e, { prog: h.prog, vers: h.vers, proc: h.proc, type: MessageType.REPLY, serial: h.serial, status: MessageStatus.ERROR });
+      beginFrame(e, {
+        prog: h.prog,
+        vers: h.vers,
+        proc: h.proc,
+        type: MessageType.REPLY,
+        serial: h.serial,
+        status: MessageStatus.ERROR,
+      });
       writeError(e, toWireError(err));
       frame = endFrame(e);
     }
@@ -243,7 +268,14 @@ export class RemoteConnection {
     }
     if (h.proc === KEEPALIVE_PROC_PING) {
       const w = new XdrWriter(32);
-      beginFrame(w, { prog: KEEPALIVE_PROGRAM, vers: KEEPALIVE_PROTOCOL_VERSION, proc: KEEPALIVE_PROC_PONG, type: MessageType.MESSAGE, serial: 0, status: MessageStatus.OK });
+      beginFrame(w, {
+        prog: KEEPALIVE_PROGRAM,
+        vers: KEEPALIVE_PROTOCOL_VERSION,
+        proc: KEEPALIVE_PROC_PONG,
+        type: MessageType.MESSAGE,
+        serial: 0,
+        status: MessageStatus.OK,
+      });
       if (!this.ended) this.o.socket.write(endFrame(w));
     } else if (h.proc !== KEEPALIVE_PROC_PONG) {
       this.fail(`unknown keepalive procedure ${h.proc}`);

@@ -110,5 +110,10 @@ export function toWireError(err: unknown): WireError {
     return { code, domain, message: withPrefix(code, err.message), level: ErrorLevel.ERROR, str1: err.code };
   }
   const text = err instanceof Error ? err.message : String(err);
-  return { code: VirErr.INTERNAL_ERROR, domain: VirFrom.REMOTE, message: withPrefix(VirErr.INTERNAL_ERROR, text), level: ErrorLevel.ERROR };
+  return {
+    code: VirErr.INTERNAL_ERROR,
+    domain: VirFrom.REMOTE,
+    message: withPrefix(VirErr.INTERNAL_ERROR, text),
+    level: ErrorLevel.ERROR,
+  };
 }

@@ -129,7 +129,8 @@ export function beginFrame(w: XdrWriter, h: MessageHeader): void {
 }
 
 export function endFrame(w: XdrWriter): Buffer {
-  if (w.length - LEN_SIZE > MESSAGE_MAX) throw new RangeError(`reply of ${w.length} bytes exceeds the ${MESSAGE_MAX} byte message limit`);
+  if (w.length - LEN_SIZE > MESSAGE_MAX)
+    throw new RangeError(`reply of ${w.length} bytes exceeds the ${MESSAGE_MAX} byte message limit`);
   w.patchUint(0, w.length);
   return w.toBuffer();
 }

@@ -52,9 +52,12 @@ async function claimPath(path: string): Promise<void> {
     if (errnoOf(err) === 'ENOENT') return;
     throw err;
   }
-  if (!st.isSocket()) throw new SvirtError('SVIRT_ERR_HOST', `cannot listen on "${path}": it exists and is not a socket`, { details: { path } });
+  if (!st.isSocket())
+    throw new SvirtError('SVIRT_ERR_HOST', `cannot listen on "${path}": it exists and is not a socket`, { details: { path } });
   if (await listening(path)) {
-    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot listen on "${path}": another server is listening there`, { details: { path } });
+    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot listen on "${path}": another server is listening there`, {
+      details: { path },
+    });
   }
   unlinkSync(path);
 }
@@ -112,7 +115,10 @@ export class RemoteServer {
   async listen(): Promise<void> {
     await claimPath(this.socketPath);
     await claimPath(this.roSocketPath);
-    for (const [path, ro, mode] of [[this.socketPath, false, 0o600], [this.roSocketPath, true, 0o666]] as const) {
+    for (const [path, ro, mode] of [
+      [this.socketPath, false, 0o600],
+      [this.roSocketPath, true, 0o666],
+    ] as const) {
       const server = createServer((socket) => this.accept(socket, ro));
       server.on('error', (err) => this.log(`socket "${path}": ${err.message}`));
       await listenAt(server, path, mode);

@@ -8,8 +8,16 @@ import { XdrError, XdrReader, XdrWriter } from './xdr.js';
 describe('XdrWriter / XdrReader', () => {
   it('round-trips every type with RFC 4506 encoding (big-endian, 4-byte padding)', () => {
     const w = new XdrWriter(4);
-    w.int(-2).uint(0xffffffff).hyper(-(2n ** 63n)).uhyper(2n ** 64n - 1n).bool(true).string('abcde', 10).opaqueFixed(Buffer.from([1, 2, 3]));
-    w.opaqueVar(Buffer.from([9]), 4).optional<string>(undefined, (x, v) => x.string(v, 9)).optional('z', (x, v) => x.string(v, 9));
+    w.int(-2)
+      .uint(0xffffffff)
+      .hyper(-(2n ** 63n))
+      .uhyper(2n ** 64n - 1n)
+      .bool(true)
+      .string('abcde', 10)
+      .opaqueFixed(Buffer.from([1, 2, 3]));
+    w.opaqueVar(Buffer.from([9]), 4)
+      .optional<string>(undefined, (x, v) => x.string(v, 9))
+      .optional('z', (x, v) => x.string(v, 9));
     w.array([1, 2, 3], 3, (x, v) => x.int(v));
     const buf = w.toBuffer();
     assert.equal(buf.length % 4, 0);
@@ -23,15 +31,27 @@ describe('XdrWriter / XdrReader', () => {
     assert.equal(r.string(10), 'abcde');
     assert.deepEqual([...r.opaqueFixed(3)], [1, 2, 3]);
     assert.deepEqual([...r.opaqueVar(4)], [9]);
-    assert.equal(r.optional((x) => x.string(9)), undefined);
-    assert.equal(r.optional((x) => x.string(9)), 'z');
-    assert.deepEqual(r.array(3, (x) => x.int()), [1, 2, 3]);
+    assert.equal(
+      r.optional((x) => x.string(9)),
+      undefined,
+    );
+    assert.equal(
+      r.optional((x) => x.string(9)),
+      'z',
+    );
+    assert.deepEqual(
+      r.array(3, (x) => x.int()),
+      [1, 2, 3],
+    );
     r.done();
   });
 
   it('refuses absurd lengths before allocating, truncated buffers and trailing bytes', () => {
     const len = (n: number) => new XdrWriter().uint(n).toBuffer();
-    assert.throws(() => new XdrReader(len(0xffffffff)).string(1024), (e: unknown) => e instanceof XdrError && /exceeds its maximum 1024/.test(e.message));
+    assert.throws(
+      () => new XdrReader(len(0xffffffff)).string(1024),
+      (e: unknown) => e instanceof XdrError && /exceeds its maximum 1024/.test(e.message),
+    );
     assert.throws(() => new XdrReader(len(100)).string(1024), /runs past the end/);
     assert.throws(() => new XdrReader(len(0x40000000)).array(0xffffffff, (x) => x.int()), /runs past the end/);
     assert.throws(() => new XdrReader(Buffer.from([0, 0, 0])).int(), /truncated int/);
@@ -57,7 +77,11 @@ describe('remote protocol structs', () => {
     const w = new XdrWriter();
     writeDomain(w, { name: 'g', uuid: '67a72208-12ab-412f-b07c-5409b1a3126b', id: -1 });
     assert.equal(w.length, 4 + 4 + 16 + 4);
-    assert.deepEqual(readDomain(new XdrReader(w.toBuffer())), { name: 'g', uuid: '67a72208-12ab-412f-b07c-5409b1a3126b', id: -1 });
+    assert.deepEqual(readDomain(new XdrReader(w.toBuffer())), {
+      name: 'g',
+      uuid: '67a72208-12ab-412f-b07c-5409b1a3126b',
+      id: -1,
+    });
   });
 
   it('encodes char<N> like rpcgen: one 4-byte unit per char, NUL included', () => {

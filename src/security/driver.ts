@@ -6,8 +6,7 @@ export type DriverName = 'none' | 'dac' | 'landlock' | 'selinux' | 'apparmor';
 
 /** "Not available here" is a result, not an exception. */
 export type ProbeResult =
-  | { readonly status: 'enable'; readonly notes?: readonly string[] }
-  | { readonly status: 'disable'; readonly reason: string };
+  { readonly status: 'enable'; readonly notes?: readonly string[] } | { readonly status: 'disable'; readonly reason: string };
 
 /** A `<baselabel type=...>` line of `capabilities`. */
 export interface BaseLabel {

@@ -76,9 +76,7 @@ export class SecurityManager {
   }
 
   private active(def: DomainDef): { driver: SecurityDriver; label: SecLabelDef }[] {
-    return this.drivers
-      .map((driver) => ({ driver, label: this.liveLabel(def, driver) }))
-      .filter((x) => x.label.type !== 'none');
+    return this.drivers.map((driver) => ({ driver, label: this.liveLabel(def, driver) })).filter((x) => x.label.type !== 'none');
   }
 
   reserveLabels(def: DomainDef, ctx: SecurityContext): void {
@@ -156,7 +154,12 @@ export class SecurityManager {
   }
 
   /** Merges every driver's part into one launcher spec; two drivers setting one field is an error. */
-  confinement(def: DomainDef, resources: readonly GuestResource[], ctx: SecurityContext, keepFds: readonly number[]): ConfinementSpec {
+  confinement(
+    def: DomainDef,
+    resources: readonly GuestResource[],
+    ctx: SecurityContext,
+    keepFds: readonly number[],
+  ): ConfinementSpec {
     const parts: { name: DriverName; part: ConfinementPart }[] = this.active(def).map(({ driver, label }) => ({
       name: driver.name,
       part: driver.confinement(def, label, resources, ctx),

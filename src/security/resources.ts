@@ -88,7 +88,9 @@ export function resolveResources(list: readonly GuestResource[]): GuestResource[
 
 /** The stored form of resources (no disk objects; they are found again by path). */
 export function serializeResources(list: readonly GuestResource[]): string {
-  return JSON.stringify(list.map((r) => ({ path: r.path, ...(r.declared ? { declared: r.declared } : {}), role: r.role, seclabels: r.seclabels })));
+  return JSON.stringify(
+    list.map((r) => ({ path: r.path, ...(r.declared ? { declared: r.declared } : {}), role: r.role, seclabels: r.seclabels })),
+  );
 }
 
 export function deserializeResources(text: string): GuestResource[] {

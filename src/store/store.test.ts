@@ -11,7 +11,7 @@ function tempStore(t: { after: (fn: () => void) => void }): { store: Store; dir:
   const store = Store.open(dir);
   t.after(() => {
     store.close();
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
   });
   return { store, dir };
 }
@@ -60,14 +60,16 @@ describe('Store', () => {
         s.close();
       });`;
     const runs = await Promise.all(
-      Array.from({ length: 8 }, (_, k) =>
-        new Promise<number[]>((resolve, reject) => {
-          const c = spawn(process.execPath, ['--input-type=module', '-e', script, dir, `p${k}`]);
-          let out = '';
-          c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-          c.on('error', reject);
-          c.on('close', () => resolve(JSON.parse(out || '[]') as number[]));
-        }),
+      Array.from(
+        { length: 8 },
+        (_, k) =>
+          new Promise<number[]>((resolve, reject) => {
+            const c = spawn(process.execPath, ['--input-type=module', '-e', script, dir, `p${k}`]);
+            let out = '';
+            c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+            c.on('error', reject);
+            c.on('close', () => resolve(JSON.parse(out || '[]') as number[]));
+          }),
       ),
     );
     const all = runs.flat().sort();

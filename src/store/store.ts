@@ -174,19 +174,17 @@ export class Store implements LabelMemory, LabelReservations {
   putDefinition(d: DefinedDomain): void {
     this.tx(() => {
       const other = this.db
-        .prepare('SELECT uuid FROM domains WHERE name = ? AND uuid <> ? UNION SELECT uuid FROM running WHERE name = ? AND uuid <> ?')
+        .prepare(
+          'SELECT uuid FROM domains WHERE name = ? AND uuid <> ? UNION SELECT uuid FROM running WHERE name = ? AND uuid <> ?',
+        )
         .get(d.name, d.uuid, d.name, d.uuid) as { uuid: string } | undefined;
       if (other !== undefined) {
         throw new SvirtError('SVIRT_ERR_DOMAIN_EXISTS', `domain '${d.name}' already exists with uuid ${other.uuid}`);
       }
       const renamed = this.db.prepare('SELECT name FROM domains WHERE uuid = ? AND name <> ?').get(d.uuid, d.name) as
-        | { name: string }
-        | undefined;
+        { name: string } | undefined;
       if (renamed !== undefined) {
-        throw new SvirtError(
-          'SVIRT_ERR_DOMAIN_EXISTS',
-          `domain '${renamed.name}' is already defined with uuid ${d.uuid}`,
-        );
+        throw new SvirtError('SVIRT_ERR_DOMAIN_EXISTS', `domain '${renamed.name}' is already defined with uuid ${d.uuid}`);
       }
       this.db
         .prepare(
@@ -268,8 +266,7 @@ export class Store implements LabelMemory, LabelReservations {
 
   /** Moves a record to a new state, owned by `owner` (or by nobody). Returns false if the record is gone. */
   setRunState(uuid: string, state: RunState, owner: { pid: number; startTime: number } | null, from?: RunState): boolean {
-    const sql =
-      'UPDATE running SET state = ?, owner_pid = ?, owner_start = ? WHERE uuid = ?' + (from ? ' AND state = ?' : '');
+    const sql = 'UPDATE running SET state = ?, owner_pid = ?, owner_start = ? WHERE uuid = ?' + (from ? ' AND state = ?' : '');
     const args: unknown[] = [state, owner?.pid ?? null, owner?.startTime ?? null, uuid];
     if (from) args.push(from);
     return this.db.prepare(sql).run(...args).changes === 1;
@@ -337,8 +334,7 @@ export class Store implements LabelMemory, LabelReservations {
 
   holder(driver: DriverName, label: string): string | undefined {
     const row = this.db.prepare('SELECT uuid FROM reservations WHERE driver = ? AND label = ?').get(driver, label) as
-      | { uuid: string }
-      | undefined;
+      { uuid: string } | undefined;
     return row?.uuid;
   }
 
@@ -373,12 +369,8 @@ export class Store implements LabelMemory, LabelReservations {
 
   remember(driver: DriverName, path: string, uuid: string, original: string): string {
     return this.tx(() => {
-      this.db
-        .prepare('INSERT OR IGNORE INTO remembered (driver, path, original) VALUES (?, ?, ?)')
-        .run(driver, path, original);
-      this.db
-        .prepare('INSERT OR IGNORE INTO remembered_users (driver, path, uuid) VALUES (?, ?, ?)')
-        .run(driver, path, uuid);
+      this.db.prepare('INSERT OR IGNORE INTO remembered (driver, path, original) VALUES (?, ?, ?)').run(driver, path, original);
+      this.db.prepare('INSERT OR IGNORE INTO remembered_users (driver, path, uuid) VALUES (?, ?, ?)').run(driver, path, uuid);
       return (
         this.db.prepare('SELECT original FROM remembered WHERE driver = ? AND path = ?').get(driver, path) as {
           original: string;
@@ -389,8 +381,7 @@ export class Store implements LabelMemory, LabelReservations {
 
   recall(driver: DriverName, path: string): { original: string; users: string[] } | undefined {
     const row = this.db.prepare('SELECT original FROM remembered WHERE driver = ? AND path = ?').get(driver, path) as
-      | { original: string }
-      | undefined;
+      { original: string } | undefined;
     if (row === undefined) return undefined;
     const users = (
       this.db.prepare('SELECT uuid FROM remembered_users WHERE driver = ? AND path = ?').all(driver, path) as {
@@ -408,8 +399,7 @@ export class Store implements LabelMemory, LabelReservations {
         .get(driver, path) as { n: number };
       if (left.n > 0) return undefined;
       const row = this.db.prepare('SELECT original FROM remembered WHERE driver = ? AND path = ?').get(driver, path) as
-        | { original: string }
-        | undefined;
+        { original: string } | undefined;
       return row?.original;
     });
   }

@@ -28,49 +28,69 @@ function deniedAll(m: MatrixResult, stack: string): void {
 }
 
 describe('attack matrix (real QEMU, real kernel)', { skip }, () => {
-  it('denies every attack under the default root stack, and shows them succeeding under none', { skip: isRoot() ? false : 'needs root for the dac stacks' }, async (t) => {
-    const work = mkdtempSync(join(tmpdir(), 'svirt-matrix-'));
-    t.after(() => rmSync(work, { recursive: true, force: true }));
-    const m = await runMatrix({ stacks: ['none', 'dac', 'landlock', 'dac,landlock'], workDir: work });
-    assert.equal(m.rows.length, ATTACKS.length);
-    deniedAll(m, 'dac,landlock');
-    deniedAll(m, 'landlock');
-    const allowedUnderNone = m.rows.filter((r) => r.cells['none']?.result === 'allowed').map((r) => r.id);
-    for (const id of ['disk-b-rw', 'disk-b-ro', 'shadow', 'write-etc', 'qmp-b', 'tcp', 'signal-b']) {
-      assert.ok(allowedUnderNone.includes(id), `under none, ${id} succeeds (the matrix can fail): ${allowedUnderNone.join(',')}`);
-    }
-    // dac alone: the shared-uid attacks fail, what DAC cannot see (TCP, a world-writable dir) does not.
-    for (const id of ['disk-b-rw', 'disk-b-ro', 'shadow', 'write-etc', 'qmp-b', 'signal-b', 'environ-b']) {
-      assert.equal(m.rows.find((r) => r.id === id)?.cells['dac']?.result, 'denied', `dac denies ${id}`);
-    }
-    assert.equal(m.rows.find((r) => r.id === 'tcp')?.cells['dac']?.result, 'allowed', 'dac alone cannot stop TCP');
-  });
+  it(
+    'denies every attack under the default root stack, and shows them succeeding under none',
+    { skip: isRoot() ? false : 'needs root for the dac stacks' },
+    async (t) => {
+      const work = mkdtempSync(join(tmpdir(), 'svirt-matrix-'));
+      t.after(() => rmSync(work, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 }));
+      const m = await runMatrix({ stacks: ['none', 'dac', 'landlock', 'dac,landlock'], workDir: work });
+      assert.equal(m.rows.length, ATTACKS.length);
+      deniedAll(m, 'dac,landlock');
+      deniedAll(m, 'landlock');
+      const allowedUnderNone = m.rows.filter((r) => r.cells['none']?.result === 'allowed').map((r) => r.id);
+      for (const id of ['disk-b-rw', 'disk-b-ro', 'shadow', 'write-etc', 'qmp-b', 'tcp', 'signal-b']) {
+        assert.ok(
+          allowedUnderNone.includes(id),
+          `under none, ${id} succeeds (the matrix can fail): ${allowedUnderNone.join(',')}`,
+        );
+      }
+      // dac alone: the shared-uid attacks fail, what DAC cannot see (TCP, a world-writable dir) does not.
+      for (const id of ['disk-b-rw', 'disk-b-ro', 'shadow', 'write-etc', 'qmp-b', 'signal-b', 'environ-b']) {
+        assert.equal(m.rows.find((r) => r.id === id)?.cells['dac']?.result, 'denied', `dac denies ${id}`);
+      }
+      assert.equal(m.rows.find((r) => r.id === 'tcp')?.cells['dac']?.result, 'allowed', 'dac alone cannot stop TCP');
+    },
+  );
 
-  it('denies every attack as a non-root user (session mode: landlock alone)', { skip: isRoot() ? false : 'needs root to create the test user' }, (t) => {
-    const user = 'svirt-test';
-    if (spawnSync('id', [user]).status !== 0) {
-      const r = spawnSync('useradd', ['--create-home', '--shell', '/bin/sh', user], { encoding: 'utf8' });
-      assert.equal(r.status, 0, `useradd: ${r.stderr}`);
-    }
-    const uid = spawnSync('id', ['-u', user], { encoding: 'utf8' }).stdout.trim();
-    if (spawnSync('su', [user, '-s', '/bin/sh', '-c', `test -r ${SVIRT_BIN}`]).status !== 0) {
-      t.skip(`the checkout (${SVIRT_BIN}) is not readable by the test user ${user}`);
-      return;
-    }
-    const runtime = `/tmp/svirt-test-xdg-${uid}`;
-    const r = spawnSync(
-      'su',
-      [user, '-s', '/bin/sh', '-c', `XDG_RUNTIME_DIR=${runtime} XDG_DATA_HOME=${runtime}/data exec ${process.execPath} ${SVIRT_BIN} --json demo`],
-      { encoding: 'utf8', cwd: '/tmp', timeout: 180_000 },
-    );
-    rmSync(runtime, { recursive: true, force: true });
-    assert.equal(r.status, 0, `demo as ${user} failed: ${r.stderr}`);
-    const m = JSON.parse(r.stdout) as MatrixResult & { isolated: boolean; strongest: string };
-    assert.deepEqual(m.stacks, ['none', 'landlock']);
-    assert.equal(m.isolated, true);
-    deniedAll(m, 'landlock');
-    assert.ok(m.rows.some((row) => row.cells['none']?.result === 'allowed'), 'something succeeds under none');
-  });
+  it(
+    'denies every attack as a non-root user (session mode: landlock alone)',
+    { skip: isRoot() ? false : 'needs root to create the test user' },
+    (t) => {
+      const user = 'svirt-test';
+      if (spawnSync('id', [user]).status !== 0) {
+        const r = spawnSync('useradd', ['--create-home', '--shell', '/bin/sh', user], { encoding: 'utf8' });
+        assert.equal(r.status, 0, `useradd: ${r.stderr}`);
+      }
+      const uid = spawnSync('id', ['-u', user], { encoding: 'utf8' }).stdout.trim();
+      if (spawnSync('su', [user, '-s', '/bin/sh', '-c', `test -r ${SVIRT_BIN}`]).status !== 0) {
+        t.skip(`the checkout (${SVIRT_BIN}) is not readable by the test user ${user}`);
+        return;
+      }
+      const runtime = `/tmp/svirt-test-xdg-${uid}`;
+      const r = spawnSync(
+        'su',
+        [
+          user,
+          '-s',
+          '/bin/sh',
+          '-c',
+          `XDG_RUNTIME_DIR=${runtime} XDG_DATA_HOME=${runtime}/data exec ${process.execPath} ${SVIRT_BIN} --json demo`,
+        ],
+        { encoding: 'utf8', cwd: '/tmp', timeout: 180_000 },
+      );
+      rmSync(runtime, { recursive: true, force: true });
+      assert.equal(r.status, 0, `demo as ${user} failed: ${r.stderr}`);
+      const m = JSON.parse(r.stdout) as MatrixResult & { isolated: boolean; strongest: string };
+      assert.deepEqual(m.stacks, ['none', 'landlock']);
+      assert.equal(m.isolated, true);
+      deniedAll(m, 'landlock');
+      assert.ok(
+        m.rows.some((row) => row.cells['none']?.result === 'allowed'),
+        'something succeeds under none',
+      );
+    },
+  );
 
   it("fails to start, naming the step, when best effort is off and the kernel's ABI is too old for the ruleset", async (t) => {
     const dir = scratch(t);
@@ -79,7 +99,9 @@ describe('attack matrix (real QEMU, real kernel)', { skip }, () => {
     const r = await svirt(dir, ['--security-driver', 'landlock', 'create', file, '--paused'], env);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /^error: confinement step 'landlock' failed: .*needs ABI \d+, kernel has \d+/m);
-    const ok = await svirt(dir, ['--security-driver', 'landlock', 'create', file, '--paused'], { SVIRT_LANDLOCK_BEST_EFFORT: '0' });
+    const ok = await svirt(dir, ['--security-driver', 'landlock', 'create', file, '--paused'], {
+      SVIRT_LANDLOCK_BEST_EFFORT: '0',
+    });
     assert.equal(ok.code, 0, ok.stderr);
   });
 });

@@ -24,33 +24,52 @@ describe('svirt CLI contract', () => {
     assert.equal(info['Name'], 'lister');
     assert.equal(info['Security model'], isRoot() ? 'dac' : 'landlock');
     const labels = JSON.parse(await svirtOk(dir, [...S, '--json', 'seclabel', 'lister'])) as { labels: { model: string }[] };
-    assert.deepEqual(labels.labels.map((l) => l.model), isRoot() ? ['dac', 'landlock'] : ['landlock']);
+    assert.deepEqual(
+      labels.labels.map((l) => l.model),
+      isRoot() ? ['dac', 'landlock'] : ['landlock'],
+    );
   });
 
-  it('lists one <secmodel> per driver of the stack in capabilities', { skip: isRoot() ? false : 'the dac driver needs root' }, async (t) => {
-    const dir = scratch(t);
-    const caps = await svirtOk(dir, ['--security-driver', 'dac,landlock', 'capabilities']);
-    const models = [...caps.matchAll(/<model>(\w+)<\/model>/g)].map((m) => m[1]);
-    assert.deepEqual(models, ['dac', 'landlock']);
-    assert.match(caps, /<baselabel type='kvm'>\+\d+:\+\d+<\/baselabel>/);
-    const se = await svirtOk(dir, ['--security-driver', 'selinux', 'capabilities'], { SVIRT_SELINUX_MODE: 'userspace-test' });
-    assert.match(se, /<model>selinux<\/model>\s*<doi>0<\/doi>\s*<baselabel type='kvm'>system_u:system_r:svirt_t:s0<\/baselabel>/);
-    assert.match(se, /<baselabel type='qemu'>system_u:system_r:svirt\w*_t:s0<\/baselabel>/);
-  });
+  it(
+    'lists one <secmodel> per driver of the stack in capabilities',
+    { skip: isRoot() ? false : 'the dac driver needs root' },
+    async (t) => {
+      const dir = scratch(t);
+      const caps = await svirtOk(dir, ['--security-driver', 'dac,landlock', 'capabilities']);
+      const models = [...caps.matchAll(/<model>(\w+)<\/model>/g)].map((m) => m[1]);
+      assert.deepEqual(models, ['dac', 'landlock']);
+      assert.match(caps, /<baselabel type='kvm'>\+\d+:\+\d+<\/baselabel>/);
+      const se = await svirtOk(dir, ['--security-driver', 'selinux', 'capabilities'], { SVIRT_SELINUX_MODE: 'userspace-test' });
+      assert.match(
+        se,
+        /<model>selinux<\/model>\s*<doi>0<\/doi>\s*<baselabel type='kvm'>system_u:system_r:svirt_t:s0<\/baselabel>/,
+      );
+      assert.match(se, /<baselabel type='qemu'>system_u:system_r:svirt\w*_t:s0<\/baselabel>/);
+    },
+  );
 
-  it('refuses selinux and apparmor on a kernel that runs neither, before writing anything', { skip: kernelRunsSelinux || kernelRunsApparmor ? 'this kernel runs an LSM' : false }, async (t) => {
-    const dir = scratch(t);
-    const file = writeDomain(dir, 'lsm', domainXml('lsm', []));
-    await svirtOk(dir, ['--security-driver', 'none', 'define', file]);
-    const profileDir = join(dir, 'apparmor');
-    for (const driver of ['selinux', 'apparmor']) {
-      const r = await svirt(dir, ['--security-driver', driver, 'start', 'lsm', '--paused'], { SVIRT_APPARMOR_PROFILE_DIR: profileDir });
-      assert.equal(r.code, 1);
-      assert.equal(r.stderr, `error: Security driver ${driver} not enabled: the kernel does not run ${driver === 'selinux' ? 'SELinux' : 'AppArmor'}\n`);
-    }
-    assert.equal(existsSync(profileDir), false, 'no profile was written');
-    assert.equal(countRows(dir, 'running'), 0);
-  });
+  it(
+    'refuses selinux and apparmor on a kernel that runs neither, before writing anything',
+    { skip: kernelRunsSelinux || kernelRunsApparmor ? 'this kernel runs an LSM' : false },
+    async (t) => {
+      const dir = scratch(t);
+      const file = writeDomain(dir, 'lsm', domainXml('lsm', []));
+      await svirtOk(dir, ['--security-driver', 'none', 'define', file]);
+      const profileDir = join(dir, 'apparmor');
+      for (const driver of ['selinux', 'apparmor']) {
+        const r = await svirt(dir, ['--security-driver', driver, 'start', 'lsm', '--paused'], {
+          SVIRT_APPARMOR_PROFILE_DIR: profileDir,
+        });
+        assert.equal(r.code, 1);
+        assert.equal(
+          r.stderr,
+          `error: Security driver ${driver} not enabled: the kernel does not run ${driver === 'selinux' ? 'SELinux' : 'AppArmor'}\n`,
+        );
+      }
+      assert.equal(existsSync(profileDir), false, 'no profile was written');
+      assert.equal(countRows(dir, 'running'), 0);
+    },
+  );
 
   it('dry-runs every driver without touching anything', async (t) => {
     const dir = scratch(t);
@@ -66,7 +85,12 @@ describe('svirt CLI contract', () => {
     const ll = await svirtOk(dir, ['profile', file, '--driver', 'landlock']);
     assert.match(ll, /^allow \/usr\/bin\/qemu-system-x86_64: read_file execute$/m);
     assert.equal(existsSync(join(dir, 'aa')), false, 'no profile file was written');
-    assert.deepEqual(readdirSync(dir).filter((f) => f !== 'svirt.db' && !f.startsWith('svirt.db-')).sort(), before);
+    assert.deepEqual(
+      readdirSync(dir)
+        .filter((f) => f !== 'svirt.db' && !f.startsWith('svirt.db-'))
+        .sort(),
+      before,
+    );
   });
 
   it('answers bad input with one error line and no stack trace', async (t) => {
@@ -74,7 +98,11 @@ describe('svirt CLI contract', () => {
     const cases: [string, string, RegExp][] = [
       ['malformed.xml', '<domain type="qemu"><name>x</name>', /^error: malformed domain XML: line \d+/],
       ['noname.xml', "<domain type='qemu'><memory>1</memory></domain>", /^error: .*name/],
-      ['entity.xml', '<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/shadow">]><domain>&x;</domain>', /^error: malformed domain XML/],
+      [
+        'entity.xml',
+        '<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/shadow">]><domain>&x;</domain>',
+        /^error: malformed domain XML/,
+      ],
     ];
     for (const [name, text, re] of cases) {
       const f = join(dir, name);

@@ -65,7 +65,12 @@ describe('svirt core with the dac driver (real QEMU)', { skip }, () => {
     assert.match(info, /^Security DOI:\s+0$/m);
     assert.match(info, new RegExp(`^Security label: \\+${ua[0]}:\\+${ua[0]}$`, 'm'));
     const xml = await svirtOk(dir, [...DAC, 'dumpxml', 'ga']);
-    assert.match(xml, new RegExp(`<seclabel type='dynamic' model='dac' relabel='yes'>\\s*<label>\\+${ua[0]}:\\+${ua[0]}</label>\\s*<imagelabel>\\+${ua[0]}:\\+${ua[0]}</imagelabel>`));
+    assert.match(
+      xml,
+      new RegExp(
+        `<seclabel type='dynamic' model='dac' relabel='yes'>\\s*<label>\\+${ua[0]}:\\+${ua[0]}</label>\\s*<imagelabel>\\+${ua[0]}:\\+${ua[0]}</imagelabel>`,
+      ),
+    );
 
     await svirtOk(dir, [...DAC, 'destroy', 'ga']);
     assert.deepEqual(owner(a), { ...ORIGINAL, mode: 0o644 }, 'non-root original owner and mode are back after destroy');
@@ -134,23 +139,27 @@ describe('svirt core with the dac driver (real QEMU)', { skip }, () => {
     assert.equal(countRows(dir, 'domains'), 1, 'the definition is kept');
   });
 
-  it('gives KVM guests /dev/kvm through per-uid ACL entries and takes them back', { skip: existsSync('/dev/kvm') ? false : 'no /dev/kvm on this host' }, async (t) => {
-    const dir = scratch(t);
-    const before = statSync('/dev/kvm').mode;
-    for (const n of ['k1', 'k2']) {
-      const img = makeImage(join(dir, `${n}.img`), 1);
-      const xml = domainXml(n, [{ path: img, dev: 'vda' }]).replace("<domain type='qemu'>", "<domain type='kvm'>");
-      await svirtOk(dir, [...DAC, 'define', writeDomain(dir, n, xml)]);
-      await svirtOk(dir, [...DAC, 'start', n, '--paused']);
-    }
-    const uids = readRunning(dir).map((r) => uidOf(r.pid ?? 0)[0]);
-    assert.deepEqual(aclUsers('/dev/kvm').sort(), [...uids].sort(), 'each KVM guest uid has its own entry');
-    await svirtOk(dir, [...DAC, 'destroy', 'k1']);
-    assert.equal(aclUsers('/dev/kvm').length, 1, 'the other guest keeps its entry');
-    await svirtOk(dir, [...DAC, 'destroy', 'k2']);
-    assert.deepEqual(aclUsers('/dev/kvm'), []);
-    assert.equal(statSync('/dev/kvm').mode, before, '/dev/kvm is exactly as before');
-  });
+  it(
+    'gives KVM guests /dev/kvm through per-uid ACL entries and takes them back',
+    { skip: existsSync('/dev/kvm') ? false : 'no /dev/kvm on this host' },
+    async (t) => {
+      const dir = scratch(t);
+      const before = statSync('/dev/kvm').mode;
+      for (const n of ['k1', 'k2']) {
+        const img = makeImage(join(dir, `${n}.img`), 1);
+        const xml = domainXml(n, [{ path: img, dev: 'vda' }]).replace("<domain type='qemu'>", "<domain type='kvm'>");
+        await svirtOk(dir, [...DAC, 'define', writeDomain(dir, n, xml)]);
+        await svirtOk(dir, [...DAC, 'start', n, '--paused']);
+      }
+      const uids = readRunning(dir).map((r) => uidOf(r.pid ?? 0)[0]);
+      assert.deepEqual(aclUsers('/dev/kvm').sort(), [...uids].sort(), 'each KVM guest uid has its own entry');
+      await svirtOk(dir, [...DAC, 'destroy', 'k1']);
+      assert.equal(aclUsers('/dev/kvm').length, 1, 'the other guest keeps its entry');
+      await svirtOk(dir, [...DAC, 'destroy', 'k2']);
+      assert.deepEqual(aclUsers('/dev/kvm'), []);
+      assert.equal(statSync('/dev/kvm').mode, before, '/dev/kvm is exactly as before');
+    },
+  );
 
   it('takes the labels of running guests again when their reservations were lost', async (t) => {
     const dir = scratch(t);

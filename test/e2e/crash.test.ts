@@ -4,7 +4,19 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { lgetxattr } from '../../src/host/native.js';
 import { CRASH_POINTS, type CrashPoint } from '../../src/testing/crash-points.js';
-import { countRows, domainXml, haveQemu, isRoot, makeImage, owner, readRunning, scratch, svirt, svirtOk, writeDomain } from '../helpers.js';
+import {
+  countRows,
+  domainXml,
+  haveQemu,
+  isRoot,
+  makeImage,
+  owner,
+  readRunning,
+  scratch,
+  svirt,
+  svirtOk,
+  writeDomain,
+} from '../helpers.js';
 
 const skip = !haveQemu() ? 'qemu-system-x86_64 is not installed' : !isRoot() ? 'the dac driver needs root' : false;
 const STACK = ['--security-driver', 'selinux,dac,landlock'];
@@ -17,7 +29,7 @@ function scenario(point: CrashPoint, dir: string): { setup: string[][]; crash: s
   const iso = join(dir, 'media.iso');
   const save = join(dir, 'g.save');
   const start = ['start', 'g', '--paused'];
-  switch (point.split(':')[0]) {
+  switch (point.split(':')[0] ?? '') {
     case 'start':
       return { setup: [], crash: start };
     case 'destroy':
@@ -74,15 +86,17 @@ function violations(dir: string, files: readonly string[], uuid: string): string
     if (owner(files[0] as string).uid !== uid) out.push('a running guest lost the owner of its disk');
     const attached = rec.live_xml.includes('extra.img');
     const extra = files[1] as string;
-    if (attached && owner(extra).uid !== uid) out.push('an attached disk is not the guest\'s');
-    if (!attached && (owner(extra).uid !== ORIGINAL.uid || selinux(extra) !== undefined)) out.push('a detached disk kept a guest label');
+    if (attached && owner(extra).uid !== uid) out.push("an attached disk is not the guest's");
+    if (!attached && (owner(extra).uid !== ORIGINAL.uid || selinux(extra) !== undefined))
+      out.push('a detached disk kept a guest label');
     const iso = files[2] as string;
     if (!rec.live_xml.includes('media.iso') && selinux(iso) !== undefined) out.push('an ejected medium kept a label');
   } else {
     if (pids.length > 0) out.push(`no running record but QEMU ${pids.join(',')} runs`);
     for (const f of files) {
       const o = owner(f);
-      if (o.uid !== ORIGINAL.uid || o.mode !== ORIGINAL.mode) out.push(`${f} owned by ${o.uid} mode ${o.mode.toString(8)} while the guest is stopped`);
+      if (o.uid !== ORIGINAL.uid || o.mode !== ORIGINAL.mode)
+        out.push(`${f} owned by ${o.uid} mode ${o.mode.toString(8)} while the guest is stopped`);
       if (selinux(f) !== undefined) out.push(`${f} keeps SELinux label ${selinux(f)} while the guest is stopped`);
     }
     if (countRows(dir, 'reservations') !== 0) out.push('a reservation leaked');
@@ -97,7 +111,11 @@ describe('crash safety (svirt killed at every step, then any command repairs)', 
     for (const point of CRASH_POINTS) {
       const dir = scratch(t, `svirt-crash-${point.replace(':', '-')}-`);
       const disk = makeImage(join(dir, 'g.img'), 4, ORIGINAL, 0o644);
-      const files = [disk, makeImage(join(dir, 'extra.img'), 4, ORIGINAL, 0o644), makeImage(join(dir, 'media.iso'), 1, ORIGINAL, 0o644)];
+      const files = [
+        disk,
+        makeImage(join(dir, 'extra.img'), 4, ORIGINAL, 0o644),
+        makeImage(join(dir, 'media.iso'), 1, ORIGINAL, 0o644),
+      ];
       const xml = domainXml('g', [{ path: disk, dev: 'vda' }]).replace(
         '  </devices>',
         "    <disk type='file' device='cdrom'><driver name='qemu' type='raw'/><target dev='hdc' bus='ide'/><readonly/></disk>\n  </devices>",
@@ -108,7 +126,8 @@ describe('crash safety (svirt killed at every step, then any command repairs)', 
       for (const cmd of s.setup) await svirtOk(dir, [...STACK, ...cmd], ENV);
       const crashed = await svirt(dir, [...STACK, ...s.crash], { ...ENV, SVIRT_TEST_CRASH_AT: point });
       const problems: string[] = [];
-      if (crashed.code !== 128) problems.push(`the command did not crash at ${point} (exit ${crashed.code}: ${crashed.stderr.trim()})`);
+      if (crashed.code !== 128)
+        problems.push(`the command did not crash at ${point} (exit ${crashed.code}: ${crashed.stderr.trim()})`);
       // Any next command repairs; wait a moment for the monitor's own reconcile too.
       await svirtOk(dir, [...STACK, 'list', '--all'], ENV);
       await new Promise((r) => setTimeout(r, 300));

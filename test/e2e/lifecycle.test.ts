@@ -4,7 +4,20 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { lgetxattr } from '../../src/host/native.js';
 import { QmpClient } from '../../src/qemu/qmp-client.js';
-import { countRows, domainXml, haveQemu, isRoot, makeImage, owner, procStatus, readRunning, scratch, svirt, svirtOk, writeDomain } from '../helpers.js';
+import {
+  countRows,
+  domainXml,
+  haveQemu,
+  isRoot,
+  makeImage,
+  owner,
+  procStatus,
+  readRunning,
+  scratch,
+  svirt,
+  svirtOk,
+  writeDomain,
+} from '../helpers.js';
 
 const skip = !haveQemu() ? 'qemu-system-x86_64 is not installed' : !isRoot() ? 'these stacks need root' : false;
 const ORIGINAL = { uid: 1000, gid: 1000, mode: 0o644 };
@@ -56,7 +69,8 @@ async function diskIo(dir: string, name: string, dev: string): Promise<void> {
 function assertLabelled(c: StackCase, dir: string, guest: string, path: string): void {
   const l = guestLabels(dir, guest);
   if (c.stack.includes('dac')) assert.equal(owner(path).uid, l.uid, `${path} belongs to ${guest}'s uid`);
-  if (c.stack.includes('selinux')) assert.match(selinuxLabel(path) ?? '', new RegExp(`svirt_image_t:${l.level ?? 'x'}$`), `${path} has ${guest}'s MCS pair`);
+  if (c.stack.includes('selinux'))
+    assert.match(selinuxLabel(path) ?? '', new RegExp(`svirt_image_t:${l.level ?? 'x'}$`), `${path} has ${guest}'s MCS pair`);
 }
 
 function assertOriginal(path: string): void {
@@ -79,7 +93,11 @@ for (const c of STACKS) {
       await svirtOk(dir, [...S, 'attach-disk', 'g1', extra, 'sdb'], env);
       assertLabelled(c, dir, 'g1', extra);
       assert.match(await svirtOk(dir, [...S, 'dumpxml', 'g1'], env), /<target dev='sdb' bus='scsi'\/>/);
-      assert.doesNotMatch(await svirtOk(dir, [...S, 'dumpxml', 'g1', '--inactive'], env), /sdb/, 'a live attach leaves the definition alone');
+      assert.doesNotMatch(
+        await svirtOk(dir, [...S, 'dumpxml', 'g1', '--inactive'], env),
+        /sdb/,
+        'a live attach leaves the definition alone',
+      );
       await diskIo(dir, 'g1', 'sdb');
       await svirtOk(dir, [...S, 'detach-disk', 'g1', 'sdb'], env);
       assertOriginal(extra);
@@ -108,7 +126,8 @@ for (const c of STACKS) {
       await svirtOk(dir, [...S, 'start', 'cd', '--paused'], env);
       await svirtOk(dir, [...S, 'change-media', 'cd', 'hdc', iso, '--insert'], env);
       assert.match(await svirtOk(dir, [...S, 'dumpxml', 'cd'], env), /media\.iso/);
-      if (c.stack.includes('selinux')) assert.match(selinuxLabel(iso) ?? '', /virt_content_t:s0$/, 'read-only media get the content label');
+      if (c.stack.includes('selinux'))
+        assert.match(selinuxLabel(iso) ?? '', /virt_content_t:s0$/, 'read-only media get the content label');
       assert.equal(owner(iso).uid, ORIGINAL.uid, 'read-only media keep their owner');
       await svirtOk(dir, [...S, 'change-media', 'cd', 'hdc', '--eject'], env);
       assert.doesNotMatch(await svirtOk(dir, [...S, 'dumpxml', 'cd'], env), /media\.iso/);
@@ -156,7 +175,10 @@ for (const c of STACKS) {
       const copy = join(dir, 'copy-vda.img');
       assert.ok(existsSync(copy));
       assert.deepEqual(owner(copy), { uid: 0, gid: 0, mode: 0o644 }, 'the copy belongs to svirt, with the source mode');
-      await Promise.all([svirtOk(dir, [...S, 'start', 'src', '--paused'], env), svirtOk(dir, [...S, 'start', 'copy', '--paused'], env)]);
+      await Promise.all([
+        svirtOk(dir, [...S, 'start', 'src', '--paused'], env),
+        svirtOk(dir, [...S, 'start', 'copy', '--paused'], env),
+      ]);
       const a = guestLabels(dir, 'src');
       const b = guestLabels(dir, 'copy');
       if (c.stack.includes('dac')) assert.notEqual(a.uid, b.uid);
@@ -183,7 +205,7 @@ describe('a device operation that fails', { skip }, () => {
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /did not release device disk-vdb/);
     assert.match(await svirtOk(dir, [...S, 'dumpxml', 'pci']), /pci-extra\.img/, 'still attached');
-    assert.equal(owner(extra).uid, guestLabels(dir, 'pci').uid, 'still the guest\'s');
+    assert.equal(owner(extra).uid, guestLabels(dir, 'pci').uid, "still the guest's");
     await svirtOk(dir, [...S, 'suspend', 'pci']); // not "busy": the failed operation holds nothing
     await svirtOk(dir, [...S, 'destroy', 'pci']);
     assertOriginal(extra);

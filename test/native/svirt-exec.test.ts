@@ -10,8 +10,22 @@ import type { ConfinementSpec, LandlockFsAccess, LandlockSpec } from '../../src/
 
 const isRoot = process.getuid?.() === 0;
 const ALL_FS: readonly LandlockFsAccess[] = [
-  'execute', 'write_file', 'read_file', 'read_dir', 'remove_dir', 'remove_file', 'make_char', 'make_dir',
-  'make_reg', 'make_sock', 'make_fifo', 'make_block', 'make_sym', 'refer', 'truncate', 'ioctl_dev',
+  'execute',
+  'write_file',
+  'read_file',
+  'read_dir',
+  'remove_dir',
+  'remove_file',
+  'make_char',
+  'make_dir',
+  'make_reg',
+  'make_sock',
+  'make_fifo',
+  'make_block',
+  'make_sym',
+  'refer',
+  'truncate',
+  'ioctl_dev',
 ];
 /** What /bin/sh, cat, bash and friends need to start. */
 const SYSTEM_RULES = [
@@ -40,7 +54,7 @@ type Cleanup = { after(fn: () => void): void };
 
 function tempDir(t: Cleanup): string {
   const dir = mkdtempSync(join(tmpdir(), 'svirt-exec-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  t.after(() => rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 }));
   return dir;
 }
 
@@ -50,7 +64,13 @@ function baseSpec(extra: Partial<ConfinementSpec> = {}): ConfinementSpec {
 
 function landlock(extra: Partial<LandlockSpec>): LandlockSpec {
   return {
-    handledFs: [], handledNet: [], scoped: [], pathRules: [], netRules: [], bestEffort: false, logNewExec: false,
+    handledFs: [],
+    handledNet: [],
+    scoped: [],
+    pathRules: [],
+    netRules: [],
+    bestEffort: false,
+    logNewExec: false,
     ...extra,
   };
 }
@@ -102,9 +122,14 @@ describe('svirt-exec', () => {
   });
 
   it('runs the program with its arguments, the environment as is and no_new_privs set', (t) => {
-    const r = runExec(t, baseSpec(), ['/bin/sh', '-c', 'echo "$0 $1 $SVIRT_T"; grep NoNewPrivs /proc/self/status', 'zero', 'one'], {
-      env: { ...process.env, SVIRT_T: 'kept' },
-    });
+    const r = runExec(
+      t,
+      baseSpec(),
+      ['/bin/sh', '-c', 'echo "$0 $1 $SVIRT_T"; grep NoNewPrivs /proc/self/status', 'zero', 'one'],
+      {
+        env: { ...process.env, SVIRT_T: 'kept' },
+      },
+    );
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, 'zero one kept\nNoNewPrivs:\t1\n');
     const off = runExec(t, baseSpec({ noNewPrivs: false }), ['/bin/grep', 'NoNewPrivs', '/proc/self/status']);
@@ -121,10 +146,29 @@ describe('svirt-exec', () => {
       ['uid without gid', JSON.stringify({ ...baseSpec(), uid: 5 }), /uid and gid must be given together/],
       ['uid -1', JSON.stringify({ ...baseSpec(), uid: 4294967295, gid: 0 }), /out of range/],
       ['a fraction', JSON.stringify({ ...baseSpec(), keepFds: [3.5] }), /only plain integers/],
-      ['an unknown landlock access name', JSON.stringify(baseSpec({ landlock: landlock({ handledFs: ['read_file'] }) })).replace('"read_file"', '"read_everything"'), /landlock.handledFs\[0\]: unknown name "read_everything"/],
-      ['an unknown rlimit', JSON.stringify({ ...baseSpec(), rlimits: [{ resource: 'cpu', soft: 1, hard: 1 }] }), /unknown resource "cpu"/],
-      ['keep outside hide', JSON.stringify(baseSpec({ mountView: { hide: '/run/svirt', keep: '/run/other', userns: false } })), /is not beneath/],
-      ['a non-normalized path', JSON.stringify(baseSpec({ mountView: { hide: '/run/svirt', keep: '/run/svirt/../x', userns: false } })), /not a normalized path/],
+      [
+        'an unknown landlock access name',
+        JSON.stringify(baseSpec({ landlock: landlock({ handledFs: ['read_file'] }) })).replace(
+          '"read_file"',
+          '"read_everything"',
+        ),
+        /landlock.handledFs\[0\]: unknown name "read_everything"/,
+      ],
+      [
+        'an unknown rlimit',
+        JSON.stringify({ ...baseSpec(), rlimits: [{ resource: 'cpu', soft: 1, hard: 1 }] }),
+        /unknown resource "cpu"/,
+      ],
+      [
+        'keep outside hide',
+        JSON.stringify(baseSpec({ mountView: { hide: '/run/svirt', keep: '/run/other', userns: false } })),
+        /is not beneath/,
+      ],
+      [
+        'a non-normalized path',
+        JSON.stringify(baseSpec({ mountView: { hide: '/run/svirt', keep: '/run/svirt/../x', userns: false } })),
+        /not a normalized path/,
+      ],
       ['a duplicate key', '{"version":1,"version":1,"rlimits":[],"noNewPrivs":true,"keepFds":[]}', /duplicate key "version"/],
       ['a NUL in a string', JSON.stringify({ ...baseSpec(), selinuxExecLabel: 'a\u0000b' }), /NUL in string/],
       ['trailing data', `${JSON.stringify(baseSpec())} {}`, /trailing data/],
@@ -147,11 +191,22 @@ describe('svirt-exec', () => {
   });
 
   it('fails rlimits with 202 (soft above hard)', (t) => {
-    assertStepFails(t, baseSpec({ rlimits: [{ resource: 'nofile', soft: 100, hard: 50 }] }), 202, /^svirt-exec: rlimits: setrlimit nofile: Invalid argument$/m);
+    assertStepFails(
+      t,
+      baseSpec({ rlimits: [{ resource: 'nofile', soft: 100, hard: 50 }] }),
+      202,
+      /^svirt-exec: rlimits: setrlimit nofile: Invalid argument$/m,
+    );
   });
 
   it('applies rlimits (-1 is unlimited)', (t) => {
-    const spec = baseSpec({ rlimits: [{ resource: 'nofile', soft: 64, hard: 128 }, { resource: 'core', soft: 0, hard: 0 }, { resource: 'fsize', soft: -1, hard: -1 }] });
+    const spec = baseSpec({
+      rlimits: [
+        { resource: 'nofile', soft: 64, hard: 128 },
+        { resource: 'core', soft: 0, hard: 0 },
+        { resource: 'fsize', soft: -1, hard: -1 },
+      ],
+    });
     const r = runExec(t, spec, ['/bin/sh', '-c', 'ulimit -n; ulimit -Hn; ulimit -c; ulimit -f']);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, '64\n128\n0\nunlimited\n');
@@ -184,46 +239,101 @@ describe('svirt-exec', () => {
 
     it('fails with 203 when the kept dir is missing', (t) => {
       const root = tempDir(t);
-      assertStepFails(t, baseSpec({ mountView: { hide: root, keep: join(root, 'nope'), userns: false } }), 203,
-        new RegExp(`^svirt-exec: mountview: open "${root}/nope": No such file or directory$`, 'm'));
+      assertStepFails(
+        t,
+        baseSpec({ mountView: { hide: root, keep: join(root, 'nope'), userns: false } }),
+        203,
+        new RegExp(`^svirt-exec: mountview: open "${root}/nope": No such file or directory$`, 'm'),
+      );
     });
   });
 
   describe('ids', () => {
     it('runs as the target uid/gid with no groups and no capabilities', { skip: !isRoot && 'needs root' }, (t) => {
       const spec = baseSpec({ uid: 900123, gid: 900123, groups: [] });
-      const r = runExec(t, spec, ['/bin/sh', '-c', 'id -u; id -g; id -G; grep -E "^(Uid|Gid|Groups|CapPrm|CapEff|CapAmb):" /proc/self/status']);
+      const r = runExec(t, spec, [
+        '/bin/sh',
+        '-c',
+        'id -u; id -g; id -G; grep -E "^(Uid|Gid|Groups|CapPrm|CapEff|CapAmb):" /proc/self/status',
+      ]);
       assert.equal(r.status, 0, r.stderr);
       // the kernel ends an empty Groups: line with a space
-      assert.equal(r.stdout.replace(/[ \t]+$/gm, ''), [
-        '900123', '900123', '900123',
-        'Uid:\t900123\t900123\t900123\t900123', 'Gid:\t900123\t900123\t900123\t900123', 'Groups:',
-        'CapPrm:\t0000000000000000', 'CapEff:\t0000000000000000', 'CapAmb:\t0000000000000000', '',
-      ].join('\n'));
+      assert.equal(
+        r.stdout.replace(/[ \t]+$/gm, ''),
+        [
+          '900123',
+          '900123',
+          '900123',
+          'Uid:\t900123\t900123\t900123\t900123',
+          'Gid:\t900123\t900123\t900123\t900123',
+          'Groups:',
+          'CapPrm:\t0000000000000000',
+          'CapEff:\t0000000000000000',
+          'CapAmb:\t0000000000000000',
+          '',
+        ].join('\n'),
+      );
     });
 
-    it('fails with 204 when an unprivileged caller asks for uid 0', { skip: !isRoot && 'needs root to start the unprivileged caller' }, (t) => {
-      assertStepFails(t, baseSpec({ uid: 0, gid: 0, groups: [] }), 204, /^svirt-exec: ids: setgroups \(0 groups\): Operation not permitted$/m, { uid: 900124, gid: 900124 });
-    });
+    it(
+      'fails with 204 when an unprivileged caller asks for uid 0',
+      { skip: !isRoot && 'needs root to start the unprivileged caller' },
+      (t) => {
+        assertStepFails(
+          t,
+          baseSpec({ uid: 0, gid: 0, groups: [] }),
+          204,
+          /^svirt-exec: ids: setgroups \(0 groups\): Operation not permitted$/m,
+          { uid: 900124, gid: 900124 },
+        );
+      },
+    );
   });
 
-  it('fails with 205 when PR_SET_NO_NEW_PRIVS fails', { skip: 'prctl(PR_SET_NO_NEW_PRIVS) cannot fail on Linux >= 3.5; the flag being set is checked above' }, () => {});
+  it(
+    'fails with 205 when PR_SET_NO_NEW_PRIVS fails',
+    { skip: 'prctl(PR_SET_NO_NEW_PRIVS) cannot fail on Linux >= 3.5; the flag being set is checked above' },
+    () => {},
+  );
 
   it('fails with 206 when the SELinux exec label cannot be set', (t) => {
-    assertStepFails(t, baseSpec({ selinuxExecLabel: 'svirt_no_such_user:svirt_no_such_role:svirt_t:s0' }), 206,
-      /^svirt-exec: selinux: write "svirt_no_such_user:svirt_no_such_role:svirt_t:s0" to \/proc\/thread-self\/attr\/exec: /m);
+    assertStepFails(
+      t,
+      baseSpec({ selinuxExecLabel: 'svirt_no_such_user:svirt_no_such_role:svirt_t:s0' }),
+      206,
+      /^svirt-exec: selinux: write "svirt_no_such_user:svirt_no_such_role:svirt_t:s0" to \/proc\/thread-self\/attr\/exec: /m,
+    );
   });
 
-  it('fails with 207 when the AppArmor profile cannot be set', { skip: existsSync('/sys/module/apparmor/parameters/enabled') && readFileSync('/sys/module/apparmor/parameters/enabled', 'utf8').startsWith('Y') && 'AppArmor is enabled: an unknown profile is accepted at write time' }, (t) => {
-    assertStepFails(t, baseSpec({ apparmorProfile: 'svirt-00000000-0000-0000-0000-000000000000' }), 207,
-      /^svirt-exec: apparmor: write "exec svirt-00000000-0000-0000-0000-000000000000" to \/proc\/thread-self\/attr\/(apparmor\/)?exec: /m);
-  });
+  it(
+    'fails with 207 when the AppArmor profile cannot be set',
+    {
+      skip:
+        existsSync('/sys/module/apparmor/parameters/enabled') &&
+        readFileSync('/sys/module/apparmor/parameters/enabled', 'utf8').startsWith('Y') &&
+        'AppArmor is enabled: an unknown profile is accepted at write time',
+    },
+    (t) => {
+      assertStepFails(
+        t,
+        baseSpec({ apparmorProfile: 'svirt-00000000-0000-0000-0000-000000000000' }),
+        207,
+        /^svirt-exec: apparmor: write "exec svirt-00000000-0000-0000-0000-000000000000" to \/proc\/thread-self\/attr\/(apparmor\/)?exec: /m,
+      );
+    },
+  );
 
   describe('landlock', () => {
     it('fails with 208 naming a missing path, and skips it when optional', (t) => {
       const missing = join(tempDir(t), 'not-there');
-      const rules = (optional: boolean) => landlock({ handledFs: ALL_FS, pathRules: [...SYSTEM_RULES, { path: missing, access: ['read_file'], optional }] });
-      assertStepFails(t, baseSpec({ landlock: rules(false) }), 208, new RegExp(`^svirt-exec: landlock: add rule "${missing}": No such file or directory$`, 'm'));
+      const rules = (optional: boolean) =>
+        landlock({ handledFs: ALL_FS, pathRules: [...SYSTEM_RULES, { path: missing, access: ['read_file'], optional }] });
+      assertStepFails(
+        t,
+        baseSpec({ landlock: rules(false) }),
+        208,
+        new RegExp(`^svirt-exec: landlock: add rule "${missing}": No such file or directory$`, 'm'),
+      );
       const r = runExec(t, baseSpec({ landlock: rules(true) }), ['/bin/sh', '-c', 'echo ran']);
       assert.equal(r.status, 0, r.stderr);
       assert.equal(r.stdout, 'ran\n');
@@ -233,9 +343,13 @@ describe('svirt-exec', () => {
       for (const bestEffort of [false, true]) {
         const spec = baseSpec({
           landlock: landlock({
-            handledFs: ALL_FS, handledNet: ['bind_tcp', 'connect_tcp'], scoped: ['abstract_unix_socket', 'signal'],
-            pathRules: [...SYSTEM_RULES, { path: '/dev/null', access: ALL_FS }], netRules: [{ port: 5900, access: ['bind_tcp'] }],
-            bestEffort, logNewExec: true,
+            handledFs: ALL_FS,
+            handledNet: ['bind_tcp', 'connect_tcp'],
+            scoped: ['abstract_unix_socket', 'signal'],
+            pathRules: [...SYSTEM_RULES, { path: '/dev/null', access: ALL_FS }],
+            netRules: [{ port: 5900, access: ['bind_tcp'] }],
+            bestEffort,
+            logNewExec: true,
           }),
         });
         const r = runExec(t, spec, ['/bin/sh', '-c', 'echo ran']);
@@ -286,7 +400,11 @@ describe('svirt-exec', () => {
       const denied = runExec(t, baseSpec({ landlock: landlock({ handledNet: ['connect_tcp'] }) }), ['/bin/bash', '-c', script]);
       assert.notEqual(denied.status, 0);
       assert.match(denied.stderr, /Permission denied/);
-      const allowed = runExec(t, baseSpec({ landlock: landlock({ handledNet: ['connect_tcp'], netRules: [{ port, access: ['connect_tcp'] }] }) }), ['/bin/bash', '-c', script]);
+      const allowed = runExec(
+        t,
+        baseSpec({ landlock: landlock({ handledNet: ['connect_tcp'], netRules: [{ port, access: ['connect_tcp'] }] }) }),
+        ['/bin/bash', '-c', script],
+      );
       assert.equal(allowed.status, 0, allowed.stderr);
       assert.equal(allowed.stdout, 'connected\n');
     });
@@ -310,7 +428,11 @@ describe('svirt-exec', () => {
       assert.equal(free.status, 0, free.stderr);
       assert.equal(free.stdout, 'signalled\n');
       // signals inside the domain still work
-      const inside = runExec(t, baseSpec({ landlock: landlock({ scoped: ['signal'] }) }), ['/bin/sh', '-c', 'sleep 30 & kill $! && wait $!; echo $?']);
+      const inside = runExec(t, baseSpec({ landlock: landlock({ scoped: ['signal'] }) }), [
+        '/bin/sh',
+        '-c',
+        'sleep 30 & kill $! && wait $!; echo $?',
+      ]);
       assert.equal(inside.stdout, '143\n', inside.stderr);
     });
   });

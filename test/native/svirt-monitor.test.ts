@@ -10,7 +10,7 @@ type Cleanup = { after(fn: () => void): void };
 
 function tempDir(t: Cleanup): string {
   const dir = mkdtempSync(join(tmpdir(), 'svirt-monitor-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  t.after(() => rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 }));
   return dir;
 }
 
@@ -27,7 +27,10 @@ function killQuietly(pid: number | undefined): void {
 function waitForOutput(child: ChildProcess, pattern: RegExp): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = '';
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${String(pattern)}; got ${JSON.stringify(text)}`)), 10_000);
+    const timer = setTimeout(
+      () => reject(new Error(`timed out waiting for ${String(pattern)}; got ${JSON.stringify(text)}`)),
+      10_000,
+    );
     const check = (): void => {
       if (pattern.test(text)) {
         clearTimeout(timer);
@@ -44,7 +47,10 @@ function waitForOutput(child: ChildProcess, pattern: RegExp): Promise<string> {
 }
 
 /** Starts a monitor whose child sleeps; returns both pids once "pid N" was printed. */
-async function startSleeping(t: Cleanup, extraFds: readonly number[] = []): Promise<{ monitor: ChildProcess; monitorPid: number; childPid: number; output: Promise<string> }> {
+async function startSleeping(
+  t: Cleanup,
+  extraFds: readonly number[] = [],
+): Promise<{ monitor: ChildProcess; monitorPid: number; childPid: number; output: Promise<string> }> {
   const monitor = spawn(svirtMonitorPath(), ['--', '/bin/sleep', '60'], { stdio: ['ignore', 'pipe', 'inherit', ...extraFds] });
   t.after(() => killQuietly(monitor.pid));
   const exited = new Promise<string>((resolve) => {
@@ -57,7 +63,7 @@ async function startSleeping(t: Cleanup, extraFds: readonly number[] = []): Prom
   t.after(() => killQuietly(childPid));
   // "pid N" comes right after fork: wait until the child has reset its signals and exec'd
   for (let i = 0; readFileSync(`/proc/${childPid}/comm`, 'utf8') !== 'sleep\n'; i++) {
-    if (i > 500) assert.fail('the child never exec\'d sleep');
+    if (i > 500) assert.fail("the child never exec'd sleep");
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   return { monitor, monitorPid: monitor.pid ?? assert.fail('no pid'), childPid, output: exited };
@@ -74,7 +80,12 @@ describe('svirt-monitor', () => {
 
   it('runs the hook with SVIRT_CHILD_PID and SVIRT_CHILD_STATUS after the child ends', (t) => {
     const out = join(tempDir(t), 'hook.out');
-    const hook = ['/bin/sh', '-c', `echo "$SVIRT_CHILD_PID|$SVIRT_CHILD_STATUS|$0" > ${out}; read x && echo stdin-not-null >> ${out}; echo stdout-is-null`, 'arg0'];
+    const hook = [
+      '/bin/sh',
+      '-c',
+      `echo "$SVIRT_CHILD_PID|$SVIRT_CHILD_STATUS|$0" > ${out}; read x && echo stdin-not-null >> ${out}; echo stdout-is-null`,
+      'arg0',
+    ];
     const r = spawnSync(svirtMonitorPath(), [...hook.flatMap((a) => ['--hook', a]), '--', '/bin/true'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const m = /^pid (\d+)\nexit 0\n$/.exec(r.stdout);
@@ -84,7 +95,11 @@ describe('svirt-monitor', () => {
 
   it('reports "signal 9" for a child killed by SIGKILL, and the hook sees it', async (t) => {
     const out = join(tempDir(t), 'hook.out');
-    const monitor = spawn(svirtMonitorPath(), ['--hook', '/bin/sh', '--hook', '-c', '--hook', `echo "$SVIRT_CHILD_STATUS" > ${out}`, '--', '/bin/sleep', '60'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const monitor = spawn(
+      svirtMonitorPath(),
+      ['--hook', '/bin/sh', '--hook', '-c', '--hook', `echo "$SVIRT_CHILD_STATUS" > ${out}`, '--', '/bin/sleep', '60'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     t.after(() => killQuietly(monitor.pid));
     const closed = new Promise<number | null>((resolve) => monitor.once('close', (code) => resolve(code)));
     const first = await waitForOutput(monitor, /^pid (\d+)\n/);
@@ -107,7 +122,10 @@ describe('svirt-monitor', () => {
       closeSync(b);
     });
     const { monitorPid, childPid, output } = await startSleeping(t, [a, b]);
-    const numeric = (pid: number): number[] => readdirSync(`/proc/${pid}/fd`).map(Number).sort((x, y) => x - y);
+    const numeric = (pid: number): number[] =>
+      readdirSync(`/proc/${pid}/fd`)
+        .map(Number)
+        .sort((x, y) => x - y);
     assert.deepEqual(numeric(monitorPid), [0, 1, 2]);
     const childFds = numeric(childPid);
     assert.ok(childFds.includes(3) && childFds.includes(4), `child fds ${childFds.join(',')}`);

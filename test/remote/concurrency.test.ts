@@ -49,7 +49,9 @@ describe('svirt serve with many virsh clients at once', { skip, timeout: 300_000
       assert.equal(state.code, 0, `client ${i} domstate: ${state.stderr}`);
       assert.equal(state.stdout.trim(), 'paused');
     }
-    t.diagnostic(`${CLIENTS * 3} virsh processes (${CLIENTS} clients x list/dominfo/domstate) answered in ${elapsed.toFixed(0)} ms`);
+    t.diagnostic(
+      `${CLIENTS * 3} virsh processes (${CLIENTS} clients x list/dominfo/domstate) answered in ${elapsed.toFixed(0)} ms`,
+    );
 
     // Concurrent state changes on two guests, from two clients each: the store keeps them apart.
     const changes = await Promise.all([virsh(s, ['start', 'c2', '--paused']), virsh(s, ['resume', 'c1'])]);

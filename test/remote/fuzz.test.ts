@@ -2,7 +2,17 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { scratch } from '../helpers.js';
 import { VirErr } from '../../src/remote/errors.js';
-import { KEEPALIVE_PROC_PING, KEEPALIVE_PROC_PONG, KEEPALIVE_PROGRAM, MessageStatus, MessageType, Proc, STRING_MAX, beginFrame, endFrame } from '../../src/remote/protocol.js';
+import {
+  KEEPALIVE_PROC_PING,
+  KEEPALIVE_PROC_PONG,
+  KEEPALIVE_PROGRAM,
+  MessageStatus,
+  MessageType,
+  Proc,
+  STRING_MAX,
+  beginFrame,
+  endFrame,
+} from '../../src/remote/protocol.js';
 import { XdrWriter } from '../../src/remote/xdr.js';
 import { callFrame, RawClient } from './raw-client.js';
 import { haveVirsh, startServer, virshOk } from './support.js';
@@ -38,7 +48,12 @@ function relength(frame: Buffer): Buffer {
 
 type Outcome = 'closed' | 'error-then-closed' | 'replied' | 'open';
 
-async function oneShot(socket: string, prelude: readonly Buffer[], bad: Buffer, expectSerial?: number): Promise<{ outcome: Outcome; client: RawClient }> {
+async function oneShot(
+  socket: string,
+  prelude: readonly Buffer[],
+  bad: Buffer,
+  expectSerial?: number,
+): Promise<{ outcome: Outcome; client: RawClient }> {
   const c = await RawClient.open(socket);
   for (const p of prelude) c.send(p);
   if (prelude.length > 0) await c.until(() => c.replies.length >= prelude.length, 5000);
@@ -46,7 +61,8 @@ async function oneShot(socket: string, prelude: readonly Buffer[], bad: Buffer, 
   c.send(bad);
   const closed = await c.closedByServer(3000);
   const replied = c.replies.length > before;
-  if (expectSerial !== undefined && replied) assert.equal(c.replies[c.replies.length - 1]?.header.serial, expectSerial, 'the error reply echoes the serial');
+  if (expectSerial !== undefined && replied)
+    assert.equal(c.replies[c.replies.length - 1]?.header.serial, expectSerial, 'the error reply echoes the serial');
   c.close();
   return { outcome: closed ? (replied ? 'error-then-closed' : 'closed') : replied ? 'replied' : 'open', client: c };
 }
@@ -82,18 +98,22 @@ describe('svirt serve against malformed messages', { timeout: 300_000 }, () => {
     assert.equal((await good.call(openFrame(1), 1)).header.status, MessageStatus.OK);
 
     const jobs: (() => Promise<{ kind: string; outcome: Outcome }>)[] = [];
-    const add = (kind: string, make: () => Promise<{ outcome: Outcome }>) => jobs.push(async () => ({ kind, outcome: (await make()).outcome }));
+    const add = (kind: string, make: () => Promise<{ outcome: Outcome }>) =>
+      jobs.push(async () => ({ kind, outcome: (await make()).outcome }));
 
     for (let i = 0; i < 200; i++) {
       // Bad length: shorter than a header, or beyond the 32 MiB limit.
-      const len = i % 2 === 0 ? int(0, 27) : [0x02000005, 0x7fffffff, 0xffffffff, int(0x02000005, 0xfffffffe)][i % 4] ?? 0xffffffff;
+      const len =
+        i % 2 === 0 ? int(0, 27) : ([0x02000005, 0x7fffffff, 0xffffffff, int(0x02000005, 0xfffffffe)][i % 4] ?? 0xffffffff);
       add('bad-length', () => oneShot(s, [], rawFrame(len, bytes(int(0, 64)))));
     }
     for (let i = 0; i < 200; i++) {
       // Truncated XDR: a ConnectOpen (or, once open, a LookupByName) cut inside its arguments.
       const serial = 1000 + i;
       const opened = i % 2 === 1;
-      const full = opened ? callFrame(Proc.DomainLookupByName, serial, (w) => w.string(`guest-${i}`, STRING_MAX)) : openFrame(serial);
+      const full = opened
+        ? callFrame(Proc.DomainLookupByName, serial, (w) => w.string(`guest-${i}`, STRING_MAX))
+        : openFrame(serial);
       const cut = relength(full.subarray(0, int(28 + 1, full.length - 1)));
       add('truncated', () => oneShot(s, opened ? [openFrame(1)] : [], cut, serial));
     }
@@ -130,7 +150,10 @@ describe('svirt serve against malformed messages', { timeout: 300_000 }, () => {
     for (let i = 0; i < 50; i++) {
       // A message type a server never takes from a client (REPLY, STREAM, CALL_WITH_FDS, ...).
       const w = new XdrWriter();
-      const type = [MessageType.REPLY, MessageType.MESSAGE, MessageType.STREAM, MessageType.CALL_WITH_FDS, MessageType.REPLY_WITH_FDS][i % 5] ?? 1;
+      const type =
+        [MessageType.REPLY, MessageType.MESSAGE, MessageType.STREAM, MessageType.CALL_WITH_FDS, MessageType.REPLY_WITH_FDS][
+          i % 5
+        ] ?? 1;
       beginFrame(w, { prog: 0x20008086, vers: 1, proc: Proc.ConnectGetType, type, serial: 5000 + i, status: i % 3 });
       add('wrong-type', () => oneShot(s, [openFrame(1)], Buffer.from(endFrame(w))));
     }
@@ -144,10 +167,13 @@ describe('svirt serve against malformed messages', { timeout: 300_000 }, () => {
       m.set(r.outcome, (m.get(r.outcome) ?? 0) + 1);
       tally.set(r.kind, m);
     }
-    t.diagnostic(`${results.length} malformed messages in ${elapsed.toFixed(0)} ms: ${[...tally].map(([k, m]) => `${k} ${[...m].map(([o, n]) => `${o}=${n}`).join('/')}`).join('; ')}`);
+    t.diagnostic(
+      `${results.length} malformed messages in ${elapsed.toFixed(0)} ms: ${[...tally].map(([k, m]) => `${k} ${[...m].map(([o, n]) => `${o}=${n}`).join('/')}`).join('; ')}`,
+    );
     assert.ok(results.length >= 1000, `at least 1,000 malformed messages (sent ${results.length})`);
     const only = (kind: string, ...ok: Outcome[]) => {
-      for (const [o, n] of tally.get(kind) ?? []) assert.ok(ok.includes(o), `${kind}: ${n} connection(s) ended '${o}', expected ${ok.join(' or ')}`);
+      for (const [o, n] of tally.get(kind) ?? [])
+        assert.ok(ok.includes(o), `${kind}: ${n} connection(s) ended '${o}', expected ${ok.join(' or ')}`);
     };
     only('bad-length', 'closed');
     only('truncated', 'error-then-closed');
@@ -157,7 +183,10 @@ describe('svirt serve against malformed messages', { timeout: 300_000 }, () => {
 
     // The same connection: invalid but well-framed calls get error replies and the connection stays.
     const same = await RawClient.open(s);
-    const early = await same.call(callFrame(Proc.DomainLookupByName, 7, (w) => w.string('x', STRING_MAX)), 7);
+    const early = await same.call(
+      callFrame(Proc.DomainLookupByName, 7, (w) => w.string('x', STRING_MAX)),
+      7,
+    );
     assert.equal(early.error?.code, VirErr.INTERNAL_ERROR);
     assert.match(early.error?.message ?? '', /connection not open/);
     await same.call(openFrame(8), 8);
@@ -173,8 +202,15 @@ describe('svirt serve against malformed messages', { timeout: 300_000 }, () => {
     assert.deepEqual(new Set(unknown.map((r) => r.header.serial)).size, 300, 'each reply carries its own serial');
     // 200 real calls in one write: past 16 in flight the server stops reading, then catches up; none is lost.
     same.replies.length = 0;
-    same.send(Buffer.concat(Array.from({ length: 200 }, (_, i) => callFrame(Proc.ConnectListAllDomains, 20_000 + i, (w) => w.int(1).uint(0)))));
-    assert.ok(await same.until(() => same.replies.length >= 200, 20_000), `all 200 pipelined calls answered (got ${same.replies.length})`);
+    same.send(
+      Buffer.concat(
+        Array.from({ length: 200 }, (_, i) => callFrame(Proc.ConnectListAllDomains, 20_000 + i, (w) => w.int(1).uint(0))),
+      ),
+    );
+    assert.ok(
+      await same.until(() => same.replies.length >= 200, 20_000),
+      `all 200 pipelined calls answered (got ${same.replies.length})`,
+    );
     assert.ok(same.replies.every((r) => r.header.status === MessageStatus.OK));
     assert.equal(new Set(same.replies.map((r) => r.header.serial)).size, 200);
     const type = await same.call(callFrame(Proc.ConnectGetType, 999), 999);
@@ -183,9 +219,20 @@ describe('svirt serve against malformed messages', { timeout: 300_000 }, () => {
 
     // Keepalive: PING gets PONG, on the same connection.
     const ping = new XdrWriter();
-    beginFrame(ping, { prog: KEEPALIVE_PROGRAM, vers: 1, proc: KEEPALIVE_PROC_PING, type: MessageType.MESSAGE, serial: 0, status: MessageStatus.OK });
+    beginFrame(ping, {
+      prog: KEEPALIVE_PROGRAM,
+      vers: 1,
+      proc: KEEPALIVE_PROC_PING,
+      type: MessageType.MESSAGE,
+      serial: 0,
+      status: MessageStatus.OK,
+    });
     same.send(Buffer.from(endFrame(ping)));
-    assert.ok(await same.until(() => same.replies.some((r) => r.header.prog === KEEPALIVE_PROGRAM && r.header.proc === KEEPALIVE_PROC_PONG)));
+    assert.ok(
+      await same.until(() =>
+        same.replies.some((r) => r.header.prog === KEEPALIVE_PROGRAM && r.header.proc === KEEPALIVE_PROC_PONG),
+      ),
+    );
     same.close();
 
     // The server is up, never hit an internal error, and the client that behaved was never cut.

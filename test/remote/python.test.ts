@@ -11,7 +11,7 @@ const skip = !haveQemu()
   : !isRoot()
     ? 'the dac driver needs root'
     : !havePythonLibvirt()
-      ? "/usr/bin/python3 cannot import libvirt (apt-get install python3-libvirt)"
+      ? '/usr/bin/python3 cannot import libvirt (apt-get install python3-libvirt)'
       : false;
 const ORIGINAL = { uid: 1000, gid: 1000, mode: 0o644 };
 
@@ -76,7 +76,10 @@ describe('svirt serve driven by python-libvirt (Debian python3-libvirt)', { skip
     const xml = join(dir, 'py.xml');
     writeFileSync(xml, domainXml('py', [{ path: a, dev: 'vda' }]));
     const disk = join(dir, 'disk.xml');
-    writeFileSync(disk, `<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${b}'/><target dev='sdb' bus='scsi'/></disk>`);
+    writeFileSync(
+      disk,
+      `<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${b}'/><target dev='sdb' bus='scsi'/></disk>`,
+    );
 
     assert.deepEqual(await step('define', xml), { name: 'py', id: -1, active: 0, persistent: 1, state: [5, 0] });
     const started = await step('start');

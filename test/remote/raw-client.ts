@@ -1,6 +1,18 @@
 /** A bare libvirt-protocol client over a UNIX socket, for hostile and edge-case messages. */
 import { connect, type Socket } from 'node:net';
-import { LEN_SIZE, MessageStatus, MessageType, REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, beginFrame, endFrame, readError, readHeader, type MessageHeader, type WireError } from '../../src/remote/protocol.js';
+import {
+  LEN_SIZE,
+  MessageStatus,
+  MessageType,
+  REMOTE_PROGRAM,
+  REMOTE_PROTOCOL_VERSION,
+  beginFrame,
+  endFrame,
+  readError,
+  readHeader,
+  type MessageHeader,
+  type WireError,
+} from '../../src/remote/protocol.js';
 import { XdrReader, XdrWriter } from '../../src/remote/xdr.js';
 
 export interface Reply {
@@ -11,7 +23,13 @@ export interface Reply {
 }
 
 /** A call frame of the remote program; `body` writes the arguments. */
-export function callFrame(proc: number, serial: number, body?: (w: XdrWriter) => void, prog = REMOTE_PROGRAM, vers = REMOTE_PROTOCOL_VERSION): Buffer {
+export function callFrame(
+  proc: number,
+  serial: number,
+  body?: (w: XdrWriter) => void,
+  prog = REMOTE_PROGRAM,
+  vers = REMOTE_PROTOCOL_VERSION,
+): Buffer {
   const w = new XdrWriter();
   beginFrame(w, { prog, vers, proc, type: MessageType.CALL, serial, status: MessageStatus.OK });
   body?.(w);

@@ -23,7 +23,12 @@ const NOBODY = 65534;
 function virshAsNobody(socket: string, args: readonly string[]): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: '/nonexistent' };
-    const child = spawn(VIRSH, ['--readonly', '-c', uri(socket), ...args], { uid: NOBODY, gid: NOBODY, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(VIRSH, ['--readonly', '-c', uri(socket), ...args], {
+      uid: NOBODY,
+      gid: NOBODY,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -34,7 +39,7 @@ function virshAsNobody(socket: string, args: readonly string[]): Promise<CliResu
 }
 
 describe('svirt serve: the read-only socket and peer credentials', { skip, timeout: 300_000 }, () => {
-  it('serves queries on PATH-ro, refuses every change there, and keeps each client\'s peer credentials', async (t) => {
+  it("serves queries on PATH-ro, refuses every change there, and keeps each client's peer credentials", async (t) => {
     const dir = scratch(t);
     chmodSync(dir, 0o711); // an unprivileged user must reach the sockets (and nothing else in it)
     const srv = await startServer(t, dir, 'dac,landlock', ['--debug']);
@@ -49,19 +54,38 @@ describe('svirt serve: the read-only socket and peer credentials', { skip, timeo
 
     const ro = srv.roSocket;
     assert.match(await virshOk(ro, ['list', '--all'], { readonly: true }), /ro1\s+paused/);
-    assert.match(await virshOk(ro, ['dominfo', 'ro1'], { readonly: true }), new RegExp(`^Security label: \\+${uid}:\\+${uid} \\(enforcing\\)$`, 'm'));
+    assert.match(
+      await virshOk(ro, ['dominfo', 'ro1'], { readonly: true }),
+      new RegExp(`^Security label: \\+${uid}:\\+${uid} \\(enforcing\\)$`, 'm'),
+    );
     assert.match(await virshOk(ro, ['dumpxml', 'ro1'], { readonly: true }), /<seclabel type='dynamic' model='dac'/);
     assert.match(await virshOk(ro, ['capabilities'], { readonly: true }), /<model>dac<\/model>/);
 
     // virsh without --readonly on the ro socket: the server itself refuses (libvirt's code and words).
-    for (const args of [['destroy', 'ro1'], ['suspend', 'ro1'], ['undefine', 'ro1'], ['define', xmlFile], ['save', 'ro1', join(dir, 'x.save')]]) {
+    for (const args of [
+      ['destroy', 'ro1'],
+      ['suspend', 'ro1'],
+      ['undefine', 'ro1'],
+      ['define', xmlFile],
+      ['save', 'ro1', join(dir, 'x.save')],
+    ]) {
       const r = await virsh(ro, args);
       assert.equal(r.code, 1, `virsh ${args.join(' ')} on the ro socket must fail`);
-      assert.match(r.stderr, /operation forbidden: read only access prevents virDomain\w+/, `virsh ${args.join(' ')}: ${r.stderr}`);
+      assert.match(
+        r.stderr,
+        /operation forbidden: read only access prevents virDomain\w+/,
+        `virsh ${args.join(' ')}: ${r.stderr}`,
+      );
     }
     const raw = await RawClient.open(ro);
-    await raw.call(callFrame(Proc.ConnectOpen, 1, (w) => w.optional('qemu:///system', (x, v) => x.string(v, STRING_MAX)).uint(0)), 1);
-    const denied = await raw.call(callFrame(Proc.DomainDefineXML, 2, (w) => w.string('<domain/>', STRING_MAX)), 2);
+    await raw.call(
+      callFrame(Proc.ConnectOpen, 1, (w) => w.optional('qemu:///system', (x, v) => x.string(v, STRING_MAX)).uint(0)),
+      1,
+    );
+    const denied = await raw.call(
+      callFrame(Proc.DomainDefineXML, 2, (w) => w.string('<domain/>', STRING_MAX)),
+      2,
+    );
     assert.equal(denied.header.status, MessageStatus.ERROR);
     assert.equal(denied.error?.code, VirErr.OPERATION_DENIED);
     raw.close();
@@ -75,7 +99,11 @@ describe('svirt serve: the read-only socket and peer credentials', { skip, timeo
     const refused = await virshAsNobody(srv.socket, ['list']);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /Permission denied/);
-    assert.match(srv.stderr(), new RegExp(`client \\d+ \\(pid \\d+ uid ${NOBODY}\\) \\[ro\\]: connected`), 'the server read the peer credentials (SO_PEERCRED)');
+    assert.match(
+      srv.stderr(),
+      new RegExp(`client \\d+ \\(pid \\d+ uid ${NOBODY}\\) \\[ro\\]: connected`),
+      'the server read the peer credentials (SO_PEERCRED)',
+    );
     assert.match(srv.stderr(), /client \d+ \(pid \d+ uid 0\): connected/);
 
     await virshOk(srv.socket, ['destroy', 'ro1']);

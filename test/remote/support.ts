@@ -33,12 +33,21 @@ export interface ServerHandle {
  * Starts `node bin/svirt.js --state-dir DIR --security-driver STACK serve --socket DIR/sock`
  * and waits for its "listening" line. Killed by pid when the test ends.
  */
-export async function startServer(t: TestContext, stateDir: string, stack = 'dac,landlock', extra: readonly string[] = []): Promise<ServerHandle> {
+export async function startServer(
+  t: TestContext,
+  stateDir: string,
+  stack = 'dac,landlock',
+  extra: readonly string[] = [],
+): Promise<ServerHandle> {
   const socket = join(stateDir, 'sock');
-  const child = spawn(process.execPath, [SVIRT_BIN, '--state-dir', stateDir, '--security-driver', stack, 'serve', '--socket', socket, ...extra], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, SVIRT_SERVE_DEBUG: '0' },
-  });
+  const child = spawn(
+    process.execPath,
+    [SVIRT_BIN, '--state-dir', stateDir, '--security-driver', stack, 'serve', '--socket', socket, ...extra],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, SVIRT_SERVE_DEBUG: '0' },
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -28,7 +28,10 @@ describe('svirt serve driven by Debian virsh (real QEMU, dac + landlock)', { ski
     assert.match(caps, /<secmodel>\s*<model>dac<\/model>\s*<doi>0<\/doi>/, 'a secmodel for dac');
     assert.match(caps, /<secmodel>\s*<model>landlock<\/model>\s*<doi>0<\/doi>/, 'a secmodel for landlock');
 
-    assert.match(await virshOk(s, ['define', writeDomain(dir, 'rv', domainXml('rv', [{ path: a, dev: 'vda' }]))]), /Domain 'rv' defined/);
+    assert.match(
+      await virshOk(s, ['define', writeDomain(dir, 'rv', domainXml('rv', [{ path: a, dev: 'vda' }]))]),
+      /Domain 'rv' defined/,
+    );
     assert.match(await virshOk(s, ['list', '--all']), /^\s*-\s+rv\s+shut off\s*$/m);
     assert.equal((await virshOk(s, ['domid', 'rv'])).trim(), '-');
 
@@ -49,11 +52,18 @@ describe('svirt serve driven by Debian virsh (real QEMU, dac + landlock)', { ski
     assert.match(info, new RegExp(`^Security label: \\+${c.uid}:\\+${c.uid} \\(enforcing\\)$`, 'm'));
 
     const xml = await virshOk(s, ['dumpxml', 'rv']);
-    assert.match(xml, new RegExp(`<seclabel type='dynamic' model='dac' relabel='yes'>\\s*<label>\\+${c.uid}:\\+${c.uid}</label>`));
+    assert.match(
+      xml,
+      new RegExp(`<seclabel type='dynamic' model='dac' relabel='yes'>\\s*<label>\\+${c.uid}:\\+${c.uid}</label>`),
+    );
     assert.match(xml, /<seclabel type='dynamic' model='landlock'/);
     const uuid = (await virshOk(s, ['domuuid', 'rv'])).trim();
     assert.ok(xml.includes(`<uuid>${uuid}</uuid>`), 'domuuid matches dumpxml');
-    assert.doesNotMatch(await virshOk(s, ['dumpxml', '--inactive', 'rv']), /<label>/, 'the inactive definition has no generated label');
+    assert.doesNotMatch(
+      await virshOk(s, ['dumpxml', '--inactive', 'rv']),
+      /<label>/,
+      'the inactive definition has no generated label',
+    );
 
     // sd* on the always-present SCSI controller: unplug needs no guest OS (virtio PCI unplug would).
     assert.match(await virshOk(s, ['attach-disk', 'rv', b, 'sdb', '--targetbus', 'scsi']), /Disk attached successfully/);
@@ -135,10 +145,16 @@ describe('svirt serve driven by Debian virsh (real QEMU, dac + landlock)', { ski
 
     const list = await virshOk(s, ['list', '--all']);
     assert.match(list, /^\s*\d+\s+bycli\s+paused\s*$/m, 'virsh sees the guest the CLI started');
-    assert.match(await virshOk(s, ['dominfo', 'bycli']), new RegExp(`^Security label: \\+${cliGuest.uid}:\\+${cliGuest.uid} \\(enforcing\\)$`, 'm'));
+    assert.match(
+      await virshOk(s, ['dominfo', 'bycli']),
+      new RegExp(`^Security label: \\+${cliGuest.uid}:\\+${cliGuest.uid} \\(enforcing\\)$`, 'm'),
+    );
     const cliList = await svirtOk(dir, [...STACK, 'list', '--all']);
     assert.match(cliList, /byvirsh\s+paused/, 'the CLI sees the guest virsh started');
-    assert.match(await svirtOk(dir, [...STACK, 'dominfo', 'byvirsh']), new RegExp(`^Security label: \\+${virshGuest.uid}:\\+${virshGuest.uid}$`, 'm'));
+    assert.match(
+      await svirtOk(dir, [...STACK, 'dominfo', 'byvirsh']),
+      new RegExp(`^Security label: \\+${virshGuest.uid}:\\+${virshGuest.uid}$`, 'm'),
+    );
 
     // Crossed stops: the CLI destroys virsh's guest, virsh destroys the CLI's.
     await svirtOk(dir, [...STACK, 'destroy', 'byvirsh']);

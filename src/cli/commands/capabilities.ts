@@ -7,7 +7,12 @@ import { openHypervisor, output } from '../context.js';
 /** libvirt's capabilities XML: host, one <secmodel> per driver of the stack, the guest types. */
 export async function run(args: ParsedArgs): Promise<number> {
   const hv = await openHypervisor(args, { reconcile: false });
-  const models = hv.manager.drivers.map((d) => ({ model: d.name, doi: d.doi(), baselabels: d.baseLabels(), notes: d.features?.() ?? [] }));
+  const models = hv.manager.drivers.map((d) => ({
+    model: d.name,
+    doi: d.doi(),
+    baselabels: d.baseLabels(),
+    notes: d.features?.() ?? [],
+  }));
   output(args, capabilitiesXml(hv), {
     host: { uuid: hostUuid(), arch: machineArch(), hostname: hostname() },
     secmodels: models,

@@ -17,10 +17,16 @@ export async function run(args: ParsedArgs): Promise<number> {
   const work = mkdtempSync(join(tmpdir(), 'svirt-demo-'));
   try {
     if (!args.json) {
-      process.stdout.write(`svirt attack matrix: guests A and B run paused under each stack (${root ? 'as root' : 'as a user'});\n`);
-      process.stdout.write('guest A\'s monitor (and a probe inside A\'s confinement) tries to reach B and the host.\n\n');
+      process.stdout.write(
+        `svirt attack matrix: guests A and B run paused under each stack (${root ? 'as root' : 'as a user'});\n`,
+      );
+      process.stdout.write("guest A's monitor (and a probe inside A's confinement) tries to reach B and the host.\n\n");
     }
-    const m = await runMatrix({ stacks, workDir: work, log: args.json ? () => undefined : (l) => process.stderr.write(`${l}\n`) });
+    const m = await runMatrix({
+      stacks,
+      workDir: work,
+      log: args.json ? () => undefined : (l) => process.stderr.write(`${l}\n`),
+    });
     const failures = m.rows.filter((r) => r.cells[strongest]?.result !== 'denied').map((r) => r.id);
     const ownOk = m.ownDisk[strongest]?.result === 'allowed';
     const verdict =
@@ -34,6 +40,6 @@ export async function run(args: ParsedArgs): Promise<number> {
     }
     return 0;
   } finally {
-    rmSync(work, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
   }
 }

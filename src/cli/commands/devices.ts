@@ -32,9 +32,14 @@ export async function runAttachDisk(args: ParsedArgs): Promise<number> {
     throw new SvirtError('SVIRT_ERR_USAGE', `attach-disk: --mode must be readonly or shareable, got '${mode}'`);
   }
   const type = args.options.get('type') ?? 'disk';
-  if (type !== 'disk' && type !== 'cdrom') throw new SvirtError('SVIRT_ERR_USAGE', `attach-disk: --type must be disk or cdrom, got '${type}'`);
+  if (type !== 'disk' && type !== 'cdrom')
+    throw new SvirtError('SVIRT_ERR_USAGE', `attach-disk: --type must be disk or cdrom, got '${type}'`);
   const format = args.options.get('subdriver') ?? 'raw';
-  if (format !== 'raw' && format !== 'qcow2') throw new SvirtError('SVIRT_ERR_USAGE', `attach-disk: --subdriver must be raw or qcow2 (formats are never probed), got '${format}'`);
+  if (format !== 'raw' && format !== 'qcow2')
+    throw new SvirtError(
+      'SVIRT_ERR_USAGE',
+      `attach-disk: --subdriver must be raw or qcow2 (formats are never probed), got '${format}'`,
+    );
   const bus = args.options.get('targetbus') ?? busFor(target);
   // Built as XML so the same validation as for a domain's disks applies (paths, targets).
   const xml = `<disk type='${source.startsWith('/dev/') ? 'block' : 'file'}' device='${type}'><driver name='qemu' type='${format}'/><source ${
@@ -73,7 +78,8 @@ export async function runChangeMedia(args: ParsedArgs): Promise<number> {
   const source = args.positional[2] ?? args.options.get('source');
   const eject = args.flags.has('eject');
   if (eject && source !== undefined) throw new SvirtError('SVIRT_ERR_USAGE', 'change-media: --eject takes no SOURCE');
-  if (!eject && source === undefined) throw new SvirtError('SVIRT_ERR_USAGE', 'change-media: SOURCE is needed to insert or update a medium');
+  if (!eject && source === undefined)
+    throw new SvirtError('SVIRT_ERR_USAGE', 'change-media: SOURCE is needed to insert or update a medium');
   const hv = await openHypervisor(args);
   await hv.changeMedia(name, target, eject ? undefined : source, where(args));
   output(args, eject ? 'Successfully ejected media.' : 'Successfully inserted media.', { name, target, source: source ?? null });

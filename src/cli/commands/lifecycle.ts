@@ -10,7 +10,9 @@ const QUIET: ReadonlySet<string> = new Set(['controller', 'memballoon', 'input',
 /** Devices kept in the XML that svirt does not emulate yet: said once, at start. */
 function warnIgnored(hv: Hypervisor, name: string): void {
   for (const d of hv.lookup(name).def.ignoredDevices.filter((x) => !QUIET.has(x.name))) {
-    process.stderr.write(`warning: <${d.name}>${d.line ? ` at line ${d.line}` : ''} is not supported by svirt yet; the guest runs without it\n`);
+    process.stderr.write(
+      `warning: <${d.name}>${d.line ? ` at line ${d.line}` : ''} is not supported by svirt yet; the guest runs without it\n`,
+    );
   }
 }
 
@@ -36,7 +38,8 @@ export async function runCreate(args: ParsedArgs): Promise<number> {
 export async function runShutdown(args: ParsedArgs): Promise<number> {
   const name = arg(args, 0, 'NAME');
   const mode = args.options.get('mode') ?? 'acpi';
-  if (mode !== 'acpi' && mode !== 'signal') throw new SvirtError('SVIRT_ERR_USAGE', `shutdown: unknown mode '${mode}' (acpi, signal)`);
+  if (mode !== 'acpi' && mode !== 'signal')
+    throw new SvirtError('SVIRT_ERR_USAGE', `shutdown: unknown mode '${mode}' (acpi, signal)`);
   const timeout = args.options.get('timeout');
   const hv = await openHypervisor(args);
   // Without --timeout this returns at once, as virsh does; the monitor cleans up when QEMU exits.

@@ -8,9 +8,19 @@ export async function run(args: ParsedArgs): Promise<number> {
   const rows = hv
     .list()
     .filter((d) => all || d.state !== 'shut off')
-    .map((d) => ({ id: d.record ? String(d.record.id) : '-', name: d.def.name, state: d.state, uuid: d.def.uuid, persistent: d.persistent }));
+    .map((d) => ({
+      id: d.record ? String(d.record.id) : '-',
+      name: d.def.name,
+      state: d.state,
+      uuid: d.def.uuid,
+      persistent: d.persistent,
+    }));
   if (args.flags.has('name')) {
-    output(args, rows.map((r) => r.name).join('\n') + '\n', rows.map((r) => r.name));
+    output(
+      args,
+      rows.map((r) => r.name).join('\n') + '\n',
+      rows.map((r) => r.name),
+    );
     return 0;
   }
   const idW = Math.max(2, ...rows.map((r) => r.id.length));

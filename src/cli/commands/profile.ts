@@ -35,9 +35,16 @@ export async function run(args: ParsedArgs): Promise<number> {
   for (const d of manager.drivers) {
     const label = manager.liveLabel(live, d);
     if (!d.describe) throw new SvirtError('SVIRT_ERR_SECURITY_DRIVER', `driver '${d.name}' has no dry run`);
-    sections.push({ driver: d.name, text: label.type === 'none' ? '(type none: not confined by this driver)' : d.describe(live, label, resources, ctx) });
+    sections.push({
+      driver: d.name,
+      text: label.type === 'none' ? '(type none: not confined by this driver)' : d.describe(live, label, resources, ctx),
+    });
   }
-  output(args, sections.map((s) => `# ${s.driver}\n${s.text}`).join('\n\n'), { name: def.name, uuid: def.uuid, drivers: sections });
+  output(args, sections.map((s) => `# ${s.driver}\n${s.text}`).join('\n\n'), {
+    name: def.name,
+    uuid: def.uuid,
+    drivers: sections,
+  });
   return 0;
 }
 

@@ -15,14 +15,20 @@ export async function run(args: ParsedArgs): Promise<number> {
   }));
   const text = rows
     .map((r) =>
-      [`${(r.model + ':').padEnd(10)} ${r.type}${r.relabel === false ? ' (relabel=no)' : ''}`,
+      [
+        `${(r.model + ':').padEnd(10)} ${r.type}${r.relabel === false ? ' (relabel=no)' : ''}`,
         r.label ? `  label:      ${r.label}` : '',
         r.imagelabel ? `  imagelabel: ${r.imagelabel}` : '',
-        r.baselabel ? `  baselabel:  ${r.baselabel}` : '']
+        r.baselabel ? `  baselabel:  ${r.baselabel}` : '',
+      ]
         .filter((x) => x !== '')
         .join('\n'),
     )
     .join('\n');
-  output(args, text === '' ? `${info.def.name}: no security labels (${info.state})` : text, { name: info.def.name, state: info.state, labels: rows });
+  output(args, text === '' ? `${info.def.name}: no security labels (${info.state})` : text, {
+    name: info.def.name,
+    state: info.state,
+    labels: rows,
+  });
   return 0;
 }

@@ -17,7 +17,12 @@ export async function run(args: ParsedArgs): Promise<number> {
   const hv = await openHypervisor(args, { reconcile: false });
   const socketPath = socketOption(args) ?? defaultSocketPath(process.env, process.getuid?.() ?? 0);
   const log = (line: string): void => void process.stderr.write(`svirt serve: ${line}\n`);
-  const server = new RemoteServer({ hv, socketPath, log, debug: args.flags.has('debug') || process.env['SVIRT_SERVE_DEBUG'] === '1' });
+  const server = new RemoteServer({
+    hv,
+    socketPath,
+    log,
+    debug: args.flags.has('debug') || process.env['SVIRT_SERVE_DEBUG'] === '1',
+  });
   await hv.reconcile();
   await server.listen();
   process.stdout.write(

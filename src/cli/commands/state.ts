@@ -57,6 +57,10 @@ export async function runClone(args: ParsedArgs): Promise<number> {
     bar?.update(done, total);
   });
   bar?.end();
-  output(args, `Domain '${newName}' cloned from '${name}' (uuid ${def.uuid})`, { name: newName, uuid: def.uuid, disks: def.disks.map((d) => d.path ?? null) });
+  output(args, `Domain '${newName}' cloned from '${name}' (uuid ${def.uuid})`, {
+    name: newName,
+    uuid: def.uuid,
+    disks: def.disks.map((d) => d.path ?? null),
+  });
   return 0;
 }

@@ -22,19 +22,37 @@ import { checkFlags, stateCode, VirDomainState, wireDomain } from './util.js';
 const CONNECT_RO = 1;
 
 /** Features the daemon itself answers, before a connection is open. */
-const DAEMON_FEATURES: ReadonlySet<number> = new Set([Feature.PROGRAM_KEEPALIVE, Feature.REMOTE_EVENT_CALLBACK, Feature.REMOTE_CLOSE_CALLBACK]);
+const DAEMON_FEATURES: ReadonlySet<number> = new Set([
+  Feature.PROGRAM_KEEPALIVE,
+  Feature.REMOTE_EVENT_CALLBACK,
+  Feature.REMOTE_CLOSE_CALLBACK,
+]);
 
 /** VIR_CONNECT_LIST_DOMAINS_* pairs: a group filters only when one of its flags is given. */
 const L = {
-  ACTIVE: 1, INACTIVE: 2, PERSISTENT: 4, TRANSIENT: 8, RUNNING: 16, PAUSED: 32, SHUTOFF: 64, OTHER: 128,
-  MANAGEDSAVE: 256, NO_MANAGEDSAVE: 512, AUTOSTART: 1024, NO_AUTOSTART: 2048,
-  HAS_SNAPSHOT: 4096, NO_SNAPSHOT: 8192, HAS_CHECKPOINT: 16384, NO_CHECKPOINT: 32768,
+  ACTIVE: 1,
+  INACTIVE: 2,
+  PERSISTENT: 4,
+  TRANSIENT: 8,
+  RUNNING: 16,
+  PAUSED: 32,
+  SHUTOFF: 64,
+  OTHER: 128,
+  MANAGEDSAVE: 256,
+  NO_MANAGEDSAVE: 512,
+  AUTOSTART: 1024,
+  NO_AUTOSTART: 2048,
+  HAS_SNAPSHOT: 4096,
+  NO_SNAPSHOT: 8192,
+  HAS_CHECKPOINT: 16384,
+  NO_CHECKPOINT: 32768,
 } as const;
 const LIST_ALL_FLAGS = 0xffff;
 
 /** virConnectListAllDomains' filter (virDomainObjMatchFilter): svirt guests have no autostart, managed save, snapshot or checkpoint. */
 export function matchesListFilter(info: DomainInfo, flags: number): boolean {
-  const group = (a: number, b: number, isA: boolean): boolean => (flags & (a | b)) === 0 || (isA ? (flags & a) !== 0 : (flags & b) !== 0);
+  const group = (a: number, b: number, isA: boolean): boolean =>
+    (flags & (a | b)) === 0 || (isA ? (flags & a) !== 0 : (flags & b) !== 0);
   const active = info.state !== 'shut off';
   if (!group(L.ACTIVE, L.INACTIVE, active)) return false;
   if (!group(L.PERSISTENT, L.TRANSIENT, info.persistent)) return false;
@@ -44,8 +62,12 @@ export function matchesListFilter(info: DomainInfo, flags: number): boolean {
     const bit = code === VirDomainState.RUNNING ? L.RUNNING : code === VirDomainState.PAUSED ? L.PAUSED : L.SHUTOFF;
     if ((flags & bit) === 0) return false;
   }
-  return group(L.MANAGEDSAVE, L.NO_MANAGEDSAVE, false) && group(L.AUTOSTART, L.NO_AUTOSTART, false) &&
-    group(L.HAS_SNAPSHOT, L.NO_SNAPSHOT, false) && group(L.HAS_CHECKPOINT, L.NO_CHECKPOINT, false);
+  return (
+    group(L.MANAGEDSAVE, L.NO_MANAGEDSAVE, false) &&
+    group(L.AUTOSTART, L.NO_AUTOSTART, false) &&
+    group(L.HAS_SNAPSHOT, L.NO_SNAPSHOT, false) &&
+    group(L.HAS_CHECKPOINT, L.NO_CHECKPOINT, false)
+  );
 }
 
 export const connectProcedures: readonly Procedure[] = [
@@ -111,7 +133,9 @@ export const connectProcedures: readonly Procedure[] = [
       model.write('x86_64'.slice(0, 31));
       for (const b of model) w.int(b); // char model[32]: each char a 4-byte unit
       const list = cpus();
-      w.uhyper(BigInt(Math.floor(totalmem() / 1024))).int(list.length).int(list[0]?.speed ?? 0);
+      w.uhyper(BigInt(Math.floor(totalmem() / 1024)))
+        .int(list.length)
+        .int(list[0]?.speed ?? 0);
       w.int(1).int(1).int(list.length).int(1); // nodes, sockets, cores, threads
     },
   }),
@@ -130,7 +154,10 @@ export const connectProcedures: readonly Procedure[] = [
     decode: (r) => ({ needResults: r.int(), flags: r.uint() }),
     run: (ctx, a, w) => {
       checkFlags(a.flags, LIST_ALL_FLAGS, 'virConnectListAllDomains');
-      const doms = ctx.server.hv.list().filter((d) => matchesListFilter(d, a.flags)).map(wireDomain);
+      const doms = ctx.server.hv
+        .list()
+        .filter((d) => matchesListFilter(d, a.flags))
+        .map(wireDomain);
       w.array(a.needResults ? doms : [], DOMAIN_LIST_MAX, writeDomain);
       w.uint(doms.length);
     },

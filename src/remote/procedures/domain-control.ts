@@ -58,16 +58,26 @@ async function detach(ctx: CallContext, a: ReturnType<typeof readDeviceArgs>, ap
   await ctx.server.hv.detachDisk(info.def.name, parseDiskXml(a.xml).target.dev, opts);
 }
 
-async function save(ctx: CallContext, a: { dom: WireDomain; to: string; dxml?: string | undefined; flags: number }, api: string): Promise<void> {
+async function save(
+  ctx: CallContext,
+  a: { dom: WireDomain; to: string; dxml?: string | undefined; flags: number },
+  api: string,
+): Promise<void> {
   checkFlags(a.flags, SAVE_BYPASS_CACHE, api);
-  if (a.dxml !== undefined) throw new RemoteError(VirErr.ARGUMENT_UNSUPPORTED, VirFrom.QEMU, `${api}: a replacement XML (dxml) is not supported`);
+  if (a.dxml !== undefined)
+    throw new RemoteError(VirErr.ARGUMENT_UNSUPPORTED, VirFrom.QEMU, `${api}: a replacement XML (dxml) is not supported`);
   const info = resolve(ctx.server.hv, a.dom);
   await ctx.server.hv.save(info.def.name, a.to);
 }
 
-async function restore(ctx: CallContext, a: { from: string; dxml?: string | undefined; flags: number }, api: string): Promise<void> {
+async function restore(
+  ctx: CallContext,
+  a: { from: string; dxml?: string | undefined; flags: number },
+  api: string,
+): Promise<void> {
   checkFlags(a.flags, SAVE_BYPASS_CACHE | SAVE_RUNNING | SAVE_PAUSED, api);
-  if (a.dxml !== undefined) throw new RemoteError(VirErr.ARGUMENT_UNSUPPORTED, VirFrom.QEMU, `${api}: a replacement XML (dxml) is not supported`);
+  if (a.dxml !== undefined)
+    throw new RemoteError(VirErr.ARGUMENT_UNSUPPORTED, VirFrom.QEMU, `${api}: a replacement XML (dxml) is not supported`);
   if ((a.flags & SAVE_RUNNING) !== 0 && (a.flags & SAVE_PAUSED) !== 0) {
     throw new RemoteError(VirErr.INVALID_ARG, VirFrom.QEMU, 'running and paused flags are mutually exclusive');
   }

@@ -14,7 +14,17 @@ import {
 } from '../protocol.js';
 import type { XdrWriter } from '../xdr.js';
 import { procedure, type Procedure } from './types.js';
-import { checkFlags, cpuTimeNs, enforcing, readDomainArgs, readDomainFlagsArgs, resolve, stateCode, VirDomainState, wireDomain } from './util.js';
+import {
+  checkFlags,
+  cpuTimeNs,
+  enforcing,
+  readDomainArgs,
+  readDomainFlagsArgs,
+  resolve,
+  stateCode,
+  VirDomainState,
+  wireDomain,
+} from './util.js';
 
 /** VIR_DOMAIN_XML_* */
 const XML_SECURE = 1;
@@ -98,7 +108,12 @@ export const domainQueryProcedures: readonly Procedure[] = [
     run: (ctx, a, w) => {
       checkFlags(a.flags, 0, 'virDomainGetState');
       const code = stateCode(resolve(ctx.server.hv, a.dom).state);
-      const reason = code === VirDomainState.RUNNING ? REASON_RUNNING_BOOTED : code === VirDomainState.PAUSED ? REASON_PAUSED_USER : REASON_SHUTOFF_UNKNOWN;
+      const reason =
+        code === VirDomainState.RUNNING
+          ? REASON_RUNNING_BOOTED
+          : code === VirDomainState.PAUSED
+            ? REASON_PAUSED_USER
+            : REASON_SHUTOFF_UNKNOWN;
       w.int(code).int(reason);
     },
   }),
@@ -149,7 +164,8 @@ export const domainQueryProcedures: readonly Procedure[] = [
     api: 'virDomainGetMessages',
     reconcile: true,
     decode: readDomainFlagsArgs,
-    run: (ctx, a, w) => void (resolve(ctx.server.hv, a.dom), w.array<string>([], DOMAIN_MESSAGES_MAX, (x, v) => x.string(v, STRING_MAX))),
+    run: (ctx, a, w) =>
+      void (resolve(ctx.server.hv, a.dom), w.array<string>([], DOMAIN_MESSAGES_MAX, (x, v) => x.string(v, STRING_MAX))),
   }),
   procedure('DomainGetJobInfo', {
     api: 'virDomainGetJobInfo',

@@ -29,12 +29,20 @@ function readIf(path: string): string {
 function setup(t: TestContext, options: AppArmorDriverOptions = {}) {
   const root = tempRoot('svirt-aa-driver-');
   t.after(() => removeTree(root));
-  buildTree(root, [{ file: 'usr/bin/qemu-system-x86_64' }, { dir: 'run/guest1' }, { file: 'images/a.qcow2' }, { file: 'images/b.qcow2' }]);
+  buildTree(root, [
+    { file: 'usr/bin/qemu-system-x86_64' },
+    { dir: 'run/guest1' },
+    { file: 'images/a.qcow2' },
+    { file: 'images/b.qcow2' },
+  ]);
   const profileDir = join(root, 'apparmor.d', 'svirt');
   const driver = new AppArmorDriver({ mode: 'compile-only', profileDir, parser: PARSER, ...options });
   const ctx = makeCtx(root);
   const def = makeDef();
-  const resources: GuestResource[] = [makeResource(ctx.runtimeDir, 'runtime-dir'), makeResource(join(root, 'images/a.qcow2'), 'disk', 'vda')];
+  const resources: GuestResource[] = [
+    makeResource(ctx.runtimeDir, 'runtime-dir'),
+    makeResource(join(root, 'images/a.qcow2'), 'disk', 'vda'),
+  ];
   const file = (name: string): string => join(profileDir, name);
   return { root, profileDir, driver, ctx, def, resources, file };
 }
@@ -49,21 +57,29 @@ function refused(fn: () => unknown, code: string, ...mentions: string[]): void {
 }
 
 describe('AppArmorDriver probe and mode', () => {
-  it('kernel mode: disabled with libvirt\'s reason when the kernel does not run AppArmor', { skip: KERNEL_AA ? 'this kernel runs AppArmor' : false }, () => {
-    assert.deepEqual(new AppArmorDriver().probe(), {
-      status: 'disable',
-      reason: 'Security driver apparmor not enabled: the kernel does not run AppArmor',
-    });
-  });
+  it(
+    "kernel mode: disabled with libvirt's reason when the kernel does not run AppArmor",
+    { skip: KERNEL_AA ? 'this kernel runs AppArmor' : false },
+    () => {
+      assert.deepEqual(new AppArmorDriver().probe(), {
+        status: 'disable',
+        reason: 'Security driver apparmor not enabled: the kernel does not run AppArmor',
+      });
+    },
+  );
 
-  it('kernel mode on such a host: genLabel and setAllLabel fail before anything is written or reserved', { skip: KERNEL_AA ? 'this kernel runs AppArmor' : false }, (t) => {
-    const s = setup(t, { mode: 'kernel' });
-    refused(() => s.driver.genLabel(s.def, s.ctx), 'SVIRT_ERR_SECURITY_UNAVAILABLE', 'the kernel does not run AppArmor');
-    const label = { type: 'dynamic', model: 'apparmor', relabel: true, label: PROFILE } as const;
-    refused(() => s.driver.setAllLabel(s.def, label, s.resources, s.ctx), 'SVIRT_ERR_SECURITY_UNAVAILABLE');
-    assert.equal(s.ctx.reservations.count('apparmor'), 0);
-    assert.equal(existsSync(s.profileDir), false);
-  });
+  it(
+    'kernel mode on such a host: genLabel and setAllLabel fail before anything is written or reserved',
+    { skip: KERNEL_AA ? 'this kernel runs AppArmor' : false },
+    (t) => {
+      const s = setup(t, { mode: 'kernel' });
+      refused(() => s.driver.genLabel(s.def, s.ctx), 'SVIRT_ERR_SECURITY_UNAVAILABLE', 'the kernel does not run AppArmor');
+      const label = { type: 'dynamic', model: 'apparmor', relabel: true, label: PROFILE } as const;
+      refused(() => s.driver.setAllLabel(s.def, label, s.resources, s.ctx), 'SVIRT_ERR_SECURITY_UNAVAILABLE');
+      assert.equal(s.ctx.reservations.count('apparmor'), 0);
+      assert.equal(existsSync(s.profileDir), false);
+    },
+  );
 
   it('compile-only: enabled when apparmor_parser is there, and says QEMU is not confined', { skip: NO_PARSER }, () => {
     const probe = new AppArmorDriver({ mode: 'compile-only', parser: PARSER }).probe();
@@ -73,7 +89,10 @@ describe('AppArmorDriver probe and mode', () => {
 
   it('compile-only without a parser: disabled, naming the missing binary', () => {
     const probe = new AppArmorDriver({ mode: 'compile-only', parser: '/nonexistent/apparmor_parser' }).probe();
-    assert.deepEqual(probe, { status: 'disable', reason: 'Security driver apparmor not enabled: no apparmor_parser at "/nonexistent/apparmor_parser"' });
+    assert.deepEqual(probe, {
+      status: 'disable',
+      reason: 'Security driver apparmor not enabled: no apparmor_parser at "/nonexistent/apparmor_parser"',
+    });
   });
 
   it('reads its settings from SVIRT_APPARMOR_* and refuses an unknown mode', () => {
@@ -97,7 +116,11 @@ describe('AppArmorDriver labels', { skip: NO_PARSER }, () => {
     assert.deepEqual(label, { type: 'dynamic', model: 'apparmor', relabel: true, label: PROFILE, imagelabel: PROFILE });
     assert.equal(s.ctx.reservations.holder('apparmor', PROFILE), UUID);
     s.ctx.reservations.tryReserve('apparmor', 'svirt-other', 'someone-else');
-    refused(() => s.driver.reserveLabel(s.def, { ...label, label: 'svirt-other' }, s.ctx), 'SVIRT_ERR_LABEL_APPLY', 'svirt-other');
+    refused(
+      () => s.driver.reserveLabel(s.def, { ...label, label: 'svirt-other' }, s.ctx),
+      'SVIRT_ERR_LABEL_APPLY',
+      'svirt-other',
+    );
   });
 
   it('reports a reservation conflict naming the holder', (t) => {
@@ -128,14 +151,26 @@ describe('AppArmorDriver labels', { skip: NO_PARSER }, () => {
       const def = makeDef({ seclabels: [{ type: 'static', model: 'apparmor', label: name }] });
       refused(() => s.driver.genLabel(def, s.ctx), 'SVIRT_ERR_XML_INVALID', mention);
     }
-    refused(() => s.driver.genLabel(makeDef({ seclabels: [{ type: 'static', model: 'apparmor' }] }), s.ctx), 'SVIRT_ERR_XML_INVALID', 'without <label>');
+    refused(
+      () => s.driver.genLabel(makeDef({ seclabels: [{ type: 'static', model: 'apparmor' }] }), s.ctx),
+      'SVIRT_ERR_XML_INVALID',
+      'without <label>',
+    );
     assert.equal(s.ctx.reservations.count('apparmor'), 0);
   });
 
   it("refuses a <baselabel> and a dynamic label that is not the guest's", (t) => {
     const s = setup(t);
-    refused(() => s.driver.genLabel(makeDef({ seclabels: [{ type: 'dynamic', model: 'apparmor', baselabel: 'x' }] }), s.ctx), 'SVIRT_ERR_XML_UNSUPPORTED', 'baselabel');
-    refused(() => s.driver.genLabel(makeDef({ seclabels: [{ type: 'dynamic', model: 'apparmor', label: 'svirt-x' }] }), s.ctx), 'SVIRT_ERR_XML_INVALID', PROFILE);
+    refused(
+      () => s.driver.genLabel(makeDef({ seclabels: [{ type: 'dynamic', model: 'apparmor', baselabel: 'x' }] }), s.ctx),
+      'SVIRT_ERR_XML_UNSUPPORTED',
+      'baselabel',
+    );
+    refused(
+      () => s.driver.genLabel(makeDef({ seclabels: [{ type: 'dynamic', model: 'apparmor', label: 'svirt-x' }] }), s.ctx),
+      'SVIRT_ERR_XML_INVALID',
+      PROFILE,
+    );
   });
 
   it("type='none': no label, nothing written, no confinement", (t) => {
@@ -151,16 +186,22 @@ describe('AppArmorDriver labels', { skip: NO_PARSER }, () => {
     const s = setup(t);
     const label = s.driver.genLabel(s.def, s.ctx);
     assert.deepEqual(s.driver.confinement(s.def, label), {});
-    assert.deepEqual(new AppArmorDriver({ mode: 'kernel', profileDir: s.profileDir }).confinement(s.def, label), { apparmorProfile: PROFILE });
+    assert.deepEqual(new AppArmorDriver({ mode: 'kernel', profileDir: s.profileDir }).confinement(s.def, label), {
+      apparmorProfile: PROFILE,
+    });
   });
 
-  it('processLabel is the profile name (the kernel mode suffix only where AppArmor runs)', { skip: KERNEL_AA ? 'this kernel runs AppArmor' : false }, (t) => {
-    const s = setup(t);
-    const label = s.driver.genLabel(s.def, s.ctx);
-    assert.equal(s.driver.processLabel(s.def, label, process.pid), PROFILE);
-    assert.equal(s.driver.enforcing(), true);
-    assert.equal(s.driver.doi(), '0');
-  });
+  it(
+    'processLabel is the profile name (the kernel mode suffix only where AppArmor runs)',
+    { skip: KERNEL_AA ? 'this kernel runs AppArmor' : false },
+    (t) => {
+      const s = setup(t);
+      const label = s.driver.genLabel(s.def, s.ctx);
+      assert.equal(s.driver.processLabel(s.def, label, process.pid), PROFILE);
+      assert.equal(s.driver.enforcing(), true);
+      assert.equal(s.driver.doi(), '0');
+    },
+  );
 });
 
 describe('AppArmorDriver compile-only lifecycle', { skip: NO_PARSER }, () => {
@@ -194,7 +235,10 @@ describe('AppArmorDriver compile-only lifecycle', { skip: NO_PARSER }, () => {
   it("a device <seclabel model='apparmor' relabel='no'> keeps that file out of the profile", (t) => {
     const s = setup(t);
     const label = s.driver.genLabel(s.def, s.ctx);
-    const skipped: GuestResource = { ...makeResource(join(s.root, 'images/b.qcow2'), 'disk', 'vdb'), seclabels: [{ model: 'apparmor', relabel: false }] };
+    const skipped: GuestResource = {
+      ...makeResource(join(s.root, 'images/b.qcow2'), 'disk', 'vdb'),
+      seclabels: [{ model: 'apparmor', relabel: false }],
+    };
     s.driver.setAllLabel(s.def, label, [...s.resources, skipped], s.ctx);
     assert.equal(readFileSync(s.file(`${PROFILE}.files`), 'utf8').includes('b.qcow2'), false);
   });
@@ -209,13 +253,17 @@ describe('AppArmorDriver compile-only lifecycle', { skip: NO_PARSER }, () => {
     s.driver.release(s.def, label); // idempotent
   });
 
-  it('kernel-mode release on a kernel without AppArmor has nothing to unload and still removes the files', { skip: KERNEL_AA ? 'this kernel runs AppArmor' : false }, (t) => {
-    const s = setup(t);
-    const label = s.driver.genLabel(s.def, s.ctx);
-    s.driver.setAllLabel(s.def, label, s.resources, s.ctx);
-    new AppArmorDriver({ mode: 'kernel', profileDir: s.profileDir, parser: '/bin/false' }).release(s.def, label);
-    assert.deepEqual(readdirSync(s.profileDir), ['abstractions']);
-  });
+  it(
+    'kernel-mode release on a kernel without AppArmor has nothing to unload and still removes the files',
+    { skip: KERNEL_AA ? 'this kernel runs AppArmor' : false },
+    (t) => {
+      const s = setup(t);
+      const label = s.driver.genLabel(s.def, s.ctx);
+      s.driver.setAllLabel(s.def, label, s.resources, s.ctx);
+      new AppArmorDriver({ mode: 'kernel', profileDir: s.profileDir, parser: '/bin/false' }).release(s.def, label);
+      assert.deepEqual(readdirSync(s.profileDir), ['abstractions']);
+    },
+  );
 
   it('undefine removes the guest files left behind (e.g. by a crash)', (t) => {
     const s = setup(t);
@@ -223,7 +271,11 @@ describe('AppArmorDriver compile-only lifecycle', { skip: NO_PARSER }, () => {
     s.driver.setAllLabel(s.def, label, s.resources, s.ctx);
     s.driver.undefine(s.def);
     assert.deepEqual(readdirSync(s.profileDir), ['abstractions']);
-    refused(() => s.driver.setResourceLabel(s.def, label, s.resources[1] as GuestResource, s.ctx), 'SVIRT_ERR_OPERATION_INVALID', 'is missing');
+    refused(
+      () => s.driver.setResourceLabel(s.def, label, s.resources[1] as GuestResource, s.ctx),
+      'SVIRT_ERR_OPERATION_INVALID',
+      'is missing',
+    );
   });
 });
 
@@ -243,7 +295,11 @@ describe('AppArmorDriver refusals', { skip: NO_PARSER }, () => {
       const s = setup(t);
       const label = s.driver.genLabel(s.def, s.ctx);
       const path = tail.startsWith('/') ? `${s.root}${tail}` : tail;
-      refused(() => s.driver.setAllLabel(s.def, label, [...s.resources, makeResource(path, 'disk', 'vdb')], s.ctx), 'SVIRT_ERR_PATH_INVALID', JSON.stringify(path));
+      refused(
+        () => s.driver.setAllLabel(s.def, label, [...s.resources, makeResource(path, 'disk', 'vdb')], s.ctx),
+        'SVIRT_ERR_PATH_INVALID',
+        JSON.stringify(path),
+      );
       assert.equal(existsSync(s.profileDir), false);
     });
   }
@@ -253,7 +309,11 @@ describe('AppArmorDriver refusals', { skip: NO_PARSER }, () => {
     for (const name of ['a"b', 'a\nb', 'a,b', 'a}b']) {
       refused(() => s.driver.genLabel(makeDef({ name }), s.ctx), 'SVIRT_ERR_XML_INVALID', JSON.stringify(name));
       const label = { type: 'dynamic', model: 'apparmor', relabel: true, label: PROFILE } as const;
-      refused(() => s.driver.setAllLabel(makeDef({ name }), label, s.resources, s.ctx), 'SVIRT_ERR_XML_INVALID', JSON.stringify(name));
+      refused(
+        () => s.driver.setAllLabel(makeDef({ name }), label, s.resources, s.ctx),
+        'SVIRT_ERR_XML_INVALID',
+        JSON.stringify(name),
+      );
     }
     refused(() => s.driver.genLabel(makeDef({ uuid: '../../../etc/x' }), s.ctx), 'SVIRT_ERR_XML_INVALID', 'uuid');
     refused(() => s.driver.undefine(makeDef({ uuid: '../../../etc/x' })), 'SVIRT_ERR_XML_INVALID', 'uuid');
@@ -269,7 +329,11 @@ describe('AppArmorDriver refusals', { skip: NO_PARSER }, () => {
       ['/usr/bin/qemu-system-x86_64', 'disk'],
       [join(s.profileDir, `${PROFILE}.files`), 'chardev'],
     ] as const) {
-      refused(() => s.driver.setAllLabel(s.def, label, [...s.resources, makeResource(path, role)], s.ctx), 'SVIRT_ERR_PATH_INVALID', JSON.stringify(path));
+      refused(
+        () => s.driver.setAllLabel(s.def, label, [...s.resources, makeResource(path, role)], s.ctx),
+        'SVIRT_ERR_PATH_INVALID',
+        JSON.stringify(path),
+      );
     }
     assert.equal(existsSync(s.profileDir), false);
   });
@@ -280,7 +344,11 @@ describe('AppArmorDriver refusals', { skip: NO_PARSER }, () => {
     s.driver.setAllLabel(s.def, label, s.resources, s.ctx);
     const before = readFileSync(s.file(`${PROFILE}.files`), 'utf8');
     const path = `${s.root}/images/x,y.img`;
-    refused(() => s.driver.setResourceLabel(s.def, label, makeResource(path, 'disk', 'vdc'), s.ctx), 'SVIRT_ERR_PATH_INVALID', JSON.stringify(path));
+    refused(
+      () => s.driver.setResourceLabel(s.def, label, makeResource(path, 'disk', 'vdc'), s.ctx),
+      'SVIRT_ERR_PATH_INVALID',
+      JSON.stringify(path),
+    );
     assert.equal(readFileSync(s.file(`${PROFILE}.files`), 'utf8'), before);
   });
 });
@@ -289,7 +357,12 @@ describe('AppArmorDriver parser failures', { skip: NO_PARSER }, () => {
   it('a failing parser is an error naming the profile, and start leaves no guest file', (t) => {
     const s = setup(t, { parser: '/bin/false' });
     const label = s.driver.genLabel(s.def, s.ctx);
-    refused(() => s.driver.setAllLabel(s.def, label, s.resources, s.ctx), 'SVIRT_ERR_LABEL_APPLY', `"${PROFILE}"`, 'exit status 1');
+    refused(
+      () => s.driver.setAllLabel(s.def, label, s.resources, s.ctx),
+      'SVIRT_ERR_LABEL_APPLY',
+      `"${PROFILE}"`,
+      'exit status 1',
+    );
     assert.deepEqual(readdirSync(s.profileDir), ['abstractions']);
   });
 
@@ -298,18 +371,35 @@ describe('AppArmorDriver parser failures', { skip: NO_PARSER }, () => {
     t.after(() => removeTree(base));
     const s = setup(t, { baseDir: base });
     const label = s.driver.genLabel(s.def, s.ctx);
-    refused(() => s.driver.setAllLabel(s.def, label, s.resources, s.ctx), 'SVIRT_ERR_LABEL_APPLY', `"${PROFILE}"`, 'apparmor_parser failed', 'abi/3.0');
+    refused(
+      () => s.driver.setAllLabel(s.def, label, s.resources, s.ctx),
+      'SVIRT_ERR_LABEL_APPLY',
+      `"${PROFILE}"`,
+      'apparmor_parser failed',
+      'abi/3.0',
+    );
     assert.deepEqual(readdirSync(s.profileDir), ['abstractions']);
   });
 
   it('a parser that cannot run is an error naming the profile and the binary', () => {
     const parser = new AppArmorParser('/nonexistent/apparmor_parser', '/etc/apparmor.d');
-    refused(() => parser.compile(PROFILE, '/x/y'), 'SVIRT_ERR_LABEL_APPLY', `"${PROFILE}"`, '/nonexistent/apparmor_parser', 'ENOENT');
+    refused(
+      () => parser.compile(PROFILE, '/x/y'),
+      'SVIRT_ERR_LABEL_APPLY',
+      `"${PROFILE}"`,
+      '/nonexistent/apparmor_parser',
+      'ENOENT',
+    );
   });
 
   it('a failing unload is an error naming the profile (SVIRT_ERR_LABEL_RESTORE)', () => {
     const parser = new AppArmorParser('/bin/false', '/etc/apparmor.d');
-    refused(() => parser.remove(PROFILE), 'SVIRT_ERR_LABEL_RESTORE', `cannot unload AppArmor profile "${PROFILE}"`, 'exit status 1');
+    refused(
+      () => parser.remove(PROFILE),
+      'SVIRT_ERR_LABEL_RESTORE',
+      `cannot unload AppArmor profile "${PROFILE}"`,
+      'exit status 1',
+    );
   });
 
   it('a failed hotplug puts the previous profile files back', (t) => {
@@ -318,7 +408,11 @@ describe('AppArmorDriver parser failures', { skip: NO_PARSER }, () => {
     s.driver.setAllLabel(s.def, label, s.resources, s.ctx);
     const before = readFileSync(s.file(`${PROFILE}.files`), 'utf8');
     const broken = new AppArmorDriver({ mode: 'compile-only', profileDir: s.profileDir, parser: '/bin/false' });
-    refused(() => broken.setResourceLabel(s.def, label, makeResource(join(s.root, 'images/b.qcow2'), 'disk', 'vdb'), s.ctx), 'SVIRT_ERR_LABEL_APPLY', PROFILE);
+    refused(
+      () => broken.setResourceLabel(s.def, label, makeResource(join(s.root, 'images/b.qcow2'), 'disk', 'vdb'), s.ctx),
+      'SVIRT_ERR_LABEL_APPLY',
+      PROFILE,
+    );
     assert.equal(readFileSync(s.file(`${PROFILE}.files`), 'utf8'), before);
   });
 
@@ -326,7 +420,12 @@ describe('AppArmorDriver parser failures', { skip: NO_PARSER }, () => {
     const s = setup(t);
     mkdirSync(s.file('abstractions/svirt-qemu'), { recursive: true });
     const label = s.driver.genLabel(s.def, s.ctx);
-    refused(() => s.driver.setAllLabel(s.def, label, s.resources, s.ctx), 'SVIRT_ERR_LABEL_APPLY', s.file('abstractions/svirt-qemu'), 'EISDIR');
+    refused(
+      () => s.driver.setAllLabel(s.def, label, s.resources, s.ctx),
+      'SVIRT_ERR_LABEL_APPLY',
+      s.file('abstractions/svirt-qemu'),
+      'EISDIR',
+    );
     assert.equal(existsSync(s.file(PROFILE)), false);
   });
 });

@@ -80,7 +80,9 @@ export class AppArmorDriver implements SecurityDriver {
     const own = ownSecLabel(def);
     if (own?.type === 'none') return { type: 'none', model: 'apparmor', relabel: false };
     if (own?.baselabel !== undefined) {
-      throw new SvirtError('SVIRT_ERR_XML_UNSUPPORTED', `guest "${def.name}": AppArmor has no <baselabel>`, { details: { baselabel: own.baselabel } });
+      throw new SvirtError('SVIRT_ERR_XML_UNSUPPORTED', `guest "${def.name}": AppArmor has no <baselabel>`, {
+        details: { baselabel: own.baselabel },
+      });
     }
     if (own?.type === 'static') {
       const label = this.staticName(def, own);
@@ -89,9 +91,13 @@ export class AppArmorDriver implements SecurityDriver {
     }
     const label = dynamicName(def);
     if (own?.label !== undefined && own.label !== label) {
-      throw new SvirtError('SVIRT_ERR_XML_INVALID', `guest "${def.name}": a dynamic AppArmor <seclabel> is always ${label}, not ${JSON.stringify(own.label)}`, {
-        details: { label: own.label },
-      });
+      throw new SvirtError(
+        'SVIRT_ERR_XML_INVALID',
+        `guest "${def.name}": a dynamic AppArmor <seclabel> is always ${label}, not ${JSON.stringify(own.label)}`,
+        {
+          details: { label: own.label },
+        },
+      );
     }
     this.reserve(label, def.uuid, ctx);
     return { type: 'dynamic', model: 'apparmor', relabel: true, label, imagelabel: label };
@@ -109,7 +115,9 @@ export class AppArmorDriver implements SecurityDriver {
     if (label.type === 'static') {
       // the administrator's own profile: svirt writes nothing, but will not start under a missing one
       if (this.mode === 'kernel' && !kernelProfileLoaded(name)) {
-        throw new SvirtError('SVIRT_ERR_LABEL_APPLY', `guest "${def.name}": static AppArmor profile "${name}" is not loaded`, { details: { profile: name } });
+        throw new SvirtError('SVIRT_ERR_LABEL_APPLY', `guest "${def.name}": static AppArmor profile "${name}" is not loaded`, {
+          details: { profile: name },
+        });
       }
       return;
     }
@@ -243,15 +251,20 @@ export class AppArmorDriver implements SecurityDriver {
 
   private requireUsable(): void {
     const probe = this.probe();
-    if (probe.status === 'disable') throw new SvirtError('SVIRT_ERR_SECURITY_UNAVAILABLE', probe.reason, { details: { driver: 'apparmor' } });
+    if (probe.status === 'disable')
+      throw new SvirtError('SVIRT_ERR_SECURITY_UNAVAILABLE', probe.reason, { details: { driver: 'apparmor' } });
   }
 
   private reserve(label: string, uuid: string, ctx: SecurityContext): void {
     if (!ctx.reservations.tryReserve('apparmor', label, uuid)) {
       const holder = ctx.reservations.holder('apparmor', label);
-      throw new SvirtError('SVIRT_ERR_LABEL_CONFLICT', `AppArmor profile "${label}" is in use by guest ${holder ?? '(unknown)'}`, {
-        details: { label, holder },
-      });
+      throw new SvirtError(
+        'SVIRT_ERR_LABEL_CONFLICT',
+        `AppArmor profile "${label}" is in use by guest ${holder ?? '(unknown)'}`,
+        {
+          details: { label, holder },
+        },
+      );
     }
   }
 
@@ -261,24 +274,35 @@ export class AppArmorDriver implements SecurityDriver {
     assertSafeUuid(def.uuid);
     const name = dynamicName(def);
     if (label.label !== undefined && label.label !== name) {
-      throw new SvirtError('SVIRT_ERR_LABEL_APPLY', `guest "${def.name}": dynamic AppArmor label ${JSON.stringify(label.label)} is not ${name}`, {
-        details: { label: label.label },
-      });
+      throw new SvirtError(
+        'SVIRT_ERR_LABEL_APPLY',
+        `guest "${def.name}": dynamic AppArmor label ${JSON.stringify(label.label)} is not ${name}`,
+        {
+          details: { label: label.label },
+        },
+      );
     }
     return name;
   }
 
   private staticName(def: DomainDef, label: SecLabelDef): string {
     const name = label.label;
-    if (name === undefined) throw new SvirtError('SVIRT_ERR_XML_INVALID', `guest "${def.name}": static AppArmor <seclabel> without <label>`);
+    if (name === undefined)
+      throw new SvirtError('SVIRT_ERR_XML_INVALID', `guest "${def.name}": static AppArmor <seclabel> without <label>`);
     assertSafeProfileName(name);
     if (name === 'unconfined') {
-      throw new SvirtError('SVIRT_ERR_XML_INVALID', `guest "${def.name}": static AppArmor profile "unconfined" confines nothing; use <seclabel type='none'>`, {
-        details: { label: name },
-      });
+      throw new SvirtError(
+        'SVIRT_ERR_XML_INVALID',
+        `guest "${def.name}": static AppArmor profile "unconfined" confines nothing; use <seclabel type='none'>`,
+        {
+          details: { label: name },
+        },
+      );
     }
     if (name.startsWith(PROFILE_PREFIX) && name !== dynamicName(def)) {
-      throw new SvirtError('SVIRT_ERR_XML_INVALID', `guest "${def.name}": "${name}" is another guest's generated profile`, { details: { label: name } });
+      throw new SvirtError('SVIRT_ERR_XML_INVALID', `guest "${def.name}": "${name}" is another guest's generated profile`, {
+        details: { label: name },
+      });
     }
     return name;
   }

@@ -21,8 +21,18 @@ export interface GuestFiles {
 }
 
 const ROLES: ReadonlySet<string> = new Set<ResourceRole>([
-  'disk', 'disk-readonly', 'disk-shareable', 'backing', 'kernel', 'initrd', 'dtb',
-  'loader', 'nvram', 'chardev', 'runtime-dir', 'saved-state',
+  'disk',
+  'disk-readonly',
+  'disk-shareable',
+  'backing',
+  'kernel',
+  'initrd',
+  'dtb',
+  'loader',
+  'nvram',
+  'chardev',
+  'runtime-dir',
+  'saved-state',
 ]);
 
 export class ProfileFiles {
@@ -79,9 +89,13 @@ export class ProfileFiles {
     const path = this.statePath(profileName);
     const text = readIfExists(path);
     if (text === undefined) {
-      throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot update AppArmor profile "${profileName}": ${JSON.stringify(path)} is missing (is the guest running?)`, {
-        details: { profile: profileName, path },
-      });
+      throw new SvirtError(
+        'SVIRT_ERR_OPERATION_INVALID',
+        `cannot update AppArmor profile "${profileName}": ${JSON.stringify(path)} is missing (is the guest running?)`,
+        {
+          details: { profile: profileName, path },
+        },
+      );
     }
     return parseState(text, path);
   }
@@ -100,7 +114,8 @@ function parseState(text: string, path: string): RuleResource[] {
   } catch (err) {
     throw bad(err instanceof Error ? err.message : String(err));
   }
-  if (typeof doc !== 'object' || doc === null || !('resources' in doc) || !Array.isArray(doc.resources)) throw bad('no resources list');
+  if (typeof doc !== 'object' || doc === null || !('resources' in doc) || !Array.isArray(doc.resources))
+    throw bad('no resources list');
   const out: RuleResource[] = [];
   for (const item of doc.resources as unknown[]) {
     if (typeof item !== 'object' || item === null) throw bad('resource is not an object');

@@ -58,7 +58,19 @@ const cases = readdirSync(FIXTURES)
 
 describe('AppArmorDriver golden profiles', () => {
   it('has a fixture for every case the issue names', () => {
-    for (const c of ['plain-disk', 'readonly-disk', 'cdrom', 'backing-chain', 'kernel-initrd', 'loader-nvram', 'serial-file', 'serial-unix', 'symlinked-image', 'dot-segments', 'spaces']) {
+    for (const c of [
+      'plain-disk',
+      'readonly-disk',
+      'cdrom',
+      'backing-chain',
+      'kernel-initrd',
+      'loader-nvram',
+      'serial-file',
+      'serial-unix',
+      'symlinked-image',
+      'dot-segments',
+      'spaces',
+    ]) {
       assert.ok(cases.includes(c), `missing fixture ${c}`);
     }
   });

@@ -47,7 +47,13 @@ export class AppArmorParser {
 
   /** Compiles the profile file without loading it into the kernel or touching the cache. */
   compile(profileName: string, file: string): void {
-    this.run('compile', profileName, file, ['--skip-kernel-load', '--skip-cache', '--base', this.baseDir, file], 'SVIRT_ERR_LABEL_APPLY');
+    this.run(
+      'compile',
+      profileName,
+      file,
+      ['--skip-kernel-load', '--skip-cache', '--base', this.baseDir, file],
+      'SVIRT_ERR_LABEL_APPLY',
+    );
   }
 
   /** Loads the profile, replacing a loaded one of the same name (atomically, in the kernel). */
@@ -58,10 +64,24 @@ export class AppArmorParser {
   /** Unloads the profile by name; the profile file need not exist any more. */
   remove(profileName: string): void {
     // -R only needs the profile's name: a minimal profile on stdin carries it
-    this.run('unload', profileName, undefined, ['--remove', '--base', this.baseDir], 'SVIRT_ERR_LABEL_RESTORE', `profile ${profileName} {}\n`);
+    this.run(
+      'unload',
+      profileName,
+      undefined,
+      ['--remove', '--base', this.baseDir],
+      'SVIRT_ERR_LABEL_RESTORE',
+      `profile ${profileName} {}\n`,
+    );
   }
 
-  private run(verb: string, profileName: string, file: string | undefined, args: readonly string[], code: ErrorCode, input?: string): void {
+  private run(
+    verb: string,
+    profileName: string,
+    file: string | undefined,
+    args: readonly string[],
+    code: ErrorCode,
+    input?: string,
+  ): void {
     const argv = [this.path, ...args];
     const what = `cannot ${verb} AppArmor profile "${profileName}"${file === undefined ? '' : ` (${file})`}`;
     const r = spawnSync(this.path, args, {

@@ -32,7 +32,32 @@ describe('AppArmor path validation', () => {
   });
 
   it('refuses every character that is AppArmor syntax, naming the path', () => {
-    const hostile = ['"', "'", '`', '\\', '*', '?', '[', ']', '{', '}', '^', ',', '#', '@', '$', '=', '(', ')', '<', '>', ';', '|', '&', '!'];
+    const hostile = [
+      '"',
+      "'",
+      '`',
+      '\\',
+      '*',
+      '?',
+      '[',
+      ']',
+      '{',
+      '}',
+      '^',
+      ',',
+      '#',
+      '@',
+      '$',
+      '=',
+      '(',
+      ')',
+      '<',
+      '>',
+      ';',
+      '|',
+      '&',
+      '!',
+    ];
     for (const c of hostile) {
       const path = `/srv/a${c}b.img`;
       refused(() => assertSafePath(path, 'disk'), 'SVIRT_ERR_PATH_INVALID', JSON.stringify(path));
@@ -142,7 +167,12 @@ describe('AppArmor restricted host paths', () => {
 describe('AppArmor names', () => {
   it('accepts canonical lower-case uuids only', () => {
     assertSafeUuid('6f1c2a3e-4b5d-4e6f-8a9b-0c1d2e3f4a5b');
-    for (const bad of ['6F1C2A3E-4B5D-4E6F-8A9B-0C1D2E3F4A5B', '../../etc/passwd', '6f1c2a3e-4b5d-4e6f-8a9b-0c1d2e3f4a5b\n', '']) {
+    for (const bad of [
+      '6F1C2A3E-4B5D-4E6F-8A9B-0C1D2E3F4A5B',
+      '../../etc/passwd',
+      '6f1c2a3e-4b5d-4e6f-8a9b-0c1d2e3f4a5b\n',
+      '',
+    ]) {
       refused(() => assertSafeUuid(bad), 'SVIRT_ERR_XML_INVALID', 'uuid');
     }
   });

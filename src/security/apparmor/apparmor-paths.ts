@@ -143,9 +143,13 @@ const PROFILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._+-]{0,199}$/u;
 /** Throws SVIRT_ERR_XML_INVALID unless `uuid` is a lower-case canonical UUID. */
 export function assertSafeUuid(uuid: string): void {
   if (!UUID.test(uuid)) {
-    throw new SvirtError('SVIRT_ERR_XML_INVALID', `refusing domain uuid ${JSON.stringify(uuid)}: not a lower-case 8-4-4-4-12 UUID`, {
-      details: { uuid },
-    });
+    throw new SvirtError(
+      'SVIRT_ERR_XML_INVALID',
+      `refusing domain uuid ${JSON.stringify(uuid)}: not a lower-case 8-4-4-4-12 UUID`,
+      {
+        details: { uuid },
+      },
+    );
   }
 }
 
@@ -154,7 +158,8 @@ export function assertSafeDomainName(name: string): void {
   let reason: string | undefined;
   if (name.length === 0) reason = 'empty name';
   else if (PATH_CONTROL.test(name)) reason = `contains control character ${describeChar(PATH_CONTROL.exec(name)?.[0] ?? '')}`;
-  else if (NAME_REFUSED.test(name)) reason = `contains ${describeChar(NAME_REFUSED.exec(name)?.[0] ?? '')}, which AppArmor reads as profile syntax`;
+  else if (NAME_REFUSED.test(name))
+    reason = `contains ${describeChar(NAME_REFUSED.exec(name)?.[0] ?? '')}, which AppArmor reads as profile syntax`;
   if (reason !== undefined) {
     throw new SvirtError('SVIRT_ERR_XML_INVALID', `refusing domain name ${JSON.stringify(name)}: ${reason}`, {
       details: { name, reason },

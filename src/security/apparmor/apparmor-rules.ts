@@ -64,7 +64,12 @@ function under(path: string, dir: string): boolean {
 }
 
 /** Why `path` must not be given to a guest in `role`, or undefined. */
-export function restrictedReason(path: string, role: ResourceRole | 'emulator', writable: boolean, protectedDirs: readonly string[]): string | undefined {
+export function restrictedReason(
+  path: string,
+  role: ResourceRole | 'emulator',
+  writable: boolean,
+  protectedDirs: readonly string[],
+): string | undefined {
   if (path === '/') return 'the root directory';
   const prot = protectedDirs.find((d) => under(path, d));
   if (prot !== undefined) return `inside svirt's AppArmor profile dir ${JSON.stringify(prot)}`;
@@ -80,7 +85,13 @@ export function restrictedReason(path: string, role: ResourceRole | 'emulator', 
   return undefined;
 }
 
-function assertAllowed(path: string, original: string, role: ResourceRole | 'emulator', writable: boolean, protectedDirs: readonly string[]): void {
+function assertAllowed(
+  path: string,
+  original: string,
+  role: ResourceRole | 'emulator',
+  writable: boolean,
+  protectedDirs: readonly string[],
+): void {
   const reason = restrictedReason(path, role, writable, protectedDirs);
   if (reason === undefined) return;
   const shown = path === original ? JSON.stringify(path) : `${JSON.stringify(original)} (${JSON.stringify(path)})`;
@@ -93,13 +104,10 @@ function assertAllowed(path: string, original: string, role: ResourceRole | 'emu
 function resourceRules(res: RuleResource, protectedDirs: readonly string[]): string[] {
   const what = res.role;
   const { declared, target } = checkedPath(res.path, what);
-  const label = res.device === undefined ? res.role : res.role === 'backing' ? `backing layer of ${res.device}` : `${res.role} ${res.device}`;
+  const label =
+    res.device === undefined ? res.role : res.role === 'backing' ? `backing layer of ${res.device}` : `${res.role} ${res.device}`;
   const paths = target === declared ? [target] : [target, declared];
-  const lines = [
-    target === declared
-      ? `  # ${label}`
-      : `  # ${label}: ${quotePath(declared)} resolves to ${quotePath(target)}`,
-  ];
+  const lines = [target === declared ? `  # ${label}` : `  # ${label}: ${quotePath(declared)} resolves to ${quotePath(target)}`];
   if (res.role === 'runtime-dir') {
     for (const p of paths) {
       assertAllowed(p, res.path, res.role, true, protectedDirs);

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, symlinkSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DomainDef, DiskDef } from '../../domain/domain-def.js';
@@ -15,7 +15,7 @@ function setup(t: { after: (fn: () => void) => void }) {
   const store = Store.open(join(dir, 'state'));
   t.after(() => {
     store.close();
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
   });
   const ctx: SecurityContext = {
     runtimeDir: join(dir, 'run', 'g'),
@@ -30,8 +30,18 @@ function setup(t: { after: (fn: () => void) => void }) {
 
 function def(name: string, uuid: string, seclabels: DomainDef['seclabels'] = []): DomainDef {
   return {
-    type: 'qemu', name, uuid, memoryKiB: 65536, currentMemoryKiB: 65536, vcpus: 1,
-    os: { type: 'hvm' }, features: [], disks: [], chardevs: [], seclabels, ignoredDevices: [],
+    type: 'qemu',
+    name,
+    uuid,
+    memoryKiB: 65536,
+    currentMemoryKiB: 65536,
+    vcpus: 1,
+    os: { type: 'hvm' },
+    features: [],
+    disks: [],
+    chardevs: [],
+    seclabels,
+    ignoredDevices: [],
     source: { kind: 'element', name: 'domain', attrs: [], children: [] },
   };
 }
@@ -39,11 +49,20 @@ function def(name: string, uuid: string, seclabels: DomainDef['seclabels'] = [])
 function file(path: string, uid: number, gid: number, mode: number): string {
   writeFileSync(path, 'x');
   chownSync(path, uid, gid);
-  statSync(path);
+  chmodSync(path, mode);
   return path;
 }
 
-const disk = (path: string): DiskDef => ({ type: 'file', device: 'disk', format: 'raw', path, target: { dev: 'vda', bus: 'virtio' }, readonly: false, shareable: false, seclabels: [] });
+const disk = (path: string): DiskDef => ({
+  type: 'file',
+  device: 'disk',
+  format: 'raw',
+  path,
+  target: { dev: 'vda', bus: 'virtio' },
+  readonly: false,
+  shareable: false,
+  seclabels: [],
+});
 
 describe('DacDriver', { skip: root ? false : 'chown needs root' }, () => {
   it('hands private files to a unique uid and restores the remembered owner', (t) => {
@@ -71,12 +90,16 @@ describe('DacDriver', { skip: root ? false : 'chown needs root' }, () => {
     assert.equal(statSync(shared).uid, 1000, 'shareable disks keep their owner (QEMU gets an fd)');
     drv.restoreAllLabel(d, label, res, ctx);
     assert.deepEqual([statSync(rw).uid, statSync(rw).gid, statSync(rw).mode & 0o777], [1000, 1000, 0o644]);
+    assert.equal(statSync(shared).mode & 0o777, 0o660, 'a shareable disk keeps its mode');
     assert.deepEqual(ctx.memory.recall('dac', rw), undefined);
   });
 
   it('allocates distinct ids and fails cleanly when the range is exhausted', (t) => {
     const { ctx } = setup(t);
-    const drv = new DacDriver({ range: { first: 1_900_000_000, count: 50 }, taken: { uids: new Set([1_900_000_007]), gids: new Set() } });
+    const drv = new DacDriver({
+      range: { first: 1_900_000_000, count: 50 },
+      taken: { uids: new Set([1_900_000_007]), gids: new Set() },
+    });
     const seen = new Set<string>();
     for (let i = 0; i < 49; i++) seen.add(drv.genLabel(def(`g${i}`, `u${i}`), ctx).label ?? '');
     assert.equal(seen.size, 49);
@@ -120,10 +143,16 @@ describe('DacDriver', { skip: root ? false : 'chown needs root' }, () => {
     const d = def('l', 'u-l');
     const label = drv.genLabel(d, ctx);
     assert.throws(
-      () => drv.setAllLabel(d, label, [
-        { path: ok, role: 'disk', seclabels: [] },
-        { path: join(dir, 'link.img'), role: 'disk', seclabels: [] },
-      ], ctx),
+      () =>
+        drv.setAllLabel(
+          d,
+          label,
+          [
+            { path: ok, role: 'disk', seclabels: [] },
+            { path: join(dir, 'link.img'), role: 'disk', seclabels: [] },
+          ],
+          ctx,
+        ),
       /link\.img.*symbolic link/,
     );
     assert.equal(statSync(target).uid, 0, 'the symlink target was not touched');

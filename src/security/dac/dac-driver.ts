@@ -6,14 +6,7 @@ import { accountIds, lookupId } from '../../host/ids.js';
 import { grantUser, revokeUser } from '../../host/acl.js';
 import { processStatus } from '../../host/proc.js';
 import type { ConfinementPart } from '../confinement.js';
-import type {
-  BaseLabel,
-  GuestResource,
-  ProbeResult,
-  ResourceRole,
-  SecurityContext,
-  SecurityDriver,
-} from '../driver.js';
+import type { BaseLabel, GuestResource, ProbeResult, ResourceRole, SecurityContext, SecurityDriver } from '../driver.js';
 import { allocateId, idRangeFromEnv, inRanges, subordinateRanges, type IdRange } from './id-range.js';
 
 export interface DacDriverOptions {
@@ -45,7 +38,7 @@ export class DacDriver implements SecurityDriver {
   readonly name = 'dac' as const;
   private readonly range: IdRange;
   private readonly options: DacDriverOptions;
-  private taken: DacDriverOptions['taken'] & { readonly delegated?: readonly IdRange[] } | undefined;
+  private taken: (DacDriverOptions['taken'] & { readonly delegated?: readonly IdRange[] }) | undefined;
 
   constructor(options: DacDriverOptions = {}) {
     this.options = options;
@@ -85,15 +78,22 @@ export class DacDriver implements SecurityDriver {
       const { uid, gid } = parseDacLabel(asked.label, def.name);
       if (!ctx.reservations.tryReserve('dac', String(uid), def.uuid)) {
         const holder = ctx.reservations.holder('dac', String(uid));
-        throw new SvirtError('SVIRT_ERR_LABEL_CONFLICT', `dac label +${uid}:+${gid} of '${def.name}' is in use by guest ${holder}`);
+        throw new SvirtError(
+          'SVIRT_ERR_LABEL_CONFLICT',
+          `dac label +${uid}:+${gid} of '${def.name}' is in use by guest ${holder}`,
+        );
       }
       const label = `+${uid}:+${gid}`;
       return { type: 'static', model: 'dac', relabel: asked.relabel ?? false, label, imagelabel: label };
     }
     this.taken ??= this.options.taken ?? { ...accountIds(), delegated: subordinateRanges() };
     const taken = this.taken;
-    const id = allocateId(this.range, (n) => taken.uids.has(n) || taken.gids.has(n) || inRanges(n, taken.delegated ?? []), (n) =>
-      ctx.reservations.tryReserve('dac', String(n), def.uuid), this.options.random ?? Math.random);
+    const id = allocateId(
+      this.range,
+      (n) => taken.uids.has(n) || taken.gids.has(n) || inRanges(n, taken.delegated ?? []),
+      (n) => ctx.reservations.tryReserve('dac', String(n), def.uuid),
+      this.options.random ?? Math.random,
+    );
     const label = `+${id}:+${id}`;
     return { type: 'dynamic', model: 'dac', relabel: true, label, imagelabel: label };
   }
@@ -159,7 +159,11 @@ export class DacDriver implements SecurityDriver {
     try {
       grantUser(KVM_DEVICE, uid, 6);
     } catch (err) {
-      throw new SvirtError('SVIRT_ERR_LABEL_APPLY', `cannot give uid ${uid} access to ${KVM_DEVICE}: ${errnoOf(err) ?? String(err)}`, { cause: err });
+      throw new SvirtError(
+        'SVIRT_ERR_LABEL_APPLY',
+        `cannot give uid ${uid} access to ${KVM_DEVICE}: ${errnoOf(err) ?? String(err)}`,
+        { cause: err },
+      );
     }
   }
 
@@ -230,7 +234,9 @@ export class DacDriver implements SecurityDriver {
     const lines = [`process: ${label.label ?? '(none)'} (no supplementary groups, no capabilities)`];
     for (const r of resources) {
       const t = this.targetOwner(label, r);
-      lines.push(`${r.path} (${r.role}): ${t ? `+${t.uid}:+${t.gid} mode ${r.role === 'runtime-dir' ? '0700' : '0600'}` : 'owner kept'}`);
+      lines.push(
+        `${r.path} (${r.role}): ${t ? `+${t.uid}:+${t.gid} mode ${r.role === 'runtime-dir' ? '0700' : '0600'}` : 'owner kept'}`,
+      );
     }
     void def;
     return lines.join('\n');
@@ -247,10 +253,14 @@ function applyOwner(path: string, fd: number, st: Stats, o: Owner): void {
       if (!st.isSymbolicLink()) chmodSync(path, o.mode);
     }
   } catch (err) {
-    throw new SvirtError('SVIRT_ERR_LABEL_APPLY', `cannot chown "${path}" to +${o.uid}:+${o.gid}: ${errnoOf(err) ?? String(err)}`, {
-      details: { path, errno: errnoOf(err) },
-      cause: err,
-    });
+    throw new SvirtError(
+      'SVIRT_ERR_LABEL_APPLY',
+      `cannot chown "${path}" to +${o.uid}:+${o.gid}: ${errnoOf(err) ?? String(err)}`,
+      {
+        details: { path, errno: errnoOf(err) },
+        cause: err,
+      },
+    );
   }
 }
 
@@ -272,7 +282,11 @@ function ensureFile(path: string): void {
 /** `+107:+107`, `qemu:kvm` or a mix, as libvirt's DAC labels are written. */
 export function parseDacLabel(label: string | undefined, what: string): { uid: number; gid: number } {
   const m = /^([^:]+):([^:]+)$/.exec(label ?? '');
-  if (!m) throw new SvirtError('SVIRT_ERR_XML_INVALID', `dac label of ${what} must be 'USER:GROUP' or '+UID:+GID', got '${label ?? ''}'`);
+  if (!m)
+    throw new SvirtError(
+      'SVIRT_ERR_XML_INVALID',
+      `dac label of ${what} must be 'USER:GROUP' or '+UID:+GID', got '${label ?? ''}'`,
+    );
   const uid = resolveId(m[1] as string, 'passwd', what);
   const gid = resolveId(m[2] as string, 'group', what);
   return { uid, gid };
@@ -285,8 +299,10 @@ function resolveId(text: string, db: 'passwd' | 'group', what: string): number {
   }
   const id = lookupId(db, text);
   if (id === undefined) {
-    throw new SvirtError('SVIRT_ERR_XML_INVALID', `dac label of ${what}: no such ${db === 'passwd' ? 'user' : 'group'} '${text}'`);
+    throw new SvirtError(
+      'SVIRT_ERR_XML_INVALID',
+      `dac label of ${what}: no such ${db === 'passwd' ? 'user' : 'group'} '${text}'`,
+    );
   }
   return id;
 }
-

@@ -15,8 +15,20 @@ const ctx = {
 
 function def(extra: Partial<DomainDef> = {}): DomainDef {
   return {
-    type: 'qemu', name: 'g', uuid: 'u1', memoryKiB: 1024, currentMemoryKiB: 1024, vcpus: 1, os: { type: 'hvm' }, features: [],
-    disks: [], chardevs: [], seclabels: [], ignoredDevices: [], source: { kind: 'element', name: 'domain', attrs: [], children: [] }, ...extra,
+    type: 'qemu',
+    name: 'g',
+    uuid: 'u1',
+    memoryKiB: 1024,
+    currentMemoryKiB: 1024,
+    vcpus: 1,
+    os: { type: 'hvm' },
+    features: [],
+    disks: [],
+    chardevs: [],
+    seclabels: [],
+    ignoredDevices: [],
+    source: { kind: 'element', name: 'domain', attrs: [], children: [] },
+    ...extra,
   };
 }
 
@@ -36,7 +48,10 @@ describe('LandlockDriver', () => {
     assert.equal(spec.logNewExec, false);
     assert.equal(spec.minAbi, undefined);
     const notes = d.features().join('; ');
-    assert.match(notes, /not enforced by this kernel: truncate, TCP bind\/connect, device ioctl, signal and abstract UNIX socket scoping, denial logging/);
+    assert.match(
+      notes,
+      /not enforced by this kernel: truncate, TCP bind\/connect, device ioctl, signal and abstract UNIX socket scoping, denial logging/,
+    );
   });
 
   it('writes the full ruleset with a required ABI when best effort is off', () => {
@@ -69,7 +84,12 @@ describe('LandlockDriver', () => {
   it('hides other guests with a private mount view (a user namespace without root)', () => {
     const part = new LandlockDriver({ abi: 7, userns: true }).confinement(def(), { type: 'dynamic' }, [], ctx);
     assert.deepEqual(part.mountView, { hide: '/run/svirt', keep: '/run/svirt/u1', userns: process.getuid?.() !== 0 });
-    const none = new LandlockDriver({ abi: 7, userns: false }, { mountView: false }).confinement(def(), { type: 'dynamic' }, [], ctx);
+    const none = new LandlockDriver({ abi: 7, userns: false }, { mountView: false }).confinement(
+      def(),
+      { type: 'dynamic' },
+      [],
+      ctx,
+    );
     assert.equal(none.mountView, undefined);
   });
 });

@@ -50,7 +50,15 @@ const RUNTIME_DIR: readonly LandlockFsAccess[] = [
 
 /** Code and data QEMU loads: its libraries and modules, firmware and option ROMs. */
 const SYSTEM_READ_EXEC = ['/usr/lib', '/usr/lib64', '/lib', '/lib64', '/usr/libexec'];
-const SYSTEM_READ = ['/usr/share/qemu', '/usr/share/seabios', '/usr/share/ipxe', '/usr/lib/ipxe', '/usr/share/OVMF', '/usr/share/qemu-efi-aarch64', '/usr/share/AAVMF'];
+const SYSTEM_READ = [
+  '/usr/share/qemu',
+  '/usr/share/seabios',
+  '/usr/share/ipxe',
+  '/usr/lib/ipxe',
+  '/usr/share/OVMF',
+  '/usr/share/qemu-efi-aarch64',
+  '/usr/share/AAVMF',
+];
 
 /**
  * Kernel-enforced isolation with no LSM and no root: QEMU may read its own code and
@@ -112,7 +120,10 @@ export class LandlockDriver implements SecurityDriver {
   genLabel(def: DomainDef, ctx: SecurityContext): SecLabelDef {
     const asked = def.seclabels[0];
     if (asked?.type === 'static') {
-      throw new SvirtError('SVIRT_ERR_XML_INVALID', `landlock labels are generated from the ruleset; '${def.name}' cannot set a static one`);
+      throw new SvirtError(
+        'SVIRT_ERR_XML_INVALID',
+        `landlock labels are generated from the ruleset; '${def.name}' cannot set a static one`,
+      );
     }
     const spec = this.ruleset(def, [], ctx);
     const digest = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);

@@ -35,7 +35,11 @@ describe('SELinux contexts', () => {
       'a:r:t:s0:c2-s0:c1',
       "a:r:t':s0",
     ]) {
-      assert.throws(() => parseContext(bad), (e: unknown) => e instanceof SvirtError && e.code === 'SVIRT_ERR_XML_INVALID', bad);
+      assert.throws(
+        () => parseContext(bad),
+        (e: unknown) => e instanceof SvirtError && e.code === 'SVIRT_ERR_XML_INVALID',
+        bad,
+      );
     }
   });
 
@@ -45,7 +49,10 @@ describe('SELinux contexts', () => {
   });
 
   it('puts a context at another level', () => {
-    assert.equal(withRange(parseContext('system_u:object_r:svirt_image_t:s0'), 's0:c9,c3'), 'system_u:object_r:svirt_image_t:s0:c3,c9');
+    assert.equal(
+      withRange(parseContext('system_u:object_r:svirt_image_t:s0'), 's0:c9,c3'),
+      'system_u:object_r:svirt_image_t:s0:c3,c9',
+    );
   });
 });
 
@@ -80,7 +87,10 @@ describe('policy files', () => {
   });
 
   it('names the missing config file', () => {
-    assert.throws(() => loadPolicyContexts('/nonexistent-selinux-root'), /cannot read "\/nonexistent-selinux-root\/config": ENOENT/);
+    assert.throws(
+      () => loadPolicyContexts('/nonexistent-selinux-root'),
+      /cannot read "\/nonexistent-selinux-root\/config": ENOENT/,
+    );
   });
 });
 

@@ -120,7 +120,11 @@ export function parseContext(text: string): SelinuxContext {
   const parts = text.split(':');
   if (parts.length < 4) throw invalid('context', text, 'expected user:role:type:range');
   const [user = '', role = '', type = ''] = parts;
-  for (const [name, value] of [['user', user], ['role', role], ['type', type]] as const) {
+  for (const [name, value] of [
+    ['user', user],
+    ['role', role],
+    ['type', type],
+  ] as const) {
     if (!IDENT.test(value)) throw invalid('context', text, `bad ${name} "${value}"`);
   }
   return { user, role, type, range: canonicalRange(parts.slice(3).join(':')) };

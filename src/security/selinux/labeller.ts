@@ -189,4 +189,3 @@ export class FileLabeller {
     return 'restored';
   }
 }
-

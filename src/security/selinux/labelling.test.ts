@@ -157,5 +157,4 @@ describe('SelinuxDriver labelling real files', { skip: skipFiles }, () => {
     assert.equal(labelOf(mid), undefined);
     assert.equal(labelOf(base), HOME);
   });
-
 });

@@ -23,7 +23,11 @@ describe('MCS category pairs', () => {
     assert.deepEqual(parseCategoryRange('s0-s0:c0.c1023'), { sensitivity: 0, min: 0, max: 1023 });
     assert.deepEqual(parseCategoryRange('s0:c10.c99'), { sensitivity: 0, min: 10, max: 99 });
     for (const bad of ['c5', 'c1,c3', 's0', 'c9.c1', 'x']) {
-      assert.throws(() => parseCategoryRange(bad), (e: unknown) => e instanceof SvirtError && e.code === 'SVIRT_ERR_USAGE', bad);
+      assert.throws(
+        () => parseCategoryRange(bad),
+        (e: unknown) => e instanceof SvirtError && e.code === 'SVIRT_ERR_USAGE',
+        bad,
+      );
     }
   });
 

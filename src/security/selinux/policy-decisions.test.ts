@@ -125,7 +125,15 @@ describe('SELinux policy decisions (Debian reference policy, offline)', () => {
       const def = domain(name, 100 + i);
       const label = driver.genLabel(def, ctx);
       driver.setAllLabel(def, label, res, ctx);
-      return { def, label, res, proc: label.label ?? '', img: labelOf(res[1]?.path ?? ''), run: labelOf(run), log: labelOf(res[2]?.path ?? '') };
+      return {
+        def,
+        label,
+        res,
+        proc: label.label ?? '',
+        img: labelOf(res[1]?.path ?? ''),
+        run: labelOf(run),
+        log: labelOf(res[2]?.path ?? ''),
+      };
     });
     const [a, b] = guests;
     assert.ok(a !== undefined && b !== undefined);
@@ -135,20 +143,83 @@ describe('SELinux policy decisions (Debian reference policy, offline)', () => {
     const rw = ['open', 'read', 'write', 'getattr', 'lock'];
     judge(t, [
       { what: 'A → its own image read/write', scontext: a.proc, tcontext: a.img, tclass: 'file', perms: rw, expect: 'ALLOW' },
-      { what: 'A → its own runtime dir (create the QMP socket)', scontext: a.proc, tcontext: a.run, tclass: 'dir', perms: ['search', 'write', 'add_name', 'remove_name'], expect: 'ALLOW' },
-      { what: 'A → its own serial log append', scontext: a.proc, tcontext: a.log, tclass: 'file', perms: ['open', 'append'], expect: 'ALLOW' },
+      {
+        what: 'A → its own runtime dir (create the QMP socket)',
+        scontext: a.proc,
+        tcontext: a.run,
+        tclass: 'dir',
+        perms: ['search', 'write', 'add_name', 'remove_name'],
+        expect: 'ALLOW',
+      },
+      {
+        what: 'A → its own serial log append',
+        scontext: a.proc,
+        tcontext: a.log,
+        tclass: 'file',
+        perms: ['open', 'append'],
+        expect: 'ALLOW',
+      },
       { what: "A → B's image read", scontext: a.proc, tcontext: b.img, tclass: 'file', perms: ['read'], expect: 'CONSTRAINT' },
       { what: "A → B's image write", scontext: a.proc, tcontext: b.img, tclass: 'file', perms: ['write'], expect: 'CONSTRAINT' },
       { what: "A → B's image open", scontext: a.proc, tcontext: b.img, tclass: 'file', perms: ['open'], expect: 'CONSTRAINT' },
       { what: "B → A's image read", scontext: b.proc, tcontext: a.img, tclass: 'file', perms: ['read'], expect: 'CONSTRAINT' },
-      { what: "A → B's runtime dir (reach B's QMP socket)", scontext: a.proc, tcontext: b.run, tclass: 'dir', perms: ['search'], expect: 'CONSTRAINT' },
-      { what: "A → B's process signal", scontext: a.proc, tcontext: b.proc, tclass: 'process', perms: ['signal'], expect: 'CONSTRAINT' },
-      { what: 'A → its own process signal (svirt_t may signal itself)', scontext: a.proc, tcontext: a.proc, tclass: 'process', perms: ['signal'], expect: 'ALLOW' },
-      { what: 'A → shareable image read/write', scontext: a.proc, tcontext: labelOf(shared), tclass: 'file', perms: rw, expect: 'ALLOW' },
-      { what: 'B → shareable image read/write', scontext: b.proc, tcontext: labelOf(shared), tclass: 'file', perms: rw, expect: 'ALLOW' },
-      { what: 'A → read-only content read', scontext: a.proc, tcontext: labelOf(iso), tclass: 'file', perms: ['open', 'read'], expect: 'ALLOW' },
+      {
+        what: "A → B's runtime dir (reach B's QMP socket)",
+        scontext: a.proc,
+        tcontext: b.run,
+        tclass: 'dir',
+        perms: ['search'],
+        expect: 'CONSTRAINT',
+      },
+      {
+        what: "A → B's process signal",
+        scontext: a.proc,
+        tcontext: b.proc,
+        tclass: 'process',
+        perms: ['signal'],
+        expect: 'CONSTRAINT',
+      },
+      {
+        what: 'A → its own process signal (svirt_t may signal itself)',
+        scontext: a.proc,
+        tcontext: a.proc,
+        tclass: 'process',
+        perms: ['signal'],
+        expect: 'ALLOW',
+      },
+      {
+        what: 'A → shareable image read/write',
+        scontext: a.proc,
+        tcontext: labelOf(shared),
+        tclass: 'file',
+        perms: rw,
+        expect: 'ALLOW',
+      },
+      {
+        what: 'B → shareable image read/write',
+        scontext: b.proc,
+        tcontext: labelOf(shared),
+        tclass: 'file',
+        perms: rw,
+        expect: 'ALLOW',
+      },
+      {
+        what: 'A → read-only content read',
+        scontext: a.proc,
+        tcontext: labelOf(iso),
+        tclass: 'file',
+        perms: ['open', 'read'],
+        expect: 'ALLOW',
+      },
       // No allow rule; the policy's dontaudit rule only keeps the denial out of the log.
-      { what: 'A → read-only content write', scontext: a.proc, tcontext: labelOf(iso), tclass: 'file', perms: ['write'], expect: ['DONTAUDIT', 'TERULE'] },
+      {
+        what: 'A → read-only content write',
+        scontext: a.proc,
+        tcontext: labelOf(iso),
+        tclass: 'file',
+        perms: ['write'],
+        expect: ['DONTAUDIT', 'TERULE'],
+      },
     ]);
     for (const g of guests) {
       driver.restoreAllLabel(g.def, g.label, g.res, ctx);
@@ -168,7 +239,14 @@ describe('SELinux policy decisions (Debian reference policy, offline)', () => {
     const ctx = securityContext(new MemoryLabelMemory(), new MemoryReservations(), '/run/svirt-test', 'qemu');
     const tcg = driver.genLabel(domain('tcg', 1), ctx).label ?? '';
     judge(t, [
-      { what: 'guest → /dev/kvm', scontext: tcg, tcontext: 'system_u:object_r:kvm_device_t:s0', tclass: 'chr_file', perms: ['open', 'read', 'write', 'ioctl'], expect: 'ALLOW' },
+      {
+        what: 'guest → /dev/kvm',
+        scontext: tcg,
+        tcontext: 'system_u:object_r:kvm_device_t:s0',
+        tclass: 'chr_file',
+        perms: ['open', 'read', 'write', 'ioctl'],
+        expect: 'ALLOW',
+      },
       // Debian has no svirt_tcg_t: a TCG guest runs as svirt_t, whose JIT needs the boolean.
       { what: 'TCG guest → execmem', scontext: tcg, tcontext: tcg, tclass: 'process', perms: ['execmem'], expect: 'BOOLEAN' },
     ]);

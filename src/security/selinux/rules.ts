@@ -69,11 +69,7 @@ function sharedLabel(image: SelinuxContext): string {
 }
 
 /** The action for every resource, in order. */
-export function planLabels(
-  label: SecLabelDef,
-  resources: readonly GuestResource[],
-  contexts: PolicyContexts,
-): LabelAction[] {
+export function planLabels(label: SecLabelDef, resources: readonly GuestResource[], contexts: PolicyContexts): LabelAction[] {
   if (!relabels(label)) {
     const why = label.type === 'none' ? "seclabel type='none'" : "seclabel relabel='no'";
     return resources.map((r) => ({ kind: 'skip', path: r.path, role: r.role, why }));

@@ -22,13 +22,17 @@ const isCode = (code: string, message?: RegExp) => (e: unknown) =>
   e instanceof SvirtError && e.code === code && (message === undefined || message.test(e.message));
 
 describe('SelinuxDriver', { skip: noPolicy }, () => {
-  it('probes disabled on a kernel without SELinux, with libvirt’s words', { skip: kernelSelinux && 'this kernel runs SELinux' }, () => {
-    assert.deepEqual(new SelinuxDriver().probe(), {
-      status: 'disable',
-      reason: 'Security driver selinux not enabled: the kernel does not run SELinux',
-    });
-    assert.equal(new SelinuxDriver().enforcing(), false);
-  });
+  it(
+    'probes disabled on a kernel without SELinux, with libvirt’s words',
+    { skip: kernelSelinux && 'this kernel runs SELinux' },
+    () => {
+      assert.deepEqual(new SelinuxDriver().probe(), {
+        status: 'disable',
+        reason: 'Security driver selinux not enabled: the kernel does not run SELinux',
+      });
+      assert.equal(new SelinuxDriver().enforcing(), false);
+    },
+  );
 
   it('probes enabled in userspace test mode when the policy files are readable', () => {
     const p = new SelinuxDriver({ userspaceTest: true }).probe();
@@ -36,7 +40,10 @@ describe('SelinuxDriver', { skip: noPolicy }, () => {
     assert.ok(p.status === 'enable' && p.notes?.some((n) => n.startsWith('userspace test mode')));
     const broken = new SelinuxDriver({ userspaceTest: true, root: `${FIXTURES}no-content` }).probe();
     assert.equal(broken.status, 'disable');
-    assert.match(broken.status === 'disable' ? broken.reason : '', /^Security driver selinux not enabled: cannot read ".*virtual_image_context": no content context line$/);
+    assert.match(
+      broken.status === 'disable' ? broken.reason : '',
+      /^Security driver selinux not enabled: cannot read ".*virtual_image_context": no content context line$/,
+    );
   });
 
   it('reports the range, its capacity and the base labels', () => {
@@ -54,7 +61,10 @@ describe('SelinuxDriver', { skip: noPolicy }, () => {
       { virtType: 'qemu', label: 'system_u:system_r:svirt_t:s0' },
     ]);
     assert.equal(new SelinuxDriver({ userspaceTest: true, categoryRange: 'c10.c99' }).capacity(), 4005);
-    assert.throws(() => new SelinuxDriver({ categoryRange: 'c10' }), isCode('SVIRT_ERR_USAGE', /invalid MCS category range "c10"/));
+    assert.throws(
+      () => new SelinuxDriver({ categoryRange: 'c10' }),
+      isCode('SVIRT_ERR_USAGE', /invalid MCS category range "c10"/),
+    );
   });
 
   it('gives TCG guests the second domain context when the policy has one', () => {
@@ -78,7 +88,10 @@ describe('SelinuxDriver', { skip: noPolicy }, () => {
     });
     assert.equal(reservations.holder('selinux', 's0:c1022,c1023'), uuidOf(3));
     // A dynamic <label> left over from an earlier run is regenerated, not trusted.
-    const again = d.genLabel(withSeclabel(domain('g2', 4), { type: 'dynamic', label: 'system_u:system_r:svirt_t:s0:c1,c2' }), ctx);
+    const again = d.genLabel(
+      withSeclabel(domain('g2', 4), { type: 'dynamic', label: 'system_u:system_r:svirt_t:s0:c1,c2' }),
+      ctx,
+    );
     assert.notEqual(again.label, 'system_u:system_r:svirt_t:s0:c1,c2');
   });
 
@@ -100,7 +113,10 @@ describe('SelinuxDriver', { skip: noPolicy }, () => {
     const s2 = withSeclabel(domain('s2', 8), { type: 'static', label: 'system_u:system_r:svirt_t:s0:c0,c1' });
     assert.throws(
       () => d.genLabel(s2, ctx),
-      isCode('SVIRT_ERR_LABEL_CONFLICT', new RegExp(`^SELinux level s0:c0,c1 of guest "s2" is already used by guest ${uuidOf(6)}$`)),
+      isCode(
+        'SVIRT_ERR_LABEL_CONFLICT',
+        new RegExp(`^SELinux level s0:c0,c1 of guest "s2" is already used by guest ${uuidOf(6)}$`),
+      ),
     );
     assert.throws(
       () => d.genLabel(withSeclabel(domain('bad', 9), { type: 'static' }), ctx),
@@ -147,7 +163,9 @@ describe('SelinuxDriver', { skip: noPolicy }, () => {
       reservations.releaseGuest(uuidOf(20_000 + i));
     }
     const atLoad = Number(process.hrtime.bigint() - t1) / 1e3 / 1000;
-    t.diagnostic(`mean ${perAlloc.toFixed(1)} µs per allocation filling to 10,000; ${atLoad.toFixed(1)} µs at 10,000 live (in-memory reservations)`);
+    t.diagnostic(
+      `mean ${perAlloc.toFixed(1)} µs per allocation filling to 10,000; ${atLoad.toFixed(1)} µs at 10,000 live (in-memory reservations)`,
+    );
   });
 
   it('c10.c99 holds 4,005 guests; the 4,006th fails cleanly', () => {
@@ -158,7 +176,10 @@ describe('SelinuxDriver', { skip: noPolicy }, () => {
     assert.equal(labels.size, 4005);
     assert.throws(
       () => d.genLabel(domain('g4005', 4005), ctx),
-      isCode('SVIRT_ERR_LABEL_EXHAUSTED', /^cannot allocate an SELinux label for guest "g4005": all 4005 category pairs of s0:c10\.c99 are in use$/),
+      isCode(
+        'SVIRT_ERR_LABEL_EXHAUSTED',
+        /^cannot allocate an SELinux label for guest "g4005": all 4005 category pairs of s0:c10\.c99 are in use$/,
+      ),
     );
     assert.equal(reservations.count('selinux'), 4005);
     assert.equal(reservations.holder('selinux', 's0:c10,c11') !== undefined, true);
@@ -192,7 +213,12 @@ describe('SelinuxDriver', { skip: noPolicy }, () => {
         '',
       ].join('\n'),
     );
-    const live = d.describe(def, { type: 'static', relabel: false, label: 'system_u:system_r:svirt_t:s0:c3,c4' }, res.slice(0, 2), ctxPair().ctx);
+    const live = d.describe(
+      def,
+      { type: 'static', relabel: false, label: 'system_u:system_r:svirt_t:s0:c3,c4' },
+      res.slice(0, 2),
+      ctxPair().ctx,
+    );
     assert.match(live, /^process: system_u:system_r:svirt_t:s0:c3,c4 \(static, not applied: userspace test mode\)$/m);
     assert.match(live, /^\/run\/svirt\/web \(runtime-dir\): unchanged \(seclabel relabel='no'\)$/m);
   });
@@ -200,7 +226,11 @@ describe('SelinuxDriver', { skip: noPolicy }, () => {
   it('is built from SVIRT_SELINUX_* settings', () => {
     assert.deepEqual(selinuxOptionsFromEnv({}), { userspaceTest: false });
     assert.deepEqual(
-      selinuxOptionsFromEnv({ SVIRT_SELINUX_MODE: 'userspace-test', SVIRT_SELINUX_ROOT: FIXTURES, SVIRT_SELINUX_CATEGORY_RANGE: 'c10.c99' }),
+      selinuxOptionsFromEnv({
+        SVIRT_SELINUX_MODE: 'userspace-test',
+        SVIRT_SELINUX_ROOT: FIXTURES,
+        SVIRT_SELINUX_CATEGORY_RANGE: 'c10.c99',
+      }),
       { userspaceTest: true, root: FIXTURES, categoryRange: 'c10.c99' },
     );
     assert.throws(() => selinuxOptionsFromEnv({ SVIRT_SELINUX_MODE: 'permissive' }), isCode('SVIRT_ERR_USAGE'));

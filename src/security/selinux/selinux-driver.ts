@@ -13,13 +13,7 @@ import type { BaseLabel, GuestResource, ProbeResult, SecurityContext, SecurityDr
 import { formatContext, parseContext } from './contexts.js';
 import { generateLabel, reserveLevel } from './gen-label.js';
 import { FileLabeller, type XattrHost } from './labeller.js';
-import {
-  DEFAULT_CATEGORY_RANGE,
-  formatCategoryRange,
-  pairCapacity,
-  parseCategoryRange,
-  type CategoryRange,
-} from './mcs.js';
+import { DEFAULT_CATEGORY_RANGE, formatCategoryRange, pairCapacity, parseCategoryRange, type CategoryRange } from './mcs.js';
 import { loadPolicyContexts, type PolicyContexts } from './policy-files.js';
 import { describeLabels } from './describe.js';
 import { planLabels, type LabelAction } from './rules.js';
