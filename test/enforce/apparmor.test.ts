@@ -50,6 +50,8 @@ function loadedProfiles(): Map<string, string> {
 function aaStatus(): Record<string, string> {
   const r = run('aa-status', ['--json']);
   assert.equal(r.code, 0, `aa-status --json: ${r.out}`);
+  // with no profile loaded at all it prints nothing
+  if (r.out.trim() === '') return {};
   const doc = JSON.parse(r.out) as { profiles?: Record<string, string> };
   return doc.profiles ?? {};
 }
@@ -90,7 +92,10 @@ describe('AppArmor enforcing: svirt with apparmor,dac,landlock', { skip }, () =>
       assert.equal(status[name], 'enforce', `aa-status lists ${name} in enforce mode`);
       assert.equal(procLabel(pid, 'apparmor'), `${name} (enforce)`, `QEMU of ${n} is confined by ${name}`);
       assert.equal(procStatus(pid).get('NoNewPrivs'), '1');
-      assert.ok(existsSync(join(PROFILE_DIR, name)) && existsSync(join(PROFILE_DIR, `${name}.files`)), 'profile files are written');
+      assert.ok(
+        existsSync(join(PROFILE_DIR, name)) && existsSync(join(PROFILE_DIR, `${name}.files`)),
+        'profile files are written',
+      );
     }
     const info = await svirtOk(dir, [...FULL, 'dominfo', 'ga']);
     assert.match(info, /^Security model: apparmor$/m);
@@ -138,7 +143,7 @@ describe('AppArmor enforcing: svirt with the apparmor driver alone (QEMU as root
   });
   after(() => q?.close());
 
-  it("denies guest A's monitor B's image and /etc/shadow (apparmor=\"DENIED\" in the kernel log)", async () => {
+  it('denies guest A\'s monitor B\'s image and /etc/shadow (apparmor="DENIED" in the kernel log)', async () => {
     const ga = guest(dir, 'ga');
     assert.ok(q !== undefined);
     assert.equal(procStatus(ga.pid).get('Uid')?.split(/\s+/)[0], '0', 'QEMU runs as root: DAC lets everything through');
@@ -156,15 +161,25 @@ describe('AppArmor enforcing: svirt with the apparmor driver alone (QEMU as root
 
   it('lets a hotplugged disk work once attach-disk has updated the profile', async (t) => {
     const ga = guest(dir, 'ga');
-    assert.ok(q !== undefined);
+    q ??= await qmpConnect(ga.qmp);
     const extra = makeImage(join(dir, 'extra.img'), 4);
     const rules = join(PROFILE_DIR, `svirt-${ga.uuid}.files`);
     assert.equal(readFileSync(rules, 'utf8').includes(extra), false, 'the profile does not name the new image yet');
     const mark = kernelLog.mark();
-    assert.match(await openThroughMonitor(q, extra, 'early', false), /Permission denied/, 'before the attach, QEMU may not open it');
+    assert.match(
+      await openThroughMonitor(q, extra, 'early', false),
+      /Permission denied/,
+      'before the attach, QEMU may not open it',
+    );
     assert.ok((await eventually(() => apparmorDenials(mark, `name="${extra}"`))).length > 0, 'denied by AppArmor');
 
-    const r = await svirtRun(dir, [...ALONE, 'attach-disk', 'ga', extra, 'vdb', '--live']);
+    // QEMU serves one QMP client at a time: svirt needs the monitor for the attach.
+    // A SCSI disk (sdb, on the guest's virtio-scsi controller): it can be unplugged again
+    // without a guest OS, unlike a virtio-blk PCI device
+    q.close();
+    q = undefined;
+    const r = await svirtRun(dir, [...ALONE, 'attach-disk', 'ga', extra, 'sdb', '--live']);
+    q = await qmpConnect(ga.qmp);
     if (/unknown command|not implemented|not supported/i.test(r.stderr)) {
       t.todo(`svirt attach-disk is not available yet: ${r.stderr.trim()}`);
       return;
@@ -173,10 +188,29 @@ describe('AppArmor enforcing: svirt with the apparmor driver alone (QEMU as root
     assert.ok(readFileSync(rules, 'utf8').includes(extra), 'the profile names the new image');
     assert.equal(loadedProfiles().get(`svirt-${ga.uuid}`), 'enforce', 'the replaced profile is still enforcing');
     assert.equal(procLabel(ga.pid, 'apparmor'), `svirt-${ga.uuid} (enforce)`);
-    await qemuIo(q, 'vdb', 'write -P 0x44 0 4k');
+    await qemuIo(q, 'sdb', 'write -P 0x44 0 4k');
     assert.ok(filledWith(imageBytes(extra, 0, 4096), 0x44), 'a write on the hotplugged disk reached its image');
     // B's image stays out of reach after the profile was replaced
     assert.match(await openThroughMonitor(q, image(images, 'gb'), 'steal2', false), /Permission denied/);
+  });
+
+  it('takes a detached disk out of the profile again', async (t) => {
+    const ga = guest(dir, 'ga');
+    const extra = join(dir, 'extra.img');
+    const rules = join(PROFILE_DIR, `svirt-${ga.uuid}.files`);
+    if (!readFileSync(rules, 'utf8').includes(extra)) {
+      t.skip('the disk was not attached (see the test before)');
+      return;
+    }
+    q?.close();
+    q = undefined;
+    const r = await svirtRun(dir, [...ALONE, 'detach-disk', 'ga', 'sdb', '--live']);
+    assert.equal(r.code, 0, `svirt detach-disk: ${r.stderr}`);
+    assert.equal(readFileSync(rules, 'utf8').includes(extra), false, 'the profile no longer names the image');
+    q = await qmpConnect(ga.qmp);
+    const mark = kernelLog.mark();
+    assert.match(await openThroughMonitor(q, extra, 'late', false), /Permission denied/, 'QEMU may not reopen it');
+    assert.ok((await eventually(() => apparmorDenials(mark, `name="${extra}"`))).length > 0, 'denied by AppArmor');
   });
 
   it('unloads both profiles on stop', async () => {

@@ -4,7 +4,18 @@
  * Everywhere else they skip, saying why.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { QmpClient } from '../../src/qemu/qmp-client.js';
 import { destroyAll, haveQemu, isRoot, readRunning, SVIRT_BIN, type CliResult } from '../helpers.js';
@@ -26,9 +37,11 @@ export function labSkip(mode: LabMode): string | false {
   if (lab !== mode) {
     return `runs only inside the enforcement lab's ${mode} VM (npm run test:enforce); SVIRT_LAB is ${lab === undefined ? 'unset' : JSON.stringify(lab)}`;
   }
-  if (mode === 'selinux' && readTrim('/sys/fs/selinux/enforce') !== '1') return 'SVIRT_LAB=selinux but the kernel does not enforce SELinux';
+  if (mode === 'selinux' && readTrim('/sys/fs/selinux/enforce') !== '1')
+    return 'SVIRT_LAB=selinux but the kernel does not enforce SELinux';
   if (mode === 'apparmor') {
-    if (readTrim('/sys/module/apparmor/parameters/enabled') !== 'Y') return 'SVIRT_LAB=apparmor but the kernel does not run AppArmor';
+    if (readTrim('/sys/module/apparmor/parameters/enabled') !== 'Y')
+      return 'SVIRT_LAB=apparmor but the kernel does not run AppArmor';
     if (!existsSync('/sys/kernel/security/apparmor/profiles')) return 'SVIRT_LAB=apparmor but securityfs is not mounted';
   }
   if (!isRoot()) return 'the lab runs svirt as root';
@@ -60,7 +73,7 @@ export class LabDirs {
 }
 
 /** How long one svirt command may take in the lab (nested TCG is slow) before it is killed. */
-export const SVIRT_TIMEOUT_MS = 120_000;
+export const SVIRT_TIMEOUT_MS = 60_000;
 
 /** Runs the svirt CLI; a command that hangs is killed after SVIRT_TIMEOUT_MS (code 124). */
 export function svirtRun(stateDir: string, args: readonly string[]): Promise<CliResult> {
@@ -79,7 +92,11 @@ export function svirtRun(stateDir: string, args: readonly string[]): Promise<Cli
     child.on('exit', (code, sig) => {
       child.stdout.destroy();
       child.stderr.destroy();
-      resolve(sig === 'SIGKILL' ? { code: 124, stdout, stderr: `${stderr}(killed after ${SVIRT_TIMEOUT_MS} ms)` } : { code: code ?? 1, stdout, stderr });
+      resolve(
+        sig === 'SIGKILL'
+          ? { code: 124, stdout, stderr: `${stderr}(killed after ${SVIRT_TIMEOUT_MS} ms)` }
+          : { code: code ?? 1, stdout, stderr },
+      );
     });
   });
 }
@@ -140,24 +157,33 @@ export function qemuProcesses(): { pid: number; cmdline: string }[] {
   const r = run('ps', ['-e', '-o', 'pid=,comm=']);
   for (const line of r.out.split('\n')) {
     const m = /^\s*(\d+)\s+(qemu-system\S*)/.exec(line);
-    if (m?.[1] !== undefined && alive(Number(m[1]))) out.push({ pid: Number(m[1]), cmdline: readTrim(`/proc/${m[1]}/cmdline`) ?? '' });
+    if (m?.[1] !== undefined && alive(Number(m[1])))
+      out.push({ pid: Number(m[1]), cmdline: readTrim(`/proc/${m[1]}/cmdline`) ?? '' });
   }
   return out;
 }
 
 /**
- * The kernel log since a mark: SELinux AVC denials and AppArmor audit lines are printed there
- * (no auditd in the lab). `mark()` returns a cursor; `since(cursor)` the lines after it.
+ * The kernel log since a mark: SELinux AVC denials and AppArmor audit records are printed
+ * there (no auditd in the lab). `mark()` is the timestamp of the last line so far;
+ * `since(mark)` gives the lines stamped after it (robust to the ring buffer wrapping).
  */
 export const kernelLog = {
-  lines(): string[] {
-    return run('dmesg', []).out.split('\n');
+  lines(): { ts: number; text: string }[] {
+    const out: { ts: number; text: string }[] = [];
+    for (const text of run('dmesg', []).out.split('\n')) {
+      const m = /^\[\s*(\d+\.\d+)\]/.exec(text);
+      if (m?.[1] !== undefined) out.push({ ts: Number(m[1]), text });
+    }
+    return out;
   },
   mark(): number {
-    return this.lines().length;
+    return this.lines().at(-1)?.ts ?? 0;
   },
-  since(cursor: number): string[] {
-    return this.lines().slice(Math.max(0, cursor - 1));
+  since(mark: number): string[] {
+    return this.lines()
+      .filter((l) => l.ts > mark)
+      .map((l) => l.text);
   },
 };
 
@@ -183,6 +209,16 @@ export async function eventually<T>(fn: () => T[], timeoutMs = 3000): Promise<T[
 
 const SOCKCREATE = '/proc/thread-self/attr/sockcreate';
 
+/** One write to a /proc attr file, opened O_WRONLY alone (O_CREAT there is an audited create). */
+function writeAttr(path: string, value: string): void {
+  const fd = openSync(path, constants.O_WRONLY);
+  try {
+    writeSync(fd, value);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * Connects to a guest's QMP socket. Under SELinux the server side of an accepted UNIX
  * connection gets QEMU's type at the *client's* level (s0-s0:c0.c1023 for an administrator),
@@ -194,10 +230,10 @@ export async function qmpConnect(path: string): Promise<QmpClient> {
   const label = existsSync('/sys/fs/selinux/enforce') ? fileContext(path) : '';
   if (label === '') return QmpClient.connect(path, 15_000);
   const own = parseContext(readTrim('/proc/self/attr/current') ?? '');
-  writeFileSync(SOCKCREATE, `${own.user}:${own.role}:${own.type}:${parseContext(label).level}`);
+  writeAttr(SOCKCREATE, `${own.user}:${own.role}:${own.type}:${parseContext(label).level}`);
   // QmpClient.connect creates the socket synchronously, before its first await
   const pending = QmpClient.connect(path, 15_000);
-  writeFileSync(SOCKCREATE, '\n');
+  writeAttr(SOCKCREATE, '\n');
   return pending;
 }
 
@@ -207,7 +243,9 @@ export async function qmpConnect(path: string): Promise<QmpClient> {
  * the image file itself (imageBytes).
  */
 export function qemuIo(q: QmpClient, dev: string, cmd: string): Promise<string> {
-  return q.hmp(`qemu-io -d /machine/peripheral/disk-${dev}/virtio-backend "${cmd}"`);
+  // a virtio-blk disk's block backend hangs off its virtio-backend child; a SCSI disk's off itself
+  const qom = dev.startsWith('vd') ? `/machine/peripheral/disk-${dev}/virtio-backend` : `/machine/peripheral/disk-${dev}`;
+  return q.hmp(`qemu-io -d ${qom} "${cmd}"`);
 }
 
 /** `len` bytes of a file at `offset`, read by the test (not by QEMU). */

@@ -77,7 +77,10 @@ describe('SELinux enforcing, Debian reference policy: svirt with selinux,dac,lan
   after(() => q?.close());
 
   it('starts two guests whose QEMU runs as svirt_t with distinct category pairs', async () => {
-    const started = await Promise.all([svirt(g.dir, [...FULL, 'start', 'ga', '--paused']), svirt(g.dir, [...FULL, 'start', 'gb', '--paused'])]);
+    const started = await Promise.all([
+      svirt(g.dir, [...FULL, 'start', 'ga', '--paused']),
+      svirt(g.dir, [...FULL, 'start', 'gb', '--paused']),
+    ]);
     for (const r of started) assert.equal(r.code, 0, `svirt start: ${r.stderr}`);
     const ga = guest(g.dir, 'ga');
     const gb = guest(g.dir, 'gb');
@@ -101,7 +104,10 @@ describe('SELinux enforcing, Debian reference policy: svirt with selinux,dac,lan
   });
 
   it("labels each image svirt_image_t at its guest's pair, and the runtime dir too", () => {
-    for (const [name, img] of [['ga', g.a], ['gb', g.b]] as const) {
+    for (const [name, img] of [
+      ['ga', g.a],
+      ['gb', g.b],
+    ] as const) {
       const { pid, uuid } = guest(g.dir, name);
       const level = parseContext(procLabel(pid)).level;
       const image = parseContext(fileContext(img));
@@ -138,7 +144,15 @@ describe('SELinux enforcing, Debian reference policy: svirt with selinux,dac,lan
     assert.equal(chcon.code, 0, chcon.out);
     await qemuIo(q, 'vda', 'write -P 0x22 0 4k');
     assert.ok(filledWith(imageBytes(g.a, 0, 4096), 0x11), 'the write after the relabel did not reach the image');
-    const avc = await eventually(() => avcDenials(mark, '{ write }', `scontext=system_u:system_r:${parseContext(procLabel(ga.pid)).type}:${level}`, 'tcontext=system_u:object_r:svirt_image_t:s0:c1 ', 'tclass=file'));
+    const avc = await eventually(() =>
+      avcDenials(
+        mark,
+        '{ write }',
+        `scontext=system_u:system_r:${parseContext(procLabel(ga.pid)).type}:${level}`,
+        'tcontext=system_u:object_r:svirt_image_t:s0:c1 ',
+        'tclass=file',
+      ),
+    );
     assert.ok(avc.length > 0, `an AVC denial for the write; kernel log since the relabel:\n${kernelLog.since(mark).join('\n')}`);
     assert.ok(alive(ga.pid), 'the guest itself keeps running');
   });
@@ -189,9 +203,42 @@ describe('SELinux enforcing: svirt with the selinux driver alone (QEMU as root, 
     assert.ok(filledWith(imageBytes(g.a, 0, 4096), 0x33), "A's own disk works");
     q.close();
     q = undefined;
-    for (const n of ['ga', 'gb']) await svirtOk(g.dir, [...ALONE, 'destroy', n]);
+  });
+
+  it("labels a hotplugged disk with guest A's pair while attached, and gives its label back on detach", async (t) => {
+    const ga = guest(g.dir, 'ga');
+    const levelA = parseContext(procLabel(ga.pid)).level;
+    const extra = makeImage(join(g.dir, 'extra.img'), 4);
+    const original = fileContext(extra);
+    const r = await svirt(g.dir, [...ALONE, 'attach-disk', 'ga', extra, 'sdb', '--live']);
+    if (/unknown command|not implemented|not supported/i.test(r.stderr)) {
+      t.todo(`svirt attach-disk is not available yet: ${r.stderr.trim()}`);
+      return;
+    }
+    assert.equal(r.code, 0, `svirt attach-disk: ${r.stderr}`);
+    assert.equal(fileContext(extra), `system_u:object_r:svirt_image_t:${levelA}`);
+    const qa = await qmpConnect(ga.qmp);
+    try {
+      await qemuIo(qa, 'sdb', 'write -P 0x55 0 4k');
+    } finally {
+      qa.close();
+    }
+    assert.ok(filledWith(imageBytes(extra, 0, 4096), 0x55), 'a write on the hotplugged disk reached its image');
+    const d = await svirt(g.dir, [...ALONE, 'detach-disk', 'ga', 'sdb', '--live']);
+    assert.equal(d.code, 0, `svirt detach-disk: ${d.stderr}`);
+    assert.equal(fileContext(extra), original, 'the detached image has its label back');
+  });
+
+  it("gives the labels back when QEMU is killed behind svirt's back (the per-guest monitor reaps it)", async () => {
+    const gb = guest(g.dir, 'gb');
+    process.kill(gb.pid, 'SIGKILL');
+    const deadline = Date.now() + 15_000;
+    while (fileContext(g.b) !== g.original.b && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    assert.equal(fileContext(g.b), g.original.b, "the monitor restored B's image label without any svirt command");
+    await svirtOk(g.dir, [...ALONE, 'destroy', 'ga']);
     assert.equal(fileContext(g.a), g.original.a);
-    assert.equal(fileContext(g.b), g.original.b);
+    assert.equal(countRows(g.dir, 'running'), 0);
+    assert.equal(countRows(g.dir, 'reservations'), 0);
   });
 });
 
@@ -208,7 +255,9 @@ describe('SELinux enforcing: policies without svirt rules fail closed', { skip }
   after(() => loadPolicy('lab'));
 
   /** Starts gc under `policy` and returns the CLI result and the AVC denials it caused. */
-  async function startUnder(policy: 'stock' | 'lab-nonnp'): Promise<{ code: number; stderr: string; avc: string[]; label: string; nnp: string }> {
+  async function startUnder(
+    policy: 'stock' | 'lab-nonnp',
+  ): Promise<{ code: number; stderr: string; avc: string[]; label: string; nnp: string }> {
     loadPolicy(policy);
     const mark = kernelLog.mark();
     const before = new Set(qemuProcesses().map((p) => p.pid));
@@ -247,7 +296,10 @@ describe('SELinux enforcing: policies without svirt rules fail closed', { skip }
     if (r.code !== 0) {
       // svirt-exec set PR_SET_NO_NEW_PRIVS: the kernel refuses the exec transition (EPERM)
       assert.match(r.stderr, /Operation not permitted/);
-      assert.ok(r.avc.some((l) => l.includes('{ nnp_transition }') && l.includes('tclass=process2')), 'an nnp_transition denial');
+      assert.ok(
+        r.avc.some((l) => l.includes('{ nnp_transition }') && l.includes('tclass=process2')),
+        'an nnp_transition denial',
+      );
     } else {
       // a launcher that leaves NNP off under SELinux needs only `process transition`
       t.diagnostic(`started as ${r.label}, NoNewPrivs ${r.nnp}`);

@@ -1,0 +1,86 @@
+#!/bin/sh
+# svirt lab, stage 2: run by PID 1 (lab/guest/init) from the read-only checkout at /opt/svirt.
+# Finishes the system set-up, runs the enforcement tests (dist/test/enforce) as an
+# administrator would run svirt, writes the node:test report into the run folder (/mnt,
+# shared with the host) and powers the VM off. Under SELinux this runs as initrc_t and the
+# tests as unconfined_t (a root login's domain on Debian).
+export PATH=/usr/sbin:/usr/bin HOME=/root LANG=C.UTF-8 TMPDIR=/tmp
+MODE=$(sed -n 's/.*svirt_lab=\([a-z]*\).*/\1/p' /proc/cmdline)
+say() { echo "svirt-lab: $*"; }
+finish() {
+  echo "$1" >/mnt/exit-code
+  $RUN /bin/sh -c dmesg >/mnt/dmesg.txt 2>&1
+  sync
+  say "uptime $(cut -d' ' -f1 /proc/uptime) s, powering off (exit $1)"
+  echo o >/proc/sysrq-trigger
+  sleep 600
+}
+fail() {
+  say "FATAL: $*"
+  echo "$*" >/mnt/fatal
+  finish 125
+}
+
+mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run || fail "mount /run"
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts || fail "mount /dev/pts"
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm || fail "mount /dev/shm"
+mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+echo svirt-lab-"$MODE" >/proc/sys/kernel/hostname
+# No auditd: AVC and AppArmor records go to the kernel log through printk, which drops
+# them beyond 10 per 5 s unless the rate limit is off. The tests read them there.
+echo 0 >/proc/sys/kernel/printk_ratelimit
+cd /opt/svirt || fail "no checkout"
+
+case "$MODE" in
+selinux)
+  restorecon -R /run /dev /tmp
+  [ "$(getenforce)" = Enforcing ] || fail "SELinux is not enforcing: $(getenforce)"
+  # The policy the tests run under: Debian's reference policy plus lab/selinux/*.cil
+  # (built on the host by lab/build-policy.sh); the stock one stays in /etc/selinux.
+  if [ -f /mnt/policy/lab.33 ]; then
+    # selinuxfs takes a policy in one write only
+    dd if=/mnt/policy/lab.33 of=/sys/fs/selinux/load bs=16M iflag=fullblock status=none ||
+      fail "load /mnt/policy/lab.33"
+  fi
+  # Two booleans an administrator must turn on (both off in Debian's policy):
+  # virt_use_execmem: TCG guests need executable memory for their JIT (no svirt_tcg_t);
+  # allow_execmem: node (svirt itself, V8's JIT) in unconfined_t needs execmem as well.
+  setsebool virt_use_execmem=on allow_execmem=on || fail "setsebool virt_use_execmem=on allow_execmem=on"
+  RUN="runcon unconfined_u:unconfined_r:unconfined_t:s0-s0:c0.c1023"
+  say "SELinux $(getenforce), policy $(sestatus 2>/dev/null | sed -n 's/^Loaded policy name: *//p'), tests run as unconfined_t"
+  ;;
+apparmor)
+  [ -d /sys/kernel/security/apparmor ] || fail "no AppArmor in the kernel (securityfs)"
+  [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ] || fail "AppArmor is not enabled"
+  RUN=
+  say "AppArmor enabled, $(wc -l </sys/kernel/security/apparmor/profiles) profiles loaded"
+  ;;
+*) fail "no svirt_lab=selinux|apparmor on the kernel command line" ;;
+esac
+
+export SVIRT_LAB="$MODE" SVIRT_LAB_POLICY_DIR=/mnt/policy
+if [ -f /mnt/patch.mjs ]; then
+  # lab/run.sh --patch: the tests run against a patched copy of the build (a proposed fix)
+  mkdir -p /root/svirt
+  cp -a /opt/svirt/dist /opt/svirt/bin /opt/svirt/package.json /root/svirt/ || fail "copy the build"
+  ln -s /opt/svirt/node_modules /root/svirt/node_modules
+  mkdir -p /root/svirt/native
+  ln -s /opt/svirt/native/out /root/svirt/native/out
+  node /mnt/patch.mjs /root/svirt || fail "the patch failed"
+  [ "$MODE" = selinux ] && restorecon -R /root/svirt
+  cd /root/svirt || fail "no /root/svirt"
+fi
+if [ -f /mnt/debug.sh ]; then
+  # a developer's experiment instead of the tests (lab/run.sh --debug FILE)
+  $RUN /bin/sh /mnt/debug.sh >/mnt/debug.out 2>&1
+  finish $?
+fi
+set --
+for f in dist/test/enforce/*.test.js; do [ -f "$f" ] && set -- "$@" "$f"; done
+[ $# -gt 0 ] || fail "no dist/test/enforce/*.test.js in the checkout (build first)"
+say "running $*"
+$RUN node --test --test-concurrency=1 \
+  --test-reporter=tap --test-reporter-destination=/mnt/results.tap \
+  --test-reporter=spec --test-reporter-destination=stdout "$@"
+finish $?
