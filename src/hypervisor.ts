@@ -206,8 +206,13 @@ export class Hypervisor {
     try {
       rmSync(runtimeDir, { recursive: true, force: true });
       mkdirSync(runtimeDir, { mode: 0o700 });
+      // QEMU's stderr: opened by svirt, inherited by QEMU, labelled like the guest's other
+      // output files (under SELinux an inherited fd QEMU may not write is closed at exec).
+      const logPath = join(this.logDir(), `${def.name}.log`);
+      const logFd = openSync(logPath, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+      fds.push(logFd);
       live = this.manager.genLabels(def, ctx);
-      resources = resolveResources(guestResources(live, runtimeDir));
+      resources = [...resolveResources(guestResources(live, runtimeDir)), { path: logPath, role: 'log', seclabels: [] }];
       const stateFile: GuestResource | undefined = incoming
         ? { path: incoming.path, role: 'saved-state', seclabels: [] }
         : undefined;
@@ -232,9 +237,6 @@ export class Hypervisor {
         argv.push('-incoming', `fd:${4 + images.length}`);
       }
       const spec = this.manager.confinement(live, resources, ctx, keep);
-      const logPath = join(this.logDir(), `${def.name}.log`);
-      const logFd = openSync(logPath, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
-      fds.push(logFd);
       const launched = await launch({
         monitorPath: svirtMonitorPath(),
         execPath: svirtExecPath(),

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { SvirtError } from '../errors.js';
-import { processStartTime } from '../host/proc.js';
+import { processStartTime, signal, waitGone } from '../host/proc.js';
 import type { ConfinementSpec } from '../security/confinement.js';
 import { QmpClient } from './qmp-client.js';
 
@@ -63,6 +63,27 @@ export async function launch(req: LaunchRequest): Promise<Launched> {
 
   const pid = await status.pid;
   const startTime = processStartTime(pid) ?? 0;
+  try {
+    return await waitReady(req, status, child, pid, startTime);
+  } catch (err) {
+    // QEMU must not outlive a failed start: it would keep its images open after the labels
+    // are restored and its reservation released.
+    if (startTime !== 0 && processStartTime(pid) === startTime) {
+      signal(pid, 'SIGKILL');
+      await waitGone({ pid, startTime }, 10_000, 2);
+    }
+    (child.stdout as NodeJS.ReadableStream & { destroy(): void }).destroy();
+    throw err;
+  }
+}
+
+async function waitReady(
+  req: LaunchRequest,
+  status: StatusReader,
+  child: ChildProcess,
+  pid: number,
+  startTime: number,
+): Promise<Launched> {
   const deadline = Date.now() + req.timeoutMs;
   for (;;) {
     const exited = status.exit();

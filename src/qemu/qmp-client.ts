@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { SvirtError } from '../errors.js';
+import { socketCreateLabel, withSocketLabel } from '../host/selinux-socket.js';
 
 export interface QmpError {
   readonly class: string;
@@ -49,8 +50,10 @@ export class QmpClient {
 
   /** Connects, reads the greeting and negotiates capabilities. */
   static async connect(path: string, timeoutMs = 5000): Promise<QmpClient> {
+    // Node creates the socket synchronously in this thread, inside connect().
+    const label = socketCreateLabel(path);
     const socket = await new Promise<Socket>((resolve, reject) => {
-      const s = connect(path);
+      const s = withSocketLabel(label, () => connect(path));
       const timer = setTimeout(() => {
         s.destroy();
         reject(new SvirtError('SVIRT_ERR_TIMEOUT', `QMP connect to "${path}" timed out`));
@@ -65,8 +68,19 @@ export class QmpClient {
       });
     });
     const client = new QmpClient(socket);
-    await client.greeting(timeoutMs);
-    await client.execute('qmp_capabilities');
+    try {
+      await client.greeting(timeoutMs);
+      await client.execute('qmp_capabilities');
+    } catch (err) {
+      client.close(); // a socket left open would keep the process alive
+      throw err instanceof SvirtError && err.code === 'SVIRT_ERR_TIMEOUT'
+        ? new SvirtError(
+            'SVIRT_ERR_TIMEOUT',
+            `no QMP greeting on "${path}" within ${timeoutMs} ms (QEMU serves one monitor client at a time: is another one connected?)`,
+            { cause: err },
+          )
+        : err;
+    }
     return client;
   }
 

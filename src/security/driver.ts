@@ -29,6 +29,7 @@ export type ResourceRole =
   | 'loader'
   | 'nvram'
   | 'chardev' // serial/console file or UNIX socket
+  | 'log' // QEMU's stderr log: svirt's file, written through an inherited fd
   | 'runtime-dir' // the guest's private runtime dir (QMP socket, log)
   | 'saved-state'; // a save/restore state file
 

@@ -31,6 +31,7 @@ const ROLES: ReadonlySet<string> = new Set<ResourceRole>([
   'loader',
   'nvram',
   'chardev',
+  'log',
   'runtime-dir',
   'saved-state',
 ]);

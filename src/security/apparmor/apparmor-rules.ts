@@ -48,6 +48,8 @@ const ROLE_POLICY: Readonly<Record<Exclude<ResourceRole, 'runtime-dir'>, RolePol
   loader: { perms: 'rk', denyWrite: true },
   nvram: { perms: 'rwk', denyWrite: false },
   chardev: { perms: 'rw', denyWrite: false },
+  // AppArmor revalidates inherited fds at exec: QEMU needs to append to its log.
+  log: { perms: 'w', denyWrite: false },
   'saved-state': { perms: 'rw', denyWrite: false },
 };
 

@@ -189,7 +189,8 @@ export class LandlockDriver implements SecurityDriver {
         case 'disk-shareable':
         case 'backing':
         case 'runtime-dir':
-          // Disks arrive as fds; the runtime dir is already in the list.
+        case 'log':
+          // Disks and the log arrive as fds; the runtime dir is already in the list.
           break;
       }
     }

@@ -45,6 +45,7 @@ function byRole(role: ResourceRole, image: string, contexts: PolicyContexts): { 
     case 'disk':
     case 'nvram':
     case 'chardev':
+    case 'log':
     case 'runtime-dir':
     case 'saved-state':
       return { label: image, why: 'private to the guest: image label' };
