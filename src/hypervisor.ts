@@ -1,4 +1,15 @@
-import { closeSync, constants, existsSync, mkdirSync, openSync, rmSync, chmodSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  chmodSync,
+  statSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DiskDef, DomainDef } from './domain/domain-def.js';
@@ -251,7 +262,7 @@ export class Hypervisor {
       });
       launchedPid = { pid: launched.pid, startTime: launched.startTime };
       try {
-        if (incoming) await finishIncoming(launched.qmp, paused, logPath);
+        if (incoming) await finishIncoming(launched.qmp, paused, logPath, incoming, launched.pid, 4 + images.length);
       } finally {
         launched.qmp.close();
       }
@@ -591,7 +602,7 @@ export class Hypervisor {
   }
 
   /** Starts a guest from a state file written by save, with fresh labels; the file keeps none. */
-  async restore(file: string, opts: { paused?: boolean } = {}): Promise<RunningRecord> {
+  async restore(file: string, opts: { paused?: boolean; progress?: Progress } = {}): Promise<RunningRecord> {
     const { readSaveHeader } = await import('./hypervisor-state.js');
     const path = resolvePath(file);
     let fd: number;
@@ -606,7 +617,12 @@ export class Hypervisor {
       const header = readSaveHeader(fd, file);
       const def = parseDomainXml(header.xml, { inactive: true });
       const persistent = this.store.getDefinedByUuid(def.uuid) !== undefined;
-      return await this.startDef(def, persistent, opts.paused ?? header.paused, { fd, path });
+      const size = fstatSync(fd).size;
+      return await this.startDef(def, persistent, opts.paused ?? header.paused, {
+        fd,
+        path,
+        ...(opts.progress ? { progress: opts.progress, size } : {}),
+      });
     } finally {
       closeSync(fd);
     }
@@ -631,11 +647,22 @@ const RESERVING: ReadonlySet<string> = new Set(['dac', 'selinux', 'apparmor']);
 interface Incoming {
   readonly fd: number;
   readonly path: string;
+  /** Reports how far QEMU has read the state file (its offset in the shared file description). */
+  readonly progress?: Progress;
+  readonly size?: number;
 }
 
 /** Waits until QEMU has loaded the incoming state, then lets the guest run unless it stays paused. */
-async function finishIncoming(q: QmpClient, paused: boolean, logPath: string): Promise<void> {
+async function finishIncoming(
+  q: QmpClient,
+  paused: boolean,
+  logPath: string,
+  incoming: Incoming,
+  pid: number,
+  qemuFd: number,
+): Promise<void> {
   for (;;) {
+    if (incoming.progress && incoming.size) incoming.progress(readOffset(pid, qemuFd), incoming.size);
     const st = (await q.execute('query-migrate').catch((err: unknown) => {
       // QEMU exits when the stream does not fit the machine: its log says why.
       const why = logTail(logPath)
@@ -652,6 +679,15 @@ async function finishIncoming(q: QmpClient, paused: boolean, logPath: string): P
     await new Promise((r) => setTimeout(r, 20));
   }
   if (!paused) await q.execute('cont');
+}
+
+/** The file offset of QEMU's fd N (/proc/PID/fdinfo/N), 0 when it cannot be read. */
+function readOffset(pid: number, fd: number): number {
+  try {
+    return Number(/^pos:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0; // QEMU closed it (done) or exited: the caller learns which from QMP
+  }
 }
 
 /** Under dac, QEMU runs as a guest uid that must be able to search every dir down to its runtime dir. */

@@ -37,7 +37,13 @@ export async function runSave(args: ParsedArgs): Promise<number> {
 export async function runRestore(args: ParsedArgs): Promise<number> {
   const file = arg(args, 0, 'FILE');
   const hv = await openHypervisor(args);
-  const rec = await hv.restore(file, args.flags.has('paused') ? { paused: true } : {});
+  const bar = progressBar('Restore');
+  let rec;
+  try {
+    rec = await hv.restore(file, { ...(args.flags.has('paused') ? { paused: true } : {}), progress: bar.update });
+  } finally {
+    bar.end();
+  }
   output(args, `\nDomain '${rec.name}' restored from ${file}`, { name: rec.name, uuid: rec.uuid, pid: rec.pid });
   return 0;
 }
