@@ -18,6 +18,12 @@ export function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
 
+/** The skip reason of a test that starts real QEMU guests under a root-only stack, or false. */
+export function qemuAsRootSkip(why = 'the dac driver needs root'): string | false {
+  if (!haveQemu()) return 'qemu-system-x86_64 is not installed';
+  return isRoot() ? false : why;
+}
+
 export interface CliResult {
   readonly code: number;
   readonly stdout: string;

@@ -8,8 +8,6 @@ import { QmpClient } from '../../src/qemu/qmp-client.js';
 import {
   countRows,
   domainXml,
-  haveQemu,
-  isRoot,
   makeImage,
   owner,
   procStatus,
@@ -19,9 +17,10 @@ import {
   svirtOk,
   waitFor,
   writeDomain,
+  qemuAsRootSkip,
 } from '../helpers.js';
 
-const skip = !haveQemu() ? 'qemu-system-x86_64 is not installed' : !isRoot() ? 'the dac driver needs root' : false;
+const skip = qemuAsRootSkip();
 const DAC = ['--security-driver', 'dac'];
 const ORIGINAL = { uid: 1000, gid: 1000 };
 

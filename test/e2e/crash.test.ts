@@ -7,8 +7,6 @@ import { CRASH_POINTS, type CrashPoint } from '../../src/testing/crash-points.js
 import {
   countRows,
   domainXml,
-  haveQemu,
-  isRoot,
   makeImage,
   owner,
   readRunning,
@@ -16,9 +14,10 @@ import {
   svirt,
   svirtOk,
   writeDomain,
+  qemuAsRootSkip,
 } from '../helpers.js';
 
-const skip = !haveQemu() ? 'qemu-system-x86_64 is not installed' : !isRoot() ? 'the dac driver needs root' : false;
+const skip = qemuAsRootSkip();
 const STACK = ['--security-driver', 'selinux,dac,landlock'];
 const ENV = { SVIRT_SELINUX_MODE: 'userspace-test' };
 const ORIGINAL = { uid: 1000, gid: 1000, mode: 0o644 };

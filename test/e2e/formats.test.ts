@@ -6,8 +6,6 @@ import { QmpClient } from '../../src/qemu/qmp-client.js';
 import {
   countRows,
   domainXml,
-  haveQemu,
-  isRoot,
   makeImage,
   owner,
   readRunning,
@@ -15,9 +13,10 @@ import {
   svirt,
   svirtOk,
   writeDomain,
+  qemuAsRootSkip,
 } from '../helpers.js';
 
-const skip = !haveQemu() ? 'qemu-system-x86_64 is not installed' : !isRoot() ? 'the dac driver needs root' : false;
+const skip = qemuAsRootSkip();
 const S = ['--security-driver', 'dac,landlock'];
 
 /** A qcow2 whose header names a host file as its backing file. */

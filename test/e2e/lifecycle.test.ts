@@ -7,8 +7,6 @@ import { QmpClient } from '../../src/qemu/qmp-client.js';
 import {
   countRows,
   domainXml,
-  haveQemu,
-  isRoot,
   makeImage,
   owner,
   procStatus,
@@ -17,9 +15,10 @@ import {
   svirt,
   svirtOk,
   writeDomain,
+  qemuAsRootSkip,
 } from '../helpers.js';
 
-const skip = !haveQemu() ? 'qemu-system-x86_64 is not installed' : !isRoot() ? 'these stacks need root' : false;
+const skip = qemuAsRootSkip('these stacks need root');
 const ORIGINAL = { uid: 1000, gid: 1000, mode: 0o644 };
 
 interface StackCase {
