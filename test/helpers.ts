@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,10 +63,14 @@ export async function svirtOk(stateDir: string, args: readonly string[], env: No
   return r.stdout;
 }
 
-/** Destroys every guest the store of `stateDir` knows as running and kills any QEMU left by pid. */
+/**
+ * Destroys every guest the store of `stateDir` knows as running, kills any QEMU left by pid,
+ * and waits for the per-guest monitors (they run a reconcile once QEMU is gone).
+ */
 export async function destroyAll(stateDir: string): Promise<void> {
   const db = join(stateDir, 'svirt.db');
   if (!existsSync(db)) return;
+  const monitors = readMonitors(stateDir);
   const rows = readRunning(stateDir);
   for (const r of rows) await svirt(stateDir, ['--security-driver', 'none', 'destroy', r.name]);
   for (const r of readRunning(stateDir)) {
@@ -77,6 +81,21 @@ export async function destroyAll(stateDir: string): Promise<void> {
         // already gone
       }
     }
+  }
+  await waitFor(
+    () => monitors.every((pid) => !existsSync(`/proc/${pid}/cmdline`) || readFileSync(`/proc/${pid}/cmdline`).length === 0),
+    10_000,
+  );
+}
+
+function readMonitors(stateDir: string): number[] {
+  const db = new Database(join(stateDir, 'svirt.db'), { readonly: true, fileMustExist: true, timeout: 10_000 });
+  try {
+    return (db.prepare('SELECT monitor_pid AS pid FROM running WHERE monitor_pid IS NOT NULL').all() as { pid: number }[]).map(
+      (r) => r.pid,
+    );
+  } finally {
+    db.close();
   }
 }
 
