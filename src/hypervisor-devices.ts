@@ -8,7 +8,7 @@ import { QmpCommandError, type QmpClient } from './qemu/qmp-client.js';
 import type { GuestResource } from './security/driver.js';
 import { deserializeResources, diskResources, resolveResources, serializeResources } from './security/resources.js';
 import type { PendingOp, RunningRecord } from './store/store.js';
-import { crashPoint } from './testing/crash-points.js';
+import { crashPoint, type CrashPoint } from './testing/crash-points.js';
 
 /** Where a change goes: virsh's defaults are live for a running guest, config for a stopped one. */
 function targets(
@@ -132,9 +132,38 @@ export async function attachDisk(hv: Hypervisor, name: string, disk: DiskDef, op
     throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `target ${disk.target.dev} is already in use by '${live.name}'`);
   }
   checkHotplug(disk);
+  const next: DomainDef = { ...live, disks: [...live.disks, disk] };
+  await plugDisk(hv, rec, 'attach', disk, next, ATTACH_POINTS, async (q) => {
+    await q.execute('device_add', deviceProps(next, disk, disk.path !== undefined ? `${disk.target.dev}-fmt0` : undefined));
+  });
+}
+
+interface PlugPoints {
+  readonly journaled: CrashPoint;
+  readonly labelled?: CrashPoint;
+  readonly plugged: CrashPoint;
+}
+const ATTACH_POINTS: PlugPoints = { journaled: 'attach:journaled', labelled: 'attach:labelled', plugged: 'attach:plugged' };
+const INSERT_POINTS: PlugPoints = { journaled: 'media:insert-journaled', plugged: 'media:inserted' };
+
+/**
+ * Gives a running guest one more disk or medium: journal the operation, label every layer,
+ * hand the layers to QEMU as fds and block nodes, then `connect` them (device_add or the
+ * tray). On failure everything is undone; on success the live XML and resources land with
+ * the end of the journal entry.
+ */
+async function plugDisk(
+  hv: Hypervisor,
+  rec: RunningRecord,
+  kind: 'attach' | 'insert',
+  disk: DiskDef,
+  next: DomainDef,
+  points: PlugPoints,
+  connect: (q: QmpClient) => Promise<void>,
+): Promise<void> {
   const resources = disk.path === undefined ? [] : resolveResources(diskResources(disk));
   let op: PendingOp = {
-    op: 'attach',
+    op: kind,
     target: disk.target.dev,
     resources: serializeResources(resources),
     nodes: nodeNames(disk),
@@ -142,21 +171,20 @@ export async function attachDisk(hv: Hypervisor, name: string, disk: DiskDef, op
     fdsets: [],
   };
   begin(hv, rec, op);
-  crashPoint('attach:journaled');
-  const next: DomainDef = { ...live, disks: [...live.disks, disk] };
+  crashPoint(points.journaled);
   const ctx = hv.context(next, rec.runtimeDir);
   try {
     for (const r of resources) hv.manager.setResourceLabel(next, r, ctx);
-    crashPoint('attach:labelled');
+    if (points.labelled) crashPoint(points.labelled);
     await hv.withQmp(rec, async (q) => {
       const sets = await passDiskFds(q, disk, resources, op, (o) => {
         op = o;
         hv.store.updateOp(rec.uuid, o);
       });
       for (const node of blockdevNodes(disk, sets)) await q.execute('blockdev-add', node);
-      await q.execute('device_add', deviceProps(next, disk, disk.path !== undefined ? `${disk.target.dev}-fmt0` : undefined));
+      await connect(q);
     });
-    crashPoint('attach:plugged');
+    crashPoint(points.plugged);
   } catch (err) {
     await undo(hv, { ...rec, pending: op });
     throw err;
@@ -165,6 +193,17 @@ export async function attachDisk(hv: Hypervisor, name: string, disk: DiskDef, op
     liveXml: formatDomainXml(next),
     resources: serializeResources([...deserializeResources(rec.resources), ...resources]),
   });
+}
+
+/** The journal entry of a disk or medium leaving a running guest (completed by repairOp). */
+function removalOp(kind: 'detach' | 'eject', rec: RunningRecord, disk: DiskDef): PendingOp {
+  return {
+    op: kind,
+    target: disk.target.dev,
+    resources: serializeResources(ownResources(rec, disk)),
+    nodes: nodeNames(disk),
+    device: diskDeviceId(disk),
+  };
 }
 
 export async function detachDisk(hv: Hypervisor, name: string, target: string, opts: DeviceChangeOptions): Promise<void> {
@@ -183,13 +222,7 @@ export async function detachDisk(hv: Hypervisor, name: string, target: string, o
   const disk = live.disks.find((d) => d.target.dev === target);
   if (!disk) throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${live.name}' has no disk with target ${target}`);
   checkHotplug(disk);
-  const op: PendingOp = {
-    op: 'detach',
-    target,
-    resources: serializeResources(ownResources(rec, disk)),
-    nodes: nodeNames(disk),
-    device: diskDeviceId(disk),
-  };
+  const op = removalOp('detach', rec, disk);
   begin(hv, rec, op);
   crashPoint('detach:journaled');
   try {
@@ -275,13 +308,7 @@ export async function changeMedia(
   const drive = setPath(live).disks.find((d) => d.target.dev === target) as DiskDef;
   const old = live.disks.find((d) => d.target.dev === target) as DiskDef;
   if (old.path !== undefined) {
-    const op: PendingOp = {
-      op: 'eject',
-      target,
-      resources: serializeResources(ownResources(rec, old)),
-      nodes: nodeNames(old),
-      device: diskDeviceId(old),
-    };
+    const op = removalOp('eject', rec, old);
     begin(hv, rec, op);
     crashPoint('media:eject-journaled');
     await finish(hv, { ...rec, pending: op });
@@ -289,42 +316,13 @@ export async function changeMedia(
   }
   if (source === undefined) return;
   const inserted: DiskDef = { ...drive, path: source };
-  const resources = resolveResources(diskResources(inserted));
-  let op: PendingOp = {
-    op: 'insert',
-    target,
-    resources: serializeResources(resources),
-    nodes: nodeNames(inserted),
-    device: diskDeviceId(inserted),
-    fdsets: [],
-  };
-  begin(hv, rec, op);
-  crashPoint('media:insert-journaled');
   const base = parseDomainXml(rec.liveXml);
   const next: DomainDef = { ...base, disks: base.disks.map((d) => (d.target.dev === target ? inserted : d)) };
-  const ctx = hv.context(next, rec.runtimeDir);
-  const current = rec;
-  try {
-    for (const r of resources) hv.manager.setResourceLabel(next, r, ctx);
-    await hv.withQmp(current, async (q) => {
-      const sets = await passDiskFds(q, inserted, resources, op, (o) => {
-        op = o;
-        hv.store.updateOp(current.uuid, o);
-      });
-      for (const node of blockdevNodes(inserted, sets)) await q.execute('blockdev-add', node);
-      const id = diskDeviceId(inserted);
-      await q.execute('blockdev-open-tray', { id, force: true });
-      await q.execute('blockdev-insert-medium', { id, 'node-name': `${target}-fmt0` });
-      await q.execute('blockdev-close-tray', { id });
-    });
-    crashPoint('media:inserted');
-  } catch (err) {
-    await undo(hv, { ...current, pending: op });
-    throw err;
-  }
-  hv.store.endOp(current.uuid, {
-    liveXml: formatDomainXml(next),
-    resources: serializeResources([...deserializeResources(current.resources), ...resources]),
+  await plugDisk(hv, rec, 'insert', inserted, next, INSERT_POINTS, async (q) => {
+    const id = diskDeviceId(inserted);
+    await q.execute('blockdev-open-tray', { id, force: true });
+    await q.execute('blockdev-insert-medium', { id, 'node-name': `${target}-fmt0` });
+    await q.execute('blockdev-close-tray', { id });
   });
 }
 

@@ -7,26 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { landlockAbi, svirtExecPath } from '../../src/host/native.js';
 import type { ConfinementSpec, LandlockFsAccess, LandlockSpec } from '../../src/security/confinement.js';
+import { fsRightsForAbi, LATEST_ABI } from '../../src/security/landlock/abi.js';
 
 const isRoot = process.getuid?.() === 0;
-const ALL_FS: readonly LandlockFsAccess[] = [
-  'execute',
-  'write_file',
-  'read_file',
-  'read_dir',
-  'remove_dir',
-  'remove_file',
-  'make_char',
-  'make_dir',
-  'make_reg',
-  'make_sock',
-  'make_fifo',
-  'make_block',
-  'make_sym',
-  'refer',
-  'truncate',
-  'ioctl_dev',
-];
+const ALL_FS: readonly LandlockFsAccess[] = fsRightsForAbi(LATEST_ABI);
 /** What /bin/sh, cat, bash and friends need to start. */
 const SYSTEM_RULES = [
   { path: '/usr', access: ['execute', 'read_file', 'read_dir'] },
