@@ -31,7 +31,7 @@ const { buildStack } = await import('../src/security/stack.js');
 mark('import src/security/stack.js (dac, landlock, none)');
 await import('../src/qemu/launcher.js');
 mark('import src/qemu (launcher, QMP client)');
-const { Hypervisor } = await import('../src/hypervisor.js');
+const { Hypervisor } = await import('../src/lifecycle/hypervisor.js');
 mark('import src/hypervisor.js (the rest of it)');
 const { resolveStatePaths } = await import('../src/host/paths.js');
 await import(

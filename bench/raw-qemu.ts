@@ -26,7 +26,10 @@ export function rawArgv(def: DomainDef, qmpPath: string): string[] {
   const disk = def.disks[0];
   const fdsets = new Map<string, FdSetEntry>();
   if (disk?.path !== undefined) fdsets.set(diskKey(disk, 0), { fd: 4, set: 1, path: disk.path, readonly: false });
-  return buildArgv(def, { emulator: QEMU, accel: 'tcg', qmpPath, paused: true, fdsets });
+  // svirt binds the monitor socket itself and passes its fd; the raw baseline lets QEMU bind it.
+  return buildArgv(def, { emulator: QEMU, accel: 'tcg', qmpFd: 99, paused: true, fdsets }).map((a) =>
+    a === 'socket,id=qmp,fd=99,server=on,wait=off' ? `socket,id=qmp,path=${qmpPath},server=on,wait=off` : a,
+  );
 }
 
 /**

@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Hypervisor } from '../src/hypervisor.js';
+import type { Hypervisor } from '../src/lifecycle/hypervisor.js';
 import { isAlive, type ProcessIdentity } from '../src/host/proc.js';
 import type { RunningRecord } from '../src/store/store.js';
 import { guestSpec, guestXml, makeImage, type GuestSpec } from './guest.js';

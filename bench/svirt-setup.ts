@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Hypervisor } from '../src/hypervisor.js';
+import { Hypervisor } from '../src/lifecycle/hypervisor.js';
 import type { StatePaths } from '../src/host/paths.js';
 import { buildStack } from '../src/security/stack.js';
 import { Store } from '../src/store/store.js';

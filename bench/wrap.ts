@@ -1,4 +1,4 @@
-import type { Hypervisor } from '../src/hypervisor.js';
+import type { Hypervisor } from '../src/lifecycle/hypervisor.js';
 import { QmpClient } from '../src/qemu/qmp-client.js';
 
 export interface Mark {

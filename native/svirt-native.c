@@ -10,7 +10,11 @@
 #include <node_api.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,14 +191,48 @@ static int get_target(napi_env env, napi_value v, int use_fd, struct target *t)
 	return t->path == NULL ? -1 : 0;
 }
 
+/* An O_PATH fd (how svirt holds files it labels, sockets included) takes no f*xattr call on
+ * older kernels: its /proc/self/fd magic link names exactly that file, so the following
+ * variants act on it. */
+static int opath_name(int fd, char *buf, size_t size)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || !(fl & O_PATH))
+		return 0;
+	snprintf(buf, size, "/proc/self/fd/%d", fd);
+	return 1;
+}
+
 static ssize_t x_get(const struct target *t, const char *name, void *buf, size_t size)
 {
-	return t->path ? lgetxattr(t->path, name, buf, size) : fgetxattr(t->fd, name, buf, size);
+	char p[64];
+	if (t->path)
+		return lgetxattr(t->path, name, buf, size);
+	return opath_name(t->fd, p, sizeof p) ? getxattr(p, name, buf, size) : fgetxattr(t->fd, name, buf, size);
 }
 
 static ssize_t x_list(const struct target *t, char *buf, size_t size)
 {
-	return t->path ? llistxattr(t->path, buf, size) : flistxattr(t->fd, buf, size);
+	char p[64];
+	if (t->path)
+		return llistxattr(t->path, buf, size);
+	return opath_name(t->fd, p, sizeof p) ? listxattr(p, buf, size) : flistxattr(t->fd, buf, size);
+}
+
+static int x_set(const struct target *t, const char *name, const void *v, size_t len, int flags)
+{
+	char p[64];
+	if (t->path)
+		return lsetxattr(t->path, name, v, len, flags);
+	return opath_name(t->fd, p, sizeof p) ? setxattr(p, name, v, len, flags) : fsetxattr(t->fd, name, v, len, flags);
+}
+
+static int x_remove(const struct target *t, const char *name)
+{
+	char p[64];
+	if (t->path)
+		return lremovexattr(t->path, name);
+	return opath_name(t->fd, p, sizeof p) ? removexattr(p, name) : fremovexattr(t->fd, name);
 }
 
 /* Reads a value or a name list: size query, then fetch; retried when it grew in between.
@@ -265,8 +303,7 @@ static napi_value do_setxattr(napi_env env, napi_callback_info info, int use_fd)
 	    get_bytes(env, argv[2], &data, &len, &owned) == 0 &&
 	    (napi_typeof(env, argv[3], &ft) != napi_ok || ft == napi_undefined ||
 	     get_int(env, argv[3], "flags", 0, XATTR_CREATE | XATTR_REPLACE, &flags) == 0)) {
-		int r = t.path ? lsetxattr(t.path, name, data, len, (int)flags)
-			       : fsetxattr(t.fd, name, data, len, (int)flags);
+		int r = x_set(&t, name, data, len, (int)flags);
 		if (r < 0)
 			throw_errno(env, errno, use_fd ? "fsetxattr" : "lsetxattr", t.path);
 		else
@@ -286,7 +323,7 @@ static napi_value do_removexattr(napi_env env, napi_callback_info info, int use_
 		return NULL;
 	char *name = get_string(env, argv[1], "name");
 	if (name != NULL) {
-		int r = t.path ? lremovexattr(t.path, name) : fremovexattr(t.fd, name);
+		int r = x_remove(&t, name);
 		if (r < 0 && errno != ENODATA) /* already absent is what the caller wanted */
 			throw_errno(env, errno, use_fd ? "fremovexattr" : "lremovexattr", t.path);
 		else
@@ -511,6 +548,122 @@ static napi_value js_landlock_abi(napi_env env, napi_callback_info info)
 	return result;
 }
 
+/* Opens every component with O_PATH|O_NOFOLLOW from the root: the walk openat2's
+ * RESOLVE_NO_SYMLINKS does, for kernels without openat2 (before 5.6). */
+static int walk_no_symlinks(const char *path)
+{
+	if (path[0] != '/') {
+		errno = EINVAL;
+		return -1;
+	}
+	int dir = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return -1;
+	const char *p = path;
+	char part[NAME_MAX + 1];
+	for (;;) {
+		while (*p == '/')
+			p++;
+		if (*p == '\0')
+			return dir;
+		size_t n = strcspn(p, "/");
+		if (n > NAME_MAX) {
+			close(dir);
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		memcpy(part, p, n);
+		part[n] = '\0';
+		p += n;
+		int next = openat(dir, part, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		int saved = errno;
+		close(dir);
+		if (next < 0) {
+			errno = saved;
+			return -1;
+		}
+		struct stat st;
+		if (fstat(next, &st) == 0 && S_ISLNK(st.st_mode)) {
+			close(next);
+			errno = ELOOP;
+			return -1;
+		}
+		dir = next;
+	}
+}
+
+/* openPath(path): an O_PATH fd of exactly the file the absolute path names when no component
+ * is a symlink (openat2 RESOLVE_NO_SYMLINKS), else ELOOP. Sockets, FIFOs and devices open
+ * without side effects; reopen through /proc/self/fd/N for I/O. */
+static napi_value js_open_path(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1], result;
+	if (get_args(env, info, 1, 1, argv) < 0)
+		return NULL;
+	char *path = get_string(env, argv[0], "path");
+	if (path == NULL)
+		return NULL;
+	struct open_how how;
+	memset(&how, 0, sizeof how);
+	how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+	how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+	int fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+	if (fd < 0 && errno == ENOSYS)
+		fd = walk_no_symlinks(path);
+	if (fd < 0) {
+		int err = errno;
+		napi_value e = throw_errno(env, err, "openat2", path);
+		free(path);
+		return e;
+	}
+	free(path);
+	if (napi_create_int32(env, fd, &result) != napi_ok) {
+		close(fd);
+		napi_throw_error(env, "ERR_NAPI", "cannot build the result");
+		return NULL;
+	}
+	return result;
+}
+
+/* listenUnixAt(dirFd, name, backlog): a listening AF_UNIX stream socket bound to NAME inside
+ * the directory dirFd holds (bound through /proc/self/fd/DIRFD, so a swap of the directory's
+ * path cannot move it), close-on-exec. */
+static napi_value js_listen_unix_at(napi_env env, napi_callback_info info)
+{
+	napi_value argv[3], result;
+	int dir;
+	int64_t backlog;
+	if (get_args(env, info, 3, 3, argv) < 0 || get_fd(env, argv[0], &dir) < 0 ||
+	    get_int(env, argv[2], "backlog", 1, 4096, &backlog) < 0)
+		return NULL;
+	char *name = get_string(env, argv[1], "name");
+	if (name == NULL)
+		return NULL;
+	struct sockaddr_un sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	if (strchr(name, '/') != NULL || name[0] == '\0' ||
+	    snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/%s", dir, name) >= (int)sizeof sa.sun_path) {
+		free(name);
+		return throw_arg(env, "listenUnixAt: the socket name must be a short single path component");
+	}
+	free(name);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return throw_errno(env, errno, "socket", NULL);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, (int)backlog) < 0) {
+		int err = errno;
+		close(fd);
+		return throw_errno(env, err, "bind", NULL);
+	}
+	if (napi_create_int32(env, fd, &result) != napi_ok) {
+		close(fd);
+		napi_throw_error(env, "ERR_NAPI", "cannot build the result");
+		return NULL;
+	}
+	return result;
+}
+
 NAPI_MODULE_INIT()
 {
 	static const struct {
@@ -523,7 +676,8 @@ NAPI_MODULE_INIT()
 		{ "fremovexattr", js_fremovexattr }, { "flistxattr", js_flistxattr },
 		{ "sendFds", js_send_fds },          { "recvFds", js_recv_fds },
 		{ "socketpair", js_socketpair },     { "peerCred", js_peer_cred },
-		{ "landlockAbi", js_landlock_abi },
+		{ "landlockAbi", js_landlock_abi },  { "openPath", js_open_path },
+		{ "listenUnixAt", js_listen_unix_at },
 	};
 	for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
 		napi_value f;

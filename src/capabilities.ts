@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { arch } from 'node:os';
-import type { Hypervisor } from './hypervisor.js';
+import type { Hypervisor } from './lifecycle/hypervisor.js';
 
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/'/g, '&apos;');

@@ -1,6 +1,12 @@
 /** svirt's public API: the same operations the CLI and `svirt serve` use. */
 export { SvirtError, type ErrorCode } from './errors.js';
-export { Hypervisor, type DomainInfo, type DomainState, type DeviceChangeOptions, type HypervisorOptions } from './hypervisor.js';
+export {
+  Hypervisor,
+  type DomainInfo,
+  type DomainState,
+  type DeviceChangeOptions,
+  type HypervisorOptions,
+} from './lifecycle/hypervisor.js';
 export { Store, type RunningRecord, type DefinedDomain } from './store/store.js';
 export { resolveStatePaths, type StatePaths } from './host/paths.js';
 export { parseDomainXml, formatDomainXml, parseDiskXml } from './domain/index.js';

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,7 @@ export interface CliResult {
 /** A scratch state dir, removed (after every guest in it is destroyed) when the test ends. */
 export function scratch(t: TestContext, prefix = 'svirt-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dir, 0o711); // guest uids traverse it to their runtime dirs (svirt never chmods a dir it did not make)
   t.after(async () => {
     await destroyAll(dir);
     rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });

@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDomainXml } from '../domain/index.js';
 import { svirtExecPath, svirtProbePath } from '../host/native.js';
-import { Hypervisor } from '../hypervisor.js';
+import { Hypervisor } from '../lifecycle/hypervisor.js';
 import { processStartTime, waitGone, type ProcessIdentity } from '../host/proc.js';
 import type { ConfinementSpec } from '../security/confinement.js';
 import { deserializeResources } from '../security/resources.js';
@@ -123,7 +123,7 @@ async function runStack(
 /** The confinement A's QEMU got, plus the right to execute the probe binary. */
 function probeSpec(hv: Hypervisor, liveXml: string, resources: string, runtimeDir: string): ConfinementSpec {
   const live = parseDomainXml(liveXml);
-  const spec = hv.manager.confinement(live, deserializeResources(resources), hv.context(live, runtimeDir), []);
+  const spec = hv.manager.confinement(live, deserializeResources(resources), hv.env.context(live, runtimeDir), []);
   if (!spec.landlock) return spec;
   return {
     ...spec,

@@ -1,5 +1,5 @@
 import { resolveStatePaths } from '../host/paths.js';
-import { Hypervisor } from '../hypervisor.js';
+import { Hypervisor } from '../lifecycle/hypervisor.js';
 import { buildStack } from '../security/stack.js';
 import { Store } from '../store/store.js';
 import type { ParsedArgs } from './args.js';

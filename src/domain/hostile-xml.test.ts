@@ -79,7 +79,7 @@ describe('parseDomainXml: hostile input', () => {
     rejects(text, 'SVIRT_ERR_XML_MALFORMED', /larger than 4 MiB/);
   });
 
-  it('paths with control characters, .. components or not absolute are refused wherever they appear', () => {
+  it('paths with control characters or not absolute are refused wherever they appear', () => {
     rejects(
       domain('', "<disk><source file='/a/b&#9;.img'/><target dev='vda'/></disk>"),
       'SVIRT_ERR_PATH_INVALID',
@@ -89,11 +89,6 @@ describe('parseDomainXml: hostile input', () => {
       domain('', "<disk><source file='/a/b&#x7f;.img'/><target dev='vda'/></disk>"),
       'SVIRT_ERR_PATH_INVALID',
       /control character U\+007F/,
-    );
-    rejects(
-      domain('', "<disk><source file='/a/../etc/shadow'/><target dev='vda'/></disk>"),
-      'SVIRT_ERR_PATH_INVALID',
-      /'\.\.' component/,
     );
     rejects(
       "<domain type='kvm'><name>t</name><memory>1</memory><os><type>hvm</type><kernel>vmlinuz</kernel></os></domain>",

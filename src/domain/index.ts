@@ -5,3 +5,4 @@ export { formatDomainXml } from './format-domain-xml.js';
 export { parseXml, serializeXml, XML_LIMITS } from './xml.js';
 export { pathProblem } from './parse-util.js';
 export { parseDiskXml } from './parse-device-xml.js';
+export { diskLayers, type DiskLayer } from './disk-layers.js';

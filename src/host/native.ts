@@ -50,6 +50,8 @@ interface Addon {
   socketpair(): [number, number];
   peerCred(socketFd: number): PeerCred;
   landlockAbi(): number;
+  openPath(path: string): number;
+  listenUnixAt(dirFd: number, name: string, backlog: number): number;
 }
 
 const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
@@ -66,6 +68,8 @@ const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
   'socketpair',
   'peerCred',
   'landlockAbi',
+  'openPath',
+  'listenUnixAt',
 ];
 
 const XATTR_FLAGS: Readonly<Record<XattrMode, number>> = { create: 1, replace: 2 };
@@ -222,4 +226,18 @@ export function peerCred(socketFd: number): PeerCred {
 /** The kernel's Landlock ABI version; throws code ENOSYS (not built in) or EOPNOTSUPP (disabled). */
 export function landlockAbi(): number {
   return load().landlockAbi();
+}
+
+/**
+ * An O_PATH fd (close-on-exec) of exactly the file `path` names, refusing a symlink in any
+ * component (openat2 RESOLVE_NO_SYMLINKS; throws code ELOOP). No side effects even on a FIFO
+ * or a device; the f*xattr calls above accept it.
+ */
+export function openPath(path: string): number {
+  return load().openPath(path);
+}
+
+/** A listening AF_UNIX socket bound to `name` inside the directory `dirFd` holds (close-on-exec). */
+export function listenUnixAt(dirFd: number, name: string, backlog = 16): number {
+  return load().listenUnixAt(dirFd, name, backlog);
 }

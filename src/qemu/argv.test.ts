@@ -30,9 +30,13 @@ describe('buildArgv', () => {
     const argv = buildArgv(parseDomainXml(xml), {
       emulator: '/usr/bin/qemu-system-x86_64',
       accel: 'tcg',
-      qmpPath: '/run/svirt/g/qmp.sock',
+      qmpFd: 9,
       paused: true,
       fdsets: fdsetsFor(xml),
+      chardevFds: new Map([
+        [0, { fd: 10, set: 9, path: '/var/log/chain-serial.log', readonly: false }],
+        [1, { fd: 11, set: 0, path: '/run/chain.sock', readonly: false }],
+      ]),
     });
     const text = argv.join('\n') + '\n';
     const golden = `${fixtures}qcow2-chain.argv`;

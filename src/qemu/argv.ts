@@ -1,4 +1,5 @@
 import type { ChardevDef, DiskDef, DomainDef } from '../domain/domain-def.js';
+import { diskLayers } from '../domain/disk-layers.js';
 import { SvirtError } from '../errors.js';
 
 /** One file QEMU gets as an inherited fd, in an fdset of its own. */
@@ -13,10 +14,16 @@ export interface FdSetEntry {
 export interface ArgvOptions {
   readonly emulator: string;
   readonly accel: 'kvm' | 'tcg';
-  readonly qmpPath: string;
+  /** QEMU's fd of the monitor's listening socket (bound by svirt where no guest can write). */
+  readonly qmpFd: number;
   readonly paused: boolean;
-  /** The fdset of each disk layer, keyed by `diskKey(disk, layer)`. */
+  /** The fdset of each disk layer, keyed by its DiskLayer key. */
   readonly fdsets: ReadonlyMap<string, FdSetEntry>;
+  /**
+   * QEMU's fd for each file or bound-socket chardev, by index in def.chardevs: svirt opened
+   * (or bound) and labelled it, so QEMU reaches no chardev path of its own.
+   */
+  readonly chardevFds?: ReadonlyMap<number, FdSetEntry>;
 }
 
 export const SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
@@ -60,8 +67,10 @@ export function buildArgv(def: DomainDef, o: ArgvOptions): string[] {
     `${Math.max(1, Math.ceil(def.currentMemoryKiB / 1024))}M`,
     '-smp',
     String(def.vcpus),
-    '-qmp',
-    `unix:${o.qmpPath},server=on,wait=off`,
+    '-chardev',
+    `socket,id=qmp,fd=${o.qmpFd},server=on,wait=off`,
+    '-mon',
+    'chardev=qmp,mode=control',
     '-msg',
     'timestamp=on',
   ];
@@ -83,15 +92,18 @@ export function buildArgv(def: DomainDef, o: ArgvOptions): string[] {
   for (const entry of o.fdsets.values()) {
     argv.push('-add-fd', `fd=${entry.fd},set=${entry.set},opaque=${opaque(entry.path)}`);
   }
+  for (const entry of o.chardevFds?.values() ?? []) {
+    if (entry.set > 0) argv.push('-add-fd', `fd=${entry.fd},set=${entry.set},opaque=${opaque(entry.path)}`);
+  }
   // A SCSI controller is always there, so sd* disks can be hot-plugged and a saved state
   // restores into the same device tree whatever was plugged since.
   argv.push('-device', 'virtio-scsi-pci,id=scsi0');
   const controllers = new Set<string>();
   for (const disk of def.disks) argv.push(...diskArgs(def, disk, o, controllers));
   let serial = 0;
-  for (const c of def.chardevs) {
+  for (const [i, c] of def.chardevs.entries()) {
     if (c.element === 'console' && def.chardevs.some((s) => s.element === 'serial')) continue; // libvirt's alias of serial0
-    argv.push(...chardevArgs(c, serial++));
+    argv.push(...chardevArgs(c, serial++, o.chardevFds?.get(i)));
   }
   return argv;
 }
@@ -114,32 +126,26 @@ export function diskArgs(def: DomainDef, disk: DiskDef, o: Pick<ArgvOptions, 'fd
 
 /** The blockdev nodes of a disk, deepest layer first, as QMP `blockdev-add` arguments. */
 export function blockdevNodes(disk: DiskDef, fdsets: ReadonlyMap<string, FdSetEntry>): Record<string, unknown>[] {
-  const layers: { format: string; readonly: boolean }[] = [
-    { format: disk.format, readonly: disk.readonly || disk.device === 'cdrom' },
-  ];
-  for (let b = disk.backingStore; b; b = b.backingStore) layers.push({ format: b.format, readonly: true });
+  const layers = diskLayers(disk);
   const nodes: Record<string, unknown>[] = [];
-  const dev = disk.target.dev;
-  for (let i = layers.length - 1; i >= 0; i--) {
-    const layer = layers[i] as { format: string; readonly: boolean };
-    const entry = fdsets.get(diskKey(disk, i));
-    if (!entry) throw new SvirtError('SVIRT_ERR_INTERNAL', `no fd was opened for disk ${dev} layer ${i}`);
-    const file = `${dev}-file${i}`;
+  for (const layer of [...layers].reverse()) {
+    const entry = fdsets.get(layer.key);
+    if (!entry) throw new SvirtError('SVIRT_ERR_INTERNAL', `no fd was opened for disk ${disk.target.dev} layer ${layer.index}`);
     nodes.push({
       driver: 'file',
       filename: `/dev/fdset/${entry.set}`,
-      'node-name': file,
+      'node-name': layer.fileNode,
       'read-only': layer.readonly,
       'auto-read-only': false,
       discard: 'unmap',
     });
     const fmt: Record<string, unknown> = {
       driver: layer.format,
-      file,
-      'node-name': `${dev}-fmt${i}`,
+      file: layer.fileNode,
+      'node-name': layer.fmtNode,
       'read-only': layer.readonly,
     };
-    if (layer.format === 'qcow2') fmt['backing'] = i + 1 < layers.length ? `${dev}-fmt${i + 1}` : null;
+    if (layer.format === 'qcow2') fmt['backing'] = layers[layer.index + 1]?.fmtNode ?? null;
     nodes.push(fmt);
   }
   return nodes;
@@ -193,7 +199,7 @@ function unitOf(dev: string): number {
   return Math.max(0, n - 1);
 }
 
-function chardevArgs(c: ChardevDef, index: number): string[] {
+function chardevArgs(c: ChardevDef, index: number, fd: FdSetEntry | undefined): string[] {
   const id = `charserial${index}`;
   let backend: string;
   switch (c.type) {
@@ -201,10 +207,13 @@ function chardevArgs(c: ChardevDef, index: number): string[] {
       backend = `pty,id=${id}`;
       break;
     case 'file':
-      backend = `file,id=${id},path=${qemuOptValue(c.path ?? '')},append=on`;
+      // svirt created and labelled the file; QEMU writes through the inherited fd.
+      backend = `file,id=${id},path=${fd ? `/dev/fdset/${fd.set}` : qemuOptValue(c.path ?? '')},append=on`;
       break;
     case 'unix':
-      backend = `socket,id=${id},path=${qemuOptValue(c.path ?? '')},server=${c.mode === 'connect' ? 'off' : 'on'}${c.mode === 'connect' ? '' : ',wait=off'}`;
+      if (c.mode === 'connect') backend = `socket,id=${id},path=${qemuOptValue(c.path ?? '')},server=off`;
+      else if (fd) backend = `socket,id=${id},fd=${fd.fd},server=on,wait=off`;
+      else throw new SvirtError('SVIRT_ERR_INTERNAL', `no listening socket was bound for chardev ${id}`);
       break;
   }
   return ['-chardev', backend, '-device', `isa-serial,chardev=${id},id=serial${index}`];

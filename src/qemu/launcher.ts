@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { SvirtError } from '../errors.js';
 import { processStartTime, signal, waitGone } from '../host/proc.js';
 import type { ConfinementSpec } from '../security/confinement.js';
+import { SPEC_FD, type FdLayout } from './fd-layout.js';
 import { QmpClient } from './qmp-client.js';
 
 export interface LaunchRequest {
@@ -11,15 +12,19 @@ export interface LaunchRequest {
   /** QEMU's argv; argv[0] is the binary. */
   readonly argv: readonly string[];
   readonly spec: ConfinementSpec;
-  /** Opened image fds, in order: they become fds 4, 5, ... in QEMU. */
-  readonly fds: readonly number[];
+  /** Every fd QEMU inherits (images, chardev files, the monitor socket, a saved state). */
+  readonly layout: FdLayout;
   /** stderr of the launcher and QEMU (opened by svirt, so QEMU needs no path to it). */
   readonly logFd: number;
   readonly logPath: string;
   readonly qmpPath: string;
+  /** The socket-create label for svirt's end of the monitor connection (SELinux). */
+  readonly socketLabel?: string;
   /** What the monitor runs once QEMU has exited (svirt's reconcile). */
   readonly hook: readonly string[];
   readonly timeoutMs: number;
+  /** Called once the monitor is spawned (it holds the inherited fds from then on). */
+  readonly spawned?: () => void;
 }
 
 export interface Launched {
@@ -49,14 +54,15 @@ const EXEC_STEPS: Record<number, string> = {
  * last lines of the log.
  */
 export async function launch(req: LaunchRequest): Promise<Launched> {
-  const args = [...req.hook.flatMap((a) => ['--hook', a]), '--', req.execPath, '--spec-fd', '3', '--', ...req.argv];
+  const args = [...req.hook.flatMap((a) => ['--hook', a]), '--', req.execPath, '--spec-fd', String(SPEC_FD), '--', ...req.argv];
   const child = spawn(req.monitorPath, args, {
     detached: true,
-    stdio: ['ignore', 'pipe', req.logFd, 'pipe', ...req.fds],
+    stdio: ['ignore', 'pipe', req.logFd, 'pipe', ...req.layout.fds],
     env: guestEnvironment(process.env),
   });
+  req.spawned?.();
   const status = statusReader(child);
-  const specPipe = child.stdio[3] as NodeJS.WritableStream | null;
+  const specPipe = child.stdio[SPEC_FD] as NodeJS.WritableStream | null;
   if (!specPipe) throw new SvirtError('SVIRT_ERR_QEMU_START', 'cannot hand the confinement spec to the launcher');
   specPipe.end(JSON.stringify(req.spec));
   child.unref();
@@ -90,7 +96,7 @@ async function waitReady(
     if (exited !== undefined) throw exitError(exited, req.logPath);
     if (existsSync(req.qmpPath)) {
       try {
-        const qmp = await QmpClient.connect(req.qmpPath, Math.max(100, deadline - Date.now()));
+        const qmp = await QmpClient.connect(req.qmpPath, Math.max(100, deadline - Date.now()), req.socketLabel);
         (child.stdout as NodeJS.ReadableStream & { destroy(): void }).destroy();
         return { pid, startTime, monitorPid: child.pid ?? 0, qmp };
       } catch (err) {

@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { SvirtError } from '../errors.js';
-import { socketCreateLabel, withSocketLabel } from '../host/selinux-socket.js';
+import { withSocketLabel } from '../host/selinux-socket.js';
 
 export interface QmpError {
   readonly class: string;
@@ -49,9 +49,9 @@ export class QmpClient {
   }
 
   /** Connects, reads the greeting and negotiates capabilities. */
-  static async connect(path: string, timeoutMs = 5000): Promise<QmpClient> {
+  static async connect(path: string, timeoutMs = 5000, socketLabel?: string): Promise<QmpClient> {
     // Node creates the socket synchronously in this thread, inside connect().
-    const label = socketCreateLabel(path);
+    const label = socketLabel;
     const socket = await new Promise<Socket>((resolve, reject) => {
       const s = withSocketLabel(label, () => connect(path));
       const timer = setTimeout(() => {
@@ -85,13 +85,23 @@ export class QmpClient {
   }
 
   private greetingResolve: ((v: unknown) => void) | undefined;
+  private greetingReject: ((err: Error) => void) | undefined;
 
+  /** Resolves on QMP's greeting; rejects at the timeout or as soon as the connection fails. */
   private greeting(timeoutMs: number): Promise<unknown> {
     return new Promise((resolve, reject) => {
+      if (this.closedError) {
+        reject(this.closedError);
+        return;
+      }
       const timer = setTimeout(() => reject(new SvirtError('SVIRT_ERR_TIMEOUT', 'no QMP greeting')), timeoutMs);
       this.greetingResolve = (v) => {
         clearTimeout(timer);
         resolve(v);
+      };
+      this.greetingReject = (err) => {
+        clearTimeout(timer);
+        reject(err);
       };
     });
   }
@@ -138,6 +148,9 @@ export class QmpClient {
   private fail(err: Error): void {
     if (this.closedError) return;
     this.closedError = err;
+    // A QEMU that accepted and then exited must not hold a start for the whole timeout.
+    this.greetingReject?.(err);
+    this.greetingReject = undefined;
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
   }

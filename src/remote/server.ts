@@ -7,7 +7,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { SvirtError, errnoOf } from '../errors.js';
-import type { Hypervisor } from '../hypervisor.js';
+import type { Hypervisor } from '../lifecycle/hypervisor.js';
 import { RemoteConnection } from './connection.js';
 import { connectUri, qemuVersion } from './host-info.js';
 import { procedureTable, type ServerServices } from './procedures/index.js';

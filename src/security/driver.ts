@@ -1,4 +1,5 @@
-import type { DeviceSecLabelDef, DiskDef, DomainDef, SecLabelDef } from '../domain/domain-def.js';
+import type { ChardevDef, DeviceSecLabelDef, DiskDef, DomainDef, SecLabelDef } from '../domain/domain-def.js';
+import type { FileHandle, FileIdentity } from '../host/file-handle.js';
 import type { ConfinementPart } from './confinement.js';
 
 /** The names a driver can have; also the `model` of its `<seclabel>`. */
@@ -43,6 +44,15 @@ export interface GuestResource {
   readonly seclabels: readonly DeviceSecLabelDef[];
   /** The disk this path belongs to (its source or a backing layer). */
   readonly disk?: DiskDef;
+  /** The serial/console this path belongs to. */
+  readonly chardev?: ChardevDef;
+  /**
+   * The file itself, opened once by the lifecycle (O_PATH, no symlink on the way): drivers
+   * label through it, never through the path. Not stored.
+   */
+  readonly handle?: FileHandle;
+  /** Device + inode of the file when it was labelled: a restore acts only on that file. */
+  readonly ident?: FileIdentity;
 }
 
 /**
@@ -82,6 +92,8 @@ export interface SecurityContext {
   readonly virtType: 'kvm' | 'qemu';
   /** The QEMU binary the guest runs. */
   readonly emulator: string;
+  /** Reports what was left alone (a file that changed under a label); default: stderr. */
+  readonly warn?: (message: string) => void;
 }
 
 /**
@@ -139,6 +151,13 @@ export interface SecurityDriver {
 
   /** The label of a running guest's process, as `dominfo` shows it. */
   processLabel(def: DomainDef, label: SecLabelDef, pid: number): string;
+
+  /**
+   * Labels for the sockets svirt makes for a guest (libvirt's SetSocketLabel): `listen` for
+   * a socket QEMU accepts on (its monitor, a bound chardev), `connect` for svirt's own end
+   * of a connection to QEMU. Only drivers whose kernel labels sockets have one.
+   */
+  socketLabels?(def: DomainDef, label: SecLabelDef): { readonly listen: string; readonly connect: string } | undefined;
 
   /** `enforcing`/`permissive` suffix for `dominfo`, when the model has one. */
   enforcing?(): boolean;

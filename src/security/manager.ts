@@ -1,5 +1,6 @@
 import type { DomainDef, SecLabelDef } from '../domain/domain-def.js';
 import { SvirtError } from '../errors.js';
+import { FileChangedError, reopenIdentity, type FileHandle } from '../host/file-handle.js';
 import type { ConfinementPart, ConfinementSpec, RlimitSpec } from './confinement.js';
 import type { DriverName, GuestResource, SecurityContext, SecurityDriver } from './driver.js';
 
@@ -104,22 +105,66 @@ export class SecurityManager {
     }
   }
 
-  /** Restores in reverse stack order; every driver runs even if one fails; errors are joined. */
+  /**
+   * Restores in reverse stack order; every driver runs even if one fails; errors are joined.
+   * A file is reached only if it is still the one labelled (see {@link openForRestore}).
+   */
   restoreAllLabel(def: DomainDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
     const errors: unknown[] = [];
-    for (const { driver, label } of this.active(def).reverse()) {
-      try {
-        driver.restoreAllLabel(def, label, resources, ctx);
-      } catch (err) {
-        errors.push(err);
+    const opened = this.openForRestore(def, resources, ctx);
+    try {
+      for (const { driver, label } of this.active(def).reverse()) {
+        try {
+          driver.restoreAllLabel(def, label, opened.list, ctx);
+        } catch (err) {
+          errors.push(err);
+        }
+        try {
+          driver.release?.(def, label, ctx);
+        } catch (err) {
+          errors.push(err);
+        }
       }
-      try {
-        driver.release?.(def, label, ctx);
-      } catch (err) {
-        errors.push(err);
-      }
+    } finally {
+      opened.close();
     }
     throwJoined(errors, `cannot restore the labels of '${def.name}'`);
+  }
+
+  /**
+   * Reopens each remembered file by its path with no symlink on the way and checks it is the
+   * file that was labelled (device + inode). One that changed (a directory swapped for a
+   * link, a file replaced) is reported and left alone: the guest's use of it is forgotten in
+   * every driver's memory, and no driver touches whatever the path names now.
+   */
+  private openForRestore(
+    def: DomainDef,
+    resources: readonly GuestResource[],
+    ctx: SecurityContext,
+  ): { list: GuestResource[]; close(): void } {
+    const handles: FileHandle[] = [];
+    const list: GuestResource[] = [];
+    for (const r of resources) {
+      if (r.handle) {
+        list.push(r);
+        continue;
+      }
+      try {
+        const h = reopenIdentity(r.path, r.ident, 'restore');
+        if (h) handles.push(h);
+        list.push(h ? { ...r, handle: h } : r);
+      } catch (err) {
+        if (!(err instanceof FileChangedError)) {
+          list.push(r); // the driver reports it (and the record stays for a retry)
+          continue;
+        }
+        (ctx.warn ?? defaultWarn)(`${def.name}: ${err.message}`);
+        for (const d of this.drivers) {
+          if (ctx.memory.release(d.name, r.path, def.uuid) !== undefined) ctx.memory.forget(d.name, r.path);
+        }
+      }
+    }
+    return { list, close: () => handles.forEach((h) => h.close()) };
   }
 
   setResourceLabel(def: DomainDef, resource: GuestResource, ctx: SecurityContext): void {
@@ -143,12 +188,19 @@ export class SecurityManager {
 
   restoreResourceLabel(def: DomainDef, resource: GuestResource, ctx: SecurityContext): void {
     const errors: unknown[] = [];
-    for (const { driver, label } of this.active(def).reverse()) {
-      try {
-        driver.restoreResourceLabel?.(def, label, resource, ctx);
-      } catch (err) {
-        errors.push(err);
+    const opened = this.openForRestore(def, [resource], ctx);
+    try {
+      const r = opened.list[0];
+      if (r === undefined) return; // changed under the label: reported and left alone
+      for (const { driver, label } of this.active(def).reverse()) {
+        try {
+          driver.restoreResourceLabel?.(def, label, r, ctx);
+        } catch (err) {
+          errors.push(err);
+        }
       }
+    } finally {
+      opened.close();
     }
     throwJoined(errors, `cannot restore the label of "${resource.path}"`);
   }
@@ -165,6 +217,15 @@ export class SecurityManager {
       part: driver.confinement(def, label, resources, ctx),
     }));
     return mergeConfinement(parts, keepFds);
+  }
+
+  /** The socket labels of the first driver that has them (see SecurityDriver.socketLabels). */
+  socketLabels(def: DomainDef): { readonly listen: string; readonly connect: string } | undefined {
+    for (const { driver, label } of this.active(def)) {
+      const l = driver.socketLabels?.(def, label);
+      if (l) return l;
+    }
+    return undefined;
   }
 
   undefine(def: DomainDef): void {
@@ -205,6 +266,10 @@ export function mergeConfinement(
     noNewPrivs: true,
     keepFds,
   };
+}
+
+function defaultWarn(message: string): void {
+  process.stderr.write(`warning: ${message}\n`);
 }
 
 function throwJoined(errors: unknown[], what: string): void {

@@ -1,6 +1,7 @@
-import { realpathSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import type { BackingStoreDef, DiskDef, DomainDef } from '../domain/domain-def.js';
+import { lstatSync, readlinkSync, type Stats } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { DiskDef, DomainDef } from '../domain/domain-def.js';
+import { diskLayers } from '../domain/disk-layers.js';
 import { SvirtError, errnoOf } from '../errors.js';
 import type { GuestResource, ResourceRole } from './driver.js';
 
@@ -13,12 +14,12 @@ export function diskRole(disk: DiskDef): ResourceRole {
 
 /** The resources of one disk: its source, then each declared backing layer. */
 export function diskResources(disk: DiskDef): GuestResource[] {
-  if (disk.path === undefined) return [];
-  const out: GuestResource[] = [{ path: disk.path, role: diskRole(disk), seclabels: disk.seclabels, disk }];
-  for (let layer: BackingStoreDef | undefined = disk.backingStore; layer; layer = layer.backingStore) {
-    out.push({ path: layer.path, role: 'backing', seclabels: disk.seclabels, disk });
-  }
-  return out;
+  return diskLayers(disk).map((l) => ({
+    path: l.path,
+    role: l.index === 0 ? diskRole(disk) : 'backing',
+    seclabels: disk.seclabels,
+    disk,
+  }));
 }
 
 /**
@@ -36,7 +37,7 @@ export function guestResources(def: DomainDef, runtimeDir: string): GuestResourc
   for (const disk of def.disks) out.push(...diskResources(disk));
   for (const c of def.chardevs) {
     if (c.path !== undefined && (c.type === 'file' || c.type === 'unix')) {
-      out.push({ path: c.path, role: 'chardev', seclabels: c.seclabels });
+      out.push({ path: c.path, role: 'chardev', seclabels: c.seclabels, chardev: c });
     }
   }
   return dedupe(out);
@@ -53,26 +54,70 @@ function dedupe(list: GuestResource[]): GuestResource[] {
 }
 
 /**
- * Resolves symlinks so labels land on the real file and a later swap of the link cannot
- * redirect a restore. A path that does not exist yet (a chardev log, a socket QEMU will
- * create) resolves through its parent.
+ * Resolves a declared path as the kernel would (symlinks followed, `.` and `..` applied to
+ * the resolved directory), under one rule: a symlink is followed only when root owns it or
+ * its owner also owns the file it leads to (the kernel's protected_symlinks, applied to
+ * every link). A user who swaps their own image for a link to /etc/shadow is refused here;
+ * a swap after this point is caught by openHandle, which refuses any link on the way.
+ * A path that does not exist yet (a chardev log, a socket) resolves through its parent.
  */
 export function resolvePath(path: string): string {
-  try {
-    return realpathSync(path);
-  } catch (err) {
-    if (errnoOf(err) !== 'ENOENT') throw wrap(path, err);
+  if (!path.startsWith('/')) {
+    throw new SvirtError('SVIRT_ERR_PATH_INVALID', `cannot resolve "${path}": it is not absolute`, { details: { path } });
   }
-  try {
-    return join(realpathSync(dirname(path)), basename(path));
-  } catch (err) {
-    throw wrap(path, err);
+  const links: { link: string; uid: number }[] = [];
+  let parts = path.split('/').filter((p) => p !== '' && p !== '.');
+  let cur = '/';
+  let hops = 0;
+  let missing = false;
+  while (parts.length > 0) {
+    const c = parts.shift() as string;
+    if (c === '..') {
+      cur = dirname(cur);
+      continue;
+    }
+    const next = join(cur, c);
+    let st: Stats;
+    try {
+      st = lstatSync(next);
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT' && parts.length === 0) {
+        cur = next;
+        missing = true;
+        break;
+      }
+      throw wrap(path, err);
+    }
+    if (st.isSymbolicLink()) {
+      if (++hops > 40) throw wrap(path, Object.assign(new Error('ELOOP'), { code: 'ELOOP' }));
+      links.push({ link: next, uid: st.uid });
+      const target = readlinkSync(next);
+      if (target.startsWith('/')) cur = '/';
+      parts = [...target.split('/').filter((p) => p !== '' && p !== '.'), ...parts];
+      continue;
+    }
+    if (parts.length > 0 && !st.isDirectory()) throw wrap(path, Object.assign(new Error('ENOTDIR'), { code: 'ENOTDIR' }));
+    cur = next;
   }
+  if (links.length > 0) {
+    // The owner of what the links lead to: the file, or its directory when it is yet to be made.
+    const owner = lstatSync(missing ? dirname(cur) : cur).uid;
+    const bad = links.find((l) => l.uid !== 0 && l.uid !== owner);
+    if (bad) {
+      throw new SvirtError(
+        'SVIRT_ERR_PATH_INVALID',
+        `refusing "${path}": the symbolic link "${bad.link}" belongs to uid ${bad.uid} but leads to "${cur}" of uid ${owner} ` +
+          '(svirt follows a link only when root or the owner of its target made it)',
+        { details: { path, link: bad.link, linkOwner: bad.uid, target: cur, targetOwner: owner } },
+      );
+    }
+  }
+  return cur;
 }
 
 function wrap(path: string, err: unknown): SvirtError {
   return new SvirtError('SVIRT_ERR_PATH_INVALID', `cannot resolve "${path}": ${errnoOf(err) ?? String(err)}`, {
-    details: { path },
+    details: { path, errno: errnoOf(err) },
     cause: err,
   });
 }
@@ -89,7 +134,16 @@ export function resolveResources(list: readonly GuestResource[]): GuestResource[
 /** The stored form of resources (no disk objects; they are found again by path). */
 export function serializeResources(list: readonly GuestResource[]): string {
   return JSON.stringify(
-    list.map((r) => ({ path: r.path, ...(r.declared ? { declared: r.declared } : {}), role: r.role, seclabels: r.seclabels })),
+    list.map((r) => {
+      const ident = r.handle?.identity ?? r.ident;
+      return {
+        path: r.path,
+        ...(r.declared ? { declared: r.declared } : {}),
+        role: r.role,
+        seclabels: r.seclabels,
+        ...(ident ? { ident: { dev: ident.dev, ino: ident.ino } } : {}),
+      };
+    }),
   );
 }
 

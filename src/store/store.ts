@@ -59,6 +59,8 @@ export interface PendingOp {
   readonly device?: string;
   /** save: the state file and whether the guest ran before. */
   readonly file?: string;
+  /** save: the name the finished state file takes (it is written beside it first). */
+  readonly replaces?: string;
   readonly wasRunning?: boolean;
 }
 
@@ -200,6 +202,16 @@ export class Store implements LabelMemory, LabelReservations {
   }
 
   // ---- running records ---------------------------------------------------------------
+
+  /** Removes a definition; a running guest stays, as a transient one. Returns whether it runs. */
+  undefine(uuid: string): boolean {
+    return this.tx(() => {
+      this.deleteDefinition(uuid);
+      const running = this.getRunning(uuid) !== undefined;
+      if (running) this.db.prepare('UPDATE running SET persistent = 0 WHERE uuid = ?').run(uuid);
+      return running;
+    });
+  }
 
   getRunning(uuid: string): RunningRecord | undefined {
     const row = this.db.prepare('SELECT rowid AS id, * FROM running WHERE uuid = ?').get(uuid) as RunningRow | undefined;

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ATTACKS } from '../../src/attacks/attacks.js';
@@ -33,6 +33,7 @@ describe('attack matrix (real QEMU, real kernel)', { skip }, () => {
     { skip: isRoot() ? false : 'needs root for the dac stacks' },
     async (t) => {
       const work = mkdtempSync(join(tmpdir(), 'svirt-matrix-'));
+      chmodSync(work, 0o711);
       t.after(() => rmSync(work, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 }));
       const m = await runMatrix({ stacks: ['none', 'dac', 'landlock', 'dac,landlock'], workDir: work });
       assert.equal(m.rows.length, ATTACKS.length);

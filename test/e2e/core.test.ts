@@ -34,7 +34,7 @@ async function startTwo(dir: string, stack: string[] = DAC) {
   const pa = rows.find((r) => r.name === 'ga')?.pid;
   const pb = rows.find((r) => r.name === 'gb')?.pid;
   assert.ok(pa && pb, 'both guests have a pid');
-  return { a, b, pa, pb, qmpA: join(dir, 'run', rows.find((r) => r.name === 'ga')?.uuid ?? '', 'qmp.sock') };
+  return { a, b, pa, pb, qmpA: join(dir, 'run', 'monitor', `${rows.find((r) => r.name === 'ga')?.uuid ?? ''}.sock`) };
 }
 
 function uidOf(pid: number): number[] {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { lgetxattr } from '../../src/host/native.js';
-import { CRASH_POINTS, type CrashPoint } from '../../src/testing/crash-points.js';
+import { CRASH_POINTS, type CrashPoint } from '../../src/lifecycle/crash-points.js';
 import {
   countRows,
   domainXml,

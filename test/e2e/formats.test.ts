@@ -30,7 +30,7 @@ function evilQcow2(path: string, backing: string): string {
 
 async function blockFiles(dir: string, name: string): Promise<string[]> {
   const row = readRunning(dir).find((r) => r.name === name);
-  const q = await QmpClient.connect(join(dir, 'run', row?.uuid ?? '', 'qmp.sock'));
+  const q = await QmpClient.connect(join(dir, 'run', 'monitor', `${row?.uuid ?? ''}.sock`));
   try {
     const nodes = (await q.execute('query-named-block-nodes')) as { file: string; drv: string }[];
     return nodes.map((n) => `${n.drv}:${n.file}`);

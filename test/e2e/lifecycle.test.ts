@@ -48,7 +48,7 @@ function guestLabels(dir: string, name: string): { uid?: number; level?: string 
 
 function qmpPath(dir: string, name: string): string {
   const row = readRunning(dir).find((r) => r.name === name);
-  return join(dir, 'run', row?.uuid ?? 'missing', 'qmp.sock');
+  return join(dir, 'run', 'monitor', `${row?.uuid ?? 'missing'}.sock`);
 }
 
 async function diskIo(dir: string, name: string, dev: string): Promise<void> {

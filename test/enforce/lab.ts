@@ -142,7 +142,7 @@ export function parseContext(text: string): Context {
 export function guest(dir: string, name: string): { pid: number; uuid: string; qmp: string } {
   const row = readRunning(dir).find((r) => r.name === name);
   if (row?.pid === undefined || row.pid === null) throw new Error(`guest ${name} has no running record with a pid`);
-  return { pid: row.pid, uuid: row.uuid, qmp: join(dir, 'run', row.uuid, 'qmp.sock') };
+  return { pid: row.pid, uuid: row.uuid, qmp: join(dir, 'run', 'monitor', `${row.uuid}.sock`) };
 }
 
 export function alive(pid: number): boolean {

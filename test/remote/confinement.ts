@@ -42,7 +42,7 @@ export async function assertLandlockDenies(stateDir: string, name: string, uid: 
   const probe = join(stateDir, `landlock-probe-${name}.img`);
   writeFileSync(probe, Buffer.alloc(4096), { mode: 0o600 });
   chownSync(probe, uid, uid);
-  const qmp = await QmpClient.connect(join(stateDir, 'run', row.uuid, 'qmp.sock'));
+  const qmp = await QmpClient.connect(join(stateDir, 'run', 'monitor', `${row.uuid}.sock`));
   try {
     await assert.rejects(
       qmp.execute('blockdev-add', { driver: 'file', filename: probe, 'node-name': 'landlock-probe', 'read-only': true }),

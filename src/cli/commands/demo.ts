@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ParsedArgs } from '../args.js';
@@ -15,6 +15,7 @@ export async function run(args: ParsedArgs): Promise<number> {
   const stacks = (args.options.get('stacks') ?? (root ? 'none;dac;landlock;dac,landlock' : 'none;landlock')).split(';');
   const strongest = stacks[stacks.length - 1] as string;
   const work = mkdtempSync(join(tmpdir(), 'svirt-demo-'));
+  chmodSync(work, 0o711); // guest uids traverse it to their runtime dirs
   try {
     if (!args.json) {
       process.stdout.write(

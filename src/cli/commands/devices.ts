@@ -1,7 +1,7 @@
 import type { DiskDef } from '../../domain/domain-def.js';
 import { parseDiskXml } from '../../domain/index.js';
 import { SvirtError } from '../../errors.js';
-import type { DeviceChangeOptions } from '../../hypervisor.js';
+import type { DeviceChangeOptions } from '../../lifecycle/hypervisor.js';
 import { arg, type ParsedArgs } from '../args.js';
 import { openHypervisor, output } from '../context.js';
 import { readXmlFile } from './read-xml.js';

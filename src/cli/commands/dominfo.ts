@@ -1,7 +1,7 @@
 import { processStartTime } from '../../host/proc.js';
 import { arg, type ParsedArgs } from '../args.js';
 import { openHypervisor, output } from '../context.js';
-import type { Hypervisor, DomainInfo } from '../../hypervisor.js';
+import type { Hypervisor, DomainInfo } from '../../lifecycle/hypervisor.js';
 import { readFileSync } from 'node:fs';
 
 /** virsh's `%-15s %s` lines, the security lines from the primary driver. */

@@ -1,7 +1,7 @@
 import { SvirtError } from '../../errors.js';
 import { arg, type ParsedArgs } from '../args.js';
 import { openHypervisor, output } from '../context.js';
-import type { Hypervisor } from '../../hypervisor.js';
+import type { Hypervisor } from '../../lifecycle/hypervisor.js';
 import { readXmlFile } from './read-xml.js';
 
 /** Kept in the XML but needing nothing from svirt: it adds its own controllers; no balloon or input is harmless headless. */

@@ -26,7 +26,7 @@ export async function run(args: ParsedArgs): Promise<number> {
   const manager = names ? await stackFromNames(names, { env: dryEnv }) : hv.manager;
   const runtimeDir = join(hv.paths.runtimeRoot, def.uuid);
   const scratch = dryRunStore();
-  const ctx: SecurityContext = { ...hv.context(def, runtimeDir), memory: scratch, reservations: scratch };
+  const ctx: SecurityContext = { ...hv.env.context(def, runtimeDir), memory: scratch, reservations: scratch };
   const live = manager.genLabels(def, ctx);
   // The runtime dir does not exist before the first start: it is shown as it will be.
   const [runtime, ...files] = guestResources(live, runtimeDir);

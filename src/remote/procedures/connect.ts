@@ -14,7 +14,7 @@ import {
   writeCharArray,
   writeDomain,
 } from '../protocol.js';
-import type { DomainInfo } from '../../hypervisor.js';
+import type { DomainInfo } from '../../lifecycle/hypervisor.js';
 import { procedure, type Procedure } from './types.js';
 import { checkFlags, stateCode, VirDomainState, wireDomain } from './util.js';
 

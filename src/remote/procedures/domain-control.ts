@@ -1,6 +1,6 @@
 /** Procedures that change a guest: define, start, stop, pause, devices, state files. */
 import { parseDiskXml } from '../../domain/index.js';
-import type { DeviceChangeOptions } from '../../hypervisor.js';
+import type { DeviceChangeOptions } from '../../lifecycle/hypervisor.js';
 import { RemoteError, VirErr, VirFrom } from '../errors.js';
 import { STRING_MAX, readDomain, readOptString, writeDomain, type WireDomain } from '../protocol.js';
 import type { XdrReader } from '../xdr.js';

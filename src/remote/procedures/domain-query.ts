@@ -1,6 +1,6 @@
 /** Procedures that read a guest: lookups, info, state, XML, security labels. */
 import { formatDomainXml } from '../../domain/index.js';
-import type { DomainInfo, Hypervisor } from '../../hypervisor.js';
+import type { DomainInfo, Hypervisor } from '../../lifecycle/hypervisor.js';
 import { RemoteError, VirErr, VirFrom } from '../errors.js';
 import {
   DOMAIN_MESSAGES_MAX,

@@ -1,5 +1,5 @@
 import type { PeerCred } from '../../host/native.js';
-import type { Hypervisor } from '../../hypervisor.js';
+import type { Hypervisor } from '../../lifecycle/hypervisor.js';
 import type { ProcName } from '../protocol.js';
 import type { XdrReader, XdrWriter } from '../xdr.js';
 

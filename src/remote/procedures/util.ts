@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { SvirtError } from '../../errors.js';
-import type { DomainInfo, DomainState, Hypervisor } from '../../hypervisor.js';
+import type { DomainInfo, DomainState, Hypervisor } from '../../lifecycle/hypervisor.js';
 import { RemoteError, VirErr, VirFrom } from '../errors.js';
 import { readDomain, type WireDomain } from '../protocol.js';
 import type { XdrReader } from '../xdr.js';

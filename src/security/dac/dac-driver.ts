@@ -1,7 +1,6 @@
-import { constants, fchmodSync, fchownSync, lchownSync, chmodSync, openSync, closeSync, type Stats } from 'node:fs';
 import type { DomainDef, SecLabelDef } from '../../domain/domain-def.js';
 import { SvirtError, errnoOf } from '../../errors.js';
-import { withNoFollow } from '../../host/files.js';
+import { withHandle } from '../../host/file-handle.js';
 import { accountIds, lookupId } from '../../host/ids.js';
 import { grantUser, revokeUser } from '../../host/acl.js';
 import { processStatus } from '../../host/proc.js';
@@ -187,16 +186,18 @@ export class DacDriver implements SecurityDriver {
   setResourceLabel(def: DomainDef, label: SecLabelDef, r: GuestResource, ctx: SecurityContext): void {
     const target = this.targetOwner(label, r);
     if (target === undefined) return;
-    if (r.role === 'chardev') ensureFile(r.path);
-    withNoFollow(
-      r.path,
-      (fd, st) => {
-        const original: Owner = { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
-        ctx.memory.remember('dac', r.path, def.uuid, JSON.stringify(original));
-        applyOwner(r.path, fd, st, { ...target, mode: st.isDirectory() ? 0o700 : 0o600 });
-      },
-      'label',
-    );
+    const done = withHandle(r, 'label', (h) => {
+      const st = h.current();
+      const original: Owner = { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
+      ctx.memory.remember('dac', r.path, def.uuid, JSON.stringify(original));
+      h.setOwner(target.uid, target.gid, st.isDirectory() ? 0o700 : st.isSocket() ? 0o660 : 0o600);
+      return true;
+    });
+    if (done === undefined) {
+      throw new SvirtError('SVIRT_ERR_LABEL_APPLY', `cannot label "${r.path}": ENOENT`, {
+        details: { path: r.path, errno: 'ENOENT' },
+      });
+    }
   }
 
   restoreResourceLabel(def: DomainDef, _label: SecLabelDef, r: GuestResource, ctx: SecurityContext): void {
@@ -205,12 +206,8 @@ export class DacDriver implements SecurityDriver {
     const last = rec.users.every((u) => u === def.uuid);
     if (last) {
       const original = JSON.parse(rec.original) as Owner;
-      try {
-        withNoFollow(r.path, (fd, st) => applyOwner(r.path, fd, st, original), 'restore the owner of');
-      } catch (err) {
-        // A file deleted while the guest ran has no owner to restore: forget it.
-        if (!(err instanceof SvirtError && err.details['errno'] === 'ENOENT')) throw err;
-      }
+      // A file deleted while the guest ran (withHandle: undefined) has no owner to restore.
+      withHandle(r, 'restore the owner of', (h) => h.setOwner(original.uid, original.gid, original.mode));
     }
     ctx.memory.release('dac', r.path, def.uuid);
     if (last) ctx.memory.forget('dac', r.path);
@@ -240,42 +237,6 @@ export class DacDriver implements SecurityDriver {
     }
     void def;
     return lines.join('\n');
-  }
-}
-
-function applyOwner(path: string, fd: number, st: Stats, o: Owner): void {
-  try {
-    if (fd >= 0) {
-      fchownSync(fd, o.uid, o.gid);
-      fchmodSync(fd, o.mode);
-    } else {
-      lchownSync(path, o.uid, o.gid);
-      if (!st.isSymbolicLink()) chmodSync(path, o.mode);
-    }
-  } catch (err) {
-    throw new SvirtError(
-      'SVIRT_ERR_LABEL_APPLY',
-      `cannot chown "${path}" to +${o.uid}:+${o.gid}: ${errnoOf(err) ?? String(err)}`,
-      {
-        details: { path, errno: errnoOf(err) },
-        cause: err,
-      },
-    );
-  }
-}
-
-/** A chardev log QEMU will write: created (root-owned, 0600) so it can be handed over. */
-function ensureFile(path: string): void {
-  try {
-    closeSync(openSync(path, constants.O_CREAT | constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_APPEND, 0o600));
-  } catch (err) {
-    const errno = errnoOf(err);
-    // A socket path (ENXIO) or an existing non-regular file is labelled as it is.
-    if (errno === 'ENXIO' || errno === 'EISDIR') return;
-    throw new SvirtError('SVIRT_ERR_LABEL_APPLY', `cannot create "${path}": ${errno ?? String(err)}`, {
-      details: { path, errno },
-      cause: err,
-    });
   }
 }
 

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { dirname } from 'node:path';
 import type { DomainDef, SecLabelDef } from '../../domain/domain-def.js';
 import { SvirtError } from '../../errors.js';
 import type {
@@ -225,13 +224,11 @@ export class LandlockDriver implements SecurityDriver {
 }
 
 function chardevRules(def: DomainDef, path: string): LandlockPathRule[] {
-  const dev = def.chardevs.find((c) => c.path === path);
-  if (dev?.type === 'unix' && dev.mode !== 'connect') {
-    // QEMU creates the socket: it needs to make (and replace) a socket in that directory.
-    return [{ path: dirname(path), access: ['make_sock', 'remove_file'] }];
-  }
-  if (dev?.type === 'unix') return [];
-  return [{ path, access: FILE_RW }];
+  void def;
+  void path;
+  // svirt creates chardev files and binds listening sockets itself and hands QEMU the fds;
+  // a socket QEMU connects to needs no filesystem right (Landlock does not mediate connect).
+  return [];
 }
 
 export type { LandlockFsAccess, LandlockNetAccess, LandlockScope };

@@ -4,8 +4,8 @@
  * and in the file's `trusted.svirt.selinux` xattr (it travels with the file, and a set
  * after a crash that lost the store row still finds the true original there).
  */
-import { closeSync, constants, openSync } from 'node:fs';
 import { errnoOf, osError, SvirtError } from '../../errors.js';
+import { withHandle, type FileRef } from '../../host/file-handle.js';
 import type { LabelMemory } from '../driver.js';
 import { formatContext, isContext, parseContext } from './contexts.js';
 
@@ -24,7 +24,7 @@ export const REMEMBER_XATTR = 'trusted.svirt.selinux';
 /** The remembered "original" of a file that had no `security.selinux` at all. */
 export const NO_LABEL = '<none>';
 
-/** An open file (fd) or, for a UNIX socket that cannot be opened, its path (l* calls). */
+/** An open file: an O_PATH fd (the native xattr calls accept one), or a path for l* calls. */
 type Target = { readonly fd: number } | { readonly path: string };
 
 function unsupported(err: unknown): boolean {
@@ -56,21 +56,14 @@ export type RestoreOutcome = 'restored' | 'still-used' | 'not-remembered' | 'gon
 export class FileLabeller {
   constructor(private readonly x: XattrHost) {}
 
-  /** Opens without following a final symlink; sockets (ENXIO) fall back to path calls. */
-  private withTarget<T>(path: string, fn: (t: Target) => T): T {
-    let fd: number;
-    try {
-      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
-    } catch (err) {
-      // A UNIX socket cannot be opened; lsetxattr does not follow a final symlink either.
-      if (errnoOf(err) === 'ENXIO') return fn({ path });
-      throw err;
-    }
-    try {
-      return fn({ fd });
-    } finally {
-      closeSync(fd);
-    }
+  /**
+   * Acts on the resource's own handle, or reopens its path with no symlink on the way and,
+   * when its identity is known, only if it is still the same file. A missing file is ENOENT.
+   */
+  private withTarget<T>(ref: FileRef, fn: (t: Target) => T): T {
+    const out = withHandle(ref, 'label', (h) => ({ value: fn({ fd: h.fd }) }));
+    if (out === undefined) throw Object.assign(new Error(`ENOENT: "${ref.path}" does not exist`), { code: 'ENOENT' });
+    return out.value;
   }
 
   private get(t: Target, name: string): string | undefined {
@@ -88,9 +81,10 @@ export class FileLabeller {
   }
 
   /** The current label of `path`, or undefined when it has none. */
-  current(path: string): string | undefined {
+  current(ref: FileRef): string | undefined {
+    const path = ref.path;
     try {
-      return this.withTarget(path, (t) => this.get(t, SELINUX_XATTR));
+      return this.withTarget(ref, (t) => this.get(t, SELINUX_XATTR));
     } catch (err) {
       throw osError('SVIRT_ERR_HOST', 'read the label of', path, err);
     }
@@ -102,10 +96,11 @@ export class FileLabeller {
    * cut them off or let this guest in). `missingOk`: a path that does not exist yet (a
    * socket QEMU will create) is skipped.
    */
-  set(path: string, wanted: string, uuid: string, memory: LabelMemory, missingOk = false): SetOutcome {
+  set(ref: FileRef, wanted: string, uuid: string, memory: LabelMemory, missingOk = false): SetOutcome {
+    const path = ref.path;
     let remembered = false;
     try {
-      return this.withTarget(path, (t): SetOutcome => {
+      return this.withTarget(ref, (t): SetOutcome => {
         const raw = this.get(t, SELINUX_XATTR);
         const current = raw === undefined ? NO_LABEL : canonical(raw);
         const rec = memory.recall('selinux', path);
@@ -138,7 +133,7 @@ export class FileLabeller {
       if (missingOk && errnoOf(err) === 'ENOENT') return 'missing';
       if (remembered) {
         try {
-          this.restore(path, uuid, memory);
+          this.restore(ref, uuid, memory);
         } catch {
           // The set error below is the one to report; the memory row lets a repair retry.
         }
@@ -153,7 +148,8 @@ export class FileLabeller {
    * (removing the label when there was none) and forgets it. Idempotent: a second call,
    * or one for a path never labelled, does nothing.
    */
-  restore(path: string, uuid: string, memory: LabelMemory): RestoreOutcome {
+  restore(ref: FileRef, uuid: string, memory: LabelMemory): RestoreOutcome {
+    const path = ref.path;
     const rec = memory.recall('selinux', path);
     if (rec === undefined) return 'not-remembered';
     let original: string | undefined;
@@ -167,7 +163,7 @@ export class FileLabeller {
       original = rec.original;
     }
     try {
-      this.withTarget(path, (t) => {
+      this.withTarget(ref, (t) => {
         if (original === NO_LABEL) this.remove(t, SELINUX_XATTR);
         else this.put(t, SELINUX_XATTR, `${original}\0`);
         try {

@@ -13,6 +13,7 @@ import type { BaseLabel, GuestResource, ProbeResult, SecurityContext, SecurityDr
 import { formatContext, parseContext } from './contexts.js';
 import { generateLabel, reserveLevel } from './gen-label.js';
 import { FileLabeller, type XattrHost } from './labeller.js';
+import type { FileRef } from '../../host/file-handle.js';
 import { DEFAULT_CATEGORY_RANGE, formatCategoryRange, pairCapacity, parseCategoryRange, type CategoryRange } from './mcs.js';
 import { loadPolicyContexts, type PolicyContexts } from './policy-files.js';
 import { describeLabels } from './describe.js';
@@ -163,19 +164,20 @@ export class SelinuxDriver implements SecurityDriver {
     return planLabels(label, resources, this.contexts());
   }
 
-  private apply(def: DomainDef, action: LabelAction, ctx: SecurityContext): boolean {
+  private apply(def: DomainDef, action: LabelAction, ref: FileRef, ctx: SecurityContext): boolean {
     if (action.kind !== 'set') return false;
-    // A chardev socket or log QEMU creates itself does not exist yet: the label of the
+    // A chardev socket QEMU creates itself does not exist yet: the label of the
     // (labelled) runtime dir or the policy's type transition covers it.
-    const outcome = this.labeller.set(action.path, action.label, def.uuid, ctx.memory, action.role === 'chardev');
+    const outcome = this.labeller.set(ref, action.label, def.uuid, ctx.memory, action.role === 'chardev');
     return outcome !== 'missing';
   }
 
   setAllLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
-    const done: string[] = [];
+    const done: FileRef[] = [];
     for (const action of this.plan(label, resources)) {
+      const ref = refOf(resources, action.path);
       try {
-        if (this.apply(def, action, ctx)) done.push(action.path);
+        if (this.apply(def, action, ref, ctx)) done.push(ref);
       } catch (err) {
         const undo = this.restorePaths(def, done.reverse(), ctx);
         if (undo.length === 0) throw err;
@@ -190,11 +192,11 @@ export class SelinuxDriver implements SecurityDriver {
   }
 
   /** Restores each path, collecting errors instead of stopping. */
-  private restorePaths(def: DomainDef, paths: readonly string[], ctx: SecurityContext): Error[] {
+  private restorePaths(def: DomainDef, refs: readonly FileRef[], ctx: SecurityContext): Error[] {
     const errors: Error[] = [];
-    for (const path of paths) {
+    for (const ref of refs) {
       try {
-        this.labeller.restore(path, def.uuid, ctx.memory);
+        this.labeller.restore(ref, def.uuid, ctx.memory);
       } catch (err) {
         errors.push(err instanceof Error ? err : new Error(String(err)));
       }
@@ -203,11 +205,11 @@ export class SelinuxDriver implements SecurityDriver {
   }
 
   restoreAllLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
-    const paths = this.plan(label, resources)
+    const refs = this.plan(label, resources)
       .filter((a) => a.kind === 'set')
-      .map((a) => a.path)
+      .map((a) => refOf(resources, a.path))
       .reverse();
-    const errors = this.restorePaths(def, paths, ctx);
+    const errors = this.restorePaths(def, refs, ctx);
     if (errors.length === 1) throw errors[0];
     if (errors.length > 1) {
       throw new SvirtError(
@@ -219,7 +221,7 @@ export class SelinuxDriver implements SecurityDriver {
   }
 
   setResourceLabel(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void {
-    for (const action of this.plan(label, [resource])) this.apply(def, action, ctx);
+    for (const action of this.plan(label, [resource])) this.apply(def, action, refOf([resource], action.path), ctx);
   }
 
   restoreResourceLabel(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void {
@@ -259,6 +261,16 @@ export class SelinuxDriver implements SecurityDriver {
     return label.label ?? '';
   }
 
+  socketLabels(_def: DomainDef, label: SecLabelDef): { listen: string; connect: string } | undefined {
+    if (this.userspaceTest || !this.kernelRunsSelinux() || label.type === 'none' || label.label === undefined) return undefined;
+    // svirt's end: its own user:role:type at the guest's level, so QEMU may write to the
+    // accepted end (the MCS constraint compares QEMU's level with the client's).
+    const own = readFileSync('/proc/thread-self/attr/current', 'utf8').replace(/\0+$/, '').trim().split(':');
+    const level = label.label.split(':').slice(3).join(':');
+    if (own.length < 3 || level === '') return undefined;
+    return { listen: label.label, connect: `${own.slice(0, 3).join(':')}:${level}` };
+  }
+
   enforcing(): boolean {
     try {
       return readFileSync(`${SELINUXFS}/enforce`, 'utf8').trim() === '1';
@@ -267,4 +279,9 @@ export class SelinuxDriver implements SecurityDriver {
       return false;
     }
   }
+}
+
+/** The resource a planned action is for (its handle and identity), or the bare path. */
+function refOf(resources: readonly GuestResource[], path: string): FileRef {
+  return resources.find((r) => r.path === path) ?? { path };
 }

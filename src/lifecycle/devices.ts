@@ -1,27 +1,36 @@
-import { closeSync, constants, openSync } from 'node:fs';
-import type { DiskDef, DomainDef } from './domain/domain-def.js';
-import { formatDomainXml, parseDomainXml } from './domain/index.js';
-import { SvirtError, errnoOf } from './errors.js';
-import type { DeviceChangeOptions, Hypervisor } from './hypervisor.js';
-import { blockdevNodes, deviceProps, diskDeviceId, diskKey, type FdSetEntry } from './qemu/argv.js';
-import { QmpCommandError, type QmpClient } from './qemu/qmp-client.js';
-import type { GuestResource } from './security/driver.js';
-import { deserializeResources, diskResources, resolveResources, serializeResources } from './security/resources.js';
-import type { PendingOp, RunningRecord } from './store/store.js';
-import { crashPoint, type CrashPoint } from './testing/crash-points.js';
+import { closeSync, constants } from 'node:fs';
+import type { DiskDef, DomainDef } from '../domain/domain-def.js';
+import { diskLayers, formatDomainXml, parseDomainXml } from '../domain/index.js';
+import { SvirtError } from '../errors.js';
+import { blockdevNodes, deviceProps, diskDeviceId, type FdSetEntry } from '../qemu/argv.js';
+import { QmpCommandError, type QmpClient } from '../qemu/qmp-client.js';
+import type { GuestResource } from '../security/driver.js';
+import { deserializeResources, diskResources, resolveResources, serializeResources } from '../security/resources.js';
+import type { PendingOp, RunningRecord } from '../store/store.js';
+import { crashPoint, type CrashPoint } from './crash-points.js';
+import type { LifecycleEnv } from './env.js';
+import { dropHandle, openResources, OpenFiles } from './files.js';
+import type { Guest } from './guest.js';
+
+/** virsh's --live / --config / --persistent: where a device change applies. */
+export interface DeviceChangeOptions {
+  /** Change the running guest (default: when it runs). */
+  readonly live?: boolean;
+  /** Change the persistent definition (default: when the guest is not running). */
+  readonly config?: boolean;
+}
 
 /** Where a change goes: virsh's defaults are live for a running guest, config for a stopped one. */
 function targets(
-  hv: Hypervisor,
-  name: string,
+  env: LifecycleEnv,
+  info: Guest,
   opts: DeviceChangeOptions,
 ): { rec?: RunningRecord; live: boolean; config: boolean } {
-  const info = hv.lookup(name);
   const running = info.record?.state === 'running' ? info.record : undefined;
   const live = opts.live ?? (running !== undefined && opts.config !== true);
   const config = opts.config ?? running === undefined;
   if (live && !running) throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${info.def.name}' is not running`);
-  if (config && !hv.store.getDefinedByUuid(info.def.uuid)) {
+  if (config && !env.store.getDefinedByUuid(info.def.uuid)) {
     throw new SvirtError(
       'SVIRT_ERR_OPERATION_INVALID',
       `domain '${info.def.name}' is transient: it has no persistent definition to change`,
@@ -30,16 +39,16 @@ function targets(
   return running ? { rec: running, live, config } : { live, config };
 }
 
-function updateDefinition(hv: Hypervisor, uuid: string, change: (def: DomainDef) => DomainDef): void {
-  const stored = hv.store.getDefinedByUuid(uuid);
+function updateDefinition(env: LifecycleEnv, uuid: string, change: (def: DomainDef) => DomainDef): void {
+  const stored = env.store.getDefinedByUuid(uuid);
   if (!stored) return;
   const next = change(parseDomainXml(stored.xml));
-  hv.store.putDefinition({ uuid, name: next.name, xml: formatDomainXml(next) });
+  env.store.putDefinition({ uuid, name: next.name, xml: formatDomainXml(next) });
 }
 
 /** Journals an operation on a running guest; an operation already in flight is an error. */
-function begin(hv: Hypervisor, rec: RunningRecord, op: PendingOp): void {
-  if (!hv.store.beginOp(rec.uuid, op, hv.me)) {
+function begin(env: LifecycleEnv, rec: RunningRecord, op: PendingOp): void {
+  if (!env.store.beginOp(rec.uuid, op, env.me)) {
     throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${rec.name}' is busy with another operation`);
   }
 }
@@ -53,7 +62,7 @@ function checkHotplug(disk: DiskDef): void {
   );
 }
 
-/** Opens each layer and hands it to QEMU with add-fd (SCM_RIGHTS); returns the fdsets by layer key. */
+/** Reopens each layer from its checked handle and hands it to QEMU with add-fd (SCM_RIGHTS). */
 async function passDiskFds(
   q: QmpClient,
   disk: DiskDef,
@@ -64,22 +73,10 @@ async function passDiskFds(
   const existing = (await q.execute('query-fdsets')) as { 'fdset-id': number }[];
   let next = Math.max(99, ...existing.map((f) => f['fdset-id'])) + 1;
   const sets = new Map<string, FdSetEntry>();
-  const layers = resources.filter((r) => r.role !== 'runtime-dir');
-  for (const [i, r] of layers.entries()) {
-    const readonly = i > 0 || disk.readonly || disk.device === 'cdrom';
-    let fd: number;
-    try {
-      fd = openSync(r.path, (readonly ? constants.O_RDONLY : constants.O_RDWR) | constants.O_NOFOLLOW);
-    } catch (err) {
-      throw new SvirtError(
-        'SVIRT_ERR_OPERATION_INVALID',
-        `cannot open disk ${disk.target.dev} "${r.path}": ${errnoOf(err) ?? String(err)}`,
-        {
-          details: { path: r.path },
-          cause: err,
-        },
-      );
-    }
+  for (const layer of diskLayers(disk)) {
+    const r = resources[layer.index];
+    if (!r?.handle) throw new SvirtError('SVIRT_ERR_INTERNAL', `disk ${disk.target.dev} layer ${layer.index} was not opened`);
+    const fd = r.handle.reopen(layer.readonly ? constants.O_RDONLY : constants.O_RDWR);
     const set = next++;
     op = { ...op, fdsets: [...(op.fdsets ?? []), set] };
     journal(op);
@@ -88,7 +85,7 @@ async function passDiskFds(
     } finally {
       closeSync(fd);
     }
-    sets.set(diskKey(disk, i), { fd: -1, set, path: r.path, readonly });
+    sets.set(layer.key, { fd: -1, set, path: r.path, readonly: layer.readonly });
   }
   return sets;
 }
@@ -105,17 +102,13 @@ function ignoreMissing(err: unknown): void {
 }
 
 function nodeNames(disk: DiskDef): string[] {
-  const names: string[] = [];
-  let depth = 1;
-  for (let b = disk.backingStore; b; b = b.backingStore) depth++;
-  for (let i = 0; i < depth; i++) names.push(`${disk.target.dev}-fmt${i}`, `${disk.target.dev}-file${i}`);
-  return names;
+  return diskLayers(disk).flatMap((l) => [l.fmtNode, l.fileNode]);
 }
 
-export async function attachDisk(hv: Hypervisor, name: string, disk: DiskDef, opts: DeviceChangeOptions): Promise<void> {
-  const t = targets(hv, name, opts);
+export async function attachDisk(env: LifecycleEnv, info: Guest, disk: DiskDef, opts: DeviceChangeOptions): Promise<void> {
+  const t = targets(env, info, opts);
   if (t.config) {
-    updateDefinition(hv, hv.lookup(name).def.uuid, (def) => {
+    updateDefinition(env, info.def.uuid, (def) => {
       if (def.disks.some((d) => d.target.dev === disk.target.dev)) {
         throw new SvirtError(
           'SVIRT_ERR_OPERATION_INVALID',
@@ -133,7 +126,7 @@ export async function attachDisk(hv: Hypervisor, name: string, disk: DiskDef, op
   }
   checkHotplug(disk);
   const next: DomainDef = { ...live, disks: [...live.disks, disk] };
-  await plugDisk(hv, rec, 'attach', disk, next, ATTACH_POINTS, async (q) => {
+  await plugDisk(env, rec, 'attach', disk, next, ATTACH_POINTS, async (q) => {
     await q.execute('device_add', deviceProps(next, disk, disk.path !== undefined ? `${disk.target.dev}-fmt0` : undefined));
   });
 }
@@ -153,7 +146,7 @@ const INSERT_POINTS: PlugPoints = { journaled: 'media:insert-journaled', plugged
  * the end of the journal entry.
  */
 async function plugDisk(
-  hv: Hypervisor,
+  env: LifecycleEnv,
   rec: RunningRecord,
   kind: 'attach' | 'insert',
   disk: DiskDef,
@@ -161,7 +154,27 @@ async function plugDisk(
   points: PlugPoints,
   connect: (q: QmpClient) => Promise<void>,
 ): Promise<void> {
-  const resources = disk.path === undefined ? [] : resolveResources(diskResources(disk));
+  const files = new OpenFiles();
+  try {
+    await plugOpened(env, rec, kind, disk, next, points, connect, files);
+  } finally {
+    files.closeAll();
+  }
+}
+
+async function plugOpened(
+  env: LifecycleEnv,
+  rec: RunningRecord,
+  kind: 'attach' | 'insert',
+  disk: DiskDef,
+  next: DomainDef,
+  points: PlugPoints,
+  connect: (q: QmpClient) => Promise<void>,
+  files: OpenFiles,
+): Promise<void> {
+  // Resolved (symlink policy) and opened once: the label and the fd QEMU gets are that file.
+  const resources =
+    disk.path === undefined ? [] : openResources(resolveResources(diskResources(disk)), files, undefined).resources;
   let op: PendingOp = {
     op: kind,
     target: disk.target.dev,
@@ -170,28 +183,29 @@ async function plugDisk(
     device: diskDeviceId(disk),
     fdsets: [],
   };
-  begin(hv, rec, op);
+  begin(env, rec, op);
   crashPoint(points.journaled);
-  const ctx = hv.context(next, rec.runtimeDir);
+  const ctx = env.context(next, rec.runtimeDir);
+  const manager = await env.managerFor(rec);
   try {
-    for (const r of resources) hv.manager.setResourceLabel(next, r, ctx);
+    for (const r of resources) manager.setResourceLabel(next, r, ctx);
     if (points.labelled) crashPoint(points.labelled);
-    await hv.withQmp(rec, async (q) => {
+    await env.withQmp(rec, async (q) => {
       const sets = await passDiskFds(q, disk, resources, op, (o) => {
         op = o;
-        hv.store.updateOp(rec.uuid, o);
+        env.store.updateOp(rec.uuid, o);
       });
       for (const node of blockdevNodes(disk, sets)) await q.execute('blockdev-add', node);
       await connect(q);
     });
     crashPoint(points.plugged);
   } catch (err) {
-    await undo(hv, { ...rec, pending: op });
+    await undo(env, { ...rec, pending: op });
     throw err;
   }
-  hv.store.endOp(rec.uuid, {
+  env.store.endOp(rec.uuid, {
     liveXml: formatDomainXml(next),
-    resources: serializeResources([...deserializeResources(rec.resources), ...resources]),
+    resources: serializeResources([...deserializeResources(rec.resources), ...resources.map(dropHandle)]),
   });
 }
 
@@ -206,10 +220,10 @@ function removalOp(kind: 'detach' | 'eject', rec: RunningRecord, disk: DiskDef):
   };
 }
 
-export async function detachDisk(hv: Hypervisor, name: string, target: string, opts: DeviceChangeOptions): Promise<void> {
-  const t = targets(hv, name, opts);
+export async function detachDisk(env: LifecycleEnv, info: Guest, target: string, opts: DeviceChangeOptions): Promise<void> {
+  const t = targets(env, info, opts);
   if (t.config) {
-    updateDefinition(hv, hv.lookup(name).def.uuid, (def) => {
+    updateDefinition(env, info.def.uuid, (def) => {
       if (!def.disks.some((d) => d.target.dev === target)) {
         throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `no disk with target ${target} in the definition of '${def.name}'`);
       }
@@ -223,47 +237,49 @@ export async function detachDisk(hv: Hypervisor, name: string, target: string, o
   if (!disk) throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${live.name}' has no disk with target ${target}`);
   checkHotplug(disk);
   const op = removalOp('detach', rec, disk);
-  begin(hv, rec, op);
+  begin(env, rec, op);
   crashPoint('detach:journaled');
   try {
-    await hv.withQmp(rec, async (q) => {
+    await env.withQmp(rec, async (q) => {
       await q.execute('device_del', { id: diskDeviceId(disk) }).catch(ignoreMissing);
       await waitDeviceGone(q, diskDeviceId(disk));
     });
   } catch (err) {
     // The device is still there (the guest did not let go): nothing changed, the disk stays labelled.
-    hv.store.endOp(rec.uuid);
+    env.store.endOp(rec.uuid);
     throw err;
   }
   crashPoint('detach:unplugged');
-  await finish(hv, { ...rec, pending: op });
+  await finish(env, { ...rec, pending: op });
 }
 
 /** Undoes a failed operation; if even that fails, leaves it ownerless for the next reconcile. */
-async function undo(hv: Hypervisor, rec: RunningRecord): Promise<void> {
+async function undo(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
   try {
-    await repairOp(hv, rec);
+    await repairOp(env, rec);
   } catch {
     // The operation's own error is the one to report; an ownerless journal entry is repaired later.
-    hv.store.abandon(rec.uuid);
+    env.store.abandon(rec.uuid);
   }
 }
 
 /** Completes an operation whose QEMU side is done; on failure it is left to the next reconcile. */
-async function finish(hv: Hypervisor, rec: RunningRecord): Promise<void> {
+async function finish(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
   try {
-    await repairOp(hv, rec);
+    await repairOp(env, rec);
   } catch (err) {
-    hv.store.abandon(rec.uuid);
+    env.store.abandon(rec.uuid);
     throw err;
   }
 }
 
 /** The record's resources that belong to a disk (its resolved source and backing layers). */
 function ownResources(rec: RunningRecord, disk: DiskDef): GuestResource[] {
-  if (disk.path === undefined) return [];
-  const paths = new Set(resolveResources(diskResources(disk)).map((r) => r.path));
-  return deserializeResources(rec.resources).filter((r) => paths.has(r.path) && r.role !== 'runtime-dir');
+  // Matched by the paths the record keeps (declared and resolved): never resolved again here.
+  const paths = new Set(diskLayers(disk).map((l) => l.path));
+  return deserializeResources(rec.resources).filter(
+    (r) => (paths.has(r.path) || (r.declared !== undefined && paths.has(r.declared))) && r.role !== 'runtime-dir',
+  );
 }
 
 /** device_del needs the guest's cooperation on PCI; SCSI devices go at once. */
@@ -283,13 +299,13 @@ async function waitDeviceGone(q: QmpClient, id: string, timeoutMs = 5000): Promi
 }
 
 export async function changeMedia(
-  hv: Hypervisor,
-  name: string,
+  env: LifecycleEnv,
+  info: Guest,
   target: string,
   source: string | undefined,
   opts: DeviceChangeOptions,
 ): Promise<void> {
-  const t = targets(hv, name, opts);
+  const t = targets(env, info, opts);
   const setPath = (def: DomainDef): DomainDef => {
     const d = def.disks.find((x) => x.target.dev === target);
     if (!d || (d.device !== 'cdrom' && d.device !== 'floppy')) {
@@ -301,7 +317,7 @@ export async function changeMedia(
     const changed: DiskDef = source === undefined ? rest : { ...rest, path: source };
     return { ...def, disks: def.disks.map((x) => (x.target.dev === target ? changed : x)) };
   };
-  if (t.config) updateDefinition(hv, hv.lookup(name).def.uuid, setPath);
+  if (t.config) updateDefinition(env, info.def.uuid, setPath);
   if (!t.live || !t.rec) return;
   let rec = t.rec;
   const live = parseDomainXml(rec.liveXml);
@@ -309,16 +325,16 @@ export async function changeMedia(
   const old = live.disks.find((d) => d.target.dev === target) as DiskDef;
   if (old.path !== undefined) {
     const op = removalOp('eject', rec, old);
-    begin(hv, rec, op);
+    begin(env, rec, op);
     crashPoint('media:eject-journaled');
-    await finish(hv, { ...rec, pending: op });
-    rec = hv.store.getRunning(rec.uuid) ?? rec;
+    await finish(env, { ...rec, pending: op });
+    rec = env.store.getRunning(rec.uuid) ?? rec;
   }
   if (source === undefined) return;
   const inserted: DiskDef = { ...drive, path: source };
   const base = parseDomainXml(rec.liveXml);
   const next: DomainDef = { ...base, disks: base.disks.map((d) => (d.target.dev === target ? inserted : d)) };
-  await plugDisk(hv, rec, 'insert', inserted, next, INSERT_POINTS, async (q) => {
+  await plugDisk(env, rec, 'insert', inserted, next, INSERT_POINTS, async (q) => {
     const id = diskDeviceId(inserted);
     await q.execute('blockdev-open-tray', { id, force: true });
     await q.execute('blockdev-insert-medium', { id, 'node-name': `${target}-fmt0` });
@@ -330,13 +346,14 @@ export async function changeMedia(
  * Finishes or undoes an interrupted device operation (or a failed one): an attach or insert
  * is undone, a detach or eject is completed. Afterwards QEMU, the labels and the record agree.
  */
-export async function repairOp(hv: Hypervisor, rec: RunningRecord): Promise<void> {
+export async function repairOp(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
   const op = rec.pending;
   if (!op) return;
   const live = parseDomainXml(rec.liveXml);
   const resources = deserializeResources(op.resources ?? '[]');
-  const ctx = hv.context(live, rec.runtimeDir);
-  await hv.withQmp(rec, async (q) => {
+  const ctx = env.context(live, rec.runtimeDir);
+  const manager = await env.managerFor(rec);
+  await env.withQmp(rec, async (q) => {
     if (op.op === 'attach' && op.device) {
       await q.execute('device_del', { id: op.device }).catch(ignoreMissing);
       await waitDeviceGone(q, op.device).catch(() => undefined); // a PCI device may linger; its nodes stay busy then
@@ -354,7 +371,7 @@ export async function repairOp(hv: Hypervisor, rec: RunningRecord): Promise<void
       ));
     await releaseQemuSide(q, op.nodes ?? [], fdsets);
   });
-  for (const r of resources) hv.manager.restoreResourceLabel(live, r, ctx);
+  for (const r of resources) manager.restoreResourceLabel(live, r, ctx);
   const gone = new Set(resources.map((r) => r.path));
   const left = deserializeResources(rec.resources).filter((r) => !gone.has(r.path));
   if (op.op === 'detach' || op.op === 'eject') {
@@ -362,9 +379,9 @@ export async function repairOp(hv: Hypervisor, rec: RunningRecord): Promise<void
       op.op === 'detach'
         ? { ...live, disks: live.disks.filter((d) => d.target.dev !== op.target) }
         : { ...live, disks: live.disks.map((d) => (d.target.dev === op.target ? withoutMedium(d) : d)) };
-    hv.store.endOp(rec.uuid, { liveXml: formatDomainXml(next), resources: serializeResources(left) });
+    env.store.endOp(rec.uuid, { liveXml: formatDomainXml(next), resources: serializeResources(left) });
   } else {
-    hv.store.endOp(rec.uuid, { resources: serializeResources(left) });
+    env.store.endOp(rec.uuid, { resources: serializeResources(left) });
   }
 }
 

@@ -1,0 +1,36 @@
+import type { DiskDef, DiskFormat } from './domain-def.js';
+
+/** One layer of a disk: its source (index 0) or a declared backing file, deepest last. */
+export interface DiskLayer {
+  readonly index: number;
+  readonly path: string;
+  readonly format: DiskFormat;
+  /** Only the top layer of a writable disk is opened for writing. */
+  readonly readonly: boolean;
+  /** `vda#0`: the key of this layer's fd and fdset. */
+  readonly key: string;
+  /** QEMU block node names of this layer (protocol and format nodes). */
+  readonly fileNode: string;
+  readonly fmtNode: string;
+}
+
+/**
+ * The one walk over a disk's layers, used for its resources (labels), the fds svirt opens,
+ * QEMU's -blockdev nodes and the journal of a hotplug. A disk without a medium has none.
+ */
+export function diskLayers(disk: DiskDef): DiskLayer[] {
+  if (disk.path === undefined) return [];
+  const dev = disk.target.dev;
+  const layer = (index: number, path: string, format: DiskFormat, readonly: boolean): DiskLayer => ({
+    index,
+    path,
+    format,
+    readonly,
+    key: `${dev}#${index}`,
+    fileNode: `${dev}-file${index}`,
+    fmtNode: `${dev}-fmt${index}`,
+  });
+  const out = [layer(0, disk.path, disk.format, disk.readonly || disk.device === 'cdrom')];
+  for (let b = disk.backingStore; b; b = b.backingStore) out.push(layer(out.length, b.path, b.format, true));
+  return out;
+}

@@ -1,0 +1,187 @@
+import type { DiskDef, DomainDef } from '../domain/domain-def.js';
+import { formatDomainXml, parseDomainXml } from '../domain/index.js';
+import { SvirtError } from '../errors.js';
+import type { StatePaths } from '../host/paths.js';
+import type { ProcessIdentity } from '../host/proc.js';
+import type { SecurityManager } from '../security/manager.js';
+import type { RunningRecord, Store } from '../store/store.js';
+import { cloneGuest } from './clone.js';
+import { attachDisk, changeMedia, detachDisk, type DeviceChangeOptions } from './devices.js';
+import { LifecycleEnv, type LifecycleOptions } from './env.js';
+import { findGuest, inactiveDef, noDomain, requireRunning, runningGuest, type Guest } from './guest.js';
+import { reconcile } from './reconcile.js';
+import { restoreGuest, saveGuest } from './save.js';
+import { startGuest, type Progress } from './start.js';
+import { destroyGuest, requestShutdown } from './stop.js';
+
+export type HypervisorOptions = LifecycleOptions;
+
+/**
+ * The front of every lifecycle step (DESIGN §3): CLI verbs and the remote protocol call these
+ * methods and nothing below them. Each finds its guest once and hands it, with the few ports
+ * it needs, to a step family (start, stop, reconcile, devices, save, clone; docs/lifecycle.md).
+ */
+export class Hypervisor {
+  readonly env: LifecycleEnv;
+
+  constructor(o: HypervisorOptions) {
+    this.env = new LifecycleEnv(o);
+  }
+
+  get store(): Store {
+    return this.env.store;
+  }
+
+  get paths(): StatePaths {
+    return this.env.paths;
+  }
+
+  get manager(): SecurityManager {
+    return this.env.manager;
+  }
+
+  get me(): ProcessIdentity {
+    return this.env.me;
+  }
+
+  virtType(def: DomainDef): 'kvm' | 'qemu' {
+    return this.env.virtType(def);
+  }
+
+  // ---- definitions -------------------------------------------------------------------
+
+  define(xml: string): DomainDef {
+    // Inactive parse (virsh define): generated dynamic labels in the input are dropped.
+    const def = parseDomainXml(xml, { inactive: true });
+    this.store.putDefinition({ uuid: def.uuid, name: def.name, xml: formatDomainXml(def) });
+    return def;
+  }
+
+  undefine(name: string): DomainDef {
+    const d = this.store.getDefinedByName(name) ?? this.store.getDefinedByUuid(name.toLowerCase());
+    if (!d) throw noDomain(name);
+    const def = parseDomainXml(d.xml);
+    // A running guest stays running, as a transient one (libvirt's behaviour).
+    const running = this.store.undefine(d.uuid);
+    // A running guest still needs its driver files (profiles); its stop removes them.
+    if (!running) this.manager.undefine(def);
+    return def;
+  }
+
+  /** A guest by name or uuid: its live definition when running, else the stored one. */
+  lookup(nameOrUuid: string): Guest {
+    return findGuest(this.store, nameOrUuid);
+  }
+
+  /** The stored (inactive) definition. */
+  inactiveDef(nameOrUuid: string): DomainDef {
+    return inactiveDef(this.lookup(nameOrUuid));
+  }
+
+  list(): Guest[] {
+    const out: Guest[] = [];
+    const running = new Set<string>();
+    for (const rec of this.store.listRunning()) {
+      running.add(rec.uuid);
+      out.push(runningGuest(this.store, rec));
+    }
+    for (const d of this.store.listDefined()) {
+      if (!running.has(d.uuid)) out.push({ def: parseDomainXml(d.xml), state: 'shut off', persistent: true, stored: d });
+    }
+    return out;
+  }
+
+  // ---- start and stop ----------------------------------------------------------------
+
+  async start(name: string, opts: { paused?: boolean } = {}): Promise<RunningRecord> {
+    const d = this.store.getDefinedByName(name) ?? this.store.getDefinedByUuid(name.toLowerCase());
+    if (!d) throw noDomain(name);
+    return startGuest(this.env, parseDomainXml(d.xml), true, opts.paused ?? false);
+  }
+
+  /** `create FILE`: a transient guest, gone from the store once it stops. */
+  async create(xml: string, opts: { paused?: boolean } = {}): Promise<RunningRecord> {
+    return startGuest(this.env, parseDomainXml(xml, { inactive: true }), false, opts.paused ?? false);
+  }
+
+  logDir(): string {
+    return this.env.logDir();
+  }
+
+  /** `destroy`: SIGTERM, then SIGKILL after a grace period; labels restored; nothing left. */
+  async destroy(name: string, opts: { graceMs?: number } = {}): Promise<void> {
+    return destroyGuest(this.env, name, opts.graceMs ?? 3000);
+  }
+
+  /**
+   * `shutdown`: asks the guest to power off (ACPI, or SIGTERM with mode 'signal') and waits;
+   * cleanup follows once QEMU is gone. False when it did not stop within the timeout.
+   */
+  async shutdown(name: string, opts: { mode?: 'acpi' | 'signal'; timeoutMs?: number } = {}): Promise<boolean> {
+    const rec = requireRunning(this.lookup(name));
+    if (!(await requestShutdown(this.env, rec, opts))) return false;
+    await this.reconcile();
+    return true;
+  }
+
+  /** SIGTERM, wait, SIGKILL: ends QEMU, only if the pid is still the process we started. */
+  async kill(id: ProcessIdentity, graceMs = 0): Promise<void> {
+    return this.env.kill(id, graceMs);
+  }
+
+  /** Every command starts here (see reconcile.ts). */
+  async reconcile(): Promise<string[]> {
+    return reconcile(this.env);
+  }
+
+  // ---- running guests ----------------------------------------------------------------
+
+  async suspend(name: string): Promise<void> {
+    const rec = requireRunning(this.lookup(name));
+    await this.env.withQmp(rec, (q) => q.execute('stop'));
+    this.store.updateRunning(rec.uuid, { paused: true });
+  }
+
+  async resume(name: string): Promise<void> {
+    const rec = requireRunning(this.lookup(name));
+    await this.env.withQmp(rec, (q) => q.execute('cont'));
+    this.store.updateRunning(rec.uuid, { paused: false });
+  }
+
+  /** Hot-plugs a disk (`live`) and/or adds it to the persistent definition (`config`). */
+  async attachDisk(name: string, disk: DiskDef, opts: DeviceChangeOptions = {}): Promise<void> {
+    return attachDisk(this.env, this.lookup(name), disk, opts);
+  }
+
+  /** Unplugs the disk with this target dev; its file gets its original owner and labels back. */
+  async detachDisk(name: string, target: string, opts: DeviceChangeOptions = {}): Promise<void> {
+    return detachDisk(this.env, this.lookup(name), target, opts);
+  }
+
+  /** Inserts (source given) or ejects (undefined) the medium of a CD-ROM/floppy drive. */
+  async changeMedia(name: string, target: string, source: string | undefined, opts: DeviceChangeOptions = {}): Promise<void> {
+    return changeMedia(this.env, this.lookup(name), target, source, opts);
+  }
+
+  /** Saves the guest's state into `file` (replacing it once complete) and stops it. */
+  async save(name: string, file: string, progress?: Progress): Promise<void> {
+    return saveGuest(this.env, this.lookup(name), file, progress);
+  }
+
+  /** Starts a guest from a state file written by save, with fresh labels; the file keeps none. */
+  async restore(file: string, opts: { paused?: boolean; progress?: Progress } = {}): Promise<RunningRecord> {
+    return restoreGuest(this.env, file, opts, (def, persistent, paused, incoming) =>
+      startGuest(this.env, def, persistent, paused, incoming),
+    );
+  }
+
+  /** A shut-off guest copied under a new name and uuid, with copies of its writable images. */
+  async clone(name: string, newName: string, progress?: (file: string, done: number, total: number) => void): Promise<DomainDef> {
+    if (newName === '') throw new SvirtError('SVIRT_ERR_USAGE', 'clone: the new name is empty');
+    return cloneGuest(this.env, this.lookup(name), newName, progress);
+  }
+}
+
+export type { DeviceChangeOptions, Guest, Progress };
+export type { DomainInfo, DomainState } from './guest.js';
+export { noDomain };

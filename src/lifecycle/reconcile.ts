@@ -1,0 +1,85 @@
+import { existsSync } from 'node:fs';
+import { parseDomainXml } from '../domain/index.js';
+import { isAlive } from '../host/proc.js';
+import { QmpClient } from '../qemu/qmp-client.js';
+import type { RunningRecord } from '../store/store.js';
+import { repairOp } from './devices.js';
+import type { LifecycleEnv } from './env.js';
+import { repairSave } from './save.js';
+import { cleanup } from './stop.js';
+
+/** Drivers whose labels are exclusive (reserved in the store). */
+const RESERVING: ReadonlySet<string> = new Set(['dac', 'selinux', 'apparmor']);
+
+/**
+ * Every command starts here: a record whose QEMU is gone, or whose owner (a svirt process
+ * that was starting or stopping it) died, is brought to a clean stop; an operation whose
+ * owner died is finished or undone. Returns what it cleaned, for `svirt reconcile`.
+ */
+export async function reconcile(env: LifecycleEnv): Promise<string[]> {
+  const cleaned: string[] = [];
+  const reserved = env.store.uuidsWithReservations();
+  for (const rec of env.store.listRunning()) {
+    const qemu = rec.pid && rec.pidStart ? { pid: rec.pid, startTime: rec.pidStart } : undefined;
+    const ownerAlive = rec.ownerPid && rec.ownerStart ? isAlive({ pid: rec.ownerPid, startTime: rec.ownerStart }) : false;
+    if (rec.state === 'running' && qemu && isAlive(qemu)) {
+      if (!reserved.has(rec.uuid) && rec.stack.some((d) => RESERVING.has(d))) await reserveAgain(env, rec);
+      if (rec.pending && !ownerAlive && env.store.takeOverOp(rec.uuid, rec.ownerPid, env.me)) {
+        try {
+          if (rec.pending.op === 'save') await repairSave(env, rec);
+          else await repairOp(env, rec);
+          cleaned.push(`${rec.name} (${rec.pending.op} repaired)`);
+        } catch (err) {
+          env.store.abandon(rec.uuid);
+          env.warn(`cannot repair the ${rec.pending.op} of guest '${rec.name}' yet: ${(err as Error).message}`);
+        }
+      }
+      continue;
+    }
+    if (rec.state !== 'running' && ownerAlive) continue;
+    const claimed = env.store.tx(() => {
+      const now = env.store.getRunning(rec.uuid);
+      if (!now || now.ownerPid !== rec.ownerPid || now.state !== rec.state) return false; // someone else took it
+      return env.store.setRunState(rec.uuid, 'stopping', env.me);
+    });
+    if (!claimed) continue;
+    try {
+      if (qemu) await env.kill(qemu);
+      else await killUnrecorded(rec);
+      await cleanup(env, rec);
+      cleaned.push(rec.name);
+    } catch (err) {
+      env.store.abandon(rec.uuid);
+      env.warn(`cannot clean up guest '${rec.name}' yet: ${(err as Error).message}`);
+    }
+  }
+  return cleaned;
+}
+
+/**
+ * A running guest whose reservations are gone (a store restored from backup, a table
+ * emptied by hand) takes its labels again, so no new guest can be given them. A label
+ * someone else took meanwhile is a collision: reported, the guest keeps running.
+ */
+async function reserveAgain(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
+  const live = parseDomainXml(rec.liveXml);
+  const manager = await env.managerFor(rec);
+  if (!manager.hasLiveLabels(live)) return;
+  try {
+    manager.reserveLabels(live, env.context(live, rec.runtimeDir));
+  } catch (err) {
+    env.warn(`guest '${rec.name}' runs with a label another guest holds: ${(err as Error).message}`);
+  }
+}
+
+/** A start that crashed before recording QEMU's pid: ask whatever serves its monitor socket to quit. */
+async function killUnrecorded(rec: RunningRecord): Promise<void> {
+  if (!existsSync(rec.qmpPath)) return;
+  try {
+    const q = await QmpClient.connect(rec.qmpPath, 1000);
+    await q.execute('quit').catch(() => undefined); // QEMU closes the socket as it quits
+    q.close();
+  } catch {
+    // Nobody listens: no QEMU of this start is alive.
+  }
+}

@@ -1,0 +1,310 @@
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+import type { DomainDef } from '../domain/domain-def.js';
+import { parseDomainXml } from '../domain/index.js';
+import { SvirtError, errnoOf } from '../errors.js';
+import { describeKind, openHandle, type FileHandle } from '../host/file-handle.js';
+import { resolvePath } from '../security/resources.js';
+import type { GuestResource } from '../security/driver.js';
+import type { PendingOp, RunningRecord } from '../store/store.js';
+import { crashPoint } from './crash-points.js';
+import type { LifecycleEnv } from './env.js';
+import { requireRunning, type Guest } from './guest.js';
+import type { Incoming, Progress } from './start.js';
+import { destroyGuest } from './stop.js';
+
+/** A save file: this magic, a JSON header, zero padding to HEADER_SIZE, then QEMU's migration stream. */
+const MAGIC = 'SvirtSave1\n';
+export const HEADER_SIZE = 65536;
+
+export interface SaveHeader {
+  readonly version: 1;
+  readonly name: string;
+  readonly uuid: string;
+  /** The live definition at save time (hotplugged devices included); labels are made anew on restore. */
+  readonly xml: string;
+  readonly persistent: boolean;
+  readonly paused: boolean;
+}
+
+/**
+ * `save NAME FILE`: QEMU migrates into a new file svirt created (O_EXCL, in the opened target
+ * directory) and labelled for the guest; once the state is complete it replaces FILE (as
+ * libvirtd does), the guest stops and every label, the file's included, is restored.
+ */
+export async function saveGuest(env: LifecycleEnv, guest: Guest, file: string, progress?: Progress): Promise<void> {
+  const rec = requireRunning(guest);
+  const target = resolvePath(file);
+  const made = createBeside(target);
+  const resource: GuestResource = { path: made.path, role: 'saved-state', seclabels: [], handle: made.handle };
+  const op: PendingOp = {
+    op: 'save',
+    file: made.path,
+    replaces: target,
+    wasRunning: !rec.paused,
+    resources: JSON.stringify([{ path: made.path, role: 'saved-state', seclabels: [], ident: made.handle.identity }]),
+  };
+  if (!env.store.beginOp(rec.uuid, op, env.me)) {
+    made.discard();
+    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${rec.name}' is busy with another operation`);
+  }
+  crashPoint('save:journaled');
+  const live = guest.def;
+  const ctx = env.context(live, rec.runtimeDir);
+  // The guest's own stack, whatever stack this command was given.
+  const manager = await env.managerFor(rec);
+  let migrated = false;
+  try {
+    manager.setResourceLabel(live, resource, ctx);
+    writeHeader(made.fd, {
+      version: 1,
+      name: live.name,
+      uuid: live.uuid,
+      xml: rec.liveXml,
+      persistent: rec.persistent,
+      paused: rec.paused,
+    });
+    await env.withQmp(rec, async (q) => {
+      await q.execute('stop');
+      await q.executeWithFds('getfd', { fdname: 'svirt-save' }, [made.fd]);
+      await q.execute('migrate', { uri: 'fd:svirt-save' });
+      for (;;) {
+        const st = (await q.execute('query-migrate')) as {
+          status?: string;
+          'error-desc'?: string;
+          ram?: { transferred?: number; total?: number };
+        };
+        if (st.ram?.total) progress?.(st.ram.transferred ?? 0, st.ram.total);
+        if (st.status === 'completed') break;
+        if (st.status === 'failed' || st.status === 'cancelled') {
+          throw new SvirtError('SVIRT_ERR_QMP', `saving '${live.name}' failed: ${st['error-desc'] ?? st.status}`);
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    });
+    migrated = true;
+    crashPoint('save:migrated');
+  } catch (err) {
+    made.close();
+    // Report the save's own error; if the undo fails too, the next reconcile repairs it.
+    await repairSave(env, { ...rec, pending: op }, false).catch(() => env.store.abandon(rec.uuid));
+    throw err;
+  }
+  made.close();
+  await repairSave(env, { ...rec, pending: op }, migrated);
+}
+
+/** A new file (O_EXCL, 0600) beside `target`, made inside the opened directory, and its handle. */
+function createBeside(target: string): { path: string; fd: number; handle: FileHandle; close(): void; discard(): void } {
+  const dir = openHandle(dirname(target), 'save into');
+  try {
+    if (dir.kind !== 'dir')
+      throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot save to "${target}": its parent is not a directory`);
+    try {
+      const st = lstatSync(`${dir.procPath}/${basename(target)}`);
+      if (!st.isFile()) {
+        throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot save to "${target}": it exists and is not a regular file`);
+      }
+    } catch (err) {
+      if (err instanceof SvirtError) throw err; // ENOENT: a new file, the usual case
+    }
+    const name = `.${basename(target)}.svirt-${randomBytes(4).toString('hex')}`;
+    const path = join(dirname(target), name);
+    let fd: number;
+    try {
+      fd = openSync(
+        `${dir.procPath}/${name}`,
+        constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o600,
+      );
+    } catch (err) {
+      throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot create save file "${target}": ${errnoOf(err) ?? String(err)}`, {
+        cause: err,
+      });
+    }
+    const handle = openHandle(path, 'save into');
+    const st = fstatSync(fd);
+    if (handle.stats.dev !== st.dev || handle.stats.ino !== st.ino) {
+      handle.close();
+      closeSync(fd);
+      throw new SvirtError('SVIRT_ERR_FILE_CHANGED', `"${path}" changed while svirt created it`);
+    }
+    return {
+      path,
+      fd,
+      handle,
+      close: () => {
+        handle.close();
+        closeSync(fd);
+      },
+      discard: () => {
+        handle.close();
+        closeSync(fd);
+        unlinkAt(path);
+      },
+    };
+  } finally {
+    dir.close();
+  }
+}
+
+/** Unlinks a file svirt made, through its opened directory (never through a link). */
+function unlinkAt(path: string): void {
+  let dir: FileHandle;
+  try {
+    dir = openHandle(dirname(path), 'remove');
+  } catch {
+    return; // the directory is gone or is a link now: nothing of ours to remove
+  }
+  try {
+    unlinkSync(`${dir.procPath}/${basename(path)}`);
+  } catch {
+    // Already gone.
+  } finally {
+    dir.close();
+  }
+}
+
+/** Moves the finished state over the target name, inside the same opened directory. */
+function renameOver(from: string, to: string): void {
+  const dir = openHandle(dirname(from), 'save into');
+  try {
+    renameSync(`${dir.procPath}/${basename(from)}`, `${dir.procPath}/${basename(to)}`);
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return; // moved already, by a save a crash interrupted after the move
+    throw new SvirtError(
+      'SVIRT_ERR_OPERATION_INVALID',
+      `cannot move the saved state to "${to}": ${errnoOf(err) ?? String(err)}`,
+      {
+        cause: err,
+      },
+    );
+  } finally {
+    dir.close();
+  }
+}
+
+/**
+ * Finishes or undoes a save: once QEMU has written the whole state the guest is stopped (its
+ * state is in the file, which takes the target's name); otherwise the partial file goes and
+ * the guest runs on as before. Either way the file's label is restored.
+ */
+export async function repairSave(env: LifecycleEnv, rec: RunningRecord, migrated?: boolean): Promise<void> {
+  const op = rec.pending;
+  if (!op || op.op !== 'save' || op.file === undefined) return;
+  const live = parseDomainXml(rec.liveXml);
+  const ctx = env.context(live, rec.runtimeDir);
+  const manager = await env.managerFor(rec);
+  const done =
+    migrated ??
+    (await env
+      .withQmp(rec, async (q) => ((await q.execute('query-migrate')) as { status?: string }).status === 'completed')
+      .catch(() => false));
+  const [resource] = JSON.parse(op.resources ?? '[]') as GuestResource[];
+  manager.restoreResourceLabel(live, resource ?? { path: op.file, role: 'saved-state', seclabels: [] }, ctx);
+  if (!done) {
+    unlinkAt(op.file);
+    if (op.wasRunning) await env.withQmp(rec, (q) => q.execute('cont')).catch(() => undefined); // QEMU may be gone: reconcile stops it
+    env.store.endOp(rec.uuid);
+    return;
+  }
+  if (op.replaces !== undefined && op.replaces !== op.file) renameOver(op.file, op.replaces);
+  env.store.endOp(rec.uuid);
+  crashPoint('save:restored');
+  await destroyGuest(env, rec.uuid, 0);
+}
+
+function writeHeader(fd: number, h: SaveHeader): void {
+  const json = Buffer.from(JSON.stringify(h));
+  const head = Buffer.concat([Buffer.from(MAGIC), Buffer.from(`${json.length}\n`), json]);
+  if (head.length > HEADER_SIZE)
+    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `the definition of '${h.name}' is too large for a save header`);
+  const block = Buffer.alloc(HEADER_SIZE);
+  head.copy(block);
+  // No explicit position: the fd's offset moves past the header, which is where QEMU writes.
+  writeSync(fd, block, 0, HEADER_SIZE, null);
+}
+
+/** Reads and checks a save file's header; the error names the file. */
+export function readSaveHeader(fd: number, file: string): SaveHeader {
+  const block = Buffer.alloc(HEADER_SIZE);
+  // No explicit position: the fd's offset ends after the header, where QEMU reads the stream.
+  const n = readSync(fd, block, 0, HEADER_SIZE, null);
+  const bad = (why: string): SvirtError =>
+    new SvirtError('SVIRT_ERR_OPERATION_INVALID', `"${file}" is not an svirt save file: ${why}`);
+  if (n < HEADER_SIZE || block.subarray(0, MAGIC.length).toString() !== MAGIC) throw bad('bad magic');
+  const rest = block.subarray(MAGIC.length);
+  const nl = rest.indexOf(10);
+  const len = Number(rest.subarray(0, nl).toString());
+  if (nl < 1 || !Number.isInteger(len) || len <= 0 || nl + 1 + len > rest.length) throw bad('bad header length');
+  let h: SaveHeader;
+  try {
+    h = JSON.parse(rest.subarray(nl + 1, nl + 1 + len).toString()) as SaveHeader;
+  } catch {
+    throw bad('header is not JSON');
+  }
+  if (h.version !== 1 || typeof h.xml !== 'string' || typeof h.name !== 'string') throw bad('unknown header version');
+  if (fstatSync(fd).size <= HEADER_SIZE) throw bad('no saved state after the header');
+  return h;
+}
+
+/**
+ * `restore FILE`: starts a guest from a state file with fresh labels. The file is untrusted
+ * input: opened once (no symlink on the way, a regular file only), its header checked like a
+ * new definition, and its labels never honoured — a guest svirt knows keeps the labels of its
+ * stored definition, an unknown one gets dynamic labels only.
+ */
+export async function restoreGuest(
+  env: LifecycleEnv,
+  file: string,
+  opts: { paused?: boolean; progress?: Progress },
+  start: (def: DomainDef, persistent: boolean, paused: boolean, incoming: Incoming) => Promise<RunningRecord>,
+): Promise<RunningRecord> {
+  const handle = openHandle(resolvePath(file), 'restore from');
+  try {
+    if (handle.kind !== 'file') {
+      throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot restore from "${file}": it is ${describeKind(handle.kind)}`);
+    }
+    const fd = handle.reopen(constants.O_RDONLY);
+    try {
+      const header = readSaveHeader(fd, file);
+      const def = trustedLabels(env, parseDomainXml(header.xml, { inactive: true }), file);
+      const persistent = env.store.getDefinedByUuid(def.uuid) !== undefined;
+      return await start(def, persistent, opts.paused ?? header.paused, {
+        fd,
+        path: handle.path,
+        handle,
+        ...(opts.progress ? { progress: opts.progress, size: handle.stats.size } : {}),
+      });
+    } finally {
+      closeSync(fd);
+    }
+  } finally {
+    handle.close();
+  }
+}
+
+/** The definition a save header may start: its labels replaced by what svirt itself trusts. */
+function trustedLabels(env: LifecycleEnv, def: DomainDef, file: string): DomainDef {
+  const stored = env.store.getDefinedByUuid(def.uuid);
+  if (stored) {
+    const own = parseDomainXml(stored.xml);
+    if (own.name !== def.name) {
+      throw new SvirtError(
+        'SVIRT_ERR_OPERATION_INVALID',
+        `cannot restore from "${file}": its guest '${def.name}' has the uuid of '${own.name}'`,
+      );
+    }
+    return { ...def, seclabels: own.seclabels };
+  }
+  const asked = def.seclabels.find((l) => l.type === 'static' || l.relabel === false || l.type === 'none');
+  if (asked) {
+    throw new SvirtError(
+      'SVIRT_ERR_OPERATION_INVALID',
+      `cannot restore from "${file}": its header asks for a ${asked.type} ${asked.model ?? ''} label` +
+        ' (a save file is untrusted input: define the guest with that label first)',
+    );
+  }
+  return def;
+}

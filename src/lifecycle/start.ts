@@ -1,0 +1,318 @@
+import { chmodSync, constants, mkdirSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { DomainDef } from '../domain/domain-def.js';
+import { diskLayers, formatDomainXml } from '../domain/index.js';
+import { SvirtError } from '../errors.js';
+import type { FileHandle } from '../host/file-handle.js';
+import { svirtExecPath, svirtMonitorPath } from '../host/native.js';
+import { buildArgv, type FdSetEntry } from '../qemu/argv.js';
+import { FdLayout } from '../qemu/fd-layout.js';
+import { launch, logTail } from '../qemu/launcher.js';
+import type { QmpClient } from '../qemu/qmp-client.js';
+import type { GuestResource } from '../security/driver.js';
+import { guestResources, resolveResources, serializeResources } from '../security/resources.js';
+import type { RunningRecord } from '../store/store.js';
+import { crashPoint } from './crash-points.js';
+import type { LifecycleEnv } from './env.js';
+import { bindSocket, dropHandle, openResources, OpenFiles, type ChardevIo } from './files.js';
+import { UndoStack } from './undo.js';
+
+/** Progress of a long copy: bytes done of total. */
+export type Progress = (done: number, total: number) => void;
+
+/**
+ * Starts a guest (DESIGN §3). Each step that changes the world pushes its undo; a failure
+ * unwinds them in reverse (docs/lifecycle.md lists the order). Every file is opened once,
+ * labelled through that fd and handed to QEMU as that fd.
+ */
+export async function startGuest(
+  env: LifecycleEnv,
+  def: DomainDef,
+  persistent: boolean,
+  paused: boolean,
+  incoming?: Incoming,
+): Promise<RunningRecord> {
+  if (!persistent && env.store.getDefinedByName(def.name)) {
+    throw new SvirtError('SVIRT_ERR_DOMAIN_EXISTS', `domain '${def.name}' is already defined; use start`);
+  }
+  ensureRuntimeRoot(env);
+  const runtimeDir = join(env.paths.runtimeRoot, def.uuid);
+  const qmpPath = monitorSocketPath(env, def.uuid);
+  const claimed = env.store.insertStarting({
+    uuid: def.uuid,
+    name: def.name,
+    ownerPid: env.me.pid,
+    ownerStart: env.me.startTime,
+    runtimeDir,
+    qmpPath,
+    liveXml: formatDomainXml(def),
+    persistent,
+    stack: env.manager.names,
+    resources: '[]',
+    startedAt: Date.now(),
+  });
+  if (!claimed) {
+    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${def.name}' is already running (or being started or stopped)`);
+  }
+  crashPoint('start:claimed');
+  const undo = new UndoStack();
+  // Set when labels could not be restored: the record stays, ownerless, for reconcile to retry.
+  let keepRecord = false;
+  undo.push('release the claim and the reservations', () => {
+    if (keepRecord) {
+      env.store.setRunState(def.uuid, 'stopping', null);
+      return;
+    }
+    env.store.tx(() => {
+      env.store.releaseReservations(def.uuid);
+      env.store.deleteRunning(def.uuid);
+    });
+  });
+  const ctx = env.context(def, runtimeDir);
+  const files = new OpenFiles();
+  try {
+    rmSync(runtimeDir, { recursive: true, force: true });
+    mkdirSync(runtimeDir, { mode: 0o700 });
+    undo.push('remove the runtime dir', () => rmSync(runtimeDir, { recursive: true, force: true }));
+    // QEMU's stderr: opened by svirt, inherited by QEMU, labelled like the guest's other
+    // output files (under SELinux an inherited fd QEMU may not write is closed at exec).
+    const logPath = join(env.logDir(), `${def.name}.log`);
+    const logFd = files.fd(
+      openSync(logPath, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600),
+    );
+    const live = env.manager.genLabels(def, ctx);
+    const wanted: GuestResource[] = [
+      ...resolveResources(guestResources(live, runtimeDir)),
+      { path: logPath, role: 'log', seclabels: [] },
+    ];
+    if (incoming) wanted.push({ path: incoming.path, role: 'saved-state', seclabels: [], handle: incoming.handle });
+    const socketLabels = env.manager.socketLabels(live);
+    const opened = openResources(wanted, files, socketLabels?.listen);
+    let resources = opened.resources;
+    undo.push('remove bound sockets', () => removeBoundSockets(opened.io));
+    // Journal first: from here a crash is repaired from what the record says.
+    env.store.updateRunning(def.uuid, { liveXml: formatDomainXml(live), resources: serializeResources(resources) });
+    crashPoint('start:labels-reserved');
+    env.manager.setAllLabel(live, resources, ctx);
+    undo.push('restore labels', () => {
+      try {
+        env.manager.restoreAllLabel(live, resources.map(dropHandle), ctx);
+      } catch (err) {
+        keepRecord = true;
+        throw err;
+      }
+    });
+    crashPoint(incoming ? 'restore:labelled' : 'start:labelled');
+    const layout = new FdLayout();
+    const fdsets = openDisks(live, resources, files, layout);
+    const chardevFds = chardevEntries(live, opened.io, layout, fdsets.size);
+    const qmpFd = layout.add(files.fd(bindSocket(qmpPath, socketLabels?.listen)));
+    undo.push('remove the monitor socket', () => rmSync(qmpPath, { force: true }));
+    const argv = buildArgv(live, {
+      emulator: ctx.emulator,
+      accel: ctx.virtType === 'kvm' ? 'kvm' : 'tcg',
+      qmpFd,
+      paused: paused || incoming !== undefined,
+      fdsets,
+      chardevFds,
+    });
+    let stateFd: number | undefined;
+    if (incoming) {
+      // The saved state comes as one more inherited fd, positioned after the save header.
+      stateFd = layout.add(incoming.fd);
+      argv.push('-incoming', `fd:${stateFd}`);
+    }
+    const spec = env.manager.confinement(live, resources, ctx, layout.qemuFds);
+    const launched = await launch({
+      monitorPath: svirtMonitorPath(),
+      execPath: svirtExecPath(),
+      argv,
+      spec,
+      layout,
+      logFd,
+      logPath,
+      qmpPath,
+      ...(socketLabels ? { socketLabel: socketLabels.connect } : {}),
+      hook: reconcileHook(env),
+      timeoutMs: env.startTimeoutMs,
+      // svirt's copies of what QEMU inherits go at once: a QEMU that dies must take its
+      // monitor socket with it, or the wait for its greeting would last the whole timeout.
+      spawned: () => files.closeFds(),
+    });
+    undo.push('end QEMU', () => env.kill({ pid: launched.pid, startTime: launched.startTime }));
+    try {
+      if (incoming && stateFd !== undefined) await finishIncoming(launched.qmp, paused, logPath, incoming, launched.pid, stateFd);
+    } finally {
+      launched.qmp.close();
+    }
+    if (incoming) crashPoint('restore:loaded');
+    crashPoint('start:launched');
+    const stateFile = resources.find((r) => r.role === 'saved-state');
+    if (stateFile) {
+      // The state is loaded: the file goes back to its owner and label before anyone sees the guest run.
+      env.manager.restoreResourceLabel(live, dropHandle(stateFile), ctx);
+      resources = resources.filter((r) => r !== stateFile);
+      env.store.updateRunning(def.uuid, { resources: serializeResources(resources) });
+    }
+    env.store.tx(() => {
+      env.store.updateRunning(def.uuid, {
+        pid: launched.pid,
+        pidStart: launched.startTime,
+        monitorPid: launched.monitorPid,
+        paused,
+      });
+      env.store.setRunState(def.uuid, 'running', null);
+    });
+    const rec = env.store.getRunning(def.uuid);
+    if (!rec) throw new SvirtError('SVIRT_ERR_INTERNAL', `running record of '${def.name}' vanished`);
+    undo.commit();
+    return rec;
+  } catch (err) {
+    // A QEMU the monitor reported before svirt learned of it must not outlive the start.
+    const rec = env.store.getRunning(def.uuid);
+    if (rec?.pid && rec.pidStart) await env.kill({ pid: rec.pid, startTime: rec.pidStart });
+    const undoErr = await undo.unwind();
+    if (undoErr) env.warn(`${def.name}: ${undoErr.message} (the next command retries)`);
+    throw err;
+  } finally {
+    files.closeAll();
+  }
+}
+
+/** The monitor socket: in a root-only directory, so no guest can replace it or point it elsewhere. */
+export function monitorSocketPath(env: LifecycleEnv, uuid: string): string {
+  return join(env.paths.runtimeRoot, 'monitor', `${uuid}.sock`);
+}
+
+function removeBoundSockets(io: ReadonlyMap<GuestResource, ChardevIo>): void {
+  for (const [r, x] of io) if (x.kind === 'listen') rmSync(r.path, { force: true });
+}
+
+/**
+ * Reopens every disk layer from the handle that was checked and labelled (never the path
+ * again) and gives each its own fdset in QEMU.
+ */
+function openDisks(
+  def: DomainDef,
+  resources: readonly GuestResource[],
+  files: OpenFiles,
+  layout: FdLayout,
+): Map<string, FdSetEntry> {
+  const fdsets = new Map<string, FdSetEntry>();
+  let set = 1;
+  for (const disk of def.disks) {
+    const own = resources.filter((r) => r.disk === disk);
+    for (const layer of diskLayers(disk)) {
+      const r = own[layer.index];
+      if (!r?.handle) throw new SvirtError('SVIRT_ERR_INTERNAL', `disk ${disk.target.dev} layer ${layer.index} was not opened`);
+      const fd = files.fd(r.handle.reopen(layer.readonly ? constants.O_RDONLY : constants.O_RDWR));
+      fdsets.set(layer.key, { fd: layout.add(fd), set: set++, path: r.path, readonly: layer.readonly });
+    }
+  }
+  return fdsets;
+}
+
+/** QEMU's fd (and fdset, for files) of each chardev svirt opened or bound, by chardev index. */
+function chardevEntries(
+  def: DomainDef,
+  io: ReadonlyMap<GuestResource, ChardevIo>,
+  layout: FdLayout,
+  setsUsed: number,
+): Map<number, FdSetEntry> {
+  const out = new Map<number, FdSetEntry>();
+  let set = setsUsed + 1;
+  for (const [r, x] of io) {
+    const index = def.chardevs.findIndex((c) => c.path !== undefined && (c.path === r.declared || c.path === r.path));
+    // A console that aliases a serial shares its resource: every chardev of that path gets it.
+    for (const [i, c] of def.chardevs.entries()) {
+      if (c.path !== def.chardevs[index]?.path) continue;
+      out.set(i, { fd: layout.add(x.fd), set: x.kind === 'file' ? set++ : 0, path: r.path, readonly: false });
+      break;
+    }
+  }
+  return out;
+}
+
+function reconcileHook(env: LifecycleEnv): string[] {
+  // dist/src/lifecycle/start.js → <package>/bin/svirt.js
+  const main = fileURLToPath(new URL('../../../bin/svirt.js', import.meta.url));
+  // The record names the stack to clean up with; the hook itself needs no probing.
+  return [process.execPath, main, '--state-dir', env.paths.stateDir, '--security-driver', 'none', 'reconcile', '--quiet'];
+}
+
+/**
+ * The runtime root (guest uids traverse it to reach their own dir: 0711) and the monitor
+ * socket dir inside it (root's only: 0700). A directory svirt did not create keeps its mode.
+ */
+function ensureRuntimeRoot(env: LifecycleEnv): void {
+  const root = env.paths.runtimeRoot;
+  // mkdir honours the umask: what svirt creates gets its exact mode, nothing else is chmodded.
+  if (mkdirSync(root, { recursive: true, mode: 0o711 }) !== undefined) chmodSync(root, 0o711);
+  const monitors = join(root, 'monitor');
+  if (mkdirSync(monitors, { recursive: true, mode: 0o700 }) !== undefined) chmodSync(monitors, 0o700);
+  if (env.manager.names.includes('dac')) checkTraversable(root);
+}
+
+export interface Incoming {
+  /** An fd for QEMU to read the state from, positioned after the header. */
+  readonly fd: number;
+  readonly path: string;
+  /** The file itself, as restore opened and checked it. */
+  readonly handle: FileHandle;
+  /** Reports how far QEMU has read the state file (its offset in the shared file description). */
+  readonly progress?: Progress;
+  readonly size?: number;
+}
+
+/** Waits until QEMU has loaded the incoming state, then lets the guest run unless it stays paused. */
+async function finishIncoming(
+  q: QmpClient,
+  paused: boolean,
+  logPath: string,
+  incoming: Incoming,
+  pid: number,
+  qemuFd: number,
+): Promise<void> {
+  for (;;) {
+    if (incoming.progress && incoming.size) incoming.progress(readOffset(pid, qemuFd), incoming.size);
+    const st = (await q.execute('query-migrate').catch((err: unknown) => {
+      // QEMU exits when the stream does not fit the machine: its log says why.
+      const why = logTail(logPath)
+        .split('\n')
+        .filter((l) => l.includes('qemu-system'))
+        .slice(-2)
+        .join('; ');
+      throw new SvirtError('SVIRT_ERR_QEMU_EXITED', `loading the saved state failed: ${why || String(err)}`, { cause: err });
+    })) as { status?: string; 'error-desc'?: string };
+    if (st.status === 'completed') break;
+    if (st.status === 'failed' || st.status === 'cancelled') {
+      throw new SvirtError('SVIRT_ERR_QEMU_START', `loading the saved state failed: ${st['error-desc'] ?? st.status}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  if (!paused) await q.execute('cont');
+}
+
+/** The file offset of QEMU's fd N (/proc/PID/fdinfo/N), 0 when it cannot be read. */
+function readOffset(pid: number, fd: number): number {
+  try {
+    return Number(/^pos:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0; // QEMU closed it (done) or exited: the caller learns which from QMP
+  }
+}
+
+/** Under dac, QEMU runs as a guest uid that must be able to search every dir down to its runtime dir. */
+function checkTraversable(dir: string): void {
+  for (let d = dir; d !== dirname(d); d = dirname(d)) {
+    const st = statSync(d);
+    if ((st.mode & 0o001) === 0) {
+      throw new SvirtError(
+        'SVIRT_ERR_HOST',
+        `guest uids cannot reach the runtime dir "${dir}": "${d}" is mode ${(st.mode & 0o777).toString(8).padStart(4, '0')} (needs o+x)`,
+        { details: { path: d } },
+      );
+    }
+  }
+}

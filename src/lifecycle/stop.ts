@@ -1,0 +1,109 @@
+import { lstatSync, rmSync, unlinkSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { parseDomainXml } from '../domain/index.js';
+import { SvirtError } from '../errors.js';
+import { openHandle } from '../host/file-handle.js';
+import { isAlive, signal, waitGone } from '../host/proc.js';
+import { deserializeResources } from '../security/resources.js';
+import type { RunningRecord } from '../store/store.js';
+import { crashPoint } from './crash-points.js';
+import type { LifecycleEnv } from './env.js';
+import { noDomain, notRunning } from './guest.js';
+
+/** `destroy`: SIGTERM, then SIGKILL after a grace period; labels restored; nothing left. */
+export async function destroyGuest(env: LifecycleEnv, name: string, graceMs = 3000): Promise<void> {
+  const rec = claimForStop(env, name);
+  crashPoint('destroy:claimed');
+  try {
+    if (rec.pid && rec.pidStart) await env.kill({ pid: rec.pid, startTime: rec.pidStart }, graceMs);
+    crashPoint('destroy:killed');
+    await cleanup(env, rec);
+  } catch (err) {
+    // Whatever is left (a label that would not restore) is the next reconcile's to retry.
+    env.store.abandon(rec.uuid);
+    throw err;
+  }
+}
+
+/**
+ * `shutdown`: asks the guest to power off (ACPI, or SIGTERM with mode 'signal' which QEMU
+ * handles as a clean exit) and waits for it; the cleanup is the caller's reconcile.
+ */
+export async function requestShutdown(
+  env: LifecycleEnv,
+  rec: RunningRecord,
+  opts: { mode?: 'acpi' | 'signal'; timeoutMs?: number },
+): Promise<boolean> {
+  if (!rec.pid || !rec.pidStart) throw notRunning(rec.name);
+  const id = { pid: rec.pid, startTime: rec.pidStart };
+  if ((opts.mode ?? 'acpi') === 'signal') signal(id.pid, 'SIGTERM');
+  else await env.withQmp(rec, (q) => q.execute('system_powerdown'));
+  crashPoint('shutdown:requested');
+  if (opts.timeoutMs === 0) return false;
+  return waitGone(id, opts.timeoutMs ?? 60_000);
+}
+
+/** Claims a running guest for stopping (state → stopping, owned by this process). */
+function claimForStop(env: LifecycleEnv, name: string): RunningRecord {
+  return env.store.tx(() => {
+    const rec = env.store.getRunningByName(name) ?? env.store.getRunning(name.toLowerCase());
+    if (!rec) {
+      if (env.store.getDefinedByName(name) ?? env.store.getDefinedByUuid(name.toLowerCase())) throw notRunning(name);
+      throw noDomain(name);
+    }
+    const busy =
+      rec.state !== 'running' && rec.ownerPid && rec.ownerStart && isAlive({ pid: rec.ownerPid, startTime: rec.ownerStart });
+    if (busy)
+      throw new SvirtError(
+        'SVIRT_ERR_OPERATION_INVALID',
+        `domain '${rec.name}' is being ${rec.state === 'starting' ? 'started' : 'stopped'} by process ${rec.ownerPid}`,
+      );
+    env.store.setRunState(rec.uuid, 'stopping', env.me);
+    return { ...rec, state: 'stopping' };
+  });
+}
+
+/**
+ * The end of every stop: restore labels (only on files that are still the ones labelled),
+ * release reservations, remove the runtime dir, the monitor socket and the record.
+ */
+export async function cleanup(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
+  const live = parseDomainXml(rec.liveXml);
+  const manager = await env.managerFor(rec);
+  const ctx = env.context(live, rec.runtimeDir);
+  const resources = deserializeResources(rec.resources);
+  // Labels are journalled before any file is touched: no labels or no resources, nothing was labelled.
+  if (resources.length > 0 && manager.hasLiveLabels(live)) manager.restoreAllLabel(live, resources, ctx);
+  crashPoint('cleanup:restored');
+  env.store.tx(() => {
+    env.store.releaseReservations(rec.uuid);
+    env.store.deleteRunning(rec.uuid);
+  });
+  rmSync(rec.runtimeDir, { recursive: true, force: true });
+  rmSync(rec.qmpPath, { force: true });
+  // Sockets svirt bound for the guest's chardevs go with it (QEMU got only their fds).
+  for (const c of live.chardevs) {
+    if (c.type === 'unix' && c.mode !== 'connect' && c.path !== undefined) {
+      const r = resources.find((x) => x.role === 'chardev' && (x.declared === c.path || x.path === c.path));
+      if (r) removeSocket(r.path);
+    }
+  }
+}
+
+/** Unlinks a socket through its opened parent directory; anything else there is left alone. */
+function removeSocket(path: string): void {
+  let dir;
+  try {
+    dir = openHandle(dirname(path), 'remove a socket in');
+  } catch {
+    return; // its directory is gone or is now a link: nothing of ours to remove there
+  }
+  try {
+    const at = `${dir.procPath}/${basename(path)}`;
+    if (lstatSync(at).isSocket()) unlinkSync(at);
+  } catch {
+    // Already gone: QEMU or the user removed it.
+  } finally {
+    dir.close();
+  }
+}
