@@ -134,12 +134,21 @@ export function openHandle(path: string, what = 'open'): FileHandle {
       cause: err,
     });
   }
+  let h: FileHandle;
   try {
-    return new FileHandle(fd, path);
+    h = new FileHandle(fd, path);
   } catch (err) {
     closeSync(fd);
     throw err;
   }
+  // openat2 hands back the link itself when the last component is one (O_PATH|O_NOFOLLOW).
+  if (h.stats.isSymbolicLink()) {
+    h.close();
+    throw new SvirtError('SVIRT_ERR_PATH_INVALID', `cannot ${what} "${path}": it is a symbolic link`, {
+      details: { path, errno: 'ELOOP' },
+    });
+  }
+  return h;
 }
 
 /** Thrown when a remembered path now names another file (or passes through a symlink). */

@@ -61,7 +61,15 @@ export class FileLabeller {
    * when its identity is known, only if it is still the same file. A missing file is ENOENT.
    */
   private withTarget<T>(ref: FileRef, fn: (t: Target) => T): T {
-    const out = withHandle(ref, 'label', (h) => ({ value: fn({ fd: h.fd }) }));
+    let out: { value: T } | undefined;
+    try {
+      out = withHandle(ref, 'label', (h) => ({ value: fn({ fd: h.fd }) }));
+    } catch (err) {
+      // Opening failed: reported as the errno it was (ELOOP, EACCES...), like any label error.
+      const errno = err instanceof SvirtError && err.code !== 'SVIRT_ERR_FILE_CHANGED' ? err.details['errno'] : undefined;
+      if (typeof errno === 'string') throw Object.assign(new Error(`${errno}: "${ref.path}"`), { code: errno });
+      throw err;
+    }
     if (out === undefined) throw Object.assign(new Error(`ENOENT: "${ref.path}" does not exist`), { code: 'ENOENT' });
     return out.value;
   }

@@ -1,0 +1,148 @@
+/**
+ * A local user's and a compromised guest's attacks on svirt itself (issue 12): each is the
+ * reproduction of a defect that once worked, now held. Real QEMU, real files, real uids.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chownSync, mkdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { domainXml, makeImage, owner, qemuAsRootSkip, readRunning, scratch, svirt, svirtOk, writeDomain } from '../helpers.js';
+
+const skip = qemuAsRootSkip();
+const DAC = ['--security-driver', 'dac'];
+const USER = { uid: 1000, gid: 1000 };
+
+/** Runs a command as another uid (the guest's, or a local user's), as util-linux setpriv does. */
+function asUid(uid: number, gid: number, argv: string[]): { status: number | null; stderr: string } {
+  const r = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', ...argv], { encoding: 'utf8' });
+  return { status: r.status, stderr: r.stderr };
+}
+
+describe('local attacks on svirt itself (real QEMU)', { skip }, () => {
+  it("a directory swapped for a link while the guest runs: destroy leaves the link's target alone", async (t) => {
+    const dir = scratch(t);
+    // A user owns the image's directory; root owns a file of the same name elsewhere.
+    const userDir = join(dir, 'user');
+    mkdirSync(userDir, { mode: 0o755 });
+    chownSync(userDir, USER.uid, USER.gid);
+    const img = makeImage(join(userDir, 'disk.img'), 4, USER, 0o644);
+    const rootDir = join(dir, 'rootfiles');
+    mkdirSync(rootDir, { mode: 0o755 });
+    const victim = join(rootDir, 'disk.img');
+    writeFileSync(victim, 'root secret', { mode: 0o600 });
+    await svirtOk(dir, [...DAC, 'define', writeDomain(dir, 'g', domainXml('g', [{ path: img, dev: 'vda' }]))]);
+    await svirtOk(dir, [...DAC, 'start', 'g', '--paused']);
+    // While it runs, the user moves the directory away and puts a link in its place.
+    renameSync(userDir, join(dir, 'moved'));
+    symlinkSync(rootDir, userDir);
+    const r = await svirt(dir, [...DAC, 'destroy', 'g']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /no longer the file svirt labelled/);
+    assert.deepEqual(owner(victim), { uid: 0, gid: 0, mode: 0o600 }, 'the root file keeps its owner and mode');
+    assert.equal(readFileSync(victim, 'utf8'), 'root secret');
+  });
+
+  it("a user's image swapped for a link to a root file before start: refused, the file untouched", async (t) => {
+    const dir = scratch(t);
+    const userDir = join(dir, 'user');
+    mkdirSync(userDir, { mode: 0o755 });
+    chownSync(userDir, USER.uid, USER.gid);
+    const img = makeImage(join(userDir, 'disk.img'), 4, USER, 0o644);
+    const shadow = join(dir, 'shadow');
+    writeFileSync(shadow, 'root:x:0:', { mode: 0o640 });
+    await svirtOk(dir, [...DAC, 'define', writeDomain(dir, 'g', domainXml('g', [{ path: img, dev: 'vda' }]))]);
+    // The user replaces the image with a link they own, to a file they do not.
+    const swap = asUid(USER.uid, USER.gid, ['ln', '-sfn', shadow, img]);
+    assert.equal(swap.status, 0, swap.stderr);
+    const r = await svirt(dir, [...DAC, 'start', 'g', '--paused']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /^error: .*refusing ".*disk\.img": the symbolic link .* belongs to uid 1000/m);
+    assert.deepEqual(owner(shadow), { uid: 0, gid: 0, mode: 0o640 });
+    assert.equal(readRunning(dir).length, 0, 'nothing left running or reserved');
+  });
+
+  it("a root-made link to a file of another owner is followed, as libvirt follows an admin's links", async (t) => {
+    const dir = scratch(t);
+    const real = makeImage(join(dir, 'real.img'), 4, USER, 0o644);
+    const link = join(dir, 'link.img');
+    symlinkSync(real, link);
+    await svirtOk(dir, [...DAC, 'define', writeDomain(dir, 'g', domainXml('g', [{ path: link, dev: 'vda' }]))]);
+    await svirtOk(dir, [...DAC, 'start', 'g', '--paused']);
+    assert.notEqual(owner(real).uid, USER.uid, 'the target is the guest uid while it runs');
+    await svirtOk(dir, [...DAC, 'destroy', 'g']);
+    assert.deepEqual(owner(real), { ...USER, mode: 0o644 });
+  });
+
+  it("guest A's uid cannot redirect svirt's monitor connection to guest B", async (t) => {
+    const dir = scratch(t);
+    const a = makeImage(join(dir, 'a.img'));
+    const b = makeImage(join(dir, 'b.img'));
+    await svirtOk(dir, [...DAC, 'define', writeDomain(dir, 'ga', domainXml('ga', [{ path: a, dev: 'vda' }]))]);
+    await svirtOk(dir, [...DAC, 'define', writeDomain(dir, 'gb', domainXml('gb', [{ path: b, dev: 'vda' }]))]);
+    await svirtOk(dir, [...DAC, 'start', 'ga']);
+    await svirtOk(dir, [...DAC, 'start', 'gb']);
+    const rows = readRunning(dir);
+    const ra = rows.find((r) => r.name === 'ga');
+    const rb = rows.find((r) => r.name === 'gb');
+    assert.ok(ra?.pid && rb?.pid);
+    const uid = Number((readFileSync(`/proc/${ra.pid}/status`, 'utf8').match(/^Uid:\s+(\d+)/m) ?? [])[1]);
+    const sockA = join(dir, 'run', 'monitor', `${ra.uuid}.sock`);
+    const sockB = join(dir, 'run', 'monitor', `${rb.uuid}.sock`);
+    // The old attack: A's uid replaces its monitor socket with a link to B's.
+    const attack = asUid(uid, uid, ['ln', '-sf', sockB, sockA]);
+    assert.notEqual(attack.status, 0, 'the guest uid cannot touch the monitor dir');
+    assert.equal(statSync(join(dir, 'run', 'monitor')).mode & 0o777, 0o700);
+    // Nothing in A's own runtime dir (which A owns) names a monitor.
+    const inOwn = asUid(uid, uid, ['ln', '-sf', sockB, join(dir, 'run', ra.uuid, 'qmp.sock')]);
+    assert.equal(inOwn.status, 0, inOwn.stderr);
+    await svirtOk(dir, [...DAC, 'suspend', 'ga']);
+    const states = await svirtOk(dir, [...DAC, 'list', '--all']);
+    assert.match(states, /ga\s+paused/);
+    assert.match(states, /gb\s+running/, 'B was not paused through A');
+  });
+
+  it('a save file whose header asks for a static label is refused at restore; nothing is chowned', async (t) => {
+    const dir = scratch(t);
+    const img = makeImage(join(dir, 'a.img'), 4, USER, 0o644);
+    await svirtOk(dir, [...DAC, 'create', writeDomain(dir, 't', domainXml('t', [{ path: img, dev: 'vda' }]))]);
+    const save = join(dir, 't.save');
+    await svirtOk(dir, [...DAC, 'save', 't', save]);
+    // A local user crafts the header: a static dac label of their choosing.
+    rewriteHeader(save, (xml) => {
+      const out = xml.replace(/<seclabel type=(['"])dynamic\1 model=(['"])dac\2[^>]*>[^]*?<\/seclabel>/, (m) =>
+        m.replace('dynamic', 'static').replace(/<label>[^<]*<\/label>/, '<label>+1002:+1002</label>'),
+      );
+      assert.notEqual(out, xml, 'the header has a dac seclabel to tamper with');
+      return out;
+    });
+    const r = await svirt(dir, [...DAC, 'restore', save]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /^error: .*untrusted input/m);
+    assert.deepEqual(owner(img), { ...USER, mode: 0o644 });
+  });
+
+  it('restore of a FIFO and save over a FIFO are refused at once', async (t) => {
+    const dir = scratch(t);
+    const fifo = join(dir, 'state.fifo');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    const t0 = Date.now();
+    const r = await svirt(dir, [...DAC, 'restore', fifo]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /^error: .*is a FIFO/m);
+    assert.ok(Date.now() - t0 < 5000, 'answered at once, not blocked on the FIFO');
+  });
+});
+
+/** Rewrites the domain XML inside a save file's 64 KiB header, as a local attacker could. */
+function rewriteHeader(file: string, edit: (xml: string) => string): void {
+  const buf = readFileSync(file);
+  const head = buf.subarray(0, 65536).toString('utf8');
+  const m = /^SvirtSave1\n(\d+)\n/.exec(head);
+  assert.ok(m, 'an svirt save file');
+  const json = JSON.parse(head.slice(m[0].length, m[0].length + Number(m[1]))) as { xml: string };
+  const body = Buffer.from(JSON.stringify({ ...json, xml: edit(json.xml) }));
+  const block = Buffer.alloc(65536);
+  Buffer.concat([Buffer.from(`SvirtSave1\n${body.length}\n`), body]).copy(block);
+  writeFileSync(file, Buffer.concat([block, buf.subarray(65536)]));
+}
