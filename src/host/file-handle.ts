@@ -171,8 +171,10 @@ export function reopenIdentity(path: string, ident: FileIdentity | undefined, wh
     h = openHandle(path, what);
   } catch (err) {
     if (err instanceof SvirtError && err.details['errno'] === 'ENOENT') return undefined;
-    if (err instanceof SvirtError && err.details['errno'] === 'ELOOP')
+    // A link where a labelled file was is a swap; for a file never labelled it is a plain error.
+    if (ident !== undefined && err instanceof SvirtError && err.details['errno'] === 'ELOOP') {
       throw new FileChangedError(path, 'a symbolic link is on the way');
+    }
     throw err;
   }
   if (ident !== undefined && (h.stats.dev !== ident.dev || h.stats.ino !== ident.ino)) {
