@@ -32,7 +32,7 @@ mark('import src/security/stack.js (dac, landlock, none)');
 await import('../src/qemu/launcher.js');
 mark('import src/qemu (launcher, QMP client)');
 const { Hypervisor } = await import('../src/lifecycle/hypervisor.js');
-mark('import src/hypervisor.js (the rest of it)');
+mark('import src/lifecycle/hypervisor.js (the rest of it)');
 const { resolveStatePaths } = await import('../src/host/paths.js');
 await import(
   verb === 'define'
