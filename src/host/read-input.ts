@@ -1,0 +1,158 @@
+/**
+ * Reading a file a user named (a domain XML, a device XML) without ever blocking the event
+ * loop on it: opened with O_NONBLOCK (a FIFO opens at once instead of waiting for a writer;
+ * a device node is never read), its type checked on the opened fd, its size capped, and
+ * read asynchronously from that fd.
+ *
+ * Symlinks: a path given on the command line is followed by default, as `virsh define` and
+ * `cat` follow it. The file is only data to parse, read with the rights of whoever named
+ * it, so a link gives that caller nothing they could not read anyway. Paths that come from
+ * somewhere else (a definition, another user) pass `followSymlinks: false`: the last
+ * component is opened with O_NOFOLLOW and a link is refused.
+ */
+import { constants, type Stats } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { SvirtError, errnoOf } from '../errors.js';
+import { describeKind, kindOf } from './file-handle.js';
+
+/** The cap for a domain or device XML file (virsh reads at most 10 MiB of one: VSH_MAX_XML_FILE). */
+export const XML_MAX_BYTES = 16 * 1024 * 1024;
+
+export interface ReadInputOptions {
+  /** Names the file in errors, e.g. `domain XML`. */
+  readonly what?: string;
+  /** Larger files are refused (default {@link XML_MAX_BYTES}). */
+  readonly maxBytes?: number;
+  /** Follow a symlink in the last component (default true; see the module comment). */
+  readonly followSymlinks?: boolean;
+}
+
+/** The kind of a file, as an error message says it ("it is a FIFO"). */
+function fileKind(st: Stats): string {
+  return describeKind(kindOf(st));
+}
+
+/** `16 MiB`, `15.9 MiB`, `512 KiB`, `100 bytes`. */
+export function formatBytes(n: number): string {
+  const unit = (size: number, name: string): string => `${n % size === 0 ? String(n / size) : (n / size).toFixed(1)} ${name}`;
+  if (n >= 1024 * 1024) return unit(1024 * 1024, 'MiB');
+  if (n >= 1024) return unit(1024, 'KiB');
+  return `${n} bytes`;
+}
+
+function cannot(path: string, why: string, details: Record<string, unknown>, cause?: unknown): SvirtError {
+  return new SvirtError('SVIRT_ERR_PATH_INVALID', `cannot read "${path}": ${why}`, {
+    details: { path, ...details },
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/** Opens for reading without blocking: O_NONBLOCK, O_NOCTTY, and O_NOFOLLOW unless links are followed. */
+async function openNonBlocking(path: string, follow: boolean): Promise<FileHandle> {
+  const flags = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY | (follow ? 0 : constants.O_NOFOLLOW);
+  try {
+    return await open(path, flags);
+  } catch (err) {
+    const errno = errnoOf(err);
+    if (errno === 'ELOOP' && !follow) throw cannot(path, 'it is a symbolic link', { errno }, err);
+    // A UNIX socket cannot be opened (ENXIO): say what it is rather than the errno.
+    if (errno === 'ENXIO') {
+      const st = await stat(path).catch(() => undefined);
+      if (st) throw cannot(path, `it is ${fileKind(st)}, not a regular file`, { errno, kind: fileKind(st) }, err);
+    }
+    throw cannot(path, errno ?? String(err), { errno }, err);
+  }
+}
+
+/**
+ * The whole content of the regular file at `path`, at most `maxBytes`. Anything else (a
+ * FIFO, a device, a directory, a socket) is refused before a byte is read, naming its kind;
+ * a file over the cap is refused naming the cap. `-` reads standard input (a pipe is fine
+ * there, with the same cap).
+ */
+export async function readInput(path: string, opts: ReadInputOptions = {}): Promise<Buffer> {
+  const max = opts.maxBytes ?? XML_MAX_BYTES;
+  const what = opts.what ?? 'input';
+  if (path === '-') return readStdin(max, what);
+  const fh = await openNonBlocking(path, opts.followSymlinks ?? true);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) {
+      throw cannot(path, `it is ${fileKind(st)}, not a regular file`, { kind: fileKind(st) });
+    }
+    if (st.size > max) throw tooLarge(path, what, max);
+    // The size is a hint only (procfs says 0, a file may grow): read until EOF, one byte past the cap at most.
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const want = Math.min(Math.max(st.size - total, 64 * 1024), max + 1 - total);
+      const buf = Buffer.allocUnsafe(want);
+      const { bytesRead } = await fh.read(buf, 0, want, null);
+      if (bytesRead === 0) break;
+      chunks.push(buf.subarray(0, bytesRead));
+      total += bytesRead;
+      if (total > max) throw tooLarge(path, what, max);
+    }
+    return Buffer.concat(chunks, total);
+  } catch (err) {
+    if (err instanceof SvirtError) throw err;
+    throw cannot(path, errnoOf(err) ?? String(err), { errno: errnoOf(err) }, err);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** {@link readInput} decoded as UTF-8. */
+export async function readInputText(path: string, opts: ReadInputOptions = {}): Promise<string> {
+  return (await readInput(path, opts)).toString('utf8');
+}
+
+function tooLarge(path: string, what: string, max: number): SvirtError {
+  return cannot(path, `it is larger than ${formatBytes(max)}, the limit for ${what}`, { maxBytes: max });
+}
+
+async function readStdin(max: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of process.stdin) {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    total += b.length;
+    if (total > max) {
+      process.stdin.destroy();
+      throw cannot('-', `standard input is larger than ${formatBytes(max)}, the limit for ${what}`, { maxBytes: max });
+    }
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/** What a path is allowed to be: a regular file, or also a block device (a disk). */
+export type InputKind = 'regular' | 'regular-or-block';
+
+/**
+ * Refuses a path that exists and is not of the `allowed` kind, without opening it (a stat
+ * in the thread pool: no device is opened, no FIFO waited on). A path that does not exist
+ * passes: whoever uses it reports that with its own words. `what` names the role in the
+ * error (`save file`, `disk vda`).
+ *
+ * This is a check before use, not a guarantee: the path can change before it is opened, so
+ * the open itself must still be non-blocking where it matters.
+ */
+export async function checkInputKind(path: string, allowed: InputKind, what: string): Promise<void> {
+  let st: Stats;
+  try {
+    st = await stat(path);
+  } catch (err) {
+    const errno = errnoOf(err);
+    if (errno === 'ENOENT' || errno === 'ENOTDIR') return;
+    throw new SvirtError('SVIRT_ERR_PATH_INVALID', `cannot use "${path}" as ${what}: ${errno ?? String(err)}`, {
+      details: { path, errno },
+      cause: err,
+    });
+  }
+  if (st.isFile() || (allowed === 'regular-or-block' && st.isBlockDevice())) return;
+  const want = allowed === 'regular' ? 'a regular file' : 'a regular file or a block device';
+  throw new SvirtError('SVIRT_ERR_PATH_INVALID', `cannot use "${path}" as ${what}: it is ${fileKind(st)}, not ${want}`, {
+    details: { path, kind: fileKind(st) },
+  });
+}
