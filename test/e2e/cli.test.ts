@@ -1,8 +1,22 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
+
 import { join } from 'node:path';
-import { countRows, domainXml, haveQemu, isRoot, makeImage, scratch, svirt, svirtOk, writeDomain } from '../helpers.js';
+import {
+  SVIRT_BIN,
+  countRows,
+  domainXml,
+  haveQemu,
+  isRoot,
+  makeImage,
+  scratch,
+  svirt,
+  svirtOk,
+  writeDomain,
+  type CliResult,
+} from '../helpers.js';
 
 const kernelRunsSelinux = existsSync('/sys/fs/selinux/enforce');
 const kernelRunsApparmor = existsSync('/sys/kernel/security/apparmor');
@@ -120,5 +134,109 @@ describe('svirt CLI contract', () => {
     const json = await svirt(dir, ['--json', '--security-driver', 'none', 'dominfo', 'nosuch']);
     assert.equal((JSON.parse(json.stdout) as { error: { code: string } }).error.code, 'SVIRT_ERR_NO_DOMAIN');
     assert.equal(countRows(dir, 'domains'), 0);
+  });
+});
+
+/** Runs `node bin/svirt.js ARGV` (no implicit --state-dir), killing it by pid after `ms`: a hang fails the test. */
+function svirtWithin(
+  ms: number,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+  cwd?: string,
+): Promise<CliResult & { timedOut: boolean; elapsed: number }> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(process.execPath, [SVIRT_BIN, ...argv], {
+      env: { ...process.env, ...env },
+      ...(cwd !== undefined ? { cwd } : {}),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+    }, ms);
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code, sig) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (sig ? 128 : 1), stdout, stderr, timedOut, elapsed: performance.now() - started });
+    });
+  });
+}
+
+/** The command answered within its bound with exit `code` and exactly one stderr line matching `re`. */
+function assertOneLineError(r: CliResult & { timedOut: boolean; elapsed: number }, code: number, re: RegExp, what: string): void {
+  assert.equal(r.timedOut, false, `${what}: hung (killed after ${r.elapsed.toFixed(0)} ms)`);
+  assert.equal(r.code, code, `${what}: exit status (stderr: ${r.stderr})`);
+  assert.match(r.stderr, re, what);
+  assert.equal(
+    r.stderr.split('\n').filter((l) => l !== '').length,
+    1,
+    `${what}: one line on stderr, got ${JSON.stringify(r.stderr)}`,
+  );
+}
+
+function mkfifo(path: string): string {
+  const r = spawnSync('mkfifo', [path]);
+  if (r.status !== 0) throw new Error(`mkfifo ${path} failed: ${String(r.stderr)}`);
+  return path;
+}
+
+describe('svirt CLI: inputs that used to hang or surprise', () => {
+  // Each command must answer at once; the bound only turns a regression to hanging into a failure.
+  const BOUND = 10_000;
+
+  it('refuses a device node, a FIFO and an oversized file as XML at once, before opening the store', async (t) => {
+    const dir = scratch(t);
+    const state = join(dir, 'state'); // must not be created: bad input is refused before anything is touched
+    const fifo = mkfifo(join(dir, 'domain.fifo'));
+    const big = join(dir, 'big.xml');
+    writeFileSync(big, '');
+    truncateSync(big, 20 * 1024 * 1024 * 1024); // sparse: a read of it whole would take minutes
+    const cases: [string[], RegExp][] = [
+      [['define', '/dev/zero'], /^error: cannot read "\/dev\/zero": it is a character device, not a regular file$/m],
+      [['define', fifo], /^error: cannot read ".*domain\.fifo": it is a FIFO, not a regular file$/m],
+      [['create', fifo], /^error: cannot read ".*domain\.fifo": it is a FIFO, not a regular file$/m],
+      [['define', big], /^error: cannot read ".*big\.xml": it is larger than 16 MiB, the limit for domain XML$/m],
+      [['profile', '/dev/zero'], /^error: cannot read "\/dev\/zero": it is a character device, not a regular file$/m],
+      [['profile', fifo], /^error: cannot read ".*domain\.fifo": it is a FIFO, not a regular file$/m],
+      [['attach-device', 'g', fifo], /^error: cannot read ".*domain\.fifo": it is a FIFO, not a regular file$/m],
+      [
+        ['attach-disk', 'g', fifo, 'hdc', '--type', 'cdrom'],
+        /^error: cannot use ".*domain\.fifo" as disk hdc: it is a FIFO, not a regular file or a block device$/m,
+      ],
+      [
+        ['change-media', 'g', 'hdc', fifo, '--insert'],
+        /^error: cannot use ".*domain\.fifo" as medium of hdc: it is a FIFO, not a regular file or a block device$/m,
+      ],
+    ];
+    for (const [args, re] of cases) {
+      const r = await svirtWithin(BOUND, ['--state-dir', state, '--security-driver', 'none', ...args]);
+      assertOneLineError(r, 1, re, args.join(' '));
+      assert.equal(existsSync(state), false, `${args.join(' ')}: the state dir was not created`);
+    }
+  });
+
+  it('refuses a FIFO or a device as the file to restore, before handing it on', async (t) => {
+    const dir = scratch(t);
+    const state = join(dir, 'state');
+    const fifo = mkfifo(join(dir, 'saved.fifo'));
+    for (const [file, kind] of [
+      [fifo, 'a FIFO'],
+      ['/dev/zero', 'a character device'],
+    ] as const) {
+      const r = await svirtWithin(BOUND, ['--state-dir', state, '--security-driver', 'none', 'restore', file]);
+      assertOneLineError(
+        r,
+        1,
+        new RegExp(`^error: cannot use "${file.replace(/[.]/g, '\\.')}" as save file: it is ${kind}, not a regular file$`, 'm'),
+        `restore ${file}`,
+      );
+      assert.equal(existsSync(state), false, 'the state dir was not created');
+    }
   });
 });

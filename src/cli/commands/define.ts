@@ -4,7 +4,7 @@ import { openHypervisor, output } from '../context.js';
 
 export async function run(args: ParsedArgs): Promise<number> {
   const file = arg(args, 0, 'FILE');
-  const xml = readXmlFile(file);
+  const xml = await readXmlFile(file);
   const hv = await openHypervisor(args);
   const def = hv.define(xml);
   output(args, `Domain '${def.name}' defined from ${file}`, { name: def.name, uuid: def.uuid });

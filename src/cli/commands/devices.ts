@@ -1,6 +1,7 @@
 import type { DiskDef } from '../../domain/domain-def.js';
 import { parseDiskXml } from '../../domain/index.js';
 import { SvirtError } from '../../errors.js';
+import { checkInputKind } from '../../host/read-input.js';
 import type { DeviceChangeOptions } from '../../lifecycle/hypervisor.js';
 import { arg, type ParsedArgs } from '../args.js';
 import { openHypervisor, output } from '../context.js';
@@ -46,6 +47,8 @@ export async function runAttachDisk(args: ParsedArgs): Promise<number> {
     source.startsWith('/dev/') ? 'dev' : 'file'
   }='${escapeAttr(source)}'/><target dev='${escapeAttr(target)}' bus='${escapeAttr(bus)}'/>${mode === 'readonly' ? '<readonly/>' : ''}${mode === 'shareable' ? '<shareable/>' : ''}</disk>`;
   const disk: DiskDef = parseDiskXml(xml);
+  // Refused before the store is opened; the lifecycle checks the kind again on the file it opens.
+  await checkInputKind(source, 'regular-or-block', `disk ${target}`);
   const hv = await openHypervisor(args);
   await hv.attachDisk(name, disk, where(args));
   output(args, 'Disk attached successfully', { name, target, source });
@@ -55,7 +58,7 @@ export async function runAttachDisk(args: ParsedArgs): Promise<number> {
 /** `attach-device NAME FILE`: a `<disk>` element. */
 export async function runAttachDevice(args: ParsedArgs): Promise<number> {
   const name = arg(args, 0, 'NAME');
-  const disk = parseDiskXml(readXmlFile(arg(args, 1, 'FILE')));
+  const disk = parseDiskXml(await readXmlFile(arg(args, 1, 'FILE'), 'device XML'));
   const hv = await openHypervisor(args);
   await hv.attachDisk(name, disk, where(args));
   output(args, 'Device attached successfully', { name, target: disk.target.dev });
@@ -80,6 +83,7 @@ export async function runChangeMedia(args: ParsedArgs): Promise<number> {
   if (eject && source !== undefined) throw new SvirtError('SVIRT_ERR_USAGE', 'change-media: --eject takes no SOURCE');
   if (!eject && source === undefined)
     throw new SvirtError('SVIRT_ERR_USAGE', 'change-media: SOURCE is needed to insert or update a medium');
+  if (source !== undefined) await checkInputKind(source, 'regular-or-block', `medium of ${target}`);
   const hv = await openHypervisor(args);
   await hv.changeMedia(name, target, eject ? undefined : source, where(args));
   output(args, eject ? 'Successfully ejected media.' : 'Successfully inserted media.', { name, target, source: source ?? null });

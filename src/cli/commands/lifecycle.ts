@@ -27,7 +27,7 @@ export async function runStart(args: ParsedArgs): Promise<number> {
 
 export async function runCreate(args: ParsedArgs): Promise<number> {
   const file = arg(args, 0, 'FILE');
-  const xml = readXmlFile(file);
+  const xml = await readXmlFile(file);
   const hv = await openHypervisor(args);
   const rec = await hv.create(xml, { paused: args.flags.has('paused') });
   warnIgnored(hv, rec.name);

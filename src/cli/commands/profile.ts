@@ -15,8 +15,10 @@ import { readXmlFile } from './read-xml.js';
  */
 export async function run(args: ParsedArgs): Promise<number> {
   const what = arg(args, 0, 'FILE or NAME');
+  // A file is read (and refused if it is not a regular file) before the store is opened.
+  const xml = existsSync(what) ? await readXmlFile(what) : undefined;
   const hv = await openHypervisor(args, { reconcile: false });
-  const def = existsSync(what) ? parseDomainXml(readXmlFile(what)) : hv.inactiveDef(what);
+  const def = xml !== undefined ? parseDomainXml(xml) : hv.inactiveDef(what);
   const driverOpt = args.options.get('driver');
   // A dry run needs no kernel support: named drivers are built without probing.
   const names = driverOpt ? parseStackSpec(driverOpt) : undefined;

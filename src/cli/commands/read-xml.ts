@@ -1,11 +1,9 @@
-import { readFileSync } from 'node:fs';
-import { SvirtError, errnoOf } from '../../errors.js';
+import { readInputText, XML_MAX_BYTES } from '../../host/read-input.js';
 
-/** Reads a domain XML file (`-` is stdin); the error names the file. */
-export function readXmlFile(file: string): string {
-  try {
-    return readFileSync(file === '-' ? 0 : file, 'utf8');
-  } catch (err) {
-    throw new SvirtError('SVIRT_ERR_USAGE', `cannot read "${file}": ${errnoOf(err) ?? String(err)}`, { cause: err });
-  }
+/**
+ * Reads a domain or device XML file (`-` is stdin) without blocking on it: a FIFO or a
+ * device is refused at once, a file over 16 MiB too; the error names the file.
+ */
+export function readXmlFile(file: string, what = 'domain XML'): Promise<string> {
+  return readInputText(file, { what, maxBytes: XML_MAX_BYTES });
 }
