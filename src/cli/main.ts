@@ -62,9 +62,14 @@ export async function main(argv: readonly string[]): Promise<number> {
   } catch (err) {
     return report(err, argv.includes('--json'));
   }
-  if (args.command === undefined || args.command === 'help' || args.flags.has('help')) {
+  if (args.command === 'help' || args.flags.has('help')) {
     process.stdout.write(USAGE + '\n');
-    return args.command === undefined && !args.flags.has('help') ? 1 : 0;
+    return 0;
+  }
+  if (args.command === undefined) {
+    // Asked for nothing: the usage is the error message, so it goes where errors go.
+    process.stderr.write(USAGE + '\n');
+    return 1;
   }
   const load = VERBS[args.command];
   if (!load) return report(new SvirtError('SVIRT_ERR_USAGE', `unknown command '${args.command}' (see svirt help)`), args.json);

@@ -239,4 +239,57 @@ describe('svirt CLI: inputs that used to hang or surprise', () => {
       assert.equal(existsSync(state), false, 'the state dir was not created');
     }
   });
+
+  it('refuses a relative serve socket and a state dir or socket inside /proc or /sys', async (t) => {
+    const dir = scratch(t);
+    const rel = await svirtWithin(
+      BOUND,
+      ['--state-dir', dir, '--security-driver', 'none', 'serve', '--socket', 'relative/sock'],
+      {},
+      dir,
+    );
+    assertOneLineError(
+      rel,
+      2,
+      /^error: serve: --socket must be an absolute path, got 'relative\/sock'$/m,
+      'serve --socket relative',
+    );
+    assert.equal(existsSync(join(dir, 'relative')), false, 'no directory was made for it');
+    for (const bad of ['/proc/svirt-test/state', '/proc/self/svirt', '/sys/svirt-test']) {
+      const r = await svirtWithin(BOUND, ['--state-dir', bad, '--security-driver', 'none', 'list']);
+      assertOneLineError(
+        r,
+        2,
+        new RegExp(`^error: cannot use "${bad}" as the state dir: it is inside /(proc|sys), a (proc|sysfs) filesystem$`, 'm'),
+        `--state-dir ${bad}`,
+      );
+    }
+    const sock = await svirtWithin(BOUND, ['--state-dir', dir, '--security-driver', 'none', 'serve', '--socket', '/proc/x/sock']);
+    assertOneLineError(
+      sock,
+      2,
+      /^error: cannot use "\/proc\/x\/sock" as the socket: it is inside \/proc/m,
+      'serve --socket /proc/x/sock',
+    );
+  });
+
+  it('prints the usage on stderr and exits 1 without arguments; help goes to stdout', async () => {
+    const none = await svirtWithin(BOUND, []);
+    assert.equal(none.code, 1);
+    assert.equal(none.stdout, '');
+    assert.match(none.stderr, /^usage: svirt /);
+    assert.match(none.stderr, /^ {2}define FILE \| undefine NAME/m);
+    const help = await svirtWithin(BOUND, ['help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /^usage: svirt /);
+    assert.equal(help.stderr, '');
+  });
+
+  it('validates demo --stacks before any work', async () => {
+    for (const stacks of ['bogus', 'none;bogus', '']) {
+      const r = await svirtWithin(BOUND, ['demo', '--stacks', stacks]);
+      assertOneLineError(r, 2, /^error: demo: (unknown security driver 'bogus'|--stacks is empty)/m, `demo --stacks '${stacks}'`);
+      assert.equal(r.stdout, '', 'nothing was started or printed');
+    }
+  });
 });

@@ -1,8 +1,26 @@
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SvirtError } from '../../errors.js';
+import { parseStackSpec } from '../../security/stack.js';
 import type { ParsedArgs } from '../args.js';
 import { output } from '../context.js';
+
+/** `--stacks 'none;dac;dac,landlock'`: every stack's driver names checked before anything starts. */
+function parseStacks(text: string): string[] {
+  const stacks = text.split(';').map((s) => s.trim());
+  if (stacks.every((s) => s === '')) throw new SvirtError('SVIRT_ERR_USAGE', 'demo: --stacks is empty');
+  for (const s of stacks) {
+    if (s === '') throw new SvirtError('SVIRT_ERR_USAGE', `demo: --stacks '${text}' has an empty stack`);
+    try {
+      parseStackSpec(s);
+    } catch (err) {
+      if (err instanceof SvirtError) throw new SvirtError(err.code, `demo: ${err.message}`, { details: err.details });
+      throw err;
+    }
+  }
+  return stacks;
+}
 
 /**
  * The main job: two guests per stack, guest A attacks B and the host through its monitor,
@@ -10,9 +28,9 @@ import { output } from '../context.js';
  * denies every attack while A's own disk keeps working.
  */
 export async function run(args: ParsedArgs): Promise<number> {
-  const { runMatrix, formatMatrix } = await import('../../attacks/matrix.js');
   const root = process.getuid?.() === 0;
-  const stacks = (args.options.get('stacks') ?? (root ? 'none;dac;landlock;dac,landlock' : 'none;landlock')).split(';');
+  const stacks = parseStacks(args.options.get('stacks') ?? (root ? 'none;dac;landlock;dac,landlock' : 'none;landlock'));
+  const { runMatrix, formatMatrix } = await import('../../attacks/matrix.js');
   const strongest = stacks[stacks.length - 1] as string;
   const work = mkdtempSync(join(tmpdir(), 'svirt-demo-'));
   chmodSync(work, 0o711); // guest uids traverse it to their runtime dirs

@@ -1,12 +1,21 @@
+import { isAbsolute } from 'node:path';
+import { SvirtError } from '../../errors.js';
 import { RemoteServer, defaultSocketPath } from '../../remote/server.js';
 import type { ParsedArgs } from '../args.js';
 import { openHypervisor } from '../context.js';
+import { requireRealFilesystem } from '../pseudo-fs.js';
 
-/** The socket given with `--socket PATH` (or `--socket=PATH`); the CLI parser sees `--socket` as a flag. */
-function socketOption(args: ParsedArgs): string | undefined {
-  const valued = args.options.get('socket');
-  if (valued !== undefined) return valued;
-  return args.flags.has('socket') ? args.positional[0] : undefined;
+/**
+ * The socket of `--socket PATH` (or the default), checked before anything is created: it
+ * must be absolute (a client's URI names it from anywhere) and on a real filesystem.
+ */
+function socketPath(args: ParsedArgs): string {
+  const given = args.options.get('socket');
+  if (given !== undefined && !isAbsolute(given)) {
+    throw new SvirtError('SVIRT_ERR_USAGE', `serve: --socket must be an absolute path, got '${given}'`);
+  }
+  const path = given ?? defaultSocketPath(process.env, process.getuid?.() ?? 0);
+  return requireRealFilesystem(path, 'the socket');
 }
 
 /**
@@ -14,12 +23,12 @@ function socketOption(args: ParsedArgs): string | undefined {
  * python-libvirt, in the foreground until SIGTERM or SIGINT.
  */
 export async function run(args: ParsedArgs): Promise<number> {
+  const path = socketPath(args);
   const hv = await openHypervisor(args, { reconcile: false });
-  const socketPath = socketOption(args) ?? defaultSocketPath(process.env, process.getuid?.() ?? 0);
   const log = (line: string): void => void process.stderr.write(`svirt serve: ${line}\n`);
   const server = new RemoteServer({
     hv,
-    socketPath,
+    socketPath: path,
     log,
     debug: args.flags.has('debug') || process.env['SVIRT_SERVE_DEBUG'] === '1',
   });
