@@ -292,4 +292,25 @@ describe('svirt CLI: inputs that used to hang or surprise', () => {
       assert.equal(r.stdout, '', 'nothing was started or printed');
     }
   });
+
+  it('profile touches nothing: no state dir, no store', async (t) => {
+    const dir = scratch(t);
+    const state = join(dir, 'state');
+    const file = writeDomain(dir, 'dry', domainXml('dry', []));
+    const r = await svirtWithin(BOUND, ['--state-dir', state, 'profile', file, '--driver', 'landlock']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^# landlock$/m);
+    const auto = await svirtWithin(BOUND, ['--state-dir', state, 'profile', file]);
+    assert.equal(auto.code, 0, auto.stderr);
+    const byName = await svirtWithin(BOUND, ['--state-dir', state, 'profile', 'nosuch']);
+    assertOneLineError(byName, 1, /^error: Domain not found: no domain with matching name or uuid 'nosuch'$/m, 'profile NAME');
+    assert.equal(existsSync(state), false, 'profile created no state dir');
+    // A defined guest is found by name; the store is only read.
+    await svirtOk(state, ['--security-driver', 'none', 'define', file]);
+    const before = readdirSync(state).sort();
+    const named = await svirtWithin(BOUND, ['--state-dir', state, 'profile', 'dry', '--driver', 'landlock']);
+    assert.equal(named.code, 0, named.stderr);
+    assert.match(named.stdout, /^# landlock$/m);
+    assert.deepEqual(readdirSync(state).sort(), before, 'profile NAME left the state dir as it was');
+  });
 });

@@ -1,34 +1,63 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import type { DomainDef } from '../../domain/domain-def.js';
 import { parseDomainXml } from '../../domain/index.js';
 import { SvirtError } from '../../errors.js';
+import type { StatePaths } from '../../host/paths.js';
+import { noDomain } from '../../lifecycle/guest.js';
+import { Hypervisor } from '../../lifecycle/hypervisor.js';
 import { guestResources, resolveResources } from '../../security/resources.js';
-import { parseStackSpec, stackFromNames } from '../../security/stack.js';
+import { buildStack, parseStackSpec, stackFromNames } from '../../security/stack.js';
 import type { SecurityContext, LabelMemory, LabelReservations } from '../../security/driver.js';
+import { Store } from '../../store/store.js';
 import { arg, type ParsedArgs } from '../args.js';
-import { openHypervisor, output } from '../context.js';
+import { output, stackSpec, statePaths } from '../context.js';
 import { readXmlFile } from './read-xml.js';
 
 /**
- * Dry run: what each driver would apply to a guest, touching nothing (no reservation, no
- * label, no profile load). Labels shown are examples where the real one is allocated at start.
+ * The stored definition of NAME, from a store that already exists: a dry run creates no
+ * state dir and no store (the store, when there, is opened and closed again).
+ */
+async function storedDef(paths: StatePaths, name: string): Promise<DomainDef> {
+  if (!existsSync(join(paths.stateDir, 'svirt.db'))) throw noDomain(name);
+  const store = Store.open(paths.stateDir);
+  try {
+    const config = { env: process.env };
+    // Only the lookup is used: the stack is a placeholder that probes nothing.
+    return new Hypervisor({ paths, store, manager: await stackFromNames(['none'], config), config }).inactiveDef(name);
+  } finally {
+    store.close();
+  }
+}
+
+/**
+ * Dry run: what each driver would apply to a guest, touching nothing (no state dir, no
+ * store, no reservation, no label, no profile load). Labels shown are examples where the
+ * real one is allocated at start.
  */
 export async function run(args: ParsedArgs): Promise<number> {
   const what = arg(args, 0, 'FILE or NAME');
-  // A file is read (and refused if it is not a regular file) before the store is opened.
-  const xml = existsSync(what) ? await readXmlFile(what) : undefined;
-  const hv = await openHypervisor(args, { reconcile: false });
-  const def = xml !== undefined ? parseDomainXml(xml) : hv.inactiveDef(what);
   const driverOpt = args.options.get('driver');
   // A dry run needs no kernel support: named drivers are built without probing.
   const names = driverOpt ? parseStackSpec(driverOpt) : undefined;
   if (names === 'auto') throw new SvirtError('SVIRT_ERR_USAGE', 'profile --driver takes driver names, not auto');
+  const paths = statePaths(args);
+  const def = existsSync(what) ? parseDomainXml(await readXmlFile(what)) : await storedDef(paths, what);
   // The modes that need no kernel support: a dry run only generates text.
   const dryEnv = { ...process.env, SVIRT_APPARMOR_MODE: 'compile-only', SVIRT_SELINUX_MODE: 'userspace-test' };
-  const manager = names ? await stackFromNames(names, { env: dryEnv }) : hv.manager;
-  const runtimeDir = join(hv.paths.runtimeRoot, def.uuid);
+  const manager = names ? await stackFromNames(names, { env: dryEnv }) : await buildStack(stackSpec(args), { env: process.env });
+  const runtimeDir = join(paths.runtimeRoot, def.uuid);
   const scratch = dryRunStore();
-  const ctx: SecurityContext = { ...hv.env.context(def, runtimeDir), memory: scratch, reservations: scratch };
+  // What LifecycleEnv.context() gives a start, with reservations and memory that end with this run.
+  const ctx: SecurityContext = {
+    runtimeDir,
+    runtimeRoot: paths.runtimeRoot,
+    memory: scratch,
+    reservations: scratch,
+    virtType: def.type === 'kvm' && existsSync('/dev/kvm') ? 'kvm' : 'qemu',
+    emulator: def.emulator ?? '/usr/bin/qemu-system-x86_64',
+    warn: (m) => void process.stderr.write(`warning: ${m}\n`),
+  };
   const live = manager.genLabels(def, ctx);
   // The runtime dir does not exist before the first start: it is shown as it will be.
   const [runtime, ...files] = guestResources(live, runtimeDir);
