@@ -1,5 +1,8 @@
+import { join, resolve } from 'node:path';
 import { SvirtError } from '../errors.js';
+import { resolveStatePaths } from '../host/paths.js';
 import { parseArgs, type ParsedArgs } from './args.js';
+import { storeFailure } from './store-errors.js';
 
 /** Verbs and the module that runs each; loaded on demand so a command pays only for what it uses. */
 const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<number> }>> = {
@@ -77,18 +80,24 @@ export async function main(argv: readonly string[]): Promise<number> {
     const verb = await load();
     return await verb.run(args);
   } catch (err) {
-    return report(err, args.json);
+    return report(err, args.json, args);
   }
 }
 
+/** The store file of this command, for naming it in errors (the same rule as the verbs use, nothing checked). */
+function storePath(args: ParsedArgs): string {
+  return join(resolve(resolveStatePaths(args.stateDir, process.env, process.getuid?.() ?? 0).stateDir), 'svirt.db');
+}
+
 /** One line on stderr, `error: <what failed>: <why>`; with --json also a JSON document on stdout. */
-function report(err: unknown, json: boolean): number {
+function report(err: unknown, json: boolean, args?: ParsedArgs): number {
   const e =
-    err instanceof SvirtError
+    (args ? storeFailure(err, storePath(args)) : undefined) ??
+    (err instanceof SvirtError
       ? err
       : new SvirtError('SVIRT_ERR_INTERNAL', `internal error: ${err instanceof Error ? err.message : String(err)}`, {
           cause: err,
-        });
+        }));
   process.stderr.write(`error: ${e.message}\n`);
   if (process.env['SVIRT_DEBUG'] === '1' && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
   if (json) process.stdout.write(JSON.stringify({ error: { code: e.code, message: e.message, details: e.details } }) + '\n');

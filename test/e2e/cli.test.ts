@@ -1,8 +1,20 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
-
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  statfsSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   SVIRT_BIN,
@@ -313,4 +325,89 @@ describe('svirt CLI: inputs that used to hang or surprise', () => {
     assert.match(named.stdout, /^# landlock$/m);
     assert.deepEqual(readdirSync(state).sort(), before, 'profile NAME left the state dir as it was');
   });
+
+  it('reports a corrupted store clearly, not as an internal error', async (t) => {
+    // Not scratch(): its cleanup reads the store, which this test leaves damaged (and no guest runs here).
+    const dir = mkdtempSync(join(tmpdir(), 'svirt-test-corrupt-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = writeDomain(dir, 'c1', domainXml('c1', []));
+    await svirtOk(dir, ['--security-driver', 'none', 'define', file]);
+    const db = join(dir, 'svirt.db');
+    assert.equal(existsSync(`${db}-wal`), false, 'the last close checkpointed the WAL into svirt.db');
+    // Every page after the schema page: the tables' b-trees are garbage.
+    const size = statSync(db).size;
+    const fd = openSync(db, 'r+');
+    writeSync(fd, Buffer.alloc(size - 4096, 0xa5), 0, size - 4096, 4096);
+    closeSync(fd);
+    const corrupt = await svirtWithin(BOUND, ['--state-dir', dir, '--security-driver', 'none', 'list', '--all']);
+    assertOneLineError(
+      corrupt,
+      1,
+      new RegExp(`^error: cannot read the store "${db}": it is corrupted \\(SQLITE_CORRUPT\\)`, 'm'),
+      'a corrupted page',
+    );
+    // The header too: SQLite no longer sees a database.
+    const fd2 = openSync(db, 'r+');
+    writeSync(fd2, Buffer.alloc(100, 0x5a), 0, 100, 0);
+    closeSync(fd2);
+    const notadb = await svirtWithin(BOUND, ['--state-dir', dir, '--security-driver', 'none', 'list', '--all']);
+    assertOneLineError(
+      notadb,
+      1,
+      new RegExp(`^error: cannot open the store "${db}": it is not an SQLite database \\(SQLITE_NOTADB\\)`, 'm'),
+      'a damaged header',
+    );
+  });
+
+  it(
+    'reports a full disk under the store as such',
+    { skip: isRoot() ? false : 'mounting a small tmpfs needs root' },
+    async (t) => {
+      const mnt = mkdtempSync(join(tmpdir(), 'svirt-full-'));
+      const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'svirt-test-full', mnt], { encoding: 'utf8' });
+      if (m.status !== 0) {
+        rmSync(mnt, { recursive: true, force: true });
+        t.skip(`cannot mount a tmpfs here: ${m.stderr.trim()}`);
+        return;
+      }
+      t.after(() => {
+        spawnSync('umount', ['-l', mnt]);
+        rmSync(mnt, { recursive: true, force: true });
+      });
+      const state = join(mnt, 'state');
+      const small = writeDomain(mnt, 'f1', domainXml('f1', []));
+      await svirtOk(state, ['--security-driver', 'none', 'define', small]);
+      // A definition larger than what is left, once the rest of the filesystem is filled.
+      const bigXml = domainXml('f2', []).replace('</domain>', `<description>${'x'.repeat(600 * 1024)}</description></domain>`);
+      const big = join(tmpdir(), `svirt-full-${process.pid}.xml`);
+      writeFileSync(big, bigXml);
+      t.after(() => rmSync(big, { force: true }));
+      // Leave about 200 KiB: room for SQLite's shared-memory file, not for the large definition.
+      const room = (): number => statfsSync(mnt).bavail * statfsSync(mnt).bsize;
+      const filler = openSync(join(mnt, 'filler'), 'w');
+      t.after(() => closeSync(filler));
+      for (let i = 0; i < 1024 && room() > 200 * 1024; i++) writeSync(filler, Buffer.alloc(4096));
+      const full = await svirtWithin(BOUND, ['--state-dir', state, '--security-driver', 'none', 'define', big]);
+      const db = join(state, 'svirt.db');
+      assertOneLineError(
+        full,
+        1,
+        new RegExp(`^error: cannot write the store "${db}": the disk is full \\(SQLITE_FULL\\)$`, 'm'),
+        'define on a nearly full disk',
+      );
+      // Completely full: the store cannot even be opened (its -shm file needs room).
+      try {
+        for (let i = 0; i < 1024; i++) writeSync(filler, Buffer.alloc(4096));
+      } catch (err) {
+        assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+      }
+      const none = await svirtWithin(BOUND, ['--state-dir', state, '--security-driver', 'none', 'list']);
+      assertOneLineError(
+        none,
+        1,
+        new RegExp(`^error: cannot write the store "${db}": the disk is full \\(SQLITE_[A-Z_]+\\)$`, 'm'),
+        'list on a full disk',
+      );
+    },
+  );
 });
