@@ -28,6 +28,9 @@ const VALUED = new Set([
   'targetbus',
   'source',
   'socket',
+  'max-clients',
+  'max-readonly-clients',
+  'idle-timeout',
 ]);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {

@@ -56,7 +56,8 @@ commands:
   profile FILE|NAME [--driver D]    dry run: what each driver would apply, touching nothing
   reconcile [--quiet]               clean up guests whose QEMU is gone
   demo [--stacks LIST]              the attack matrix: two guests per stack, guest A attacks B and the host
-  serve [--socket PATH] [--debug]   libvirt's remote protocol for virsh/python-libvirt (plus a PATH-ro twin)`;
+  serve [--socket PATH] [--debug]   libvirt's remote protocol for virsh/python-libvirt (plus a PATH-ro twin)
+        [--max-clients N] [--max-readonly-clients N] [--idle-timeout S]`;
 
 export async function main(argv: readonly string[]): Promise<number> {
   let args: ParsedArgs;

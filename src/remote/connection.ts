@@ -5,6 +5,12 @@
  * replies carry the call's serial. A message that cannot be trusted (bad length, a header or
  * arguments that do not decode, an unknown program) gets an error reply when it has a
  * header, and ends this client only.
+ *
+ * Memory is bounded (limits.ts): a frame longer than this socket's limit closes the client
+ * at once; every byte of a request, from its arrival until its call has replied, is held
+ * against the server's budget, and a client whose bytes do not fit is closed. Reading
+ * pauses while a client has too many calls or too many bytes running, or too many reply
+ * bytes it has not read.
  */
 import type { Socket } from 'node:net';
 import { peerCred, type PeerCred } from '../host/native.js';
@@ -17,7 +23,6 @@ import {
   KEEPALIVE_PROGRAM,
   KEEPALIVE_PROTOCOL_VERSION,
   LEN_SIZE,
-  MESSAGE_MAX,
   MessageStatus,
   MessageType,
   REMOTE_PROGRAM,
@@ -28,6 +33,8 @@ import {
   writeError,
   type MessageHeader,
 } from './protocol.js';
+import type { ByteBudget, ClientLimits } from './limits.js';
+import { formatBytes } from '../host/read-input.js';
 import { XdrError, XdrReader, XdrWriter } from './xdr.js';
 
 /** Calls of one client running at once; past this the server reads no further frame of it (libvirt's max_client_requests is 5). */
@@ -43,6 +50,10 @@ export interface ConnectionOptions {
   readonly reconcile: () => Promise<void>;
   readonly log: (line: string) => void;
   readonly debug: boolean;
+  /** Frame size and per-client caps of this client's socket. */
+  readonly limits: ClientLimits;
+  /** The budget this client's request bytes are held against (the read-only one for PATH-ro). */
+  readonly budget: ByteBudget;
   readonly onClose: (c: RemoteConnection) => void;
   /** Told of every call while it runs, so a server shutting down can let it finish. */
   readonly track: (call: Promise<void>) => void;
@@ -73,6 +84,12 @@ export class RemoteConnection {
   private buffered = 0;
   private expected: number | undefined;
   private inFlight = 0;
+  /** Bytes of the frames of calls running. */
+  private inFlightBytes = 0;
+  /** Bytes held against the budget: buffered (partial) ones and those of calls running. */
+  private held = 0;
+  /** When the last whole message arrived or the last call ended (Date.now()). */
+  private lastActive = Date.now();
   private ended = false;
   private readonly unknownSeen = new Set<number>();
   private readonly label: string;
@@ -97,50 +114,108 @@ export class RemoteConnection {
     });
     o.socket.on('close', () => {
       this.ended = true;
-      this.chunks = [];
+      this.release();
       if (o.debug) o.log(`${this.label}: disconnected`);
       o.onClose(this);
     });
+    // Replies the client did not read were holding its requests back: read again once they are out.
+    o.socket.on('drain', () => this.resume());
   }
 
   /** Ends the client now (server shutdown). */
   destroy(): void {
     this.ended = true;
+    this.release();
     this.o.socket.destroy();
+  }
+
+  /** How long this client has sent no message while no call of it ran (ms). */
+  idleFor(now: number): number {
+    return this.inFlight > 0 ? 0 : now - this.lastActive;
+  }
+
+  /** Closes a client that stayed silent past the idle timeout. */
+  expire(idleMs: number): void {
+    if (this.ended) return;
+    this.o.log(`${this.label}: no message for ${Math.round(idleMs / 1000)} s; closing the connection`);
+    this.end();
+  }
+
+  /** Gives back every byte this client holds (buffered and running), once it is gone. */
+  private release(): void {
+    this.chunks = [];
+    this.buffered = 0;
+    this.o.budget.give(this.held);
+    this.held = 0;
   }
 
   private onData(chunk: Buffer): void {
     if (this.ended) return;
+    if (!this.o.budget.tryTake(chunk.length)) {
+      return this.fail(
+        `the server holds ${formatBytes(this.o.budget.used)} of requests of ${this.o.roSocket ? 'read-only ' : ''}clients, its limit is ${formatBytes(this.o.budget.limit)}`,
+        'refused',
+      );
+    }
+    this.held += chunk.length;
     this.chunks.push(chunk);
     this.buffered += chunk.length;
     this.drain();
   }
 
-  /** Handles every whole frame buffered, until MAX_IN_FLIGHT calls run (then reading pauses). */
+  /** No further frame is handled while the client has too much running or unread. */
+  private blocked(): boolean {
+    return (
+      this.inFlight >= MAX_IN_FLIGHT ||
+      this.inFlightBytes >= this.o.limits.inFlightBytesMax ||
+      this.o.socket.writableLength > this.o.limits.outputBytesMax
+    );
+  }
+
+  /** Reads again (and handles what arrived) once nothing holds the client back. */
+  private resume(): void {
+    if (this.ended || !this.o.socket.isPaused() || this.blocked()) return;
+    this.o.socket.resume();
+    this.drain();
+  }
+
+  /** Handles every whole frame buffered until the client is blocked (then reading pauses). */
   private drain(): void {
     while (!this.ended) {
-      if (this.inFlight >= MAX_IN_FLIGHT) {
+      if (this.blocked()) {
         this.o.socket.pause();
         return;
       }
       if (this.expected === undefined) {
         if (this.buffered < LEN_SIZE) return;
         const len = this.peekLength();
-        if (len < LEN_SIZE + HEADER_SIZE || len > LEN_SIZE + MESSAGE_MAX) {
-          return this.fail(`message length ${len} is outside ${LEN_SIZE + HEADER_SIZE}..${LEN_SIZE + MESSAGE_MAX}`);
+        const max = LEN_SIZE + this.o.limits.frameMax;
+        if (len < LEN_SIZE + HEADER_SIZE || len > max) {
+          const ro = this.o.roSocket ? ` (the read-only socket takes frames up to ${formatBytes(this.o.limits.frameMax)})` : '';
+          return this.fail(`message length ${len} is outside ${LEN_SIZE + HEADER_SIZE}..${max}${ro}`);
         }
         this.expected = len;
       }
       if (this.buffered < this.expected) return;
       const frame = this.take(this.expected);
       this.expected = undefined;
+      this.lastActive = Date.now();
+      let running = false;
       try {
-        this.onFrame(frame);
+        running = this.onFrame(frame);
       } catch (err) {
         // A bug in a decoder must not take the server down: this client ends, the others go on.
         this.fail(`internal error handling a message: ${err instanceof Error ? err.message : String(err)}`);
       }
+      // A frame answered at once is let go now; a call's frame is held until its reply.
+      if (!running) this.letGo(frame.length);
     }
+  }
+
+  private letGo(n: number): void {
+    if (this.ended) return; // release() gave everything back
+    this.held -= n;
+    this.o.budget.give(n);
   }
 
   private peekLength(): number {
@@ -159,23 +234,30 @@ export class RemoteConnection {
     return frame;
   }
 
-  private onFrame(frame: Buffer): void {
+  /** Handles one frame; true when it became a running call (which holds the frame's bytes until it replies). */
+  private onFrame(frame: Buffer): boolean {
     const r = new XdrReader(frame, LEN_SIZE);
     let h: MessageHeader;
     try {
       h = readHeader(r);
     } catch (err) {
-      return this.fail(err instanceof Error ? err.message : String(err));
+      this.fail(err instanceof Error ? err.message : String(err));
+      return false;
     }
-    if (h.prog === KEEPALIVE_PROGRAM) return this.onKeepalive(h, r);
+    if (h.prog === KEEPALIVE_PROGRAM) {
+      this.onKeepalive(h, r);
+      return false;
+    }
     if (h.prog !== REMOTE_PROGRAM || h.vers !== REMOTE_PROTOCOL_VERSION) {
-      return this.failWithReply(h, new RemoteError(VirErr.RPC, VirFrom.RPC, `cannot find program ${h.prog} version ${h.vers}`));
+      this.failWithReply(h, new RemoteError(VirErr.RPC, VirFrom.RPC, `cannot find program ${h.prog} version ${h.vers}`));
+      return false;
     }
     if (h.type !== MessageType.CALL || h.status !== MessageStatus.OK) {
-      return this.failWithReply(
+      this.failWithReply(
         h,
         new RemoteError(VirErr.RPC, VirFrom.RPC, `unexpected message type ${h.type} status ${h.status} (only calls are served)`),
       );
+      return false;
     }
     const proc = this.o.table.get(h.proc);
     if (!proc) {
@@ -184,17 +266,16 @@ export class RemoteConnection {
         this.unknownSeen.add(h.proc);
         this.o.log(`${this.label}: unknown procedure ${h.proc} (serial ${h.serial})`);
       }
-      return this.reply(h, undefined, new RemoteError(VirErr.NO_SUPPORT, VirFrom.RPC, `unknown procedure: ${h.proc}`));
+      this.reply(h, undefined, new RemoteError(VirErr.NO_SUPPORT, VirFrom.RPC, `unknown procedure: ${h.proc}`));
+      return false;
     }
     if (!this.session.opened && !proc.beforeOpen) {
-      return this.reply(h, undefined, new RemoteError(VirErr.INTERNAL_ERROR, VirFrom.RPC, 'connection not open'));
+      this.reply(h, undefined, new RemoteError(VirErr.INTERNAL_ERROR, VirFrom.RPC, 'connection not open'));
+      return false;
     }
     if (this.session.readonly && proc.writes) {
-      return this.reply(
-        h,
-        undefined,
-        new RemoteError(VirErr.OPERATION_DENIED, VirFrom.NONE, `read only access prevents ${proc.api}`),
-      );
+      this.reply(h, undefined, new RemoteError(VirErr.OPERATION_DENIED, VirFrom.NONE, `read only access prevents ${proc.api}`));
+      return false;
     }
     let args: unknown;
     try {
@@ -202,17 +283,18 @@ export class RemoteConnection {
       r.done();
     } catch (err) {
       const why = err instanceof XdrError || err instanceof RangeError ? err.message : String(err);
-      return this.failWithReply(
-        h,
-        new RemoteError(VirErr.RPC, VirFrom.RPC, `cannot decode the arguments of ${proc.name}: ${why}`),
-      );
+      this.failWithReply(h, new RemoteError(VirErr.RPC, VirFrom.RPC, `cannot decode the arguments of ${proc.name}: ${why}`));
+      return false;
     }
-    this.o.track(this.call(h, proc, args));
+    this.o.track(this.call(h, proc, args, frame.length));
+    return true;
   }
 
-  private async call(h: MessageHeader, proc: Procedure, args: unknown): Promise<void> {
+  /** Runs a call; its frame's `bytes` stay held (and counted against this client) until it has replied. */
+  private async call(h: MessageHeader, proc: Procedure, args: unknown, bytes: number): Promise<void> {
     const started = performance.now();
     this.inFlight++;
+    this.inFlightBytes += bytes;
     const body = new XdrWriter();
     let failure: unknown;
     try {
@@ -222,16 +304,16 @@ export class RemoteConnection {
       failure = err;
     }
     this.inFlight--;
+    this.inFlightBytes -= bytes;
+    this.lastActive = Date.now();
     if (this.o.debug) {
       const outcome = failure === undefined ? 'ok' : `error: ${toWireError(failure).message}`;
       this.o.log(`${this.label}: ${proc.name} (serial ${h.serial}) ${outcome} in ${(performance.now() - started).toFixed(1)} ms`);
     }
     this.reply(h, failure === undefined ? body : undefined, failure);
+    this.letGo(bytes);
     if (this.session.closing && this.inFlight === 0) return this.end();
-    if (this.o.socket.isPaused() && !this.ended) {
-      this.o.socket.resume();
-      this.drain(); // frames that arrived while the client had too many calls running
-    }
+    this.resume(); // frames that arrived while the client had too much running
   }
 
   /** Sends the reply of call `h`: the body, or `failure` as a remote_error. */
@@ -290,8 +372,8 @@ export class RemoteConnection {
     this.end();
   }
 
-  private fail(reason: string): void {
-    this.o.log(`${this.label}: malformed message: ${reason}; closing the connection`);
+  private fail(reason: string, kind: 'malformed message' | 'refused' = 'malformed message'): void {
+    this.o.log(`${this.label}: ${kind}: ${reason}; closing the connection`);
     this.end();
   }
 
@@ -299,8 +381,9 @@ export class RemoteConnection {
   private end(): void {
     if (this.ended) return;
     this.ended = true;
-    this.chunks = [];
-    this.buffered = 0;
+    this.release();
+    // Nothing more is read: what such a client goes on sending would only be allocated to be dropped.
+    this.o.socket.pause();
     this.o.socket.end();
     setTimeout(() => this.o.socket.destroy(), 2000).unref();
   }

@@ -2,6 +2,10 @@
  * `svirt serve`: libvirt's remote protocol on a UNIX socket (mode 0600) and its read-only
  * twin `PATH-ro` (mode 0666, only procedures that change nothing). Every procedure goes
  * through the one Hypervisor of this server, on the same store as the CLI.
+ *
+ * Any local user can connect to PATH-ro, so what its clients may take is capped apart
+ * (limits.ts): a number of clients and of request bytes below the server's own, so the
+ * read-write socket is always served.
  */
 import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
@@ -10,6 +14,7 @@ import { SvirtError, errnoOf } from '../errors.js';
 import type { Hypervisor } from '../lifecycle/hypervisor.js';
 import { RemoteConnection } from './connection.js';
 import { connectUri, qemuVersion } from './host-info.js';
+import { ByteBudget, DEFAULT_LIMITS, clientLimits, type ClientLimits, type ServeLimits } from './limits.js';
 import { procedureTable, type ServerServices } from './procedures/index.js';
 
 export interface RemoteServerOptions {
@@ -20,6 +25,8 @@ export interface RemoteServerOptions {
   readonly log?: (line: string) => void;
   /** Also log every call with its latency. */
   readonly debug?: boolean;
+  /** Caps on clients, request bytes and idle time (default DEFAULT_LIMITS). */
+  readonly limits?: ServeLimits;
 }
 
 /** The default socket: /run/svirt/libvirt-sock for root, $XDG_RUNTIME_DIR/svirt/libvirt-sock otherwise. */
@@ -88,7 +95,15 @@ export class RemoteServer {
   private readonly table = procedureTable();
   private readonly servers: Server[] = [];
   private readonly clients = new Set<RemoteConnection>();
+  private readonly readonlyClients = new Set<RemoteConnection>();
   private readonly calls = new Set<Promise<void>>();
+  readonly limits: ServeLimits;
+  private readonly budget: ByteBudget;
+  private readonly readonlyBudget: ByteBudget;
+  private readonly clientLimits: { readonly rw: ClientLimits; readonly ro: ClientLimits };
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** Connections refused since the last log line about it, by socket (logged at most every 10 s). */
+  private readonly refused = { rw: 0, ro: 0, loggedAt: 0 };
   private nextId = 1;
   private current: Promise<void> | undefined;
   private next: Promise<void> | undefined;
@@ -99,6 +114,10 @@ export class RemoteServer {
     this.roSocketPath = `${o.socketPath}-ro`;
     this.log = o.log ?? (() => undefined);
     this.debug = o.debug ?? false;
+    this.limits = o.limits ?? DEFAULT_LIMITS;
+    this.budget = new ByteBudget(this.limits.maxBufferedBytes);
+    this.readonlyBudget = new ByteBudget(this.limits.maxReadonlyBufferedBytes, this.budget);
+    this.clientLimits = { rw: clientLimits(this.limits, false), ro: clientLimits(this.limits, true) };
     let version: number | undefined;
     this.services = {
       hv: o.hv,
@@ -124,9 +143,52 @@ export class RemoteServer {
       await listenAt(server, path, mode);
       this.servers.push(server);
     }
+    if (this.limits.idleTimeoutMs > 0) {
+      const every = Math.max(100, Math.min(1000, this.limits.idleTimeoutMs / 4));
+      this.idleTimer = setInterval(() => this.closeIdle(), every);
+      this.idleTimer.unref();
+    }
+  }
+
+  /**
+   * Closes clients that sent no message for the idle timeout: every read-only client (any
+   * local user holds a slot with it), and read-write clients that never opened the
+   * connection. Root's opened connections stay: python-libvirt without an event loop sends
+   * no keepalive, and only root can connect there.
+   */
+  private closeIdle(): void {
+    const now = Date.now();
+    for (const c of this.clients) {
+      if (!c.session.roSocket && c.session.opened) continue;
+      const idle = c.idleFor(now);
+      if (idle >= this.limits.idleTimeoutMs) c.expire(idle);
+    }
+  }
+
+  /** Over its cap, a new client is closed at once (before it costs anything but the accept). */
+  private admit(socket: Socket, ro: boolean): boolean {
+    const full = this.clients.size >= this.limits.maxClients;
+    const roFull = ro && this.readonlyClients.size >= this.limits.maxReadonlyClients;
+    if (!full && !roFull) return true;
+    socket.destroy();
+    this.refused[ro ? 'ro' : 'rw']++;
+    const now = Date.now();
+    if (now - this.refused.loggedAt >= 10_000) {
+      const why = roFull
+        ? `${this.readonlyClients.size} read-only clients connected (at most ${this.limits.maxReadonlyClients})`
+        : `${this.clients.size} clients connected (at most ${this.limits.maxClients})`;
+      this.log(
+        `refusing new clients: ${why}; refused ${this.refused.ro} read-only, ${this.refused.rw} read-write since the last report`,
+      );
+      this.refused.ro = 0;
+      this.refused.rw = 0;
+      this.refused.loggedAt = now;
+    }
+    return false;
   }
 
   private accept(socket: Socket, ro: boolean): void {
+    if (!this.admit(socket, ro)) return;
     const c = new RemoteConnection({
       id: this.nextId++,
       socket,
@@ -136,13 +198,19 @@ export class RemoteServer {
       reconcile: () => this.reconcile(),
       log: this.log,
       debug: this.debug,
-      onClose: (conn) => this.clients.delete(conn),
+      limits: ro ? this.clientLimits.ro : this.clientLimits.rw,
+      budget: ro ? this.readonlyBudget : this.budget,
+      onClose: (conn) => {
+        this.clients.delete(conn);
+        this.readonlyClients.delete(conn);
+      },
       track: (call) => {
         this.calls.add(call);
         void call.finally(() => this.calls.delete(call));
       },
     });
     this.clients.add(c);
+    if (ro) this.readonlyClients.add(c);
   }
 
   /**
@@ -179,6 +247,7 @@ export class RemoteServer {
    * left to the next reconcile), then ends every client and removes both sockets.
    */
   async close(graceMs = 60_000): Promise<void> {
+    clearInterval(this.idleTimer);
     const closed = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     if (this.calls.size > 0) {
       this.log(`waiting for ${this.calls.size} call(s) to finish`);

@@ -29,6 +29,11 @@ export interface ServerHandle {
   stop(): Promise<number | null>;
 }
 
+export interface ServerLaunch {
+  /** Start the server with this RLIMIT_NOFILE (soft and hard), through util-linux's prlimit (which execs it: same pid). */
+  readonly nofile?: number;
+}
+
 /**
  * Starts `node bin/svirt.js --state-dir DIR --security-driver STACK serve --socket DIR/sock`
  * and waits for its "listening" line. Killed by pid when the test ends.
@@ -38,16 +43,18 @@ export async function startServer(
   stateDir: string,
   stack = 'dac,landlock',
   extra: readonly string[] = [],
+  launch: ServerLaunch = {},
 ): Promise<ServerHandle> {
   const socket = join(stateDir, 'sock');
-  const child = spawn(
-    process.execPath,
-    [SVIRT_BIN, '--state-dir', stateDir, '--security-driver', stack, 'serve', '--socket', socket, ...extra],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, SVIRT_SERVE_DEBUG: '0' },
-    },
-  );
+  const argv = [SVIRT_BIN, '--state-dir', stateDir, '--security-driver', stack, 'serve', '--socket', socket, ...extra];
+  const [cmd, args] =
+    launch.nofile === undefined
+      ? [process.execPath, argv]
+      : ['prlimit', [`--nofile=${launch.nofile}:${launch.nofile}`, '--', process.execPath, ...argv]];
+  const child = spawn(cmd, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, SVIRT_SERVE_DEBUG: '0' },
+  });
   let stdout = '';
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));

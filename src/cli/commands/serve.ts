@@ -1,5 +1,6 @@
 import { isAbsolute } from 'node:path';
 import { SvirtError } from '../../errors.js';
+import { DEFAULT_LIMITS, limitsProblem, type ServeLimits } from '../../remote/limits.js';
 import { RemoteServer, defaultSocketPath } from '../../remote/server.js';
 import type { ParsedArgs } from '../args.js';
 import { openHypervisor } from '../context.js';
@@ -18,19 +19,47 @@ function socketPath(args: ParsedArgs): string {
   return requireRealFilesystem(path, 'the socket');
 }
 
+/** A whole number option (`--max-clients 100`), or the default. */
+function count(args: ParsedArgs, name: string, fallback: number): number {
+  const text = args.options.get(name);
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isSafeInteger(n) || n < 0) {
+    throw new SvirtError('SVIRT_ERR_USAGE', `serve: --${name} takes a whole number, got '${text}'`);
+  }
+  return n;
+}
+
+/** `--max-clients N`, `--max-readonly-clients N`, `--idle-timeout SECONDS` (0: never) over the defaults. */
+function limitsOption(args: ParsedArgs): ServeLimits {
+  const d = DEFAULT_LIMITS;
+  const limits: ServeLimits = {
+    ...d,
+    maxClients: count(args, 'max-clients', d.maxClients),
+    maxReadonlyClients: count(args, 'max-readonly-clients', d.maxReadonlyClients),
+    idleTimeoutMs: count(args, 'idle-timeout', d.idleTimeoutMs / 1000) * 1000,
+  };
+  const problem = limitsProblem(limits);
+  if (problem) throw new SvirtError('SVIRT_ERR_USAGE', `serve: ${problem}`);
+  return limits;
+}
+
 /**
- * `svirt serve [--socket PATH] [--debug]`: libvirt's remote protocol for virsh and
- * python-libvirt, in the foreground until SIGTERM or SIGINT.
+ * `svirt serve [--socket PATH] [--max-clients N] [--max-readonly-clients N] [--idle-timeout S]
+ * [--debug]`: libvirt's remote protocol for virsh and python-libvirt, in the foreground until
+ * SIGTERM or SIGINT.
  */
 export async function run(args: ParsedArgs): Promise<number> {
   const path = socketPath(args);
-  const hv = await openHypervisor(args, { reconcile: false });
+  const limits = limitsOption(args);
   const log = (line: string): void => void process.stderr.write(`svirt serve: ${line}\n`);
+  const hv = await openHypervisor(args, { reconcile: false });
   const server = new RemoteServer({
     hv,
     socketPath: path,
     log,
     debug: args.flags.has('debug') || process.env['SVIRT_SERVE_DEBUG'] === '1',
+    limits,
   });
   await hv.reconcile();
   await server.listen();
