@@ -37,6 +37,16 @@ const skip =
       ? `this test process may open only ${ownNofile()} files`
       : false;
 
+/** CAP_SYS_RESOURCE (bit 24) in this process's effective set: needed to raise a hard RLIMIT_NOFILE. */
+function canRaiseHardLimits(): boolean {
+  const hex = /^CapEff:\s+([0-9a-f]+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0';
+  return (BigInt(`0x${hex}`) & (1n << 24n)) !== 0n;
+}
+
+function nofileOf(pid: number): number {
+  return Number(/^Max open files\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'))?.[1] ?? 0);
+}
+
 function rssMiB(pid: number): number {
   return Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 }
@@ -125,6 +135,17 @@ describe('svirt serve against a local user exhausting it through the read-only s
     t.after(() => {
       for (const p of all) p.socket.destroy();
     });
+    // Started with 1,024 fds: serve raises its limit where it may (root with CAP_SYS_RESOURCE), else fits its caps to it.
+    if (canRaiseHardLimits()) {
+      assert.ok(nofileOf(srv.pid) >= 8192, `serve raised RLIMIT_NOFILE from ${NOFILE} (now ${nofileOf(srv.pid)})`);
+    } else {
+      t.diagnostic('this process lacks CAP_SYS_RESOURCE: serve cannot raise its hard file limit here, and says so');
+      assert.equal(nofileOf(srv.pid), NOFILE);
+      assert.match(
+        srv.stderr(),
+        /open-file limit 1024 \(prlimit failed: .*\): serving at most 768 clients, 128 of them read-only/,
+      );
+    }
     const base = { rss: rssMiB(srv.pid), fds: fdCount(srv.pid), root: await rootCall(srv.socket) };
     const sample = sampler(srv.pid);
     t.after(() => sample.stop());

@@ -1,6 +1,7 @@
 import { isAbsolute } from 'node:path';
 import { SvirtError } from '../../errors.js';
-import { DEFAULT_LIMITS, limitsProblem, type ServeLimits } from '../../remote/limits.js';
+import { raiseNofile } from '../../remote/fd-limit.js';
+import { DEFAULT_LIMITS, fdsNeeded, fitToFds, limitsProblem, type ServeLimits } from '../../remote/limits.js';
 import { RemoteServer, defaultSocketPath } from '../../remote/server.js';
 import type { ParsedArgs } from '../args.js';
 import { openHypervisor } from '../context.js';
@@ -51,8 +52,16 @@ function limitsOption(args: ParsedArgs): ServeLimits {
  */
 export async function run(args: ParsedArgs): Promise<number> {
   const path = socketPath(args);
-  const limits = limitsOption(args);
+  const wanted = limitsOption(args);
   const log = (line: string): void => void process.stderr.write(`svirt serve: ${line}\n`);
+  // Every client is an fd: the limit is raised first, and the client caps fit what it is.
+  const nofile = raiseNofile(fdsNeeded(wanted));
+  const limits = fitToFds(wanted, nofile.soft);
+  if (nofile.note !== undefined || limits.maxClients < wanted.maxClients) {
+    log(
+      `open-file limit ${nofile.soft}${nofile.note ? ` (${nofile.note})` : ''}: serving at most ${limits.maxClients} clients, ${limits.maxReadonlyClients} of them read-only`,
+    );
+  }
   const hv = await openHypervisor(args, { reconcile: false });
   const server = new RemoteServer({
     hv,
