@@ -10,7 +10,7 @@ import { AppArmorDriver } from './apparmor-driver.js';
 import type { AppArmorDriverOptions } from './apparmor-driver.js';
 import { AppArmorParser, findParser } from './apparmor-parser.js';
 import { apparmorOptionsFromEnv } from './factory.js';
-import { UUID, buildTree, makeCtx, makeDef, makeResource, removeTree, tempRoot } from './test-support.js';
+import { UUID, buildTree, makeCtx, makeDef, makeResource, removeTree, tempRoot } from '../../../test/support/apparmor.js';
 
 const PARSER = findParser();
 const NO_PARSER = existsSync(PARSER) ? false : `apparmor_parser not installed (looked for ${PARSER})`;

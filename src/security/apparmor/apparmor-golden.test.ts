@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url';
 import type { ResourceRole } from '../driver.js';
 import { AppArmorDriver } from './apparmor-driver.js';
 import { findParser } from './apparmor-parser.js';
-import { UUID, buildTree, makeCtx, makeDef, makeResource, removeTree, tempRoot } from './test-support.js';
-import type { TreeEntry } from './test-support.js';
+import { UUID, buildTree, makeCtx, makeDef, makeResource, removeTree, tempRoot } from '../../../test/support/apparmor.js';
+import type { TreeEntry } from '../../../test/support/apparmor.js';
 
 // dist/src/security/apparmor/ → the repository root
 const FIXTURES = fileURLToPath(new URL('../../../../test/fixtures/apparmor/', import.meta.url));

@@ -13,7 +13,7 @@ import {
   unsafePathReason,
 } from './apparmor-paths.js';
 import { restrictedReason } from './apparmor-rules.js';
-import { buildTree, removeTree, tempRoot } from './test-support.js';
+import { buildTree, removeTree, tempRoot } from '../../../test/support/apparmor.js';
 
 function refused(fn: () => unknown, code: string, mention: string): void {
   assert.throws(fn, (err: unknown) => {

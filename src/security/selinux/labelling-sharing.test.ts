@@ -9,8 +9,18 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { SvirtError } from '../../errors.js';
 import type { GuestResource } from '../driver.js';
-import { CONTENT, HOME, IMAGE, labelOf, levelOf, SHARED, skipFiles, stashOf, world } from './file-test-support.js';
-import { domain } from './test-support.js';
+import {
+  CONTENT,
+  HOME,
+  IMAGE,
+  labelOf,
+  levelOf,
+  SHARED,
+  skipFiles,
+  stashOf,
+  world,
+} from '../../../test/support/selinux-files.js';
+import { domain } from '../../../test/support/selinux.js';
 
 describe('SelinuxDriver sharing, conflicts and recovery', { skip: skipFiles }, () => {
   it('read-only and shareable files shared by two guests are restored when the last one stops', (t) => {

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GuestResource } from '../driver.js';
-import { CONTENT, HOME, IMAGE, labelOf, levelOf, skipFiles, stashOf, world } from './file-test-support.js';
-import { disk, domain, withSeclabel } from './test-support.js';
+import { CONTENT, HOME, IMAGE, labelOf, levelOf, skipFiles, stashOf, world } from '../../../test/support/selinux-files.js';
+import { disk, domain, withSeclabel } from '../../../test/support/selinux.js';
 
 describe('SelinuxDriver labelling real files', { skip: skipFiles }, () => {
   it('dynamic: private files get the image label, read-only ones the content label, all restored', (t) => {

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { SvirtError } from '../../errors.js';
 import { allocatePair, pairAt, pairCapacity, pairLevel, parseCategoryRange } from './mcs.js';
-import { ListingMemoryReservations, MemoryReservations, uuidOf } from './test-support.js';
+import { ListingMemoryReservations, MemoryReservations, uuidOf } from '../../../test/support/selinux.js';
 
 /** A seeded generator (mulberry32), so a failure can be replayed. */
 function seeded(seed: number): () => number {

@@ -15,7 +15,7 @@ import type { GuestResource } from '../driver.js';
 import { SELINUX_XATTR } from './labeller.js';
 import { binaryPolicyPath, loadPolicyContexts } from './policy-files.js';
 import { SelinuxDriver } from './selinux-driver.js';
-import { domain, MemoryLabelMemory, MemoryReservations, securityContext, tempDir } from './test-support.js';
+import { domain, MemoryLabelMemory, MemoryReservations, securityContext, tempDir } from '../../../test/support/selinux.js';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('../../../../scripts/selinux-decide.py', import.meta.url));

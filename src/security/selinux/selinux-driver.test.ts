@@ -6,7 +6,15 @@ import { SvirtError } from '../../errors.js';
 import type { GuestResource } from '../driver.js';
 import { createSelinuxDriver, selinuxOptionsFromEnv } from './factory.js';
 import { SelinuxDriver } from './selinux-driver.js';
-import { disk, domain, MemoryLabelMemory, MemoryReservations, securityContext, uuidOf, withSeclabel } from './test-support.js';
+import {
+  disk,
+  domain,
+  MemoryLabelMemory,
+  MemoryReservations,
+  securityContext,
+  uuidOf,
+  withSeclabel,
+} from '../../../test/support/selinux.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../../test/fixtures/selinux/', import.meta.url));
 const noPolicy = !existsSync('/etc/selinux/config') && 'no SELinux policy installed (selinux-policy-default)';

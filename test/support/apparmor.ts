@@ -6,8 +6,15 @@
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { ChardevDef, DiskDef, DomainDef, SecLabelDef } from '../../domain/domain-def.js';
-import type { DriverName, GuestResource, LabelMemory, LabelReservations, ResourceRole, SecurityContext } from '../driver.js';
+import type { ChardevDef, DiskDef, DomainDef, SecLabelDef } from '../../src/domain/domain-def.js';
+import type {
+  DriverName,
+  GuestResource,
+  LabelMemory,
+  LabelReservations,
+  ResourceRole,
+  SecurityContext,
+} from '../../src/security/driver.js';
 
 export class MemoryLabelMemory implements LabelMemory {
   private readonly rows = new Map<string, { original: string; users: Set<string> }>();

@@ -7,8 +7,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DiskDef, DomainDef, SecLabelDef } from '../../domain/domain-def.js';
-import type { DriverName, LabelMemory, LabelReservations, SecurityContext } from '../driver.js';
+import type { DiskDef, DomainDef, SecLabelDef } from '../../src/domain/domain-def.js';
+import type { DriverName, LabelMemory, LabelReservations, SecurityContext } from '../../src/security/driver.js';
 
 export class MemoryLabelMemory implements LabelMemory {
   private readonly rows = new Map<string, { original: string; users: Set<string> }>();

@@ -1,16 +1,16 @@
 /**
- * Helpers for the tests that label real files (labelling*.test.ts): a temp dir, a driver
+ * Helpers for the tests that label real files (src/security/selinux/labelling*.test.ts): a temp dir, a driver
  * in userspace test mode, the in-memory store stand-ins, and xattr readers.
  */
 import type { TestContext } from 'node:test';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DomainDef, SecLabelDef } from '../../domain/domain-def.js';
-import { lgetxattr, lsetxattr, nativeOutDir } from '../../host/native.js';
-import type { GuestResource, SecurityContext } from '../driver.js';
-import { REMEMBER_XATTR, SELINUX_XATTR } from './labeller.js';
-import { SelinuxDriver } from './selinux-driver.js';
-import { MemoryLabelMemory, MemoryReservations, securityContext, tempDir } from './test-support.js';
+import type { DomainDef, SecLabelDef } from '../../src/domain/domain-def.js';
+import { lgetxattr, lsetxattr, nativeOutDir } from '../../src/host/native.js';
+import type { GuestResource, SecurityContext } from '../../src/security/driver.js';
+import { REMEMBER_XATTR, SELINUX_XATTR } from '../../src/security/selinux/labeller.js';
+import { SelinuxDriver } from '../../src/security/selinux/selinux-driver.js';
+import { MemoryLabelMemory, MemoryReservations, securityContext, tempDir } from './selinux.js';
 
 export const IMAGE = 'system_u:object_r:svirt_image_t';
 export const CONTENT = 'system_u:object_r:virt_content_t:s0';
