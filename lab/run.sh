@@ -11,8 +11,9 @@
 #   --debug    run FILE (sh, as the tests would run) in the VM instead of the tests; its
 #              output is in $SVIRT_LAB_CACHE/runs/MODE/debug.out
 #   --patch    run the tests against a copy of the build patched in the VM by the node
-#              script FILE (e.g. lab/patches/qmp-sockcreate.mjs): proves a proposed fix
-#              without touching the checkout
+#              script FILE (`node FILE COPY` edits COPY/dist/...): proves a proposed fix
+#              without touching the checkout. Tried on the host first (lab/check-patch.sh):
+#              a patch that fails or changes nothing stops the run before any VM boots
 # Env: SVIRT_LAB_CACHE (default /var/cache/svirt-lab), SVIRT_LAB_TIMEOUT (s per VM, 900),
 # SVIRT_LAB_ACCEL (tcg | kvm), SVIRT_LAB_MEM (MiB, 2048).
 set -uo pipefail
@@ -61,6 +62,10 @@ if [ "$build" = 1 ]; then
 fi
 [ -x "$REPO_DIR/native/out/svirt-exec" ] || lab_die "no native/out/svirt-exec: build first"
 [ -n "$debug" ] || ls "$REPO_DIR"/dist/test/enforce/*.test.js >/dev/null 2>&1 || lab_die "no dist/test/enforce/*.test.js: build first"
+if [ -n "$patch" ]; then
+  lab_phase "patch check"
+  bash "$LAB_DIR/check-patch.sh" "$patch" || lab_die "--patch $patch"
+fi
 
 lab_phase "kernel + initramfs"
 kdir=$(bash "$LAB_DIR/build-kernel.sh") || lab_die "build-kernel.sh"
