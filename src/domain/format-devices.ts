@@ -1,3 +1,4 @@
+// Long file: one formatter per device kind over the same kept <devices> tree; each is short.
 /**
  * Applies the typed devices of a `DomainDef` (emulator, disks, serial/console) to a clone of
  * its `<devices>` element, leaving every other device and unknown attribute in place.

@@ -6,12 +6,14 @@ import type { ProcessIdentity } from '../host/proc.js';
 import type { SecurityManager } from '../security/manager.js';
 import type { RunningRecord, Store } from '../store/store.js';
 import { cloneGuest } from './clone.js';
-import { attachDisk, changeMedia, detachDisk, type DeviceChangeOptions } from './devices.js';
+import type { DeviceChangeOptions } from './device-targets.js';
+import { attachDisk, changeMedia, detachDisk } from './devices.js';
 import { LifecycleEnv, type LifecycleOptions } from './env.js';
 import { findGuest, inactiveDef, noDomain, requireRunning, runningGuest, type Guest } from './guest.js';
 import { reconcile } from './reconcile.js';
 import { restoreGuest, saveGuest } from './save.js';
-import { startGuest, type Progress } from './start.js';
+import type { Progress } from './incoming.js';
+import { startGuest } from './start.js';
 import { destroyGuest, requestShutdown } from './stop.js';
 
 export type HypervisorOptions = LifecycleOptions;

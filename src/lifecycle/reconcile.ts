@@ -3,7 +3,7 @@ import { parseDomainXml } from '../domain/index.js';
 import { isAlive } from '../host/proc.js';
 import { QmpClient } from '../qemu/qmp-client.js';
 import type { RunningRecord } from '../store/store.js';
-import { repairOp } from './devices.js';
+import { repairOp } from './device-repair.js';
 import type { LifecycleEnv } from './env.js';
 import { repairSave } from './save.js';
 import { cleanup } from './stop.js';

@@ -1,32 +1,17 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { basename, dirname, join } from 'node:path';
+import { closeSync, constants } from 'node:fs';
 import type { DomainDef } from '../domain/domain-def.js';
 import { parseDomainXml } from '../domain/index.js';
-import { SvirtError, errnoOf } from '../errors.js';
-import { describeKind, openHandle, type FileHandle } from '../host/file-handle.js';
+import { SvirtError } from '../errors.js';
+import { describeKind, openHandle } from '../host/file-handle.js';
 import { resolvePath } from '../security/resources.js';
 import type { GuestResource } from '../security/driver.js';
 import type { PendingOp, RunningRecord } from '../store/store.js';
 import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
+import { createBeside, readSaveHeader, renameOver, unlinkAt, writeHeader } from './save-file.js';
 import { requireRunning, type Guest } from './guest.js';
-import type { Incoming, Progress } from './start.js';
+import type { Incoming, Progress } from './incoming.js';
 import { destroyGuest } from './stop.js';
-
-/** A save file: this magic, a JSON header, zero padding to HEADER_SIZE, then QEMU's migration stream. */
-const MAGIC = 'SvirtSave1\n';
-export const HEADER_SIZE = 65536;
-
-export interface SaveHeader {
-  readonly version: 1;
-  readonly name: string;
-  readonly uuid: string;
-  /** The live definition at save time (hotplugged devices included); labels are made anew on restore. */
-  readonly xml: string;
-  readonly persistent: boolean;
-  readonly paused: boolean;
-}
 
 /**
  * `save NAME FILE`: QEMU migrates into a new file svirt created (O_EXCL, in the opened target
@@ -95,96 +80,6 @@ export async function saveGuest(env: LifecycleEnv, guest: Guest, file: string, p
   await repairSave(env, { ...rec, pending: op }, migrated);
 }
 
-/** A new file (O_EXCL, 0600) beside `target`, made inside the opened directory, and its handle. */
-function createBeside(target: string): { path: string; fd: number; handle: FileHandle; close(): void; discard(): void } {
-  const dir = openHandle(dirname(target), 'save into');
-  try {
-    if (dir.kind !== 'dir')
-      throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot save to "${target}": its parent is not a directory`);
-    try {
-      const st = lstatSync(`${dir.procPath}/${basename(target)}`);
-      if (!st.isFile()) {
-        throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot save to "${target}": it exists and is not a regular file`);
-      }
-    } catch (err) {
-      if (err instanceof SvirtError) throw err; // ENOENT: a new file, the usual case
-    }
-    const name = `.${basename(target)}.svirt-${randomBytes(4).toString('hex')}`;
-    const path = join(dirname(target), name);
-    let fd: number;
-    try {
-      fd = openSync(
-        `${dir.procPath}/${name}`,
-        constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-        0o600,
-      );
-    } catch (err) {
-      throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot create save file "${target}": ${errnoOf(err) ?? String(err)}`, {
-        cause: err,
-      });
-    }
-    const handle = openHandle(path, 'save into');
-    const st = fstatSync(fd);
-    if (handle.stats.dev !== st.dev || handle.stats.ino !== st.ino) {
-      handle.close();
-      closeSync(fd);
-      throw new SvirtError('SVIRT_ERR_FILE_CHANGED', `"${path}" changed while svirt created it`);
-    }
-    return {
-      path,
-      fd,
-      handle,
-      close: () => {
-        handle.close();
-        closeSync(fd);
-      },
-      discard: () => {
-        handle.close();
-        closeSync(fd);
-        unlinkAt(path);
-      },
-    };
-  } finally {
-    dir.close();
-  }
-}
-
-/** Unlinks a file svirt made, through its opened directory (never through a link). */
-function unlinkAt(path: string): void {
-  let dir: FileHandle;
-  try {
-    dir = openHandle(dirname(path), 'remove');
-  } catch {
-    return; // the directory is gone or is a link now: nothing of ours to remove
-  }
-  try {
-    unlinkSync(`${dir.procPath}/${basename(path)}`);
-  } catch {
-    // Already gone.
-  } finally {
-    dir.close();
-  }
-}
-
-/** Moves the finished state over the target name, inside the same opened directory. */
-function renameOver(from: string, to: string): void {
-  const dir = openHandle(dirname(from), 'save into');
-  try {
-    renameSync(`${dir.procPath}/${basename(from)}`, `${dir.procPath}/${basename(to)}`);
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return; // moved already, by a save a crash interrupted after the move
-    throw new SvirtError(
-      'SVIRT_ERR_OPERATION_INVALID',
-      `cannot move the saved state to "${to}": ${errnoOf(err) ?? String(err)}`,
-      {
-        cause: err,
-      },
-    );
-  } finally {
-    dir.close();
-  }
-}
-
 /**
  * Finishes or undoes a save: once QEMU has written the whole state the guest is stopped (its
  * state is in the file, which takes the target's name); otherwise the partial file goes and
@@ -213,40 +108,6 @@ export async function repairSave(env: LifecycleEnv, rec: RunningRecord, migrated
   env.store.endOp(rec.uuid);
   crashPoint('save:restored');
   await destroyGuest(env, rec.uuid, 0);
-}
-
-function writeHeader(fd: number, h: SaveHeader): void {
-  const json = Buffer.from(JSON.stringify(h));
-  const head = Buffer.concat([Buffer.from(MAGIC), Buffer.from(`${json.length}\n`), json]);
-  if (head.length > HEADER_SIZE)
-    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `the definition of '${h.name}' is too large for a save header`);
-  const block = Buffer.alloc(HEADER_SIZE);
-  head.copy(block);
-  // No explicit position: the fd's offset moves past the header, which is where QEMU writes.
-  writeSync(fd, block, 0, HEADER_SIZE, null);
-}
-
-/** Reads and checks a save file's header; the error names the file. */
-export function readSaveHeader(fd: number, file: string): SaveHeader {
-  const block = Buffer.alloc(HEADER_SIZE);
-  // No explicit position: the fd's offset ends after the header, where QEMU reads the stream.
-  const n = readSync(fd, block, 0, HEADER_SIZE, null);
-  const bad = (why: string): SvirtError =>
-    new SvirtError('SVIRT_ERR_OPERATION_INVALID', `"${file}" is not an svirt save file: ${why}`);
-  if (n < HEADER_SIZE || block.subarray(0, MAGIC.length).toString() !== MAGIC) throw bad('bad magic');
-  const rest = block.subarray(MAGIC.length);
-  const nl = rest.indexOf(10);
-  const len = Number(rest.subarray(0, nl).toString());
-  if (nl < 1 || !Number.isInteger(len) || len <= 0 || nl + 1 + len > rest.length) throw bad('bad header length');
-  let h: SaveHeader;
-  try {
-    h = JSON.parse(rest.subarray(nl + 1, nl + 1 + len).toString()) as SaveHeader;
-  } catch {
-    throw bad('header is not JSON');
-  }
-  if (h.version !== 1 || typeof h.xml !== 'string' || typeof h.name !== 'string') throw bad('unknown header version');
-  if (fstatSync(fd).size <= HEADER_SIZE) throw bad('no saved state after the header');
-  return h;
 }
 
 /**

@@ -1,25 +1,22 @@
-import { chmodSync, constants, mkdirSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { constants, mkdirSync, openSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DomainDef } from '../domain/domain-def.js';
 import { diskLayers, formatDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
-import type { FileHandle } from '../host/file-handle.js';
 import { svirtExecPath, svirtMonitorPath } from '../host/native.js';
 import { buildArgv, type FdSetEntry } from '../qemu/argv.js';
 import { FdLayout } from '../qemu/fd-layout.js';
-import { launch, logTail } from '../qemu/launcher.js';
-import type { QmpClient } from '../qemu/qmp-client.js';
+import { launch } from '../qemu/launcher.js';
 import type { GuestResource } from '../security/driver.js';
 import { guestResources, resolveResources, serializeResources } from '../security/resources.js';
 import type { RunningRecord } from '../store/store.js';
 import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
 import { bindSocket, dropHandle, openResources, OpenFiles, type ChardevIo } from './files.js';
+import { finishIncoming, type Incoming } from './incoming.js';
+import { ensureRuntimeRoot, monitorSocketPath } from './runtime-dir.js';
 import { UndoStack } from './undo.js';
-
-/** Progress of a long copy: bytes done of total. */
-export type Progress = (done: number, total: number) => void;
 
 /**
  * Starts a guest (DESIGN §3). Each step that changes the world pushes its undo; a failure
@@ -180,11 +177,6 @@ export async function startGuest(
   }
 }
 
-/** The monitor socket: in a root-only directory, so no guest can replace it or point it elsewhere. */
-export function monitorSocketPath(env: LifecycleEnv, uuid: string): string {
-  return join(env.paths.runtimeRoot, 'monitor', `${uuid}.sock`);
-}
-
 function removeBoundSockets(io: ReadonlyMap<GuestResource, ChardevIo>): void {
   for (const [r, x] of io) if (x.kind === 'listen') rmSync(r.path, { force: true });
 }
@@ -239,80 +231,4 @@ function reconcileHook(env: LifecycleEnv): string[] {
   const main = fileURLToPath(new URL('../../../bin/svirt.js', import.meta.url));
   // The record names the stack to clean up with; the hook itself needs no probing.
   return [process.execPath, main, '--state-dir', env.paths.stateDir, '--security-driver', 'none', 'reconcile', '--quiet'];
-}
-
-/**
- * The runtime root (guest uids traverse it to reach their own dir: 0711) and the monitor
- * socket dir inside it (root's only: 0700). A directory svirt did not create keeps its mode.
- */
-function ensureRuntimeRoot(env: LifecycleEnv): void {
-  const root = env.paths.runtimeRoot;
-  // mkdir honours the umask: what svirt creates gets its exact mode, nothing else is chmodded.
-  if (mkdirSync(root, { recursive: true, mode: 0o711 }) !== undefined) chmodSync(root, 0o711);
-  const monitors = join(root, 'monitor');
-  if (mkdirSync(monitors, { recursive: true, mode: 0o700 }) !== undefined) chmodSync(monitors, 0o700);
-  if (env.manager.names.includes('dac')) checkTraversable(root);
-}
-
-export interface Incoming {
-  /** An fd for QEMU to read the state from, positioned after the header. */
-  readonly fd: number;
-  readonly path: string;
-  /** The file itself, as restore opened and checked it. */
-  readonly handle: FileHandle;
-  /** Reports how far QEMU has read the state file (its offset in the shared file description). */
-  readonly progress?: Progress;
-  readonly size?: number;
-}
-
-/** Waits until QEMU has loaded the incoming state, then lets the guest run unless it stays paused. */
-async function finishIncoming(
-  q: QmpClient,
-  paused: boolean,
-  logPath: string,
-  incoming: Incoming,
-  pid: number,
-  qemuFd: number,
-): Promise<void> {
-  for (;;) {
-    if (incoming.progress && incoming.size) incoming.progress(readOffset(pid, qemuFd), incoming.size);
-    const st = (await q.execute('query-migrate').catch((err: unknown) => {
-      // QEMU exits when the stream does not fit the machine: its log says why.
-      const why = logTail(logPath)
-        .split('\n')
-        .filter((l) => l.includes('qemu-system'))
-        .slice(-2)
-        .join('; ');
-      throw new SvirtError('SVIRT_ERR_QEMU_EXITED', `loading the saved state failed: ${why || String(err)}`, { cause: err });
-    })) as { status?: string; 'error-desc'?: string };
-    if (st.status === 'completed') break;
-    if (st.status === 'failed' || st.status === 'cancelled') {
-      throw new SvirtError('SVIRT_ERR_QEMU_START', `loading the saved state failed: ${st['error-desc'] ?? st.status}`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  if (!paused) await q.execute('cont');
-}
-
-/** The file offset of QEMU's fd N (/proc/PID/fdinfo/N), 0 when it cannot be read. */
-function readOffset(pid: number, fd: number): number {
-  try {
-    return Number(/^pos:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1] ?? 0);
-  } catch {
-    return 0; // QEMU closed it (done) or exited: the caller learns which from QMP
-  }
-}
-
-/** Under dac, QEMU runs as a guest uid that must be able to search every dir down to its runtime dir. */
-function checkTraversable(dir: string): void {
-  for (let d = dir; d !== dirname(d); d = dirname(d)) {
-    const st = statSync(d);
-    if ((st.mode & 0o001) === 0) {
-      throw new SvirtError(
-        'SVIRT_ERR_HOST',
-        `guest uids cannot reach the runtime dir "${dir}": "${d}" is mode ${(st.mode & 0o777).toString(8).padStart(4, '0')} (needs o+x)`,
-        { details: { path: d } },
-      );
-    }
-  }
 }

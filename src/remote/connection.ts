@@ -1,3 +1,5 @@
+// Long file: one client's framing, state machine and limits act on the same buffers and
+// counters; split apart they would need to share every one of them.
 /**
  * One client of `svirt serve`: libvirt's framing (a 4-byte length that counts itself, then
  * the header and the XDR body), the per-connection state (auth → open → calls → close),

@@ -1,3 +1,6 @@
+// Long file: the one class that holds every SQL statement of the store, so every transaction
+// boundary is visible in one place; its parts (definitions, running records, the journal,
+// reservations, remembered labels) share the same connection and transactions.
 import { createRequire } from 'node:module';
 import type DatabaseType from 'better-sqlite3';
 

@@ -1,3 +1,5 @@
+// Long file: the SecurityDriver members of one driver (its rules, parser and path checks
+// already live beside it in apparmor-rules.ts, apparmor-parser.ts and apparmor-paths.ts).
 import { SvirtError } from '../../errors.js';
 import type { DomainDef, SecLabelDef } from '../../domain/domain-def.js';
 import type { ConfinementPart } from '../confinement.js';

@@ -1,0 +1,147 @@
+/**
+ * The save file: its format (a 64 KiB header, then QEMU's migration stream) and how svirt
+ * makes, moves and removes one — always inside an opened directory, never through a link.
+ */
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+import { SvirtError, errnoOf } from '../errors.js';
+import { openHandle, type FileHandle } from '../host/file-handle.js';
+
+/** A save file: this magic, a JSON header, zero padding to HEADER_SIZE, then QEMU's migration stream. */
+const MAGIC = 'SvirtSave1\n';
+export const HEADER_SIZE = 65536;
+
+export interface SaveHeader {
+  readonly version: 1;
+  readonly name: string;
+  readonly uuid: string;
+  /** The live definition at save time (hotplugged devices included); labels are made anew on restore. */
+  readonly xml: string;
+  readonly persistent: boolean;
+  readonly paused: boolean;
+}
+
+/** A new file (O_EXCL, 0600) beside `target`, made inside the opened directory, and its handle. */
+export function createBeside(target: string): { path: string; fd: number; handle: FileHandle; close(): void; discard(): void } {
+  const dir = openHandle(dirname(target), 'save into');
+  try {
+    if (dir.kind !== 'dir')
+      throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot save to "${target}": its parent is not a directory`);
+    try {
+      const st = lstatSync(`${dir.procPath}/${basename(target)}`);
+      if (!st.isFile()) {
+        throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot save to "${target}": it exists and is not a regular file`);
+      }
+    } catch (err) {
+      if (err instanceof SvirtError) throw err; // ENOENT: a new file, the usual case
+    }
+    const name = `.${basename(target)}.svirt-${randomBytes(4).toString('hex')}`;
+    const path = join(dirname(target), name);
+    let fd: number;
+    try {
+      fd = openSync(
+        `${dir.procPath}/${name}`,
+        constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o600,
+      );
+    } catch (err) {
+      throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot create save file "${target}": ${errnoOf(err) ?? String(err)}`, {
+        cause: err,
+      });
+    }
+    const handle = openHandle(path, 'save into');
+    const st = fstatSync(fd);
+    if (handle.stats.dev !== st.dev || handle.stats.ino !== st.ino) {
+      handle.close();
+      closeSync(fd);
+      throw new SvirtError('SVIRT_ERR_FILE_CHANGED', `"${path}" changed while svirt created it`);
+    }
+    return {
+      path,
+      fd,
+      handle,
+      close: () => {
+        handle.close();
+        closeSync(fd);
+      },
+      discard: () => {
+        handle.close();
+        closeSync(fd);
+        unlinkAt(path);
+      },
+    };
+  } finally {
+    dir.close();
+  }
+}
+
+/** Unlinks a file svirt made, through its opened directory (never through a link). */
+export function unlinkAt(path: string): void {
+  let dir: FileHandle;
+  try {
+    dir = openHandle(dirname(path), 'remove');
+  } catch {
+    return; // the directory is gone or is a link now: nothing of ours to remove
+  }
+  try {
+    unlinkSync(`${dir.procPath}/${basename(path)}`);
+  } catch {
+    // Already gone.
+  } finally {
+    dir.close();
+  }
+}
+
+/** Moves the finished state over the target name, inside the same opened directory. */
+export function renameOver(from: string, to: string): void {
+  const dir = openHandle(dirname(from), 'save into');
+  try {
+    renameSync(`${dir.procPath}/${basename(from)}`, `${dir.procPath}/${basename(to)}`);
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return; // moved already, by a save a crash interrupted after the move
+    throw new SvirtError(
+      'SVIRT_ERR_OPERATION_INVALID',
+      `cannot move the saved state to "${to}": ${errnoOf(err) ?? String(err)}`,
+      {
+        cause: err,
+      },
+    );
+  } finally {
+    dir.close();
+  }
+}
+
+export function writeHeader(fd: number, h: SaveHeader): void {
+  const json = Buffer.from(JSON.stringify(h));
+  const head = Buffer.concat([Buffer.from(MAGIC), Buffer.from(`${json.length}\n`), json]);
+  if (head.length > HEADER_SIZE)
+    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `the definition of '${h.name}' is too large for a save header`);
+  const block = Buffer.alloc(HEADER_SIZE);
+  head.copy(block);
+  // No explicit position: the fd's offset moves past the header, which is where QEMU writes.
+  writeSync(fd, block, 0, HEADER_SIZE, null);
+}
+
+/** Reads and checks a save file's header; the error names the file. */
+export function readSaveHeader(fd: number, file: string): SaveHeader {
+  const block = Buffer.alloc(HEADER_SIZE);
+  // No explicit position: the fd's offset ends after the header, where QEMU reads the stream.
+  const n = readSync(fd, block, 0, HEADER_SIZE, null);
+  const bad = (why: string): SvirtError =>
+    new SvirtError('SVIRT_ERR_OPERATION_INVALID', `"${file}" is not an svirt save file: ${why}`);
+  if (n < HEADER_SIZE || block.subarray(0, MAGIC.length).toString() !== MAGIC) throw bad('bad magic');
+  const rest = block.subarray(MAGIC.length);
+  const nl = rest.indexOf(10);
+  const len = Number(rest.subarray(0, nl).toString());
+  if (nl < 1 || !Number.isInteger(len) || len <= 0 || nl + 1 + len > rest.length) throw bad('bad header length');
+  let h: SaveHeader;
+  try {
+    h = JSON.parse(rest.subarray(nl + 1, nl + 1 + len).toString()) as SaveHeader;
+  } catch {
+    throw bad('header is not JSON');
+  }
+  if (h.version !== 1 || typeof h.xml !== 'string' || typeof h.name !== 'string') throw bad('unknown header version');
+  if (fstatSync(fd).size <= HEADER_SIZE) throw bad('no saved state after the header');
+  return h;
+}
