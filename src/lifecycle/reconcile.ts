@@ -6,6 +6,7 @@ import type { RunningRecord } from '../store/store.js';
 import { repairOp } from './device-repair.js';
 import type { LifecycleEnv } from './env.js';
 import { repairSave } from './save.js';
+import { holdOrphans } from './orphans.js';
 import { cleanup } from './stop.js';
 
 /** Drivers whose labels are exclusive (reserved in the store). */
@@ -52,6 +53,13 @@ export async function reconcile(env: LifecycleEnv): Promise<string[]> {
       env.store.abandon(rec.uuid);
       env.warn(`cannot clean up guest '${rec.name}' yet: ${(err as Error).message}`);
     }
+  }
+  for (const o of holdOrphans(env)) {
+    env.warn(
+      `QEMU pid ${o.pid} (guest ${o.uuid}, uid ${o.uid}${o.level ? `, level ${o.level}` : ''}) runs from this state dir ` +
+        'but the store has no record of it (was the store deleted or replaced?): its labels stay reserved until it exits; ' +
+        'its files keep its owner and labels',
+    );
   }
   return cleaned;
 }

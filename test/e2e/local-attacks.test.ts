@@ -5,7 +5,17 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chownSync, mkdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  rmSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { domainXml, makeImage, owner, qemuAsRootSkip, readRunning, scratch, svirt, svirtOk, writeDomain } from '../helpers.js';
 
@@ -122,6 +132,38 @@ describe('local attacks on svirt itself (real QEMU)', { skip }, () => {
     assert.deepEqual(owner(img), { ...USER, mode: 0o644 });
   });
 
+  it('a lost store: running guests are found, their uids never handed out again, and said so', async (t) => {
+    const dir = scratch(t);
+    const env = { SVIRT_DAC_RANGE: '1950000000-1950000000' }; // one uid only: a reuse would be certain
+    const a = makeImage(join(dir, 'a.img'));
+    const b = makeImage(join(dir, 'b.img'));
+    await svirtOk(dir, [...DAC, 'define', writeDomain(dir, 'ga', domainXml('ga', [{ path: a, dev: 'vda' }]))], env);
+    await svirtOk(dir, [...DAC, 'start', 'ga', '--paused'], env);
+    const pid = readRunning(dir).find((r) => r.name === 'ga')?.pid;
+    assert.ok(pid);
+    t.after(() => {
+      try {
+        process.kill(pid, 'SIGKILL'); // the orphan is ours to end: the store no longer knows it
+      } catch {
+        // already gone
+      }
+    });
+    for (const f of ['svirt.db', 'svirt.db-wal', 'svirt.db-shm']) rmSync(join(dir, f), { force: true });
+    const list = await svirt(dir, [...DAC, 'list', '--all'], env);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stderr, new RegExp(`QEMU pid ${pid} .*uid 1950000000.* the store has no record of it`));
+    await svirtOk(dir, [...DAC, 'define', writeDomain(dir, 'gb', domainXml('gb', [{ path: b, dev: 'vda' }]))], env);
+    const r = await svirt(dir, [...DAC, 'start', 'gb', '--paused'], env);
+    assert.notEqual(r.code, 0, "the only uid is the orphan's: no second guest may get it");
+    assert.notEqual(owner(b).uid, 1950000000);
+    // Once the orphan is gone, its uid is free again.
+    process.kill(pid, 'SIGKILL');
+    await waitGone(pid);
+    await svirtOk(dir, [...DAC, 'list'], env);
+    await svirtOk(dir, [...DAC, 'start', 'gb', '--paused'], env);
+    await svirtOk(dir, [...DAC, 'destroy', 'gb'], env);
+  });
+
   it('restore of a FIFO and save over a FIFO are refused at once', async (t) => {
     const dir = scratch(t);
     const fifo = join(dir, 'state.fifo');
@@ -145,4 +187,8 @@ function rewriteHeader(file: string, edit: (xml: string) => string): void {
   const block = Buffer.alloc(65536);
   Buffer.concat([Buffer.from(`SvirtSave1\n${body.length}\n`), body]).copy(block);
   writeFileSync(file, Buffer.concat([block, buf.subarray(65536)]));
+}
+
+async function waitGone(pid: number): Promise<void> {
+  for (let i = 0; i < 500 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 10));
 }

@@ -1,0 +1,107 @@
+/**
+ * Guests the store does not know: QEMUs started from this state dir whose records were lost
+ * (the store deleted, emptied or restored from an old backup). Their processes still hold
+ * labels — a uid, an MCS pair — that the store would otherwise hand to a new guest. They
+ * are found by what svirt leaves on the host (a runtime dir or monitor socket named by the
+ * uuid, a QEMU with that `-uuid`), their labels are reserved under their uuid, and every
+ * command says so until they are gone.
+ */
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { processStatus } from '../host/proc.js';
+import type { LifecycleEnv } from './env.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export interface Orphan {
+  readonly uuid: string;
+  readonly pid: number;
+  readonly uid: number;
+  /** The MCS level its process runs at, where SELinux runs. */
+  readonly level?: string;
+}
+
+/** uuids that have a runtime dir or a monitor socket but no running record. */
+function traces(env: LifecycleEnv): Set<string> {
+  const root = env.paths.runtimeRoot;
+  const found = new Set<string>();
+  const list = (dir: string): string[] => {
+    try {
+      return readdirSync(dir);
+    } catch {
+      return []; // no runtime root yet: nothing ever ran here
+    }
+  };
+  for (const n of list(root)) if (UUID.test(n)) found.add(n);
+  for (const n of list(join(root, 'monitor'))) if (n.endsWith('.sock') && UUID.test(n.slice(0, -5))) found.add(n.slice(0, -5));
+  for (const rec of env.store.listRunning()) found.delete(rec.uuid);
+  return found;
+}
+
+/** The QEMU processes whose `-uuid` is one of `uuids` (scans /proc only when there are some). */
+function qemusOf(uuids: ReadonlySet<string>): Orphan[] {
+  const out: Orphan[] = [];
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+  } catch {
+    return out; // no /proc: nothing can be found (and nothing can be confined either)
+  }
+  for (const p of pids) {
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (!basename(argv[0] ?? '').startsWith('qemu-system')) continue;
+    const uuid = argv[argv.indexOf('-uuid') + 1];
+    if (argv.indexOf('-uuid') < 0 || uuid === undefined || !uuids.has(uuid)) continue;
+    const uid = Number(processStatus(Number(p))?.get('Uid')?.split(/\s+/)[0] ?? NaN);
+    if (!Number.isInteger(uid)) continue;
+    let level: string | undefined;
+    try {
+      const ctx = readFileSync(`/proc/${p}/attr/current`, 'utf8').replace(/\0+$/, '').trim();
+      level = ctx.split(':').length > 3 ? ctx.split(':').slice(3).join(':') : undefined;
+    } catch {
+      level = undefined; // no LSM attributes here
+    }
+    out.push({ uuid, pid: Number(p), uid, ...(level ? { level } : {}) });
+  }
+  return out;
+}
+
+/**
+ * Finds orphans, reserves their labels under their uuid (so no new guest gets them), and
+ * releases the reservations of orphans that are gone, removing their runtime traces.
+ * Returns the live orphans; the caller says so loudly.
+ */
+export function holdOrphans(env: LifecycleEnv): Orphan[] {
+  const known = new Set(env.store.listRunning().map((r) => r.uuid));
+  const reservedOnly = [...env.store.uuidsWithReservations()].filter((u) => !known.has(u));
+  const candidates = traces(env);
+  for (const u of reservedOnly) candidates.add(u);
+  if (candidates.size === 0) return [];
+  const live = qemusOf(candidates);
+  const alive = new Set(live.map((o) => o.uuid));
+  env.store.tx(() => {
+    for (const o of live) {
+      if (env.store.getRunning(o.uuid)) continue; // a start that raced this scan: not an orphan
+      // The store is the only authority on labels: what an orphan holds is taken out of it.
+      if (o.uid !== 0) env.store.tryReserve('dac', String(o.uid), o.uuid);
+      if (o.level && o.level !== 's0') env.store.tryReserve('selinux', o.level, o.uuid);
+      env.store.tryReserve('apparmor', `svirt-${o.uuid}`, o.uuid);
+    }
+    for (const u of candidates) {
+      if (alive.has(u) || env.store.getRunning(u)) continue;
+      env.store.releaseReservations(u);
+    }
+  });
+  for (const u of candidates) {
+    if (alive.has(u) || env.store.getRunning(u)) continue;
+    // Traces of an orphan that has exited: svirt's own dir and socket, nothing of the guest's.
+    rmSync(join(env.paths.runtimeRoot, u), { recursive: true, force: true });
+    rmSync(join(env.paths.runtimeRoot, 'monitor', `${u}.sock`), { force: true });
+  }
+  return live.filter((o) => !env.store.getRunning(o.uuid));
+}
