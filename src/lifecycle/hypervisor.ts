@@ -3,7 +3,7 @@ import { formatDomainXml, parseDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import type { StatePaths } from '../host/paths.js';
 import type { ProcessIdentity } from '../host/proc.js';
-import type { SecurityManager } from '../security/manager.js';
+import type { GuestSecurity, SecurityManager } from '../security/manager.js';
 import type { RunningRecord, Store } from '../store/store.js';
 import { cloneGuest } from './clone.js';
 import type { DeviceChangeOptions } from './device-targets.js';
@@ -91,6 +91,15 @@ export class Hypervisor {
       if (!running.has(d.uuid)) out.push({ def: parseDomainXml(d.xml), state: 'shut off', persistent: true, stored: d });
     }
     return out;
+  }
+
+  /**
+   * What dominfo, its `--json` and the remote procedures show of a guest's security, from
+   * the stack the guest runs under (which may differ from this command's).
+   */
+  async describe(guest: Guest): Promise<GuestSecurity> {
+    const manager = guest.record ? await this.env.managerFor(guest.record) : this.manager;
+    return manager.describeGuest(guest.def, guest.record?.pid ?? undefined);
   }
 
   // ---- start and stop ----------------------------------------------------------------

@@ -219,6 +219,27 @@ export class SecurityManager {
     return mergeConfinement(parts, keepFds);
   }
 
+  /**
+   * What dominfo, `--json` and the remote protocol show of a guest's security: the primary
+   * model and DOI, each driver's label (the process's own while it runs), and notes.
+   */
+  describeGuest(def: DomainDef, pid: number | undefined): GuestSecurity {
+    const labels = this.drivers.map((d) => {
+      const l = this.labelFor(def, d);
+      const none = !l || l.type === 'none' || d.name === 'none';
+      return {
+        model: d.name,
+        label: pid === undefined || none ? (none ? '' : (l.label ?? '')) : d.processLabel(def, l, pid),
+        type: l?.type ?? 'none',
+        // A model without an enforcing mode (uids, Landlock) is enforced by the kernel as is.
+        enforcing: d.enforcing ? d.enforcing() : true,
+        hasEnforcingMode: d.enforcing !== undefined,
+        notes: d.features?.() ?? [],
+      };
+    });
+    return { model: this.primary.name, doi: this.primary.doi(), labels };
+  }
+
   /** The socket labels of the first driver that has them (see SecurityDriver.socketLabels). */
   socketLabels(def: DomainDef): { readonly listen: string; readonly connect: string } | undefined {
     for (const { driver, label } of this.active(def)) {
@@ -231,6 +252,24 @@ export class SecurityManager {
   undefine(def: DomainDef): void {
     for (const d of this.drivers) d.undefine?.(def);
   }
+}
+
+/** A guest's security as shown to users (see SecurityManager.describeGuest). */
+export interface GuestSecurity {
+  /** The primary driver's name: dominfo's "Security model". */
+  readonly model: DriverName;
+  readonly doi: string;
+  /** Every driver's label, primary first. */
+  readonly labels: readonly {
+    readonly model: DriverName;
+    /** The running process's label, or the configured one while shut off ('' for none). */
+    readonly label: string;
+    readonly type: string;
+    readonly enforcing: boolean;
+    /** Whether the model knows enforcing/permissive at all. */
+    readonly hasEnforcingMode: boolean;
+    readonly notes: readonly string[];
+  }[];
 }
 
 const BASE_RLIMITS: readonly RlimitSpec[] = [{ resource: 'core', soft: 0, hard: 0 }];

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 export async function run(args: ParsedArgs): Promise<number> {
   const hv = await openHypervisor(args);
   const info = hv.lookup(arg(args, 0, 'NAME'));
-  const fields = dominfoFields(hv, info);
+  const fields = await dominfoFields(hv, info);
   output(args, fields.map(([k, v]) => `${(k + ':').padEnd(15)} ${v}`).join('\n') + '\n', Object.fromEntries(fields));
   return 0;
 }
@@ -20,7 +20,7 @@ export async function runDomstate(args: ParsedArgs): Promise<number> {
   return 0;
 }
 
-export function dominfoFields(hv: Hypervisor, info: DomainInfo): [string, string][] {
+export async function dominfoFields(hv: Hypervisor, info: DomainInfo): Promise<[string, string][]> {
   const { def, record } = info;
   const fields: [string, string][] = [
     ['Id', record ? String(record.id) : '-'],
@@ -38,23 +38,18 @@ export function dominfoFields(hv: Hypervisor, info: DomainInfo): [string, string
     ['Autostart', 'disable'],
     ['Managed save', 'no'],
   );
-  const primary = hv.manager.primary;
-  fields.push(['Security model', primary.name], ['Security DOI', primary.doi()]);
+  const sec = await hv.describe(info);
+  fields.push(['Security model', sec.model], ['Security DOI', sec.doi]);
   if (record?.pid) {
-    const label = hv.manager.labelFor(def, primary);
-    if (label) {
-      const text = label.type === 'none' ? '' : primary.processLabel(def, label, record.pid);
-      const mode = primary.enforcing ? (primary.enforcing() ? ' (enforcing)' : ' (permissive)') : '';
-      fields.push(['Security label', `${text}${text ? mode : ''}`]);
+    const [primary, ...rest] = sec.labels;
+    if (primary && primary.type !== 'none' && primary.label !== '') {
+      const mode = primary.hasEnforcingMode ? (primary.enforcing ? ' (enforcing)' : ' (permissive)') : '';
+      fields.push(['Security label', `${primary.label}${mode}`]);
+    } else if (primary) {
+      fields.push(['Security label', '']);
     }
-    for (const d of hv.manager.drivers.slice(1)) {
-      const l = hv.manager.labelFor(def, d);
-      if (l) fields.push([`Security label (${d.name})`, l.type === 'none' ? 'none' : d.processLabel(def, l, record.pid)]);
-    }
-    for (const d of hv.manager.drivers) {
-      const notes = d.features?.() ?? [];
-      if (notes.length > 0) fields.push([`Security notes (${d.name})`, notes.join('; ')]);
-    }
+    for (const l of rest) fields.push([`Security label (${l.model})`, l.type === 'none' ? 'none' : l.label]);
+    for (const l of sec.labels) if (l.notes.length > 0) fields.push([`Security notes (${l.model})`, l.notes.join('; ')]);
   }
   return fields;
 }

@@ -17,7 +17,6 @@ import { procedure, type Procedure } from './types.js';
 import {
   checkFlags,
   cpuTimeNs,
-  enforcing,
   readDomainArgs,
   readDomainFlagsArgs,
   resolve,
@@ -38,13 +37,13 @@ const REASON_PAUSED_USER = 1;
 const REASON_SHUTOFF_UNKNOWN = 0;
 
 /** Each driver's label of a running guest, primary first; none while it is shut off. */
-function labels(hv: Hypervisor, info: DomainInfo): { label: string; enforcing: boolean }[] {
-  const pid = info.record?.pid;
-  return hv.manager.drivers.map((d) => {
-    const l = hv.manager.labelFor(info.def, d);
-    if (!pid || !l || l.type === 'none' || d.name === 'none') return { label: '', enforcing: false };
-    return { label: d.processLabel(info.def, l, pid), enforcing: enforcing(d) };
-  });
+async function labels(hv: Hypervisor, info: DomainInfo): Promise<{ label: string; enforcing: boolean }[]> {
+  const sec = await hv.describe(info);
+  return sec.labels.map((l) =>
+    info.record?.pid && l.type !== 'none' && l.label !== ''
+      ? { label: l.label, enforcing: l.enforcing }
+      : { label: '', enforcing: false },
+  );
 }
 
 function writeLabel(w: XdrWriter, l: { label: string; enforcing: boolean }): void {
@@ -196,8 +195,8 @@ export const domainQueryProcedures: readonly Procedure[] = [
     api: 'virDomainGetSecurityLabel',
     reconcile: true,
     decode: readDomainArgs,
-    run: (ctx, a, w) => {
-      const all = labels(ctx.server.hv, resolve(ctx.server.hv, a.dom));
+    run: async (ctx, a, w) => {
+      const all = await labels(ctx.server.hv, resolve(ctx.server.hv, a.dom));
       writeLabel(w, all[0] ?? { label: '', enforcing: false });
     },
   }),
@@ -205,8 +204,8 @@ export const domainQueryProcedures: readonly Procedure[] = [
     api: 'virDomainGetSecurityLabelList',
     reconcile: true,
     decode: readDomainArgs,
-    run: (ctx, a, w) => {
-      const all = labels(ctx.server.hv, resolve(ctx.server.hv, a.dom));
+    run: async (ctx, a, w) => {
+      const all = await labels(ctx.server.hv, resolve(ctx.server.hv, a.dom));
       w.array(all, SECURITY_LABEL_LIST_MAX, writeLabel);
       w.int(all.length);
     },

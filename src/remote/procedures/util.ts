@@ -67,8 +67,3 @@ export function cpuTimeNs(pid: number | null | undefined): bigint {
     return 0n; // exited between the lookup and this read
   }
 }
-
-/** The `enforcing` of a label: the driver's own notion, else the kernel enforces (uid, Landlock). */
-export function enforcing(driver: { enforcing?(): boolean }): boolean {
-  return driver.enforcing ? driver.enforcing() : true;
-}
