@@ -147,7 +147,7 @@ export async function reconcileScale(ctx: RunContext, records: number): Promise<
           liveXml: formatDomainXml(def),
           persistent: false,
           stack: [kind.stack],
-          resources: '[]',
+          resources: [],
           startedAt: Date.now(),
         });
         hv.store.updateRunning(g.uuid, { pid: me.pid, pidStart: me.startTime, paused: true });

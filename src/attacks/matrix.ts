@@ -6,7 +6,7 @@ import { svirtExecPath, svirtProbePath } from '../host/native.js';
 import { Hypervisor } from '../lifecycle/hypervisor.js';
 import { processStartTime, waitGone, type ProcessIdentity } from '../host/proc.js';
 import type { ConfinementSpec } from '../security/confinement.js';
-import { deserializeResources } from '../security/resources.js';
+import type { GuestResource } from '../security/driver.js';
 import { buildStack } from '../security/stack.js';
 import { QmpClient } from '../qemu/qmp-client.js';
 import { Store } from '../store/store.js';
@@ -121,9 +121,9 @@ async function runStack(
 }
 
 /** The confinement A's QEMU got, plus the right to execute the probe binary. */
-function probeSpec(hv: Hypervisor, liveXml: string, resources: string, runtimeDir: string): ConfinementSpec {
+function probeSpec(hv: Hypervisor, liveXml: string, resources: readonly GuestResource[], runtimeDir: string): ConfinementSpec {
   const live = parseDomainXml(liveXml);
-  const spec = hv.manager.confinement(live, deserializeResources(resources), hv.env.context(live, runtimeDir), []);
+  const spec = hv.manager.confinement(live, resources, hv.env.context(live, runtimeDir), []);
   if (!spec.landlock) return spec;
   return {
     ...spec,

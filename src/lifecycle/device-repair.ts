@@ -7,7 +7,6 @@ import type { DiskDef, DomainDef } from '../domain/domain-def.js';
 import { formatDomainXml, parseDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import { QmpCommandError, type QmpClient } from '../qemu/qmp-client.js';
-import { deserializeResources, serializeResources } from '../security/resources.js';
 import type { RunningRecord } from '../store/store.js';
 import type { LifecycleEnv } from './env.js';
 
@@ -46,7 +45,7 @@ export async function repairOp(env: LifecycleEnv, rec: RunningRecord): Promise<v
   const op = rec.pending;
   if (!op) return;
   const live = parseDomainXml(rec.liveXml);
-  const resources = deserializeResources(op.resources ?? '[]');
+  const resources = op.resources ?? [];
   const ctx = env.context(live, rec.runtimeDir);
   const manager = await env.managerFor(rec);
   await env.withQmp(rec, async (q) => {
@@ -69,15 +68,15 @@ export async function repairOp(env: LifecycleEnv, rec: RunningRecord): Promise<v
   });
   for (const r of resources) manager.restoreResourceLabel(live, r, ctx);
   const gone = new Set(resources.map((r) => r.path));
-  const left = deserializeResources(rec.resources).filter((r) => !gone.has(r.path));
+  const left = rec.resources.filter((r) => !gone.has(r.path));
   if (op.op === 'detach' || op.op === 'eject') {
     const next: DomainDef =
       op.op === 'detach'
         ? { ...live, disks: live.disks.filter((d) => d.target.dev !== op.target) }
         : { ...live, disks: live.disks.map((d) => (d.target.dev === op.target ? withoutMedium(d) : d)) };
-    env.store.endOp(rec.uuid, { liveXml: formatDomainXml(next), resources: serializeResources(left) });
+    env.store.endOp(rec.uuid, { liveXml: formatDomainXml(next), resources: left });
   } else {
-    env.store.endOp(rec.uuid, { resources: serializeResources(left) });
+    env.store.endOp(rec.uuid, { resources: left });
   }
 }
 

@@ -5,7 +5,7 @@ import { SvirtError } from '../errors.js';
 import { blockdevNodes, deviceProps, diskDeviceId, type FdSetEntry } from '../qemu/argv.js';
 import type { QmpClient } from '../qemu/qmp-client.js';
 import type { GuestResource } from '../security/driver.js';
-import { deserializeResources, diskResources, resolveResources, serializeResources } from '../security/resources.js';
+import { diskResources, resolveResources } from '../security/resources.js';
 import type { PendingOp, RunningRecord } from '../store/store.js';
 import { crashPoint, type CrashPoint } from './crash-points.js';
 import { targets, updateDefinition, type DeviceChangeOptions } from './device-targets.js';
@@ -135,7 +135,7 @@ async function plugOpened(
   let op: PendingOp = {
     op: kind,
     target: disk.target.dev,
-    resources: serializeResources(resources),
+    resources,
     nodes: nodeNames(disk),
     device: diskDeviceId(disk),
     fdsets: [],
@@ -162,7 +162,7 @@ async function plugOpened(
   }
   env.store.endOp(rec.uuid, {
     liveXml: formatDomainXml(next),
-    resources: serializeResources([...deserializeResources(rec.resources), ...resources.map(dropHandle)]),
+    resources: [...rec.resources, ...resources.map(dropHandle)],
   });
 }
 
@@ -171,7 +171,7 @@ function removalOp(kind: 'detach' | 'eject', rec: RunningRecord, disk: DiskDef):
   return {
     op: kind,
     target: disk.target.dev,
-    resources: serializeResources(ownResources(rec, disk)),
+    resources: ownResources(rec, disk),
     nodes: nodeNames(disk),
     device: diskDeviceId(disk),
   };
@@ -234,7 +234,7 @@ async function finish(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
 function ownResources(rec: RunningRecord, disk: DiskDef): GuestResource[] {
   // Matched by the paths the record keeps (declared and resolved): never resolved again here.
   const paths = new Set(diskLayers(disk).map((l) => l.path));
-  return deserializeResources(rec.resources).filter(
+  return rec.resources.filter(
     (r) => (paths.has(r.path) || (r.declared !== undefined && paths.has(r.declared))) && r.role !== 'runtime-dir',
   );
 }

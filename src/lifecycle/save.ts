@@ -28,7 +28,7 @@ export async function saveGuest(env: LifecycleEnv, guest: Guest, file: string, p
     file: made.path,
     replaces: target,
     wasRunning: !rec.paused,
-    resources: JSON.stringify([{ path: made.path, role: 'saved-state', seclabels: [], ident: made.handle.identity }]),
+    resources: [{ path: made.path, role: 'saved-state', seclabels: [], ident: made.handle.identity }],
   };
   if (!env.store.beginOp(rec.uuid, op, env.me)) {
     made.discard();
@@ -96,7 +96,7 @@ export async function repairSave(env: LifecycleEnv, rec: RunningRecord, migrated
     (await env
       .withQmp(rec, async (q) => ((await q.execute('query-migrate')) as { status?: string }).status === 'completed')
       .catch(() => false));
-  const [resource] = JSON.parse(op.resources ?? '[]') as GuestResource[];
+  const [resource] = op.resources ?? [];
   manager.restoreResourceLabel(live, resource ?? { path: op.file, role: 'saved-state', seclabels: [] }, ctx);
   if (!done) {
     unlinkAt(op.file);

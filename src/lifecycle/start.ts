@@ -9,7 +9,7 @@ import { buildArgv, type FdSetEntry } from '../qemu/argv.js';
 import { FdLayout } from '../qemu/fd-layout.js';
 import { launch } from '../qemu/launcher.js';
 import type { GuestResource } from '../security/driver.js';
-import { guestResources, resolveResources, serializeResources } from '../security/resources.js';
+import { guestResources, resolveResources } from '../security/resources.js';
 import type { RunningRecord } from '../store/store.js';
 import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
@@ -46,7 +46,7 @@ export async function startGuest(
     liveXml: formatDomainXml(def),
     persistent,
     stack: env.manager.names,
-    resources: '[]',
+    resources: [],
     startedAt: Date.now(),
   });
   if (!claimed) {
@@ -89,7 +89,7 @@ export async function startGuest(
     let resources = opened.resources;
     undo.push('remove bound sockets', () => removeBoundSockets(opened.io));
     // Journal first: from here a crash is repaired from what the record says.
-    env.store.updateRunning(def.uuid, { liveXml: formatDomainXml(live), resources: serializeResources(resources) });
+    env.store.updateRunning(def.uuid, { liveXml: formatDomainXml(live), resources });
     crashPoint('start:labels-reserved');
     env.manager.setAllLabel(live, resources, ctx);
     undo.push('restore labels', () => {
@@ -150,7 +150,7 @@ export async function startGuest(
       // The state is loaded: the file goes back to its owner and label before anyone sees the guest run.
       env.manager.restoreResourceLabel(live, dropHandle(stateFile), ctx);
       resources = resources.filter((r) => r !== stateFile);
-      env.store.updateRunning(def.uuid, { resources: serializeResources(resources) });
+      env.store.updateRunning(def.uuid, { resources });
     }
     env.store.tx(() => {
       env.store.updateRunning(def.uuid, {

@@ -4,7 +4,6 @@ import { parseDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import { openHandle } from '../host/file-handle.js';
 import { isAlive, signal, waitGone } from '../host/proc.js';
-import { deserializeResources } from '../security/resources.js';
 import type { RunningRecord } from '../store/store.js';
 import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
@@ -71,7 +70,7 @@ export async function cleanup(env: LifecycleEnv, rec: RunningRecord): Promise<vo
   const live = parseDomainXml(rec.liveXml);
   const manager = await env.managerFor(rec);
   const ctx = env.context(live, rec.runtimeDir);
-  const resources = deserializeResources(rec.resources);
+  const resources = rec.resources;
   // Labels are journalled before any file is touched: no labels or no resources, nothing was labelled.
   if (resources.length > 0 && manager.hasLiveLabels(live)) manager.restoreAllLabel(live, resources, ctx);
   crashPoint('cleanup:restored');

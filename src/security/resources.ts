@@ -130,23 +130,3 @@ export function resolveResources(list: readonly GuestResource[]): GuestResource[
     }),
   );
 }
-
-/** The stored form of resources (no disk objects; they are found again by path). */
-export function serializeResources(list: readonly GuestResource[]): string {
-  return JSON.stringify(
-    list.map((r) => {
-      const ident = r.handle?.identity ?? r.ident;
-      return {
-        path: r.path,
-        ...(r.declared ? { declared: r.declared } : {}),
-        role: r.role,
-        seclabels: r.seclabels,
-        ...(ident ? { ident: { dev: ident.dev, ino: ident.ino } } : {}),
-      };
-    }),
-  );
-}
-
-export function deserializeResources(text: string): GuestResource[] {
-  return JSON.parse(text) as GuestResource[];
-}

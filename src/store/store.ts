@@ -10,7 +10,8 @@ type Database = DatabaseType.Database;
 import { mkdirSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { SvirtError } from '../errors.js';
-import type { DriverName, LabelMemory, LabelReservations } from '../security/driver.js';
+import type { DriverName, GuestResource, LabelMemory, LabelReservations } from '../security/driver.js';
+import { deserializeResources, serializeResources, toStored } from './resources.js';
 import { SCHEMA } from './schema.js';
 
 export type RunState = 'starting' | 'running' | 'stopping';
@@ -41,8 +42,8 @@ export interface RunningRecord {
   readonly persistent: boolean;
   /** Driver names of the stack the guest was started with, primary first. */
   readonly stack: readonly DriverName[];
-  /** The resources labelled at start (JSON of GuestResource[] without disk objects). */
-  readonly resources: string;
+  /** The resources labelled at start, in their stored form (see store/resources.ts). */
+  readonly resources: readonly GuestResource[];
   readonly paused: boolean;
   readonly startedAt: number;
   /** An operation in progress on the running guest (the intent journal), with its owner in ownerPid. */
@@ -55,7 +56,7 @@ export interface PendingOp {
   /** Target dev of the disk concerned. */
   readonly target?: string;
   /** Serialized GuestResource[] the operation labels or restores. */
-  readonly resources?: string;
+  readonly resources?: readonly GuestResource[];
   /** fdset ids and block nodes handed to QEMU, so a repair can take them back. */
   readonly fdsets?: readonly number[];
   readonly nodes?: readonly string[];
@@ -110,7 +111,7 @@ function toRecord(r: RunningRow): RunningRecord {
     liveXml: r.live_xml,
     persistent: r.persistent === 1,
     stack: JSON.parse(r.stack) as DriverName[],
-    resources: r.resources,
+    resources: deserializeResources(r.resources),
     paused: r.paused === 1,
     startedAt: r.started_at,
     pending: r.pending === null ? null : (JSON.parse(r.pending) as PendingOp),
@@ -248,7 +249,7 @@ export class Store implements LabelMemory, LabelReservations {
         r.liveXml,
         r.persistent ? 1 : 0,
         JSON.stringify(r.stack),
-        r.resources,
+        serializeResources(r.resources),
         r.startedAt,
       );
     return res.changes === 1;
@@ -273,7 +274,17 @@ export class Store implements LabelMemory, LabelReservations {
       const col = map[k];
       if (col === undefined || v === undefined) continue;
       sets.push(`${col} = ?`);
-      values.push(typeof v === 'boolean' ? (v ? 1 : 0) : Array.isArray(v) ? JSON.stringify(v) : v);
+      values.push(
+        typeof v === 'boolean'
+          ? v
+            ? 1
+            : 0
+          : k === 'resources'
+            ? serializeResources(v as GuestResource[])
+            : Array.isArray(v)
+              ? JSON.stringify(v)
+              : v,
+      );
     }
     if (sets.length === 0) return;
     this.db.prepare(`UPDATE running SET ${sets.join(', ')} WHERE uuid = ?`).run(...values, uuid);
@@ -297,22 +308,22 @@ export class Store implements LabelMemory, LabelReservations {
         .prepare(
           "UPDATE running SET pending = ?, owner_pid = ?, owner_start = ? WHERE uuid = ? AND state = 'running' AND pending IS NULL",
         )
-        .run(JSON.stringify(op), owner.pid, owner.startTime, uuid).changes === 1
+        .run(opText(op), owner.pid, owner.startTime, uuid).changes === 1
     );
   }
 
   /** Ends the operation; `fields` (new live XML, resources) land in the same statement. */
-  endOp(uuid: string, fields: { liveXml?: string; resources?: string } = {}): void {
+  endOp(uuid: string, fields: { liveXml?: string; resources?: readonly GuestResource[] } = {}): void {
     this.db
       .prepare(
         'UPDATE running SET pending = NULL, owner_pid = NULL, owner_start = NULL, live_xml = coalesce(?, live_xml), resources = coalesce(?, resources) WHERE uuid = ?',
       )
-      .run(fields.liveXml ?? null, fields.resources ?? null, uuid);
+      .run(fields.liveXml ?? null, fields.resources ? serializeResources(fields.resources) : null, uuid);
   }
 
   /** Updates the journalled operation (its phase changed: more nodes, fds...). */
   updateOp(uuid: string, op: PendingOp): void {
-    this.db.prepare('UPDATE running SET pending = ? WHERE uuid = ?').run(JSON.stringify(op), uuid);
+    this.db.prepare('UPDATE running SET pending = ? WHERE uuid = ?').run(opText(op), uuid);
   }
 
   /**
@@ -445,4 +456,9 @@ export class Store implements LabelMemory, LabelReservations {
       original: string;
     }[];
   }
+}
+
+/** A journal entry as stored: its resources in their stored form. */
+function opText(op: PendingOp): string {
+  return JSON.stringify(op.resources ? { ...op, resources: toStored(op.resources) } : op);
 }

@@ -164,7 +164,7 @@ describe('local attacks on svirt itself (real QEMU)', { skip }, () => {
     await svirtOk(dir, [...DAC, 'destroy', 'gb'], env);
   });
 
-  it('restore of a FIFO and save over a FIFO are refused at once', async (t) => {
+  it('restore of a FIFO is refused at once', { timeout: 60_000 }, async (t) => {
     const dir = scratch(t);
     const fifo = join(dir, 'state.fifo');
     assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
@@ -172,7 +172,9 @@ describe('local attacks on svirt itself (real QEMU)', { skip }, () => {
     const r = await svirt(dir, [...DAC, 'restore', fifo]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /^error: .*is a FIFO/m);
-    assert.ok(Date.now() - t0 < 5000, 'answered at once, not blocked on the FIFO');
+    // A read of the FIFO would block forever (nobody writes it): any answer proves none happened.
+    // The bound only turns a hang into a failure; it is generous for a loaded CI host.
+    assert.ok(Date.now() - t0 < 30_000, 'answered, not blocked on the FIFO');
   });
 });
 
