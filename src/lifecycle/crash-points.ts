@@ -7,6 +7,7 @@ export const CRASH_POINTS = [
   'start:claimed',
   'start:labels-reserved',
   'start:labelled',
+  'start:monitor-bound',
   'start:launched',
   'destroy:claimed',
   'destroy:killed',
@@ -14,6 +15,7 @@ export const CRASH_POINTS = [
   'cleanup:restored',
   'attach:journaled',
   'attach:labelled',
+  'attach:fds-passed',
   'attach:plugged',
   'detach:journaled',
   'detach:unplugged',
@@ -21,9 +23,11 @@ export const CRASH_POINTS = [
   'media:insert-journaled',
   'media:inserted',
   'save:journaled',
+  'save:labelled',
   'save:migrated',
   'save:restored',
   'restore:labelled',
+  'restore:monitor-bound',
   'restore:loaded',
 ] as const;
 

@@ -91,9 +91,15 @@ export async function attachDisk(env: LifecycleEnv, info: Guest, disk: DiskDef, 
 interface PlugPoints {
   readonly journaled: CrashPoint;
   readonly labelled?: CrashPoint;
+  readonly fdsPassed?: CrashPoint;
   readonly plugged: CrashPoint;
 }
-const ATTACH_POINTS: PlugPoints = { journaled: 'attach:journaled', labelled: 'attach:labelled', plugged: 'attach:plugged' };
+const ATTACH_POINTS: PlugPoints = {
+  journaled: 'attach:journaled',
+  labelled: 'attach:labelled',
+  fdsPassed: 'attach:fds-passed',
+  plugged: 'attach:plugged',
+};
 const INSERT_POINTS: PlugPoints = { journaled: 'media:insert-journaled', plugged: 'media:inserted' };
 
 /**
@@ -152,6 +158,7 @@ async function plugOpened(
         op = o;
         env.store.updateOp(rec.uuid, o);
       });
+      if (points.fdsPassed) crashPoint(points.fdsPassed);
       for (const node of blockdevNodes(disk, sets)) await q.execute('blockdev-add', node);
       await connect(q);
     });

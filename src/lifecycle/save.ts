@@ -42,6 +42,7 @@ export async function saveGuest(env: LifecycleEnv, guest: Guest, file: string, p
   let migrated = false;
   try {
     manager.setResourceLabel(live, resource, ctx);
+    crashPoint('save:labelled');
     writeHeader(made.fd, {
       version: 1,
       name: live.name,

@@ -106,6 +106,7 @@ export async function startGuest(
     const chardevFds = chardevEntries(live, opened.io, layout, fdsets.size);
     const qmpFd = layout.add(files.fd(bindSocket(qmpPath, socketLabels?.listen)));
     undo.push('remove the monitor socket', () => rmSync(qmpPath, { force: true }));
+    crashPoint(incoming ? 'restore:monitor-bound' : 'start:monitor-bound');
     const argv = buildArgv(live, {
       emulator: ctx.emulator,
       accel: ctx.virtType === 'kvm' ? 'kvm' : 'tcg',
