@@ -5,6 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { connect } from 'node:net';
 import {
   chownSync,
   existsSync,
@@ -51,6 +52,55 @@ describe('local attacks on svirt itself (real QEMU)', { skip }, () => {
     assert.match(r.stderr, /no longer the file svirt labelled/);
     assert.deepEqual(owner(victim), { uid: 0, gid: 0, mode: 0o600 }, 'the root file keeps its owner and mode');
     assert.equal(readFileSync(victim, 'utf8'), 'root secret');
+  });
+
+  it("a serial log's directory swapped for a link while the guest runs: the root file keeps its owner", async (t) => {
+    const dir = scratch(t);
+    const userDir = join(dir, 'logs');
+    mkdirSync(userDir, { mode: 0o755 });
+    chownSync(userDir, USER.uid, USER.gid);
+    const log = join(userDir, 'serial.log');
+    const rootDir = join(dir, 'rootlogs');
+    mkdirSync(rootDir, { mode: 0o755 });
+    const victim = join(rootDir, 'serial.log');
+    writeFileSync(victim, 'root log', { mode: 0o600 });
+    const img = makeImage(join(dir, 'a.img'));
+    const xml = domainXml('g', [{ path: img, dev: 'vda' }]).replace(
+      '</devices>',
+      `<serial type='file'><source path='${log}'/><target port='0'/></serial></devices>`,
+    );
+    await svirtOk(dir, [...DAC, 'define', writeDomain(dir, 'g', xml)]);
+    await svirtOk(dir, [...DAC, 'start', 'g', '--paused']);
+    assert.equal(owner(log).mode, 0o600, 'svirt created the log (0600) and handed it to the guest');
+    assert.notEqual(owner(log).uid, 0);
+    renameSync(userDir, join(dir, 'moved'));
+    symlinkSync(rootDir, userDir);
+    const r = await svirt(dir, [...DAC, 'destroy', 'g']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /serial\.log" is no longer the file svirt labelled/);
+    assert.deepEqual(owner(victim), { uid: 0, gid: 0, mode: 0o600 });
+  });
+
+  it('a bind-mode unix serial works under dac: svirt binds it, QEMU accepts on it, it goes at destroy', async (t) => {
+    const dir = scratch(t);
+    const sock = join(dir, 'console.sock');
+    const img = makeImage(join(dir, 'a.img'));
+    const xml = domainXml('g', [{ path: img, dev: 'vda' }]).replace(
+      '</devices>',
+      `<serial type='unix'><source mode='bind' path='${sock}'/><target port='0'/></serial></devices>`,
+    );
+    await svirtOk(dir, [...DAC, 'define', writeDomain(dir, 'g', xml)]);
+    await svirtOk(dir, [...DAC, 'start', 'g', '--paused']);
+    assert.ok(statSync(sock).isSocket());
+    await new Promise<void>((resolve, reject) => {
+      const c = connect(sock, () => {
+        c.destroy();
+        resolve();
+      });
+      c.once('error', reject);
+    });
+    await svirtOk(dir, [...DAC, 'destroy', 'g']);
+    assert.equal(existsSync(sock), false, 'the socket svirt bound is removed with the guest');
   });
 
   it("a user's image swapped for a link to a root file before start: refused, the file untouched", async (t) => {
