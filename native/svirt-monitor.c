@@ -8,6 +8,10 @@
  * exit status 1 when it cannot fork). The hook argv runs after fd 1 is closed, with
  * SVIRT_CHILD_PID and SVIRT_CHILD_STATUS ("exit 0", "signal 9") in its environment.
  * Uses no heap: a monitor lives as long as its guest.
+ *
+ * A forked backup (sharing the monitor's pages) watches QEMU through a pidfd and the monitor
+ * through a pipe: if the monitor is killed first, the backup runs the hook once QEMU exits,
+ * so the guest's files are given back even then.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,7 +19,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -126,6 +132,51 @@ static void run_hook(char **hook, pid_t child, const char *status)
 	wait_for(pid, &st);
 }
 
+static int wait_readable(struct pollfd *p, nfds_t n)
+{
+	int r;
+	while ((r = poll(p, n, -1)) < 0 && errno == EINTR) {
+	}
+	return r;
+}
+
+/* The backup: returns only in the monitor; the backup process ends in _exit. */
+static void start_backup(char **hook, pid_t child)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, child, 0);
+	int link[2];
+	if (pfd < 0)
+		return; /* kernels before 5.3: the monitor alone watches */
+	if (pipe2(link, O_CLOEXEC) < 0) {
+		close(pfd);
+		return;
+	}
+	pid_t w = fork();
+	if (w < 0) {
+		close(pfd);
+		close(link[0]);
+		close(link[1]);
+		return;
+	}
+	if (w == 0) {
+		close(link[1]);
+		close(STDOUT_FILENO); /* the status channel is the monitor's */
+		struct pollfd p[2] = { { .fd = pfd, .events = POLLIN }, { .fd = link[0], .events = POLLIN } };
+		if (wait_readable(p, 2) < 0 || (p[0].revents & POLLIN))
+			_exit(0); /* QEMU ended while the monitor lives: the monitor runs the hook */
+		/* The monitor is gone and QEMU runs on: wait for QEMU, then do the monitor's last job. */
+		struct pollfd q = { .fd = pfd, .events = POLLIN };
+		if (wait_readable(&q, 1) < 0)
+			_exit(1);
+		put(STDERR_FILENO, "svirt-monitor: the monitor was gone when QEMU exited; its backup runs the hook\n");
+		run_hook(hook, child, "unknown");
+		_exit(0);
+	}
+	close(pfd);
+	close(link[0]);
+	/* link[1] stays open for the monitor's life: its end is the backup's signal. */
+}
+
 int main(int argc, char **argv)
 {
 	char *hook[argc + 1];
@@ -173,6 +224,8 @@ int main(int argc, char **argv)
 
 	close_from_3(); /* the child has the image fds; the monitor must not hold them open */
 	say(format(line, sizeof line, "pid", (long)pid));
+	if (nhook > 0)
+		start_backup(hook, pid);
 
 	int status = 0;
 	if (wait_for(pid, &status) < 0) {

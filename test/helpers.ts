@@ -102,13 +102,14 @@ function readMonitors(stateDir: string): number[] {
 
 export function readRunning(
   stateDir: string,
-): { name: string; uuid: string; pid: number | null; state: string; live_xml: string }[] {
+): { name: string; uuid: string; pid: number | null; monitorPid: number | null; state: string; live_xml: string }[] {
   const db = new Database(join(stateDir, 'svirt.db'), { readonly: true, fileMustExist: true, timeout: 10_000 });
   try {
-    return db.prepare('SELECT name, uuid, pid, state, live_xml FROM running').all() as {
+    return db.prepare('SELECT name, uuid, pid, monitor_pid AS monitorPid, state, live_xml FROM running').all() as {
       name: string;
       uuid: string;
       pid: number | null;
+      monitorPid: number | null;
       state: string;
       live_xml: string;
     }[];

@@ -214,6 +214,23 @@ describe('local attacks on svirt itself (real QEMU)', { skip }, () => {
     await svirtOk(dir, [...DAC, 'destroy', 'gb'], env);
   });
 
+  it("a killed monitor: the guest's files are still given back when QEMU exits, with no command", async (t) => {
+    const dir = scratch(t);
+    const img = makeImage(join(dir, 'a.img'), 4, USER, 0o644);
+    await svirtOk(dir, [...DAC, 'define', writeDomain(dir, 'g', domainXml('g', [{ path: img, dev: 'vda' }]))]);
+    await svirtOk(dir, [...DAC, 'start', 'g', '--paused']);
+    const row = readRunning(dir).find((r) => r.name === 'g');
+    assert.ok(row?.pid && row.monitorPid);
+    assert.notEqual(owner(img).uid, USER.uid);
+    process.kill(row.monitorPid, 'SIGKILL'); // the monitor svirt started, ended by its pid
+    await waitGone(row.monitorPid);
+    process.kill(row.pid, 'SIGKILL'); // then its QEMU dies
+    const deadline = Date.now() + 20_000;
+    while (owner(img).uid !== USER.uid && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(owner(img), { ...USER, mode: 0o644 }, 'given back by the backup watcher, no svirt command run');
+    assert.equal(readRunning(dir).length, 0);
+  });
+
   it('restore of a FIFO is refused at once', { timeout: 60_000 }, async (t) => {
     const dir = scratch(t);
     const fifo = join(dir, 'state.fifo');
