@@ -3,30 +3,10 @@
  * filesystem. Inside /proc, Node's recursive mkdir loops forever (mkdir there fails with
  * ENOENT, which it takes for a missing parent), and nothing svirt writes belongs in /sys.
  */
-import { existsSync, statSync, statfsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { SvirtError } from '../errors.js';
-
-/** statfs f_type of the kernel's pseudo filesystems (linux/magic.h). */
-const PSEUDO_FS: ReadonlyMap<number, string> = new Map([
-  [0x9fa0, 'proc'],
-  [0x62656572, 'sysfs'],
-  [0x1cd1, 'devpts'],
-  [0x27e0eb, 'cgroup'],
-  [0x63677270, 'cgroup2'],
-  [0x64626720, 'debugfs'],
-  [0x73636673, 'securityfs'],
-  [0x74726163, 'tracefs'],
-  [0xf97cff8c, 'selinuxfs'],
-  [0x62656570, 'configfs'],
-  [0xcafe4a11, 'bpf'],
-  [0x6165676c, 'pstore'],
-  [0xde5e81e4, 'efivarfs'],
-  [0x65735543, 'fusectl'],
-  [0x42494e4d, 'binfmt_misc'],
-  [0x19800202, 'mqueue'],
-  [0x6e736673, 'nsfs'],
-]);
+import { pseudoFilesystem } from '../host/pseudo-fs.js';
 
 /** The nearest ancestor of `path` (or itself) that exists. */
 function nearestExisting(path: string): string {
@@ -50,13 +30,7 @@ function mountRoot(path: string): string {
 export function requireRealFilesystem(path: string, role: string): string {
   const abs = resolve(path);
   const existing = nearestExisting(abs);
-  let type: number;
-  try {
-    type = statfsSync(existing).type >>> 0;
-  } catch {
-    return abs; // cannot tell: whoever creates the path reports what goes wrong
-  }
-  const fs = PSEUDO_FS.get(type);
+  const fs = pseudoFilesystem(existing);
   if (fs === undefined) return abs;
   throw new SvirtError(
     'SVIRT_ERR_USAGE',

@@ -3,6 +3,7 @@ import { basename, dirname } from 'node:path';
 import { SvirtError, errnoOf } from '../errors.js';
 import { describeKind, openHandle, type FileHandle, type FileKind } from '../host/file-handle.js';
 import { listenUnixAt } from '../host/native.js';
+import { pseudoFilesystem } from '../host/pseudo-fs.js';
 import { withSocketLabel } from '../host/selinux-socket.js';
 import type { GuestResource, ResourceRole } from '../security/driver.js';
 
@@ -84,6 +85,17 @@ export function openResources(
         'SVIRT_ERR_PATH_INVALID',
         `cannot use "${r.declared ?? r.path}" as ${r.role}: it is ${describeKind(h.kind)}`,
         { details: { path: r.path, kind: h.kind, role: r.role } },
+      );
+    }
+    // A kernel interface is no guest's file: labelling /proc or /sys entries fails or, worse, acts.
+    const pseudo = pseudoFilesystem(h.procPath);
+    if (pseudo !== undefined) {
+      throw new SvirtError(
+        'SVIRT_ERR_PATH_INVALID',
+        `cannot use "${r.declared ?? r.path}" as ${r.role}: it is on a ${pseudo} filesystem`,
+        {
+          details: { path: r.path, filesystem: pseudo, role: r.role },
+        },
       );
     }
     const out: GuestResource = { ...r, handle: h };

@@ -231,6 +231,18 @@ describe('local attacks on svirt itself (real QEMU)', { skip }, () => {
     assert.equal(readRunning(dir).length, 0);
   });
 
+  it('a /proc file as a disk is refused for what it is, before anything is labelled', async (t) => {
+    const dir = scratch(t);
+    const xml = domainXml('p', [{ path: '/proc/sys/kernel/hostname', dev: 'vda' }]);
+    await svirtOk(dir, [...DAC, 'define', writeDomain(dir, 'p', xml)]);
+    const before = owner('/proc/sys/kernel/hostname');
+    const r = await svirt(dir, [...DAC, 'start', 'p', '--paused']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /^error: cannot use "\/proc\/sys\/kernel\/hostname" as disk: it is on a proc filesystem$/m);
+    assert.deepEqual(owner('/proc/sys/kernel/hostname'), before);
+    assert.equal(readRunning(dir).length, 0);
+  });
+
   it('restore of a FIFO is refused at once', { timeout: 60_000 }, async (t) => {
     const dir = scratch(t);
     const fifo = join(dir, 'state.fifo');
