@@ -243,6 +243,25 @@ describe('local attacks on svirt itself (real QEMU)', { skip }, () => {
     assert.equal(readRunning(dir).length, 0);
   });
 
+  it("save under another stack than the guest's uses the guest's own stack; nothing pending is left", async (t) => {
+    const dir = scratch(t);
+    const img = makeImage(join(dir, 'a.img'), 4, USER, 0o644);
+    const STACK = ['--security-driver', 'dac,landlock'];
+    await svirtOk(dir, [...STACK, 'define', writeDomain(dir, 'g', domainXml('g', [{ path: img, dev: 'vda' }]))]);
+    await svirtOk(dir, [...STACK, 'start', 'g', '--paused']);
+    const save = join(dir, 'g.save');
+    writeFileSync(save, 'an older save'); // saving over an existing file replaces it, as libvirtd does
+    const r = await svirt(dir, [...DAC, 'save', 'g', save]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(statSync(save).size > 65536, 'the state replaced the old file');
+    assert.deepEqual(owner(save), { uid: 0, gid: 0, mode: 0o600 });
+    assert.deepEqual(owner(img), { ...USER, mode: 0o644 });
+    const list = await svirt(dir, [...DAC, 'list', '--all']);
+    assert.equal(list.stderr, '', 'no warning about a pending operation');
+    await svirtOk(dir, [...STACK, 'restore', save]);
+    await svirtOk(dir, [...STACK, 'destroy', 'g']);
+  });
+
   it('restore of a FIFO is refused at once', { timeout: 60_000 }, async (t) => {
     const dir = scratch(t);
     const fifo = join(dir, 'state.fifo');
