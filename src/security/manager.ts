@@ -241,6 +241,16 @@ export class SecurityManager {
     return { model: this.primary.name, doi: this.primary.doi(), labels };
   }
 
+  /** `profile`: what each driver would apply to a guest with live labels, touching nothing. */
+  dryRun(def: DomainDef, resources: readonly GuestResource[], ctx: SecurityContext): { driver: DriverName; text: string }[] {
+    return this.drivers.map((d) => {
+      const label = this.liveLabel(def, d);
+      if (label.type === 'none') return { driver: d.name, text: '(type none: not confined by this driver)' };
+      if (!d.describe) throw new SvirtError('SVIRT_ERR_SECURITY_DRIVER', `driver '${d.name}' has no dry run`);
+      return { driver: d.name, text: d.describe(def, label, resources, ctx) };
+    });
+  }
+
   /** The socket labels of the first driver that has them (see SecurityDriver.socketLabels). */
   socketLabels(def: DomainDef): { readonly listen: string; readonly connect: string } | undefined {
     for (const { driver, label } of this.active(def)) {

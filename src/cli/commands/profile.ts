@@ -62,15 +62,7 @@ export async function run(args: ParsedArgs): Promise<number> {
   // The runtime dir does not exist before the first start: it is shown as it will be.
   const [runtime, ...files] = guestResources(live, runtimeDir);
   const resources = [...(runtime ? [runtime] : []), ...resolveResources(files)];
-  const sections: { driver: string; text: string }[] = [];
-  for (const d of manager.drivers) {
-    const label = manager.liveLabel(live, d);
-    if (!d.describe) throw new SvirtError('SVIRT_ERR_SECURITY_DRIVER', `driver '${d.name}' has no dry run`);
-    sections.push({
-      driver: d.name,
-      text: label.type === 'none' ? '(type none: not confined by this driver)' : d.describe(live, label, resources, ctx),
-    });
-  }
+  const sections = manager.dryRun(live, resources, ctx);
   output(args, sections.map((s) => `# ${s.driver}\n${s.text}`).join('\n\n'), {
     name: def.name,
     uuid: def.uuid,
