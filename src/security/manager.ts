@@ -1,8 +1,9 @@
 import type { DomainDef, SecLabelDef } from '../domain/domain-def.js';
 import { SvirtError } from '../errors.js';
-import { FileChangedError, reopenIdentity, type FileHandle } from '../host/file-handle.js';
-import type { ConfinementPart, ConfinementSpec, RlimitSpec } from './confinement.js';
+import type { ConfinementPart, ConfinementSpec } from './confinement.js';
 import type { DriverName, GuestResource, SecurityContext, SecurityDriver } from './driver.js';
+import { mergeConfinement } from './merge-confinement.js';
+import { openForRestore } from './open-for-restore.js';
 
 /**
  * The stack of security drivers. The first is primary (it answers dominfo's "Security
@@ -107,11 +108,11 @@ export class SecurityManager {
 
   /**
    * Restores in reverse stack order; every driver runs even if one fails; errors are joined.
-   * A file is reached only if it is still the one labelled (see {@link openForRestore}).
+   * A file is reached only if it is still the one labelled (see open-for-restore.ts).
    */
   restoreAllLabel(def: DomainDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
     const errors: unknown[] = [];
-    const opened = this.openForRestore(def, resources, ctx);
+    const opened = openForRestore(def, resources, ctx, this.drivers);
     try {
       for (const { driver, label } of this.active(def).reverse()) {
         try {
@@ -129,42 +130,6 @@ export class SecurityManager {
       opened.close();
     }
     throwJoined(errors, `cannot restore the labels of '${def.name}'`);
-  }
-
-  /**
-   * Reopens each remembered file by its path with no symlink on the way and checks it is the
-   * file that was labelled (device + inode). One that changed (a directory swapped for a
-   * link, a file replaced) is reported and left alone: the guest's use of it is forgotten in
-   * every driver's memory, and no driver touches whatever the path names now.
-   */
-  private openForRestore(
-    def: DomainDef,
-    resources: readonly GuestResource[],
-    ctx: SecurityContext,
-  ): { list: GuestResource[]; close(): void } {
-    const handles: FileHandle[] = [];
-    const list: GuestResource[] = [];
-    for (const r of resources) {
-      if (r.handle) {
-        list.push(r);
-        continue;
-      }
-      try {
-        const h = reopenIdentity(r.path, r.ident, 'restore');
-        if (h) handles.push(h);
-        list.push(h ? { ...r, handle: h } : r);
-      } catch (err) {
-        if (!(err instanceof FileChangedError)) {
-          list.push(r); // the driver reports it (and the record stays for a retry)
-          continue;
-        }
-        (ctx.warn ?? defaultWarn)(`${def.name}: ${err.message}`);
-        for (const d of this.drivers) {
-          if (ctx.memory.release(d.name, r.path, def.uuid) !== undefined) ctx.memory.forget(d.name, r.path);
-        }
-      }
-    }
-    return { list, close: () => handles.forEach((h) => h.close()) };
   }
 
   setResourceLabel(def: DomainDef, resource: GuestResource, ctx: SecurityContext): void {
@@ -188,7 +153,7 @@ export class SecurityManager {
 
   restoreResourceLabel(def: DomainDef, resource: GuestResource, ctx: SecurityContext): void {
     const errors: unknown[] = [];
-    const opened = this.openForRestore(def, [resource], ctx);
+    const opened = openForRestore(def, [resource], ctx, this.drivers);
     try {
       const r = opened.list[0];
       if (r === undefined) return; // changed under the label: reported and left alone
@@ -231,45 +196,6 @@ export class SecurityManager {
   undefine(def: DomainDef): void {
     for (const d of this.drivers) d.undefine?.(def);
   }
-}
-
-const BASE_RLIMITS: readonly RlimitSpec[] = [{ resource: 'core', soft: 0, hard: 0 }];
-
-export function mergeConfinement(
-  parts: readonly { name: DriverName; part: ConfinementPart }[],
-  keepFds: readonly number[],
-): ConfinementSpec {
-  const out: Record<string, unknown> = {};
-  const owner = new Map<string, DriverName>();
-  const rlimits = new Map<string, RlimitSpec>(BASE_RLIMITS.map((r) => [r.resource, r]));
-  for (const { name, part } of parts) {
-    for (const r of part.rlimits ?? []) rlimits.set(r.resource, r);
-    for (const key of ['mountView', 'uid', 'gid', 'selinuxExecLabel', 'apparmorProfile', 'landlock'] as const) {
-      const value = part[key];
-      if (value === undefined) continue;
-      const prev = owner.get(key);
-      if (prev !== undefined) {
-        throw new SvirtError('SVIRT_ERR_SECURITY_DRIVER', `drivers '${prev}' and '${name}' both set the process ${key}`);
-      }
-      owner.set(key, name);
-      out[key] = value;
-    }
-  }
-  if ((out['uid'] === undefined) !== (out['gid'] === undefined)) {
-    throw new SvirtError('SVIRT_ERR_SECURITY_DRIVER', 'a driver set a uid without a gid (or the reverse)');
-  }
-  return {
-    version: 1,
-    rlimits: [...rlimits.values()],
-    ...(out as Partial<ConfinementSpec>),
-    ...(out['uid'] !== undefined ? { groups: [] } : {}),
-    noNewPrivs: true,
-    keepFds,
-  };
-}
-
-function defaultWarn(message: string): void {
-  process.stderr.write(`warning: ${message}\n`);
 }
 
 function throwJoined(errors: unknown[], what: string): void {
