@@ -39,17 +39,18 @@ export function dominfoFields(hv: Hypervisor, info: DomainInfo): [string, string
     ['Managed save', 'no'],
   );
   const primary = hv.manager.primary;
-  fields.push(['Security model', primary.name], ['Security DOI', primary.doi()]);
+  fields.push(['Security model', primary.name], ['Security DOI', hv.manager.doi(primary)]);
   if (record?.pid) {
     const label = hv.manager.labelFor(def, primary);
     if (label) {
-      const text = label.type === 'none' ? '' : primary.processLabel(def, label, record.pid);
+      const text = label.type === 'none' ? '' : hv.manager.processLabel(primary, def, label, record.pid);
       const mode = primary.enforcing ? (primary.enforcing() ? ' (enforcing)' : ' (permissive)') : '';
       fields.push(['Security label', `${text}${text ? mode : ''}`]);
     }
     for (const d of hv.manager.drivers.slice(1)) {
       const l = hv.manager.labelFor(def, d);
-      if (l) fields.push([`Security label (${d.name})`, l.type === 'none' ? 'none' : d.processLabel(def, l, record.pid)]);
+      if (l)
+        fields.push([`Security label (${d.name})`, l.type === 'none' ? 'none' : hv.manager.processLabel(d, def, l, record.pid)]);
     }
     for (const d of hv.manager.drivers) {
       const notes = d.features?.() ?? [];

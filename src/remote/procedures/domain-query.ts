@@ -43,7 +43,7 @@ function labels(hv: Hypervisor, info: DomainInfo): { label: string; enforcing: b
   return hv.manager.drivers.map((d) => {
     const l = hv.manager.labelFor(info.def, d);
     if (!pid || !l || l.type === 'none' || d.name === 'none') return { label: '', enforcing: false };
-    return { label: d.processLabel(info.def, l, pid), enforcing: enforcing(d) };
+    return { label: hv.manager.processLabel(d, info.def, l, pid), enforcing: enforcing(d) };
   });
 }
 
