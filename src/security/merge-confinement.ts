@@ -2,9 +2,9 @@ import { SvirtError } from '../errors.js';
 import type { ConfinementPart, ConfinementSpec, RlimitSpec } from './confinement.js';
 import type { DriverName } from './driver.js';
 
+/** Every QEMU gets these whatever the stack: no core dumps (guest memory must not land on disk). */
 const BASE_RLIMITS: readonly RlimitSpec[] = [{ resource: 'core', soft: 0, hard: 0 }];
 
-/** Merges every driver's part into one launcher spec; two drivers setting one field is an error. */
 export function mergeConfinement(
   parts: readonly { name: DriverName; part: ConfinementPart }[],
   keepFds: readonly number[],
