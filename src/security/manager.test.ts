@@ -50,7 +50,7 @@ describe('SecurityManager', () => {
       noNewPrivs: true,
       keepFds: [],
     });
-    assert.deepEqual(m.describe(live, [], ctx), [{ driver: 'none', text: '(type none: not confined by this driver)' }]);
+    assert.deepEqual(m.dryRun(live, [], ctx), [{ driver: 'none', text: '(type none: not confined by this driver)' }]);
   });
 
   it('refuses a driver with half a pair of hooks, and a confining driver without a dry run', () => {
@@ -60,7 +60,7 @@ describe('SecurityManager', () => {
       (e: unknown) => e instanceof SvirtError && e.message === "driver 'dac' has setResourceLabel but no restoreResourceLabel",
     );
     const m = new SecurityManager([recorder('dac', [])]);
-    assert.throws(() => m.describe(m.genLabels(domain('a', 1), ctx), [], ctx), /driver 'dac' has no dry run/);
+    assert.throws(() => m.dryRun(m.genLabels(domain('a', 1), ctx), [], ctx), /driver 'dac' has no dry run/);
   });
 
   it('labels driver by driver (guest hook, then each resource); restore withdraws the guest hook first, last driver first', () => {

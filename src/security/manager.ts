@@ -236,10 +236,10 @@ export class SecurityManager {
   }
 
   /**
-   * The dry run of every driver, touching nothing. A driver whose label is type none says
-   * so; one that confines but has no dry run is an error (a dry run must not stay silent).
+   * `profile`: what each driver would apply to a guest with live labels, touching nothing. A
+   * driver whose label is type none says so; one that confines but has no dry run is an error.
    */
-  describe(def: DomainDef, resources: readonly GuestResource[], ctx: SecurityContext): { driver: DriverName; text: string }[] {
+  dryRun(def: DomainDef, resources: readonly GuestResource[], ctx: SecurityContext): { driver: DriverName; text: string }[] {
     return this.drivers.map((d) => {
       const label = this.liveLabel(def, d);
       if (label.type === 'none') return { driver: d.name, text: '(type none: not confined by this driver)' };

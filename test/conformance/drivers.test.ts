@@ -215,7 +215,7 @@ describe('security driver conformance', () => {
       });
 
       const silent = reason(s.describesDisk);
-      it(`dry run (describe) touches nothing${declared(silent)}`, (t) => {
+      it(`dry run (manager.dryRun over describe) touches nothing${declared(silent)}`, (t) => {
         const { w, m } = setup(t, s);
         const live = m.genLabels(w.def, w.ctx());
         const now = () => ({
@@ -225,7 +225,7 @@ describe('security driver conformance', () => {
           state: s.state?.(w.root),
         });
         const before = now();
-        const sections = m.describe(live, w.resources(), w.ctx());
+        const sections = m.dryRun(live, w.resources(), w.ctx());
         assert.deepEqual(now(), before);
         assert.deepEqual(
           sections.map((x) => x.driver),
