@@ -37,8 +37,9 @@ export function capabilitiesXml(hv: Hypervisor): string {
     '    </cpu>',
   ];
   for (const d of hv.manager.drivers) {
-    lines.push('    <secmodel>', `      <model>${esc(d.name)}</model>`, `      <doi>${esc(d.doi())}</doi>`);
-    for (const b of d.baseLabels()) lines.push(`      <baselabel type='${esc(b.virtType)}'>${esc(b.label)}</baselabel>`);
+    lines.push('    <secmodel>', `      <model>${esc(d.name)}</model>`, `      <doi>${esc(hv.manager.doi(d))}</doi>`);
+    for (const b of hv.manager.baseLabels(d))
+      lines.push(`      <baselabel type='${esc(b.virtType)}'>${esc(b.label)}</baselabel>`);
     for (const n of d.features?.() ?? []) lines.push(`      <!-- ${esc(n).replace(/--/g, '- -')} -->`);
     lines.push('    </secmodel>');
   }

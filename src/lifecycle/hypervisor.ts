@@ -3,7 +3,8 @@ import { formatDomainXml, parseDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import type { StatePaths } from '../host/paths.js';
 import type { ProcessIdentity } from '../host/proc.js';
-import type { GuestSecurity, SecurityManager } from '../security/manager.js';
+import { describeGuest, type GuestSecurity } from '../security/describe-guest.js';
+import type { SecurityManager } from '../security/manager.js';
 import type { RunningRecord, Store } from '../store/store.js';
 import { cloneGuest } from './clone.js';
 import type { DeviceChangeOptions } from './device-targets.js';
@@ -99,7 +100,7 @@ export class Hypervisor {
    */
   async describe(guest: Guest): Promise<GuestSecurity> {
     const manager = guest.record ? await this.env.managerFor(guest.record) : this.manager;
-    return manager.describeGuest(guest.def, guest.record?.pid ?? undefined);
+    return describeGuest(manager, guest.def, guest.record?.pid ?? undefined);
   }
 
   // ---- start and stop ----------------------------------------------------------------

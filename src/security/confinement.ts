@@ -1,7 +1,7 @@
 /**
  * The confinement spec: what `native/svirt-exec` applies, in this order, before it execs
  * QEMU. Serialised as JSON and handed to svirt-exec on an inherited fd. Each security driver
- * contributes a part; the manager merges them (see mergeConfinement).
+ * contributes a part; the manager merges them (see merge-confinement.ts).
  */
 
 export type LandlockFsAccess =

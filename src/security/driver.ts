@@ -99,7 +99,14 @@ export interface SecurityContext {
 /**
  * A security driver: labels a guest's files and confines its QEMU process. Methods are
  * synchronous (the store is synchronous); a failing step throws a SvirtError naming the
- * path or step. Optional members have defaults in the manager (do nothing).
+ * path or step.
+ *
+ * Only `name`, `probe` and `genLabel` are required. Every other member is optional and
+ * the manager supplies its default (see manager.ts): a driver says only what it has to
+ * say. The manager owns the loops: it labels resource by resource (and undoes what was
+ * done, in reverse, across drivers, when a step fails), restores, merges confinement.
+ * Restore members must be idempotent and accept what was never set (a rollback calls them
+ * for the step that failed too, since it may have done half its work).
  */
 export interface SecurityDriver {
   readonly name: DriverName;
@@ -107,50 +114,65 @@ export interface SecurityDriver {
   /** Whether this host can run the driver, and why not. */
   probe(): ProbeResult;
 
-  /** The Domain Of Interpretation shown by `dominfo` and `capabilities` ("0"). */
-  doi(): string;
+  /** The Domain Of Interpretation shown by `dominfo` and `capabilities`. Default "0". */
+  doi?(): string;
 
-  /** `<baselabel>` lines for `capabilities`. */
-  baseLabels(): readonly BaseLabel[];
+  /** `<baselabel>` lines for `capabilities`. Default none. */
+  baseLabels?(): readonly BaseLabel[];
 
-  /** Notes for `capabilities`/`dominfo`, e.g. Landlock rights this kernel lacks. */
+  /** Notes for `capabilities`/`dominfo`, e.g. Landlock rights this kernel lacks. Default none. */
   features?(): readonly string[];
 
   /**
    * Fills this driver's `<seclabel>` for a guest about to start: allocates a dynamic
    * label (reserving it), or checks and reserves a static one. Returns the label to use.
+   * Required: every driver states whether it confines the guest (`none` says type none),
+   * so a driver cannot leave a guest unconfined by forgetting a member.
    */
   genLabel(def: DomainDef, ctx: SecurityContext): SecLabelDef;
 
-  /** Re-reserves the label of a guest found running (reconcile); throws on a collision. */
-  reserveLabel(def: DomainDef, label: SecLabelDef, ctx: SecurityContext): void;
+  /** Re-reserves the label of a guest found running (reconcile); throws on a collision. Default: nothing reserved. */
+  reserveLabel?(def: DomainDef, label: SecLabelDef, ctx: SecurityContext): void;
 
-  /** Labels every resource of the guest. On failure, what was already done is undone. */
-  setAllLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void;
+  /**
+   * Start: what concerns the guest as a whole, before its resources are labelled one by
+   * one (dac: /dev/kvm's ACL entry; apparmor: the profile naming every resource, loaded).
+   * Pairs with restoreGuestLabel. Default: nothing.
+   */
+  setGuestLabel?(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void;
 
-  /** Gives every resource its original label back. Idempotent; best effort per path, errors collected. */
-  restoreAllLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void;
+  /**
+   * Stop, and the undo of a failed start: withdraws what setGuestLabel gave (revoke the ACL
+   * entry, unload and delete the profile). Runs before the resources are given back, so
+   * access goes first. Idempotent.
+   */
+  restoreGuestLabel?(def: DomainDef, label: SecLabelDef, ctx: SecurityContext): void;
 
-  /** Hotplug: label one more resource of a running guest. */
+  /**
+   * Labels one resource: called for each resource at start and for one at hotplug. Acts on
+   * `resource.handle` (or reopens by identity), never on whatever the path names later;
+   * remembers the original in `ctx.memory` first. Pairs with restoreResourceLabel.
+   * Default: the driver labels no files.
+   */
   setResourceLabel?(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void;
 
-  /** Hotplug: restore one resource of a running guest. */
+  /** Gives one resource its original label back (when no other guest still uses it). Idempotent. */
   restoreResourceLabel?(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void;
 
-  /** What the launcher must apply to the QEMU process. */
-  confinement(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): ConfinementPart;
+  /** What the launcher must apply to the QEMU process. Default: nothing. */
+  confinement?(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): ConfinementPart;
 
-  /** After the guest stopped and its labels were restored (unload a profile...). */
-  release?(def: DomainDef, label: SecLabelDef, ctx: SecurityContext): void;
-
-  /** When the definition is removed (delete generated profile files...). */
+  /** When the definition is removed (delete generated profile files...). Default: nothing. */
   undefine?(def: DomainDef): void;
 
-  /** Human-readable dry run: the process label and each path with the label it would get. */
+  /**
+   * Human-readable dry run: the process label and each path with the label it would get.
+   * Touches nothing. A driver without one has no dry run (the manager says so).
+   */
   describe?(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): string;
 
-  /** The label of a running guest's process, as `dominfo` shows it. */
-  processLabel(def: DomainDef, label: SecLabelDef, pid: number): string;
+  /** The label of a running guest's process, as `dominfo` shows it. Default: the label's text. */
+  processLabel?(def: DomainDef, label: SecLabelDef, pid: number): string;
 
   /**
    * Labels for the sockets svirt makes for a guest (libvirt's SetSocketLabel): `listen` for

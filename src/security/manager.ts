@@ -1,14 +1,31 @@
 import type { DomainDef, SecLabelDef } from '../domain/domain-def.js';
 import { SvirtError } from '../errors.js';
-import { FileChangedError, reopenIdentity, type FileHandle } from '../host/file-handle.js';
-import type { ConfinementPart, ConfinementSpec } from './confinement.js';
-import type { DriverName, GuestResource, SecurityContext, SecurityDriver } from './driver.js';
+import type { ConfinementSpec } from './confinement.js';
+import type { BaseLabel, DriverName, GuestResource, SecurityContext, SecurityDriver } from './driver.js';
 import { mergeConfinement } from './merge-confinement.js';
+import { openForRestore } from './open-for-restore.js';
+
+/** The hooks that come in pairs: what one sets, the other gives back. */
+const PAIRS = [
+  ['setGuestLabel', 'restoreGuestLabel'],
+  ['setResourceLabel', 'restoreResourceLabel'],
+] as const;
+
+/** What one driver did (or was doing when a step failed) for a guest, so it can be undone. */
+interface LabelStep {
+  readonly driver: SecurityDriver;
+  readonly label: SecLabelDef;
+  /** setGuestLabel was called (restoreGuestLabel gives it back). */
+  guest: boolean;
+  /** setResourceLabel was called for these, in order. */
+  readonly resources: GuestResource[];
+}
 
 /**
  * The stack of security drivers. The first is primary (it answers dominfo's "Security
- * model"); all of them label and confine. Multi-driver steps run in stack order and are
- * undone in reverse order when one fails.
+ * model"); all of them label and confine. The manager owns the loops (label every resource,
+ * undo in reverse across drivers when a step fails, restore) and the defaults of every
+ * optional driver member, so a driver only says what it has to say.
  */
 export class SecurityManager {
   readonly drivers: readonly SecurityDriver[];
@@ -19,6 +36,12 @@ export class SecurityManager {
     for (const d of drivers) {
       if (names.has(d.name)) throw new SvirtError('SVIRT_ERR_SECURITY_DRIVER', `driver '${d.name}' is stacked twice`);
       names.add(d.name);
+      for (const [set, restore] of PAIRS) {
+        if ((d[set] === undefined) !== (d[restore] === undefined)) {
+          const [has, lacks] = d[set] === undefined ? [restore, set] : [set, restore];
+          throw new SvirtError('SVIRT_ERR_SECURITY_DRIVER', `driver '${d.name}' has ${has} but no ${lacks}`);
+        }
+      }
     }
     if (names.has('none') && drivers.length > 1) {
       throw new SvirtError('SVIRT_ERR_SECURITY_DRIVER', "driver 'none' cannot be stacked with other drivers");
@@ -32,6 +55,21 @@ export class SecurityManager {
 
   get names(): DriverName[] {
     return this.drivers.map((d) => d.name);
+  }
+
+  /** The driver's Domain Of Interpretation; "0" when it has none of its own. */
+  doi(driver: SecurityDriver): string {
+    return driver.doi?.() ?? '0';
+  }
+
+  /** The driver's `<baselabel>` lines for `capabilities`; none by default. */
+  baseLabels(driver: SecurityDriver): readonly BaseLabel[] {
+    return driver.baseLabels?.() ?? [];
+  }
+
+  /** A running guest's process label as `dominfo` shows it; by default the label's text. */
+  processLabel(driver: SecurityDriver, def: DomainDef, label: SecLabelDef, pid: number): string {
+    return driver.processLabel?.(def, label, pid) ?? label.label ?? '';
   }
 
   /** The `<seclabel>` of `def` that belongs to `driver` (libvirt: no model means the primary's). */
@@ -82,128 +120,105 @@ export class SecurityManager {
   }
 
   reserveLabels(def: DomainDef, ctx: SecurityContext): void {
-    for (const { driver, label } of this.active(def)) driver.reserveLabel(def, label, ctx);
+    for (const { driver, label } of this.active(def)) driver.reserveLabel?.(def, label, ctx);
   }
 
-  /** Labels everything; if a driver fails, the drivers before it restore, in reverse order. */
+  /**
+   * Labels everything, driver by driver in stack order: the driver's guest-wide hook, then
+   * each resource. When a step fails, every step done (the failing one included: it may
+   * have done half its work) is undone in reverse, across drivers, and the step's error is
+   * thrown (saying so if undoing failed too).
+   */
   setAllLabel(def: DomainDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
-    const done: { driver: SecurityDriver; label: SecLabelDef }[] = [];
-    for (const item of this.active(def)) {
-      try {
-        item.driver.setAllLabel(def, item.label, resources, ctx);
-      } catch (err) {
-        for (const d of done.reverse()) {
-          try {
-            d.driver.restoreAllLabel(def, d.label, resources, ctx);
-          } catch {
-            // The original error is the one to report; the memory rows left by a failed
-            // restore make the next reconcile try again.
-          }
+    const steps: LabelStep[] = [];
+    try {
+      for (const { driver, label } of this.active(def)) {
+        const step: LabelStep = { driver, label, guest: false, resources: [] };
+        steps.push(step);
+        if (driver.setGuestLabel) {
+          step.guest = true;
+          driver.setGuestLabel(def, label, resources, ctx);
         }
-        throw err;
+        if (!driver.setResourceLabel) continue;
+        for (const r of resources) {
+          step.resources.push(r);
+          driver.setResourceLabel(def, label, r, ctx);
+        }
       }
-      done.push(item);
+    } catch (err) {
+      throw withUndoErrors(err, this.undo(def, steps, ctx));
     }
   }
 
   /**
-   * Restores in reverse stack order; every driver runs even if one fails; errors are joined.
-   * A file is reached only if it is still the one labelled (see {@link openForRestore}).
+   * Restores in reverse stack order; every driver and every resource is tried even if one
+   * fails; errors are joined. A file is reached only if it is still the one labelled (see
+   * open-for-restore.ts).
    */
   restoreAllLabel(def: DomainDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
-    const errors: unknown[] = [];
-    const opened = this.openForRestore(def, resources, ctx);
+    const opened = openForRestore(def, resources, ctx, this.drivers);
+    let errors: unknown[];
     try {
-      for (const { driver, label } of this.active(def).reverse()) {
-        try {
-          driver.restoreAllLabel(def, label, opened.list, ctx);
-        } catch (err) {
-          errors.push(err);
-        }
-        try {
-          driver.release?.(def, label, ctx);
-        } catch (err) {
-          errors.push(err);
-        }
-      }
+      const steps = this.active(def).map(({ driver, label }) => ({ driver, label, guest: true, resources: opened.list }));
+      errors = this.undo(def, steps, ctx);
     } finally {
       opened.close();
     }
     throwJoined(errors, `cannot restore the labels of '${def.name}'`);
   }
 
-  /**
-   * Reopens each remembered file by its path with no symlink on the way and checks it is the
-   * file that was labelled (device + inode). One that changed (a directory swapped for a
-   * link, a file replaced) is reported and left alone: the guest's use of it is forgotten in
-   * every driver's memory, and no driver touches whatever the path names now.
-   */
-  private openForRestore(
-    def: DomainDef,
-    resources: readonly GuestResource[],
-    ctx: SecurityContext,
-  ): { list: GuestResource[]; close(): void } {
-    const handles: FileHandle[] = [];
-    const list: GuestResource[] = [];
-    for (const r of resources) {
-      if (r.handle) {
-        list.push(r);
-        continue;
-      }
-      try {
-        const h = reopenIdentity(r.path, r.ident, 'restore');
-        if (h) handles.push(h);
-        list.push(h ? { ...r, handle: h } : r);
-      } catch (err) {
-        if (!(err instanceof FileChangedError)) {
-          list.push(r); // the driver reports it (and the record stays for a retry)
-          continue;
-        }
-        (ctx.warn ?? defaultWarn)(`${def.name}: ${err.message}`);
-        for (const d of this.drivers) {
-          if (ctx.memory.release(d.name, r.path, def.uuid) !== undefined) ctx.memory.forget(d.name, r.path);
-        }
-      }
-    }
-    return { list, close: () => handles.forEach((h) => h.close()) };
-  }
-
+  /** Hotplug: labels one more resource with every driver; undone across drivers on failure. */
   setResourceLabel(def: DomainDef, resource: GuestResource, ctx: SecurityContext): void {
-    const done: { driver: SecurityDriver; label: SecLabelDef }[] = [];
-    for (const item of this.active(def)) {
-      try {
-        item.driver.setResourceLabel?.(def, item.label, resource, ctx);
-      } catch (err) {
-        for (const d of done.reverse()) {
-          try {
-            d.driver.restoreResourceLabel?.(def, d.label, resource, ctx);
-          } catch {
-            // Reported through the original error; the memory rows allow a later repair.
-          }
-        }
-        throw err;
+    const steps: LabelStep[] = [];
+    try {
+      for (const { driver, label } of this.active(def)) {
+        if (!driver.setResourceLabel) continue;
+        steps.push({ driver, label, guest: false, resources: [resource] });
+        driver.setResourceLabel(def, label, resource, ctx);
       }
-      done.push(item);
+    } catch (err) {
+      throw withUndoErrors(err, this.undo(def, steps, ctx));
     }
   }
 
+  /** Hot-unplug: restores one resource with every driver, if it is still the file labelled. */
   restoreResourceLabel(def: DomainDef, resource: GuestResource, ctx: SecurityContext): void {
-    const errors: unknown[] = [];
-    const opened = this.openForRestore(def, [resource], ctx);
+    const opened = openForRestore(def, [resource], ctx, this.drivers);
+    let errors: unknown[];
     try {
       const r = opened.list[0];
       if (r === undefined) return; // changed under the label: reported and left alone
-      for (const { driver, label } of this.active(def).reverse()) {
-        try {
-          driver.restoreResourceLabel?.(def, label, r, ctx);
-        } catch (err) {
-          errors.push(err);
-        }
-      }
+      errors = this.undo(
+        def,
+        this.active(def).map(({ driver, label }) => ({ driver, label, guest: false, resources: [r] })),
+        ctx,
+      );
     } finally {
       opened.close();
     }
     throwJoined(errors, `cannot restore the label of "${resource.path}"`);
+  }
+
+  /**
+   * Gives back what `steps` did, last driver first: its guest-wide grant is withdrawn first
+   * (access goes before the files come back), then each resource, last first. Every restore
+   * is tried; the errors are returned.
+   */
+  private undo(def: DomainDef, steps: readonly LabelStep[], ctx: SecurityContext): unknown[] {
+    const errors: unknown[] = [];
+    const attempt = (fn: () => void): void => {
+      try {
+        fn();
+      } catch (err) {
+        errors.push(err);
+      }
+    };
+    for (const { driver, label, guest, resources } of [...steps].reverse()) {
+      if (guest) attempt(() => driver.restoreGuestLabel?.(def, label, ctx));
+      if (!driver.restoreResourceLabel) continue;
+      for (const r of [...resources].reverse()) attempt(() => driver.restoreResourceLabel?.(def, label, r, ctx));
+    }
+    return errors;
   }
 
   /** Merges every driver's part into one launcher spec; two drivers setting one field is an error. */
@@ -213,35 +228,17 @@ export class SecurityManager {
     ctx: SecurityContext,
     keepFds: readonly number[],
   ): ConfinementSpec {
-    const parts: { name: DriverName; part: ConfinementPart }[] = this.active(def).map(({ driver, label }) => ({
+    const parts = this.active(def).map(({ driver, label }) => ({
       name: driver.name,
-      part: driver.confinement(def, label, resources, ctx),
+      part: driver.confinement?.(def, label, resources, ctx) ?? {},
     }));
     return mergeConfinement(parts, keepFds);
   }
 
   /**
-   * What dominfo, `--json` and the remote protocol show of a guest's security: the primary
-   * model and DOI, each driver's label (the process's own while it runs), and notes.
+   * `profile`: what each driver would apply to a guest with live labels, touching nothing. A
+   * driver whose label is type none says so; one that confines but has no dry run is an error.
    */
-  describeGuest(def: DomainDef, pid: number | undefined): GuestSecurity {
-    const labels = this.drivers.map((d) => {
-      const l = this.labelFor(def, d);
-      const none = !l || l.type === 'none' || d.name === 'none';
-      return {
-        model: d.name,
-        label: pid === undefined || none ? (none ? '' : (l.label ?? '')) : d.processLabel(def, l, pid),
-        type: l?.type ?? 'none',
-        // A model without an enforcing mode (uids, Landlock) is enforced by the kernel as is.
-        enforcing: d.enforcing ? d.enforcing() : true,
-        hasEnforcingMode: d.enforcing !== undefined,
-        notes: d.features?.() ?? [],
-      };
-    });
-    return { model: this.primary.name, doi: this.primary.doi(), labels };
-  }
-
-  /** `profile`: what each driver would apply to a guest with live labels, touching nothing. */
   dryRun(def: DomainDef, resources: readonly GuestResource[], ctx: SecurityContext): { driver: DriverName; text: string }[] {
     return this.drivers.map((d) => {
       const label = this.liveLabel(def, d);
@@ -265,31 +262,22 @@ export class SecurityManager {
   }
 }
 
-/** A guest's security as shown to users (see SecurityManager.describeGuest). */
-export interface GuestSecurity {
-  /** The primary driver's name: dominfo's "Security model". */
-  readonly model: DriverName;
-  readonly doi: string;
-  /** Every driver's label, primary first. */
-  readonly labels: readonly {
-    readonly model: DriverName;
-    /** The running process's label, or the configured one while shut off ('' for none). */
-    readonly label: string;
-    readonly type: string;
-    readonly enforcing: boolean;
-    /** Whether the model knows enforcing/permissive at all. */
-    readonly hasEnforcingMode: boolean;
-    readonly notes: readonly string[];
-  }[];
-}
+const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
-function defaultWarn(message: string): void {
-  process.stderr.write(`warning: ${message}\n`);
+/** The step's error, saying so when undoing it failed too (same code, the undo errors in details). */
+function withUndoErrors(err: unknown, undo: readonly unknown[]): unknown {
+  if (undo.length === 0) return err;
+  const msgs = undo.map(messageOf);
+  const code = err instanceof SvirtError ? err.code : 'SVIRT_ERR_LABEL_APPLY';
+  return new SvirtError(code, `${messageOf(err)} (and undoing failed: ${msgs.join('; ')})`, {
+    cause: err,
+    details: { ...(err instanceof SvirtError ? err.details : {}), undoErrors: msgs },
+  });
 }
 
 function throwJoined(errors: unknown[], what: string): void {
   if (errors.length === 0) return;
   if (errors.length === 1) throw errors[0];
-  const msgs = errors.map((e) => (e instanceof Error ? e.message : String(e)));
+  const msgs = errors.map(messageOf);
   throw new SvirtError('SVIRT_ERR_LABEL_RESTORE', `${what}: ${msgs.join('; ')}`, { cause: errors[0] });
 }

@@ -11,6 +11,7 @@ import type { GuestResource, SecurityContext } from '../../src/security/driver.j
 import { REMEMBER_XATTR, SELINUX_XATTR } from '../../src/security/selinux/labeller.js';
 import { SelinuxDriver } from '../../src/security/selinux/selinux-driver.js';
 import { MemoryLabelMemory, MemoryReservations, securityContext, tempDir } from './selinux.js';
+import { restoreAllLabel, setAllLabel } from './stack.js';
 
 export const IMAGE = 'system_u:object_r:svirt_image_t';
 export const CONTENT = 'system_u:object_r:virt_content_t:s0';
@@ -66,11 +67,11 @@ export function world(t: TestContext): World {
     },
     start(def, resources) {
       const label = driver.genLabel(def, ctx);
-      driver.setAllLabel(def, label, resources, ctx);
+      setAllLabel(driver, def, label, resources, ctx);
       return label;
     },
     stop(def, label, resources) {
-      driver.restoreAllLabel(def, label, resources, ctx);
+      restoreAllLabel(driver, def, label, resources, ctx);
       reservations.releaseGuest(def.uuid);
     },
   };

@@ -9,8 +9,8 @@ export async function run(args: ParsedArgs): Promise<number> {
   const hv = await openHypervisor(args, { reconcile: false });
   const models = hv.manager.drivers.map((d) => ({
     model: d.name,
-    doi: d.doi(),
-    baselabels: d.baseLabels(),
+    doi: hv.manager.doi(d),
+    baselabels: hv.manager.baseLabels(d),
     notes: d.features?.() ?? [],
   }));
   output(args, capabilitiesXml(hv), {

@@ -145,7 +145,7 @@ export const connectProcedures: readonly Procedure[] = [
       const primary = ctx.server.hv.manager.primary;
       // libvirtd reports no model ("") for the nop driver; virsh then prints no security lines.
       writeCharArray(w, primary.name === 'none' ? '' : primary.name, SECURITY_MODEL_MAX);
-      writeCharArray(w, primary.name === 'none' ? '' : primary.doi(), SECURITY_DOI_MAX);
+      writeCharArray(w, primary.name === 'none' ? '' : ctx.server.hv.manager.doi(primary), SECURITY_DOI_MAX);
     },
   }),
   procedure('ConnectListAllDomains', {

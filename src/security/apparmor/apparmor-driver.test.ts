@@ -11,6 +11,8 @@ import type { AppArmorDriverOptions } from './apparmor-driver.js';
 import { AppArmorParser, findParser } from './apparmor-parser.js';
 import { apparmorOptionsFromEnv } from './factory.js';
 import { UUID, buildTree, makeCtx, makeDef, makeResource, removeTree, tempRoot } from '../../../test/support/apparmor.js';
+import { restoreAllLabel, setAllLabel } from '../../../test/support/stack.js';
+import { SecurityManager } from '../manager.js';
 
 const PARSER = findParser();
 const NO_PARSER = existsSync(PARSER) ? false : `apparmor_parser not installed (looked for ${PARSER})`;
@@ -75,7 +77,7 @@ describe('AppArmorDriver probe and mode', () => {
       const s = setup(t, { mode: 'kernel' });
       refused(() => s.driver.genLabel(s.def, s.ctx), 'SVIRT_ERR_SECURITY_UNAVAILABLE', 'the kernel does not run AppArmor');
       const label = { type: 'dynamic', model: 'apparmor', relabel: true, label: PROFILE } as const;
-      refused(() => s.driver.setAllLabel(s.def, label, s.resources, s.ctx), 'SVIRT_ERR_SECURITY_UNAVAILABLE');
+      refused(() => setAllLabel(s.driver, s.def, label, s.resources, s.ctx), 'SVIRT_ERR_SECURITY_UNAVAILABLE');
       assert.equal(s.ctx.reservations.count('apparmor'), 0);
       assert.equal(existsSync(s.profileDir), false);
     },
@@ -134,7 +136,7 @@ describe('AppArmorDriver labels', { skip: NO_PARSER }, () => {
     const def = makeDef({ seclabels: [{ type: 'static', model: 'apparmor', label: 'site-qemu-strict' }] });
     const label = s.driver.genLabel(def, s.ctx);
     assert.deepEqual(label, { type: 'static', model: 'apparmor', relabel: false, label: 'site-qemu-strict' });
-    s.driver.setAllLabel(def, label, s.resources, s.ctx);
+    setAllLabel(s.driver, def, label, s.resources, s.ctx);
     assert.equal(existsSync(s.profileDir), false);
     const kernel = new AppArmorDriver({ mode: 'kernel', profileDir: s.profileDir });
     assert.deepEqual(kernel.confinement(def, label), { apparmorProfile: 'site-qemu-strict' });
@@ -177,7 +179,7 @@ describe('AppArmorDriver labels', { skip: NO_PARSER }, () => {
     const s = setup(t);
     const label = s.driver.genLabel(makeDef({ seclabels: [{ type: 'none', model: 'apparmor' }] }), s.ctx);
     assert.equal(label.type, 'none');
-    s.driver.setAllLabel(s.def, label, s.resources, s.ctx);
+    setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
     assert.deepEqual(s.driver.confinement(s.def, label), {});
     assert.equal(existsSync(s.profileDir), false);
   });
@@ -199,7 +201,7 @@ describe('AppArmorDriver labels', { skip: NO_PARSER }, () => {
       const label = s.driver.genLabel(s.def, s.ctx);
       assert.equal(s.driver.processLabel(s.def, label, process.pid), PROFILE);
       assert.equal(s.driver.enforcing(), true);
-      assert.equal(s.driver.doi(), '0');
+      assert.equal(new SecurityManager([s.driver]).doi(s.driver), '0');
     },
   );
 });
@@ -208,7 +210,7 @@ describe('AppArmorDriver compile-only lifecycle', { skip: NO_PARSER }, () => {
   it('start writes profile, rules, state and abstraction, and apparmor_parser compiles them', (t) => {
     const s = setup(t);
     const label = s.driver.genLabel(s.def, s.ctx);
-    s.driver.setAllLabel(s.def, label, s.resources, s.ctx);
+    setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
     assert.deepEqual(readdirSync(s.profileDir).sort(), [`.${PROFILE}.json`, 'abstractions', PROFILE, `${PROFILE}.files`].sort());
     assert.ok(existsSync(s.file('abstractions/svirt-qemu')));
     const names = spawnSync(PARSER, ['--names', '--base', '/etc/apparmor.d', s.file(PROFILE)], { encoding: 'utf8' });
@@ -220,7 +222,7 @@ describe('AppArmorDriver compile-only lifecycle', { skip: NO_PARSER }, () => {
   it('hotplug adds and removes exactly one file, recompiling each time', (t) => {
     const s = setup(t);
     const label = s.driver.genLabel(s.def, s.ctx);
-    s.driver.setAllLabel(s.def, label, s.resources, s.ctx);
+    setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
     const extra = makeResource(join(s.root, 'images/b.qcow2'), 'disk-readonly', 'vdb');
     s.driver.setResourceLabel(s.def, label, extra, s.ctx);
     const rules = (): string => readFileSync(s.file(`${PROFILE}.files`), 'utf8');
@@ -239,28 +241,27 @@ describe('AppArmorDriver compile-only lifecycle', { skip: NO_PARSER }, () => {
       ...makeResource(join(s.root, 'images/b.qcow2'), 'disk', 'vdb'),
       seclabels: [{ model: 'apparmor', relabel: false }],
     };
-    s.driver.setAllLabel(s.def, label, [...s.resources, skipped], s.ctx);
+    setAllLabel(s.driver, s.def, label, [...s.resources, skipped], s.ctx);
     assert.equal(readFileSync(s.file(`${PROFILE}.files`), 'utf8').includes('b.qcow2'), false);
   });
 
-  it('stop (restoreAllLabel + release) removes what start wrote; the shared abstraction stays', (t) => {
+  it('stop (restoreAllLabel: the guest hook unloads) removes what start wrote; the shared abstraction stays', (t) => {
     const s = setup(t);
     const label = s.driver.genLabel(s.def, s.ctx);
-    s.driver.setAllLabel(s.def, label, s.resources, s.ctx);
-    s.driver.restoreAllLabel();
-    s.driver.release(s.def, label);
+    setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
+    restoreAllLabel(s.driver, s.def, label, s.resources, s.ctx);
     assert.deepEqual(readdirSync(s.profileDir), ['abstractions']);
-    s.driver.release(s.def, label); // idempotent
+    s.driver.restoreGuestLabel(s.def, label); // idempotent
   });
 
   it(
-    'kernel-mode release on a kernel without AppArmor has nothing to unload and still removes the files',
+    'kernel-mode restoreGuestLabel on a kernel without AppArmor has nothing to unload and still removes the files',
     { skip: KERNEL_AA ? 'this kernel runs AppArmor' : false },
     (t) => {
       const s = setup(t);
       const label = s.driver.genLabel(s.def, s.ctx);
-      s.driver.setAllLabel(s.def, label, s.resources, s.ctx);
-      new AppArmorDriver({ mode: 'kernel', profileDir: s.profileDir, parser: '/bin/false' }).release(s.def, label);
+      setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
+      new AppArmorDriver({ mode: 'kernel', profileDir: s.profileDir, parser: '/bin/false' }).restoreGuestLabel(s.def, label);
       assert.deepEqual(readdirSync(s.profileDir), ['abstractions']);
     },
   );
@@ -268,7 +269,7 @@ describe('AppArmorDriver compile-only lifecycle', { skip: NO_PARSER }, () => {
   it('undefine removes the guest files left behind (e.g. by a crash)', (t) => {
     const s = setup(t);
     const label = s.driver.genLabel(s.def, s.ctx);
-    s.driver.setAllLabel(s.def, label, s.resources, s.ctx);
+    setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
     s.driver.undefine(s.def);
     assert.deepEqual(readdirSync(s.profileDir), ['abstractions']);
     refused(
@@ -296,7 +297,7 @@ describe('AppArmorDriver refusals', { skip: NO_PARSER }, () => {
       const label = s.driver.genLabel(s.def, s.ctx);
       const path = tail.startsWith('/') ? `${s.root}${tail}` : tail;
       refused(
-        () => s.driver.setAllLabel(s.def, label, [...s.resources, makeResource(path, 'disk', 'vdb')], s.ctx),
+        () => setAllLabel(s.driver, s.def, label, [...s.resources, makeResource(path, 'disk', 'vdb')], s.ctx),
         'SVIRT_ERR_PATH_INVALID',
         JSON.stringify(path),
       );
@@ -310,7 +311,7 @@ describe('AppArmorDriver refusals', { skip: NO_PARSER }, () => {
       refused(() => s.driver.genLabel(makeDef({ name }), s.ctx), 'SVIRT_ERR_XML_INVALID', JSON.stringify(name));
       const label = { type: 'dynamic', model: 'apparmor', relabel: true, label: PROFILE } as const;
       refused(
-        () => s.driver.setAllLabel(makeDef({ name }), label, s.resources, s.ctx),
+        () => setAllLabel(s.driver, makeDef({ name }), label, s.resources, s.ctx),
         'SVIRT_ERR_XML_INVALID',
         JSON.stringify(name),
       );
@@ -330,7 +331,7 @@ describe('AppArmorDriver refusals', { skip: NO_PARSER }, () => {
       [join(s.profileDir, `${PROFILE}.files`), 'chardev'],
     ] as const) {
       refused(
-        () => s.driver.setAllLabel(s.def, label, [...s.resources, makeResource(path, role)], s.ctx),
+        () => setAllLabel(s.driver, s.def, label, [...s.resources, makeResource(path, role)], s.ctx),
         'SVIRT_ERR_PATH_INVALID',
         JSON.stringify(path),
       );
@@ -341,7 +342,7 @@ describe('AppArmorDriver refusals', { skip: NO_PARSER }, () => {
   it('refuses a hotplugged hostile path and leaves the running profile untouched', (t) => {
     const s = setup(t);
     const label = s.driver.genLabel(s.def, s.ctx);
-    s.driver.setAllLabel(s.def, label, s.resources, s.ctx);
+    setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
     const before = readFileSync(s.file(`${PROFILE}.files`), 'utf8');
     const path = `${s.root}/images/x,y.img`;
     refused(
@@ -358,7 +359,7 @@ describe('AppArmorDriver parser failures', { skip: NO_PARSER }, () => {
     const s = setup(t, { parser: '/bin/false' });
     const label = s.driver.genLabel(s.def, s.ctx);
     refused(
-      () => s.driver.setAllLabel(s.def, label, s.resources, s.ctx),
+      () => setAllLabel(s.driver, s.def, label, s.resources, s.ctx),
       'SVIRT_ERR_LABEL_APPLY',
       `"${PROFILE}"`,
       'exit status 1',
@@ -372,7 +373,7 @@ describe('AppArmorDriver parser failures', { skip: NO_PARSER }, () => {
     const s = setup(t, { baseDir: base });
     const label = s.driver.genLabel(s.def, s.ctx);
     refused(
-      () => s.driver.setAllLabel(s.def, label, s.resources, s.ctx),
+      () => setAllLabel(s.driver, s.def, label, s.resources, s.ctx),
       'SVIRT_ERR_LABEL_APPLY',
       `"${PROFILE}"`,
       'apparmor_parser failed',
@@ -405,7 +406,7 @@ describe('AppArmorDriver parser failures', { skip: NO_PARSER }, () => {
   it('a failed hotplug puts the previous profile files back', (t) => {
     const s = setup(t);
     const label = s.driver.genLabel(s.def, s.ctx);
-    s.driver.setAllLabel(s.def, label, s.resources, s.ctx);
+    setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
     const before = readFileSync(s.file(`${PROFILE}.files`), 'utf8');
     const broken = new AppArmorDriver({ mode: 'compile-only', profileDir: s.profileDir, parser: '/bin/false' });
     refused(
@@ -421,7 +422,7 @@ describe('AppArmorDriver parser failures', { skip: NO_PARSER }, () => {
     mkdirSync(s.file('abstractions/svirt-qemu'), { recursive: true });
     const label = s.driver.genLabel(s.def, s.ctx);
     refused(
-      () => s.driver.setAllLabel(s.def, label, s.resources, s.ctx),
+      () => setAllLabel(s.driver, s.def, label, s.resources, s.ctx),
       'SVIRT_ERR_LABEL_APPLY',
       s.file('abstractions/svirt-qemu'),
       'EISDIR',

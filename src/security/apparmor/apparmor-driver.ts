@@ -3,7 +3,7 @@
 import { SvirtError } from '../../errors.js';
 import type { DomainDef, SecLabelDef } from '../../domain/domain-def.js';
 import type { ConfinementPart } from '../confinement.js';
-import type { BaseLabel, GuestResource, ProbeResult, SecurityContext, SecurityDriver } from '../driver.js';
+import type { GuestResource, ProbeResult, SecurityContext, SecurityDriver } from '../driver.js';
 import { ProfileFiles, stateText } from './apparmor-files.js';
 import type { GuestFiles } from './apparmor-files.js';
 import { kernelProfileLoaded, kernelRunsAppArmor, processProfile } from './apparmor-kernel.js';
@@ -63,14 +63,6 @@ export class AppArmorDriver implements SecurityDriver {
     return this.mode === 'kernel' ? { status: 'enable' } : { status: 'enable', notes: this.features() };
   }
 
-  doi(): string {
-    return '0';
-  }
-
-  baseLabels(): readonly BaseLabel[] {
-    return [];
-  }
-
   features(): readonly string[] {
     return this.mode === 'kernel' ? [] : ['compile-only: profiles are compiled, never loaded; QEMU is not confined by AppArmor'];
   }
@@ -110,7 +102,11 @@ export class AppArmorDriver implements SecurityDriver {
     this.reserve(this.labelName(def, label), def.uuid, ctx);
   }
 
-  setAllLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
+  /**
+   * Start: writes the guest's profile naming every resource at once and loads it (compiles
+   * it in compile-only mode); the per-resource hooks then find each resource already there.
+   */
+  setGuestLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
     if (label.type === 'none') return;
     this.requireUsable();
     const name = this.labelName(def, label);
@@ -126,10 +122,6 @@ export class AppArmorDriver implements SecurityDriver {
     this.install(def, ctx, name, resources.filter(relabelled).map(ruleResource));
   }
 
-  restoreAllLabel(): void {
-    // AppArmor labels no files: nothing to give back. The profile goes away in release().
-  }
-
   setResourceLabel(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void {
     if (label.type !== 'dynamic' || !relabelled(resource)) return;
     this.requireUsable();
@@ -142,8 +134,11 @@ export class AppArmorDriver implements SecurityDriver {
 
   restoreResourceLabel(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void {
     if (label.type !== 'dynamic') return;
-    this.requireUsable();
     const name = this.labelName(def, label);
+    // No profile files: restoreGuestLabel withdrew the whole profile (a stop, a failed start),
+    // so nothing names this file any more. A profile still loaded without them is an error.
+    if (!this.files.hasState(name) && !this.loadedInKernel(name)) return;
+    this.requireUsable();
     const current = this.files.readResources(name);
     const gone = ruleResource(resource);
     const kept = current.filter((r) => !sameResource(r, gone));
@@ -157,12 +152,12 @@ export class AppArmorDriver implements SecurityDriver {
     return this.mode === 'kernel' ? { apparmorProfile: name } : {};
   }
 
-  release(def: DomainDef, label: SecLabelDef): void {
+  /** Stop, destroy, a failed start: unloads the guest's profile and deletes its files (idempotent). */
+  restoreGuestLabel(def: DomainDef, label: SecLabelDef): void {
     if (label.type !== 'dynamic') return;
     const name = this.labelName(def, label);
     let unloadError: unknown;
-    // a kernel without AppArmor (e.g. rebooted into another one) holds no profile to unload
-    if (this.mode === 'kernel' && kernelRunsAppArmor() && kernelProfileLoaded(name)) {
+    if (this.loadedInKernel(name)) {
       try {
         this.parser.remove(name);
       } catch (err) {
@@ -206,6 +201,11 @@ export class AppArmorDriver implements SecurityDriver {
 
   enforcing(): boolean {
     return true;
+  }
+
+  /** Whether the kernel holds this profile (a kernel without AppArmor, e.g. rebooted into another one, holds none). */
+  private loadedInKernel(name: string): boolean {
+    return this.mode === 'kernel' && kernelRunsAppArmor() && kernelProfileLoaded(name);
   }
 
   /** Generates everything in memory; a refused path or name throws before any file is touched. */

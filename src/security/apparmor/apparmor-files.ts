@@ -85,6 +85,11 @@ export class ProfileFiles {
     removeFile(this.statePath(profileName));
   }
 
+  /** Whether the guest's resource list exists (its profile was written and not yet removed). */
+  hasState(profileName: string): boolean {
+    return readIfExists(this.statePath(profileName)) !== undefined;
+  }
+
   /** The resource list remembered for hotplug. */
   readResources(profileName: string): RuleResource[] {
     const path = this.statePath(profileName);

@@ -8,6 +8,7 @@ import { AppArmorDriver } from './apparmor-driver.js';
 import { findParser } from './apparmor-parser.js';
 import { UUID, buildTree, makeCtx, makeDef, makeResource, removeTree, tempRoot } from '../../../test/support/apparmor.js';
 import type { TreeEntry } from '../../../test/support/apparmor.js';
+import { setAllLabel } from '../../../test/support/stack.js';
 
 // dist/src/security/apparmor/ → the repository root
 const FIXTURES = fileURLToPath(new URL('../../../../test/fixtures/apparmor/', import.meta.url));
@@ -81,7 +82,7 @@ describe('AppArmorDriver golden profiles', () => {
       t.after(() => removeTree(root));
       const run = runFixture(name, root);
       // setAllLabel writes the files and fails unless the real apparmor_parser compiles them
-      run.driver.setAllLabel(run.def, run.label, run.resources, run.ctx);
+      setAllLabel(run.driver, run.def, run.label, run.resources, run.ctx);
       const rules = readFileSync(join(run.profileDir, `svirt-${UUID}.files`), 'utf8');
       golden(`${name}.files`, rules.replaceAll(root, '{{ROOT}}'));
       // the dry run shows the very same rules

@@ -7,6 +7,7 @@ import type { DomainDef, DiskDef } from '../../domain/domain-def.js';
 import { Store } from '../../store/store.js';
 import type { GuestResource, SecurityContext } from '../driver.js';
 import { DacDriver } from './dac-driver.js';
+import { restoreAllLabel, setAllLabel } from '../../../test/support/stack.js';
 
 const root = process.getuid?.() === 0;
 
@@ -82,13 +83,13 @@ describe('DacDriver', { skip: root ? false : 'chown needs root' }, () => {
     const label = drv.genLabel(d, ctx);
     const uid = Number(/^\+(\d+):/.exec(label.label ?? '')?.[1]);
     assert.ok(uid >= 1_900_000_000 && uid < 1_900_001_000);
-    drv.setAllLabel(d, label, res, ctx);
+    setAllLabel(drv, d, label, res, ctx);
     assert.equal(statSync(rw).uid, uid);
     assert.equal(statSync(rw).mode & 0o777, 0o600);
     assert.equal(statSync(ctx.runtimeDir).uid, uid);
     assert.equal(statSync(ro).uid, 1000, 'read-only media keep their owner');
     assert.equal(statSync(shared).uid, 1000, 'shareable disks keep their owner (QEMU gets an fd)');
-    drv.restoreAllLabel(d, label, res, ctx);
+    restoreAllLabel(drv, d, label, res, ctx);
     assert.deepEqual([statSync(rw).uid, statSync(rw).gid, statSync(rw).mode & 0o777], [1000, 1000, 0o644]);
     assert.equal(statSync(shared).mode & 0o777, 0o660, 'a shareable disk keeps its mode');
     assert.deepEqual(ctx.memory.recall('dac', rw), undefined);
@@ -119,18 +120,18 @@ describe('DacDriver', { skip: root ? false : 'chown needs root' }, () => {
       { path: img, role: 'disk', seclabels: [], disk: disk(img) },
       { path: keep, role: 'disk', seclabels: [{ model: 'dac', relabel: false }] },
     ];
-    drv.setAllLabel(d, label, res, ctx);
+    setAllLabel(drv, d, label, res, ctx);
     assert.equal(statSync(img).uid, 1234);
     assert.equal(statSync(img).gid, 5678);
     assert.equal(statSync(keep).uid, 0, "per-disk relabel='no' leaves the file alone");
-    drv.restoreAllLabel(d, label, res, ctx);
+    restoreAllLabel(drv, d, label, res, ctx);
     assert.equal(statSync(img).uid, 0);
     // A second guest cannot take the same static uid while the first holds it.
     assert.throws(() => drv.genLabel(def('s2', 'u-s2', [{ type: 'static', model: 'dac', label: '+1234:+1234' }]), ctx), /in use/);
     // relabel='no' on the domain: nothing is chowned.
     const d3 = def('s3', 'u-s3', [{ type: 'static', model: 'dac', relabel: false, label: '+4321:+4321' }]);
     const l3 = drv.genLabel(d3, ctx);
-    drv.setAllLabel(d3, l3, [{ path: img, role: 'disk', seclabels: [] }], ctx);
+    setAllLabel(drv, d3, l3, [{ path: img, role: 'disk', seclabels: [] }], ctx);
     assert.equal(statSync(img).uid, 0);
   });
 
@@ -144,7 +145,8 @@ describe('DacDriver', { skip: root ? false : 'chown needs root' }, () => {
     const label = drv.genLabel(d, ctx);
     assert.throws(
       () =>
-        drv.setAllLabel(
+        setAllLabel(
+          drv,
           d,
           label,
           [

@@ -51,10 +51,6 @@ export class DacDriver implements SecurityDriver {
     return { status: 'enable' };
   }
 
-  doi(): string {
-    return '0';
-  }
-
   baseLabels(): readonly BaseLabel[] {
     const first = `+${this.range.first}:+${this.range.first}`;
     return [
@@ -105,53 +101,12 @@ export class DacDriver implements SecurityDriver {
     }
   }
 
-  setAllLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
-    const done: GuestResource[] = [];
-    try {
-      if (ctx.virtType === 'kvm') this.grantKvm(def, label, ctx);
-      for (const r of resources) {
-        this.setResourceLabel(def, label, r, ctx);
-        done.push(r);
-      }
-    } catch (err) {
-      for (const r of done.reverse()) {
-        try {
-          this.restoreResourceLabel(def, label, r, ctx);
-        } catch {
-          // The labelling error is the one to report; remembered rows let reconcile retry.
-        }
-      }
-      try {
-        this.revokeKvm(def, label, ctx);
-      } catch {
-        // As above: the first error is reported, the remembered row allows a retry.
-      }
-      throw err;
-    }
-  }
-
-  restoreAllLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
-    const errors: string[] = [];
-    try {
-      this.revokeKvm(def, label, ctx);
-    } catch (err) {
-      errors.push(err instanceof Error ? err.message : String(err));
-    }
-    for (const r of [...resources].reverse()) {
-      try {
-        this.restoreResourceLabel(def, label, r, ctx);
-      } catch (err) {
-        errors.push(err instanceof Error ? err.message : String(err));
-      }
-    }
-    if (errors.length > 0) throw new SvirtError('SVIRT_ERR_LABEL_RESTORE', errors.join('; '));
-  }
-
   /**
    * KVM guests need /dev/kvm, which is root's and shared: each guest uid gets its own ACL
    * entry while it runs (no supplementary group, no chown), journalled before it is added.
    */
-  private grantKvm(def: DomainDef, label: SecLabelDef, ctx: SecurityContext): void {
+  setGuestLabel(def: DomainDef, label: SecLabelDef, _resources: readonly GuestResource[], ctx: SecurityContext): void {
+    if (ctx.virtType !== 'kvm') return;
     if (label.relabel === false && label.type === 'static') return;
     const { uid } = parseDacLabel(label.label, def.name);
     ctx.memory.remember('dac', KVM_DEVICE, def.uuid, 'acl');
@@ -166,7 +121,8 @@ export class DacDriver implements SecurityDriver {
     }
   }
 
-  private revokeKvm(def: DomainDef, label: SecLabelDef, ctx: SecurityContext): void {
+  /** Removes the guest uid's /dev/kvm ACL entry, if it was given one (idempotent). */
+  restoreGuestLabel(def: DomainDef, label: SecLabelDef, ctx: SecurityContext): void {
     const rec = ctx.memory.recall('dac', KVM_DEVICE);
     if (!rec || !rec.users.includes(def.uuid)) return;
     revokeUser(KVM_DEVICE, parseDacLabel(label.label, def.name).uid);

@@ -9,7 +9,7 @@ import type {
   LandlockScope,
   LandlockSpec,
 } from '../confinement.js';
-import type { BaseLabel, GuestResource, ProbeResult, SecurityContext, SecurityDriver } from '../driver.js';
+import type { GuestResource, ProbeResult, SecurityContext, SecurityDriver } from '../driver.js';
 import { fsRightsForAbi, netRightsForAbi, scopesForAbi, LATEST_ABI, describeMissing } from './abi.js';
 
 /** What the driver learns about the kernel; probed once by the caller (see probeLandlock). */
@@ -64,6 +64,9 @@ const SYSTEM_READ = [
  * firmware, use its own runtime dir and the few devices it needs, and nothing else. Images
  * come as inherited fds, so no image path is allowed at all. TCP is denied, signals and
  * abstract UNIX sockets are scoped to the guest (ABI ≥ 6).
+ *
+ * It labels no files and reserves nothing (its label is a digest of the ruleset, shared by
+ * guests with the same rules): those members are left to the manager's defaults.
  */
 export class LandlockDriver implements SecurityDriver {
   readonly name = 'landlock' as const;
@@ -95,14 +98,6 @@ export class LandlockDriver implements SecurityDriver {
     return { status: 'enable', notes: this.features() };
   }
 
-  doi(): string {
-    return '0';
-  }
-
-  baseLabels(): readonly BaseLabel[] {
-    return [];
-  }
-
   features(): readonly string[] {
     const notes = [`kernel ABI ${this.host.abi}`, this.bestEffort ? 'best effort' : `requires ABI ${this.targetAbi}`];
     const missing = describeMissing(this.host.abi);
@@ -127,18 +122,6 @@ export class LandlockDriver implements SecurityDriver {
     const spec = this.ruleset(def, [], ctx);
     const digest = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);
     return { type: 'dynamic', model: 'landlock', label: `landlock:abi${this.targetAbi}:${digest}` };
-  }
-
-  reserveLabel(): void {
-    // Landlock labels are digests, not exclusive resources: nothing to reserve.
-  }
-
-  setAllLabel(): void {
-    // Landlock labels no files: the ruleset names what the process may reach.
-  }
-
-  restoreAllLabel(): void {
-    // Nothing was labelled.
   }
 
   confinement(def: DomainDef, _label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): ConfinementPart {
@@ -204,10 +187,6 @@ export class LandlockDriver implements SecurityDriver {
       logNewExec: abi >= 7,
       ...(this.bestEffort ? {} : { minAbi: abi }),
     };
-  }
-
-  processLabel(_def: DomainDef, label: SecLabelDef): string {
-    return label.label ?? '';
   }
 
   describe(def: DomainDef, _label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): string {

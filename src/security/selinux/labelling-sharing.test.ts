@@ -21,6 +21,7 @@ import {
   world,
 } from '../../../test/support/selinux-files.js';
 import { domain } from '../../../test/support/selinux.js';
+import { setAllLabel } from '../../../test/support/stack.js';
 
 describe('SelinuxDriver sharing, conflicts and recovery', { skip: skipFiles }, () => {
   it('read-only and shareable files shared by two guests are restored when the last one stops', (t) => {
@@ -61,7 +62,7 @@ describe('SelinuxDriver sharing, conflicts and recovery', { skip: skipFiles }, (
     ];
     const lb = w.driver.genLabel(b, w.ctx);
     assert.throws(
-      () => w.driver.setAllLabel(b, lb, resB, w.ctx),
+      () => setAllLabel(w.driver, b, lb, resB, w.ctx),
       (e: unknown) =>
         e instanceof SvirtError &&
         e.code === 'SVIRT_ERR_LABEL_CONFLICT' &&
@@ -90,7 +91,7 @@ describe('SelinuxDriver sharing, conflicts and recovery', { skip: skipFiles }, (
         { path: bad, role: 'disk', seclabels: [] },
       ];
       assert.throws(
-        () => w.driver.setAllLabel(def, label, res, w.ctx),
+        () => setAllLabel(w.driver, def, label, res, w.ctx),
         (e: unknown) =>
           e instanceof SvirtError && e.code === 'SVIRT_ERR_LABEL_APPLY' && e.message === `cannot label "${bad}": ${errno}`,
       );

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { GuestResource } from '../driver.js';
 import { CONTENT, HOME, IMAGE, labelOf, levelOf, skipFiles, stashOf, world } from '../../../test/support/selinux-files.js';
 import { disk, domain, withSeclabel } from '../../../test/support/selinux.js';
+import { restoreAllLabel } from '../../../test/support/stack.js';
 
 describe('SelinuxDriver labelling real files', { skip: skipFiles }, () => {
   it('dynamic: private files get the image label, read-only ones the content label, all restored', (t) => {
@@ -51,7 +52,7 @@ describe('SelinuxDriver labelling real files', { skip: skipFiles }, () => {
     for (const r of resources) assert.equal(stashOf(r.path), undefined, r.path);
     assert.deepEqual(w.memory.paths('selinux'), []);
     // Idempotent: a second restore (a repeated cleanup) changes nothing.
-    w.driver.restoreAllLabel(def, label, resources, w.ctx);
+    restoreAllLabel(w.driver, def, label, resources, w.ctx);
     assert.equal(labelOf(img), HOME);
   });
 

@@ -16,6 +16,7 @@ import { SELINUX_XATTR } from './labeller.js';
 import { binaryPolicyPath, loadPolicyContexts } from './policy-files.js';
 import { SelinuxDriver } from './selinux-driver.js';
 import { domain, MemoryLabelMemory, MemoryReservations, securityContext, tempDir } from '../../../test/support/selinux.js';
+import { restoreAllLabel, setAllLabel } from '../../../test/support/stack.js';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('../../../../scripts/selinux-decide.py', import.meta.url));
@@ -124,7 +125,7 @@ describe('SELinux policy decisions (Debian reference policy, offline)', () => {
       ];
       const def = domain(name, 100 + i);
       const label = driver.genLabel(def, ctx);
-      driver.setAllLabel(def, label, res, ctx);
+      setAllLabel(driver, def, label, res, ctx);
       return {
         def,
         label,
@@ -222,7 +223,7 @@ describe('SELinux policy decisions (Debian reference policy, offline)', () => {
       },
     ]);
     for (const g of guests) {
-      driver.restoreAllLabel(g.def, g.label, g.res, ctx);
+      restoreAllLabel(driver, g.def, g.label, g.res, ctx);
       reservations.releaseGuest(g.def.uuid);
     }
     const restoredImage = guests[0]?.res[1]?.path ?? '';

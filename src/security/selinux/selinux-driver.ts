@@ -13,7 +13,6 @@ import type { BaseLabel, GuestResource, ProbeResult, SecurityContext, SecurityDr
 import { formatContext, parseContext } from './contexts.js';
 import { generateLabel, reserveLevel } from './gen-label.js';
 import { FileLabeller, type XattrHost } from './labeller.js';
-import type { FileRef } from '../../host/file-handle.js';
 import { DEFAULT_CATEGORY_RANGE, formatCategoryRange, pairCapacity, parseCategoryRange, type CategoryRange } from './mcs.js';
 import { loadPolicyContexts, type PolicyContexts } from './policy-files.js';
 import { describeLabels } from './describe.js';
@@ -128,10 +127,6 @@ export class SelinuxDriver implements SecurityDriver {
     }
   }
 
-  doi(): string {
-    return '0';
-  }
-
   baseLabels(): readonly BaseLabel[] {
     const c = this.contexts();
     return [
@@ -160,72 +155,28 @@ export class SelinuxDriver implements SecurityDriver {
     reserveLevel(def, parseContext(label.label).range, ctx);
   }
 
-  private plan(label: SecLabelDef, resources: readonly GuestResource[]): LabelAction[] {
-    return planLabels(label, resources, this.contexts());
+  private plan(label: SecLabelDef, resource: GuestResource): LabelAction[] {
+    return planLabels(label, [resource], this.contexts());
   }
 
-  private apply(def: DomainDef, action: LabelAction, ref: FileRef, ctx: SecurityContext): boolean {
-    if (action.kind !== 'set') return false;
-    // A chardev socket QEMU creates itself does not exist yet: the label of the
-    // (labelled) runtime dir or the policy's type transition covers it.
-    const outcome = this.labeller.set(ref, action.label, def.uuid, ctx.memory, action.role === 'chardev');
-    return outcome !== 'missing';
-  }
-
-  setAllLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
-    const done: FileRef[] = [];
-    for (const action of this.plan(label, resources)) {
-      const ref = refOf(resources, action.path);
-      try {
-        if (this.apply(def, action, ref, ctx)) done.push(ref);
-      } catch (err) {
-        const undo = this.restorePaths(def, done.reverse(), ctx);
-        if (undo.length === 0) throw err;
-        const code = err instanceof SvirtError ? err.code : 'SVIRT_ERR_LABEL_APPLY';
-        const msg = err instanceof Error ? err.message : String(err);
-        throw new SvirtError(code, `${msg} (and undoing failed: ${undo.map((e) => e.message).join('; ')})`, {
-          cause: err,
-          details: { undoErrors: undo.map((e) => e.message) },
-        });
-      }
-    }
-  }
-
-  /** Restores each path, collecting errors instead of stopping. */
-  private restorePaths(def: DomainDef, refs: readonly FileRef[], ctx: SecurityContext): Error[] {
-    const errors: Error[] = [];
-    for (const ref of refs) {
-      try {
-        this.labeller.restore(ref, def.uuid, ctx.memory);
-      } catch (err) {
-        errors.push(err instanceof Error ? err : new Error(String(err)));
-      }
-    }
-    return errors;
-  }
-
-  restoreAllLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
-    const refs = this.plan(label, resources)
-      .filter((a) => a.kind === 'set')
-      .map((a) => refOf(resources, a.path))
-      .reverse();
-    const errors = this.restorePaths(def, refs, ctx);
-    if (errors.length === 1) throw errors[0];
-    if (errors.length > 1) {
-      throw new SvirtError(
-        'SVIRT_ERR_LABEL_RESTORE',
-        `cannot restore ${errors.length} labels of guest "${def.name}": ${errors.map((e) => e.message).join('; ')}`,
-        { cause: errors[0], details: { errors: errors.map((e) => e.message) } },
-      );
-    }
-  }
-
+  /**
+   * Gives one resource the label the rules say (through its handle), remembering the
+   * original in the store and in `trusted.svirt.selinux` first. A chardev socket QEMU
+   * creates itself does not exist yet: the label of the (labelled) runtime dir or the
+   * policy's type transition covers it.
+   */
   setResourceLabel(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void {
-    for (const action of this.plan(label, [resource])) this.apply(def, action, refOf([resource], action.path), ctx);
+    for (const action of this.plan(label, resource)) {
+      if (action.kind !== 'set') continue;
+      this.labeller.set(resource, action.label, def.uuid, ctx.memory, action.role === 'chardev');
+    }
   }
 
+  /** Drops the guest's use of one resource; the original comes back when no guest uses it. */
   restoreResourceLabel(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void {
-    this.restoreAllLabel(def, label, [resource], ctx);
+    for (const action of this.plan(label, resource)) {
+      if (action.kind === 'set') this.labeller.restore(resource, def.uuid, ctx.memory);
+    }
   }
 
   confinement(def: DomainDef, label: SecLabelDef): ConfinementPart {
@@ -279,9 +230,4 @@ export class SelinuxDriver implements SecurityDriver {
       return false;
     }
   }
-}
-
-/** The resource a planned action is for (its handle and identity), or the bare path. */
-function refOf(resources: readonly GuestResource[], path: string): FileRef {
-  return resources.find((r) => r.path === path) ?? { path };
 }
