@@ -149,6 +149,12 @@ export interface SecurityDriver {
   /** Human-readable dry run: the process label and each path with the label it would get. */
   describe?(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): string;
 
+  /**
+   * Files this driver leaves as they are for a reason users should know (a filesystem that
+   * keeps no label, and what decides access instead), one line each, for `dominfo`.
+   */
+  fileNotes?(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[]): readonly string[];
+
   /** The label of a running guest's process, as `dominfo` shows it. */
   processLabel(def: DomainDef, label: SecLabelDef, pid: number): string;
 

@@ -3,13 +3,16 @@ import { arg, type ParsedArgs } from '../args.js';
 import { openHypervisor, output } from '../context.js';
 import type { Hypervisor, DomainInfo } from '../../lifecycle/hypervisor.js';
 import { readFileSync } from 'node:fs';
+import { deserializeResources } from '../../security/resources.js';
 
 /** virsh's `%-15s %s` lines, the security lines from the primary driver. */
 export async function run(args: ParsedArgs): Promise<number> {
   const hv = await openHypervisor(args);
   const info = hv.lookup(arg(args, 0, 'NAME'));
   const fields = dominfoFields(hv, info);
-  output(args, fields.map(([k, v]) => `${(k + ':').padEnd(15)} ${v}`).join('\n') + '\n', Object.fromEntries(fields));
+  // A field with a list (a note per file) prints one line per item; --json keeps the list.
+  const lines = fields.flatMap(([k, v]) => (typeof v === 'string' ? [v] : v).map((x) => `${(k + ':').padEnd(15)} ${x}`));
+  output(args, lines.join('\n') + '\n', Object.fromEntries(fields));
   return 0;
 }
 
@@ -20,9 +23,9 @@ export async function runDomstate(args: ParsedArgs): Promise<number> {
   return 0;
 }
 
-export function dominfoFields(hv: Hypervisor, info: DomainInfo): [string, string][] {
+export function dominfoFields(hv: Hypervisor, info: DomainInfo): [string, string | readonly string[]][] {
   const { def, record } = info;
-  const fields: [string, string][] = [
+  const fields: [string, string | readonly string[]][] = [
     ['Id', record ? String(record.id) : '-'],
     ['Name', def.name],
     ['UUID', def.uuid],
@@ -54,6 +57,12 @@ export function dominfoFields(hv: Hypervisor, info: DomainInfo): [string, string
     for (const d of hv.manager.drivers) {
       const notes = d.features?.() ?? [];
       if (notes.length > 0) fields.push([`Security notes (${d.name})`, notes.join('; ')]);
+    }
+    const resources = deserializeResources(record.resources);
+    for (const d of hv.manager.drivers) {
+      const l = hv.manager.labelFor(def, d);
+      const files = l && d.fileNotes ? d.fileNotes(def, l, resources) : [];
+      if (files.length > 0) fields.push([`File notes (${d.name})`, files]);
     }
   }
   return fields;

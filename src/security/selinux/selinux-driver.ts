@@ -17,6 +17,7 @@ import type { FileRef } from '../../host/file-handle.js';
 import { DEFAULT_CATEGORY_RANGE, formatCategoryRange, pairCapacity, parseCategoryRange, type CategoryRange } from './mcs.js';
 import { loadPolicyContexts, type PolicyContexts } from './policy-files.js';
 import { describeLabels } from './describe.js';
+import { unlabelledNotes } from './label-support.js';
 import { planLabels, type LabelAction } from './rules.js';
 
 export interface SelinuxDriverOptions {
@@ -47,6 +48,7 @@ export class SelinuxDriver implements SecurityDriver {
   readonly root: string;
   readonly userspaceTest: boolean;
   private readonly random: () => number;
+  private readonly xattrs: XattrHost;
   private readonly labeller: FileLabeller;
   private loaded: PolicyContexts | undefined;
   private range: CategoryRange | undefined;
@@ -55,7 +57,8 @@ export class SelinuxDriver implements SecurityDriver {
     this.root = options.root ?? '/etc/selinux';
     this.userspaceTest = options.userspaceTest ?? false;
     this.random = options.random ?? cryptoRandom;
-    this.labeller = new FileLabeller(options.xattrs ?? nativeHost);
+    this.xattrs = options.xattrs ?? nativeHost;
+    this.labeller = new FileLabeller(this.xattrs);
     // A bad configured range is a usage error now, not a driver that quietly probes disabled.
     if (options.categoryRange !== undefined) this.range = parseCategoryRange(options.categoryRange);
   }
@@ -169,7 +172,7 @@ export class SelinuxDriver implements SecurityDriver {
     // A chardev socket QEMU creates itself does not exist yet: the label of the
     // (labelled) runtime dir or the policy's type transition covers it.
     const outcome = this.labeller.set(ref, action.label, def.uuid, ctx.memory, action.role === 'chardev');
-    return outcome !== 'missing';
+    return outcome === 'labelled' || outcome === 'unchanged';
   }
 
   setAllLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
@@ -246,7 +249,13 @@ export class SelinuxDriver implements SecurityDriver {
       range: this.categoryRange(),
       virtType: ctx.virtType,
       userspaceTest: this.userspaceTest,
+      notes: (actions) => unlabelledNotes(actions, resources, this.xattrs, this.kernelRunsSelinux()),
     });
+  }
+
+  /** Files left unlabelled because their filesystem keeps no label, and the boolean that decides. */
+  fileNotes(_def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[]): string[] {
+    return unlabelledNotes(this.plan(label, resources), resources, this.xattrs, this.kernelRunsSelinux());
   }
 
   processLabel(def: DomainDef, label: SecLabelDef, pid: number): string {
