@@ -1,11 +1,11 @@
 /**
  * SELinux parity for files a guest gets, under selinux,dac,landlock (SELinux in its userspace
  * test mode: real security.selinux xattrs, no process label), with real QEMU started paused:
- * a disk on a filesystem that keeps no labels.
+ * a disk on a filesystem that keeps no labels, and a serial log svirt creates at start.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { lgetxattr } from '../../src/host/native.js';
@@ -102,6 +102,29 @@ describe('SELinux and the files of a guest (selinux,dac,landlock, real QEMU)', {
     await svirtOk(dir, [...S, 'destroy', 'nfsish'], ENV);
     assert.deepEqual(owner(onRamfs), ORIGINAL, 'its owner comes back');
     assert.equal(selinuxLabel(local), undefined, 'the local disk had no label, and has none again');
+    assert.equal(countRows(dir, 'remembered'), 0);
+  });
+
+  it("gives a <serial type='file'> log created at start the guest's label, and takes it away at destroy", async (t) => {
+    const dir = scratch(t);
+    const img = makeImage(join(dir, 'con.img'), 4);
+    mkdirSync(join(dir, 'logs'));
+    const log = join(dir, 'logs', 'serial0.log');
+    const serial = `    <serial type='file'><source path='${log}'/><target port='0'/></serial>\n  </devices>`;
+    const xml = domainXml('con', [{ path: img, dev: 'vda' }]).replace('  </devices>', serial);
+    await svirtOk(dir, [...S, 'define', writeDomain(dir, 'con', xml)], ENV);
+    assert.equal(existsSync(log), false, 'the log does not exist before the first start');
+    await svirtOk(dir, [...S, 'start', 'con', '--paused'], ENV);
+    const g = guestLabels(dir, 'con');
+    assert.equal(selinuxLabel(log), `${IMAGE}:${g.level}`, "the new log carries the guest's label");
+    assert.equal(owner(log).uid, g.uid, "and belongs to the guest's uid");
+    assert.ok(rememberedSelinux(dir).includes(log), 'its original (no label) is remembered');
+
+    await svirtOk(dir, [...S, 'destroy', 'con'], ENV);
+    assert.ok(existsSync(log), 'the log stays');
+    assert.equal(selinuxLabel(log), undefined, 'its original, no label at all, is back');
+    assert.equal(lgetxattr(log, 'trusted.svirt.selinux'), undefined, 'and nothing of svirt is left on it');
+    assert.deepEqual(owner(log), { uid: 0, gid: 0, mode: 0o600 }, 'svirt made it: root 0600');
     assert.equal(countRows(dir, 'remembered'), 0);
   });
 });
