@@ -218,3 +218,23 @@ export async function waitFor(cond: () => boolean, timeoutMs: number, pollMs = 2
   }
   return true;
 }
+
+/**
+ * A ramfs mounted on a fresh temp dir, for files on a filesystem without xattrs (on a kernel
+ * without SELinux, security.* and trusted.* writes there fail with EOPNOTSUPP). Lazily
+ * unmounted and removed when the test ends. `{ skip }` with the reason when mount fails.
+ */
+export function mountRamfs(t: TestContext): { dir: string } | { skip: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'svirt-ramfs-'));
+  const r = spawnSync('mount', ['-t', 'ramfs', '-o', 'mode=0755', 'svirt-test-ramfs', dir], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    return { skip: `cannot mount a ramfs here: ${(r.stderr || r.error?.message || '').trim()}` };
+  }
+  t.after(() => {
+    // Lazy: a QEMU still holding a file there must not make the cleanup fail.
+    spawnSync('umount', ['-l', dir]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { dir };
+}

@@ -78,12 +78,15 @@ export interface DiskDef {
   readonly seclabels: readonly DeviceSecLabelDef[];
 }
 
-export type ChardevType = 'pty' | 'file' | 'unix';
+export type ChardevType = 'pty' | 'file' | 'unix' | 'pipe';
 
 export interface ChardevDef {
   readonly element: 'serial' | 'console';
   readonly type: ChardevType;
-  /** File path or UNIX socket path; pty has none. */
+  /**
+   * File path, UNIX socket path, or a pipe's FIFO (PATH.in and PATH.out when both exist,
+   * else PATH itself, as QEMU picks them); pty has none.
+   */
   readonly path?: string;
   /** For unix: `bind` (QEMU listens) or `connect`. */
   readonly mode?: 'bind' | 'connect';

@@ -122,8 +122,8 @@ export function parseDisk(el: XmlElement): DiskDef {
 /** A serial or console element as a chardev (the alias question is decided by the caller). */
 export function parseChardev(el: XmlElement, element: 'serial' | 'console'): ChardevDef {
   const type = attr(el, 'type') ?? 'pty';
-  if (type !== 'pty' && type !== 'file' && type !== 'unix') {
-    throw unsupported(el, `${element} type ${quote(type)}: only pty, file and unix are supported`, { value: type });
+  if (type !== 'pty' && type !== 'file' && type !== 'unix' && type !== 'pipe') {
+    throw unsupported(el, `${element} type ${quote(type)}: only pty, file, unix and pipe are supported`, { value: type });
   }
   const source = single(el, 'source');
   const target = single(el, 'target');
@@ -137,7 +137,7 @@ export function parseChardev(el: XmlElement, element: 'serial' | 'console'): Cha
   if (!source || path === undefined || path === '')
     throw invalid(source ?? el, `${element} of type ${type} needs <source path=...>`);
   checkPath(path, `${element} of type ${type}`, source);
-  if (type === 'file') return { ...common, path };
+  if (type === 'file' || type === 'pipe') return { ...common, path };
   const mode = oneOf(source, 'mode', ['bind', 'connect'] as const) ?? 'bind';
   return { ...common, path, mode };
 }

@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { ErrorCode } from '../errors.js';
 import { SvirtError } from '../errors.js';
 import type { DomainDef } from './domain-def.js';
+import { formatDomainXml } from './format-domain-xml.js';
 import { canonicalUuid, parseDomainXml, unitBytes } from './parse-domain-xml.js';
 
 // Compiled to dist/src/domain/: the fixtures live at the package root.
@@ -175,6 +176,21 @@ describe('parseDomainXml: fixtures', () => {
       },
       { element: 'console', type: 'pty', targetPort: 2, seclabels: [] },
     ]);
+  });
+
+  it("reads <serial type='pipe'> (libvirt's named pipe: QEMU picks PATH.in/.out or PATH) and writes it back", () => {
+    const pipe =
+      "<serial type='pipe'><source path='/run/vm/console'><seclabel model='dac' relabel='no'/></source><target port='0'/></serial>";
+    const def = parseDomainXml(domain('', pipe));
+    assert.deepEqual(def.chardevs, [
+      { element: 'serial', type: 'pipe', path: '/run/vm/console', targetPort: 0, seclabels: [{ model: 'dac', relabel: false }] },
+    ]);
+    assert.deepEqual(
+      parseDomainXml(formatDomainXml({ ...def, chardevs: [{ ...def.chardevs[0]!, path: '/run/vm/other' }] })).chardevs,
+      [{ element: 'serial', type: 'pipe', path: '/run/vm/other', targetPort: 0, seclabels: [{ model: 'dac', relabel: false }] }],
+    );
+    rejects(domain('', "<serial type='pipe'/>"), 'SVIRT_ERR_XML_INVALID', /serial of type pipe needs <source path=/);
+    rejects(domain('', "<serial type='pipe'><source path='p'/></serial>"), 'SVIRT_ERR_PATH_INVALID', /not absolute|absolute/);
   });
 
   it('reads static, dynamic and none seclabels for selinux, dac and apparmor', () => {

@@ -28,7 +28,11 @@ function parseOne(el: XmlElement, inactive: boolean): SecLabelDef {
   const model = modelOf(el);
   const relabel = yesNo(el, 'relabel') ?? type === 'dynamic';
   if (type === 'dynamic' && !relabel) {
-    throw invalid(el, "relabel='no' is not allowed with type='dynamic' (a dynamic label always relabels)");
+    throw invalid(
+      el,
+      "relabel='no' is not allowed with type='dynamic': a dynamic label must use resource relabeling " +
+        "(libvirt refuses it too); to keep one file's label, put <seclabel relabel='no'/> in its <source>",
+    );
   }
   if (type === 'none' && relabel) throw invalid(el, "relabel='yes' is not compatible with type='none'");
   const base: SecLabelDef = model === undefined ? { type, relabel } : { type, model, relabel };

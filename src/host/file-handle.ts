@@ -92,6 +92,26 @@ export class FileHandle {
     }
   }
 
+  /**
+   * An I/O fd of this FIFO, opened O_NONBLOCK through the handle: never waits for the other
+   * end (O_WRONLY without a reader fails ENXIO instead; O_RDWR always succeeds).
+   */
+  openFifo(flags: number): number {
+    if (this.kind !== 'fifo') {
+      throw new SvirtError('SVIRT_ERR_PATH_INVALID', `cannot open "${this.path}" as a FIFO: it is ${describeKind(this.kind)}`, {
+        details: { path: this.path, kind: this.kind },
+      });
+    }
+    try {
+      return openSync(this.procPath, flags | constants.O_NONBLOCK | constants.O_NOCTTY);
+    } catch (err) {
+      throw new SvirtError('SVIRT_ERR_HOST', `cannot open the FIFO "${this.path}": ${errnoOf(err) ?? String(err)}`, {
+        details: { path: this.path, errno: errnoOf(err) },
+        cause: err,
+      });
+    }
+  }
+
   /** chown + chmod of this file (through its fd's magic link, so a swapped path is never touched). */
   setOwner(uid: number, gid: number, mode: number): void {
     try {

@@ -5,6 +5,9 @@ import { describeKind, openHandle, type FileHandle, type FileKind } from '../hos
 import { listenUnixAt } from '../host/native.js';
 import { pseudoFilesystem } from '../host/pseudo-fs.js';
 import { withSocketLabel } from '../host/selinux-socket.js';
+import type { ChardevType, DomainDef } from '../domain/domain-def.js';
+import type { PipeFds } from '../qemu/chardev-pipe.js';
+import type { FdLayout } from '../qemu/fd-layout.js';
 import type { GuestResource, ResourceRole } from '../security/driver.js';
 
 /** The file kinds each role may be: anything else is refused before it is labelled. */
@@ -18,7 +21,7 @@ const ACCEPTS: Readonly<Record<ResourceRole, readonly FileKind[]>> = {
   dtb: ['file'],
   loader: ['file'],
   nvram: ['file'],
-  chardev: ['file', 'socket'],
+  chardev: ['file', 'socket', 'fifo'],
   log: ['file'],
   'runtime-dir': ['dir'],
   'saved-state': ['file'],
@@ -51,11 +54,24 @@ export class OpenFiles {
   }
 }
 
+/** What each chardev type may be on disk (a file chardev that is a FIFO would block QEMU). */
+const CHARDEV_KINDS: Readonly<Record<ChardevType, readonly FileKind[]>> = {
+  file: ['file'],
+  unix: ['socket'],
+  pipe: ['fifo'],
+  pty: [],
+};
+
 /** What QEMU gets for a chardev: the fd svirt made for it. */
 export interface ChardevIo {
   readonly fd: number;
-  /** A file is written through an fdset; a listening socket is passed as a plain fd. */
-  readonly kind: 'file' | 'listen';
+  /**
+   * A file is written through an fdset; a listening socket is passed as a plain fd; a pipe's
+   * FIFO (both ways, or its .in or .out) goes in an fdset (src/qemu/chardev-pipe.ts).
+   */
+  readonly kind: 'file' | 'listen' | 'pipe' | 'pipe-in' | 'pipe-out';
+  /** pipe-in/-out: an O_RDWR fd of the same FIFO that QEMU keeps beside the one it uses. */
+  readonly peer?: number;
 }
 
 /**
@@ -79,11 +95,13 @@ export function openResources(
       ensureFile(r.path);
     }
     const h = files.handle(openHandle(r.path, `use "${r.declared ?? r.path}" as ${r.role}:`));
-    const kinds = ACCEPTS[r.role];
-    if (!kinds.includes(h.kind) || (r.chardev?.type === 'unix' && h.kind !== 'socket')) {
+    const kinds = r.role === 'chardev' && r.chardev ? CHARDEV_KINDS[r.chardev.type] : ACCEPTS[r.role];
+    if (!kinds.includes(h.kind)) {
+      const pipe = r.chardev?.type === 'pipe' ? r.chardev : undefined;
+      const what = pipe ? `for <${pipe.element} type='pipe'>` : `as ${r.role}`;
       throw new SvirtError(
         'SVIRT_ERR_PATH_INVALID',
-        `cannot use "${r.declared ?? r.path}" as ${r.role}: it is ${describeKind(h.kind)}`,
+        `cannot use "${r.declared ?? r.path}" ${what}: it is ${describeKind(h.kind)}${pipe ? ', not a FIFO' : ''}`,
         { details: { path: r.path, kind: h.kind, role: r.role } },
       );
     }
@@ -101,11 +119,55 @@ export function openResources(
     const out: GuestResource = { ...r, handle: h };
     if (r.chardev?.type === 'file') {
       made = { fd: files.fd(h.reopen(constants.O_WRONLY | constants.O_APPEND)), kind: 'file' };
+    } else if (r.chardev?.type === 'pipe') {
+      made = openPipe(h, files, pipeEnd(r));
     }
     if (made) io.set(out, made);
     return out;
   });
   return { resources, io };
+}
+
+/** Which way QEMU uses a pipe chardev's FIFO: PATH.in, PATH.out, or PATH both ways. */
+function pipeEnd(r: GuestResource): 'in' | 'out' | 'both' {
+  const declared = r.declared ?? r.path;
+  if (declared === `${r.chardev?.path ?? ''}.in`) return 'in';
+  if (declared === `${r.chardev?.path ?? ''}.out`) return 'out';
+  return 'both';
+}
+
+/**
+ * The fds of a pipe chardev's FIFO, opened O_NONBLOCK through its checked handle. O_RDWR
+ * first: it never waits, and holding it lets the O_WRONLY open of PATH.out find a reader.
+ */
+function openPipe(h: FileHandle, files: OpenFiles, end: 'in' | 'out' | 'both'): ChardevIo {
+  const rw = files.fd(h.openFifo(constants.O_RDWR));
+  if (end === 'both') return { fd: rw, kind: 'pipe' };
+  // QEMU's file backend, the one that takes an input and an output, opens them O_RDONLY and O_WRONLY.
+  const one = files.fd(h.openFifo(end === 'in' ? constants.O_RDONLY : constants.O_WRONLY));
+  return { fd: one, kind: end === 'in' ? 'pipe-in' : 'pipe-out', peer: rw };
+}
+
+/** QEMU's fdsets for each pipe chardev, by index in def.chardevs, from set `usedSets + 1` on. */
+export function pipeEntries(
+  def: DomainDef,
+  io: ReadonlyMap<GuestResource, ChardevIo>,
+  layout: FdLayout,
+  usedSets: number,
+): Map<number, PipeFds> {
+  const out = new Map<number, PipeFds>();
+  let set = usedSets;
+  for (const [r, x] of io) {
+    if (x.kind !== 'pipe' && x.kind !== 'pipe-in' && x.kind !== 'pipe-out') continue;
+    const index = def.chardevs.findIndex((c) => c === r.chardev);
+    if (index < 0) throw new SvirtError('SVIRT_ERR_INTERNAL', `the FIFO "${r.path}" belongs to no chardev`);
+    const s = ++set;
+    const fds = [x.fd, ...(x.peer === undefined ? [] : [x.peer])].map((fd) => ({ fd: layout.add(fd), set: s, path: r.path }));
+    const prev = out.get(index);
+    const which = x.kind === 'pipe' ? { both: s } : x.kind === 'pipe-in' ? { input: s } : { output: s };
+    out.set(index, { ...prev, ...which, fds: [...(prev?.fds ?? []), ...fds] });
+  }
+  return out;
 }
 
 /** Creates a missing chardev log (root's, 0600) without following a link at its name. */

@@ -100,7 +100,7 @@ export class Hypervisor {
    */
   async describe(guest: Guest): Promise<GuestSecurity> {
     const manager = guest.record ? await this.env.managerFor(guest.record) : this.manager;
-    return describeGuest(manager, guest.def, guest.record?.pid ?? undefined);
+    return describeGuest(manager, guest.def, guest.record?.pid ?? undefined, guest.record?.resources ?? []);
   }
 
   // ---- start and stop ----------------------------------------------------------------

@@ -5,7 +5,8 @@ import type { DomainDef } from '../domain/domain-def.js';
 import { diskLayers, formatDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import { svirtExecPath, svirtMonitorPath } from '../host/native.js';
-import { buildArgv, type FdSetEntry } from '../qemu/argv.js';
+import { buildArgv, chardevChanges, type FdSetEntry } from '../qemu/argv.js';
+import { applyChardevChanges } from '../qemu/chardev-pipe.js';
 import { FdLayout } from '../qemu/fd-layout.js';
 import { launch } from '../qemu/launcher.js';
 import type { GuestResource } from '../security/driver.js';
@@ -13,7 +14,7 @@ import { guestResources, resolveResources } from '../security/resources.js';
 import type { RunningRecord } from '../store/store.js';
 import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
-import { bindSocket, dropHandle, openResources, OpenFiles, type ChardevIo } from './files.js';
+import { bindSocket, dropHandle, openResources, OpenFiles, pipeEntries, type ChardevIo } from './files.js';
 import { finishIncoming, type Incoming } from './incoming.js';
 import { ensureRuntimeRoot, monitorSocketPath } from './runtime-dir.js';
 import { UndoStack } from './undo.js';
@@ -104,6 +105,9 @@ export async function startGuest(
     const layout = new FdLayout();
     const fdsets = openDisks(live, resources, files, layout);
     const chardevFds = chardevEntries(live, opened.io, layout, fdsets.size);
+    const pipeFds = pipeEntries(live, opened.io, layout, fdsets.size + chardevFds.size); // sets after theirs
+    // A pipe with PATH.in and PATH.out is wired over QMP while QEMU waits (src/qemu/chardev-pipe.ts).
+    const changes = chardevChanges(live, pipeFds);
     const qmpFd = layout.add(files.fd(bindSocket(qmpPath, socketLabels?.listen)));
     undo.push('remove the monitor socket', () => rmSync(qmpPath, { force: true }));
     crashPoint(incoming ? 'restore:monitor-bound' : 'start:monitor-bound');
@@ -111,9 +115,10 @@ export async function startGuest(
       emulator: ctx.emulator,
       accel: ctx.virtType === 'kvm' ? 'kvm' : 'tcg',
       qmpFd,
-      paused: paused || incoming !== undefined,
+      paused: paused || incoming !== undefined || changes.length > 0,
       fdsets,
       chardevFds,
+      pipeFds,
     });
     let stateFd: number | undefined;
     if (incoming) {
@@ -140,6 +145,7 @@ export async function startGuest(
     });
     undo.push('end QEMU', () => env.kill({ pid: launched.pid, startTime: launched.startTime }));
     try {
+      await applyChardevChanges(launched.qmp, changes, !paused && incoming === undefined);
       if (incoming && stateFd !== undefined) await finishIncoming(launched.qmp, paused, logPath, incoming, launched.pid, stateFd);
     } finally {
       launched.qmp.close();
@@ -216,6 +222,7 @@ function chardevEntries(
   const out = new Map<number, FdSetEntry>();
   let set = setsUsed + 1;
   for (const [r, x] of io) {
+    if (x.kind !== 'file' && x.kind !== 'listen') continue; // a pipe's FIFOs: pipeEntries
     const index = def.chardevs.findIndex((c) => c.path !== undefined && (c.path === r.declared || c.path === r.path));
     // A console that aliases a serial shares its resource: every chardev of that path gets it.
     for (const [i, c] of def.chardevs.entries()) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseDomainXml } from '../domain/index.js';
-import { blockdevNodes, buildArgv, diskKey, type FdSetEntry } from './argv.js';
+import { blockdevNodes, buildArgv, chardevChanges, diskKey, type FdSetEntry } from './argv.js';
 
 const fixtures = fileURLToPath(new URL('../../../test/fixtures/argv/', import.meta.url));
 
@@ -42,6 +42,51 @@ describe('buildArgv', () => {
     const golden = `${fixtures}qcow2-chain.argv`;
     if (process.env['SVIRT_UPDATE_GOLDEN'] === '1') writeFileSync(golden, text);
     assert.equal(text, readFileSync(golden, 'utf8'));
+  });
+
+  it("gives a <serial type='pipe'> its FIFOs as fds: one FIFO on the command line, a .in/.out pair over QMP", () => {
+    const xml = (n: number): string =>
+      "<domain type='qemu'><name>p</name><memory>65536</memory><os><type>hvm</type></os><devices>" +
+      "<serial type='pipe'><source path='/run/a'/></serial>".repeat(n) +
+      '</devices></domain>';
+    const base = { emulator: '/usr/bin/qemu-system-x86_64', accel: 'tcg' as const, qmpFd: 4, paused: false, fdsets: new Map() };
+    const one = parseDomainXml(xml(1));
+    const single = new Map([[0, { fds: [{ fd: 5, set: 3, path: '/run/a' }], both: 3 }]]);
+    const argv = buildArgv(one, { ...base, pipeFds: single }).join(' ');
+    assert.match(argv, / -add-fd fd=5,set=3,opaque=\/run\/a /);
+    assert.match(argv, / -chardev pipe,id=charserial0,path=\/dev\/fdset\/3 -device isa-serial,chardev=charserial0,id=serial0$/);
+    assert.deepEqual(chardevChanges(one, single), [], 'nothing to change over QMP');
+
+    const two = parseDomainXml(xml(2));
+    const pair = {
+      fds: [
+        { fd: 5, set: 3, path: '/run/a.in' },
+        { fd: 6, set: 3, path: '/run/a.in' },
+        { fd: 7, set: 4, path: '/run/a.out' },
+        { fd: 8, set: 4, path: '/run/a.out' },
+      ],
+      input: 3,
+      output: 4,
+    };
+    const both = new Map([
+      [0, single.get(0) ?? pair],
+      [1, pair],
+    ]);
+    const argv2 = buildArgv(two, { ...base, pipeFds: both });
+    assert.deepEqual(
+      argv2.filter((a) => a.startsWith('fd=')),
+      [
+        'fd=5,set=3,opaque=/run/a',
+        'fd=5,set=3,opaque=/run/a.in',
+        'fd=6,set=3,opaque=/run/a.in',
+        'fd=7,set=4,opaque=/run/a.out',
+        'fd=8,set=4,opaque=/run/a.out',
+      ],
+    );
+    assert.ok(argv2.join(' ').endsWith('-chardev null,id=charserial1 -device isa-serial,chardev=charserial1,id=serial1'));
+    assert.deepEqual(chardevChanges(two, both), [
+      { id: 'charserial1', backend: { type: 'file', data: { in: '/dev/fdset/3', out: '/dev/fdset/4', append: true } } },
+    ]);
   });
 
   it('declares the format of every layer and never lets QEMU follow a backing file name', () => {

@@ -1,5 +1,5 @@
 import type { DomainDef } from '../domain/domain-def.js';
-import type { DriverName } from './driver.js';
+import type { DriverName, GuestResource } from './driver.js';
 import type { SecurityManager } from './manager.js';
 
 /** A guest's security as shown to users: dominfo, its `--json`, the remote protocol. */
@@ -17,11 +17,18 @@ export interface GuestSecurity {
     /** Whether the model knows enforcing/permissive at all. */
     readonly hasEnforcingMode: boolean;
     readonly notes: readonly string[];
+    /** Files the driver left as they are, and why (a filesystem that keeps no labels). */
+    readonly files: readonly string[];
   }[];
 }
 
 /** The primary model and DOI, each driver's label (the process's own while it runs), and notes. */
-export function describeGuest(manager: SecurityManager, def: DomainDef, pid: number | undefined): GuestSecurity {
+export function describeGuest(
+  manager: SecurityManager,
+  def: DomainDef,
+  pid: number | undefined,
+  resources: readonly GuestResource[] = [],
+): GuestSecurity {
   const labels = manager.drivers.map((d) => {
     const l = manager.labelFor(def, d);
     const none = !l || l.type === 'none' || d.name === 'none';
@@ -33,6 +40,7 @@ export function describeGuest(manager: SecurityManager, def: DomainDef, pid: num
       enforcing: d.enforcing ? d.enforcing() : true,
       hasEnforcingMode: d.enforcing !== undefined,
       notes: d.features?.() ?? [],
+      files: l && d.fileNotes ? d.fileNotes(def, l, resources) : [],
     };
   });
   return { model: manager.primary.name, doi: manager.doi(manager.primary), labels };

@@ -171,6 +171,12 @@ export interface SecurityDriver {
    */
   describe?(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): string;
 
+  /**
+   * Files this driver leaves as they are for a reason users should know (a filesystem that
+   * keeps no label, and what decides access instead), one line each, for `dominfo`.
+   */
+  fileNotes?(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[]): readonly string[];
+
   /** The label of a running guest's process, as `dominfo` shows it. Default: the label's text. */
   processLabel?(def: DomainDef, label: SecLabelDef, pid: number): string;
 

@@ -36,11 +36,31 @@ export function guestResources(def: DomainDef, runtimeDir: string): GuestResourc
   if (os.nvram !== undefined) out.push({ path: os.nvram.path, role: 'nvram', seclabels: [] });
   for (const disk of def.disks) out.push(...diskResources(disk));
   for (const c of def.chardevs) {
-    if (c.path !== undefined && (c.type === 'file' || c.type === 'unix')) {
-      out.push({ path: c.path, role: 'chardev', seclabels: c.seclabels, chardev: c });
+    if (c.path === undefined || c.type === 'pty') continue;
+    for (const path of c.type === 'pipe' ? pipePaths(c.path) : [c.path]) {
+      out.push({ path, role: 'chardev', seclabels: c.seclabels, chardev: c });
     }
   }
   return dedupe(out);
+}
+
+/**
+ * The FIFOs of a `<serial type='pipe'>` as QEMU's pipe backend picks them (and libvirt's
+ * drivers label them): PATH.in and PATH.out when both exist, else PATH both ways.
+ */
+export function pipePaths(path: string): string[] {
+  const pair = [`${path}.in`, `${path}.out`];
+  return pair.every(present) ? pair : [path];
+}
+
+function present(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    // Absent (or unreachable): the pair is not used; PATH is then opened and any error named there.
+    return false;
+  }
 }
 
 /** A path listed twice (a console aliasing a serial file) is labelled once. */

@@ -9,7 +9,9 @@ export async function run(args: ParsedArgs): Promise<number> {
   const hv = await openHypervisor(args);
   const info = hv.lookup(arg(args, 0, 'NAME'));
   const fields = await dominfoFields(hv, info);
-  output(args, fields.map(([k, v]) => `${(k + ':').padEnd(15)} ${v}`).join('\n') + '\n', Object.fromEntries(fields));
+  // A field with a list (a note per file) prints one line per item; --json keeps the list.
+  const lines = fields.flatMap(([k, v]) => (typeof v === 'string' ? [v] : v).map((x) => `${(k + ':').padEnd(15)} ${x}`));
+  output(args, lines.join('\n') + '\n', Object.fromEntries(fields));
   return 0;
 }
 
@@ -20,9 +22,9 @@ export async function runDomstate(args: ParsedArgs): Promise<number> {
   return 0;
 }
 
-export async function dominfoFields(hv: Hypervisor, info: DomainInfo): Promise<[string, string][]> {
+export async function dominfoFields(hv: Hypervisor, info: DomainInfo): Promise<[string, string | readonly string[]][]> {
   const { def, record } = info;
-  const fields: [string, string][] = [
+  const fields: [string, string | readonly string[]][] = [
     ['Id', record ? String(record.id) : '-'],
     ['Name', def.name],
     ['UUID', def.uuid],
@@ -50,6 +52,7 @@ export async function dominfoFields(hv: Hypervisor, info: DomainInfo): Promise<[
     }
     for (const l of rest) fields.push([`Security label (${l.model})`, l.type === 'none' ? 'none' : l.label]);
     for (const l of sec.labels) if (l.notes.length > 0) fields.push([`Security notes (${l.model})`, l.notes.join('; ')]);
+    for (const l of sec.labels) if (l.files.length > 0) fields.push([`File notes (${l.model})`, l.files]);
   }
   return fields;
 }

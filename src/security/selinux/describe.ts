@@ -8,7 +8,7 @@ import type { GuestResource } from '../driver.js';
 import { formatContext, parseContext, withRange } from './contexts.js';
 import { formatCategoryRange, pairCapacity, pairLevel, type CategoryRange } from './mcs.js';
 import type { PolicyContexts } from './policy-files.js';
-import { planLabels } from './rules.js';
+import { planLabels, type LabelAction } from './rules.js';
 
 export interface DescribeInput {
   readonly def: DomainDef;
@@ -18,6 +18,8 @@ export interface DescribeInput {
   readonly range: CategoryRange;
   readonly virtType: 'kvm' | 'qemu';
   readonly userspaceTest: boolean;
+  /** Of the planned files, those that will not be relabelled after all (a filesystem without labels). */
+  readonly notes?: (actions: readonly LabelAction[]) => readonly string[];
 }
 
 const PLACEHOLDER = 'cA,cB';
@@ -59,9 +61,11 @@ export function describeLabels(input: DescribeInput): string {
     }
     if (label.imagelabel !== undefined) out.push(`image label: ${show(formatContext(parseContext(label.imagelabel)))}`);
   }
-  for (const a of planLabels(label, resources, contexts)) {
+  const actions = planLabels(label, resources, contexts);
+  for (const a of actions) {
     const what = a.kind === 'set' ? show(a.label) : 'unchanged';
     out.push(`${a.path} (${a.role}): ${what} (${a.why})`);
   }
+  out.push(...(input.notes?.(actions) ?? []));
   return `${out.join('\n')}\n`;
 }

@@ -50,8 +50,9 @@ function canonical(label: string): string {
   }
 }
 
-export type SetOutcome = 'labelled' | 'unchanged' | 'missing';
-export type RestoreOutcome = 'restored' | 'still-used' | 'not-remembered' | 'gone';
+/** `no-label-support`: the file's filesystem takes no SELinux label (NFS, CIFS); it is used as it is. */
+export type SetOutcome = 'labelled' | 'unchanged' | 'missing' | 'no-label-support';
+export type RestoreOutcome = 'restored' | 'still-used' | 'not-remembered' | 'gone' | 'no-label-support';
 
 export class FileLabeller {
   constructor(private readonly x: XattrHost) {}
@@ -78,6 +79,16 @@ export class FileLabeller {
     return decode('fd' in t ? this.x.fgetxattr(t.fd, name) : this.x.lgetxattr(t.path, name));
   }
 
+  /** The remembered original in the file, if its filesystem has trusted.* xattrs (NFS has not). */
+  private stash(t: Target): string | undefined {
+    try {
+      return this.get(t, REMEMBER_XATTR);
+    } catch (err) {
+      if (unsupported(err)) return undefined;
+      throw err;
+    }
+  }
+
   private put(t: Target, name: string, value: string): void {
     if ('fd' in t) this.x.fsetxattr(t.fd, name, value);
     else this.x.lsetxattr(t.path, name, value);
@@ -102,14 +113,23 @@ export class FileLabeller {
    * Gives `path` the label `wanted` for guest `uuid`, remembering its original first.
    * A path other guests use with a different label is a conflict (relabelling it would
    * cut them off or let this guest in). `missingOk`: a path that does not exist yet (a
-   * socket QEMU will create) is skipped.
+   * socket QEMU will create) is skipped. A file on a filesystem without labels is left as
+   * it is and nothing is remembered for it, as libvirt does (virSecuritySELinuxSetFileconImpl):
+   * the policy's type for that filesystem and its boolean (virt_use_nfs...) decide access.
    */
   set(ref: FileRef, wanted: string, uuid: string, memory: LabelMemory, missingOk = false): SetOutcome {
     const path = ref.path;
     let remembered = false;
     try {
       return this.withTarget(ref, (t): SetOutcome => {
-        const raw = this.get(t, SELINUX_XATTR);
+        let raw: string | undefined;
+        try {
+          raw = this.get(t, SELINUX_XATTR);
+        } catch (err) {
+          // Without SELinux in the kernel, not even a label can be read from such a filesystem.
+          if (unsupported(err)) return 'no-label-support';
+          throw err;
+        }
         const current = raw === undefined ? NO_LABEL : canonical(raw);
         const rec = memory.recall('selinux', path);
         const others = rec?.users.filter((u) => u !== uuid) ?? [];
@@ -120,21 +140,32 @@ export class FileLabeller {
             { details: { path, wanted, current, users: others } },
           );
         }
-        const stashed = this.get(t, REMEMBER_XATTR);
+        const stashed = this.stash(t);
         const stashValid = stashed !== undefined && (stashed === NO_LABEL || isContext(stashed));
         const original = rec?.original ?? (stashValid ? stashed : current);
         const inForce = memory.remember('selinux', path, uuid, original);
         remembered = true;
+        let stashWritten = false;
         if (stashed !== inForce) {
           try {
             this.put(t, REMEMBER_XATTR, inForce);
+            stashWritten = true;
           } catch (err) {
             // A filesystem without trusted.* xattrs (NFS): the store row alone remembers.
             if (!unsupported(err)) throw err;
           }
         }
         if (current === wanted) return 'unchanged';
-        this.put(t, SELINUX_XATTR, `${wanted}\0`);
+        try {
+          this.put(t, SELINUX_XATTR, `${wanted}\0`);
+        } catch (err) {
+          // With SELinux in the kernel a label reads back (the policy's, for the whole
+          // filesystem) and only the write says the filesystem keeps none.
+          if (!unsupported(err)) throw err;
+          this.unremember(t, path, uuid, memory, stashWritten);
+          remembered = false;
+          return 'no-label-support';
+        }
         return 'labelled';
       });
     } catch (err) {
@@ -148,6 +179,17 @@ export class FileLabeller {
       }
       if (err instanceof SvirtError) throw err;
       throw osError('SVIRT_ERR_LABEL_APPLY', 'label', path, err);
+    }
+  }
+
+  /** Undoes the remembering of a file that turned out to take no label: nothing to restore. */
+  private unremember(t: Target, path: string, uuid: string, memory: LabelMemory, stashWritten: boolean): void {
+    if (memory.release('selinux', path, uuid) !== undefined) memory.forget('selinux', path);
+    if (!stashWritten) return;
+    try {
+      this.remove(t, REMEMBER_XATTR);
+    } catch {
+      // A stash without a store row is only read back as a valid context, and this file has none.
     }
   }
 
@@ -186,6 +228,11 @@ export class FileLabeller {
         // The file is gone (a socket QEMU removed, a deleted state file): nothing to restore.
         memory.forget('selinux', path);
         return 'gone';
+      }
+      if (unsupported(err)) {
+        // Remembered by a set that stopped before it found the filesystem keeps no label.
+        memory.forget('selinux', path);
+        return 'no-label-support';
       }
       throw osError('SVIRT_ERR_LABEL_RESTORE', 'restore the label of', path, err);
     }

@@ -15,6 +15,7 @@ import type { GuestResource } from '../driver.js';
 import { SELINUX_XATTR } from './labeller.js';
 import { binaryPolicyPath, loadPolicyContexts } from './policy-files.js';
 import { SelinuxDriver } from './selinux-driver.js';
+import { POLICY_BOOLEANS } from './label-support.js';
 import { domain, MemoryLabelMemory, MemoryReservations, securityContext, tempDir } from '../../../test/support/selinux.js';
 import { restoreAllLabel, setAllLabel } from '../../../test/support/stack.js';
 
@@ -251,6 +252,53 @@ describe('SELinux policy decisions (Debian reference policy, offline)', () => {
       // Debian has no svirt_tcg_t: a TCG guest runs as svirt_t, whose JIT needs the boolean.
       { what: 'TCG guest → execmem', scontext: tcg, tcontext: tcg, tclass: 'process', perms: ['execmem'], expect: 'BOOLEAN' },
     ]);
+  });
+
+  it('a file on NFS, CIFS or FUSE is governed by the boolean the driver names (genfscon type, audit2why)', (t) => {
+    const reason = skipReason(false);
+    if (reason !== undefined) {
+      t.skip(reason);
+      return;
+    }
+    // The type the policy gives a whole filesystem that keeps no labels: `genfscon nfs / ...nfs_t`.
+    const r = spawnSync('seinfo', [policyPath() ?? '', '--genfscon'], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      t.skip(`seinfo (setools) cannot list genfscon rules: ${r.error?.message ?? r.stderr}`);
+      return;
+    }
+    const genfs = new Map<string, string>();
+    for (const m of r.stdout.matchAll(/genfscon (\S+) \/\s+(\S+)/g)) genfs.set(m[1] ?? '', m[2] ?? '');
+    const driver = new SelinuxDriver({ userspaceTest: true });
+    const guest =
+      driver.genLabel(domain('nfs', 1), securityContext(new MemoryLabelMemory(), new MemoryReservations())).label ?? '';
+    const queries: Query[] = [];
+    const booleans: string[] = [];
+    for (const [fs, boolean] of POLICY_BOOLEANS) {
+      const tcontext = genfs.get(fs);
+      assert.ok(tcontext !== undefined, `the policy has a genfscon rule for ${fs}`);
+      booleans.push(boolean);
+      const rw = ['open', 'read', 'write', 'getattr', 'lock'];
+      queries.push({
+        what: `guest → ${fs} file (${tcontext}) read/write`,
+        scontext: guest,
+        tcontext,
+        tclass: 'file',
+        perms: rw,
+        expect: 'BOOLEAN',
+      });
+    }
+    assert.equal(genfs.get('smb3'), undefined, 'smb3 has no genfscon rule: no boolean is named for it');
+    assert.deepEqual([...new Set(booleans)].sort(), ['virt_use_fusefs', 'virt_use_nfs', 'virt_use_samba']);
+    const answers = decide(queries);
+    if (typeof answers === 'string') {
+      t.skip(answers);
+      return;
+    }
+    judge(t, queries);
+    queries.forEach((q, i) => {
+      const named = booleans[i] ?? '?';
+      assert.match(answers[i]?.detail ?? '', new RegExp(`'${named}'`), `${q.what}: audit2why names ${named}`);
+    });
   });
 
   it('every generated label is a valid context of the policy, at both ends of the range', (t) => {

@@ -16,6 +16,7 @@ import { FileLabeller, type XattrHost } from './labeller.js';
 import { DEFAULT_CATEGORY_RANGE, formatCategoryRange, pairCapacity, parseCategoryRange, type CategoryRange } from './mcs.js';
 import { loadPolicyContexts, type PolicyContexts } from './policy-files.js';
 import { describeLabels } from './describe.js';
+import { unlabelledNotes } from './label-support.js';
 import { planLabels, type LabelAction } from './rules.js';
 
 export interface SelinuxDriverOptions {
@@ -46,6 +47,7 @@ export class SelinuxDriver implements SecurityDriver {
   readonly root: string;
   readonly userspaceTest: boolean;
   private readonly random: () => number;
+  private readonly xattrs: XattrHost;
   private readonly labeller: FileLabeller;
   private loaded: PolicyContexts | undefined;
   private range: CategoryRange | undefined;
@@ -54,7 +56,8 @@ export class SelinuxDriver implements SecurityDriver {
     this.root = options.root ?? '/etc/selinux';
     this.userspaceTest = options.userspaceTest ?? false;
     this.random = options.random ?? cryptoRandom;
-    this.labeller = new FileLabeller(options.xattrs ?? nativeHost);
+    this.xattrs = options.xattrs ?? nativeHost;
+    this.labeller = new FileLabeller(this.xattrs);
     // A bad configured range is a usage error now, not a driver that quietly probes disabled.
     if (options.categoryRange !== undefined) this.range = parseCategoryRange(options.categoryRange);
   }
@@ -197,7 +200,18 @@ export class SelinuxDriver implements SecurityDriver {
       range: this.categoryRange(),
       virtType: ctx.virtType,
       userspaceTest: this.userspaceTest,
+      notes: (actions) => unlabelledNotes(actions, resources, this.xattrs, this.kernelRunsSelinux()),
     });
+  }
+
+  /** Files left unlabelled because their filesystem keeps no label, and the boolean that decides. */
+  fileNotes(_def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[]): string[] {
+    return unlabelledNotes(
+      resources.flatMap((r) => this.plan(label, r)),
+      resources,
+      this.xattrs,
+      this.kernelRunsSelinux(),
+    );
   }
 
   processLabel(def: DomainDef, label: SecLabelDef, pid: number): string {
