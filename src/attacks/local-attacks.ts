@@ -61,7 +61,7 @@ export const LOCAL_ATTACKS: readonly LocalAttack[] = [
   },
   {
     id: 'save-static-label',
-    title: "user's save file asks for static labels (dac: the user's uid; selinux: unconfined_t)",
+    title: "user's save file of root's guest asks for static labels (dac: the user's uid; selinux: unconfined_t)",
     rootOnly: true,
     run: saveStaticLabel,
   },

@@ -3,9 +3,10 @@
  * directory; the user puts a crafted file in its place (a rename over root's file, which the
  * directory's owner may do), and root restores it.
  */
-import { closeSync, constants, fchownSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, fchownSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { HEADER_SIZE, readSaveHeader, writeHeader, type SaveHeader } from '../lifecycle/save-file.js';
+import { makeRawImage } from './guests.js';
 import { victimsIntact } from './local-paths.js';
 import { changedFrom, snapshot, uidOf } from './local-files.js';
 import { broken, firstError, guestXml, held, type LocalCell, type LocalWorld } from './local-world.js';
@@ -41,11 +42,11 @@ async function craft(w: LocalWorld, file: string, edit: (xml: string) => string)
 function staticLabel(w: LocalWorld, model: string): string {
   switch (model) {
     case 'dac':
-      return `<seclabel type='static' model='dac' relabel='no'><label>+${w.user.uid}:+${w.user.gid}</label></seclabel>`;
+      return `<seclabel type='static' model='dac' relabel='yes'><label>+${w.user.uid}:+${w.user.gid}</label></seclabel>`;
     case 'selinux':
-      return "<seclabel type='static' model='selinux' relabel='no'><label>system_u:system_r:unconfined_t:s0</label></seclabel>";
+      return "<seclabel type='static' model='selinux' relabel='yes'><label>system_u:system_r:unconfined_t:s0</label></seclabel>";
     case 'apparmor':
-      return "<seclabel type='static' model='apparmor' relabel='no'><label>unconfined</label></seclabel>";
+      return "<seclabel type='static' model='apparmor' relabel='yes'><label>unconfined</label></seclabel>";
     default:
       return `<seclabel type='none' model='${model}'/>`;
   }
@@ -53,8 +54,14 @@ function staticLabel(w: LocalWorld, model: string): string {
 
 const DYNAMIC = /<seclabel type=(['"])dynamic\1 model=(['"])(\w+)\2[^>]*?(\/>|>[^]*?<\/seclabel>)/g;
 
+/**
+ * Root's guest (its image root's, 0600) saved into the user's directory; the user's file asks
+ * for labels that hand it to them: dac +UID:+GID of the user with relabel, selinux unconfined_t,
+ * apparmor unconfined, landlock none.
+ */
 export async function saveStaticLabel(w: LocalWorld): Promise<LocalCell> {
-  const img = w.userImage('t.img');
+  const img = makeRawImage(join(w.rootDir, 't.img'), 4);
+  chmodSync(img, 0o600);
   const file = join(w.home, 't.save');
   const def = join(w.dir, 't.xml');
   // Transient: once saved, svirt knows no definition of it, so the header is all there is.
@@ -70,14 +77,15 @@ export async function saveStaticLabel(w: LocalWorld): Promise<LocalCell> {
     }),
   );
   const r = await w.svirt(['restore', file]);
-  const change = changedFrom(snap, img);
   if (r.code !== 0) {
-    if (change) return broken(`restore refused, but the image changed: ${change}`);
+    const change = changedFrom(snap, img);
+    if (change) return broken(`restore failed, yet root's image changed: ${change}`);
     return held(`restore refused: ${firstError(r)}`);
   }
   const rec = w.record('t');
   const uid = rec?.pid ? uidOf(rec.pid) : undefined;
   if (uid === w.user.uid) return broken(`restored: QEMU runs as the user's uid ${uid}`);
+  if (snapshot(img).uid === w.user.uid) return broken(`restored: root's image now belongs to the user's uid ${w.user.uid}`);
   if (rec && /type='(static|none)'/.test(rec.liveXml)) return broken(`restored with the header's labels (${models.join(', ')})`);
   return held("restored with fresh dynamic labels; the header's were ignored");
 }
