@@ -73,7 +73,7 @@ export const LOCAL_ATTACKS: readonly LocalAttack[] = [
   },
   {
     id: 'restore-fifo',
-    title: 'restore from a FIFO the user made (answered at once)',
+    title: 'restore from, or save over, a FIFO the user made (answered at once)',
     rootOnly: false,
     run: restoreFifo,
   },

@@ -1,10 +1,11 @@
 /**
  * Special files where svirt wants a regular one (issue 12, items 9 and 10): a FIFO handed to
- * restore, /dev/zero (directly and through the user's link) and a FIFO handed to define.
+ * restore or named as save's target, /dev/zero (directly and through the user's link) and a FIFO handed to define.
  * Held means refused with an error at once, never blocked or reading without end.
  */
 import { join } from 'node:path';
-import { broken, firstError, held, type LocalCell, type LocalWorld, type RunResult } from './local-world.js';
+import { makeRawImage } from './guests.js';
+import { broken, firstError, guestXml, held, type LocalCell, type LocalWorld, type RunResult } from './local-world.js';
 
 /**
  * "At once" is relative: a CLI run (node start, store open) takes ~0.3 s on an idle host and
@@ -26,12 +27,22 @@ function judge(what: string, r: RunResult, baseline: RunResult): string | undefi
 
 export async function restoreFifo(w: LocalWorld): Promise<LocalCell> {
   const fifo = join(w.home, 'state.save');
+  const out = join(w.home, 'out.save');
   await w.userOk(['mkfifo', fifo]);
+  await w.userOk(['mkfifo', out]);
   const baseline = await w.svirt(['restore', join(w.home, 'missing.save')], BOUND_MS);
   const r = await w.svirt(['restore', fifo], BOUND_MS);
   const bad = judge('restore of a FIFO', r, baseline);
   if (bad) return broken(bad);
-  return held(`refused in ${r.ms.toFixed(0)} ms (a missing file: ${baseline.ms.toFixed(0)} ms): ${firstError(r)}`);
+  // Root's guest saved over the user's FIFO: a blocking open would wait for a reader forever.
+  await w.define('g', guestXml('g', makeRawImage(join(w.rootDir, 'g.img'), 4)));
+  await w.ok(['start', 'g', '--paused']);
+  const s = await w.svirt(['save', 'g', out], BOUND_MS);
+  const badSave = judge('save over a FIFO', s, baseline);
+  if (badSave) return broken(badSave);
+  return held(
+    `restore refused in ${r.ms.toFixed(0)} ms, save in ${s.ms.toFixed(0)} ms (a missing file: ${baseline.ms.toFixed(0)} ms): ${firstError(r)}`,
+  );
 }
 
 export async function defineDevZero(w: LocalWorld): Promise<LocalCell> {

@@ -94,11 +94,11 @@ describe('local attack matrix as root: svirt demo --local (real QEMU, real uids)
     const r = await svirt(dir, ['demo', '--local', '--stacks', 'dac;dac,landlock', '--rows', 'restore-fifo,define-dev-zero']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^\| attack on svirt itself \(local user uid \d+, or guest A\) \| dac \| dac,landlock \|$/m);
-    assert.match(r.stdout, /^\| restore from a FIFO the user made \(answered at once\) \| held \| held \|$/m);
+    assert.match(r.stdout, /^\| restore from, or save over, a FIFO the user made \(answered at once\) \| held \| held \|$/m);
     assert.match(r.stdout, /^\| define \/dev\/zero, .* \| held \| held \|$/m);
     assert.match(
       r.stdout,
-      /^- restore-fifo: held: refused in \d+ ms \(a missing file: \d+ ms\): cannot use ".*state\.save" as save file: it is a FIFO/m,
+      /^- restore-fifo: held: restore refused in \d+ ms, save in \d+ ms \(a missing file: \d+ ms\): cannot use ".*state\.save" as save file: it is a FIFO/m,
     );
     assert.match(r.stdout, /^dac,landlock: every attack on svirt itself held\.$/m);
   });
