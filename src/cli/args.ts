@@ -22,6 +22,7 @@ const VALUED = new Set([
   'timeout',
   'type',
   'stacks',
+  'rows',
   'target',
   'file',
   'subdriver',

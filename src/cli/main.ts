@@ -56,6 +56,7 @@ commands:
   profile FILE|NAME [--driver D]    dry run: what each driver would apply, touching nothing
   reconcile [--quiet]               clean up guests whose QEMU is gone
   demo [--stacks LIST]              the attack matrix: two guests per stack, guest A attacks B and the host
+  demo --local [--stacks LIST] [--rows ID,...]   the second matrix: a local user and a guest attack svirt itself
   serve [--socket PATH] [--debug]   libvirt's remote protocol for virsh/python-libvirt (plus a PATH-ro twin)
         [--max-clients N] [--max-readonly-clients N] [--idle-timeout S]`;
 

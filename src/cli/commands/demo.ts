@@ -28,6 +28,7 @@ function parseStacks(text: string): string[] {
  * denies every attack while A's own disk keeps working.
  */
 export async function run(args: ParsedArgs): Promise<number> {
+  if (args.flags.has('local')) return runLocal(args);
   const root = process.getuid?.() === 0;
   const stacks = parseStacks(args.options.get('stacks') ?? (root ? 'none;dac;landlock;dac,landlock' : 'none;landlock'));
   const { runMatrix, formatMatrix } = await import('../../attacks/matrix.js');
@@ -55,6 +56,68 @@ export async function run(args: ParsedArgs): Promise<number> {
     output(args, formatMatrix(m) + '\n' + verdict, { ...m, strongest, isolated: failures.length === 0 && ownOk });
     if (failures.length > 0 || !ownOk) {
       process.stderr.write(`error: demo: stack ${strongest} let ${failures.length} attack(s) through\n`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    rmSync(work, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
+  }
+}
+
+/** `--rows a,b`: row ids of the local matrix, each checked before anything starts. */
+function localRows(text: string | undefined, attacks: readonly { id: string }[]): string[] | undefined {
+  if (text === undefined) return undefined;
+  const ids = text.split(',').map((s) => s.trim());
+  const known = attacks.map((a) => a.id);
+  const bad = ids.find((id) => !known.includes(id));
+  if (bad !== undefined) throw new SvirtError('SVIRT_ERR_USAGE', `demo: unknown row '${bad}' (rows: ${known.join(', ')})`);
+  return ids;
+}
+
+/** Every stack the local matrix knows, in table order; the one `auto` picks here goes last (the verdict's). */
+async function defaultLocalStacks(): Promise<string[]> {
+  if (process.getuid?.() !== 0) return ['landlock'];
+  const { buildStack } = await import('../../security/stack.js');
+  const auto = (await buildStack('auto', { env: process.env })).names.join(',');
+  const all = ['dac', 'landlock', 'selinux,dac,landlock', 'apparmor,dac,landlock', 'dac,landlock'];
+  return [...all.filter((s) => s !== auto), auto];
+}
+
+/**
+ * `demo --local`: the second matrix. A local user (a uid with no account) and a compromised
+ * guest attack svirt itself under each stack; a table shows what held. Exit status 0 only when
+ * no cell of the last stack is broken (or could not be run).
+ */
+async function runLocal(args: ParsedArgs): Promise<number> {
+  const given = args.options.get('stacks');
+  const stacks = given !== undefined ? parseStacks(given) : await defaultLocalStacks();
+  const { runLocalMatrix, formatLocalMatrix } = await import('../../attacks/local-matrix.js');
+  const only = localRows(args.options.get('rows'), (await import('../../attacks/local-attacks.js')).LOCAL_ATTACKS);
+  const strongest = stacks[stacks.length - 1] as string;
+  // Short: every guest's monitor socket path under it must fit a UNIX socket address.
+  const work = mkdtempSync(join(tmpdir().length <= 24 ? tmpdir() : '/tmp', 'svirt-local-'));
+  chmodSync(work, 0o755); // the local user and the guest uids traverse it
+  try {
+    if (!args.json) {
+      process.stdout.write(
+        'svirt local attack matrix: a local user (their own uid, owning a home directory svirt uses) and a\n' +
+          'compromised guest (its uid and confinement) attack svirt itself under each stack; real QEMU, real files.\n\n',
+      );
+    }
+    const m = await runLocalMatrix({
+      stacks,
+      workDir: work,
+      ...(only ? { only } : {}),
+      log: args.json ? () => undefined : (l) => process.stderr.write(`${l}\n`),
+    });
+    const notHeld = m.rows.filter((r) => ['broken', 'error'].includes(r.cells[strongest]?.result ?? 'error'));
+    const verdict =
+      notHeld.length === 0
+        ? `\n${strongest}: every attack on svirt itself held.`
+        : `\n${strongest}: NOT held: ${notHeld.map((r) => `${r.id} (${r.cells[strongest]?.result})`).join(', ')}`;
+    output(args, formatLocalMatrix(m) + '\n' + verdict, { ...m, strongest, held: notHeld.length === 0 });
+    if (notHeld.length > 0) {
+      process.stderr.write(`error: demo --local: under ${strongest}, ${notHeld.length} attack(s) on svirt itself did not hold\n`);
       return 1;
     }
     return 0;
