@@ -9,7 +9,6 @@ import { svirtExecPath } from '../host/native.js';
 import { Hypervisor } from '../lifecycle/hypervisor.js';
 import { QmpClient } from '../qemu/qmp-client.js';
 import type { ConfinementSpec } from '../security/confinement.js';
-import { deserializeResources } from '../security/resources.js';
 import { buildStack } from '../security/stack.js';
 import { Store, type RunningRecord } from '../store/store.js';
 import { runConfined } from './attacks.js';
@@ -31,7 +30,7 @@ async function asGuest(w: LocalWorld, rec: RunningRecord, bin: string): Promise<
       config,
     });
     const live = parseDomainXml(rec.liveXml);
-    spec = hv.manager.confinement(live, deserializeResources(rec.resources), hv.env.context(live, rec.runtimeDir), []);
+    spec = hv.manager.confinement(live, rec.resources, hv.env.context(live, rec.runtimeDir), []);
   } finally {
     store.close();
   }

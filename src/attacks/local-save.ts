@@ -5,7 +5,8 @@
  */
 import { chmodSync, closeSync, constants, fchownSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { HEADER_SIZE, readSaveHeader, writeHeader, type SaveHeader } from '../lifecycle/save-file.js';
+import { randomBytes } from 'node:crypto';
+import { HEADER_SIZE, writeHeader, type SaveHeader } from '../lifecycle/save-file.js';
 import { makeRawImage } from './guests.js';
 import { victimsIntact } from './local-paths.js';
 import { changedFrom, snapshot, uidOf } from './local-files.js';
@@ -17,19 +18,21 @@ import { broken, firstError, guestXml, held, type LocalCell, type LocalWorld } f
  * the user and renamed over the original by the user.
  */
 async function craft(w: LocalWorld, file: string, edit: (xml: string) => string): Promise<void> {
-  const src = openSync(file, constants.O_RDONLY);
-  let header: SaveHeader;
-  try {
-    header = readSaveHeader(src, file);
-  } finally {
-    closeSync(src);
-  }
+  // The user reads the header as JSON; svirt's seal over it they cannot make (no key), so
+  // they seal with a key of their own, the best an attacker can do.
+  const block = readFileSync(file).subarray(0, HEADER_SIZE).toString('utf8');
+  const m = /^SvirtSave1\n(\d+)\n/.exec(block);
+  if (!m) throw new Error('not an svirt save file');
+  const { seal: _seal, ...header } = JSON.parse(block.slice(m[0].length, m[0].length + Number(m[1]))) as SaveHeader & {
+    seal?: string;
+  };
+  void _seal;
   const xml = edit(header.xml);
   if (xml === header.xml) throw new Error('the header has nothing to tamper with');
   const made = join(w.home, '.crafted.save');
   const fd = openSync(made, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   try {
-    writeHeader(fd, { ...header, xml });
+    writeHeader(fd, { ...header, xml }, randomBytes(32));
     writeSync(fd, readFileSync(file).subarray(HEADER_SIZE));
     fchownSync(fd, w.user.uid, w.user.gid);
   } finally {

@@ -3,7 +3,7 @@
  * makes, moves and removes one — always inside an opened directory, never through a link.
  */
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { SvirtError, errnoOf } from '../errors.js';
 import { openHandle, type FileHandle } from '../host/file-handle.js';
@@ -112,8 +112,9 @@ export function renameOver(from: string, to: string): void {
   }
 }
 
-export function writeHeader(fd: number, h: SaveHeader): void {
-  const json = Buffer.from(JSON.stringify(h));
+export function writeHeader(fd: number, h: SaveHeader, key: Buffer): void {
+  const body = JSON.stringify(h);
+  const json = Buffer.from(JSON.stringify({ ...h, seal: seal(key, body) }));
   const head = Buffer.concat([Buffer.from(MAGIC), Buffer.from(`${json.length}\n`), json]);
   if (head.length > HEADER_SIZE)
     throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `the definition of '${h.name}' is too large for a save header`);
@@ -124,7 +125,7 @@ export function writeHeader(fd: number, h: SaveHeader): void {
 }
 
 /** Reads and checks a save file's header; the error names the file. */
-export function readSaveHeader(fd: number, file: string): SaveHeader {
+export function readSaveHeader(fd: number, file: string, key: Buffer): SaveHeader {
   const block = Buffer.alloc(HEADER_SIZE);
   // No explicit position: the fd's offset ends after the header, where QEMU reads the stream.
   const n = readSync(fd, block, 0, HEADER_SIZE, null);
@@ -142,6 +143,58 @@ export function readSaveHeader(fd: number, file: string): SaveHeader {
     throw bad('header is not JSON');
   }
   if (h.version !== 1 || typeof h.xml !== 'string' || typeof h.name !== 'string') throw bad('unknown header version');
+  // The header says which files become the guest's: only one this host's svirt wrote counts.
+  const { seal: got, ...fields } = h as SaveHeader & { seal?: unknown };
+  const want = seal(key, JSON.stringify(fields));
+  if (typeof got !== 'string' || got.length !== want.length || !timingSafeEqual(Buffer.from(got), Buffer.from(want))) {
+    throw new SvirtError(
+      'SVIRT_ERR_OPERATION_INVALID',
+      `cannot restore from "${file}": its header is not sealed by this host's svirt (a save file is untrusted input: ` +
+        "it was changed, or written by another host; share the state dir's save.key to restore elsewhere)",
+    );
+  }
+  h = fields as SaveHeader;
   if (fstatSync(fd).size <= HEADER_SIZE) throw bad('no saved state after the header');
   return h;
+}
+
+function seal(key: Buffer, body: string): string {
+  return createHmac('sha256', key).update(body).digest('hex');
+}
+
+/**
+ * The key that seals save headers: 32 random bytes in the state dir, made once (O_EXCL,
+ * 0600) and read without following a link; anything else at that name is an error.
+ */
+export function saveKey(stateDir: string): Buffer {
+  const path = join(stateDir, 'save.key');
+  try {
+    const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      writeSync(fd, randomBytes(32));
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    if (errnoOf(err) !== 'EEXIST') {
+      throw new SvirtError('SVIRT_ERR_HOST', `cannot create "${path}": ${errnoOf(err) ?? String(err)}`, { cause: err });
+    }
+  }
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    throw new SvirtError('SVIRT_ERR_HOST', `cannot read "${path}": ${errnoOf(err) ?? String(err)}`, { cause: err });
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size !== 32 || (st.mode & 0o077) !== 0 || st.uid !== process.getuid?.()) {
+      throw new SvirtError('SVIRT_ERR_HOST', `"${path}" is not svirt's save key (a 32-byte file of its own, mode 0600)`);
+    }
+    const key = Buffer.alloc(32);
+    if (readSync(fd, key, 0, 32, 0) !== 32) throw new SvirtError('SVIRT_ERR_HOST', `"${path}" is short`);
+    return key;
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -8,7 +8,7 @@ import type { GuestResource } from '../security/driver.js';
 import type { PendingOp, RunningRecord } from '../store/store.js';
 import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
-import { createBeside, readSaveHeader, renameOver, unlinkAt, writeHeader } from './save-file.js';
+import { createBeside, readSaveHeader, renameOver, saveKey, unlinkAt, writeHeader } from './save-file.js';
 import { requireRunning, type Guest } from './guest.js';
 import type { Incoming, Progress } from './incoming.js';
 import { destroyGuest } from './stop.js';
@@ -43,14 +43,18 @@ export async function saveGuest(env: LifecycleEnv, guest: Guest, file: string, p
   try {
     manager.setResourceLabel(live, resource, ctx);
     crashPoint('save:labelled');
-    writeHeader(made.fd, {
-      version: 1,
-      name: live.name,
-      uuid: live.uuid,
-      xml: rec.liveXml,
-      persistent: rec.persistent,
-      paused: rec.paused,
-    });
+    writeHeader(
+      made.fd,
+      {
+        version: 1,
+        name: live.name,
+        uuid: live.uuid,
+        xml: rec.liveXml,
+        persistent: rec.persistent,
+        paused: rec.paused,
+      },
+      saveKey(env.paths.stateDir),
+    );
     await env.withQmp(rec, async (q) => {
       await q.execute('stop');
       await q.executeWithFds('getfd', { fdname: 'svirt-save' }, [made.fd]);
@@ -130,7 +134,7 @@ export async function restoreGuest(
     }
     const fd = handle.reopen(constants.O_RDONLY);
     try {
-      const header = readSaveHeader(fd, file);
+      const header = readSaveHeader(fd, file, saveKey(env.paths.stateDir));
       const def = trustedLabels(env, parseDomainXml(header.xml, { inactive: true }), file);
       const persistent = env.store.getDefinedByUuid(def.uuid) !== undefined;
       return await start(def, persistent, opts.paused ?? header.paused, {

@@ -1,5 +1,8 @@
 import { connect, type Socket } from 'node:net';
 import { SvirtError } from '../errors.js';
+import { closeSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { openPath } from '../host/native.js';
 import { withSocketLabel } from '../host/selinux-socket.js';
 
 export interface QmpError {
@@ -52,9 +55,14 @@ export class QmpClient {
   static async connect(path: string, timeoutMs = 5000, socketLabel?: string): Promise<QmpClient> {
     // Node creates the socket synchronously in this thread, inside connect().
     const label = socketLabel;
+    // A UNIX socket address holds 107 bytes: a longer path is reached through its directory's fd.
+    const via = Buffer.byteLength(path) > 100 ? shortPath(path) : undefined;
     const socket = await new Promise<Socket>((resolve, reject) => {
-      const s = withSocketLabel(label, () => connect(path));
+      const s = withSocketLabel(label, () => connect(via?.path ?? path));
+      s.once('connect', () => via?.close());
+      s.once('error', () => via?.close());
       const timer = setTimeout(() => {
+        via?.close();
         s.destroy();
         reject(new SvirtError('SVIRT_ERR_TIMEOUT', `QMP connect to "${path}" timed out`));
       }, timeoutMs);
@@ -228,4 +236,15 @@ export class QmpClient {
   close(): void {
     this.socket.destroy();
   }
+}
+
+/** `/proc/self/fd/N/NAME` for a socket whose path is too long for sockaddr_un (N: its directory, no link on the way). */
+function shortPath(path: string): { path: string; close(): void } {
+  const dir = openPath(dirname(path));
+  let open = true;
+  const close = (): void => {
+    if (open) closeSync(dir);
+    open = false;
+  };
+  return { path: `/proc/self/fd/${dir}/${basename(path)}`, close };
 }

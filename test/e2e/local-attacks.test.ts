@@ -262,6 +262,18 @@ describe('local attacks on svirt itself (real QEMU)', { skip }, () => {
     await svirtOk(dir, [...STACK, 'destroy', 'g']);
   });
 
+  it('a state dir whose monitor socket path exceeds a UNIX socket address still works', async (t) => {
+    const dir = join(scratch(t), 'a-state-dir-with-a-name-long-enough-to-push-the-socket-path-past-107-bytes');
+    mkdirSync(dir, { mode: 0o711 });
+    const img = makeImage(join(dir, 'a.img'));
+    await svirtOk(dir, [...DAC, 'define', writeDomain(dir, 'g', domainXml('g', [{ path: img, dev: 'vda' }]))]);
+    await svirtOk(dir, [...DAC, 'start', 'g', '--paused']);
+    const uuid = readRunning(dir)[0]?.uuid ?? '';
+    assert.ok(Buffer.byteLength(join(dir, 'run', 'monitor', `${uuid}.sock`)) > 107);
+    await svirtOk(dir, [...DAC, 'resume', 'g']);
+    await svirtOk(dir, [...DAC, 'destroy', 'g']);
+  });
+
   it('restore of a FIFO is refused at once', { timeout: 60_000 }, async (t) => {
     const dir = scratch(t);
     const fifo = join(dir, 'state.fifo');
