@@ -69,9 +69,13 @@ describe('image formats are declared, never probed (real QEMU)', { skip }, () =>
     const dir = scratch(t);
     const img = makeImage(join(dir, 'plain.img'), 1, { uid: 1000, gid: 1000 }, 0o644);
     await svirtOk(dir, [...S, 'define', writeDomain(dir, 'bad', domainXml('bad', [{ path: img, dev: 'vda', format: 'qcow2' }]))]);
+    const t0 = Date.now();
     const r = await svirt(dir, [...S, 'start', 'bad', '--paused']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^error: QEMU exited during start \(exit 1\): .*qcow2/m);
+    // QEMU accepted the monitor connection and exited: the greeting wait ends with it, not at
+    // the 30 s start timeout (issue 12 item 11: 30.3 s before). A bound, not a speed target.
+    assert.ok(Date.now() - t0 < 20_000, `the failed start took ${Date.now() - t0} ms`);
     assert.equal(countRows(dir, 'running'), 0);
     assert.equal(countRows(dir, 'reservations'), 0);
     assert.deepEqual(owner(img), { uid: 1000, gid: 1000, mode: 0o644 });
