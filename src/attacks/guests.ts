@@ -11,8 +11,9 @@ export function makeRawImage(path: string, mb = 8): string {
   return path;
 }
 
-/** The matrix's guests: one raw virtio disk, TCG, started paused. */
-export function demoDomainXml(name: string, disk: string): string {
+/** The matrices' guests: one raw virtio disk, TCG, started paused; optionally a serial console logged to a file. */
+export function demoDomainXml(name: string, disk: string, opts: { serialLog?: string } = {}): string {
+  const serial = opts.serialLog ? `\n    <serial type='file'><source path='${opts.serialLog}'/><target port='0'/></serial>` : '';
   return `<domain type='qemu'>
   <name>${name}</name>
   <memory unit='MiB'>64</memory>
@@ -24,7 +25,7 @@ export function demoDomainXml(name: string, disk: string): string {
       <driver name='qemu' type='raw'/>
       <source file='${disk}'/>
       <target dev='vda' bus='virtio'/>
-    </disk>
+    </disk>${serial}
   </devices>
 </domain>
 `;

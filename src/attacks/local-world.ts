@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitGone } from '../host/proc.js';
 import { Store, type RunningRecord } from '../store/store.js';
+import { demoDomainXml } from './guests.js';
 import { processesNaming } from './local-files.js';
 
 /** A uid with no account: real to the kernel, owning nothing on the host but what the attack gives it. */
@@ -225,20 +226,5 @@ export function firstError(r: RunResult): string {
 
 /** A small guest: one raw virtio disk, TCG, optionally a serial console logged to a file. */
 export function guestXml(name: string, disk: string, opts: { serialLog?: string } = {}): string {
-  const serial = opts.serialLog ? `\n    <serial type='file'><source path='${opts.serialLog}'/><target port='0'/></serial>` : '';
-  return `<domain type='qemu'>
-  <name>${name}</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='raw'/>
-      <source file='${disk}'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>${serial}
-  </devices>
-</domain>
-`;
+  return demoDomainXml(name, disk, opts);
 }

@@ -83,8 +83,15 @@ export async function attachDisk(env: LifecycleEnv, info: Guest, disk: DiskDef, 
   }
   checkHotplug(disk);
   const next: DomainDef = { ...live, disks: [...live.disks, disk] };
-  await plugDisk(env, rec, 'attach', disk, next, ATTACH_POINTS, async (q) => {
-    await q.execute('device_add', deviceProps(next, disk, disk.path !== undefined ? `${disk.target.dev}-fmt0` : undefined));
+  await plugDisk(env, {
+    rec,
+    kind: 'attach',
+    disk,
+    next,
+    points: ATTACH_POINTS,
+    connect: async (q) => {
+      await q.execute('device_add', deviceProps(next, disk, disk.path !== undefined ? `${disk.target.dev}-fmt0` : undefined));
+    },
   });
 }
 
@@ -108,33 +115,27 @@ const INSERT_POINTS: PlugPoints = { journaled: 'media:insert-journaled', plugged
  * tray). On failure everything is undone; on success the live XML and resources land with
  * the end of the journal entry.
  */
-async function plugDisk(
-  env: LifecycleEnv,
-  rec: RunningRecord,
-  kind: 'attach' | 'insert',
-  disk: DiskDef,
-  next: DomainDef,
-  points: PlugPoints,
-  connect: (q: QmpClient) => Promise<void>,
-): Promise<void> {
+async function plugDisk(env: LifecycleEnv, plug: Plug): Promise<void> {
   const files = new OpenFiles();
   try {
-    await plugOpened(env, rec, kind, disk, next, points, connect, files);
+    await plugOpened(env, plug, files);
   } finally {
     files.closeAll();
   }
 }
 
-async function plugOpened(
-  env: LifecycleEnv,
-  rec: RunningRecord,
-  kind: 'attach' | 'insert',
-  disk: DiskDef,
-  next: DomainDef,
-  points: PlugPoints,
-  connect: (q: QmpClient) => Promise<void>,
-  files: OpenFiles,
-): Promise<void> {
+/** One disk or medium going into a running guest, and how to connect it once its nodes exist. */
+interface Plug {
+  readonly rec: RunningRecord;
+  readonly kind: 'attach' | 'insert';
+  readonly disk: DiskDef;
+  readonly next: DomainDef;
+  readonly points: PlugPoints;
+  readonly connect: (q: QmpClient) => Promise<void>;
+}
+
+async function plugOpened(env: LifecycleEnv, plug: Plug, files: OpenFiles): Promise<void> {
+  const { rec, kind, disk, next, points, connect } = plug;
   // Resolved (symlink policy) and opened once: the label and the fd QEMU gets are that file.
   const resources =
     disk.path === undefined ? [] : openResources(resolveResources(diskResources(disk)), files, undefined).resources;
@@ -282,10 +283,17 @@ export async function changeMedia(
   const inserted: DiskDef = { ...drive, path: source };
   const base = parseDomainXml(rec.liveXml);
   const next: DomainDef = { ...base, disks: base.disks.map((d) => (d.target.dev === target ? inserted : d)) };
-  await plugDisk(env, rec, 'insert', inserted, next, INSERT_POINTS, async (q) => {
-    const id = diskDeviceId(inserted);
-    await q.execute('blockdev-open-tray', { id, force: true });
-    await q.execute('blockdev-insert-medium', { id, 'node-name': `${target}-fmt0` });
-    await q.execute('blockdev-close-tray', { id });
+  await plugDisk(env, {
+    rec,
+    kind: 'insert',
+    disk: inserted,
+    next,
+    points: INSERT_POINTS,
+    connect: async (q) => {
+      const id = diskDeviceId(inserted);
+      await q.execute('blockdev-open-tray', { id, force: true });
+      await q.execute('blockdev-insert-medium', { id, 'node-name': `${target}-fmt0` });
+      await q.execute('blockdev-close-tray', { id });
+    },
   });
 }
