@@ -4,7 +4,8 @@
  * check, label, owner, the fd QEMU gets) acts on that fd. Restores reopen the remembered path
  * the same way and act only when the file is still the one labelled (device + inode).
  */
-import { chmodSync, chownSync, closeSync, constants, fstatSync, openSync, type Stats } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants, fstatSync, lstatSync, openSync, unlinkSync, type Stats } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { SvirtError, errnoOf } from '../errors.js';
 import { openPath } from './native.js';
 
@@ -213,6 +214,28 @@ export function withHandle<T>(ref: FileRef, what: string, fn: (h: FileHandle) =>
     return fn(h);
   } finally {
     h.close();
+  }
+}
+
+/**
+ * Unlinks `path` through its opened directory (no link on the way), when `only` accepts what
+ * lstat says is there. A directory that is gone or became a link, or a name already gone,
+ * leaves nothing of svirt's to remove: not an error.
+ */
+export function unlinkBeneath(path: string, what: string, only: (st: Stats) => boolean = () => true): void {
+  let dir: FileHandle;
+  try {
+    dir = openHandle(dirname(path), what);
+  } catch {
+    return;
+  }
+  try {
+    const at = `${dir.procPath}/${basename(path)}`;
+    if (only(lstatSync(at))) unlinkSync(at);
+  } catch {
+    // Already gone.
+  } finally {
+    dir.close();
   }
 }
 

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, constants, fstatSync, fchmodSync, ftruncateSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fchmodSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { DiskDef, DomainDef } from '../domain/domain-def.js';
 import { domainNameProblem, formatDomainXml } from '../domain/index.js';
 import { SvirtError, errnoOf } from '../errors.js';
-import { describeKind, openHandle } from '../host/file-handle.js';
+import { describeKind, openHandle, unlinkBeneath } from '../host/file-handle.js';
 import { diskRole, resolvePath } from '../security/resources.js';
 import type { LifecycleEnv } from './env.js';
 import { inactiveDef, type Guest } from './guest.js';
@@ -58,22 +58,9 @@ export function cloneGuest(
     env.store.putDefinition({ uuid: def.uuid, name: def.name, xml: formatDomainXml(def) });
     return def;
   } catch (err) {
-    for (const f of copied) removeIn(f.dir, f.name);
+    // A copy is unlinked through its opened directory; one whose directory moved is left alone.
+    for (const f of copied) unlinkBeneath(join(f.dir, f.name), 'remove a copy in');
     throw err;
-  }
-}
-
-/** Unlinks a copy through its opened directory; a directory that became a link is left alone. */
-function removeIn(dir: string, name: string): void {
-  try {
-    const h = openHandle(dir, 'remove a copy in');
-    try {
-      unlinkSync(`${h.procPath}/${name}`);
-    } finally {
-      h.close();
-    }
-  } catch {
-    // The copy is gone already, or its directory moved: nothing of ours to remove.
   }
 }
 

@@ -2,11 +2,11 @@
  * The save file: its format (a 64 KiB header, then QEMU's migration stream) and how svirt
  * makes, moves and removes one — always inside an opened directory, never through a link.
  */
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { SvirtError, errnoOf } from '../errors.js';
-import { openHandle, type FileHandle } from '../host/file-handle.js';
+import { openHandle, unlinkBeneath, type FileHandle } from '../host/file-handle.js';
 
 /** A save file: this magic, a JSON header, zero padding to HEADER_SIZE, then QEMU's migration stream. */
 const MAGIC = 'SvirtSave1\n';
@@ -78,19 +78,7 @@ export function createBeside(target: string): { path: string; fd: number; handle
 
 /** Unlinks a file svirt made, through its opened directory (never through a link). */
 export function unlinkAt(path: string): void {
-  let dir: FileHandle;
-  try {
-    dir = openHandle(dirname(path), 'remove');
-  } catch {
-    return; // the directory is gone or is a link now: nothing of ours to remove
-  }
-  try {
-    unlinkSync(`${dir.procPath}/${basename(path)}`);
-  } catch {
-    // Already gone.
-  } finally {
-    dir.close();
-  }
+  unlinkBeneath(path, 'remove');
 }
 
 /** Moves the finished state over the target name, inside the same opened directory. */

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { DomainDef } from '../domain/domain-def.js';
 import { diskLayers, formatDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
+import { unlinkBeneath } from '../host/file-handle.js';
 import { svirtExecPath, svirtMonitorPath } from '../host/native.js';
 import { buildArgv, chardevChanges, type FdSetEntry } from '../qemu/argv.js';
 import { applyChardevChanges } from '../qemu/chardev-pipe.js';
@@ -185,7 +186,7 @@ export async function startGuest(
 }
 
 function removeBoundSockets(io: ReadonlyMap<GuestResource, ChardevIo>): void {
-  for (const [r, x] of io) if (x.kind === 'listen') rmSync(r.path, { force: true });
+  for (const [r, x] of io) if (x.kind === 'listen') unlinkBeneath(r.path, 'remove a socket in', (st) => st.isSocket());
 }
 
 /**
@@ -223,13 +224,9 @@ function chardevEntries(
   let set = setsUsed + 1;
   for (const [r, x] of io) {
     if (x.kind !== 'file' && x.kind !== 'listen') continue; // a pipe's FIFOs: pipeEntries
+    // The first chardev of that path: a console aliasing a serial is not given to QEMU (argv.ts).
     const index = def.chardevs.findIndex((c) => c.path !== undefined && (c.path === r.declared || c.path === r.path));
-    // A console that aliases a serial shares its resource: every chardev of that path gets it.
-    for (const [i, c] of def.chardevs.entries()) {
-      if (c.path !== def.chardevs[index]?.path) continue;
-      out.set(i, { fd: layout.add(x.fd), set: x.kind === 'file' ? set++ : 0, path: r.path, readonly: false });
-      break;
-    }
+    if (index >= 0) out.set(index, { fd: layout.add(x.fd), set: x.kind === 'file' ? set++ : 0, path: r.path, readonly: false });
   }
   return out;
 }

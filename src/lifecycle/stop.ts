@@ -1,8 +1,7 @@
-import { lstatSync, rmSync, unlinkSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { rmSync } from 'node:fs';
 import { parseDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
-import { openHandle } from '../host/file-handle.js';
+import { unlinkBeneath } from '../host/file-handle.js';
 import { isAlive, signal, waitGone } from '../host/proc.js';
 import type { RunningRecord } from '../store/store.js';
 import { crashPoint } from './crash-points.js';
@@ -84,25 +83,7 @@ export async function cleanup(env: LifecycleEnv, rec: RunningRecord): Promise<vo
   for (const c of live.chardevs) {
     if (c.type === 'unix' && c.mode !== 'connect' && c.path !== undefined) {
       const r = resources.find((x) => x.role === 'chardev' && (x.declared === c.path || x.path === c.path));
-      if (r) removeSocket(r.path);
+      if (r) unlinkBeneath(r.path, 'remove a socket in', (st) => st.isSocket());
     }
-  }
-}
-
-/** Unlinks a socket through its opened parent directory; anything else there is left alone. */
-function removeSocket(path: string): void {
-  let dir;
-  try {
-    dir = openHandle(dirname(path), 'remove a socket in');
-  } catch {
-    return; // its directory is gone or is now a link: nothing of ours to remove there
-  }
-  try {
-    const at = `${dir.procPath}/${basename(path)}`;
-    if (lstatSync(at).isSocket()) unlinkSync(at);
-  } catch {
-    // Already gone: QEMU or the user removed it.
-  } finally {
-    dir.close();
   }
 }
