@@ -3,6 +3,9 @@
  * field; the parsed XML tree (`source`) is kept so elements and attributes svirt does not
  * know survive a parse → format round trip.
  */
+import type { ControllerDef, FirmwareDef, MemballoonDef, PciAddress, RngDef } from './machine-def.js';
+
+export type { ControllerDef, ControllerType, FirmwareDef, MemballoonDef, PciAddress, RngDef } from './machine-def.js';
 
 /** One node of the kept XML tree. */
 export type XmlNode = XmlElement | XmlText | XmlComment;
@@ -76,6 +79,8 @@ export interface DiskDef {
   readonly readonly: boolean;
   readonly shareable: boolean;
   readonly seclabels: readonly DeviceSecLabelDef[];
+  /** `<address type='pci'>` of a PCI disk (virtio): given, or assigned at define/start/attach. */
+  readonly address?: PciAddress;
 }
 
 export type ChardevType = 'pty' | 'file' | 'unix' | 'pipe';
@@ -98,6 +103,8 @@ export interface LoaderDef {
   readonly path: string;
   readonly readonly: boolean;
   readonly type?: 'rom' | 'pflash';
+  /** `secure='yes'`: a Secure Boot build (QEMU gets SMM on and a secure flash). */
+  readonly secure?: boolean;
 }
 
 export interface NvramDef {
@@ -115,6 +122,8 @@ export interface OsDef {
   readonly dtb?: string;
   readonly loader?: LoaderDef;
   readonly nvram?: NvramDef;
+  /** `<os firmware='efi'>` and its `<firmware>` features: auto-selection (src/qemu/firmware.ts). */
+  readonly firmware?: FirmwareDef;
 }
 
 /** A device element svirt keeps for round trip but does not emulate (interface, graphics, ...). */
@@ -140,6 +149,12 @@ export interface DomainDef {
   readonly emulator?: string;
   readonly disks: readonly DiskDef[];
   readonly chardevs: readonly ChardevDef[];
+  /** `<controller>`s, given and implicit (machine-defaults.ts adds libvirt's). */
+  readonly controllers?: readonly ControllerDef[];
+  /** `<rng>` devices. */
+  readonly rngs?: readonly RngDef[];
+  /** `<memballoon>`; absent means libvirt's default (a virtio balloon) once defaults apply. */
+  readonly memballoon?: MemballoonDef;
   readonly seclabels: readonly SecLabelDef[];
   readonly ignoredDevices: readonly IgnoredDeviceDef[];
   /** The parsed document, for round trip of what svirt does not model. */

@@ -3,6 +3,7 @@
  * in the tree and listed as ignored.
  */
 import type { BackingStoreDef, ChardevDef, DiskDef, DiskFormat, IgnoredDeviceDef, XmlElement } from './domain-def.js';
+import { parsePciAddress } from './parse-machine.js';
 import { parseDeviceSeclabels } from './parse-seclabels.js';
 import { checkPath, invalid, oneOf, parseUnsigned, quote, single, singleText, unsupported } from './parse-util.js';
 import { attr, childElements } from './xml-tree.js';
@@ -105,6 +106,7 @@ export function parseDisk(el: XmlElement): DiskDef {
   if (path !== undefined && source) checkPath(path, `disk '${dev}'`, source);
 
   const backingStore = parseBacking(el, format, dev);
+  const address = parsePciAddress(el);
   return {
     type,
     device,
@@ -116,6 +118,7 @@ export function parseDisk(el: XmlElement): DiskDef {
     readonly: device === 'cdrom' || single(el, 'readonly') !== undefined,
     shareable: single(el, 'shareable') !== undefined,
     seclabels: source ? parseDeviceSeclabels(source) : [],
+    ...(address === undefined ? {} : { address }),
   };
 }
 
@@ -174,6 +177,9 @@ export function parseDevices(devices: XmlElement | undefined): ParsedDevices {
   for (const el of childElements(devices)) {
     switch (el.name) {
       case 'emulator':
+      case 'controller': // parse-machine.ts
+      case 'rng':
+      case 'memballoon':
         break;
       case 'disk': {
         const disk = parseDisk(el);

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { SvirtError } from '../errors.js';
 import type { DomainDef, LoaderDef, NvramDef, OsDef, XmlElement } from './domain-def.js';
 import { parseDevices } from './parse-devices.js';
+import { parseFirmware, parseMachineDevices } from './parse-machine.js';
 import { parseDomainSeclabels } from './parse-seclabels.js';
 import { checkPath, invalid, oneOf, parseUnsigned, quote, single, singleText, unsupported, yesNo } from './parse-util.js';
 import { parseXml } from './xml.js';
@@ -89,7 +90,8 @@ function parseLoader(os: XmlElement): LoaderDef | undefined {
   checkPath(path, 'the firmware loader', el);
   const type = oneOf(el, 'type', ['rom', 'pflash'] as const);
   const readonly = yesNo(el, 'readonly') ?? false;
-  return type === undefined ? { path, readonly } : { path, readonly, type };
+  const secure = yesNo(el, 'secure');
+  return { path, readonly, ...(type === undefined ? {} : { type }), ...(secure ? { secure } : {}) };
 }
 
 function parseNvram(os: XmlElement): NvramDef | undefined {
@@ -125,6 +127,7 @@ function parseOs(root: XmlElement): OsDef {
   const cmdline = singleText(os, 'cmdline');
   const loader = parseLoader(os);
   const nvram = parseNvram(os);
+  const firmware = parseFirmware(os);
   return {
     type,
     ...(arch === undefined ? {} : { arch }),
@@ -135,6 +138,7 @@ function parseOs(root: XmlElement): OsDef {
     ...(dtb === undefined ? {} : { dtb }),
     ...(loader === undefined ? {} : { loader }),
     ...(nvram === undefined ? {} : { nvram }),
+    ...(firmware === undefined ? {} : { firmware }),
   };
 }
 
@@ -192,6 +196,7 @@ export function domainFromTree(root: XmlElement, options: ParseDomainOptions = {
   const featuresEl = single(root, 'features');
   const features = featuresEl ? childElements(featuresEl).map((f) => f.name) : [];
   const devices = parseDevices(single(root, 'devices'));
+  const machine = parseMachineDevices(single(root, 'devices'));
   const seclabels = parseDomainSeclabels(root, options.inactive ?? false);
 
   return {
@@ -208,6 +213,7 @@ export function domainFromTree(root: XmlElement, options: ParseDomainOptions = {
     ...(devices.emulator === undefined ? {} : { emulator: devices.emulator }),
     disks: devices.disks,
     chardevs: devices.chardevs,
+    ...machine,
     seclabels,
     ignoredDevices: devices.ignoredDevices,
     source: root,

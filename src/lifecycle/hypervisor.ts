@@ -11,6 +11,7 @@ import type { DeviceChangeOptions } from './device-targets.js';
 import { attachDisk, changeMedia, detachDisk } from './devices.js';
 import { LifecycleEnv, type LifecycleOptions } from './env.js';
 import { findGuest, inactiveDef, noDomain, requireRunning, runningGuest, type Guest } from './guest.js';
+import { prepareDefinition } from './machine.js';
 import { reconcile } from './reconcile.js';
 import { restoreGuest, saveGuest } from './save.js';
 import type { Progress } from './incoming.js';
@@ -55,7 +56,7 @@ export class Hypervisor {
 
   define(xml: string): DomainDef {
     // Inactive parse (virsh define): generated dynamic labels in the input are dropped.
-    const def = parseDomainXml(xml, { inactive: true });
+    const def = prepareDefinition(this.paths.stateDir, parseDomainXml(xml, { inactive: true }));
     this.store.putDefinition({ uuid: def.uuid, name: def.name, xml: formatDomainXml(def) });
     return def;
   }

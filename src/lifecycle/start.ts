@@ -17,6 +17,7 @@ import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
 import { bindSocket, dropHandle, openResources, OpenFiles, pipeEntries, type ChardevIo } from './files.js';
 import { finishIncoming, type Incoming } from './incoming.js';
+import { ensureNvram, machineFds, prepareDefinition } from './machine.js';
 import { ensureRuntimeRoot, monitorSocketPath } from './runtime-dir.js';
 import { UndoStack } from './undo.js';
 
@@ -27,11 +28,13 @@ import { UndoStack } from './undo.js';
  */
 export async function startGuest(
   env: LifecycleEnv,
-  def: DomainDef,
+  given: DomainDef,
   persistent: boolean,
   paused: boolean,
   incoming?: Incoming,
 ): Promise<RunningRecord> {
+  // Emulator checked, implicit devices, PCI addresses and firmware: what the live XML shows.
+  const def = prepareDefinition(env.paths.stateDir, given);
   if (!persistent && env.store.getDefinedByName(def.name)) {
     throw new SvirtError('SVIRT_ERR_DOMAIN_EXISTS', `domain '${def.name}' is already defined; use start`);
   }
@@ -81,6 +84,8 @@ export async function startGuest(
       openSync(logPath, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600),
     );
     const live = env.manager.genLabels(def, ctx);
+    const removeNvram = ensureNvram(live, env.paths.stateDir);
+    if (removeNvram) undo.push('remove the nvram made for this start', removeNvram);
     const wanted: GuestResource[] = [
       ...resolveResources(guestResources(live, runtimeDir)),
       { path: logPath, role: 'log', seclabels: [] },
@@ -108,6 +113,12 @@ export async function startGuest(
     const chardevFds = chardevEntries(live, opened.io, layout, fdsets.size);
     const pipeFds = pipeEntries(live, opened.io, layout, fdsets.size + chardevFds.size); // sets after theirs
     // A pipe with PATH.in and PATH.out is wired over QMP while QEMU waits (src/qemu/chardev-pipe.ts).
+    const usedSets = Math.max(
+      0,
+      ...[...fdsets.values(), ...chardevFds.values()].map((e) => e.set),
+      ...[...pipeFds.values()].flatMap((p) => p.fds.map((e) => e.set)),
+    );
+    const { rngFds, firmwareFds } = machineFds(live, resources, files, layout, usedSets);
     const changes = chardevChanges(live, pipeFds);
     const qmpFd = layout.add(files.fd(bindSocket(qmpPath, socketLabels?.listen)));
     undo.push('remove the monitor socket', () => rmSync(qmpPath, { force: true }));
@@ -120,6 +131,8 @@ export async function startGuest(
       fdsets,
       chardevFds,
       pipeFds,
+      rngFds,
+      ...(firmwareFds ? { firmwareFds } : {}),
     });
     let stateFd: number | undefined;
     if (incoming) {
@@ -207,7 +220,14 @@ function openDisks(
       const r = own[layer.index];
       if (!r?.handle) throw new SvirtError('SVIRT_ERR_INTERNAL', `disk ${disk.target.dev} layer ${layer.index} was not opened`);
       const fd = files.fd(r.handle.reopen(layer.readonly ? constants.O_RDONLY : constants.O_RDWR));
-      fdsets.set(layer.key, { fd: layout.add(fd), set: set++, path: r.path, readonly: layer.readonly });
+      const block = r.handle.kind === 'block';
+      fdsets.set(layer.key, {
+        fd: layout.add(fd),
+        set: set++,
+        path: r.path,
+        readonly: layer.readonly,
+        ...(block ? { block } : {}),
+      });
     }
   }
   return fdsets;

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseDomainXml } from '../domain/index.js';
+import { completeMachine } from '../domain/machine-defaults.js';
 import { blockdevNodes, buildArgv, chardevChanges, diskKey, type FdSetEntry } from './argv.js';
 
 const fixtures = fileURLToPath(new URL('../../../test/fixtures/argv/', import.meta.url));
@@ -27,7 +28,8 @@ function fdsetsFor(xml: string): Map<string, FdSetEntry> {
 describe('buildArgv', () => {
   it('matches the golden argv for a qcow2 chain, a CD-ROM, a shareable SCSI disk and two serials', () => {
     const xml = readFileSync(`${fixtures}qcow2-chain.xml`, 'utf8');
-    const argv = buildArgv(parseDomainXml(xml), {
+    // As start runs it: libvirt's implicit controllers and PCI addresses filled in first.
+    const argv = buildArgv(completeMachine(parseDomainXml(xml)), {
       emulator: '/usr/bin/qemu-system-x86_64',
       accel: 'tcg',
       qmpFd: 9,

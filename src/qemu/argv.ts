@@ -1,6 +1,7 @@
 import type { ChardevDef, DiskDef, DomainDef } from '../domain/domain-def.js';
 import { diskLayers } from '../domain/disk-layers.js';
 import { SvirtError } from '../errors.js';
+import { balloonArgs, controllerArgs, firmwareArgs, pciProps, rngArgs, sataBus, type FirmwareFds } from './argv-machine.js';
 import { pipeBackend, pipeChange, type ChardevChange, type PipeFds } from './chardev-pipe.js';
 
 /** One file QEMU gets as an inherited fd, in an fdset of its own. */
@@ -10,6 +11,8 @@ export interface FdSetEntry {
   readonly set: number;
   readonly path: string;
   readonly readonly: boolean;
+  /** A block device (QEMU's host_device driver); else a regular file. */
+  readonly block?: boolean;
 }
 
 export interface ArgvOptions {
@@ -27,6 +30,10 @@ export interface ArgvOptions {
   readonly chardevFds?: ReadonlyMap<number, FdSetEntry>;
   /** The FIFO fds of each pipe chardev, by index in def.chardevs (see chardev-pipe.ts). */
   readonly pipeFds?: ReadonlyMap<number, PipeFds>;
+  /** The host random device svirt opened for each `<rng model='random'>`, by rng index. */
+  readonly rngFds?: ReadonlyMap<number, FdSetEntry>;
+  /** A pflash loader's code and vars (nvram), opened and labelled by svirt. */
+  readonly firmwareFds?: FirmwareFds;
 }
 
 export const SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
@@ -51,7 +58,8 @@ export function diskNodeName(disk: DiskDef): string {
  * by a path written inside an image.
  */
 export function buildArgv(def: DomainDef, o: ArgvOptions): string[] {
-  const machine = [def.os.machine ?? 'pc', `accel=${o.accel}`, 'dump-guest-core=off'];
+  const fw = firmwareArgs(def, o.firmwareFds);
+  const machine = [def.os.machine ?? 'pc', `accel=${o.accel}`, 'dump-guest-core=off', ...fw.machine];
   const argv: string[] = [
     o.emulator,
     '-name',
@@ -83,15 +91,7 @@ export function buildArgv(def: DomainDef, o: ArgvOptions): string[] {
   if (os.initrd !== undefined) argv.push('-initrd', os.initrd);
   if (os.cmdline !== undefined) argv.push('-append', os.cmdline);
   if (os.dtb !== undefined) argv.push('-dtb', os.dtb);
-  if (os.loader !== undefined) {
-    if (os.loader.type === 'pflash') {
-      throw new SvirtError(
-        'SVIRT_ERR_XML_UNSUPPORTED',
-        `domain '${def.name}': pflash loaders are not supported yet; use type='rom'`,
-      );
-    }
-    argv.push('-bios', os.loader.path);
-  }
+  if (os.loader !== undefined && os.loader.type !== 'pflash') argv.push('-bios', os.loader.path);
   for (const entry of o.fdsets.values()) {
     argv.push('-add-fd', `fd=${entry.fd},set=${entry.set},opaque=${opaque(entry.path)}`);
   }
@@ -101,14 +101,17 @@ export function buildArgv(def: DomainDef, o: ArgvOptions): string[] {
   for (const pipe of o.pipeFds?.values() ?? []) {
     for (const e of pipe.fds) argv.push('-add-fd', `fd=${e.fd},set=${e.set},opaque=${opaque(e.path)}`);
   }
-  // A SCSI controller is always there, so sd* disks can be hot-plugged and a saved state
-  // restores into the same device tree whatever was plugged since.
-  argv.push('-device', 'virtio-scsi-pci,id=scsi0');
-  const controllers = new Set<string>();
-  for (const disk of def.disks) argv.push(...diskArgs(def, disk, o, controllers));
+  const machineFds = [...(o.rngFds?.values() ?? []), o.firmwareFds?.code, o.firmwareFds?.vars];
+  for (const e of machineFds) if (e) argv.push('-add-fd', `fd=${e.fd},set=${e.set},opaque=${opaque(e.path)}`);
+  argv.push(...fw.args);
+  // Controllers come from the definition (machine-defaults.ts), so a saved state restores
+  // into the same device tree; root ports first, so every device finds its bus.
+  argv.push(...controllerArgs(def));
+  for (const disk of def.disks) argv.push(...diskArgs(def, disk, o));
   for (const [i, c, serial] of serialChardevs(def)) {
     argv.push(...chardevArgs(c, serial, o.chardevFds?.get(i), o.pipeFds?.get(i)));
   }
+  argv.push(...balloonArgs(def), ...rngArgs(def, o.rngFds));
   return argv;
 }
 
@@ -143,13 +146,13 @@ function opaque(path: string): string {
 }
 
 /** `-blockdev` nodes (deepest backing layer first) and the `-device` for one disk. */
-export function diskArgs(def: DomainDef, disk: DiskDef, o: Pick<ArgvOptions, 'fdsets'>, controllers?: Set<string>): string[] {
+export function diskArgs(def: DomainDef, disk: DiskDef, o: Pick<ArgvOptions, 'fdsets'>): string[] {
   const args: string[] = [];
   if (disk.path !== undefined) {
     for (const node of blockdevNodes(disk, o.fdsets)) args.push('-blockdev', JSON.stringify(node));
   }
   const drive = disk.path !== undefined ? diskNodeName(disk) : undefined;
-  args.push(...deviceArgs(def, disk, drive, controllers ?? new Set()));
+  args.push(...deviceArgs(def, disk, drive));
   return args;
 }
 
@@ -161,7 +164,7 @@ export function blockdevNodes(disk: DiskDef, fdsets: ReadonlyMap<string, FdSetEn
     const entry = fdsets.get(layer.key);
     if (!entry) throw new SvirtError('SVIRT_ERR_INTERNAL', `no fd was opened for disk ${disk.target.dev} layer ${layer.index}`);
     nodes.push({
-      driver: 'file',
+      driver: entry.block ? 'host_device' : 'file',
       filename: `/dev/fdset/${entry.set}`,
       'node-name': layer.fileNode,
       'read-only': layer.readonly,
@@ -180,16 +183,11 @@ export function blockdevNodes(disk: DiskDef, fdsets: ReadonlyMap<string, FdSetEn
   return nodes;
 }
 
-function deviceArgs(def: DomainDef, disk: DiskDef, drive: string | undefined, controllers: Set<string>): string[] {
-  const out: string[] = [];
-  if (disk.target.bus === 'sata' && !controllers.has('ahci')) {
-    out.push('-device', 'ahci,id=sata0');
-    controllers.add('ahci');
-  }
+function deviceArgs(def: DomainDef, disk: DiskDef, drive: string | undefined): string[] {
   const props = deviceProps(def, disk, drive);
   const { driver, ...rest } = props;
   const text = [String(driver), ...Object.entries(rest).map(([k, v]) => `${k}=${v === true ? 'on' : String(v)}`)].join(',');
-  return [...out, '-device', text];
+  return ['-device', text];
 }
 
 /**
@@ -203,11 +201,11 @@ export function deviceProps(def: DomainDef, disk: DiskDef, drive: string | undef
   switch (disk.target.bus) {
     case 'virtio':
       if (cd || disk.device === 'floppy') break;
-      return { driver: 'virtio-blk-pci', ...common };
+      return { driver: 'virtio-blk-pci', ...common, ...pciProps(def, disk.address) };
     case 'ide':
       return { driver: cd ? 'ide-cd' : 'ide-hd', ...common, bus: `ide.${Math.floor(unit / 2)}`, unit: unit % 2 };
     case 'sata':
-      return { driver: cd ? 'ide-cd' : 'ide-hd', ...common, bus: `sata0.${unit}` };
+      return { driver: cd ? 'ide-cd' : 'ide-hd', ...common, bus: `${sataBus(def)}.${unit}` };
     case 'scsi':
       return { driver: cd ? 'scsi-cd' : 'scsi-hd', ...common, bus: 'scsi0.0', 'scsi-id': unit };
     case 'fdc':
