@@ -11,7 +11,7 @@ import type { DeviceChangeOptions } from './device-targets.js';
 import { attachDisk, changeMedia, detachDisk } from './devices.js';
 import { LifecycleEnv, type LifecycleOptions } from './env.js';
 import { findGuest, inactiveDef, noDomain, requireRunning, runningGuest, type Guest } from './guest.js';
-import { prepareDefinition } from './machine.js';
+import { prepareDefinition, undefineNvram, type NvramUndefine } from './machine.js';
 import { reconcile } from './reconcile.js';
 import { restoreGuest, saveGuest } from './save.js';
 import type { Progress } from './incoming.js';
@@ -61,10 +61,12 @@ export class Hypervisor {
     return def;
   }
 
-  undefine(name: string): DomainDef {
+  /** Removes a definition; a guest with an nvram file needs `nvram` ('remove' or 'keep'), as virsh asks. */
+  undefine(name: string, opts: { nvram?: NvramUndefine } = {}): DomainDef {
     const d = this.store.getDefinedByName(name) ?? this.store.getDefinedByUuid(name.toLowerCase());
     if (!d) throw noDomain(name);
     const def = parseDomainXml(d.xml);
+    undefineNvram(def, opts.nvram);
     // A running guest stays running, as a transient one (libvirt's behaviour).
     const running = this.store.undefine(d.uuid);
     // A running guest still needs its driver files (profiles); its stop removes them.

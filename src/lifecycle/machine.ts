@@ -3,7 +3,7 @@
  * libvirt's implicit devices and PCI addresses, UEFI firmware chosen from QEMU's descriptors,
  * a per-guest nvram made from its template, and the fds QEMU gets for firmware and `<rng>`.
  */
-import { closeSync, constants, fsyncSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { DomainDef } from '../domain/domain-def.js';
 import { completeMachine } from '../domain/machine-defaults.js';
@@ -192,4 +192,37 @@ export function machineFds(
   if (!code) throw new SvirtError('SVIRT_ERR_INTERNAL', `the firmware of '${def.name}' was not opened`);
   const vars = reopen('nvram', constants.O_RDWR);
   return { rngFds, firmwareFds: vars ? { code, vars } : { code } };
+}
+
+/** What `undefine` does with a guest's nvram: virsh's --nvram (remove) and --keep-nvram (keep). */
+export type NvramUndefine = 'remove' | 'keep';
+
+/**
+ * virsh's rule: a guest whose nvram file exists is undefined only with --nvram (the file is
+ * removed: a regular file only, never a firmware descriptor's own image) or --keep-nvram.
+ * Runs before the definition is removed, so a refusal changes nothing.
+ */
+export function undefineNvram(def: DomainDef, mode: NvramUndefine | undefined): void {
+  const nvram = def.os.loader?.type === 'pflash' ? def.os.nvram : undefined;
+  if (!nvram) return;
+  try {
+    lstatSync(nvram.path);
+  } catch {
+    return; // no nvram file: nothing to keep or remove
+  }
+  if (mode === undefined) {
+    throw new SvirtError(
+      'SVIRT_ERR_OPERATION_INVALID',
+      `cannot undefine domain '${def.name}' with nvram "${nvram.path}": use --nvram to remove it or --keep-nvram to keep it`,
+    );
+  }
+  if (mode === 'keep') return;
+  const shipped = new Set(readDescriptors().flatMap((d) => [d.executable, ...(d.template ? [d.template] : [])]));
+  if (shipped.has(nvram.path)) {
+    throw new SvirtError(
+      'SVIRT_ERR_OPERATION_INVALID',
+      `refusing to remove "${nvram.path}": it is a firmware image, not a guest's nvram`,
+    );
+  }
+  unlinkBeneath(nvram.path, 'remove the nvram in', (st) => st.isFile());
 }

@@ -22,6 +22,8 @@ export interface GuestRulesInput {
   readonly virtType: 'kvm' | 'qemu';
   /** The guest has a pty serial/console: QEMU opens /dev/ptmx and its /dev/pts node. */
   readonly usesPty: boolean;
+  /** Host random devices an `<rng>` reads (svirt passes the fd; AppArmor revalidates it at exec). */
+  readonly rngDevices?: readonly string[];
   readonly resources: readonly RuleResource[];
   /** Trees no guest may touch at all (the profile dir itself). */
   readonly protectedDirs: readonly string[];
@@ -139,6 +141,11 @@ export function guestRulesText(input: GuestRulesInput): string {
   const devices: string[] = [];
   if (input.virtType === 'kvm') devices.push('  # KVM (virt type kvm)', '  /dev/kvm rw,');
   if (input.usesPty) devices.push('  # pty serial/console', '  /dev/ptmx rw,', '  owner /dev/pts/[0-9]* rw,');
+  for (const p of new Set(input.rngDevices ?? [])) {
+    if (p !== '/dev/urandom' && p !== '/dev/random')
+      throw new SvirtError('SVIRT_ERR_PATH_INVALID', `refusing rng source ${JSON.stringify(p)}`);
+    devices.push('  # rng backend', `  ${p} r,`);
+  }
   if (devices.length > 0) blocks.push(devices);
 
   const seen = new Set<string>();

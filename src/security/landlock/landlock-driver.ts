@@ -153,13 +153,18 @@ export class LandlockDriver implements SecurityDriver {
     }
     for (const r of resources) {
       switch (r.role) {
+        case 'loader':
+          // A pflash loader and its nvram come as fds (src/lifecycle/machine.ts); -bios opens a path.
+          if (def.os.loader?.type !== 'pflash') rules.push({ path: r.path, access: FILE_READ });
+          break;
         case 'kernel':
         case 'initrd':
         case 'dtb':
-        case 'loader':
           rules.push({ path: r.path, access: FILE_READ });
           break;
         case 'nvram':
+          if (def.os.loader?.type !== 'pflash') rules.push({ path: r.path, access: FILE_RW });
+          break;
         case 'saved-state':
           rules.push({ path: r.path, access: FILE_RW });
           break;
