@@ -11,7 +11,7 @@ import { SvirtError, errnoOf } from '../errors.js';
 import { openHandle, unlinkBeneath, type FileHandle } from '../host/file-handle.js';
 import type { FdSetEntry } from '../qemu/argv.js';
 import type { FirmwareFds } from '../qemu/argv-machine.js';
-import { canonicalMachine, guestArch, resolveEmulator, type EmulatorInfo } from '../qemu/emulator.js';
+import { canonicalMachine, emulatorPath, guestArch, resolveEmulator, type EmulatorInfo } from '../qemu/emulator.js';
 import { readDescriptors, selectFirmware, templateFor } from '../qemu/firmware.js';
 import type { FdLayout } from '../qemu/fd-layout.js';
 import type { GuestResource } from '../security/driver.js';
@@ -36,7 +36,9 @@ function cacheDir(stateDir: string): string {
  */
 export function prepareDefinition(stateDir: string, def: DomainDef): DomainDef {
   const emulator = resolveEmulator(def, cacheDir(stateDir));
-  return withFirmware(stateDir, completeMachine(def), emulator);
+  // A wrapper script's binary is named in the definition, so every driver's rule follows it.
+  const withEmulator = emulator.path === emulatorPath(def) ? def : { ...def, emulator: emulator.path };
+  return withFirmware(stateDir, completeMachine(withEmulator), emulator);
 }
 
 /** `<os firmware='efi'>` → loader + nvram from the descriptors; a pflash loader without `<nvram>` gets one. */

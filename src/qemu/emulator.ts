@@ -6,7 +6,19 @@
  * device, inode and mtime.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, renameSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+  type Stats,
+} from 'node:fs';
 import { arch as nodeArch } from 'node:os';
 import { basename, join } from 'node:path';
 import type { DomainDef } from '../domain/domain-def.js';
@@ -166,6 +178,34 @@ export function machinesOf(path: string, st: Stats, cacheDir: string | undefined
   return machines;
 }
 
+/** Whether a file starts with `#!` (Debian's qemu-system-i386 is a shell wrapper around /usr/libexec's binary). */
+function isScript(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const b = Buffer.alloc(2);
+    return readSync(fd, b, 0, 2, 0) === 2 && b.toString('latin1') === '#!';
+  } catch {
+    return false; // unreadable: the stat and exec checks report it
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * The binary itself where a path is a wrapper script: confinement allows executing exactly
+ * the emulator, never a shell, so Debian's /usr/bin/qemu-system-i386 (a script that execs
+ * /usr/libexec/qemu-system-i386) is replaced by what it runs. Any other script is refused.
+ */
+function realBinary(path: string): string {
+  if (!isScript(path)) return path;
+  const twin = join('/usr/libexec', basename(path));
+  if (existsSync(twin) && !isScript(twin)) return twin;
+  throw new SvirtError('SVIRT_ERR_XML_INVALID', `emulator "${path}" is a script; svirt runs a QEMU binary directly`, {
+    details: { path },
+  });
+}
+
 /**
  * The binary a definition runs, checked: installed (else the Debian package to install is
  * named), a root-owned executable, a QEMU for the guest's arch, and one that has the machine
@@ -174,14 +214,18 @@ export function machinesOf(path: string, st: Stats, cacheDir: string | undefined
 export function resolveEmulator(def: DomainDef, cacheDir: string | undefined): EmulatorInfo {
   const arch = guestArch(def);
   const info = archInfo(arch);
-  const path = emulatorPath(def);
+  const named = emulatorPath(def);
   let st: Stats;
+  let path = named;
   try {
+    statSync(named);
+    path = realBinary(named);
     st = statSync(path);
-  } catch {
+  } catch (err) {
+    if (err instanceof SvirtError) throw err;
     const why =
       def.emulator === undefined ? `qemu-system-${info.qemu} is not installed (Debian package ${info.pkg})` : 'it does not exist';
-    throw new SvirtError('SVIRT_ERR_XML_UNSUPPORTED', `domain '${def.name}' needs the ${arch} emulator "${path}": ${why}`, {
+    throw new SvirtError('SVIRT_ERR_XML_UNSUPPORTED', `domain '${def.name}' needs the ${arch} emulator "${named}": ${why}`, {
       details: { path, arch },
     });
   }
