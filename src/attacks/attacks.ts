@@ -14,6 +14,8 @@ export type Outcome =
 export interface AttackTarget {
   readonly qmpA: QmpClient;
   readonly diskB: string;
+  /** B's UEFI nvram, when this host has OVMF (Debian package ovmf) for the guests to use. */
+  readonly nvramB?: string;
   readonly runtimeDirB: string;
   readonly qmpPathB: string;
   readonly pidB: number;
@@ -93,6 +95,14 @@ export const ATTACKS: readonly Attack[] = [
     title: "open B's disk read-only (blockdev-add)",
     run: (t) =>
       qmpAttempt(t.qmpA, 'blockdev-add', { driver: 'file', filename: t.diskB, 'node-name': nodeName(), 'read-only': true }),
+  },
+  {
+    id: 'nvram-b',
+    title: "open B's UEFI nvram read-write (blockdev-add)",
+    run: (t) =>
+      t.nvramB === undefined
+        ? Promise.resolve({ result: 'error', detail: 'no OVMF here (Debian package ovmf)' })
+        : qmpAttempt(t.qmpA, 'blockdev-add', { driver: 'file', filename: t.nvramB, 'node-name': nodeName(), 'read-only': false }),
   },
   {
     id: 'shadow',

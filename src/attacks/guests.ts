@@ -11,14 +11,24 @@ export function makeRawImage(path: string, mb = 8): string {
   return path;
 }
 
-/** The matrices' guests: one raw virtio disk, TCG, started paused; optionally a serial console logged to a file. */
-export function demoDomainXml(name: string, disk: string, opts: { serialLog?: string } = {}): string {
+/** OVMF's plain build and its empty varstore (Debian package ovmf), for guests with an nvram. */
+export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+
+/**
+ * The matrices' guests: one raw virtio disk, TCG, started paused; optionally a serial console
+ * logged to a file, and UEFI firmware with its own nvram at `nvram` (made from OVMF's template).
+ */
+export function demoDomainXml(name: string, disk: string, opts: { serialLog?: string; nvram?: string } = {}): string {
   const serial = opts.serialLog ? `\n    <serial type='file'><source path='${opts.serialLog}'/><target port='0'/></serial>` : '';
+  const uefi = opts.nvram
+    ? `<loader readonly='yes' type='pflash'>${OVMF_CODE}</loader><nvram template='${OVMF_VARS}'>${opts.nvram}</nvram>`
+    : '';
   return `<domain type='qemu'>
   <name>${name}</name>
   <memory unit='MiB'>64</memory>
   <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <os><type arch='x86_64' machine='pc'>hvm</type>${uefi}</os>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
     <disk type='file' device='disk'>

@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:net';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDomainXml } from '../domain/index.js';
 import { svirtExecPath, svirtProbePath } from '../host/native.js';
@@ -11,7 +11,7 @@ import { buildStack } from '../security/stack.js';
 import { QmpClient } from '../qemu/qmp-client.js';
 import { Store } from '../store/store.js';
 import { ATTACKS, runConfined, type Outcome } from './attacks.js';
-import { demoDomainXml, makeRawImage } from './guests.js';
+import { demoDomainXml, makeRawImage, OVMF_CODE, OVMF_VARS } from './guests.js';
 
 export interface MatrixOptions {
   /** Stack specs, e.g. ['none', 'dac', 'landlock', 'dac,landlock']. */
@@ -82,8 +82,11 @@ async function runStack(
   try {
     const diskA = makeRawImage(join(images, 'a.img'));
     const diskB = makeRawImage(join(images, 'b.img'));
-    hv.define(demoDomainXml('guest-a', diskA));
-    hv.define(demoDomainXml('guest-b', diskB));
+    // Both guests get UEFI with an nvram of their own when OVMF is here: B's is a target.
+    const uefi = existsSync(OVMF_CODE) && existsSync(OVMF_VARS);
+    const nvramB = uefi ? join(images, 'b_VARS.fd') : undefined;
+    hv.define(demoDomainXml('guest-a', diskA, uefi ? { nvram: join(images, 'a_VARS.fd') } : {}));
+    hv.define(demoDomainXml('guest-b', diskB, nvramB ? { nvram: nvramB } : {}));
     const recA = await hv.start('guest-a', { paused: true });
     const recB = await hv.start('guest-b', { paused: true });
     for (const r of [recA, recB]) {
@@ -97,6 +100,7 @@ async function runStack(
       const target = {
         qmpA,
         diskB,
+        ...(nvramB ? { nvramB } : {}),
         runtimeDirB: recB.runtimeDir,
         qmpPathB: recB.qmpPath,
         pidB: recB.pid ?? 0,
