@@ -8,6 +8,7 @@
 import type { DiskDef, DomainDef } from '../domain/domain-def.js';
 import { formatDomainXml } from '../domain/index.js';
 import { completeMachine, hotplugAddress, isPciDisk } from '../domain/machine-defaults.js';
+import { pciMachine } from '../domain/pci-address.js';
 import { pciProps } from '../qemu/argv-machine.js';
 import type { QmpClient } from '../qemu/qmp-client.js';
 import type { RunningRecord } from '../store/store.js';
@@ -27,6 +28,15 @@ export function checkHotplug(disk: DiskDef): void {
 export function placeHotplugDisk(live: DomainDef, disk: DiskDef): DiskDef {
   if (!isPciDisk(disk)) return disk;
   return { ...disk, address: hotplugAddress(live, `disk:${disk.target.dev}`, disk.address) };
+}
+
+/**
+ * How long a detach waits for the guest to let go: a PCIe slot powers off only after the
+ * 5 s during which the attention button press may be cancelled (pciehp), so a root port
+ * gets 20 s; ACPI (i440fx) and SCSI unplugs answer well within 5 s.
+ */
+export function unplugTimeoutMs(live: DomainDef, disk: DiskDef): number {
+  return isPciDisk(disk) && pciMachine(live.os.machine) === 'q35' ? 20_000 : 5000;
 }
 
 /** A persistent definition with a new disk: addresses (and root ports) assigned as at define. */

@@ -9,7 +9,7 @@ import { diskResources, resolveResources } from '../security/resources.js';
 import type { PendingOp, RunningRecord } from '../store/store.js';
 import { crashPoint, type CrashPoint } from './crash-points.js';
 import { targets, updateDefinition, type DeviceChangeOptions } from './device-targets.js';
-import { checkHotplug, ensureScsiController, placeHotplugDisk, withConfigDisk } from './device-address.js';
+import { checkHotplug, ensureScsiController, placeHotplugDisk, unplugTimeoutMs, withConfigDisk } from './device-address.js';
 import { ignoreMissing, repairOp, waitDeviceGone } from './device-repair.js';
 import type { LifecycleEnv } from './env.js';
 import { dropHandle, openResources, OpenFiles } from './files.js';
@@ -206,7 +206,7 @@ export async function detachDisk(env: LifecycleEnv, info: Guest, target: string,
   try {
     await env.withQmp(rec, async (q) => {
       await q.execute('device_del', { id: diskDeviceId(disk) }).catch(ignoreMissing);
-      await waitDeviceGone(q, diskDeviceId(disk));
+      await waitDeviceGone(q, diskDeviceId(disk), unplugTimeoutMs(live, disk));
     });
   } catch (err) {
     // The device is still there (the guest did not let go): nothing changed, the disk stays labelled.
