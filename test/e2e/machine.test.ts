@@ -201,6 +201,14 @@ describe(
       await svirtOk(dir, [...S, 'destroy', 'u2']);
       assert.deepEqual([owner(nv1).uid, owner(nv2).uid], [0, 0], 'given back');
 
+      // A clone gets its own copy of the variables, never the source's file.
+      await svirtOk(dir, [...S, 'clone', 'u1', 'u3']);
+      const nv3 = join(dir, 'nvram', 'u3_VARS.fd');
+      assert.ok((await svirtOk(dir, [...S, 'dumpxml', 'u3', '--inactive'])).includes(`>${nv3}</nvram>`));
+      assert.deepEqual(readFileSync(nv3), readFileSync(nv1));
+      await svirtOk(dir, [...S, 'undefine', 'u3', '--nvram']);
+      assert.ok(!existsSync(nv3) && existsSync(nv1));
+
       const refused = await svirt(dir, [...S, 'undefine', 'u1']);
       assert.notEqual(refused.code, 0);
       assert.match(refused.stderr, /cannot undefine domain 'u1' with nvram/);
