@@ -6,7 +6,7 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, lchownSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { QmpClient } from '../../src/qemu/qmp-client.js';
 import { makeImage, owner, qemuAsRootSkip, readRunning, scratch, svirt, svirtOk, writeDomain } from '../helpers.js';
@@ -51,6 +51,11 @@ function guest(name: string, os: string, devices: string, type = 'qemu'): string
 
 const disk = (path: string, dev: string, type = 'file'): string =>
   `<disk type='${type}'><driver name='qemu' type='raw'/><source ${type === 'file' ? 'file' : 'dev'}='${path}'/><target dev='${dev}' bus='virtio'/></disk>`;
+
+/** A link made by a user (uid), as one who owns a directory svirt reads could plant it. */
+function chownLink(link: string, uid: number): void {
+  lchownSync(link, uid, uid);
+}
 
 /** A loop device over a new file, detached when the test ends. */
 function loopDevice(t: TestContext, file: string): string {
@@ -219,6 +224,40 @@ describe(
     });
   },
 );
+
+describe('hostile firmware paths', { skip: skip || (existsSync(OVMF) ? false : 'no OVMF (Debian package ovmf)') }, () => {
+  const uefi = (dir: string, name: string, template: string, nvram: string): string =>
+    guest(
+      name,
+      `<type machine='q35'>hvm</type><loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader><nvram template='${template}'>${nvram}</nvram>`,
+      '',
+    );
+
+  it('a template that is a FIFO is refused before anything is made; a failed start leaves no nvram', async (t) => {
+    const dir = scratch(t);
+    const fifo = join(dir, 'vars.fifo');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    const nvram = join(dir, 'f_VARS.fd');
+    await svirtOk(dir, [...S, 'define', writeDomain(dir, 'f', uefi(dir, 'f', fifo, nvram))]);
+    const r = await svirt(dir, [...S, 'start', 'f']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /nvram template .* is not a regular file/);
+    assert.ok(!existsSync(nvram), 'nothing left behind');
+  });
+
+  it("an nvram path that is a symlink to root's file is refused and the file keeps its owner", async (t) => {
+    const dir = scratch(t);
+    const victim = makeImage(join(dir, 'victim.bin'), 1, { uid: 0, gid: 0 }, 0o600);
+    const link = join(dir, 'l_VARS.fd');
+    symlinkSync(victim, link);
+    chownLink(link, 1000);
+    await svirtOk(dir, [...S, 'define', writeDomain(dir, 'l', uefi(dir, 'l', '/usr/share/OVMF/OVMF_VARS_4M.fd', link))]);
+    const r = await svirt(dir, [...S, 'start', 'l']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /symbolic link/);
+    assert.deepEqual(owner(victim), { uid: 0, gid: 0, mode: 0o600 });
+  });
+});
 
 describe('block devices (loop devices, real QEMU)', { skip }, () => {
   it('a <disk type=block> opens as host_device over the fd; the node is the guest’s while it runs, root’s after', async (t) => {
