@@ -67,7 +67,7 @@ export async function placeDevices(store: Store, def: DomainDef, runtimeDir: str
 }
 
 /** devpts slaves are character devices of majors 136-143 (Documentation/admin-guide/devices.txt). */
-function isPtySlave(rdev: number): boolean {
+export function isPtySlave(rdev: number): boolean {
   const major = Math.floor(rdev / 256) & 0xfff;
   return major >= 136 && major <= 143;
 }
