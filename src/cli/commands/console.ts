@@ -39,8 +39,8 @@ export async function run(args: ParsedArgs): Promise<number> {
       if (done) return;
       done = true;
       clearInterval(timer);
-      stdin.pause();
       if (raw) stdin.setRawMode(false);
+      stdin.destroy(); // a pipe still open would keep this process alive
       session.close();
       process.stderr.write('\n');
       resolve(code);
