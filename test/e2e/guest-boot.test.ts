@@ -12,18 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDomainXml } from '../../src/domain/index.js';
-import {
-  countRows,
-  qemuAsRootSkip,
-  readRunning,
-  scratch,
-  svirt,
-  svirtOk,
-  waitFor,
-  writeDomain,
-  QEMU,
-  SVIRT_BIN,
-} from '../helpers.js';
+import { countRows, qemuAsRootSkip, scratch, svirt, svirtOk, waitFor, writeDomain, QEMU, SVIRT_BIN } from '../helpers.js';
 import { GUEST_BANNER, guestImage, guestImageSkip, guestOsXml, type GuestImage } from '../support/guest-image.js';
 import { nonBackground } from '../support/png-pixels.js';
 

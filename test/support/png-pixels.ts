@@ -29,7 +29,7 @@ export function decodePng(png: Buffer): { width: number; height: number; channel
   const stride = width * channels;
   const pixels = Buffer.alloc(stride * height);
   for (let y = 0; y < height; y++) {
-    const filter = raw[y * (stride + 1)];
+    const filter = raw[y * (stride + 1)] ?? -1;
     for (let x = 0; x < stride; x++) {
       const v = raw[y * (stride + 1) + 1 + x] ?? 0;
       const a = x >= channels ? (pixels[y * stride + x - channels] ?? 0) : 0;
