@@ -1,6 +1,7 @@
 import type { DomainDef, SecLabelDef } from '../domain/domain-def.js';
 import { SvirtError } from '../errors.js';
 import type { ConfinementSpec } from './confinement.js';
+import type { FileHandle } from '../host/file-handle.js';
 import type { BaseLabel, DriverName, GuestResource, SecurityContext, SecurityDriver } from './driver.js';
 import type { HelperSpec } from './helper.js';
 import { describeHelperOf, mergeHelperConfinement } from './helper-confinement.js';
@@ -265,6 +266,11 @@ export class SecurityManager {
   }
 
   /** The socket labels of the first driver that has them (see SecurityDriver.socketLabels). */
+  /** Labels a pty QEMU allocated, driver by driver (see SecurityDriver.setPtyLabel). */
+  setPtyLabel(def: DomainDef, pty: FileHandle): void {
+    for (const { driver, label } of this.active(def)) driver.setPtyLabel?.(def, label, pty);
+  }
+
   socketLabels(def: DomainDef): { readonly listen: string; readonly connect: string } | undefined {
     for (const { driver, label } of this.active(def)) {
       const l = driver.socketLabels?.(def, label);
