@@ -16,8 +16,10 @@ export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 
 /**
- * The matrices' guests: one raw virtio disk, TCG, started paused; optionally a serial console
- * logged to a file, and UEFI firmware with its own nvram at `nvram` (made from OVMF's template).
+ * The matrices' guests: one raw virtio disk, TCG, started paused; a guest-agent channel and a
+ * VNC display, both on sockets svirt places in the guest's runtime dir (the device attacks
+ * aim at B's); optionally a serial console logged to a file, and UEFI firmware with its own
+ * nvram at `nvram` (made from OVMF's template).
  */
 export function demoDomainXml(name: string, disk: string, opts: { serialLog?: string; nvram?: string } = {}): string {
   const serial = opts.serialLog ? `\n    <serial type='file'><source path='${opts.serialLog}'/><target port='0'/></serial>` : '';
@@ -36,6 +38,9 @@ export function demoDomainXml(name: string, disk: string, opts: { serialLog?: st
       <source file='${disk}'/>
       <target dev='vda' bus='virtio'/>
     </disk>${serial}
+    <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
+    <graphics type='vnc'><listen type='socket'/></graphics>
+    <video><model type='vga'/></video>
   </devices>
 </domain>
 `;

@@ -105,6 +105,12 @@ function implicitControllers(def: DomainDef, machine: PciMachine): ControllerDef
   if (machine === 'q35' && buses.has('ide')) throw invalid(def, "IDE disks are unsupported on q35 machines; use bus='sata'");
   if (machine === 'i440fx' && !has('ide')) out.push({ type: 'ide', index: 0 });
   if (buses.has('scsi') && !has('scsi')) out.push({ type: 'scsi', index: 0, model: 'virtio-scsi' });
+  // Channels and virtio consoles sit on virtio-serial controller 0 (a console beside a serial port is a virtio one).
+  const hasSerial = def.chardevs.some((c) => c.element === 'serial');
+  const virtioSerial = def.chardevs.some(
+    (c) => c.element === 'channel' || (c.element === 'console' && (c.targetType === 'virtio' || hasSerial)),
+  );
+  if (virtioSerial && !has('virtio-serial')) out.push({ type: 'virtio-serial', index: 0 });
   if (buses.has('sata') && !has('sata')) out.push({ type: 'sata', index: 0 });
   return out.map((c) => {
     const fixed =

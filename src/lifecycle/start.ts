@@ -19,6 +19,7 @@ import { bindSocket, dropHandle, openResources, OpenFiles, pipeEntries, type Cha
 import { finishIncoming, type Incoming } from './incoming.js';
 import { ensureNvram, machineFds, prepareDefinition } from './machine.js';
 import { ensureRuntimeRoot, monitorSocketPath } from './runtime-dir.js';
+import { chardevLogEntries, finishDevices, placeDevices, usedSets } from './console-devices.js';
 import { UndoStack } from './undo.js';
 
 /**
@@ -83,7 +84,8 @@ export async function startGuest(
     const logFd = files.fd(
       openSync(logPath, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600),
     );
-    const live = env.manager.genLabels(def, ctx);
+    // Channel and display sockets placed in the runtime dir, display ports reserved (console-devices.ts).
+    const live = env.manager.genLabels(await placeDevices(env.store, def, runtimeDir), ctx);
     const removeNvram = ensureNvram(live, env.paths.stateDir);
     if (removeNvram) undo.push('remove the nvram made for this start', removeNvram);
     const wanted: GuestResource[] = [
@@ -112,13 +114,16 @@ export async function startGuest(
     const fdsets = openDisks(live, resources, files, layout);
     const chardevFds = chardevEntries(live, opened.io, layout, fdsets.size);
     const pipeFds = pipeEntries(live, opened.io, layout, fdsets.size + chardevFds.size); // sets after theirs
-    // A pipe with PATH.in and PATH.out is wired over QMP while QEMU waits (src/qemu/chardev-pipe.ts).
-    const usedSets = Math.max(
-      0,
-      ...[...fdsets.values(), ...chardevFds.values()].map((e) => e.set),
-      ...[...pipeFds.values()].flatMap((p) => p.fds.map((e) => e.set)),
+    const logFds = chardevLogEntries(live, opened.io, layout, usedSets(fdsets.values(), chardevFds.values(), pipeFds.values()));
+    // The rng sources and pflash firmware: fdsets after every other (src/lifecycle/machine.ts).
+    const { rngFds, firmwareFds } = machineFds(
+      live,
+      resources,
+      files,
+      layout,
+      usedSets(fdsets.values(), chardevFds.values(), pipeFds.values(), logFds.values()),
     );
-    const { rngFds, firmwareFds } = machineFds(live, resources, files, layout, usedSets);
+    // A pipe with PATH.in and PATH.out is wired over QMP while QEMU waits (src/qemu/chardev-pipe.ts).
     const changes = chardevChanges(live, pipeFds);
     const qmpFd = layout.add(files.fd(bindSocket(qmpPath, socketLabels?.listen)));
     undo.push('remove the monitor socket', () => rmSync(qmpPath, { force: true }));
@@ -133,6 +138,7 @@ export async function startGuest(
       pipeFds,
       rngFds,
       ...(firmwareFds ? { firmwareFds } : {}),
+      logFds,
     });
     let stateFd: number | undefined;
     if (incoming) {
@@ -158,7 +164,10 @@ export async function startGuest(
       spawned: () => files.closeFds(),
     });
     undo.push('end QEMU', () => env.kill({ pid: launched.pid, startTime: launched.startTime }));
+    let liveXml: string;
     try {
+      // ptys found and labelled, display passwords set, while the guest waits for the changes below
+      liveXml = await finishDevices(env.manager, live, launched.qmp, launched.pid);
       await applyChardevChanges(launched.qmp, changes, !paused && incoming === undefined);
       if (incoming && stateFd !== undefined) await finishIncoming(launched.qmp, paused, logPath, incoming, launched.pid, stateFd);
     } finally {
@@ -175,6 +184,7 @@ export async function startGuest(
     }
     env.store.tx(() => {
       env.store.updateRunning(def.uuid, {
+        liveXml,
         pid: launched.pid,
         pidStart: launched.startTime,
         monitorPid: launched.monitorPid,
