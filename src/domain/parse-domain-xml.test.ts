@@ -36,7 +36,8 @@ function rejects(text: string, code: ErrorCode, pattern: RegExp): SvirtError {
   assert.ok(caught instanceof SvirtError, `expected a SvirtError, got ${String(caught)}`);
   assert.equal(caught.code, code, caught.message);
   assert.match(caught.message, pattern);
-  assert.ok(took < 100, `took ${took.toFixed(1)} ms`);
+  // a hang or an expansion shows as seconds; speed itself is the bench's job
+  assert.ok(took < 5000, `took ${took.toFixed(1)} ms: the refusal hangs`);
   return caught;
 }
 
