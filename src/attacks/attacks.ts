@@ -17,6 +17,8 @@ export interface AttackTarget {
   readonly runtimeDirB: string;
   readonly qmpPathB: string;
   readonly pidB: number;
+  /** B's swtpm state file (B has a TPM). */
+  readonly tpmStateB: string;
   /** A loopback TCP port the matrix listens on. */
   readonly tcpPort: number;
   /** Where host-path attacks write (outside every guest's dirs). */
@@ -99,6 +101,12 @@ export const ATTACKS: readonly Attack[] = [
     title: 'read /etc/shadow (blockdev-add)',
     run: (t) =>
       qmpAttempt(t.qmpA, 'blockdev-add', { driver: 'file', filename: '/etc/shadow', 'node-name': nodeName(), 'read-only': true }),
+  },
+  {
+    id: 'tpm-state-b',
+    title: "read B's swtpm state (blockdev-add)",
+    run: (t) =>
+      qmpAttempt(t.qmpA, 'blockdev-add', { driver: 'file', filename: t.tpmStateB, 'node-name': nodeName(), 'read-only': true }),
   },
   {
     id: 'write-etc',

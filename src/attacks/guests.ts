@@ -12,8 +12,9 @@ export function makeRawImage(path: string, mb = 8): string {
 }
 
 /** The matrices' guests: one raw virtio disk, TCG, started paused; optionally a serial console logged to a file. */
-export function demoDomainXml(name: string, disk: string, opts: { serialLog?: string } = {}): string {
+export function demoDomainXml(name: string, disk: string, opts: { serialLog?: string; tpm?: boolean } = {}): string {
   const serial = opts.serialLog ? `\n    <serial type='file'><source path='${opts.serialLog}'/><target port='0'/></serial>` : '';
+  const tpm = opts.tpm === true ? "\n    <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>" : '';
   return `<domain type='qemu'>
   <name>${name}</name>
   <memory unit='MiB'>64</memory>
@@ -25,7 +26,7 @@ export function demoDomainXml(name: string, disk: string, opts: { serialLog?: st
       <driver name='qemu' type='raw'/>
       <source file='${disk}'/>
       <target dev='vda' bus='virtio'/>
-    </disk>${serial}
+    </disk>${serial}${tpm}
   </devices>
 </domain>
 `;

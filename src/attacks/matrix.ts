@@ -11,6 +11,7 @@ import { buildStack } from '../security/stack.js';
 import { QmpClient } from '../qemu/qmp-client.js';
 import { Store } from '../store/store.js';
 import { ATTACKS, runConfined, type Outcome } from './attacks.js';
+import { tpmStateDir } from '../lifecycle/tpm.js';
 import { demoDomainXml, makeRawImage } from './guests.js';
 
 export interface MatrixOptions {
@@ -83,7 +84,7 @@ async function runStack(
     const diskA = makeRawImage(join(images, 'a.img'));
     const diskB = makeRawImage(join(images, 'b.img'));
     hv.define(demoDomainXml('guest-a', diskA));
-    hv.define(demoDomainXml('guest-b', diskB));
+    hv.define(demoDomainXml('guest-b', diskB, { tpm: true }));
     const recA = await hv.start('guest-a', { paused: true });
     const recB = await hv.start('guest-b', { paused: true });
     for (const r of [recA, recB]) {
@@ -100,6 +101,7 @@ async function runStack(
         runtimeDirB: recB.runtimeDir,
         qmpPathB: recB.qmpPath,
         pidB: recB.pid ?? 0,
+        tpmStateB: join(tpmStateDir(join(dir, 'state'), recB.uuid), 'tpm2-00.permall'),
         tcpPort,
         hostDir,
         probe: (args: readonly string[]) => runConfined(svirtExecPath(), JSON.stringify(spec), [svirtProbePath(), ...args]),

@@ -2,7 +2,17 @@
  * `<devices>`: disks and serial/console chardevs are modelled; every other device is kept
  * in the tree and listed as ignored.
  */
-import type { BackingStoreDef, ChardevDef, DiskDef, DiskFormat, IgnoredDeviceDef, XmlElement } from './domain-def.js';
+import type {
+  BackingStoreDef,
+  ChardevDef,
+  DiskDef,
+  DiskFormat,
+  FilesystemDef,
+  IgnoredDeviceDef,
+  TpmDef,
+  XmlElement,
+} from './domain-def.js';
+import { parseFilesystem, parseTpm } from './helper-devices.js';
 import { parseDeviceSeclabels } from './parse-seclabels.js';
 import { checkPath, invalid, oneOf, parseUnsigned, quote, single, singleText, unsupported } from './parse-util.js';
 import { attr, childElements } from './xml-tree.js';
@@ -12,6 +22,8 @@ export interface ParsedDevices {
   readonly disks: DiskDef[];
   readonly chardevs: ChardevDef[];
   readonly ignoredDevices: IgnoredDeviceDef[];
+  readonly tpms: TpmDef[];
+  readonly filesystems: FilesystemDef[];
 }
 
 /** Target names libvirt derives a bus from (fda, hdc, sda, vdb, xvda, ubda). */
@@ -159,7 +171,7 @@ export function aliasConsole(devices: XmlElement): XmlElement | undefined {
 }
 
 export function parseDevices(devices: XmlElement | undefined): ParsedDevices {
-  const out: ParsedDevices = { disks: [], chardevs: [], ignoredDevices: [] };
+  const out: ParsedDevices = { disks: [], chardevs: [], ignoredDevices: [], tpms: [], filesystems: [] };
   if (!devices) return out;
   let emulator: string | undefined;
   const emulatorEl = single(devices, 'emulator');
@@ -194,6 +206,13 @@ export function parseDevices(devices: XmlElement | undefined): ParsedDevices {
         if (el === alias)
           parseChardev(el, 'console'); // validated, but the same device as serial 0
         else out.chardevs.push(parseChardev(el, 'console'));
+        break;
+      case 'tpm':
+        if (out.tpms.length > 0) throw invalid(el, 'only one <tpm> is supported');
+        out.tpms.push(parseTpm(el));
+        break;
+      case 'filesystem':
+        out.filesystems.push(parseFilesystem(el));
         break;
       default:
         out.ignoredDevices.push(el.line === undefined ? { name: el.name } : { name: el.name, line: el.line });

@@ -2,6 +2,7 @@
  * libvirt domain XML → `DomainDef`. Validates what svirt acts on; keeps the whole tree in
  * `source` so what svirt does not model survives `formatDomainXml`.
  */
+import { checkSharedMemory } from './helper-devices.js';
 import { randomUUID } from 'node:crypto';
 import { SvirtError } from '../errors.js';
 import type { DomainDef, LoaderDef, NvramDef, OsDef, XmlElement } from './domain-def.js';
@@ -192,6 +193,7 @@ export function domainFromTree(root: XmlElement, options: ParseDomainOptions = {
   const featuresEl = single(root, 'features');
   const features = featuresEl ? childElements(featuresEl).map((f) => f.name) : [];
   const devices = parseDevices(single(root, 'devices'));
+  checkSharedMemory(root, devices.filesystems);
   const seclabels = parseDomainSeclabels(root, options.inactive ?? false);
 
   return {
@@ -208,6 +210,8 @@ export function domainFromTree(root: XmlElement, options: ParseDomainOptions = {
     ...(devices.emulator === undefined ? {} : { emulator: devices.emulator }),
     disks: devices.disks,
     chardevs: devices.chardevs,
+    ...(devices.tpms.length > 0 ? { tpms: devices.tpms } : {}),
+    ...(devices.filesystems.length > 0 ? { filesystems: devices.filesystems } : {}),
     seclabels,
     ignoredDevices: devices.ignoredDevices,
     source: root,

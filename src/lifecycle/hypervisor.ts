@@ -10,6 +10,7 @@ import { cloneGuest } from './clone.js';
 import type { DeviceChangeOptions } from './device-targets.js';
 import { attachDisk, changeMedia, detachDisk } from './devices.js';
 import { LifecycleEnv, type LifecycleOptions } from './env.js';
+import { undefineTpm } from './tpm.js';
 import { findGuest, inactiveDef, noDomain, requireRunning, runningGuest, type Guest } from './guest.js';
 import { reconcile } from './reconcile.js';
 import { restoreGuest, saveGuest } from './save.js';
@@ -60,12 +61,15 @@ export class Hypervisor {
     return def;
   }
 
-  undefine(name: string): DomainDef {
+  /** `keepTpm`: virsh's --keep-tpm (by default the TPM state goes with the definition). */
+  undefine(name: string, opts: { keepTpm?: boolean } = {}): DomainDef {
     const d = this.store.getDefinedByName(name) ?? this.store.getDefinedByUuid(name.toLowerCase());
     if (!d) throw noDomain(name);
     const def = parseDomainXml(d.xml);
+    const tpm = undefineTpm(this.env, def, opts.keepTpm ?? false);
     // A running guest stays running, as a transient one (libvirt's behaviour).
     const running = this.store.undefine(d.uuid);
+    if (!running) tpm();
     // A running guest still needs its driver files (profiles); its stop removes them.
     if (!running) this.manager.undefine(def);
     return def;

@@ -16,6 +16,8 @@ import type { RunningRecord } from '../store/store.js';
 import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
 import { bindSocket, dropHandle, openResources, OpenFiles, pipeEntries, type ChardevIo } from './files.js';
+import { sharedMemoryArgv } from './filesystems.js';
+import { prepareHelperDevices } from './helper-devices.js';
 import { finishIncoming, type Incoming } from './incoming.js';
 import { ensureRuntimeRoot, monitorSocketPath } from './runtime-dir.js';
 import { UndoStack } from './undo.js';
@@ -81,9 +83,11 @@ export async function startGuest(
       openSync(logPath, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600),
     );
     const live = env.manager.genLabels(def, ctx);
+    const helperDevices = prepareHelperDevices(env, live, files);
     const wanted: GuestResource[] = [
       ...resolveResources(guestResources(live, runtimeDir)),
       { path: logPath, role: 'log', seclabels: [] },
+      ...helperDevices.resources,
     ];
     if (incoming) wanted.push({ path: incoming.path, role: 'saved-state', seclabels: [], handle: incoming.handle });
     const socketLabels = env.manager.socketLabels(live);
@@ -112,6 +116,8 @@ export async function startGuest(
     const qmpFd = layout.add(files.fd(bindSocket(qmpPath, socketLabels?.listen)));
     undo.push('remove the monitor socket', () => rmSync(qmpPath, { force: true }));
     crashPoint(incoming ? 'restore:monitor-bound' : 'start:monitor-bound');
+    const deviceArgv = await helperDevices.start(ctx, layout, undo);
+    crashPoint('start:helpers-started');
     const argv = buildArgv(live, {
       emulator: ctx.emulator,
       accel: ctx.virtType === 'kvm' ? 'kvm' : 'tcg',
@@ -121,6 +127,7 @@ export async function startGuest(
       chardevFds,
       pipeFds,
     });
+    argv.push(...deviceArgv, ...sharedMemoryArgv(live, argv));
     let stateFd: number | undefined;
     if (incoming) {
       // The saved state comes as one more inherited fd, positioned after the save header.

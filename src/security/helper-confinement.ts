@@ -30,7 +30,8 @@ export function mergeHelperConfinement(
     if (driver.confinement) throw cannotConfineHelper(driver.name, helper);
     return { name: driver.name, part: {} };
   });
-  return mergeConfinement(parts, keepFds);
+  const spec = mergeConfinement(parts, keepFds);
+  return helper.userRoot === true ? { ...spec, userRoot: true } : spec;
 }
 
 /** One driver's dry run for a helper: its own text, else its part, else why it refuses. */

@@ -1,3 +1,4 @@
+import { SvirtError } from '../../errors.js';
 import { readXmlFile } from './read-xml.js';
 import { arg, type ParsedArgs } from '../args.js';
 import { openHypervisor, output } from '../context.js';
@@ -14,7 +15,10 @@ export async function run(args: ParsedArgs): Promise<number> {
 export async function runUndefine(args: ParsedArgs): Promise<number> {
   const name = arg(args, 0, 'NAME');
   const hv = await openHypervisor(args);
-  const def = hv.undefine(name);
+  if (args.flags.has('tpm') && args.flags.has('keep-tpm')) {
+    throw new SvirtError('SVIRT_ERR_USAGE', 'undefine: --tpm and --keep-tpm are mutually exclusive');
+  }
+  const def = hv.undefine(name, { keepTpm: args.flags.has('keep-tpm') });
   output(args, `Domain '${def.name}' has been undefined`, { name: def.name, uuid: def.uuid });
   return 0;
 }
