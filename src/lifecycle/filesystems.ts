@@ -56,7 +56,7 @@ export function virtiofsdSpec(binary: string, index: number, source: string, rea
 }
 
 /** virtiofsd's argv for either flavour; `fd` is its listening vhost-user socket. */
-function virtiofsdArgv(binary: string, fd: number, source: string, readonly: boolean): string[] {
+export function virtiofsdArgv(binary: string, fd: number, source: string, readonly: boolean): string[] {
   if (binary === QEMU_VIRTIOFSD) {
     // No read-only option in this one: the ruleset (and, without Landlock, the owner svirt keeps) makes it so.
     return [binary, `--fd=${fd}`, '-o', `source=${source}`, '-o', 'sandbox=chroot', '--rlimit-nofile=0'];
@@ -119,18 +119,17 @@ export function prepareFilesystems(env: LifecycleEnv, live: DomainDef, files: Op
         const fds = new FdLayout();
         const fd = fds.add(listen);
         requests.push(request(binary, s, fd, fds));
-        const q = layout.add(connected);
-        argv.push(
-          '-chardev',
-          `socket,id=chr-fs${s.index},fd=${q}`,
-          '-device',
-          `vhost-user-fs-pci,chardev=chr-fs${s.index},tag=${s.fs.tag}`,
-        );
+        argv.push(...virtiofsQemuArgv(s.index, s.fs.tag, layout.add(connected)));
       }
       await startHelpers(env, live, ctx, requests, undo);
       return argv;
     },
   };
+}
+
+/** QEMU's part of share `index`: the vhost-user-fs device over its connection to virtiofsd (fd `fd`). */
+export function virtiofsQemuArgv(index: number, tag: string, fd: number): string[] {
+  return ['-chardev', `socket,id=chr-fs${index},fd=${fd}`, '-device', `vhost-user-fs-pci,chardev=chr-fs${index},tag=${tag}`];
 }
 
 function request(

@@ -135,17 +135,7 @@ async function startTpm(
     // A new TPM: its endorsement keys are made by swtpm_setup, confined like swtpm (it runs swtpm).
     requests.push({
       spec: swtpmSetupSpec(s.dir),
-      argv: [
-        SWTPM_SETUP,
-        '--tpm2',
-        '--tpmstate',
-        s.dir,
-        '--createek',
-        '--lock-nvram',
-        '--not-overwrite',
-        '--config',
-        '/dev/null',
-      ],
+      argv: swtpmSetupArgv(s.dir),
       log: s.setupLog,
       // its temporary files (a pid file, the socket to its swtpm) in the state dir, the one place it may write
       env: { TMPDIR: s.dir, HOME: s.dir },
@@ -164,31 +154,45 @@ async function startTpm(
   unlinkBeneath(pidFile, 'remove a stale pid file in');
   requests.push({
     spec: swtpmSpec(s.dir),
-    argv: [
-      SWTPM,
-      'socket',
-      '--tpm2',
-      '--tpmstate',
-      `dir=${s.dir},mode=0600`,
-      '--ctrl',
-      `type=unixio,clientfd=${ctrl}`,
-      '--terminate',
-      '--pid',
-      `file=${pidFile}`,
-    ],
+    argv: swtpmArgv(s.dir, ctrl, pidFile),
     layout: fds,
     log: s.log,
     ready: { kind: 'file', path: pidFile },
   });
   await startHelpers(env, live, ctx, requests, undo);
-  const qfd = layout.add(ours);
+  return tpmQemuArgv(s.tpm, layout.add(ours));
+}
+
+/** swtpm_setup's argv: a TPM 2.0 with its endorsement keys, no certificates, no config file. */
+export function swtpmSetupArgv(dir: string): string[] {
+  return [SWTPM_SETUP, '--tpm2', '--tpmstate', dir, '--createek', '--lock-nvram', '--not-overwrite', '--config', '/dev/null'];
+}
+
+/** swtpm's argv: its control channel is the inherited fd `ctrl`; it ends when QEMU's end closes. */
+export function swtpmArgv(dir: string, ctrl: number, pidFile: string): string[] {
+  return [
+    SWTPM,
+    'socket',
+    '--tpm2',
+    '--tpmstate',
+    `dir=${dir},mode=0600`,
+    '--ctrl',
+    `type=unixio,clientfd=${ctrl}`,
+    '--terminate',
+    '--pid',
+    `file=${pidFile}`,
+  ];
+}
+
+/** QEMU's part: the TPM device over the chardev of fd `fd` (its end of swtpm's control channel). */
+export function tpmQemuArgv(tpm: TpmDef, fd: number): string[] {
   return [
     '-chardev',
-    `socket,id=chrtpm0,fd=${qfd}`,
+    `socket,id=chrtpm0,fd=${fd}`,
     '-tpmdev',
     'emulator,id=tpm-tpm0,chardev=chrtpm0',
     '-device',
-    `${s.tpm.model},tpmdev=tpm-tpm0,id=tpm0`,
+    `${tpm.model},tpmdev=tpm-tpm0,id=tpm0`,
   ];
 }
 
