@@ -19,6 +19,8 @@ export interface AttackTarget {
   readonly pidB: number;
   /** B's swtpm state file (B has a TPM). */
   readonly tpmStateB: string;
+  /** A file in the folder B shares with virtiofs. */
+  readonly shareFileB: string;
   /** A loopback TCP port the matrix listens on. */
   readonly tcpPort: number;
   /** Where host-path attacks write (outside every guest's dirs). */
@@ -107,6 +109,12 @@ export const ATTACKS: readonly Attack[] = [
     title: "read B's swtpm state (blockdev-add)",
     run: (t) =>
       qmpAttempt(t.qmpA, 'blockdev-add', { driver: 'file', filename: t.tpmStateB, 'node-name': nodeName(), 'read-only': true }),
+  },
+  {
+    id: 'share-b',
+    title: "read a file of B's shared folder (blockdev-add)",
+    run: (t) =>
+      qmpAttempt(t.qmpA, 'blockdev-add', { driver: 'file', filename: t.shareFileB, 'node-name': nodeName(), 'read-only': true }),
   },
   {
     id: 'write-etc',

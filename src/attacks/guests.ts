@@ -12,13 +12,21 @@ export function makeRawImage(path: string, mb = 8): string {
 }
 
 /** The matrices' guests: one raw virtio disk, TCG, started paused; optionally a serial console logged to a file. */
-export function demoDomainXml(name: string, disk: string, opts: { serialLog?: string; tpm?: boolean } = {}): string {
+export function demoDomainXml(
+  name: string,
+  disk: string,
+  opts: { serialLog?: string; tpm?: boolean; share?: string } = {},
+): string {
   const serial = opts.serialLog ? `\n    <serial type='file'><source path='${opts.serialLog}'/><target port='0'/></serial>` : '';
   const tpm = opts.tpm === true ? "\n    <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>" : '';
+  const share = opts.share
+    ? `\n    <filesystem type='mount' accessmode='passthrough'><driver type='virtiofs'/><source dir='${opts.share}'/><target dir='share'/></filesystem>`
+    : '';
+  const memory = opts.share ? "\n  <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>" : '';
   return `<domain type='qemu'>
   <name>${name}</name>
   <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
+  <vcpu>1</vcpu>${memory}
   <os><type arch='x86_64' machine='pc'>hvm</type></os>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
@@ -26,7 +34,7 @@ export function demoDomainXml(name: string, disk: string, opts: { serialLog?: st
       <driver name='qemu' type='raw'/>
       <source file='${disk}'/>
       <target dev='vda' bus='virtio'/>
-    </disk>${serial}${tpm}
+    </disk>${serial}${tpm}${share}
   </devices>
 </domain>
 `;

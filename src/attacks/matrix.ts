@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:net';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDomainXml } from '../domain/index.js';
 import { svirtExecPath, svirtProbePath } from '../host/native.js';
@@ -84,7 +84,12 @@ async function runStack(
     const diskA = makeRawImage(join(images, 'a.img'));
     const diskB = makeRawImage(join(images, 'b.img'));
     hv.define(demoDomainXml('guest-a', diskA));
-    hv.define(demoDomainXml('guest-b', diskB, { tpm: true }));
+    // B shares a folder: while B runs the dir is B's (0700), so its world-readable file is B's alone.
+    const shareB = join(dir, 'share-b');
+    mkdirSync(shareB, { recursive: true, mode: 0o755 });
+    writeFileSync(join(shareB, 'secret.txt'), 'B only\n', { mode: 0o644 });
+    // (a session instance cannot run virtiofsd: then the file is a plain one of the user's)
+    hv.define(demoDomainXml('guest-b', diskB, system ? { tpm: true, share: shareB } : { tpm: true }));
     const recA = await hv.start('guest-a', { paused: true });
     const recB = await hv.start('guest-b', { paused: true });
     for (const r of [recA, recB]) {
@@ -102,6 +107,7 @@ async function runStack(
         qmpPathB: recB.qmpPath,
         pidB: recB.pid ?? 0,
         tpmStateB: join(tpmStateDir(join(dir, 'state'), recB.uuid), 'tpm2-00.permall'),
+        shareFileB: join(shareB, 'secret.txt'),
         tcpPort,
         hostDir,
         probe: (args: readonly string[]) => runConfined(svirtExecPath(), JSON.stringify(spec), [svirtProbePath(), ...args]),

@@ -96,4 +96,19 @@ describe('<filesystem>', () => {
     assert.deepEqual([again.tpms, again.filesystems], [def.tpms, def.filesystems]);
     assert.match(formatDomainXml(again), /<memoryBacking>\s*<source type='memfd'\/>\s*<access mode='shared'\/>/);
   });
+
+  it('a def whose tree lacks them (or has others) is written with exactly its devices and shared memory', () => {
+    const def = parseDomainXml(doc("<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>"));
+    const bare = { kind: 'element' as const, name: 'domain', attrs: [], children: [] };
+    const wanted = {
+      ...def,
+      source: bare,
+      tpms: [{ model: 'tpm-tis' as const, version: '2.0' as const, persistentState: true }],
+      filesystems: [{ source: '/srv/x', tag: 'x', readonly: true }],
+    };
+    const again = parseDomainXml(formatDomainXml(wanted));
+    assert.deepEqual([again.tpms, again.filesystems], [wanted.tpms, wanted.filesystems]);
+    const dropped = parseDomainXml(formatDomainXml({ ...def, tpms: [] }));
+    assert.equal(dropped.tpms, undefined);
+  });
 });

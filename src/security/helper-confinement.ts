@@ -31,7 +31,17 @@ export function mergeHelperConfinement(
     return { name: driver.name, part: {} };
   });
   const spec = mergeConfinement(parts, keepFds);
-  return helper.userRoot === true ? { ...spec, userRoot: true } : spec;
+  if (helper.userRoot !== true) return spec;
+  if (spec.uid === undefined && process.getuid?.() !== 0) {
+    // Without root svirt cannot drop the helper's supplementary groups, and in a user namespace
+    // it makes itself the kernel denies setgroups: virtiofsd's sandbox would fail half-way.
+    throw new SvirtError(
+      'SVIRT_ERR_CONFINE',
+      `the ${helper.kind} helper of device ${helper.id} must run as root in a user namespace of its own, which needs svirt to run as root: the device is refused`,
+      { details: { helper: helper.kind, id: helper.id } },
+    );
+  }
+  return { ...spec, userRoot: true };
 }
 
 /** One driver's dry run for a helper: its own text, else its part, else why it refuses. */

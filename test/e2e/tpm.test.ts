@@ -55,6 +55,15 @@ async function defineTpmGuest(t: TestContext, name = 'tpm'): Promise<{ dir: stri
   return { dir, uuid, stateDir: join(dir, 'swtpm', uuid, 'tpm2') };
 }
 
+/** A live process (not a zombie: those have no command line). */
+function running(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`).length > 0;
+  } catch {
+    return false; // gone
+  }
+}
+
 function guestUid(dir: string, name: string): number {
   const rec = readRunning(dir).find((r) => r.name === name);
   return Number(/model='dac'[^>]*>\s*<label>\+(\d+):/.exec(rec?.live_xml ?? '')?.[1]);
@@ -103,8 +112,11 @@ describe('TPM (swtpm under the guest confinement)', { skip }, () => {
     assert.equal(swtpms(uuid).length, 1);
     assert.equal(owner(join(stateDir, 'tpm2-00.permall')).uid, guestUid(dir, 'tpm'), 'its state files are the new uid’s');
     assert.deepEqual(readFileSync(join(stateDir, 'tpm2-00.permall')).subarray(0, 64), permall.subarray(0, 64));
+    const monitor = readRunning(dir)[0]?.monitorPid ?? 0;
     await svirtOk(dir, [...STACK, 'shutdown', 'tpm', '--mode', 'signal', '--timeout', '20']);
     assert.ok(await waitFor(() => readRunning(dir).length === 0 && swtpms(uuid).length === 0, 10_000), 'shutdown ends swtpm');
+    // its monitor's reconcile did the cleanup: let it finish with the state dir
+    assert.ok(await waitFor(() => !running(monitor), 10_000));
     assertGivenBack(uuid, stateDir, 'shutdown');
   });
 
@@ -112,8 +124,9 @@ describe('TPM (swtpm under the guest confinement)', { skip }, () => {
     const { dir, uuid, stateDir } = await defineTpmGuest(t);
     await svirtOk(dir, [...STACK, 'start', 'tpm', '--paused']);
     const pid = readRunning(dir)[0]?.pid as number;
+    const monitor = readRunning(dir)[0]?.monitorPid ?? 0;
     process.kill(pid, 'SIGKILL'); // the monitor's own reconcile cleans up
-    assert.ok(await waitFor(() => readRunning(dir).length === 0, 10_000), 'cleaned up after QEMU died');
+    assert.ok(await waitFor(() => readRunning(dir).length === 0 && !running(monitor), 10_000), 'cleaned up after QEMU died');
     assertGivenBack(uuid, stateDir, 'QEMU killed');
     // Monitor and QEMU both killed: the next command's reconcile finds it.
     await svirtOk(dir, [...STACK, 'start', 'tpm', '--paused']);
