@@ -163,6 +163,22 @@ describe('TPM (swtpm under the guest confinement)', { skip }, () => {
     assert.equal(existsSync(join(dir, 'swtpm', uuid)), false, 'a transient guest’s TPM state goes with it');
   });
 
+  it('svirt profile shows what each driver gives swtpm and swtpm_setup, touching nothing', async (t) => {
+    const { dir, uuid, stateDir } = await defineTpmGuest(t);
+    const out = await svirtOk(dir, ['profile', 'tpm', '--driver', 'dac,landlock,apparmor,selinux']);
+    for (const section of [
+      '# dac\nhelper swtpm tpm0:',
+      '# landlock\nhelper swtpm tpm0:',
+      '# apparmor\nhelper swtpm tpm0:',
+      '# selinux\nhelper swtpm-setup tpm0-setup:',
+    ]) {
+      assert.ok(out.includes(section), `profile has ${JSON.stringify(section)}`);
+    }
+    assert.ok(out.includes(`allow ${stateDir}: `), 'the Landlock rule of its state dir');
+    assert.ok(out.includes(`profile svirt-${uuid}-tpm0 flags=(attach_disconnected)`), 'its AppArmor profile');
+    assert.equal(existsSync(join(dir, 'swtpm')), false, 'a dry run makes no state dir');
+  });
+
   it('refuses what it cannot confine or run: a passthrough backend, a second TPM', async (t) => {
     const dir = scratch(t, 'svirt-tpm-');
     const passthrough = domainXml('p', []).replace(
