@@ -30,6 +30,11 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   save: () => import('./commands/state.js').then((m) => ({ run: m.runSave })),
   restore: () => import('./commands/state.js').then((m) => ({ run: m.runRestore })),
   clone: () => import('./commands/state.js').then((m) => ({ run: m.runClone })),
+  console: () => import('./commands/console.js'),
+  domdisplay: () => import('./commands/display.js').then((m) => ({ run: m.runDomdisplay })),
+  vncdisplay: () => import('./commands/display.js').then((m) => ({ run: m.runVncdisplay })),
+  screenshot: () => import('./commands/display.js').then((m) => ({ run: m.runScreenshot })),
+  'qemu-agent-command': () => import('./commands/display.js').then((m) => ({ run: m.runAgentCommand })),
   demo: () => import('./commands/demo.js'),
   serve: () => import('./commands/serve.js'),
 };
@@ -53,6 +58,10 @@ commands:
   change-media NAME TARGET [SOURCE] --insert|--update|--eject
   save NAME FILE | restore FILE [--paused]   state to a file and back, with fresh labels
   clone NAME NEWNAME                copy a shut-off guest and its writable images
+  console NAME [--devname ALIAS] [--force]   attach to a serial port, console or channel pty (^] leaves)
+  domdisplay NAME [--type vnc|spice] | vncdisplay NAME   the display's URI / VNC display
+  screenshot NAME FILE [--screen N] a PNG of the display, written to a new FILE
+  qemu-agent-command NAME JSON [--timeout S]   one command to the guest agent; prints its reply
   profile FILE|NAME [--driver D]    dry run: what each driver would apply, touching nothing
   reconcile [--quiet]               clean up guests whose QEMU is gone
   demo [--stacks LIST]              the attack matrix: two guests per stack, guest A attacks B and the host

@@ -6,6 +6,22 @@ import type { FilesystemDef, TpmDef, XmlElement } from './domain-def.js';
 import { checkPath, invalid, quote, single, unsupported } from './parse-util.js';
 import { attr } from './xml-tree.js';
 
+/** What parseDevices collects of these devices. */
+export interface HelperDevicesDefs {
+  readonly tpms: TpmDef[];
+  readonly filesystems: FilesystemDef[];
+}
+
+/** Parses a `<tpm>` or `<filesystem>` into `out` (at most one TPM). */
+export function addHelperDevice(out: HelperDevicesDefs, el: XmlElement): void {
+  if (el.name === 'filesystem') {
+    out.filesystems.push(parseFilesystem(el));
+    return;
+  }
+  if (out.tpms.length > 0) throw invalid(el, 'only one <tpm> is supported');
+  out.tpms.push(parseTpm(el));
+}
+
 const TPM_MODELS = ['tpm-tis', 'tpm-crb'] as const;
 /** virtio-fs tags are at most 36 bytes; svirt also keeps them to characters QEMU's option syntax cannot misread. */
 const TAG = /^[A-Za-z0-9_.-]{1,36}$/u;

@@ -20,6 +20,7 @@ import { sharedMemoryArgv } from './filesystems.js';
 import { prepareHelperDevices } from './helper-devices.js';
 import { finishIncoming, type Incoming } from './incoming.js';
 import { ensureRuntimeRoot, monitorSocketPath } from './runtime-dir.js';
+import { chardevLogEntries, finishDevices, placeDevices, usedSets } from './console-devices.js';
 import { UndoStack } from './undo.js';
 
 /**
@@ -82,7 +83,8 @@ export async function startGuest(
     const logFd = files.fd(
       openSync(logPath, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600),
     );
-    const live = env.manager.genLabels(def, ctx);
+    // Channel and display sockets placed in the runtime dir, display ports reserved (console-devices.ts).
+    const live = env.manager.genLabels(await placeDevices(env.store, def, runtimeDir), ctx);
     const helperDevices = prepareHelperDevices(env, live, files);
     const wanted: GuestResource[] = [
       ...resolveResources(guestResources(live, runtimeDir)),
@@ -111,6 +113,7 @@ export async function startGuest(
     const fdsets = openDisks(live, resources, files, layout);
     const chardevFds = chardevEntries(live, opened.io, layout, fdsets.size);
     const pipeFds = pipeEntries(live, opened.io, layout, fdsets.size + chardevFds.size); // sets after theirs
+    const logFds = chardevLogEntries(live, opened.io, layout, usedSets(fdsets.values(), chardevFds.values(), pipeFds.values()));
     // A pipe with PATH.in and PATH.out is wired over QMP while QEMU waits (src/qemu/chardev-pipe.ts).
     const changes = chardevChanges(live, pipeFds);
     const qmpFd = layout.add(files.fd(bindSocket(qmpPath, socketLabels?.listen)));
@@ -126,6 +129,7 @@ export async function startGuest(
       fdsets,
       chardevFds,
       pipeFds,
+      logFds,
     });
     argv.push(...deviceArgv, ...sharedMemoryArgv(live, argv));
     let stateFd: number | undefined;
@@ -152,7 +156,10 @@ export async function startGuest(
       spawned: () => files.closeFds(),
     });
     undo.push('end QEMU', () => env.kill({ pid: launched.pid, startTime: launched.startTime }));
+    let liveXml: string;
     try {
+      // ptys found and labelled, display passwords set, while the guest waits for the changes below
+      liveXml = await finishDevices(env.manager, live, launched.qmp, launched.pid);
       await applyChardevChanges(launched.qmp, changes, !paused && incoming === undefined);
       if (incoming && stateFd !== undefined) await finishIncoming(launched.qmp, paused, logPath, incoming, launched.pid, stateFd);
     } finally {
@@ -169,6 +176,7 @@ export async function startGuest(
     }
     env.store.tx(() => {
       env.store.updateRunning(def.uuid, {
+        liveXml,
         pid: launched.pid,
         pidStart: launched.startTime,
         monitorPid: launched.monitorPid,
