@@ -22,6 +22,10 @@ export interface AttackTarget {
   readonly vncSocketB: string;
   readonly agentSocketB: string;
   readonly pidB: number;
+  /** B's swtpm state file (B has a TPM). */
+  readonly tpmStateB: string;
+  /** A file in the folder B shares with virtiofs. */
+  readonly shareFileB: string;
   /** A loopback TCP port the matrix listens on. */
   readonly tcpPort: number;
   /** Where host-path attacks write (outside every guest's dirs). */
@@ -123,6 +127,18 @@ export const ATTACKS: readonly Attack[] = [
     title: 'read /etc/shadow (blockdev-add)',
     run: (t) =>
       qmpAttempt(t.qmpA, 'blockdev-add', { driver: 'file', filename: '/etc/shadow', 'node-name': nodeName(), 'read-only': true }),
+  },
+  {
+    id: 'tpm-state-b',
+    title: "read B's swtpm state (blockdev-add)",
+    run: (t) =>
+      qmpAttempt(t.qmpA, 'blockdev-add', { driver: 'file', filename: t.tpmStateB, 'node-name': nodeName(), 'read-only': true }),
+  },
+  {
+    id: 'share-b',
+    title: "read a file of B's shared folder (blockdev-add)",
+    run: (t) =>
+      qmpAttempt(t.qmpA, 'blockdev-add', { driver: 'file', filename: t.shareFileB, 'node-name': nodeName(), 'read-only': true }),
   },
   {
     id: 'write-etc',

@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:net';
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDomainXml } from '../domain/index.js';
 import { svirtExecPath, svirtProbePath } from '../host/native.js';
@@ -11,6 +11,7 @@ import { buildStack } from '../security/stack.js';
 import { QmpClient } from '../qemu/qmp-client.js';
 import { Store } from '../store/store.js';
 import { ATTACKS, runConfined, type Outcome } from './attacks.js';
+import { tpmStateDir } from '../lifecycle/tpm.js';
 import { demoDomainXml, makeRawImage, OVMF_CODE, OVMF_VARS } from './guests.js';
 
 export interface MatrixOptions {
@@ -86,7 +87,13 @@ async function runStack(
     const uefi = existsSync(OVMF_CODE) && existsSync(OVMF_VARS);
     const nvramB = uefi ? join(images, 'b_VARS.fd') : undefined;
     hv.define(demoDomainXml('guest-a', diskA, uefi ? { nvram: join(images, 'a_VARS.fd') } : {}));
-    hv.define(demoDomainXml('guest-b', diskB, nvramB ? { nvram: nvramB } : {}));
+    // B shares a folder: while B runs the dir is B's (0700), so its world-readable file is B's alone.
+    const shareB = join(dir, 'share-b');
+    mkdirSync(shareB, { recursive: true, mode: 0o755 });
+    writeFileSync(join(shareB, 'secret.txt'), 'B only\n', { mode: 0o644 });
+    // (a session instance cannot run virtiofsd: then the file is a plain one of the user's)
+    const bOpts = { ...(nvramB ? { nvram: nvramB } : {}), tpm: true, ...(system ? { share: shareB } : {}) };
+    hv.define(demoDomainXml('guest-b', diskB, bOpts));
     const recA = await hv.start('guest-a', { paused: true });
     const recB = await hv.start('guest-b', { paused: true });
     for (const r of [recA, recB]) {
@@ -105,6 +112,8 @@ async function runStack(
         qmpPathB: recB.qmpPath,
         ...deviceSockets(recB.liveXml),
         pidB: recB.pid ?? 0,
+        tpmStateB: join(tpmStateDir(join(dir, 'state'), recB.uuid), 'tpm2-00.permall'),
+        shareFileB: join(shareB, 'secret.txt'),
         tcpPort,
         hostDir,
         probe: (args: readonly string[]) => runConfined(svirtExecPath(), JSON.stringify(spec), [svirtProbePath(), ...args]),

@@ -150,6 +150,23 @@ export interface IgnoredDeviceDef {
   readonly line?: number;
 }
 
+/** `<tpm model=...><backend type='emulator' version='2.0'/></tpm>`: a swtpm per guest. */
+export interface TpmDef {
+  readonly model: 'tpm-tis' | 'tpm-crb';
+  readonly version: '2.0';
+  /** `persistent_state='yes'`: a transient guest's TPM state outlives it (as libvirt). */
+  readonly persistentState: boolean;
+}
+
+/** `<filesystem type='mount' accessmode='passthrough'><driver type='virtiofs'/>`: a virtiofsd per share. */
+export interface FilesystemDef {
+  /** The host directory shared (`<source dir=...>`). */
+  readonly source: string;
+  /** The mount tag the guest sees (`<target dir=...>`). */
+  readonly tag: string;
+  readonly readonly: boolean;
+}
+
 export interface DomainDef {
   /** `<domain type=...>`: kvm or qemu. */
   readonly type: string;
@@ -173,6 +190,9 @@ export interface DomainDef {
   readonly rngs?: readonly RngDef[];
   /** `<memballoon>`; absent means libvirt's default (a virtio balloon) once defaults apply. */
   readonly memballoon?: MemballoonDef;
+  /** `<tpm>` (at most one) and `<filesystem>` devices: each runs a helper process (helper-devices.ts). */
+  readonly tpms?: readonly TpmDef[];
+  readonly filesystems?: readonly FilesystemDef[];
   /** `<graphics>`, `<video>`, `<input>` (display-def.ts); absent means none. */
   readonly graphics?: readonly GraphicsDef[];
   readonly videos?: readonly VideoDef[];

@@ -14,11 +14,12 @@ import type {
 } from './domain-def.js';
 import { parseGraphics, parseInput, parseVideo } from './parse-display.js';
 import { parsePciAddress } from './parse-machine.js';
+import { addHelperDevice, type HelperDevicesDefs } from './helper-devices.js';
 import { parseDeviceSeclabels } from './parse-seclabels.js';
 import { checkPath, invalid, oneOf, parseUnsigned, quote, single, singleText, unsupported } from './parse-util.js';
 import { attr, childElements } from './xml-tree.js';
 
-export interface ParsedDevices {
+export interface ParsedDevices extends HelperDevicesDefs {
   readonly emulator?: string;
   readonly disks: DiskDef[];
   readonly chardevs: ChardevDef[];
@@ -234,7 +235,8 @@ export function aliasConsole(devices: XmlElement): XmlElement | undefined {
 }
 
 export function parseDevices(devices: XmlElement | undefined): ParsedDevices {
-  const out: ParsedDevices = { disks: [], chardevs: [], graphics: [], videos: [], inputs: [], ignoredDevices: [] };
+  const empty = { disks: [], chardevs: [], graphics: [], videos: [], inputs: [], ignoredDevices: [] };
+  const out: ParsedDevices = { ...empty, tpms: [], filesystems: [] };
   if (!devices) return out;
   let emulator: string | undefined;
   const emulatorEl = single(devices, 'emulator');
@@ -284,6 +286,10 @@ export function parseDevices(devices: XmlElement | undefined): ParsedDevices {
         if (el === alias)
           parseChardev(el, 'console'); // validated, but the same device as serial 0
         else out.chardevs.push(parseChardev(el, 'console'));
+        break;
+      case 'tpm':
+      case 'filesystem':
+        addHelperDevice(out, el);
         break;
       default:
         out.ignoredDevices.push(el.line === undefined ? { name: el.name } : { name: el.name, line: el.line });

@@ -2,6 +2,7 @@
  * libvirt domain XML → `DomainDef`. Validates what svirt acts on; keeps the whole tree in
  * `source` so what svirt does not model survives `formatDomainXml`.
  */
+import { checkSharedMemory } from './helper-devices.js';
 import { randomUUID } from 'node:crypto';
 import { SvirtError } from '../errors.js';
 import type { DomainDef, LoaderDef, NvramDef, OsDef, XmlElement } from './domain-def.js';
@@ -197,6 +198,7 @@ export function domainFromTree(root: XmlElement, options: ParseDomainOptions = {
   const features = featuresEl ? childElements(featuresEl).map((f) => f.name) : [];
   const devices = parseDevices(single(root, 'devices'));
   const machine = parseMachineDevices(single(root, 'devices'));
+  checkSharedMemory(root, devices.filesystems);
   const seclabels = parseDomainSeclabels(root, options.inactive ?? false);
 
   return {
@@ -214,6 +216,8 @@ export function domainFromTree(root: XmlElement, options: ParseDomainOptions = {
     disks: devices.disks,
     chardevs: devices.chardevs,
     ...machine,
+    ...(devices.tpms.length > 0 ? { tpms: devices.tpms } : {}),
+    ...(devices.filesystems.length > 0 ? { filesystems: devices.filesystems } : {}),
     ...(devices.graphics.length > 0 ? { graphics: devices.graphics } : {}),
     ...(devices.videos.length > 0 ? { videos: devices.videos } : {}),
     ...(devices.inputs.length > 0 ? { inputs: devices.inputs } : {}),

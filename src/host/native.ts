@@ -52,6 +52,7 @@ interface Addon {
   landlockAbi(): number;
   openPath(path: string): number;
   listenUnixAt(dirFd: number, name: string, backlog: number): number;
+  connectUnixAt(dirFd: number, name: string): number;
 }
 
 const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
@@ -70,6 +71,7 @@ const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
   'landlockAbi',
   'openPath',
   'listenUnixAt',
+  'connectUnixAt',
 ];
 
 const XATTR_FLAGS: Readonly<Record<XattrMode, number>> = { create: 1, replace: 2 };
@@ -235,6 +237,11 @@ export function landlockAbi(): number {
  */
 export function openPath(path: string): number {
   return load().openPath(path);
+}
+
+/** A socket connected to the listening socket `name` inside the directory `dirFd` holds (close-on-exec). */
+export function connectUnixAt(dirFd: number, name: string): number {
+  return load().connectUnixAt(dirFd, name);
 }
 
 /** A listening AF_UNIX socket bound to `name` inside the directory `dirFd` holds (close-on-exec). */

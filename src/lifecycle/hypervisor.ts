@@ -10,6 +10,7 @@ import { cloneGuest } from './clone.js';
 import type { DeviceChangeOptions } from './device-targets.js';
 import { attachDisk, changeMedia, detachDisk } from './devices.js';
 import { LifecycleEnv, type LifecycleOptions } from './env.js';
+import { undefineTpm } from './tpm.js';
 import { findGuest, inactiveDef, noDomain, requireRunning, runningGuest, type Guest } from './guest.js';
 import { prepareDefinition, undefineNvram, type NvramUndefine } from './machine.js';
 import { reconcile } from './reconcile.js';
@@ -64,14 +65,20 @@ export class Hypervisor {
     return def;
   }
 
-  /** Removes a definition; a guest with an nvram file needs `nvram` ('remove' or 'keep'), as virsh asks. */
-  undefine(name: string, opts: { nvram?: NvramUndefine } = {}): DomainDef {
+  /**
+   * Removes a definition. A guest with an nvram file needs `nvram` ('remove' or 'keep'), as
+   * virsh asks; `keepTpm` is virsh's --keep-tpm (by default the TPM state goes with the definition).
+   */
+  undefine(name: string, opts: { nvram?: NvramUndefine; keepTpm?: boolean } = {}): DomainDef {
     const d = this.store.getDefinedByName(name) ?? this.store.getDefinedByUuid(name.toLowerCase());
     if (!d) throw noDomain(name);
     const def = parseDomainXml(d.xml);
+    // The TPM's checks come first: a refused undefine must not have removed the nvram already.
+    const tpm = undefineTpm(this.env, def, opts.keepTpm ?? false);
     undefineNvram(def, opts.nvram);
     // A running guest stays running, as a transient one (libvirt's behaviour).
     const running = this.store.undefine(d.uuid);
+    if (!running) tpm();
     // A running guest still needs its driver files (profiles); its stop removes them.
     if (!running) this.manager.undefine(def);
     return def;

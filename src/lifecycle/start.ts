@@ -16,6 +16,8 @@ import type { RunningRecord } from '../store/store.js';
 import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
 import { bindSocket, dropHandle, openResources, OpenFiles, pipeEntries, type ChardevIo } from './files.js';
+import { sharedMemoryArgv } from './filesystems.js';
+import { prepareHelperDevices } from './helper-devices.js';
 import { finishIncoming, type Incoming } from './incoming.js';
 import { ensureNvram, machineFds, prepareDefinition } from './machine.js';
 import { ensureRuntimeRoot, monitorSocketPath } from './runtime-dir.js';
@@ -88,9 +90,11 @@ export async function startGuest(
     const live = env.manager.genLabels(await placeDevices(env.store, def, runtimeDir), ctx);
     const removeNvram = ensureNvram(live, env.paths.stateDir);
     if (removeNvram) undo.push('remove the nvram made for this start', removeNvram);
+    const helperDevices = prepareHelperDevices(env, live, files);
     const wanted: GuestResource[] = [
       ...resolveResources(guestResources(live, runtimeDir)),
       { path: logPath, role: 'log', seclabels: [] },
+      ...helperDevices.resources,
     ];
     if (incoming) wanted.push({ path: incoming.path, role: 'saved-state', seclabels: [], handle: incoming.handle });
     const socketLabels = env.manager.socketLabels(live);
@@ -128,6 +132,8 @@ export async function startGuest(
     const qmpFd = layout.add(files.fd(bindSocket(qmpPath, socketLabels?.listen)));
     undo.push('remove the monitor socket', () => rmSync(qmpPath, { force: true }));
     crashPoint(incoming ? 'restore:monitor-bound' : 'start:monitor-bound');
+    const deviceArgv = await helperDevices.start(ctx, layout, undo);
+    crashPoint('start:helpers-started');
     const argv = buildArgv(live, {
       emulator: ctx.emulator,
       accel: ctx.virtType === 'kvm' ? 'kvm' : 'tcg',
@@ -140,6 +146,7 @@ export async function startGuest(
       ...(firmwareFds ? { firmwareFds } : {}),
       logFds,
     });
+    argv.push(...deviceArgv, ...sharedMemoryArgv(live, argv));
     let stateFd: number | undefined;
     if (incoming) {
       // The saved state comes as one more inherited fd, positioned after the save header.

@@ -8,6 +8,7 @@ import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
 import { noDomain, notRunning } from './guest.js';
 import { endHelpers } from './helpers.js';
+import { removeTransientTpmState } from './tpm.js';
 
 /** `destroy`: SIGTERM, then SIGKILL after a grace period; labels restored; nothing left. */
 export async function destroyGuest(env: LifecycleEnv, name: string, graceMs = 3000): Promise<void> {
@@ -77,6 +78,7 @@ export async function cleanup(env: LifecycleEnv, rec: RunningRecord): Promise<vo
   // Labels are journalled before any file is touched: no labels or no resources, nothing was labelled.
   if (resources.length > 0 && manager.hasLiveLabels(live)) manager.restoreAllLabel(live, resources, ctx);
   crashPoint('cleanup:restored');
+  removeTransientTpmState(env, live, rec.persistent);
   env.store.tx(() => {
     env.store.releaseReservations(rec.uuid);
     env.store.deleteRunning(rec.uuid);

@@ -19,7 +19,10 @@ export async function runUndefine(args: ParsedArgs): Promise<number> {
   }
   const nvram = args.flags.has('nvram') ? 'remove' : args.flags.has('keep-nvram') ? 'keep' : undefined;
   const hv = await openHypervisor(args);
-  const def = hv.undefine(name, nvram === undefined ? {} : { nvram });
+  if (args.flags.has('tpm') && args.flags.has('keep-tpm')) {
+    throw new SvirtError('SVIRT_ERR_USAGE', 'undefine: --tpm and --keep-tpm are mutually exclusive');
+  }
+  const def = hv.undefine(name, { ...(nvram === undefined ? {} : { nvram }), keepTpm: args.flags.has('keep-tpm') });
   output(args, `Domain '${def.name}' has been undefined`, { name: def.name, uuid: def.uuid });
   return 0;
 }

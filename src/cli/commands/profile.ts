@@ -5,6 +5,7 @@ import { parseDomainXml } from '../../domain/index.js';
 import { SvirtError } from '../../errors.js';
 import type { StatePaths } from '../../host/paths.js';
 import { noDomain } from '../../lifecycle/guest.js';
+import { helperDevicesDryRun } from '../../lifecycle/helper-devices.js';
 import { Hypervisor } from '../../lifecycle/hypervisor.js';
 import { guestResources, resolveResources } from '../../security/resources.js';
 import { buildStack, parseStackSpec, stackFromNames } from '../../security/stack.js';
@@ -62,8 +63,13 @@ export async function run(args: ParsedArgs): Promise<number> {
   const live = manager.genLabels(def, ctx);
   // The runtime dir does not exist before the first start: it is shown as it will be.
   const [runtime, ...files] = guestResources(live, runtimeDir);
-  const resources = [...(runtime ? [runtime] : []), ...resolveResources(files)];
+  const devices = helperDevicesDryRun(paths.stateDir, live);
+  const resources = [...(runtime ? [runtime] : []), ...resolveResources(files), ...devices.resources];
   const sections = manager.dryRun(live, resources, ctx);
+  for (const h of devices.helpers) {
+    for (const s of manager.dryRunHelper(live, h, ctx))
+      sections.push({ driver: s.driver, text: `helper ${h.kind} ${h.id}:\n${s.text}` });
+  }
   const fds = machineFdNotes(live);
   const text = sections.map((s) => `# ${s.driver}\n${s.text}`).join('\n\n');
   output(args, fds.length > 0 ? `${text}\n\n# opened by svirt, given to QEMU as fds\n${fds.join('\n')}` : text, {

@@ -40,9 +40,16 @@ interface RolePolicy {
  * layers, pflash loader and nvram); it grants no access to the data.
  */
 /** Files of a guest's helper processes: their own profiles name them (apparmor-helper.ts), QEMU's does not. */
-export const HELPER_ONLY_ROLES: ReadonlySet<ResourceRole> = new Set<ResourceRole>(['helper-log']);
+export const HELPER_ONLY_ROLES: ReadonlySet<ResourceRole> = new Set<ResourceRole>([
+  'helper-log',
+  'tpm-state',
+  'shared-dir',
+  'shared-dir-readonly',
+]);
 
-const ROLE_POLICY: Readonly<Record<Exclude<ResourceRole, 'runtime-dir' | 'helper-log'>, RolePolicy>> = {
+const ROLE_POLICY: Readonly<
+  Record<Exclude<ResourceRole, 'runtime-dir' | 'helper-log' | 'tpm-state' | 'shared-dir' | 'shared-dir-readonly'>, RolePolicy>
+> = {
   disk: { perms: 'rwk', denyWrite: false },
   'disk-shareable': { perms: 'rwk', denyWrite: false },
   'disk-readonly': { perms: 'rk', denyWrite: true },
@@ -122,7 +129,8 @@ function resourceRules(res: RuleResource, protectedDirs: readonly string[]): str
     }
     return lines;
   }
-  if (res.role === 'helper-log') return [];
+  if (res.role === 'helper-log' || res.role === 'tpm-state' || res.role === 'shared-dir' || res.role === 'shared-dir-readonly')
+    return []; // HELPER_ONLY_ROLES: the helper's own profile names them
   const policy = ROLE_POLICY[res.role];
   for (const p of paths) {
     assertAllowed(p, res.path, res.role, policy.perms.includes('w'), protectedDirs);

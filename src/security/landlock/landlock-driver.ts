@@ -196,7 +196,11 @@ export class LandlockDriver implements SecurityDriver {
         case 'runtime-dir':
         case 'log':
         case 'helper-log':
-          // Disks and the log arrive as fds; the runtime dir is already in the list.
+        case 'tpm-state':
+        case 'shared-dir':
+        case 'shared-dir-readonly':
+          // Disks and the log arrive as fds; the runtime dir is already in the list; a helper's
+          // files are in its own ruleset (landlock-helper.ts), not QEMU's.
           break;
       }
     }
