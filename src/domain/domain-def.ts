@@ -3,6 +3,7 @@
  * field; the parsed XML tree (`source`) is kept so elements and attributes svirt does not
  * know survive a parse → format round trip.
  */
+import type { InterfaceDef } from './interface-def.js';
 
 /** One node of the kept XML tree. */
 export type XmlNode = XmlElement | XmlText | XmlComment;
@@ -140,6 +141,8 @@ export interface DomainDef {
   readonly emulator?: string;
   readonly disks: readonly DiskDef[];
   readonly chardevs: readonly ChardevDef[];
+  /** `<interface>` NICs (interface-def.ts). */
+  readonly interfaces: readonly InterfaceDef[];
   readonly seclabels: readonly SecLabelDef[];
   readonly ignoredDevices: readonly IgnoredDeviceDef[];
   /** The parsed document, for round trip of what svirt does not model. */

@@ -5,6 +5,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { BackingStoreDef, ChardevDef, DeviceSecLabelDef, DiskDef, DomainDef } from './domain-def.js';
+import { formatInterfaces } from './format-interface.js';
 import { aliasConsole, parseChardev, parseDisk } from './parse-devices.js';
 import { parseDeviceSeclabels } from './parse-seclabels.js';
 import type { MutableElement } from './xml-tree.js';
@@ -319,11 +320,12 @@ function formatChardevs(devices: MutableElement, chardevs: readonly ChardevDef[]
 
 /** Applies emulator, disks and chardevs of `def` to the domain clone `root`. */
 export function formatDevices(root: MutableElement, def: DomainDef, domainOrder: readonly string[]): void {
-  const needed = def.emulator !== undefined || def.disks.length > 0 || def.chardevs.length > 0;
+  const needed = def.emulator !== undefined || def.disks.length > 0 || def.chardevs.length > 0 || def.interfaces.length > 0;
   const devices = mFirst(root, 'devices') ?? (needed ? ensureChild(root, 'devices', domainOrder) : undefined);
   if (!devices) return;
   if (def.emulator === undefined) removeChildren(devices, 'emulator');
   else setText(ensureChild(devices, 'emulator', DEVICES_ORDER), def.emulator);
   formatDisks(devices, def.disks);
   formatChardevs(devices, def.chardevs);
+  formatInterfaces(devices, def.interfaces, DEVICES_ORDER);
 }

@@ -3,6 +3,8 @@
  * in the tree and listed as ignored.
  */
 import type { BackingStoreDef, ChardevDef, DiskDef, DiskFormat, IgnoredDeviceDef, XmlElement } from './domain-def.js';
+import type { InterfaceDef } from './interface-def.js';
+import { parseInterface } from './parse-interface.js';
 import { parseDeviceSeclabels } from './parse-seclabels.js';
 import { checkPath, invalid, oneOf, parseUnsigned, quote, single, singleText, unsupported } from './parse-util.js';
 import { attr, childElements } from './xml-tree.js';
@@ -11,6 +13,7 @@ export interface ParsedDevices {
   readonly emulator?: string;
   readonly disks: DiskDef[];
   readonly chardevs: ChardevDef[];
+  readonly interfaces: InterfaceDef[];
   readonly ignoredDevices: IgnoredDeviceDef[];
 }
 
@@ -158,8 +161,8 @@ export function aliasConsole(devices: XmlElement): XmlElement | undefined {
   return consoleTargetType(first) === 'serial' ? first : undefined;
 }
 
-export function parseDevices(devices: XmlElement | undefined): ParsedDevices {
-  const out: ParsedDevices = { disks: [], chardevs: [], ignoredDevices: [] };
+export function parseDevices(devices: XmlElement | undefined, inactive = false): ParsedDevices {
+  const out: ParsedDevices = { disks: [], chardevs: [], interfaces: [], ignoredDevices: [] };
   if (!devices) return out;
   let emulator: string | undefined;
   const emulatorEl = single(devices, 'emulator');
@@ -184,6 +187,9 @@ export function parseDevices(devices: XmlElement | undefined): ParsedDevices {
         out.disks.push(disk);
         break;
       }
+      case 'interface':
+        out.interfaces.push(parseInterface(el, inactive));
+        break;
       case 'serial':
         out.chardevs.push(parseChardev(el, 'serial'));
         break;

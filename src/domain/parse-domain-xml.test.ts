@@ -79,24 +79,16 @@ describe('parseDomainXml: fixtures', () => {
     // The console is only serial 0's alias.
     assert.deepEqual(def.chardevs, [{ element: 'serial', type: 'pty', targetPort: 0, seclabels: [] }]);
     const ignored = def.ignoredDevices.map((d) => d.name);
-    for (const n of [
-      'controller',
-      'interface',
-      'channel',
-      'input',
-      'graphics',
-      'video',
-      'memballoon',
-      'rng',
-      'sound',
-      'redirdev',
-    ]) {
+    for (const n of ['controller', 'channel', 'input', 'graphics', 'video', 'memballoon', 'rng', 'sound', 'redirdev']) {
       assert.ok(ignored.includes(n), n);
     }
     assert.deepEqual(
-      def.ignoredDevices.find((d) => d.name === 'interface'),
-      { name: 'interface', line: 55 },
+      def.ignoredDevices.find((d) => d.name === 'channel'),
+      { name: 'channel', line: 69 },
     );
+    assert.deepEqual(def.interfaces, [
+      { type: 'network', mac: '52:54:00:6b:3c:58', source: 'default', model: 'virtio', portForwards: [] },
+    ]);
     assert.deepEqual(def.seclabels, []);
   });
 

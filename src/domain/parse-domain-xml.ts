@@ -191,7 +191,7 @@ export function domainFromTree(root: XmlElement, options: ParseDomainOptions = {
   const os = parseOs(root);
   const featuresEl = single(root, 'features');
   const features = featuresEl ? childElements(featuresEl).map((f) => f.name) : [];
-  const devices = parseDevices(single(root, 'devices'));
+  const devices = parseDevices(single(root, 'devices'), options.inactive ?? false);
   const seclabels = parseDomainSeclabels(root, options.inactive ?? false);
 
   return {
@@ -208,6 +208,7 @@ export function domainFromTree(root: XmlElement, options: ParseDomainOptions = {
     ...(devices.emulator === undefined ? {} : { emulator: devices.emulator }),
     disks: devices.disks,
     chardevs: devices.chardevs,
+    interfaces: devices.interfaces,
     seclabels,
     ignoredDevices: devices.ignoredDevices,
     source: root,
