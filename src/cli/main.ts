@@ -30,6 +30,17 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   save: () => import('./commands/state.js').then((m) => ({ run: m.runSave })),
   restore: () => import('./commands/state.js').then((m) => ({ run: m.runRestore })),
   clone: () => import('./commands/state.js').then((m) => ({ run: m.runClone })),
+  'net-define': () => import('./commands/net.js').then((m) => ({ run: m.runNetDefine })),
+  'net-undefine': () => import('./commands/net.js').then((m) => ({ run: m.runNetUndefine })),
+  'net-start': () => import('./commands/net.js').then((m) => ({ run: m.runNetStart })),
+  'net-destroy': () => import('./commands/net.js').then((m) => ({ run: m.runNetDestroy })),
+  'net-list': () => import('./commands/net.js').then((m) => ({ run: m.runNetList })),
+  'net-info': () => import('./commands/net.js').then((m) => ({ run: m.runNetInfo })),
+  'net-dumpxml': () => import('./commands/net.js').then((m) => ({ run: m.runNetDumpxml })),
+  'net-autostart': () => import('./commands/net.js').then((m) => ({ run: m.runNetAutostart })),
+  'net-dhcp-leases': () => import('./commands/net.js').then((m) => ({ run: m.runNetDhcpLeases })),
+  domiflist: () => import('./commands/ifaces.js').then((m) => ({ run: m.runDomiflist })),
+  domifaddr: () => import('./commands/ifaces.js').then((m) => ({ run: m.runDomifaddr })),
   demo: () => import('./commands/demo.js'),
   serve: () => import('./commands/serve.js'),
 };
@@ -53,6 +64,10 @@ commands:
   change-media NAME TARGET [SOURCE] --insert|--update|--eject
   save NAME FILE | restore FILE [--paused]   state to a file and back, with fresh labels
   clone NAME NEWNAME                copy a shut-off guest and its writable images
+  domiflist NAME | domifaddr NAME [--source lease]   a guest's NICs / their addresses
+  net-define FILE | net-undefine NAME | net-start NAME | net-destroy NAME
+  net-list [--all] | net-info NAME | net-dumpxml NAME | net-autostart NAME [--disable]
+  net-dhcp-leases NAME [--mac MAC]  network objects: a bridge, NAT (nftables) and DHCP (dnsmasq)
   profile FILE|NAME [--driver D]    dry run: what each driver would apply, touching nothing
   reconcile [--quiet]               clean up guests whose QEMU is gone
   demo [--stacks LIST]              the attack matrix: two guests per stack, guest A attacks B and the host

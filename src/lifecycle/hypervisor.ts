@@ -10,6 +10,8 @@ import { cloneGuest } from './clone.js';
 import type { DeviceChangeOptions } from './device-targets.js';
 import { attachDisk, changeMedia, detachDisk } from './devices.js';
 import { LifecycleEnv, type LifecycleOptions } from './env.js';
+import { Networks } from './networks.js';
+import { withMacs } from './nics.js';
 import { findGuest, inactiveDef, noDomain, requireRunning, runningGuest, type Guest } from './guest.js';
 import { reconcile } from './reconcile.js';
 import { restoreGuest, saveGuest } from './save.js';
@@ -43,6 +45,11 @@ export class Hypervisor {
     return this.env.manager;
   }
 
+  /** Network objects (net-define ... net-dhcp-leases). */
+  get networks(): Networks {
+    return new Networks(this.env);
+  }
+
   get me(): ProcessIdentity {
     return this.env.me;
   }
@@ -55,7 +62,7 @@ export class Hypervisor {
 
   define(xml: string): DomainDef {
     // Inactive parse (virsh define): generated dynamic labels in the input are dropped.
-    const def = parseDomainXml(xml, { inactive: true });
+    const def = withMacs(this.store, parseDomainXml(xml, { inactive: true }));
     this.store.putDefinition({ uuid: def.uuid, name: def.name, xml: formatDomainXml(def) });
     return def;
   }
@@ -113,7 +120,7 @@ export class Hypervisor {
 
   /** `create FILE`: a transient guest, gone from the store once it stops. */
   async create(xml: string, opts: { paused?: boolean } = {}): Promise<RunningRecord> {
-    return startGuest(this.env, parseDomainXml(xml, { inactive: true }), false, opts.paused ?? false);
+    return startGuest(this.env, withMacs(this.store, parseDomainXml(xml, { inactive: true })), false, opts.paused ?? false);
   }
 
   logDir(): string {

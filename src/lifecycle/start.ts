@@ -17,6 +17,7 @@ import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
 import { bindSocket, dropHandle, openResources, OpenFiles, pipeEntries, type ChardevIo } from './files.js';
 import { finishIncoming, type Incoming } from './incoming.js';
+import { applyNicLinks, prepareNics } from './nics.js';
 import { ensureRuntimeRoot, monitorSocketPath } from './runtime-dir.js';
 import { UndoStack } from './undo.js';
 
@@ -80,7 +81,7 @@ export async function startGuest(
     const logFd = files.fd(
       openSync(logPath, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600),
     );
-    const live = env.manager.genLabels(def, ctx);
+    const { def: live, nics } = await prepareNics(env, env.manager.genLabels(def, ctx), undo);
     const wanted: GuestResource[] = [
       ...resolveResources(guestResources(live, runtimeDir)),
       { path: logPath, role: 'log', seclabels: [] },
@@ -109,6 +110,7 @@ export async function startGuest(
     const pipeFds = pipeEntries(live, opened.io, layout, fdsets.size + chardevFds.size); // sets after theirs
     // A pipe with PATH.in and PATH.out is wired over QMP while QEMU waits (src/qemu/chardev-pipe.ts).
     const changes = chardevChanges(live, pipeFds);
+    const netdevs = nics.backends(layout);
     const qmpFd = layout.add(files.fd(bindSocket(qmpPath, socketLabels?.listen)));
     undo.push('remove the monitor socket', () => rmSync(qmpPath, { force: true }));
     crashPoint(incoming ? 'restore:monitor-bound' : 'start:monitor-bound');
@@ -116,10 +118,11 @@ export async function startGuest(
       emulator: ctx.emulator,
       accel: ctx.virtType === 'kvm' ? 'kvm' : 'tcg',
       qmpFd,
-      paused: paused || incoming !== undefined || changes.length > 0,
+      paused: paused || incoming !== undefined || changes.length > 0 || nics.linksDown(live).length > 0,
       fdsets,
       chardevFds,
       pipeFds,
+      nics: netdevs,
     });
     let stateFd: number | undefined;
     if (incoming) {
@@ -142,10 +145,14 @@ export async function startGuest(
       timeoutMs: env.startTimeoutMs,
       // svirt's copies of what QEMU inherits go at once: a QEMU that dies must take its
       // monitor socket with it, or the wait for its greeting would last the whole timeout.
-      spawned: () => files.closeFds(),
+      spawned: () => {
+        files.closeFds();
+        nics.close();
+      },
     });
     undo.push('end QEMU', () => env.kill({ pid: launched.pid, startTime: launched.startTime }));
     try {
+      await applyNicLinks(launched.qmp, live, !paused && incoming === undefined && changes.length === 0);
       await applyChardevChanges(launched.qmp, changes, !paused && incoming === undefined);
       if (incoming && stateFd !== undefined) await finishIncoming(launched.qmp, paused, logPath, incoming, launched.pid, stateFd);
     } finally {

@@ -7,6 +7,7 @@ import type { RunningRecord } from '../store/store.js';
 import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
 import { noDomain, notRunning } from './guest.js';
+import { releaseNics } from './nics.js';
 
 /** `destroy`: SIGTERM, then SIGKILL after a grace period; labels restored; nothing left. */
 export async function destroyGuest(env: LifecycleEnv, name: string, graceMs = 3000): Promise<void> {
@@ -73,6 +74,8 @@ export async function cleanup(env: LifecycleEnv, rec: RunningRecord): Promise<vo
   // Labels are journalled before any file is touched: no labels or no resources, nothing was labelled.
   if (resources.length > 0 && manager.hasLiveLabels(live)) manager.restoreAllLabel(live, resources, ctx);
   crashPoint('cleanup:restored');
+  // The taps go with QEMU's fds, unless QEMU made them persistent: each is removed by its record.
+  releaseNics(env, rec.uuid);
   env.store.tx(() => {
     env.store.releaseReservations(rec.uuid);
     env.store.deleteRunning(rec.uuid);

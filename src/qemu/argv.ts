@@ -2,6 +2,7 @@ import type { ChardevDef, DiskDef, DomainDef } from '../domain/domain-def.js';
 import { diskLayers } from '../domain/disk-layers.js';
 import { SvirtError } from '../errors.js';
 import { pipeBackend, pipeChange, type ChardevChange, type PipeFds } from './chardev-pipe.js';
+import { nicArgs, type NicBackend } from './netdev-args.js';
 
 /** One file QEMU gets as an inherited fd, in an fdset of its own. */
 export interface FdSetEntry {
@@ -27,6 +28,8 @@ export interface ArgvOptions {
   readonly chardevFds?: ReadonlyMap<number, FdSetEntry>;
   /** The FIFO fds of each pipe chardev, by index in def.chardevs (see chardev-pipe.ts). */
   readonly pipeFds?: ReadonlyMap<number, PipeFds>;
+  /** The backend of each NIC, by index in def.interfaces (taps and passt sockets as fds). */
+  readonly nics?: ReadonlyMap<number, NicBackend>;
 }
 
 export const SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
@@ -106,6 +109,11 @@ export function buildArgv(def: DomainDef, o: ArgvOptions): string[] {
   argv.push('-device', 'virtio-scsi-pci,id=scsi0');
   const controllers = new Set<string>();
   for (const disk of def.disks) argv.push(...diskArgs(def, disk, o, controllers));
+  for (const [i, nic] of def.interfaces.entries()) {
+    const backend = o.nics?.get(i);
+    if (!backend) throw new SvirtError('SVIRT_ERR_INTERNAL', `no backend was made for interface ${i} of '${def.name}'`);
+    argv.push(...nicArgs(def, nic, backend));
+  }
   for (const [i, c, serial] of serialChardevs(def)) {
     argv.push(...chardevArgs(c, serial, o.chardevFds?.get(i), o.pipeFds?.get(i)));
   }

@@ -1,0 +1,175 @@
+/**
+ * A guest's NICs at start, plug and stop: the tap of each bridge or network NIC is made and
+ * recorded (name, ifindex, network namespace) before QEMU gets its fd, and removed by that
+ * record at every stop, cleanup and reconcile, whatever QEMU did to it. User NICs run passt
+ * or, where passt is absent, QEMU's slirp (docs/network.md says under which stacks).
+ */
+import { existsSync } from 'node:fs';
+import type { DomainDef, InterfaceDef } from '../domain/index.js';
+import { SvirtError } from '../errors.js';
+import { macsOf, assignMacs } from '../network/mac.js';
+import { currentNetns } from '../network/network-host.js';
+import { closeTapFds, makeTap, removeTap, type TapFds } from '../network/tap.js';
+import { linksDown, type NicBackend } from '../qemu/netdev-args.js';
+import type { QmpClient } from '../qemu/qmp-client.js';
+import type { FdLayout } from '../qemu/fd-layout.js';
+import type { SecurityManager } from '../security/manager.js';
+import { NetworkStore } from '../store/networks.js';
+import type { Store } from '../store/store.js';
+import { parseDomainXml } from '../domain/index.js';
+import type { LifecycleEnv } from './env.js';
+import { Networks } from './networks.js';
+import type { UndoStack } from './undo.js';
+
+export const PASST = '/usr/bin/passt';
+
+/** Every MAC of the guests the store knows except `uuid`'s own. */
+function otherMacs(store: Store, uuid: string): Set<string> {
+  const defs: DomainDef[] = [];
+  for (const d of store.listDefined()) if (d.uuid !== uuid) defs.push(parseDomainXml(d.xml));
+  for (const r of store.listRunning()) if (r.uuid !== uuid) defs.push(parseDomainXml(r.liveXml));
+  return macsOf(defs);
+}
+
+/** The definition with a MAC on every NIC, unique among svirt's guests (define, create, attach). */
+export function withMacs(store: Store, def: DomainDef): DomainDef {
+  return def.interfaces.every((n) => n.mac !== undefined) ? def : assignMacs(def, otherMacs(store, def.uuid));
+}
+
+/** The NICs with QEMU device ids: a user alias stays, the others get the lowest free `netN`. */
+export function withAliases(nics: readonly InterfaceDef[]): InterfaceDef[] {
+  const used = new Set(nics.map((n) => n.alias).filter((a) => a !== undefined));
+  let next = 0;
+  return nics.map((n) => {
+    if (n.alias !== undefined) return n;
+    while (used.has(`net${next}`)) next++;
+    used.add(`net${next}`);
+    return { ...n, alias: `net${next}` };
+  });
+}
+
+/** How a user NIC is backed: passt when asked or installed; slirp only where it can be confined. */
+export function userBackend(nic: InterfaceDef, manager: SecurityManager, what: string): 'passt' | 'slirp' {
+  if (nic.backend === 'passt') {
+    if (!existsSync(PASST))
+      throw new SvirtError(
+        'SVIRT_ERR_OPERATION_INVALID',
+        `${what}: <backend type='passt'> but ${PASST} is not installed (Debian package passt)`,
+      );
+    return 'passt';
+  }
+  if (nic.backend === undefined && existsSync(PASST)) return 'passt';
+  // slirp runs inside QEMU: every connection a guest makes is QEMU's own connect().
+  if (manager.names.includes('landlock')) {
+    throw new SvirtError(
+      'SVIRT_ERR_OPERATION_INVALID',
+      `${what}: user networking by QEMU's slirp needs TCP connections from QEMU, which the landlock driver denies; install passt (Debian package passt) or start with a stack without landlock`,
+    );
+  }
+  return 'slirp';
+}
+
+/** svirt's side of the NICs of a starting guest: the fds to hand QEMU, closed once it has them. */
+export class PreparedNics {
+  readonly taps = new Map<number, TapFds>();
+  readonly user = new Set<number>();
+
+  /** QEMU's backend of each NIC, its fds numbered in `layout`. */
+  backends(layout: FdLayout): Map<number, NicBackend> {
+    const out = new Map<number, NicBackend>();
+    for (const i of this.user) out.set(i, { kind: 'user' });
+    for (const [i, t] of this.taps) {
+      const fd = layout.add(t.tap.fd);
+      out.set(i, t.vhostFd === undefined ? { kind: 'tap', fd } : { kind: 'tap', fd, vhostFd: layout.add(t.vhostFd) });
+    }
+    return out;
+  }
+
+  /** The NICs whose link starts down. */
+  linksDown(def: DomainDef): string[] {
+    return linksDown(def);
+  }
+
+  close(): void {
+    for (const t of this.taps.values()) closeTapFds(t);
+    this.taps.clear();
+  }
+}
+
+/**
+ * Makes every NIC's host side for a starting guest and returns the live definition (taps
+ * named, aliases set). Each tap is recorded before QEMU can see it; the undo removes it.
+ */
+export async function prepareNics(
+  env: LifecycleEnv,
+  def: DomainDef,
+  undo: UndoStack,
+): Promise<{ def: DomainDef; nics: PreparedNics }> {
+  const nics = new PreparedNics();
+  if (def.interfaces.length === 0) return { def, nics };
+  def = withMacs(env.store, def);
+  const interfaces = withAliases(def.interfaces);
+  undo.push('close the tap fds', () => nics.close());
+  undo.push('remove the taps', () => releaseNics(env, def.uuid));
+  for (const [i, nic] of interfaces.entries()) {
+    const what = `domain '${def.name}' interface ${nic.alias ?? i}`;
+    if (nic.type === 'user') {
+      if (userBackend(nic, env.manager, what) === 'passt') {
+        throw new SvirtError('SVIRT_ERR_XML_UNSUPPORTED', `${what}: passt is not wired yet; use <backend type='default'/>`);
+      }
+      nics.user.add(i);
+      continue;
+    }
+    const t = await plugTap(env, def, nic, what);
+    nics.taps.set(i, t);
+    interfaces[i] = { ...nic, target: t.tap.name };
+  }
+  return { def: { ...def, interfaces }, nics };
+}
+
+/** Makes and records one tap (start and hot-plug). */
+export async function plugTap(env: LifecycleEnv, def: DomainDef, nic: InterfaceDef, what: string): Promise<TapFds> {
+  const bridge = nic.type === 'network' ? await new Networks(env).bridgeFor(nic.source ?? '', what) : (nic.source ?? '');
+  const t = makeTap(nic, bridge, what);
+  try {
+    new NetworkStore(env.store.db).addTap({
+      uuid: def.uuid,
+      name: t.tap.name,
+      ifindex: t.tap.ifindex,
+      netns: currentNetns(),
+      bridge,
+      ...(nic.type === 'network' && nic.source !== undefined ? { network: nic.source } : {}),
+    });
+  } catch (err) {
+    closeTapFds(t);
+    throw err;
+  }
+  return t;
+}
+
+/**
+ * Removes the recorded taps of a guest (all, or the one named): each only if it is still
+ * the device recorded, and only from the network namespace it was made in.
+ */
+export function releaseNics(env: LifecycleEnv, uuid: string, only?: string): void {
+  const store = new NetworkStore(env.store.db);
+  const here = currentNetns();
+  for (const t of store.tapsOf(uuid)) {
+    if (only !== undefined && t.name !== only) continue;
+    if (t.netns !== here) {
+      env.warn(
+        `tap ${t.name} of guest ${uuid} was made in another network namespace (inode ${t.netns}): left to its own fate there`,
+      );
+    } else {
+      removeTap(t);
+    }
+    store.deleteTap(uuid, t.name);
+  }
+}
+
+/** `<link state='down'/>`: set on a QEMU started paused, before the guest runs (then resumed when `resume`). */
+export async function applyNicLinks(qmp: QmpClient, def: DomainDef, resume: boolean): Promise<void> {
+  const down = linksDown(def);
+  for (const name of down) await qmp.execute('set_link', { name, up: false });
+  if (down.length > 0 && resume) await qmp.execute('cont');
+}
