@@ -8,8 +8,9 @@ need=""
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 # qemu-system-x86 + qemu-utils: the hypervisor and qemu-img; gcc + libc6-dev: the native helper;
 # apparmor: apparmor_parser for the AppArmor driver's compile checks; selinux-policy-default +
-# python3-selinux: the reference policy for offline SELinux access decisions; attr: getfattr for humans.
-for p in qemu-system-x86 qemu-utils gcc libc6-dev make python3 apparmor selinux-policy-default python3-selinux attr libvirt-clients python3-libvirt; do
+# python3-selinux: the reference policy for offline SELinux access decisions; attr: getfattr for humans;
+# busybox-static + qemu-guest-agent: the real guest image of the boot tests (scripts/build-guest.sh).
+for p in qemu-system-x86 qemu-utils gcc libc6-dev make python3 apparmor selinux-policy-default python3-selinux attr libvirt-clients python3-libvirt busybox-static qemu-guest-agent; do
   have "$p" || need="$need $p"
 done
 if [ -n "$need" ]; then
