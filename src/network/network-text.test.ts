@@ -46,7 +46,7 @@ describe('network XML, nft rules and dnsmasq configuration (golden files)', () =
     ]);
   });
 
-  it("takes prefix= as well as netmask=", () => {
+  it('takes prefix= as well as netmask=', () => {
     const def = parseNetworkXml("<network><name>n</name><ip address='10.88.0.1' prefix='16'/></network>");
     assert.deepEqual(def.ips, [{ address: '10.88.0.1', prefix: 16 }]);
   });
