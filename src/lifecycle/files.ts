@@ -25,6 +25,7 @@ const ACCEPTS: Readonly<Record<ResourceRole, readonly FileKind[]>> = {
   log: ['file'],
   'runtime-dir': ['dir'],
   'saved-state': ['file'],
+  'helper-log': ['file'],
 };
 
 /** Every fd a step opened; closed once, whatever happens. */

@@ -7,6 +7,7 @@ import type { RunningRecord } from '../store/store.js';
 import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
 import { noDomain, notRunning } from './guest.js';
+import { endHelpers } from './helpers.js';
 import { releaseNics } from './nics.js';
 
 /** `destroy`: SIGTERM, then SIGKILL after a grace period; labels restored; nothing left. */
@@ -63,10 +64,13 @@ function claimForStop(env: LifecycleEnv, name: string): RunningRecord {
 }
 
 /**
- * The end of every stop: restore labels (only on files that are still the ones labelled),
- * release reservations, remove the runtime dir, the monitor socket and the record.
+ * The end of every stop: end the guest's helper processes, restore labels (only on files
+ * that are still the ones labelled), release reservations, remove the runtime dir, the
+ * monitor socket and the record.
  */
 export async function cleanup(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
+  // Helpers hold the guest's files open and run under its labels: they go before the files come back.
+  await endHelpers(env, rec.uuid);
   const live = parseDomainXml(rec.liveXml);
   const manager = await env.managerFor(rec);
   const ctx = env.context(live, rec.runtimeDir);

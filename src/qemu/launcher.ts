@@ -35,7 +35,7 @@ export interface Launched {
 }
 
 /** Exit statuses of svirt-exec, by step (docs/native.md). */
-const EXEC_STEPS: Record<number, string> = {
+export const EXEC_STEPS: Readonly<Record<number, string>> = {
   201: 'spec',
   202: 'rlimits',
   203: 'mountview',

@@ -1,6 +1,7 @@
 import type { ChardevDef, DeviceSecLabelDef, DiskDef, DomainDef, SecLabelDef } from '../domain/domain-def.js';
 import type { FileHandle, FileIdentity } from '../host/file-handle.js';
 import type { ConfinementPart } from './confinement.js';
+import type { HelperSpec } from './helper.js';
 
 /** The names a driver can have; also the `model` of its `<seclabel>`. */
 export type DriverName = 'none' | 'dac' | 'landlock' | 'selinux' | 'apparmor';
@@ -32,7 +33,8 @@ export type ResourceRole =
   | 'chardev' // serial/console file or UNIX socket
   | 'log' // QEMU's stderr log: svirt's file, written through an inherited fd
   | 'runtime-dir' // the guest's private runtime dir (QMP socket, log)
-  | 'saved-state'; // a save/restore state file
+  | 'saved-state' // a save/restore state file
+  | 'helper-log'; // a helper process's log: svirt's file, written through an inherited fd (QEMU gets nothing)
 
 export interface GuestResource {
   /** The resolved path (symlinks followed): what drivers label. */
@@ -161,6 +163,21 @@ export interface SecurityDriver {
 
   /** What the launcher must apply to the QEMU process. Default: nothing. */
   confinement?(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): ConfinementPart;
+
+  /**
+   * What the launcher must apply to one helper process of the guest (swtpm, virtiofsd,
+   * passt: see helper.ts), derived from the guest's label: the same uid, the guest's
+   * SELinux context, a profile or ruleset naming exactly the helper's files. A driver that
+   * confines QEMU but cannot confine this helper kind throws SVIRT_ERR_CONFINE, and the
+   * device is refused. A driver with `confinement` but without this member refuses every
+   * helper (the manager's default): nothing runs less confined than its guest.
+   * May write and load what the launcher names (an AppArmor profile); restoreGuestLabel
+   * withdraws it with the guest's own.
+   */
+  helperConfinement?(def: DomainDef, label: SecLabelDef, helper: HelperSpec, ctx: SecurityContext): ConfinementPart;
+
+  /** The dry run of helperConfinement, for `svirt profile`; touches nothing. Default: the merged spec is shown. */
+  describeHelper?(def: DomainDef, label: SecLabelDef, helper: HelperSpec, ctx: SecurityContext): string;
 
   /** When the definition is removed (delete generated profile files...). Default: nothing. */
   undefine?(def: DomainDef): void;

@@ -132,4 +132,22 @@ describe('SecurityManager', () => {
         e.message === 'cannot restore the label of "/x": dac restore /x failed; selinux restore /x failed',
     );
   });
+
+  it('refuses a helper (fail closed) when a driver confines QEMU but has no helper member', () => {
+    const confining: SecurityDriver = { ...recorder('dac', []), confinement: () => ({ uid: 5, gid: 5 }) };
+    const m = new SecurityManager([confining]);
+    const live = m.genLabels(domain('g', 1), ctx);
+    const helper = { kind: 'swtpm', id: 'tpm0', binary: '/usr/bin/swtpm', paths: [] } as const;
+    assert.throws(
+      () => m.helperConfinement(live, helper, ctx, []),
+      (e: unknown) =>
+        e instanceof SvirtError &&
+        e.code === 'SVIRT_ERR_CONFINE' &&
+        e.message === "driver 'dac' cannot confine the swtpm helper of device tpm0: the device is refused",
+    );
+    assert.match(m.dryRunHelper(live, helper, ctx)[0]?.text ?? '', /^refused: driver 'dac' cannot confine/);
+    // a driver that confines no process at all (none) adds nothing and refuses nothing
+    const none = new SecurityManager([new NoneDriver()]);
+    assert.deepEqual(none.helperConfinement(none.genLabels(domain('n', 2), ctx), helper, ctx, [4]).keepFds, [4]);
+  });
 });

@@ -2,6 +2,8 @@ import type { DomainDef, SecLabelDef } from '../domain/domain-def.js';
 import { SvirtError } from '../errors.js';
 import type { ConfinementSpec } from './confinement.js';
 import type { BaseLabel, DriverName, GuestResource, SecurityContext, SecurityDriver } from './driver.js';
+import type { HelperSpec } from './helper.js';
+import { describeHelperOf, mergeHelperConfinement } from './helper-confinement.js';
 import { mergeConfinement } from './merge-confinement.js';
 import { openForRestore } from './open-for-restore.js';
 
@@ -233,6 +235,20 @@ export class SecurityManager {
       part: driver.confinement?.(def, label, resources, ctx) ?? {},
     }));
     return mergeConfinement(parts, keepFds);
+  }
+
+  /**
+   * The launcher spec of one helper process of a guest (SecurityDriver.helperConfinement),
+   * merged like QEMU's. Fails closed: a driver that confines QEMU but has no helper member
+   * refuses the helper (helper-confinement.ts).
+   */
+  helperConfinement(def: DomainDef, helper: HelperSpec, ctx: SecurityContext, keepFds: readonly number[]): ConfinementSpec {
+    return mergeHelperConfinement(this.active(def), def, helper, ctx, keepFds);
+  }
+
+  /** `profile`: each driver's dry run for one helper, touching nothing. */
+  dryRunHelper(def: DomainDef, helper: HelperSpec, ctx: SecurityContext): { driver: DriverName; text: string }[] {
+    return this.drivers.map((driver) => describeHelperOf(driver, this.liveLabel(def, driver), def, helper, ctx));
   }
 
   /**

@@ -37,3 +37,23 @@ export function mergeConfinement(
     keepFds,
   };
 }
+
+/** One driver's part as `svirt profile` lists it (drivers without a dry run of their own). */
+export function describePart(part: ConfinementPart): string {
+  const lines: string[] = [];
+  if (part.uid !== undefined)
+    lines.push(`process: +${part.uid}:+${part.gid ?? part.uid} (no supplementary groups, no capabilities)`);
+  if (part.selinuxExecLabel !== undefined) lines.push(`process: ${part.selinuxExecLabel}`);
+  if (part.apparmorProfile !== undefined) lines.push(`profile: ${part.apparmorProfile}`);
+  for (const r of part.rlimits ?? []) lines.push(`rlimit ${r.resource}: ${r.soft}/${r.hard}`);
+  if (part.landlock) {
+    const l = part.landlock;
+    lines.push(
+      `handled fs: ${l.handledFs.join(' ')}`,
+      `tcp ports allowed: ${l.netRules.map((r) => `${r.port} (${r.access.join(' ')})`).join(', ') || 'none'}`,
+      ...l.pathRules.map((r) => `allow ${r.path}: ${r.access.join(' ')}${r.optional === true ? ' (if present)' : ''}`),
+    );
+  }
+  if (part.mountView) lines.push(`private view: ${part.mountView.hide} hidden except ${part.mountView.keep}`);
+  return lines.length > 0 ? lines.join('\n') : '(nothing applied)';
+}

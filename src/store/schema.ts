@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS running (
   resources TEXT NOT NULL,
   paused INTEGER NOT NULL DEFAULT 0,
   started_at INTEGER NOT NULL,
-  pending TEXT
+  pending TEXT,
+  helpers TEXT
 );
 CREATE TABLE IF NOT EXISTS reservations (
   driver TEXT NOT NULL,

@@ -48,6 +48,21 @@ export interface RunningRecord {
   readonly startedAt: number;
   /** An operation in progress on the running guest (the intent journal), with its owner in ownerPid. */
   readonly pending: PendingOp | null;
+  /** The guest's helper processes (swtpm, virtiofsd, passt), journalled before each is spawned. */
+  readonly helpers: readonly HelperRecord[];
+}
+
+/**
+ * One helper process of a running guest. Written with `pid: null` before it is spawned and
+ * completed once it runs, so a crash between the two still finds it (by `token`, which the
+ * helper carries in its environment as SVIRT_HELPER).
+ */
+export interface HelperRecord {
+  readonly kind: string;
+  readonly id: string;
+  readonly token: string;
+  readonly pid: number | null;
+  readonly startTime: number | null;
 }
 
 /** What a device or state operation intends, written before it touches anything. */
@@ -87,12 +102,14 @@ interface RunningRow {
   paused: number;
   started_at: number;
   pending: string | null;
+  helpers: string | null;
 }
 
 /** Columns added after a store was first created. */
 function migrate(db: Database): void {
   const cols = (db.prepare('PRAGMA table_info(running)').all() as { name: string }[]).map((c) => c.name);
   if (!cols.includes('pending')) db.exec('ALTER TABLE running ADD COLUMN pending TEXT');
+  if (!cols.includes('helpers')) db.exec('ALTER TABLE running ADD COLUMN helpers TEXT');
 }
 
 function toRecord(r: RunningRow): RunningRecord {
@@ -115,6 +132,7 @@ function toRecord(r: RunningRow): RunningRecord {
     paused: r.paused === 1,
     startedAt: r.started_at,
     pending: r.pending === null ? null : (JSON.parse(r.pending) as PendingOp),
+    helpers: r.helpers === null ? [] : (JSON.parse(r.helpers) as HelperRecord[]),
   };
 }
 
@@ -233,7 +251,9 @@ export class Store implements LabelMemory, LabelReservations {
   }
 
   /** Claims a guest for starting; false when a record exists already (running or busy). */
-  insertStarting(r: Omit<RunningRecord, 'id' | 'state' | 'pid' | 'pidStart' | 'monitorPid' | 'paused' | 'pending'>): boolean {
+  insertStarting(
+    r: Omit<RunningRecord, 'id' | 'state' | 'pid' | 'pidStart' | 'monitorPid' | 'paused' | 'pending' | 'helpers'>,
+  ): boolean {
     const res = this.db
       .prepare(
         `INSERT OR IGNORE INTO running (uuid, name, state, owner_pid, owner_start, runtime_dir, qmp_path, live_xml,
@@ -258,7 +278,9 @@ export class Store implements LabelMemory, LabelReservations {
 
   updateRunning(
     uuid: string,
-    fields: Partial<Pick<RunningRecord, 'liveXml' | 'resources' | 'pid' | 'pidStart' | 'monitorPid' | 'paused' | 'stack'>>,
+    fields: Partial<
+      Pick<RunningRecord, 'liveXml' | 'resources' | 'pid' | 'pidStart' | 'monitorPid' | 'paused' | 'stack' | 'helpers'>
+    >,
   ): void {
     const map: Record<string, string> = {
       liveXml: 'live_xml',
@@ -268,6 +290,7 @@ export class Store implements LabelMemory, LabelReservations {
       monitorPid: 'monitor_pid',
       paused: 'paused',
       stack: 'stack',
+      helpers: 'helpers',
     };
     const sets: string[] = [];
     const values: unknown[] = [];

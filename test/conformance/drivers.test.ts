@@ -15,11 +15,13 @@ import { join } from 'node:path';
 import type { DomainDef } from '../../src/domain/domain-def.js';
 import { SvirtError } from '../../src/errors.js';
 import type { GuestResource, ResourceRole, SecurityDriver } from '../../src/security/driver.js';
+import type { HelperSpec } from '../../src/security/helper.js';
 import { SecurityManager } from '../../src/security/manager.js';
 import { domain } from '../support/selinux.js';
 import { SUBJECTS, reason, subject, type Subject } from './subjects.js';
 import { fileState, snapshot, stored, world, type World } from './world.js';
 
+const QEMU_BIN = '/usr/bin/qemu-system-x86_64';
 const declared = (why: string | undefined): string => (why === undefined ? '' : ` (declared: ${why})`);
 const isLabelError = (path: string) => (e: unknown) =>
   e instanceof SvirtError && e.code === 'SVIRT_ERR_LABEL_APPLY' && e.message === `cannot label "${path}": ENOENT`;
@@ -260,6 +262,43 @@ describe('security driver conformance', () => {
         const other = domain('stacked', 3);
         const both = stacked.confinement(stacked.genLabels(other, w.ctx(other)), resources, w.ctx(other), [3]);
         assert.deepEqual(ownKeys(both), [...new Set([...s.confines.keys, ...subject(p.name).confines.keys])].sort());
+      });
+
+      it(`a helper process gets its guest's confinement (${s.confines.keys.join(', ') || 'nothing'}), given back with the guest's${declared(s.confines.why)}`, (t) => {
+        const { w, m, before } = setup(t, s);
+        const resources = w.resources();
+        const live = start(w, m, resources);
+        const state = w.path('runtime');
+        const helper: HelperSpec = {
+          kind: 'swtpm',
+          id: 'tpm0',
+          binary: '/usr/bin/true',
+          paths: [{ path: state, access: 'tree-write' }],
+          log: join(w.root, 'tpm0.log'),
+        };
+        const ownKeys = (spec: object): string[] =>
+          Object.keys(spec)
+            .filter((k) => !['version', 'rlimits', 'noNewPrivs', 'keepFds'].includes(k))
+            .sort();
+        const dry = m.dryRunHelper(live, helper, w.ctx());
+        assert.deepEqual(
+          dry.map((x) => x.driver),
+          [s.name],
+        );
+        assert.notEqual(dry[0]?.text.trim(), '', 'the dry run says something');
+        const spec = m.helperConfinement(live, helper, w.ctx(), [4]);
+        const qemu = m.confinement(live, resources, w.ctx(), [4]);
+        assert.deepEqual(ownKeys(spec), [...s.confines.keys].sort(), 'the same process fields as its QEMU');
+        assert.deepEqual([spec.uid, spec.gid, spec.groups], [qemu.uid, qemu.gid, qemu.groups], 'its guest’s ids');
+        assert.deepEqual([spec.noNewPrivs, spec.keepFds], [true, [4]]);
+        if (spec.landlock) {
+          const paths = spec.landlock.pathRules.map((r) => r.path);
+          assert.ok(paths.includes(helper.binary) && paths.includes(state), `its program and its state: ${paths.join(' ')}`);
+          assert.ok(!paths.includes(QEMU_BIN), 'nothing of its QEMU');
+        }
+        if (s.state) assert.ok(JSON.stringify(s.state(w.root)).includes('-tpm0'), `${s.name} wrote the helper's own state`);
+        m.restoreAllLabel(live, stored(resources), w.ctx());
+        assertAsBefore(w, s, before);
       });
     });
   }

@@ -10,6 +10,8 @@ import { kernelProfileLoaded, kernelRunsAppArmor, processProfile } from './appar
 import { AppArmorParser, findParser } from './apparmor-parser.js';
 import { assertSafeDomainName, assertSafePath, assertSafeProfileName, assertSafeUuid, normalisePath } from './apparmor-paths.js';
 import { guestRulesText } from './apparmor-rules.js';
+import { helperProfileText } from './apparmor-helper.js';
+import { assertHelperId, type HelperSpec } from '../helper.js';
 import type { RuleResource } from './apparmor-rules.js';
 import { PROFILE_PREFIX, abstractionText, profileText } from './apparmor-template.js';
 
@@ -152,25 +154,81 @@ export class AppArmorDriver implements SecurityDriver {
     return this.mode === 'kernel' ? { apparmorProfile: name } : {};
   }
 
-  /** Stop, destroy, a failed start: unloads the guest's profile and deletes its files (idempotent). */
+  /**
+   * A helper gets a profile of its own, `svirt-<uuid>-<id>` (apparmor-helper.ts), written and
+   * loaded (compiled in compile-only mode) here; restoreGuestLabel withdraws it with the
+   * guest's. A static profile is the administrator's: svirt derives no helper profile from
+   * it, so the device is refused.
+   */
+  helperConfinement(def: DomainDef, label: SecLabelDef, helper: HelperSpec): ConfinementPart {
+    if (label.type === 'none') return {};
+    if (label.type === 'static') {
+      throw new SvirtError(
+        'SVIRT_ERR_CONFINE',
+        `guest "${def.name}" runs under the static AppArmor profile "${label.label ?? ''}": svirt cannot derive a profile for its ${helper.kind} helper ${helper.id}, so the device is refused`,
+      );
+    }
+    this.requireUsable();
+    const name = this.helperProfileName(def, helper);
+    const text = this.helperProfile(def, name, helper);
+    this.files.write(name, { profile: text, rules: undefined, state: undefined });
+    try {
+      if (this.mode === 'kernel') this.parser.replace(name, this.files.profilePath(name));
+      else this.parser.compile(name, this.files.profilePath(name));
+    } catch (err) {
+      this.files.remove(name);
+      throw err;
+    }
+    return this.mode === 'kernel' ? { apparmorProfile: name } : {};
+  }
+
+  describeHelper(def: DomainDef, label: SecLabelDef, helper: HelperSpec): string {
+    if (label.type === 'static') return `refused: the static profile "${label.label ?? ''}" has no helper profile`;
+    const name = this.helperProfileName(def, helper);
+    return [`# ---- ${this.files.profilePath(name)} (mode ${this.mode}; dry run)`, this.helperProfile(def, name, helper)].join(
+      '\n',
+    );
+  }
+
+  private helperProfileName(def: DomainDef, helper: HelperSpec): string {
+    assertSafeUuid(def.uuid);
+    assertHelperId(helper.id);
+    return `${dynamicName(def)}-${helper.id}`;
+  }
+
+  private helperProfile(def: DomainDef, name: string, helper: HelperSpec): string {
+    assertSafeDomainName(def.name);
+    return helperProfileText({
+      profileName: name,
+      guestName: def.name,
+      uuid: def.uuid,
+      helper,
+      protectedDirs: [this.profileDir],
+    });
+  }
+
+  /** Stop, destroy, a failed start: unloads the guest's profiles (its own, its helpers') and deletes their files (idempotent). */
   restoreGuestLabel(def: DomainDef, label: SecLabelDef): void {
     if (label.type !== 'dynamic') return;
     const name = this.labelName(def, label);
     let unloadError: unknown;
-    if (this.loadedInKernel(name)) {
-      try {
-        this.parser.remove(name);
-      } catch (err) {
-        // keep going: the files go anyway (a retry unloads by name), then report the failure
-        unloadError = err;
+    for (const n of [name, ...this.files.helperProfiles(name)]) {
+      if (this.loadedInKernel(n)) {
+        try {
+          this.parser.remove(n);
+        } catch (err) {
+          // keep going: the files go anyway (a retry unloads by name), then report the failure
+          unloadError ??= err;
+        }
       }
+      this.files.remove(n);
     }
-    this.files.remove(name);
     if (unloadError !== undefined) throw unloadError;
   }
 
   undefine(def: DomainDef): void {
     assertSafeUuid(def.uuid);
+    for (const n of this.files.helperProfiles(dynamicName(def))) this.files.remove(n);
     this.files.remove(dynamicName(def));
   }
 

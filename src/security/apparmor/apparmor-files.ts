@@ -4,9 +4,21 @@
  *   svirt-<uuid>              the guest's profile (template + two includes)
  *   svirt-<uuid>.files        the guest's rules
  *   .svirt-<uuid>.json        the guest's resource list, for regenerating on hotplug
+ *   svirt-<uuid>-<id>         the profile of one helper process of the guest (apparmor-helper.ts)
  *                             (a dot file: apparmor_parser skips it when given the whole dir)
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, constants } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeSync,
+  constants,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { SvirtError, errnoOf, osError } from '../../errors.js';
 import type { ResourceRole } from '../driver.js';
@@ -34,6 +46,7 @@ const ROLES: ReadonlySet<string> = new Set<ResourceRole>([
   'log',
   'runtime-dir',
   'saved-state',
+  'helper-log',
 ]);
 
 export class ProfileFiles {
@@ -83,6 +96,18 @@ export class ProfileFiles {
     removeFile(this.profilePath(profileName));
     removeFile(this.rulesPath(profileName));
     removeFile(this.statePath(profileName));
+  }
+
+  /** The helper profiles written for a guest (`<guest profile>-<id>`), by name. */
+  helperProfiles(profileName: string): string[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return [];
+      throw osError('SVIRT_ERR_LABEL_RESTORE', 'list', this.dir, err);
+    }
+    return names.filter((n) => n.startsWith(`${profileName}-`) && !n.endsWith('.files'));
   }
 
   /** Whether the guest's resource list exists (its profile was written and not yet removed). */

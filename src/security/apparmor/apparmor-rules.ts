@@ -37,7 +37,10 @@ interface RolePolicy {
  * `k` (file locks) is added where QEMU's block layer takes its image locks (disks, backing
  * layers, pflash loader and nvram); it grants no access to the data.
  */
-const ROLE_POLICY: Readonly<Record<Exclude<ResourceRole, 'runtime-dir'>, RolePolicy>> = {
+/** Files of a guest's helper processes: their own profiles name them (apparmor-helper.ts), QEMU's does not. */
+export const HELPER_ONLY_ROLES: ReadonlySet<ResourceRole> = new Set<ResourceRole>(['helper-log']);
+
+const ROLE_POLICY: Readonly<Record<Exclude<ResourceRole, 'runtime-dir' | 'helper-log'>, RolePolicy>> = {
   disk: { perms: 'rwk', denyWrite: false },
   'disk-shareable': { perms: 'rwk', denyWrite: false },
   'disk-readonly': { perms: 'rk', denyWrite: true },
@@ -117,6 +120,7 @@ function resourceRules(res: RuleResource, protectedDirs: readonly string[]): str
     }
     return lines;
   }
+  if (res.role === 'helper-log') return [];
   const policy = ROLE_POLICY[res.role];
   for (const p of paths) {
     assertAllowed(p, res.path, res.role, policy.perms.includes('w'), protectedDirs);
@@ -141,10 +145,14 @@ export function guestRulesText(input: GuestRulesInput): string {
   if (input.usesPty) devices.push('  # pty serial/console', '  /dev/ptmx rw,', '  owner /dev/pts/[0-9]* rw,');
   if (devices.length > 0) blocks.push(devices);
 
+  if (input.resources.some((r) => HELPER_ONLY_ROLES.has(r.role))) {
+    // its helpers (swtpm, virtiofsd, passt) run under profiles of their own, svirt-<uuid>-<id>
+    blocks.push(['  # its helper processes', `  unix (send, receive) peer=(label=svirt-${input.uuid}-*),`]);
+  }
   const seen = new Set<string>();
   for (const res of input.resources) {
     const key = `${res.role}\0${res.path}\0${res.device ?? ''}`;
-    if (seen.has(key)) continue;
+    if (seen.has(key) || HELPER_ONLY_ROLES.has(res.role)) continue;
     seen.add(key);
     blocks.push(resourceRules(res, input.protectedDirs));
   }

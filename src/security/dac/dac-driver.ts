@@ -174,6 +174,11 @@ export class DacDriver implements SecurityDriver {
     return { uid, gid };
   }
 
+  /** A helper runs as its guest: the same uid and gid, no groups, no capabilities. */
+  helperConfinement(def: DomainDef, label: SecLabelDef): ConfinementPart {
+    return this.confinement(def, label);
+  }
+
   processLabel(def: DomainDef, label: SecLabelDef, pid: number): string {
     const status = processStatus(pid);
     const uid = status?.get('Uid')?.split(/\s+/)[1];

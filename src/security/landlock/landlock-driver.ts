@@ -10,6 +10,8 @@ import type {
   LandlockSpec,
 } from '../confinement.js';
 import type { GuestResource, ProbeResult, SecurityContext, SecurityDriver } from '../driver.js';
+import type { HelperSpec } from '../helper.js';
+import { helperRuleset } from './landlock-helper.js';
 import { fsRightsForAbi, netRightsForAbi, scopesForAbi, LATEST_ABI, describeMissing } from './abi.js';
 
 /** What the driver learns about the kernel; probed once by the caller (see probeLandlock). */
@@ -133,6 +135,21 @@ export class LandlockDriver implements SecurityDriver {
     };
   }
 
+  /** A helper gets a ruleset of its own (landlock-helper.ts) and its guest's private view of the runtime root. */
+  helperConfinement(def: DomainDef, _label: SecLabelDef, helper: HelperSpec, ctx: SecurityContext): ConfinementPart {
+    const landlock = this.helperRuleset(helper);
+    if (!this.mountViewEnabled()) return { landlock };
+    return { landlock, mountView: { hide: ctx.runtimeRoot, keep: ctx.runtimeDir, userns: process.getuid?.() !== 0 } };
+  }
+
+  helperRuleset(helper: HelperSpec): LandlockSpec {
+    return helperRuleset({ helper, abi: this.targetAbi, bestEffort: this.bestEffort, systemCode: SYSTEM_READ_EXEC });
+  }
+
+  describeHelper(_def: DomainDef, _label: SecLabelDef, helper: HelperSpec): string {
+    return rulesetLines(this.helperRuleset(helper), `${helper.kind} ${helper.id}: a ruleset of its own`).join('\n');
+  }
+
   /** The ruleset for a guest: system code read-only, its runtime dir, its own non-disk files. */
   ruleset(def: DomainDef, resources: readonly GuestResource[], ctx: SecurityContext): LandlockSpec {
     const abi = this.targetAbi;
@@ -172,6 +189,7 @@ export class LandlockDriver implements SecurityDriver {
         case 'backing':
         case 'runtime-dir':
         case 'log':
+        case 'helper-log':
           // Disks and the log arrive as fds; the runtime dir is already in the list.
           break;
       }
@@ -191,15 +209,19 @@ export class LandlockDriver implements SecurityDriver {
 
   describe(def: DomainDef, _label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): string {
     const spec = this.ruleset(def, resources, ctx);
-    const lines = [
-      `landlock ABI ${this.host.abi} (${this.bestEffort ? 'best effort' : 'strict'}), rules for ABI ${this.targetAbi}`,
-      `handled fs: ${spec.handledFs.join(' ')}`,
-      `handled net: ${spec.handledNet.join(' ') || '(none)'}; tcp ports allowed: ${spec.netRules.map((r) => r.port).join(' ') || 'none'}`,
-      `scoped: ${spec.scoped.join(' ') || '(none)'}`,
-      ...spec.pathRules.map((r) => `allow ${r.path}: ${r.access.join(' ')}${r.optional ? ' (if present)' : ''}`),
-    ];
-    return lines.join('\n');
+    const head = `landlock ABI ${this.host.abi} (${this.bestEffort ? 'best effort' : 'strict'}), rules for ABI ${this.targetAbi}`;
+    return rulesetLines(spec, head).join('\n');
   }
+}
+
+function rulesetLines(spec: LandlockSpec, head: string): string[] {
+  return [
+    head,
+    `handled fs: ${spec.handledFs.join(' ')}`,
+    `handled net: ${spec.handledNet.join(' ') || '(none)'}; tcp ports allowed: ${spec.netRules.map((r) => r.port).join(' ') || 'none'}`,
+    `scoped: ${spec.scoped.join(' ') || '(none)'}`,
+    ...spec.pathRules.map((r) => `allow ${r.path}: ${r.access.join(' ')}${r.optional ? ' (if present)' : ''}`),
+  ];
 }
 
 function chardevRules(def: DomainDef, path: string): LandlockPathRule[] {

@@ -48,6 +48,7 @@ function byRole(role: ResourceRole, image: string, contexts: PolicyContexts): { 
     case 'log':
     case 'runtime-dir':
     case 'saved-state':
+    case 'helper-log':
       return { label: image, why: 'private to the guest: image label' };
     case 'disk-readonly':
     case 'backing':

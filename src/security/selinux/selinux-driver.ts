@@ -9,6 +9,7 @@ import type { DomainDef, SecLabelDef } from '../../domain/domain-def.js';
 import { SvirtError } from '../../errors.js';
 import * as nativeHost from '../../host/native.js';
 import type { ConfinementPart } from '../confinement.js';
+import type { HelperSpec } from '../helper.js';
 import type { BaseLabel, GuestResource, ProbeResult, SecurityContext, SecurityDriver } from '../driver.js';
 import { formatContext, parseContext } from './contexts.js';
 import { generateLabel, reserveLevel } from './gen-label.js';
@@ -189,6 +190,22 @@ export class SelinuxDriver implements SecurityDriver {
       throw new SvirtError('SVIRT_ERR_CONFINE', `cannot confine guest "${def.name}": its SELinux label was not generated`);
     }
     return { selinuxExecLabel: label.label };
+  }
+
+  /**
+   * A helper runs at its guest's context: the Debian reference policy has no domain of its
+   * own for swtpm, virtiofsd or passt (libvirt uses one where Fedora's policy has it), and
+   * svirt_t may execute them (bin_t) without a transition. Its files carry the guest's
+   * image label, so the MCS constraint keeps it to its guest's files as it keeps QEMU.
+   */
+  helperConfinement(def: DomainDef, label: SecLabelDef): ConfinementPart {
+    return this.confinement(def, label);
+  }
+
+  describeHelper(def: DomainDef, label: SecLabelDef, helper: HelperSpec): string {
+    const context = label.label ?? '(not generated)';
+    const applied = this.userspaceTest ? ' (userspace test mode: not applied)' : '';
+    return `process: ${context}${applied}: ${helper.kind} runs in its guest's domain and level (no transition)`;
   }
 
   describe(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): string {

@@ -1,0 +1,266 @@
+/**
+ * Helper processes: programs svirt runs beside a guest's QEMU for its devices (swtpm,
+ * virtiofsd, passt), each under the guest's confinement as every driver of the stack derives
+ * it (SecurityDriver.helperConfinement), launched by svirt-exec like QEMU, journalled in the
+ * running record before it is spawned and ended (by pid + start time) with its guest.
+ *
+ * A device that runs a helper does two things in start (docs/lifecycle.md):
+ *  1. before the guest's files are labelled: `openHelperLog` for each helper, and the log's
+ *     resource goes in the list of files to label (the log is labelled like QEMU's);
+ *  2. after labelling, before QEMU is launched: `startHelpers`, which pushes the undo that
+ *     ends them. Whatever fds the helper needs (a socketpair end, a listening socket) the
+ *     device opens and passes in the request's FdLayout; QEMU gets the other ends.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { constants, lstatSync, openSync, readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DomainDef } from '../domain/domain-def.js';
+import { SvirtError } from '../errors.js';
+import { svirtExecPath } from '../host/native.js';
+import { isAlive, processStartTime, signal, waitGone, type ProcessIdentity } from '../host/proc.js';
+import { FdLayout, SPEC_FD } from '../qemu/fd-layout.js';
+import { EXEC_STEPS, guestEnvironment, logTail } from '../qemu/launcher.js';
+import type { GuestResource, SecurityContext } from '../security/driver.js';
+import { assertHelperId, type HelperSpec } from '../security/helper.js';
+import type { HelperRecord } from '../store/store.js';
+import type { LifecycleEnv } from './env.js';
+import type { OpenFiles } from './files.js';
+import type { UndoStack } from './undo.js';
+
+/** When a helper counts as started. */
+export type HelperReady =
+  /** Once the program itself runs (svirt-exec applied the spec and exec'd it). */
+  | { readonly kind: 'exec' }
+  /** Once a UNIX socket exists at `path` (the helper bound it). */
+  | { readonly kind: 'socket'; readonly path: string }
+  /** A one-shot program (swtpm_setup): done when it exits with status 0. */
+  | { readonly kind: 'exit' };
+
+/** A helper's log: svirt's file in the guest's log dir, which the helper gets as stdout and stderr. */
+export interface HelperLog {
+  readonly path: string;
+  readonly fd: number;
+  /** Add it to the guest's resources before labelling, so it is labelled (and given back) like QEMU's log. */
+  readonly resource: GuestResource;
+}
+
+export interface HelperRequest {
+  /** What the drivers confine: kind, id, program, paths, ports (its `log` is filled in from `log`). */
+  readonly spec: HelperSpec;
+  /** argv[0] is `spec.binary`. */
+  readonly argv: readonly string[];
+  readonly log: HelperLog;
+  /** fds the helper inherits, numbered from 4 in the order added (FdLayout). */
+  readonly layout?: FdLayout;
+  /** Extra environment (the helper otherwise gets the fixed environment QEMU gets). */
+  readonly env?: Readonly<Record<string, string>>;
+  readonly ready: HelperReady;
+  /** Default: the guest's start timeout. */
+  readonly timeoutMs?: number;
+}
+
+/** A helper that runs (one-shot helpers are not returned: they have ended). */
+export interface RunningHelper {
+  readonly kind: string;
+  readonly id: string;
+  readonly pid: number;
+  readonly startTime: number;
+}
+
+/** `<logdir>/<guest>-<id>.log`, opened once (truncated, root's, 0600, no symlink followed). */
+export function openHelperLog(env: LifecycleEnv, def: DomainDef, id: string, files: OpenFiles): HelperLog {
+  assertHelperId(id);
+  const path = join(env.logDir(), `${def.name}-${id}.log`);
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+  } catch (err) {
+    throw new SvirtError('SVIRT_ERR_HELPER', `cannot open the log "${path}" of helper ${id}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  return { path, fd: files.fd(fd), resource: { path, role: 'helper-log', seclabels: [] } };
+}
+
+/**
+ * Starts the helpers of a guest, in order, each confined as the stack derives it from the
+ * guest's live labels, and pushes on `undo` the step that ends them. Each is journalled in
+ * the running record before it is spawned (so a crash leaves it findable) and completed with
+ * its pid and start time. A helper that cannot be confined is refused (SVIRT_ERR_CONFINE,
+ * the program never runs); one that exits before it is ready fails the start with the tail
+ * of its log (SVIRT_ERR_HELPER). The caller keeps and closes its own copies of the fds.
+ */
+export async function startHelpers(
+  env: LifecycleEnv,
+  live: DomainDef,
+  ctx: SecurityContext,
+  requests: readonly HelperRequest[],
+  undo: UndoStack,
+): Promise<RunningHelper[]> {
+  if (requests.length === 0) return [];
+  undo.push('end the helper processes', () => endHelpers(env, live.uuid));
+  const out: RunningHelper[] = [];
+  for (const req of requests) {
+    const started = await startOne(env, live, ctx, req);
+    if (started) out.push(started);
+  }
+  return out;
+}
+
+async function startOne(
+  env: LifecycleEnv,
+  live: DomainDef,
+  ctx: SecurityContext,
+  req: HelperRequest,
+): Promise<RunningHelper | undefined> {
+  const { kind, id } = req.spec;
+  assertHelperId(id);
+  if (req.argv[0] !== req.spec.binary) {
+    throw new SvirtError(
+      'SVIRT_ERR_INTERNAL',
+      `helper ${id}: argv[0] ${req.argv[0] ?? ''} is not its program ${req.spec.binary}`,
+    );
+  }
+  const layout = req.layout ?? new FdLayout();
+  const spec = env.manager.helperConfinement(live, { ...req.spec, log: req.log.path }, ctx, layout.qemuFds);
+  const token = `${live.uuid}/${id}/${randomBytes(16).toString('hex')}`;
+  setHelper(env, live.uuid, { kind, id, token, pid: null, startTime: null });
+  const child = spawn(svirtExecPath(), ['--spec-fd', String(SPEC_FD), '--', ...req.argv], {
+    detached: true,
+    stdio: ['ignore', req.log.fd, req.log.fd, 'pipe', ...layout.fds],
+    env: { ...guestEnvironment(process.env), ...req.env, SVIRT_HELPER: token },
+  });
+  let exit: string | undefined;
+  child.on('exit', (code, sig) => (exit = sig !== null ? `signal ${sig}` : `exit ${code ?? '?'}`));
+  const spawnError = new Promise<Error>((resolve) => child.on('error', resolve));
+  const pid = child.pid;
+  if (pid === undefined) {
+    const err = await spawnError;
+    throw new SvirtError('SVIRT_ERR_NATIVE', `cannot run svirt-exec for helper ${id}: ${err.message}`, { cause: err });
+  }
+  (child.stdio[SPEC_FD] as NodeJS.WritableStream).end(JSON.stringify(spec));
+  child.unref();
+  const startTime = processStartTime(pid) ?? 0;
+  setHelper(env, live.uuid, { kind, id, token, pid, startTime });
+  const what = `${kind} helper ${id} of '${live.name}'`;
+  const deadline = Date.now() + (req.timeoutMs ?? env.startTimeoutMs);
+  const launcher = realpathSync(svirtExecPath());
+  for (;;) {
+    if (exit !== undefined) {
+      if (req.ready.kind === 'exit' && exit === 'exit 0') {
+        dropHelper(env, live.uuid, id);
+        return undefined;
+      }
+      throw exitError(what, exit, req.log.path);
+    }
+    if (req.ready.kind !== 'exit' && running(pid, launcher)) {
+      if (req.ready.kind === 'exec' || isSocket(req.ready.path)) return { kind, id, pid, startTime };
+    }
+    if (Date.now() > deadline) {
+      throw new SvirtError('SVIRT_ERR_TIMEOUT', `${what} was not ready within ${req.timeoutMs ?? env.startTimeoutMs} ms`, {
+        details: { pid, log: logTail(req.log.path) },
+      });
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** The program itself runs: the launcher has exec'd it (its /proc exe is no longer svirt-exec). */
+function running(pid: number, launcher: string): boolean {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`) !== launcher;
+  } catch {
+    return false; // gone, or not yet readable: the exit event or the next look says which
+  }
+}
+
+function isSocket(path: string): boolean {
+  try {
+    return lstatSync(path).isSocket();
+  } catch {
+    return false; // not bound yet
+  }
+}
+
+function exitError(what: string, status: string, logPath: string): SvirtError {
+  const tail = logTail(logPath);
+  const code = /^exit (\d+)$/.exec(status);
+  const step = code ? EXEC_STEPS[Number(code[1])] : undefined;
+  const lines = tail.split('\n').filter((l) => l.trim() !== '');
+  if (step !== undefined) {
+    const line = [...lines].reverse().find((l) => l.startsWith('svirt-exec: '));
+    return new SvirtError('SVIRT_ERR_CONFINE', `${what}: confinement step '${step}' failed: ${line?.slice(12) ?? status}`, {
+      details: { step, status, log: tail },
+    });
+  }
+  return new SvirtError('SVIRT_ERR_HELPER', `${what} exited during start (${status}): ${lines.at(-1) ?? ''}`, {
+    details: { status, log: tail },
+  });
+}
+
+function setHelper(env: LifecycleEnv, uuid: string, h: HelperRecord): void {
+  env.store.tx(() => {
+    const rec = env.store.getRunning(uuid);
+    if (!rec) throw new SvirtError('SVIRT_ERR_INTERNAL', `no running record for guest ${uuid}`);
+    env.store.updateRunning(uuid, { helpers: [...rec.helpers.filter((x) => x.id !== h.id), h] });
+  });
+}
+
+function dropHelper(env: LifecycleEnv, uuid: string, id: string): void {
+  env.store.tx(() => {
+    const rec = env.store.getRunning(uuid);
+    if (rec) env.store.updateRunning(uuid, { helpers: rec.helpers.filter((x) => x.id !== id) });
+  });
+}
+
+/**
+ * Ends every helper of a guest recorded in its running record: by pid + start time (never a
+ * bare pid), SIGTERM then SIGKILL; a helper journalled but never given a pid (svirt died
+ * while spawning it), and any process a helper started, by the token in its environment.
+ * Then forgets them. Idempotent: stop, cleanup, reconcile and a failed start's undo all call it.
+ */
+export async function endHelpers(env: LifecycleEnv, uuid: string): Promise<void> {
+  const rec = env.store.getRunning(uuid);
+  if (!rec || rec.helpers.length === 0) return;
+  const ids: ProcessIdentity[] = rec.helpers.flatMap((h) =>
+    h.pid !== null && h.startTime !== null ? [{ pid: h.pid, startTime: h.startTime }] : [],
+  );
+  ids.push(...processesWithTokens(new Set(rec.helpers.map((h) => h.token))).filter((p) => !ids.some((i) => i.pid === p.pid)));
+  await Promise.all(ids.map((id) => endProcess(id)));
+  env.store.updateRunning(uuid, { helpers: [] });
+}
+
+async function endProcess(id: ProcessIdentity): Promise<void> {
+  if (!isAlive(id)) return;
+  signal(id.pid, 'SIGTERM');
+  if (await waitGone(id, 2000, 5)) return;
+  if (isAlive(id)) signal(id.pid, 'SIGKILL');
+  if (!(await waitGone(id, 10_000, 5))) {
+    throw new SvirtError('SVIRT_ERR_TIMEOUT', `helper process ${id.pid} did not exit after SIGKILL`);
+  }
+}
+
+/** Processes whose environment carries one of these SVIRT_HELPER tokens (root reads every /proc/PID/environ). */
+function processesWithTokens(tokens: ReadonlySet<string>): ProcessIdentity[] {
+  const out: ProcessIdentity[] = [];
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+  } catch {
+    return out; // no /proc: nothing can be found (and nothing could have been confined either)
+  }
+  for (const p of pids) {
+    let environ: string;
+    try {
+      environ = readFileSync(`/proc/${p}/environ`, 'latin1');
+    } catch {
+      continue; // gone meanwhile, or not ours to read
+    }
+    const m = /(?:^|\0)SVIRT_HELPER=([^\0]*)/.exec(environ);
+    if (m?.[1] === undefined || !tokens.has(m[1])) continue;
+    const startTime = processStartTime(Number(p));
+    if (startTime !== undefined) out.push({ pid: Number(p), startTime });
+  }
+  return out;
+}

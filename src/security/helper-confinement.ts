@@ -1,0 +1,50 @@
+import type { DomainDef, SecLabelDef } from '../domain/domain-def.js';
+import { SvirtError } from '../errors.js';
+import type { ConfinementSpec } from './confinement.js';
+import type { DriverName, SecurityContext, SecurityDriver } from './driver.js';
+import type { HelperSpec } from './helper.js';
+import { describePart, mergeConfinement } from './merge-confinement.js';
+
+/** The refusal of a helper by a driver that confines QEMU but has no helper member. */
+export function cannotConfineHelper(driver: DriverName, helper: HelperSpec): SvirtError {
+  return new SvirtError(
+    'SVIRT_ERR_CONFINE',
+    `driver '${driver}' cannot confine the ${helper.kind} helper of device ${helper.id}: the device is refused`,
+    { details: { driver, helper: helper.kind, id: helper.id } },
+  );
+}
+
+/**
+ * Every active driver's part for one helper, merged. A driver without helperConfinement
+ * that confines QEMU refuses the helper; one that confines no process (none) adds nothing.
+ */
+export function mergeHelperConfinement(
+  active: readonly { driver: SecurityDriver; label: SecLabelDef }[],
+  def: DomainDef,
+  helper: HelperSpec,
+  ctx: SecurityContext,
+  keepFds: readonly number[],
+): ConfinementSpec {
+  const parts = active.map(({ driver, label }) => {
+    if (driver.helperConfinement) return { name: driver.name, part: driver.helperConfinement(def, label, helper, ctx) };
+    if (driver.confinement) throw cannotConfineHelper(driver.name, helper);
+    return { name: driver.name, part: {} };
+  });
+  return mergeConfinement(parts, keepFds);
+}
+
+/** One driver's dry run for a helper: its own text, else its part, else why it refuses. */
+export function describeHelperOf(
+  driver: SecurityDriver,
+  label: SecLabelDef,
+  def: DomainDef,
+  helper: HelperSpec,
+  ctx: SecurityContext,
+): { driver: DriverName; text: string } {
+  const name = driver.name;
+  if (label.type === 'none') return { driver: name, text: '(type none: not confined by this driver)' };
+  if (driver.describeHelper) return { driver: name, text: driver.describeHelper(def, label, helper, ctx) };
+  if (driver.helperConfinement) return { driver: name, text: describePart(driver.helperConfinement(def, label, helper, ctx)) };
+  if (driver.confinement) return { driver: name, text: `refused: ${cannotConfineHelper(name, helper).message}` };
+  return { driver: name, text: '(confines no process)' };
+}

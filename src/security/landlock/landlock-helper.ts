@@ -1,0 +1,72 @@
+import type { HelperPathAccess, HelperSpec } from '../helper.js';
+import type { LandlockFsAccess, LandlockNetAccess, LandlockNetRule, LandlockPathRule, LandlockSpec } from '../confinement.js';
+import { fsRightsForAbi, netRightsForAbi, scopesForAbi } from './abi.js';
+
+/** Landlock rights for each way a helper uses a path (helper.ts). */
+const ACCESS: Readonly<Record<HelperPathAccess, readonly LandlockFsAccess[]>> = {
+  read: ['read_file'],
+  write: ['read_file', 'write_file', 'truncate'],
+  exec: ['read_file', 'execute'],
+  'tree-read': ['read_file', 'read_dir'],
+  'tree-write': [
+    'read_file',
+    'write_file',
+    'read_dir',
+    'make_reg',
+    'make_dir',
+    'make_sock',
+    'make_sym',
+    'make_fifo',
+    'remove_file',
+    'remove_dir',
+    'refer',
+    'truncate',
+  ],
+};
+
+export interface HelperRulesetInput {
+  readonly helper: HelperSpec;
+  readonly abi: number;
+  readonly bestEffort: boolean;
+  /** Directories of system code every program needs (read and execute). */
+  readonly systemCode: readonly string[];
+}
+
+/**
+ * A helper's own ruleset: its program, the system's libraries, /dev/null and /dev/urandom,
+ * exactly the paths its device declares, and TCP only on its declared ports. Nothing of
+ * QEMU's (no firmware, no runtime dir unless declared): a helper reaches less than its guest.
+ */
+export function helperRuleset(input: HelperRulesetInput): LandlockSpec {
+  const { helper, abi } = input;
+  const handledFs = fsRightsForAbi(abi);
+  const handledNet = netRightsForAbi(abi);
+  const rules: LandlockPathRule[] = [
+    { path: helper.binary, access: ['read_file', 'execute'] },
+    ...input.systemCode.map((path) => ({ path, access: ['read_file', 'read_dir', 'execute'] as const, optional: true })),
+    { path: '/etc/ld.so.cache', access: ['read_file'], optional: true },
+    { path: '/dev/null', access: ['read_file', 'write_file', 'truncate'] },
+    { path: '/dev/urandom', access: ['read_file'] },
+    ...helper.paths.map((p) => ({ path: p.path, access: ACCESS[p.access], ...(p.optional === true ? { optional: true } : {}) })),
+  ];
+  const ports = new Map<number, Set<LandlockNetAccess>>();
+  const add = (port: number, a: LandlockNetAccess): void => {
+    ports.set(port, (ports.get(port) ?? new Set()).add(a));
+  };
+  for (const p of helper.tcp?.bind ?? []) add(p, 'bind_tcp');
+  for (const p of helper.tcp?.connect ?? []) add(p, 'connect_tcp');
+  const netRules: LandlockNetRule[] = [...ports].map(([port, a]) => ({
+    port,
+    access: [...a].filter((x) => handledNet.includes(x)),
+  }));
+  return {
+    handledFs,
+    handledNet,
+    scoped: scopesForAbi(abi),
+    pathRules: rules.map((r) => ({ ...r, access: r.access.filter((a) => handledFs.includes(a)) })),
+    netRules: netRules.filter((r) => r.access.length > 0),
+    bestEffort: input.bestEffort,
+    logNewExec: abi >= 7,
+    ...(input.bestEffort ? {} : { minAbi: abi }),
+  };
+}
