@@ -3,7 +3,6 @@
  * DHCP lease in the network's dnsmasq leases file; a passt NIC's is the one passt hands out
  * (by default the host's own address on its default-route interface, docs/network.md).
  */
-import type { InterfaceDef } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import type { Guest } from './guest.js';
 import type { Networks } from './networks.js';
@@ -24,7 +23,7 @@ export function interfaceAddresses(
   guest: Guest,
   networks: Networks,
   source: AddressSource,
-  passtAddress: (nic: InterfaceDef) => { address: string; prefix: number } | undefined,
+  passtAddress: () => { address: string; prefix: number } | undefined,
 ): IfAddress[] {
   if (source !== 'lease') {
     throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domifaddr --source ${source} is not supported (use --source lease)`);
@@ -39,7 +38,8 @@ export function interfaceAddresses(
         if (l.mac === nic.mac) out.push({ name, mac: nic.mac, protocol: 'ipv4', address: l.ip, prefix: l.prefix });
       }
     } else if (nic.type === 'user') {
-      const a = passtAddress(nic);
+      // QEMU's slirp hands out 10.0.2.15/24; passt the host's own address (passt.ts).
+      const a = nic.backend === 'default' ? { address: '10.0.2.15', prefix: 24 } : passtAddress();
       if (a) out.push({ name, mac: nic.mac, protocol: 'ipv4', ...a });
     }
   }

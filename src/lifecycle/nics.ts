@@ -5,14 +5,22 @@
  * or, where passt is absent, QEMU's slirp (docs/network.md says under which stacks).
  */
 import { existsSync } from 'node:fs';
+import { isAlive, processStatus } from '../host/proc.js';
+import { logTail } from '../qemu/launcher.js';
 import type { DomainDef, InterfaceDef } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import { macsOf, assignMacs } from '../network/mac.js';
 import { currentNetns } from '../network/network-host.js';
 import { closeTapFds, makeTap, removeTap, type TapFds } from '../network/tap.js';
+import { PASST, passtArgv, passtSpec } from '../network/passt.js';
+import { socketpair } from '../host/native.js';
+import { withSocketLabel } from '../host/selinux-socket.js';
+import { FdLayout } from '../qemu/fd-layout.js';
+import type { GuestResource, SecurityContext } from '../security/driver.js';
+import type { OpenFiles } from './files.js';
+import { openHelperLog, startHelpers, type HelperRequest, type RunningHelper } from './helpers.js';
 import { linksDown, type NicBackend } from '../qemu/netdev-args.js';
 import type { QmpClient } from '../qemu/qmp-client.js';
-import type { FdLayout } from '../qemu/fd-layout.js';
 import type { SecurityManager } from '../security/manager.js';
 import { NetworkStore } from '../store/networks.js';
 import type { Store } from '../store/store.js';
@@ -20,8 +28,6 @@ import { parseDomainXml } from '../domain/index.js';
 import type { LifecycleEnv } from './env.js';
 import { Networks } from './networks.js';
 import type { UndoStack } from './undo.js';
-
-export const PASST = '/usr/bin/passt';
 
 /** Every MAC of the guests the store knows except `uuid`'s own. */
 function otherMacs(store: Store, uuid: string): Set<string> {
@@ -73,11 +79,27 @@ export function userBackend(nic: InterfaceDef, manager: SecurityManager, what: s
 export class PreparedNics {
   readonly taps = new Map<number, TapFds>();
   readonly user = new Set<number>();
+  /** passt NICs: QEMU's end of the socketpair (an fd of `files`) and passt's request. */
+  readonly passt = new Map<number, { qemuFd: number; request: HelperRequest }>();
+  /** The passt logs, labelled with the guest's other files. */
+  readonly resources: GuestResource[] = [];
+
+  /** Starts every passt (after labelling, before QEMU); the undo ends them. */
+  async startHelpers(env: LifecycleEnv, live: DomainDef, ctx: SecurityContext, undo: UndoStack): Promise<void> {
+    await startHelpers(
+      env,
+      live,
+      ctx,
+      [...this.passt.values()].map((p) => p.request),
+      undo,
+    );
+  }
 
   /** QEMU's backend of each NIC, its fds numbered in `layout`. */
   backends(layout: FdLayout): Map<number, NicBackend> {
     const out = new Map<number, NicBackend>();
     for (const i of this.user) out.set(i, { kind: 'user' });
+    for (const [i, p] of this.passt) out.set(i, { kind: 'stream', fd: layout.add(p.qemuFd) });
     for (const [i, t] of this.taps) {
       const fd = layout.add(t.tap.fd);
       out.set(i, t.vhostFd === undefined ? { kind: 'tap', fd } : { kind: 'tap', fd, vhostFd: layout.add(t.vhostFd) });
@@ -104,6 +126,7 @@ export async function prepareNics(
   env: LifecycleEnv,
   def: DomainDef,
   undo: UndoStack,
+  files: OpenFiles,
 ): Promise<{ def: DomainDef; nics: PreparedNics }> {
   const nics = new PreparedNics();
   if (def.interfaces.length === 0) return { def, nics };
@@ -115,9 +138,14 @@ export async function prepareNics(
     const what = `domain '${def.name}' interface ${nic.alias ?? i}`;
     if (nic.type === 'user') {
       if (userBackend(nic, env.manager, what) === 'passt') {
-        throw new SvirtError('SVIRT_ERR_XML_UNSUPPORTED', `${what}: passt is not wired yet; use <backend type='default'/>`);
+        const p = passtPlug(env, def, { ...nic, alias: interfaces[i]?.alias ?? `net${i}` }, files, what);
+        nics.passt.set(i, p);
+        nics.resources.push(p.request.log.resource);
+        interfaces[i] = { ...(interfaces[i] ?? nic), backend: 'passt' };
+      } else {
+        nics.user.add(i);
+        interfaces[i] = { ...(interfaces[i] ?? nic), backend: 'default' };
       }
-      nics.user.add(i);
       continue;
     }
     const t = await plugTap(env, def, nic, what);
@@ -125,6 +153,28 @@ export async function prepareNics(
     interfaces[i] = { ...nic, target: t.tap.name };
   }
   return { def: { ...def, interfaces }, nics };
+}
+
+/**
+ * The socketpair of a passt NIC (labelled for the guest where the kernel labels sockets) and
+ * passt's request: its end is passt's fd 4, QEMU's end stays in `files` until QEMU has it.
+ */
+export function passtPlug(
+  env: LifecycleEnv,
+  def: DomainDef,
+  nic: InterfaceDef,
+  files: OpenFiles,
+  what: string,
+): { qemuFd: number; request: HelperRequest } {
+  const labels = env.manager.hasLiveLabels(def) ? env.manager.socketLabels(def) : undefined;
+  const [qemuEnd, passtEnd] = withSocketLabel(labels?.listen, () => socketpair());
+  files.fd(qemuEnd);
+  files.fd(passtEnd);
+  const spec = passtSpec(nic);
+  const layout = new FdLayout();
+  layout.add(passtEnd);
+  const log = openHelperLog(env, def, spec.id, files);
+  return { qemuFd: qemuEnd, request: { spec, argv: passtArgv(nic, what), log, layout, ready: { kind: 'exec' } } };
 }
 
 /** Makes and records one tap (start and hot-plug). */
@@ -172,4 +222,20 @@ export async function applyNicLinks(qmp: QmpClient, def: DomainDef, resume: bool
   const down = linksDown(def);
   for (const name of down) await qmp.execute('set_link', { name, up: false });
   if (down.length > 0 && resume) await qmp.execute('cont');
+}
+
+/**
+ * passt is ready once it has sandboxed itself (seccomp on, after its namespaces and empty
+ * root); one that exits instead fails the start with the end of its log.
+ */
+async function passtSandboxed(h: RunningHelper, log: string, what: string): Promise<void> {
+  const id = { pid: h.pid, startTime: h.startTime };
+  for (let i = 0; i < 500; i++) {
+    if (!isAlive(id)) {
+      throw new SvirtError('SVIRT_ERR_HELPER', `${what} exited during start: ${logTail(log, 3).replace(/\n/g, '; ')}`);
+    }
+    if (processStatus(h.pid)?.get('Seccomp')?.trim() === '2') return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new SvirtError('SVIRT_ERR_TIMEOUT', `${what} did not sandbox itself within 5 s: ${logTail(log, 3)}`);
 }

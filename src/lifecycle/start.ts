@@ -81,10 +81,11 @@ export async function startGuest(
     const logFd = files.fd(
       openSync(logPath, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600),
     );
-    const { def: live, nics } = await prepareNics(env, env.manager.genLabels(def, ctx), undo);
+    const { def: live, nics } = await prepareNics(env, env.manager.genLabels(def, ctx), undo, files);
     const wanted: GuestResource[] = [
       ...resolveResources(guestResources(live, runtimeDir)),
       { path: logPath, role: 'log', seclabels: [] },
+      ...nics.resources,
     ];
     if (incoming) wanted.push({ path: incoming.path, role: 'saved-state', seclabels: [], handle: incoming.handle });
     const socketLabels = env.manager.socketLabels(live);
@@ -104,6 +105,7 @@ export async function startGuest(
       }
     });
     crashPoint(incoming ? 'restore:labelled' : 'start:labelled');
+    await nics.startHelpers(env, live, ctx, undo);
     const layout = new FdLayout();
     const fdsets = openDisks(live, resources, files, layout);
     const chardevFds = chardevEntries(live, opened.io, layout, fdsets.size);
