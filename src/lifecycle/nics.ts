@@ -86,13 +86,12 @@ export class PreparedNics {
 
   /** Starts every passt (after labelling, before QEMU); the undo ends them. */
   async startHelpers(env: LifecycleEnv, live: DomainDef, ctx: SecurityContext, undo: UndoStack): Promise<void> {
-    await startHelpers(
-      env,
-      live,
-      ctx,
-      [...this.passt.values()].map((p) => p.request),
-      undo,
-    );
+    const requests = [...this.passt.values()].map((p) => p.request);
+    const started = await startHelpers(env, live, ctx, requests, undo);
+    for (const h of started) {
+      const log = requests.find((r) => r.spec.id === h.id)?.log.path ?? '';
+      await passtSandboxed(h, log, `passt helper ${h.id} of '${live.name}'`);
+    }
   }
 
   /** QEMU's backend of each NIC, its fds numbered in `layout`. */
