@@ -39,6 +39,8 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   'net-dumpxml': () => import('./commands/net.js').then((m) => ({ run: m.runNetDumpxml })),
   'net-autostart': () => import('./commands/net.js').then((m) => ({ run: m.runNetAutostart })),
   'net-dhcp-leases': () => import('./commands/net.js').then((m) => ({ run: m.runNetDhcpLeases })),
+  'attach-interface': () => import('./commands/iface-plug.js').then((m) => ({ run: m.runAttachInterface })),
+  'detach-interface': () => import('./commands/iface-plug.js').then((m) => ({ run: m.runDetachInterface })),
   domiflist: () => import('./commands/ifaces.js').then((m) => ({ run: m.runDomiflist })),
   domifaddr: () => import('./commands/ifaces.js').then((m) => ({ run: m.runDomifaddr })),
   demo: () => import('./commands/demo.js'),
@@ -64,6 +66,8 @@ commands:
   change-media NAME TARGET [SOURCE] --insert|--update|--eject
   save NAME FILE | restore FILE [--paused]   state to a file and back, with fresh labels
   clone NAME NEWNAME                copy a shut-off guest and its writable images
+  attach-interface NAME TYPE SOURCE [--mac M] [--model M] [--target T] [--live] [--config]
+  detach-interface NAME TYPE [--mac M] [--live] [--config]
   domiflist NAME | domifaddr NAME [--source lease]   a guest's NICs / their addresses
   net-define FILE | net-undefine NAME | net-start NAME | net-destroy NAME
   net-list [--all] | net-info NAME | net-dumpxml NAME | net-autostart NAME [--disable]

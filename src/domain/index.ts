@@ -8,3 +8,4 @@ export { parseDiskXml } from './parse-device-xml.js';
 export { diskLayers, type DiskLayer } from './disk-layers.js';
 export type * from './interface-def.js';
 export { canonicalMac, ifnameProblem, networkNameProblem } from './parse-interface.js';
+export { parseInterfaceXml } from './parse-interface-xml.js';

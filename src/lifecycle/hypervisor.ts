@@ -1,4 +1,5 @@
 import type { DiskDef, DomainDef } from '../domain/domain-def.js';
+import type { InterfaceDef } from '../domain/index.js';
 import { formatDomainXml, parseDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import type { StatePaths } from '../host/paths.js';
@@ -11,6 +12,7 @@ import type { DeviceChangeOptions } from './device-targets.js';
 import { attachDisk, changeMedia, detachDisk } from './devices.js';
 import { LifecycleEnv, type LifecycleOptions } from './env.js';
 import { Networks } from './networks.js';
+import { attachInterface, detachInterface } from './nic-plug.js';
 import { withMacs } from './nics.js';
 import { findGuest, inactiveDef, noDomain, requireRunning, runningGuest, type Guest } from './guest.js';
 import { reconcile } from './reconcile.js';
@@ -180,6 +182,16 @@ export class Hypervisor {
   /** Inserts (source given) or ejects (undefined) the medium of a CD-ROM/floppy drive. */
   async changeMedia(name: string, target: string, source: string | undefined, opts: DeviceChangeOptions = {}): Promise<void> {
     return changeMedia(this.env, this.lookup(name), target, source, opts);
+  }
+
+  /** Hot-plugs a NIC (`live`) and/or adds it to the persistent definition (`config`); returns it with its MAC. */
+  async attachInterface(name: string, nic: InterfaceDef, opts: DeviceChangeOptions = {}): Promise<InterfaceDef> {
+    return attachInterface(this.env, this.lookup(name), nic, opts);
+  }
+
+  /** Unplugs the NIC of `type` (by MAC when the guest has several); its tap is removed. */
+  async detachInterface(name: string, type: string, mac: string | undefined, opts: DeviceChangeOptions = {}): Promise<void> {
+    return detachInterface(this.env, this.lookup(name), type, mac, opts);
   }
 
   /** Saves the guest's state into `file` (replacing it once complete) and stops it. */

@@ -81,6 +81,10 @@ export interface PendingOp {
   /** save: the name the finished state file takes (it is written beside it first). */
   readonly replaces?: string;
   readonly wasRunning?: boolean;
+  /** A NIC (src/lifecycle/nic-plug.ts): its QEMU backend id, the getfd names and the tap made for it. */
+  readonly netdev?: string;
+  readonly fdnames?: readonly string[];
+  readonly tap?: string;
 }
 
 interface RunningRow {
