@@ -1,18 +1,19 @@
 #!/bin/bash
 # Boots the lab VM once and collects what the tests inside reported.
-#   lab/boot.sh MODE KERNEL_DIR ROOTFS POLICY_DIR RUN_DIR [DEBUG_SCRIPT [PATCH_SCRIPT]]
+#   lab/boot.sh MODE KERNEL_DIR ROOTFS POLICY_DIR RUN_DIR [DEBUG_SCRIPT [PATCH_SCRIPT [GUEST_DIR]]]
 # MODE is selinux or apparmor. RUN_DIR (emptied first) is shared with the VM as /mnt and
 # ends up holding console.log, results.tap (node:test's TAP), exit-code, dmesg.txt.
 # Exit status: the tests' (0 = all passed); 124 when the VM hit the hard timeout; 125 when
-# it did not come up or stage 2 failed. Env: SVIRT_LAB_TIMEOUT (s, default 900),
+# it did not come up or stage 2 failed. Env: SVIRT_LAB_TIMEOUT (s, default 1500),
 # SVIRT_LAB_ACCEL (tcg, default, or kvm), SVIRT_LAB_MEM (MiB, default 2048),
 # SVIRT_LAB_BOOT_TIMEOUT (s until stage 2 must have started, default 120).
 set -uo pipefail
 # shellcheck source=lab/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-mode=$1 kdir=$2 rootfs=$3 policy=$4 run=$5 debug=${6:-} patch=${7:-}
-timeout_s=${SVIRT_LAB_TIMEOUT:-900}
+mode=$1 kdir=$2 rootfs=$3 policy=$4 run=$5 debug=${6:-} patch=${7:-} guest=${8:-}
+# the real guest's boot under nested TCG takes about 6 min of the VM's time (test/enforce/guest-boot.test.ts)
+timeout_s=${SVIRT_LAB_TIMEOUT:-1500}
 boot_timeout_s=${SVIRT_LAB_BOOT_TIMEOUT:-120}
 accel=${SVIRT_LAB_ACCEL:-tcg}
 mem=${SVIRT_LAB_MEM:-2048}
@@ -31,6 +32,8 @@ mkdir -p "$run/policy"
 [ "$mode" = selinux ] && cp "$policy"/*.33 "$run/policy/"
 [ -n "$debug" ] && cp "$debug" "$run/debug.sh"
 [ -n "$patch" ] && cp "$patch" "$run/patch.mjs"
+# the real guest image (scripts/build-guest.sh), booted by test/enforce/guest-boot.test.ts
+[ -n "$guest" ] && mkdir -p "$run/guest" && cp "$guest/vmlinuz" "$guest/initrd.img" "$run/guest/"
 console=$run/console.log
 
 qemu=(qemu-system-x86_64 -name "svirt-lab-$mode" -machine q35 -accel "$accel" -cpu "$cpu" -m "$mem" -smp 2

@@ -14,7 +14,7 @@
 #              script FILE (`node FILE COPY` edits COPY/dist/...): proves a proposed fix
 #              without touching the checkout. Tried on the host first (lab/check-patch.sh):
 #              a patch that fails or changes nothing stops the run before any VM boots
-# Env: SVIRT_LAB_CACHE (default /var/cache/svirt-lab), SVIRT_LAB_TIMEOUT (s per VM, 900),
+# Env: SVIRT_LAB_CACHE (default /var/cache/svirt-lab), SVIRT_LAB_TIMEOUT (s per VM, 1500),
 # SVIRT_LAB_ACCEL (tcg | kvm), SVIRT_LAB_MEM (MiB, 2048).
 set -uo pipefail
 # shellcheck source=lab/lib.sh
@@ -73,6 +73,9 @@ lab_log "kernel $(cat "$kdir/version") in $kdir"
 lab_phase "root image"
 rootfs=$(bash "$LAB_DIR/build-rootfs.sh") || lab_die "build-rootfs.sh"
 lab_log "root image $rootfs"
+lab_phase "guest image"
+guest=$(bash "$REPO_DIR/scripts/build-guest.sh") || lab_die "scripts/build-guest.sh"
+lab_log "guest image $guest"
 policy=
 if [[ " $modes " == *" selinux "* ]]; then
   lab_phase "SELinux policies"
@@ -83,7 +86,7 @@ fi
 declare -A pids=() rc=()
 boot_one() {
   local mode=$1
-  bash "$LAB_DIR/boot.sh" "$mode" "$kdir" "$rootfs" "$policy" "$LAB_CACHE/runs/$mode" "$debug" "$patch"
+  bash "$LAB_DIR/boot.sh" "$mode" "$kdir" "$rootfs" "$policy" "$LAB_CACHE/runs/$mode" "$debug" "$patch" "$guest"
 }
 if [ "$parallel" = 1 ]; then
   lab_phase "VMs ($modes, in parallel)"

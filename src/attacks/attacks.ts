@@ -16,6 +16,9 @@ export interface AttackTarget {
   readonly diskB: string;
   readonly runtimeDirB: string;
   readonly qmpPathB: string;
+  /** B's VNC socket and guest-agent socket (in B's runtime dir). */
+  readonly vncSocketB: string;
+  readonly agentSocketB: string;
   readonly pidB: number;
   /** A loopback TCP port the matrix listens on. */
   readonly tcpPort: number;
@@ -70,6 +73,17 @@ async function chardevFile(t: AttackTarget, path: string): Promise<Outcome> {
     await t.qmpA.execute('chardev-remove', { id }).catch(() => undefined);
     return created ? { result: 'allowed', detail: `created ${path}` } : { result: 'error', detail: 'chardev added but no file' };
   }
+  return out;
+}
+
+/** A chardev connecting to a UNIX socket of B's: allowed when QEMU got a connection. */
+async function socketChardev(t: AttackTarget, path: string): Promise<Outcome> {
+  const id = nodeName();
+  const out = await qmpAttempt(t.qmpA, 'chardev-add', {
+    id,
+    backend: { type: 'socket', data: { addr: { type: 'unix', data: { path } }, server: false } },
+  });
+  if (out.result === 'allowed') await t.qmpA.execute('chardev-remove', { id }).catch(() => undefined);
   return out;
 }
 
@@ -134,6 +148,16 @@ export const ATTACKS: readonly Attack[] = [
       if (out.result === 'allowed') await t.qmpA.execute('chardev-remove', { id }).catch(() => undefined);
       return out;
     },
+  },
+  {
+    id: 'vnc-b',
+    title: "connect to B's VNC socket (socket chardev)",
+    run: (t) => socketChardev(t, t.vncSocketB),
+  },
+  {
+    id: 'agent-b',
+    title: "connect to B's guest-agent socket (socket chardev)",
+    run: (t) => socketChardev(t, t.agentSocketB),
   },
   {
     id: 'tcp',

@@ -11,7 +11,11 @@ export function makeRawImage(path: string, mb = 8): string {
   return path;
 }
 
-/** The matrices' guests: one raw virtio disk, TCG, started paused; optionally a serial console logged to a file. */
+/**
+ * The matrices' guests: one raw virtio disk, TCG, started paused; a guest-agent channel and a
+ * VNC display, both on sockets svirt places in the guest's runtime dir (the device attacks
+ * aim at B's); optionally a serial console logged to a file.
+ */
 export function demoDomainXml(name: string, disk: string, opts: { serialLog?: string } = {}): string {
   const serial = opts.serialLog ? `\n    <serial type='file'><source path='${opts.serialLog}'/><target port='0'/></serial>` : '';
   return `<domain type='qemu'>
@@ -26,6 +30,9 @@ export function demoDomainXml(name: string, disk: string, opts: { serialLog?: st
       <source file='${disk}'/>
       <target dev='vda' bus='virtio'/>
     </disk>${serial}
+    <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
+    <graphics type='vnc'><listen type='socket'/></graphics>
+    <video><model type='vga'/></video>
   </devices>
 </domain>
 `;

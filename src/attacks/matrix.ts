@@ -99,6 +99,7 @@ async function runStack(
         diskB,
         runtimeDirB: recB.runtimeDir,
         qmpPathB: recB.qmpPath,
+        ...deviceSockets(recB.liveXml),
         pidB: recB.pid ?? 0,
         tcpPort,
         hostDir,
@@ -188,4 +189,15 @@ export function formatMatrix(m: MatrixResult): string {
   const own = m.stacks.map((s) => (m.ownDisk[s]?.result === 'allowed' ? 'works' : `BROKEN: ${m.ownDisk[s]?.detail ?? '?'}`));
   lines.push(`| A's own disk I/O (qemu-io write + read) | ${own.join(' | ')} |`);
   return lines.join('\n');
+}
+
+/** B's VNC and guest-agent sockets, from its live XML (svirt placed them in B's runtime dir). */
+function deviceSockets(liveXml: string): { vncSocketB: string; agentSocketB: string } {
+  const def = parseDomainXml(liveXml);
+  const vnc = def.graphics?.find((g) => g.type === 'vnc')?.listen;
+  const agent = def.chardevs.find((c) => c.targetName === 'org.qemu.guest_agent.0')?.path;
+  if (vnc?.type !== 'socket' || vnc.socket === undefined || agent === undefined) {
+    throw new Error('guest B has no VNC socket or guest-agent socket in its live XML');
+  }
+  return { vncSocketB: vnc.socket, agentSocketB: agent };
 }

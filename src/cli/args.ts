@@ -34,6 +34,8 @@ const VALUED = new Set([
   'idle-timeout',
   'mac',
   'model',
+  'devname',
+  'screen',
 ]);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {

@@ -43,6 +43,11 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   'detach-interface': () => import('./commands/iface-plug.js').then((m) => ({ run: m.runDetachInterface })),
   domiflist: () => import('./commands/ifaces.js').then((m) => ({ run: m.runDomiflist })),
   domifaddr: () => import('./commands/ifaces.js').then((m) => ({ run: m.runDomifaddr })),
+  console: () => import('./commands/console.js'),
+  domdisplay: () => import('./commands/display.js').then((m) => ({ run: m.runDomdisplay })),
+  vncdisplay: () => import('./commands/display.js').then((m) => ({ run: m.runVncdisplay })),
+  screenshot: () => import('./commands/display.js').then((m) => ({ run: m.runScreenshot })),
+  'qemu-agent-command': () => import('./commands/display.js').then((m) => ({ run: m.runAgentCommand })),
   demo: () => import('./commands/demo.js'),
   serve: () => import('./commands/serve.js'),
 };
@@ -72,6 +77,10 @@ commands:
   net-define FILE | net-undefine NAME | net-start NAME | net-destroy NAME
   net-list [--all] | net-info NAME | net-dumpxml NAME | net-autostart NAME [--disable]
   net-dhcp-leases NAME [--mac MAC]  network objects: a bridge, NAT (nftables) and DHCP (dnsmasq)
+  console NAME [--devname ALIAS] [--force]   attach to a serial port, console or channel pty (^] leaves)
+  domdisplay NAME [--type vnc|spice] | vncdisplay NAME   the display's URI / VNC display
+  screenshot NAME FILE [--screen N] a PNG of the display, written to a new FILE
+  qemu-agent-command NAME JSON [--timeout S]   one command to the guest agent; prints its reply
   profile FILE|NAME [--driver D]    dry run: what each driver would apply, touching nothing
   reconcile [--quiet]               clean up guests whose QEMU is gone
   demo [--stacks LIST]              the attack matrix: two guests per stack, guest A attacks B and the host

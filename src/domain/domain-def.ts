@@ -5,6 +5,8 @@
  */
 import type { InterfaceDef } from './interface-def.js';
 
+import type { GraphicsDef, InputDef, VideoDef } from './display-def.js';
+
 /** One node of the kept XML tree. */
 export type XmlNode = XmlElement | XmlText | XmlComment;
 
@@ -79,19 +81,35 @@ export interface DiskDef {
   readonly seclabels: readonly DeviceSecLabelDef[];
 }
 
-export type ChardevType = 'pty' | 'file' | 'unix' | 'pipe';
+/** `spicevmc` only for a channel (SPICE's agent): QEMU talks to the SPICE server, no file. */
+export type ChardevType = 'pty' | 'file' | 'unix' | 'pipe' | 'spicevmc';
+
+/** `<log file append>` of a serial, console or channel: QEMU copies the device's output there. */
+export interface ChardevLogDef {
+  readonly file: string;
+  /** `append='on'`; absent or off: the file is truncated at start. */
+  readonly append?: boolean;
+}
 
 export interface ChardevDef {
-  readonly element: 'serial' | 'console';
+  readonly element: 'serial' | 'console' | 'channel';
   readonly type: ChardevType;
   /**
    * File path, UNIX socket path, or a pipe's FIFO (PATH.in and PATH.out when both exist,
-   * else PATH itself, as QEMU picks them); pty has none.
+   * else PATH itself, as QEMU picks them); pty has none. A unix channel without one gets a
+   * socket in the guest's runtime dir at start.
    */
   readonly path?: string;
   /** For unix: `bind` (QEMU listens) or `connect`. */
   readonly mode?: 'bind' | 'connect';
+  /** For file: `<source append='on'>` (absent or off: truncated at start). */
+  readonly append?: boolean;
   readonly targetPort?: number;
+  /** `<target type>` of a console (`serial`, `virtio`) or channel (`virtio`). */
+  readonly targetType?: string;
+  /** `<target name>` of a virtio channel, e.g. `org.qemu.guest_agent.0`. */
+  readonly targetName?: string;
+  readonly log?: ChardevLogDef;
   readonly seclabels: readonly DeviceSecLabelDef[];
 }
 
@@ -143,6 +161,10 @@ export interface DomainDef {
   readonly chardevs: readonly ChardevDef[];
   /** `<interface>` NICs (interface-def.ts). */
   readonly interfaces: readonly InterfaceDef[];
+  /** `<graphics>`, `<video>`, `<input>` (display-def.ts); absent means none. */
+  readonly graphics?: readonly GraphicsDef[];
+  readonly videos?: readonly VideoDef[];
+  readonly inputs?: readonly InputDef[];
   readonly seclabels: readonly SecLabelDef[];
   readonly ignoredDevices: readonly IgnoredDeviceDef[];
   /** The parsed document, for round trip of what svirt does not model. */

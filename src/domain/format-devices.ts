@@ -7,6 +7,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { BackingStoreDef, ChardevDef, DeviceSecLabelDef, DiskDef, DomainDef } from './domain-def.js';
 import { formatInterfaces } from './format-interface.js';
 import { aliasConsole, parseChardev, parseDisk } from './parse-devices.js';
+import { formatDisplay } from './format-display.js';
 import { parseDeviceSeclabels } from './parse-seclabels.js';
 import type { MutableElement } from './xml-tree.js';
 import {
@@ -229,27 +230,45 @@ function formatDisks(devices: MutableElement, disks: readonly DiskDef[]): void {
   else for (const el of out) insertOrdered(devices, el, DEVICES_ORDER);
 }
 
+function sourceAttrs(c: ChardevDef): Array<readonly [string, string | undefined]> {
+  return [
+    ['mode', c.mode],
+    ['path', c.path],
+    ['append', c.append === undefined ? undefined : c.append ? 'on' : 'off'],
+  ];
+}
+
+function logElement(c: ChardevDef): MutableElement | undefined {
+  if (!c.log) return undefined;
+  const append = c.log.append === undefined ? undefined : c.log.append ? 'on' : 'off';
+  return elem('log', [
+    ['file', c.log.file],
+    ['append', append],
+  ]);
+}
+
 function newChardev(c: ChardevDef, hasSerial: boolean): MutableElement {
   const kids: MutableElement[] = [];
   if (c.path !== undefined || c.seclabels.length > 0) {
-    kids.push(
-      elem(
-        'source',
-        [
-          ['mode', c.mode],
-          ['path', c.path],
-        ],
-        c.seclabels.map(deviceSeclabelElement),
-      ),
-    );
+    kids.push(elem('source', sourceAttrs(c), c.seclabels.map(deviceSeclabelElement)));
   }
+  const log = logElement(c);
+  if (log) kids.push(log);
   const port = c.targetPort === undefined ? undefined : String(c.targetPort);
   // A console next to a serial port must not target 'serial', or it reads back as its alias.
-  const targetType = c.element === 'console' ? (hasSerial ? 'virtio' : 'serial') : undefined;
+  const targetType =
+    c.element === 'console'
+      ? hasSerial
+        ? 'virtio'
+        : (c.targetType ?? 'serial')
+      : c.element === 'channel'
+        ? 'virtio'
+        : undefined;
   if (targetType !== undefined || port !== undefined)
     kids.push(
       elem('target', [
         ['type', targetType],
+        ['name', c.targetName],
         ['port', port],
       ]),
     );
@@ -264,30 +283,38 @@ function applyChardev(el: MutableElement, c: ChardevDef, hasSerial: boolean): { 
   // A pty's <source path> is output (the allocated /dev/pts/N): left alone unless the type changed.
   const paths: Array<readonly [string, string | undefined]> =
     c.type !== 'pty'
-      ? [
-          ['mode', c.mode],
-          ['path', c.path],
-        ]
+      ? sourceAttrs(c)
       : cur.type === 'pty'
         ? []
         : [
             ['mode', undefined],
             ['path', undefined],
+            ['append', undefined],
           ];
   applySource(el, CHARDEV_ORDER, paths, c.seclabels);
+  if (!isDeepStrictEqual(cur.log, c.log)) {
+    removeChildren(el, 'log');
+    const log = logElement(c);
+    if (log) insertOrdered(el, log, CHARDEV_ORDER);
+  }
   if (cur.targetPort !== c.targetPort) {
     const target = ensureChild(el, 'target', CHARDEV_ORDER);
     setAttr(target, 'port', c.targetPort === undefined ? undefined : String(c.targetPort));
   }
+  if (cur.targetName !== c.targetName) setAttr(ensureChild(el, 'target', CHARDEV_ORDER), 'name', c.targetName);
   return { el, changed: true };
 }
 
-/** Serials and (non-alias) consoles matched by kind and position; the alias console follows serial 0. */
+/** Serials, (non-alias) consoles and channels matched by kind and position; the alias console follows serial 0. */
 function formatChardevs(devices: MutableElement, chardevs: readonly ChardevDef[]): void {
   const alias = aliasConsole(devices) as MutableElement | undefined;
   const serials = mChildren(devices, 'serial');
-  const pools = { serial: serials, console: mChildren(devices, 'console').filter((el) => el !== alias) };
-  const next = { serial: 0, console: 0 };
+  const pools = {
+    serial: serials,
+    console: mChildren(devices, 'console').filter((el) => el !== alias),
+    channel: mChildren(devices, 'channel'),
+  };
+  const next = { serial: 0, console: 0, channel: 0 };
   const hasSerial = chardevs.some((c) => c.element === 'serial');
   const keep = new Set<MutableElement>();
   let serial0Changed = false;
@@ -304,7 +331,7 @@ function formatChardevs(devices: MutableElement, chardevs: readonly ChardevDef[]
       keep.add(made);
     }
   }
-  for (const el of [...pools.serial, ...pools.console]) if (!keep.has(el)) removeChild(devices, el);
+  for (const el of [...pools.serial, ...pools.console, ...pools.channel]) if (!keep.has(el)) removeChild(devices, el);
   if (!alias) return;
   const serial0 = mFirst(devices, 'serial');
   if (!serial0) {
@@ -318,9 +345,14 @@ function formatChardevs(devices: MutableElement, chardevs: readonly ChardevDef[]
   }
 }
 
-/** Applies emulator, disks and chardevs of `def` to the domain clone `root`. */
+/** Applies emulator, disks, chardevs and display devices of `def` to the domain clone `root`. */
 export function formatDevices(root: MutableElement, def: DomainDef, domainOrder: readonly string[]): void {
-  const needed = def.emulator !== undefined || def.disks.length > 0 || def.chardevs.length > 0 || def.interfaces.length > 0;
+  const needed =
+    def.emulator !== undefined ||
+    def.disks.length > 0 ||
+    def.chardevs.length > 0 ||
+    def.interfaces.length > 0 ||
+    (def.graphics?.length ?? 0) + (def.videos?.length ?? 0) + (def.inputs?.length ?? 0) > 0;
   const devices = mFirst(root, 'devices') ?? (needed ? ensureChild(root, 'devices', domainOrder) : undefined);
   if (!devices) return;
   if (def.emulator === undefined) removeChildren(devices, 'emulator');
@@ -328,4 +360,5 @@ export function formatDevices(root: MutableElement, def: DomainDef, domainOrder:
   formatDisks(devices, def.disks);
   formatChardevs(devices, def.chardevs);
   formatInterfaces(devices, def.interfaces, DEVICES_ORDER);
+  formatDisplay(devices, def, DEVICES_ORDER);
 }

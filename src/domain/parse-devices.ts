@@ -1,9 +1,20 @@
+// Long file: one reader per device kind (disks, chardevs, NICs, display) over one <devices> walk; each is short.
 /**
- * `<devices>`: disks and serial/console chardevs are modelled; every other device is kept
- * in the tree and listed as ignored.
+ * `<devices>`: disks, serial/console/channel chardevs, graphics, video and input are
+ * modelled; every other device is kept in the tree and listed as ignored.
  */
-import type { BackingStoreDef, ChardevDef, DiskDef, DiskFormat, IgnoredDeviceDef, XmlElement } from './domain-def.js';
+import type { GraphicsDef, InputDef, VideoDef } from './display-def.js';
+import type {
+  BackingStoreDef,
+  ChardevDef,
+  ChardevLogDef,
+  DiskDef,
+  DiskFormat,
+  IgnoredDeviceDef,
+  XmlElement,
+} from './domain-def.js';
 import type { InterfaceDef } from './interface-def.js';
+import { parseGraphics, parseInput, parseVideo } from './parse-display.js';
 import { parseInterface } from './parse-interface.js';
 import { parseDeviceSeclabels } from './parse-seclabels.js';
 import { checkPath, invalid, oneOf, parseUnsigned, quote, single, singleText, unsupported } from './parse-util.js';
@@ -14,6 +25,9 @@ export interface ParsedDevices {
   readonly disks: DiskDef[];
   readonly chardevs: ChardevDef[];
   readonly interfaces: InterfaceDef[];
+  readonly graphics: GraphicsDef[];
+  readonly videos: VideoDef[];
+  readonly inputs: InputDef[];
   readonly ignoredDevices: IgnoredDeviceDef[];
 }
 
@@ -122,25 +136,84 @@ export function parseDisk(el: XmlElement): DiskDef {
   };
 }
 
-/** A serial or console element as a chardev (the alias question is decided by the caller). */
-export function parseChardev(el: XmlElement, element: 'serial' | 'console'): ChardevDef {
+/** An on/off attribute (`append`); undefined when absent. */
+function onOff(el: XmlElement, name: string): boolean | undefined {
+  const v = oneOf(el, name, ['on', 'off'] as const);
+  return v === undefined ? undefined : v === 'on';
+}
+
+/** `<log file append>` of a chardev. */
+function parseLog(el: XmlElement, element: string): ChardevLogDef | undefined {
+  const log = single(el, 'log');
+  if (!log) return undefined;
+  const file = attr(log, 'file');
+  if (file === undefined || file === '') throw invalid(log, 'missing file=');
+  checkPath(file, `the log of a ${element}`, log);
+  const append = onOff(log, 'append');
+  return append === undefined ? { file } : { file, append };
+}
+
+/** The `<target>` facts of a console or channel (a serial's target type is its model's business). */
+function parseTarget(el: XmlElement, element: ChardevDef['element'], type: string): { targetType?: string; targetName?: string } {
+  const target = single(el, 'target');
+  if (element === 'serial') return {};
+  if (element === 'console') {
+    const t = consoleTargetType(el);
+    if (t !== 'serial' && t !== 'virtio')
+      throw unsupported(target ?? el, `console target type ${quote(t)}: only serial and virtio are supported`);
+    return { targetType: t };
+  }
+  const t = target ? attr(target, 'type') : undefined;
+  if (t !== 'virtio') throw unsupported(target ?? el, `channel target type ${quote(t ?? '')}: only virtio is supported`);
+  const name = target ? attr(target, 'name') : undefined;
+  if (name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(name)) {
+    throw invalid(target ?? el, `channel name ${quote(name)} must be 1-100 of A-Z a-z 0-9 . _ - (it names a socket file)`);
+  }
+  if (name === undefined && type === 'unix' && !attr(single(el, 'source') ?? el, 'path')) {
+    throw invalid(target ?? el, 'a unix channel without <source path> needs <target name=...> to name its socket');
+  }
+  return { targetType: t, ...(name === undefined ? {} : { targetName: name }) };
+}
+
+/** A serial, console or channel element as a chardev (the alias question is decided by the caller). */
+export function parseChardev(el: XmlElement, element: ChardevDef['element']): ChardevDef {
   const type = attr(el, 'type') ?? 'pty';
-  if (type !== 'pty' && type !== 'file' && type !== 'unix' && type !== 'pipe') {
-    throw unsupported(el, `${element} type ${quote(type)}: only pty, file, unix and pipe are supported`, { value: type });
+  const spice = type === 'spicevmc' && element === 'channel';
+  if (type !== 'pty' && type !== 'file' && type !== 'unix' && type !== 'pipe' && !spice) {
+    const also = element === 'channel' ? ' (and spicevmc)' : '';
+    throw unsupported(el, `${element} type ${quote(type)}: only pty, file, unix and pipe${also} are supported`, { value: type });
   }
   const source = single(el, 'source');
   const target = single(el, 'target');
   const portRaw = target ? attr(target, 'port') : undefined;
   const targetPort = portRaw === undefined ? undefined : parseUnsigned(target ?? el, portRaw, 'port', 65535);
   const seclabels = source ? parseDeviceSeclabels(source) : [];
-  const common = { element, type, seclabels, ...(targetPort === undefined ? {} : { targetPort }) } as const;
-  if (type === 'pty') return common; // a pty's <source path> is output (the allocated /dev/pts/N)
+  const log = parseLog(el, element);
+  const common = {
+    element,
+    type,
+    seclabels,
+    ...(targetPort === undefined ? {} : { targetPort }),
+    ...parseTarget(el, element, type),
+    ...(log === undefined ? {} : { log }),
+  } as const;
+  if (type === 'pty' || type === 'spicevmc') return common; // a pty's <source path> is output (the allocated /dev/pts/N)
 
   const path = source ? attr(source, 'path') : undefined;
+  if (element === 'channel' && type === 'unix' && (path === undefined || path === '')) {
+    // libvirt's rule: the socket goes in the guest's own directory, named after the channel
+    const mode = source ? (oneOf(source, 'mode', ['bind', 'connect'] as const) ?? 'bind') : 'bind';
+    if (mode !== 'bind') throw invalid(source ?? el, "a unix channel in mode 'connect' needs <source path=...>");
+    return { ...common, mode };
+  }
   if (!source || path === undefined || path === '')
     throw invalid(source ?? el, `${element} of type ${type} needs <source path=...>`);
   checkPath(path, `${element} of type ${type}`, source);
-  if (type === 'file' || type === 'pipe') return { ...common, path };
+  if (type === 'pipe') return { ...common, path };
+  if (type === 'file') {
+    const append = onOff(source, 'append');
+    return append === undefined ? { ...common, path } : { ...common, path, append };
+  }
   const mode = oneOf(source, 'mode', ['bind', 'connect'] as const) ?? 'bind';
   return { ...common, path, mode };
 }
@@ -162,7 +235,15 @@ export function aliasConsole(devices: XmlElement): XmlElement | undefined {
 }
 
 export function parseDevices(devices: XmlElement | undefined, inactive = false): ParsedDevices {
-  const out: ParsedDevices = { disks: [], chardevs: [], interfaces: [], ignoredDevices: [] };
+  const out: ParsedDevices = {
+    disks: [],
+    chardevs: [],
+    interfaces: [],
+    graphics: [],
+    videos: [],
+    inputs: [],
+    ignoredDevices: [],
+  };
   if (!devices) return out;
   let emulator: string | undefined;
   const emulatorEl = single(devices, 'emulator');
@@ -192,6 +273,18 @@ export function parseDevices(devices: XmlElement | undefined, inactive = false):
         break;
       case 'serial':
         out.chardevs.push(parseChardev(el, 'serial'));
+        break;
+      case 'channel':
+        out.chardevs.push(parseChardev(el, 'channel'));
+        break;
+      case 'graphics':
+        out.graphics.push(parseGraphics(el));
+        break;
+      case 'video':
+        out.videos.push(parseVideo(el));
+        break;
+      case 'input':
+        out.inputs.push(parseInput(el));
         break;
       case 'console':
         if (consoles++ > 0 && consoleTargetType(el) === 'serial') {

@@ -76,16 +76,32 @@ describe('parseDomainXml: fixtures', () => {
       shareable: false,
       seclabels: [],
     });
-    // The console is only serial 0's alias.
-    assert.deepEqual(def.chardevs, [{ element: 'serial', type: 'pty', targetPort: 0, seclabels: [] }]);
+    // The console is only serial 0's alias; the agent's socket is placed at start.
+    assert.deepEqual(def.chardevs, [
+      { element: 'serial', type: 'pty', targetPort: 0, seclabels: [] },
+      {
+        element: 'channel',
+        type: 'unix',
+        mode: 'bind',
+        targetType: 'virtio',
+        targetName: 'org.qemu.guest_agent.0',
+        seclabels: [],
+      },
+      { element: 'channel', type: 'spicevmc', targetType: 'virtio', targetName: 'com.redhat.spice.0', seclabels: [] },
+    ]);
+    assert.deepEqual(def.graphics, [
+      { type: 'spice', autoport: true, listen: { type: 'address', address: '127.0.0.1' }, listenGiven: false },
+    ]);
+    assert.deepEqual(def.videos, [{ model: 'virtio', primary: true }]);
+    assert.deepEqual(def.inputs, [
+      { type: 'tablet', bus: 'usb' },
+      { type: 'mouse', bus: 'ps2' },
+      { type: 'keyboard', bus: 'ps2' },
+    ]);
     const ignored = def.ignoredDevices.map((d) => d.name);
-    for (const n of ['controller', 'channel', 'input', 'graphics', 'video', 'memballoon', 'rng', 'sound', 'redirdev']) {
+    for (const n of ['controller', 'memballoon', 'rng', 'sound', 'redirdev']) {
       assert.ok(ignored.includes(n), n);
     }
-    assert.deepEqual(
-      def.ignoredDevices.find((d) => d.name === 'channel'),
-      { name: 'channel', line: 69 },
-    );
     assert.deepEqual(def.interfaces, [
       { type: 'network', mac: '52:54:00:6b:3c:58', source: 'default', model: 'virtio', portForwards: [] },
     ]);
@@ -154,6 +170,7 @@ describe('parseDomainXml: fixtures', () => {
         element: 'serial',
         type: 'file',
         path: '/var/log/svirt/consoles-serial0.log',
+        append: true,
         targetPort: 0,
         seclabels: [{ model: 'dac', relabel: false }],
       },
@@ -164,9 +181,10 @@ describe('parseDomainXml: fixtures', () => {
         path: '/run/svirt/consoles/virtcon.sock',
         mode: 'connect',
         targetPort: 1,
+        targetType: 'virtio',
         seclabels: [],
       },
-      { element: 'console', type: 'pty', targetPort: 2, seclabels: [] },
+      { element: 'console', type: 'pty', targetPort: 2, targetType: 'virtio', seclabels: [] },
     ]);
   });
 
@@ -420,7 +438,7 @@ describe('parseDomainXml: rules', () => {
 
   it('treats the first serial-target console as serial 0 alias only when a serial exists', () => {
     const lone = parseDomainXml(domain('', "<console type='pty'><target type='serial' port='0'/></console>"));
-    assert.deepEqual(lone.chardevs, [{ element: 'console', type: 'pty', targetPort: 0, seclabels: [] }]);
+    assert.deepEqual(lone.chardevs, [{ element: 'console', type: 'pty', targetPort: 0, targetType: 'serial', seclabels: [] }]);
     const second = "<serial type='pty'/><console type='pty'/><console type='pty'><target type='serial'/></console>";
     rejects(domain('', second), 'SVIRT_ERR_XML_INVALID', /only the first <console> can target a serial port/);
     rejects(

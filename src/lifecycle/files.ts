@@ -61,6 +61,7 @@ const CHARDEV_KINDS: Readonly<Record<ChardevType, readonly FileKind[]>> = {
   unix: ['socket'],
   pipe: ['fifo'],
   pty: [],
+  spicevmc: [],
 };
 
 /** What QEMU gets for a chardev: the fd svirt made for it. */
@@ -119,7 +120,9 @@ export function openResources(
     }
     const out: GuestResource = { ...r, handle: h };
     if (r.chardev?.type === 'file') {
-      made = { fd: files.fd(h.reopen(constants.O_WRONLY | constants.O_APPEND)), kind: 'file' };
+      // libvirt's append='off' (the default): the file starts empty at each start
+      const trunc = r.chardev.append === true ? 0 : constants.O_TRUNC;
+      made = { fd: files.fd(h.reopen(constants.O_WRONLY | constants.O_APPEND | trunc)), kind: 'file' };
     } else if (r.chardev?.type === 'pipe') {
       made = openPipe(h, files, pipeEnd(r));
     }

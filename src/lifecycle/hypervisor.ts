@@ -19,6 +19,9 @@ import { reconcile } from './reconcile.js';
 import { restoreGuest, saveGuest } from './save.js';
 import type { Progress } from './incoming.js';
 import { startGuest } from './start.js';
+import { openConsole, type ConsoleSession } from './console-session.js';
+import { agentCommand } from './guest-agent.js';
+import { screenshot } from './screenshot.js';
 import { destroyGuest, requestShutdown } from './stop.js';
 
 export type HypervisorOptions = LifecycleOptions;
@@ -167,6 +170,21 @@ export class Hypervisor {
     const rec = requireRunning(this.lookup(name));
     await this.env.withQmp(rec, (q) => q.execute('cont'));
     this.store.updateRunning(rec.uuid, { paused: false });
+  }
+
+  /** `console`: the pty of a serial port, console or channel, for one session (console-session.ts). */
+  async openConsole(name: string, devname: string | undefined, force: boolean): Promise<ConsoleSession> {
+    return openConsole(this.env, this.lookup(name), devname, force);
+  }
+
+  /** `qemu-agent-command`: one command to the guest agent, its reply (guest-agent.ts). */
+  async agentCommand(name: string, command: string, timeoutMs: number): Promise<string> {
+    return agentCommand(this.env, this.lookup(name), command, timeoutMs);
+  }
+
+  /** `screenshot`: a PNG of the display, written to a new `file` (screenshot.ts). */
+  async screenshot(name: string, file: string, screen: number): Promise<{ width: number; height: number; bytes: number }> {
+    return screenshot(this.env, this.lookup(name), file, screen);
   }
 
   /** Hot-plugs a disk (`live`) and/or adds it to the persistent definition (`config`). */

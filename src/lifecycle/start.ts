@@ -19,6 +19,7 @@ import { bindSocket, dropHandle, openResources, OpenFiles, pipeEntries, type Cha
 import { finishIncoming, type Incoming } from './incoming.js';
 import { applyNicLinks, prepareNics } from './nics.js';
 import { ensureRuntimeRoot, monitorSocketPath } from './runtime-dir.js';
+import { chardevLogEntries, finishDevices, placeDevices, usedSets } from './console-devices.js';
 import { UndoStack } from './undo.js';
 
 /**
@@ -81,7 +82,9 @@ export async function startGuest(
     const logFd = files.fd(
       openSync(logPath, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600),
     );
-    const { def: live, nics } = await prepareNics(env, env.manager.genLabels(def, ctx), undo, files);
+    // Channel and display sockets placed in the runtime dir, display ports reserved (console-devices.ts).
+    const placed = env.manager.genLabels(await placeDevices(env.store, def, runtimeDir), ctx);
+    const { def: live, nics } = await prepareNics(env, placed, undo, files);
     const wanted: GuestResource[] = [
       ...resolveResources(guestResources(live, runtimeDir)),
       { path: logPath, role: 'log', seclabels: [] },
@@ -110,6 +113,7 @@ export async function startGuest(
     const fdsets = openDisks(live, resources, files, layout);
     const chardevFds = chardevEntries(live, opened.io, layout, fdsets.size);
     const pipeFds = pipeEntries(live, opened.io, layout, fdsets.size + chardevFds.size); // sets after theirs
+    const logFds = chardevLogEntries(live, opened.io, layout, usedSets(fdsets.values(), chardevFds.values(), pipeFds.values()));
     // A pipe with PATH.in and PATH.out is wired over QMP while QEMU waits (src/qemu/chardev-pipe.ts).
     const changes = chardevChanges(live, pipeFds);
     const netdevs = nics.backends(layout);
@@ -125,6 +129,7 @@ export async function startGuest(
       chardevFds,
       pipeFds,
       nics: netdevs,
+      logFds,
     });
     let stateFd: number | undefined;
     if (incoming) {
@@ -153,8 +158,11 @@ export async function startGuest(
       },
     });
     undo.push('end QEMU', () => env.kill({ pid: launched.pid, startTime: launched.startTime }));
+    let liveXml: string;
     try {
       await applyNicLinks(launched.qmp, live, !paused && incoming === undefined && changes.length === 0);
+      // ptys found and labelled, display passwords set, while the guest waits for the changes below
+      liveXml = await finishDevices(env.manager, live, launched.qmp, launched.pid);
       await applyChardevChanges(launched.qmp, changes, !paused && incoming === undefined);
       if (incoming && stateFd !== undefined) await finishIncoming(launched.qmp, paused, logPath, incoming, launched.pid, stateFd);
     } finally {
@@ -171,6 +179,7 @@ export async function startGuest(
     }
     env.store.tx(() => {
       env.store.updateRunning(def.uuid, {
+        liveXml,
         pid: launched.pid,
         pidStart: launched.startTime,
         monitorPid: launched.monitorPid,

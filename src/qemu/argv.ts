@@ -1,17 +1,13 @@
-import type { ChardevDef, DiskDef, DomainDef } from '../domain/domain-def.js';
+import type { DiskDef, DomainDef } from '../domain/domain-def.js';
 import { diskLayers } from '../domain/disk-layers.js';
 import { SvirtError } from '../errors.js';
-import { pipeBackend, pipeChange, type ChardevChange, type PipeFds } from './chardev-pipe.js';
+import { chardevArgs, chardevSlots, qemuOptValue } from './chardev-argv.js';
+import { pipeChange, type ChardevChange, type PipeFds } from './chardev-pipe.js';
+import { displayArgs } from './display-argv.js';
+import type { FdSetEntry } from './fd-layout.js';
 import { nicArgs, type NicBackend } from './netdev-args.js';
 
-/** One file QEMU gets as an inherited fd, in an fdset of its own. */
-export interface FdSetEntry {
-  /** The fd number in QEMU's fd table (3 is the spec; images start at 4). */
-  readonly fd: number;
-  readonly set: number;
-  readonly path: string;
-  readonly readonly: boolean;
-}
+export type { FdSetEntry } from './fd-layout.js';
 
 export interface ArgvOptions {
   readonly emulator: string;
@@ -30,6 +26,8 @@ export interface ArgvOptions {
   readonly pipeFds?: ReadonlyMap<number, PipeFds>;
   /** The backend of each NIC, by index in def.interfaces (taps and passt sockets as fds). */
   readonly nics?: ReadonlyMap<number, NicBackend>;
+  /** The `<log file>` fdset of each chardev that has one, by index in def.chardevs. */
+  readonly logFds?: ReadonlyMap<number, FdSetEntry>;
 }
 
 export const SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
@@ -104,6 +102,7 @@ export function buildArgv(def: DomainDef, o: ArgvOptions): string[] {
   for (const pipe of o.pipeFds?.values() ?? []) {
     for (const e of pipe.fds) argv.push('-add-fd', `fd=${e.fd},set=${e.set},opaque=${opaque(e.path)}`);
   }
+  for (const e of o.logFds?.values() ?? []) argv.push('-add-fd', `fd=${e.fd},set=${e.set},opaque=${opaque(e.path)}`);
   // A SCSI controller is always there, so sd* disks can be hot-plugged and a saved state
   // restores into the same device tree whatever was plugged since.
   argv.push('-device', 'virtio-scsi-pci,id=scsi0');
@@ -114,35 +113,20 @@ export function buildArgv(def: DomainDef, o: ArgvOptions): string[] {
     if (!backend) throw new SvirtError('SVIRT_ERR_INTERNAL', `no backend was made for interface ${i} of '${def.name}'`);
     argv.push(...nicArgs(def, nic, backend));
   }
-  for (const [i, c, serial] of serialChardevs(def)) {
-    argv.push(...chardevArgs(c, serial, o.chardevFds?.get(i), o.pipeFds?.get(i)));
-  }
+  argv.push(...chardevArgs(def, o));
+  argv.push(...displayArgs(def));
   return argv;
-}
-
-/** Each chardev QEMU gets as a serial port: [index in def.chardevs, chardev, serial number]. */
-function serialChardevs(def: DomainDef): [number, ChardevDef, number][] {
-  const out: [number, ChardevDef, number][] = [];
-  for (const [i, c] of def.chardevs.entries()) {
-    if (c.element === 'console' && def.chardevs.some((s) => s.element === 'serial')) continue; // libvirt's alias of serial0
-    out.push([i, c, out.length]);
-  }
-  return out;
 }
 
 /** The QMP changes a pipe chardev with PATH.in and PATH.out needs once QEMU runs paused. */
 export function chardevChanges(def: DomainDef, pipeFds: ReadonlyMap<number, PipeFds>): ChardevChange[] {
   const out: ChardevChange[] = [];
-  for (const [i, , serial] of serialChardevs(def)) {
-    const pipe = pipeFds.get(i);
-    const change = pipe && pipeChange(chardevId(serial), pipe);
+  for (const s of chardevSlots(def)) {
+    const pipe = pipeFds.get(s.index);
+    const change = pipe && pipeChange(s.id, pipe);
     if (change) out.push(change);
   }
   return out;
-}
-
-function chardevId(serial: number): string {
-  return `charserial${serial}`;
 }
 
 /** The fdset's note is the image path (a repair finds the fdset by it); commas are doubled for QemuOpts. */
@@ -234,34 +218,4 @@ function unitOf(dev: string): number {
   let n = 0;
   for (const ch of letters) n = n * 26 + (ch.charCodeAt(0) - 96);
   return Math.max(0, n - 1);
-}
-
-function chardevArgs(c: ChardevDef, index: number, fd: FdSetEntry | undefined, pipe: PipeFds | undefined): string[] {
-  const id = chardevId(index);
-  let backend: string;
-  switch (c.type) {
-    case 'pty':
-      backend = `pty,id=${id}`;
-      break;
-    case 'file':
-      // svirt created and labelled the file; QEMU writes through the inherited fd.
-      backend = `file,id=${id},path=${fd ? `/dev/fdset/${fd.set}` : qemuOptValue(c.path ?? '')},append=on`;
-      break;
-    case 'unix':
-      if (c.mode === 'connect') backend = `socket,id=${id},path=${qemuOptValue(c.path ?? '')},server=off`;
-      else if (fd) backend = `socket,id=${id},fd=${fd.fd},server=on,wait=off`;
-      else throw new SvirtError('SVIRT_ERR_INTERNAL', `no listening socket was bound for chardev ${id}`);
-      break;
-    case 'pipe':
-      // svirt opened the FIFO(s); QEMU gets their fds (chardev-pipe.ts).
-      if (!pipe) throw new SvirtError('SVIRT_ERR_INTERNAL', `no FIFO was opened for chardev ${id}`);
-      backend = pipeBackend(id, pipe);
-      break;
-  }
-  return ['-chardev', backend, '-device', `isa-serial,chardev=${id},id=serial${index}`];
-}
-
-/** QEMU's option syntax escapes a comma by doubling it. */
-function qemuOptValue(v: string): string {
-  return v.replace(/,/g, ',,');
 }

@@ -25,3 +25,12 @@ export class FdLayout {
     return this.list.map((_, i) => SPEC_FD + 1 + i);
   }
 }
+
+/** One file QEMU gets as an inherited fd, in an fdset of its own. */
+export interface FdSetEntry {
+  /** The fd number in QEMU's fd table (3 is the spec; images start at 4). */
+  readonly fd: number;
+  readonly set: number;
+  readonly path: string;
+  readonly readonly: boolean;
+}

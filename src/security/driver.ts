@@ -48,6 +48,8 @@ export interface GuestResource {
   readonly disk?: DiskDef;
   /** The serial/console this path belongs to. */
   readonly chardev?: ChardevDef;
+  /** For a chardev's `<log file>`: the chardev whose log it is (`chardev` is then the log file itself). */
+  readonly logOf?: ChardevDef;
   /**
    * The file itself, opened once by the lifecycle (O_PATH, no symlink on the way): drivers
    * label through it, never through the path. Not stored.
@@ -160,6 +162,14 @@ export interface SecurityDriver {
 
   /** Gives one resource its original label back (when no other guest still uses it). Idempotent. */
   restoreResourceLabel?(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void;
+
+  /**
+   * Labels a pty QEMU allocated for a serial port, console or channel (after start: its
+   * /dev/pts path is only known then). Not remembered and never restored: the pty goes
+   * away with QEMU, and its number may be another process's terminal afterwards.
+   * Default: nothing (QEMU's uid owns the pty it made).
+   */
+  setPtyLabel?(def: DomainDef, label: SecLabelDef, pty: FileHandle): void;
 
   /** What the launcher must apply to the QEMU process. Default: nothing. */
   confinement?(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): ConfinementPart;

@@ -1,11 +1,13 @@
 import type { DomainDef, SecLabelDef } from '../domain/domain-def.js';
 import { SvirtError } from '../errors.js';
 import type { ConfinementSpec } from './confinement.js';
+import type { FileHandle } from '../host/file-handle.js';
 import type { BaseLabel, DriverName, GuestResource, SecurityContext, SecurityDriver } from './driver.js';
 import type { HelperSpec } from './helper.js';
 import { describeHelperOf, mergeHelperConfinement } from './helper-confinement.js';
 import { mergeConfinement } from './merge-confinement.js';
 import { openForRestore } from './open-for-restore.js';
+import { throwJoined, withUndoErrors } from './label-errors.js';
 
 /** The hooks that come in pairs: what one sets, the other gives back. */
 const PAIRS = [
@@ -264,6 +266,11 @@ export class SecurityManager {
     });
   }
 
+  /** Labels a pty QEMU allocated, driver by driver (see SecurityDriver.setPtyLabel). */
+  setPtyLabel(def: DomainDef, pty: FileHandle): void {
+    for (const { driver, label } of this.active(def)) driver.setPtyLabel?.(def, label, pty);
+  }
+
   /** The socket labels of the first driver that has them (see SecurityDriver.socketLabels). */
   socketLabels(def: DomainDef): { readonly listen: string; readonly connect: string } | undefined {
     for (const { driver, label } of this.active(def)) {
@@ -276,24 +283,4 @@ export class SecurityManager {
   undefine(def: DomainDef): void {
     for (const d of this.drivers) d.undefine?.(def);
   }
-}
-
-const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
-
-/** The step's error, saying so when undoing it failed too (same code, the undo errors in details). */
-function withUndoErrors(err: unknown, undo: readonly unknown[]): unknown {
-  if (undo.length === 0) return err;
-  const msgs = undo.map(messageOf);
-  const code = err instanceof SvirtError ? err.code : 'SVIRT_ERR_LABEL_APPLY';
-  return new SvirtError(code, `${messageOf(err)} (and undoing failed: ${msgs.join('; ')})`, {
-    cause: err,
-    details: { ...(err instanceof SvirtError ? err.details : {}), undoErrors: msgs },
-  });
-}
-
-function throwJoined(errors: unknown[], what: string): void {
-  if (errors.length === 0) return;
-  if (errors.length === 1) throw errors[0];
-  const msgs = errors.map(messageOf);
-  throw new SvirtError('SVIRT_ERR_LABEL_RESTORE', `${what}: ${msgs.join('; ')}`, { cause: errors[0] });
 }

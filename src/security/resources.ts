@@ -1,6 +1,6 @@
 import { lstatSync, readlinkSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { DiskDef, DomainDef } from '../domain/domain-def.js';
+import type { ChardevDef, DiskDef, DomainDef } from '../domain/domain-def.js';
 import { diskLayers } from '../domain/disk-layers.js';
 import { SvirtError, errnoOf } from '../errors.js';
 import type { GuestResource, ResourceRole } from './driver.js';
@@ -36,12 +36,28 @@ export function guestResources(def: DomainDef, runtimeDir: string): GuestResourc
   if (os.nvram !== undefined) out.push({ path: os.nvram.path, role: 'nvram', seclabels: [] });
   for (const disk of def.disks) out.push(...diskResources(disk));
   for (const c of def.chardevs) {
+    if (c.log) out.push(logResource(c, c.log.file, c.log.append));
     if (c.path === undefined || c.type === 'pty') continue;
     for (const path of c.type === 'pipe' ? pipePaths(c.path) : [c.path]) {
       out.push({ path, role: 'chardev', seclabels: c.seclabels, chardev: c });
     }
   }
   return dedupe(out);
+}
+
+/**
+ * A chardev's `<log file>`: opened, labelled and handed over by svirt like a file chardev
+ * (its `chardev` is that file; `logOf` says whose log it is).
+ */
+function logResource(c: ChardevDef, file: string, append: boolean | undefined): GuestResource {
+  const chardev: ChardevDef = {
+    element: c.element,
+    type: 'file',
+    path: file,
+    seclabels: c.seclabels,
+    ...(append ? { append } : {}),
+  };
+  return { path: file, role: 'chardev', seclabels: c.seclabels, chardev, logOf: c };
 }
 
 /**

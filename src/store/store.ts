@@ -144,6 +144,9 @@ function toRecord(r: RunningRow): RunningRecord {
  * svirt's state in one SQLite file. Several svirt processes may use it at once: WAL mode,
  * a busy timeout, and every multi-step change in an IMMEDIATE transaction.
  */
+/** The `driver` column of a display port's reservation (no security driver has this name). */
+const PORT_RESERVATION = 'tcp-port';
+
 export class Store implements LabelMemory, LabelReservations {
   readonly db: Database;
 
@@ -406,6 +409,25 @@ export class Store implements LabelMemory, LabelReservations {
   /** Guests holding at least one reservation. */
   uuidsWithReservations(): Set<string> {
     return new Set((this.db.prepare('SELECT DISTINCT uuid FROM reservations').all() as { uuid: string }[]).map((r) => r.uuid));
+  }
+
+  /**
+   * A TCP port for a guest's display, held in the reservations table so it goes with the
+   * guest's labels at stop, cleanup and reconcile. False when another guest holds it.
+   */
+  tryReservePort(port: number, uuid: string): boolean {
+    const res = this.db
+      .prepare('INSERT OR IGNORE INTO reservations (driver, label, uuid) VALUES (?, ?, ?)')
+      .run(PORT_RESERVATION, String(port), uuid);
+    return res.changes === 1 || this.portHolder(port) === uuid;
+  }
+
+  /** The guest holding a display port, if any. */
+  portHolder(port: number): string | undefined {
+    const row = this.db
+      .prepare('SELECT uuid FROM reservations WHERE driver = ? AND label = ?')
+      .get(PORT_RESERVATION, String(port)) as { uuid: string } | undefined;
+    return row?.uuid;
   }
 
   releaseReservations(uuid: string): void {

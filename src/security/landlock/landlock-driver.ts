@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { displayPorts } from '../../domain/display-def.js';
 import type { DomainDef, SecLabelDef } from '../../domain/domain-def.js';
 import { SvirtError } from '../../errors.js';
 import type {
@@ -201,12 +202,16 @@ export class LandlockDriver implements SecurityDriver {
       }
     }
     const handledFs = fsRightsForAbi(abi);
+    const handledNet = netRightsForAbi(abi);
     return {
       handledFs,
-      handledNet: netRightsForAbi(abi),
+      handledNet,
       scoped: scopesForAbi(abi),
       pathRules: rules.map((r) => ({ ...r, access: r.access.filter((a) => handledFs.includes(a)) })),
-      netRules: [],
+      // a TCP display (VNC, SPICE) binds exactly its reserved port, nothing else
+      netRules: handledNet.includes('bind_tcp')
+        ? displayPorts(def.graphics).map((port) => ({ port, access: ['bind_tcp'] as const }))
+        : [],
       bestEffort: this.bestEffort,
       logNewExec: abi >= 7,
       ...(this.bestEffort ? {} : { minAbi: abi }),

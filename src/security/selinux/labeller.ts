@@ -110,6 +110,26 @@ export class FileLabeller {
   }
 
   /**
+   * Gives a file that lives only as long as the guest (a pty QEMU made) the label `wanted`,
+   * remembering nothing: there is nothing to give back.
+   */
+  setUnremembered(ref: FileRef, wanted: string): SetOutcome {
+    try {
+      return this.withTarget(ref, (t): SetOutcome => {
+        try {
+          this.put(t, SELINUX_XATTR, `${wanted}\0`);
+        } catch (err) {
+          if (unsupported(err)) return 'no-label-support';
+          throw err;
+        }
+        return 'labelled';
+      });
+    } catch (err) {
+      throw osError('SVIRT_ERR_LABEL_APPLY', 'label', ref.path, err);
+    }
+  }
+
+  /**
    * Gives `path` the label `wanted` for guest `uuid`, remembering its original first.
    * A path other guests use with a different label is a conflict (relabelling it would
    * cut them off or let this guest in). `missingOk`: a path that does not exist yet (a
