@@ -20,6 +20,8 @@ export interface AttackTarget {
   readonly vncSocketB: string;
   readonly agentSocketB: string;
   readonly pidB: number;
+  /** B's passt helper (its user NIC), when B has one (network-attacks.ts). */
+  readonly passtPidB?: number;
   /** A loopback TCP port the matrix listens on. */
   readonly tcpPort: number;
   /** Where host-path attacks write (outside every guest's dirs). */
@@ -40,7 +42,7 @@ function nodeName(): string {
 }
 
 /** A QMP command that opens a host resource: an error naming EACCES/EPERM is a denial. */
-async function qmpAttempt(q: QmpClient, cmd: string, args: Record<string, unknown>): Promise<Outcome> {
+export async function qmpAttempt(q: QmpClient, cmd: string, args: Record<string, unknown>): Promise<Outcome> {
   try {
     await q.execute(cmd, args);
     return { result: 'allowed', detail: `${cmd} succeeded` };
@@ -87,7 +89,7 @@ async function socketChardev(t: AttackTarget, path: string): Promise<Outcome> {
   return out;
 }
 
-async function probeAttempt(t: AttackTarget, args: readonly string[]): Promise<Outcome> {
+export async function probeAttempt(t: AttackTarget, args: readonly string[]): Promise<Outcome> {
   const r = await t.probe(args);
   if (r.code === 0) return { result: 'allowed', detail: `${args[0]} succeeded` };
   if (r.code === 1) return { result: 'denied', detail: r.out.replace(/^errno /, '').trim() };

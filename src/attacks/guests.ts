@@ -14,9 +14,10 @@ export function makeRawImage(path: string, mb = 8): string {
 /**
  * The matrices' guests: one raw virtio disk, TCG, started paused; a guest-agent channel and a
  * VNC display, both on sockets svirt places in the guest's runtime dir (the device attacks
- * aim at B's); optionally a serial console logged to a file.
+ * aim at B's); optionally a serial console logged to a file and a user NIC by passt.
  */
-export function demoDomainXml(name: string, disk: string, opts: { serialLog?: string } = {}): string {
+export function demoDomainXml(name: string, disk: string, opts: { serialLog?: string; passt?: boolean } = {}): string {
+  const nic = opts.passt ? `\n    <interface type='user'><model type='virtio'/><backend type='passt'/></interface>` : '';
   const serial = opts.serialLog ? `\n    <serial type='file'><source path='${opts.serialLog}'/><target port='0'/></serial>` : '';
   return `<domain type='qemu'>
   <name>${name}</name>
@@ -29,7 +30,7 @@ export function demoDomainXml(name: string, disk: string, opts: { serialLog?: st
       <driver name='qemu' type='raw'/>
       <source file='${disk}'/>
       <target dev='vda' bus='virtio'/>
-    </disk>${serial}
+    </disk>${nic}${serial}
     <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
     <graphics type='vnc'><listen type='socket'/></graphics>
     <video><model type='vga'/></video>

@@ -10,7 +10,15 @@ import type { GuestResource } from '../security/driver.js';
 import { buildStack } from '../security/stack.js';
 import { QmpClient } from '../qemu/qmp-client.js';
 import { Store } from '../store/store.js';
-import { ATTACKS, runConfined, type Outcome } from './attacks.js';
+import { ATTACKS as BASE_ATTACKS, runConfined, type Outcome } from './attacks.js';
+import { matrixPasst, NETWORK_ATTACKS } from './network-attacks.js';
+
+/** Every row of the matrix: DESIGN §1's attacks and the networking ones this host can run (migrate stays last: it ends A). */
+export const ATTACKS = [
+  ...BASE_ATTACKS.filter((a) => a.id !== 'migrate-exec'),
+  ...NETWORK_ATTACKS,
+  ...BASE_ATTACKS.filter((a) => a.id === 'migrate-exec'),
+];
 import { demoDomainXml, makeRawImage } from './guests.js';
 
 export interface MatrixOptions {
@@ -83,7 +91,7 @@ async function runStack(
     const diskA = makeRawImage(join(images, 'a.img'));
     const diskB = makeRawImage(join(images, 'b.img'));
     hv.define(demoDomainXml('guest-a', diskA));
-    hv.define(demoDomainXml('guest-b', diskB));
+    hv.define(demoDomainXml('guest-b', diskB, { passt: matrixPasst() }));
     const recA = await hv.start('guest-a', { paused: true });
     const recB = await hv.start('guest-b', { paused: true });
     for (const r of [recA, recB]) {
@@ -101,6 +109,7 @@ async function runStack(
         qmpPathB: recB.qmpPath,
         ...deviceSockets(recB.liveXml),
         pidB: recB.pid ?? 0,
+        ...passtOf(recB.helpers),
         tcpPort,
         hostDir,
         probe: (args: readonly string[]) => runConfined(svirtExecPath(), JSON.stringify(spec), [svirtProbePath(), ...args]),
@@ -200,4 +209,10 @@ function deviceSockets(liveXml: string): { vncSocketB: string; agentSocketB: str
     throw new Error('guest B has no VNC socket or guest-agent socket in its live XML');
   }
   return { vncSocketB: vnc.socket, agentSocketB: agent };
+}
+
+/** B's passt helper pid, when it has one. */
+function passtOf(helpers: readonly { kind: string; pid: number | null }[]): { passtPidB?: number } {
+  const pid = helpers.find((h) => h.kind === 'passt')?.pid;
+  return pid === null || pid === undefined ? {} : { passtPidB: pid };
 }
