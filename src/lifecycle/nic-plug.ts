@@ -87,7 +87,7 @@ export async function attachInterface(
     let backend: NicBackend = { kind: 'user' };
     let fds: number[] = [];
     if (added.type !== 'user') {
-      const tap = await plugTap(env, live, added, what);
+      const tap = await plugTap(env, live, added, what, await env.managerFor(rec));
       added = { ...added, target: tap.tap.name };
       fds = tap.vhostFd === undefined ? [tap.tap.fd] : [tap.tap.fd, tap.vhostFd];
       const fdnames = [`tapfd-${ids.device}`, ...(tap.vhostFd === undefined ? [] : [`vhostfd-${ids.device}`])];

@@ -177,10 +177,17 @@ export function passtPlug(
 }
 
 /** Makes and records one tap (start and hot-plug). */
-export async function plugTap(env: LifecycleEnv, def: DomainDef, nic: InterfaceDef, what: string): Promise<TapFds> {
+export async function plugTap(
+  env: LifecycleEnv,
+  def: DomainDef,
+  nic: InterfaceDef,
+  what: string,
+  manager: SecurityManager = env.manager,
+): Promise<TapFds> {
   const bridge = nic.type === 'network' ? await new Networks(env).bridgeFor(nic.source ?? '', what) : (nic.source ?? '');
   const t = makeTap(nic, bridge, what);
   try {
+    if (manager.hasLiveLabels(def)) manager.setTapFdLabel(def, t.tap.fd);
     new NetworkStore(env.store.db).addTap({
       uuid: def.uuid,
       name: t.tap.name,

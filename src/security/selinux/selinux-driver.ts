@@ -3,7 +3,8 @@
  * domain context (svirt_t) at a unique category pair, its private files carry the image
  * type at the same pair, and the policy's MCS constraint denies access across pairs.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, fstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { tapFdAction } from './tap-label.js';
 import { randomBytes } from 'node:crypto';
 import type { DomainDef, SecLabelDef } from '../../domain/domain-def.js';
 import { SvirtError } from '../../errors.js';
@@ -185,6 +186,24 @@ export class SelinuxDriver implements SecurityDriver {
     const outcome = this.labeller.setUnremembered(pty, image);
     void def;
     void outcome; // 'no-label-support': devpts keeps no label on a kernel without SELinux
+  }
+
+  /** A tap's fd: a macvtap node's gets the image label, /dev/net/tun is left alone (tap-label.ts). */
+  setTapFdLabel(def: DomainDef, label: SecLabelDef, fd: number): void {
+    if (!relabels(label)) return;
+    const action = tapFdAction(
+      readlinkSync(`/proc/self/fd/${fd}`),
+      fstatSync(fd).isCharacterDevice(),
+      imageLabelOf(label, this.contexts()),
+    );
+    if (action.kind === 'leave') return;
+    try {
+      this.xattrs.fsetxattr(fd, 'security.selinux', `${action.label}\0`);
+    } catch (err) {
+      throw new SvirtError('SVIRT_ERR_LABEL_APPLY', `cannot label the tap fd of '${def.name}': ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
   }
 
   /** Drops the guest's use of one resource; the original comes back when no guest uses it. */
