@@ -7,6 +7,8 @@
  * host and needs TCP connect to any port for the guest's own connections.
  */
 import { spawnSync } from 'node:child_process';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { isIP } from 'node:net';
 import type { InterfaceDef, PortForwardDef } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import type { HelperSpec } from '../security/helper.js';
@@ -42,14 +44,37 @@ export function forwardedTcpPorts(nic: InterfaceDef): number[] {
 }
 
 /** passt's argv for a NIC. */
-export function passtArgv(nic: InterfaceDef, what: string): string[] {
-  const argv = [PASST, '--foreground', '--fd', String(PASST_FD)];
+export function passtArgv(nic: InterfaceDef, what: string, dns: readonly string[] = hostDns()): string[] {
+  const argv = [PASST, '--foreground', '--fd', String(PASST_FD), ...dns.flatMap((d) => ['--dns', d])];
   for (const p of nic.portForwards) {
     if (p.dev !== undefined)
       throw new SvirtError('SVIRT_ERR_XML_UNSUPPORTED', `${what}: <portForward dev=...> is not supported (give address=)`);
     argv.push(p.proto === 'tcp' ? '--tcp-ports' : '--udp-ports', portSpec(p));
   }
   return argv;
+}
+
+/** The host's IPv4/IPv6 name servers (at most 3, from /etc/resolv.conf, read by svirt with a size cap). */
+export function hostDns(path = '/etc/resolv.conf'): string[] {
+  let text: string;
+  try {
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      if (!fstatSync(fd).isFile()) return [];
+      const buf = Buffer.alloc(64 * 1024);
+      text = buf.subarray(0, readSync(fd, buf, 0, buf.length, 0)).toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return []; // no resolv.conf: passt hands out no DNS server
+  }
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s*nameserver\s+(\S+)/.exec(line);
+    if (m?.[1] !== undefined && isIP(m[1]) !== 0 && out.length < 3) out.push(m[1]);
+  }
+  return out;
 }
 
 /** A helper id for the NIC (`[a-z0-9-]`, unique in the guest as its alias is). */
@@ -63,7 +88,8 @@ export function passtSpec(nic: InterfaceDef): HelperSpec {
     kind: 'passt',
     id: passtHelperId(nic),
     binary: PASST,
-    paths: [{ path: '/etc/resolv.conf', access: 'read', optional: true }],
+    // DNS servers come on its command line (hostDns): it reads nothing of the host's /etc.
+    paths: [],
     sandboxesItself: true,
     tcp: { bind: forwardedTcpPorts(nic), connectAny: true },
   };

@@ -72,7 +72,7 @@ describe('a passt NIC (namespaces, real passt and QEMU)', { skip }, () => {
       await svirtInOk(a, dir, [...S, 'start', 'passtguest']);
       const passt = nsProcesses(a).find((p) => p.args.startsWith('/usr/bin/passt '));
       assert.ok(passt, 'passt runs in the namespace');
-      assert.match(passt.args, /--fd 4 --tcp-ports 127\.0\.0\.1\/2222:8080/);
+      assert.match(passt.args, /--fd 4 (--dns \S+ )*--tcp-ports 127\.0\.0\.1\/2222:8080/);
       const qemu = nsProcesses(a).find((p) => p.args.startsWith(QEMU));
       assert.ok(qemu);
       assert.equal(passt.uid, qemu.uid, "passt runs as the guest's own uid");
