@@ -67,7 +67,8 @@ describe('passt: argv and confinement of the helper', () => {
         assert.ok(name, `a profile file for the helper: ${readdirSync(profileDir).join(', ')}`);
         const text = readFileSync(join(profileDir, name), 'utf8');
         for (const rule of [
-          '/usr/bin/passt rm,',
+          '"/usr/bin/passt" rm,',
+          '/usr/bin/passt.avx2 rix,',
           'network inet dgram,',
           'network netlink raw,',
           'pivot_root "/tmp/" -> "/tmp/",',
