@@ -245,3 +245,27 @@ async function passtSandboxed(h: RunningHelper, log: string, what: string): Prom
   }
   throw new SvirtError('SVIRT_ERR_TIMEOUT', `${what} did not sandbox itself within 5 s: ${logTail(log, 3)}`);
 }
+
+/** `svirt profile`: what each NIC gets, and each passt helper's part per driver. Touches nothing. */
+export function nicDryRun(manager: SecurityManager, def: DomainDef, ctx: SecurityContext): { driver: string; text: string }[] {
+  const out: { driver: string; text: string }[] = [];
+  for (const nic of withAliases(def.interfaces)) {
+    const alias = nic.alias ?? '';
+    if (nic.type !== 'user') {
+      const where = nic.type === 'bridge' ? `bridge ${nic.source ?? ''}` : `the bridge of network ${nic.source ?? ''}`;
+      out.push({
+        driver: `nic ${alias}`,
+        text: `${nic.type}: a tap svirt makes on ${where} (root-owned, removed at stop), handed to QEMU as an fd; QEMU never opens /dev/net/tun. selinux: the tun fd is left alone (the node every tap shares)`,
+      });
+    } else if ((nic.backend ?? (existsSync(PASST) ? 'passt' : 'default')) === 'default') {
+      out.push({
+        driver: `nic ${alias}`,
+        text: "user: QEMU's slirp, inside the confined QEMU (refused under landlock: it needs TCP connect)",
+      });
+    } else {
+      for (const s of manager.dryRunHelper(def, passtSpec(nic), ctx))
+        out.push({ driver: `${s.driver} (passt of ${alias})`, text: s.text });
+    }
+  }
+  return out;
+}

@@ -6,6 +6,7 @@ import { SvirtError } from '../../errors.js';
 import type { StatePaths } from '../../host/paths.js';
 import { noDomain } from '../../lifecycle/guest.js';
 import { Hypervisor } from '../../lifecycle/hypervisor.js';
+import { nicDryRun } from '../../lifecycle/nics.js';
 import { guestResources, resolveResources } from '../../security/resources.js';
 import { buildStack, parseStackSpec, stackFromNames } from '../../security/stack.js';
 import type { SecurityContext, LabelMemory, LabelReservations } from '../../security/driver.js';
@@ -62,7 +63,7 @@ export async function run(args: ParsedArgs): Promise<number> {
   // The runtime dir does not exist before the first start: it is shown as it will be.
   const [runtime, ...files] = guestResources(live, runtimeDir);
   const resources = [...(runtime ? [runtime] : []), ...resolveResources(files)];
-  const sections = manager.dryRun(live, resources, ctx);
+  const sections = [...manager.dryRun(live, resources, ctx), ...nicDryRun(manager, live, ctx)];
   output(args, sections.map((s) => `# ${s.driver}\n${s.text}`).join('\n\n'), {
     name: def.name,
     uuid: def.uuid,
