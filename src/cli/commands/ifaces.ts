@@ -1,5 +1,5 @@
 import { SvirtError } from '../../errors.js';
-import { interfaceAddresses, type AddressSource } from '../../lifecycle/nic-addresses.js';
+import { agentAddresses, interfaceAddresses, type AddressSource } from '../../lifecycle/nic-addresses.js';
 import { passtGuestAddress } from '../../network/passt.js';
 import { arg, type ParsedArgs } from '../args.js';
 import { openHypervisor, output } from '../context.js';
@@ -29,7 +29,10 @@ export async function runDomifaddr(args: ParsedArgs): Promise<number> {
   }
   const hv = await openHypervisor(args);
   const g = hv.lookup(arg(args, 0, 'NAME'));
-  const addrs = interfaceAddresses(g, hv.networks, source as AddressSource, passtGuestAddress);
+  const addrs =
+    source === 'agent'
+      ? agentAddresses(await hv.agentCommand(g.def.name, '{"execute":"guest-network-get-interfaces"}', 5000))
+      : interfaceAddresses(g, hv.networks, source as AddressSource, passtGuestAddress);
   const rows = addrs.map((a) => [a.name, a.mac, a.protocol, `${a.address}/${a.prefix}`]);
   output(args, table(['Name', 'MAC address', 'Protocol', 'Address'], rows), addrs);
   return 0;
