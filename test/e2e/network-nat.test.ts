@@ -48,6 +48,7 @@ function guestXml(image: GuestImage, consoleSock: string): string {
     <emulator>${QEMU}</emulator>
     <interface type='network'><source network='nat0'/><model type='virtio'/></interface>
     <serial type='unix'><source mode='bind' path='${consoleSock}'/><target port='0'/></serial>
+    <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
   </devices>
 </domain>
 `;
@@ -93,6 +94,16 @@ describe('a NAT network (namespaces, real dnsmasq, nft, QEMU)', { skip }, () => 
         addr = /ipv4\s+(10\.77\.0\.\d+)\/24/.exec((await svirtIn(a, dir, ['domifaddr', 'natguest'])).stdout);
       }
       assert.ok(addr, `no DHCP lease within ${BOOT_MS / 1000} s; console:\n${serial.text.slice(-1500)}`);
+      // The guest's own view, from its agent, agrees with the lease.
+      let fromAgent = '';
+      for (let i = 0; i < 30 && !fromAgent.includes(addr[1] ?? '-'); i++) {
+        fromAgent = (await svirtIn(a, dir, ['domifaddr', 'natguest', '--source', 'agent'])).stdout;
+        if (!fromAgent.includes(addr[1] ?? '-')) await new Promise((r) => setTimeout(r, 1000));
+      }
+      assert.match(
+        fromAgent,
+        new RegExp(`^ eth0\\s+52:54:00(:[0-9a-f]{2}){3}\\s+ipv4\\s+${addr[1]?.replace(/\./g, '\\.') ?? ''}/24$`, 'm'),
+      );
       const leases = await svirtInOk(a, dir, ['net-dhcp-leases', 'nat0']);
       assert.match(leases, new RegExp(`ipv4\\s+${addr[1]?.replace(/\./g, '\\.') ?? ''}/24`));
 
