@@ -73,7 +73,7 @@ commands:
   clone NAME NEWNAME                copy a shut-off guest and its writable images
   attach-interface NAME TYPE SOURCE [--mac M] [--model M] [--target T] [--live] [--config]
   detach-interface NAME TYPE [--mac M] [--live] [--config]
-  domiflist NAME | domifaddr NAME [--source lease]   a guest's NICs / their addresses
+  domiflist NAME | domifaddr NAME [--source lease|agent]   a guest's NICs / their addresses
   net-define FILE | net-undefine NAME | net-start NAME | net-destroy NAME
   net-list [--all] | net-info NAME | net-dumpxml NAME | net-autostart NAME [--disable]
   net-dhcp-leases NAME [--mac MAC]  network objects: a bridge, NAT (nftables) and DHCP (dnsmasq)
