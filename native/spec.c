@@ -376,7 +376,7 @@ static int parse_keep_fds(struct ctx *c, int arr, struct svirt_spec *s)
 int spec_parse(char *buf, size_t len, struct svirt_spec *s, char *err, size_t errlen)
 {
 	static const char *const keys[] = { "version", "rlimits", "mountView", "uid", "gid",
-					    "groups", "noNewPrivs", "selinuxExecLabel",
+					    "groups", "userRoot", "noNewPrivs", "selinuxExecLabel",
 					    "apparmorProfile", "landlock", "keepFds", NULL };
 	static const char *const required[] = { "version", "rlimits", "noNewPrivs", "keepFds", NULL };
 	struct ctx c = { .doc = { .pool = pool, .cap = MAX_VALUES }, .err = err, .errlen = errlen };
@@ -395,6 +395,8 @@ int spec_parse(char *buf, size_t len, struct svirt_spec *s, char *err, size_t er
 	    parse_keep_fds(&c, member(&c, root, "keepFds"), s) < 0)
 		return -1;
 	if ((m = member(&c, root, "mountView")) >= 0 && parse_mount_view(&c, m, s) < 0)
+		return -1;
+	if ((m = member(&c, root, "userRoot")) >= 0 && get_bool(&c, "userRoot", m, &s->user_root) < 0)
 		return -1;
 	if ((m = member(&c, root, "selinuxExecLabel")) >= 0 &&
 	    get_string(&c, "selinuxExecLabel", m, SPEC_MAX_LABEL, &s->selinux_label) < 0)

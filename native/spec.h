@@ -64,6 +64,8 @@ struct svirt_spec {
 	int ngroups;
 	gid_t groups[SPEC_MAX_GROUPS];
 
+	int user_root; /* after the ids step: a user namespace mapping root to the uid/gid */
+
 	int no_new_privs;
 	const char *selinux_label;    /* NULL when absent */
 	const char *apparmor_profile; /* NULL when absent */

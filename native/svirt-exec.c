@@ -4,7 +4,7 @@
  *   svirt-exec --spec-fd N -- PROGRAM [ARGS...]
  *   svirt-exec --probe
  *
- * Steps, strictly in this order: rlimits, mount view, ids, no_new_privs, SELinux exec
+ * Steps, strictly in this order: rlimits, mount view, ids, user root, no_new_privs, SELinux exec
  * label, AppArmor exec profile, Landlock, close fds, execve. The first failing step prints
  * one line "svirt-exec: <step>: <what>: <strerror>" and exits with that step's status; the
  * program never runs then. See docs/native.md.
@@ -40,6 +40,7 @@ enum {
 	EXIT_LANDLOCK = 208,
 	EXIT_FDS = 209,
 	EXIT_EXEC = 210,
+	EXIT_USERROOT = 211,
 };
 
 extern char **environ;
@@ -215,6 +216,34 @@ static void apply_ids(void)
 		die(EXIT_IDS, "ids", EPERM, "supplementary groups differ from the %d requested", spec.ngroups);
 	if (spec.has_ids && spec.uid != 0 && setuid(0) == 0)
 		die(EXIT_IDS, "ids", ENOTRECOVERABLE, "uid 0 can still be regained");
+}
+
+/* Root inside a new user namespace that maps root to the (already dropped) uid and gid: the
+ * program may use namespaces and chroot for its own sandbox, and holds no capability outside
+ * it. Before Landlock, which would deny the /proc writes. */
+static void apply_user_root(void)
+{
+	char buf[64];
+	if (!spec.user_root)
+		return;
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+	/* The id change made the process undumpable, so its /proc files are root's: it could not
+	 * write its own maps. exec makes it dumpable again anyway (an ordinary program). */
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+		die(EXIT_USERROOT, "userroot", errno, "prctl(PR_SET_DUMPABLE)");
+	if (unshare(CLONE_NEWUSER) < 0)
+		die(EXIT_USERROOT, "userroot", errno, "unshare user namespace");
+	if (write_file("/proc/self/setgroups", "deny") < 0)
+		die(EXIT_USERROOT, "userroot", errno, "write /proc/self/setgroups");
+	snprintf(buf, sizeof buf, "0 %u 1\n", (unsigned)uid);
+	if (write_file("/proc/self/uid_map", buf) < 0)
+		die(EXIT_USERROOT, "userroot", errno, "write /proc/self/uid_map");
+	snprintf(buf, sizeof buf, "0 %u 1\n", (unsigned)gid);
+	if (write_file("/proc/self/gid_map", buf) < 0)
+		die(EXIT_USERROOT, "userroot", errno, "write /proc/self/gid_map");
+	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+		die(EXIT_USERROOT, "userroot", errno, "become root in the user namespace");
 }
 
 static void apply_no_new_privs(void)
@@ -421,6 +450,7 @@ int main(int argc, char **argv)
 	apply_rlimits();
 	apply_mount_view();
 	apply_ids();
+	apply_user_root();
 	apply_no_new_privs();
 	apply_selinux();
 	apply_apparmor();

@@ -718,6 +718,45 @@ static napi_value js_tap_create(napi_env env, napi_callback_info info)
 	return result;
 }
 
+/* connectUnixAt(dirFd, name): a socket connected to the listening socket `name` inside the
+ * directory dirFd holds (close-on-exec), e.g. a helper's socket svirt hands QEMU as an fd. */
+static napi_value js_connect_unix_at(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2], result;
+	int dir;
+	if (get_args(env, info, 2, 2, argv) < 0 || get_fd(env, argv[0], &dir) < 0)
+		return NULL;
+	char *name = get_string(env, argv[1], "name");
+	if (name == NULL)
+		return NULL;
+	struct sockaddr_un sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	if (strchr(name, '/') != NULL || name[0] == '\0' ||
+	    snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/%s", dir, name) >= (int)sizeof sa.sun_path) {
+		free(name);
+		return throw_arg(env, "connectUnixAt: the socket name must be a short single path component");
+	}
+	free(name);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return throw_errno(env, errno, "socket", NULL);
+	int r;
+	while ((r = connect(fd, (struct sockaddr *)&sa, sizeof sa)) < 0 && errno == EINTR) {
+	}
+	if (r < 0) {
+		int err = errno;
+		close(fd);
+		return throw_errno(env, err, "connect", NULL);
+	}
+	if (napi_create_int32(env, fd, &result) != napi_ok) {
+		close(fd);
+		napi_throw_error(env, "ERR_NAPI", "cannot build the result");
+		return NULL;
+	}
+	return result;
+}
+
 NAPI_MODULE_INIT()
 {
 	static const struct {
@@ -732,6 +771,7 @@ NAPI_MODULE_INIT()
 		{ "socketpair", js_socketpair },     { "peerCred", js_peer_cred },
 		{ "landlockAbi", js_landlock_abi },  { "openPath", js_open_path },
 		{ "listenUnixAt", js_listen_unix_at }, { "tapCreate", js_tap_create },
+		{ "connectUnixAt", js_connect_unix_at },
 	};
 	for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
 		napi_value f;

@@ -3,9 +3,11 @@
  * driver with its DOI and base labels (and, as comments, what the driver notes about this
  * host). `svirt capabilities` and the remote protocol print the same text.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { arch } from 'node:os';
 import type { Hypervisor } from './lifecycle/hypervisor.js';
+import { installedEmulators, kvmRuns, machinesOf, wordsizeOf } from './qemu/emulator.js';
 
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/'/g, '&apos;');
@@ -43,16 +45,40 @@ export function capabilitiesXml(hv: Hypervisor): string {
     for (const n of d.features?.() ?? []) lines.push(`      <!-- ${esc(n).replace(/--/g, '- -')} -->`);
     lines.push('    </secmodel>');
   }
-  lines.push(
-    '  </host>',
-    '',
-    '  <guest>',
-    '    <os_type>hvm</os_type>',
-    `    <arch name='${a}'>`,
-    '      <wordsize>64</wordsize>',
-  );
-  lines.push('      <emulator>/usr/bin/qemu-system-x86_64</emulator>', "      <domain type='qemu'/>");
-  if (existsSync('/dev/kvm')) lines.push("      <domain type='kvm'/>");
-  lines.push('    </arch>', '  </guest>', '', '</capabilities>', '');
+  lines.push('  </host>', '');
+  lines.push(...guestLines(join(hv.paths.stateDir, 'cache')));
+  lines.push('</capabilities>', '');
   return lines.join('\n');
+}
+
+/**
+ * One `<guest>` per installed `qemu-system-<arch>`: its emulator, machine types (aliases
+ * with canonical=, as virsh shows them; virt-manager picks from these) and domain types.
+ */
+function guestLines(cacheDir: string): string[] {
+  const out: string[] = [];
+  for (const e of installedEmulators()) {
+    let machines;
+    try {
+      machines = machinesOf(e.path, statSync(e.path), cacheDir);
+    } catch {
+      continue; // a binary that lists no machine types is no emulator svirt can offer
+    }
+    out.push(
+      '  <guest>',
+      '    <os_type>hvm</os_type>',
+      `    <arch name='${esc(e.arch)}'>`,
+      `      <wordsize>${wordsizeOf(e.arch)}</wordsize>`,
+    );
+    out.push(`      <emulator>${esc(e.path)}</emulator>`);
+    for (const m of machines) {
+      if (m.name === 'none') continue;
+      const canonical = m.canonical === undefined ? '' : ` canonical='${esc(m.canonical)}'`;
+      out.push(`      <machine${canonical}${m.deprecated ? " deprecated='yes'" : ''}>${esc(m.name)}</machine>`);
+    }
+    out.push("      <domain type='qemu'/>");
+    if (existsSync('/dev/kvm') && kvmRuns(e.arch)) out.push("      <domain type='kvm'/>");
+    out.push('    </arch>', '  </guest>', '');
+  }
+  return out;
 }

@@ -14,6 +14,8 @@ export type Outcome =
 export interface AttackTarget {
   readonly qmpA: QmpClient;
   readonly diskB: string;
+  /** B's UEFI nvram, when this host has OVMF (Debian package ovmf) for the guests to use. */
+  readonly nvramB?: string;
   readonly runtimeDirB: string;
   readonly qmpPathB: string;
   /** B's VNC socket and guest-agent socket (in B's runtime dir). */
@@ -22,6 +24,10 @@ export interface AttackTarget {
   readonly pidB: number;
   /** B's passt helper (its user NIC), when B has one (network-attacks.ts). */
   readonly passtPidB?: number;
+  /** B's swtpm state file (B has a TPM). */
+  readonly tpmStateB: string;
+  /** A file in the folder B shares with virtiofs. */
+  readonly shareFileB: string;
   /** A loopback TCP port the matrix listens on. */
   readonly tcpPort: number;
   /** Where host-path attacks write (outside every guest's dirs). */
@@ -111,10 +117,30 @@ export const ATTACKS: readonly Attack[] = [
       qmpAttempt(t.qmpA, 'blockdev-add', { driver: 'file', filename: t.diskB, 'node-name': nodeName(), 'read-only': true }),
   },
   {
+    id: 'nvram-b',
+    title: "open B's UEFI nvram read-write (blockdev-add)",
+    run: (t) =>
+      t.nvramB === undefined
+        ? Promise.resolve({ result: 'error', detail: 'no OVMF here (Debian package ovmf)' })
+        : qmpAttempt(t.qmpA, 'blockdev-add', { driver: 'file', filename: t.nvramB, 'node-name': nodeName(), 'read-only': false }),
+  },
+  {
     id: 'shadow',
     title: 'read /etc/shadow (blockdev-add)',
     run: (t) =>
       qmpAttempt(t.qmpA, 'blockdev-add', { driver: 'file', filename: '/etc/shadow', 'node-name': nodeName(), 'read-only': true }),
+  },
+  {
+    id: 'tpm-state-b',
+    title: "read B's swtpm state (blockdev-add)",
+    run: (t) =>
+      qmpAttempt(t.qmpA, 'blockdev-add', { driver: 'file', filename: t.tpmStateB, 'node-name': nodeName(), 'read-only': true }),
+  },
+  {
+    id: 'share-b',
+    title: "read a file of B's shared folder (blockdev-add)",
+    run: (t) =>
+      qmpAttempt(t.qmpA, 'blockdev-add', { driver: 'file', filename: t.shareFileB, 'node-name': nodeName(), 'read-only': true }),
   },
   {
     id: 'write-etc',

@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:net';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDomainXml } from '../domain/index.js';
 import { svirtExecPath, svirtProbePath } from '../host/native.js';
@@ -12,6 +12,8 @@ import { QmpClient } from '../qemu/qmp-client.js';
 import { Store } from '../store/store.js';
 import { ATTACKS as BASE_ATTACKS, runConfined, type Outcome } from './attacks.js';
 import { matrixPasst, NETWORK_ATTACKS } from './network-attacks.js';
+import { tpmStateDir } from '../lifecycle/tpm.js';
+import { demoDomainXml, makeRawImage, OVMF_CODE, OVMF_VARS } from './guests.js';
 
 /** Every row of the matrix: DESIGN §1's attacks and the networking ones this host can run (migrate stays last: it ends A). */
 export const ATTACKS = [
@@ -19,7 +21,6 @@ export const ATTACKS = [
   ...NETWORK_ATTACKS,
   ...BASE_ATTACKS.filter((a) => a.id === 'migrate-exec'),
 ];
-import { demoDomainXml, makeRawImage } from './guests.js';
 
 export interface MatrixOptions {
   /** Stack specs, e.g. ['none', 'dac', 'landlock', 'dac,landlock']. */
@@ -90,8 +91,17 @@ async function runStack(
   try {
     const diskA = makeRawImage(join(images, 'a.img'));
     const diskB = makeRawImage(join(images, 'b.img'));
-    hv.define(demoDomainXml('guest-a', diskA));
-    hv.define(demoDomainXml('guest-b', diskB, { passt: matrixPasst() }));
+    // Both guests get UEFI with an nvram of their own when OVMF is here: B's is a target.
+    const uefi = existsSync(OVMF_CODE) && existsSync(OVMF_VARS);
+    const nvramB = uefi ? join(images, 'b_VARS.fd') : undefined;
+    hv.define(demoDomainXml('guest-a', diskA, uefi ? { nvram: join(images, 'a_VARS.fd') } : {}));
+    // B shares a folder: while B runs the dir is B's (0700), so its world-readable file is B's alone.
+    const shareB = join(dir, 'share-b');
+    mkdirSync(shareB, { recursive: true, mode: 0o755 });
+    writeFileSync(join(shareB, 'secret.txt'), 'B only\n', { mode: 0o644 });
+    // (a session instance cannot run virtiofsd: then the file is a plain one of the user's)
+    const bOpts = { ...(nvramB ? { nvram: nvramB } : {}), tpm: true, ...(system ? { share: shareB } : {}), passt: matrixPasst() };
+    hv.define(demoDomainXml('guest-b', diskB, bOpts));
     const recA = await hv.start('guest-a', { paused: true });
     const recB = await hv.start('guest-b', { paused: true });
     for (const r of [recA, recB]) {
@@ -105,11 +115,14 @@ async function runStack(
       const target = {
         qmpA,
         diskB,
+        ...(nvramB ? { nvramB } : {}),
         runtimeDirB: recB.runtimeDir,
         qmpPathB: recB.qmpPath,
         ...deviceSockets(recB.liveXml),
         pidB: recB.pid ?? 0,
         ...passtOf(recB.helpers),
+        tpmStateB: join(tpmStateDir(join(dir, 'state'), recB.uuid), 'tpm2-00.permall'),
+        shareFileB: join(shareB, 'secret.txt'),
         tcpPort,
         hostDir,
         probe: (args: readonly string[]) => runConfined(svirtExecPath(), JSON.stringify(spec), [svirtProbePath(), ...args]),

@@ -55,7 +55,7 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
 const USAGE = `usage: svirt [--state-dir DIR] [--security-driver auto|none|LIST] [--json] COMMAND [ARGS]
 commands:
   capabilities                      host and security model capabilities (XML)
-  define FILE | undefine NAME       add or remove a persistent definition
+  define FILE | undefine NAME [--nvram|--keep-nvram] [--keep-tpm]   add or remove a persistent definition (and its nvram, TPM state)
   list [--all] [--name]             guests (running; --all adds shut off ones)
   create FILE [--paused]            start a transient guest from XML
   start NAME [--paused]             start a defined guest

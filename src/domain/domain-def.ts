@@ -4,6 +4,9 @@
  * know survive a parse → format round trip.
  */
 import type { InterfaceDef } from './interface-def.js';
+import type { ControllerDef, FirmwareDef, MemballoonDef, PciAddress, RngDef } from './machine-def.js';
+
+export type { ControllerDef, ControllerType, FirmwareDef, MemballoonDef, PciAddress, RngDef } from './machine-def.js';
 
 import type { GraphicsDef, InputDef, VideoDef } from './display-def.js';
 
@@ -79,6 +82,8 @@ export interface DiskDef {
   readonly readonly: boolean;
   readonly shareable: boolean;
   readonly seclabels: readonly DeviceSecLabelDef[];
+  /** `<address type='pci'>` of a PCI disk (virtio): given, or assigned at define/start/attach. */
+  readonly address?: PciAddress;
 }
 
 /** `spicevmc` only for a channel (SPICE's agent): QEMU talks to the SPICE server, no file. */
@@ -117,6 +122,8 @@ export interface LoaderDef {
   readonly path: string;
   readonly readonly: boolean;
   readonly type?: 'rom' | 'pflash';
+  /** `secure='yes'`: a Secure Boot build (QEMU gets SMM on and a secure flash). */
+  readonly secure?: boolean;
 }
 
 export interface NvramDef {
@@ -134,12 +141,31 @@ export interface OsDef {
   readonly dtb?: string;
   readonly loader?: LoaderDef;
   readonly nvram?: NvramDef;
+  /** `<os firmware='efi'>` and its `<firmware>` features: auto-selection (src/qemu/firmware.ts). */
+  readonly firmware?: FirmwareDef;
 }
 
 /** A device element svirt keeps for round trip but does not emulate (interface, graphics, ...). */
 export interface IgnoredDeviceDef {
   readonly name: string;
   readonly line?: number;
+}
+
+/** `<tpm model=...><backend type='emulator' version='2.0'/></tpm>`: a swtpm per guest. */
+export interface TpmDef {
+  readonly model: 'tpm-tis' | 'tpm-crb';
+  readonly version: '2.0';
+  /** `persistent_state='yes'`: a transient guest's TPM state outlives it (as libvirt). */
+  readonly persistentState: boolean;
+}
+
+/** `<filesystem type='mount' accessmode='passthrough'><driver type='virtiofs'/>`: a virtiofsd per share. */
+export interface FilesystemDef {
+  /** The host directory shared (`<source dir=...>`). */
+  readonly source: string;
+  /** The mount tag the guest sees (`<target dir=...>`). */
+  readonly tag: string;
+  readonly readonly: boolean;
 }
 
 export interface DomainDef {
@@ -161,6 +187,15 @@ export interface DomainDef {
   readonly chardevs: readonly ChardevDef[];
   /** `<interface>` NICs (interface-def.ts). */
   readonly interfaces: readonly InterfaceDef[];
+  /** `<controller>`s, given and implicit (machine-defaults.ts adds libvirt's). */
+  readonly controllers?: readonly ControllerDef[];
+  /** `<rng>` devices. */
+  readonly rngs?: readonly RngDef[];
+  /** `<memballoon>`; absent means libvirt's default (a virtio balloon) once defaults apply. */
+  readonly memballoon?: MemballoonDef;
+  /** `<tpm>` (at most one) and `<filesystem>` devices: each runs a helper process (helper-devices.ts). */
+  readonly tpms?: readonly TpmDef[];
+  readonly filesystems?: readonly FilesystemDef[];
   /** `<graphics>`, `<video>`, `<input>` (display-def.ts); absent means none. */
   readonly graphics?: readonly GraphicsDef[];
   readonly videos?: readonly VideoDef[];

@@ -6,6 +6,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { BackingStoreDef, ChardevDef, DeviceSecLabelDef, DiskDef, DomainDef } from './domain-def.js';
 import { formatInterfaces } from './format-interface.js';
+import { formatMachine, hasMachineDevices } from './format-machine.js';
+import { formatHelperDevices } from './format-helper-devices.js';
 import { aliasConsole, parseChardev, parseDisk } from './parse-devices.js';
 import { formatDisplay } from './format-display.js';
 import { parseDeviceSeclabels } from './parse-seclabels.js';
@@ -352,6 +354,9 @@ export function formatDevices(root: MutableElement, def: DomainDef, domainOrder:
     def.disks.length > 0 ||
     def.chardevs.length > 0 ||
     def.interfaces.length > 0 ||
+    hasMachineDevices(def) ||
+    (def.tpms ?? []).length > 0 ||
+    (def.filesystems ?? []).length > 0 ||
     (def.graphics?.length ?? 0) + (def.videos?.length ?? 0) + (def.inputs?.length ?? 0) > 0;
   const devices = mFirst(root, 'devices') ?? (needed ? ensureChild(root, 'devices', domainOrder) : undefined);
   if (!devices) return;
@@ -360,5 +365,7 @@ export function formatDevices(root: MutableElement, def: DomainDef, domainOrder:
   formatDisks(devices, def.disks);
   formatChardevs(devices, def.chardevs);
   formatInterfaces(devices, def.interfaces, DEVICES_ORDER);
+  formatMachine(devices, def, DEVICES_ORDER);
   formatDisplay(devices, def, DEVICES_ORDER);
+  formatHelperDevices(root, devices, def, DEVICES_ORDER, domainOrder);
 }

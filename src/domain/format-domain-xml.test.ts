@@ -292,7 +292,9 @@ describe('formatDomainXml: typed fields win', () => {
     const text = formatDomainXml(changed);
     assert.deepEqual(typed(parseDomainXml(text)), typed(changed));
     assert.ok(text.includes("<type machine='q35'>hvm</type>"));
-    assert.ok(text.includes("<loader readonly='no' secure='yes'>/usr/share/OVMF/OVMF_CODE.fd</loader>"), text);
+    // secure= and <os firmware> are typed now (LoaderDef.secure, OsDef.firmware): absent removes them.
+    assert.ok(text.includes("<loader readonly='no'>/usr/share/OVMF/OVMF_CODE.fd</loader>"), text);
+    assert.ok(!text.includes('firmware'), text);
     assert.ok(text.includes("<features>\n    <smm state='on'/>\n    <acpi/>\n    <pae/>\n  </features>"), text);
     assert.ok(text.indexOf('<kernel>') > text.indexOf('<nvram') && text.indexOf('<kernel>') < text.indexOf('<boot '));
     const bare = formatDomainXml({ ...def, os: { type: 'hvm' }, features: [] });

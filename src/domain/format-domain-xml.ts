@@ -7,6 +7,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { SvirtError } from '../errors.js';
 import type { DomainDef, OsDef, SecLabelDef } from './domain-def.js';
 import { formatDevices } from './format-devices.js';
+import { formatFirmware } from './format-machine.js';
 import { DISK_TARGET } from './parse-devices.js';
 import { canonicalUuid, domainNameProblem } from './parse-domain-xml.js';
 import { parseDomainSeclabels } from './parse-seclabels.js';
@@ -169,6 +170,7 @@ function formatOs(root: MutableElement, os: OsDef): void {
     setAttr(type, 'arch', os.arch);
     setAttr(type, 'machine', os.machine);
   }
+  formatFirmware(el, os.firmware, OS_ORDER);
   textChild(el, 'kernel', os.kernel, OS_ORDER);
   textChild(el, 'initrd', os.initrd, OS_ORDER);
   textChild(el, 'cmdline', os.cmdline, OS_ORDER);
@@ -181,6 +183,7 @@ function formatOs(root: MutableElement, os: OsDef): void {
   } else {
     const l = loader ?? ensureChild(el, 'loader', OS_ORDER);
     if ((attr(l, 'readonly') === 'yes') !== os.loader.readonly) setAttr(l, 'readonly', os.loader.readonly ? 'yes' : 'no');
+    if ((attr(l, 'secure') === 'yes') !== (os.loader.secure ?? false)) setAttr(l, 'secure', os.loader.secure ? 'yes' : undefined);
     setAttr(l, 'type', os.loader.type);
     setText(l, os.loader.path);
   }

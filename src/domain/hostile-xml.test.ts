@@ -9,11 +9,17 @@ import { parseDomainXml } from './parse-domain-xml.js';
 // Compiled to dist/src/domain/: the fixtures live at the package root.
 const HOSTILE = new URL('../../../test/fixtures/hostile/', import.meta.url);
 
+/** Far above any honest refusal, even on a loaded 2-core machine. */
+const HANG_MS = 5000;
+
 function domain(inner: string, devices = ''): string {
   return `<domain type='kvm'><name>t</name><memory>1024</memory><os><type>hvm</type></os>${inner}<devices>${devices}</devices></domain>`;
 }
 
-/** Asserts the error code and message, and that the refusal took under 100 ms. */
+/**
+ * Asserts the error code and message. The time bound only catches a parser that hangs or
+ * expands what it should refuse (seconds, not a speed target: that is the bench's job).
+ */
 function rejects(text: string, code: ErrorCode, pattern: RegExp): void {
   let caught: unknown;
   const start = performance.now();
@@ -26,7 +32,7 @@ function rejects(text: string, code: ErrorCode, pattern: RegExp): void {
   assert.ok(caught instanceof SvirtError, `expected a SvirtError, got ${String(caught)}`);
   assert.equal(caught.code, code, caught.message);
   assert.match(caught.message, pattern);
-  assert.ok(took < 100, `took ${took.toFixed(1)} ms`);
+  assert.ok(took < HANG_MS, `took ${took.toFixed(1)} ms: the refusal hangs`);
 }
 
 describe('parseDomainXml: hostile input', () => {

@@ -16,11 +16,13 @@ import type {
 import type { InterfaceDef } from './interface-def.js';
 import { parseGraphics, parseInput, parseVideo } from './parse-display.js';
 import { parseInterface } from './parse-interface.js';
+import { parsePciAddress } from './parse-machine.js';
+import { addHelperDevice, type HelperDevicesDefs } from './helper-devices.js';
 import { parseDeviceSeclabels } from './parse-seclabels.js';
 import { checkPath, invalid, oneOf, parseUnsigned, quote, single, singleText, unsupported } from './parse-util.js';
 import { attr, childElements } from './xml-tree.js';
 
-export interface ParsedDevices {
+export interface ParsedDevices extends HelperDevicesDefs {
   readonly emulator?: string;
   readonly disks: DiskDef[];
   readonly chardevs: ChardevDef[];
@@ -122,6 +124,7 @@ export function parseDisk(el: XmlElement): DiskDef {
   if (path !== undefined && source) checkPath(path, `disk '${dev}'`, source);
 
   const backingStore = parseBacking(el, format, dev);
+  const address = parsePciAddress(el);
   return {
     type,
     device,
@@ -133,6 +136,7 @@ export function parseDisk(el: XmlElement): DiskDef {
     readonly: device === 'cdrom' || single(el, 'readonly') !== undefined,
     shareable: single(el, 'shareable') !== undefined,
     seclabels: source ? parseDeviceSeclabels(source) : [],
+    ...(address === undefined ? {} : { address }),
   };
 }
 
@@ -235,15 +239,8 @@ export function aliasConsole(devices: XmlElement): XmlElement | undefined {
 }
 
 export function parseDevices(devices: XmlElement | undefined, inactive = false): ParsedDevices {
-  const out: ParsedDevices = {
-    disks: [],
-    chardevs: [],
-    interfaces: [],
-    graphics: [],
-    videos: [],
-    inputs: [],
-    ignoredDevices: [],
-  };
+  const empty = { disks: [], chardevs: [], interfaces: [], graphics: [], videos: [], inputs: [], ignoredDevices: [] };
+  const out: ParsedDevices = { ...empty, tpms: [], filesystems: [] };
   if (!devices) return out;
   let emulator: string | undefined;
   const emulatorEl = single(devices, 'emulator');
@@ -258,6 +255,9 @@ export function parseDevices(devices: XmlElement | undefined, inactive = false):
   for (const el of childElements(devices)) {
     switch (el.name) {
       case 'emulator':
+      case 'controller': // parse-machine.ts
+      case 'rng':
+      case 'memballoon':
         break;
       case 'disk': {
         const disk = parseDisk(el);
@@ -293,6 +293,10 @@ export function parseDevices(devices: XmlElement | undefined, inactive = false):
         if (el === alias)
           parseChardev(el, 'console'); // validated, but the same device as serial 0
         else out.chardevs.push(parseChardev(el, 'console'));
+        break;
+      case 'tpm':
+      case 'filesystem':
+        addHelperDevice(out, el);
         break;
       default:
         out.ignoredDevices.push(el.line === undefined ? { name: el.name } : { name: el.name, line: el.line });

@@ -2,10 +2,12 @@
  * libvirt domain XML → `DomainDef`. Validates what svirt acts on; keeps the whole tree in
  * `source` so what svirt does not model survives `formatDomainXml`.
  */
+import { checkSharedMemory } from './helper-devices.js';
 import { randomUUID } from 'node:crypto';
 import { SvirtError } from '../errors.js';
 import type { DomainDef, LoaderDef, NvramDef, OsDef, XmlElement } from './domain-def.js';
 import { parseDevices } from './parse-devices.js';
+import { parseFirmware, parseMachineDevices } from './parse-machine.js';
 import { parseDomainSeclabels } from './parse-seclabels.js';
 import { checkPath, invalid, oneOf, parseUnsigned, quote, single, singleText, unsupported, yesNo } from './parse-util.js';
 import { parseXml } from './xml.js';
@@ -89,7 +91,8 @@ function parseLoader(os: XmlElement): LoaderDef | undefined {
   checkPath(path, 'the firmware loader', el);
   const type = oneOf(el, 'type', ['rom', 'pflash'] as const);
   const readonly = yesNo(el, 'readonly') ?? false;
-  return type === undefined ? { path, readonly } : { path, readonly, type };
+  const secure = yesNo(el, 'secure');
+  return { path, readonly, ...(type === undefined ? {} : { type }), ...(secure ? { secure } : {}) };
 }
 
 function parseNvram(os: XmlElement): NvramDef | undefined {
@@ -125,6 +128,7 @@ function parseOs(root: XmlElement): OsDef {
   const cmdline = singleText(os, 'cmdline');
   const loader = parseLoader(os);
   const nvram = parseNvram(os);
+  const firmware = parseFirmware(os);
   return {
     type,
     ...(arch === undefined ? {} : { arch }),
@@ -135,6 +139,7 @@ function parseOs(root: XmlElement): OsDef {
     ...(dtb === undefined ? {} : { dtb }),
     ...(loader === undefined ? {} : { loader }),
     ...(nvram === undefined ? {} : { nvram }),
+    ...(firmware === undefined ? {} : { firmware }),
   };
 }
 
@@ -192,6 +197,8 @@ export function domainFromTree(root: XmlElement, options: ParseDomainOptions = {
   const featuresEl = single(root, 'features');
   const features = featuresEl ? childElements(featuresEl).map((f) => f.name) : [];
   const devices = parseDevices(single(root, 'devices'), options.inactive ?? false);
+  const machine = parseMachineDevices(single(root, 'devices'));
+  checkSharedMemory(root, devices.filesystems);
   const seclabels = parseDomainSeclabels(root, options.inactive ?? false);
 
   return {
@@ -209,6 +216,9 @@ export function domainFromTree(root: XmlElement, options: ParseDomainOptions = {
     disks: devices.disks,
     chardevs: devices.chardevs,
     interfaces: devices.interfaces,
+    ...machine,
+    ...(devices.tpms.length > 0 ? { tpms: devices.tpms } : {}),
+    ...(devices.filesystems.length > 0 ? { filesystems: devices.filesystems } : {}),
     ...(devices.graphics.length > 0 ? { graphics: devices.graphics } : {}),
     ...(devices.videos.length > 0 ? { videos: devices.videos } : {}),
     ...(devices.inputs.length > 0 ? { inputs: devices.inputs } : {}),

@@ -53,6 +53,7 @@ interface Addon {
   openPath(path: string): number;
   listenUnixAt(dirFd: number, name: string, backlog: number): number;
   tapCreate(name: string, vnetHdr: boolean): [number, string, number];
+  connectUnixAt(dirFd: number, name: string): number;
 }
 
 const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
@@ -72,6 +73,7 @@ const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
   'openPath',
   'listenUnixAt',
   'tapCreate',
+  'connectUnixAt',
 ];
 
 const XATTR_FLAGS: Readonly<Record<XattrMode, number>> = { create: 1, replace: 2 };
@@ -237,6 +239,11 @@ export function landlockAbi(): number {
  */
 export function openPath(path: string): number {
   return load().openPath(path);
+}
+
+/** A socket connected to the listening socket `name` inside the directory `dirFd` holds (close-on-exec). */
+export function connectUnixAt(dirFd: number, name: string): number {
+  return load().connectUnixAt(dirFd, name);
 }
 
 /** A listening AF_UNIX socket bound to `name` inside the directory `dirFd` holds (close-on-exec). */

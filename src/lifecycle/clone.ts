@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, constants, fstatSync, fchmodSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, fchmodSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { DiskDef, DomainDef } from '../domain/domain-def.js';
 import { domainNameProblem, formatDomainXml } from '../domain/index.js';
@@ -39,6 +39,21 @@ export function cloneGuest(
       );
       return { ...d, path: dest };
     });
+    // The clone's UEFI variables are its own: a copy of the source's nvram beside it (made from the template at first start when there is none yet).
+    const nv = src.os.loader?.type === 'pflash' ? src.os.nvram : undefined;
+    let os = src.os;
+    if (nv) {
+      const dest = join(dirname(nv.path), `${newName}_VARS.fd`);
+      if (existsSync(nv.path)) {
+        copyImage(
+          resolvePath(nv.path),
+          dest,
+          () => undefined,
+          () => copied.push({ dir: dirname(dest), name: basename(dest) }),
+        );
+      }
+      os = { ...src.os, nvram: { ...nv, path: dest } };
+    }
     // Dynamic labels are generated at each start; the clone starts with none of the source's.
     const seclabels = src.seclabels.map((l) => {
       if (l.type !== 'dynamic') return l;
@@ -51,6 +66,7 @@ export function cloneGuest(
       ...src,
       name: newName,
       uuid: randomUUID(),
+      os,
       disks,
       seclabels,
       source: { ...src.source, children: src.source.children.filter((c) => !(c.kind === 'element' && c.name === 'uuid')) },

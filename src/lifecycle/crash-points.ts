@@ -8,6 +8,8 @@ export const CRASH_POINTS = [
   'start:labels-reserved',
   'start:labelled',
   'start:monitor-bound',
+  'start:helper-journaled',
+  'start:helpers-started',
   'start:launched',
   'destroy:claimed',
   'destroy:killed',

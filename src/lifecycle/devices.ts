@@ -9,6 +9,7 @@ import { diskResources, resolveResources } from '../security/resources.js';
 import type { PendingOp, RunningRecord } from '../store/store.js';
 import { crashPoint, type CrashPoint } from './crash-points.js';
 import { targets, updateDefinition, type DeviceChangeOptions } from './device-targets.js';
+import { checkHotplug, ensureScsiController, placeHotplugDisk, unplugTimeoutMs, withConfigDisk } from './device-address.js';
 import { ignoreMissing, repairOp, waitDeviceGone } from './device-repair.js';
 import type { LifecycleEnv } from './env.js';
 import { dropHandle, openResources, OpenFiles } from './files.js';
@@ -19,15 +20,6 @@ function begin(env: LifecycleEnv, rec: RunningRecord, op: PendingOp): void {
   if (!env.store.beginOp(rec.uuid, op, env.me)) {
     throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${rec.name}' is busy with another operation`);
   }
-}
-
-/** Only virtio-blk (PCI) and SCSI disks can be hot-plugged on the pc machine. */
-function checkHotplug(disk: DiskDef): void {
-  if ((disk.target.bus === 'virtio' && disk.device === 'disk') || disk.target.bus === 'scsi') return;
-  throw new SvirtError(
-    'SVIRT_ERR_OPERATION_INVALID',
-    `disk ${disk.target.dev}: bus '${disk.target.bus}' does not support hotplug (use a vd* target on virtio or an sd* target on scsi)`,
-  );
 }
 
 /** Reopens each layer from its checked handle and hands it to QEMU with add-fd (SCM_RIGHTS). */
@@ -53,7 +45,8 @@ async function passDiskFds(
     } finally {
       closeSync(fd);
     }
-    sets.set(layer.key, { fd: -1, set, path: r.path, readonly: layer.readonly });
+    const block = r.handle.kind === 'block';
+    sets.set(layer.key, { fd: -1, set, path: r.path, readonly: layer.readonly, ...(block ? { block } : {}) });
   }
   return sets;
 }
@@ -72,25 +65,31 @@ export async function attachDisk(env: LifecycleEnv, info: Guest, disk: DiskDef, 
           `target ${disk.target.dev} already exists in the definition of '${def.name}'`,
         );
       }
-      return { ...def, disks: [...def.disks, disk] };
+      return withConfigDisk(def, disk);
     });
   }
   if (!t.live || !t.rec) return;
   const rec = t.rec;
-  const live = parseDomainXml(rec.liveXml);
+  let live = parseDomainXml(rec.liveXml);
   if (live.disks.some((d) => d.target.dev === disk.target.dev)) {
     throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `target ${disk.target.dev} is already in use by '${live.name}'`);
   }
   checkHotplug(disk);
-  const next: DomainDef = { ...live, disks: [...live.disks, disk] };
+  if (disk.target.bus === 'scsi') live = await env.withQmp(rec, (q) => ensureScsiController(env, rec, live, q));
+  // A free root port or slot, recorded with the disk in the live XML (device-address.ts).
+  const placed = placeHotplugDisk(live, disk);
+  const next: DomainDef = { ...live, disks: [...live.disks, placed] };
   await plugDisk(env, {
     rec,
     kind: 'attach',
-    disk,
+    disk: placed,
     next,
     points: ATTACH_POINTS,
     connect: async (q) => {
-      await q.execute('device_add', deviceProps(next, disk, disk.path !== undefined ? `${disk.target.dev}-fmt0` : undefined));
+      await q.execute(
+        'device_add',
+        deviceProps(next, placed, placed.path !== undefined ? `${placed.target.dev}-fmt0` : undefined),
+      );
     },
   });
 }
@@ -207,7 +206,7 @@ export async function detachDisk(env: LifecycleEnv, info: Guest, target: string,
   try {
     await env.withQmp(rec, async (q) => {
       await q.execute('device_del', { id: diskDeviceId(disk) }).catch(ignoreMissing);
-      await waitDeviceGone(q, diskDeviceId(disk));
+      await waitDeviceGone(q, diskDeviceId(disk), unplugTimeoutMs(live, disk));
     });
   } catch (err) {
     // The device is still there (the guest did not let go): nothing changed, the disk stays labelled.

@@ -5,6 +5,7 @@ import { parseDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import type { StatePaths } from '../host/paths.js';
 import { isAlive, selfIdentity, signal, waitGone, type ProcessIdentity } from '../host/proc.js';
+import { emulatorPath, guestArch, kvmRuns } from '../qemu/emulator.js';
 import { QmpClient } from '../qemu/qmp-client.js';
 import type { SecurityContext } from '../security/driver.js';
 import type { SecurityManager } from '../security/manager.js';
@@ -52,7 +53,7 @@ export class LifecycleEnv {
    * otherwise), `type='qemu'` is plain emulation (TCG).
    */
   virtType(def: DomainDef): 'kvm' | 'qemu' {
-    return def.type === 'kvm' && existsSync('/dev/kvm') ? 'kvm' : 'qemu';
+    return def.type === 'kvm' && existsSync('/dev/kvm') && kvmRuns(guestArch(def)) ? 'kvm' : 'qemu';
   }
 
   context(def: DomainDef, runtimeDir: string): SecurityContext {
@@ -62,7 +63,7 @@ export class LifecycleEnv {
       memory: this.store,
       reservations: this.store,
       virtType: this.virtType(def),
-      emulator: def.emulator ?? '/usr/bin/qemu-system-x86_64',
+      emulator: emulatorPath(def),
       warn: this.warn,
     };
   }

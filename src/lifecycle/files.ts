@@ -26,6 +26,9 @@ const ACCEPTS: Readonly<Record<ResourceRole, readonly FileKind[]>> = {
   'runtime-dir': ['dir'],
   'saved-state': ['file'],
   'helper-log': ['file'],
+  'tpm-state': ['dir', 'file'],
+  'shared-dir': ['dir'],
+  'shared-dir-readonly': ['dir'],
 };
 
 /** Every fd a step opened; closed once, whatever happens. */

@@ -24,6 +24,7 @@ import { EXEC_STEPS, guestEnvironment, logTail } from '../qemu/launcher.js';
 import type { GuestResource, SecurityContext } from '../security/driver.js';
 import { assertHelperId, type HelperSpec } from '../security/helper.js';
 import type { HelperRecord } from '../store/store.js';
+import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
 import type { OpenFiles } from './files.js';
 import type { UndoStack } from './undo.js';
@@ -34,6 +35,8 @@ export type HelperReady =
   | { readonly kind: 'exec' }
   /** Once a UNIX socket exists at `path` (the helper bound it). */
   | { readonly kind: 'socket'; readonly path: string }
+  /** Once a non-empty regular file exists at `path` (swtpm's pid file, written when it is up). */
+  | { readonly kind: 'file'; readonly path: string }
   /** A one-shot program (swtpm_setup): done when it exits with status 0. */
   | { readonly kind: 'exit' };
 
@@ -66,6 +69,13 @@ export interface RunningHelper {
   readonly id: string;
   readonly pid: number;
   readonly startTime: number;
+}
+
+/** A device prepared before labelling: the files to label, then its helpers' start. */
+export interface PreparedDevice {
+  readonly resources: readonly GuestResource[];
+  /** Starts the helpers (after labelling, before QEMU); adds QEMU's fds to `layout`; returns QEMU's argv. */
+  start(ctx: SecurityContext, layout: FdLayout, undo: UndoStack): Promise<string[]>;
 }
 
 /** `<logdir>/<guest>-<id>.log`, opened once (truncated, root's, 0600, no symlink followed). */
@@ -126,6 +136,7 @@ async function startOne(
   const spec = env.manager.helperConfinement(live, { ...req.spec, log: req.log.path }, ctx, layout.qemuFds);
   const token = `${live.uuid}/${id}/${randomBytes(16).toString('hex')}`;
   setHelper(env, live.uuid, { kind, id, token, pid: null, startTime: null });
+  crashPoint('start:helper-journaled');
   const child = spawn(svirtExecPath(), ['--spec-fd', String(SPEC_FD), '--', ...req.argv], {
     detached: true,
     stdio: ['ignore', req.log.fd, req.log.fd, 'pipe', ...layout.fds],
@@ -144,9 +155,23 @@ async function startOne(
   const startTime = processStartTime(pid) ?? 0;
   setHelper(env, live.uuid, { kind, id, token, pid, startTime });
   const what = `${kind} helper ${id} of '${live.name}'`;
+  return waitReady(env, live, req, { pid, startTime, what, exited: () => exit });
+}
+
+interface Waiting {
+  readonly pid: number;
+  readonly startTime: number;
+  readonly what: string;
+  readonly exited: () => string | undefined;
+}
+
+async function waitReady(env: LifecycleEnv, live: DomainDef, req: HelperRequest, w: Waiting): Promise<RunningHelper | undefined> {
+  const { kind, id } = req.spec;
+  const { pid, startTime, what } = w;
   const deadline = Date.now() + (req.timeoutMs ?? env.startTimeoutMs);
   const launcher = realpathSync(svirtExecPath());
   for (;;) {
+    const exit = w.exited();
     if (exit !== undefined) {
       if (req.ready.kind === 'exit' && exit === 'exit 0') {
         dropHelper(env, live.uuid, id);
@@ -155,7 +180,8 @@ async function startOne(
       throw exitError(what, exit, req.log.path);
     }
     if (req.ready.kind !== 'exit' && running(pid, launcher)) {
-      if (req.ready.kind === 'exec' || isSocket(req.ready.path)) return { kind, id, pid, startTime };
+      const ready = req.ready;
+      if (ready.kind === 'exec' || present(ready.path, ready.kind)) return { kind, id, pid, startTime };
     }
     if (Date.now() > deadline) {
       throw new SvirtError('SVIRT_ERR_TIMEOUT', `${what} was not ready within ${req.timeoutMs ?? env.startTimeoutMs} ms`, {
@@ -175,11 +201,12 @@ function running(pid: number, launcher: string): boolean {
   }
 }
 
-function isSocket(path: string): boolean {
+function present(path: string, kind: 'socket' | 'file'): boolean {
   try {
-    return lstatSync(path).isSocket();
+    const st = lstatSync(path);
+    return kind === 'socket' ? st.isSocket() : st.isFile() && st.size > 0;
   } catch {
-    return false; // not bound yet
+    return false; // not made yet
   }
 }
 

@@ -14,7 +14,9 @@ import { LifecycleEnv, type LifecycleOptions } from './env.js';
 import { Networks } from './networks.js';
 import { attachInterface, detachInterface } from './nic-plug.js';
 import { withMacs } from './nics.js';
+import { undefineTpm } from './tpm.js';
 import { findGuest, inactiveDef, noDomain, requireRunning, runningGuest, type Guest } from './guest.js';
+import { prepareDefinition, undefineNvram, type NvramUndefine } from './machine.js';
 import { reconcile } from './reconcile.js';
 import { restoreGuest, saveGuest } from './save.js';
 import type { Progress } from './incoming.js';
@@ -67,17 +69,25 @@ export class Hypervisor {
 
   define(xml: string): DomainDef {
     // Inactive parse (virsh define): generated dynamic labels in the input are dropped.
-    const def = withMacs(this.store, parseDomainXml(xml, { inactive: true }));
+    const def = prepareDefinition(this.paths.stateDir, withMacs(this.store, parseDomainXml(xml, { inactive: true })));
     this.store.putDefinition({ uuid: def.uuid, name: def.name, xml: formatDomainXml(def) });
     return def;
   }
 
-  undefine(name: string): DomainDef {
+  /**
+   * Removes a definition. A guest with an nvram file needs `nvram` ('remove' or 'keep'), as
+   * virsh asks; `keepTpm` is virsh's --keep-tpm (by default the TPM state goes with the definition).
+   */
+  undefine(name: string, opts: { nvram?: NvramUndefine; keepTpm?: boolean } = {}): DomainDef {
     const d = this.store.getDefinedByName(name) ?? this.store.getDefinedByUuid(name.toLowerCase());
     if (!d) throw noDomain(name);
     const def = parseDomainXml(d.xml);
+    // The TPM's checks come first: a refused undefine must not have removed the nvram already.
+    const tpm = undefineTpm(this.env, def, opts.keepTpm ?? false);
+    undefineNvram(def, opts.nvram);
     // A running guest stays running, as a transient one (libvirt's behaviour).
     const running = this.store.undefine(d.uuid);
+    if (!running) tpm();
     // A running guest still needs its driver files (profiles); its stop removes them.
     if (!running) this.manager.undefine(def);
     return def;

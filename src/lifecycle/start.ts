@@ -16,8 +16,11 @@ import type { RunningRecord } from '../store/store.js';
 import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
 import { bindSocket, dropHandle, openResources, OpenFiles, pipeEntries, type ChardevIo } from './files.js';
+import { sharedMemoryArgv } from './filesystems.js';
+import { prepareHelperDevices } from './helper-devices.js';
 import { finishIncoming, type Incoming } from './incoming.js';
 import { applyNicLinks, prepareNics } from './nics.js';
+import { ensureNvram, machineFds, prepareDefinition } from './machine.js';
 import { ensureRuntimeRoot, monitorSocketPath } from './runtime-dir.js';
 import { chardevLogEntries, finishDevices, placeDevices, usedSets } from './console-devices.js';
 import { UndoStack } from './undo.js';
@@ -29,11 +32,13 @@ import { UndoStack } from './undo.js';
  */
 export async function startGuest(
   env: LifecycleEnv,
-  def: DomainDef,
+  given: DomainDef,
   persistent: boolean,
   paused: boolean,
   incoming?: Incoming,
 ): Promise<RunningRecord> {
+  // Emulator checked, implicit devices, PCI addresses and firmware: what the live XML shows.
+  const def = prepareDefinition(env.paths.stateDir, given);
   if (!persistent && env.store.getDefinedByName(def.name)) {
     throw new SvirtError('SVIRT_ERR_DOMAIN_EXISTS', `domain '${def.name}' is already defined; use start`);
   }
@@ -85,10 +90,14 @@ export async function startGuest(
     // Channel and display sockets placed in the runtime dir, display ports reserved (console-devices.ts).
     const placed = env.manager.genLabels(await placeDevices(env.store, def, runtimeDir), ctx);
     const { def: live, nics } = await prepareNics(env, placed, undo, files);
+    const removeNvram = ensureNvram(live, env.paths.stateDir);
+    if (removeNvram) undo.push('remove the nvram made for this start', removeNvram);
+    const helperDevices = prepareHelperDevices(env, live, files);
     const wanted: GuestResource[] = [
       ...resolveResources(guestResources(live, runtimeDir)),
       { path: logPath, role: 'log', seclabels: [] },
       ...nics.resources,
+      ...helperDevices.resources,
     ];
     if (incoming) wanted.push({ path: incoming.path, role: 'saved-state', seclabels: [], handle: incoming.handle });
     const socketLabels = env.manager.socketLabels(live);
@@ -114,12 +123,22 @@ export async function startGuest(
     const chardevFds = chardevEntries(live, opened.io, layout, fdsets.size);
     const pipeFds = pipeEntries(live, opened.io, layout, fdsets.size + chardevFds.size); // sets after theirs
     const logFds = chardevLogEntries(live, opened.io, layout, usedSets(fdsets.values(), chardevFds.values(), pipeFds.values()));
+    // The rng sources and pflash firmware: fdsets after every other (src/lifecycle/machine.ts).
+    const { rngFds, firmwareFds } = machineFds(
+      live,
+      resources,
+      files,
+      layout,
+      usedSets(fdsets.values(), chardevFds.values(), pipeFds.values(), logFds.values()),
+    );
     // A pipe with PATH.in and PATH.out is wired over QMP while QEMU waits (src/qemu/chardev-pipe.ts).
     const changes = chardevChanges(live, pipeFds);
     const netdevs = nics.backends(layout);
     const qmpFd = layout.add(files.fd(bindSocket(qmpPath, socketLabels?.listen)));
     undo.push('remove the monitor socket', () => rmSync(qmpPath, { force: true }));
     crashPoint(incoming ? 'restore:monitor-bound' : 'start:monitor-bound');
+    const deviceArgv = await helperDevices.start(ctx, layout, undo);
+    crashPoint('start:helpers-started');
     const argv = buildArgv(live, {
       emulator: ctx.emulator,
       accel: ctx.virtType === 'kvm' ? 'kvm' : 'tcg',
@@ -129,8 +148,11 @@ export async function startGuest(
       chardevFds,
       pipeFds,
       nics: netdevs,
+      rngFds,
+      ...(firmwareFds ? { firmwareFds } : {}),
       logFds,
     });
+    argv.push(...deviceArgv, ...sharedMemoryArgv(live, argv));
     let stateFd: number | undefined;
     if (incoming) {
       // The saved state comes as one more inherited fd, positioned after the save header.
@@ -225,7 +247,14 @@ function openDisks(
       const r = own[layer.index];
       if (!r?.handle) throw new SvirtError('SVIRT_ERR_INTERNAL', `disk ${disk.target.dev} layer ${layer.index} was not opened`);
       const fd = files.fd(r.handle.reopen(layer.readonly ? constants.O_RDONLY : constants.O_RDWR));
-      fdsets.set(layer.key, { fd: layout.add(fd), set: set++, path: r.path, readonly: layer.readonly });
+      const block = r.handle.kind === 'block';
+      fdsets.set(layer.key, {
+        fd: layout.add(fd),
+        set: set++,
+        path: r.path,
+        readonly: layer.readonly,
+        ...(block ? { block } : {}),
+      });
     }
   }
   return fdsets;

@@ -9,6 +9,7 @@ import type { LifecycleEnv } from './env.js';
 import { noDomain, notRunning } from './guest.js';
 import { endHelpers } from './helpers.js';
 import { releaseNics } from './nics.js';
+import { removeTransientTpmState } from './tpm.js';
 
 /** `destroy`: SIGTERM, then SIGKILL after a grace period; labels restored; nothing left. */
 export async function destroyGuest(env: LifecycleEnv, name: string, graceMs = 3000): Promise<void> {
@@ -80,6 +81,7 @@ export async function cleanup(env: LifecycleEnv, rec: RunningRecord): Promise<vo
   crashPoint('cleanup:restored');
   // The taps go with QEMU's fds, unless QEMU made them persistent: each is removed by its record.
   releaseNics(env, rec.uuid);
+  removeTransientTpmState(env, live, rec.persistent);
   env.store.tx(() => {
     env.store.releaseReservations(rec.uuid);
     env.store.deleteRunning(rec.uuid);

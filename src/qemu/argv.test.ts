@@ -2,7 +2,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { DiskDef } from '../domain/domain-def.js';
 import { parseDomainXml } from '../domain/index.js';
+import { completeMachine } from '../domain/machine-defaults.js';
 import { blockdevNodes, buildArgv, chardevChanges, diskKey, type FdSetEntry } from './argv.js';
 
 const fixtures = fileURLToPath(new URL('../../../test/fixtures/argv/', import.meta.url));
@@ -27,7 +29,8 @@ function fdsetsFor(xml: string): Map<string, FdSetEntry> {
 describe('buildArgv', () => {
   it('matches the golden argv for a qcow2 chain, a CD-ROM, a shareable SCSI disk and two serials', () => {
     const xml = readFileSync(`${fixtures}qcow2-chain.xml`, 'utf8');
-    const argv = buildArgv(parseDomainXml(xml), {
+    // As start runs it: libvirt's implicit controllers and PCI addresses filled in first.
+    const argv = buildArgv(completeMachine(parseDomainXml(xml)), {
       emulator: '/usr/bin/qemu-system-x86_64',
       accel: 'tcg',
       qmpFd: 9,
@@ -42,6 +45,36 @@ describe('buildArgv', () => {
     const golden = `${fixtures}qcow2-chain.argv`;
     if (process.env['SVIRT_UPDATE_GOLDEN'] === '1') writeFileSync(golden, text);
     assert.equal(text, readFileSync(golden, 'utf8'));
+  });
+
+  it('matches the golden argv for q35 with UEFI pflash over fds, a block disk, SATA on ICH9, root ports, rng and balloon', () => {
+    const xml = readFileSync(`${fixtures}q35-uefi.xml`, 'utf8');
+    const def = completeMachine(parseDomainXml(xml));
+    const argv = buildArgv(def, {
+      emulator: '/usr/bin/qemu-system-x86_64',
+      accel: 'kvm',
+      qmpFd: 4,
+      paused: false,
+      fdsets: new Map([
+        [diskKey(def.disks[0] as DiskDef, 0), { fd: 5, set: 1, path: '/dev/vg0/uefi', readonly: false, block: true }],
+        [diskKey(def.disks[1] as DiskDef, 0), { fd: 6, set: 2, path: '/images/install.iso', readonly: true }],
+      ]),
+      rngFds: new Map([[0, { fd: 7, set: 3, path: '/dev/urandom', readonly: true }]]),
+      firmwareFds: {
+        code: { fd: 8, set: 4, path: '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd' },
+        vars: { fd: 9, set: 5, path: '/var/lib/svirt/nvram/uefi_VARS.fd' },
+      },
+    });
+    const text = argv.join('\n') + '\n';
+    const golden = `${fixtures}q35-uefi.argv`;
+    if (process.env['SVIRT_UPDATE_GOLDEN'] === '1') writeFileSync(golden, text);
+    assert.equal(text, readFileSync(golden, 'utf8'));
+    assert.match(text, /"driver":"host_device","filename":"\/dev\/fdset\/1"/, 'a block device is a host_device');
+    assert.match(
+      text,
+      /-machine\nq35,accel=kvm,dump-guest-core=off,pflash0=libvirt-pflash0-format,pflash1=libvirt-pflash1-format,smm=on\n/,
+    );
+    assert.ok(!text.includes('OVMF_VARS_4M.ms.fd'), 'QEMU never sees the template');
   });
 
   it("gives a <serial type='pipe'> its FIFOs as fds: one FIFO on the command line, a .in/.out pair over QMP", () => {

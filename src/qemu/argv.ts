@@ -1,6 +1,7 @@
 import type { DiskDef, DomainDef } from '../domain/domain-def.js';
 import { diskLayers } from '../domain/disk-layers.js';
 import { SvirtError } from '../errors.js';
+import { balloonArgs, controllerArgs, firmwareArgs, pciProps, rngArgs, sataBus, type FirmwareFds } from './argv-machine.js';
 import { chardevArgs, chardevSlots, qemuOptValue } from './chardev-argv.js';
 import { pipeChange, type ChardevChange, type PipeFds } from './chardev-pipe.js';
 import { displayArgs } from './display-argv.js';
@@ -26,6 +27,10 @@ export interface ArgvOptions {
   readonly pipeFds?: ReadonlyMap<number, PipeFds>;
   /** The backend of each NIC, by index in def.interfaces (taps and passt sockets as fds). */
   readonly nics?: ReadonlyMap<number, NicBackend>;
+  /** The host random device svirt opened for each `<rng model='random'>`, by rng index. */
+  readonly rngFds?: ReadonlyMap<number, FdSetEntry>;
+  /** A pflash loader's code and vars (nvram), opened and labelled by svirt. */
+  readonly firmwareFds?: FirmwareFds;
   /** The `<log file>` fdset of each chardev that has one, by index in def.chardevs. */
   readonly logFds?: ReadonlyMap<number, FdSetEntry>;
 }
@@ -52,7 +57,8 @@ export function diskNodeName(disk: DiskDef): string {
  * by a path written inside an image.
  */
 export function buildArgv(def: DomainDef, o: ArgvOptions): string[] {
-  const machine = [def.os.machine ?? 'pc', `accel=${o.accel}`, 'dump-guest-core=off'];
+  const fw = firmwareArgs(def, o.firmwareFds);
+  const machine = [def.os.machine ?? 'pc', `accel=${o.accel}`, 'dump-guest-core=off', ...fw.machine];
   const argv: string[] = [
     o.emulator,
     '-name',
@@ -84,15 +90,7 @@ export function buildArgv(def: DomainDef, o: ArgvOptions): string[] {
   if (os.initrd !== undefined) argv.push('-initrd', os.initrd);
   if (os.cmdline !== undefined) argv.push('-append', os.cmdline);
   if (os.dtb !== undefined) argv.push('-dtb', os.dtb);
-  if (os.loader !== undefined) {
-    if (os.loader.type === 'pflash') {
-      throw new SvirtError(
-        'SVIRT_ERR_XML_UNSUPPORTED',
-        `domain '${def.name}': pflash loaders are not supported yet; use type='rom'`,
-      );
-    }
-    argv.push('-bios', os.loader.path);
-  }
+  if (os.loader !== undefined && os.loader.type !== 'pflash') argv.push('-bios', os.loader.path);
   for (const entry of o.fdsets.values()) {
     argv.push('-add-fd', `fd=${entry.fd},set=${entry.set},opaque=${opaque(entry.path)}`);
   }
@@ -103,11 +101,15 @@ export function buildArgv(def: DomainDef, o: ArgvOptions): string[] {
     for (const e of pipe.fds) argv.push('-add-fd', `fd=${e.fd},set=${e.set},opaque=${opaque(e.path)}`);
   }
   for (const e of o.logFds?.values() ?? []) argv.push('-add-fd', `fd=${e.fd},set=${e.set},opaque=${opaque(e.path)}`);
-  // A SCSI controller is always there, so sd* disks can be hot-plugged and a saved state
-  // restores into the same device tree whatever was plugged since.
-  argv.push('-device', 'virtio-scsi-pci,id=scsi0');
-  const controllers = new Set<string>();
-  for (const disk of def.disks) argv.push(...diskArgs(def, disk, o, controllers));
+  const machineFds = [...(o.rngFds?.values() ?? []), o.firmwareFds?.code, o.firmwareFds?.vars];
+  for (const e of machineFds) if (e) argv.push('-add-fd', `fd=${e.fd},set=${e.set},opaque=${opaque(e.path)}`);
+  argv.push(...fw.args);
+  // Controllers come from the definition (machine-defaults.ts), so a saved state restores
+  // into the same device tree; root ports first, so every device finds its bus. Devices at
+  // an assigned address come before those QEMU places itself, which then take free slots.
+  argv.push(...controllerArgs(def));
+  for (const disk of def.disks) argv.push(...diskArgs(def, disk, o));
+  argv.push(...balloonArgs(def), ...rngArgs(def, o.rngFds));
   for (const [i, nic] of def.interfaces.entries()) {
     const backend = o.nics?.get(i);
     if (!backend) throw new SvirtError('SVIRT_ERR_INTERNAL', `no backend was made for interface ${i} of '${def.name}'`);
@@ -135,13 +137,13 @@ function opaque(path: string): string {
 }
 
 /** `-blockdev` nodes (deepest backing layer first) and the `-device` for one disk. */
-export function diskArgs(def: DomainDef, disk: DiskDef, o: Pick<ArgvOptions, 'fdsets'>, controllers?: Set<string>): string[] {
+export function diskArgs(def: DomainDef, disk: DiskDef, o: Pick<ArgvOptions, 'fdsets'>): string[] {
   const args: string[] = [];
   if (disk.path !== undefined) {
     for (const node of blockdevNodes(disk, o.fdsets)) args.push('-blockdev', JSON.stringify(node));
   }
   const drive = disk.path !== undefined ? diskNodeName(disk) : undefined;
-  args.push(...deviceArgs(def, disk, drive, controllers ?? new Set()));
+  args.push(...deviceArgs(def, disk, drive));
   return args;
 }
 
@@ -153,7 +155,7 @@ export function blockdevNodes(disk: DiskDef, fdsets: ReadonlyMap<string, FdSetEn
     const entry = fdsets.get(layer.key);
     if (!entry) throw new SvirtError('SVIRT_ERR_INTERNAL', `no fd was opened for disk ${disk.target.dev} layer ${layer.index}`);
     nodes.push({
-      driver: 'file',
+      driver: entry.block ? 'host_device' : 'file',
       filename: `/dev/fdset/${entry.set}`,
       'node-name': layer.fileNode,
       'read-only': layer.readonly,
@@ -172,16 +174,11 @@ export function blockdevNodes(disk: DiskDef, fdsets: ReadonlyMap<string, FdSetEn
   return nodes;
 }
 
-function deviceArgs(def: DomainDef, disk: DiskDef, drive: string | undefined, controllers: Set<string>): string[] {
-  const out: string[] = [];
-  if (disk.target.bus === 'sata' && !controllers.has('ahci')) {
-    out.push('-device', 'ahci,id=sata0');
-    controllers.add('ahci');
-  }
+function deviceArgs(def: DomainDef, disk: DiskDef, drive: string | undefined): string[] {
   const props = deviceProps(def, disk, drive);
   const { driver, ...rest } = props;
   const text = [String(driver), ...Object.entries(rest).map(([k, v]) => `${k}=${v === true ? 'on' : String(v)}`)].join(',');
-  return [...out, '-device', text];
+  return ['-device', text];
 }
 
 /**
@@ -195,11 +192,11 @@ export function deviceProps(def: DomainDef, disk: DiskDef, drive: string | undef
   switch (disk.target.bus) {
     case 'virtio':
       if (cd || disk.device === 'floppy') break;
-      return { driver: 'virtio-blk-pci', ...common };
+      return { driver: 'virtio-blk-pci', ...common, ...pciProps(def, disk.address) };
     case 'ide':
       return { driver: cd ? 'ide-cd' : 'ide-hd', ...common, bus: `ide.${Math.floor(unit / 2)}`, unit: unit % 2 };
     case 'sata':
-      return { driver: cd ? 'ide-cd' : 'ide-hd', ...common, bus: `sata0.${unit}` };
+      return { driver: cd ? 'ide-cd' : 'ide-hd', ...common, bus: `${sataBus(def)}.${unit}` };
     case 'scsi':
       return { driver: cd ? 'scsi-cd' : 'scsi-hd', ...common, bus: 'scsi0.0', 'scsi-id': unit };
     case 'fdc':

@@ -66,7 +66,10 @@ export function findSlot(def: DomainDef, devname: string | undefined): ChardevSl
 export function chardevArgs(def: DomainDef, fds: ChardevFds): string[] {
   const slots = chardevSlots(def);
   const out: string[] = [];
-  if (slots.some((s) => s.device !== 'isa-serial')) out.push('-device', `virtio-serial-pci,id=${VIRTIO_SERIAL}`);
+  // The definition's controller (machine-defaults.ts adds it, argv-machine.ts places it); a
+  // definition that never had its defaults filled in gets one here.
+  const given = def.controllers?.some((c) => c.type === 'virtio-serial' && c.index === 0) ?? false;
+  if (!given && slots.some((s) => s.device !== 'isa-serial')) out.push('-device', `virtio-serial-pci,id=${VIRTIO_SERIAL}`);
   const spice = (def.graphics ?? []).some((g) => g.type === 'spice');
   for (const s of slots) {
     const log = fds.logFds?.get(s.index);

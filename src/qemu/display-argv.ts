@@ -102,14 +102,19 @@ function videoArgs(def: DomainDef): string[] {
 }
 
 /**
- * Whether the definition has a USB controller that another part of svirt gives QEMU (with
- * libvirt's alias `usb`). Until controllers are modelled, svirt adds a qemu-xhci itself
- * for USB input devices, unless the XML says `model='none'`.
+ * The USB controller of USB input devices (libvirt's alias `usb`): the definition's own
+ * (machine-defaults.ts adds libvirt's default and argv-machine.ts gives it to QEMU), none
+ * with `model='none'`, or, for a definition that never had its defaults filled in, a
+ * qemu-xhci added here.
  */
-function usbController(def: DomainDef): 'none' | 'add' {
-  const devices = childElements(def.source, 'devices')[0];
-  const usb = devices ? childElements(devices, 'controller').filter((c) => attr(c, 'type') === 'usb') : [];
-  return usb.some((c) => attr(c, 'model') === 'none') ? 'none' : 'add';
+function usbController(def: DomainDef): 'none' | 'given' | 'add' {
+  const usb = (def.controllers ?? []).filter((c) => c.type === 'usb');
+  if (usb.length === 0) {
+    const devices = childElements(def.source, 'devices')[0];
+    const xml = devices ? childElements(devices, 'controller').filter((c) => attr(c, 'type') === 'usb') : [];
+    return xml.some((c) => attr(c, 'model') === 'none') ? 'none' : 'add';
+  }
+  return usb.every((c) => c.model === 'none') ? 'none' : 'given';
 }
 
 const INPUT_DEVICES: Readonly<Record<InputDef['bus'], Readonly<Record<InputDef['type'], string | undefined>>>> = {
@@ -123,9 +128,9 @@ function inputArgs(def: DomainDef): string[] {
   const inputs = def.inputs ?? [];
   const out: string[] = [];
   if (inputs.some((i) => i.bus === 'usb')) {
-    if (usbController(def) === 'none')
-      throw unsupported(def, "a USB input device needs a USB controller (model='none' has none)");
-    out.push('-device', 'qemu-xhci,id=usb');
+    const usb = usbController(def);
+    if (usb === 'none') throw unsupported(def, "a USB input device needs a USB controller (model='none' has none)");
+    if (usb === 'add') out.push('-device', 'qemu-xhci,id=usb');
   }
   inputs.forEach((i, n) => {
     const device = INPUT_DEVICES[i.bus][i.type];

@@ -33,4 +33,6 @@ export interface FdSetEntry {
   readonly set: number;
   readonly path: string;
   readonly readonly: boolean;
+  /** A block device (QEMU's host_device driver); else a regular file. */
+  readonly block?: boolean;
 }

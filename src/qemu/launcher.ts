@@ -46,6 +46,7 @@ export const EXEC_STEPS: Readonly<Record<number, string>> = {
   208: 'landlock',
   209: 'fds',
   210: 'exec',
+  211: 'userroot',
 };
 
 /**

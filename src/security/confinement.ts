@@ -79,6 +79,11 @@ export interface ConfinementSpec {
   readonly gid?: number;
   /** Supplementary groups after setgroups; svirt always passes []. */
   readonly groups?: readonly number[];
+  /**
+   * After the ids: a user namespace mapping root to the uid/gid, so the program may sandbox
+   * itself with namespaces and chroot (virtiofsd). No capability outside it.
+   */
+  readonly userRoot?: boolean;
   readonly noNewPrivs: boolean;
   readonly selinuxExecLabel?: string;
   readonly apparmorProfile?: string;

@@ -34,7 +34,10 @@ export type ResourceRole =
   | 'log' // QEMU's stderr log: svirt's file, written through an inherited fd
   | 'runtime-dir' // the guest's private runtime dir (QMP socket, log)
   | 'saved-state' // a save/restore state file
-  | 'helper-log'; // a helper process's log: svirt's file, written through an inherited fd (QEMU gets nothing)
+  | 'helper-log' // a helper process's log: svirt's file, written through an inherited fd (QEMU gets nothing)
+  | 'tpm-state' // the guest's swtpm state dir and its files (swtpm's, not QEMU's)
+  | 'shared-dir' // a <filesystem> source dir, served by the guest's virtiofsd (not by QEMU)
+  | 'shared-dir-readonly'; // the same with <readonly/>: read through its own permissions, never handed over
 
 export interface GuestResource {
   /** The resolved path (symlinks followed): what drivers label. */

@@ -30,7 +30,18 @@ export function mergeHelperConfinement(
     if (driver.confinement) throw cannotConfineHelper(driver.name, helper);
     return { name: driver.name, part: {} };
   });
-  return mergeConfinement(parts, keepFds);
+  const spec = mergeConfinement(parts, keepFds);
+  if (helper.userRoot !== true) return spec;
+  if (spec.uid === undefined && process.getuid?.() !== 0) {
+    // Without root svirt cannot drop the helper's supplementary groups, and in a user namespace
+    // it makes itself the kernel denies setgroups: virtiofsd's sandbox would fail half-way.
+    throw new SvirtError(
+      'SVIRT_ERR_CONFINE',
+      `the ${helper.kind} helper of device ${helper.id} must run as root in a user namespace of its own, which needs svirt to run as root: the device is refused`,
+      { details: { helper: helper.kind, id: helper.id } },
+    );
+  }
+  return { ...spec, userRoot: true };
 }
 
 /** One driver's dry run for a helper: its own text, else its part, else why it refuses. */

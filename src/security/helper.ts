@@ -20,7 +20,8 @@ export type HelperPathAccess =
   | 'write' // read and write one file (no create)
   | 'exec' // a program the helper runs (swtpm_setup runs swtpm)
   | 'tree-read' // a directory and everything beneath it, read-only
-  | 'tree-write'; // a directory and everything beneath it: create, write, remove
+  | 'tree-write' // a directory and everything beneath it: create, write, remove
+  | 'create-in'; // create, use and remove its own files in a shared dir such as /tmp (nothing else there)
 
 export interface HelperPath {
   readonly path: string;
@@ -38,6 +39,12 @@ export interface HelperSpec {
   readonly binary: string;
   /** Every path it may reach besides its own code, libraries and /dev/null. */
   readonly paths: readonly HelperPath[];
+  /**
+   * Root inside a user namespace that maps root to the guest's uid (svirt-exec's userRoot):
+   * virtiofsd's own sandbox needs chroot and namespaces, which the guest uid lacks. It holds
+   * no capability outside that namespace.
+   */
+  readonly userRoot?: boolean;
   /** Its log, which svirt opens and the helper inherits as stdout/stderr (AppArmor checks it again at exec). */
   readonly log?: string;
   /**

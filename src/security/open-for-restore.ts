@@ -1,3 +1,4 @@
+import { lstatSync } from 'node:fs';
 import type { DomainDef } from '../domain/domain-def.js';
 import { FileChangedError, reopenIdentity, type FileHandle } from '../host/file-handle.js';
 import type { GuestResource, SecurityContext, SecurityDriver } from './driver.js';
@@ -31,13 +32,27 @@ export function openForRestore(
         list.push(r); // the driver reports it (and the record stays for a retry)
         continue;
       }
-      (ctx.warn ?? defaultWarn)(`${def.name}: ${err.message}`);
+      if (!replacedByItsProgram(r)) (ctx.warn ?? defaultWarn)(`${def.name}: ${err.message}`);
       for (const d of drivers) {
         if (ctx.memory.release(d.name, r.path, def.uuid) !== undefined) ctx.memory.forget(d.name, r.path);
       }
     }
   }
   return { list, close: () => handles.forEach((h) => h.close()) };
+}
+
+/**
+ * swtpm saves its state by writing a new file and renaming it over the old one: a TPM state
+ * file that is another regular file now is the guest's own new state (in a directory that is
+ * root's again once the guest stops), not a swap to report.
+ */
+function replacedByItsProgram(r: GuestResource): boolean {
+  if (r.role !== 'tpm-state') return false;
+  try {
+    return lstatSync(r.path).isFile();
+  } catch {
+    return false; // gone: reported like any other
+  }
 }
 
 function defaultWarn(message: string): void {

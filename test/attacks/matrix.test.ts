@@ -39,14 +39,36 @@ describe('attack matrix (real QEMU, real kernel)', { skip }, () => {
       deniedAll(m, 'dac,landlock');
       deniedAll(m, 'landlock');
       const allowedUnderNone = m.rows.filter((r) => r.cells['none']?.result === 'allowed').map((r) => r.id);
-      for (const id of ['disk-b-rw', 'disk-b-ro', 'shadow', 'write-etc', 'qmp-b', 'tcp', 'signal-b']) {
+      for (const id of [
+        'disk-b-rw',
+        'disk-b-ro',
+        'nvram-b',
+        'tpm-state-b',
+        'share-b',
+        'shadow',
+        'write-etc',
+        'qmp-b',
+        'tcp',
+        'signal-b',
+      ]) {
         assert.ok(
           allowedUnderNone.includes(id),
           `under none, ${id} succeeds (the matrix can fail): ${allowedUnderNone.join(',')}`,
         );
       }
       // dac alone: the shared-uid attacks fail, what DAC cannot see (TCP, a world-writable dir) does not.
-      for (const id of ['disk-b-rw', 'disk-b-ro', 'shadow', 'write-etc', 'qmp-b', 'signal-b', 'environ-b']) {
+      for (const id of [
+        'disk-b-rw',
+        'disk-b-ro',
+        'nvram-b',
+        'tpm-state-b',
+        'share-b',
+        'shadow',
+        'write-etc',
+        'qmp-b',
+        'signal-b',
+        'environ-b',
+      ]) {
         assert.equal(m.rows.find((r) => r.id === id)?.cells['dac']?.result, 'denied', `dac denies ${id}`);
       }
       assert.equal(m.rows.find((r) => r.id === 'tcp')?.cells['dac']?.result, 'allowed', 'dac alone cannot stop TCP');

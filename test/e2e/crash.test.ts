@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { lgetxattr } from '../../src/host/native.js';
 import { CRASH_POINTS, type CrashPoint } from '../../src/lifecycle/crash-points.js';
@@ -52,20 +52,24 @@ function scenario(point: CrashPoint, dir: string): { setup: string[][]; crash: s
   throw new Error(`no scenario for ${point}`);
 }
 
-/** QEMU processes whose command line names this uuid. */
-function qemuPids(uuid: string): number[] {
+/** Live (not zombie) processes whose command line starts with `program` and names this uuid. */
+function pidsOf(program: string, uuid: string): number[] {
   const pids: number[] = [];
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     try {
       const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8');
-      if (cmd.startsWith('/usr/bin/qemu-system') && cmd.includes(uuid)) pids.push(Number(e));
+      if (cmd.startsWith(program) && cmd.includes(uuid)) pids.push(Number(e));
     } catch {
       // exited while we looked
     }
   }
   return pids;
 }
+
+const qemuPids = (uuid: string): number[] => pidsOf('/usr/bin/qemu-system', uuid);
+/** The guest's swtpm (its state dir is named by the uuid). */
+const swtpmPids = (uuid: string): number[] => pidsOf('/usr/bin/swtpm\0', uuid);
 
 function selinux(path: string): string | undefined {
   return lgetxattr(path, 'security.selinux')?.toString().replace(/\0$/, '');
@@ -81,6 +85,7 @@ function violations(dir: string, files: readonly string[], uuid: string): string
   if (rec) {
     if (rec.state !== 'running') out.push(`record left in state ${rec.state}`);
     if (pids.length !== 1) out.push(`running record but ${pids.length} QEMU processes`);
+    if (swtpmPids(uuid).length !== 1) out.push(`running record but ${swtpmPids(uuid).length} swtpm processes`);
     const uid = Number(/model='dac'[^>]*>\s*<label>\+(\d+):/.exec(rec.live_xml)?.[1]);
     if (owner(files[0] as string).uid !== uid) out.push('a running guest lost the owner of its disk');
     const attached = rec.live_xml.includes('extra.img');
@@ -92,6 +97,11 @@ function violations(dir: string, files: readonly string[], uuid: string): string
     if (!rec.live_xml.includes('media.iso') && selinux(iso) !== undefined) out.push('an ejected medium kept a label');
   } else {
     if (pids.length > 0) out.push(`no running record but QEMU ${pids.join(',')} runs`);
+    if (swtpmPids(uuid).length > 0) out.push(`no running record but swtpm ${swtpmPids(uuid).join(',')} runs`);
+    const tpmDir = join(dir, 'swtpm', uuid, 'tpm2');
+    const tpm = existsSync(tpmDir) ? owner(tpmDir) : { uid: 0, mode: 0o700 };
+    if (tpm.uid !== 0 || tpm.mode !== 0o700)
+      out.push(`the TPM state dir is ${tpm.uid} mode ${tpm.mode.toString(8)} while the guest is stopped`);
     for (const f of files) {
       const o = owner(f);
       if (o.uid !== ORIGINAL.uid || o.mode !== ORIGINAL.mode)
@@ -117,7 +127,8 @@ describe('crash safety (svirt killed at every step, then any command repairs)', 
       ];
       const xml = domainXml('g', [{ path: disk, dev: 'vda' }]).replace(
         '  </devices>',
-        "    <disk type='file' device='cdrom'><driver name='qemu' type='raw'/><target dev='hdc' bus='ide'/><readonly/></disk>\n  </devices>",
+        "    <disk type='file' device='cdrom'><driver name='qemu' type='raw'/><target dev='hdc' bus='ide'/><readonly/></disk>\n" +
+          "    <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>\n  </devices>",
       );
       await svirtOk(dir, [...STACK, 'define', writeDomain(dir, 'g', xml)], ENV);
       const uuid = (await svirtOk(dir, [...STACK, 'domuuid', 'g'], ENV)).trim();

@@ -1,3 +1,4 @@
+import { SvirtError } from '../../errors.js';
 import { readXmlFile } from './read-xml.js';
 import { arg, type ParsedArgs } from '../args.js';
 import { openHypervisor, output } from '../context.js';
@@ -13,8 +14,15 @@ export async function run(args: ParsedArgs): Promise<number> {
 
 export async function runUndefine(args: ParsedArgs): Promise<number> {
   const name = arg(args, 0, 'NAME');
+  if (args.flags.has('nvram') && args.flags.has('keep-nvram')) {
+    throw new SvirtError('SVIRT_ERR_USAGE', 'undefine: --nvram and --keep-nvram exclude each other');
+  }
+  const nvram = args.flags.has('nvram') ? 'remove' : args.flags.has('keep-nvram') ? 'keep' : undefined;
   const hv = await openHypervisor(args);
-  const def = hv.undefine(name);
+  if (args.flags.has('tpm') && args.flags.has('keep-tpm')) {
+    throw new SvirtError('SVIRT_ERR_USAGE', 'undefine: --tpm and --keep-tpm are mutually exclusive');
+  }
+  const def = hv.undefine(name, { ...(nvram === undefined ? {} : { nvram }), keepTpm: args.flags.has('keep-tpm') });
   output(args, `Domain '${def.name}' has been undefined`, { name: def.name, uuid: def.uuid });
   return 0;
 }

@@ -5,12 +5,14 @@ import { parseDomainXml } from '../../domain/index.js';
 import { SvirtError } from '../../errors.js';
 import type { StatePaths } from '../../host/paths.js';
 import { noDomain } from '../../lifecycle/guest.js';
+import { helperDevicesDryRun } from '../../lifecycle/helper-devices.js';
 import { Hypervisor } from '../../lifecycle/hypervisor.js';
 import { nicDryRun } from '../../lifecycle/nics.js';
 import { guestResources, resolveResources } from '../../security/resources.js';
 import { buildStack, parseStackSpec, stackFromNames } from '../../security/stack.js';
 import type { SecurityContext, LabelMemory, LabelReservations } from '../../security/driver.js';
 import { Store } from '../../store/store.js';
+import { emulatorPath, guestArch, kvmRuns } from '../../qemu/emulator.js';
 import { arg, type ParsedArgs } from '../args.js';
 import { output, stackSpec, statePaths } from '../context.js';
 import { readXmlFile } from './read-xml.js';
@@ -55,19 +57,27 @@ export async function run(args: ParsedArgs): Promise<number> {
     runtimeRoot: paths.runtimeRoot,
     memory: scratch,
     reservations: scratch,
-    virtType: def.type === 'kvm' && existsSync('/dev/kvm') ? 'kvm' : 'qemu',
-    emulator: def.emulator ?? '/usr/bin/qemu-system-x86_64',
+    virtType: def.type === 'kvm' && existsSync('/dev/kvm') && kvmRuns(guestArch(def)) ? 'kvm' : 'qemu',
+    emulator: emulatorPath(def),
     warn: (m) => void process.stderr.write(`warning: ${m}\n`),
   };
   const live = manager.genLabels(def, ctx);
   // The runtime dir does not exist before the first start: it is shown as it will be.
   const [runtime, ...files] = guestResources(live, runtimeDir);
-  const resources = [...(runtime ? [runtime] : []), ...resolveResources(files)];
+  const devices = helperDevicesDryRun(paths.stateDir, live);
+  const resources = [...(runtime ? [runtime] : []), ...resolveResources(files), ...devices.resources];
   const sections = [...manager.dryRun(live, resources, ctx), ...nicDryRun(manager, live, ctx)];
-  output(args, sections.map((s) => `# ${s.driver}\n${s.text}`).join('\n\n'), {
+  for (const h of devices.helpers) {
+    for (const s of manager.dryRunHelper(live, h, ctx))
+      sections.push({ driver: s.driver, text: `helper ${h.kind} ${h.id}:\n${s.text}` });
+  }
+  const fds = machineFdNotes(live);
+  const text = sections.map((s) => `# ${s.driver}\n${s.text}`).join('\n\n');
+  output(args, fds.length > 0 ? `${text}\n\n# opened by svirt, given to QEMU as fds\n${fds.join('\n')}` : text, {
     name: def.name,
     uuid: def.uuid,
     drivers: sections,
+    fds,
   });
   return 0;
 }
@@ -105,4 +115,16 @@ function dryRunStore(): LabelMemory & LabelReservations {
       remembered.delete(`${driver}\0${path}`);
     },
   };
+}
+
+/** The machine's files QEMU gets as fds svirt opened (no driver grants their paths): rng sources, pflash. */
+function machineFdNotes(def: DomainDef): string[] {
+  const out = (def.rngs ?? []).flatMap((r, i) =>
+    r.backend.model === 'random' ? [`rng${i}: ${r.backend.path} (read-only, the kernel's random device; not relabelled)`] : [],
+  );
+  if (def.os.loader?.type === 'pflash') {
+    out.push(`pflash0: ${def.os.loader.path} (firmware code, read-only)`);
+    if (def.os.nvram) out.push(`pflash1: ${def.os.nvram.path} (the guest's nvram, read-write)`);
+  }
+  return out;
 }

@@ -124,7 +124,9 @@ export const domainControlProcedures: readonly Procedure[] = [
     decode: readDomainFlagsArgs,
     run: (ctx, a) => {
       checkFlags(a.flags, UNDEFINE_ALL, 'virDomainUndefineFlags');
-      ctx.server.hv.undefine(resolve(ctx.server.hv, a.dom).def.name);
+      // VIR_DOMAIN_UNDEFINE_NVRAM (4) removes the nvram, _KEEP_NVRAM (8) keeps it.
+      const nvram = a.flags & 4 ? 'remove' : a.flags & 8 ? 'keep' : undefined;
+      ctx.server.hv.undefine(resolve(ctx.server.hv, a.dom).def.name, nvram === undefined ? {} : { nvram });
     },
   }),
   procedure('DomainCreate', {

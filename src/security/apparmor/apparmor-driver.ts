@@ -276,6 +276,7 @@ export class AppArmorDriver implements SecurityDriver {
       emulator: ctx.emulator,
       virtType: ctx.virtType,
       usesPty: def.chardevs.some((c) => c.type === 'pty'),
+      rngDevices: (def.rngs ?? []).flatMap((r) => (r.backend.model === 'random' ? [r.backend.path] : [])),
       resources,
       protectedDirs: [this.profileDir],
     });

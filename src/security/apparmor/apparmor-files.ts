@@ -47,6 +47,9 @@ const ROLES: ReadonlySet<string> = new Set<ResourceRole>([
   'runtime-dir',
   'saved-state',
   'helper-log',
+  'tpm-state',
+  'shared-dir',
+  'shared-dir-readonly',
 ]);
 
 export class ProfileFiles {

@@ -17,6 +17,7 @@ const RULES: Readonly<Record<HelperPathAccess, (p: string) => string[]>> = {
   exec: (p) => [`${quotePath(p)} rix,`],
   'tree-read': (p) => [`${quotePath(`${p}/`)} r,`, `${quotePath(`${p}/**`)} r,`, `deny ${quotePath(`${p}/**`)} w,`],
   'tree-write': (p) => [`${quotePath(`${p}/`)} rw,`, `${quotePath(`${p}/**`)} rwkl,`],
+  'create-in': (p) => [`owner ${quotePath(`${p}/*`)} rw,`],
 };
 
 export interface HelperProfileInput {
@@ -29,7 +30,11 @@ export interface HelperProfileInput {
   readonly protectedDirs: readonly string[];
 }
 
+/** A host fact a helper may read (a sysctl such as fs.file-max): never written, never a guest's file. */
+const HOST_FACTS = /^\/proc\/sys\/[a-z0-9_/-]+$/u;
+
 function checked(path: string, what: string, writable: boolean, protectedDirs: readonly string[]): string[] {
+  if (!writable && HOST_FACTS.test(path)) return [path];
   const { declared, target } = checkedPath(path, what);
   const paths = [...new Set([target, declared])];
   for (const p of paths) {
@@ -79,8 +84,13 @@ export function helperProfileText(input: HelperProfileInput): string {
   }
   if (helper.paths.length > 0) lines.push('', '# its files (the device declares them)');
   for (const hp of helper.paths) {
-    const writable = hp.access === 'write' || hp.access === 'tree-write';
+    const writable = hp.access === 'write' || hp.access === 'tree-write' || hp.access === 'create-in';
     for (const p of checked(hp.path, `${helper.kind} path`, writable, input.protectedDirs)) lines.push(...RULES[hp.access](p));
+  }
+  if (helper.userRoot === true) {
+    // root in its own user namespace (mapped to the guest uid): these hold only there
+    lines.push('', '# its sandbox: capabilities inside its user namespace (root there is the guest uid)');
+    lines.push('capability chown dac_override dac_read_search fowner fsetid setgid setuid sys_admin sys_chroot mknod setfcap,');
   }
   const tcp = (helper.tcp?.bind?.length ?? 0) + (helper.tcp?.connect?.length ?? 0) > 0 || helper.tcp?.connectAny === true;
   if (helper.kind === 'passt') lines.push('', ...PASST_RULES);

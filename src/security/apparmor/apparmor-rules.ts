@@ -22,6 +22,8 @@ export interface GuestRulesInput {
   readonly virtType: 'kvm' | 'qemu';
   /** The guest has a pty serial/console: QEMU opens /dev/ptmx and its /dev/pts node. */
   readonly usesPty: boolean;
+  /** Host random devices an `<rng>` reads (svirt passes the fd; AppArmor revalidates it at exec). */
+  readonly rngDevices?: readonly string[];
   readonly resources: readonly RuleResource[];
   /** Trees no guest may touch at all (the profile dir itself). */
   readonly protectedDirs: readonly string[];
@@ -38,9 +40,16 @@ interface RolePolicy {
  * layers, pflash loader and nvram); it grants no access to the data.
  */
 /** Files of a guest's helper processes: their own profiles name them (apparmor-helper.ts), QEMU's does not. */
-export const HELPER_ONLY_ROLES: ReadonlySet<ResourceRole> = new Set<ResourceRole>(['helper-log']);
+export const HELPER_ONLY_ROLES: ReadonlySet<ResourceRole> = new Set<ResourceRole>([
+  'helper-log',
+  'tpm-state',
+  'shared-dir',
+  'shared-dir-readonly',
+]);
 
-const ROLE_POLICY: Readonly<Record<Exclude<ResourceRole, 'runtime-dir' | 'helper-log'>, RolePolicy>> = {
+const ROLE_POLICY: Readonly<
+  Record<Exclude<ResourceRole, 'runtime-dir' | 'helper-log' | 'tpm-state' | 'shared-dir' | 'shared-dir-readonly'>, RolePolicy>
+> = {
   disk: { perms: 'rwk', denyWrite: false },
   'disk-shareable': { perms: 'rwk', denyWrite: false },
   'disk-readonly': { perms: 'rk', denyWrite: true },
@@ -120,7 +129,8 @@ function resourceRules(res: RuleResource, protectedDirs: readonly string[]): str
     }
     return lines;
   }
-  if (res.role === 'helper-log') return [];
+  if (res.role === 'helper-log' || res.role === 'tpm-state' || res.role === 'shared-dir' || res.role === 'shared-dir-readonly')
+    return []; // HELPER_ONLY_ROLES: the helper's own profile names them
   const policy = ROLE_POLICY[res.role];
   for (const p of paths) {
     assertAllowed(p, res.path, res.role, policy.perms.includes('w'), protectedDirs);
@@ -143,6 +153,11 @@ export function guestRulesText(input: GuestRulesInput): string {
   const devices: string[] = [];
   if (input.virtType === 'kvm') devices.push('  # KVM (virt type kvm)', '  /dev/kvm rw,');
   if (input.usesPty) devices.push('  # pty serial/console', '  /dev/ptmx rw,', '  owner /dev/pts/[0-9]* rw,');
+  for (const p of new Set(input.rngDevices ?? [])) {
+    if (p !== '/dev/urandom' && p !== '/dev/random')
+      throw new SvirtError('SVIRT_ERR_PATH_INVALID', `refusing rng source ${JSON.stringify(p)}`);
+    devices.push('  # rng backend', `  ${p} r,`);
+  }
   if (devices.length > 0) blocks.push(devices);
 
   if (input.resources.some((r) => HELPER_ONLY_ROLES.has(r.role))) {

@@ -21,7 +21,15 @@ export interface DacDriverOptions {
  * access to them, and a file shared by guests cannot belong to two uids. */
 const KVM_DEVICE = '/dev/kvm';
 
-const OWNED_ROLES: ReadonlySet<ResourceRole> = new Set(['disk', 'nvram', 'chardev', 'runtime-dir', 'saved-state']);
+const OWNED_ROLES: ReadonlySet<ResourceRole> = new Set([
+  'disk',
+  'nvram',
+  'chardev',
+  'runtime-dir',
+  'saved-state',
+  'tpm-state',
+  'shared-dir',
+]);
 
 interface Owner {
   readonly uid: number;
@@ -193,7 +201,7 @@ export class DacDriver implements SecurityDriver {
     for (const r of resources) {
       const t = this.targetOwner(label, r);
       lines.push(
-        `${r.path} (${r.role}): ${t ? `+${t.uid}:+${t.gid} mode ${r.role === 'runtime-dir' ? '0700' : '0600'}` : 'owner kept'}`,
+        `${r.path} (${r.role}): ${t ? `+${t.uid}:+${t.gid} mode ${r.role === 'runtime-dir' || r.role === 'shared-dir' || r.role === 'tpm-state' ? '0700 (dir) or 0600' : '0600'}` : 'owner kept'}`,
       );
     }
     void def;

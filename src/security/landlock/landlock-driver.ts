@@ -177,13 +177,18 @@ export class LandlockDriver implements SecurityDriver {
     }
     for (const r of resources) {
       switch (r.role) {
+        case 'loader':
+          // A pflash loader and its nvram come as fds (src/lifecycle/machine.ts); -bios opens a path.
+          if (def.os.loader?.type !== 'pflash') rules.push({ path: r.path, access: FILE_READ });
+          break;
         case 'kernel':
         case 'initrd':
         case 'dtb':
-        case 'loader':
           rules.push({ path: r.path, access: FILE_READ });
           break;
         case 'nvram':
+          if (def.os.loader?.type !== 'pflash') rules.push({ path: r.path, access: FILE_RW });
+          break;
         case 'saved-state':
           rules.push({ path: r.path, access: FILE_RW });
           break;
@@ -197,7 +202,11 @@ export class LandlockDriver implements SecurityDriver {
         case 'runtime-dir':
         case 'log':
         case 'helper-log':
-          // Disks and the log arrive as fds; the runtime dir is already in the list.
+        case 'tpm-state':
+        case 'shared-dir':
+        case 'shared-dir-readonly':
+          // Disks and the log arrive as fds; the runtime dir is already in the list; a helper's
+          // files are in its own ruleset (landlock-helper.ts), not QEMU's.
           break;
       }
     }

@@ -22,6 +22,8 @@ const ACCESS: Readonly<Record<HelperPathAccess, readonly LandlockFsAccess[]>> = 
     'refer',
     'truncate',
   ],
+  // Landlock cannot tell its own files from others': DAC (and /tmp's sticky bit) does.
+  'create-in': ['make_reg', 'read_file', 'write_file', 'remove_file', 'truncate'],
 };
 
 export interface HelperRulesetInput {

@@ -251,6 +251,44 @@ describe('SELinux policy decisions (Debian reference policy, offline)', () => {
       },
       // Debian has no svirt_tcg_t: a TCG guest runs as svirt_t, whose JIT needs the boolean.
       { what: 'TCG guest → execmem', scontext: tcg, tcontext: tcg, tclass: 'process', perms: ['execmem'], expect: 'BOOLEAN' },
+      // <rng>: svirt opens the random device and passes the fd; the policy lets svirt_t read it.
+      ...(['urandom_device_t', 'random_device_t'] as const).map((type) => ({
+        what: `guest → inherited /dev/${type.replace('_device_t', '')} fd (rng backend)`,
+        scontext: tcg,
+        tcontext: `system_u:object_r:${type}:s0`,
+        tclass: 'chr_file',
+        perms: ['read', 'getattr'],
+        expect: 'ALLOW',
+      })),
+    ]);
+    // <disk type='block'>: the node gets the guest's image label (svirt_image_t at its level).
+    const other = driver.genLabel(domain('other', 2), ctx).label ?? '';
+    const image = (proc: string): string => proc.replace(':system_r:svirt_t:', ':object_r:svirt_image_t:');
+    judge(t, [
+      {
+        what: 'guest → its own block device',
+        scontext: tcg,
+        tcontext: image(tcg),
+        tclass: 'blk_file',
+        perms: ['open', 'read', 'write', 'getattr', 'ioctl', 'lock'],
+        expect: 'ALLOW',
+      },
+      {
+        what: "guest → another guest's block device",
+        scontext: tcg,
+        tcontext: image(other),
+        tclass: 'blk_file',
+        perms: ['read'],
+        expect: 'CONSTRAINT',
+      },
+      {
+        what: 'guest → an unlabelled host disk',
+        scontext: tcg,
+        tcontext: 'system_u:object_r:fixed_disk_device_t:s0',
+        tclass: 'blk_file',
+        perms: ['read'],
+        expect: 'TERULE',
+      },
     ]);
   });
 

@@ -49,8 +49,11 @@ function byRole(role: ResourceRole, image: string, contexts: PolicyContexts): { 
     case 'runtime-dir':
     case 'saved-state':
     case 'helper-log':
+    case 'tpm-state':
+    case 'shared-dir':
       return { label: image, why: 'private to the guest: image label' };
     case 'disk-readonly':
+    case 'shared-dir-readonly':
     case 'backing':
     case 'kernel':
     case 'initrd':

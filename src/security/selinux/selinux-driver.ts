@@ -3,8 +3,8 @@
  * domain context (svirt_t) at a unique category pair, its private files carry the image
  * type at the same pair, and the policy's MCS constraint denies access across pairs.
  */
-import { existsSync, fstatSync, readFileSync, readlinkSync } from 'node:fs';
-import { tapFdAction } from './tap-label.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { labelTapFd } from './tap-label.js';
 import { randomBytes } from 'node:crypto';
 import type { DomainDef, SecLabelDef } from '../../domain/domain-def.js';
 import { SvirtError } from '../../errors.js';
@@ -39,6 +39,8 @@ export interface SelinuxDriverOptions {
 }
 
 const SELINUXFS = '/sys/fs/selinux';
+const VIRTIOFSD_REFUSED =
+  "the policy's svirt_t may neither execute virtiofsd (lib_t) nor chroot in a user namespace (cap_userns), so it cannot run at the guest's context";
 const NOT_ENABLED = 'Security driver selinux not enabled';
 
 function cryptoRandom(): number {
@@ -190,20 +192,7 @@ export class SelinuxDriver implements SecurityDriver {
 
   /** A tap's fd: a macvtap node's gets the image label, /dev/net/tun is left alone (tap-label.ts). */
   setTapFdLabel(def: DomainDef, label: SecLabelDef, fd: number): void {
-    if (!relabels(label)) return;
-    const action = tapFdAction(
-      readlinkSync(`/proc/self/fd/${fd}`),
-      fstatSync(fd).isCharacterDevice(),
-      imageLabelOf(label, this.contexts()),
-    );
-    if (action.kind === 'leave') return;
-    try {
-      this.xattrs.fsetxattr(fd, 'security.selinux', `${action.label}\0`);
-    } catch (err) {
-      throw new SvirtError('SVIRT_ERR_LABEL_APPLY', `cannot label the tap fd of '${def.name}': ${(err as Error).message}`, {
-        cause: err,
-      });
-    }
+    if (relabels(label)) labelTapFd(this.xattrs, fd, imageLabelOf(label, this.contexts()), def.name);
   }
 
   /** Drops the guest's use of one resource; the original comes back when no guest uses it. */
@@ -227,13 +216,23 @@ export class SelinuxDriver implements SecurityDriver {
    * own for swtpm, virtiofsd or passt (libvirt uses one where Fedora's policy has it), and
    * svirt_t may execute them (bin_t) without a transition. Its files carry the guest's
    * image label, so the MCS constraint keeps it to its guest's files as it keeps QEMU.
+   * virtiofsd is refused where a context would be applied: the policy lets svirt_t neither
+   * execute it (lib_t) nor chroot in its user namespace (cap_userns), checked offline in
+   * helper-decisions.test.ts.
    */
-  helperConfinement(def: DomainDef, label: SecLabelDef): ConfinementPart {
-    return this.confinement(def, label);
+  helperConfinement(def: DomainDef, label: SecLabelDef, helper: HelperSpec): ConfinementPart {
+    const part = this.confinement(def, label);
+    if (helper.kind === 'virtiofsd' && part.selinuxExecLabel !== undefined) {
+      throw new SvirtError('SVIRT_ERR_CONFINE', `${VIRTIOFSD_REFUSED}: the shared folder of guest "${def.name}" is refused`, {
+        details: { driver: 'selinux', helper: helper.kind, id: helper.id },
+      });
+    }
+    return part;
   }
 
   describeHelper(def: DomainDef, label: SecLabelDef, helper: HelperSpec): string {
     const context = label.label ?? '(not generated)';
+    if (helper.kind === 'virtiofsd' && !this.userspaceTest) return `refused: ${VIRTIOFSD_REFUSED}`;
     const applied = this.userspaceTest ? ' (userspace test mode: not applied)' : '';
     return `process: ${context}${applied}: ${helper.kind} runs in its guest's domain and level (no transition)`;
   }

@@ -6,7 +6,9 @@
  * the policy's rule for `tun_tap_device_t`, and attaching a queue to another guest's tap is
  * denied (both checked offline against Debian's policy in tap-label.test.ts).
  */
+import { fstatSync, readlinkSync } from 'node:fs';
 import { SvirtError } from '../../errors.js';
+import type { XattrHost } from './labeller.js';
 
 export type TapFdAction = { readonly kind: 'leave'; readonly why: string } | { readonly kind: 'label'; readonly label: string };
 
@@ -19,4 +21,17 @@ export function tapFdAction(fdPath: string, isCharDevice: boolean, imageLabel: s
   }
   if (imageLabel === undefined) return { kind: 'leave', why: 'the guest has no image label (relabel=no)' };
   return { kind: 'label', label: imageLabel };
+}
+
+/** Applies tapFdAction to an open tap fd (its path read from /proc/self/fd). */
+export function labelTapFd(xattrs: XattrHost, fd: number, imageLabel: string | undefined, guest: string): void {
+  const action = tapFdAction(readlinkSync(`/proc/self/fd/${fd}`), fstatSync(fd).isCharacterDevice(), imageLabel);
+  if (action.kind === 'leave') return;
+  try {
+    xattrs.fsetxattr(fd, 'security.selinux', `${action.label}\0`);
+  } catch (err) {
+    throw new SvirtError('SVIRT_ERR_LABEL_APPLY', `cannot label the tap fd of '${guest}': ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
 }
