@@ -6,6 +6,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { InterfaceDef, PortForwardDef } from './interface-def.js';
+import { pciAddressElement } from './format-machine.js';
 import { parseInterface } from './parse-interface.js';
 import type { MutableElement } from './xml-tree.js';
 import { attr, elem, insertOrdered, mChildren, mFirst, removeChildren, setAttr } from './xml-tree.js';
@@ -58,6 +59,7 @@ function ownChildren(n: InterfaceDef): MutableElement[] {
   out.push(...n.portForwards.map(portForwardElement));
   if (n.link !== undefined) out.push(elem('link', [['state', n.link]]));
   if (n.alias !== undefined) out.push(elem('alias', [['name', n.alias]]));
+  if (n.address !== undefined) out.push(pciAddressElement(n.address));
   return out;
 }
 
@@ -76,6 +78,8 @@ function apply(el: MutableElement | undefined, n: InterfaceDef): MutableElement 
   const out = el ?? elem('interface');
   setAttr(out, 'type', n.type);
   for (const name of OWN) removeChildren(out, name);
+  // A PCI address svirt knows replaces the element; any other kind of address stays as written.
+  if (n.address !== undefined) removeChildren(out, 'address');
   for (const c of ownChildren(n)) insertOrdered(out, c, ORDER);
   return out;
 }

@@ -4,6 +4,8 @@
  * refused at parse time rather than dropped.
  */
 
+import type { PciAddress } from './machine-def.js';
+
 /** `user` (passt, or QEMU's slirp), `bridge` (a tap on a host bridge), `network` (a tap on an svirt network's bridge). */
 export type InterfaceType = 'user' | 'bridge' | 'network';
 
@@ -50,4 +52,6 @@ export interface InterfaceDef {
   readonly alias?: string;
   /** `<link state=...>`: absent means up. */
   readonly link?: 'up' | 'down';
+  /** `<address type='pci'>`: given, or assigned with the other PCI devices (machine-defaults.ts). */
+  readonly address?: PciAddress;
 }

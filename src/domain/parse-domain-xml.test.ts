@@ -114,7 +114,14 @@ describe('parseDomainXml: fixtures', () => {
     assert.deepEqual(def.memballoon, { model: 'virtio', address: { domain: 0, bus: 5, slot: 0, function: 0 } });
     assert.deepEqual(def.rngs, [{ model: 'virtio', backend: { model: 'random', path: '/dev/urandom' } }]);
     assert.deepEqual(def.interfaces, [
-      { type: 'network', mac: '52:54:00:6b:3c:58', source: 'default', model: 'virtio', portForwards: [] },
+      {
+        type: 'network',
+        mac: '52:54:00:6b:3c:58',
+        source: 'default',
+        model: 'virtio',
+        portForwards: [],
+        address: { domain: 0, bus: 1, slot: 0, function: 0 },
+      },
     ]);
     assert.deepEqual(def.seclabels, []);
   });

@@ -50,6 +50,7 @@ describe('<interface> parse and format', () => {
         target: 'vnet7',
         portForwards: [],
         link: 'down',
+        address: { domain: 0, bus: 0, slot: 5, function: 0 },
       },
       { type: 'network', source: 'default', target: 'mytap0', driver: 'qemu', portForwards: [], alias: 'net2' },
     ];

@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import type { InterfaceDef, InterfaceType, NicModel, PortForwardDef, PortRangeDef } from './interface-def.js';
 import type { XmlElement } from './domain-def.js';
 import { invalid, oneOf, parseUnsigned, quote, single, unsupported, yesNo } from './parse-util.js';
+import { parsePciAddress } from './parse-machine.js';
 import { attr, childElements } from './xml-tree.js';
 
 const TYPES: readonly InterfaceType[] = ['user', 'bridge', 'network'];
@@ -173,6 +174,7 @@ export function parseInterface(el: XmlElement, inactive: boolean): InterfaceDef 
   const source = parseSource(el, type);
   const target = parseTarget(el, type, inactive);
   const alias = parseAlias(el, inactive);
+  const address = parsePciAddress(el);
   return {
     type,
     ...(mac === undefined ? {} : { mac }),
@@ -184,5 +186,6 @@ export function parseInterface(el: XmlElement, inactive: boolean): InterfaceDef 
     portForwards,
     ...(alias === undefined ? {} : { alias }),
     ...(link === undefined ? {} : { link }),
+    ...(address === undefined ? {} : { address }),
   };
 }

@@ -9,6 +9,7 @@ import { closeSync } from 'node:fs';
 import type { DomainDef, InterfaceDef } from '../domain/index.js';
 import { formatDomainXml, parseDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
+import { hotplugAddress } from '../domain/machine-defaults.js';
 import { netdevProps, nicDeviceProps, nicIds, type NicBackend } from '../qemu/netdev-args.js';
 import type { QmpClient } from '../qemu/qmp-client.js';
 import type { PendingOp, RunningRecord } from '../store/store.js';
@@ -71,6 +72,8 @@ export async function attachInterface(
     }
     added = { ...added, backend: 'default' };
   }
+  // A free slot (pc) or root port (q35), never a new controller; written into the live XML.
+  added = { ...added, address: hotplugAddress(live, 'net:hotplug', added.address) };
   const ids = nicIds(added);
   let op: PendingOp = {
     op: 'attach',

@@ -5,6 +5,7 @@
  */
 import type { DomainDef, InterfaceDef, NicModel } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
+import { pciProps } from './argv-machine.js';
 
 /** What backs one NIC inside QEMU; fds are numbers in QEMU's fd table (or getfd names for QMP). */
 export type NicBackend =
@@ -48,7 +49,13 @@ export function nicDeviceProps(def: DomainDef, nic: InterfaceDef): Record<string
   if (nic.mac === undefined) throw new SvirtError('SVIRT_ERR_INTERNAL', `domain '${def.name}': a NIC reached QEMU without a MAC`);
   const ids = nicIds(nic);
   // libvirt's default model for x86 guests.
-  return { driver: DEVICE[nic.model ?? 'rtl8139'], netdev: ids.netdev, id: ids.device, mac: nic.mac };
+  return {
+    driver: DEVICE[nic.model ?? 'rtl8139'],
+    netdev: ids.netdev,
+    id: ids.device,
+    mac: nic.mac,
+    ...pciProps(def, nic.address),
+  };
 }
 
 /** `-netdev` and `-device` for one NIC. */
