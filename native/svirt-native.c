@@ -12,7 +12,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/if_tun.h>
 #include <linux/openat2.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <stdio.h>
@@ -664,6 +667,57 @@ static napi_value js_listen_unix_at(napi_env env, napi_callback_info info)
 	return result;
 }
 
+/* tapCreate(name, vnetHdr): [fd, name, ifindex] of a new tap device (close-on-exec).
+ * IFF_TUN_EXCL: an existing device of that name is EBUSY, never attached to; "vnet%d" lets the
+ * kernel pick a free name. Owned by root (TUNSETOWNER 0), so no unprivileged process can attach
+ * a queue to it should it ever outlive its fd. Not persistent: it goes with the last fd. */
+static napi_value js_tap_create(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2], result, v;
+	bool vnet;
+	if (get_args(env, info, 2, 2, argv) < 0)
+		return NULL;
+	if (napi_get_value_bool(env, argv[1], &vnet) != napi_ok)
+		return throw_arg(env, "tapCreate: vnetHdr must be a boolean");
+	char *name = get_string(env, argv[0], "name");
+	if (name == NULL)
+		return NULL;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	if (name[0] == '\0' || strlen(name) >= IFNAMSIZ || strchr(name, '/') != NULL) {
+		free(name);
+		return throw_arg(env, "tapCreate: the name must be 1-15 bytes without '/'");
+	}
+	memcpy(ifr.ifr_name, name, strlen(name));
+	free(name);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_TUN_EXCL | (vnet ? IFF_VNET_HDR : 0);
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return throw_errno(env, errno, "open", "/dev/net/tun");
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		int err = errno;
+		close(fd);
+		return throw_errno(env, err, "ioctl(TUNSETIFF)", NULL);
+	}
+	unsigned int index = if_nametoindex(ifr.ifr_name);
+	if (ioctl(fd, TUNSETOWNER, 0UL) < 0 || index == 0) {
+		int err = errno;
+		close(fd);
+		return throw_errno(env, err, index == 0 ? "if_nametoindex" : "ioctl(TUNSETOWNER)", NULL);
+	}
+	ifr.ifr_name[IFNAMSIZ - 1] = '\0';
+	if (napi_create_array_with_length(env, 3, &result) != napi_ok || napi_create_int32(env, fd, &v) != napi_ok ||
+	    napi_set_element(env, result, 0, v) != napi_ok ||
+	    napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &v) != napi_ok ||
+	    napi_set_element(env, result, 1, v) != napi_ok || napi_create_uint32(env, index, &v) != napi_ok ||
+	    napi_set_element(env, result, 2, v) != napi_ok) {
+		close(fd);
+		napi_throw_error(env, "ERR_NAPI", "cannot build the result");
+		return NULL;
+	}
+	return result;
+}
+
 /* connectUnixAt(dirFd, name): a socket connected to the listening socket `name` inside the
  * directory dirFd holds (close-on-exec), e.g. a helper's socket svirt hands QEMU as an fd. */
 static napi_value js_connect_unix_at(napi_env env, napi_callback_info info)
@@ -716,7 +770,8 @@ NAPI_MODULE_INIT()
 		{ "sendFds", js_send_fds },          { "recvFds", js_recv_fds },
 		{ "socketpair", js_socketpair },     { "peerCred", js_peer_cred },
 		{ "landlockAbi", js_landlock_abi },  { "openPath", js_open_path },
-		{ "listenUnixAt", js_listen_unix_at }, { "connectUnixAt", js_connect_unix_at },
+		{ "listenUnixAt", js_listen_unix_at }, { "tapCreate", js_tap_create },
+		{ "connectUnixAt", js_connect_unix_at },
 	};
 	for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
 		napi_value f;

@@ -22,6 +22,8 @@ export interface AttackTarget {
   readonly vncSocketB: string;
   readonly agentSocketB: string;
   readonly pidB: number;
+  /** B's passt helper (its user NIC), when B has one (network-attacks.ts). */
+  readonly passtPidB?: number;
   /** B's swtpm state file (B has a TPM). */
   readonly tpmStateB: string;
   /** A file in the folder B shares with virtiofs. */
@@ -46,7 +48,7 @@ function nodeName(): string {
 }
 
 /** A QMP command that opens a host resource: an error naming EACCES/EPERM is a denial. */
-async function qmpAttempt(q: QmpClient, cmd: string, args: Record<string, unknown>): Promise<Outcome> {
+export async function qmpAttempt(q: QmpClient, cmd: string, args: Record<string, unknown>): Promise<Outcome> {
   try {
     await q.execute(cmd, args);
     return { result: 'allowed', detail: `${cmd} succeeded` };
@@ -93,7 +95,7 @@ async function socketChardev(t: AttackTarget, path: string): Promise<Outcome> {
   return out;
 }
 
-async function probeAttempt(t: AttackTarget, args: readonly string[]): Promise<Outcome> {
+export async function probeAttempt(t: AttackTarget, args: readonly string[]): Promise<Outcome> {
   const r = await t.probe(args);
   if (r.code === 0) return { result: 'allowed', detail: `${args[0]} succeeded` };
   if (r.code === 1) return { result: 'denied', detail: r.out.replace(/^errno /, '').trim() };

@@ -10,9 +10,17 @@ import type { GuestResource } from '../security/driver.js';
 import { buildStack } from '../security/stack.js';
 import { QmpClient } from '../qemu/qmp-client.js';
 import { Store } from '../store/store.js';
-import { ATTACKS, runConfined, type Outcome } from './attacks.js';
+import { ATTACKS as BASE_ATTACKS, runConfined, type Outcome } from './attacks.js';
+import { matrixPasst, NETWORK_ATTACKS } from './network-attacks.js';
 import { tpmStateDir } from '../lifecycle/tpm.js';
 import { demoDomainXml, makeRawImage, OVMF_CODE, OVMF_VARS } from './guests.js';
+
+/** Every row of the matrix: DESIGN §1's attacks and the networking ones this host can run (migrate stays last: it ends A). */
+export const ATTACKS = [
+  ...BASE_ATTACKS.filter((a) => a.id !== 'migrate-exec'),
+  ...NETWORK_ATTACKS,
+  ...BASE_ATTACKS.filter((a) => a.id === 'migrate-exec'),
+];
 
 export interface MatrixOptions {
   /** Stack specs, e.g. ['none', 'dac', 'landlock', 'dac,landlock']. */
@@ -92,7 +100,7 @@ async function runStack(
     mkdirSync(shareB, { recursive: true, mode: 0o755 });
     writeFileSync(join(shareB, 'secret.txt'), 'B only\n', { mode: 0o644 });
     // (a session instance cannot run virtiofsd: then the file is a plain one of the user's)
-    const bOpts = { ...(nvramB ? { nvram: nvramB } : {}), tpm: true, ...(system ? { share: shareB } : {}) };
+    const bOpts = { ...(nvramB ? { nvram: nvramB } : {}), tpm: true, ...(system ? { share: shareB } : {}), passt: matrixPasst() };
     hv.define(demoDomainXml('guest-b', diskB, bOpts));
     const recA = await hv.start('guest-a', { paused: true });
     const recB = await hv.start('guest-b', { paused: true });
@@ -112,6 +120,7 @@ async function runStack(
         qmpPathB: recB.qmpPath,
         ...deviceSockets(recB.liveXml),
         pidB: recB.pid ?? 0,
+        ...passtOf(recB.helpers),
         tpmStateB: join(tpmStateDir(join(dir, 'state'), recB.uuid), 'tpm2-00.permall'),
         shareFileB: join(shareB, 'secret.txt'),
         tcpPort,
@@ -213,4 +222,10 @@ function deviceSockets(liveXml: string): { vncSocketB: string; agentSocketB: str
     throw new Error('guest B has no VNC socket or guest-agent socket in its live XML');
   }
   return { vncSocketB: vnc.socket, agentSocketB: agent };
+}
+
+/** B's passt helper pid, when it has one. */
+function passtOf(helpers: readonly { kind: string; pid: number | null }[]): { passtPidB?: number } {
+  const pid = helpers.find((h) => h.kind === 'passt')?.pid;
+  return pid === null || pid === undefined ? {} : { passtPidB: pid };
 }

@@ -32,6 +32,8 @@ const VALUED = new Set([
   'max-clients',
   'max-readonly-clients',
   'idle-timeout',
+  'mac',
+  'model',
   'devname',
   'screen',
 ]);

@@ -30,6 +30,19 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   save: () => import('./commands/state.js').then((m) => ({ run: m.runSave })),
   restore: () => import('./commands/state.js').then((m) => ({ run: m.runRestore })),
   clone: () => import('./commands/state.js').then((m) => ({ run: m.runClone })),
+  'net-define': () => import('./commands/net.js').then((m) => ({ run: m.runNetDefine })),
+  'net-undefine': () => import('./commands/net.js').then((m) => ({ run: m.runNetUndefine })),
+  'net-start': () => import('./commands/net.js').then((m) => ({ run: m.runNetStart })),
+  'net-destroy': () => import('./commands/net.js').then((m) => ({ run: m.runNetDestroy })),
+  'net-list': () => import('./commands/net.js').then((m) => ({ run: m.runNetList })),
+  'net-info': () => import('./commands/net.js').then((m) => ({ run: m.runNetInfo })),
+  'net-dumpxml': () => import('./commands/net.js').then((m) => ({ run: m.runNetDumpxml })),
+  'net-autostart': () => import('./commands/net.js').then((m) => ({ run: m.runNetAutostart })),
+  'net-dhcp-leases': () => import('./commands/net.js').then((m) => ({ run: m.runNetDhcpLeases })),
+  'attach-interface': () => import('./commands/iface-plug.js').then((m) => ({ run: m.runAttachInterface })),
+  'detach-interface': () => import('./commands/iface-plug.js').then((m) => ({ run: m.runDetachInterface })),
+  domiflist: () => import('./commands/ifaces.js').then((m) => ({ run: m.runDomiflist })),
+  domifaddr: () => import('./commands/ifaces.js').then((m) => ({ run: m.runDomifaddr })),
   console: () => import('./commands/console.js'),
   domdisplay: () => import('./commands/display.js').then((m) => ({ run: m.runDomdisplay })),
   vncdisplay: () => import('./commands/display.js').then((m) => ({ run: m.runVncdisplay })),
@@ -58,6 +71,12 @@ commands:
   change-media NAME TARGET [SOURCE] --insert|--update|--eject
   save NAME FILE | restore FILE [--paused]   state to a file and back, with fresh labels
   clone NAME NEWNAME                copy a shut-off guest and its writable images
+  attach-interface NAME TYPE SOURCE [--mac M] [--model M] [--target T] [--live] [--config]
+  detach-interface NAME TYPE [--mac M] [--live] [--config]
+  domiflist NAME | domifaddr NAME [--source lease|agent]   a guest's NICs / their addresses
+  net-define FILE | net-undefine NAME | net-start NAME | net-destroy NAME
+  net-list [--all] | net-info NAME | net-dumpxml NAME | net-autostart NAME [--disable]
+  net-dhcp-leases NAME [--mac MAC]  network objects: a bridge, NAT (nftables) and DHCP (dnsmasq)
   console NAME [--devname ALIAS] [--force]   attach to a serial port, console or channel pty (^] leaves)
   domdisplay NAME [--type vnc|spice] | vncdisplay NAME   the display's URI / VNC display
   screenshot NAME FILE [--screen N] a PNG of the display, written to a new FILE

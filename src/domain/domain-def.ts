@@ -3,6 +3,7 @@
  * field; the parsed XML tree (`source`) is kept so elements and attributes svirt does not
  * know survive a parse → format round trip.
  */
+import type { InterfaceDef } from './interface-def.js';
 import type { ControllerDef, FirmwareDef, MemballoonDef, PciAddress, RngDef } from './machine-def.js';
 
 export type { ControllerDef, ControllerType, FirmwareDef, MemballoonDef, PciAddress, RngDef } from './machine-def.js';
@@ -184,6 +185,8 @@ export interface DomainDef {
   readonly emulator?: string;
   readonly disks: readonly DiskDef[];
   readonly chardevs: readonly ChardevDef[];
+  /** `<interface>` NICs (interface-def.ts). */
+  readonly interfaces: readonly InterfaceDef[];
   /** `<controller>`s, given and implicit (machine-defaults.ts adds libvirt's). */
   readonly controllers?: readonly ControllerDef[];
   /** `<rng>` devices. */

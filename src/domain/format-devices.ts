@@ -5,6 +5,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { BackingStoreDef, ChardevDef, DeviceSecLabelDef, DiskDef, DomainDef } from './domain-def.js';
+import { formatInterfaces } from './format-interface.js';
 import { formatMachine, hasMachineDevices } from './format-machine.js';
 import { formatHelperDevices } from './format-helper-devices.js';
 import { aliasConsole, parseChardev, parseDisk } from './parse-devices.js';
@@ -352,6 +353,7 @@ export function formatDevices(root: MutableElement, def: DomainDef, domainOrder:
     def.emulator !== undefined ||
     def.disks.length > 0 ||
     def.chardevs.length > 0 ||
+    def.interfaces.length > 0 ||
     hasMachineDevices(def) ||
     (def.tpms ?? []).length > 0 ||
     (def.filesystems ?? []).length > 0 ||
@@ -362,6 +364,7 @@ export function formatDevices(root: MutableElement, def: DomainDef, domainOrder:
   else setText(ensureChild(devices, 'emulator', DEVICES_ORDER), def.emulator);
   formatDisks(devices, def.disks);
   formatChardevs(devices, def.chardevs);
+  formatInterfaces(devices, def.interfaces, DEVICES_ORDER);
   formatMachine(devices, def, DEVICES_ORDER);
   formatDisplay(devices, def, DEVICES_ORDER);
   formatHelperDevices(root, devices, def, DEVICES_ORDER, domainOrder);

@@ -139,6 +139,7 @@ describe('formatDomainXml: typed fields win', () => {
     // ignoredDevices describes the source tree: with a bare source there is none.
     const withOs: DomainDef = {
       ...parse('virt-manager-uefi.xml'),
+      interfaces: [],
       ignoredDevices: [],
       source: { kind: 'element', name: 'domain', attrs: [], children: [] },
     };

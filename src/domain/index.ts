@@ -6,3 +6,6 @@ export { parseXml, serializeXml, XML_LIMITS } from './xml.js';
 export { pathProblem } from './parse-util.js';
 export { parseDiskXml } from './parse-device-xml.js';
 export { diskLayers, type DiskLayer } from './disk-layers.js';
+export type * from './interface-def.js';
+export { canonicalMac, ifnameProblem, networkNameProblem } from './parse-interface.js';
+export { parseInterfaceXml } from './parse-interface-xml.js';

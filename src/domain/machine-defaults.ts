@@ -47,7 +47,7 @@ export function controllerKey(c: Pick<ControllerDef, 'type' | 'index'>): string 
   return `controller:${c.type}${c.index}`;
 }
 
-/** Every PCI device of a definition as an assigner request, in libvirt's order: controllers, disks, balloon, rngs. */
+/** Every PCI device of a definition as an assigner request, in libvirt's order: controllers, disks, balloon, rngs, NICs. */
 export function pciRequests(def: DomainDef, machine: PciMachine): PciRequest[] {
   const out: PciRequest[] = [];
   const add = (id: string, address: PciAddress | undefined): void => {
@@ -57,6 +57,7 @@ export function pciRequests(def: DomainDef, machine: PciMachine): PciRequest[] {
   for (const d of def.disks) if (isPciDisk(d)) add(`disk:${d.target.dev}`, d.address);
   if (def.memballoon?.model === 'virtio') add('memballoon', def.memballoon.address);
   (def.rngs ?? []).forEach((r, i) => add(`rng${i}`, r.address));
+  def.interfaces.forEach((n, i) => add(`net:${i}`, n.address));
   return out;
 }
 
@@ -73,6 +74,7 @@ export function withAddresses(def: DomainDef, plan: PciPlan): DomainDef {
     disks: def.disks.map((d) => place(d, `disk:${d.target.dev}`)),
     ...(def.memballoon ? { memballoon: place(def.memballoon, 'memballoon') } : {}),
     ...(def.rngs ? { rngs: def.rngs.map((r, i) => place(r, `rng${i}`)) } : {}),
+    interfaces: def.interfaces.map((n, i) => place(n, `net:${i}`)),
   };
 }
 

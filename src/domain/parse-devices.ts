@@ -1,3 +1,4 @@
+// Long file: one reader per device kind (disks, chardevs, NICs, display) over one <devices> walk; each is short.
 /**
  * `<devices>`: disks, serial/console/channel chardevs, graphics, video and input are
  * modelled; every other device is kept in the tree and listed as ignored.
@@ -12,7 +13,9 @@ import type {
   IgnoredDeviceDef,
   XmlElement,
 } from './domain-def.js';
+import type { InterfaceDef } from './interface-def.js';
 import { parseGraphics, parseInput, parseVideo } from './parse-display.js';
+import { parseInterface } from './parse-interface.js';
 import { parsePciAddress } from './parse-machine.js';
 import { addHelperDevice, type HelperDevicesDefs } from './helper-devices.js';
 import { parseDeviceSeclabels } from './parse-seclabels.js';
@@ -23,6 +26,7 @@ export interface ParsedDevices extends HelperDevicesDefs {
   readonly emulator?: string;
   readonly disks: DiskDef[];
   readonly chardevs: ChardevDef[];
+  readonly interfaces: InterfaceDef[];
   readonly graphics: GraphicsDef[];
   readonly videos: VideoDef[];
   readonly inputs: InputDef[];
@@ -234,8 +238,8 @@ export function aliasConsole(devices: XmlElement): XmlElement | undefined {
   return consoleTargetType(first) === 'serial' ? first : undefined;
 }
 
-export function parseDevices(devices: XmlElement | undefined): ParsedDevices {
-  const empty = { disks: [], chardevs: [], graphics: [], videos: [], inputs: [], ignoredDevices: [] };
+export function parseDevices(devices: XmlElement | undefined, inactive = false): ParsedDevices {
+  const empty = { disks: [], chardevs: [], interfaces: [], graphics: [], videos: [], inputs: [], ignoredDevices: [] };
   const out: ParsedDevices = { ...empty, tpms: [], filesystems: [] };
   if (!devices) return out;
   let emulator: string | undefined;
@@ -264,6 +268,9 @@ export function parseDevices(devices: XmlElement | undefined): ParsedDevices {
         out.disks.push(disk);
         break;
       }
+      case 'interface':
+        out.interfaces.push(parseInterface(el, inactive));
+        break;
       case 'serial':
         out.chardevs.push(parseChardev(el, 'serial'));
         break;

@@ -101,7 +101,7 @@ describe('parseDomainXml: fixtures', () => {
       { type: 'keyboard', bus: 'ps2' },
     ]);
     const ignored = def.ignoredDevices.map((d) => d.name);
-    for (const n of ['interface', 'sound', 'redirdev']) {
+    for (const n of ['sound', 'redirdev']) {
       assert.ok(ignored.includes(n), n);
     }
     // Controllers, the balloon and the rng are modelled (src/domain/parse-machine.ts).
@@ -113,10 +113,16 @@ describe('parseDomainXml: fixtures', () => {
     ]);
     assert.deepEqual(def.memballoon, { model: 'virtio', address: { domain: 0, bus: 5, slot: 0, function: 0 } });
     assert.deepEqual(def.rngs, [{ model: 'virtio', backend: { model: 'random', path: '/dev/urandom' } }]);
-    assert.deepEqual(
-      def.ignoredDevices.find((d) => d.name === 'interface'),
-      { name: 'interface', line: 55 },
-    );
+    assert.deepEqual(def.interfaces, [
+      {
+        type: 'network',
+        mac: '52:54:00:6b:3c:58',
+        source: 'default',
+        model: 'virtio',
+        portForwards: [],
+        address: { domain: 0, bus: 1, slot: 0, function: 0 },
+      },
+    ]);
     assert.deepEqual(def.seclabels, []);
   });
 

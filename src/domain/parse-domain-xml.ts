@@ -196,7 +196,7 @@ export function domainFromTree(root: XmlElement, options: ParseDomainOptions = {
   const os = parseOs(root);
   const featuresEl = single(root, 'features');
   const features = featuresEl ? childElements(featuresEl).map((f) => f.name) : [];
-  const devices = parseDevices(single(root, 'devices'));
+  const devices = parseDevices(single(root, 'devices'), options.inactive ?? false);
   const machine = parseMachineDevices(single(root, 'devices'));
   checkSharedMemory(root, devices.filesystems);
   const seclabels = parseDomainSeclabels(root, options.inactive ?? false);
@@ -215,6 +215,7 @@ export function domainFromTree(root: XmlElement, options: ParseDomainOptions = {
     ...(devices.emulator === undefined ? {} : { emulator: devices.emulator }),
     disks: devices.disks,
     chardevs: devices.chardevs,
+    interfaces: devices.interfaces,
     ...machine,
     ...(devices.tpms.length > 0 ? { tpms: devices.tpms } : {}),
     ...(devices.filesystems.length > 0 ? { filesystems: devices.filesystems } : {}),

@@ -52,6 +52,7 @@ interface Addon {
   landlockAbi(): number;
   openPath(path: string): number;
   listenUnixAt(dirFd: number, name: string, backlog: number): number;
+  tapCreate(name: string, vnetHdr: boolean): [number, string, number];
   connectUnixAt(dirFd: number, name: string): number;
 }
 
@@ -71,6 +72,7 @@ const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
   'landlockAbi',
   'openPath',
   'listenUnixAt',
+  'tapCreate',
   'connectUnixAt',
 ];
 
@@ -247,4 +249,22 @@ export function connectUnixAt(dirFd: number, name: string): number {
 /** A listening AF_UNIX socket bound to `name` inside the directory `dirFd` holds (close-on-exec). */
 export function listenUnixAt(dirFd: number, name: string, backlog = 16): number {
   return load().listenUnixAt(dirFd, name, backlog);
+}
+
+/** A tap device just made by {@link tapCreate}: svirt's fd of its queue, its name and ifindex. */
+export interface Tap {
+  readonly fd: number;
+  readonly name: string;
+  readonly ifindex: number;
+}
+
+/**
+ * Makes a new tap device through /dev/net/tun (TUNSETIFF with IFF_TUN_EXCL: an existing
+ * device of that name is EBUSY, never attached to; `vnet%d` lets the kernel pick a free
+ * name), owned by root, not persistent (it disappears with its last fd), with the virtio
+ * header when `vnetHdr`. Needs CAP_NET_ADMIN.
+ */
+export function tapCreate(name: string, vnetHdr: boolean): Tap {
+  const [fd, made, ifindex] = load().tapCreate(name, vnetHdr);
+  return { fd, name: made, ifindex };
 }

@@ -1,4 +1,5 @@
 import type { DiskDef, DomainDef } from '../domain/domain-def.js';
+import type { InterfaceDef } from '../domain/index.js';
 import { formatDomainXml, parseDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import type { StatePaths } from '../host/paths.js';
@@ -10,6 +11,9 @@ import { cloneGuest } from './clone.js';
 import type { DeviceChangeOptions } from './device-targets.js';
 import { attachDisk, changeMedia, detachDisk } from './devices.js';
 import { LifecycleEnv, type LifecycleOptions } from './env.js';
+import { Networks } from './networks.js';
+import { attachInterface, detachInterface } from './nic-plug.js';
+import { withMacs } from './nics.js';
 import { undefineTpm } from './tpm.js';
 import { findGuest, inactiveDef, noDomain, requireRunning, runningGuest, type Guest } from './guest.js';
 import { prepareDefinition, undefineNvram, type NvramUndefine } from './machine.js';
@@ -48,6 +52,11 @@ export class Hypervisor {
     return this.env.manager;
   }
 
+  /** Network objects (net-define ... net-dhcp-leases). */
+  get networks(): Networks {
+    return new Networks(this.env);
+  }
+
   get me(): ProcessIdentity {
     return this.env.me;
   }
@@ -60,7 +69,7 @@ export class Hypervisor {
 
   define(xml: string): DomainDef {
     // Inactive parse (virsh define): generated dynamic labels in the input are dropped.
-    const def = prepareDefinition(this.paths.stateDir, parseDomainXml(xml, { inactive: true }));
+    const def = prepareDefinition(this.paths.stateDir, withMacs(this.store, parseDomainXml(xml, { inactive: true })));
     this.store.putDefinition({ uuid: def.uuid, name: def.name, xml: formatDomainXml(def) });
     return def;
   }
@@ -126,7 +135,7 @@ export class Hypervisor {
 
   /** `create FILE`: a transient guest, gone from the store once it stops. */
   async create(xml: string, opts: { paused?: boolean } = {}): Promise<RunningRecord> {
-    return startGuest(this.env, parseDomainXml(xml, { inactive: true }), false, opts.paused ?? false);
+    return startGuest(this.env, withMacs(this.store, parseDomainXml(xml, { inactive: true })), false, opts.paused ?? false);
   }
 
   logDir(): string {
@@ -201,6 +210,16 @@ export class Hypervisor {
   /** Inserts (source given) or ejects (undefined) the medium of a CD-ROM/floppy drive. */
   async changeMedia(name: string, target: string, source: string | undefined, opts: DeviceChangeOptions = {}): Promise<void> {
     return changeMedia(this.env, this.lookup(name), target, source, opts);
+  }
+
+  /** Hot-plugs a NIC (`live`) and/or adds it to the persistent definition (`config`); returns it with its MAC. */
+  async attachInterface(name: string, nic: InterfaceDef, opts: DeviceChangeOptions = {}): Promise<InterfaceDef> {
+    return attachInterface(this.env, this.lookup(name), nic, opts);
+  }
+
+  /** Unplugs the NIC of `type` (by MAC when the guest has several); its tap is removed. */
+  async detachInterface(name: string, type: string, mac: string | undefined, opts: DeviceChangeOptions = {}): Promise<void> {
+    return detachInterface(this.env, this.lookup(name), type, mac, opts);
   }
 
   /** Saves the guest's state into `file` (replacing it once complete) and stops it. */

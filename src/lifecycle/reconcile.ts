@@ -4,6 +4,7 @@ import { isAlive } from '../host/proc.js';
 import { QmpClient } from '../qemu/qmp-client.js';
 import type { RunningRecord } from '../store/store.js';
 import { repairOp } from './device-repair.js';
+import { repairNicOp } from './nic-plug.js';
 import type { LifecycleEnv } from './env.js';
 import { repairSave } from './save.js';
 import { holdOrphans } from './orphans.js';
@@ -28,6 +29,7 @@ export async function reconcile(env: LifecycleEnv): Promise<string[]> {
       if (rec.pending && !ownerAlive && env.store.takeOverOp(rec.uuid, rec.ownerPid, env.me)) {
         try {
           if (rec.pending.op === 'save') await repairSave(env, rec);
+          else if (rec.pending.netdev !== undefined) await repairNicOp(env, rec);
           else await repairOp(env, rec);
           cleaned.push(`${rec.name} (${rec.pending.op} repaired)`);
         } catch (err) {

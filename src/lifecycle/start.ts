@@ -19,6 +19,7 @@ import { bindSocket, dropHandle, openResources, OpenFiles, pipeEntries, type Cha
 import { sharedMemoryArgv } from './filesystems.js';
 import { prepareHelperDevices } from './helper-devices.js';
 import { finishIncoming, type Incoming } from './incoming.js';
+import { applyNicLinks, prepareNics } from './nics.js';
 import { ensureNvram, machineFds, prepareDefinition } from './machine.js';
 import { ensureRuntimeRoot, monitorSocketPath } from './runtime-dir.js';
 import { chardevLogEntries, finishDevices, placeDevices, usedSets } from './console-devices.js';
@@ -87,13 +88,15 @@ export async function startGuest(
       openSync(logPath, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600),
     );
     // Channel and display sockets placed in the runtime dir, display ports reserved (console-devices.ts).
-    const live = env.manager.genLabels(await placeDevices(env.store, def, runtimeDir), ctx);
+    const placed = env.manager.genLabels(await placeDevices(env.store, def, runtimeDir), ctx);
+    const { def: live, nics } = await prepareNics(env, placed, undo, files);
     const removeNvram = ensureNvram(live, env.paths.stateDir);
     if (removeNvram) undo.push('remove the nvram made for this start', removeNvram);
     const helperDevices = prepareHelperDevices(env, live, files);
     const wanted: GuestResource[] = [
       ...resolveResources(guestResources(live, runtimeDir)),
       { path: logPath, role: 'log', seclabels: [] },
+      ...nics.resources,
       ...helperDevices.resources,
     ];
     if (incoming) wanted.push({ path: incoming.path, role: 'saved-state', seclabels: [], handle: incoming.handle });
@@ -114,6 +117,7 @@ export async function startGuest(
       }
     });
     crashPoint(incoming ? 'restore:labelled' : 'start:labelled');
+    await nics.startHelpers(env, live, ctx, undo);
     const layout = new FdLayout();
     const fdsets = openDisks(live, resources, files, layout);
     const chardevFds = chardevEntries(live, opened.io, layout, fdsets.size);
@@ -129,6 +133,7 @@ export async function startGuest(
     );
     // A pipe with PATH.in and PATH.out is wired over QMP while QEMU waits (src/qemu/chardev-pipe.ts).
     const changes = chardevChanges(live, pipeFds);
+    const netdevs = nics.backends(layout);
     const qmpFd = layout.add(files.fd(bindSocket(qmpPath, socketLabels?.listen)));
     undo.push('remove the monitor socket', () => rmSync(qmpPath, { force: true }));
     crashPoint(incoming ? 'restore:monitor-bound' : 'start:monitor-bound');
@@ -138,10 +143,11 @@ export async function startGuest(
       emulator: ctx.emulator,
       accel: ctx.virtType === 'kvm' ? 'kvm' : 'tcg',
       qmpFd,
-      paused: paused || incoming !== undefined || changes.length > 0,
+      paused: paused || incoming !== undefined || changes.length > 0 || nics.linksDown(live).length > 0,
       fdsets,
       chardevFds,
       pipeFds,
+      nics: netdevs,
       rngFds,
       ...(firmwareFds ? { firmwareFds } : {}),
       logFds,
@@ -168,11 +174,15 @@ export async function startGuest(
       timeoutMs: env.startTimeoutMs,
       // svirt's copies of what QEMU inherits go at once: a QEMU that dies must take its
       // monitor socket with it, or the wait for its greeting would last the whole timeout.
-      spawned: () => files.closeFds(),
+      spawned: () => {
+        files.closeFds();
+        nics.close();
+      },
     });
     undo.push('end QEMU', () => env.kill({ pid: launched.pid, startTime: launched.startTime }));
     let liveXml: string;
     try {
+      await applyNicLinks(launched.qmp, live, !paused && incoming === undefined && changes.length === 0);
       // ptys found and labelled, display passwords set, while the guest waits for the changes below
       liveXml = await finishDevices(env.manager, live, launched.qmp, launched.pid);
       await applyChardevChanges(launched.qmp, changes, !paused && incoming === undefined);

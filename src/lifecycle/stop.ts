@@ -8,6 +8,7 @@ import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
 import { noDomain, notRunning } from './guest.js';
 import { endHelpers } from './helpers.js';
+import { releaseNics } from './nics.js';
 import { removeTransientTpmState } from './tpm.js';
 
 /** `destroy`: SIGTERM, then SIGKILL after a grace period; labels restored; nothing left. */
@@ -78,6 +79,8 @@ export async function cleanup(env: LifecycleEnv, rec: RunningRecord): Promise<vo
   // Labels are journalled before any file is touched: no labels or no resources, nothing was labelled.
   if (resources.length > 0 && manager.hasLiveLabels(live)) manager.restoreAllLabel(live, resources, ctx);
   crashPoint('cleanup:restored');
+  // The taps go with QEMU's fds, unless QEMU made them persistent: each is removed by its record.
+  releaseNics(env, rec.uuid);
   removeTransientTpmState(env, live, rec.persistent);
   env.store.tx(() => {
     env.store.releaseReservations(rec.uuid);

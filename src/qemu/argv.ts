@@ -6,6 +6,7 @@ import { chardevArgs, chardevSlots, qemuOptValue } from './chardev-argv.js';
 import { pipeChange, type ChardevChange, type PipeFds } from './chardev-pipe.js';
 import { displayArgs } from './display-argv.js';
 import type { FdSetEntry } from './fd-layout.js';
+import { nicArgs, type NicBackend } from './netdev-args.js';
 
 export type { FdSetEntry } from './fd-layout.js';
 
@@ -24,6 +25,8 @@ export interface ArgvOptions {
   readonly chardevFds?: ReadonlyMap<number, FdSetEntry>;
   /** The FIFO fds of each pipe chardev, by index in def.chardevs (see chardev-pipe.ts). */
   readonly pipeFds?: ReadonlyMap<number, PipeFds>;
+  /** The backend of each NIC, by index in def.interfaces (taps and passt sockets as fds). */
+  readonly nics?: ReadonlyMap<number, NicBackend>;
   /** The host random device svirt opened for each `<rng model='random'>`, by rng index. */
   readonly rngFds?: ReadonlyMap<number, FdSetEntry>;
   /** A pflash loader's code and vars (nvram), opened and labelled by svirt. */
@@ -107,6 +110,11 @@ export function buildArgv(def: DomainDef, o: ArgvOptions): string[] {
   argv.push(...controllerArgs(def));
   for (const disk of def.disks) argv.push(...diskArgs(def, disk, o));
   argv.push(...balloonArgs(def), ...rngArgs(def, o.rngFds));
+  for (const [i, nic] of def.interfaces.entries()) {
+    const backend = o.nics?.get(i);
+    if (!backend) throw new SvirtError('SVIRT_ERR_INTERNAL', `no backend was made for interface ${i} of '${def.name}'`);
+    argv.push(...nicArgs(def, nic, backend));
+  }
   argv.push(...chardevArgs(def, o));
   argv.push(...displayArgs(def));
   return argv;

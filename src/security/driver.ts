@@ -174,6 +174,12 @@ export interface SecurityDriver {
    */
   setPtyLabel?(def: DomainDef, label: SecLabelDef, pty: FileHandle): void;
 
+  /**
+   * Labels the fd of a tap svirt made for the guest (libvirt's SetTapFDLabel): selinux labels
+   * a macvtap node's fd and leaves /dev/net/tun alone (selinux/tap-label.ts). Default: nothing.
+   */
+  setTapFdLabel?(def: DomainDef, label: SecLabelDef, fd: number): void;
+
   /** What the launcher must apply to the QEMU process. Default: nothing. */
   confinement?(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): ConfinementPart;
 

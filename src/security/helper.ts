@@ -47,8 +47,17 @@ export interface HelperSpec {
   readonly userRoot?: boolean;
   /** Its log, which svirt opens and the helper inherits as stdout/stderr (AppArmor checks it again at exec). */
   readonly log?: string;
-  /** TCP ports it may bind and connect to (passt port forwards); none by default. */
-  readonly tcp?: { readonly bind?: readonly number[]; readonly connect?: readonly number[] };
+  /**
+   * TCP ports it may bind and connect to (passt port forwards); none by default. `connectAny`:
+   * it connects wherever its guest does (passt relays the guest's own connections).
+   */
+  /**
+   * The program isolates itself with namespaces and mounts (passt: a user and mount namespace
+   * with an empty root, then seccomp), which a Landlock domain forbids (no mount, no
+   * pivot_root): the landlock driver then gives it its guest's private view but no ruleset.
+   */
+  readonly sandboxesItself?: boolean;
+  readonly tcp?: { readonly bind?: readonly number[]; readonly connect?: readonly number[]; readonly connectAny?: boolean };
 }
 
 const ID = /^[a-z0-9][a-z0-9-]{0,31}$/u;

@@ -271,6 +271,11 @@ export class SecurityManager {
     for (const { driver, label } of this.active(def)) driver.setPtyLabel?.(def, label, pty);
   }
 
+  /** Labels a tap's fd, driver by driver (see SecurityDriver.setTapFdLabel). */
+  setTapFdLabel(def: DomainDef, fd: number): void {
+    for (const { driver, label } of this.active(def)) driver.setTapFdLabel?.(def, label, fd);
+  }
+
   /** The socket labels of the first driver that has them (see SecurityDriver.socketLabels). */
   socketLabels(def: DomainDef): { readonly listen: string; readonly connect: string } | undefined {
     for (const { driver, label } of this.active(def)) {

@@ -47,3 +47,23 @@ CREATE TABLE IF NOT EXISTS remembered_users (
 );
 CREATE INDEX IF NOT EXISTS remembered_users_by_uuid ON remembered_users (uuid);
 `;
+
+/** Network objects and the taps of running guests (src/store/networks.ts). */
+export const NETWORK_SCHEMA = `
+CREATE TABLE IF NOT EXISTS networks (
+  uuid TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  xml TEXT NOT NULL,
+  autostart INTEGER NOT NULL DEFAULT 0,
+  active TEXT
+);
+CREATE TABLE IF NOT EXISTS guest_taps (
+  uuid TEXT NOT NULL,
+  name TEXT NOT NULL,
+  ifindex INTEGER NOT NULL,
+  netns INTEGER NOT NULL,
+  bridge TEXT NOT NULL,
+  network TEXT,
+  PRIMARY KEY (uuid, name)
+);
+`;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { SvirtError } from '../errors.js';
 import type { DriverName, GuestResource, LabelMemory, LabelReservations } from '../security/driver.js';
 import { deserializeResources, serializeResources, toStored } from './resources.js';
-import { SCHEMA } from './schema.js';
+import { NETWORK_SCHEMA, SCHEMA } from './schema.js';
 
 export type RunState = 'starting' | 'running' | 'stopping';
 
@@ -81,6 +81,10 @@ export interface PendingOp {
   /** save: the name the finished state file takes (it is written beside it first). */
   readonly replaces?: string;
   readonly wasRunning?: boolean;
+  /** A NIC (src/lifecycle/nic-plug.ts): its QEMU backend id, the getfd names and the tap made for it. */
+  readonly netdev?: string;
+  readonly fdnames?: readonly string[];
+  readonly tap?: string;
 }
 
 interface RunningRow {
@@ -165,6 +169,7 @@ export class Store implements LabelMemory, LabelReservations {
       db.pragma('synchronous = NORMAL');
       db.pragma('foreign_keys = ON');
       db.exec(SCHEMA);
+      db.exec(NETWORK_SCHEMA);
       migrate(db);
     } catch (err) {
       throw new SvirtError('SVIRT_ERR_STORE', `cannot open state store "${file}": ${(err as Error).message}`, {

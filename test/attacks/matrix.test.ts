@@ -4,8 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ATTACKS } from '../../src/attacks/attacks.js';
-import { runMatrix, type MatrixResult } from '../../src/attacks/matrix.js';
+import { ATTACKS, runMatrix, type MatrixResult } from '../../src/attacks/matrix.js';
 import { landlockAbi } from '../../src/host/native.js';
 import { SVIRT_BIN, domainXml, haveQemu, isRoot, scratch, svirt, writeDomain } from '../helpers.js';
 

@@ -88,6 +88,7 @@ export function makeDef(input: DefInput = {}): DomainDef {
     disks: input.disks ?? [],
     chardevs: input.chardevs ?? [],
     seclabels: input.seclabels ?? [],
+    interfaces: [],
     ignoredDevices: [],
     source: { kind: 'element', name: 'domain', attrs: [], children: [] },
   };

@@ -133,6 +133,7 @@ export function domain(name: string, n: number, extra: Partial<DomainDef> = {}):
     disks: [],
     chardevs: [],
     seclabels: [],
+    interfaces: [],
     ignoredDevices: [],
     source: { kind: 'element', name: 'domain', attrs: [], children: [] },
     ...extra,

@@ -7,6 +7,7 @@ import type { StatePaths } from '../../host/paths.js';
 import { noDomain } from '../../lifecycle/guest.js';
 import { helperDevicesDryRun } from '../../lifecycle/helper-devices.js';
 import { Hypervisor } from '../../lifecycle/hypervisor.js';
+import { nicDryRun } from '../../lifecycle/nics.js';
 import { guestResources, resolveResources } from '../../security/resources.js';
 import { buildStack, parseStackSpec, stackFromNames } from '../../security/stack.js';
 import type { SecurityContext, LabelMemory, LabelReservations } from '../../security/driver.js';
@@ -65,7 +66,7 @@ export async function run(args: ParsedArgs): Promise<number> {
   const [runtime, ...files] = guestResources(live, runtimeDir);
   const devices = helperDevicesDryRun(paths.stateDir, live);
   const resources = [...(runtime ? [runtime] : []), ...resolveResources(files), ...devices.resources];
-  const sections = manager.dryRun(live, resources, ctx);
+  const sections = [...manager.dryRun(live, resources, ctx), ...nicDryRun(manager, live, ctx)];
   for (const h of devices.helpers) {
     for (const s of manager.dryRunHelper(live, h, ctx))
       sections.push({ driver: s.driver, text: `helper ${h.kind} ${h.id}:\n${s.text}` });

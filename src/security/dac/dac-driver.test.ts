@@ -42,6 +42,7 @@ function def(name: string, uuid: string, seclabels: DomainDef['seclabels'] = [])
     disks: [],
     chardevs: [],
     seclabels,
+    interfaces: [],
     ignoredDevices: [],
     source: { kind: 'element', name: 'domain', attrs: [], children: [] },
   };

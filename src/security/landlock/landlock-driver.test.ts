@@ -26,6 +26,7 @@ function def(extra: Partial<DomainDef> = {}): DomainDef {
     disks: [],
     chardevs: [],
     seclabels: [],
+    interfaces: [],
     ignoredDevices: [],
     source: { kind: 'element', name: 'domain', attrs: [], children: [] },
     ...extra,

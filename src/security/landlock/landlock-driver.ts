@@ -138,9 +138,12 @@ export class LandlockDriver implements SecurityDriver {
 
   /** A helper gets a ruleset of its own (landlock-helper.ts) and its guest's private view of the runtime root. */
   helperConfinement(def: DomainDef, _label: SecLabelDef, helper: HelperSpec, ctx: SecurityContext): ConfinementPart {
-    const landlock = this.helperRuleset(helper);
-    if (!this.mountViewEnabled()) return { landlock };
-    return { landlock, mountView: { hide: ctx.runtimeRoot, keep: ctx.runtimeDir, userns: process.getuid?.() !== 0 } };
+    const view = this.mountViewEnabled()
+      ? { mountView: { hide: ctx.runtimeRoot, keep: ctx.runtimeDir, userns: process.getuid?.() !== 0 } }
+      : {};
+    // A Landlock domain forbids the mounts of a program's own sandbox (passt's empty root).
+    if (helper.sandboxesItself === true) return view;
+    return { landlock: this.helperRuleset(helper), ...view };
   }
 
   helperRuleset(helper: HelperSpec): LandlockSpec {
@@ -148,6 +151,9 @@ export class LandlockDriver implements SecurityDriver {
   }
 
   describeHelper(_def: DomainDef, _label: SecLabelDef, helper: HelperSpec): string {
+    if (helper.sandboxesItself === true) {
+      return `${helper.kind} ${helper.id}: no ruleset: it sandboxes itself (an empty mount namespace, seccomp), which a Landlock domain would forbid; the guest's private view of the runtime root`;
+    }
     return rulesetLines(this.helperRuleset(helper), `${helper.kind} ${helper.id}: a ruleset of its own`).join('\n');
   }
 

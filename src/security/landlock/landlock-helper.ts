@@ -42,7 +42,8 @@ export interface HelperRulesetInput {
 export function helperRuleset(input: HelperRulesetInput): LandlockSpec {
   const { helper, abi } = input;
   const handledFs = fsRightsForAbi(abi);
-  const handledNet = netRightsForAbi(abi);
+  // A helper that connects wherever its guest does (passt): connect is left unhandled, bind stays ruled.
+  const handledNet = netRightsForAbi(abi).filter((a) => a !== 'connect_tcp' || helper.tcp?.connectAny !== true);
   const rules: LandlockPathRule[] = [
     { path: helper.binary, access: ['read_file', 'execute'] },
     ...input.systemCode.map((path) => ({ path, access: ['read_file', 'read_dir', 'execute'] as const, optional: true })),

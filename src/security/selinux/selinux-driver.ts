@@ -4,6 +4,7 @@
  * type at the same pair, and the policy's MCS constraint denies access across pairs.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { labelTapFd } from './tap-label.js';
 import { randomBytes } from 'node:crypto';
 import type { DomainDef, SecLabelDef } from '../../domain/domain-def.js';
 import { SvirtError } from '../../errors.js';
@@ -187,6 +188,11 @@ export class SelinuxDriver implements SecurityDriver {
     const outcome = this.labeller.setUnremembered(pty, image);
     void def;
     void outcome; // 'no-label-support': devpts keeps no label on a kernel without SELinux
+  }
+
+  /** A tap's fd: a macvtap node's gets the image label, /dev/net/tun is left alone (tap-label.ts). */
+  setTapFdLabel(def: DomainDef, label: SecLabelDef, fd: number): void {
+    if (relabels(label)) labelTapFd(this.xattrs, fd, imageLabelOf(label, this.contexts()), def.name);
   }
 
   /** Drops the guest's use of one resource; the original comes back when no guest uses it. */

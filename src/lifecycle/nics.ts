@@ -1,0 +1,271 @@
+/**
+ * A guest's NICs at start, plug and stop: the tap of each bridge or network NIC is made and
+ * recorded (name, ifindex, network namespace) before QEMU gets its fd, and removed by that
+ * record at every stop, cleanup and reconcile, whatever QEMU did to it. User NICs run passt
+ * or, where passt is absent, QEMU's slirp (docs/network.md says under which stacks).
+ */
+import { existsSync } from 'node:fs';
+import { isAlive, processStatus } from '../host/proc.js';
+import { logTail } from '../qemu/launcher.js';
+import type { DomainDef, InterfaceDef } from '../domain/index.js';
+import { SvirtError } from '../errors.js';
+import { macsOf, assignMacs } from '../network/mac.js';
+import { currentNetns } from '../network/network-host.js';
+import { closeTapFds, makeTap, removeTap, type TapFds } from '../network/tap.js';
+import { PASST, passtArgv, passtSpec } from '../network/passt.js';
+import { socketpair } from '../host/native.js';
+import { withSocketLabel } from '../host/selinux-socket.js';
+import { FdLayout } from '../qemu/fd-layout.js';
+import type { GuestResource, SecurityContext } from '../security/driver.js';
+import type { OpenFiles } from './files.js';
+import { openHelperLog, startHelpers, type HelperRequest, type RunningHelper } from './helpers.js';
+import { linksDown, type NicBackend } from '../qemu/netdev-args.js';
+import type { QmpClient } from '../qemu/qmp-client.js';
+import type { SecurityManager } from '../security/manager.js';
+import { NetworkStore } from '../store/networks.js';
+import type { Store } from '../store/store.js';
+import { parseDomainXml } from '../domain/index.js';
+import type { LifecycleEnv } from './env.js';
+import { Networks } from './networks.js';
+import type { UndoStack } from './undo.js';
+
+/** Every MAC of the guests the store knows except `uuid`'s own. */
+function otherMacs(store: Store, uuid: string): Set<string> {
+  const defs: DomainDef[] = [];
+  for (const d of store.listDefined()) if (d.uuid !== uuid) defs.push(parseDomainXml(d.xml));
+  for (const r of store.listRunning()) if (r.uuid !== uuid) defs.push(parseDomainXml(r.liveXml));
+  return macsOf(defs);
+}
+
+/** The definition with a MAC on every NIC, unique among svirt's guests (define, create, attach). */
+export function withMacs(store: Store, def: DomainDef): DomainDef {
+  return def.interfaces.every((n) => n.mac !== undefined) ? def : assignMacs(def, otherMacs(store, def.uuid));
+}
+
+/** The NICs with QEMU device ids: a user alias stays, the others get the lowest free `netN`. */
+export function withAliases(nics: readonly InterfaceDef[]): InterfaceDef[] {
+  const used = new Set(nics.map((n) => n.alias).filter((a) => a !== undefined));
+  let next = 0;
+  return nics.map((n) => {
+    if (n.alias !== undefined) return n;
+    while (used.has(`net${next}`)) next++;
+    used.add(`net${next}`);
+    return { ...n, alias: `net${next}` };
+  });
+}
+
+/** How a user NIC is backed: passt when asked or installed; slirp only where it can be confined. */
+export function userBackend(nic: InterfaceDef, manager: SecurityManager, what: string): 'passt' | 'slirp' {
+  if (nic.backend === 'passt') {
+    if (!existsSync(PASST))
+      throw new SvirtError(
+        'SVIRT_ERR_OPERATION_INVALID',
+        `${what}: <backend type='passt'> but ${PASST} is not installed (Debian package passt)`,
+      );
+    return 'passt';
+  }
+  if (nic.backend === undefined && existsSync(PASST)) return 'passt';
+  // slirp runs inside QEMU: every connection a guest makes is QEMU's own connect().
+  if (manager.names.includes('landlock')) {
+    throw new SvirtError(
+      'SVIRT_ERR_OPERATION_INVALID',
+      `${what}: user networking by QEMU's slirp needs TCP connections from QEMU, which the landlock driver denies; install passt (Debian package passt) or start with a stack without landlock`,
+    );
+  }
+  return 'slirp';
+}
+
+/** svirt's side of the NICs of a starting guest: the fds to hand QEMU, closed once it has them. */
+export class PreparedNics {
+  readonly taps = new Map<number, TapFds>();
+  readonly user = new Set<number>();
+  /** passt NICs: QEMU's end of the socketpair (an fd of `files`) and passt's request. */
+  readonly passt = new Map<number, { qemuFd: number; request: HelperRequest }>();
+  /** The passt logs, labelled with the guest's other files. */
+  readonly resources: GuestResource[] = [];
+
+  /** Starts every passt (after labelling, before QEMU); the undo ends them. */
+  async startHelpers(env: LifecycleEnv, live: DomainDef, ctx: SecurityContext, undo: UndoStack): Promise<void> {
+    const requests = [...this.passt.values()].map((p) => p.request);
+    const started = await startHelpers(env, live, ctx, requests, undo);
+    for (const h of started) {
+      const log = requests.find((r) => r.spec.id === h.id)?.log.path ?? '';
+      await passtSandboxed(h, log, `passt helper ${h.id} of '${live.name}'`);
+    }
+  }
+
+  /** QEMU's backend of each NIC, its fds numbered in `layout`. */
+  backends(layout: FdLayout): Map<number, NicBackend> {
+    const out = new Map<number, NicBackend>();
+    for (const i of this.user) out.set(i, { kind: 'user' });
+    for (const [i, p] of this.passt) out.set(i, { kind: 'stream', fd: layout.add(p.qemuFd) });
+    for (const [i, t] of this.taps) {
+      const fd = layout.add(t.tap.fd);
+      out.set(i, t.vhostFd === undefined ? { kind: 'tap', fd } : { kind: 'tap', fd, vhostFd: layout.add(t.vhostFd) });
+    }
+    return out;
+  }
+
+  /** The NICs whose link starts down. */
+  linksDown(def: DomainDef): string[] {
+    return linksDown(def);
+  }
+
+  close(): void {
+    for (const t of this.taps.values()) closeTapFds(t);
+    this.taps.clear();
+  }
+}
+
+/**
+ * Makes every NIC's host side for a starting guest and returns the live definition (taps
+ * named, aliases set). Each tap is recorded before QEMU can see it; the undo removes it.
+ */
+export async function prepareNics(
+  env: LifecycleEnv,
+  def: DomainDef,
+  undo: UndoStack,
+  files: OpenFiles,
+): Promise<{ def: DomainDef; nics: PreparedNics }> {
+  const nics = new PreparedNics();
+  if (def.interfaces.length === 0) return { def, nics };
+  def = withMacs(env.store, def);
+  const interfaces = withAliases(def.interfaces);
+  undo.push('close the tap fds', () => nics.close());
+  undo.push('remove the taps', () => releaseNics(env, def.uuid));
+  for (const [i, nic] of interfaces.entries()) {
+    const what = `domain '${def.name}' interface ${nic.alias ?? i}`;
+    if (nic.type === 'user') {
+      if (userBackend(nic, env.manager, what) === 'passt') {
+        const p = passtPlug(env, def, { ...nic, alias: interfaces[i]?.alias ?? `net${i}` }, files, what);
+        nics.passt.set(i, p);
+        nics.resources.push(p.request.log.resource);
+        interfaces[i] = { ...(interfaces[i] ?? nic), backend: 'passt' };
+      } else {
+        nics.user.add(i);
+        interfaces[i] = { ...(interfaces[i] ?? nic), backend: 'default' };
+      }
+      continue;
+    }
+    const t = await plugTap(env, def, nic, what);
+    nics.taps.set(i, t);
+    interfaces[i] = { ...nic, target: t.tap.name };
+  }
+  return { def: { ...def, interfaces }, nics };
+}
+
+/**
+ * The socketpair of a passt NIC (labelled for the guest where the kernel labels sockets) and
+ * passt's request: its end is passt's fd 4, QEMU's end stays in `files` until QEMU has it.
+ */
+export function passtPlug(
+  env: LifecycleEnv,
+  def: DomainDef,
+  nic: InterfaceDef,
+  files: OpenFiles,
+  what: string,
+): { qemuFd: number; request: HelperRequest } {
+  const labels = env.manager.hasLiveLabels(def) ? env.manager.socketLabels(def) : undefined;
+  const [qemuEnd, passtEnd] = withSocketLabel(labels?.listen, () => socketpair());
+  files.fd(qemuEnd);
+  files.fd(passtEnd);
+  const spec = passtSpec(nic);
+  const layout = new FdLayout();
+  layout.add(passtEnd);
+  const log = openHelperLog(env, def, spec.id, files);
+  return { qemuFd: qemuEnd, request: { spec, argv: passtArgv(nic, what), log, layout, ready: { kind: 'exec' } } };
+}
+
+/** Makes and records one tap (start and hot-plug). */
+export async function plugTap(
+  env: LifecycleEnv,
+  def: DomainDef,
+  nic: InterfaceDef,
+  what: string,
+  manager: SecurityManager = env.manager,
+): Promise<TapFds> {
+  const bridge = nic.type === 'network' ? await new Networks(env).bridgeFor(nic.source ?? '', what) : (nic.source ?? '');
+  const t = makeTap(nic, bridge, what);
+  try {
+    if (manager.hasLiveLabels(def)) manager.setTapFdLabel(def, t.tap.fd);
+    new NetworkStore(env.store.db).addTap({
+      uuid: def.uuid,
+      name: t.tap.name,
+      ifindex: t.tap.ifindex,
+      netns: currentNetns(),
+      bridge,
+      ...(nic.type === 'network' && nic.source !== undefined ? { network: nic.source } : {}),
+    });
+  } catch (err) {
+    closeTapFds(t);
+    throw err;
+  }
+  return t;
+}
+
+/**
+ * Removes the recorded taps of a guest (all, or the one named): each only if it is still
+ * the device recorded, and only from the network namespace it was made in.
+ */
+export function releaseNics(env: LifecycleEnv, uuid: string, only?: string): void {
+  const store = new NetworkStore(env.store.db);
+  const here = currentNetns();
+  for (const t of store.tapsOf(uuid)) {
+    if (only !== undefined && t.name !== only) continue;
+    if (t.netns !== here) {
+      env.warn(
+        `tap ${t.name} of guest ${uuid} was made in another network namespace (inode ${t.netns}): left to its own fate there`,
+      );
+    } else {
+      removeTap(t);
+    }
+    store.deleteTap(uuid, t.name);
+  }
+}
+
+/** `<link state='down'/>`: set on a QEMU started paused, before the guest runs (then resumed when `resume`). */
+export async function applyNicLinks(qmp: QmpClient, def: DomainDef, resume: boolean): Promise<void> {
+  const down = linksDown(def);
+  for (const name of down) await qmp.execute('set_link', { name, up: false });
+  if (down.length > 0 && resume) await qmp.execute('cont');
+}
+
+/**
+ * passt is ready once it has sandboxed itself (seccomp on, after its namespaces and empty
+ * root); one that exits instead fails the start with the end of its log.
+ */
+async function passtSandboxed(h: RunningHelper, log: string, what: string): Promise<void> {
+  const id = { pid: h.pid, startTime: h.startTime };
+  for (let i = 0; i < 500; i++) {
+    if (!isAlive(id)) {
+      throw new SvirtError('SVIRT_ERR_HELPER', `${what} exited during start: ${logTail(log, 3).replace(/\n/g, '; ')}`);
+    }
+    if (processStatus(h.pid)?.get('Seccomp')?.trim() === '2') return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new SvirtError('SVIRT_ERR_TIMEOUT', `${what} did not sandbox itself within 5 s: ${logTail(log, 3)}`);
+}
+
+/** `svirt profile`: what each NIC gets, and each passt helper's part per driver. Touches nothing. */
+export function nicDryRun(manager: SecurityManager, def: DomainDef, ctx: SecurityContext): { driver: string; text: string }[] {
+  const out: { driver: string; text: string }[] = [];
+  for (const nic of withAliases(def.interfaces)) {
+    const alias = nic.alias ?? '';
+    if (nic.type !== 'user') {
+      const where = nic.type === 'bridge' ? `bridge ${nic.source ?? ''}` : `the bridge of network ${nic.source ?? ''}`;
+      out.push({
+        driver: `nic ${alias}`,
+        text: `${nic.type}: a tap svirt makes on ${where} (root-owned, removed at stop), handed to QEMU as an fd; QEMU never opens /dev/net/tun. selinux: the tun fd is left alone (the node every tap shares)`,
+      });
+    } else if ((nic.backend ?? (existsSync(PASST) ? 'passt' : 'default')) === 'default') {
+      out.push({
+        driver: `nic ${alias}`,
+        text: "user: QEMU's slirp, inside the confined QEMU (refused under landlock: it needs TCP connect)",
+      });
+    } else {
+      for (const s of manager.dryRunHelper(def, passtSpec(nic), ctx))
+        out.push({ driver: `${s.driver} (passt of ${alias})`, text: s.text });
+    }
+  }
+  return out;
+}

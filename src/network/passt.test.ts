@@ -1,0 +1,83 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseInterfaceXml } from '../domain/index.js';
+import { AppArmorDriver } from '../security/apparmor/apparmor-driver.js';
+import { findParser } from '../security/apparmor/apparmor-parser.js';
+import { LandlockDriver } from '../security/landlock/landlock-driver.js';
+import { makeCtx, makeDef, removeTree, tempRoot } from '../../test/support/apparmor.js';
+import { passtArgv, passtSpec, portSpec } from './passt.js';
+
+const NIC =
+  parseInterfaceXml(`<interface type='user'><mac address='52:54:00:00:00:07'/><backend type='passt'/><alias name='ua-web'/>
+  <portForward proto='tcp' address='127.0.0.1'><range start='2222' to='22'/><range start='8000' end='8002' to='9000'/></portForward>
+  <portForward proto='udp'><range start='5353' exclude='yes'/><range start='6000'/></portForward></interface>`);
+const PARSER = findParser();
+
+describe('passt: argv and confinement of the helper', () => {
+  it("turns <portForward> into passt's -t/-u specs", () => {
+    assert.equal(portSpec(NIC.portForwards[0] ?? { proto: 'tcp', ranges: [] }), '127.0.0.1/2222:22,8000-8002:9000-9002');
+    assert.equal(portSpec(NIC.portForwards[1] ?? { proto: 'udp', ranges: [] }), '~5353,6000');
+    assert.deepEqual(passtArgv(NIC, 'nic', ['192.0.2.53']), [
+      '/usr/bin/passt',
+      '--foreground',
+      '--fd',
+      '4',
+      '--dns',
+      '192.0.2.53',
+      '--tcp-ports',
+      '127.0.0.1/2222:22,8000-8002:9000-9002',
+      '--udp-ports',
+      '~5353,6000',
+    ]);
+    const spec = passtSpec(NIC);
+    assert.equal(spec.id, 'passt-ua-web');
+    assert.deepEqual(spec.tcp, { bind: [2222, 8000, 8001, 8002], connectAny: true });
+    assert.equal(spec.sandboxesItself, true);
+  });
+
+  it('landlock: no ruleset (a Landlock domain forbids the mounts of its own sandbox), the private view kept', () => {
+    const d = new LandlockDriver({ abi: 7, userns: true });
+    const root = tempRoot('svirt-passt-ll-');
+    try {
+      const ctx = makeCtx(root);
+      const part = d.helperConfinement(makeDef(), { type: 'dynamic', model: 'landlock' }, passtSpec(NIC), ctx);
+      assert.equal(part.landlock, undefined);
+      assert.deepEqual(part.mountView?.keep, ctx.runtimeDir);
+      assert.match(d.describeHelper(makeDef(), { type: 'dynamic', model: 'landlock' }, passtSpec(NIC)), /sandboxes itself/);
+    } finally {
+      removeTree(root);
+    }
+  });
+
+  it(
+    'apparmor: a profile of its own that apparmor_parser compiles (-Q -K), with its network and sandbox rules',
+    { skip: !existsSync(PARSER) && 'apparmor_parser not installed' },
+    () => {
+      const root = tempRoot('svirt-passt-aa-');
+      try {
+        const profileDir = join(root, 'apparmor.d', 'svirt');
+        const driver = new AppArmorDriver({ mode: 'compile-only', profileDir, parser: PARSER });
+        const ctx = makeCtx(root);
+        const def = makeDef();
+        const label = driver.genLabel(def, ctx);
+        driver.helperConfinement(def, label, passtSpec(NIC)); // compiles, or throws naming the parser's error
+        const name = readdirSync(profileDir).find((n) => n.endsWith('-passt-ua-web'));
+        assert.ok(name, `a profile file for the helper: ${readdirSync(profileDir).join(', ')}`);
+        const text = readFileSync(join(profileDir, name), 'utf8');
+        for (const rule of [
+          '"/usr/bin/passt" rm,',
+          '/usr/bin/passt.avx2 rix,',
+          'network inet dgram,',
+          'network netlink raw,',
+          'pivot_root "/tmp/" -> "/tmp/",',
+        ]) {
+          assert.ok(text.includes(rule), `profile has ${rule}`);
+        }
+      } finally {
+        removeTree(root);
+      }
+    },
+  );
+});

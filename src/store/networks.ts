@@ -1,0 +1,125 @@
+/**
+ * The store's network tables: network definitions with their running state, and the taps
+ * running guests hold (deleted by name + ifindex at stop, cleanup and reconcile).
+ */
+import type { Database } from 'better-sqlite3';
+
+/** What a started network left on the host, to find and remove exactly that later. */
+export interface NetworkRuntime {
+  /** The network namespace (inode of /proc/self/ns/net) the network was started in. */
+  readonly netns: number;
+  readonly bridge: string;
+  readonly bridgeIfindex: number;
+  /** svirt's own nftables table of this network (`ip svirt-<name>`), when it has one. */
+  readonly nftTable?: string;
+  readonly dnsmasq?: { readonly pid: number; readonly startTime: number };
+  readonly startedAt: number;
+}
+
+export interface StoredNetwork {
+  readonly uuid: string;
+  readonly name: string;
+  readonly xml: string;
+  readonly autostart: boolean;
+  /** Undefined while the network is inactive. */
+  readonly runtime?: NetworkRuntime;
+}
+
+export interface GuestTap {
+  /** The guest's uuid. */
+  readonly uuid: string;
+  readonly name: string;
+  readonly ifindex: number;
+  readonly netns: number;
+  readonly bridge: string;
+  /** The svirt network the tap is on (type='network'). */
+  readonly network?: string;
+}
+
+interface NetworkRow {
+  uuid: string;
+  name: string;
+  xml: string;
+  autostart: number;
+  active: string | null;
+}
+
+function toNetwork(r: NetworkRow): StoredNetwork {
+  const base = { uuid: r.uuid, name: r.name, xml: r.xml, autostart: r.autostart === 1 };
+  return r.active === null ? base : { ...base, runtime: JSON.parse(r.active) as NetworkRuntime };
+}
+
+interface TapRow {
+  uuid: string;
+  name: string;
+  ifindex: number;
+  netns: number;
+  bridge: string;
+  network: string | null;
+}
+
+function toTap(r: TapRow): GuestTap {
+  const base = { uuid: r.uuid, name: r.name, ifindex: r.ifindex, netns: r.netns, bridge: r.bridge };
+  return r.network === null ? base : { ...base, network: r.network };
+}
+
+/** The network tables of one store (same database, same transactions). */
+export class NetworkStore {
+  constructor(private readonly db: Database) {}
+
+  list(): StoredNetwork[] {
+    return (this.db.prepare('SELECT * FROM networks ORDER BY name').all() as NetworkRow[]).map(toNetwork);
+  }
+
+  byName(name: string): StoredNetwork | undefined {
+    const r = this.db.prepare('SELECT * FROM networks WHERE name = ?').get(name) as NetworkRow | undefined;
+    return r && toNetwork(r);
+  }
+
+  byUuid(uuid: string): StoredNetwork | undefined {
+    const r = this.db.prepare('SELECT * FROM networks WHERE uuid = ?').get(uuid) as NetworkRow | undefined;
+    return r && toNetwork(r);
+  }
+
+  /** Inserts or replaces a definition by uuid; keeps autostart and the running state. */
+  put(uuid: string, name: string, xml: string): void {
+    this.db
+      .prepare(
+        'INSERT INTO networks (uuid, name, xml) VALUES (?, ?, ?) ON CONFLICT(uuid) DO UPDATE SET name = excluded.name, xml = excluded.xml',
+      )
+      .run(uuid, name, xml);
+  }
+
+  delete(uuid: string): void {
+    this.db.prepare('DELETE FROM networks WHERE uuid = ?').run(uuid);
+  }
+
+  setAutostart(uuid: string, on: boolean): void {
+    this.db.prepare('UPDATE networks SET autostart = ? WHERE uuid = ?').run(on ? 1 : 0, uuid);
+  }
+
+  /** Records (or with undefined, clears) what a start left on the host. */
+  setRuntime(uuid: string, runtime: NetworkRuntime | undefined): void {
+    this.db
+      .prepare('UPDATE networks SET active = ? WHERE uuid = ?')
+      .run(runtime === undefined ? null : JSON.stringify(runtime), uuid);
+  }
+
+  addTap(t: GuestTap): void {
+    this.db
+      .prepare('INSERT OR REPLACE INTO guest_taps (uuid, name, ifindex, netns, bridge, network) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(t.uuid, t.name, t.ifindex, t.netns, t.bridge, t.network ?? null);
+  }
+
+  tapsOf(uuid: string): GuestTap[] {
+    return (this.db.prepare('SELECT * FROM guest_taps WHERE uuid = ? ORDER BY name').all(uuid) as TapRow[]).map(toTap);
+  }
+
+  tapsOnNetwork(network: string): GuestTap[] {
+    return (this.db.prepare('SELECT * FROM guest_taps WHERE network = ? ORDER BY uuid').all(network) as TapRow[]).map(toTap);
+  }
+
+  deleteTap(uuid: string, name: string): void {
+    this.db.prepare('DELETE FROM guest_taps WHERE uuid = ? AND name = ?').run(uuid, name);
+  }
+}
