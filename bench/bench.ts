@@ -7,7 +7,9 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { isAlive, type ProcessIdentity } from '../src/host/proc.js';
+import { PASST } from '../src/network/passt.js';
 import { density } from './density.js';
+import { devicesRuns } from './devices.js';
 import { QEMU, guestSpec, guestXml, workDir, writeGuestXml } from './guest.js';
 import { installLibvirt, libvirtMissing } from './libvirt-host.js';
 import { LibvirtDaemons, libvirtRuns } from './libvirt.js';
@@ -78,7 +80,7 @@ async function main(opts: BenchOptions): Promise<number> {
 
   const sections = new Set<Section>(opts.sections);
   if (!existsSync(QEMU)) {
-    for (const s of ['raw', 'library', 'cli', 'steps', 'libvirt', 'density'] as const) sections.delete(s);
+    for (const s of ['raw', 'library', 'cli', 'steps', 'libvirt', 'density', 'devices'] as const) sections.delete(s);
     log(`${QEMU} is not installed: only the start-up and scale sections run`);
   }
   const available: string[] = [];
@@ -188,6 +190,18 @@ async function main(opts: BenchOptions): Promise<number> {
     if (sections.has('density')) {
       log(`density: ${opts.density} guests at once, ${headline}`);
       res.density = await density(ctx, opts.density, headline);
+    }
+    if (sections.has('devices')) {
+      const stack = available.includes('dac,landlock') ? 'dac,landlock' : headline;
+      if (existsSync(PASST)) {
+        log(`devices: NIC (passt), VNC and a channel, library (${stack}) against raw QEMU + passt, alternately`);
+        res.devices = await devicesRuns(ctx, stack);
+      } else {
+        const why = `devices skipped: ${PASST} is not installed (Debian package passt)`;
+        log(why);
+        res.devices = { skipped: why };
+        skipped.push(why);
+      }
     }
   } catch (err) {
     failed = true;

@@ -55,6 +55,20 @@ export async function rawStart(g: GuestSpec, runtimeDir: string, janitor: Janito
   const pid = child.pid;
   if (pid === undefined) throw new Error('raw QEMU did not start');
   janitor.track(identity(pid));
+  const t = await awaitQmp(child, qmpPath, t0, runtimeDir);
+  return { child, pid, ...t, runtimeDir };
+}
+
+/**
+ * Polls every millisecond for QEMU's QMP socket (svirt's launcher: 5 ms) until
+ * `qmp_capabilities` succeeds; times are from t0. Fails when QEMU exits first.
+ */
+export async function awaitQmp(
+  child: ChildProcess,
+  qmpPath: string,
+  t0: number,
+  runtimeDir: string,
+): Promise<{ startMs: number; socketMs: number }> {
   let exited: string | undefined;
   child.once('exit', (code, sig) => (exited = `exit ${code ?? sig}`));
   for (;;) {
@@ -65,7 +79,7 @@ export async function rawStart(g: GuestSpec, runtimeDir: string, janitor: Janito
         const q = await QmpClient.connect(qmpPath, 10_000);
         const startMs = performance.now() - t0;
         q.close();
-        return { child, pid, startMs, socketMs: tc - t0, runtimeDir };
+        return { startMs, socketMs: tc - t0 };
       } catch {
         // listening socket not ready yet: look again
       }

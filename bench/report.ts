@@ -1,4 +1,5 @@
 import type { DensityResult } from './density.js';
+import type { DevicesResult } from './devices.js';
 import type { LibvirtResult } from './libvirt.js';
 import type { LabelScale, ReconcileScale } from './scale.js';
 import type { StepTimes } from './start-steps.js';
@@ -39,6 +40,7 @@ export interface BenchResults {
   labels?: LabelScale[];
   reconcile?: ReconcileScale;
   density?: DensityResult | { skipped: string };
+  devices?: DevicesResult | { skipped: string };
   targets: Target[];
   skipped: string[];
   durationS: number;
@@ -99,6 +101,18 @@ export function computeTargets(res: BenchResults): Target[] {
         });
       }
     }
+  }
+  if (res.devices && !('skipped' in res.devices)) {
+    const d = res.devices;
+    const x = d.svirtStart.summary.median;
+    const base = d.rawStart.summary.median;
+    out.push({
+      target: 'start with a NIC, VNC and a channel ≤ 1.2× raw QEMU with the same devices',
+      subject: `svirt library (${d.stack})`,
+      measured: `${ms(x)} ms vs raw QEMU + passt ${ms(base)} = ${ratio(x, base)}`,
+      limit: `≤ ${ms(1.2 * base)} ms`,
+      met: x <= 1.2 * base,
+    });
   }
   const lvStart = med(lv?.start);
   if (lvStart !== undefined) {
@@ -325,6 +339,30 @@ export function markdown(res: BenchResults): string {
       );
     }
   }
+  if (res.devices) {
+    if ('skipped' in res.devices) parts.push(`### Start with devices\nskipped: ${res.devices.skipped}`);
+    else {
+      const d = res.devices;
+      parts.push(`### Start with devices: ${d.devices} (paused; svirt and raw alternately)`);
+      parts.push(
+        table(
+          ['contender', 'min', 'median', 'max', '× raw QEMU + passt'],
+          [
+            [
+              'raw: passt (socketpair, until sandboxed) + QEMU until QMP answers',
+              ...mmm(d.rawStart),
+              ratio(d.rawStart.summary.median, d.rawStart.summary.median),
+            ],
+            ['of which passt until sandboxed', ...mmm(d.rawPasst), '–'],
+            ['of which QEMU until QMP answers', ...mmm(d.rawQemu), '–'],
+            [`svirt library (${d.stack})`, ...mmm(d.svirtStart), ratio(d.svirtStart.summary.median, d.rawStart.summary.median)],
+            ['destroy: raw (QEMU and passt gone)', ...mmm(d.rawDestroy), '–'],
+            [`destroy: svirt library (${d.stack})`, ...mmm(d.svirtDestroy), '–'],
+          ],
+        ),
+      );
+    }
+  }
   if (res.libvirt) {
     if ('skipped' in res.libvirt) parts.push(`### libvirt\nskipped: ${res.libvirt.skipped}`);
     else {
@@ -363,6 +401,15 @@ export function summaryMarkdown(res: BenchResults): string {
   parts.push(
     `Targets: ${met.length} met, ${missed.length} missed${missed.length ? ` (${[...new Set(missed.map((t) => t.target))].join('; ')})` : ''}.`,
   );
+  if (res.devices && !('skipped' in res.devices)) {
+    const d = res.devices;
+    parts.push(
+      `With a passt NIC, VNC on a unix socket and a guest-agent channel: svirt library (${d.stack}) starts in ` +
+        `${ms(d.svirtStart.summary.median)} ms, raw QEMU with the same devices (passt included) in ` +
+        `${ms(d.rawStart.summary.median)} ms: ${ratio(d.svirtStart.summary.median, d.rawStart.summary.median)} ` +
+        `(target ≤ 1.2×: ${verdict(d.svirtStart.summary.median <= 1.2 * d.rawStart.summary.median)}).`,
+    );
+  }
   if (res.density && !('skipped' in res.density)) {
     const d = res.density;
     parts.push(

@@ -42,13 +42,13 @@ export function slug(stack: string): string {
   return stack.replace(/,/g, '+');
 }
 
-function qemuId(rec: RunningRecord): ProcessIdentity {
+export function qemuId(rec: RunningRecord): ProcessIdentity {
   if (rec.pid === null || rec.pidStart === null) throw new Error(`guest ${rec.name} has no recorded QEMU pid`);
   return { pid: rec.pid, startTime: rec.pidStart };
 }
 
 /** Tracks QEMU and the monitor of a started guest; returns the monitor's identity. */
-function track(rec: RunningRecord, janitor: Janitor): ProcessIdentity | undefined {
+export function track(rec: RunningRecord, janitor: Janitor): ProcessIdentity | undefined {
   janitor.track(qemuId(rec));
   const monitor = rec.monitorPid !== null ? identity(rec.monitorPid) : undefined;
   janitor.track(monitor);
@@ -59,7 +59,7 @@ function track(rec: RunningRecord, janitor: Janitor): ProcessIdentity | undefine
  * Waits for the monitor to finish its `svirt reconcile` hook, so the next run does not
  * compete with it for the 2 CPUs; returns ms waited.
  */
-async function settle(monitor: ProcessIdentity | undefined, janitor: Janitor): Promise<number> {
+export async function settle(monitor: ProcessIdentity | undefined, janitor: Janitor): Promise<number> {
   if (!monitor) return 0;
   const ms = await waitUntil(() => !isAlive(monitor), 20_000, `monitor ${monitor.pid} to exit`);
   janitor.untrack(monitor.pid);
