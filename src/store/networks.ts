@@ -4,17 +4,11 @@
  */
 import type { Database } from 'better-sqlite3';
 
-/** What a started network left on the host, to find and remove exactly that later. */
-export interface NetworkRuntime {
-  /** The network namespace (inode of /proc/self/ns/net) the network was started in. */
-  readonly netns: number;
-  readonly bridge: string;
-  readonly bridgeIfindex: number;
-  /** svirt's own nftables table of this network (`ip svirt-<name>`), when it has one. */
-  readonly nftTable?: string;
-  readonly dnsmasq?: { readonly pid: number; readonly startTime: number };
-  readonly startedAt: number;
-}
+/**
+ * What a started network left on the host (network/network-def.ts's NetworkRuntime), kept as
+ * JSON: the store does not look inside it.
+ */
+export type NetworkRuntime = object;
 
 export interface StoredNetwork {
   readonly uuid: string;
