@@ -83,10 +83,16 @@ export async function destroyAll(stateDir: string): Promise<void> {
       }
     }
   }
-  await waitFor(
-    () => monitors.every((pid) => !existsSync(`/proc/${pid}/cmdline`) || readFileSync(`/proc/${pid}/cmdline`).length === 0),
-    10_000,
-  );
+  await waitFor(() => monitors.every((pid) => monitorGone(pid)), 10_000);
+}
+
+/** True once the monitor has exited (a zombie has an empty cmdline); it may vanish between two reads. */
+function monitorGone(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`).length === 0;
+  } catch {
+    return true; // no such process any more
+  }
 }
 
 function readMonitors(stateDir: string): number[] {

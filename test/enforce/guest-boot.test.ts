@@ -18,6 +18,8 @@ const STACK = ['--security-driver', `${mode},dac,landlock`];
 /** Nested TCG: about 8 min to the shell (measured: 470 s with the machine busy). */
 const BOOT_MS = 1_200_000;
 const IMAGE = '/mnt/guest';
+/** What busybox's shell prints when it starts, after the image's banner. */
+const SHELL = 'built-in shell (ash)';
 const dirs = new LabDirs();
 after(() => dirs.cleanup());
 
@@ -59,12 +61,13 @@ describe(`the real guest boots confined by ${mode} (enforcing), dac and landlock
     } else {
       assert.equal(procLabel(g.pid, 'apparmor'), `svirt-${g.uuid} (enforce)`);
     }
-    const text = await waitForText(log, GUEST_BANNER, BOOT_MS);
+    // the banner, then the shell's own greeting a moment later: wait for the last of them
+    const text = await waitForText(log, SHELL, BOOT_MS);
     assert.ok(
       text.includes(GUEST_BANNER),
       `no shell banner within ${BOOT_MS / 1000} s; the serial log ends:\n${text.slice(-1500)}`,
     );
-    assert.match(text, /BusyBox v[\d.]+ .*built-in shell/, 'the shell itself started after the banner');
+    assert.ok(text.includes(SHELL), `the shell did not start after the banner; the serial log ends:\n${text.slice(-1500)}`);
     await svirtOk(dir, [...STACK, 'destroy', 'real']);
   });
 });
