@@ -628,6 +628,28 @@ static napi_value js_open_path(napi_env env, napi_callback_info info)
 	return result;
 }
 
+/* The address of socket NAME (argument `v`) inside the directory dirFd holds, spelled through
+ * /proc/self/fd/DIRFD so a swap of the directory's path cannot move it. Throws and returns -1
+ * when NAME is not one short path component. */
+static int unix_at_address(napi_env env, int dir, napi_value v, const char *fn, struct sockaddr_un *sa)
+{
+	char *name = get_string(env, v, "name");
+	if (name == NULL)
+		return -1;
+	memset(sa, 0, sizeof *sa);
+	sa->sun_family = AF_UNIX;
+	int bad = strchr(name, '/') != NULL || name[0] == '\0' ||
+		  snprintf(sa->sun_path, sizeof sa->sun_path, "/proc/self/fd/%d/%s", dir, name) >= (int)sizeof sa->sun_path;
+	free(name);
+	if (bad) {
+		char msg[96];
+		snprintf(msg, sizeof msg, "%s: the socket name must be a short single path component", fn);
+		throw_arg(env, msg);
+		return -1;
+	}
+	return 0;
+}
+
 /* listenUnixAt(dirFd, name, backlog): a listening AF_UNIX stream socket bound to NAME inside
  * the directory dirFd holds (bound through /proc/self/fd/DIRFD, so a swap of the directory's
  * path cannot move it), close-on-exec. */
@@ -639,18 +661,9 @@ static napi_value js_listen_unix_at(napi_env env, napi_callback_info info)
 	if (get_args(env, info, 3, 3, argv) < 0 || get_fd(env, argv[0], &dir) < 0 ||
 	    get_int(env, argv[2], "backlog", 1, 4096, &backlog) < 0)
 		return NULL;
-	char *name = get_string(env, argv[1], "name");
-	if (name == NULL)
-		return NULL;
 	struct sockaddr_un sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sun_family = AF_UNIX;
-	if (strchr(name, '/') != NULL || name[0] == '\0' ||
-	    snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/%s", dir, name) >= (int)sizeof sa.sun_path) {
-		free(name);
-		return throw_arg(env, "listenUnixAt: the socket name must be a short single path component");
-	}
-	free(name);
+	if (unix_at_address(env, dir, argv[1], "listenUnixAt", &sa) < 0)
+		return NULL;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return throw_errno(env, errno, "socket", NULL);
@@ -726,18 +739,9 @@ static napi_value js_connect_unix_at(napi_env env, napi_callback_info info)
 	int dir;
 	if (get_args(env, info, 2, 2, argv) < 0 || get_fd(env, argv[0], &dir) < 0)
 		return NULL;
-	char *name = get_string(env, argv[1], "name");
-	if (name == NULL)
-		return NULL;
 	struct sockaddr_un sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sun_family = AF_UNIX;
-	if (strchr(name, '/') != NULL || name[0] == '\0' ||
-	    snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/%s", dir, name) >= (int)sizeof sa.sun_path) {
-		free(name);
-		return throw_arg(env, "connectUnixAt: the socket name must be a short single path component");
-	}
-	free(name);
+	if (unix_at_address(env, dir, argv[1], "connectUnixAt", &sa) < 0)
+		return NULL;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return throw_errno(env, errno, "socket", NULL);
