@@ -84,12 +84,15 @@ describe('svirt core with the dac driver (real QEMU)', { skip }, () => {
     const dir = scratch(t);
     const { a, b, pa, pb } = await startTwo(dir);
     process.kill(pa, 'SIGKILL');
-    const cleaned = await waitFor(() => owner(a).uid === ORIGINAL.uid, 5000);
-    assert.ok(cleaned, 'the per-guest monitor restored the owner within 5 s');
+    // The monitor restores the owner first and drops the running row after it (crash-safe order), so wait for both.
+    const cleaned = await waitFor(() => owner(a).uid === ORIGINAL.uid && readRunning(dir).length === 1, 5000);
+    assert.ok(cleaned, 'the per-guest monitor restored the owner and dropped the row within 5 s');
     assert.deepEqual(owner(a), { ...ORIGINAL, mode: 0o644 });
     // Second path: kill the monitor first, so only the next command can notice.
-    const rows = readRunning(dir);
-    assert.equal(rows.length, 1);
+    assert.deepEqual(
+      readRunning(dir).map((r) => r.pid),
+      [pb],
+    );
     const monitorPid = Number(
       (await import('node:child_process')).execFileSync('ps', ['-o', 'ppid=', '-p', String(pb)], { encoding: 'utf8' }).trim(),
     );

@@ -105,7 +105,7 @@ function pipeXml(name: string, path: string, kernel?: { vmlinuz: string; initrd:
       .replace(
         '</type></os>',
         `</type><kernel>${kernel.vmlinuz}</kernel><initrd>${kernel.initrd}</initrd>` +
-          '<cmdline>console=ttyS0 rdinit=/bin/busybox -- sh</cmdline></os>',
+          '<cmdline>console=ttyS0 no_timer_check rdinit=/bin/busybox -- sh</cmdline></os>',
       );
   }
   return xml;

@@ -45,7 +45,7 @@ describe(`the real guest boots confined by ${mode} (enforcing), dac and landlock
   <name>real</name>
   <memory unit='MiB'>256</memory>
   <vcpu>1</vcpu>
-  ${guestOsXml({ dir, kernel, initrd, version: '' }, 'pc', 'console=ttyS0 panic=-1 quiet')}
+  ${guestOsXml({ dir, kernel, initrd, version: '' }, 'pc', 'console=ttyS0 panic=-1 no_timer_check quiet')}
   <devices>
     <serial type='file'><source path='${log}'/><target port='0'/></serial>
   </devices>

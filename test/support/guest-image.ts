@@ -15,7 +15,7 @@ export const GUEST_BANNER = 'svirt-guest login-free shell';
 /** The prompt of the guest's shells. */
 export const GUEST_PROMPT = 'svirt-guest# ';
 /** Kernel command line: messages on the serial port and on the VGA console; power off on panic. */
-export const GUEST_CMDLINE = 'console=tty1 console=ttyS0 panic=-1';
+export const GUEST_CMDLINE = 'console=tty1 console=ttyS0 panic=-1 no_timer_check';
 
 export interface GuestImage {
   readonly dir: string;
