@@ -37,15 +37,43 @@ describe('passt: argv and confinement of the helper', () => {
     assert.equal(spec.sandboxesItself, true);
   });
 
-  it('landlock: no ruleset (a Landlock domain forbids the mounts of its own sandbox), the private view kept', () => {
-    const d = new LandlockDriver({ abi: 7, userns: true });
+  it('landlock: a ruleset that handles no filesystem access, TCP bind on its forwards only, connect unhandled, the scopes', () => {
     const root = tempRoot('svirt-passt-ll-');
+    const label = { type: 'dynamic', model: 'landlock' } as const;
     try {
       const ctx = makeCtx(root);
-      const part = d.helperConfinement(makeDef(), { type: 'dynamic', model: 'landlock' }, passtSpec(NIC), ctx);
-      assert.equal(part.landlock, undefined);
+      const d = new LandlockDriver({ abi: 7, userns: true });
+      const part = d.helperConfinement(makeDef(), label, passtSpec(NIC), ctx);
+      assert.deepEqual(part.landlock, {
+        handledFs: [],
+        handledNet: ['bind_tcp'],
+        scoped: ['abstract_unix_socket', 'signal'],
+        pathRules: [],
+        netRules: [2222, 8000, 8001, 8002].map((port) => ({ port, access: ['bind_tcp'] })),
+        bestEffort: true,
+        logNewExec: true,
+      });
       assert.deepEqual(part.mountView?.keep, ctx.runtimeDir);
-      assert.match(d.describeHelper(makeDef(), { type: 'dynamic', model: 'landlock' }, passtSpec(NIC)), /sandboxes itself/);
+      const text = d.describeHelper(makeDef(), label, passtSpec(NIC));
+      assert.match(text, /^passt passt-ua-web: a ruleset of its own that handles no filesystem access: /);
+      assert.match(text, /^handled net: bind_tcp; tcp bind allowed on: 2222 8000 8001 8002$/m);
+      assert.match(text, /^tcp connect: not handled/m);
+      assert.match(text, /^scoped: abstract_unix_socket signal$/m);
+      assert.match(text, /^not covered: UDP /m);
+
+      // ABI 5: TCP bind only, and profile says the scopes are missing.
+      const abi5 = new LandlockDriver({ abi: 5, userns: true });
+      assert.deepEqual(abi5.helperConfinement(makeDef(), label, passtSpec(NIC), ctx).landlock?.scoped, []);
+      assert.match(abi5.describeHelper(makeDef(), label, passtSpec(NIC)), /^scoped: \(none: scopes need ABI 6, kernel ABI 5\)$/m);
+      // ABI 3 in best effort: nothing to handle, so no ruleset at all, and profile says so.
+      const abi3 = new LandlockDriver({ abi: 3, userns: true });
+      assert.equal(abi3.helperConfinement(makeDef(), label, passtSpec(NIC), ctx).landlock, undefined);
+      assert.match(abi3.describeHelper(makeDef(), label, passtSpec(NIC)), /^passt passt-ua-web: no ruleset \(kernel ABI 3\)/);
+      // Strict: the ruleset is written for the required ABI and an older kernel fails the launch.
+      const strict = new LandlockDriver({ abi: 3, userns: true }, { bestEffort: false });
+      const ll = strict.helperConfinement(makeDef(), label, passtSpec(NIC), ctx).landlock;
+      assert.equal(ll?.minAbi, 7);
+      assert.deepEqual(ll?.handledNet, ['bind_tcp']);
     } finally {
       removeTree(root);
     }

@@ -48,15 +48,16 @@ export interface HelperSpec {
   /** Its log, which svirt opens and the helper inherits as stdout/stderr (AppArmor checks it again at exec). */
   readonly log?: string;
   /**
+   * The program isolates itself with namespaces and mounts (passt: a user and mount namespace
+   * with an empty root, then seccomp). The kernel forbids mount and pivot_root to a Landlock
+   * domain that handles any filesystem access, so the landlock driver gives it a ruleset that
+   * handles none (its own sandbox confines its files): TCP and the scopes only.
+   */
+  readonly sandboxesItself?: boolean;
+  /**
    * TCP ports it may bind and connect to (passt port forwards); none by default. `connectAny`:
    * it connects wherever its guest does (passt relays the guest's own connections).
    */
-  /**
-   * The program isolates itself with namespaces and mounts (passt: a user and mount namespace
-   * with an empty root, then seccomp), which a Landlock domain forbids (no mount, no
-   * pivot_root): the landlock driver then gives it its guest's private view but no ruleset.
-   */
-  readonly sandboxesItself?: boolean;
   readonly tcp?: { readonly bind?: readonly number[]; readonly connect?: readonly number[]; readonly connectAny?: boolean };
 }
 

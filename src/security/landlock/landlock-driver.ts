@@ -12,7 +12,7 @@ import type {
 } from '../confinement.js';
 import type { GuestResource, ProbeResult, SecurityContext, SecurityDriver } from '../driver.js';
 import type { HelperSpec } from '../helper.js';
-import { helperRuleset } from './landlock-helper.js';
+import { helperRuleset, selfSandboxedLines } from './landlock-helper.js';
 import { fsRightsForAbi, netRightsForAbi, scopesForAbi, LATEST_ABI, describeMissing } from './abi.js';
 
 /** What the driver learns about the kernel; probed once by the caller (see probeLandlock). */
@@ -141,9 +141,10 @@ export class LandlockDriver implements SecurityDriver {
     const view = this.mountViewEnabled()
       ? { mountView: { hide: ctx.runtimeRoot, keep: ctx.runtimeDir, userns: process.getuid?.() !== 0 } }
       : {};
-    // A Landlock domain forbids the mounts of a program's own sandbox (passt's empty root).
-    if (helper.sandboxesItself === true) return view;
-    return { landlock: this.helperRuleset(helper), ...view };
+    const landlock = this.helperRuleset(helper);
+    // A ruleset that handles nothing this ABI has (passt's on a kernel without TCP rules) is none.
+    if (landlock.handledFs.length + landlock.handledNet.length + landlock.scoped.length === 0) return view;
+    return { landlock, ...view };
   }
 
   helperRuleset(helper: HelperSpec): LandlockSpec {
@@ -152,7 +153,9 @@ export class LandlockDriver implements SecurityDriver {
 
   describeHelper(_def: DomainDef, _label: SecLabelDef, helper: HelperSpec): string {
     if (helper.sandboxesItself === true) {
-      return `${helper.kind} ${helper.id}: no ruleset: it sandboxes itself (an empty mount namespace, seccomp), which a Landlock domain would forbid; the guest's private view of the runtime root`;
+      const lines = selfSandboxedLines(helper, this.helperRuleset(helper), this.targetAbi, this.host.abi);
+      if (this.mountViewEnabled()) lines.push("the guest's private view of the runtime root");
+      return lines.join('\n');
     }
     return rulesetLines(this.helperRuleset(helper), `${helper.kind} ${helper.id}: a ruleset of its own`).join('\n');
   }
@@ -237,7 +240,7 @@ export class LandlockDriver implements SecurityDriver {
 function rulesetLines(spec: LandlockSpec, head: string): string[] {
   return [
     head,
-    `handled fs: ${spec.handledFs.join(' ')}`,
+    `handled fs: ${spec.handledFs.join(' ') || '(none)'}`,
     `handled net: ${spec.handledNet.join(' ') || '(none)'}; tcp ports allowed: ${spec.netRules.map((r) => r.port).join(' ') || 'none'}`,
     `scoped: ${spec.scoped.join(' ') || '(none)'}`,
     ...spec.pathRules.map((r) => `allow ${r.path}: ${r.access.join(' ')}${r.optional ? ' (if present)' : ''}`),

@@ -41,7 +41,9 @@ export interface HelperRulesetInput {
  */
 export function helperRuleset(input: HelperRulesetInput): LandlockSpec {
   const { helper, abi } = input;
-  const handledFs = fsRightsForAbi(abi);
+  // A program that sandboxes itself (passt) mounts and pivots its own root, which the kernel
+  // forbids to a domain handling any filesystem access: its ruleset handles none.
+  const handledFs = helper.sandboxesItself === true ? [] : fsRightsForAbi(abi);
   // A helper that connects wherever its guest does (passt): connect is left unhandled, bind stays ruled.
   const handledNet = netRightsForAbi(abi).filter((a) => a !== 'connect_tcp' || helper.tcp?.connectAny !== true);
   const rules: LandlockPathRule[] = [
@@ -66,10 +68,35 @@ export function helperRuleset(input: HelperRulesetInput): LandlockSpec {
     handledFs,
     handledNet,
     scoped: scopesForAbi(abi),
-    pathRules: rules.map((r) => ({ ...r, access: r.access.filter((a) => handledFs.includes(a)) })),
+    pathRules: handledFs.length === 0 ? [] : rules.map((r) => ({ ...r, access: r.access.filter((a) => handledFs.includes(a)) })),
     netRules: netRules.filter((r) => r.access.length > 0),
     bestEffort: input.bestEffort,
     logNewExec: abi >= 7,
     ...(input.bestEffort ? {} : { minAbi: abi }),
   };
+}
+
+/**
+ * `svirt profile`'s lines for a helper that sandboxes itself: what its ruleset covers, what
+ * it leaves to the helper's own sandbox, and what the ABI the rules are written for (the
+ * kernel's, in best effort) cannot enforce.
+ */
+export function selfSandboxedLines(helper: HelperSpec, spec: LandlockSpec, abi: number, kernelAbi: number): string[] {
+  const own =
+    'its own sandbox (a user and mount namespace with an empty root, then seccomp) confines its files, and the kernel forbids mount and pivot_root to a domain that handles any filesystem access';
+  const why = abi < kernelAbi ? `the rules are written for ABI ${abi}` : `kernel ABI ${kernelAbi}`;
+  if (spec.handledNet.length === 0 && spec.scoped.length === 0) {
+    return [
+      `${helper.kind} ${helper.id}: no ruleset (${why}): its ruleset would handle only TCP bind (ABI 4) and the signal and abstract UNIX socket scopes (ABI 6); ${own}`,
+    ];
+  }
+  const ports = spec.netRules.map((r) => r.port).join(' ') || 'none';
+  const lines = [
+    `${helper.kind} ${helper.id}: a ruleset of its own that handles no filesystem access: ${own}`,
+    `handled net: ${spec.handledNet.join(' ') || '(none)'}; tcp bind allowed on: ${spec.handledNet.includes('bind_tcp') ? ports : 'any port'}`,
+  ];
+  if (helper.tcp?.connectAny === true) lines.push("tcp connect: not handled (it makes the guest's own connections)");
+  lines.push(`scoped: ${spec.scoped.join(' ') || `(none: scopes need ABI 6, ${why})`}`);
+  lines.push("not covered: UDP (Landlock has no UDP rules): its -u forwards and the guest's UDP go unchecked by Landlock");
+  return lines;
 }
