@@ -176,16 +176,16 @@ export function checkRelayedPty(path: string, monitorPid: number | null, name: s
   const m = /^\/dev\/pts\/(\d{1,7})$/.exec(path);
   if (!m) throw new SvirtError('SVIRT_ERR_PATH_INVALID', `"${path}" is not a pty path`);
   const n = Number(m[1]);
-  const st = lstatSync(path, { throwIfNoEntry: false });
-  if (!st?.isCharacterDevice() || st.rdev !== ptyRdev(n)) {
-    throw new SvirtError('SVIRT_ERR_PATH_INVALID', `"${path}" is not pty ${n}`, { details: { path } });
-  }
   if (monitorPid === null || !monitorHoldsMaster(monitorPid, n)) {
     throw new SvirtError(
       'SVIRT_ERR_OPERATION_INVALID',
       `the monitor of '${name}' no longer holds "${path}" (it ended: the guest's ptys went with it)`,
       { details: { path } },
     );
+  }
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (!st?.isCharacterDevice() || st.rdev !== ptyRdev(n)) {
+    throw new SvirtError('SVIRT_ERR_PATH_INVALID', `"${path}" is not pty ${n}`, { details: { path } });
   }
 }
 
