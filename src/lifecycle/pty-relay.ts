@@ -146,6 +146,21 @@ export function ptyPaths(ptys: readonly AllocatedPty[]): Map<number, string> {
   return new Map(ptys.map((p) => [p.index, p.path]));
 }
 
+/** `svirt profile`: one line per pty chardev, saying who allocates it and what each driver of `stack` does. */
+export function ptyDryRun(def: DomainDef, stack: readonly string[]): string[] {
+  const does: string[] = [];
+  if (stack.includes('dac')) does.push('dac: owner the guest uid, 0600');
+  if (stack.includes('selinux')) does.push("selinux: the guest's image label");
+  if (stack.includes('apparmor') || stack.includes('landlock')) does.push('apparmor/landlock: no /dev/ptmx or /dev/pts rule');
+  return chardevSlots(def)
+    .filter((s) => s.chardev.type === 'pty')
+    .map(
+      (s) =>
+        `${s.alias}: /dev/pts/N allocated by svirt, relayed by svirt-monitor; QEMU gets a socket` +
+        (does.length > 0 ? ` (${does.join('; ')})` : ''),
+    );
+}
+
 /** The `<source path>` the live XML shows for each pty chardev, by index in def.chardevs. */
 export function livePtyPaths(def: DomainDef, liveXml: string): Map<number, string> {
   const out = new Map<number, string>();

@@ -74,7 +74,7 @@ describe('pty consoles relayed by the monitor (real QEMU, TCG)', () => {
       assert.deepEqual(ptyFds(rec.pid), [], 'QEMU has no pty open');
       assert.equal(ptyFds(rec.monitorPid).filter((l) => l === '/dev/ptmx').length, 2, 'the monitor holds both masters');
       const profile = await svirtOk(dir, [...S, 'profile', 'guest', '--driver', 'landlock']);
-      assert.doesNotMatch(profile, /\/dev\/pts|\/dev\/ptmx/, 'no pty right in the ruleset');
+      assert.doesNotMatch(profile, /^allow \/dev\/(pts|ptmx)/m, 'no pty right in the ruleset');
 
       const booted = await waitFor(() => existsSync(log) && readFileSync(log, 'latin1').includes(GUEST_BANNER), BOOT_MS, 500);
       assert.ok(booted, `no banner within ${BOOT_MS / 1000} s:\n${readFileSync(log, 'latin1').slice(-2000)}`);
@@ -122,6 +122,9 @@ describe('pty consoles relayed by the monitor (real QEMU, TCG)', () => {
         const uid = stack === 'none' ? 0 : Number(/model='dac'[^>]*>\s*<label>\+(\d+):/.exec(live)?.[1]);
         assert.equal(st.uid, uid, `the pty belongs to ${stack === 'none' ? 'root' : 'the guest uid'}`);
         assert.equal(st.mode & 0o777, stack === 'none' ? st.mode & 0o777 : 0o600);
+        const profile = await svirtOk(dir, ['profile', 'p', '--driver', stack]);
+        assert.match(profile, /^serial0: \/dev\/pts\/N allocated by svirt, relayed by svirt-monitor; QEMU gets a socket/m);
+        if (stack !== 'none') assert.match(profile, /dac: owner the guest uid, 0600; apparmor\/landlock: no \/dev\/ptmx/);
         const rec = readRunning(dir)[0];
         assert.ok(rec?.monitorPid);
         const ok = await consoleRun(dir, S, 'p', '', /$^/, 3000);
