@@ -117,7 +117,8 @@ export async function startGuest(
       }
     });
     crashPoint(incoming ? 'restore:labelled' : 'start:labelled');
-    await nics.startHelpers(env, live, ctx, undo);
+    // passt starts beside QEMU; its wait comes after the launch (nics.ts).
+    const nicHelpersReady = nics.spawnHelpers(env, live, ctx, undo);
     const layout = new FdLayout();
     const fdsets = openDisks(live, resources, files, layout);
     const chardevFds = chardevEntries(live, opened.io, layout, fdsets.size);
@@ -182,6 +183,7 @@ export async function startGuest(
     undo.push('end QEMU', () => env.kill({ pid: launched.pid, startTime: launched.startTime }));
     let liveXml: string;
     try {
+      await nicHelpersReady();
       await applyNicLinks(launched.qmp, live, !paused && incoming === undefined && changes.length === 0);
       // ptys found and labelled, display passwords set, while the guest waits for the changes below
       liveXml = await finishDevices(env.manager, live, launched.qmp, launched.pid);
