@@ -183,13 +183,25 @@ function exitError(status: string, logPath: string): SvirtError {
     });
   }
   const qemuLine =
-    tail
+    qemuLastWords(tail) ||
+    (tail
       .split('\n')
       .filter((l) => l.trim() !== '')
-      .slice(-1)[0] ?? '';
+      .slice(-1)[0] ??
+      '');
   return new SvirtError('SVIRT_ERR_QEMU_EXITED', `QEMU exited during start (${status}): ${qemuLine}`, {
     details: { status, log: tail },
   });
+}
+
+/** QEMU's own last two messages in a log tail, without its timestamps, joined with '; ' ('' when none). */
+export function qemuLastWords(tail: string): string {
+  return tail
+    .split('\n')
+    .filter((l) => l.includes('qemu-system'))
+    .slice(-2)
+    .map((l) => l.replace(/^\S+Z (?=qemu-system)/, ''))
+    .join('; ');
 }
 
 export function logTail(path: string, lines = 8): string {
