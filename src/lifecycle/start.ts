@@ -6,11 +6,10 @@ import { diskLayers, formatDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import { unlinkBeneath } from '../host/file-handle.js';
 import { svirtExecPath, svirtMonitorPath } from '../host/native.js';
-import { waitGone, type ProcessIdentity } from '../host/proc.js';
 import { buildArgv, chardevChanges, type FdSetEntry } from '../qemu/argv.js';
 import { applyChardevChanges } from '../qemu/chardev-pipe.js';
 import { FdLayout } from '../qemu/fd-layout.js';
-import { launch, logTail, qemuLastWords } from '../qemu/launcher.js';
+import { launch, qemuExitReason } from '../qemu/launcher.js';
 import type { GuestResource } from '../security/driver.js';
 import { guestResources, resolveResources } from '../security/resources.js';
 import type { RunningRecord } from '../store/store.js';
@@ -228,17 +227,6 @@ export async function startGuest(
   } finally {
     files.closeAll();
   }
-}
-
-/**
- * A QMP call that broke because QEMU exited (ECONNRESET, a closed monitor) says nothing: QEMU's
- * own last words in its log say why (a saved state that does not fit, a device it refused).
- */
-async function qemuExitReason(err: unknown, qemu: ProcessIdentity, logPath: string): Promise<unknown> {
-  if (err instanceof SvirtError && err.code !== 'SVIRT_ERR_INTERNAL' && err.code !== 'SVIRT_ERR_QMP') return err;
-  if (!(await waitGone(qemu, 1000, 5))) return err;
-  const why = qemuLastWords(logTail(logPath));
-  return new SvirtError('SVIRT_ERR_QEMU_EXITED', `QEMU exited during start: ${why || String(err)}`, { cause: err });
 }
 
 function removeBoundSockets(io: ReadonlyMap<GuestResource, ChardevIo>): void {
