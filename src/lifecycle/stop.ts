@@ -8,7 +8,7 @@ import { removeConsoleLocks } from './console-session.js';
 import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
 import { noDomain, notRunning } from './guest.js';
-import { endHelpers } from './helpers.js';
+import { endHelpers } from './helper-end.js';
 import { releaseNics } from './nics.js';
 import { removeTransientTpmState } from './tpm.js';
 
