@@ -112,7 +112,7 @@ export async function openConsole(
     if (path === undefined) {
       throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `the ${slot.alias} of '${def.name}' has no pty in its live XML`);
     }
-    checkRelayedPty(path, rec.monitorPid, def.name);
+    checkRelayedPty(path, [rec.monitorPid, rec.pid], def.name);
     const h = openHandle(path, 'open the console');
     try {
       const st = h.current();

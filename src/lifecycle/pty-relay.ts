@@ -184,14 +184,16 @@ export function livePtyPaths(def: DomainDef, liveXml: string): Map<number, strin
 
 /**
  * Checks that `path` is the pty whose master the guest's monitor holds: a devpts slave
- * `/dev/pts/N` of that number, and an fd of `monitorPid` on /dev/ptmx with `tty-index: N`.
+ * `/dev/pts/N` of that number, and an fd of one of `holders` (the monitor; QEMU for a guest
+ * started before svirt relayed ptys) on /dev/ptmx with `tty-index: N`.
  * Anything else (the monitor gone, the number reused by another terminal) is refused.
  */
-export function checkRelayedPty(path: string, monitorPid: number | null, name: string): void {
+export function checkRelayedPty(path: string, holders: readonly (number | null)[], name: string): void {
   const m = /^\/dev\/pts\/(\d{1,7})$/.exec(path);
   if (!m) throw new SvirtError('SVIRT_ERR_PATH_INVALID', `"${path}" is not a pty path`);
   const n = Number(m[1]);
-  if (monitorPid === null || !monitorHoldsMaster(monitorPid, n)) {
+  // QEMU itself holds the master of a guest started before svirt relayed ptys (its own pty backend).
+  if (!holders.some((pid) => pid !== null && holdsMaster(pid, n))) {
     throw new SvirtError(
       'SVIRT_ERR_OPERATION_INVALID',
       `the monitor of '${name}' no longer holds "${path}" (it ended: the guest's ptys went with it)`,
@@ -204,7 +206,7 @@ export function checkRelayedPty(path: string, monitorPid: number | null, name: s
   }
 }
 
-function monitorHoldsMaster(pid: number, n: number): boolean {
+function holdsMaster(pid: number, n: number): boolean {
   let fds: string[];
   try {
     fds = readdirSync(`/proc/${pid}/fd`);
