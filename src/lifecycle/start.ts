@@ -9,7 +9,7 @@ import { svirtExecPath, svirtMonitorPath } from '../host/native.js';
 import { buildArgv, chardevChanges, type FdSetEntry } from '../qemu/argv.js';
 import { applyChardevChanges } from '../qemu/chardev-pipe.js';
 import { FdLayout } from '../qemu/fd-layout.js';
-import { launch } from '../qemu/launcher.js';
+import { launch, qemuExitReason } from '../qemu/launcher.js';
 import type { GuestResource } from '../security/driver.js';
 import { guestResources, resolveResources } from '../security/resources.js';
 import type { RunningRecord } from '../store/store.js';
@@ -23,6 +23,7 @@ import { applyNicLinks, prepareNics } from './nics.js';
 import { ensureNvram, machineFds, prepareDefinition } from './machine.js';
 import { ensureRuntimeRoot, monitorSocketPath } from './runtime-dir.js';
 import { chardevLogEntries, finishDevices, placeDevices, usedSets } from './console-devices.js';
+import { addPtyFds, allocatePtys, ptyPaths, ptyRelays } from './pty-relay.js';
 import { UndoStack } from './undo.js';
 
 /**
@@ -117,10 +118,14 @@ export async function startGuest(
       }
     });
     crashPoint(incoming ? 'restore:labelled' : 'start:labelled');
-    await nics.startHelpers(env, live, ctx, undo);
+    // passt starts beside QEMU; its wait comes after the launch (nics.ts).
+    const nicHelpersReady = nics.spawnHelpers(env, live, ctx, undo);
     const layout = new FdLayout();
     const fdsets = openDisks(live, resources, files, layout);
     const chardevFds = chardevEntries(live, opened.io, layout, fdsets.size);
+    // ptys allocated and labelled by svirt, relayed by the monitor (pty-relay.ts)
+    const ptys = allocatePtys(env.manager, live, files, socketLabels?.listen);
+    addPtyFds(ptys, layout, chardevFds);
     const pipeFds = pipeEntries(live, opened.io, layout, fdsets.size + chardevFds.size); // sets after theirs
     const logFds = chardevLogEntries(live, opened.io, layout, usedSets(fdsets.values(), chardevFds.values(), pipeFds.values()));
     // The rng sources and pflash firmware: fdsets after every other (src/lifecycle/machine.ts).
@@ -172,6 +177,7 @@ export async function startGuest(
       ...(socketLabels ? { socketLabel: socketLabels.connect } : {}),
       hook: reconcileHook(env),
       timeoutMs: env.startTimeoutMs,
+      relays: ptyRelays(ptys),
       // svirt's copies of what QEMU inherits go at once: a QEMU that dies must take its
       // monitor socket with it, or the wait for its greeting would last the whole timeout.
       spawned: () => {
@@ -182,11 +188,14 @@ export async function startGuest(
     undo.push('end QEMU', () => env.kill({ pid: launched.pid, startTime: launched.startTime }));
     let liveXml: string;
     try {
+      await nicHelpersReady();
       await applyNicLinks(launched.qmp, live, !paused && incoming === undefined && changes.length === 0);
-      // ptys found and labelled, display passwords set, while the guest waits for the changes below
-      liveXml = await finishDevices(env.manager, live, launched.qmp, launched.pid);
+      // pty paths shown, display passwords set, while the guest waits for the changes below
+      liveXml = await finishDevices(live, launched.qmp, ptyPaths(ptys));
       await applyChardevChanges(launched.qmp, changes, !paused && incoming === undefined);
       if (incoming && stateFd !== undefined) await finishIncoming(launched.qmp, paused, logPath, incoming, launched.pid, stateFd);
+    } catch (err) {
+      throw await qemuExitReason(err, { pid: launched.pid, startTime: launched.startTime }, logPath);
     } finally {
       launched.qmp.close();
     }

@@ -8,6 +8,7 @@ import { noDomain } from '../../lifecycle/guest.js';
 import { helperDevicesDryRun } from '../../lifecycle/helper-devices.js';
 import { Hypervisor } from '../../lifecycle/hypervisor.js';
 import { nicDryRun } from '../../lifecycle/nics.js';
+import { ptyDryRun } from '../../lifecycle/pty-relay.js';
 import { guestResources, resolveResources } from '../../security/resources.js';
 import { buildStack, parseStackSpec, stackFromNames } from '../../security/stack.js';
 import type { SecurityContext, LabelMemory, LabelReservations } from '../../security/driver.js';
@@ -71,7 +72,7 @@ export async function run(args: ParsedArgs): Promise<number> {
     for (const s of manager.dryRunHelper(live, h, ctx))
       sections.push({ driver: s.driver, text: `helper ${h.kind} ${h.id}:\n${s.text}` });
   }
-  const fds = machineFdNotes(live);
+  const fds = [...machineFdNotes(live), ...ptyDryRun(live, manager.names)];
   const text = sections.map((s) => `# ${s.driver}\n${s.text}`).join('\n\n');
   output(args, fds.length > 0 ? `${text}\n\n# opened by svirt, given to QEMU as fds\n${fds.join('\n')}` : text, {
     name: def.name,
