@@ -8,20 +8,25 @@ import { isAlive, processStartTime, signal, waitGone, type ProcessIdentity } fro
 import type { LifecycleEnv } from './env.js';
 
 /**
- * Ends every helper of a guest recorded in its running record: by pid + start time (never a
- * bare pid), SIGTERM then SIGKILL; a helper journalled but never given a pid (svirt died
- * while spawning it), and any process a helper started, by the token in its environment.
- * Then forgets them. Idempotent: stop, cleanup, reconcile and a failed start's undo all call it.
+ * Ends every helper of a guest recorded in its running record (or only the one with id
+ * `only`, a hot-unplugged device's): by pid + start time (never a bare pid), SIGTERM then
+ * SIGKILL; a helper journalled but never given a pid (svirt died while spawning it), and any
+ * process a helper started, by the token in its environment. Then forgets them. Idempotent:
+ * stop, cleanup, reconcile, a failed start's undo and a NIC's repair all call it.
  */
-export async function endHelpers(env: LifecycleEnv, uuid: string): Promise<void> {
+export async function endHelpers(env: LifecycleEnv, uuid: string, only?: string): Promise<void> {
   const rec = env.store.getRunning(uuid);
-  if (!rec || rec.helpers.length === 0) return;
-  const ids: ProcessIdentity[] = rec.helpers.flatMap((h) =>
+  const ending = rec?.helpers.filter((h) => only === undefined || h.id === only) ?? [];
+  if (ending.length === 0) return;
+  const ids: ProcessIdentity[] = ending.flatMap((h) =>
     h.pid !== null && h.startTime !== null ? [{ pid: h.pid, startTime: h.startTime }] : [],
   );
-  ids.push(...processesWithTokens(new Set(rec.helpers.map((h) => h.token))).filter((p) => !ids.some((i) => i.pid === p.pid)));
+  ids.push(...processesWithTokens(new Set(ending.map((h) => h.token))).filter((p) => !ids.some((i) => i.pid === p.pid)));
   await Promise.all(ids.map((id) => endProcess(id)));
-  env.store.updateRunning(uuid, { helpers: [] });
+  env.store.tx(() => {
+    const now = env.store.getRunning(uuid);
+    if (now) env.store.updateRunning(uuid, { helpers: now.helpers.filter((h) => !ending.some((e) => e.token === h.token)) });
+  });
 }
 
 async function endProcess(id: ProcessIdentity): Promise<void> {

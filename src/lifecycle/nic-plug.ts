@@ -1,11 +1,11 @@
 /**
  * NIC hot-plug (virsh attach-interface / detach-interface) through the device journal: the
  * operation is journalled in the running record first; the tap made for it is recorded (name,
- * ifindex) before QEMU sees its fd; QEMU gets the fds by `getfd` and the NIC by `netdev_add`
- * + `device_add`. A failure, or a crash at any point, is undone or completed by repairNicOp
- * (run by the operation itself and by reconcile), so no tap, fd or netdev outlives it.
+ * ifindex) before QEMU sees its fd, and a passt NIC's helper is started confined and
+ * journalled (passt-plug.ts); QEMU gets the fds by `getfd` and the NIC by `netdev_add` +
+ * `device_add`. A failure, or a crash at any point, is undone or completed by repairNicOp
+ * (run by the operation itself and by reconcile), so no tap, passt, fd or netdev outlives it.
  */
-import { closeSync } from 'node:fs';
 import type { DomainDef, InterfaceDef } from '../domain/index.js';
 import { formatDomainXml, parseDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
@@ -18,7 +18,9 @@ import { ignoreMissing, waitDeviceGone } from './device-repair.js';
 import { targets, updateDefinition, type DeviceChangeOptions } from './device-targets.js';
 import type { LifecycleEnv } from './env.js';
 import type { Guest } from './guest.js';
+import { OpenFiles } from './files.js';
 import { plugTap, releaseNics, userBackend, withAliases, withMacs } from './nics.js';
+import { passtLogOf, releasePasst, startPasst } from './passt-plug.js';
 
 function begin(env: LifecycleEnv, rec: RunningRecord, op: PendingOp): void {
   if (!env.store.beginOp(rec.uuid, op, env.me)) {
@@ -63,15 +65,8 @@ export async function attachInterface(
   const named = withAliases([...live.interfaces, added]);
   added = named[named.length - 1] ?? added;
   const what = `domain '${live.name}' interface ${added.alias ?? ''}`;
-  if (added.type === 'user') {
-    if (userBackend(added, env.manager, what) === 'passt') {
-      throw new SvirtError(
-        'SVIRT_ERR_OPERATION_INVALID',
-        `${what}: hot-plug of a passt interface is not supported (add it with --config and restart)`,
-      );
-    }
-    added = { ...added, backend: 'default' };
-  }
+  const passt = added.type === 'user' && userBackend(added, await env.managerFor(rec), what) === 'passt';
+  if (added.type === 'user') added = { ...added, backend: passt ? 'passt' : 'default' };
   // A free slot (pc) or root port (q35), never a new controller; written into the live XML.
   added = { ...added, address: hotplugAddress(live, 'net:hotplug', added.address) };
   const ids = nicIds(added);
@@ -86,13 +81,18 @@ export async function attachInterface(
   };
   begin(env, rec, op);
   crashPoint('attach:journaled');
+  const files = new OpenFiles();
   try {
     let backend: NicBackend = { kind: 'user' };
     let fds: number[] = [];
-    if (added.type !== 'user') {
+    if (passt) {
+      const p = await startPasst(env, rec, live, added, op, files);
+      ({ backend, op } = p);
+      fds = [p.qemuFd];
+    } else if (added.type !== 'user') {
       const tap = await plugTap(env, live, added, what, await env.managerFor(rec));
       added = { ...added, target: tap.tap.name };
-      fds = tap.vhostFd === undefined ? [tap.tap.fd] : [tap.tap.fd, tap.vhostFd];
+      fds = (tap.vhostFd === undefined ? [tap.tap.fd] : [tap.tap.fd, tap.vhostFd]).map((fd) => files.fd(fd));
       const fdnames = [`tapfd-${ids.device}`, ...(tap.vhostFd === undefined ? [] : [`vhostfd-${ids.device}`])];
       op = { ...op, tap: tap.tap.name, fdnames };
       env.store.updateOp(rec.uuid, op);
@@ -111,12 +111,13 @@ export async function attachInterface(
         await q.execute('device_add', nicDeviceProps(next, added));
       });
     } finally {
-      for (const fd of fds) closeSync(fd);
+      files.closeAll();
     }
     crashPoint('attach:plugged');
-    env.store.endOp(rec.uuid, { liveXml: formatDomainXml(next) });
+    env.store.endOp(rec.uuid, { liveXml: formatDomainXml(next), resources: [...rec.resources, ...(op.resources ?? [])] });
     return added;
   } catch (err) {
+    files.closeAll();
     try {
       await repairNicOp(env, { ...rec, pending: op });
     } catch {
@@ -162,19 +163,16 @@ export async function detachInterface(
   const rec = t.rec;
   const live = parseDomainXml(rec.liveXml);
   const nic = pick(live, type, mac);
-  if (nic.type === 'user' && nic.backend === 'passt') {
-    throw new SvirtError(
-      'SVIRT_ERR_OPERATION_INVALID',
-      `domain '${live.name}': hot-unplug of a passt interface is not supported`,
-    );
-  }
   const ids = nicIds(nic);
+  // A passt NIC's helper ends with it (repairNicOp), and its log's label is given back.
+  const log = nic.type === 'user' && nic.backend === 'passt' ? passtLogOf(env, rec, ids.device) : [];
   const op: PendingOp = {
     op: 'detach',
     target: ids.device,
     device: ids.device,
     netdev: ids.netdev,
     ...(nic.target === undefined ? {} : { tap: nic.target }),
+    ...(log.length === 0 ? {} : { resources: log }),
   };
   begin(env, rec, op);
   crashPoint('detach:journaled');
@@ -212,13 +210,15 @@ export async function repairNicOp(env: LifecycleEnv, rec: RunningRecord): Promis
     await q.execute('netdev_del', { id: netdev }).catch(ignoreMissing);
     for (const name of op.fdnames ?? []) await q.execute('closefd', { fdname: name }).catch(ignoreMissing);
   });
-  // The tap: only the one this operation recorded (by name and ifindex).
+  // The tap: only the one this operation recorded (by name and ifindex); a passt: its helper.
   if (op.tap !== undefined) releaseNics(env, rec.uuid, op.tap);
+  const left = await releasePasst(env, rec, op);
+  const resources = left === undefined ? {} : { resources: left };
   if (op.op === 'detach') {
     const live = parseDomainXml(rec.liveXml);
     const next = { ...live, interfaces: live.interfaces.filter((n) => n.alias !== op.device) };
-    env.store.endOp(rec.uuid, { liveXml: formatDomainXml(next) });
+    env.store.endOp(rec.uuid, { liveXml: formatDomainXml(next), ...resources });
   } else {
-    env.store.endOp(rec.uuid);
+    env.store.endOp(rec.uuid, resources);
   }
 }

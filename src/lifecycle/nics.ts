@@ -241,7 +241,7 @@ export async function applyNicLinks(qmp: QmpClient, def: DomainDef, resume: bool
  * passt is ready once it has sandboxed itself (seccomp on, after its namespaces and empty
  * root); one that exits instead fails the start with the end of its log.
  */
-async function passtSandboxed(h: RunningHelper, log: string, what: string): Promise<void> {
+export async function passtSandboxed(h: RunningHelper, log: string, what: string): Promise<void> {
   const id = { pid: h.pid, startTime: h.startTime };
   const deadline = Date.now() + 5_000;
   while (Date.now() < deadline) {

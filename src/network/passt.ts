@@ -79,7 +79,12 @@ export function hostDns(path = '/etc/resolv.conf'): string[] {
 
 /** A helper id for the NIC (`[a-z0-9-]`, unique in the guest as its alias is). */
 export function passtHelperId(nic: InterfaceDef): string {
-  return `passt-${(nic.alias ?? 'net').toLowerCase().replace(/[^a-z0-9-]/g, '-')}`.slice(0, 32);
+  return passtHelperIdOf(nic.alias ?? 'net');
+}
+
+/** The helper id of the passt behind QEMU device `alias` (a hot-plug's repair knows only the alias). */
+export function passtHelperIdOf(alias: string): string {
+  return `passt-${alias.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`.slice(0, 32);
 }
 
 /** What the drivers confine passt by: its program, resolv.conf, TCP bind on its forwards, connect anywhere. */

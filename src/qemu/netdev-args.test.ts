@@ -58,6 +58,12 @@ describe('NIC argv', () => {
       vhost: true,
       vhostfd: 'vhost-net0',
     });
+    // A hot-plugged passt: the legacy socket netdev takes a getfd name (a stream netdev cannot).
+    assert.deepEqual(netdevProps(nic, { kind: 'socket', fd: 'passtfd-net0' }), {
+      type: 'socket',
+      id: 'hostnet0',
+      fd: 'passtfd-net0',
+    });
     assert.deepEqual(nicDeviceProps(def, nic), {
       driver: 'virtio-net-pci',
       netdev: 'hostnet0',

@@ -11,6 +11,12 @@ import { pciProps } from './argv-machine.js';
 export type NicBackend =
   | { readonly kind: 'tap'; readonly fd: number | string; readonly vhostFd?: number | string }
   | { readonly kind: 'stream'; readonly fd: number | string }
+  /**
+   * The same framing as `stream` over a connected socket, for hot-plug: QEMU 7.2+ connects a
+   * stream netdev in a worker thread, where a getfd name cannot be looked up ("connection
+   * error"); `socket` takes the named fd in the QMP command itself.
+   */
+  | { readonly kind: 'socket'; readonly fd: string }
   | { readonly kind: 'user' };
 
 const DEVICE: Readonly<Record<NicModel, string>> = {
@@ -39,6 +45,8 @@ export function netdevProps(nic: InterfaceDef, b: NicBackend): Record<string, un
       };
     case 'stream':
       return { type: 'stream', id, server: false, addr: { type: 'fd', str: String(b.fd) } };
+    case 'socket':
+      return { type: 'socket', id, fd: b.fd };
     case 'user':
       return { type: 'user', id };
   }
@@ -69,6 +77,8 @@ export function nicArgs(def: DomainDef, nic: InterfaceDef, b: NicBackend): strin
     case 'stream':
       netdev = `stream,id=${String(n['id'])},server=off,addr.type=fd,addr.str=${b.fd}`;
       break;
+    case 'socket':
+      throw new SvirtError('SVIRT_ERR_INTERNAL', `a socket netdev (${b.fd}) is for hot-plug only: a start uses stream`);
     case 'user':
       netdev = `user,id=${String(n['id'])}`;
       break;
