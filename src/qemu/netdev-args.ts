@@ -12,7 +12,7 @@ export type NicBackend =
   | { readonly kind: 'tap'; readonly fd: number | string; readonly vhostFd?: number | string }
   | { readonly kind: 'stream'; readonly fd: number | string }
   /**
-   * The same framing as `stream` over a connected socket, for hot-plug: QEMU 7.2+ connects a
+   * The same framing as `stream` over a connected socket, for hot-plug: QEMU 7.2 connects a
    * stream netdev in a worker thread, where a getfd name cannot be looked up ("connection
    * error"); `socket` takes the named fd in the QMP command itself.
    */
