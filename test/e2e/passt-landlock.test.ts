@@ -22,7 +22,7 @@ import { LandlockDriver } from '../../src/security/landlock/landlock-driver.js';
 import { mergeConfinement } from '../../src/security/merge-confinement.js';
 import { procStatus, scratch } from '../helpers.js';
 import { makeCtx, makeDef } from '../support/apparmor.js';
-import { listening, netns, netnsSkip, nsRun, tcpServer, vethPair } from '../support/netns.js';
+import { listening, netns, netnsSkip, nsRun, vethPair } from '../support/netns.js';
 
 const NOBODY = 65534;
 const skip =
@@ -84,7 +84,7 @@ function runConfined(t: TestContext, ns: string, spec: ConfinementSpec, argv: re
 function probeScript(p: { bind: number; other: number; pid: number; abstract: string; connect: number }): string {
   return `const net=require('net');
 const bind=(port)=>new Promise(r=>{const s=net.createServer();s.once('error',e=>r(e.code));s.listen(port,'127.0.0.1',()=>s.close(()=>r('ok')))});
-const conn=(to)=>new Promise(r=>{const c=net.connect(to);c.once('error',e=>r(e.code));c.once('connect',()=>{c.destroy();r('ok')})});
+const conn=(to)=>new Promise(r=>{const c=net.connect(to);c.once('error',e=>r(e.code));c.once('connect',()=>{c.resume();c.end();r('ok')})});
 (async()=>{const o={};
 o.bindForwarded=await bind(${p.bind});
 o.bindOther=await bind(${p.other});
@@ -118,22 +118,12 @@ describe("passt's Landlock ruleset (real kernel, real passt, svirt-exec)", { ski
   it('lets a probe bind only the forwarded port and connect anywhere, and scopes its signals and abstract sockets', async (t) => {
     const ns = netns(t);
     const abstract = `svirt-test-${randomBytes(4).toString('hex')}`;
-    const unix = spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        ns,
-        process.execPath,
-        '-e',
-        `require('net').createServer(s=>s.end()).listen(${JSON.stringify(`\0${abstract}`)},()=>console.log('listening'))`,
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    t.after(() => unix.kill('SIGKILL'));
-    await listening(unix);
-    const server = tcpServer(t, ns, '127.0.0.1', 7070, 'hi');
-    await listening(server);
+    // Two listeners outside the domain: an abstract UNIX socket and TCP 7070 (each connection closed at once).
+    const code = `const net=require('net');const serve=(s)=>{s.on('error',()=>{});s.end()};let n=0;const up=()=>{if(++n===2)console.log('listening')};
+net.createServer(serve).listen(${JSON.stringify(`\0${abstract}`)},up);net.createServer(serve).listen(7070,'127.0.0.1',up);`;
+    const servers = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    t.after(() => servers.kill('SIGKILL'));
+    await listening(servers);
     // A process outside the domain, of the same uid: only Landlock can stop the signal.
     const outside = spawn('sleep', ['60'], { uid: NOBODY, gid: NOBODY, stdio: 'ignore' });
     t.after(() => outside.kill('SIGKILL'));
