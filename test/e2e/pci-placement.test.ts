@@ -1,8 +1,8 @@
 /**
  * Every PCI device at the address its live XML names, with real QEMU on pc and q35: a guest
- * with a video, a virtio input, a guest-agent channel (virtio-serial), an rng, the balloon and
- * a shared folder (vhost-user-fs) runs its firmware (SeaBIOS numbers the buses), then a virtio
- * disk and a NIC on a bridge hot-plug into it. QEMU's own `query-pci` must show every device
+ * with a video, a virtio input, a guest-agent channel (virtio-serial), an rng, the balloon,
+ * a shared folder (vhost-user-fs), qemu-xhci, SCSI and SATA controllers runs its firmware
+ * (SeaBIOS numbers the buses), then a virtio disk and a NIC on a bridge hot-plug into it. QEMU's own `query-pci` must show every device
  * where the live XML says and no two in one slot. The NIC's tap lives in a namespace the test
  * makes; the guest never boots an OS (no image needed).
  */
@@ -63,7 +63,7 @@ async function pciWhen(monitor: string, ok: (m: Map<string, string>) => boolean,
   return m;
 }
 
-function guestXml(machine: string, disk: string, share: string): string {
+function guestXml(machine: string, disk: string, scsi: string, share: string): string {
   return `<domain type='qemu'>
   <name>pci</name>
   <memory unit='MiB'>128</memory>
@@ -72,10 +72,14 @@ function guestXml(machine: string, disk: string, share: string): string {
   <devices>
     <emulator>${QEMU}</emulator>
     <disk type='file'><driver name='qemu' type='raw'/><source file='${disk}'/><target dev='vda' bus='virtio'/></disk>
+    <disk type='file' device='cdrom'><driver name='qemu' type='raw'/><target dev='sdb' bus='sata'/><readonly/></disk>
+    <disk type='file'><driver name='qemu' type='raw'/><source file='${scsi}'/><target dev='sdc' bus='scsi'/></disk>
+    <controller type='usb' model='qemu-xhci'/>
     <filesystem type='mount' accessmode='passthrough'><driver type='virtiofs'/><source dir='${share}'/><target dir='share'/></filesystem>
     <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
     <video><model type='vga'/></video>
     <input type='tablet' bus='virtio'/>
+    <input type='mouse' bus='usb'/>
     <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>
   </devices>
 </domain>
@@ -93,7 +97,8 @@ describe('PCI placement of every device, and hot-plug beside them (real QEMU, qu
       mkdirSync(share);
       const vda = makeImage(join(dir, 'vda.img'));
       const vdb = makeImage(join(dir, 'vdb.img'));
-      await svirtInOk(ns, dir, [...S, 'define', writeDomain(dir, 'pci', guestXml(machine, vda, share))]);
+      const sdc = makeImage(join(dir, 'sdc.img'));
+      await svirtInOk(ns, dir, [...S, 'define', writeDomain(dir, 'pci', guestXml(machine, vda, sdc, share))]);
       await svirtInOk(ns, dir, [...S, 'start', 'pci']);
       const rec = readRunning(dir).find((r) => r.name === 'pci');
       assert.ok(rec);
@@ -102,16 +107,23 @@ describe('PCI placement of every device, and hot-plug beside them (real QEMU, qu
       const check = async (expect: readonly string[]): Promise<void> => {
         const live = parseDomainXml(await svirtInOk(ns, dir, ['dumpxml', 'pci']));
         const wanted = new Map<string, string | undefined>([
-          ...live.disks.map((d) => [`disk-${d.target.dev}`, place(d.address)] as const),
+          ...live.disks.filter((d) => d.target.bus === 'virtio').map((d) => [`disk-${d.target.dev}`, place(d.address)] as const),
           ...live.interfaces.map((n) => [n.alias ?? '?', place(n.address)] as const),
           ...(live.videos ?? []).map((v, i) => [`video${i}`, place(v.address)] as const),
-          ...(live.inputs ?? []).map((v, i) => [`input${i}`, place(v.address)] as const),
+          ...(live.inputs ?? []).flatMap((v, i) => (v.bus === 'virtio' ? [[`input${i}`, place(v.address)] as const] : [])),
           ...(live.filesystems ?? []).map((f, i) => [`fs${i}`, place(f.address)] as const),
           ...(live.rngs ?? []).map((r, i) => [`rng${i}`, place(r.address)] as const),
           ['balloon0', place(live.memballoon?.address)],
+          // Controllers by their QEMU ids; q35's SATA is ICH9's own (00:1f.2, no id of ours).
           ...(live.controllers ?? [])
-            .filter((c) => c.type === 'virtio-serial' || (c.type === 'pci' && c.model === 'pcie-root-port'))
-            .map((c) => [c.type === 'pci' ? `pci.${c.index}` : `virtio-serial${c.index}`, place(c.address)] as const),
+            .filter((c) => c.model !== 'pci-root' && c.model !== 'pcie-root' && c.type !== 'ide' && c.address?.slot !== 0x1f)
+            .map(
+              (c) =>
+                [
+                  c.type === 'pci' ? `pci.${c.index}` : c.type === 'usb' ? 'usb' : `${c.type}${c.index}`,
+                  place(c.address),
+                ] as const,
+            ),
         ]);
         for (const id of expect) assert.ok(wanted.has(id), `${id} is in the live XML`);
         // Devices behind a root port appear once the firmware has numbered the port's bus.
@@ -120,14 +132,16 @@ describe('PCI placement of every device, and hot-plug beside them (real QEMU, qu
           assert.ok(where, `${id} has a PCI address in the live XML`);
           assert.equal(seen.get(id), where, `${id}: QEMU's place and the live XML's`);
         }
+        t.diagnostic(`${machine}: ${[...wanted].map(([id, where]) => `${id}@${where ?? '?'}`).join(' ')}`);
         const places = [...seen.values()];
         assert.equal(new Set(places).size, places.length, `two devices in one slot: ${JSON.stringify([...seen])}`);
       };
 
-      await check(['disk-vda', 'fs0', 'video0', 'input0', 'rng0', 'balloon0', 'virtio-serial0']);
+      const controllers = ['usb', 'scsi0', ...(machine === 'pc' ? ['sata0'] : []), 'virtio-serial0'];
+      await check(['disk-vda', 'fs0', 'video0', 'input0', 'rng0', 'balloon0', ...controllers]);
       await svirtInOk(ns, dir, [...S, 'attach-disk', 'pci', vdb, 'vdb']);
       await svirtInOk(ns, dir, [...S, 'attach-interface', 'pci', 'bridge', 'br-pci', '--model', 'virtio']);
-      await check(['disk-vda', 'disk-vdb', 'net0', 'fs0', 'video0', 'input0', 'rng0', 'balloon0', 'virtio-serial0']);
+      await check(['disk-vda', 'disk-vdb', 'net0', 'fs0', 'video0', 'input0', 'rng0', 'balloon0', ...controllers]);
       await svirtInOk(ns, dir, [...S, 'destroy', 'pci']);
     });
 });
