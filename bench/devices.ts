@@ -1,8 +1,8 @@
 /**
  * The `devices` section (issue 13): a start with a NIC (passt), a VNC display on a unix
  * socket and a guest-agent channel, through the library, paired run by run with a raw start
- * of the same devices: passt started by the bench over a socketpair (ready when it has
- * sandboxed itself, as svirt waits for it), then QEMU with the argv svirt builds.
+ * of the same devices: passt and QEMU (with the argv svirt builds) spawned side by side over
+ * a socketpair, done when QMP answers and passt has sandboxed itself, as svirt waits for both.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, constants, existsSync, mkdirSync, openSync, rmSync } from 'node:fs';
@@ -28,7 +28,7 @@ export interface DevicesResult {
   /** `Hypervisor.start(name, {paused: true})` of the guest with the three devices. */
   readonly svirtStart: Series;
   readonly svirtDestroy: Series;
-  /** passt spawned until sandboxed, then QEMU until QMP answers (the whole raw start). */
+  /** passt and QEMU spawned side by side until both are up (the whole raw start). */
   readonly rawStart: Series;
   /** Of rawStart: passt spawned until it had sandboxed itself. */
   readonly rawPasst: Series;
@@ -113,6 +113,7 @@ interface RawDevicesGuest {
   readonly passtId: ProcessIdentity;
   readonly startMs: number;
   readonly passtMs: number;
+  readonly qemuMs: number;
   readonly runtimeDir: string;
 }
 
@@ -123,7 +124,10 @@ function exitedPromise(child: ChildProcess): Promise<void> {
   });
 }
 
-/** passt over a socketpair until it has sandboxed itself (seccomp on), then QEMU until QMP answers. */
+/**
+ * passt and QEMU spawned side by side over their socketpair (QEMU needs no ready passt), the
+ * start done when QMP answers and passt has sandboxed itself (seccomp on), as svirt waits.
+ */
 async function rawDevicesStart(g: GuestSpec, runtimeDir: string, janitor: Janitor): Promise<RawDevicesGuest> {
   const def = parseDomainXml(devicesXml(g));
   rmSync(runtimeDir, { recursive: true, force: true });
@@ -148,23 +152,10 @@ async function rawDevicesStart(g: GuestSpec, runtimeDir: string, janitor: Janito
     throw new Error(`passt did not start (see ${runtimeDir}/passt.log)`);
   }
   janitor.track(passtId);
-  let passtMs: number;
-  try {
-    passtMs = await waitUntil(
-      () => {
-        if (!isAlive(passtId)) throw new Error(`passt exited during start (see ${runtimeDir}/passt.log)`);
-        return processStatus(passtId.pid)?.get('Seccomp')?.trim() === '2';
-      },
-      5_000,
-      'passt to sandbox itself',
-    );
-  } catch (err) {
-    closeSync(qemuEnd);
-    throw err;
-  }
   const image = openSync(g.image, constants.O_RDWR | constants.O_NOFOLLOW);
   const log = openSync(join(runtimeDir, 'qemu.log'), 'w', 0o600);
   let qemu: ChildProcess;
+  const tq = performance.now();
   try {
     qemu = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'ignore', log, 'ignore', image, qemuEnd] });
   } finally {
@@ -175,8 +166,19 @@ async function rawDevicesStart(g: GuestSpec, runtimeDir: string, janitor: Janito
   const qemuPid = qemu.pid;
   if (qemuPid === undefined) throw new Error('raw QEMU did not start');
   janitor.track(identity(qemuPid));
-  const t = await awaitQmp(qemu, qmpPath, t0, runtimeDir);
-  return { qemu, qemuPid, passt, passtId, startMs: t.startMs, passtMs, runtimeDir };
+  const [t, passtMs] = await Promise.all([
+    awaitQmp(qemu, qmpPath, tq, runtimeDir),
+    waitUntil(
+      () => {
+        if (!isAlive(passtId)) throw new Error(`passt exited during start (see ${runtimeDir}/passt.log)`);
+        return processStatus(passtId.pid)?.get('Seccomp')?.trim() === '2';
+      },
+      5_000,
+      'passt to sandbox itself',
+    ).then(() => performance.now() - t0),
+  ]);
+  const startMs = performance.now() - t0;
+  return { qemu, qemuPid, passt, passtId, startMs, passtMs, qemuMs: t.startMs, runtimeDir };
 }
 
 /** SIGTERM to QEMU; passt (one-off over --fd) exits when QEMU's end closes, SIGTERM after 2 s. */
@@ -250,7 +252,7 @@ export async function devicesRuns(ctx: RunContext, stack: string): Promise<Devic
     if (i === 0) continue; // warm-up
     m.raw.push(r.startMs);
     m.passt.push(r.passtMs);
-    m.qemu.push(r.startMs - r.passtMs);
+    m.qemu.push(r.qemuMs);
     m.rawDestroy.push(rd);
     m.svirt.push(startMs);
     m.svirtDestroy.push(destroyMs);

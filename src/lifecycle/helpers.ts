@@ -13,18 +13,19 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { constants, lstatSync, openSync, readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
+import { constants, lstatSync, openSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DomainDef } from '../domain/domain-def.js';
 import { SvirtError } from '../errors.js';
 import { svirtExecPath } from '../host/native.js';
-import { isAlive, processStartTime, signal, waitGone, type ProcessIdentity } from '../host/proc.js';
+import { processStartTime } from '../host/proc.js';
 import { FdLayout, SPEC_FD } from '../qemu/fd-layout.js';
 import { EXEC_STEPS, guestEnvironment, logTail } from '../qemu/launcher.js';
 import type { GuestResource, SecurityContext } from '../security/driver.js';
 import { assertHelperId, type HelperSpec } from '../security/helper.js';
 import type { HelperRecord } from '../store/store.js';
 import { crashPoint } from './crash-points.js';
+import { endHelpers } from './helper-end.js';
 import type { LifecycleEnv } from './env.js';
 import type { OpenFiles } from './files.js';
 import type { UndoStack } from './undo.js';
@@ -112,18 +113,46 @@ export async function startHelpers(
   undo.push('end the helper processes', () => endHelpers(env, live.uuid));
   const out: RunningHelper[] = [];
   for (const req of requests) {
-    const started = await startOne(env, live, ctx, req);
+    const started = await waitReady(env, live, req, spawnOne(env, live, ctx, req));
     if (started) out.push(started);
   }
   return out;
 }
 
-async function startOne(
+/**
+ * Like startHelpers, for helpers that depend on nothing but their fds (passt): each is
+ * journalled and spawned now, and the returned function waits until all are ready. The
+ * caller launches QEMU in between, so the two start side by side; it must call the function
+ * (or let the undo end the helpers) before it counts the start done. Nothing is awaited
+ * before the call, so a failed launch leaves no pending promise behind.
+ */
+export function spawnHelpers(
   env: LifecycleEnv,
   live: DomainDef,
   ctx: SecurityContext,
-  req: HelperRequest,
-): Promise<RunningHelper | undefined> {
+  requests: readonly HelperRequest[],
+  undo: UndoStack,
+): () => Promise<RunningHelper[]> {
+  if (requests.length === 0) return () => Promise.resolve([]);
+  undo.push('end the helper processes', () => endHelpers(env, live.uuid));
+  const spawned = requests.map((req) => {
+    if (req.ready.kind === 'exit') {
+      throw new SvirtError('SVIRT_ERR_INTERNAL', `helper ${req.spec.id}: a one-shot helper cannot start beside QEMU`);
+    }
+    return { req, waiting: spawnOne(env, live, ctx, req) };
+  });
+  return async () => {
+    const out: RunningHelper[] = [];
+    for (const { req, waiting } of spawned) {
+      const started = await waitReady(env, live, req, waiting);
+      if (started) out.push(started);
+    }
+    return out;
+  };
+}
+
+/** Journals and spawns one helper under its confinement; waitReady says when it is up. */
+function spawnOne(env: LifecycleEnv, live: DomainDef, ctx: SecurityContext, req: HelperRequest): Waiting {
   const { kind, id } = req.spec;
   assertHelperId(id);
   if (req.argv[0] !== req.spec.binary) {
@@ -147,15 +176,15 @@ async function startOne(
   const spawnError = new Promise<Error>((resolve) => child.on('error', resolve));
   const pid = child.pid;
   if (pid === undefined) {
-    const err = await spawnError;
-    throw new SvirtError('SVIRT_ERR_NATIVE', `cannot run svirt-exec for helper ${id}: ${err.message}`, { cause: err });
+    // spawn reports a failure to run svirt-exec itself (ENOENT, EACCES) as an 'error' event, after this tick
+    return { pid: 0, startTime: 0, what: `helper ${id}`, exited: () => exit, spawnError };
   }
   (child.stdio[SPEC_FD] as NodeJS.WritableStream).end(JSON.stringify(spec));
   child.unref();
   const startTime = processStartTime(pid) ?? 0;
   setHelper(env, live.uuid, { kind, id, token, pid, startTime });
   const what = `${kind} helper ${id} of '${live.name}'`;
-  return waitReady(env, live, req, { pid, startTime, what, exited: () => exit });
+  return { pid, startTime, what, exited: () => exit };
 }
 
 interface Waiting {
@@ -163,11 +192,17 @@ interface Waiting {
   readonly startTime: number;
   readonly what: string;
   readonly exited: () => string | undefined;
+  /** Set when svirt-exec could not be run at all (no pid). */
+  readonly spawnError?: Promise<Error>;
 }
 
 async function waitReady(env: LifecycleEnv, live: DomainDef, req: HelperRequest, w: Waiting): Promise<RunningHelper | undefined> {
   const { kind, id } = req.spec;
   const { pid, startTime, what } = w;
+  if (w.spawnError) {
+    const err = await w.spawnError;
+    throw new SvirtError('SVIRT_ERR_NATIVE', `cannot run svirt-exec for helper ${id}: ${err.message}`, { cause: err });
+  }
   const deadline = Date.now() + (req.timeoutMs ?? env.startTimeoutMs);
   const launcher = realpathSync(svirtExecPath());
   for (;;) {
@@ -188,7 +223,7 @@ async function waitReady(env: LifecycleEnv, live: DomainDef, req: HelperRequest,
         details: { pid, log: logTail(req.log.path) },
       });
     }
-    await new Promise((r) => setTimeout(r, 2));
+    await new Promise((r) => setTimeout(r, 1));
   }
 }
 
@@ -239,55 +274,4 @@ function dropHelper(env: LifecycleEnv, uuid: string, id: string): void {
     const rec = env.store.getRunning(uuid);
     if (rec) env.store.updateRunning(uuid, { helpers: rec.helpers.filter((x) => x.id !== id) });
   });
-}
-
-/**
- * Ends every helper of a guest recorded in its running record: by pid + start time (never a
- * bare pid), SIGTERM then SIGKILL; a helper journalled but never given a pid (svirt died
- * while spawning it), and any process a helper started, by the token in its environment.
- * Then forgets them. Idempotent: stop, cleanup, reconcile and a failed start's undo all call it.
- */
-export async function endHelpers(env: LifecycleEnv, uuid: string): Promise<void> {
-  const rec = env.store.getRunning(uuid);
-  if (!rec || rec.helpers.length === 0) return;
-  const ids: ProcessIdentity[] = rec.helpers.flatMap((h) =>
-    h.pid !== null && h.startTime !== null ? [{ pid: h.pid, startTime: h.startTime }] : [],
-  );
-  ids.push(...processesWithTokens(new Set(rec.helpers.map((h) => h.token))).filter((p) => !ids.some((i) => i.pid === p.pid)));
-  await Promise.all(ids.map((id) => endProcess(id)));
-  env.store.updateRunning(uuid, { helpers: [] });
-}
-
-async function endProcess(id: ProcessIdentity): Promise<void> {
-  if (!isAlive(id)) return;
-  signal(id.pid, 'SIGTERM');
-  if (await waitGone(id, 2000, 5)) return;
-  if (isAlive(id)) signal(id.pid, 'SIGKILL');
-  if (!(await waitGone(id, 10_000, 5))) {
-    throw new SvirtError('SVIRT_ERR_TIMEOUT', `helper process ${id.pid} did not exit after SIGKILL`);
-  }
-}
-
-/** Processes whose environment carries one of these SVIRT_HELPER tokens (root reads every /proc/PID/environ). */
-function processesWithTokens(tokens: ReadonlySet<string>): ProcessIdentity[] {
-  const out: ProcessIdentity[] = [];
-  let pids: string[];
-  try {
-    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
-  } catch {
-    return out; // no /proc: nothing can be found (and nothing could have been confined either)
-  }
-  for (const p of pids) {
-    let environ: string;
-    try {
-      environ = readFileSync(`/proc/${p}/environ`, 'latin1');
-    } catch {
-      continue; // gone meanwhile, or not ours to read
-    }
-    const m = /(?:^|\0)SVIRT_HELPER=([^\0]*)/.exec(environ);
-    if (m?.[1] === undefined || !tokens.has(m[1])) continue;
-    const startTime = processStartTime(Number(p));
-    if (startTime !== undefined) out.push({ pid: Number(p), startTime });
-  }
-  return out;
 }

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { SvirtError } from '../errors.js';
 import type { FileHandle } from '../host/file-handle.js';
-import { logTail } from '../qemu/launcher.js';
+import { logTail, qemuLastWords } from '../qemu/launcher.js';
 import type { QmpClient } from '../qemu/qmp-client.js';
 
 /** Progress of a long transfer: bytes done of total. */
@@ -32,11 +32,7 @@ export async function finishIncoming(
     if (incoming.progress && incoming.size) incoming.progress(readOffset(pid, qemuFd), incoming.size);
     const st = (await q.execute('query-migrate').catch((err: unknown) => {
       // QEMU exits when the stream does not fit the machine: its log says why.
-      const why = logTail(logPath)
-        .split('\n')
-        .filter((l) => l.includes('qemu-system'))
-        .slice(-2)
-        .join('; ');
+      const why = qemuLastWords(logTail(logPath));
       throw new SvirtError('SVIRT_ERR_QEMU_EXITED', `loading the saved state failed: ${why || String(err)}`, { cause: err });
     })) as { status?: string; 'error-desc'?: string };
     if (st.status === 'completed') break;

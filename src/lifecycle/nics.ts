@@ -18,7 +18,7 @@ import { withSocketLabel } from '../host/selinux-socket.js';
 import { FdLayout } from '../qemu/fd-layout.js';
 import type { GuestResource, SecurityContext } from '../security/driver.js';
 import type { OpenFiles } from './files.js';
-import { openHelperLog, startHelpers, type HelperRequest, type RunningHelper } from './helpers.js';
+import { openHelperLog, spawnHelpers, type HelperRequest, type RunningHelper } from './helpers.js';
 import { linksDown, type NicBackend } from '../qemu/netdev-args.js';
 import type { QmpClient } from '../qemu/qmp-client.js';
 import type { SecurityManager } from '../security/manager.js';
@@ -85,13 +85,20 @@ export class PreparedNics {
   readonly resources: GuestResource[] = [];
 
   /** Starts every passt (after labelling, before QEMU); the undo ends them. */
-  async startHelpers(env: LifecycleEnv, live: DomainDef, ctx: SecurityContext, undo: UndoStack): Promise<void> {
+  /**
+   * Spawns the passt helpers (journalled, confined) and returns the wait for them to have
+   * sandboxed themselves. QEMU needs no ready passt (its end of the socketpair is a socket
+   * already), so start launches QEMU in between and calls the wait before the start counts.
+   */
+  spawnHelpers(env: LifecycleEnv, live: DomainDef, ctx: SecurityContext, undo: UndoStack): () => Promise<void> {
     const requests = [...this.passt.values()].map((p) => p.request);
-    const started = await startHelpers(env, live, ctx, requests, undo);
-    for (const h of started) {
-      const log = requests.find((r) => r.spec.id === h.id)?.log.path ?? '';
-      await passtSandboxed(h, log, `passt helper ${h.id} of '${live.name}'`);
-    }
+    const ready = spawnHelpers(env, live, ctx, requests, undo);
+    return async () => {
+      for (const h of await ready()) {
+        const log = requests.find((r) => r.spec.id === h.id)?.log.path ?? '';
+        await passtSandboxed(h, log, `passt helper ${h.id} of '${live.name}'`);
+      }
+    };
   }
 
   /** QEMU's backend of each NIC, its fds numbered in `layout`. */
@@ -236,12 +243,13 @@ export async function applyNicLinks(qmp: QmpClient, def: DomainDef, resume: bool
  */
 async function passtSandboxed(h: RunningHelper, log: string, what: string): Promise<void> {
   const id = { pid: h.pid, startTime: h.startTime };
-  for (let i = 0; i < 500; i++) {
+  const deadline = Date.now() + 5_000;
+  while (Date.now() < deadline) {
     if (!isAlive(id)) {
       throw new SvirtError('SVIRT_ERR_HELPER', `${what} exited during start: ${logTail(log, 3).replace(/\n/g, '; ')}`);
     }
     if (processStatus(h.pid)?.get('Seccomp')?.trim() === '2') return;
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 2));
   }
   throw new SvirtError('SVIRT_ERR_TIMEOUT', `${what} did not sandbox itself within 5 s: ${logTail(log, 3)}`);
 }

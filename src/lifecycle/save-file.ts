@@ -12,8 +12,17 @@ import { openHandle, unlinkBeneath, type FileHandle } from '../host/file-handle.
 const MAGIC = 'SvirtSave1\n';
 export const HEADER_SIZE = 65536;
 
+/**
+ * 2: the definition in the header has every device placed by svirt (controllers and PCI
+ * addresses written in), so restore rebuilds QEMU's device tree exactly. Version 1 files made
+ * before svirt placed devices have none, and QEMU could not load their state into the tree
+ * svirt builds now; a version 1 file whose definition has its PCI root controller was made by
+ * a placing svirt and is still read.
+ */
+export const SAVE_VERSION = 2;
+
 export interface SaveHeader {
-  readonly version: 1;
+  readonly version: 1 | 2;
   readonly name: string;
   readonly uuid: string;
   /** The live definition at save time (hotplugged devices included); labels are made anew on restore. */
@@ -130,7 +139,9 @@ export function readSaveHeader(fd: number, file: string, key: Buffer): SaveHeade
   } catch {
     throw bad('header is not JSON');
   }
-  if (h.version !== 1 || typeof h.xml !== 'string' || typeof h.name !== 'string') throw bad('unknown header version');
+  if ((h.version !== 1 && h.version !== SAVE_VERSION) || typeof h.xml !== 'string' || typeof h.name !== 'string') {
+    throw bad('unknown header version');
+  }
   // The header says which files become the guest's: only one this host's svirt wrote counts.
   const { seal: got, ...fields } = h as SaveHeader & { seal?: unknown };
   const want = seal(key, JSON.stringify(fields));
@@ -142,6 +153,13 @@ export function readSaveHeader(fd: number, file: string, key: Buffer): SaveHeade
     );
   }
   h = fields as SaveHeader;
+  if (h.version === 1 && !/<controller type='pci'[^>]* model='pci(e)?-root'/.test(h.xml)) {
+    throw new SvirtError(
+      'SVIRT_ERR_OPERATION_INVALID',
+      `cannot restore from "${file}": it was saved by an svirt that did not place devices yet, and QEMU cannot load its state ` +
+        `into the device tree this svirt builds (the file is kept; start the guest afresh)`,
+    );
+  }
   if (fstatSync(fd).size <= HEADER_SIZE) throw bad('no saved state after the header');
   return h;
 }

@@ -8,7 +8,7 @@ import type { GuestResource } from '../security/driver.js';
 import type { PendingOp, RunningRecord } from '../store/store.js';
 import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
-import { createBeside, readSaveHeader, renameOver, saveKey, unlinkAt, writeHeader } from './save-file.js';
+import { SAVE_VERSION, createBeside, readSaveHeader, renameOver, saveKey, unlinkAt, writeHeader } from './save-file.js';
 import { requireRunning, type Guest } from './guest.js';
 import type { Incoming, Progress } from './incoming.js';
 import { destroyGuest } from './stop.js';
@@ -46,7 +46,7 @@ export async function saveGuest(env: LifecycleEnv, guest: Guest, file: string, p
     writeHeader(
       made.fd,
       {
-        version: 1,
+        version: SAVE_VERSION,
         name: live.name,
         uuid: live.uuid,
         xml: rec.liveXml,

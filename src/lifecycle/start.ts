@@ -9,7 +9,7 @@ import { svirtExecPath, svirtMonitorPath } from '../host/native.js';
 import { buildArgv, chardevChanges, type FdSetEntry } from '../qemu/argv.js';
 import { applyChardevChanges } from '../qemu/chardev-pipe.js';
 import { FdLayout } from '../qemu/fd-layout.js';
-import { launch } from '../qemu/launcher.js';
+import { launch, qemuExitReason } from '../qemu/launcher.js';
 import type { GuestResource } from '../security/driver.js';
 import { guestResources, resolveResources } from '../security/resources.js';
 import type { RunningRecord } from '../store/store.js';
@@ -117,7 +117,8 @@ export async function startGuest(
       }
     });
     crashPoint(incoming ? 'restore:labelled' : 'start:labelled');
-    await nics.startHelpers(env, live, ctx, undo);
+    // passt starts beside QEMU; its wait comes after the launch (nics.ts).
+    const nicHelpersReady = nics.spawnHelpers(env, live, ctx, undo);
     const layout = new FdLayout();
     const fdsets = openDisks(live, resources, files, layout);
     const chardevFds = chardevEntries(live, opened.io, layout, fdsets.size);
@@ -182,11 +183,14 @@ export async function startGuest(
     undo.push('end QEMU', () => env.kill({ pid: launched.pid, startTime: launched.startTime }));
     let liveXml: string;
     try {
+      await nicHelpersReady();
       await applyNicLinks(launched.qmp, live, !paused && incoming === undefined && changes.length === 0);
       // ptys found and labelled, display passwords set, while the guest waits for the changes below
       liveXml = await finishDevices(env.manager, live, launched.qmp, launched.pid);
       await applyChardevChanges(launched.qmp, changes, !paused && incoming === undefined);
       if (incoming && stateFd !== undefined) await finishIncoming(launched.qmp, paused, logPath, incoming, launched.pid, stateFd);
+    } catch (err) {
+      throw await qemuExitReason(err, { pid: launched.pid, startTime: launched.startTime }, logPath);
     } finally {
       launched.qmp.close();
     }

@@ -7,7 +7,7 @@ import type { RunningRecord } from '../store/store.js';
 import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
 import { noDomain, notRunning } from './guest.js';
-import { endHelpers } from './helpers.js';
+import { endHelpers } from './helper-end.js';
 import { releaseNics } from './nics.js';
 import { removeTransientTpmState } from './tpm.js';
 

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { SvirtError } from '../errors.js';
-import { processStartTime, signal, waitGone } from '../host/proc.js';
+import { processStartTime, signal, waitGone, type ProcessIdentity } from '../host/proc.js';
 import type { ConfinementSpec } from '../security/confinement.js';
 import { SPEC_FD, type FdLayout } from './fd-layout.js';
 import { QmpClient } from './qmp-client.js';
@@ -183,13 +183,25 @@ function exitError(status: string, logPath: string): SvirtError {
     });
   }
   const qemuLine =
-    tail
+    qemuLastWords(tail) ||
+    (tail
       .split('\n')
       .filter((l) => l.trim() !== '')
-      .slice(-1)[0] ?? '';
+      .slice(-1)[0] ??
+      '');
   return new SvirtError('SVIRT_ERR_QEMU_EXITED', `QEMU exited during start (${status}): ${qemuLine}`, {
     details: { status, log: tail },
   });
+}
+
+/** QEMU's own last two messages in a log tail, without its timestamps, joined with '; ' ('' when none). */
+export function qemuLastWords(tail: string): string {
+  return tail
+    .split('\n')
+    .filter((l) => l.includes('qemu-system'))
+    .slice(-2)
+    .map((l) => l.replace(/^\S+Z (?=qemu-system)/, ''))
+    .join('; ');
 }
 
 export function logTail(path: string, lines = 8): string {
@@ -202,4 +214,15 @@ export function logTail(path: string, lines = 8): string {
   } catch {
     return ''; // no log yet: nothing to show
   }
+}
+
+/**
+ * A QMP call that broke because QEMU exited (ECONNRESET, a closed monitor) says nothing: QEMU's
+ * own last words in its log say why (a saved state that does not fit, a device it refused).
+ */
+export async function qemuExitReason(err: unknown, qemu: ProcessIdentity, logPath: string): Promise<unknown> {
+  if (err instanceof SvirtError && err.code !== 'SVIRT_ERR_INTERNAL' && err.code !== 'SVIRT_ERR_QMP') return err;
+  if (!(await waitGone(qemu, 1000, 5))) return err;
+  const why = qemuLastWords(logTail(logPath));
+  return new SvirtError('SVIRT_ERR_QEMU_EXITED', `QEMU exited during start: ${why || String(err)}`, { cause: err });
 }
