@@ -12,6 +12,12 @@
  * A forked backup (sharing the monitor's pages) watches QEMU through a pidfd and the monitor
  * through a pipe: if the monitor is killed first, the backup runs the hook once QEMU exits,
  * so the guest's files are given back even then.
+ *
+ *   --relay PTY,SOCK   (repeatable) relays a guest's pty chardev: PTY is the master of a pty
+ * svirt allocated and labelled, SOCK svirt's end of the socket QEMU's chardev uses. QEMU opens
+ * no pty and needs no right on /dev/pts (docs/native.md). As QEMU's own pty backend does,
+ * guest output is dropped while nobody has the slave open, and the master is not polled then
+ * (its hang-up would wake every poll): its state is checked every ATTACH_CHECK_MS instead.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,12 +26,30 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
+
+#define MAX_RELAYS 16
+#define RELAY_BUF 4096
+#define ATTACH_CHECK_MS 250
+
+struct relay {
+	int pty;  /* the pty master */
+	int sock; /* svirt's end of QEMU's chardev socket; -1 once QEMU closed it */
+	bool attached; /* someone has the slave open */
+	size_t out_len; /* QEMU -> pty, not yet written */
+	size_t in_len;  /* pty -> QEMU, not yet written */
+	char out[RELAY_BUF];
+	char in[RELAY_BUF];
+};
+
+static struct relay relays[MAX_RELAYS];
+static int nrelays;
 
 static void put(int fd, const char *s)
 {
@@ -78,16 +102,205 @@ static pid_t wait_for(pid_t pid, int *status)
 	return r;
 }
 
+static bool is_relay_fd(int fd)
+{
+	for (int i = 0; i < nrelays; i++)
+		if (relays[i].pty == fd || relays[i].sock == fd)
+			return true;
+	return false;
+}
+
+/* Closes every fd from 3 on but the relays' (the child has the image fds; the monitor must
+ * not hold them open). */
 static void close_from_3(void)
 {
-	if (close_range(3, ~0U, 0) == 0)
+	int from = 3;
+	bool ranges_ok = true;
+	for (;;) {
+		int next = -1; /* the lowest relay fd >= from */
+		for (int i = 0; i < nrelays; i++) {
+			int fds[2] = { relays[i].pty, relays[i].sock };
+			for (int k = 0; k < 2; k++)
+				if (fds[k] >= from && (next < 0 || fds[k] < next))
+					next = fds[k];
+		}
+		if (next < 0) {
+			ranges_ok = ranges_ok && close_range((unsigned)from, ~0U, 0) == 0;
+			break;
+		}
+		if (next > from)
+			ranges_ok = ranges_ok && close_range((unsigned)from, (unsigned)next - 1, 0) == 0;
+		from = next + 1;
+	}
+	if (ranges_ok)
 		return;
 	/* Kernels before 5.9: close up to the fd limit (bounded, the monitor is long-lived
 	 * but this runs once). */
 	struct rlimit rl;
 	long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (long)rl.rlim_cur : 65536;
 	for (long fd = 3; fd < max; fd++)
-		close((int)fd);
+		if (!is_relay_fd((int)fd))
+			close((int)fd);
+}
+
+static void close_relays(void)
+{
+	for (int i = 0; i < nrelays; i++) {
+		close(relays[i].pty);
+		if (relays[i].sock >= 0)
+			close(relays[i].sock);
+		relays[i].sock = -1;
+	}
+	nrelays = 0;
+}
+
+/* "PTY,SOCK": two fd numbers >= 3, distinct; 0 on success. */
+static int parse_relay(const char *arg, struct relay *r)
+{
+	char *end;
+	errno = 0;
+	long pty = strtol(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != ',' || pty < 3 || pty > 65535)
+		return -1;
+	const char *rest = end + 1;
+	long sock = strtol(rest, &end, 10);
+	if (errno != 0 || end == rest || *end != '\0' || sock < 3 || sock > 65535 || sock == pty)
+		return -1;
+	if (fcntl((int)pty, F_GETFD) < 0 || fcntl((int)sock, F_GETFD) < 0)
+		return -1;
+	r->pty = (int)pty;
+	r->sock = (int)sock;
+	r->attached = false;
+	r->out_len = r->in_len = 0;
+	return 0;
+}
+
+static void set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+/* Whether someone has the slave open: the master hangs up while nobody does. */
+static bool slave_open(int pty)
+{
+	struct pollfd p = { .fd = pty, .events = POLLIN | POLLOUT };
+	return poll(&p, 1, 0) >= 0 && !(p.revents & (POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* Writes what is pending from buf; returns -1 when the other end is gone. */
+static int flush_buf(int fd, char *buf, size_t *len)
+{
+	ssize_t n = write(fd, buf, *len);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -1;
+	memmove(buf, buf + n, *len - (size_t)n);
+	*len -= (size_t)n;
+	return 0;
+}
+
+static void detach(struct relay *r)
+{
+	r->attached = false;
+	r->out_len = 0; /* what the last reader did not take goes, as with QEMU's pty backend */
+}
+
+static void close_sock(struct relay *r)
+{
+	close(r->sock); /* QEMU closed its chardev: nothing more to relay */
+	r->sock = -1;
+	r->in_len = 0;
+}
+
+/* One poll's worth of work for one relay; never leaves an fd that stays ready unserved. */
+static void relay_step(struct relay *r, short sock_ev, short pty_ev)
+{
+	if (r->sock >= 0 && (sock_ev & POLLOUT) && r->in_len > 0 && flush_buf(r->sock, r->in, &r->in_len) < 0)
+		close_sock(r);
+	if (r->sock >= 0 && (sock_ev & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
+		ssize_t n = r->out_len == 0 ? read(r->sock, r->out, sizeof r->out) : -1;
+		if (n > 0)
+			r->out_len = r->attached ? (size_t)n : 0; /* nobody reads: the output is dropped */
+		else if (n == 0 || (r->out_len == 0 && errno != EAGAIN && errno != EINTR) ||
+			 (sock_ev & (POLLHUP | POLLERR | POLLNVAL)))
+			close_sock(r);
+	}
+	if (!r->attached)
+		return;
+	if ((pty_ev & POLLOUT) && r->out_len > 0 && flush_buf(r->pty, r->out, &r->out_len) < 0) {
+		detach(r);
+		return;
+	}
+	if ((pty_ev & POLLIN) && r->in_len == 0) {
+		ssize_t n = read(r->pty, r->in, sizeof r->in);
+		if (n > 0)
+			r->in_len = r->sock >= 0 ? (size_t)n : 0;
+		else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+			detach(r); /* EIO: the last reader closed the slave */
+			return;
+		}
+	}
+	if (pty_ev & (POLLHUP | POLLERR | POLLNVAL))
+		detach(r);
+}
+
+/* Whether the child has ended, leaving it to be reaped. */
+static bool exited(pid_t child)
+{
+	siginfo_t info;
+	memset(&info, 0, sizeof info);
+	return waitid(P_PID, (id_t)child, &info, WEXITED | WNOWAIT | WNOHANG) == 0 && info.si_pid != 0;
+}
+
+/* Relays until the child exits (its pidfd, or waitpid every check on kernels without one). */
+static void relay_until_exit(pid_t child)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, child, 0);
+	struct pollfd p[1 + 2 * MAX_RELAYS];
+	int sock_at[MAX_RELAYS], pty_at[MAX_RELAYS];
+	for (int i = 0; i < nrelays; i++) {
+		set_nonblock(relays[i].pty);
+		set_nonblock(relays[i].sock);
+	}
+	for (;;) {
+		nfds_t n = 0;
+		bool detached = pfd < 0;
+		if (pfd >= 0)
+			p[n++] = (struct pollfd){ .fd = pfd, .events = POLLIN };
+		for (int i = 0; i < nrelays; i++) {
+			struct relay *r = &relays[i];
+			if (!r->attached && slave_open(r->pty))
+				r->attached = true;
+			detached = detached || !r->attached;
+			sock_at[i] = pty_at[i] = -1;
+			if (r->sock >= 0) {
+				sock_at[i] = (int)n;
+				p[n++] = (struct pollfd){ .fd = r->sock,
+							  .events = (short)((r->out_len == 0 ? POLLIN : 0) |
+									    (r->in_len > 0 ? POLLOUT : 0)) };
+			}
+			if (r->attached) {
+				pty_at[i] = (int)n;
+				p[n++] = (struct pollfd){ .fd = r->pty,
+							  .events = (short)((r->in_len == 0 ? POLLIN : 0) |
+									    (r->out_len > 0 ? POLLOUT : 0)) };
+			}
+		}
+		int ready = poll(p, n, detached ? ATTACH_CHECK_MS : -1);
+		if (ready < 0 && errno != EINTR)
+			break;
+		if (pfd >= 0 ? ready > 0 && (p[0].revents & POLLIN) : exited(child))
+			break;
+		if (ready <= 0)
+			continue;
+		for (int i = 0; i < nrelays; i++)
+			relay_step(&relays[i], sock_at[i] >= 0 ? p[sock_at[i]].revents : 0,
+				   pty_at[i] >= 0 ? p[pty_at[i]].revents : 0);
+	}
+	if (pfd >= 0)
+		close(pfd);
+	close_relays();
 }
 
 static void set_signals(void (*handler)(int))
@@ -160,6 +373,7 @@ static void start_backup(char **hook, pid_t child)
 	}
 	if (w == 0) {
 		close(link[1]);
+		close_relays(); /* the pty and QEMU's socket end with the monitor, not with its backup */
 		close(STDOUT_FILENO); /* the status channel is the monitor's */
 		struct pollfd p[2] = { { .fd = pfd, .events = POLLIN }, { .fd = link[0], .events = POLLIN } };
 		if (wait_readable(p, 2) < 0 || (p[0].revents & POLLIN))
@@ -183,13 +397,18 @@ int main(int argc, char **argv)
 	int nhook = 0, i = 1;
 	char line[64];
 
-	while (i + 1 < argc && strcmp(argv[i], "--hook") == 0) {
-		hook[nhook++] = argv[i + 1];
+	while (i + 1 < argc && (strcmp(argv[i], "--hook") == 0 || strcmp(argv[i], "--relay") == 0)) {
+		if (strcmp(argv[i], "--hook") == 0)
+			hook[nhook++] = argv[i + 1];
+		else if (nrelays >= MAX_RELAYS || parse_relay(argv[i + 1], &relays[nrelays++]) < 0) {
+			put(STDERR_FILENO, "svirt-monitor: --relay wants PTY,SOCK: two open fds >= 3 (at most 16 relays)\n");
+			return 2;
+		}
 		i += 2;
 	}
 	hook[nhook] = NULL;
 	if (i + 1 >= argc || strcmp(argv[i], "--") != 0) {
-		put(STDERR_FILENO, "usage: svirt-monitor [--hook ARG]... -- CHILD [ARGS...]\n");
+		put(STDERR_FILENO, "usage: svirt-monitor [--hook ARG]... [--relay PTY,SOCK]... -- CHILD [ARGS...]\n");
 		return 2;
 	}
 	char **child_argv = &argv[i + 1];
@@ -226,6 +445,8 @@ int main(int argc, char **argv)
 	say(format(line, sizeof line, "pid", (long)pid));
 	if (nhook > 0)
 		start_backup(hook, pid);
+	if (nrelays > 0)
+		relay_until_exit(pid);
 
 	int status = 0;
 	if (wait_for(pid, &status) < 0) {

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/xattr.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "landlock-abi.h"
@@ -731,6 +732,54 @@ static napi_value js_tap_create(napi_env env, napi_callback_info info)
 	return result;
 }
 
+/* openPty(): a new pty pair of the host's devpts, for a guest's serial port or console:
+ * [masterFd, slaveFd, index] (both close-on-exec, non-blocking, no controlling tty). The
+ * slave is reached through the master (TIOCGPTPEER), never by path, and set raw as QEMU's
+ * own pty backend sets it (cfmakeraw), so /dev/pts/<index> relays bytes unchanged. */
+static napi_value js_open_pty(napi_env env, napi_callback_info info)
+{
+	napi_value result, v;
+	int unlock = 0, index = -1;
+	(void)info;
+	int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+	if (master < 0)
+		return throw_errno(env, errno, "open", "/dev/ptmx");
+	const char *step = "ioctl(TIOCSPTLCK)";
+	int slave = -1;
+	struct termios tio;
+	if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
+		goto fail;
+	step = "ioctl(TIOCGPTN)";
+	if (ioctl(master, TIOCGPTN, &index) < 0)
+		goto fail;
+	step = "ioctl(TIOCGPTPEER)";
+	slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+	if (slave < 0)
+		goto fail;
+	step = "tcsetattr";
+	if (tcgetattr(slave, &tio) < 0)
+		goto fail;
+	cfmakeraw(&tio);
+	if (tcsetattr(slave, TCSANOW, &tio) < 0)
+		goto fail;
+	if (napi_create_array_with_length(env, 3, &result) != napi_ok || napi_create_int32(env, master, &v) != napi_ok ||
+	    napi_set_element(env, result, 0, v) != napi_ok || napi_create_int32(env, slave, &v) != napi_ok ||
+	    napi_set_element(env, result, 1, v) != napi_ok || napi_create_int32(env, index, &v) != napi_ok ||
+	    napi_set_element(env, result, 2, v) != napi_ok) {
+		close(slave);
+		close(master);
+		napi_throw_error(env, "ERR_NAPI", "cannot build the result");
+		return NULL;
+	}
+	return result;
+fail:;
+	int err = errno;
+	if (slave >= 0)
+		close(slave);
+	close(master);
+	return throw_errno(env, err, step, NULL);
+}
+
 /* connectUnixAt(dirFd, name): a socket connected to the listening socket `name` inside the
  * directory dirFd holds (close-on-exec), e.g. a helper's socket svirt hands QEMU as an fd. */
 static napi_value js_connect_unix_at(napi_env env, napi_callback_info info)
@@ -775,7 +824,7 @@ NAPI_MODULE_INIT()
 		{ "socketpair", js_socketpair },     { "peerCred", js_peer_cred },
 		{ "landlockAbi", js_landlock_abi },  { "openPath", js_open_path },
 		{ "listenUnixAt", js_listen_unix_at }, { "tapCreate", js_tap_create },
-		{ "connectUnixAt", js_connect_unix_at },
+		{ "connectUnixAt", js_connect_unix_at }, { "openPty", js_open_pty },
 	};
 	for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
 		napi_value f;

@@ -21,6 +21,8 @@ export interface AttackTarget {
   /** B's VNC socket and guest-agent socket (in B's runtime dir). */
   readonly vncSocketB: string;
   readonly agentSocketB: string;
+  /** B's pty (its serial console, /dev/pts/N from its live XML). */
+  readonly ptyB: string;
   readonly pidB: number;
   /** B's passt helper (its user NIC), when B has one (network-attacks.ts). */
   readonly passtPidB?: number;
@@ -91,6 +93,14 @@ async function socketChardev(t: AttackTarget, path: string): Promise<Outcome> {
     id,
     backend: { type: 'socket', data: { addr: { type: 'unix', data: { path } }, server: false } },
   });
+  if (out.result === 'allowed') await t.qmpA.execute('chardev-remove', { id }).catch(() => undefined);
+  return out;
+}
+
+/** A serial (tty) chardev on B's pty: A would read what B's console user types and write to it. */
+async function ttyChardev(t: AttackTarget, path: string): Promise<Outcome> {
+  const id = nodeName();
+  const out = await qmpAttempt(t.qmpA, 'chardev-add', { id, backend: { type: 'serial', data: { device: path } } });
   if (out.result === 'allowed') await t.qmpA.execute('chardev-remove', { id }).catch(() => undefined);
   return out;
 }
@@ -186,6 +196,11 @@ export const ATTACKS: readonly Attack[] = [
     id: 'agent-b',
     title: "connect to B's guest-agent socket (socket chardev)",
     run: (t) => socketChardev(t, t.agentSocketB),
+  },
+  {
+    id: 'pty-b',
+    title: "open B's pty, its serial console (serial chardev)",
+    run: (t) => ttyChardev(t, t.ptyB),
   },
   {
     id: 'tcp',

@@ -18,16 +18,20 @@ export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 /**
  * The matrices' guests: one raw virtio disk, TCG, started paused; a guest-agent channel and a
  * VNC display, both on sockets svirt places in the guest's runtime dir (the device attacks
- * aim at B's); optionally a serial console logged to a file, UEFI firmware with its own
+ * aim at B's); optionally a pty serial console (svirt allocates it, the monitor relays it), a
+ * serial console logged to a file, UEFI firmware with its own
  * nvram at `nvram` (made from OVMF's template), a TPM, a virtiofs share, a user NIC by passt.
  */
 export function demoDomainXml(
   name: string,
   disk: string,
-  opts: { serialLog?: string; nvram?: string; tpm?: boolean; share?: string; passt?: boolean } = {},
+  opts: { serialLog?: string; pty?: boolean; nvram?: string; tpm?: boolean; share?: string; passt?: boolean } = {},
 ): string {
+  const pty = opts.pty === true ? `\n    <serial type='pty'><target port='0'/></serial>` : '';
   const nic = opts.passt ? `\n    <interface type='user'><model type='virtio'/><backend type='passt'/></interface>` : '';
-  const serial = opts.serialLog ? `\n    <serial type='file'><source path='${opts.serialLog}'/><target port='0'/></serial>` : '';
+  const serial = opts.serialLog
+    ? `\n    <serial type='file'><source path='${opts.serialLog}'/><target port='${opts.pty === true ? 1 : 0}'/></serial>`
+    : '';
   const uefi = opts.nvram
     ? `<loader readonly='yes' type='pflash'>${OVMF_CODE}</loader><nvram template='${OVMF_VARS}'>${opts.nvram}</nvram>`
     : '';
@@ -47,7 +51,7 @@ export function demoDomainXml(
       <driver name='qemu' type='raw'/>
       <source file='${disk}'/>
       <target dev='vda' bus='virtio'/>
-    </disk>${nic}${serial}${tpm}${share}
+    </disk>${nic}${pty}${serial}${tpm}${share}
     <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
     <graphics type='vnc'><listen type='socket'/></graphics>
     <video><model type='vga'/></video>

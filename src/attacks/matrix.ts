@@ -12,6 +12,7 @@ import { QmpClient } from '../qemu/qmp-client.js';
 import { Store } from '../store/store.js';
 import { ATTACKS as BASE_ATTACKS, runConfined, type Outcome } from './attacks.js';
 import { matrixPasst, NETWORK_ATTACKS } from './network-attacks.js';
+import { livePtyPaths } from '../lifecycle/pty-relay.js';
 import { tpmStateDir } from '../lifecycle/tpm.js';
 import { demoDomainXml, makeRawImage, OVMF_CODE, OVMF_VARS } from './guests.js';
 
@@ -94,13 +95,20 @@ async function runStack(
     // Both guests get UEFI with an nvram of their own when OVMF is here: B's is a target.
     const uefi = existsSync(OVMF_CODE) && existsSync(OVMF_VARS);
     const nvramB = uefi ? join(images, 'b_VARS.fd') : undefined;
-    hv.define(demoDomainXml('guest-a', diskA, uefi ? { nvram: join(images, 'a_VARS.fd') } : {}));
+    // Both have a pty console: A's own must give it no way to B's.
+    hv.define(demoDomainXml('guest-a', diskA, { pty: true, ...(uefi ? { nvram: join(images, 'a_VARS.fd') } : {}) }));
     // B shares a folder: while B runs the dir is B's (0700), so its world-readable file is B's alone.
     const shareB = join(dir, 'share-b');
     mkdirSync(shareB, { recursive: true, mode: 0o755 });
     writeFileSync(join(shareB, 'secret.txt'), 'B only\n', { mode: 0o644 });
     // (a session instance cannot run virtiofsd: then the file is a plain one of the user's)
-    const bOpts = { ...(nvramB ? { nvram: nvramB } : {}), tpm: true, ...(system ? { share: shareB } : {}), passt: matrixPasst() };
+    const bOpts = {
+      pty: true,
+      ...(nvramB ? { nvram: nvramB } : {}),
+      tpm: true,
+      ...(system ? { share: shareB } : {}),
+      passt: matrixPasst(),
+    };
     hv.define(demoDomainXml('guest-b', diskB, bOpts));
     const recA = await hv.start('guest-a', { paused: true });
     const recB = await hv.start('guest-b', { paused: true });
@@ -213,15 +221,16 @@ export function formatMatrix(m: MatrixResult): string {
   return lines.join('\n');
 }
 
-/** B's VNC and guest-agent sockets, from its live XML (svirt placed them in B's runtime dir). */
-function deviceSockets(liveXml: string): { vncSocketB: string; agentSocketB: string } {
+/** B's VNC and guest-agent sockets and its pty, from its live XML (svirt placed them). */
+function deviceSockets(liveXml: string): { vncSocketB: string; agentSocketB: string; ptyB: string } {
   const def = parseDomainXml(liveXml);
   const vnc = def.graphics?.find((g) => g.type === 'vnc')?.listen;
   const agent = def.chardevs.find((c) => c.targetName === 'org.qemu.guest_agent.0')?.path;
-  if (vnc?.type !== 'socket' || vnc.socket === undefined || agent === undefined) {
-    throw new Error('guest B has no VNC socket or guest-agent socket in its live XML');
+  const pty = [...livePtyPaths(def, liveXml).values()][0];
+  if (vnc?.type !== 'socket' || vnc.socket === undefined || agent === undefined || pty === undefined) {
+    throw new Error('guest B has no VNC socket, guest-agent socket or pty in its live XML');
   }
-  return { vncSocketB: vnc.socket, agentSocketB: agent };
+  return { vncSocketB: vnc.socket, agentSocketB: agent, ptyB: pty };
 }
 
 /** B's passt helper pid, when it has one. */

@@ -54,6 +54,7 @@ interface Addon {
   listenUnixAt(dirFd: number, name: string, backlog: number): number;
   tapCreate(name: string, vnetHdr: boolean): [number, string, number];
   connectUnixAt(dirFd: number, name: string): number;
+  openPty(): [number, number, number];
 }
 
 const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
@@ -74,6 +75,7 @@ const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
   'listenUnixAt',
   'tapCreate',
   'connectUnixAt',
+  'openPty',
 ];
 
 const XATTR_FLAGS: Readonly<Record<XattrMode, number>> = { create: 1, replace: 2 };
@@ -267,4 +269,20 @@ export interface Tap {
 export function tapCreate(name: string, vnetHdr: boolean): Tap {
   const [fd, made, ifindex] = load().tapCreate(name, vnetHdr);
   return { fd, name: made, ifindex };
+}
+
+/** A new pty pair of the host's devpts: both ends close-on-exec, non-blocking, raw. */
+export interface PtyPair {
+  /** The master (svirt's monitor relays it to QEMU). */
+  readonly master: number;
+  /** The slave, reached through the master (TIOCGPTPEER), never by path. */
+  readonly slave: number;
+  /** N of /dev/pts/N. */
+  readonly index: number;
+}
+
+/** Opens /dev/ptmx, unlocks the new pty and opens its slave through the master (see {@link PtyPair}). */
+export function openPty(): PtyPair {
+  const [master, slave, index] = load().openPty();
+  return { master, slave, index };
 }

@@ -6,10 +6,9 @@
  *   `vnc.sock`/`spice.sock` there (QEMU creates it; the runtime dir is the guest's under
  *   every driver), TCP displays get their ports reserved, a display without `<video>` gets
  *   VGA;
- * - after launch (`finishDevices`): each pty QEMU allocated is found with query-chardev,
- *   checked to be a devpts terminal owned by QEMU's uid, labelled for the guest by the
- *   drivers, and written into the live XML (`<source path='/dev/pts/N'/>`, and the alias
- *   console's `tty=`); display passwords are set over QMP (never on QEMU's command line).
+ * - after launch (`finishDevices`): each pty svirt allocated and labelled (pty-relay.ts) is
+ *   written into the live XML (`<source path='/dev/pts/N'/>`, and the alias console's
+ *   `tty=`); display passwords are set over QMP (never on QEMU's command line).
  */
 import { join } from 'node:path';
 import type { GraphicsDef } from '../domain/display-def.js';
@@ -18,14 +17,10 @@ import { formatDomainXml, parseXml, serializeXml } from '../domain/index.js';
 import { aliasConsole } from '../domain/parse-devices.js';
 import { cloneTree, mChildren, mFirst, setAttr, elem, insertOrdered, type MutableElement } from '../domain/xml-tree.js';
 import { SvirtError } from '../errors.js';
-import { openHandle } from '../host/file-handle.js';
-import { processStatus } from '../host/proc.js';
-import { chardevSlots } from '../qemu/chardev-argv.js';
 import { effectiveVideos } from '../qemu/display-argv.js';
 import type { FdLayout, FdSetEntry } from '../qemu/fd-layout.js';
 import type { QmpClient } from '../qemu/qmp-client.js';
 import type { GuestResource } from '../security/driver.js';
-import type { SecurityManager } from '../security/manager.js';
 import type { Store } from '../store/store.js';
 import { reserveDisplayPorts } from './display-ports.js';
 import type { ChardevIo } from './files.js';
@@ -64,52 +59,6 @@ export async function placeDevices(store: Store, def: DomainDef, runtimeDir: str
     ...(videos.length > 0 ? { videos } : {}),
   };
   return reserveDisplayPorts(store, placed);
-}
-
-/** devpts slaves are character devices of majors 136-143 (Documentation/admin-guide/devices.txt). */
-export function isPtySlave(rdev: number): boolean {
-  const major = Math.floor(rdev / 256) & 0xfff;
-  return major >= 136 && major <= 143;
-}
-
-/** The pty QEMU allocated for each pty chardev, by index in def.chardevs. */
-async function queryPtys(live: DomainDef, qmp: QmpClient): Promise<Map<number, string>> {
-  const ptys = chardevSlots(live).filter((s) => s.chardev.type === 'pty');
-  const out = new Map<number, string>();
-  if (ptys.length === 0) return out;
-  const info = (await qmp.execute('query-chardev')) as { label?: string; filename?: string }[];
-  for (const s of ptys) {
-    const f = info.find((c) => c.label === s.id)?.filename;
-    if (f === undefined || !f.startsWith('pty:')) {
-      throw new SvirtError('SVIRT_ERR_INTERNAL', `QEMU reports no pty for chardev ${s.id} (${f ?? 'absent'})`);
-    }
-    out.set(s.index, f.slice('pty:'.length));
-  }
-  return out;
-}
-
-/**
- * Checks each pty is a devpts terminal that QEMU's uid owns (what QEMU made, not a path it
- * named) and has the drivers label it for the guest.
- */
-function labelPtys(manager: SecurityManager, live: DomainDef, ptys: ReadonlyMap<number, string>, pid: number): void {
-  const uid = Number(processStatus(pid)?.get('Uid')?.split(/\s+/)[1]);
-  for (const path of ptys.values()) {
-    if (!/^\/dev\/pts\/\d+$/.test(path))
-      throw new SvirtError('SVIRT_ERR_PATH_INVALID', `QEMU reports pty "${path}", not under /dev/pts`);
-    const h = openHandle(path, 'label the pty');
-    try {
-      const st = h.current();
-      if (!st.isCharacterDevice() || !isPtySlave(st.rdev) || st.uid !== uid) {
-        throw new SvirtError('SVIRT_ERR_PATH_INVALID', `"${path}" is not a pty of QEMU's (uid ${st.uid}, QEMU runs as ${uid})`, {
-          details: { path },
-        });
-      }
-      manager.setPtyLabel(live, h);
-    } finally {
-      h.close();
-    }
-  }
 }
 
 /** Sets each display's password over QMP (a secret never in QEMU's argv or log). */
@@ -154,10 +103,8 @@ function setSourcePath(el: MutableElement, path: string): void {
   else insertOrdered(el, elem('source', [['path', path]]), ['source', 'protocol', 'log', 'target', 'alias', 'address']);
 }
 
-/** After launch: ptys found, checked, labelled; passwords set. Returns the live XML. */
-export async function finishDevices(manager: SecurityManager, live: DomainDef, qmp: QmpClient, pid: number): Promise<string> {
-  const ptys = await queryPtys(live, qmp);
-  labelPtys(manager, live, ptys, pid);
+/** After launch: passwords set. Returns the live XML with the pty paths (by chardev index). */
+export async function finishDevices(live: DomainDef, qmp: QmpClient, ptys: ReadonlyMap<number, string>): Promise<string> {
   await setPasswords(live, qmp);
   return withPtyPaths(live, ptys);
 }

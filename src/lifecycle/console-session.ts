@@ -2,18 +2,20 @@
  * `svirt console`: the pty of a guest's serial port, console or channel, opened for one
  * session at a time. The session is held by a lock file in the root-only monitor dir
  * (`<uuid>.<alias>.console`, holding the holder's pid and start time): a second session is
- * refused unless forced, which ends the holder first. The pty is found with query-chardev and
- * checked (a devpts terminal owned by QEMU's uid) before svirt opens it.
+ * refused unless forced, which ends the holder first. The pty is the one the live XML shows,
+ * checked to be the pty whose master the guest's monitor relays (pty-relay.ts) before svirt
+ * opens it. The locks of a guest go with it (`removeConsoleLocks`, at cleanup).
  */
-import { closeSync, constants, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync, readdirSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { SvirtError, errnoOf } from '../errors.js';
 import { openHandle } from '../host/file-handle.js';
-import { isAlive, processStatus, signal, waitGone, type ProcessIdentity } from '../host/proc.js';
+import { openPath } from '../host/native.js';
+import { isAlive, signal, waitGone, type ProcessIdentity } from '../host/proc.js';
 import { chardevSlots, findSlot } from '../qemu/chardev-argv.js';
-import { isPtySlave } from './console-devices.js';
 import type { LifecycleEnv } from './env.js';
 import { requireRunning, type Guest } from './guest.js';
+import { checkRelayedPty, isPtySlave, livePtyPaths } from './pty-relay.js';
 
 export interface ConsoleSession {
   /** The pty, open O_RDWR|O_NOCTTY. */
@@ -78,17 +80,6 @@ async function takeLock(env: LifecycleEnv, path: string, name: string, alias: st
   );
 }
 
-/** The pty of a chardev, as QEMU reports it now, checked to be QEMU's terminal. */
-async function ptyOf(env: LifecycleEnv, guest: Guest, id: string): Promise<string> {
-  const rec = requireRunning(guest);
-  const info = (await env.withQmp(rec, (q) => q.execute('query-chardev'))) as { label?: string; filename?: string }[];
-  const f = info.find((c) => c.label === id)?.filename;
-  if (f === undefined || !f.startsWith('pty:')) {
-    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `chardev ${id} of '${guest.def.name}' has no pty (${f ?? 'absent'})`);
-  }
-  return f.slice('pty:'.length);
-}
-
 /** Opens the console session of `devname` (default: the first serial port or console). */
 export async function openConsole(
   env: LifecycleEnv,
@@ -117,13 +108,16 @@ export async function openConsole(
   const lock = lockPath(env, rec.uuid, slot.alias);
   await takeLock(env, lock, def.name, slot.alias, force);
   try {
-    const path = await ptyOf(env, guest, slot.id);
+    const path = livePtyPaths(def, rec.liveXml).get(slot.index);
+    if (path === undefined) {
+      throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `the ${slot.alias} of '${def.name}' has no pty in its live XML`);
+    }
+    checkRelayedPty(path, [rec.monitorPid, rec.pid], def.name);
     const h = openHandle(path, 'open the console');
     try {
       const st = h.current();
-      const uid = Number(rec.pid ? processStatus(rec.pid)?.get('Uid')?.split(/\s+/)[1] : NaN);
-      if (!/^\/dev\/pts\/\d+$/.test(path) || !st.isCharacterDevice() || !isPtySlave(st.rdev) || st.uid !== uid) {
-        throw new SvirtError('SVIRT_ERR_PATH_INVALID', `"${path}" is not QEMU's pty (owner ${st.uid}, QEMU uid ${uid})`);
+      if (!st.isCharacterDevice() || !isPtySlave(st.rdev)) {
+        throw new SvirtError('SVIRT_ERR_PATH_INVALID', `"${path}" is not a pty`);
       }
       // a pty slave, checked above: opening it neither blocks (O_NONBLOCK) nor makes it our terminal
       const fd = openSync(h.procPath, constants.O_RDWR | constants.O_NOCTTY | constants.O_NONBLOCK);
@@ -146,5 +140,34 @@ export async function openConsole(
   } catch (err) {
     unlinkSync(lock);
     throw err;
+  }
+}
+
+/**
+ * Removes the console locks of guest `uuid` whose holder is gone (a live session removes its
+ * own when the pty closes under it). Only names inside the root-only monitor dir, each a
+ * plain file: unlink never follows a symlink in the last component.
+ */
+export function removeConsoleLocks(env: LifecycleEnv, uuid: string): void {
+  let dir: number;
+  try {
+    dir = openPath(join(env.paths.runtimeRoot, 'monitor')); // no symlink on the way
+  } catch {
+    return; // no monitor dir: no locks
+  }
+  try {
+    const at = `/proc/self/fd/${dir}`;
+    for (const name of readdirSync(at)) {
+      if (!name.startsWith(`${uuid}.`) || !name.endsWith('.console')) continue;
+      const holder = readHolder(`${at}/${name}`);
+      if (holder && isAlive(holder)) continue;
+      try {
+        unlinkSync(`${at}/${name}`);
+      } catch {
+        // removed by its holder or another svirt meanwhile
+      }
+    }
+  } finally {
+    closeSync(dir);
   }
 }

@@ -23,6 +23,7 @@ import { applyNicLinks, prepareNics } from './nics.js';
 import { ensureNvram, machineFds, prepareDefinition } from './machine.js';
 import { ensureRuntimeRoot, monitorSocketPath } from './runtime-dir.js';
 import { chardevLogEntries, finishDevices, placeDevices, usedSets } from './console-devices.js';
+import { addPtyFds, allocatePtys, ptyPaths, ptyRelays } from './pty-relay.js';
 import { UndoStack } from './undo.js';
 
 /**
@@ -122,6 +123,9 @@ export async function startGuest(
     const layout = new FdLayout();
     const fdsets = openDisks(live, resources, files, layout);
     const chardevFds = chardevEntries(live, opened.io, layout, fdsets.size);
+    // ptys allocated and labelled by svirt, relayed by the monitor (pty-relay.ts)
+    const ptys = allocatePtys(env.manager, live, files, socketLabels?.listen);
+    addPtyFds(ptys, layout, chardevFds);
     const pipeFds = pipeEntries(live, opened.io, layout, fdsets.size + chardevFds.size); // sets after theirs
     const logFds = chardevLogEntries(live, opened.io, layout, usedSets(fdsets.values(), chardevFds.values(), pipeFds.values()));
     // The rng sources and pflash firmware: fdsets after every other (src/lifecycle/machine.ts).
@@ -173,6 +177,7 @@ export async function startGuest(
       ...(socketLabels ? { socketLabel: socketLabels.connect } : {}),
       hook: reconcileHook(env),
       timeoutMs: env.startTimeoutMs,
+      relays: ptyRelays(ptys),
       // svirt's copies of what QEMU inherits go at once: a QEMU that dies must take its
       // monitor socket with it, or the wait for its greeting would last the whole timeout.
       spawned: () => {
@@ -185,8 +190,8 @@ export async function startGuest(
     try {
       await nicHelpersReady();
       await applyNicLinks(launched.qmp, live, !paused && incoming === undefined && changes.length === 0);
-      // ptys found and labelled, display passwords set, while the guest waits for the changes below
-      liveXml = await finishDevices(env.manager, live, launched.qmp, launched.pid);
+      // pty paths shown, display passwords set, while the guest waits for the changes below
+      liveXml = await finishDevices(live, launched.qmp, ptyPaths(ptys));
       await applyChardevChanges(launched.qmp, changes, !paused && incoming === undefined);
       if (incoming && stateFd !== undefined) await finishIncoming(launched.qmp, paused, logPath, incoming, launched.pid, stateFd);
     } catch (err) {

@@ -4,6 +4,7 @@ import { SvirtError } from '../errors.js';
 import { unlinkBeneath } from '../host/file-handle.js';
 import { isAlive, signal, waitGone } from '../host/proc.js';
 import type { RunningRecord } from '../store/store.js';
+import { removeConsoleLocks } from './console-session.js';
 import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
 import { noDomain, notRunning } from './guest.js';
@@ -88,6 +89,7 @@ export async function cleanup(env: LifecycleEnv, rec: RunningRecord): Promise<vo
   });
   rmSync(rec.runtimeDir, { recursive: true, force: true });
   rmSync(rec.qmpPath, { force: true });
+  removeConsoleLocks(env, rec.uuid);
   // Sockets svirt bound for the guest's chardevs go with it (QEMU got only their fds).
   for (const c of live.chardevs) {
     if (c.type === 'unix' && c.mode !== 'connect' && c.path !== undefined) {

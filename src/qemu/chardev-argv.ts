@@ -23,7 +23,7 @@ export interface ChardevSlot {
 
 /** QEMU's fds for the chardevs svirt opened, by index in def.chardevs. */
 export interface ChardevFds {
-  /** A file (fdset) or a bound listening socket (plain fd, set 0). */
+  /** A file (fdset), a bound listening socket or a pty's relay socket (plain fd, set 0). */
   readonly chardevFds?: ReadonlyMap<number, FdSetEntry>;
   readonly pipeFds?: ReadonlyMap<number, PipeFds>;
   /** The `<log file>` of a chardev, opened and labelled by svirt (an fdset). */
@@ -98,7 +98,10 @@ function backendOf(def: DomainDef, s: ChardevSlot, fds: ChardevFds, spice: boole
   const fd = fds.chardevFds?.get(s.index);
   switch (c.type) {
     case 'pty':
-      return `pty,id=${id}`;
+      // svirt allocated the pty; QEMU gets a socket that svirt-monitor relays to its master
+      // (src/lifecycle/pty-relay.ts): QEMU itself opens nothing under /dev/pts.
+      if (!fd) throw new SvirtError('SVIRT_ERR_INTERNAL', `no pty was allocated for chardev ${id}`);
+      return `socket,id=${id},fd=${fd.fd},server=off`;
     case 'file':
       // svirt opened (and truncated, unless append='on') and labelled the file; QEMU writes through the fd.
       if (!fd) throw new SvirtError('SVIRT_ERR_INTERNAL', `no file was opened for chardev ${id}`);

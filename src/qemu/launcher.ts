@@ -23,6 +23,8 @@ export interface LaunchRequest {
   /** What the monitor runs once QEMU has exited (svirt's reconcile). */
   readonly hook: readonly string[];
   readonly timeoutMs: number;
+  /** Ptys the monitor relays (master, and its end of QEMU's chardev socket); QEMU gets neither. */
+  readonly relays?: readonly { readonly pty: number; readonly sock: number }[];
   /** Called once the monitor is spawned (it holds the inherited fds from then on). */
   readonly spawned?: () => void;
 }
@@ -55,10 +57,22 @@ export const EXEC_STEPS: Readonly<Record<number, string>> = {
  * last lines of the log.
  */
 export async function launch(req: LaunchRequest): Promise<Launched> {
-  const args = [...req.hook.flatMap((a) => ['--hook', a]), '--', req.execPath, '--spec-fd', String(SPEC_FD), '--', ...req.argv];
+  // The relayed fds come after QEMU's: not in svirt-exec's keep list, so QEMU never has them.
+  const relays = req.relays ?? [];
+  const first = SPEC_FD + 1 + req.layout.fds.length;
+  const args = [
+    ...req.hook.flatMap((a) => ['--hook', a]),
+    ...relays.flatMap((_, i) => ['--relay', `${first + 2 * i},${first + 2 * i + 1}`]),
+    '--',
+    req.execPath,
+    '--spec-fd',
+    String(SPEC_FD),
+    '--',
+    ...req.argv,
+  ];
   const child = spawn(req.monitorPath, args, {
     detached: true,
-    stdio: ['ignore', 'pipe', req.logFd, 'pipe', ...req.layout.fds],
+    stdio: ['ignore', 'pipe', req.logFd, 'pipe', ...req.layout.fds, ...relays.flatMap((r) => [r.pty, r.sock])],
     env: guestEnvironment(process.env),
   });
   req.spawned?.();

@@ -167,10 +167,10 @@ export interface SecurityDriver {
   restoreResourceLabel?(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void;
 
   /**
-   * Labels a pty QEMU allocated for a serial port, console or channel (after start: its
-   * /dev/pts path is only known then). Not remembered and never restored: the pty goes
-   * away with QEMU, and its number may be another process's terminal afterwards.
-   * Default: nothing (QEMU's uid owns the pty it made).
+   * Labels the slave of a pty svirt allocated for a serial port, console or channel (through
+   * its open fd, before QEMU starts; src/lifecycle/pty-relay.ts). Not remembered and never
+   * restored: the pty goes away with the guest, and its number may be another process's
+   * terminal afterwards. Default: nothing.
    */
   setPtyLabel?(def: DomainDef, label: SecLabelDef, pty: FileHandle): void;
 

@@ -48,6 +48,7 @@ describe('attack matrix (real QEMU, real kernel)', { skip }, () => {
         'shadow',
         'write-etc',
         'qmp-b',
+        'pty-b',
         'tcp',
         'signal-b',
       ]) {
@@ -66,6 +67,7 @@ describe('attack matrix (real QEMU, real kernel)', { skip }, () => {
         'shadow',
         'write-etc',
         'qmp-b',
+        'pty-b',
         'signal-b',
         'environ-b',
       ]) {

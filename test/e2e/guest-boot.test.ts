@@ -8,11 +8,12 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDomainXml } from '../../src/domain/index.js';
-import { countRows, qemuAsRootSkip, scratch, svirt, svirtOk, waitFor, writeDomain, QEMU, SVIRT_BIN } from '../helpers.js';
+import { countRows, qemuAsRootSkip, scratch, svirt, svirtOk, waitFor, writeDomain, QEMU } from '../helpers.js';
+import { consoleRun } from '../support/console-run.js';
 import { GUEST_BANNER, guestImage, guestImageSkip, guestOsXml, type GuestImage } from '../support/guest-image.js';
 import { nonBackground } from '../support/png-pixels.js';
 
@@ -40,39 +41,6 @@ function bootXml(name: string, image: GuestImage, log: string): string {
   </devices>
 </domain>
 `;
-}
-
-/** `svirt console`, driven through a pipe: sends `input`, resolves once `want` shows in its output, then leaves with ^]. */
-function consoleRun(
-  dir: string,
-  name: string,
-  input: string,
-  want: RegExp,
-  ms: number,
-): Promise<{ out: string; code: number | null }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SVIRT_BIN, '--state-dir', dir, ...S, 'console', name], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let sent = false;
-    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-    child.stderr.on('data', (d: Buffer) => {
-      if (!sent && d.toString().includes('Escape character')) {
-        sent = true;
-        child.stdin.write(input);
-      }
-    });
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString('latin1');
-      if (want.test(out)) child.stdin.write('\x1d');
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ out, code });
-    });
-  });
 }
 
 /** Whether `uid` can open `path` read-write (a shell of that uid tries). */
@@ -116,10 +84,10 @@ describe('the guest image under dac,landlock (real QEMU, TCG)', { skip }, () => 
       assert.ok(!strangerPty.ok, 'another uid cannot open the pty');
       assert.match(strangerPty.err, /Permission denied/);
 
-      const session = await consoleRun(dir, 'guest', 'echo $((6*7))\n', /\r?\n42\r?\n/, 60_000);
+      const session = await consoleRun(dir, S, 'guest', 'echo $((6*7))\n', /\r?\n42\r?\n/, 60_000);
       assert.equal(session.code, 0, `console output:\n${session.out}`);
       assert.match(session.out, /\n42\r?\n/);
-      const second = await consoleRun(dir, 'guest', 'echo second-$((2+3))\n', /second-5/, 60_000);
+      const second = await consoleRun(dir, S, 'guest', 'echo second-$((2+3))\n', /second-5/, 60_000);
       assert.match(second.out, /second-5/, 'a new session after the first one left');
 
       let ping = await svirt(dir, [...S, 'qemu-agent-command', 'guest', '{"execute":"guest-ping"}', '--timeout', '10']);

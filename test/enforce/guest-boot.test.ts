@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeDomain } from '../helpers.js';
+import { consoleRun } from '../support/console-run.js';
 import { GUEST_BANNER, guestOsXml } from '../support/guest-image.js';
 import { guest, LabDirs, labSkip, parseContext, procLabel, svirtOk, type LabMode } from './lab.js';
 
@@ -48,6 +49,7 @@ describe(`the real guest boots confined by ${mode} (enforcing), dac and landlock
   ${guestOsXml({ dir, kernel, initrd, version: '' }, 'pc', 'console=ttyS0 panic=-1 no_timer_check quiet')}
   <devices>
     <serial type='file'><source path='${log}'/><target port='0'/></serial>
+    <console type='pty'><target type='virtio' port='1'/></console>
   </devices>
 </domain>
 `;
@@ -68,6 +70,12 @@ describe(`the real guest boots confined by ${mode} (enforcing), dac and landlock
       `no shell banner within ${BOOT_MS / 1000} s; the serial log ends:\n${text.slice(-1500)}`,
     );
     assert.ok(text.includes(SHELL), `the shell did not start after the banner; the serial log ends:\n${text.slice(-1500)}`);
+    // a pty console: svirt allocated and labelled it, the monitor relays it to QEMU's socket
+    const live = await svirtOk(dir, ['dumpxml', 'real']);
+    const pty = /<console type='pty' tty='(\/dev\/pts\/\d+)'>/.exec(live)?.[1];
+    assert.ok(pty, `the live XML shows the virtio console's pty:\n${live}`);
+    const session = await consoleRun(dir, STACK, 'real', '', /$^/, 5000, ['--devname', 'console1']);
+    assert.match(session.err, new RegExp(`Connected to domain 'real' \\(console1, ${pty}\\)`), session.err);
     await svirtOk(dir, [...STACK, 'destroy', 'real']);
   });
 });

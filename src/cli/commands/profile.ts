@@ -10,6 +10,7 @@ import { Hypervisor } from '../../lifecycle/hypervisor.js';
 import { previewDisplayPorts } from '../../lifecycle/display-ports.js';
 import { previewDefinition, type FirmwarePreview } from '../../lifecycle/machine.js';
 import { nicDryRun } from '../../lifecycle/nics.js';
+import { ptyDryRun } from '../../lifecycle/pty-relay.js';
 import { guestResources, resolveResources } from '../../security/resources.js';
 import { buildStack, parseStackSpec, stackFromNames } from '../../security/stack.js';
 import type { GuestResource, SecurityContext, LabelMemory, LabelReservations } from '../../security/driver.js';
@@ -84,7 +85,7 @@ export async function run(args: ParsedArgs): Promise<number> {
     for (const s of manager.dryRunHelper(live, h, ctx))
       sections.push({ driver: s.driver, text: `helper ${h.kind} ${h.id}:\n${s.text}` });
   }
-  const fds = machineFdNotes(live);
+  const fds = [...machineFdNotes(live), ...ptyDryRun(live, manager.names)];
   const firmware = prepared.firmware ? firmwareNotes(prepared.firmware) : [];
   const displays = ports.displays.map((d) => `${d.type}: ${d.listen} (${d.note})`);
   const parts = [

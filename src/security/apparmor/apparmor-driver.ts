@@ -275,7 +275,6 @@ export class AppArmorDriver implements SecurityDriver {
       uuid: def.uuid,
       emulator: ctx.emulator,
       virtType: ctx.virtType,
-      usesPty: def.chardevs.some((c) => c.type === 'pty'),
       rngDevices: (def.rngs ?? []).flatMap((r) => (r.backend.model === 'random' ? [r.backend.path] : [])),
       resources,
       protectedDirs: [this.profileDir],

@@ -20,8 +20,6 @@ export interface GuestRulesInput {
   readonly uuid: string;
   readonly emulator: string;
   readonly virtType: 'kvm' | 'qemu';
-  /** The guest has a pty serial/console: QEMU opens /dev/ptmx and its /dev/pts node. */
-  readonly usesPty: boolean;
   /** Host random devices an `<rng>` reads (svirt passes the fd; AppArmor revalidates it at exec). */
   readonly rngDevices?: readonly string[];
   readonly resources: readonly RuleResource[];
@@ -152,7 +150,7 @@ export function guestRulesText(input: GuestRulesInput): string {
   blocks.push(head);
   const devices: string[] = [];
   if (input.virtType === 'kvm') devices.push('  # KVM (virt type kvm)', '  /dev/kvm rw,');
-  if (input.usesPty) devices.push('  # pty serial/console', '  /dev/ptmx rw,', '  owner /dev/pts/[0-9]* rw,');
+  // No /dev/ptmx or /dev/pts: a pty chardev reaches QEMU as a socket svirt-monitor relays.
   for (const p of new Set(input.rngDevices ?? [])) {
     if (p !== '/dev/urandom' && p !== '/dev/random')
       throw new SvirtError('SVIRT_ERR_PATH_INVALID', `refusing rng source ${JSON.stringify(p)}`);

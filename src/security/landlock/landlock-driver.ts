@@ -171,10 +171,9 @@ export class LandlockDriver implements SecurityDriver {
       { path: ctx.runtimeDir, access: RUNTIME_DIR },
     ];
     if (ctx.virtType === 'kvm') rules.push({ path: '/dev/kvm', access: [...FILE_RW, 'ioctl_dev'] });
-    if (def.chardevs.some((c) => c.type === 'pty')) {
-      rules.push({ path: '/dev/ptmx', access: [...FILE_RW, 'ioctl_dev'] });
-      rules.push({ path: '/dev/pts', access: [...FILE_RW, 'ioctl_dev', 'read_dir'] });
-    }
+    // No /dev/ptmx, no /dev/pts: svirt allocates a guest's ptys and QEMU gets a socket the
+    // monitor relays (src/lifecycle/pty-relay.ts). A rule on /dev/pts would cover every pty
+    // of the host, other guests' consoles included.
     for (const r of resources) {
       switch (r.role) {
         case 'loader':
