@@ -126,7 +126,7 @@ export function readRunning(
 
 export function countRows(
   stateDir: string,
-  table: 'running' | 'reservations' | 'remembered' | 'remembered_users' | 'domains',
+  table: 'running' | 'reservations' | 'remembered' | 'remembered_users' | 'domains' | 'network_starts',
 ): number {
   const db = new Database(join(stateDir, 'svirt.db'), { readonly: true, fileMustExist: true, timeout: 10_000 });
   try {

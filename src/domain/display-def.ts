@@ -1,4 +1,5 @@
 /** `<graphics>`, `<video>` and `<input>`: the typed form (parse-display.ts, format-display.ts). */
+import type { PciAddress } from './machine-def.js';
 
 export type GraphicsType = 'vnc' | 'spice';
 
@@ -32,6 +33,17 @@ export interface VideoDef {
   readonly model: VideoModel;
   /** `<model primary='yes'>`; the first video is primary when none says so. */
   readonly primary?: boolean;
+  /** `<address type='pci'>`: given, or assigned with the other PCI devices (machine-defaults.ts). */
+  readonly address?: PciAddress;
+}
+
+/** The index of the primary video (`primary='yes'`, else the first), or -1 without videos. */
+export function primaryVideoIndex(videos: readonly VideoDef[]): number {
+  if (videos.length === 0) return -1;
+  return Math.max(
+    0,
+    videos.findIndex((v) => v.primary === true),
+  );
 }
 
 export const INPUT_TYPES = ['tablet', 'mouse', 'keyboard'] as const;
@@ -40,6 +52,8 @@ export const INPUT_BUSES = ['usb', 'ps2', 'virtio'] as const;
 export interface InputDef {
   readonly type: (typeof INPUT_TYPES)[number];
   readonly bus: (typeof INPUT_BUSES)[number];
+  /** A virtio input's `<address type='pci'>` (USB and PS/2 inputs are not PCI devices). */
+  readonly address?: PciAddress;
 }
 
 /** The TCP ports a guest's displays listen on (once placed at start): Landlock's bind_tcp rules. */

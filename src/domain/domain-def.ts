@@ -166,6 +166,8 @@ export interface FilesystemDef {
   /** The mount tag the guest sees (`<target dir=...>`). */
   readonly tag: string;
   readonly readonly: boolean;
+  /** `<address type='pci'>` of its vhost-user-fs device: given, or assigned with the other PCI devices. */
+  readonly address?: PciAddress;
 }
 
 export interface DomainDef {

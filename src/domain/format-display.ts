@@ -6,6 +6,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { GraphicsDef, InputDef, VideoDef } from './display-def.js';
 import type { DomainDef } from './domain-def.js';
+import { applyAddress } from './format-machine.js';
 import { parseGraphics, parseInput, parseVideo } from './parse-display.js';
 import type { MutableElement } from './xml-tree.js';
 import { elem, ensureChild, insertOrdered, mChildren, removeChild, removeChildren, setAttr } from './xml-tree.js';
@@ -47,15 +48,20 @@ function applyGraphics(el: MutableElement, g: GraphicsDef): void {
   el.children.unshift(elem('listen', listenAttrs(g)));
 }
 
+const VIDEO_ORDER = ['model', 'driver', 'alias', 'address'] as const;
+const INPUT_ORDER = ['source', 'driver', 'alias', 'address'] as const;
+
 function applyVideo(el: MutableElement, v: VideoDef): void {
-  const model = ensureChild(el, 'model', ['model', 'driver', 'alias', 'address']);
+  const model = ensureChild(el, 'model', VIDEO_ORDER);
   setAttr(model, 'type', v.model);
   setAttr(model, 'primary', v.primary === undefined ? undefined : v.primary ? 'yes' : 'no');
+  applyAddress(el, v.address, VIDEO_ORDER);
 }
 
 function applyInput(el: MutableElement, i: InputDef): void {
   setAttr(el, 'type', i.type);
   setAttr(el, 'bus', i.bus);
+  applyAddress(el, i.address, INPUT_ORDER);
 }
 
 function formatList<T>(

@@ -5,6 +5,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { DomainDef, FilesystemDef, TpmDef, XmlElement } from './domain-def.js';
+import { applyAddress } from './format-machine.js';
 import { parseFilesystem, parseTpm } from './helper-devices.js';
 import type { MutableElement } from './xml-tree.js';
 import { attr, elem, ensureChild, insertOrdered, mChildren, mFirst, removeChild, removeChildren } from './xml-tree.js';
@@ -32,6 +33,13 @@ function filesystemElement(f: FilesystemDef): MutableElement {
       ...(f.readonly ? [elem('readonly')] : []),
     ],
   );
+}
+
+const FILESYSTEM_ORDER = ['driver', 'binary', 'source', 'target', 'readonly', 'alias', 'address'] as const;
+
+function withoutAddress(f: FilesystemDef): FilesystemDef {
+  const { address: _address, ...rest } = f;
+  return rest;
 }
 
 /** The element's def, or undefined when it does not read (it is then replaced). */
@@ -71,7 +79,17 @@ export function formatHelperDevices(
   domainOrder: readonly string[],
 ): void {
   sync(devices, 'tpm', def.tpms ?? [], parseTpm, tpmElement, devicesOrder);
-  sync(devices, 'filesystem', def.filesystems ?? [], parseFilesystem, filesystemElement, devicesOrder);
+  // The address is set in place, so a share that only got one keeps what svirt does not model.
+  const shares = def.filesystems ?? [];
+  sync(
+    devices,
+    'filesystem',
+    shares.map(withoutAddress),
+    (el) => withoutAddress(parseFilesystem(el)),
+    filesystemElement,
+    devicesOrder,
+  );
+  mChildren(devices, 'filesystem').forEach((el, i) => applyAddress(el, shares[i]?.address, FILESYSTEM_ORDER));
   if ((def.filesystems ?? []).length === 0) return;
   const mb = ensureChild(root, 'memoryBacking', domainOrder);
   const source = mFirst(mb, 'source');

@@ -48,7 +48,7 @@ function readAddress(el: MutableElement): PciAddress | undefined {
 }
 
 /** Sets (or removes) the PCI `<address>` of a device element; another address type is left alone when none is set. */
-function applyAddress(el: MutableElement, a: PciAddress | undefined, order: readonly string[]): void {
+export function applyAddress(el: MutableElement, a: PciAddress | undefined, order: readonly string[]): void {
   const cur = mFirst(el, 'address');
   if (isDeepStrictEqual(readAddress(el), a)) return;
   if (a === undefined) {

@@ -3,6 +3,7 @@
  * virtiofsd). What svirt cannot confine is refused here, when the domain is defined.
  */
 import type { FilesystemDef, TpmDef, XmlElement } from './domain-def.js';
+import { parsePciAddress } from './parse-machine.js';
 import { checkPath, invalid, quote, single, unsupported } from './parse-util.js';
 import { attr } from './xml-tree.js';
 
@@ -80,7 +81,8 @@ export function parseFilesystem(el: XmlElement): FilesystemDef {
   const tag = target ? attr(target, 'dir') : undefined;
   if (tag === undefined) throw invalid(el, "<filesystem> needs <target dir='tag'/>");
   if (!TAG.test(tag)) throw invalid(target ?? el, `mount tag ${quote(tag)} must be 1-36 of A-Z a-z 0-9 _ . -`);
-  return { source: dir, tag, readonly: single(el, 'readonly') !== undefined };
+  const address = parsePciAddress(el);
+  return { source: dir, tag, readonly: single(el, 'readonly') !== undefined, ...(address === undefined ? {} : { address }) };
 }
 
 /**

@@ -73,6 +73,74 @@ describe('completeMachine', () => {
     );
   });
 
+  const display =
+    "<filesystem type='mount'><driver type='virtiofs'/><source dir='/srv/s'/><target dir='s'/></filesystem>" +
+    "<graphics type='vnc'/><input type='tablet' bus='virtio'/><input type='mouse' bus='ps2'/><input type='tablet' bus='usb'/>";
+  const shared = "<memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>";
+  const withMemory = (text: string): string => text.replace('<os>', `${shared}<os>`);
+
+  it("places videos (the primary at libvirt's slot), virtio inputs and shared folders; USB and PS/2 inputs are no PCI devices", () => {
+    const pc = completeMachine(parseDomainXml(withMemory(xml('pc', vda + display))));
+    assert.deepEqual(
+      pc.videos,
+      [{ model: 'vga', address: { domain: 0, bus: 0, slot: 2, function: 0 } }],
+      'a display gets VGA at 00:02.0',
+    );
+    assert.deepEqual(
+      pc.inputs?.map((i) => i.address?.slot),
+      [6, undefined, undefined],
+    );
+    assert.equal(pc.filesystems?.[0]?.address?.slot, 5);
+    const q35 = completeMachine(
+      parseDomainXml(
+        withMemory(
+          xml('q35', vda + display + "<video><model type='virtio'/></video><video><model type='qxl' primary='yes'/></video>"),
+        ),
+      ),
+    );
+    const [secondary, primary] = q35.videos ?? [];
+    assert.deepEqual(primary?.address, { domain: 0, bus: 0, slot: 1, function: 0 }, 'the primary video on pcie.0 slot 1');
+    assert.equal(secondary?.address?.slot, 0, 'a secondary video in a root port of its own');
+    assert.notEqual(secondary?.address?.bus, 0);
+    const ports = [q35.filesystems?.[0]?.address?.bus, secondary?.address?.bus, q35.inputs?.[0]?.address?.bus];
+    assert.equal(new Set(ports).size, 3, `each in its own root port: ${ports.join(' ')}`);
+    const text = formatDomainXml(q35);
+    assert.equal(formatDomainXml(completeMachine(parseDomainXml(text))), text, 'written, read back, the same');
+    assert.match(
+      text,
+      /<input type='tablet' bus='virtio'>\n\s+<address type='pci' domain='0x0000' bus='0x0[0-9a-f]' slot='0x00'/,
+    );
+    assert.match(text, /<target dir='s'\/>\n\s+<address type='pci'/);
+  });
+
+  it('gives the primary video the next free slot when its own is taken, and honours a given one', () => {
+    const taken = vda.replace('</disk>', "<address type='pci' bus='0' slot='2'/></disk>");
+    const def = completeMachine(parseDomainXml(xml('pc', taken + "<video><model type='cirrus'/></video>")));
+    assert.equal(def.disks[0]?.address?.slot, 2);
+    assert.equal(def.videos?.[0]?.address?.slot, 4, 'after the balloon at 3');
+    const given = completeMachine(
+      parseDomainXml(
+        xml('pc', "<video><model type='vga'/><address type='pci' bus='0' slot='9'/></video><video><model type='none'/></video>"),
+      ),
+    );
+    assert.deepEqual(
+      given.videos?.map((v) => v.address?.slot),
+      [9, undefined],
+      'model none is no device',
+    );
+    assert.throws(
+      () => parseDomainXml(xml('pc', "<input type='tablet' bus='usb'><address type='pci' bus='0' slot='9'/></input>")),
+      (e: unknown) => e instanceof SvirtError && /a usb input is not a PCI device/.test(e.message),
+    );
+  });
+
+  it('hot-plug: a device QEMU placed itself (no address in the live XML) takes no port in the plan', () => {
+    const live = completeMachine(parseDomainXml(xml('q35', vda + "<input type='tablet' bus='virtio'/>")), { freeRootPorts: 1 });
+    const older = { ...live, inputs: (live.inputs ?? []).map(({ type, bus }) => ({ type, bus })) };
+    const free = live.controllers?.filter((c) => c.model === 'pcie-root-port').map((c) => c.index) ?? [];
+    assert.ok(free.includes(hotplugAddress(older, 'disk:vdb', undefined).bus));
+  });
+
   it('hot-plug: the next free root port of the live definition', () => {
     const live = completeMachine(parseDomainXml(xml('q35', vda)));
     const a = hotplugAddress(live, 'disk:vdb', undefined);

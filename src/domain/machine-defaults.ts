@@ -6,13 +6,15 @@
  *   i440fx; a USB controller when none is given (q35: qemu-xhci, i440fx: piix3-uhci, as
  *   libvirt picks); a SCSI controller (virtio-scsi) when a disk is on bus scsi; a SATA
  *   controller when a disk is on bus sata (q35: the built-in ICH9 AHCI at 00:1f.2);
- * - a virtio `<memballoon>` when the definition has none (libvirt's default on x86);
+ * - a virtio `<memballoon>` when the definition has none (libvirt's default on x86), and a
+ *   VGA `<video>` when a display has none;
  * - a PCI address for every PCI device without one (pci-address.ts), and on q35 the root
  *   ports they need plus free ones for hot-plug.
  *
  * Other device families join by adding their devices to `pciRequests` and `withAddresses`.
  */
 import { SvirtError } from '../errors.js';
+import { primaryVideoIndex } from './display-def.js';
 import type { ControllerDef, ControllerType, DiskDef, DomainDef, PciAddress } from './domain-def.js';
 import { assignPci, pciMachine, type PciMachine, type PciPlan, type PciRequest } from './pci-address.js';
 
@@ -47,17 +49,38 @@ export function controllerKey(c: Pick<ControllerDef, 'type' | 'index'>): string 
   return `controller:${c.type}${c.index}`;
 }
 
-/** Every PCI device of a definition as an assigner request, in libvirt's order: controllers, disks, balloon, rngs, NICs. */
+/** Where the machine puts its primary video (libvirt: the slot QEMU itself gives the first VGA). */
+const PRIMARY_VIDEO: Readonly<Record<PciMachine, PciAddress>> = {
+  q35: { domain: 0, bus: 0, slot: 1, function: 0 },
+  i440fx: { domain: 0, bus: 0, slot: 2, function: 0 },
+};
+
+/**
+ * Every PCI device of a definition as an assigner request: controllers, disks, balloon, rngs,
+ * NICs (svirt's order since its first release, kept so defined guests keep their addresses),
+ * then shared folders (vhost-user-fs), videos and virtio inputs, in libvirt's relative order.
+ * The primary video asks for the slot libvirt gives it. A TPM is no PCI device on x86
+ * (tpm-tis sits on ISA, tpm-crb on the system bus), nor are USB and PS/2 inputs.
+ */
 export function pciRequests(def: DomainDef, machine: PciMachine): PciRequest[] {
   const out: PciRequest[] = [];
-  const add = (id: string, address: PciAddress | undefined): void => {
-    out.push(address === undefined ? { id } : { id, address });
+  const add = (id: string, address: PciAddress | undefined, preferred?: PciAddress): void => {
+    out.push({ id, ...(address === undefined ? {} : { address }), ...(preferred === undefined ? {} : { preferred }) });
   };
   for (const c of def.controllers ?? []) if (isPciController(machine, c)) add(controllerKey(c), c.address);
   for (const d of def.disks) if (isPciDisk(d)) add(`disk:${d.target.dev}`, d.address);
   if (def.memballoon?.model === 'virtio') add('memballoon', def.memballoon.address);
   (def.rngs ?? []).forEach((r, i) => add(`rng${i}`, r.address));
   def.interfaces.forEach((n, i) => add(`net:${i}`, n.address));
+  (def.filesystems ?? []).forEach((f, i) => add(`fs${i}`, f.address));
+  const videos = def.videos ?? [];
+  const primary = primaryVideoIndex(videos);
+  videos.forEach((v, i) => {
+    if (v.model !== 'none') add(`video${i}`, v.address, i === primary ? PRIMARY_VIDEO[machine] : undefined);
+  });
+  (def.inputs ?? []).forEach((n, i) => {
+    if (n.bus === 'virtio') add(`input${i}`, n.address);
+  });
   return out;
 }
 
@@ -75,6 +98,9 @@ export function withAddresses(def: DomainDef, plan: PciPlan): DomainDef {
     ...(def.memballoon ? { memballoon: place(def.memballoon, 'memballoon') } : {}),
     ...(def.rngs ? { rngs: def.rngs.map((r, i) => place(r, `rng${i}`)) } : {}),
     interfaces: def.interfaces.map((n, i) => place(n, `net:${i}`)),
+    ...(def.filesystems ? { filesystems: def.filesystems.map((f, i) => place(f, `fs${i}`)) } : {}),
+    ...(def.videos ? { videos: def.videos.map((v, i) => place(v, `video${i}`)) } : {}),
+    ...(def.inputs ? { inputs: def.inputs.map((n, i) => place(n, `input${i}`)) } : {}),
   };
 }
 
@@ -137,7 +163,10 @@ export interface CompleteOptions {
  * svirt does not place devices on (microvm, isapc) is returned as it is, with the balloon default.
  */
 export function completeMachine(def: DomainDef, options: CompleteOptions = {}): DomainDef {
-  const withBalloon: DomainDef = def.memballoon ? def : { ...def, memballoon: { model: 'virtio' } };
+  // libvirt's implicit devices: a virtio balloon, and a VGA for a display that names no video.
+  const display = (def.graphics?.length ?? 0) > 0 && (def.videos?.length ?? 0) === 0;
+  const withVideo: DomainDef = display ? { ...def, videos: [{ model: 'vga' }] } : def;
+  const withBalloon: DomainDef = withVideo.memballoon ? withVideo : { ...withVideo, memballoon: { model: 'virtio' } };
   const machine = pciMachine(def.os.machine);
   if (!machine) return withBalloon;
   for (const d of def.disks) {
@@ -163,7 +192,10 @@ export function hotplugAddress(live: DomainDef, id: string, address: PciAddress 
       `domain '${live.name}': machine '${live.os.machine ?? ''}' has no PCI hot-plug`,
     );
   const request: PciRequest = address === undefined ? { id, hotplug: true } : { id, hotplug: true, address };
-  const plan = assignPci(machine, live.controllers ?? [], [...pciRequests(live, machine), request], { frozen: true });
+  // A live device without an address was placed by QEMU itself (a guest started by an older
+  // svirt): its slot is not known here, and it must not take a free port in the plan.
+  const placed = pciRequests(live, machine).filter((r) => r.address !== undefined);
+  const plan = assignPci(machine, live.controllers ?? [], [...placed, request], { frozen: true });
   const a = plan.addresses.get(id);
   if (!a) throw new SvirtError('SVIRT_ERR_INTERNAL', `no PCI address was assigned to ${id}`);
   return a;

@@ -5,6 +5,7 @@
 import type { GraphicsDef, GraphicsListenDef, InputDef, VideoDef } from './display-def.js';
 import { INPUT_BUSES, INPUT_TYPES, VIDEO_MODELS } from './display-def.js';
 import type { XmlElement } from './domain-def.js';
+import { parsePciAddress } from './parse-machine.js';
 import { checkPath, invalid, oneOf, quote, single, unsupported, yesNo } from './parse-util.js';
 import { attr, childElements } from './xml-tree.js';
 
@@ -90,15 +91,18 @@ export function parseGraphics(el: XmlElement): GraphicsDef {
 }
 
 export function parseVideo(el: XmlElement): VideoDef {
+  const address = parsePciAddress(el);
+  const at = address === undefined ? {} : { address };
   const model = single(el, 'model');
-  if (!model) return { model: 'vga' };
+  if (!model) return { model: 'vga', ...at };
   const type = attr(model, 'type');
   if (type === undefined) throw invalid(model, 'missing type=');
   if (!(VIDEO_MODELS as readonly string[]).includes(type)) {
     throw unsupported(model, `video model ${quote(type)}: only ${VIDEO_MODELS.join(', ')} are supported`, { value: type });
   }
+  if (type === 'none' && address) throw invalid(el, "a video of model 'none' is no device and takes no PCI address");
   const primary = yesNo(model, 'primary');
-  return { model: type as VideoDef['model'], ...(primary === undefined ? {} : { primary }) };
+  return { model: type as VideoDef['model'], ...(primary === undefined ? {} : { primary }), ...at };
 }
 
 export function parseInput(el: XmlElement): InputDef {
@@ -110,5 +114,7 @@ export function parseInput(el: XmlElement): InputDef {
   // libvirt: a tablet defaults to usb, mouse and keyboard to ps2 on x86
   const bus = oneOf(el, 'bus', INPUT_BUSES) ?? (type === 'tablet' ? 'usb' : 'ps2');
   if (type === 'tablet' && bus === 'ps2') throw invalid(el, "a tablet cannot be on bus 'ps2'");
-  return { type: type as InputDef['type'], bus };
+  const address = parsePciAddress(el);
+  if (address && bus !== 'virtio') throw invalid(el, `a ${bus} input is not a PCI device and takes no PCI address`);
+  return { type: type as InputDef['type'], bus, ...(address === undefined ? {} : { address }) };
 }

@@ -17,8 +17,9 @@
  * running guest) no controller may be added: the device takes a free root port or slot, or
  * the call fails naming what to add to the definition.
  *
- * Callers: machine-defaults.ts (define and start: disks, controllers, rng, balloon) and the
- * hot-plug path (lifecycle/devices.ts). Other device families plug in by adding
+ * Callers: machine-defaults.ts (define and start: controllers, disks, balloon, rng, NICs,
+ * shared folders, videos, virtio inputs) and the hot-plug paths (lifecycle/device-address.ts,
+ * nic-plug.ts). Other device families plug in by adding
  * `PciRequest`s (machine-defaults.ts `pciRequests`).
  */
 import { SvirtError } from '../errors.js';
@@ -34,6 +35,11 @@ export interface PciRequest {
   readonly address?: PciAddress;
   /** The device must be hot-unpluggable (a hot-plug): on q35 it cannot sit on pcie.0. */
   readonly hotplug?: boolean;
+  /**
+   * Where the device goes when that slot is free (the primary video: slot 2 of pci.0 on
+   * i440fx, slot 1 of pcie.0 on q35, as libvirt puts it); else it is placed like any other.
+   */
+  readonly preferred?: PciAddress;
 }
 
 export interface PciAssignOptions {
@@ -195,12 +201,21 @@ export function assignPci(
   }
 
   const addresses = new Map<string, PciAddress>();
+  // A preferred slot is the device's when no function of it is used (libvirt's check for the primary video).
+  for (const r of requests) {
+    const p = r.preferred;
+    if (r.address || !p || !pciIndexes.has(p.bus)) continue;
+    if ([...Array(FUNCTIONS).keys()].some((f) => used.has(key(p.bus, p.slot, f)))) continue;
+    used.set(key(p.bus, p.slot, p.function), r.id);
+    addresses.set(r.id, p);
+  }
   const busy = (index: number): boolean => used.has(key(index, 0, 0));
   for (const r of requests) {
     if (r.address) {
       addresses.set(r.id, r.address);
       continue;
     }
+    if (addresses.has(r.id)) continue;
     let a: PciAddress | undefined;
     if (machine === 'q35') {
       const free = controllers.filter((c) => isRootPort(c) && !busy(c.index)).sort((x, y) => x.index - y.index)[0];

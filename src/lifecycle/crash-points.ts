@@ -33,7 +33,10 @@ export const CRASH_POINTS = [
   'restore:loaded',
 ] as const;
 
-export type CrashPoint = (typeof CRASH_POINTS)[number];
+/** Steps of a network's start (test/e2e/network-race.test.ts); not guest steps, so not in CRASH_POINTS. */
+export const NETWORK_CRASH_POINTS = ['net-start:claimed', 'net-start:bridge'] as const;
+
+export type CrashPoint = (typeof CRASH_POINTS)[number] | (typeof NETWORK_CRASH_POINTS)[number];
 
 export function crashPoint(name: CrashPoint): void {
   if (process.env['SVIRT_TEST_CRASH_AT'] === name) process.kill(process.pid, 'SIGKILL');

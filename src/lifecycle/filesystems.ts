@@ -18,6 +18,7 @@ import { SvirtError } from '../errors.js';
 import { openHandle, unlinkBeneath } from '../host/file-handle.js';
 import { connectUnixAt } from '../host/native.js';
 import { withSocketLabel } from '../host/selinux-socket.js';
+import { pciProps } from '../qemu/argv-machine.js';
 import { FdLayout } from '../qemu/fd-layout.js';
 import type { GuestResource } from '../security/driver.js';
 import type { HelperSpec } from '../security/helper.js';
@@ -119,7 +120,7 @@ export function prepareFilesystems(env: LifecycleEnv, live: DomainDef, files: Op
         const fds = new FdLayout();
         const fd = fds.add(listen);
         requests.push(request(binary, s, fd, fds));
-        argv.push(...virtiofsQemuArgv(s.index, s.fs.tag, layout.add(connected)));
+        argv.push(...virtiofsQemuArgv(s.index, s.fs.tag, layout.add(connected), pciProps(live, s.fs.address)));
       }
       await startHelpers(env, live, ctx, requests, undo);
       return argv;
@@ -127,9 +128,16 @@ export function prepareFilesystems(env: LifecycleEnv, live: DomainDef, files: Op
   };
 }
 
-/** QEMU's part of share `index`: the vhost-user-fs device over its connection to virtiofsd (fd `fd`). */
-export function virtiofsQemuArgv(index: number, tag: string, fd: number): string[] {
-  return ['-chardev', `socket,id=chr-fs${index},fd=${fd}`, '-device', `vhost-user-fs-pci,chardev=chr-fs${index},tag=${tag}`];
+/**
+ * QEMU's part of share `index`: the vhost-user-fs device (libvirt's alias `fsN`) over its
+ * connection to virtiofsd (fd `fd`), at its PCI address (`pci`: argv-machine.ts pciProps).
+ */
+export function virtiofsQemuArgv(index: number, tag: string, fd: number, pci: Record<string, string> = {}): string[] {
+  const device = [
+    `vhost-user-fs-pci,id=fs${index},chardev=chr-fs${index},tag=${tag}`,
+    ...Object.entries(pci).map(([k, v]) => `${k}=${v}`),
+  ];
+  return ['-chardev', `socket,id=chr-fs${index},fd=${fd}`, '-device', device.join(',')];
 }
 
 function request(

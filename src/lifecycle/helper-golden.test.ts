@@ -45,7 +45,11 @@ const CASES: readonly { name: string; spec: HelperSpec; argv: string[] }[] = [
   {
     name: 'virtiofsd',
     spec: virtiofsdSpec(VIRTIOFSD, 0, '/srv/share', false),
-    argv: [...virtiofsdArgv(VIRTIOFSD, 4, '/srv/share', false), '--', ...virtiofsQemuArgv(0, 'hostshare', 13)],
+    argv: [
+      ...virtiofsdArgv(VIRTIOFSD, 4, '/srv/share', false),
+      '--',
+      ...virtiofsQemuArgv(0, 'hostshare', 13, { bus: 'pci.7', addr: '0x0' }),
+    ],
   },
   {
     name: 'virtiofsd-readonly',

@@ -35,18 +35,69 @@ function cacheDir(stateDir: string): string {
  * and addresses, firmware and nvram paths filled in. Idempotent.
  */
 export function prepareDefinition(stateDir: string, def: DomainDef): DomainDef {
-  const emulator = resolveEmulator(def, cacheDir(stateDir));
+  return prepare(stateDir, def, cacheDir(stateDir)).def;
+}
+
+function prepare(stateDir: string, def: DomainDef, cache: string | undefined): { def: DomainDef; descriptor?: string } {
+  const emulator = resolveEmulator(def, cache);
   // A wrapper script's binary is named in the definition, so every driver's rule follows it.
   const withEmulator = emulator.path === emulatorPath(def) ? def : { ...def, emulator: emulator.path };
   return withFirmware(stateDir, completeMachine(withEmulator), emulator);
 }
 
+/** The firmware a dry run shows: what start gives QEMU, and where it came from. */
+export interface FirmwarePreview {
+  readonly loader: string;
+  readonly secure: boolean;
+  /** The descriptor that chose it (`<os firmware='efi'>`), or that names the given loader. */
+  readonly descriptor?: string;
+  /** Chosen now from the descriptors (a definition read from a file), rather than at define. */
+  readonly chosenNow: boolean;
+  readonly nvram?: string;
+  readonly template?: string;
+  /** Whether the nvram exists (else start makes it from the template). */
+  readonly nvramExists: boolean;
+}
+
+/**
+ * What `prepareDefinition` makes of a definition, for a dry run (`svirt profile`): nothing is
+ * written (no machine-type cache, no nvram), and the firmware pick is described.
+ */
+export function previewDefinition(stateDir: string, given: DomainDef): { def: DomainDef; firmware?: FirmwarePreview } {
+  const { def, descriptor } = prepare(stateDir, given, undefined);
+  const loader = def.os.loader;
+  if (loader?.type !== 'pflash') return { def };
+  const named = descriptor ?? readDescriptors().find((d) => d.executable === loader.path)?.file;
+  const nvram = def.os.nvram;
+  let nvramExists = false;
+  if (nvram) {
+    try {
+      lstatSync(nvram.path);
+      nvramExists = true;
+    } catch {
+      nvramExists = false; // start makes it from its template
+    }
+  }
+  return {
+    def,
+    firmware: {
+      loader: loader.path,
+      secure: loader.secure === true,
+      ...(named === undefined ? {} : { descriptor: named }),
+      chosenNow: descriptor !== undefined,
+      ...(nvram ? { nvram: nvram.path } : {}),
+      ...(nvram?.template === undefined ? {} : { template: nvram.template }),
+      nvramExists,
+    },
+  };
+}
+
 /** `<os firmware='efi'>` → loader + nvram from the descriptors; a pflash loader without `<nvram>` gets one. */
-function withFirmware(stateDir: string, def: DomainDef, emulator: EmulatorInfo): DomainDef {
+function withFirmware(stateDir: string, def: DomainDef, emulator: EmulatorInfo): { def: DomainDef; descriptor?: string } {
   const os = def.os;
   const needsChoice = os.firmware?.kind === 'efi' && os.loader === undefined;
   const pflash = os.loader?.type === 'pflash' || needsChoice;
-  if (!pflash) return def;
+  if (!pflash) return { def };
   if (os.loader && !os.loader.readonly) {
     // A firmware file shared by every guest would be the guest's to change: vars go in a per-guest nvram.
     throw new SvirtError(
@@ -54,22 +105,25 @@ function withFirmware(stateDir: string, def: DomainDef, emulator: EmulatorInfo):
       `domain '${def.name}': a pflash <loader> must be readonly='yes' (its variables live in <nvram>)`,
     );
   }
-  if (os.loader && os.nvram?.template !== undefined) return def;
+  if (os.loader && os.nvram?.template !== undefined) return { def };
   const descriptors = readDescriptors();
   let loader = os.loader;
   let template = os.nvram?.template;
+  let descriptor: string | undefined;
   if (needsChoice && os.firmware) {
     const machine = canonicalMachine(emulator, os.machine) ?? 'pc';
     const choice = selectFirmware(os.firmware, guestArch(def), machine, descriptors);
     loader = { path: choice.loader, readonly: true, type: 'pflash', ...(choice.secure ? { secure: true } : {}) };
     template = choice.template;
+    descriptor = choice.descriptor;
   } else if (loader) {
     template ??= templateFor(loader.path, descriptors);
   }
-  if (!loader) return def;
+  if (!loader) return { def };
   const path = os.nvram?.path ?? join(nvramDir(stateDir), `${def.name}_VARS.fd`);
   const nvram = template === undefined ? { path } : { path, template };
-  return { ...def, os: { ...os, loader, nvram } };
+  const out = { ...def, os: { ...os, loader, nvram } };
+  return descriptor === undefined ? { def: out } : { def: out, descriptor };
 }
 
 /**

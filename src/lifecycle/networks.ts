@@ -9,12 +9,14 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SvirtError } from '../errors.js';
+import { isAlive } from '../host/proc.js';
 import { linkExists } from '../network/links.js';
 import { randomMac } from '../network/mac.js';
 import type { NetworkDef, NetworkRuntime } from '../network/network-def.js';
 import { networkAlive, startNetworkHost, stopNetworkHost } from '../network/network-host.js';
 import { formatNetworkXml, parseNetworkXml } from '../network/network-xml.js';
 import { NetworkStore, type StoredNetwork } from '../store/networks.js';
+import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
 
 export interface NetworkInfo {
@@ -33,6 +35,10 @@ export interface Lease {
   readonly hostname?: string;
   readonly clientId?: string;
 }
+
+/** How long a command waits for another one's start of the same network (dnsmasq's own wait is 1.5 s). */
+const START_WAIT_MS = 60_000;
+const START_POLL_MS = 100;
 
 export function noNetwork(name: string): SvirtError {
   return new SvirtError('SVIRT_ERR_NO_NETWORK', `Network not found: no network with matching name '${name}'`);
@@ -99,32 +105,91 @@ export class Networks {
   }
 
   undefine(name: string): NetworkDef {
-    const n = this.find(name);
-    const info = this.info(n);
-    if (info.active) throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `network '${n.name}' is active: net-destroy it first`);
-    this.store.delete(n.uuid);
-    return info.def;
+    return this.env.store.tx(() => {
+      const n = this.find(name);
+      const info = this.info(n);
+      if (info.active) throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `network '${n.name}' is active: net-destroy it first`);
+      const claim = this.store.startOf(n.uuid);
+      if (claim && isAlive({ pid: claim.ownerPid, startTime: claim.ownerStart })) {
+        throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `network '${n.name}' is being started by process ${claim.ownerPid}`);
+      }
+      this.store.endStart(n.uuid);
+      this.store.delete(n.uuid);
+      return info.def;
+    });
   }
 
+  /** `net-start`: an active network (also one another command started meanwhile) is an error, as in virsh. */
   async start(name: string): Promise<NetworkInfo> {
-    const n = this.find(name);
-    const info = this.info(n);
-    if (info.active) throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `network '${n.name}' is already active`);
-    // What a start before a reboot (or a crash) recorded and left behind goes first.
-    if (n.runtime) await this.clear(n);
-    const runtime = await startNetworkHost(info.def, this.env.paths.stateDir);
-    this.store.setRuntime(n.uuid, runtime);
-    return { ...info, active: true, runtime };
+    const { info, started } = await this.startOnce(name);
+    if (!started) throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `network '${info.def.name}' is already active`);
+    return info;
   }
 
-  private async clear(n: StoredNetwork): Promise<void> {
-    const rt = n.runtime as NetworkRuntime;
-    try {
-      await stopNetworkHost(n.name, rt);
-    } catch (err) {
-      this.env.warn(`network '${n.name}': what its last start left could not all be removed: ${(err as Error).message}`);
+  /**
+   * Starts the network unless it is active, one process at a time: the start is claimed in a
+   * transaction (network_starts), a second process waits for the claim's owner and then finds
+   * the network active; a claim whose owner died is taken over, and what that owner had made
+   * (recorded step by step) is removed before the start begins again.
+   */
+  private async startOnce(name: string): Promise<{ info: NetworkInfo; started: boolean }> {
+    const me = this.env.me;
+    const deadline = Date.now() + START_WAIT_MS;
+    for (;;) {
+      const step = this.env.store.tx(() => {
+        const n = this.find(name);
+        const info = this.info(n);
+        if (info.active) return { kind: 'active', info } as const;
+        const claim = this.store.startOf(n.uuid);
+        const mine = claim?.ownerPid === me.pid && claim.ownerStart === me.startTime;
+        if (claim && !mine && isAlive({ pid: claim.ownerPid, startTime: claim.ownerStart }))
+          return { kind: 'wait', owner: claim.ownerPid } as const;
+        this.store.claimStart(n.uuid, me);
+        return { kind: 'go', n, info, left: claim?.progress } as const;
+      });
+      if (step.kind === 'active') return { info: step.info, started: false };
+      if (step.kind === 'wait') {
+        if (Date.now() > deadline) {
+          throw new SvirtError(
+            'SVIRT_ERR_OPERATION_INVALID',
+            `network '${name}' is being started by process ${step.owner}, which has not finished in ${START_WAIT_MS / 1000} s`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, START_POLL_MS));
+        continue;
+      }
+      const { n, info, left } = step;
+      crashPoint('net-start:claimed');
+      try {
+        // What a dead starter made, and what a start before a reboot (or a crash) recorded, go first.
+        if (left) await this.removeLeft(n.name, left as NetworkRuntime, 'its interrupted start');
+        if (n.runtime) {
+          await this.removeLeft(n.name, n.runtime as NetworkRuntime, 'its last start');
+          this.store.setRuntime(n.uuid, undefined);
+        }
+        const runtime = await startNetworkHost(info.def, this.env.paths.stateDir, (sofar) => {
+          this.store.setStartProgress(n.uuid, sofar);
+          if (sofar.nftTable === undefined) crashPoint('net-start:bridge');
+        });
+        this.env.store.tx(() => {
+          this.store.setRuntime(n.uuid, runtime);
+          this.store.endStart(n.uuid);
+        });
+        return { info: { ...info, active: true, runtime }, started: true };
+      } catch (err) {
+        // startNetworkHost undid its own steps; the claim goes so the next command may try again.
+        this.store.endStart(n.uuid);
+        throw err;
+      }
     }
-    this.store.setRuntime(n.uuid, undefined);
+  }
+
+  private async removeLeft(name: string, rt: NetworkRuntime, what: string): Promise<void> {
+    try {
+      await stopNetworkHost(name, rt);
+    } catch (err) {
+      this.env.warn(`network '${name}': what ${what} left could not all be removed: ${(err as Error).message}`);
+    }
   }
 
   /** `net-destroy`: refused while running guests have a NIC on it (they would lose the network). */
@@ -163,7 +228,8 @@ export class Networks {
     if (!info.active) {
       if (!n.autostart)
         throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `${what}: network '${name}' is not active (svirt net-start ${name})`);
-      info = await this.start(name);
+      // Idempotent: if another command started it meanwhile, its bridge is the one.
+      info = (await this.startOnce(name)).info;
     }
     const bridge = info.runtime?.bridge ?? info.def.bridge.name;
     if (bridge === undefined) throw new SvirtError('SVIRT_ERR_INTERNAL', `network '${name}' has no bridge`);

@@ -23,7 +23,6 @@ import { openPty, socketpair } from '../host/native.js';
 import { withSocketLabel } from '../host/selinux-socket.js';
 import { chardevSlots } from '../qemu/chardev-argv.js';
 import type { FdLayout, FdSetEntry } from '../qemu/fd-layout.js';
-import type { SecurityManager } from '../security/manager.js';
 import type { OpenFiles } from './files.js';
 
 /** svirt-monitor relays at most this many ptys per guest (MAX_RELAYS in svirt-monitor.c). */
@@ -60,12 +59,7 @@ function ptyRdev(n: number): number {
  * the slave again (the master hangs up until a reader opens it: the monitor drops output until
  * then). Every fd is registered in `files` (closed once QEMU and its monitor have theirs).
  */
-export function allocatePtys(
-  manager: SecurityManager,
-  live: DomainDef,
-  files: OpenFiles,
-  socketLabel: string | undefined,
-): AllocatedPty[] {
+export function allocatePtys(live: DomainDef, files: OpenFiles, socketLabel: string | undefined): AllocatedPty[] {
   const slots = chardevSlots(live).filter((s) => s.chardev.type === 'pty');
   if (slots.length > MAX_PTYS) {
     throw new SvirtError(
@@ -98,7 +92,9 @@ export function allocatePtys(
     }
     try {
       checkPtyPath(slave, path);
-      manager.setPtyLabel(live, slave);
+      // No guest opens it (QEMU has the socket, the monitor the master): it stays svirt's own,
+      // 0600, with the label svirt's own process gives it; no driver grants it to any guest.
+      slave.setOwner(process.getuid?.() ?? 0, process.getgid?.() ?? 0, 0o600);
     } finally {
       slave.close();
     }
@@ -148,9 +144,7 @@ export function ptyPaths(ptys: readonly AllocatedPty[]): Map<number, string> {
 
 /** `svirt profile`: one line per pty chardev, saying who allocates it and what each driver of `stack` does. */
 export function ptyDryRun(def: DomainDef, stack: readonly string[]): string[] {
-  const does: string[] = [];
-  if (stack.includes('dac')) does.push('dac: owner the guest uid, 0600');
-  if (stack.includes('selinux')) does.push("selinux: the guest's image label");
+  const does = ["svirt's own, 0600, label unchanged: no driver grants it to the guest"];
   if (stack.includes('apparmor') || stack.includes('landlock')) does.push('apparmor/landlock: no /dev/ptmx or /dev/pts rule');
   return chardevSlots(def)
     .filter((s) => s.chardev.type === 'pty')

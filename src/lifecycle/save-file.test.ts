@@ -29,7 +29,7 @@ function roundTrip(h: SaveHeader): SaveHeader {
   }
 }
 
-const header = (version: 1 | 2, xml: string): SaveHeader => ({
+const header = (version: 1 | 2 | 3, xml: string): SaveHeader => ({
   version,
   name: 'g',
   uuid: '6d2c5a6e-2b1f-4c33-9a51-0c2f5d0c1e01',
@@ -40,8 +40,33 @@ const header = (version: 1 | 2, xml: string): SaveHeader => ({
 
 describe('save file header versions', () => {
   it('writes the current version and reads it back', () => {
-    assert.equal(SAVE_VERSION, 2);
-    assert.equal(roundTrip(header(2, UNPLACED)).version, 2);
+    assert.equal(SAVE_VERSION, 3);
+    assert.equal(roundTrip(header(3, UNPLACED)).version, 3);
+  });
+
+  it('refuses a version 2 file whose virtio input, share or secondary video QEMU placed itself; reads one whose only such device is the primary video', () => {
+    const full = (devices: string): string =>
+      `<domain type='qemu'><name>g</name><memory>65536</memory><os><type>hvm</type></os><devices><controller type='pci' index='0' model='pci-root'/>${devices}</devices></domain>`;
+    const at = "<address type='pci' domain='0' bus='0' slot='5' function='0'/>";
+    assert.equal(
+      roundTrip(header(2, full("<video><model type='vga'/></video>"))).version,
+      2,
+      'the primary video: QEMU chose slot 2 too',
+    );
+    assert.equal(
+      roundTrip(header(2, full(`<input type='tablet' bus='virtio'>${at}</input><input type='mouse' bus='ps2'/>`))).version,
+      2,
+    );
+    assert.throws(
+      () =>
+        roundTrip(
+          header(
+            2,
+            full("<video><model type='virtio'/></video><video><model type='virtio'/></video><input type='tablet' bus='virtio'/>"),
+          ),
+        ),
+      (err: Error) => /let QEMU place video1, input0 itself.*the file is kept/.test(err.message) && !err.message.includes('\n'),
+    );
   });
 
   it('reads a version 1 file whose definition was placed (it has its PCI root)', () => {

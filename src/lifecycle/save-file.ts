@@ -5,6 +5,9 @@
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
+import { primaryVideoIndex } from '../domain/display-def.js';
+import type { DomainDef } from '../domain/domain-def.js';
+import { parseDomainXml } from '../domain/index.js';
 import { SvirtError, errnoOf } from '../errors.js';
 import { openHandle, unlinkBeneath, type FileHandle } from '../host/file-handle.js';
 
@@ -18,11 +21,14 @@ export const HEADER_SIZE = 65536;
  * before svirt placed devices have none, and QEMU could not load their state into the tree
  * svirt builds now; a version 1 file whose definition has its PCI root controller was made by
  * a placing svirt and is still read.
+ * 3: videos, virtio inputs and shared folders are placed too (before, QEMU put them in free
+ * slots itself). An older file is read unless its definition has one of those without an
+ * address (the primary video alone went where svirt now puts it: QEMU's own first pick).
  */
-export const SAVE_VERSION = 2;
+export const SAVE_VERSION = 3;
 
 export interface SaveHeader {
-  readonly version: 1 | 2;
+  readonly version: 1 | 2 | 3;
   readonly name: string;
   readonly uuid: string;
   /** The live definition at save time (hotplugged devices included); labels are made anew on restore. */
@@ -139,7 +145,7 @@ export function readSaveHeader(fd: number, file: string, key: Buffer): SaveHeade
   } catch {
     throw bad('header is not JSON');
   }
-  if ((h.version !== 1 && h.version !== SAVE_VERSION) || typeof h.xml !== 'string' || typeof h.name !== 'string') {
+  if (![1, 2, SAVE_VERSION].includes(h.version) || typeof h.xml !== 'string' || typeof h.name !== 'string') {
     throw bad('unknown header version');
   }
   // The header says which files become the guest's: only one this host's svirt wrote counts.
@@ -160,8 +166,33 @@ export function readSaveHeader(fd: number, file: string, key: Buffer): SaveHeade
         `into the device tree this svirt builds (the file is kept; start the guest afresh)`,
     );
   }
+  const byQemu = h.version < 3 ? placedByQemu(h.xml) : [];
+  if (byQemu.length > 0) {
+    throw new SvirtError(
+      'SVIRT_ERR_OPERATION_INVALID',
+      `cannot restore from "${file}": it was saved by an svirt that let QEMU place ${byQemu.join(', ')} itself, and QEMU ` +
+        `cannot load its state into the device tree this svirt builds (the file is kept; start the guest afresh)`,
+    );
+  }
   if (fstatSync(fd).size <= HEADER_SIZE) throw bad('no saved state after the header');
   return h;
+}
+
+/** The devices of an older header's definition that QEMU placed itself (svirt places them since version 3). */
+function placedByQemu(xml: string): string[] {
+  let def: DomainDef;
+  try {
+    def = parseDomainXml(xml);
+  } catch {
+    return []; // restore parses the definition itself and reports what is wrong with it
+  }
+  const videos = def.videos ?? [];
+  const primary = primaryVideoIndex(videos);
+  return [
+    ...videos.flatMap((v, i) => (i !== primary && v.model !== 'none' && !v.address ? [`video${i}`] : [])),
+    ...(def.inputs ?? []).flatMap((n, i) => (n.bus === 'virtio' && !n.address ? [`input${i}`] : [])),
+    ...(def.filesystems ?? []).flatMap((f, i) => (f.address ? [] : [`fs${i}`])),
+  ];
 }
 
 function seal(key: Buffer, body: string): string {

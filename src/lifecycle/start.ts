@@ -124,7 +124,7 @@ export async function startGuest(
     const fdsets = openDisks(live, resources, files, layout);
     const chardevFds = chardevEntries(live, opened.io, layout, fdsets.size);
     // ptys allocated and labelled by svirt, relayed by the monitor (pty-relay.ts)
-    const ptys = allocatePtys(env.manager, live, files, socketLabels?.listen);
+    const ptys = allocatePtys(live, files, socketLabels?.listen);
     addPtyFds(ptys, layout, chardevFds);
     const pipeFds = pipeEntries(live, opened.io, layout, fdsets.size + chardevFds.size); // sets after theirs
     const logFds = chardevLogEntries(live, opened.io, layout, usedSets(fdsets.values(), chardevFds.values(), pipeFds.values()));

@@ -78,9 +78,15 @@ export function dnsmasqSpec(files: DnsmasqFiles): ConfinementSpec {
 
 /**
  * Writes the configuration and starts dnsmasq; resolves once it runs (or fails with the
- * tail of its log). The caller records the returned process and ends it with stopDnsmasq.
+ * tail of its log). The caller records the returned process and ends it with stopDnsmasq;
+ * `spawned` hears of it at once, before the wait, so a caller that dies meanwhile has it on record.
  */
-export async function startDnsmasq(net: NetworkDef, bridge: string, files: DnsmasqFiles): Promise<ProcessIdentity> {
+export async function startDnsmasq(
+  net: NetworkDef,
+  bridge: string,
+  files: DnsmasqFiles,
+  spawned: (p: ProcessIdentity) => void = () => undefined,
+): Promise<ProcessIdentity> {
   writeFileSync(files.conf, dnsmasqConf(net, bridge, { leases: files.leases, pid: files.pid }), { mode: 0o644 });
   const log = openSync(files.log, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
   let pid: number | undefined;
@@ -98,6 +104,7 @@ export async function startDnsmasq(net: NetworkDef, bridge: string, files: Dnsma
   }
   if (pid === undefined) throw new SvirtError('SVIRT_ERR_HOST', `network '${net.name}': cannot run ${DNSMASQ}`);
   const startTime = processStartTime(pid);
+  if (startTime !== undefined) spawned({ pid, startTime });
   // dnsmasq binds its sockets and drops to its user in well under a second; an error exits it.
   for (let i = 0; i < 30; i++) {
     await new Promise((r) => setTimeout(r, 50));

@@ -19,8 +19,16 @@ export function currentNetns(): number {
 
 const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
 
-/** Starts a defined network (its bridge name and MAC were fixed at define). */
-export async function startNetworkHost(net: NetworkDef, stateDir: string): Promise<NetworkRuntime> {
+/**
+ * Starts a defined network (its bridge name and MAC were fixed at define). `record` is told
+ * what exists after each step (a NetworkRuntime of the parts made so far), so the store can
+ * name it to whoever finishes the job if this process dies half way.
+ */
+export async function startNetworkHost(
+  net: NetworkDef,
+  stateDir: string,
+  record: (sofar: NetworkRuntime) => void = () => undefined,
+): Promise<NetworkRuntime> {
   const bridge = net.bridge.name;
   if (bridge === undefined) throw new SvirtError('SVIRT_ERR_INTERNAL', `network '${net.name}' has no bridge name`);
   if (linkExists(bridge)) {
@@ -35,6 +43,9 @@ export async function startNetworkHost(net: NetworkDef, stateDir: string): Promi
     run(['ip', 'link', 'add', 'name', bridge, 'type', 'bridge', 'forward_delay', delay], `create bridge ${bridge}`);
     const bridgeIfindex = ifindexOf(bridge) ?? 0;
     undo.push(() => void deleteLink(bridge, bridgeIfindex));
+    const startedAt = Date.now();
+    const base = { netns: currentNetns(), bridge, bridgeIfindex, startedAt };
+    record(base);
     if (net.bridge.stp) run(['ip', 'link', 'set', 'dev', bridge, 'type', 'bridge', 'stp_state', '1'], `enable STP on ${bridge}`);
     if (net.mac !== undefined) run(['ip', 'link', 'set', 'dev', bridge, 'address', net.mac], `set the MAC of ${bridge}`);
     const ip = net.ips[0];
@@ -44,19 +55,13 @@ export async function startNetworkHost(net: NetworkDef, stateDir: string): Promi
     if (net.forward.mode === 'nat' && readFileSync(IP_FORWARD, 'utf8').trim() !== '1') writeFileSync(IP_FORWARD, '1\n');
     const nftTable = applyNft(net, bridge);
     undo.push(() => removeNft(nftTable));
+    record({ ...base, nftTable });
     let dnsmasq: NetworkRuntime['dnsmasq'];
     if (ip && (net.dns || (ip.dhcp?.ranges.length ?? 0) > 0)) {
       const dir = networkStateDir(stateDir, net.name);
-      dnsmasq = await startDnsmasq(net, bridge, dnsmasqFiles(dir));
+      dnsmasq = await startDnsmasq(net, bridge, dnsmasqFiles(dir), (p) => record({ ...base, nftTable, dnsmasq: p }));
     }
-    return {
-      netns: currentNetns(),
-      bridge,
-      bridgeIfindex,
-      nftTable,
-      ...(dnsmasq === undefined ? {} : { dnsmasq }),
-      startedAt: Date.now(),
-    };
+    return { ...base, nftTable, ...(dnsmasq === undefined ? {} : { dnsmasq }) };
   } catch (err) {
     for (const u of undo.reverse()) {
       try {

@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 import type { DiskDef } from '../domain/domain-def.js';
 import { parseDomainXml } from '../domain/index.js';
 import { completeMachine } from '../domain/machine-defaults.js';
+import { virtiofsQemuArgv } from '../lifecycle/filesystems.js';
+import { pciProps } from './argv-machine.js';
 import { blockdevNodes, buildArgv, chardevChanges, diskKey, type FdSetEntry } from './argv.js';
 
 const fixtures = fileURLToPath(new URL('../../../test/fixtures/argv/', import.meta.url));
@@ -76,6 +78,39 @@ describe('buildArgv', () => {
     );
     assert.ok(!text.includes('OVMF_VARS_4M.ms.fd'), 'QEMU never sees the template');
   });
+
+  for (const machine of ['pc', 'q35'])
+    it(`matches the golden argv for ${machine} with a video, virtio and USB inputs, a channel, rng, balloon, NIC and a shared folder, each at its PCI address`, () => {
+      const xml = readFileSync(`${fixtures}${machine}-devices.xml`, 'utf8');
+      const def = completeMachine(parseDomainXml(xml));
+      const argv = buildArgv(def, {
+        emulator: '/usr/bin/qemu-system-x86_64',
+        accel: 'tcg',
+        qmpFd: 4,
+        paused: true,
+        fdsets: new Map([[diskKey(def.disks[0] as DiskDef, 0), { fd: 5, set: 1, path: '/images/devs.img', readonly: false }]]),
+        chardevFds: new Map([[0, { fd: 6, set: 0, path: '/run/devs.agent', readonly: false }]]),
+        nics: new Map([[0, { kind: 'user' }]]),
+      });
+      // The share's device comes from its helper (lifecycle/filesystems.ts), at the address the definition holds.
+      const fs = def.filesystems?.[0];
+      assert.ok(fs?.address, 'the share has an address');
+      argv.push(...virtiofsQemuArgv(0, fs.tag, 7, pciProps(def, fs.address)));
+      const text = argv.join('\n') + '\n';
+      const golden = `${fixtures}${machine}-devices.argv`;
+      if (process.env['SVIRT_UPDATE_GOLDEN'] === '1') writeFileSync(golden, text);
+      assert.equal(text, readFileSync(golden, 'utf8'));
+      // Every PCI device QEMU gets names its bus and slot, and no two share one.
+      const devices = argv.filter((a, i) => argv[i - 1] === '-device');
+      const pci = devices.filter((d) => !/^(isa-serial|virtserialport|virtconsole|usb-|ide-|scsi-)/.test(d.split(',')[0] ?? ''));
+      const places = pci.map((d) => {
+        const bus = /,bus=([^,]+)/.exec(d)?.[1];
+        const addr = /,addr=([^,]+)/.exec(d)?.[1];
+        assert.ok(bus && addr, `no PCI address: ${d}`);
+        return `${bus}/${addr}`;
+      });
+      assert.equal(new Set(places).size, places.length, `two devices share a slot:\n${pci.join('\n')}`);
+    });
 
   it("gives a <serial type='pipe'> its FIFOs as fds: one FIFO on the command line, a .in/.out pair over QMP", () => {
     const xml = (n: number): string =>

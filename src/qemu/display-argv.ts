@@ -4,11 +4,12 @@
  * display its path in the guest's runtime dir. A password is never on the command line: the
  * display starts with `password=on` (nobody gets in) and svirt sets it over QMP.
  */
-import type { GraphicsDef, InputDef, VideoDef } from '../domain/display-def.js';
+import { primaryVideoIndex, type GraphicsDef, type InputDef, type VideoDef } from '../domain/display-def.js';
 import { GRAPHICS_PORT_MIN } from '../domain/parse-display.js';
-import type { DomainDef } from '../domain/domain-def.js';
+import type { DomainDef, PciAddress } from '../domain/domain-def.js';
 import { attr, childElements } from '../domain/xml-tree.js';
 import { SvirtError } from '../errors.js';
+import { pciProps } from './argv-machine.js';
 import { qemuOptValue } from './chardev-argv.js';
 
 function unsupported(def: DomainDef, what: string): SvirtError {
@@ -87,16 +88,20 @@ export function effectiveVideos(def: DomainDef): readonly VideoDef[] {
   return (def.graphics?.length ?? 0) > 0 ? [{ model: 'vga' }] : [];
 }
 
+/** `,bus=...,addr=...` of a device at its assigned PCI address (nothing without one: QEMU places it). */
+function at(def: DomainDef, address: PciAddress | undefined): string {
+  return Object.entries(pciProps(def, address))
+    .map(([k, v]) => `,${k}=${v}`)
+    .join('');
+}
+
 function videoArgs(def: DomainDef): string[] {
   const videos = effectiveVideos(def);
-  const primaryAt = Math.max(
-    0,
-    videos.findIndex((v) => v.primary === true),
-  );
+  const primaryAt = primaryVideoIndex(videos);
   const out: string[] = [];
   videos.forEach((v, i) => {
     const device = videoDevice(def, v, i === primaryAt);
-    if (device !== undefined) out.push('-device', `${device},id=video${i}`);
+    if (device !== undefined) out.push('-device', `${device},id=video${i}${at(def, v.address)}`);
   });
   return out;
 }
@@ -134,7 +139,7 @@ function inputArgs(def: DomainDef): string[] {
   }
   inputs.forEach((i, n) => {
     const device = INPUT_DEVICES[i.bus][i.type];
-    if (device !== undefined) out.push('-device', `${device},id=input${n}${i.bus === 'usb' ? ',bus=usb.0' : ''}`);
+    if (device !== undefined) out.push('-device', `${device},id=input${n}${i.bus === 'usb' ? ',bus=usb.0' : at(def, i.address)}`);
   });
   return out;
 }

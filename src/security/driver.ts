@@ -167,14 +167,6 @@ export interface SecurityDriver {
   restoreResourceLabel?(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void;
 
   /**
-   * Labels the slave of a pty svirt allocated for a serial port, console or channel (through
-   * its open fd, before QEMU starts; src/lifecycle/pty-relay.ts). Not remembered and never
-   * restored: the pty goes away with the guest, and its number may be another process's
-   * terminal afterwards. Default: nothing.
-   */
-  setPtyLabel?(def: DomainDef, label: SecLabelDef, pty: FileHandle): void;
-
-  /**
    * Labels the fd of a tap svirt made for the guest (libvirt's SetTapFDLabel): selinux labels
    * a macvtap node's fd and leaves /dev/net/tun alone (selinux/tap-label.ts). Default: nothing.
    */

@@ -1,7 +1,6 @@
 import type { DomainDef, SecLabelDef } from '../domain/domain-def.js';
 import { SvirtError } from '../errors.js';
 import type { ConfinementSpec } from './confinement.js';
-import type { FileHandle } from '../host/file-handle.js';
 import type { BaseLabel, DriverName, GuestResource, SecurityContext, SecurityDriver } from './driver.js';
 import type { HelperSpec } from './helper.js';
 import { describeHelperOf, mergeHelperConfinement } from './helper-confinement.js';
@@ -264,11 +263,6 @@ export class SecurityManager {
       if (!d.describe) throw new SvirtError('SVIRT_ERR_SECURITY_DRIVER', `driver '${d.name}' has no dry run`);
       return { driver: d.name, text: d.describe(def, label, resources, ctx) };
     });
-  }
-
-  /** Labels a pty QEMU allocated, driver by driver (see SecurityDriver.setPtyLabel). */
-  setPtyLabel(def: DomainDef, pty: FileHandle): void {
-    for (const { driver, label } of this.active(def)) driver.setPtyLabel?.(def, label, pty);
   }
 
   /** Labels a tap's fd, driver by driver (see SecurityDriver.setTapFdLabel). */

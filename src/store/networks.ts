@@ -43,6 +43,19 @@ function toNetwork(r: NetworkRow): StoredNetwork {
   return r.active === null ? base : { ...base, runtime: JSON.parse(r.active) as NetworkRuntime };
 }
 
+/** A network being started: by which process, and what it has made so far (a NetworkRuntime). */
+export interface NetworkStart {
+  readonly ownerPid: number;
+  readonly ownerStart: number;
+  readonly progress?: NetworkRuntime;
+}
+
+interface StartRow {
+  owner_pid: number;
+  owner_start: number;
+  progress: string | null;
+}
+
 interface TapRow {
   uuid: string;
   name: string;
@@ -97,6 +110,30 @@ export class NetworkStore {
     this.db
       .prepare('UPDATE networks SET active = ? WHERE uuid = ?')
       .run(runtime === undefined ? null : JSON.stringify(runtime), uuid);
+  }
+
+  /** Who is starting the network, if anyone (the row stays when that process died). */
+  startOf(uuid: string): NetworkStart | undefined {
+    const r = this.db.prepare('SELECT * FROM network_starts WHERE uuid = ?').get(uuid) as StartRow | undefined;
+    if (!r) return undefined;
+    const base = { ownerPid: r.owner_pid, ownerStart: r.owner_start };
+    return r.progress === null ? base : { ...base, progress: JSON.parse(r.progress) as NetworkRuntime };
+  }
+
+  /** Claims the start for a process (replacing a dead one's claim; call in a transaction after startOf). */
+  claimStart(uuid: string, owner: { pid: number; startTime: number }): void {
+    this.db
+      .prepare('INSERT OR REPLACE INTO network_starts (uuid, owner_pid, owner_start, progress) VALUES (?, ?, ?, NULL)')
+      .run(uuid, owner.pid, owner.startTime);
+  }
+
+  /** Records what the start has made so far, so a successor can remove it if the starter dies. */
+  setStartProgress(uuid: string, progress: NetworkRuntime): void {
+    this.db.prepare('UPDATE network_starts SET progress = ? WHERE uuid = ?').run(JSON.stringify(progress), uuid);
+  }
+
+  endStart(uuid: string): void {
+    this.db.prepare('DELETE FROM network_starts WHERE uuid = ?').run(uuid);
   }
 
   addTap(t: GuestTap): void {

@@ -66,4 +66,10 @@ CREATE TABLE IF NOT EXISTS guest_taps (
   network TEXT,
   PRIMARY KEY (uuid, name)
 );
+CREATE TABLE IF NOT EXISTS network_starts (
+  uuid TEXT PRIMARY KEY,
+  owner_pid INTEGER NOT NULL,
+  owner_start INTEGER NOT NULL,
+  progress TEXT
+);
 `;

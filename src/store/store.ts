@@ -430,6 +430,15 @@ export class Store implements LabelMemory, LabelReservations {
     return row?.uuid;
   }
 
+  /** Every display port a guest holds, with the guest's uuid. */
+  heldPorts(): Map<number, string> {
+    const rows = this.db.prepare('SELECT label, uuid FROM reservations WHERE driver = ?').all(PORT_RESERVATION) as {
+      label: string;
+      uuid: string;
+    }[];
+    return new Map(rows.map((r) => [Number(r.label), r.uuid]));
+  }
+
   releaseReservations(uuid: string): void {
     this.db.prepare('DELETE FROM reservations WHERE uuid = ?').run(uuid);
   }

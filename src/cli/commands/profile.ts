@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { DomainDef } from '../../domain/domain-def.js';
 import { parseDomainXml } from '../../domain/index.js';
 import { SvirtError } from '../../errors.js';
@@ -7,11 +7,13 @@ import type { StatePaths } from '../../host/paths.js';
 import { noDomain } from '../../lifecycle/guest.js';
 import { helperDevicesDryRun } from '../../lifecycle/helper-devices.js';
 import { Hypervisor } from '../../lifecycle/hypervisor.js';
+import { previewDisplayPorts } from '../../lifecycle/display-ports.js';
+import { previewDefinition, type FirmwarePreview } from '../../lifecycle/machine.js';
 import { nicDryRun } from '../../lifecycle/nics.js';
 import { ptyDryRun } from '../../lifecycle/pty-relay.js';
 import { guestResources, resolveResources } from '../../security/resources.js';
 import { buildStack, parseStackSpec, stackFromNames } from '../../security/stack.js';
-import type { SecurityContext, LabelMemory, LabelReservations } from '../../security/driver.js';
+import type { GuestResource, SecurityContext, LabelMemory, LabelReservations } from '../../security/driver.js';
 import { Store } from '../../store/store.js';
 import { emulatorPath, guestArch, kvmRuns } from '../../qemu/emulator.js';
 import { arg, type ParsedArgs } from '../args.js';
@@ -46,11 +48,15 @@ export async function run(args: ParsedArgs): Promise<number> {
   const names = driverOpt ? parseStackSpec(driverOpt) : undefined;
   if (names === 'auto') throw new SvirtError('SVIRT_ERR_USAGE', 'profile --driver takes driver names, not auto');
   const paths = statePaths(args);
-  const def = existsSync(what) ? parseDomainXml(await readXmlFile(what)) : await storedDef(paths, what);
+  const given = existsSync(what) ? parseDomainXml(await readXmlFile(what)) : await storedDef(paths, what);
+  // What start would run: implicit devices, addresses, the firmware pick, display ports (nothing reserved or written).
+  const prepared = previewDefinition(paths.stateDir, given);
+  const runtimeDir = join(paths.runtimeRoot, given.uuid);
+  const ports = await previewDisplayPorts(prepared.def, runtimeDir, portHolders(paths));
+  const def = ports.def;
   // The modes that need no kernel support: a dry run only generates text.
   const dryEnv = { ...process.env, SVIRT_APPARMOR_MODE: 'compile-only', SVIRT_SELINUX_MODE: 'userspace-test' };
   const manager = names ? await stackFromNames(names, { env: dryEnv }) : await buildStack(stackSpec(args), { env: process.env });
-  const runtimeDir = join(paths.runtimeRoot, def.uuid);
   const scratch = dryRunStore();
   // What LifecycleEnv.context() gives a start, with reservations and memory that end with this run.
   const ctx: SecurityContext = {
@@ -66,21 +72,75 @@ export async function run(args: ParsedArgs): Promise<number> {
   // The runtime dir does not exist before the first start: it is shown as it will be.
   const [runtime, ...files] = guestResources(live, runtimeDir);
   const devices = helperDevicesDryRun(paths.stateDir, live);
-  const resources = [...(runtime ? [runtime] : []), ...resolveResources(files), ...devices.resources];
+  // An nvram whose directory start makes (svirt's nvram dir) is shown where it will be.
+  const later = (r: GuestResource): boolean => r.role === 'nvram' && !existsSync(dirname(r.path));
+  const resources = [
+    ...(runtime ? [runtime] : []),
+    ...resolveResources(files.filter((r) => !later(r))),
+    ...files.filter(later),
+    ...devices.resources,
+  ];
   const sections = [...manager.dryRun(live, resources, ctx), ...nicDryRun(manager, live, ctx)];
   for (const h of devices.helpers) {
     for (const s of manager.dryRunHelper(live, h, ctx))
       sections.push({ driver: s.driver, text: `helper ${h.kind} ${h.id}:\n${s.text}` });
   }
   const fds = [...machineFdNotes(live), ...ptyDryRun(live, manager.names)];
-  const text = sections.map((s) => `# ${s.driver}\n${s.text}`).join('\n\n');
-  output(args, fds.length > 0 ? `${text}\n\n# opened by svirt, given to QEMU as fds\n${fds.join('\n')}` : text, {
+  const firmware = prepared.firmware ? firmwareNotes(prepared.firmware) : [];
+  const displays = ports.displays.map((d) => `${d.type}: ${d.listen} (${d.note})`);
+  const parts = [
+    sections.map((s) => `# ${s.driver}\n${s.text}`).join('\n\n'),
+    ...(firmware.length > 0 ? [`# firmware\n${firmware.join('\n')}`] : []),
+    ...(displays.length > 0 ? [`# displays\n${displays.join('\n')}`] : []),
+    ...(fds.length > 0 ? [`# opened by svirt, given to QEMU as fds\n${fds.join('\n')}`] : []),
+  ];
+  output(args, parts.join('\n\n'), {
     name: def.name,
     uuid: def.uuid,
     drivers: sections,
+    ...(prepared.firmware ? { firmware: prepared.firmware } : {}),
+    displays: ports.displays,
     fds,
   });
   return 0;
+}
+
+/**
+ * Who holds each display port, read from the store when there is one (a dry run creates
+ * none); a store svirt cannot open here counts as no holders (start checks again).
+ */
+function portHolders(paths: StatePaths): (port: number) => string | undefined {
+  if (!existsSync(join(paths.stateDir, 'svirt.db'))) return () => undefined;
+  let held: Map<number, string>;
+  try {
+    const store = Store.open(paths.stateDir);
+    try {
+      held = store.heldPorts();
+    } finally {
+      store.close();
+    }
+  } catch {
+    return () => undefined; // unreadable here (another user's store): start decides
+  }
+  return (port) => held.get(port);
+}
+
+/** The firmware start gives QEMU, and where the choice came from. */
+function firmwareNotes(f: FirmwarePreview): string[] {
+  const from =
+    f.descriptor === undefined
+      ? 'a loader the definition names (no descriptor lists it)'
+      : `${f.chosenNow ? "<os firmware='efi'> picks" : 'chosen at define from'} ${f.descriptor}`;
+  const out = [`firmware: ${from}`, `code: ${f.loader} (read-only${f.secure ? '; Secure Boot: smm=on, secure flash' : ''})`];
+  if (f.nvram !== undefined) {
+    const made = f.nvramExists
+      ? "exists: the guest's own"
+      : f.template === undefined
+        ? 'missing and no template: start would fail'
+        : `made at first start from ${f.template}`;
+    out.push(`vars: ${f.nvram} (read-write; ${made})`);
+  }
+  return out;
 }
 
 /** Reservations and memory that live only for this dry run: nothing reaches the store. */

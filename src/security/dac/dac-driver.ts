@@ -1,6 +1,6 @@
 import type { DomainDef, SecLabelDef } from '../../domain/domain-def.js';
 import { SvirtError, errnoOf } from '../../errors.js';
-import { withHandle, type FileHandle } from '../../host/file-handle.js';
+import { withHandle } from '../../host/file-handle.js';
 import { accountIds, lookupId } from '../../host/ids.js';
 import { grantUser, revokeUser } from '../../host/acl.js';
 import { processStatus } from '../../host/proc.js';
@@ -162,12 +162,6 @@ export class DacDriver implements SecurityDriver {
         details: { path: r.path, errno: 'ENOENT' },
       });
     }
-  }
-
-  /** A guest's pty is its uid's (mode 0600), as the pty QEMU would have made under that uid. */
-  setPtyLabel(def: DomainDef, label: SecLabelDef, pty: FileHandle): void {
-    const { uid, gid } = parseDacLabel(label.label, def.name);
-    pty.setOwner(uid, gid, 0o600);
   }
 
   restoreResourceLabel(def: DomainDef, _label: SecLabelDef, r: GuestResource, ctx: SecurityContext): void {

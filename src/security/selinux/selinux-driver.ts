@@ -20,7 +20,6 @@ import { loadPolicyContexts, type PolicyContexts } from './policy-files.js';
 import { describeLabels } from './describe.js';
 import { unlabelledNotes } from './label-support.js';
 import { imageLabelOf, planLabels, relabels, type LabelAction } from './rules.js';
-import type { FileHandle } from '../../host/file-handle.js';
 
 export interface SelinuxDriverOptions {
   /** Where the policy configuration lives; default /etc/selinux. */
@@ -178,16 +177,6 @@ export class SelinuxDriver implements SecurityDriver {
       if (action.kind !== 'set') continue;
       this.labeller.set(resource, action.label, def.uuid, ctx.memory, action.role === 'chardev');
     }
-  }
-
-  /** A pty QEMU allocated gets the guest's image label, so no other guest's level reaches it. */
-  setPtyLabel(def: DomainDef, label: SecLabelDef, pty: FileHandle): void {
-    if (!relabels(label)) return;
-    const image = imageLabelOf(label, this.contexts());
-    if (image === undefined) return;
-    const outcome = this.labeller.setUnremembered(pty, image);
-    void def;
-    void outcome; // 'no-label-support': devpts keeps no label on a kernel without SELinux
   }
 
   /** A tap's fd: a macvtap node's gets the image label, /dev/net/tun is left alone (tap-label.ts). */
