@@ -125,8 +125,8 @@ function exitedPromise(child: ChildProcess): Promise<void> {
 }
 
 /**
- * passt and QEMU spawned side by side over their socketpair (QEMU needs no ready passt), the
- * start done when QMP answers and passt has sandboxed itself (seccomp on), as svirt waits.
+ * QEMU and then passt spawned side by side over their socketpair (QEMU needs no ready passt),
+ * the start done when QMP answers and passt has sandboxed itself (seccomp on), as svirt does.
  */
 async function rawDevicesStart(g: GuestSpec, runtimeDir: string, janitor: Janitor): Promise<RawDevicesGuest> {
   const def = parseDomainXml(devicesXml(g));
@@ -136,22 +136,7 @@ async function rawDevicesStart(g: GuestSpec, runtimeDir: string, janitor: Janito
   const pArgv = passtArgv(def.interfaces[0] as DomainDef['interfaces'][number], `raw guest ${g.name}`);
   const t0 = performance.now();
   const [qemuEnd, passtEnd] = socketpair();
-  let passt: ChildProcess;
-  const plog = openSync(join(runtimeDir, 'passt.log'), 'w', 0o600);
-  try {
-    const stdio: ('ignore' | number)[] = ['ignore', 'ignore', plog, 'ignore'];
-    stdio[PASST_FD] = passtEnd;
-    passt = spawn(pArgv[0] as string, pArgv.slice(1), { stdio });
-  } finally {
-    closeSync(passtEnd);
-    closeSync(plog);
-  }
-  const passtId = passt.pid !== undefined ? identity(passt.pid) : undefined;
-  if (!passtId) {
-    closeSync(qemuEnd);
-    throw new Error(`passt did not start (see ${runtimeDir}/passt.log)`);
-  }
-  janitor.track(passtId);
+  // QEMU first (the long pole), then passt: passt's spawn overlaps QEMU's start, as in svirt.
   const image = openSync(g.image, constants.O_RDWR | constants.O_NOFOLLOW);
   const log = openSync(join(runtimeDir, 'qemu.log'), 'w', 0o600);
   let qemu: ChildProcess;
@@ -164,8 +149,24 @@ async function rawDevicesStart(g: GuestSpec, runtimeDir: string, janitor: Janito
     closeSync(qemuEnd);
   }
   const qemuPid = qemu.pid;
-  if (qemuPid === undefined) throw new Error('raw QEMU did not start');
+  if (qemuPid === undefined) {
+    closeSync(passtEnd);
+    throw new Error('raw QEMU did not start');
+  }
   janitor.track(identity(qemuPid));
+  let passt: ChildProcess;
+  const plog = openSync(join(runtimeDir, 'passt.log'), 'w', 0o600);
+  try {
+    const stdio: ('ignore' | number)[] = ['ignore', 'ignore', plog, 'ignore'];
+    stdio[PASST_FD] = passtEnd;
+    passt = spawn(pArgv[0] as string, pArgv.slice(1), { stdio });
+  } finally {
+    closeSync(passtEnd);
+    closeSync(plog);
+  }
+  const passtId = passt.pid !== undefined ? identity(passt.pid) : undefined;
+  if (!passtId) throw new Error(`passt did not start (see ${runtimeDir}/passt.log)`);
+  janitor.track(passtId);
   const [t, passtMs] = await Promise.all([
     awaitQmp(qemu, qmpPath, tq, runtimeDir),
     waitUntil(

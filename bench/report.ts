@@ -349,7 +349,7 @@ export function markdown(res: BenchResults): string {
           ['contender', 'min', 'median', 'max', '× raw QEMU + passt'],
           [
             [
-              'raw: passt (socketpair, until sandboxed) beside QEMU until QMP answers',
+              'raw: QEMU, then passt (socketpair, until sandboxed) beside it, until QMP answers',
               ...mmm(d.rawStart),
               ratio(d.rawStart.summary.median, d.rawStart.summary.median),
             ],

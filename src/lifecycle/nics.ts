@@ -85,20 +85,32 @@ export class PreparedNics {
   readonly resources: GuestResource[] = [];
 
   /** Starts every passt (after labelling, before QEMU); the undo ends them. */
+  private ready: () => Promise<void> = () => Promise.resolve();
+
   /**
-   * Spawns the passt helpers (journalled, confined) and returns the wait for them to have
-   * sandboxed themselves. QEMU needs no ready passt (its end of the socketpair is a socket
-   * already), so start launches QEMU in between and calls the wait before the start counts.
+   * Spawns the passt helpers (journalled, confined). Start calls it as soon as QEMU is spawned:
+   * QEMU needs no ready passt (its end of the socketpair is a connected socket), so passt's
+   * start overlaps QEMU's. It never throws (it runs inside the launch): an error waits for
+   * helpersReady, which start calls once QEMU's undo is in place.
    */
-  spawnHelpers(env: LifecycleEnv, live: DomainDef, ctx: SecurityContext, undo: UndoStack): () => Promise<void> {
+  spawnHelpers(env: LifecycleEnv, live: DomainDef, ctx: SecurityContext, undo: UndoStack): void {
     const requests = [...this.passt.values()].map((p) => p.request);
-    const ready = spawnHelpers(env, live, ctx, requests, undo);
-    return async () => {
-      for (const h of await ready()) {
-        const log = requests.find((r) => r.spec.id === h.id)?.log.path ?? '';
-        await passtSandboxed(h, log, `passt helper ${h.id} of '${live.name}'`);
-      }
-    };
+    try {
+      const spawned = spawnHelpers(env, live, ctx, requests, undo);
+      this.ready = async () => {
+        for (const h of await spawned()) {
+          const log = requests.find((r) => r.spec.id === h.id)?.log.path ?? '';
+          await passtSandboxed(h, log, `passt helper ${h.id} of '${live.name}'`);
+        }
+      };
+    } catch (err) {
+      this.ready = () => Promise.reject(err as Error);
+    }
+  }
+
+  /** Waits until every passt spawned has sandboxed itself; throws what spawning it threw. */
+  helpersReady(): Promise<void> {
+    return this.ready();
   }
 
   /** QEMU's backend of each NIC, its fds numbered in `layout`. */

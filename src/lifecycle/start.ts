@@ -118,8 +118,6 @@ export async function startGuest(
       }
     });
     crashPoint(incoming ? 'restore:labelled' : 'start:labelled');
-    // passt starts beside QEMU; its wait comes after the launch (nics.ts).
-    const nicHelpersReady = nics.spawnHelpers(env, live, ctx, undo);
     const layout = new FdLayout();
     const fdsets = openDisks(live, resources, files, layout);
     const chardevFds = chardevEntries(live, opened.io, layout, fdsets.size);
@@ -181,6 +179,7 @@ export async function startGuest(
       // svirt's copies of what QEMU inherits go at once: a QEMU that dies must take its
       // monitor socket with it, or the wait for its greeting would last the whole timeout.
       spawned: () => {
+        nics.spawnHelpers(env, live, ctx, undo); // passt's start overlaps QEMU's (nics.ts)
         files.closeFds();
         nics.close();
       },
@@ -188,7 +187,7 @@ export async function startGuest(
     undo.push('end QEMU', () => env.kill({ pid: launched.pid, startTime: launched.startTime }));
     let liveXml: string;
     try {
-      await nicHelpersReady();
+      await nics.helpersReady();
       await applyNicLinks(launched.qmp, live, !paused && incoming === undefined && changes.length === 0);
       // pty paths shown, display passwords set, while the guest waits for the changes below
       liveXml = await finishDevices(live, launched.qmp, ptyPaths(ptys));
