@@ -11,18 +11,7 @@ import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { qemuAsRootSkip, scratch, writeDomain, QEMU } from '../helpers.js';
 import { GUEST_BANNER, guestImage, guestImageSkip, guestOsXml, type GuestImage } from '../support/guest-image.js';
-import {
-  listening,
-  netns,
-  netnsSkip,
-  nsProcesses,
-  nsRun,
-  SerialConsole,
-  svirtIn,
-  svirtInOk,
-  tcpServer,
-  vethPair,
-} from '../support/netns.js';
+import { netnsSkip, nsProcesses, nsRun, SerialConsole, svirtIn, svirtInOk, serverAcrossVeth } from '../support/netns.js';
 
 const skip = qemuAsRootSkip() || netnsSkip() || guestImageSkip();
 const S = ['--security-driver', 'dac,landlock'];
@@ -61,11 +50,7 @@ describe('a NAT network (namespaces, real dnsmasq, nft, QEMU)', { skip }, () => 
     async (t) => {
       const image = guestImage() as GuestImage;
       const dir = scratch(t);
-      const a = netns(t);
-      const b = netns(t);
-      vethPair({ ns: a, name: 'vout', addr: '10.99.0.1/24' }, { ns: b, name: 'vin', addr: '10.99.0.2/24' });
-      const server = tcpServer(t, b, '10.99.0.2', 7777, 'hello-from-b');
-      await listening(server);
+      const { a } = await serverAcrossVeth(t, 'hello-from-b');
 
       const netFile = join(dir, 'nat0.xml');
       writeFileSync(netFile, NETWORK);

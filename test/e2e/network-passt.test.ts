@@ -13,18 +13,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { qemuAsRootSkip, scratch, writeDomain, QEMU } from '../helpers.js';
 import { guestImage, guestImageSkip, guestOsXml, type GuestImage } from '../support/guest-image.js';
-import {
-  listening,
-  netns,
-  netnsSkip,
-  nsProcesses,
-  nsRun,
-  SerialConsole,
-  svirtIn,
-  svirtInOk,
-  tcpServer,
-  vethPair,
-} from '../support/netns.js';
+import { netnsSkip, nsProcesses, nsRun, SerialConsole, svirtIn, svirtInOk, serverAcrossVeth } from '../support/netns.js';
 
 const skip = qemuAsRootSkip() || netnsSkip() || guestImageSkip();
 const S = ['--security-driver', 'dac,landlock'];
@@ -82,12 +71,7 @@ describe('a passt NIC (namespaces, real passt and QEMU)', { skip }, () => {
     async (t) => {
       const image = guestImage() as GuestImage;
       const dir = scratch(t);
-      const a = netns(t);
-      const b = netns(t);
-      vethPair({ ns: a, name: 'vout', addr: '10.99.0.1/24' }, { ns: b, name: 'vin', addr: '10.99.0.2/24' });
-      nsRun(a, ['ip', 'route', 'add', 'default', 'via', '10.99.0.254']);
-      const server = tcpServer(t, b, '10.99.0.2', 7777, 'hello-from-b');
-      await listening(server);
+      const { a } = await serverAcrossVeth(t, 'hello-from-b', { defaultRoute: true });
 
       const sock = join(dir, 'console.sock');
       await svirtInOk(a, dir, [...S, 'define', writeDomain(dir, 'passtguest', guestXml(image, sock))]);

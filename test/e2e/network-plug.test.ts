@@ -9,10 +9,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { qemuAsRootSkip, readRunning, scratch, writeDomain, QEMU } from '../helpers.js';
 import { guestImage, guestImageSkip, guestOsXml, type GuestImage } from '../support/guest-image.js';
-import { netns, netnsSkip, nsRun, SerialConsole, svirtIn, svirtInOk } from '../support/netns.js';
+import { netns, netnsSkip, nsRun, SerialConsole, svirtIn, svirtInOk, svirtInCrashing } from '../support/netns.js';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
-import { SVIRT_BIN } from '../helpers.js';
 
 const skip = qemuAsRootSkip() || netnsSkip() || guestImageSkip();
 const S = ['--security-driver', 'dac,landlock'];
@@ -30,17 +28,6 @@ function guestXml(image: GuestImage, sock: string, machine: string): string {
   </devices>
 </domain>
 `;
-}
-
-/** The CLI in the namespace, killed by its own crash point (SVIRT_TEST_CRASH_AT). */
-function crashIn(ns: string, dir: string, at: string, args: readonly string[]): Promise<number | null> {
-  return new Promise((resolve) => {
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, SVIRT_BIN, '--state-dir', dir, ...args], {
-      stdio: 'ignore',
-      env: { ...process.env, SVIRT_TEST_CRASH_AT: at },
-    });
-    child.on('close', (code) => resolve(code));
-  });
 }
 
 const taps = (ns: string): string[] =>
@@ -102,7 +89,7 @@ describe('NIC hot-plug (namespace, booted guest image)', { skip }, () => {
         assert.doesNotMatch(await svirtInOk(ns, dir, ['dumpxml', 'plug']), /<interface/);
 
         // Killed after QEMU got the tap's fd: the next command undoes the whole attach.
-        const code = await crashIn(ns, dir, 'attach:fds-passed', [...S, 'attach-interface', 'plug', 'bridge', 'br-test']);
+        const code = await svirtInCrashing(ns, dir, 'attach:fds-passed', [...S, 'attach-interface', 'plug', 'bridge', 'br-test']);
         assert.notEqual(code, 0);
         await svirtInOk(ns, dir, ['list']);
         const rec = readRunning(dir).find((x) => x.name === 'plug');

@@ -9,23 +9,13 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { qemuAsRootSkip, scratch, writeDomain, QEMU, SVIRT_BIN } from '../helpers.js';
+import { qemuAsRootSkip, scratch, writeDomain, QEMU } from '../helpers.js';
 import { guestImage, guestImageSkip, guestOsXml, type GuestImage } from '../support/guest-image.js';
-import {
-  listening,
-  netns,
-  netnsSkip,
-  nsProcesses,
-  nsRun,
-  SerialConsole,
-  svirtInOk,
-  tcpServer,
-  vethPair,
-} from '../support/netns.js';
+import { netnsSkip, nsProcesses, SerialConsole, svirtInOk, serverAcrossVeth, svirtInCrashing } from '../support/netns.js';
 
 const skip = qemuAsRootSkip() || netnsSkip() || guestImageSkip() || (!existsSync('/usr/bin/passt') && 'passt is not installed');
 const S = ['--security-driver', 'dac,landlock'];
@@ -82,17 +72,6 @@ function running(pid: number): boolean {
 const passts = (ns: string): { pid: number; uid: number; args: string }[] =>
   nsProcesses(ns).filter((p) => p.args.startsWith('/usr/bin/passt '));
 
-/** The CLI in the namespace, killed by its own crash point (SVIRT_TEST_CRASH_AT). */
-function crashIn(ns: string, dir: string, at: string, args: readonly string[]): Promise<number | null> {
-  return new Promise((resolve) => {
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, SVIRT_BIN, '--state-dir', dir, ...args], {
-      stdio: 'ignore',
-      env: { ...process.env, SVIRT_TEST_CRASH_AT: at },
-    });
-    child.on('close', (code) => resolve(code));
-  });
-}
-
 describe('passt NIC hot-plug (namespaces, booted guest image)', { skip }, () => {
   it(
     'attaches a passt NIC to a running guest, which gets an address and reaches a server; detaches it; repairs a crashed attach',
@@ -100,12 +79,7 @@ describe('passt NIC hot-plug (namespaces, booted guest image)', { skip }, () => 
     async (t) => {
       const image = guestImage() as GuestImage;
       const dir = scratch(t);
-      const a = netns(t);
-      const b = netns(t);
-      vethPair({ ns: a, name: 'vout', addr: '10.99.0.1/24' }, { ns: b, name: 'vin', addr: '10.99.0.2/24' });
-      nsRun(a, ['ip', 'route', 'add', 'default', 'via', '10.99.0.254']);
-      const server = tcpServer(t, b, '10.99.0.2', 7777, 'hello-from-b');
-      await listening(server);
+      const { a } = await serverAcrossVeth(t, 'hello-from-b', { defaultRoute: true });
       const sock = join(dir, 'console.sock');
       await svirtInOk(a, dir, [...S, 'define', writeDomain(dir, 'pplug', guestXml(image, sock))]);
       await svirtInOk(a, dir, [...S, 'start', 'pplug']);
@@ -162,7 +136,7 @@ describe('passt NIC hot-plug (namespaces, booted guest image)', { skip }, () => 
       // Killed once QEMU holds its end of the socketpair (getfd), before netdev_add: passt outlives
       // svirt (killed earlier, svirt's copy of QEMU's end closes and passt exits by itself), and
       // the next command's repair undoes the attach.
-      const code = await crashIn(a, dir, 'attach:fds-passed', [...S, 'attach-interface', 'pplug', 'user']);
+      const code = await svirtInCrashing(a, dir, 'attach:fds-passed', [...S, 'attach-interface', 'pplug', 'user']);
       assert.notEqual(code, 0);
       assert.equal(passts(a).length, 1, 'the killed attach left its passt running');
       assert.notEqual(row(dir).pending, null, 'and left its journal');

@@ -173,3 +173,34 @@ export class SerialConsole {
     this.sock.destroy();
   }
 }
+
+/**
+ * The set-up every guest-networking test shares: namespace A (where svirt and the guest run)
+ * and namespace B joined by a veth (A 10.99.0.1, B 10.99.0.2), and a TCP server on B:7777
+ * answering `reply`, listening before this returns. `defaultRoute` gives A a default route
+ * (passt needs one to find its external interface).
+ */
+export async function serverAcrossVeth(
+  t: TestContext,
+  reply: string,
+  opts: { defaultRoute?: boolean } = {},
+): Promise<{ a: string; b: string; server: ChildProcess }> {
+  const a = netns(t);
+  const b = netns(t);
+  vethPair({ ns: a, name: 'vout', addr: '10.99.0.1/24' }, { ns: b, name: 'vin', addr: '10.99.0.2/24' });
+  if (opts.defaultRoute === true) nsRun(a, ['ip', 'route', 'add', 'default', 'via', '10.99.0.254']);
+  const server = tcpServer(t, b, '10.99.0.2', 7777, reply);
+  await listening(server);
+  return { a, b, server };
+}
+
+/** The svirt CLI in the namespace, killed by its own crash point (SVIRT_TEST_CRASH_AT); resolves with its exit code. */
+export function svirtInCrashing(ns: string, stateDir: string, at: string, args: readonly string[]): Promise<number | null> {
+  return new Promise((resolve) => {
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, SVIRT_BIN, '--state-dir', stateDir, ...args], {
+      stdio: 'ignore',
+      env: { ...process.env, SVIRT_TEST_CRASH_AT: at },
+    });
+    child.on('close', (code) => resolve(code));
+  });
+}
