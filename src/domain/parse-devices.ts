@@ -238,6 +238,31 @@ export function aliasConsole(devices: XmlElement): XmlElement | undefined {
   return consoleTargetType(first) === 'serial' ? first : undefined;
 }
 
+/**
+ * Each chardev of `chardevs` (def.chardevs, in their order) paired with its element in
+ * `devices`: the n-th serial, console (the alias console left out) or channel element.
+ * `children` lists a tag's elements in whichever tree the caller holds (read-only or mutable).
+ */
+export function chardevElements<E extends XmlElement>(
+  chardevs: readonly { readonly element: 'serial' | 'console' | 'channel' }[],
+  devices: E,
+  children: (tag: 'serial' | 'console' | 'channel') => E[],
+): Map<number, E> {
+  const alias = aliasConsole(devices);
+  const pools = {
+    serial: children('serial'),
+    console: children('console').filter((el) => el !== alias),
+    channel: children('channel'),
+  };
+  const next = { serial: 0, console: 0, channel: 0 };
+  const out = new Map<number, E>();
+  chardevs.forEach((c, i) => {
+    const el = pools[c.element][next[c.element]++];
+    if (el) out.set(i, el);
+  });
+  return out;
+}
+
 export function parseDevices(devices: XmlElement | undefined, inactive = false): ParsedDevices {
   const empty = { disks: [], chardevs: [], interfaces: [], graphics: [], videos: [], inputs: [], ignoredDevices: [] };
   const out: ParsedDevices = { ...empty, tpms: [], filesystems: [] };

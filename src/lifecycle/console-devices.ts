@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { GraphicsDef } from '../domain/display-def.js';
 import type { ChardevDef, DomainDef } from '../domain/domain-def.js';
 import { formatDomainXml, parseXml, serializeXml } from '../domain/index.js';
-import { aliasConsole } from '../domain/parse-devices.js';
+import { aliasConsole, chardevElements } from '../domain/parse-devices.js';
 import { cloneTree, mChildren, mFirst, setAttr, elem, insertOrdered, type MutableElement } from '../domain/xml-tree.js';
 import { SvirtError } from '../errors.js';
 import { effectiveVideos } from '../qemu/display-argv.js';
@@ -77,23 +77,17 @@ function withPtyPaths(live: DomainDef, ptys: ReadonlyMap<number, string>): strin
   const devices = mFirst(root, 'devices');
   if (!devices) return xml;
   const alias = aliasConsole(devices) as MutableElement | undefined;
-  const pools = {
-    serial: mChildren(devices, 'serial'),
-    console: mChildren(devices, 'console').filter((el) => el !== alias),
-    channel: mChildren(devices, 'channel'),
-  };
-  const next = { serial: 0, console: 0, channel: 0 };
-  live.chardevs.forEach((c, i) => {
-    const el = pools[c.element][next[c.element]++];
+  const firstSerial = mChildren(devices, 'serial')[0];
+  for (const [i, el] of chardevElements(live.chardevs, devices, (tag) => mChildren(devices, tag))) {
     const path = ptys.get(i);
-    if (!el || path === undefined) return;
+    if (path === undefined) continue;
     setSourcePath(el, path);
-    if (c.element === 'console') setAttr(el, 'tty', path);
-    if (el === pools.serial[0] && alias) {
+    if (live.chardevs[i]?.element === 'console') setAttr(el, 'tty', path);
+    if (el === firstSerial && alias) {
       setSourcePath(alias, path);
       setAttr(alias, 'tty', path);
     }
-  });
+  }
   return serializeXml(root);
 }
 

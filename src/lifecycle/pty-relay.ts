@@ -15,7 +15,7 @@
 import { closeSync, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import type { DomainDef } from '../domain/domain-def.js';
 import { parseXml } from '../domain/index.js';
-import { aliasConsole } from '../domain/parse-devices.js';
+import { chardevElements } from '../domain/parse-devices.js';
 import { attr, childElements, firstChild } from '../domain/xml-tree.js';
 import { SvirtError, errnoOf } from '../errors.js';
 import { FileHandle } from '../host/file-handle.js';
@@ -160,19 +160,11 @@ export function livePtyPaths(def: DomainDef, liveXml: string): Map<number, strin
   const out = new Map<number, string>();
   const devices = firstChild(parseXml(liveXml), 'devices');
   if (!devices) return out;
-  const alias = aliasConsole(devices);
-  const pools = {
-    serial: childElements(devices, 'serial'),
-    console: childElements(devices, 'console').filter((el) => el !== alias),
-    channel: childElements(devices, 'channel'),
-  };
-  const next = { serial: 0, console: 0, channel: 0 };
-  def.chardevs.forEach((c, i) => {
-    const el = pools[c.element][next[c.element]++];
-    const src = el ? firstChild(el, 'source') : undefined;
+  for (const [i, el] of chardevElements(def.chardevs, devices, (tag) => childElements(devices, tag))) {
+    const src = firstChild(el, 'source');
     const path = src ? attr(src, 'path') : undefined;
-    if (c.type === 'pty' && path !== undefined) out.set(i, path);
-  });
+    if (def.chardevs[i]?.type === 'pty' && path !== undefined) out.set(i, path);
+  }
   return out;
 }
 
