@@ -1,5 +1,15 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -203,6 +213,20 @@ export function writeDomain(dir: string, name: string, xml: string): string {
   const file = join(dir, `${name}.xml`);
   writeFileSync(file, xml);
   return file;
+}
+
+/** Live (not zombie: those have no command line) processes whose NUL-separated command line passes `match`. */
+export function processesByCmdline(match: (cmdline: string) => boolean): number[] {
+  const pids: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (match(readFileSync(`/proc/${e}/cmdline`, 'utf8'))) pids.push(Number(e));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return pids;
 }
 
 /** Fields of /proc/PID/status. */

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { lgetxattr } from '../../src/host/native.js';
 import { CRASH_POINTS, type CrashPoint } from '../../src/lifecycle/crash-points.js';
@@ -15,6 +15,7 @@ import {
   svirtOk,
   writeDomain,
   qemuAsRootSkip,
+  processesByCmdline,
 } from '../helpers.js';
 
 const skip = qemuAsRootSkip();
@@ -53,19 +54,8 @@ function scenario(point: CrashPoint, dir: string): { setup: string[][]; crash: s
 }
 
 /** Live (not zombie) processes whose command line starts with `program` and names this uuid. */
-function pidsOf(program: string, uuid: string): number[] {
-  const pids: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8');
-      if (cmd.startsWith(program) && cmd.includes(uuid)) pids.push(Number(e));
-    } catch {
-      // exited while we looked
-    }
-  }
-  return pids;
-}
+const pidsOf = (program: string, uuid: string): number[] =>
+  processesByCmdline((cmd) => cmd.startsWith(program) && cmd.includes(uuid));
 
 const qemuPids = (uuid: string): number[] => pidsOf('/usr/bin/qemu-system', uuid);
 /** The guest's swtpm (its state dir is named by the uuid). */

@@ -19,6 +19,7 @@ import {
   svirtOk,
   waitFor,
   writeDomain,
+  processesByCmdline,
 } from '../helpers.js';
 
 const skip = qemuAsRootSkip() || (existsSync('/usr/bin/swtpm') ? false : 'swtpm is not installed (Debian swtpm, swtpm-tools)');
@@ -33,19 +34,10 @@ function tpmXml(name: string, model = 'tpm-crb'): string {
 
 /** Live swtpm processes of a guest (its state dir is named by its uuid), with their uid. */
 function swtpms(uuid: string): { pid: number; uid: number }[] {
-  const out: { pid: number; uid: number }[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8');
-      if (cmd.startsWith('/usr/bin/swtpm\0') && cmd.includes(uuid)) {
-        out.push({ pid: Number(e), uid: Number(procStatus(Number(e)).get('Uid')?.split(/\s+/)[0]) });
-      }
-    } catch {
-      // exited while we looked
-    }
-  }
-  return out;
+  return processesByCmdline((cmd) => cmd.startsWith('/usr/bin/swtpm\0') && cmd.includes(uuid)).map((pid) => ({
+    pid,
+    uid: Number(procStatus(pid).get('Uid')?.split(/\s+/)[0]),
+  }));
 }
 
 async function defineTpmGuest(t: TestContext, name = 'tpm'): Promise<{ dir: string; uuid: string; stateDir: string }> {

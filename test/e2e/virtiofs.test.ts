@@ -20,6 +20,7 @@ import {
   waitFor,
   writeDomain,
   QEMU,
+  processesByCmdline,
 } from '../helpers.js';
 import { GUEST_BANNER, guestImage, guestImageSkip, guestOsXml, type GuestImage } from '../support/guest-image.js';
 
@@ -51,19 +52,10 @@ ${devices}
 
 /** Live virtiofsd processes serving `source`, with their uid. */
 function virtiofsds(source: string): { pid: number; uid: number }[] {
-  const out: { pid: number; uid: number }[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8');
-      if (cmd.includes('virtiofsd\0') && cmd.includes(source)) {
-        out.push({ pid: Number(e), uid: Number(procStatus(Number(e)).get('Uid')?.split(/\s+/)[0]) });
-      }
-    } catch {
-      // exited while we looked
-    }
-  }
-  return out;
+  return processesByCmdline((cmd) => cmd.includes('virtiofsd\0') && cmd.includes(source)).map((pid) => ({
+    pid,
+    uid: Number(procStatus(pid).get('Uid')?.split(/\s+/)[0]),
+  }));
 }
 
 function guestUid(dir: string, name: string): number {
