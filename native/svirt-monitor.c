@@ -2,7 +2,7 @@
  * svirt-monitor: the small per-guest process that outlives the svirt command (like podman's
  * conmon). It starts CHILD, reports its pid and how it ended on fd 1, then runs the hook.
  *
- *   svirt-monitor [--hook ARG]... -- CHILD [ARGS...]
+ *   svirt-monitor [--hook ARG]... [--relay PTY,SOCK]... [--notify PATH] -- CHILD [ARGS...]
  *
  * fd 1 gets "pid <pid>\n", later "exit <code>\n" or "signal <num>\n" (or "error <why>\n" and
  * exit status 1 when it cannot fork). The hook argv runs after fd 1 is closed, with
@@ -13,6 +13,12 @@
  * through a pipe: if the monitor is killed first, the backup runs the hook once QEMU exits,
  * so the guest's files are given back even then.
  *
+ *   --notify PATH   before the hook, tell `svirt serve` (listening on the UNIX socket PATH)
+ * that the child exited: "exited <pid> <status>\n". The server cleans up and answers "done\n";
+ * then no hook runs (it would cost a whole Node start). No socket, a peer of another uid, a
+ * wrong answer or none within NOTIFY_TIMEOUT_MS: the hook runs, as without --notify (the
+ * cleanup is idempotent, so a server that died half-way is covered by it).
+ *
  *   --relay PTY,SOCK   (repeatable) relays a guest's pty chardev: PTY is the master of a pty
  * svirt allocated and labelled, SOCK svirt's end of the socket QEMU's chardev uses. QEMU opens
  * no pty and needs no right on /dev/pts (docs/native.md). As QEMU's own pty backend does,
@@ -22,14 +28,19 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <linux/openat2.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -37,6 +48,13 @@ extern char **environ;
 #define MAX_RELAYS 16
 #define RELAY_BUF 4096
 #define ATTACH_CHECK_MS 250
+/* How long the monitor waits for svirt serve's "done". A cleanup that ends a helper waits out
+ * its 2 s SIGTERM grace (docs/lifecycle.md), and a notification may wait for one reconcile
+ * already running before its own: 5 s covers both. Past it the hook runs; a slow server
+ * still finishing is harmless (the hook's reconcile leaves a guest being stopped to it), and
+ * a wedged one delays the cleanup by at most this much. */
+#define NOTIFY_TIMEOUT_MS 5000
+#define NOTIFY_NAME_MAX 64
 
 struct relay {
 	int pty;  /* the pty master */
@@ -345,6 +363,160 @@ static void run_hook(char **hook, pid_t child, const char *status)
 	wait_for(pid, &st);
 }
 
+/* --notify PATH: absolute, a file name of at most NOTIFY_NAME_MAX bytes, a directory that fits
+ * PATH_MAX. Checked once at start, so notify_server needs no error path for it. */
+static const char *notify_path;
+
+static bool valid_notify_path(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	size_t name = slash ? strlen(slash + 1) : 0;
+	return path[0] == '/' && name > 0 && name <= NOTIFY_NAME_MAX && (size_t)(slash - path) < PATH_MAX;
+}
+
+static long monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* An O_PATH fd of the directory, refusing a symlink anywhere on the way (as svirt serve
+ * refuses one when it binds there); kernels before 5.6: at least not the last component. */
+static int open_dir(const char *dir)
+{
+	struct open_how how;
+	memset(&how, 0, sizeof how);
+	how.flags = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+	how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+	int fd = (int)syscall(SYS_openat2, AT_FDCWD, dir, &how, sizeof how);
+	if (fd < 0 && errno == ENOSYS)
+		fd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd;
+}
+
+/* A non-blocking socket connected to notify_path, reached through its directory's fd (so the
+ * address always fits sun_path), whose peer runs as our own uid; -1 otherwise, errno kept. */
+static int notify_connect(void)
+{
+	char dir[PATH_MAX], num[24];
+	const char *slash = strrchr(notify_path, '/');
+	size_t dlen = slash == notify_path ? 1 : (size_t)(slash - notify_path);
+	memcpy(dir, notify_path, dlen);
+	dir[dlen] = '\0';
+	int dfd = open_dir(dir);
+	if (dfd < 0)
+		return -1;
+	struct sockaddr_un sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	/* "/proc/self/fd/N/NAME": 14 + at most 10 + 1 + NOTIFY_NAME_MAX < sizeof sun_path */
+	strcpy(sa.sun_path, "/proc/self/fd/");
+	strcat(sa.sun_path, format(num, sizeof num, "", dfd));
+	strcat(sa.sun_path, slash);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int err = errno;
+	/* non-blocking: a backlog that is full fails at once (EAGAIN) instead of waiting */
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		err = errno;
+		close(fd);
+		fd = -1;
+	}
+	close(dfd);
+	if (fd < 0) {
+		errno = err;
+		return -1;
+	}
+	struct ucred peer;
+	socklen_t len = sizeof peer;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0 || peer.uid != geteuid()) {
+		close(fd);
+		errno = EPERM; /* only svirt's own user may tell the monitor its hook is not needed */
+		return -1;
+	}
+	return fd;
+}
+
+/* Waits (until the deadline) for one line of at most `size - 1` bytes; its length, or -1. */
+static int read_line(int fd, char *buf, size_t size, long deadline)
+{
+	size_t len = 0;
+	while (len < size - 1) {
+		long left = deadline - monotonic_ms();
+		if (left <= 0)
+			return errno = ETIMEDOUT, -1;
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int r = poll(&p, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			continue; /* the deadline is checked above */
+		ssize_t n = read(fd, buf + len, size - 1 - len);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			return errno = n == 0 ? ECONNRESET : errno, -1;
+		len += (size_t)n;
+		if (memchr(buf, '\n', len) != NULL) {
+			buf[len] = '\0';
+			return (int)len;
+		}
+	}
+	return errno = EMSGSIZE, -1;
+}
+
+/* Tells svirt serve the child exited ("exited <pid> <status>"); true once it answered "done".
+ * Quiet when no server listens (the usual case without `svirt serve`); other failures say
+ * why on stderr (QEMU's log), and the hook runs. */
+static bool notify_server(pid_t child, const char *status)
+{
+	char msg[96], answer[32], num[24];
+	long deadline = monotonic_ms() + NOTIFY_TIMEOUT_MS;
+	int fd = notify_connect();
+	if (fd < 0) {
+		if (errno != ENOENT && errno != ECONNREFUSED) {
+			put(STDERR_FILENO, "svirt-monitor: cannot tell svirt serve (");
+			put(STDERR_FILENO, errno == EPERM ? "its peer is not svirt's user" : strerror(errno));
+			put(STDERR_FILENO, "); running the hook\n");
+		}
+		return false;
+	}
+	size_t slen = strlen(status);
+	strcpy(msg, format(num, sizeof num, "exited", (long)child));
+	size_t mlen = strlen(msg);
+	if (mlen + 1 + slen + 2 > sizeof msg)
+		slen = 0; /* cannot happen: the status is one of this file's short lines */
+	msg[mlen++] = ' ';
+	memcpy(msg + mlen, status, slen);
+	mlen += slen;
+	msg[mlen++] = '\n';
+	bool done = false;
+	const char *why = "its answer was not \"done\"";
+	ssize_t sent = send(fd, msg, mlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (sent != (ssize_t)mlen)
+		why = sent < 0 ? strerror(errno) : "short write";
+	else if (read_line(fd, answer, sizeof answer, deadline) < 0)
+		why = errno == ETIMEDOUT ? "no answer in time" : errno == ECONNRESET ? "it closed without an answer" : strerror(errno);
+	else
+		done = strcmp(answer, "done\n") == 0;
+	if (!done) {
+		put(STDERR_FILENO, "svirt-monitor: svirt serve did not confirm the cleanup (");
+		put(STDERR_FILENO, why);
+		put(STDERR_FILENO, "); running the hook\n");
+	}
+	close(fd);
+	return done;
+}
+
+/* QEMU has exited: svirt serve cleans up when it listens, else the hook runs. */
+static void finish(char **hook, pid_t child, const char *status)
+{
+	if (notify_path != NULL && notify_server(child, status))
+		return;
+	if (hook[0] != NULL)
+		run_hook(hook, child, status);
+}
+
 static int wait_readable(struct pollfd *p, nfds_t n)
 {
 	int r;
@@ -382,8 +554,8 @@ static void start_backup(char **hook, pid_t child)
 		struct pollfd q = { .fd = pfd, .events = POLLIN };
 		if (wait_readable(&q, 1) < 0)
 			_exit(1);
-		put(STDERR_FILENO, "svirt-monitor: the monitor was gone when QEMU exited; its backup runs the hook\n");
-		run_hook(hook, child, "unknown");
+		put(STDERR_FILENO, "svirt-monitor: the monitor was gone when QEMU exited; its backup finishes\n");
+		finish(hook, child, "unknown");
 		_exit(0);
 	}
 	close(pfd);
@@ -397,10 +569,17 @@ int main(int argc, char **argv)
 	int nhook = 0, i = 1;
 	char line[64];
 
-	while (i + 1 < argc && (strcmp(argv[i], "--hook") == 0 || strcmp(argv[i], "--relay") == 0)) {
+	while (i + 1 < argc && (strcmp(argv[i], "--hook") == 0 || strcmp(argv[i], "--relay") == 0 ||
+				strcmp(argv[i], "--notify") == 0)) {
 		if (strcmp(argv[i], "--hook") == 0)
 			hook[nhook++] = argv[i + 1];
-		else if (nrelays >= MAX_RELAYS || parse_relay(argv[i + 1], &relays[nrelays++]) < 0) {
+		else if (strcmp(argv[i], "--notify") == 0) {
+			if (notify_path != NULL || !valid_notify_path(argv[i + 1])) {
+				put(STDERR_FILENO, "svirt-monitor: --notify wants one absolute socket path (a name of at most 64 bytes)\n");
+				return 2;
+			}
+			notify_path = argv[i + 1];
+		} else if (nrelays >= MAX_RELAYS || parse_relay(argv[i + 1], &relays[nrelays++]) < 0) {
 			put(STDERR_FILENO, "svirt-monitor: --relay wants PTY,SOCK: two open fds >= 3 (at most 16 relays)\n");
 			return 2;
 		}
@@ -408,7 +587,7 @@ int main(int argc, char **argv)
 	}
 	hook[nhook] = NULL;
 	if (i + 1 >= argc || strcmp(argv[i], "--") != 0) {
-		put(STDERR_FILENO, "usage: svirt-monitor [--hook ARG]... [--relay PTY,SOCK]... -- CHILD [ARGS...]\n");
+		put(STDERR_FILENO, "usage: svirt-monitor [--hook ARG]... [--relay PTY,SOCK]... [--notify PATH] -- CHILD [ARGS...]\n");
 		return 2;
 	}
 	char **child_argv = &argv[i + 1];
@@ -443,7 +622,7 @@ int main(int argc, char **argv)
 
 	close_from_3(); /* the child has the image fds; the monitor must not hold them open */
 	say(format(line, sizeof line, "pid", (long)pid));
-	if (nhook > 0)
+	if (nhook > 0 || notify_path != NULL)
 		start_backup(hook, pid);
 	if (nrelays > 0)
 		relay_until_exit(pid);
@@ -461,7 +640,6 @@ int main(int argc, char **argv)
 	say(line);
 	close(STDOUT_FILENO);
 
-	if (nhook > 0)
-		run_hook(hook, pid, line);
+	finish(hook, pid, line);
 	return 0;
 }
