@@ -2,6 +2,7 @@
 import { chmodSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { SvirtError } from '../errors.js';
+import type { StatePaths } from '../host/paths.js';
 import type { LifecycleEnv } from './env.js';
 
 /** The monitor socket: in a root-only directory, so no guest can replace it or point it elsewhere. */
@@ -14,12 +15,18 @@ export function monitorSocketPath(env: LifecycleEnv, uuid: string): string {
  * socket dir inside it (root's only: 0700). A directory svirt did not create keeps its mode.
  */
 export function ensureRuntimeRoot(env: LifecycleEnv): void {
-  const root = env.paths.runtimeRoot;
+  makeRuntimeDirs(env.paths);
+  if (env.manager.names.includes('dac')) checkTraversable(env.paths.runtimeRoot);
+}
+
+/** The runtime root (0711) and its root-only monitor dir (0700), each made when missing; returns the latter. */
+export function makeRuntimeDirs(paths: StatePaths): string {
+  const root = paths.runtimeRoot;
   // mkdir honours the umask: what svirt creates gets its exact mode, nothing else is chmodded.
   if (mkdirSync(root, { recursive: true, mode: 0o711 }) !== undefined) chmodSync(root, 0o711);
   const monitors = join(root, 'monitor');
   if (mkdirSync(monitors, { recursive: true, mode: 0o700 }) !== undefined) chmodSync(monitors, 0o700);
-  if (env.manager.names.includes('dac')) checkTraversable(root);
+  return monitors;
 }
 
 /** Under dac, QEMU runs as a guest uid that must be able to search every dir down to its runtime dir. */

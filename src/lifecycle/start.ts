@@ -20,6 +20,7 @@ import { sharedMemoryArgv } from './filesystems.js';
 import { prepareHelperDevices } from './helper-devices.js';
 import { finishIncoming, type Incoming } from './incoming.js';
 import { applyNicLinks, prepareNics } from './nics.js';
+import { notifySocketPath } from './exit-notify.js';
 import { ensureNvram, machineFds, prepareDefinition } from './machine.js';
 import { ensureRuntimeRoot, monitorSocketPath } from './runtime-dir.js';
 import { chardevLogEntries, finishDevices, placeDevices, usedSets } from './console-devices.js';
@@ -174,6 +175,7 @@ export async function startGuest(
       qmpPath,
       ...(socketLabels ? { socketLabel: socketLabels.connect } : {}),
       hook: reconcileHook(env),
+      notify: notifySocketPath(env.paths),
       timeoutMs: env.startTimeoutMs,
       relays: ptyRelays(ptys),
       // svirt's copies of what QEMU inherits go at once: a QEMU that dies must take its

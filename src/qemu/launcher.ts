@@ -22,6 +22,8 @@ export interface LaunchRequest {
   readonly socketLabel?: string;
   /** What the monitor runs once QEMU has exited (svirt's reconcile). */
   readonly hook: readonly string[];
+  /** `svirt serve`'s notify socket: the monitor tells it first, and runs the hook only if it does not answer. */
+  readonly notify?: string;
   readonly timeoutMs: number;
   /** Ptys the monitor relays (master, and its end of QEMU's chardev socket); QEMU gets neither. */
   readonly relays?: readonly { readonly pty: number; readonly sock: number }[];
@@ -62,6 +64,7 @@ export async function launch(req: LaunchRequest): Promise<Launched> {
   const first = SPEC_FD + 1 + req.layout.fds.length;
   const args = [
     ...req.hook.flatMap((a) => ['--hook', a]),
+    ...(req.notify !== undefined ? ['--notify', req.notify] : []),
     ...relays.flatMap((_, i) => ['--relay', `${first + 2 * i},${first + 2 * i + 1}`]),
     '--',
     req.execPath,

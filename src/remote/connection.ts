@@ -62,7 +62,7 @@ export interface ConnectionOptions {
 }
 
 /** The fd under a net.Socket (libuv's handle), for SO_PEERCRED. */
-function socketFd(socket: Socket): number | undefined {
+export function socketFd(socket: Socket): number | undefined {
   const handle = (socket as unknown as { _handle?: { fd?: unknown } })._handle;
   return typeof handle?.fd === 'number' && handle.fd >= 0 ? handle.fd : undefined;
 }

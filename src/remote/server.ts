@@ -11,8 +11,11 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { SvirtError, errnoOf } from '../errors.js';
+import { exitSettled, notifySocketPath } from '../lifecycle/exit-notify.js';
 import type { Hypervisor } from '../lifecycle/hypervisor.js';
+import { makeRuntimeDirs } from '../lifecycle/runtime-dir.js';
 import { RemoteConnection } from './connection.js';
+import { ExitNotifyListener } from './exit-notify-listener.js';
 import { connectUri, qemuVersion } from './host-info.js';
 import { ByteBudget, DEFAULT_LIMITS, clientLimits, type ClientLimits, type ServeLimits } from './limits.js';
 import { procedureTable, type ServerServices } from './procedures/index.js';
@@ -105,8 +108,9 @@ export class RemoteServer {
   /** Connections refused since the last log line about it, by socket (logged at most every 10 s). */
   private readonly refused = { rw: 0, ro: 0, loggedAt: 0 };
   private nextId = 1;
-  private current: Promise<void> | undefined;
-  private next: Promise<void> | undefined;
+  private current: Promise<boolean> | undefined;
+  private next: Promise<boolean> | undefined;
+  private notify: ExitNotifyListener | undefined;
 
   constructor(o: RemoteServerOptions) {
     this.hv = o.hv;
@@ -131,7 +135,20 @@ export class RemoteServer {
     return this.clients.size;
   }
 
+  /** The socket the state dir's monitors tell this server on that QEMU exited (exit-notify-listener.ts). */
+  get notifyPath(): string | undefined {
+    return this.notify?.path;
+  }
+
   async listen(): Promise<void> {
+    // First: a second serve of this state dir is refused before it touches any socket.
+    makeRuntimeDirs(this.hv.paths);
+    this.notify = await ExitNotifyListener.open({
+      path: notifySocketPath(this.hv.paths),
+      cleanup: async (pid) => (await this.reconcile()) && exitSettled(this.hv.env, pid),
+      log: this.log,
+      debug: this.debug,
+    });
     await claimPath(this.socketPath);
     await claimPath(this.roSocketPath);
     for (const [path, ro, mode] of [
@@ -195,7 +212,9 @@ export class RemoteServer {
       roSocket: ro,
       services: this.services,
       table: this.table,
-      reconcile: () => this.reconcile(),
+      reconcile: async () => {
+        await this.reconcile();
+      },
       log: this.log,
       debug: this.debug,
       limits: ro ? this.clientLimits.ro : this.clientLimits.rw,
@@ -216,9 +235,10 @@ export class RemoteServer {
   /**
    * hv.reconcile() before a call, as the CLI does per command. Calls that arrive while one
    * runs share the next run, which starts after it: each caller's reconcile begins after its
-   * call arrived, and 20 clients cause at most two runs at a time, not twenty.
+   * call arrived, and 20 clients cause at most two runs at a time, not twenty. False when
+   * the run failed as a whole (logged).
    */
-  reconcile(): Promise<void> {
+  reconcile(): Promise<boolean> {
     if (this.current === undefined) {
       this.current = this.reconcileOnce().finally(() => {
         this.current = undefined;
@@ -232,13 +252,15 @@ export class RemoteServer {
     return this.next;
   }
 
-  private async reconcileOnce(): Promise<void> {
+  private async reconcileOnce(): Promise<boolean> {
     try {
       const cleaned = await this.hv.reconcile();
       if (cleaned.length > 0) this.log(`reconcile: cleaned up ${cleaned.join(', ')} (QEMU gone)`);
+      return true;
     } catch (err) {
       // One guest whose cleanup fails must not fail every call of every client; the next call retries.
       this.log(`reconcile failed: ${err instanceof Error ? err.message : String(err)}`);
+      return false;
     }
   }
 
@@ -249,6 +271,9 @@ export class RemoteServer {
   async close(graceMs = 60_000): Promise<void> {
     clearInterval(this.idleTimer);
     const closed = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    // Cleanups under way answer their monitors; past the grace the monitors run their hooks.
+    const notified = this.notify?.close(graceMs);
+    this.notify = undefined;
     if (this.calls.size > 0) {
       this.log(`waiting for ${this.calls.size} call(s) to finish`);
       let timer: NodeJS.Timeout | undefined;
@@ -256,7 +281,7 @@ export class RemoteServer {
       clearTimeout(timer);
     }
     for (const c of this.clients) c.destroy();
-    await Promise.all(closed);
+    await Promise.all([...closed, notified]);
     this.servers.length = 0;
     for (const path of [this.socketPath, this.roSocketPath]) {
       // net.Server.close() unlinks its socket; this catches a path left by an earlier failure.
