@@ -175,7 +175,7 @@ export function domainFromTree(root: XmlElement, options: ParseDomainOptions = {
     throw unsupported(root, `domain type ${quote(type)}: only kvm and qemu are supported`, { value: type });
   }
   const name = parseName(root);
-  const uuid = parseUuid(root, options.generateUuid ?? randomUUID);
+  const uuid = parseUuid(root, options.generateUuid ?? (() => randomUUID()));
   const title = singleText(root, 'title');
   if (title !== undefined && /[\r\n]/.test(title))
     throw invalid(single(root, 'title') ?? root, 'a title must not contain newlines');

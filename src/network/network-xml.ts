@@ -128,7 +128,7 @@ function parseIp(el: XmlElement): NetworkIpDef {
 }
 
 /** Parses network XML; a missing uuid is generated. */
-export function parseNetworkXml(text: string, generateUuid: () => string = randomUUID): NetworkDef {
+export function parseNetworkXml(text: string, generateUuid: () => string = () => randomUUID()): NetworkDef {
   const root = parseXml(text);
   if (root.name !== 'network') throw invalid(root, `the root element must be <network>, not <${root.name}>`);
   onlyChildren(root, ['name', 'uuid', 'forward', 'bridge', 'mac', 'domain', 'ip', 'dns']);
