@@ -1,11 +1,10 @@
 import { constants, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { DomainDef } from '../domain/domain-def.js';
 import { diskLayers, formatDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import { unlinkBeneath } from '../host/file-handle.js';
-import { svirtExecPath, svirtMonitorPath } from '../host/native.js';
+import { svirtExecPath, svirtMainPath, svirtMonitorPath } from '../host/native.js';
 import { buildArgv, chardevChanges, type FdSetEntry } from '../qemu/argv.js';
 import { applyChardevChanges } from '../qemu/chardev-pipe.js';
 import { FdLayout } from '../qemu/fd-layout.js';
@@ -289,8 +288,7 @@ function chardevEntries(
 }
 
 function reconcileHook(env: LifecycleEnv): string[] {
-  // dist/src/lifecycle/start.js → <package>/bin/svirt.js
-  const main = fileURLToPath(new URL('../../../bin/svirt.js', import.meta.url));
+  const main = svirtMainPath();
   // The record names the stack to clean up with; the hook itself needs no probing.
   return [process.execPath, main, '--state-dir', env.paths.stateDir, '--security-driver', 'none', 'reconcile', '--quiet'];
 }
