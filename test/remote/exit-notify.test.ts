@@ -274,7 +274,7 @@ describe('svirt serve cleans up after a QEMU that exits by itself (svirt-monitor
     await waitFor(() => first.child.signalCode !== null, 5000);
     assert.ok(lstatSync(notifyPath(dir)).isSocket(), 'the dead serve left its socket');
     const again = await startServer(t, dir, 'none'); // the stale socket is replaced
-    assert.equal(await again.stop(), 0);
+    assert.equal(await again.stop(), 0, again.stderr());
     assert.throws(() => lstatSync(notifyPath(dir)), /ENOENT/, 'serve removes its socket at exit');
 
     // A file that is not a socket in its place is not removed.

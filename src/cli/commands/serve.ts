@@ -72,14 +72,15 @@ export async function run(args: ParsedArgs): Promise<number> {
   });
   await hv.reconcile();
   await server.listen();
-  process.stdout.write(
-    `svirt serve: listening on ${server.socketPath} (read-only: ${server.roSocketPath}); connect with virsh -c 'qemu+unix:///system?socket=${server.socketPath}'\n`,
-  );
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+  // Handlers first: whoever reads the line below may signal at once.
+  const signal = new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
-  log(`${signal}: closing`);
+  process.stdout.write(
+    `svirt serve: listening on ${server.socketPath} (read-only: ${server.roSocketPath}); connect with virsh -c 'qemu+unix:///system?socket=${server.socketPath}'\n`,
+  );
+  log(`${await signal}: closing`);
   await server.close();
   hv.store.close();
   return 0;
