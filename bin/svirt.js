@@ -47,5 +47,5 @@ if (require.main === module) {
       process.exitCode = code;
     });
 } else {
-  module.exports = { BUNDLE, load };
+  module.exports = { BUNDLE, cache, load };
 }

@@ -2,9 +2,11 @@
 //   dist/svirt.cjs         dist/src/cli/main.js and everything it imports (saxes and
 //                          better-sqlite3's JavaScript too) in one CommonJS file;
 //   dist/svirt.cjs.cache   V8's compiled code for it, made after running a few verbs in a
-//                          scratch state dir, so those verbs' functions are in it.
-// bin/svirt.js loads both. The source tree and dist/src/ stay as they are: tests and the library
-// import dist/src/; only the CLI entry runs the bundle.
+//                          scratch state dir, so those verbs' functions are in it;
+//   dist/svirt-hook.cjs    the same for src/cli/hook.ts, the monitor's lean reconcile entry
+//   (and .cache)           (the store and the restore path only).
+// bin/svirt.js and bin/svirt-hook.js load them. The source tree and dist/src/ stay as they are:
+// tests and the library import dist/src/; only the two entries run bundles.
 //
 // Node built-ins other than those Node's own start has already loaded are bundled as lazy
 // shims: `import { spawn } from 'node:child_process'` becomes a getter that requires the module
@@ -22,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
 const { BUNDLE, load } = require('../bin/svirt.js');
+const HOOK_BUNDLE = join(root, 'dist', 'svirt-hook.cjs');
 
 /** Built-ins a bare `node` start has loaded already: importing them costs nothing, so they stay plain. */
 const LOADED_AT_START = new Set(['node:fs', 'node:path', 'node:url', 'node:module', 'node:vm']);
@@ -41,12 +44,12 @@ function lazyShim(name) {
   ].join('\n');
 }
 
-async function bundle() {
+async function bundle(entry, outfile) {
   const esbuild = await import('esbuild');
   const builtins = new Set(builtinModules.flatMap((b) => [b, `node:${b}`]));
   await esbuild.build({
-    entryPoints: [join(root, 'dist/src/cli/main.js')],
-    outfile: BUNDLE,
+    entryPoints: [join(root, entry)],
+    outfile,
     bundle: true,
     platform: 'node',
     format: 'cjs',
@@ -84,9 +87,9 @@ async function bundle() {
       },
     ],
   });
-  const text = readFileSync(BUNDLE, 'utf8');
+  const text = readFileSync(outfile, 'utf8');
   if (/\bimport\(/.test(text.replace(/"[^"\n]*"|'[^'\n]*'/g, ''))) {
-    throw new Error(`${BUNDLE} has a dynamic import() left: it would need an ES module loader`);
+    throw new Error(`${outfile} has a dynamic import() left: it would need an ES module loader`);
   }
 }
 
@@ -102,9 +105,16 @@ const DEFINITION = `<domain type='qemu'>
 </domain>
 `;
 
-/** In the child: runs verbs that touch nothing outside a scratch state dir, then writes the cache. */
+function writeCache(file, script) {
+  const tmp = `${file}.cache.tmp`;
+  writeFileSync(tmp, script.createCachedData());
+  renameSync(tmp, `${file}.cache`);
+}
+
+/** In the child: runs verbs that touch nothing outside a scratch state dir, then writes the caches. */
 async function warm() {
   const { exports, script } = load(BUNDLE, undefined);
+  const hook = load(HOOK_BUNDLE, undefined);
   const dir = mkdtempSync(join(tmpdir(), 'svirt-bundle-'));
   try {
     chmodSync(dir, 0o711);
@@ -124,18 +134,19 @@ async function warm() {
     ];
     for (const v of verbs) await exports.main([...base, ...v]);
     for (const v of [['list'], ['--json', 'list']]) await exports.main(['--state-dir', join(dir, 'state'), ...v]);
+    await hook.exports.main([join(dir, 'state')]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const tmp = `${BUNDLE}.cache.tmp`;
-  writeFileSync(tmp, script.createCachedData());
-  renameSync(tmp, `${BUNDLE}.cache`);
+  writeCache(BUNDLE, script);
+  writeCache(HOOK_BUNDLE, hook.script);
 }
 
 if (process.argv[2] === '--warm') {
   await warm();
 } else {
-  await bundle();
+  await bundle('dist/src/cli/main.js', BUNDLE);
+  await bundle('dist/src/cli/hook.js', HOOK_BUNDLE);
   // A child, so the verbs' output and Node's state stay out of this process.
   const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--warm'], {
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -147,5 +158,5 @@ if (process.argv[2] === '--warm') {
     process.exit(1);
   }
   const size = (f) => `${(readFileSync(f).length / 1024).toFixed(0)} kB`;
-  console.log(`bundle: ${BUNDLE} (${size(BUNDLE)}), code cache ${size(`${BUNDLE}.cache`)}`);
+  for (const f of [BUNDLE, HOOK_BUNDLE]) console.log(`bundle: ${f} (${size(f)}), code cache ${size(`${f}.cache`)}`);
 }

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { svirtMainPath } from '../host/native.js';
+import { svirtMainPath } from '../host/package-root.js';
 import { LEN_SIZE, MessageStatus, MessageType, Proc, REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION } from '../remote/protocol.js';
 import { STRING_MAX, beginFrame, endFrame, readHeader } from '../remote/protocol.js';
 import { XdrReader, XdrWriter } from '../remote/xdr.js';

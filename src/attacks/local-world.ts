@@ -19,7 +19,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { svirtMainPath } from '../host/native.js';
+import { svirtMainPath } from '../host/package-root.js';
 import { waitGone } from '../host/proc.js';
 import { Store, type RunningRecord } from '../store/store.js';
 import { demoDomainXml } from './guests.js';

@@ -5,9 +5,9 @@
  */
 import { accessSync, constants, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { SvirtError } from '../errors.js';
+import { packageRoot } from './package-root.js';
 
 /** An OS error thrown by an addon function. */
 export interface NativeSystemError extends Error {
@@ -80,33 +80,11 @@ const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
 
 const XATTR_FLAGS: Readonly<Record<XattrMode, number>> = { create: 1, replace: 2 };
 
-let rootDir: string | undefined;
 let addon: Addon | undefined;
-
-/** The package root: the first directory above this module holding package.json (dist/src/host/
- * or dist/, the CLI bundle's place, → the package root; src/host/ when run from source). */
-export function packageRoot(): string {
-  if (rootDir !== undefined) return rootDir;
-  const start = dirname(fileURLToPath(import.meta.url));
-  for (let dir = start; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'package.json'))) {
-      rootDir = dir;
-      return rootDir;
-    }
-    if (dirname(dir) === dir) {
-      throw new SvirtError('SVIRT_ERR_NATIVE', `cannot find the svirt package root above "${start}"`);
-    }
-  }
-}
 
 /** native/out/ of the package. */
 export function nativeOutDir(): string {
   return join(packageRoot(), 'native', 'out');
-}
-
-/** The CLI entry, bin/svirt.js: what the monitor's hook and the attack matrix's local user run. */
-export function svirtMainPath(): string {
-  return join(packageRoot(), 'bin', 'svirt.js');
 }
 
 function notBuilt(path: string, cause?: unknown): SvirtError {

@@ -4,7 +4,8 @@ import type { DomainDef } from '../domain/domain-def.js';
 import { diskLayers, formatDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import { unlinkBeneath } from '../host/file-handle.js';
-import { svirtExecPath, svirtMainPath, svirtMonitorPath } from '../host/native.js';
+import { svirtExecPath, svirtMonitorPath } from '../host/native.js';
+import { svirtHookPath } from '../host/package-root.js';
 import { buildArgv, chardevChanges, type FdSetEntry } from '../qemu/argv.js';
 import { applyChardevChanges } from '../qemu/chardev-pipe.js';
 import { FdLayout } from '../qemu/fd-layout.js';
@@ -288,7 +289,7 @@ function chardevEntries(
 }
 
 function reconcileHook(env: LifecycleEnv): string[] {
-  const main = svirtMainPath();
-  // The record names the stack to clean up with; the hook itself needs no probing.
-  return [process.execPath, main, '--state-dir', env.paths.stateDir, '--security-driver', 'none', 'reconcile', '--quiet'];
+  // The lean entry (src/cli/hook.ts): a reconcile with the `none` stack (the record names the
+  // stack to clean up with), loading only the store and the restore path.
+  return [process.execPath, svirtHookPath(), env.paths.stateDir];
 }

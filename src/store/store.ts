@@ -23,7 +23,7 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SvirtError } from '../errors.js';
 import { fnv1a32 } from '../host/fingerprint.js';
-import { packageRoot } from '../host/native.js';
+import { packageRoot } from '../host/package-root.js';
 import type { DriverName, GuestResource, LabelMemory, LabelReservations } from '../security/driver.js';
 import { deserializeResources, serializeResources, toStored } from './resources.js';
 import { NETWORK_SCHEMA, SCHEMA } from './schema.js';
