@@ -8,7 +8,7 @@ import { cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { isAlive, type ProcessIdentity } from '../src/host/proc.js';
 import { PASST } from '../src/network/passt.js';
-import { density } from './density.js';
+import { density, densityMemoryShort } from './density.js';
 import { devicesRuns } from './devices.js';
 import { QEMU, guestSpec, guestXml, workDir, writeGuestXml } from './guest.js';
 import { installLibvirt, libvirtMissing } from './libvirt-host.js';
@@ -191,8 +191,16 @@ async function main(opts: BenchOptions): Promise<number> {
       res.reconcile = await reconcileScale(ctx, opts.records);
     }
     if (sections.has('density')) {
-      log(`density: ${opts.density} guests at once, ${headline}`);
-      res.density = await density(ctx, opts.density, headline);
+      const short = densityMemoryShort(opts.density);
+      if (short !== undefined) {
+        const why = `density skipped: ${short}`;
+        log(why);
+        res.density = { skipped: why };
+        skipped.push(why);
+      } else {
+        log(`density: ${opts.density} guests at once, ${headline}`);
+        res.density = await density(ctx, opts.density, headline);
+      }
     }
     if (sections.has('devices')) {
       const stack = available.includes('dac,landlock') ? 'dac,landlock' : headline;

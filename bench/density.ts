@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive, type ProcessIdentity } from '../src/host/proc.js';
 import type { RunningRecord } from '../src/store/store.js';
@@ -57,6 +57,22 @@ export interface DensityResult {
   readonly destroyAllMs: number;
   /** After each batch's destroys, until its monitors (and their hooks) exited, summed. */
   readonly hooksQuietMs: number;
+}
+
+/** What one running guest is allowed to need here (QEMU's ~37 MiB resident, its hook at exit, margin). */
+const MIB_PER_GUEST = 64;
+/** Left free for the rest of the machine (it is shared). */
+const MIB_SPARE = 2048;
+
+/** Why N guests do not fit in this machine's available memory, or undefined when they do. */
+export function densityMemoryShort(guests: number): string | undefined {
+  const m = /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+  if (!m) return undefined; // no MemAvailable (old kernel): let the starts find out
+  const availMiB = Math.floor(Number(m[1]) / 1024);
+  const needMiB = guests * MIB_PER_GUEST + MIB_SPARE;
+  return availMiB >= needMiB
+    ? undefined
+    : `${guests} guests need ~${needMiB} MiB (${MIB_PER_GUEST} per guest + ${MIB_SPARE} spare), MemAvailable is ${availMiB} MiB`;
 }
 
 interface GuestMemory {

@@ -25,6 +25,7 @@ describe('bench options', () => {
     assert.deepEqual([o.runs, o.density, o.quick], [3, 10, true]);
     assert.equal(parseOptions(['--quick', '--density', '4']).density, 4);
     assert.equal(parseOptions([]).runs, 20);
+    assert.equal(parseOptions([]).density, 200, 'issue 17: 200 guests');
   });
 
   it('rejects unknown options and sections', () => {
