@@ -63,6 +63,11 @@ export class ServeProcess {
     }
   }
 
+  /** Whether the serve the bench started still runs (a series with a dead serve measures nothing of it). */
+  running(): boolean {
+    return this.id !== undefined && isAlive(this.id);
+  }
+
   /** SIGTERM to the serve the bench started (pid + start time checked), SIGKILL after 10 s. */
   async stop(janitor: Janitor): Promise<void> {
     const id = this.id;
@@ -97,6 +102,7 @@ export async function exitRunsWithServe(ctx: RunContext, stack: string): Promise
       cleaned.push(e.cleanedMs);
       hook.push(e.hookMs);
     }
+    if (!serve.running()) throw new Error(`svirt serve exited during the series (see ${dir}/serve.log)`);
     return {
       contender: 'svirt library, svirt serve running',
       stack,
