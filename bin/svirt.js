@@ -1,5 +1,51 @@
 #!/usr/bin/env node
-// The svirt CLI entry: everything lives in the compiled dist/ (npm run build).
-import { main } from '../dist/src/cli/main.js';
+// The svirt CLI entry. `npm run build` makes dist/svirt.cjs, the CLI (dist/src/cli/main.js and
+// everything it imports) bundled into one CommonJS file, and dist/svirt.cjs.cache, V8's compiled
+// code for it (scripts/bundle.mjs). Loading one file with its code cache instead of ~190 ES
+// modules is what keeps a verb within a few ms of Node's own start (docs/bench.md). This file
+// is CommonJS (bin/package.json): an ES module entry would start Node's ESM loader for nothing.
+'use strict';
+const { readFileSync } = require('node:fs');
+const { createRequire } = require('node:module');
+const { dirname, join } = require('node:path');
+const { Script } = require('node:vm');
 
-process.exitCode = await main(process.argv.slice(2));
+const BUNDLE = join(__dirname, '..', 'dist', 'svirt.cjs');
+
+/**
+ * Compiles the bundle as Node compiles a CommonJS module (the same wrapper, so the code cache
+ * made by scripts/bundle.mjs matches), runs it, and returns its exports and its Script.
+ * A cache V8 rejects (another Node, other flags) only costs the compile it would have saved.
+ */
+function load(file, cachedData) {
+  let source;
+  try {
+    source = readFileSync(file, 'utf8');
+  } catch (err) {
+    process.stderr.write(`error: svirt is not built: run npm run build (${err.code ?? err.message}: ${file})\n`);
+    process.exit(1);
+  }
+  const wrapped = `(function (exports, require, module, __filename, __dirname) {${source}\n})`;
+  const script = new Script(wrapped, { filename: file, ...(cachedData ? { cachedData } : {}) });
+  const mod = { exports: {} };
+  script.runInThisContext()(mod.exports, createRequire(file), mod, file, dirname(file));
+  return { exports: mod.exports, script };
+}
+
+function cache(file) {
+  try {
+    return readFileSync(`${file}.cache`);
+  } catch {
+    return undefined; // not made (yet): compiled from source
+  }
+}
+
+if (require.main === module) {
+  load(BUNDLE, cache(BUNDLE))
+    .exports.main(process.argv.slice(2))
+    .then((code) => {
+      process.exitCode = code;
+    });
+} else {
+  module.exports = { BUNDLE, cache, load };
+}

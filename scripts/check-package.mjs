@@ -19,8 +19,8 @@ const forbidden = [
   [/^native\/out\//, 'a binary built on this host'],
   [/^src\//, 'TypeScript source (dist/ ships)'],
 ];
-const required = ['bin/svirt.js', 'native/build.sh', 'native/svirt-exec.c', 'policy/selinux/svirt.cil', 'README.md'];
-if (existsSync('dist/src/index.js')) required.push('dist/src/index.js', 'dist/src/cli/main.js');
+const required = ['bin/svirt.js', 'bin/svirt-hook.js', 'native/build.sh', 'native/svirt-exec.c', 'policy/selinux/svirt.cil', 'README.md'];
+if (existsSync('dist/src/index.js')) required.push('dist/src/index.js', 'dist/src/cli/main.js', 'dist/svirt.cjs', 'dist/svirt.cjs.cache', 'dist/svirt-hook.cjs', 'dist/svirt-hook.cjs.cache');
 
 const problems = [];
 for (const f of files) for (const [re, what] of forbidden) if (re.test(f)) problems.push(`ships ${f} (${what})`);

@@ -10,13 +10,12 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { svirtMainPath } from '../host/package-root.js';
 import { LEN_SIZE, MessageStatus, MessageType, Proc, REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION } from '../remote/protocol.js';
 import { STRING_MAX, beginFrame, endFrame, readHeader } from '../remote/protocol.js';
 import { XdrReader, XdrWriter } from '../remote/xdr.js';
 import { asUid, broken, held, type LocalCell, type LocalWorld } from './local-world.js';
 
-const SVIRT_MAIN = fileURLToPath(new URL('../../../bin/svirt.js', import.meta.url));
 const NOFILE = 1024;
 const IDLE = 1100;
 const PARTIAL = 40;
@@ -109,7 +108,7 @@ function rootCall(socket: string, timeoutMs: number): Promise<number | string> {
 
 export async function serveExhaustion(w: LocalWorld): Promise<LocalCell> {
   const socket = join(w.dir, 'serve.sock');
-  const argv = [SVIRT_MAIN, '--state-dir', w.stateDir, '--security-driver', w.stack, 'serve', '--socket', socket];
+  const argv = [svirtMainPath(), '--state-dir', w.stateDir, '--security-driver', w.stack, 'serve', '--socket', socket];
   const prlimit = spawnSync('prlimit', ['--version']).status === 0;
   const [cmd, args] = prlimit
     ? ['prlimit', [`--nofile=${NOFILE}:${NOFILE}`, '--', process.execPath, ...argv]]

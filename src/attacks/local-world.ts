@@ -19,7 +19,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { svirtMainPath } from '../host/package-root.js';
 import { waitGone } from '../host/proc.js';
 import { Store, type RunningRecord } from '../store/store.js';
 import { demoDomainXml } from './guests.js';
@@ -39,8 +39,6 @@ export interface RunResult {
   /** Killed after the time bound. */
   readonly timedOut: boolean;
 }
-
-const SVIRT_MAIN = fileURLToPath(new URL('../../../bin/svirt.js', import.meta.url));
 
 /** Runs argv with a time bound (SIGKILL after it); never a shell. */
 export function runBounded(
@@ -105,7 +103,7 @@ export class LocalWorld {
 
   /** `svirt --state-dir S --security-driver STACK ARGS` as root, bounded in time. */
   svirt(args: readonly string[], timeoutMs = 30_000): Promise<RunResult> {
-    const argv = [SVIRT_MAIN, '--state-dir', this.stateDir, '--security-driver', this.stack, ...args];
+    const argv = [svirtMainPath(), '--state-dir', this.stateDir, '--security-driver', this.stack, ...args];
     return runBounded(process.execPath, argv, timeoutMs, { ...process.env, ...this.env });
   }
 

@@ -4,6 +4,7 @@ import { buildStack } from '../security/stack.js';
 import { Store } from '../store/store.js';
 import type { ParsedArgs } from './args.js';
 import { requireRealFilesystem } from './pseudo-fs.js';
+import { writeOut } from './write.js';
 
 /** The state dir and runtime root of this command; an explicit dir is made absolute and must be on a real filesystem. */
 export function statePaths(args: ParsedArgs): StatePaths {
@@ -31,6 +32,6 @@ export async function openHypervisor(args: ParsedArgs, opts: { reconcile?: boole
 
 /** Prints `text`, or `data` as one JSON document with --json. */
 export function output(args: ParsedArgs, text: string, data: unknown): void {
-  if (args.json) process.stdout.write(JSON.stringify(data, null, 2) + '\n');
-  else if (text !== '') process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+  if (args.json) writeOut(JSON.stringify(data, null, 2) + '\n');
+  else if (text !== '') writeOut(text.endsWith('\n') ? text : text + '\n');
 }

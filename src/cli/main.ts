@@ -3,6 +3,7 @@ import { SvirtError } from '../errors.js';
 import { resolveStatePaths } from '../host/paths.js';
 import { parseArgs, type ParsedArgs } from './args.js';
 import { storeFailure } from './store-errors.js';
+import { writeOut } from './write.js';
 
 /** Verbs and the module that runs each; loaded on demand so a command pays only for what it uses. */
 const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<number> }>> = {
@@ -96,12 +97,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     return report(err, argv.includes('--json'));
   }
   if (args.command === 'help' || args.flags.has('help')) {
-    process.stdout.write(USAGE + '\n');
+    writeOut(USAGE + '\n');
     return 0;
   }
   if (args.command === undefined) {
     // Asked for nothing: the usage is the error message, so it goes where errors go.
-    process.stderr.write(USAGE + '\n');
+    writeOut(USAGE + '\n', 2);
     return 1;
   }
   const load = VERBS[args.command];
@@ -128,8 +129,8 @@ function report(err: unknown, json: boolean, args?: ParsedArgs): number {
       : new SvirtError('SVIRT_ERR_INTERNAL', `internal error: ${err instanceof Error ? err.message : String(err)}`, {
           cause: err,
         }));
-  process.stderr.write(`error: ${e.message}\n`);
-  if (process.env['SVIRT_DEBUG'] === '1' && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
-  if (json) process.stdout.write(JSON.stringify({ error: { code: e.code, message: e.message, details: e.details } }) + '\n');
+  writeOut(`error: ${e.message}\n`, 2);
+  if (process.env['SVIRT_DEBUG'] === '1' && err instanceof Error) writeOut(`${err.stack ?? ''}\n`, 2);
+  if (json) writeOut(JSON.stringify({ error: { code: e.code, message: e.message, details: e.details } }) + '\n');
   return e.code === 'SVIRT_ERR_USAGE' ? 2 : 1;
 }

@@ -3,7 +3,6 @@
  * `source` so what svirt does not model survives `formatDomainXml`.
  */
 import { checkSharedMemory } from './helper-devices.js';
-import { randomUUID } from 'node:crypto';
 import { SvirtError } from '../errors.js';
 import type { DomainDef, LoaderDef, NvramDef, OsDef, XmlElement } from './domain-def.js';
 import { parseDevices } from './parse-devices.js';
@@ -12,6 +11,7 @@ import { parseDomainSeclabels } from './parse-seclabels.js';
 import { checkPath, invalid, oneOf, parseUnsigned, quote, single, singleText, unsupported, yesNo } from './parse-util.js';
 import { parseXml } from './xml.js';
 import { attr, childElements, textOf } from './xml-tree.js';
+import { randomUuid } from '../host/random.js';
 
 export interface ParseDomainOptions {
   /** UUID for a definition without `<uuid>`; default crypto.randomUUID. */
@@ -175,7 +175,7 @@ export function domainFromTree(root: XmlElement, options: ParseDomainOptions = {
     throw unsupported(root, `domain type ${quote(type)}: only kvm and qemu are supported`, { value: type });
   }
   const name = parseName(root);
-  const uuid = parseUuid(root, options.generateUuid ?? randomUUID);
+  const uuid = parseUuid(root, options.generateUuid ?? randomUuid);
   const title = singleText(root, 'title');
   if (title !== undefined && /[\r\n]/.test(title))
     throw invalid(single(root, 'title') ?? root, 'a title must not contain newlines');

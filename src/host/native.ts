@@ -5,9 +5,9 @@
  */
 import { accessSync, constants, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { SvirtError } from '../errors.js';
+import { packageRoot } from './package-root.js';
 
 /** An OS error thrown by an addon function. */
 export interface NativeSystemError extends Error {
@@ -80,23 +80,11 @@ const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
 
 const XATTR_FLAGS: Readonly<Record<XattrMode, number>> = { create: 1, replace: 2 };
 
-let outDir: string | undefined;
 let addon: Addon | undefined;
 
-/** native/out/ of the package: the first directory above this module holding package.json
- * (dist/src/host/ → the package root, or src/host/ when run from source). */
+/** native/out/ of the package. */
 export function nativeOutDir(): string {
-  if (outDir !== undefined) return outDir;
-  const start = dirname(fileURLToPath(import.meta.url));
-  for (let dir = start; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'package.json'))) {
-      outDir = join(dir, 'native', 'out');
-      return outDir;
-    }
-    if (dirname(dir) === dir) {
-      throw new SvirtError('SVIRT_ERR_NATIVE', `cannot find the svirt package root above "${start}"`);
-    }
-  }
+  return join(packageRoot(), 'native', 'out');
 }
 
 function notBuilt(path: string, cause?: unknown): SvirtError {

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { closeSync, constants, existsSync, fstatSync, fchmodSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { DiskDef, DomainDef } from '../domain/domain-def.js';
@@ -8,6 +7,7 @@ import { describeKind, openHandle, unlinkBeneath } from '../host/file-handle.js'
 import { diskRole, resolvePath } from '../security/resources.js';
 import type { LifecycleEnv } from './env.js';
 import { inactiveDef, type Guest } from './guest.js';
+import { randomUuid } from '../host/random.js';
 
 /** `clone NAME NEWNAME`: a new uuid and name, copies of the writable images, never the source's labels. */
 export function cloneGuest(
@@ -65,7 +65,7 @@ export function cloneGuest(
     const def: DomainDef = {
       ...src,
       name: newName,
-      uuid: randomUUID(),
+      uuid: randomUuid(),
       os,
       disks,
       seclabels,

@@ -4,7 +4,6 @@
  * The guest is not trusted: the reply is bounded in size and time, and a stale reply left in
  * the channel is skipped by a guest-sync-delimited handshake (a fresh id, answered after 0xFF).
  */
-import { randomInt } from 'node:crypto';
 import { closeSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { basename, dirname } from 'node:path';
@@ -13,6 +12,7 @@ import { openPath } from '../host/native.js';
 import { withSocketLabel } from '../host/selinux-socket.js';
 import type { LifecycleEnv } from './env.js';
 import { requireRunning, type Guest } from './guest.js';
+import { randomBytes } from '../host/random.js';
 
 export const AGENT_CHANNEL = 'org.qemu.guest_agent.0';
 /** The most svirt reads from the agent for one command (guest-file-read replies are base64). */
@@ -157,7 +157,7 @@ export async function agentCommand(env: LifecycleEnv, guest: Guest, command: str
   );
   try {
     const reader = new Reader(socket, name);
-    const id = randomInt(1, 2 ** 31);
+    const id = (randomBytes(4).readUInt32BE(0) % (2 ** 31 - 1)) + 1;
     socket.write(
       Buffer.concat([
         Buffer.from([0xff]),

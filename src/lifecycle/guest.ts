@@ -10,6 +10,9 @@ export type DomainState = 'running' | 'paused' | 'shut off';
  * it runs, else the stored one. Steps get this, never a name to look up again.
  */
 export interface Guest {
+  readonly name: string;
+  readonly uuid: string;
+  /** Parsed on first use: a list of 200 guests needs their names and states, not their XML. */
   readonly def: DomainDef;
   readonly state: DomainState;
   readonly persistent: boolean;
@@ -36,17 +39,33 @@ export function findGuest(store: Store, nameOrUuid: string): Guest {
   if (rec) return runningGuest(store, rec);
   const d = store.getDefinedByName(nameOrUuid) ?? store.getDefinedByUuid(nameOrUuid.toLowerCase());
   if (!d) throw noDomain(nameOrUuid);
-  return { def: parseDomainXml(d.xml), state: 'shut off', persistent: true, stored: d };
+  return storedGuest(d);
+}
+
+/** A shut-off guest of its persistent definition. */
+export function storedGuest(d: DefinedDomain): Guest {
+  return guestOf(d.xml, { name: d.name, uuid: d.uuid, state: 'shut off', persistent: true, stored: d });
 }
 
 export function runningGuest(store: Store, rec: RunningRecord): Guest {
   const stored = rec.persistent ? store.getDefinedByUuid(rec.uuid) : undefined;
-  return {
-    def: parseDomainXml(rec.liveXml),
+  return guestOf(rec.liveXml, {
+    name: rec.name,
+    uuid: rec.uuid,
     state: rec.paused ? 'paused' : 'running',
     persistent: rec.persistent,
     record: rec,
     ...(stored ? { stored } : {}),
+  });
+}
+
+function guestOf(xml: string, rest: Omit<Guest, 'def'>): Guest {
+  let def: DomainDef | undefined;
+  return {
+    ...rest,
+    get def(): DomainDef {
+      return (def ??= parseDomainXml(xml));
+    },
   };
 }
 

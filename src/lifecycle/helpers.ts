@@ -12,7 +12,6 @@
  *     device opens and passes in the request's FdLayout; QEMU gets the other ends.
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { constants, lstatSync, openSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DomainDef } from '../domain/domain-def.js';
@@ -29,6 +28,7 @@ import { endHelpers } from './helper-end.js';
 import type { LifecycleEnv } from './env.js';
 import type { OpenFiles } from './files.js';
 import type { UndoStack } from './undo.js';
+import { randomBytes } from '../host/random.js';
 
 /** When a helper counts as started. */
 export type HelperReady =

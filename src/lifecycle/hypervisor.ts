@@ -15,7 +15,7 @@ import { Networks } from './networks.js';
 import { attachInterface, detachInterface } from './nic-plug.js';
 import { withMacs } from './nics.js';
 import { undefineTpm } from './tpm.js';
-import { findGuest, inactiveDef, noDomain, requireRunning, runningGuest, type Guest } from './guest.js';
+import { findGuest, inactiveDef, noDomain, requireRunning, runningGuest, storedGuest, type Guest } from './guest.js';
 import { prepareDefinition, undefineNvram, type NvramUndefine } from './machine.js';
 import { reconcile } from './reconcile.js';
 import { restoreGuest, saveGuest } from './save.js';
@@ -111,7 +111,7 @@ export class Hypervisor {
       out.push(runningGuest(this.store, rec));
     }
     for (const d of this.store.listDefined()) {
-      if (!running.has(d.uuid)) out.push({ def: parseDomainXml(d.xml), state: 'shut off', persistent: true, stored: d });
+      if (!running.has(d.uuid)) out.push(storedGuest(d));
     }
     return out;
   }

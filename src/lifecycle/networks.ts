@@ -5,7 +5,6 @@
  * next boot's first one) finds, checks and removes exactly those. An `autostart` network
  * is started by the first command that needs it: a guest start or plug of a NIC on it.
  */
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SvirtError } from '../errors.js';
@@ -18,6 +17,7 @@ import { formatNetworkXml, parseNetworkXml } from '../network/network-xml.js';
 import { NetworkStore, type StoredNetwork } from '../store/networks.js';
 import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
+import { randomUuid } from '../host/random.js';
 
 export interface NetworkInfo {
   readonly def: NetworkDef;
@@ -75,7 +75,7 @@ export class Networks {
 
   /** `net-define`: bridge name (virbrN) and MAC are fixed now, as libvirt does. */
   define(xml: string): NetworkDef {
-    let def = parseNetworkXml(xml, randomUUID);
+    let def = parseNetworkXml(xml, randomUuid);
     return this.env.store.tx(() => {
       const same = this.store.byName(def.name);
       if (same && same.uuid !== def.uuid) {

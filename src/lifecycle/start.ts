@@ -1,11 +1,11 @@
 import { constants, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { DomainDef } from '../domain/domain-def.js';
 import { diskLayers, formatDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import { unlinkBeneath } from '../host/file-handle.js';
 import { svirtExecPath, svirtMonitorPath } from '../host/native.js';
+import { svirtHookPath } from '../host/package-root.js';
 import { buildArgv, chardevChanges, type FdSetEntry } from '../qemu/argv.js';
 import { applyChardevChanges } from '../qemu/chardev-pipe.js';
 import { FdLayout } from '../qemu/fd-layout.js';
@@ -287,8 +287,7 @@ function chardevEntries(
 }
 
 function reconcileHook(env: LifecycleEnv): string[] {
-  // dist/src/lifecycle/start.js → <package>/bin/svirt.js
-  const main = fileURLToPath(new URL('../../../bin/svirt.js', import.meta.url));
-  // The record names the stack to clean up with; the hook itself needs no probing.
-  return [process.execPath, main, '--state-dir', env.paths.stateDir, '--security-driver', 'none', 'reconcile', '--quiet'];
+  // The lean entry (src/cli/hook.ts): a reconcile with the `none` stack (the record names the
+  // stack to clean up with), loading only the store and the restore path.
+  return [process.execPath, svirtHookPath(), env.paths.stateDir];
 }

@@ -3,9 +3,9 @@
  * among the guests svirt knows, written into the definition when it is defined (as libvirt
  * does), so the guest keeps its address, and its DHCP lease, from one start to the next.
  */
-import { randomBytes } from 'node:crypto';
 import type { DomainDef } from '../domain/domain-def.js';
 import { SvirtError } from '../errors.js';
+import { randomBytes } from '../host/random.js';
 
 export const MAC_PREFIX = '52:54:00';
 

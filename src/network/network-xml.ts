@@ -3,7 +3,6 @@
  * run (another forward mode, IPv6, routes, DNS records...) is refused with the element and
  * its line, never dropped.
  */
-import { randomUUID } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import {
   canonicalMac,
@@ -18,6 +17,7 @@ import { SvirtError } from '../errors.js';
 import { attr, childElements, elem, textOf, type MutableElement } from '../domain/xml-tree.js';
 import { inSubnet, ipToInt, netmaskOf, prefixOf } from './ipv4.js';
 import type { DhcpHostDef, DhcpRangeDef, NetworkDef, NetworkIpDef } from './network-def.js';
+import { randomUuid } from '../host/random.js';
 
 function where(el: XmlElement): string {
   return el.line === undefined ? `<${el.name}>` : `<${el.name}> at line ${el.line}`;
@@ -128,7 +128,7 @@ function parseIp(el: XmlElement): NetworkIpDef {
 }
 
 /** Parses network XML; a missing uuid is generated. */
-export function parseNetworkXml(text: string, generateUuid: () => string = randomUUID): NetworkDef {
+export function parseNetworkXml(text: string, generateUuid: () => string = randomUuid): NetworkDef {
   const root = parseXml(text);
   if (root.name !== 'network') throw invalid(root, `the root element must be <network>, not <${root.name}>`);
   onlyChildren(root, ['name', 'uuid', 'forward', 'bridge', 'mac', 'domain', 'ip', 'dns']);

@@ -6,10 +6,24 @@ import type DatabaseType from 'better-sqlite3';
 
 // CommonJS: require() is several ms cheaper than an ESM import at every CLI start.
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof DatabaseType;
+const ADDON = 'better-sqlite3/build/Release/better_sqlite3.node';
+let addonPath: string | undefined;
+/** The addon's own path: better-sqlite3 otherwise finds it through the `bindings` package, which
+ * walks a stack trace and tries a dozen paths at every start (and cannot from the CLI bundle).
+ * Where Node's resolution would look first, the package's own node_modules, costs one stat;
+ * anywhere else (a hoisted install) Node resolves it (~2 ms). */
+function nativeBinding(): string {
+  if (addonPath !== undefined) return addonPath;
+  const own = join(packageRoot(), 'node_modules', ADDON);
+  addonPath = existsSync(own) ? own : createRequire(import.meta.url).resolve(ADDON);
+  return addonPath;
+}
 type Database = DatabaseType.Database;
-import { mkdirSync, chmodSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SvirtError } from '../errors.js';
+import { fnv1a32 } from '../host/fingerprint.js';
+import { packageRoot } from '../host/package-root.js';
 import type { DriverName, GuestResource, LabelMemory, LabelReservations } from '../security/driver.js';
 import { deserializeResources, serializeResources, toStored } from './resources.js';
 import { NETWORK_SCHEMA, SCHEMA } from './schema.js';
@@ -110,6 +124,12 @@ interface RunningRow {
 }
 
 /** Columns added after a store was first created. */
+/** A fingerprint of the schema and of migrate()'s columns: any change to either changes it, so
+ * no one has to remember to bump a number. Kept in the file's `PRAGMA user_version` (31 bits). */
+const MIGRATIONS = 'running.pending,running.helpers';
+const SCHEMA_FINGERPRINT = fnv1a32(SCHEMA + NETWORK_SCHEMA + MIGRATIONS) >>> 1 || 1;
+
+/** Columns added after the first schema (MIGRATIONS names them). */
 function migrate(db: Database): void {
   const cols = (db.prepare('PRAGMA table_info(running)').all() as { name: string }[]).map((c) => c.name);
   if (!cols.includes('pending')) db.exec('ALTER TABLE running ADD COLUMN pending TEXT');
@@ -163,14 +183,19 @@ export class Store implements LabelMemory, LabelReservations {
     const file = join(stateDir, 'svirt.db');
     let db: Database;
     try {
-      db = new Database(file, { timeout: 10_000 });
+      db = new Database(file, { timeout: 10_000, nativeBinding: nativeBinding() });
       chmodSync(file, 0o600);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
       db.pragma('foreign_keys = ON');
-      db.exec(SCHEMA);
-      db.exec(NETWORK_SCHEMA);
-      migrate(db);
+      // The schema is created or migrated only when its fingerprint is not the file's: every
+      // CLI verb opens the store, and parsing the whole schema again costs ~1 ms (issue 17).
+      if (db.pragma('user_version', { simple: true }) !== SCHEMA_FINGERPRINT) {
+        db.exec(SCHEMA);
+        db.exec(NETWORK_SCHEMA);
+        migrate(db);
+        db.pragma(`user_version = ${SCHEMA_FINGERPRINT}`);
+      }
     } catch (err) {
       throw new SvirtError('SVIRT_ERR_STORE', `cannot open state store "${file}": ${(err as Error).message}`, {
         cause: err,

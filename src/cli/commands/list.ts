@@ -10,9 +10,9 @@ export async function run(args: ParsedArgs): Promise<number> {
     .filter((d) => all || d.state !== 'shut off')
     .map((d) => ({
       id: d.record ? String(d.record.id) : '-',
-      name: d.def.name,
+      name: d.name,
       state: d.state,
-      uuid: d.def.uuid,
+      uuid: d.uuid,
       persistent: d.persistent,
     }));
   if (args.flags.has('name')) {

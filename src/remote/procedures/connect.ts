@@ -186,7 +186,7 @@ export const connectProcedures: readonly Procedure[] = [
     reconcile: true,
     decode: (r) => r.int(),
     run: (ctx, max, w) => {
-      const names = ctx.server.hv.list().flatMap((d) => (d.record ? [] : [d.def.name]));
+      const names = ctx.server.hv.list().flatMap((d) => (d.record ? [] : [d.name]));
       w.array(names.slice(0, Math.max(0, Math.min(max, DOMAIN_LIST_MAX))), DOMAIN_LIST_MAX, (x, v) => x.string(v, STRING_MAX));
     },
   }),

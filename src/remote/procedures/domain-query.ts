@@ -62,13 +62,13 @@ export const domainQueryProcedures: readonly Procedure[] = [
     api: 'virDomainLookupByName',
     reconcile: true,
     decode: (r) => r.string(STRING_MAX),
-    run: (ctx, name, w) => writeDomain(w, wireDomain(lookupBy(ctx.server.hv, `name '${name}'`, (d) => d.def.name === name))),
+    run: (ctx, name, w) => writeDomain(w, wireDomain(lookupBy(ctx.server.hv, `name '${name}'`, (d) => d.name === name))),
   }),
   procedure('DomainLookupByUUID', {
     api: 'virDomainLookupByUUID',
     reconcile: true,
     decode: (r) => uuidFromBytes(r.opaqueFixed(UUID_LEN)),
-    run: (ctx, uuid, w) => writeDomain(w, wireDomain(lookupBy(ctx.server.hv, `uuid '${uuid}'`, (d) => d.def.uuid === uuid))),
+    run: (ctx, uuid, w) => writeDomain(w, wireDomain(lookupBy(ctx.server.hv, `uuid '${uuid}'`, (d) => d.uuid === uuid))),
   }),
   procedure('DomainLookupByID', {
     api: 'virDomainLookupByID',

@@ -21,7 +21,7 @@ export function stateCode(s: DomainState): number {
 
 /** The wire identity of a guest: its row id while it runs, -1 when shut off (libvirt's convention). */
 export function wireDomain(info: DomainInfo): WireDomain {
-  return { name: info.def.name, uuid: info.def.uuid, id: info.record ? info.record.id : -1 };
+  return { name: info.name, uuid: info.uuid, id: info.record ? info.record.id : -1 };
 }
 
 /**

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { displayPorts } from '../../domain/display-def.js';
 import type { DomainDef, SecLabelDef } from '../../domain/domain-def.js';
 import { SvirtError } from '../../errors.js';
+import { fingerprintHex } from '../../host/fingerprint.js';
 import type {
   ConfinementPart,
   LandlockFsAccess,
@@ -68,7 +68,7 @@ const SYSTEM_READ = [
  * come as inherited fds, so no image path is allowed at all. TCP is denied, signals and
  * abstract UNIX sockets are scoped to the guest (ABI ≥ 6).
  *
- * It labels no files and reserves nothing (its label is a digest of the ruleset, shared by
+ * It labels no files and reserves nothing (its label is a fingerprint of the ruleset, shared by
  * guests with the same rules): those members are left to the manager's defaults.
  */
 export class LandlockDriver implements SecurityDriver {
@@ -123,7 +123,7 @@ export class LandlockDriver implements SecurityDriver {
       );
     }
     const spec = this.ruleset(def, [], ctx);
-    const digest = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);
+    const digest = fingerprintHex(JSON.stringify(spec));
     return { type: 'dynamic', model: 'landlock', label: `landlock:abi${this.targetAbi}:${digest}` };
   }
 

@@ -5,7 +5,6 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { labelTapFd } from './tap-label.js';
-import { randomBytes } from 'node:crypto';
 import type { DomainDef, SecLabelDef } from '../../domain/domain-def.js';
 import { SvirtError } from '../../errors.js';
 import * as nativeHost from '../../host/native.js';
@@ -20,6 +19,7 @@ import { loadPolicyContexts, type PolicyContexts } from './policy-files.js';
 import { describeLabels } from './describe.js';
 import { unlabelledNotes } from './label-support.js';
 import { imageLabelOf, planLabels, relabels, type LabelAction } from './rules.js';
+import { randomBytes } from '../../host/random.js';
 
 export interface SelinuxDriverOptions {
   /** Where the policy configuration lives; default /etc/selinux. */

@@ -1,0 +1,45 @@
+/**
+ * The lean entry the per-guest monitor runs once QEMU has exited, when no `svirt serve` took the
+ * cleanup (issue 17): what `svirt --security-driver none reconcile --quiet` does, bundled on its
+ * own (dist/svirt-hook.cjs, scripts/bundle.mjs) from the store and the restore path only, so a
+ * cleanup loads a sixth of the CLI. The guest's own stack comes from its record, as in any
+ * reconcile; this command's stack is `none` and probes nothing.
+ *   node bin/svirt-hook.js STATE_DIR
+ */
+import { existsSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { SvirtError } from '../errors.js';
+import { resolveStatePaths } from '../host/paths.js';
+import { LifecycleEnv } from '../lifecycle/env.js';
+import { reconcile } from '../lifecycle/reconcile.js';
+import { SecurityManager } from '../security/manager.js';
+import { NoneDriver } from '../security/none/none-driver.js';
+import { Store } from '../store/store.js';
+import { writeOut } from './write.js';
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [stateDir, ...rest] = argv;
+  if (stateDir === undefined || !isAbsolute(stateDir) || rest.length > 0) {
+    writeOut('usage: svirt-hook STATE_DIR (absolute; what the per-guest monitor runs)\n', 2);
+    return 2;
+  }
+  try {
+    // No store, nothing to clean: and a hook must not recreate a state dir that was removed.
+    if (!existsSync(join(stateDir, 'svirt.db'))) return 0;
+    const paths = resolveStatePaths(stateDir, {}, process.getuid?.() ?? 0);
+    const store = Store.open(paths.stateDir);
+    const env = new LifecycleEnv({
+      paths,
+      store,
+      manager: new SecurityManager([new NoneDriver()]),
+      config: { env: process.env },
+    });
+    await reconcile(env);
+    return 0;
+  } catch (err) {
+    const message =
+      err instanceof SvirtError ? err.message : `internal error: ${err instanceof Error ? err.message : String(err)}`;
+    writeOut(`error: ${message}\n`, 2);
+    return 1;
+  }
+}
