@@ -8,7 +8,7 @@ import { cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { isAlive, type ProcessIdentity } from '../src/host/proc.js';
 import { PASST } from '../src/network/passt.js';
-import { density } from './density.js';
+import { density, densityMemoryShort } from './density.js';
 import { devicesRuns } from './devices.js';
 import { QEMU, guestSpec, guestXml, workDir, writeGuestXml } from './guest.js';
 import { installLibvirt, libvirtMissing } from './libvirt-host.js';
@@ -16,20 +16,16 @@ import { LibvirtDaemons, libvirtRuns } from './libvirt.js';
 import { parseOptions, type BenchOptions, type Section } from './options.js';
 import { Janitor, identity, waitUntil } from './proc.js';
 import { rawRuns } from './raw-qemu.js';
-import { computeTargets, markdown, summaryMarkdown, type BenchResults, type Machine } from './report.js';
+import type { BenchResults, Machine } from './bench-results.js';
+import { CORE_VERBS, cliRunner } from './cli-verbs.js';
+import { markdown, summaryMarkdown } from './report.js';
 import { labelScale, reconcileScale } from './scale.js';
+import { exitRunsWithServe } from './serve-exit.js';
 import { startSteps } from './start-steps.js';
 import { PKG, cliSteps, importClosure, startupCosts } from './startup.js';
-import {
-  cliRunner,
-  closeLater,
-  exitRunsWithoutExtraCerts,
-  libraryRunner,
-  prepareGuest,
-  roundRobin,
-  type RunContext,
-} from './svirt-runs.js';
+import { closeLater, exitRunsWithoutExtraCerts, libraryRunner, prepareGuest, roundRobin, type RunContext } from './svirt-runs.js';
 import { envWithoutExtraCerts, openHypervisor, stackAvailable } from './svirt-setup.js';
+import { computeTargets } from './targets.js';
 import { ProcWatcher } from './watch.js';
 
 function firstLine(argv: string[]): string | undefined {
@@ -80,7 +76,7 @@ async function main(opts: BenchOptions): Promise<number> {
 
   const sections = new Set<Section>(opts.sections);
   if (!existsSync(QEMU)) {
-    for (const s of ['raw', 'library', 'cli', 'steps', 'libvirt', 'density', 'devices'] as const) sections.delete(s);
+    for (const s of ['raw', 'library', 'serve', 'cli', 'steps', 'libvirt', 'density', 'devices'] as const) sections.delete(s);
     log(`${QEMU} is not installed: only the start-up and scale sections run`);
   }
   const available: string[] = [];
@@ -133,15 +129,18 @@ async function main(opts: BenchOptions): Promise<number> {
       res.latency.push(...(await roundRobin(ctx, runners, 'library')));
     }
     if (sections.has('cli')) {
-      log(`svirt CLI: start, destroy, define; stacks ${available.join(' ')}, round-robin`);
+      log(
+        `svirt CLI: every verb for ${headline} (with and without NODE_EXTRA_CA_CERTS), start/destroy/define for ${available.join(' ')}, round-robin`,
+      );
       const runners = [];
-      for (const stack of available) runners.push(await cliRunner(ctx, stack));
+      // Every verb for the headline stack (with and without NODE_EXTRA_CA_CERTS); the stacks'
+      // differences show in start, destroy and define.
+      for (const stack of available) runners.push(await cliRunner(ctx, stack, stack === headline ? {} : { verbs: CORE_VERBS }));
       if (process.env['NODE_EXTRA_CA_CERTS'] !== undefined) {
         runners.push(
           await cliRunner(ctx, headline, {
             env: envWithoutExtraCerts(),
             label: 'svirt CLI without NODE_EXTRA_CA_CERTS',
-            define: false,
           }),
         );
       }
@@ -150,6 +149,10 @@ async function main(opts: BenchOptions): Promise<number> {
     if (sections.has('library') && process.env['NODE_EXTRA_CA_CERTS'] !== undefined) {
       log(`svirt library, QEMU exits, monitor hook without NODE_EXTRA_CA_CERTS, ${headline}`);
       res.latency.push(await exitRunsWithoutExtraCerts(ctx, headline));
+    }
+    if (sections.has('serve')) {
+      log(`svirt library, QEMU exits, with \`svirt serve\` running for the state dir, ${headline}`);
+      res.latency.push(await exitRunsWithServe(ctx, headline));
     }
     if (sections.has('steps')) {
       for (const stack of [...new Set(['none', headline])].filter((s) => available.includes(s))) {
@@ -188,8 +191,16 @@ async function main(opts: BenchOptions): Promise<number> {
       res.reconcile = await reconcileScale(ctx, opts.records);
     }
     if (sections.has('density')) {
-      log(`density: ${opts.density} guests at once, ${headline}`);
-      res.density = await density(ctx, opts.density, headline);
+      const short = densityMemoryShort(opts.density);
+      if (short !== undefined) {
+        const why = `density skipped: ${short}`;
+        log(why);
+        res.density = { skipped: why };
+        skipped.push(why);
+      } else {
+        log(`density: ${opts.density} guests at once, ${headline}`);
+        res.density = await density(ctx, opts.density, headline);
+      }
     }
     if (sections.has('devices')) {
       const stack = available.includes('dac,landlock') ? 'dac,landlock' : headline;

@@ -1,8 +1,19 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  closeSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { isAlive } from '../src/host/proc.js';
+import { isAlive, type ProcessIdentity } from '../src/host/proc.js';
 import { guestSpec, guestXml, makeImage, type GuestSpec } from './guest.js';
 import { identity, runTimed, sleep, statusKb, waitUntil, type Janitor } from './proc.js';
 import { series } from './stats.js';
@@ -211,7 +222,10 @@ export interface LibvirtResult {
   readonly daemonRssKb: { libvirtd?: number; virtlogd?: number };
 }
 
-/** `virsh define/start --paused/destroy` of the same guest and image as everyone else. */
+/**
+ * `virsh list`, `start --paused`, `list`, `dominfo`, `save`, `restore --paused`, `destroy`
+ * and `define` of the same guest and image as everyone else, with a raw QEMU alongside.
+ */
 export async function libvirtRuns(ctx: RunContext, d: LibvirtDaemons): Promise<LibvirtResult> {
   const defined = new Set<string>();
   try {
@@ -236,19 +250,34 @@ async function measure(ctx: RunContext, d: LibvirtDaemons, defined: Set<string>)
   await d.virsh(['define', file]);
   defined.add(g.name);
 
-  const start: number[] = [];
-  const destroy: number[] = [];
-  const afterExit: number[] = [];
+  const v = {
+    listEmpty: [] as number[],
+    start: [] as number[],
+    list: [] as number[],
+    dominfo: [] as number[],
+    save: [] as number[],
+    restore: [] as number[],
+    destroy: [] as number[],
+    afterExit: [] as number[],
+    raw: [] as number[],
+    rawDestroy: [] as number[],
+  };
   let firstStartMs = NaN;
   let daemonRssKb: LibvirtResult['daemonRssKb'] = {};
-  const raw: number[] = [];
   const rawOnce = rawPairer(ctx, 'libvirt');
-  for (let i = 0; i <= ctx.runs; i++) {
-    const rawMs = await rawOnce();
-    const s = await d.virsh(['start', g.name, '--paused']);
+  const started = (): ProcessIdentity => {
     const q = identity(qemuPid(g.name));
     if (!q) throw new Error('libvirt QEMU is gone right after start');
     ctx.janitor.track(q);
+    return q;
+  };
+  const saves = join(ctx.work, 'libvirt-saves');
+  mkdirSync(saves, { recursive: true, mode: 0o711 });
+  for (let i = 0; i <= ctx.runs; i++) {
+    const rawPair = await rawOnce();
+    const listEmpty = await d.virsh(['list']);
+    const s = await d.virsh(['start', g.name, '--paused']);
+    const q1 = started();
     if (i === 0) {
       firstStartMs = s.ms;
       const p = d.pids();
@@ -257,15 +286,31 @@ async function measure(ctx: RunContext, d: LibvirtDaemons, defined: Set<string>)
         ...(p.virtlogd !== undefined ? { virtlogd: statusKb(p.virtlogd, 'VmRSS') ?? NaN } : {}),
       };
     }
-    const gone = ctx.watcher.watch(q);
+    const list = await d.virsh(['list']);
+    const dominfo = await d.virsh(['dominfo', g.name]);
+    const file = join(saves, `${i}.save`);
+    const saved = ctx.watcher.watch(q1);
+    const save = await d.virsh(['save', g.name, file]);
+    await saved;
+    ctx.janitor.untrack(q1.pid);
+    const restore = await d.virsh(['restore', file, '--paused']);
+    const q2 = started();
+    rmSync(file, { force: true });
+    const gone = ctx.watcher.watch(q2);
     const r = await d.virsh(['destroy', g.name]);
     const goneAt = await gone;
-    ctx.janitor.untrack(q.pid);
+    ctx.janitor.untrack(q2.pid);
     if (i === 0) continue;
-    raw.push(rawMs);
-    start.push(s.ms);
-    destroy.push(r.ms);
-    if (goneAt !== undefined) afterExit.push(r.endAt - goneAt);
+    v.raw.push(rawPair.start);
+    v.rawDestroy.push(rawPair.destroy);
+    v.listEmpty.push(listEmpty.ms);
+    v.start.push(s.ms);
+    v.list.push(list.ms);
+    v.dominfo.push(dominfo.ms);
+    v.save.push(save.ms);
+    v.restore.push(restore.ms);
+    v.destroy.push(r.ms);
+    if (goneAt !== undefined) v.afterExit.push(r.endAt - goneAt);
   }
 
   const define: number[] = [];
@@ -285,12 +330,18 @@ async function measure(ctx: RunContext, d: LibvirtDaemons, defined: Set<string>)
     row: {
       contender: 'libvirt 9 (virsh)',
       stack: 'dac (libvirt-qemu)',
-      start: series(start),
-      destroy: series(destroy),
+      start: series(v.start),
+      destroy: series(v.destroy),
       define: series(define),
-      destroyAfterExit: series(afterExit),
+      listEmpty: series(v.listEmpty),
+      list: series(v.list),
+      dominfo: series(v.dominfo),
+      save: series(v.save),
+      restore: series(v.restore),
+      destroyAfterExit: series(v.afterExit),
       exitToCleanedUp: series(crash),
-      pairedRaw: series(raw),
+      pairedRaw: series(v.raw),
+      pairedRawDestroy: series(v.rawDestroy),
       notes: d.notes,
     },
     firstConnectMs: d.firstConnectMs,

@@ -1,6 +1,6 @@
 import { STACKS } from './svirt-setup.js';
 
-export const SECTIONS = ['startup', 'raw', 'library', 'cli', 'steps', 'libvirt', 'scale', 'density', 'devices'] as const;
+export const SECTIONS = ['startup', 'raw', 'library', 'serve', 'cli', 'steps', 'libvirt', 'scale', 'density', 'devices'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchOptions {
@@ -21,7 +21,7 @@ export const USAGE = `usage: npm run bench -- [--quick] [--runs N] [--density N]
                         [--stacks none,dac,...] [--only ${SECTIONS.join(',')}]
   --quick          3 runs each and 10 guests for density (what CI runs, so the bench cannot rot)
   --runs N         timed runs per measurement (default 20; one untimed warm-up comes first)
-  --density N      paused guests started at once (default 50, quick 10)
+  --density N      paused guests running at once (default 200, quick 10)
   --out FILE       the JSON result (default bench/results/bench-<date>.json)
   --with-libvirt   install libvirt (apt) when missing and compare with virsh
   --stacks LIST    ';'-separated svirt stacks (default: ${STACKS.join(';')})
@@ -87,7 +87,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   return {
     quick,
     runs: runs ?? (quick ? 3 : 20),
-    density: density ?? (quick ? 10 : 50),
+    density: density ?? (quick ? 10 : 200),
     ...(out !== undefined ? { out } : {}),
     withLibvirt,
     stacks,

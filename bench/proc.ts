@@ -1,5 +1,5 @@
 import { spawn, type SpawnOptions } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { isAlive, processStartTime, type ProcessIdentity } from '../src/host/proc.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -133,4 +133,24 @@ export class Janitor {
     for (const d of this.dirs.splice(0).reverse()) rmSync(d, { recursive: true, force: true });
     return notes;
   }
+}
+
+/** Every process's children, from one pass over /proc/PID/stat (parent pid is field 4). */
+export function childrenByParent(): Map<number, number[]> {
+  const out = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // comm (field 2) may hold spaces and parentheses: the fields after it follow the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const list = out.get(ppid) ?? [];
+    list.push(Number(name));
+    out.set(ppid, list);
+  }
+  return out;
 }

@@ -136,18 +136,24 @@ export async function rawRuns(ctx: RunContext): Promise<{ row: LatencyRow; steps
   };
 }
 
+/** One paired raw QEMU run: its start (until QMP answers) and its destroy (SIGTERM until exit). */
+export interface RawPair {
+  readonly start: number;
+  readonly destroy: number;
+}
+
 /**
- * A raw QEMU start to pair with each measured run (same time window, same load), so a
- * ratio to raw QEMU does not drift with whatever else shares the machine.
+ * A raw QEMU start and destroy to pair with each measured run (same time window, same
+ * load), so a ratio to raw QEMU does not drift with whatever else shares the machine.
  */
-export function rawPairer(ctx: RunContext, tag: string): () => Promise<number> {
+export function rawPairer(ctx: RunContext, tag: string): () => Promise<RawPair> {
   const dir = join(ctx.work, `raw-${tag}`);
   mkdirSync(join(ctx.work, 'images'), { recursive: true, mode: 0o711 });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const g = guestSpec(`bench-raw-${tag}`, makeImage(join(ctx.work, 'images', `raw-${tag}.img`)));
   return async () => {
     const r = await rawStart(g, join(dir, 'run'), ctx.janitor);
-    await rawDestroy(r, ctx.janitor);
-    return r.startMs;
+    const destroy = await rawDestroy(r, ctx.janitor);
+    return { start: r.startMs, destroy };
   };
 }

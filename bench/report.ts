@@ -1,165 +1,6 @@
-import type { DensityResult } from './density.js';
-import type { DevicesResult } from './devices.js';
-import type { LibvirtResult } from './libvirt.js';
-import type { LabelScale, ReconcileScale } from './scale.js';
-import type { StepTimes } from './start-steps.js';
-import type { CliStepsResult, StartupResult } from './startup.js';
-import { ms, ratio, table, verdict, type Series } from './stats.js';
-import type { LatencyRow } from './svirt-runs.js';
-
-export interface Machine {
-  readonly date: string;
-  readonly nproc: number;
-  readonly cpu: string;
-  readonly ramGiB: number;
-  readonly kernel: string;
-  readonly qemu: string;
-  readonly node: string;
-  readonly libvirt?: string;
-  readonly kvm: string;
-}
-
-export interface Target {
-  readonly target: string;
-  readonly subject: string;
-  readonly measured: string;
-  readonly limit: string;
-  readonly met: boolean | undefined;
-}
-
-export interface BenchResults {
-  readonly machine: Machine;
-  readonly options: Record<string, unknown>;
-  readonly headlineStack: string;
-  startup?: StartupResult;
-  cliSteps?: CliStepsResult[];
-  importGraph?: Record<string, { files: number; packages: string[]; list: string[] }>;
-  readonly latency: LatencyRow[];
-  readonly steps: StepTimes[];
-  libvirt?: LibvirtResult | { skipped: string };
-  labels?: LabelScale[];
-  reconcile?: ReconcileScale;
-  density?: DensityResult | { skipped: string };
-  devices?: DevicesResult | { skipped: string };
-  targets: Target[];
-  skipped: string[];
-  durationS: number;
-  cleanup: string[];
-  /** 1/5/15-minute load averages when each logged step began (others may share the machine). */
-  readonly load: Record<string, number[]>;
-}
-
-const med = (s: Series | undefined): number | undefined => s?.summary.median;
-
-function mmm(s: Series | undefined): string[] {
-  if (!s || s.summary.runs === 0) return ['–', '–', '–'];
-  return [ms(s.summary.min), ms(s.summary.median), ms(s.summary.max)];
-}
-
-function who(r: LatencyRow): string {
-  return r.stack === '–' ? r.contender : `${r.contender} (${r.stack})`;
-}
-
-export function libvirtRow(res: BenchResults): LatencyRow | undefined {
-  return res.libvirt && 'row' in res.libvirt ? res.libvirt.row : undefined;
-}
-
-/** The targets of issue 7, computed from the medians of this run. */
-export function computeTargets(res: BenchResults): Target[] {
-  const out: Target[] = [];
-  const raw = res.latency.find((r) => r.contender === 'raw QEMU');
-  const rawStart = med(raw?.start);
-  const node = res.startup?.nodeEmpty.summary.median;
-  const nodeNoCa = res.startup?.nodeEmptyNoCa.summary.median;
-  const lv = libvirtRow(res);
-  for (const r of res.latency) {
-    // Each row's raw QEMU (and node) baseline was measured alternately with its own runs.
-    const rawBase = med(r.pairedRaw) ?? rawStart;
-    if (r.contender === 'svirt library' && rawBase !== undefined) {
-      const x = med(r.start);
-      if (x !== undefined)
-        out.push({
-          target: 'library start ≤ 1.2× raw QEMU',
-          subject: r.stack,
-          measured: `${ms(x)} ms vs raw ${ms(rawBase)} = ${ratio(x, rawBase)}`,
-          limit: `≤ ${ms(1.2 * rawBase)} ms`,
-          met: x <= 1.2 * rawBase,
-        });
-    }
-    if (r.contender.startsWith('svirt CLI') && rawBase !== undefined) {
-      const noCa = r.contender.includes('without');
-      const base = med(r.pairedNode) ?? (noCa ? nodeNoCa : node);
-      const x = med(r.start);
-      if (x !== undefined && base !== undefined) {
-        const extra = x - rawBase - base;
-        out.push({
-          target: `CLI start ≤ raw + node -e '' + 40 ms${noCa ? ' (no NODE_EXTRA_CA_CERTS)' : ''}`,
-          subject: r.stack,
-          measured: `${ms(x)} ms = raw ${ms(rawBase)} + node ${ms(base)} + ${ms(extra)}`,
-          limit: `≤ ${ms(rawBase + base + 40)} ms`,
-          met: extra <= 40,
-        });
-      }
-    }
-  }
-  if (res.devices && !('skipped' in res.devices)) {
-    const d = res.devices;
-    const x = d.svirtStart.summary.median;
-    const base = d.rawStart.summary.median;
-    out.push({
-      target: 'start with a NIC, VNC and a channel ≤ 1.2× raw QEMU with the same devices',
-      subject: `svirt library (${d.stack})`,
-      measured: `${ms(x)} ms vs raw QEMU + passt ${ms(base)} = ${ratio(x, base)}`,
-      limit: `≤ ${ms(1.2 * base)} ms`,
-      met: x <= 1.2 * base,
-    });
-  }
-  const lvStart = med(lv?.start);
-  if (lvStart !== undefined) {
-    for (const r of res.latency.filter((x) => x.contender === 'svirt library' || x.contender === 'svirt CLI')) {
-      const x = med(r.start);
-      if (x !== undefined)
-        out.push({
-          target: "svirt start ≤ 0.3× libvirt's",
-          subject: who(r),
-          measured: `${ms(x)} ms = ${ratio(x, lvStart)}`,
-          limit: `≤ ${ms(0.3 * lvStart)} ms`,
-          met: x <= 0.3 * lvStart,
-        });
-    }
-  } else {
-    out.push({
-      target: "svirt start ≤ 0.3× libvirt's",
-      subject: 'all',
-      measured: 'libvirt not measured',
-      limit: '–',
-      met: undefined,
-    });
-  }
-  for (const r of res.latency.filter((x) => x.contender.startsWith('svirt'))) {
-    const d = med(r.destroyAfterExit);
-    if (d !== undefined && r.contender !== 'svirt CLI without NODE_EXTRA_CA_CERTS') {
-      out.push({
-        target: 'destroy done ≤ 50 ms after QEMU exits (destroy)',
-        subject: who(r),
-        measured: `${ms(d)} ms`,
-        limit: '≤ 50 ms',
-        met: d <= 50,
-      });
-    }
-    const e = med(r.exitToCleanedUp);
-    if (e !== undefined) {
-      out.push({
-        target: 'cleanup done ≤ 50 ms after QEMU exits on its own (monitor hook)',
-        subject: who(r),
-        measured: `${ms(e)} ms`,
-        limit: '≤ 50 ms',
-        met: e <= 50,
-      });
-    }
-  }
-  return out;
-}
+import { libvirtRow, med, mmm, who, type BenchResults, type Target } from './bench-results.js';
+import { cliVerbSummary, cliVerbTables, densityTable } from './report-cli.js';
+import { ms, ratio, table, verdict } from './stats.js';
 
 function loadRange(load: Record<string, number[]>): string {
   const l1 = Object.values(load)
@@ -184,37 +25,50 @@ export function markdown(res: BenchResults): string {
   const rawDestroy = med(raw?.destroy);
   const lv = libvirtRow(res);
 
-  parts.push('### Start (until QMP answers `qmp_capabilities`)');
-  parts.push(
-    table(
-      ['contender', 'min', 'median', 'max', 'raw QEMU alongside (median)', '× raw QEMU', '× libvirt'],
-      res.latency
-        .filter((r) => r.start)
-        .map((r) => [
-          who(r),
-          ...mmm(r.start),
-          ms(med(r.pairedRaw)),
-          ratio(med(r.start), med(r.pairedRaw) ?? rawStart),
-          ratio(med(r.start), med(lv?.start)),
-        ]),
-    ),
+  /** A heading and its table, only when some row has the measure. */
+  const section = (title: string, head: string[], rows: string[][]): void => {
+    if (rows.length > 0) parts.push(title, table(head, rows));
+  };
+  section(
+    '### Start (until QMP answers `qmp_capabilities`)',
+    ['contender', 'min', 'median', 'max', 'raw QEMU alongside (median)', '× raw QEMU', '× libvirt'],
+    res.latency
+      .filter((r) => r.start)
+      .map((r) => [
+        who(r),
+        ...mmm(r.start),
+        ms(med(r.pairedRaw)),
+        ratio(med(r.start), med(r.pairedRaw) ?? rawStart),
+        ratio(med(r.start), med(lv?.start)),
+      ]),
   );
-  parts.push('### Destroy (until the call or command returns)');
-  parts.push(
-    table(
-      ['contender', 'min', 'median', 'max', '× raw QEMU', 'of which after QEMU exited (median)'],
-      res.latency
-        .filter((r) => r.destroy)
-        .map((r) => [who(r), ...mmm(r.destroy), ratio(med(r.destroy), rawDestroy), ms(med(r.destroyAfterExit))]),
-    ),
+  section(
+    '### Destroy (until the call or command returns)',
+    [
+      'contender',
+      'min',
+      'median',
+      'max',
+      "raw QEMU's exit alongside (median)",
+      '× raw QEMU',
+      'of which after QEMU exited (median)',
+    ],
+    res.latency
+      .filter((r) => r.destroy)
+      .map((r) => [
+        who(r),
+        ...mmm(r.destroy),
+        ms(med(r.pairedRawDestroy)),
+        ratio(med(r.destroy), med(r.pairedRawDestroy) ?? rawDestroy),
+        ms(med(r.destroyAfterExit)),
+      ]),
   );
-  parts.push('### Define (a new guest each run)');
-  parts.push(
-    table(
-      ['contender', 'min', 'median', 'max', '× libvirt'],
-      res.latency.filter((r) => r.define).map((r) => [who(r), ...mmm(r.define), ratio(med(r.define), med(lv?.define))]),
-    ),
+  section(
+    '### Define (a new guest each run)',
+    ['contender', 'min', 'median', 'max', '× libvirt'],
+    res.latency.filter((r) => r.define).map((r) => [who(r), ...mmm(r.define), ratio(med(r.define), med(lv?.define))]),
   );
+  parts.push(...cliVerbTables(res));
   const exits = res.latency.filter((r) => r.exitToCleanedUp);
   if (exits.length > 0) {
     parts.push('### QEMU exits on its own (killed from outside): until its labels are restored and its record is gone');
@@ -311,32 +165,8 @@ export function markdown(res: BenchResults): string {
     if ('skipped' in res.density) parts.push(`### Density\nskipped: ${res.density.skipped}`);
     else {
       const d = res.density;
-      parts.push(`### Density: ${d.guests} paused guests started at once (library, ${d.stack})`);
-      parts.push(
-        table(
-          ['measure', 'value'],
-          [
-            [
-              'started',
-              `${d.started}/${d.guests}${d.failures.length ? ` (failures: ${d.failures.slice(0, 3).join('; ')})` : ''}`,
-            ],
-            ['all started (wall)', `${ms(d.startAllMs)} ms (${ms(d.startAllMs / Math.max(1, d.started))} ms per guest)`],
-            ['one guest within the burst (min / median / max)', `${mmm(d.perGuestStart).join(' / ')} ms`],
-            [
-              'svirt per running guest: monitor VmRSS (median)',
-              `${ms(d.monitorRssKb.summary.median)} kB (Pss ${ms(d.monitorPssKb.summary.median)} kB)`,
-            ],
-            ['svirt for all guests (sum of monitor VmRSS)', `${d.svirtTotalRssMiB} MiB`],
-            [
-              'QEMU per guest: VmRSS (median)',
-              `${ms(d.qemuRssKb.summary.median / 1024)} MiB (Pss ${ms(d.qemuPssKb.summary.median / 1024)} MiB)`,
-            ],
-            ['QEMU for all guests (sum of VmRSS)', `${d.qemuTotalRssMiB} MiB`],
-            ['all destroyed (wall)', `${ms(d.destroyAllMs)} ms`],
-            ['then until every monitor hook exited', `${ms(d.hooksQuietMs)} ms`],
-          ],
-        ),
-      );
+      parts.push(`### Density: ${d.guests} paused guests running at once (library starts, ${d.stack})`);
+      parts.push(densityTable(d));
     }
   }
   if (res.devices) {
@@ -383,10 +213,10 @@ export function summaryMarkdown(res: BenchResults): string {
   const m = res.machine;
   const raw = res.latency.find((r) => r.contender === 'raw QEMU');
   const rows = res.latency
-    .filter((r) => r.start && !r.contender.includes('without'))
+    .filter((r) => r.start || r.exitToCleanedUp)
     .map((r) => [
       who(r),
-      `${ms(med(r.start))} (${ratio(med(r.start), med(r.pairedRaw) ?? med(raw?.start))})`,
+      r.start ? `${ms(med(r.start))} (${ratio(med(r.start), med(r.pairedRaw) ?? med(raw?.start))})` : '–',
       ms(med(r.destroy)),
       ms(med(r.define)),
       ms(med(r.exitToCleanedUp)),
@@ -394,12 +224,46 @@ export function summaryMarkdown(res: BenchResults): string {
   const parts = [
     `${m.date.slice(0, 10)}, ${m.nproc} vCPUs, ${m.ramGiB} GiB RAM, Linux ${m.kernel}, ${m.qemu.replace(/^QEMU emulator version /, 'QEMU ')}, Node ${m.node}` +
       `${m.libvirt ? `, libvirt ${m.libvirt}` : ''}. Paused TCG guest (64 MiB, one raw virtio disk); medians of ${raw?.start?.summary.runs ?? 0} runs, ms.`,
-    table(['contender', 'start (× raw QEMU)', 'destroy', 'define', 'QEMU exits → cleaned up'], rows),
+    table(['contender', 'start (× raw QEMU)', 'destroy', 'define', 'QEMU exits by itself → cleaned up'], rows),
   ];
-  const missed = res.targets.filter((t) => t.met === false);
-  const met = res.targets.filter((t) => t.met === true);
+  const verbs = cliVerbSummary(res);
+  if (verbs !== undefined) {
+    parts.push(
+      `Every CLI verb, spawned as a user spawns it (${res.headlineStack}); in brackets what it adds beyond its floor: ` +
+        "start beyond raw QEMU + `node -e ''`, destroy beyond QEMU's own exit + `node -e ''`, the others beyond `node -e ''` " +
+        '(each measured alongside, in the same environment).',
+      verbs,
+    );
+  }
+  // The headline stack's targets in full; the other stacks' only counted.
+  const others = (res.options['stacks'] as string[] | undefined)?.filter((s) => s !== res.headlineStack) ?? [];
+  const ofOther = (t: Target): boolean => others.some((s) => t.subject === s || t.subject.endsWith(`(${s})`));
+  const shown = res.targets.filter((t) => !ofOther(t));
+  const rest = res.targets.filter(ofOther);
+  // One row per target: each subject (the headline stack's suffix dropped) with its verdict.
+  const short = (subject: string): string => subject.replace(` (${res.headlineStack})`, '').replace(/^svirt /, '');
+  const byTarget = new Map<string, Target[]>();
+  for (const t of shown) byTarget.set(t.target, [...(byTarget.get(t.target) ?? []), t]);
   parts.push(
-    `Targets: ${met.length} met, ${missed.length} missed${missed.length ? ` (${[...new Set(missed.map((t) => t.target))].join('; ')})` : ''}.`,
+    table(
+      ['target', `measured (median; ${res.headlineStack})`],
+      [...byTarget].map(([target, ts]) => [
+        target,
+        ts
+          .map(
+            (t) =>
+              `${ts.length > 1 || t.subject !== res.headlineStack ? `${short(t.subject)}: ` : ''}${t.measured} ${verdict(t.met)}`,
+          )
+          .join('; '),
+      ]),
+    ),
+  );
+  const count = (ts: Target[]): string =>
+    `${ts.filter((t) => t.met === true).length} met, ${ts.filter((t) => t.met === false).length} missed`;
+  parts.push(
+    `Targets: ${count(res.targets)} in all` +
+      (rest.length > 0 ? `; of the other stacks' (${others.join(', ')}), not listed: ${count(rest)}` : '') +
+      '.',
   );
   if (res.devices && !('skipped' in res.devices)) {
     const d = res.devices;
@@ -412,9 +276,14 @@ export function summaryMarkdown(res: BenchResults): string {
   }
   if (res.density && !('skipped' in res.density)) {
     const d = res.density;
+    const lists = d.lists
+      .map((l) => `${ms(l.list.summary.median)} ms against node's ${ms(l.pairedNode.summary.median)} (${l.env})`)
+      .join(', ');
     parts.push(
-      `Density: ${d.started}/${d.guests} paused guests started at once in ${ms(d.startAllMs)} ms; svirt keeps one monitor per guest, ` +
-        `${ms(d.monitorRssKb.summary.median)} kB resident (QEMU itself: ${ms(d.qemuRssKb.summary.median / 1024)} MiB).`,
+      `Density: ${d.started}/${d.guests} paused guests running, started ${d.startBatch} at a time in ${ms(d.startAllMs)} ms; ` +
+        `svirt keeps ${d.svirtProcsPerGuest} processes per guest (monitor + backup), ${ms(d.svirtPssKb.summary.median)} kB Pss ` +
+        `(QEMU itself: ${ms(d.qemuPssKb.summary.median / 1024)} MiB Pss, ${ms(d.qemuRssKb.summary.median / 1024)} MiB RSS); ` +
+        `\`svirt list\` with all of them running: ${lists}.`,
     );
   }
   return parts.join('\n\n') + '\n';

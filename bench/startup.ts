@@ -66,7 +66,7 @@ export async function startupCosts(runs: number, emptyStateDir: string): Promise
     },
     { item: 'src/qemu/launcher.js (+ QMP client)', argv: esm(importDist('src/qemu/launcher.js')) },
     { item: 'src/lifecycle/hypervisor.js (everything start needs)', argv: esm(importDist('src/lifecycle/hypervisor.js')) },
-    { item: 'src/cli/main.js (what bin/svirt.js loads first)', argv: esm(importDist('src/cli/main.js')) },
+    { item: 'src/cli/main.js, unbundled (the ES module the bundle is built from)', argv: esm(importDist('src/cli/main.js')) },
     { item: 'src/cli/commands/lifecycle.js (start/destroy verb)', argv: esm(importDist('src/cli/commands/lifecycle.js')) },
     { item: '`svirt help` (CLI, no verb module)', argv: [process.execPath, SVIRT_BIN, 'help'] },
     {

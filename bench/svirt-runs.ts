@@ -4,10 +4,10 @@ import type { Hypervisor } from '../src/lifecycle/hypervisor.js';
 import { isAlive, type ProcessIdentity } from '../src/host/proc.js';
 import type { RunningRecord } from '../src/store/store.js';
 import { guestSpec, guestXml, makeImage, type GuestSpec } from './guest.js';
-import { identity, runTimed, waitUntil, type Janitor } from './proc.js';
+import { identity, waitUntil, type Janitor } from './proc.js';
 import { series, type Series } from './stats.js';
 import { rawPairer } from './raw-qemu.js';
-import { cliArgv, openHypervisor } from './svirt-setup.js';
+import { openHypervisor } from './svirt-setup.js';
 import { now, type ProcWatcher } from './watch.js';
 
 /** One contender's latencies (ms) for one stack. */
@@ -17,6 +17,16 @@ export interface LatencyRow {
   readonly start?: Series;
   readonly destroy?: Series;
   readonly define?: Series;
+  /** `list` with an empty store (CLI, virsh: no guest defined there). */
+  readonly listEmpty?: Series;
+  /** `list` while the series' own guest runs. */
+  readonly list?: Series;
+  /** `dominfo NAME` of the running guest. */
+  readonly dominfo?: Series;
+  /** `save NAME FILE` of the running paused guest (QEMU gone, labels restored). */
+  readonly save?: Series;
+  /** `restore FILE --paused` of that file (the guest running again, paused). */
+  readonly restore?: Series;
   /** destroy: from QEMU being gone (seen by /proc polling) to the destroy call/command returning. */
   readonly destroyAfterExit?: Series;
   /** QEMU killed outside svirt (crash, guest poweroff): from gone to its record gone (image owner back). */
@@ -25,7 +35,9 @@ export interface LatencyRow {
   readonly monitorHook?: Series;
   /** Raw QEMU starts measured alternately with this row's starts (same time window). */
   readonly pairedRaw?: Series;
-  /** `node -e ''` (same environment) measured alternately with this row's CLI starts. */
+  /** The same raw QEMUs' destroys (SIGTERM until exit): QEMU's own share of a destroy. */
+  readonly pairedRawDestroy?: Series;
+  /** `node -e ''` (same environment) measured alternately with this row's CLI commands. */
   readonly pairedNode?: Series;
   readonly notes: string[];
 }
@@ -103,7 +115,7 @@ export async function roundRobin(ctx: RunContext, runners: readonly SeriesRunner
 }
 
 /** A fresh guest definition (new name and uuid) for a define run, also written to a file. */
-function defineCandidate(ctx: RunContext, tag: string, i: number): { xml: string; file: string } {
+export function defineCandidate(ctx: RunContext, tag: string, i: number): { xml: string; file: string } {
   const dir = join(ctx.work, 'xml');
   mkdirSync(dir, { recursive: true });
   const g = guestSpec(`def-${tag}-${i}`, join(ctx.work, 'images', `${tag}.img`));
@@ -130,12 +142,13 @@ export async function libraryRunner(ctx: RunContext, stack: string): Promise<Ser
     define: [] as number[],
     afterExit: [] as number[],
     raw: [] as number[],
+    rawDestroy: [] as number[],
     cleaned: [] as number[],
     hook: [] as number[],
   };
   return {
     async run(i) {
-      const rawMs = await rawOnce();
+      const rawPair = await rawOnce();
       const t0 = performance.now();
       const rec = await hv.start(g.name, { paused: true });
       const startMs = performance.now() - t0;
@@ -155,7 +168,8 @@ export async function libraryRunner(ctx: RunContext, stack: string): Promise<Ser
       hv.undefine(def.name);
       const exit = await exitOnce(ctx, hv, g);
       if (i === 0) return; // warm-up (page cache, JIT): not counted
-      m.raw.push(rawMs);
+      m.raw.push(rawPair.start);
+      m.rawDestroy.push(rawPair.destroy);
       m.start.push(startMs);
       m.destroy.push(destroyMs);
       if (goneAt !== undefined) m.afterExit.push(doneAt - goneAt);
@@ -173,6 +187,7 @@ export async function libraryRunner(ctx: RunContext, stack: string): Promise<Ser
       exitToCleanedUp: series(m.cleaned),
       monitorHook: series(m.hook),
       pairedRaw: series(m.raw),
+      pairedRawDestroy: series(m.rawDestroy),
       notes: [],
     }),
   };
@@ -183,7 +198,7 @@ export async function libraryRunner(ctx: RunContext, stack: string): Promise<Ser
  * time from its exit until svirt has cleaned up (record deleted, after the image owner is
  * restored), which the per-guest monitor's `svirt reconcile` hook does.
  */
-async function exitOnce(ctx: RunContext, hv: Hypervisor, g: GuestSpec): Promise<{ cleanedMs: number; hookMs: number }> {
+export async function exitOnce(ctx: RunContext, hv: Hypervisor, g: GuestSpec): Promise<{ cleanedMs: number; hookMs: number }> {
   const rec = await hv.start(g.name, { paused: true });
   const monitor = track(rec, ctx.janitor);
   const q = qemuId(rec);
@@ -195,72 +210,6 @@ async function exitOnce(ctx: RunContext, hv: Hypervisor, g: GuestSpec): Promise<
   const cleanedMs = now() - goneAt;
   const hookMs = (await settle(monitor, ctx.janitor)) + cleanedMs;
   return { cleanedMs, hookMs };
-}
-
-/** The same through the `svirt` CLI: one node process per command, as a user types them. */
-export async function cliRunner(
-  ctx: RunContext,
-  stack: string,
-  opts: { env?: NodeJS.ProcessEnv; label?: string; define?: boolean } = {},
-): Promise<SeriesRunner> {
-  const tag = `cli-${slug(stack)}${opts.env ? '-noca' : ''}`;
-  const dir = join(ctx.work, tag);
-  // The bench's own handle on the same store: reads records, undefines between define runs.
-  const hv = await openHypervisor(dir, stack);
-  closeLater(hv, ctx.janitor);
-  const g = prepareGuest(ctx, tag);
-  hv.define(guestXml(g));
-  const env = opts.env ?? process.env;
-  const cli = (verb: string[]) => runTimed(cliArgv(dir, stack, verb), { env, check: true });
-  const rawOnce = rawPairer(ctx, tag);
-  const m = {
-    start: [] as number[],
-    destroy: [] as number[],
-    define: [] as number[],
-    afterExit: [] as number[],
-    raw: [] as number[],
-    node: [] as number[],
-  };
-  return {
-    async run(i) {
-      const rawMs = await rawOnce();
-      const nodeMs = (await runTimed([process.execPath, '-e', ''], { env, check: true })).ms;
-      const s = await cli(['start', g.name, '--paused']);
-      const rec = hv.store.getRunning(g.uuid);
-      if (!rec) throw new Error(`svirt start ${g.name} returned but no record exists`);
-      const monitor = track(rec, ctx.janitor);
-      const gone = ctx.watcher.watch(qemuId(rec));
-      const d = await cli(['destroy', g.name]);
-      const goneAt = await gone;
-      ctx.janitor.untrack(qemuId(rec).pid);
-      await settle(monitor, ctx.janitor);
-      let defineMs: number | undefined;
-      if (opts.define !== false) {
-        const r = await cli(['define', defineCandidate(ctx, tag, i).file]);
-        const name = /Domain '([^']+)' defined/.exec(r.stdout)?.[1];
-        if (name !== undefined) hv.undefine(name);
-        defineMs = r.ms;
-      }
-      if (i === 0) return;
-      m.raw.push(rawMs);
-      m.node.push(nodeMs);
-      m.start.push(s.ms);
-      m.destroy.push(d.ms);
-      if (goneAt !== undefined) m.afterExit.push(d.endAt - goneAt);
-      if (defineMs !== undefined) m.define.push(defineMs);
-    },
-    finish: () => ({
-      contender: opts.label ?? 'svirt CLI',
-      stack,
-      start: series(m.start),
-      destroy: series(m.destroy),
-      ...(m.define.length > 0 ? { define: series(m.define) } : {}),
-      destroyAfterExit: series(m.afterExit),
-      pairedRaw: series(m.raw),
-      pairedNode: series(m.node),
-      notes: [],
-    }),
-  };
 }
 
 /**

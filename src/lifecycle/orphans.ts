@@ -22,7 +22,7 @@ export interface Orphan {
 }
 
 /** uuids that have a runtime dir or a monitor socket but no running record. */
-function traces(env: LifecycleEnv): Set<string> {
+function traces(env: LifecycleEnv, known: ReadonlySet<string>): Set<string> {
   const root = env.paths.runtimeRoot;
   const found = new Set<string>();
   const list = (dir: string): string[] => {
@@ -34,7 +34,7 @@ function traces(env: LifecycleEnv): Set<string> {
   };
   for (const n of list(root)) if (UUID.test(n)) found.add(n);
   for (const n of list(join(root, 'monitor'))) if (n.endsWith('.sock') && UUID.test(n.slice(0, -5))) found.add(n.slice(0, -5));
-  for (const rec of env.store.listRunning()) found.delete(rec.uuid);
+  for (const uuid of known) found.delete(uuid);
   return found;
 }
 
@@ -77,9 +77,9 @@ function qemusOf(uuids: ReadonlySet<string>): Orphan[] {
  * Returns the live orphans; the caller says so loudly.
  */
 export function holdOrphans(env: LifecycleEnv): Orphan[] {
-  const known = new Set(env.store.listRunning().map((r) => r.uuid));
+  const known = env.store.runningUuids();
   const reservedOnly = [...env.store.uuidsWithReservations()].filter((u) => !known.has(u));
-  const candidates = traces(env);
+  const candidates = traces(env, known);
   for (const u of reservedOnly) candidates.add(u);
   if (candidates.size === 0) return [];
   const live = qemusOf(candidates);

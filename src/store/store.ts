@@ -282,6 +282,11 @@ export class Store implements LabelMemory, LabelReservations {
     return (this.db.prepare('SELECT rowid AS id, * FROM running ORDER BY started_at, name').all() as RunningRow[]).map(toRecord);
   }
 
+  /** The uuids of every running record, without decoding the records. */
+  runningUuids(): Set<string> {
+    return new Set(this.db.prepare('SELECT uuid FROM running').pluck().all() as string[]);
+  }
+
   /** Claims a guest for starting; false when a record exists already (running or busy). */
   insertStarting(
     r: Omit<RunningRecord, 'id' | 'state' | 'pid' | 'pidStart' | 'monitorPid' | 'paused' | 'pending' | 'helpers'>,
