@@ -6,6 +6,8 @@ import type { DriverName, SecurityDriver } from './driver.js';
 import { LandlockDriver, type LandlockHostInfo } from './landlock/landlock-driver.js';
 import { SecurityManager } from './manager.js';
 import { NoneDriver } from './none/none-driver.js';
+import { kernelRunsAppArmor } from './apparmor/apparmor-kernel.js';
+import { kernelRunsSelinux } from './selinux/selinux-kernel.js';
 
 export const DRIVER_NAMES: readonly DriverName[] = ['selinux', 'apparmor', 'dac', 'landlock', 'none'];
 
@@ -62,6 +64,16 @@ export async function createDriver(name: DriverName, config: SecurityConfig): Pr
   }
 }
 
+/**
+ * In `auto`, an LSM driver in its default (kernel) mode on a kernel without that LSM would
+ * probe `disable`: it is not even loaded (its modules are a fifth of a verb's start, issue 17).
+ */
+function kernelLacks(name: DriverName, env: NodeJS.ProcessEnv): boolean {
+  if (name === 'selinux') return (env['SVIRT_SELINUX_MODE'] || 'kernel') === 'kernel' && !kernelRunsSelinux();
+  if (name === 'apparmor') return (env['SVIRT_APPARMOR_MODE'] || 'kernel') === 'kernel' && !kernelRunsAppArmor();
+  return false;
+}
+
 /** Parses `auto`, `none` or a comma-separated list of driver names. */
 export function parseStackSpec(text: string): 'auto' | DriverName[] {
   const t = text.trim();
@@ -101,6 +113,7 @@ export async function buildStack(spec: string, config: SecurityConfig): Promise<
   const drivers: SecurityDriver[] = [];
   for (const name of ['selinux', 'apparmor', 'dac', 'landlock'] as const) {
     if (name === 'apparmor' && drivers.some((d) => d.name === 'selinux')) continue; // one LSM driver
+    if (kernelLacks(name, config.env)) continue;
     const d = await createDriver(name, config);
     if (d.probe().status === 'enable') drivers.push(d);
   }

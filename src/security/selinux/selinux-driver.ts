@@ -3,7 +3,7 @@
  * domain context (svirt_t) at a unique category pair, its private files carry the image
  * type at the same pair, and the policy's MCS constraint denies access across pairs.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { labelTapFd } from './tap-label.js';
 import type { DomainDef, SecLabelDef } from '../../domain/domain-def.js';
 import { SvirtError } from '../../errors.js';
@@ -20,6 +20,7 @@ import { describeLabels } from './describe.js';
 import { unlabelledNotes } from './label-support.js';
 import { imageLabelOf, planLabels, relabels, type LabelAction } from './rules.js';
 import { randomBytes } from '../../host/random.js';
+import { SELINUXFS, kernelRunsSelinux } from './selinux-kernel.js';
 
 export interface SelinuxDriverOptions {
   /** Where the policy configuration lives; default /etc/selinux. */
@@ -37,7 +38,6 @@ export interface SelinuxDriverOptions {
   readonly xattrs?: XattrHost;
 }
 
-const SELINUXFS = '/sys/fs/selinux';
 const VIRTIOFSD_REFUSED =
   "the policy's svirt_t may neither execute virtiofsd (lib_t) nor chroot in a user namespace (cap_userns), so it cannot run at the guest's context";
 const NOT_ENABLED = 'Security driver selinux not enabled';
@@ -68,7 +68,7 @@ export class SelinuxDriver implements SecurityDriver {
 
   /** Whether the running kernel has SELinux (selinuxfs mounted). */
   kernelRunsSelinux(): boolean {
-    return existsSync(`${SELINUXFS}/enforce`);
+    return kernelRunsSelinux();
   }
 
   probe(): ProbeResult {
