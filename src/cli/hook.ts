@@ -23,11 +23,18 @@ export async function main(argv: readonly string[]): Promise<number> {
     writeOut('usage: svirt-hook STATE_DIR (absolute; what the per-guest monitor runs)\n', 2);
     return 2;
   }
+  // No store, nothing to clean: and a hook must not recreate a state dir that was removed
+  // (even between this check and the open: `existing` creates nothing).
+  if (!existsSync(join(stateDir, 'svirt.db'))) return 0;
   try {
-    // No store, nothing to clean: and a hook must not recreate a state dir that was removed.
-    if (!existsSync(join(stateDir, 'svirt.db'))) return 0;
     const paths = resolveStatePaths(stateDir, {}, process.getuid?.() ?? 0);
-    const store = Store.open(paths.stateDir);
+    let store: Store;
+    try {
+      store = Store.open(paths.stateDir, { existing: true });
+    } catch (err) {
+      if (!existsSync(join(stateDir, 'svirt.db'))) return 0; // removed meanwhile
+      throw err;
+    }
     const env = new LifecycleEnv({
       paths,
       store,

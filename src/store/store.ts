@@ -174,16 +174,21 @@ export class Store implements LabelMemory, LabelReservations {
     this.db = db;
   }
 
-  static open(stateDir: string): Store {
+  /**
+   * Opens (creating it and its dir when missing) the store of a state dir. With `existing`, a
+   * missing dir or file is SVIRT_ERR_STORE and nothing is created: the monitor's hook must
+   * not bring back a state dir that was removed while QEMU exited.
+   */
+  static open(stateDir: string, opts: { existing?: boolean } = {}): Store {
     try {
-      mkdirSync(stateDir, { recursive: true, mode: 0o711 });
+      if (opts.existing !== true) mkdirSync(stateDir, { recursive: true, mode: 0o711 });
     } catch (err) {
       throw new SvirtError('SVIRT_ERR_STORE', `cannot create state dir "${stateDir}": ${String(err)}`, { cause: err });
     }
     const file = join(stateDir, 'svirt.db');
     let db: Database;
     try {
-      db = new Database(file, { timeout: 10_000, nativeBinding: nativeBinding() });
+      db = new Database(file, { timeout: 10_000, nativeBinding: nativeBinding(), fileMustExist: opts.existing === true });
       chmodSync(file, 0o600);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
