@@ -11,7 +11,6 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { isAlive, type ProcessIdentity } from '../src/host/proc.js';
 import { guestSpec, guestXml, makeImage, type GuestSpec } from './guest.js';
@@ -22,25 +21,15 @@ import { PKG } from './startup.js';
 import { LIBVIRTD, VIRSH, VIRTLOGD, groupEntry } from './libvirt-host.js';
 import type { LatencyRow, RunContext } from './svirt-runs.js';
 import { now } from './watch.js';
+import { listening } from '../src/remote/server.js';
 
 /** libvirt's fixed runtime paths for the system instance (virtlogd's socket cannot be moved). */
 const VIRTLOGD_SOCK = '/run/libvirt/virtlogd-sock';
 const QEMU_RUN = '/run/libvirt/qemu';
 
-function canConnect(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
 async function waitSocket(path: string, child: ChildProcess | undefined, what: string, timeoutMs = 60_000): Promise<void> {
   const t0 = performance.now();
-  while (!(await canConnect(path))) {
+  while (!(await listening(path))) {
     if (child && (child.exitCode !== null || child.signalCode !== null))
       throw new Error(`${what} exited (${child.exitCode ?? child.signalCode}) before listening on ${path}`);
     if (performance.now() - t0 > timeoutMs) throw new Error(`${what} did not listen on ${path} within ${timeoutMs} ms`);
@@ -125,7 +114,7 @@ export class LibvirtDaemons {
     janitor.onCleanup(() => this.stop(janitor));
     await this.kvmAccess();
     const reaper = await this.reaper();
-    if (await canConnect(VIRTLOGD_SOCK)) {
+    if (await listening(VIRTLOGD_SOCK)) {
       this.notes.push(`a virtlogd not started by the bench already listens on ${VIRTLOGD_SOCK}: used as is`);
     } else {
       writeFileSync(join(this.dir, 'virtlogd.conf'), `log_outputs = "3:file:${join(this.dir, 'virtlogd.log')}"\n`);

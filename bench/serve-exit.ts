@@ -7,25 +7,14 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { isAlive, type ProcessIdentity } from '../src/host/proc.js';
 import { guestXml } from './guest.js';
 import { identity, sleep, waitUntil, type Janitor } from './proc.js';
 import { series } from './stats.js';
-import { closeLater, exitOnce, prepareGuest, slug, type LatencyRow, type RunContext } from './svirt-runs.js';
+import { closeLater, exitSeries, prepareGuest, slug, type LatencyRow, type RunContext } from './svirt-runs.js';
 import { cliArgv, openHypervisor } from './svirt-setup.js';
-
-function canConnect(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
+import { listening } from '../src/remote/server.js';
 
 /** `svirt serve` for one state dir, started and stopped by the bench (by pid). */
 export class ServeProcess {
@@ -56,7 +45,7 @@ export class ServeProcess {
       closeSync(log);
     }
     const t0 = performance.now();
-    while (!(await canConnect(this.socket))) {
+    while (!(await listening(this.socket))) {
       if (exited !== undefined) throw new Error(`svirt serve ${exited} before listening (see ${this.stateDir}/serve.log)`);
       if (performance.now() - t0 > 30_000) throw new Error(`svirt serve did not listen on ${this.socket} within 30 s`);
       await sleep(10);
@@ -94,14 +83,7 @@ export async function exitRunsWithServe(ctx: RunContext, stack: string): Promise
   const serve = new ServeProcess(dir, stack);
   await serve.start(ctx.janitor);
   try {
-    const cleaned: number[] = [];
-    const hook: number[] = [];
-    for (let i = 0; i <= ctx.runs; i++) {
-      const e = await exitOnce(ctx, hv, g);
-      if (i === 0) continue;
-      cleaned.push(e.cleanedMs);
-      hook.push(e.hookMs);
-    }
+    const { cleaned, hook } = await exitSeries(ctx, hv, g);
     if (!serve.running()) throw new Error(`svirt serve exited during the series (see ${dir}/serve.log)`);
     return {
       contender: 'svirt library, svirt serve running',

@@ -212,6 +212,19 @@ export async function exitOnce(ctx: RunContext, hv: Hypervisor, g: GuestSpec): P
   return { cleanedMs, hookMs };
 }
 
+/** One untimed warm-up exit, then ctx.runs timed ones: each one's cleanup and hook times. */
+export async function exitSeries(ctx: RunContext, hv: Hypervisor, g: GuestSpec): Promise<{ cleaned: number[]; hook: number[] }> {
+  const cleaned: number[] = [];
+  const hook: number[] = [];
+  for (let i = 0; i <= ctx.runs; i++) {
+    const e = await exitOnce(ctx, hv, g);
+    if (i === 0) continue;
+    cleaned.push(e.cleanedMs);
+    hook.push(e.hookMs);
+  }
+  return { cleaned, hook };
+}
+
 /**
  * The exit-to-cleaned-up series again, with NODE_EXTRA_CA_CERTS removed from the
  * environment the monitor inherits (so its `svirt reconcile` hook starts without it):
@@ -226,14 +239,7 @@ export async function exitRunsWithoutExtraCerts(ctx: RunContext, stack: string):
   const saved = process.env['NODE_EXTRA_CA_CERTS'];
   delete process.env['NODE_EXTRA_CA_CERTS'];
   try {
-    const cleaned: number[] = [];
-    const hook: number[] = [];
-    for (let i = 0; i <= ctx.runs; i++) {
-      const e = await exitOnce(ctx, hv, g);
-      if (i === 0) continue;
-      cleaned.push(e.cleanedMs);
-      hook.push(e.hookMs);
-    }
+    const { cleaned, hook } = await exitSeries(ctx, hv, g);
     return {
       contender: 'svirt library, hook without NODE_EXTRA_CA_CERTS',
       stack,

@@ -1,4 +1,5 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import {
   chmodSync,
   chownSync,
@@ -51,13 +52,35 @@ export function scratch(t: TestContext, prefix = 'svirt-test-'): string {
   return dir;
 }
 
+/** A temp dir named PREFIX-XXXXXX, removed when the test ends. */
+export function tempDir(t: { after(fn: () => void): void }, prefix = 'svirt-tmp-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 }));
+  return dir;
+}
+
+/** SIGKILL to a process this test started, if it is still there. */
+export function killQuietly(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
 /** Runs the svirt CLI against a state dir. */
 export function svirt(stateDir: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, [SVIRT_BIN, '--state-dir', stateDir, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return resultOf(child);
+}
+
+/** A spawned command's exit code (128 when a signal ended it) and its whole output. */
+export function resultOf(child: ChildProcessByStdio<null, Readable, Readable>): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SVIRT_BIN, '--state-dir', stateDir, ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -41,7 +41,7 @@ export function defaultSocketPath(env: NodeJS.ProcessEnv, uid: number): string {
 }
 
 /** Is something accepting connections on this socket path? */
-function listening(path: string): Promise<boolean> {
+export function listening(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(path);
     s.once('connect', () => {

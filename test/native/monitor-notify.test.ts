@@ -1,27 +1,11 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { listenUnixAt, openPath, svirtMonitorPath } from '../../src/host/native.js';
-import { isRoot, waitFor } from '../helpers.js';
-
-function tempDir(t: TestContext): string {
-  const dir = mkdtempSync(join(tmpdir(), 'svirt-notify-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 }));
-  return dir;
-}
-
-function killQuietly(pid: number | undefined): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
+import { isRoot, killQuietly, tempDir, waitFor } from '../helpers.js';
 
 /** The hook: writes its status to a file, so a run is visible. */
 function hookArgs(out: string): string[] {
@@ -77,7 +61,7 @@ const childPid = (stdout: string): number => Number(/^pid (\d+)\n/.exec(stdout)?
 
 describe('svirt-monitor --notify', () => {
   it('tells the server "exited <pid> <status>" and runs no hook once it answers "done"', async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDir(t, 'svirt-notify-');
     const sock = join(dir, 'notify.sock');
     const srv = await notifyServer(t, sock, 'done\n');
     const out = join(dir, 'hook.out');
@@ -90,7 +74,7 @@ describe('svirt-monitor --notify', () => {
   });
 
   it('runs the hook when the answer is anything but "done"', async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDir(t, 'svirt-notify-');
     const sock = join(dir, 'notify.sock');
     const srv = await notifyServer(t, sock, 'failed\n');
     const out = join(dir, 'hook.out');
@@ -104,7 +88,7 @@ describe('svirt-monitor --notify', () => {
   });
 
   it('runs the hook, saying nothing, when no server listens (no socket, or a stale one)', async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDir(t, 'svirt-notify-');
     const out = join(dir, 'hook.out');
     const none = await runMonitor(t, [...hookArgs(out), '--notify', join(dir, 'absent.sock')]);
     assert.equal(readFileSync(out, 'utf8'), 'exit 3\n');
@@ -120,7 +104,7 @@ describe('svirt-monitor --notify', () => {
   });
 
   it('waits at most 5 s for an answer, then runs the hook', async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDir(t, 'svirt-notify-');
     const sock = join(dir, 'notify.sock');
     const srv = await notifyServer(t, sock, undefined);
     const out = join(dir, 'hook.out');
@@ -133,7 +117,7 @@ describe('svirt-monitor --notify', () => {
   });
 
   it('follows no symlink on the way to the socket', async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDir(t, 'svirt-notify-');
     mkdirSync(join(dir, 'real', 'sub'), { recursive: true });
     const srv = await notifyServer(t, join(dir, 'real', 'sub', 'notify.sock'), 'done\n');
     symlinkSync(join(dir, 'real'), join(dir, 'link'));
@@ -155,7 +139,7 @@ describe('svirt-monitor --notify', () => {
     'does not believe a server of another uid',
     { skip: isRoot() ? false : 'running a server as nobody needs root' },
     async (t) => {
-      const dir = tempDir(t);
+      const dir = tempDir(t, 'svirt-notify-');
       chmodSync(dir, 0o777);
       const sock = join(dir, 'notify.sock');
       const script = `require('net').createServer((s) => s.on('data', () => s.end('done\\n'))).listen(${JSON.stringify(sock)}, () => { require('fs').chmodSync(${JSON.stringify(sock)}, 0o666); console.log('ready'); })`;
@@ -179,7 +163,7 @@ describe('svirt-monitor --notify', () => {
   );
 
   it('its backup tells the server when the monitor was killed first ("unknown" status)', async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDir(t, 'svirt-notify-');
     const sock = join(dir, 'notify.sock');
     const srv = await notifyServer(t, sock, 'done\n');
     const out = join(dir, 'hook.out');

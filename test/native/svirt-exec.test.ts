@@ -1,13 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { landlockAbi, svirtExecPath } from '../../src/host/native.js';
 import type { ConfinementSpec, LandlockFsAccess, LandlockSpec } from '../../src/security/confinement.js';
 import { fsRightsForAbi, LATEST_ABI } from '../../src/security/landlock/abi.js';
+import { tempDir } from '../helpers.js';
 
 const isRoot = process.getuid?.() === 0;
 const ALL_FS: readonly LandlockFsAccess[] = fsRightsForAbi(LATEST_ABI);
@@ -36,12 +36,6 @@ interface RunOptions {
 
 type Cleanup = { after(fn: () => void): void };
 
-function tempDir(t: Cleanup): string {
-  const dir = mkdtempSync(join(tmpdir(), 'svirt-exec-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 }));
-  return dir;
-}
-
 function baseSpec(extra: Partial<ConfinementSpec> = {}): ConfinementSpec {
   return { version: 1, rlimits: [], noNewPrivs: true, keepFds: [], ...extra };
 }
@@ -61,7 +55,7 @@ function landlock(extra: Partial<LandlockSpec>): LandlockSpec {
 
 /** Runs svirt-exec with the spec (object or raw text) on fd 3. */
 function runExec(t: Cleanup, spec: ConfinementSpec | string, argv: readonly string[], opts: RunOptions = {}): Run {
-  const file = join(tempDir(t), 'spec.json');
+  const file = join(tempDir(t, 'svirt-exec-'), 'spec.json');
   writeFileSync(file, typeof spec === 'string' ? spec : JSON.stringify(spec));
   const specFd = openSync(file, 'r');
   try {
@@ -83,7 +77,7 @@ function runExec(t: Cleanup, spec: ConfinementSpec | string, argv: readonly stri
 
 /** Asserts a step failed: its status, exactly one stderr line matching, and the marker program never ran. */
 function assertStepFails(t: Cleanup, spec: ConfinementSpec | string, status: number, line: RegExp, opts: RunOptions = {}): void {
-  const marker = join(tempDir(t), 'marker');
+  const marker = join(tempDir(t, 'svirt-exec-'), 'marker');
   const r = runExec(t, spec, ['/bin/sh', '-c', `touch ${marker}`], opts);
   assert.equal(r.status, status, r.stderr);
   assert.match(r.stderr, /^svirt-exec: [a-z]+: .+: .+\n$/);
@@ -198,7 +192,7 @@ describe('svirt-exec', () => {
 
   describe('mount view', () => {
     function layout(t: Cleanup): { root: string; keep: string } {
-      const root = tempDir(t);
+      const root = tempDir(t, 'svirt-exec-');
       mkdirSync(join(root, 'guests', 'a'), { recursive: true });
       mkdirSync(join(root, 'guests', 'b'), { recursive: true });
       writeFileSync(join(root, 'guests', 'a', 'monitor.sock'), 'a');
@@ -222,7 +216,7 @@ describe('svirt-exec', () => {
     }
 
     it('fails with 203 when the kept dir is missing', (t) => {
-      const root = tempDir(t);
+      const root = tempDir(t, 'svirt-exec-');
       assertStepFails(
         t,
         baseSpec({ mountView: { hide: root, keep: join(root, 'nope'), userns: false } }),
@@ -309,7 +303,7 @@ describe('svirt-exec', () => {
 
   describe('landlock', () => {
     it('fails with 208 naming a missing path, and skips it when optional', (t) => {
-      const missing = join(tempDir(t), 'not-there');
+      const missing = join(tempDir(t, 'svirt-exec-'), 'not-there');
       const rules = (optional: boolean) =>
         landlock({ handledFs: ALL_FS, pathRules: [...SYSTEM_RULES, { path: missing, access: ['read_file'], optional }] });
       assertStepFails(
@@ -343,8 +337,8 @@ describe('svirt-exec', () => {
     });
 
     it('lets the program read allowed dirs only (EACCES elsewhere)', (t) => {
-      const allowed = tempDir(t);
-      const denied = tempDir(t);
+      const allowed = tempDir(t, 'svirt-exec-');
+      const denied = tempDir(t, 'svirt-exec-');
       writeFileSync(join(allowed, 'f'), 'allowed');
       writeFileSync(join(denied, 'f'), 'denied');
       const spec = baseSpec({
@@ -423,7 +417,7 @@ describe('svirt-exec', () => {
 
   describe('fds', () => {
     it('closes every fd not in keepFds (the spec fd too)', (t) => {
-      const dir = tempDir(t);
+      const dir = tempDir(t, 'svirt-exec-');
       writeFileSync(join(dir, 'img'), 'x');
       const a = openSync(join(dir, 'img'), 'r');
       const b = openSync(join(dir, 'img'), 'r');

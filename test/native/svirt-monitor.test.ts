@@ -1,27 +1,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { svirtMonitorPath } from '../../src/host/native.js';
+import { killQuietly, tempDir } from '../helpers.js';
 
 type Cleanup = { after(fn: () => void): void };
-
-function tempDir(t: Cleanup): string {
-  const dir = mkdtempSync(join(tmpdir(), 'svirt-monitor-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 }));
-  return dir;
-}
-
-function killQuietly(pid: number | undefined): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
 
 /** Collects a child's stdout and resolves when it matches. */
 function waitForOutput(child: ChildProcess, pattern: RegExp): Promise<string> {
@@ -79,7 +64,7 @@ describe('svirt-monitor', () => {
   });
 
   it('runs the hook with SVIRT_CHILD_PID and SVIRT_CHILD_STATUS after the child ends', (t) => {
-    const out = join(tempDir(t), 'hook.out');
+    const out = join(tempDir(t, 'svirt-monitor-'), 'hook.out');
     const hook = [
       '/bin/sh',
       '-c',
@@ -94,7 +79,7 @@ describe('svirt-monitor', () => {
   });
 
   it('reports "signal 9" for a child killed by SIGKILL, and the hook sees it', async (t) => {
-    const out = join(tempDir(t), 'hook.out');
+    const out = join(tempDir(t, 'svirt-monitor-'), 'hook.out');
     const monitor = spawn(
       svirtMonitorPath(),
       ['--hook', '/bin/sh', '--hook', '-c', '--hook', `echo "$SVIRT_CHILD_STATUS" > ${out}`, '--', '/bin/sleep', '60'],
@@ -113,7 +98,7 @@ describe('svirt-monitor', () => {
   });
 
   it('holds no fd >= 3 while the child keeps its fds; it is a small session leader', async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDir(t, 'svirt-monitor-');
     writeFileSync(join(dir, 'img'), 'x');
     const a = openSync(join(dir, 'img'), 'r');
     const b = openSync(join(dir, 'img'), 'r');

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { SVIRT_BIN, waitFor, type CliResult } from '../helpers.js';
+import { SVIRT_BIN, resultOf, waitFor, type CliResult } from '../helpers.js';
 
 const V1 = '/sys/fs/cgroup/pids';
 const V2 = '/sys/fs/cgroup';
@@ -85,14 +85,6 @@ export class PidsCgroup {
   svirt(stateDir: string, args: readonly string[]): Promise<CliResult> {
     const script = 'echo $$ > "$0" && exec "$@"';
     const argv = [script, join(this.dir, 'cgroup.procs'), process.execPath, SVIRT_BIN, '--state-dir', stateDir, ...args];
-    return new Promise((resolve, reject) => {
-      const child = spawn('/bin/sh', ['-c', ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code, sig) => resolve({ code: code ?? (sig ? 128 : 1), stdout, stderr }));
-    });
+    return resultOf(spawn('/bin/sh', ['-c', ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }));
   }
 }
