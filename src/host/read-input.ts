@@ -10,8 +10,7 @@
  * somewhere else (a definition, another user) pass `followSymlinks: false`: the last
  * component is opened with O_NOFOLLOW and a link is refused.
  */
-import { constants, type Stats } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { close, constants, fstat, open, read, stat, type Stats } from 'node:fs';
 import { SvirtError, errnoOf } from '../errors.js';
 import { describeKind, kindOf } from './file-handle.js';
 
@@ -47,17 +46,27 @@ function cannot(path: string, why: string, details: Record<string, unknown>, cau
   });
 }
 
+// node:fs's callback calls, in the thread pool as fs/promises' are: node:fs/promises costs
+// ~3 ms to load, on the path of every `svirt define FILE` (issue 17).
+const callback = <T>(run: (done: (err: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> =>
+  new Promise((resolve, reject) => run((err, value) => (err ? reject(err) : resolve(value))));
+const openFd = (path: string, flags: number): Promise<number> => callback((done) => open(path, flags, done));
+const fstatFd = (fd: number): Promise<Stats> => callback((done) => fstat(fd, done));
+const statPath = (path: string): Promise<Stats> => callback((done) => stat(path, done));
+const readFd = (fd: number, buf: Buffer): Promise<number> => callback((done) => read(fd, buf, 0, buf.length, null, done));
+const closeFd = (fd: number): Promise<void> => callback((done) => close(fd, (err) => done(err ?? null, undefined)));
+
 /** Opens for reading without blocking: O_NONBLOCK, O_NOCTTY, and O_NOFOLLOW unless links are followed. */
-async function openNonBlocking(path: string, follow: boolean): Promise<FileHandle> {
+async function openNonBlocking(path: string, follow: boolean): Promise<number> {
   const flags = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY | (follow ? 0 : constants.O_NOFOLLOW);
   try {
-    return await open(path, flags);
+    return await openFd(path, flags);
   } catch (err) {
     const errno = errnoOf(err);
     if (errno === 'ELOOP' && !follow) throw cannot(path, 'it is a symbolic link', { errno }, err);
     // A UNIX socket cannot be opened (ENXIO): say what it is rather than the errno.
     if (errno === 'ENXIO') {
-      const st = await stat(path).catch(() => undefined);
+      const st = await statPath(path).catch(() => undefined);
       if (st) throw cannot(path, `it is ${fileKind(st)}, not a regular file`, { errno, kind: fileKind(st) }, err);
     }
     throw cannot(path, errno ?? String(err), { errno }, err);
@@ -74,9 +83,9 @@ export async function readInput(path: string, opts: ReadInputOptions = {}): Prom
   const max = opts.maxBytes ?? XML_MAX_BYTES;
   const what = opts.what ?? 'input';
   if (path === '-') return readStdin(max, what);
-  const fh = await openNonBlocking(path, opts.followSymlinks ?? true);
+  const fd = await openNonBlocking(path, opts.followSymlinks ?? true);
   try {
-    const st = await fh.stat();
+    const st = await fstatFd(fd);
     if (!st.isFile()) {
       throw cannot(path, `it is ${fileKind(st)}, not a regular file`, { kind: fileKind(st) });
     }
@@ -87,7 +96,7 @@ export async function readInput(path: string, opts: ReadInputOptions = {}): Prom
     for (;;) {
       const want = Math.min(Math.max(st.size - total, 64 * 1024), max + 1 - total);
       const buf = Buffer.allocUnsafe(want);
-      const { bytesRead } = await fh.read(buf, 0, want, null);
+      const bytesRead = await readFd(fd, buf);
       if (bytesRead === 0) break;
       chunks.push(buf.subarray(0, bytesRead));
       total += bytesRead;
@@ -98,7 +107,7 @@ export async function readInput(path: string, opts: ReadInputOptions = {}): Prom
     if (err instanceof SvirtError) throw err;
     throw cannot(path, errnoOf(err) ?? String(err), { errno: errnoOf(err) }, err);
   } finally {
-    await fh.close();
+    await closeFd(fd);
   }
 }
 
@@ -141,7 +150,7 @@ export type InputKind = 'regular' | 'regular-or-block';
 export async function checkInputKind(path: string, allowed: InputKind, what: string): Promise<void> {
   let st: Stats;
   try {
-    st = await stat(path);
+    st = await statPath(path);
   } catch (err) {
     const errno = errnoOf(err);
     if (errno === 'ENOENT' || errno === 'ENOTDIR') return;
