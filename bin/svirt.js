@@ -11,6 +11,8 @@ const { dirname, join } = require('node:path');
 const { Script } = require('node:vm');
 
 const BUNDLE = join(__dirname, '..', 'dist', 'svirt.cjs');
+/** The monitor's lean reconcile entry (src/cli/hook.ts), run by bin/svirt-hook.js. */
+const HOOK_BUNDLE = join(__dirname, '..', 'dist', 'svirt-hook.cjs');
 
 /**
  * Compiles the bundle as Node compiles a CommonJS module (the same wrapper, so the code cache
@@ -40,12 +42,14 @@ function cache(file) {
   }
 }
 
-if (require.main === module) {
-  load(BUNDLE, cache(BUNDLE))
+/** Runs a bundle's `main` on this process's arguments; its answer is the exit status. */
+function run(file) {
+  load(file, cache(file))
     .exports.main(process.argv.slice(2))
     .then((code) => {
       process.exitCode = code;
     });
-} else {
-  module.exports = { BUNDLE, cache, load };
 }
+
+if (require.main === module) run(BUNDLE);
+else module.exports = { BUNDLE, HOOK_BUNDLE, load, run };

@@ -23,8 +23,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
-const { BUNDLE, load } = require('../bin/svirt.js');
-const HOOK_BUNDLE = join(root, 'dist', 'svirt-hook.cjs');
+const { BUNDLE, HOOK_BUNDLE, load } = require('../bin/svirt.js');
 
 /** Built-ins a bare `node` start has loaded already: importing them costs nothing, so they stay plain. */
 const LOADED_AT_START = new Set(['node:fs', 'node:path', 'node:url', 'node:module', 'node:vm']);

@@ -19,10 +19,10 @@ export function stackSpec(args: ParsedArgs): string {
   return args.securityDriver ?? process.env['SVIRT_SECURITY_DRIVER'] ?? 'auto';
 }
 
-/** Opens the store, builds the security stack, and reconciles before the verb runs. */
-export async function openHypervisor(args: ParsedArgs, opts: { reconcile?: boolean } = {}): Promise<Hypervisor> {
+/** Opens the store (or takes one opened already), builds the security stack, and reconciles before the verb runs. */
+export async function openHypervisor(args: ParsedArgs, opts: { reconcile?: boolean; store?: Store } = {}): Promise<Hypervisor> {
   const paths = statePaths(args);
-  const store = Store.open(paths.stateDir);
+  const store = opts.store ?? Store.open(paths.stateDir);
   const config = { env: process.env };
   const manager = await buildStack(stackSpec(args), config);
   const hv = new Hypervisor({ paths, store, manager, config });

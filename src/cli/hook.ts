@@ -6,8 +6,7 @@
  * reconcile; this command's stack is `none` and probes nothing.
  *   node bin/svirt-hook.js STATE_DIR
  */
-import { existsSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute } from 'node:path';
 import { SvirtError } from '../errors.js';
 import { resolveStatePaths } from '../host/paths.js';
 import { LifecycleEnv } from '../lifecycle/env.js';
@@ -23,18 +22,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     writeOut('usage: svirt-hook STATE_DIR (absolute; what the per-guest monitor runs)\n', 2);
     return 2;
   }
-  // No store, nothing to clean: and a hook must not recreate a state dir that was removed
-  // (even between this check and the open: `existing` creates nothing).
-  if (!existsSync(join(stateDir, 'svirt.db'))) return 0;
   try {
     const paths = resolveStatePaths(stateDir, {}, process.getuid?.() ?? 0);
-    let store: Store;
-    try {
-      store = Store.open(paths.stateDir, { existing: true });
-    } catch (err) {
-      if (!existsSync(join(stateDir, 'svirt.db'))) return 0; // removed meanwhile
-      throw err;
-    }
+    const store = Store.openIfExists(paths.stateDir);
+    if (store === undefined) return 0; // no store, nothing to clean
     const env = new LifecycleEnv({
       paths,
       store,

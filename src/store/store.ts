@@ -6,6 +6,16 @@ import type DatabaseType from 'better-sqlite3';
 
 // CommonJS: require() is several ms cheaper than an ESM import at every CLI start.
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof DatabaseType;
+type Database = DatabaseType.Database;
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { SvirtError } from '../errors.js';
+import { fnv1a32 } from '../host/fingerprint.js';
+import { packageRoot } from '../host/package-root.js';
+import type { DriverName, GuestResource, LabelMemory, LabelReservations } from '../security/driver.js';
+import { deserializeResources, serializeResources, toStored } from './resources.js';
+import { NETWORK_SCHEMA, SCHEMA } from './schema.js';
+
 const ADDON = 'better-sqlite3/build/Release/better_sqlite3.node';
 let addonPath: string | undefined;
 /** The addon's own path: better-sqlite3 otherwise finds it through the `bindings` package, which
@@ -18,15 +28,6 @@ function nativeBinding(): string {
   addonPath = existsSync(own) ? own : createRequire(import.meta.url).resolve(ADDON);
   return addonPath;
 }
-type Database = DatabaseType.Database;
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { SvirtError } from '../errors.js';
-import { fnv1a32 } from '../host/fingerprint.js';
-import { packageRoot } from '../host/package-root.js';
-import type { DriverName, GuestResource, LabelMemory, LabelReservations } from '../security/driver.js';
-import { deserializeResources, serializeResources, toStored } from './resources.js';
-import { NETWORK_SCHEMA, SCHEMA } from './schema.js';
 
 export type RunState = 'starting' | 'running' | 'stopping';
 
@@ -123,7 +124,6 @@ interface RunningRow {
   helpers: string | null;
 }
 
-/** Columns added after a store was first created. */
 /** A fingerprint of the schema and of migrate()'s columns: any change to either changes it, so
  * no one has to remember to bump a number. Kept in the file's `PRAGMA user_version` (31 bits). */
 const MIGRATIONS = 'running.pending,running.helpers';
@@ -172,6 +172,22 @@ export class Store implements LabelMemory, LabelReservations {
 
   private constructor(db: Database) {
     this.db = db;
+  }
+
+  /**
+   * The store of a state dir that has one, opened without creating anything; undefined when it
+   * has none, even if it went between the check and the open. For cleanups (the monitor's hook,
+   * `svirt reconcile`): they must not bring back a state dir that was removed meanwhile.
+   */
+  static openIfExists(stateDir: string): Store | undefined {
+    const file = join(stateDir, 'svirt.db');
+    if (!existsSync(file)) return undefined;
+    try {
+      return Store.open(stateDir, { existing: true });
+    } catch (err) {
+      if (!existsSync(file)) return undefined;
+      throw err;
+    }
   }
 
   /**
