@@ -6,7 +6,7 @@
  * the next command that needs the network: what the dead start made is removed first. All of
  * it inside a network namespace the test makes.
  */
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -82,6 +82,17 @@ async function assertNoNetwork(ns: string, when: string): Promise<void> {
   assert.equal(dnsmasqs(ns), 0, `${when}: no dnsmasq`);
 }
 
+/** A scratch state dir and a namespace with the network `race` defined and marked autostart. */
+async function autostartNetwork(t: TestContext): Promise<{ dir: string; ns: string }> {
+  const dir = scratch(t);
+  const ns = netns(t);
+  const netFile = join(dir, 'race.xml');
+  writeFileSync(netFile, NETWORK);
+  await svirtInOk(ns, dir, ['net-define', netFile]);
+  await svirtInOk(ns, dir, ['net-autostart', 'race']);
+  return { dir, ns };
+}
+
 describe(
   'network autostart: serialized, idempotent, repaired after a crash (namespace, real bridge/nft/dnsmasq)',
   { skip },
@@ -90,12 +101,7 @@ describe(
       'two guest starts at once autostart one network; two net-starts at once give one start',
       { timeout: 300_000 },
       async (t) => {
-        const dir = scratch(t);
-        const ns = netns(t);
-        const netFile = join(dir, 'race.xml');
-        writeFileSync(netFile, NETWORK);
-        await svirtInOk(ns, dir, ['net-define', netFile]);
-        await svirtInOk(ns, dir, ['net-autostart', 'race']);
+        const { dir, ns } = await autostartNetwork(t);
         for (const g of ['ga', 'gb']) await svirtInOk(ns, dir, [...S, 'define', writeDomain(dir, g, guestXml(g))]);
 
         for (let round = 1; round <= 3; round++) {
@@ -120,12 +126,7 @@ describe(
 
     for (const point of ['net-start:bridge', 'net-start:claimed'])
       it(`a start killed at ${point} is finished by the next command that needs the network`, { timeout: 120_000 }, async (t) => {
-        const dir = scratch(t);
-        const ns = netns(t);
-        const netFile = join(dir, 'race.xml');
-        writeFileSync(netFile, NETWORK);
-        await svirtInOk(ns, dir, ['net-define', netFile]);
-        await svirtInOk(ns, dir, ['net-autostart', 'race']);
+        const { dir, ns } = await autostartNetwork(t);
         await svirtInOk(ns, dir, [...S, 'define', writeDomain(dir, 'ga', guestXml('ga'))]);
 
         const crashed = await svirtInEnv(ns, dir, ['net-start', 'race'], { SVIRT_TEST_CRASH_AT: point });
