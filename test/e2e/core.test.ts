@@ -88,15 +88,20 @@ describe('svirt core with the dac driver (real QEMU)', { skip }, () => {
     const cleaned = await waitFor(() => owner(a).uid === ORIGINAL.uid && readRunning(dir).length === 1, 5000);
     assert.ok(cleaned, 'the per-guest monitor restored the owner and dropped the row within 5 s');
     assert.deepEqual(owner(a), { ...ORIGINAL, mode: 0o644 });
-    // Second path: kill the monitor first, so only the next command can notice.
+    // Second path: kill the monitor and its backup (which would run the hook once QEMU is gone)
+    // first, so only the next command can notice.
     assert.deepEqual(
       readRunning(dir).map((r) => r.pid),
       [pb],
     );
-    const monitorPid = Number(
-      (await import('node:child_process')).execFileSync('ps', ['-o', 'ppid=', '-p', String(pb)], { encoding: 'utf8' }).trim(),
-    );
-    process.kill(monitorPid, 'SIGKILL');
+    const { execFileSync } = await import('node:child_process');
+    const monitorPid = Number(execFileSync('ps', ['-o', 'ppid=', '-p', String(pb)], { encoding: 'utf8' }).trim());
+    const backups = execFileSync('ps', ['-o', 'pid=', '--ppid', String(monitorPid)], { encoding: 'utf8' })
+      .split('\n')
+      .map((l) => Number(l.trim()))
+      .filter((pid) => pid > 0 && pid !== pb);
+    assert.equal(backups.length, 1, `the monitor ${monitorPid} has one backup beside QEMU`);
+    for (const pid of [monitorPid, ...backups]) process.kill(pid, 'SIGKILL');
     process.kill(pb, 'SIGKILL');
     await waitFor(() => !existsSync(`/proc/${pb}/status`) || !procStatus(pb).get('State')?.startsWith('S'), 2000);
     await svirtOk(dir, [...DAC, 'list', '--all']);
