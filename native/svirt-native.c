@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "landlock-abi.h"
+#include "open-as.h"
 
 #define MAX_FDS 253 /* SCM_MAX_FD */
 #define MAX_RECV_DATA (1 << 20)
@@ -810,6 +811,53 @@ static napi_value js_connect_unix_at(napi_env env, napi_callback_info info)
 	return result;
 }
 
+/* openAs(path, flags, amode, uid, gid, groups): the kernel's answer for another user
+ * (native/open-as.c): { errno: 0 | name, dev, ino }. amode >= 0 asks access(2) instead. */
+static napi_value js_open_as(napi_env env, napi_callback_info info)
+{
+	napi_value argv[6], result, v;
+	int64_t flags, amode, uid, gid;
+	if (get_args(env, info, 6, 6, argv) < 0 || get_int(env, argv[1], "flags", 0, INT32_MAX, &flags) < 0 ||
+	    get_int(env, argv[2], "amode", -1, 7, &amode) < 0 || get_int(env, argv[3], "uid", 0, UINT32_MAX - 1, &uid) < 0 ||
+	    get_int(env, argv[4], "gid", 0, UINT32_MAX - 1, &gid) < 0)
+		return NULL;
+	bool is_array = false;
+	uint32_t n = 0;
+	if (napi_is_array(env, argv[5], &is_array) != napi_ok || !is_array ||
+	    napi_get_array_length(env, argv[5], &n) != napi_ok || n > OPEN_AS_MAX_GROUPS)
+		return throw_arg(env, "groups must be an array of at most 64 gids");
+	gid_t groups[OPEN_AS_MAX_GROUPS];
+	for (uint32_t i = 0; i < n; i++) {
+		int64_t g;
+		if (napi_get_element(env, argv[5], i, &v) != napi_ok || get_int(env, v, "group", 0, UINT32_MAX - 1, &g) < 0)
+			return NULL;
+		groups[i] = (gid_t)g;
+	}
+	char *path = get_string(env, argv[0], "path");
+	if (path == NULL)
+		return NULL;
+	struct open_as_result r;
+	int rc = open_as(path, (int)flags, (int)amode, (uid_t)uid, (gid_t)gid, groups, (int)n, &r);
+	if (rc != 0) {
+		napi_value e = throw_errno(env, errno, "open_as", path);
+		free(path);
+		return e;
+	}
+	free(path);
+	const char *name = r.err == 0 ? NULL : strerrorname_np(r.err);
+	NAPI(napi_create_object(env, &result));
+	if (name != NULL)
+		NAPI(napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &v));
+	else
+		NAPI(napi_create_int32(env, r.err, &v));
+	NAPI(napi_set_named_property(env, result, "errno", v));
+	NAPI(napi_create_double(env, (double)r.dev, &v));
+	NAPI(napi_set_named_property(env, result, "dev", v));
+	NAPI(napi_create_double(env, (double)r.ino, &v));
+	NAPI(napi_set_named_property(env, result, "ino", v));
+	return result;
+}
+
 NAPI_MODULE_INIT()
 {
 	static const struct {
@@ -825,6 +873,7 @@ NAPI_MODULE_INIT()
 		{ "landlockAbi", js_landlock_abi },  { "openPath", js_open_path },
 		{ "listenUnixAt", js_listen_unix_at }, { "tapCreate", js_tap_create },
 		{ "connectUnixAt", js_connect_unix_at }, { "openPty", js_open_pty },
+		{ "openAs", js_open_as },
 	};
 	for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
 		napi_value f;

@@ -8,6 +8,17 @@
  */
 import { cloneTargetLink, cloneTargetRace } from './local-clone.js';
 import { monitorRedirect } from './local-guest.js';
+import {
+  entryDeviceNode,
+  entryDirectory,
+  entryFifo,
+  entryHardLink,
+  entryProcMem,
+  entrySerialLink,
+  entryShadow,
+  entryShadowLink,
+  entryStore,
+} from './local-entrypoints.js';
 import { defineDevZero, restoreFifo } from './local-inputs.js';
 import { dirSwapAtDestroy, linkRaceAtStart, linkSwapDisk, linkSwapSerial } from './local-paths.js';
 import { saveDiskRedirect, saveStaticLabel } from './local-save.js';
@@ -83,6 +94,20 @@ export const LOCAL_ATTACKS: readonly LocalAttack[] = [
     rootOnly: false,
     run: defineDevZero,
   },
+  { id: 'entry-shadow', title: "root's definition names /etc/shadow as a disk", rootOnly: true, run: entryShadow },
+  { id: 'entry-shadow-link', title: "root's definition names root's link to /etc/shadow", rootOnly: true, run: entryShadowLink },
+  { id: 'entry-hard-link', title: "root's definition names a hard link to /etc/shadow", rootOnly: true, run: entryHardLink },
+  { id: 'entry-serial-link', title: "root's serial log is the user's link to a root file", rootOnly: true, run: entrySerialLink },
+  { id: 'entry-proc-mem', title: "root's definition names /proc/self/mem as a disk", rootOnly: true, run: entryProcMem },
+  {
+    id: 'entry-device',
+    title: "root's definition names a device node (/dev/mem's numbers) as a disk",
+    rootOnly: true,
+    run: entryDeviceNode,
+  },
+  { id: 'entry-fifo', title: "root's definition names a FIFO as a disk", rootOnly: true, run: entryFifo },
+  { id: 'entry-directory', title: "root's definition names a directory as a disk", rootOnly: true, run: entryDirectory },
+  { id: 'entry-store', title: "root's definition names svirt's own store as a disk", rootOnly: true, run: entryStore },
   {
     id: 'serve-exhaustion',
     title: 'user exhausts svirt serve through the read-only socket; root still served',

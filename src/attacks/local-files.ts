@@ -7,7 +7,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { lgetxattr, llistxattr } from '../host/native.js';
 import { processStartTime, processStatus } from '../host/proc.js';
 
-/** What a victim file is, to the byte: compared after the attack. */
+/** What a victim file is, to the byte (a special file: its type and metadata): compared after the attack. */
 export interface FileSnapshot {
   readonly uid: number;
   readonly gid: number;
@@ -28,7 +28,10 @@ export function snapshot(path: string): FileSnapshot {
     gid: st.gid,
     mode: st.mode & 0o7777,
     size: st.size,
-    sha256: createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16),
+    // Only a regular file is read: a FIFO would block, a device would act.
+    sha256: st.isFile()
+      ? createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16)
+      : `(mode ${st.mode.toString(8)})`,
     xattrs,
     dev: st.dev,
     ino: st.ino,

@@ -50,6 +50,7 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   screenshot: () => import('./commands/display.js').then((m) => ({ run: m.runScreenshot })),
   'qemu-agent-command': () => import('./commands/display.js').then((m) => ({ run: m.runAgentCommand })),
   demo: () => import('./commands/demo.js'),
+  report: () => import('./commands/report.js'),
   serve: () => import('./commands/serve.js'),
 };
 
@@ -86,6 +87,8 @@ commands:
   reconcile [--quiet]               clean up guests whose QEMU is gone
   demo [--stacks LIST]              the attack matrix: two guests per stack, guest A attacks B and the host
   demo --local [--stacks LIST] [--rows ID,...]   the second matrix: a local user and a guest attack svirt itself
+  report [FILE]                     the isolation report: one HTML page of every guest's labels and files, the last
+                                    matrices, the access rules and recent audit events (stdout without FILE)
   serve [--socket PATH] [--debug]   libvirt's remote protocol for virsh/python-libvirt (plus a PATH-ro twin)
         [--max-clients N] [--max-readonly-clients N] [--idle-timeout S]`;
 

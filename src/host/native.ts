@@ -33,6 +33,13 @@ export interface ReceivedFds {
   readonly fds: readonly number[];
 }
 
+/** What the kernel told another user (openAs): errno 0 or its name; the device and inode an open reached. */
+export interface OpenAsResult {
+  readonly errno: string | 0;
+  readonly dev: number;
+  readonly ino: number;
+}
+
 /** `create`: fail with EEXIST if the attribute exists; `replace`: fail with ENODATA if not. */
 export type XattrMode = 'create' | 'replace';
 
@@ -55,6 +62,7 @@ interface Addon {
   tapCreate(name: string, vnetHdr: boolean): [number, string, number];
   connectUnixAt(dirFd: number, name: string): number;
   openPty(): [number, number, number];
+  openAs(path: string, flags: number, amode: number, uid: number, gid: number, groups: readonly number[]): OpenAsResult;
 }
 
 const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
@@ -76,6 +84,7 @@ const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
   'tapCreate',
   'connectUnixAt',
   'openPty',
+  'openAs',
 ];
 
 const XATTR_FLAGS: Readonly<Record<XattrMode, number>> = { create: 1, replace: 2 };
@@ -273,4 +282,19 @@ export interface PtyPair {
 export function openPty(): PtyPair {
   const [master, slave, index] = load().openPty();
   return { master, slave, index };
+}
+
+/** Whose ids a check runs with: exactly these, supplementary groups included. */
+export interface UserIds {
+  readonly uid: number;
+  readonly gid: number;
+  readonly groups: readonly number[];
+}
+
+/**
+ * Whether `who` may open `path` with `flags`, or access(2) it with `amode` >= 0: a forked child
+ * takes their ids and tries (native/open-as.c); an open reports the device and inode it reached.
+ */
+export function openAs(path: string, flags: number, who: UserIds, amode = -1): OpenAsResult {
+  return load().openAs(path, flags, amode, who.uid, who.gid, who.groups);
 }

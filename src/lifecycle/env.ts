@@ -1,8 +1,10 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { DEFAULT_ENTRYPOINT_RULES, Entrypoints, type EntrypointRules } from '../access/entrypoints.js';
 import type { DomainDef } from '../domain/domain-def.js';
 import { parseDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
+import type { UserIds } from '../host/native.js';
 import type { StatePaths } from '../host/paths.js';
 import { isAlive, selfIdentity, signal, waitGone, type ProcessIdentity } from '../host/proc.js';
 import { emulatorPath, guestArch, kvmRuns } from '../qemu/emulator.js';
@@ -22,6 +24,8 @@ export interface LifecycleOptions {
   readonly startTimeoutMs?: number;
   /** Where warnings go (default stderr): a label left alone, a guest found without a record. */
   readonly warn?: (message: string) => void;
+  /** Which files may become a guest's resources (default: DEFAULT_ENTRYPOINT_RULES). */
+  readonly entrypointRules?: EntrypointRules;
 }
 
 /**
@@ -37,6 +41,7 @@ export class LifecycleEnv {
   /** This process (owner of the operations it journals). */
   readonly me: ProcessIdentity;
   readonly warn: (message: string) => void;
+  readonly entrypointRules: EntrypointRules;
 
   constructor(o: LifecycleOptions) {
     this.store = o.store;
@@ -46,6 +51,18 @@ export class LifecycleEnv {
     this.startTimeoutMs = o.startTimeoutMs ?? 30_000;
     this.me = selfIdentity();
     this.warn = o.warn ?? ((m) => process.stderr.write(`warning: ${m}\n`));
+    this.entrypointRules = o.entrypointRules ?? DEFAULT_ENTRYPOINT_RULES;
+  }
+
+  /** The entrypoint check for one guest's files, under the stack it runs with (src/access/entrypoints.ts). */
+  entrypoints(runtimeDir: string, manager: SecurityManager, owner?: UserIds): Entrypoints {
+    return new Entrypoints(this.entrypointRules, {
+      stateDir: this.paths.stateDir,
+      runtimeRoot: this.paths.runtimeRoot,
+      runtimeDir,
+      selinux: manager.names.includes('selinux'),
+      ...(owner && owner.uid !== 0 ? { owner } : {}),
+    });
   }
 
   /**

@@ -1,5 +1,6 @@
 import { closeSync, constants, lstatSync, openSync, unlinkSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
+import type { Entrypoints } from '../access/entrypoints.js';
 import { SvirtError, errnoOf } from '../errors.js';
 import { describeKind, openHandle, type FileHandle, type FileKind } from '../host/file-handle.js';
 import { listenUnixAt } from '../host/native.js';
@@ -81,7 +82,7 @@ export interface ChardevIo {
 
 /**
  * Opens every resolved resource once, with no symlink on the way, and checks its kind for its
- * role. A chardev file that does not exist is created (O_EXCL, 0600) inside its opened
+ * role and the entrypoint rules (src/access/entrypoints.ts). A chardev file that does not exist is created (O_EXCL, 0600) inside its opened
  * directory; a chardev socket in bind mode is bound by svirt (QEMU gets the listening fd).
  * The returned resources carry their handles; `io` maps a chardev resource to QEMU's fd.
  */
@@ -89,8 +90,11 @@ export function openResources(
   list: readonly GuestResource[],
   files: OpenFiles,
   socketLabel: string | undefined,
+  entry: Entrypoints,
 ): { resources: GuestResource[]; io: Map<GuestResource, ChardevIo> } {
   const io = new Map<GuestResource, ChardevIo>();
+  // Every path rule first: a refusal must come before svirt creates a log or binds a socket.
+  for (const r of list) if (!r.handle) entry.checkPath(r);
   const resources = list.map((r) => {
     if (r.handle) return r;
     let made: ChardevIo | undefined;
@@ -121,6 +125,7 @@ export function openResources(
         },
       );
     }
+    entry.checkOpened(r, h); // what the file really is, before any label
     const out: GuestResource = { ...r, handle: h };
     if (r.chardev?.type === 'file') {
       // libvirt's append='off' (the default): the file starts empty at each start

@@ -18,7 +18,18 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { domainXml, makeImage, owner, qemuAsRootSkip, readRunning, scratch, svirt, svirtOk, writeDomain } from '../helpers.js';
+import {
+  SVIRT_BIN,
+  domainXml,
+  makeImage,
+  owner,
+  qemuAsRootSkip,
+  readRunning,
+  scratch,
+  svirt,
+  svirtOk,
+  writeDomain,
+} from '../helpers.js';
 
 const skip = qemuAsRootSkip();
 const DAC = ['--security-driver', 'dac'];
@@ -234,14 +245,41 @@ describe('local attacks on svirt itself (real QEMU)', { skip }, () => {
     assert.equal(readRunning(dir).length, 0);
   });
 
-  it('a /proc file as a disk is refused for what it is, before anything is labelled', async (t) => {
+  it('a /proc file as a disk is refused by its path, and for what it is where a bind mount hides its path', async (t) => {
     const dir = scratch(t);
     const xml = domainXml('p', [{ path: '/proc/sys/kernel/hostname', dev: 'vda' }]);
     await svirtOk(dir, [...DAC, 'define', writeDomain(dir, 'p', xml)]);
     const before = owner('/proc/sys/kernel/hostname');
     const r = await svirt(dir, [...DAC, 'start', 'p', '--paused']);
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /^error: cannot use "\/proc\/sys\/kernel\/hostname" as disk: it is on a proc filesystem$/m);
+    assert.match(
+      r.stderr,
+      /^error: refusing disk "\/proc\/sys\/kernel\/hostname": it is inside "\/proc", which no guest may use/m,
+    );
+    // The same file through a bind mount in an allowed place (a mount namespace of this test's own).
+    const k = join(dir, 'k');
+    mkdirSync(k);
+    const hidden = join(k, 'hostname');
+    await svirtOk(dir, [...DAC, 'define', writeDomain(dir, 'p2', domainXml('p2', [{ path: hidden, dev: 'vda' }]))]);
+    const b = spawnSync(
+      'unshare',
+      [
+        '-m',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        'mount --bind /proc/sys/kernel "$1" && exec "$2" "$3" --state-dir "$4" --security-driver dac start p2 --paused',
+        'sh',
+        k,
+        process.execPath,
+        SVIRT_BIN,
+        dir,
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    assert.notEqual(b.status, 0);
+    assert.match(b.stderr, /^error: cannot use ".*\/k\/hostname" as disk: it is on a proc filesystem$/m);
     assert.deepEqual(owner('/proc/sys/kernel/hostname'), before);
     assert.equal(readRunning(dir).length, 0);
   });

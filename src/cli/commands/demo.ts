@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { SvirtError } from '../../errors.js';
 import { parseStackSpec } from '../../security/stack.js';
 import type { ParsedArgs } from '../args.js';
-import { output } from '../context.js';
+import { trySaveMatrix } from '../../report/saved.js';
+import { output, statePaths } from '../context.js';
 
 /** `--stacks 'none;dac;dac,landlock'`: every stack's driver names checked before anything starts. */
 function parseStacks(text: string): string[] {
@@ -54,6 +55,7 @@ export async function run(args: ParsedArgs): Promise<number> {
         ? `\n${strongest}: every attack denied, guest A's own disk I/O works.`
         : `\n${strongest}: NOT isolated: ${[...failures, ...(ownOk ? [] : ['own disk I/O broken'])].join(', ')}`;
     output(args, formatMatrix(m) + '\n' + verdict, { ...m, strongest, isolated: failures.length === 0 && ownOk });
+    trySaveMatrix(statePaths(args).stateDir, 'attack', { ...m, strongest });
     if (failures.length > 0 || !ownOk) {
       process.stderr.write(`error: demo: stack ${strongest} let ${failures.length} attack(s) through\n`);
       return 1;
@@ -116,6 +118,7 @@ async function runLocal(args: ParsedArgs): Promise<number> {
         ? `\n${strongest}: every attack on svirt itself held.`
         : `\n${strongest}: NOT held: ${notHeld.map((r) => `${r.id} (${r.cells[strongest]?.result})`).join(', ')}`;
     output(args, formatLocalMatrix(m) + '\n' + verdict, { ...m, strongest, held: notHeld.length === 0 });
+    trySaveMatrix(statePaths(args).stateDir, 'local', { ...m, strongest });
     if (notHeld.length > 0) {
       process.stderr.write(`error: demo --local: under ${strongest}, ${notHeld.length} attack(s) on svirt itself did not hold\n`);
       return 1;
