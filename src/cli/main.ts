@@ -52,6 +52,7 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   demo: () => import('./commands/demo.js'),
   report: () => import('./commands/report.js'),
   serve: () => import('./commands/serve.js'),
+  audit: () => import('./commands/audit.js'),
 };
 
 const USAGE = `usage: svirt [--state-dir DIR] [--security-driver auto|none|LIST] [--json] COMMAND [ARGS]
@@ -89,6 +90,7 @@ commands:
   demo --local [--stacks LIST] [--rows ID,...]   the second matrix: a local user and a guest attack svirt itself
   report [FILE]                     the isolation report: one HTML page of every guest's labels and files, the last
                                     matrices, the access rules and recent audit events (stdout without FILE)
+  audit [--guest NAME] [--since T] [--limit N]   the audit trail: who did what to which guest, newest last
   serve [--socket PATH] [--debug]   libvirt's remote protocol for virsh/python-libvirt (plus a PATH-ro twin)
         [--max-clients N] [--max-readonly-clients N] [--idle-timeout S]`;
 
@@ -111,8 +113,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   const load = VERBS[args.command];
   if (!load) return report(new SvirtError('SVIRT_ERR_USAGE', `unknown command '${args.command}' (see svirt help)`), args.json);
   try {
-    const verb = await load();
-    return await verb.run(args);
+    const [verb, { gateCli }] = await Promise.all([load(), import('../access/cli-gate.js')]);
+    return await gateCli(args.command, args, () => verb.run(args));
   } catch (err) {
     return report(err, args.json, args);
   }

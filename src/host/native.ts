@@ -63,6 +63,9 @@ interface Addon {
   connectUnixAt(dirFd: number, name: string): number;
   openPty(): [number, number, number];
   openAs(path: string, flags: number, amode: number, uid: number, gid: number, groups: readonly number[]): OpenAsResult;
+  auditSend(type: number, text: string): 0 | string;
+  peerSec(socketFd: number): string | undefined;
+  peerGroups(socketFd: number): number[] | undefined;
 }
 
 const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
@@ -85,6 +88,9 @@ const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
   'connectUnixAt',
   'openPty',
   'openAs',
+  'auditSend',
+  'peerSec',
+  'peerGroups',
 ];
 
 const XATTR_FLAGS: Readonly<Record<XattrMode, number>> = { create: 1, replace: 2 };
@@ -224,6 +230,21 @@ export function socketpair(): [number, number] {
 /** pid/uid/gid of the process at the other end of a unix socket (SO_PEERCRED). */
 export function peerCred(socketFd: number): PeerCred {
   return load().peerCred(socketFd);
+}
+
+/** The peer's security context (SO_PEERSEC), undefined where no LSM labels sockets. */
+export function peerSec(socketFd: number): string | undefined {
+  return load().peerSec(socketFd);
+}
+
+/** The peer's supplementary groups as of connect (SO_PEERGROUPS); undefined if the kernel would not say. */
+export function peerGroups(socketFd: number): number[] | undefined {
+  return load().peerGroups(socketFd);
+}
+
+/** One user-space Linux audit record through NETLINK_AUDIT: 0 once the kernel acked it, else its errno name. */
+export function auditSend(type: number, text: string): 0 | string {
+  return load().auditSend(type, text);
 }
 
 /** The kernel's Landlock ABI version; throws code ENOSYS (not built in) or EOPNOTSUPP (disabled). */

@@ -1,6 +1,7 @@
 // Long file: the one class that holds every SQL statement of the store, so every transaction
 // boundary is visible in one place; its parts (definitions, running records, the journal,
 // reservations, remembered labels) share the same connection and transactions.
+import { ACCESS_SCHEMA } from '../access/audit.js';
 import { createRequire } from 'node:module';
 import type DatabaseType from 'better-sqlite3';
 
@@ -127,7 +128,7 @@ interface RunningRow {
 /** A fingerprint of the schema and of migrate()'s columns: any change to either changes it, so
  * no one has to remember to bump a number. Kept in the file's `PRAGMA user_version` (31 bits). */
 const MIGRATIONS = 'running.pending,running.helpers';
-const SCHEMA_FINGERPRINT = fnv1a32(SCHEMA + NETWORK_SCHEMA + MIGRATIONS) >>> 1 || 1;
+const SCHEMA_FINGERPRINT = fnv1a32(SCHEMA + NETWORK_SCHEMA + ACCESS_SCHEMA + MIGRATIONS) >>> 1 || 1;
 
 /** Columns added after the first schema (MIGRATIONS names them). */
 function migrate(db: Database): void {
@@ -214,6 +215,7 @@ export class Store implements LabelMemory, LabelReservations {
       if (db.pragma('user_version', { simple: true }) !== SCHEMA_FINGERPRINT) {
         db.exec(SCHEMA);
         db.exec(NETWORK_SCHEMA);
+        db.exec(ACCESS_SCHEMA);
         migrate(db);
         db.pragma(`user_version = ${SCHEMA_FINGERPRINT}`);
       }
