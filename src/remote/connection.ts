@@ -99,9 +99,12 @@ export class RemoteConnection {
   constructor(o: ConnectionOptions) {
     this.o = o;
     const peer = readPeer(o.socket, o.log);
+    const identity = o.services.access.identify(socketFd(o.socket), peer, o.roSocket);
     this.session = {
       id: o.id,
       peer,
+      identity,
+      canSee: o.services.access.canSee(identity),
       roSocket: o.roSocket,
       opened: false,
       readonly: o.roSocket,
@@ -301,7 +304,9 @@ export class RemoteConnection {
     let failure: unknown;
     try {
       if (proc.reconcile) await this.o.reconcile();
-      await proc.run({ server: this.o.services, client: this.session }, args, body);
+      await this.o.services.access.run(this.session.identity, proc.name, args, () =>
+        Promise.resolve(proc.run({ server: this.o.services, client: this.session }, args, body)),
+      );
     } catch (err) {
       failure = err;
     }
