@@ -88,6 +88,7 @@ commands:
   reconcile [--quiet]               clean up guests whose QEMU is gone
   demo [--stacks LIST]              the attack matrix: two guests per stack, guest A attacks B and the host
   demo --local [--stacks LIST] [--rows ID,...]   the second matrix: a local user and a guest attack svirt itself
+  demo --access                     the access matrix: callers x operations x guests, tried with virsh over svirt serve
   report [FILE]                     the isolation report: one HTML page of every guest's labels and files, the last
                                     matrices, the access rules and recent audit events (stdout without FILE)
   audit [--guest NAME] [--since T] [--limit N]   the audit trail: who did what to which guest, newest last
