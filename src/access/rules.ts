@@ -127,7 +127,7 @@ function nameTable(path: string): Map<string, number> {
   return m;
 }
 
-const RULE_KEYS = new Set(['name', 'users', 'groups', 'selinux-types', 'permissions', 'guests']);
+const RULE_KEYS = new Set(['name', 'users', 'groups', 'selinux_types', 'permissions', 'guests']);
 const GUEST_KEYS = new Set(['owner', 'names', 'labels']);
 const TOP_KEYS = new Set(['rule', 'entrypoints']);
 
@@ -163,13 +163,13 @@ export function parseRules(text: string, file: string): Rules {
     if (typeof name !== 'string') fail(file, at('name'), '"name" must be a string');
     const u = ids('users', users, 'user');
     const g = ids('groups', groups, 'group') as number[] | undefined;
-    const st = strList('selinux-types')?.map((v) => {
+    const st = strList('selinux_types')?.map((v) => {
       if (typeof v !== 'string' || !/^[A-Za-z0-9_]+$/.test(v))
-        fail(file, at('selinux-types'), `bad SELinux type ${JSON.stringify(v)}`);
+        fail(file, at('selinux_types'), `bad SELinux type ${JSON.stringify(v)}`);
       return v;
     });
     if (u === undefined && g === undefined && st === undefined) {
-      fail(file, at(), `rule ${i + 1} names no caller (give users, groups or selinux-types; users = ["*"] for everyone)`);
+      fail(file, at(), `rule ${i + 1} names no caller (give users, groups or selinux_types; users = ["*"] for everyone)`);
     }
     const perms = new Set<Permission>();
     const pl = strList('permissions');

@@ -55,6 +55,9 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   audit: () => import('./commands/audit.js'),
 };
 
+/** Every verb, for the test that each has an entry in the access table (src/access/cli-table.ts). */
+export const VERB_NAMES: readonly string[] = Object.keys(VERBS);
+
 const USAGE = `usage: svirt [--state-dir DIR] [--security-driver auto|none|LIST] [--json] COMMAND [ARGS]
 commands:
   capabilities                      host and security model capabilities (XML)
