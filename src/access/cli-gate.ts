@@ -100,6 +100,8 @@ async function auditedRun(
       }
     }
     const before = spec.labels === 'restore-labels' ? guestLabels(store, guest?.uuid) : [];
+    // A restore names its guest inside the state file: it is the running guest that was not there before.
+    const runningBefore = spec.guest === undefined && spec.labels === 'label' ? store.runningUuids() : undefined;
     const base = {
       guest: guest?.name ?? args.positional[0],
       uuid: guest?.uuid,
@@ -119,6 +121,11 @@ async function auditedRun(
       throw err;
     }
     if (newGuest && code === 0) guard.own(id, newGuest.uuid);
+    if (runningBefore && code === 0) {
+      const uuid = [...store.runningUuids()].find((u) => !runningBefore.has(u));
+      guest = uuid === undefined ? undefined : guard.facts(uuid);
+      if (guest) Object.assign(base, { guest: guest.name, uuid: guest.uuid });
+    }
     if (spec.creates === 'arg1' && code === 0 && args.positional[1] !== undefined) {
       const made = guard.facts(args.positional[1]);
       if (made?.uuid) guard.own(id, made.uuid);

@@ -48,7 +48,7 @@ export const CLI_ACCESS: Readonly<Record<string, VerbAccess>> = {
   'change-media': WRITE,
   save: { perms: ['domain:hibernate'], guest: 'arg0', audit: true, labels: 'restore-labels' },
   // The guest is in the state file: only the admin restores (docs/access.md).
-  restore: { perms: 'admin', audit: true },
+  restore: { perms: 'admin', audit: true, labels: 'label' },
   clone: { perms: ['domain:read', 'domain:write'], guest: 'arg0', audit: true, creates: 'arg1' },
   'net-define': { perms: ['network:write'], audit: true },
   'net-undefine': { perms: ['network:write'], audit: true },

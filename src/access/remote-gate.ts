@@ -146,6 +146,8 @@ export class RemoteGate {
     const why = guard.policy.isAdmin(id) ? (id.uid === 0 ? 'root' : 'admin') : 'rule';
     const base = { guest: guest?.name, uuid: guest?.uuid, op: proc, permission: perms.join(',') || 'admin' };
     const before = spec.labels === 'restore-labels' ? guestLabels(guard.store, guest?.uuid) : [];
+    // A restore names its guest inside the state file: it is the running guest that was not there before.
+    const runningBefore = spec.guest === undefined && spec.labels === 'label' ? guard.store.runningUuids() : undefined;
     try {
       await run();
     } catch (err) {
@@ -153,6 +155,11 @@ export class RemoteGate {
       throw err;
     }
     if (created !== undefined) guard.own(id, created);
+    if (runningBefore) {
+      const uuid = [...guard.store.runningUuids()].find((u) => !runningBefore.has(u));
+      guest = uuid === undefined ? undefined : guard.facts(uuid);
+      if (guest) Object.assign(base, { guest: guest.name, uuid: guest.uuid });
+    }
     guard.record(id, { ...base, allowed: true, result: 'ok', why });
     if (spec.labels === 'label')
       guard.record(id, { ...base, op: 'label', labels: guestLabels(guard.store, guest?.uuid), allowed: true, result: 'ok' });

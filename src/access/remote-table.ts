@@ -79,8 +79,8 @@ export const REMOTE_ACCESS: Readonly<Record<ProcName, ProcAccess>> = {
   DomainSave: SAVE,
   DomainSaveFlags: SAVE,
   // The guest is named inside the state file: only the admin restores (docs/access.md).
-  DomainRestore: { perms: 'admin', audit: true },
-  DomainRestoreFlags: { perms: 'admin', audit: true },
+  DomainRestore: { perms: 'admin', audit: true, labels: 'label' },
+  DomainRestoreFlags: { perms: 'admin', audit: true, labels: 'label' },
   // Lookups and listing are filtered by domain:getattr (an unseen guest is "not found").
   DomainLookupByName: NONE,
   DomainLookupByUUID: NONE,
