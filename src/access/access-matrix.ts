@@ -95,7 +95,9 @@ function identityOf(caller: Caller): { uid: number; gid: number; groups: number[
       return { uid: 0, gid: 0, groups: [] };
     case 'group':
       return { uid: IDS.group, gid: IDS.group, groups: [IDS.grantedGroup] };
-    default:
+    case 'owner':
+    case 'other':
+    case 'readonly':
       return { uid: IDS[caller], gid: IDS[caller], groups: [] };
   }
 }

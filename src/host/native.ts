@@ -1,3 +1,5 @@
+// Long file: the one typed face of the native addon (svirt_native.node): each of its functions is
+// declared, listed and wrapped here, so a missing one is found at load and not at first use.
 /**
  * The native helpers built by `npm run build:native` into native/out/: the svirt_native.node
  * addon (the syscalls Node lacks) and the svirt-exec / svirt-monitor programs. The addon is

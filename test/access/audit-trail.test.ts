@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { qemuAsRootSkip, scratch, svirt, svirtOk, writeDomain } from '../helpers.js';
 import { haveVirsh, startServer, virsh, virshOk } from '../remote/support.js';
@@ -100,28 +101,22 @@ describe('the audit trail', { skip, timeout: 300_000 }, () => {
     // A denial: uid 61010 has no rule, so the read-write socket refuses it at ConnectOpen, recorded.
     const denied = await svirt(dir, ['audit', '--json']);
     assert.equal(denied.code, 0);
-    const nobody = await new Promise<{ code: number; stderr: string }>((resolve) => {
-      import('node:child_process').then(({ spawn }) => {
-        const c = spawn(
-          'setpriv',
-          [
-            '--reuid=61010',
-            '--regid=61010',
-            '--clear-groups',
-            '--',
-            '/usr/bin/virsh',
-            '-c',
-            `qemu+unix:///system?socket=${srv.socket}`,
-            'list',
-          ],
-          {
-            env: { PATH: '/usr/bin:/bin', HOME: '/nonexistent' },
-          },
-        );
-        let stderr = '';
-        c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        c.on('close', (code) => resolve({ code: code ?? 1, stderr }));
-      });
+    const nobody = await new Promise<{ code: number; stderr: string }>((resolve, reject) => {
+      const argv = [
+        '--reuid=61010',
+        '--regid=61010',
+        '--clear-groups',
+        '--',
+        '/usr/bin/virsh',
+        '-c',
+        `qemu+unix:///system?socket=${srv.socket}`,
+        'list',
+      ];
+      const c = spawn('setpriv', argv, { env: { PATH: '/usr/bin:/bin', HOME: '/nonexistent' } });
+      let stderr = '';
+      c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      c.on('error', reject);
+      c.on('close', (code) => resolve({ code: code ?? 1, stderr }));
     });
     assert.notEqual(nobody.code, 0);
     assert.match(
