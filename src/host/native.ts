@@ -68,6 +68,7 @@ interface Addon {
   auditSend(type: number, text: string): 0 | string;
   peerSec(socketFd: number): string | undefined;
   peerGroups(socketFd: number): number[] | undefined;
+  auditEnabled(set?: 0 | 1): number | string;
 }
 
 const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
@@ -93,6 +94,7 @@ const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
   'auditSend',
   'peerSec',
   'peerGroups',
+  'auditEnabled',
 ];
 
 const XATTR_FLAGS: Readonly<Record<XattrMode, number>> = { create: 1, replace: 2 };
@@ -247,6 +249,11 @@ export function peerGroups(socketFd: number): number[] | undefined {
 /** One user-space Linux audit record through NETLINK_AUDIT: 0 once the kernel acked it, else its errno name. */
 export function auditSend(type: number, text: string): 0 | string {
   return load().auditSend(type, text);
+}
+
+/** The kernel's audit_enabled (0, 1, 2 = locked), setting it first when asked; else the errno name. */
+export function auditEnabled(set?: 0 | 1): number | string {
+  return set === undefined ? load().auditEnabled() : load().auditEnabled(set);
 }
 
 /** The kernel's Landlock ABI version; throws code ENOSYS (not built in) or EOPNOTSUPP (disabled). */
