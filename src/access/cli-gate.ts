@@ -7,14 +7,16 @@
  * privileged static label is recorded with a warning. Reads (list, dominfo, dumpxml, …) are
  * neither recorded nor slowed: the admin's fast path is one stat of the state dir.
  */
-import { readFileSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { SvirtError } from '../errors.js';
 import { resolveStatePaths } from '../host/paths.js';
 import type { ParsedArgs } from '../cli/args.js';
 import { CLI_ACCESS, type VerbAccess } from './cli-table.js';
 import { cliIdentity, type Identity } from './identity.js';
+import type { AccessGuard } from './guard.js';
 import type { Permission } from './permissions.js';
+import type { GuestFacts } from './policy.js';
 
 /** The uid that administers a state dir: its owner; the caller when it does not exist yet (they will create it). */
 export function stateDirAdmin(stateDir: string, caller: number): number {
@@ -23,6 +25,25 @@ export function stateDirAdmin(stateDir: string, caller: number): number {
   } catch {
     return caller;
   }
+}
+
+/** The admin's warning (audit row and stderr) for a definition with a privileged static label. */
+async function warnPrivileged(
+  guard: AccessGuard,
+  id: Identity,
+  xml: string,
+  guest: GuestFacts | undefined,
+  op: string,
+): Promise<void> {
+  if (guest === undefined || xml === '') return;
+  const [{ parseDomainXml }, { privilegedLabels }] = await Promise.all([import('../domain/index.js'), import('./guard.js')]);
+  let reasons: string[];
+  try {
+    reasons = privilegedLabels(parseDomainXml(xml).seclabels);
+  } catch {
+    return;
+  }
+  guard.checkPrivileged(id, reasons, guest, op);
 }
 
 function denied(why: string): SvirtError {
@@ -64,30 +85,47 @@ async function auditedRun(
   ]);
   // The rules file is checked even though the admin needs no rule: a bad file stops every command (fail closed).
   const policy = new Policy(loadRules(stateDir, admin), admin);
+  if (!existsSync(join(stateDir, 'svirt.db'))) {
+    // No store yet: the verb makes it (or refuses its input before that, leaving no state dir
+    // behind); there is nothing to check against, and what it did is recorded once the store exists.
+    const code = await run();
+    if (code !== 0 || !existsSync(join(stateDir, 'svirt.db'))) return code;
+    const store = Store.open(stateDir);
+    try {
+      const guard = new AccessGuard(policy, store);
+      for (const uuid of new Set([...store.listDefined().map((d) => d.uuid), ...store.runningUuids()])) {
+        guard.own(id, uuid);
+        const guest = guard.facts(uuid);
+        await warnPrivileged(guard, id, store.getDefinedByUuid(uuid)?.xml ?? store.getRunning(uuid)?.liveXml ?? '', guest, verb);
+        const ops = spec.labels === 'label' && store.getRunning(uuid) ? [verb, 'label'] : [verb];
+        for (const op of ops) {
+          const labels = op === 'label' ? guestLabels(store, uuid) : undefined;
+          guard.record(id, {
+            guest: guest?.name,
+            uuid,
+            op,
+            labels,
+            allowed: true,
+            result: 'ok',
+            why: id.uid === 0 ? 'root' : 'admin',
+          });
+        }
+      }
+    } finally {
+      store.close();
+    }
+    return code;
+  }
   const store = Store.open(stateDir);
   try {
     const guard = new AccessGuard(policy, store);
     let guest = spec.guest === 'arg0' && args.positional[0] !== undefined ? guard.facts(args.positional[0]) : undefined;
-    let newGuest: { name: string; uuid: string } | undefined;
     const perms: Permission[] = typeof spec.perms === 'string' ? [] : [...spec.perms];
     if (spec.flag && args.flags.has(spec.flag.name)) perms.push(spec.flag.perm);
-    if (spec.guest === 'xml' && args.positional[0] !== undefined) {
-      const { parseDomainXml } = await import('../domain/index.js');
-      let def;
-      try {
-        def = parseDomainXml(readFileSync(args.positional[0], 'utf8'));
-      } catch {
-        def = undefined; // the verb reports the file's own error
-      }
-      if (def) {
-        guest = guard.exists(def.uuid, def.name) ?? { name: def.name, uuid: def.uuid, owner: id.uid, labels: [] };
-        if (guard.exists(def.uuid, def.name) === undefined) newGuest = { name: def.name, uuid: def.uuid };
-        for (const p of perms) guard.check(id, p, guest, verb);
-        guard.checkPrivileged(id, privilegedLabels(def.seclabels), guest, verb);
-      }
-    } else {
-      for (const p of perms) guard.check(id, p, guest, verb);
-    }
+    // The XML is the verb's to read (it may be stdin, a FIFO, a device: read-input.ts refuses those);
+    // the CLI is the admin's alone, so the guest it made is found afterwards, by what changed in the store.
+    const definedBefore = spec.guest === 'xml' ? new Map(store.listDefined().map((d) => [d.uuid, d.xml])) : undefined;
+    if (spec.guest !== 'xml') for (const p of perms) guard.check(id, p, guest, verb);
     if (spec.guest === 'arg0' && verb === 'start' && guest?.uuid) {
       const def = store.getDefinedByUuid(guest.uuid);
       if (def) {
@@ -101,7 +139,8 @@ async function auditedRun(
     }
     const before = spec.labels === 'restore-labels' ? guestLabels(store, guest?.uuid) : [];
     // A restore names its guest inside the state file: it is the running guest that was not there before.
-    const runningBefore = spec.guest === undefined && spec.labels === 'label' ? store.runningUuids() : undefined;
+    const runningBefore =
+      (spec.guest === undefined || spec.guest === 'xml') && spec.labels === 'label' ? store.runningUuids() : undefined;
     const base = {
       guest: guest?.name ?? args.positional[0],
       uuid: guest?.uuid,
@@ -120,11 +159,24 @@ async function auditedRun(
       });
       throw err;
     }
-    if (newGuest && code === 0) guard.own(id, newGuest.uuid);
+    if (definedBefore && code === 0) {
+      const changed = store.listDefined().find((d) => definedBefore.get(d.uuid) !== d.xml);
+      if (changed) {
+        const isNew = !definedBefore.has(changed.uuid) && store.getRunning(changed.uuid) === undefined;
+        if (isNew) guard.own(id, changed.uuid);
+        guest = guard.facts(changed.uuid);
+        if (guest) Object.assign(base, { guest: guest.name, uuid: guest.uuid });
+        await warnPrivileged(guard, id, changed.xml, guest, verb);
+      }
+    }
     if (runningBefore && code === 0) {
       const uuid = [...store.runningUuids()].find((u) => !runningBefore.has(u));
       guest = uuid === undefined ? undefined : guard.facts(uuid);
       if (guest) Object.assign(base, { guest: guest.name, uuid: guest.uuid });
+      if (uuid !== undefined && spec.creates === 'xml') {
+        if (store.getDefinedByUuid(uuid) === undefined) guard.own(id, uuid); // a transient guest (create)
+        await warnPrivileged(guard, id, store.getRunning(uuid)?.liveXml ?? '', guest, verb);
+      }
     }
     if (spec.creates === 'arg1' && code === 0 && args.positional[1] !== undefined) {
       const made = guard.facts(args.positional[1]);
