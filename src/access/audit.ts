@@ -8,36 +8,7 @@
 import type { Database } from 'better-sqlite3';
 import type { Identity } from './identity.js';
 
-/** Tables of issue 15; executed with the store's schema (src/store/store.ts). */
-export const ACCESS_SCHEMA = `
-CREATE TABLE IF NOT EXISTS domain_owners (
-  uuid TEXT PRIMARY KEY,
-  uid INTEGER NOT NULL,
-  gid INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  at INTEGER NOT NULL,
-  uid INTEGER NOT NULL,
-  gid INTEGER NOT NULL,
-  pid INTEGER NOT NULL,
-  context TEXT,
-  via TEXT NOT NULL,
-  guest TEXT,
-  uuid TEXT,
-  op TEXT NOT NULL,
-  permission TEXT,
-  labels TEXT,
-  allowed INTEGER NOT NULL,
-  result TEXT NOT NULL,
-  why TEXT
-);
-CREATE INDEX IF NOT EXISTS audit_by_guest ON audit (guest, seq);
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-  BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-  BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-`;
+export { ACCESS_SCHEMA } from '../store/schema.js';
 
 export interface AuditEvent {
   readonly guest?: string | undefined;

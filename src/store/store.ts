@@ -1,7 +1,6 @@
 // Long file: the one class that holds every SQL statement of the store, so every transaction
 // boundary is visible in one place; its parts (definitions, running records, the journal,
 // reservations, remembered labels) share the same connection and transactions.
-import { ACCESS_SCHEMA } from '../access/audit.js';
 import { createRequire } from 'node:module';
 import type DatabaseType from 'better-sqlite3';
 
@@ -15,7 +14,7 @@ import { fnv1a32 } from '../host/fingerprint.js';
 import { packageRoot } from '../host/package-root.js';
 import type { DriverName, GuestResource, LabelMemory, LabelReservations } from '../security/driver.js';
 import { deserializeResources, serializeResources, toStored } from './resources.js';
-import { NETWORK_SCHEMA, SCHEMA } from './schema.js';
+import { ACCESS_SCHEMA, NETWORK_SCHEMA, SCHEMA } from './schema.js';
 
 const ADDON = 'better-sqlite3/build/Release/better_sqlite3.node';
 let addonPath: string | undefined;
