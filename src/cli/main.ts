@@ -54,6 +54,28 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   serve: () => import('./commands/serve.js'),
 };
 
+/** Verbs that can change what a guest is (defined, running, paused, its devices): a running serve is told (notify-serve.ts). */
+const CHANGING_VERBS: ReadonlySet<string> = new Set([
+  'define',
+  'undefine',
+  'create',
+  'start',
+  'shutdown',
+  'destroy',
+  'suspend',
+  'resume',
+  'save',
+  'restore',
+  'clone',
+  'attach-disk',
+  'attach-device',
+  'detach-disk',
+  'change-media',
+  'attach-interface',
+  'detach-interface',
+  'reconcile',
+]);
+
 const USAGE = `usage: svirt [--state-dir DIR] [--security-driver auto|none|LIST] [--json] COMMAND [ARGS]
 commands:
   capabilities                      host and security model capabilities (XML)
@@ -112,7 +134,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (!load) return report(new SvirtError('SVIRT_ERR_USAGE', `unknown command '${args.command}' (see svirt help)`), args.json);
   try {
     const verb = await load();
-    return await verb.run(args);
+    const code = await verb.run(args);
+    if (code === 0 && CHANGING_VERBS.has(args.command)) {
+      const { tellServe } = await import('./notify-serve.js');
+      tellServe(resolveStatePaths(args.stateDir, process.env, process.getuid?.() ?? 0), args.command);
+    }
+    return code;
   } catch (err) {
     return report(err, args.json, args);
   }

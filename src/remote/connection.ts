@@ -41,6 +41,8 @@ import { XdrError, XdrReader, XdrWriter } from './xdr.js';
 
 /** Calls of one client running at once; past this the server reads no further frame of it (libvirt's max_client_requests is 5). */
 const MAX_IN_FLIGHT = 16;
+/** Bytes of replies and events a client may leave unread before an event cuts it off. */
+const EVENT_BACKLOG = 4 * 1024 * 1024;
 
 export interface ConnectionOptions {
   readonly id: number;
@@ -107,6 +109,7 @@ export class RemoteConnection {
       readonly: o.roSocket,
       closeCallback: false,
       closing: false,
+      sink: { id: o.id, send: (proc, body) => this.sendMessage(proc, body) },
     };
     this.label = `client ${o.id}${peer ? ` (pid ${peer.pid} uid ${peer.uid})` : ''}${o.roSocket ? ' [ro]' : ''}`;
     if (o.debug) o.log(`${this.label}: connected`);
@@ -117,6 +120,7 @@ export class RemoteConnection {
     o.socket.on('close', () => {
       this.ended = true;
       this.release();
+      o.services.events?.drop(this.session.sink);
       if (o.debug) o.log(`${this.label}: disconnected`);
       o.onClose(this);
     });
@@ -313,6 +317,8 @@ export class RemoteConnection {
       this.o.log(`${this.label}: ${proc.name} (serial ${h.serial}) ${outcome} in ${(performance.now() - started).toFixed(1)} ms`);
     }
     this.reply(h, failure === undefined ? body : undefined, failure);
+    // After the reply, as libvirtd: the caller learns of its own change before the event.
+    if (proc.writes) this.o.services.events?.changed({ what: proc.name });
     this.letGo(bytes);
     if (this.session.closing && this.inFlight === 0) return this.end();
     this.resume(); // frames that arrived while the client had too much running
@@ -344,6 +350,29 @@ export class RemoteConnection {
       frame = endFrame(e);
     }
     this.o.socket.write(frame);
+  }
+
+  /**
+   * An event (a MESSAGE of the remote program). A client that does not read its events is
+   * cut once EVENT_BACKLOG bytes wait for it: the server never holds more for it than that.
+   */
+  private sendMessage(proc: number, body: XdrWriter): void {
+    if (this.ended) return;
+    if (this.o.socket.writableLength > EVENT_BACKLOG) {
+      this.o.log(`${this.label}: ${formatBytes(this.o.socket.writableLength)} of events unread; closing the connection`);
+      return this.end();
+    }
+    const w = new XdrWriter(64 + body.length);
+    beginFrame(w, {
+      prog: REMOTE_PROGRAM,
+      vers: REMOTE_PROTOCOL_VERSION,
+      proc,
+      type: MessageType.MESSAGE,
+      serial: 1,
+      status: MessageStatus.OK,
+    });
+    w.raw(body.toBuffer());
+    this.o.socket.write(endFrame(w));
   }
 
   private onKeepalive(h: MessageHeader, r: XdrReader): void {

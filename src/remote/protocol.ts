@@ -107,6 +107,12 @@ export const Proc = {
   ConnectRegisterCloseCallback: 360,
   ConnectUnregisterCloseCallback: 361,
   DomainGetMessages: 426,
+  ConnectDomainEventRegister: 105,
+  ConnectDomainEventDeregister: 106,
+  ConnectDomainEventRegisterAny: 167,
+  ConnectDomainEventDeregisterAny: 168,
+  ConnectDomainEventCallbackRegisterAny: 316,
+  ConnectDomainEventCallbackDeregisterAny: 317,
 } as const;
 export type ProcName = keyof typeof Proc;
 

@@ -1,5 +1,6 @@
 import type { PeerCred } from '../../host/native.js';
 import type { Hypervisor } from '../../lifecycle/hypervisor.js';
+import type { DomainEventHub, EventSink } from '../events.js';
 import type { ProcName } from '../protocol.js';
 import type { XdrReader, XdrWriter } from '../xdr.js';
 
@@ -17,6 +18,8 @@ export interface ClientSession {
   closeCallback: boolean;
   /** Set by ConnectClose: the connection ends once the reply is written. */
   closing: boolean;
+  /** Where this client's events go (src/remote/events.ts). */
+  readonly sink: EventSink;
 }
 
 /** Per-server services every procedure shares. */
@@ -26,6 +29,8 @@ export interface ServerServices {
   readonly uri: string;
   /** QEMU's version (libvirt encoding), probed once. */
   qemuVersion(): number;
+  /** Lifecycle events for registered clients (absent in servers that send none). */
+  readonly events?: DomainEventHub;
 }
 
 export interface CallContext {
