@@ -113,6 +113,13 @@ export const Proc = {
   ConnectDomainEventDeregisterAny: 168,
   ConnectDomainEventCallbackRegisterAny: 316,
   ConnectDomainEventCallbackDeregisterAny: 317,
+  ConnectGetMaxVcpus: 5,
+  NodeGetCellsFreeMemory: 101,
+  NodeGetFreeMemory: 102,
+  ConnectGetSysinfo: 203,
+  NodeGetCPUStats: 227,
+  NodeGetMemoryStats: 228,
+  ConnectGetDomainCapabilities: 342,
 } as const;
 export type ProcName = keyof typeof Proc;
 

@@ -3,6 +3,7 @@ import { connectProcedures } from './connect.js';
 import { domainControlProcedures } from './domain-control.js';
 import { domainQueryProcedures } from './domain-query.js';
 import { eventProcedures } from './events.js';
+import { hostProcedures } from './host.js';
 import type { Procedure } from './types.js';
 
 export type { CallContext, ClientSession, Procedure, ServerServices } from './types.js';
@@ -10,7 +11,13 @@ export type { CallContext, ClientSession, Procedure, ServerServices } from './ty
 /** The procedure table of the remote program, by number. */
 export function procedureTable(): ReadonlyMap<number, Procedure> {
   const table = new Map<number, Procedure>();
-  for (const p of [...connectProcedures, ...domainQueryProcedures, ...domainControlProcedures, ...eventProcedures]) {
+  for (const p of [
+    ...connectProcedures,
+    ...domainQueryProcedures,
+    ...domainControlProcedures,
+    ...eventProcedures,
+    ...hostProcedures,
+  ]) {
     const num = Proc[p.name];
     if (table.has(num)) throw new Error(`procedure ${p.name} (${num}) is registered twice`);
     table.set(num, p);
