@@ -183,8 +183,14 @@ export class Hypervisor {
   }
 
   /** `console`: the pty of a serial port, console or channel, for one session (console-session.ts). */
-  async openConsole(name: string, devname: string | undefined, force: boolean): Promise<ConsoleSession> {
-    return openConsole(this.env, this.lookup(name), devname, force);
+  /** `server`: a session svirt serve holds for a client, ended in-process when another takes it over. */
+  async openConsole(
+    name: string,
+    devname: string | undefined,
+    force: boolean,
+    server?: { readonly onTakenOver: () => void },
+  ): Promise<ConsoleSession> {
+    return openConsole(this.env, this.lookup(name), devname, force, server);
   }
 
   /** `qemu-agent-command`: one command to the guest agent, its reply (guest-agent.ts). */

@@ -72,7 +72,12 @@ interface Seen {
 export interface Cause {
   readonly what?: string;
   readonly exited?: { readonly pid: number; readonly signalled: boolean };
+  /** The exit's look, after its grace. */
+  readonly graced?: boolean;
 }
+
+/** How long an exit waits for the word of the verb that may have caused it. */
+const EXIT_GRACE_MS = 250;
 
 /** The STOPPED detail a cause explains, and the STARTED one. */
 function stoppedDetail(c: Cause | undefined, pid: number | null): number {
@@ -96,6 +101,8 @@ export class DomainEventHub {
   private nextId = 1;
   private seen: Map<string, Seen> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** An exit's look is scheduled (see changed()). */
+  private graced = false;
 
   constructor(
     private readonly hv: Hypervisor,
@@ -151,9 +158,22 @@ export class DomainEventHub {
     this.seen = undefined; // nobody listens: nothing to compare with until someone does
   }
 
-  /** Something may have changed: compare with what was seen, and send each difference. */
+  /**
+   * Something may have changed: compare with what was seen, and send each difference. A QEMU
+   * exit alone is looked at EXIT_GRACE_MS later: when a destroy, shutdown or save caused it,
+   * the verb's own word (which may come just after the monitor's) names the reason.
+   */
   changed(cause: Cause): void {
     if (this.regs.size === 0) return;
+    if (cause.exited && cause.what === undefined && !cause.graced) {
+      if (this.graced) return; // one look, after the first exit's grace, covers both
+      this.graced = true;
+      setTimeout(() => {
+        this.graced = false;
+        this.changed({ ...cause, graced: true });
+      }, EXIT_GRACE_MS).unref();
+      return;
+    }
     const before = this.seen ?? new Map<string, Seen>();
     let now: Map<string, Seen>;
     try {

@@ -120,6 +120,7 @@ export const Proc = {
   NodeGetCPUStats: 227,
   NodeGetMemoryStats: 228,
   ConnectGetDomainCapabilities: 342,
+  DomainOpenConsole: 201,
 } as const;
 export type ProcName = keyof typeof Proc;
 

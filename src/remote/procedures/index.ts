@@ -4,6 +4,7 @@ import { domainControlProcedures } from './domain-control.js';
 import { domainQueryProcedures } from './domain-query.js';
 import { eventProcedures } from './events.js';
 import { hostProcedures } from './host.js';
+import { streamProcedures } from './streams.js';
 import type { Procedure } from './types.js';
 
 export type { CallContext, ClientSession, Procedure, ServerServices } from './types.js';
@@ -17,6 +18,7 @@ export function procedureTable(): ReadonlyMap<number, Procedure> {
     ...domainControlProcedures,
     ...eventProcedures,
     ...hostProcedures,
+    ...streamProcedures,
   ]) {
     const num = Proc[p.name];
     if (table.has(num)) throw new Error(`procedure ${p.name} (${num}) is registered twice`);

@@ -20,6 +20,27 @@ export interface ClientSession {
   closing: boolean;
   /** Where this client's events go (src/remote/events.ts). */
   readonly sink: EventSink;
+  /**
+   * Opens a stream on the call with this serial (libvirt's STREAM messages, as DomainOpenConsole
+   * uses them): `make` gets the client's end and returns what handles the client's data.
+   */
+  openStream(serial: number, proc: number, make: (out: StreamOut) => StreamHandler): void;
+}
+
+/** The server's end of a stream: data to the client, its end, or an error that ends it. */
+export interface StreamOut {
+  data(buf: Buffer): void;
+  end(): void;
+  error(err: unknown): void;
+  /** Bytes written to the client and not yet taken by it. */
+  readonly backlog: number;
+}
+
+/** What a stream does with the client's side: its data, its finish, its abort (or the client gone). */
+export interface StreamHandler {
+  data(buf: Buffer): void;
+  finish(): void;
+  abort(): void;
 }
 
 /** Per-server services every procedure shares. */
@@ -36,6 +57,8 @@ export interface ServerServices {
 export interface CallContext {
   readonly server: ServerServices;
   readonly client: ClientSession;
+  /** The call's serial (a stream opened by it carries the same). */
+  readonly serial: number;
 }
 
 /**
