@@ -121,6 +121,12 @@ export const Proc = {
   NodeGetMemoryStats: 228,
   ConnectGetDomainCapabilities: 342,
   DomainOpenConsole: 201,
+  DomainGetVcpus: 20,
+  DomainBlockStats: 64,
+  DomainMemoryStats: 159,
+  DomainGetBlockInfo: 194,
+  ConnectGetAllDomainStats: 344,
+  NodeGetCPUMap: 293,
 } as const;
 export type ProcName = keyof typeof Proc;
 

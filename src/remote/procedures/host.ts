@@ -4,6 +4,7 @@
  * virt-install read to decide what a new guest may use. Everything comes from the kernel's own
  * files (/proc, /sys) or from what svirt's parser accepts; nothing is a fixed answer.
  */
+import { cpus } from 'node:os';
 import { RemoteError, VirErr, VirFrom } from '../errors.js';
 import { STRING_MAX, readOptString } from '../protocol.js';
 import { cpuTimes, domainCapabilitiesXml, MAX_VCPUS, meminfo, sysinfoXml } from '../host-facts.js';
@@ -79,6 +80,19 @@ export const hostProcedures: readonly Procedure[] = [
         ],
         a.nparams,
       );
+    },
+  }),
+  procedure('NodeGetCPUMap', {
+    api: 'virNodeGetCPUMap',
+    decode: (r) => ({ needMap: r.int(), needOnline: r.int(), flags: r.uint() }),
+    run: (_c, a, w) => {
+      checkFlags(a.flags, 0, 'virNodeGetCPUMap');
+      const n = cpus().length;
+      const map = Buffer.alloc(a.needMap ? Math.ceil(n / 8) : 0);
+      for (let i = 0; i < n && a.needMap; i++) map[i >> 3] = (map[i >> 3] ?? 0) | (1 << (i & 7));
+      w.opaqueVar(map, 2048)
+        .uint(a.needOnline ? n : 0)
+        .int(n);
     },
   }),
   procedure('ConnectGetMaxVcpus', {

@@ -4,6 +4,7 @@ import { domainControlProcedures } from './domain-control.js';
 import { domainQueryProcedures } from './domain-query.js';
 import { eventProcedures } from './events.js';
 import { hostProcedures } from './host.js';
+import { statsProcedures } from './stats.js';
 import { streamProcedures } from './streams.js';
 import type { Procedure } from './types.js';
 
@@ -19,6 +20,7 @@ export function procedureTable(): ReadonlyMap<number, Procedure> {
     ...eventProcedures,
     ...hostProcedures,
     ...streamProcedures,
+    ...statsProcedures,
   ]) {
     const num = Proc[p.name];
     if (table.has(num)) throw new Error(`procedure ${p.name} (${num}) is registered twice`);
