@@ -17,6 +17,7 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   destroy: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runDestroy })),
   suspend: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runSuspend })),
   resume: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runResume })),
+  reset: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runReset })),
   dominfo: () => import('./commands/dominfo.js'),
   dumpxml: () => import('./commands/dumpxml.js'),
   domuuid: () => import('./commands/dumpxml.js').then((m) => ({ run: m.runDomuuid })),
@@ -86,6 +87,7 @@ commands:
   shutdown NAME [--mode acpi|signal] [--timeout S]   ask the guest to power off
   destroy NAME                      stop a guest now
   suspend NAME | resume NAME        pause / continue the vCPUs
+  reset NAME                        a hard reset of the guest's machine (its labels and devices stay)
   dominfo NAME | domstate NAME      state, resources and security label
   dumpxml NAME [--inactive]         the definition (live labels while running)
   domuuid NAME | seclabel NAME      the uuid / every driver's label

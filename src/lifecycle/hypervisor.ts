@@ -176,6 +176,12 @@ export class Hypervisor {
     this.store.updateRunning(rec.uuid, { paused: true });
   }
 
+  /** A hard reset of the guest's machine (QMP system_reset): its devices and labels stay as they are. */
+  async reset(name: string): Promise<void> {
+    const rec = requireRunning(this.lookup(name));
+    await this.env.withQmp(rec, (q) => q.execute('system_reset'));
+  }
+
   async resume(name: string): Promise<void> {
     const rec = requireRunning(this.lookup(name));
     await this.env.withQmp(rec, (q) => q.execute('cont'));

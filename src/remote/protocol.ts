@@ -127,6 +127,7 @@ export const Proc = {
   DomainGetBlockInfo: 194,
   ConnectGetAllDomainStats: 344,
   NodeGetCPUMap: 293,
+  DomainReset: 245,
 } as const;
 export type ProcName = keyof typeof Proc;
 

@@ -3,7 +3,7 @@
  * stream (virDomainOpenConsole, what virsh console and virt-manager's serial console use) on
  * the real guest image under dac,landlock, runs a command in the guest's shell and reads its
  * answer; a second session is refused unless forced, and a forced one ends the first; a
- * read-only client gets no console.
+ * read-only client gets no console. virsh reset restarts the guest's machine.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRoot, QEMU, scratch, svirtOk, waitFor, writeDomain } from '../helpers.js';
 import { GUEST_BANNER, guestImage, guestImageSkip, guestOsXml, type GuestImage } from '../support/guest-image.js';
-import { havePythonLibvirt, python, startServer, uri } from './support.js';
+import { havePythonLibvirt, python, startServer, uri, virshOk } from './support.js';
 
 const BOOT_MS = 180_000;
 const skip = !isRoot()
@@ -86,5 +86,11 @@ describe('svirt serve: the console as a libvirt stream', { skip, timeout: BOOT_M
 
     const ro = await python(script, [`${uri(server.socket)}-ro`, 'run']);
     assert.ok(ro.code !== 0 || /refused: .*read only/.test(ro.stdout), `read-only: ${ro.stdout}${ro.stderr}`);
+
+    // virsh reset (DomainReset): the machine restarts, the guest boots a second time.
+    const banners = (): number => readFileSync(log, 'latin1').split(GUEST_BANNER).length - 1;
+    assert.equal(banners(), 1);
+    await virshOk(server.socket, ['reset', 'guest']);
+    assert.ok(await waitFor(() => banners() === 2, BOOT_MS, 500), 'the guest booted again after the reset');
   });
 });

@@ -2,6 +2,7 @@ import { Proc } from '../protocol.js';
 import { connectProcedures } from './connect.js';
 import { domainControlProcedures } from './domain-control.js';
 import { domainQueryProcedures } from './domain-query.js';
+import { domainTuneProcedures } from './domain-tune.js';
 import { eventProcedures } from './events.js';
 import { hostProcedures } from './host.js';
 import { statsProcedures } from './stats.js';
@@ -21,6 +22,7 @@ export function procedureTable(): ReadonlyMap<number, Procedure> {
     ...hostProcedures,
     ...streamProcedures,
     ...statsProcedures,
+    ...domainTuneProcedures,
   ]) {
     const num = Proc[p.name];
     if (table.has(num)) throw new Error(`procedure ${p.name} (${num}) is registered twice`);
