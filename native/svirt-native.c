@@ -786,14 +786,20 @@ fail:;
  * directory dirFd holds (close-on-exec), e.g. a helper's socket svirt hands QEMU as an fd. */
 static napi_value js_connect_unix_at(napi_env env, napi_callback_info info)
 {
-	napi_value argv[2], result;
+	napi_value argv[3], result;
 	int dir;
-	if (get_args(env, info, 2, 2, argv) < 0 || get_fd(env, argv[0], &dir) < 0)
+	bool nonblock = false;
+	if (get_args(env, info, 2, 3, argv) < 0 || get_fd(env, argv[0], &dir) < 0)
 		return NULL;
+	/* A third argument `true`: a non-blocking socket, so a full backlog fails (EAGAIN) instead of waiting. */
+	napi_valuetype t3;
+	if (napi_typeof(env, argv[2], &t3) != napi_ok ||
+	    (t3 != napi_undefined && napi_get_value_bool(env, argv[2], &nonblock) != napi_ok))
+		return throw_arg(env, "nonblock must be a boolean");
 	struct sockaddr_un sa;
 	if (unix_at_address(env, dir, argv[1], "connectUnixAt", &sa) < 0)
 		return NULL;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
 	if (fd < 0)
 		return throw_errno(env, errno, "socket", NULL);
 	int r;

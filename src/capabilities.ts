@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { arch } from 'node:os';
+import { arch, cpus, totalmem } from 'node:os';
 import type { Hypervisor } from './lifecycle/hypervisor.js';
 import { installedEmulators, kvmRuns, machinesOf, wordsizeOf } from './qemu/emulator.js';
 
@@ -27,6 +27,23 @@ export function machineArch(): string {
   return arch() === 'x64' ? 'x86_64' : arch();
 }
 
+/** One NUMA cell with the host's memory and CPUs (virsh freecell --all counts cells from here). */
+function topologyLines(): string[] {
+  const n = cpus().length;
+  return [
+    '    <topology>',
+    "      <cells num='1'>",
+    "        <cell id='0'>",
+    `          <memory unit='KiB'>${Math.floor(totalmem() / 1024)}</memory>`,
+    `          <cpus num='${n}'>`,
+    ...Array.from({ length: n }, (_, i) => `            <cpu id='${i}'/>`),
+    '          </cpus>',
+    '        </cell>',
+    '      </cells>',
+    '    </topology>',
+  ];
+}
+
 export function capabilitiesXml(hv: Hypervisor): string {
   const a = machineArch();
   const lines = [
@@ -37,6 +54,7 @@ export function capabilitiesXml(hv: Hypervisor): string {
     '    <cpu>',
     `      <arch>${a}</arch>`,
     '    </cpu>',
+    ...topologyLines(),
   ];
   for (const d of hv.manager.drivers) {
     lines.push('    <secmodel>', `      <model>${esc(d.name)}</model>`, `      <doi>${esc(hv.manager.doi(d))}</doi>`);

@@ -59,6 +59,7 @@ describe('access rules and decisions', () => {
     assert.equal(p.decide(ops, 'domain:start', { ...web, name: 'db-1' }).allowed, false);
     // The read-only socket never grants a change, even to root.
     assert.equal(p.decide(who(0, { via: 'socket-ro' }), 'domain:start', web).allowed, false);
+    assert.equal(p.decide(who(0, { via: 'socket-ro' }), 'connect:write').allowed, false);
     assert.equal(p.decide(who(1005, { via: 'socket-ro' }), 'domain:getattr', web).allowed, true);
     // Admission to the read-write socket: any rule naming the caller.
     assert.equal(new Policy(undefined, 0).admits(who(1000)).allowed, false);

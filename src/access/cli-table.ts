@@ -33,6 +33,7 @@ export const CLI_ACCESS: Readonly<Record<string, VerbAccess>> = {
   start: { perms: ['domain:start'], guest: 'arg0', audit: true, labels: 'label' },
   shutdown: { perms: ['domain:stop'], guest: 'arg0', audit: true, labels: 'restore-labels' },
   destroy: { perms: ['domain:stop'], guest: 'arg0', audit: true, labels: 'restore-labels' },
+  reset: { perms: ['domain:reset'], guest: 'arg0', audit: true },
   suspend: { perms: ['domain:suspend'], guest: 'arg0', audit: true },
   resume: { perms: ['domain:suspend'], guest: 'arg0', audit: true },
   dominfo: READ,

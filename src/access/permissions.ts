@@ -20,12 +20,14 @@ export const DOMAIN_PERMISSIONS = [
   'domain:delete',
   'domain:suspend',
   'domain:screenshot',
+  'domain:reset',
   // svirt's own: a static label that grants more than a dynamic one (uid 0, an unconfined SELinux type).
   'domain:static-privileged-label',
 ] as const;
 
 export const OTHER_PERMISSIONS = [
   'connect:getattr',
+  'connect:read',
   'connect:write',
   'connect:search-domains',
   'connect:search-networks',
@@ -49,7 +51,7 @@ export const READ_ONLY_PERMISSIONS: ReadonlySet<Permission> = new Set<Permission
   'domain:getattr',
   'domain:read',
   'connect:getattr',
-  'connect:write',
+  'connect:read',
   'connect:search-domains',
   'connect:search-networks',
   'network:getattr',

@@ -24,6 +24,8 @@ export interface ProcAccess {
 const NONE: ProcAccess = { perms: 'none' };
 const CONNECT: ProcAccess = { perms: ['connect:getattr'] };
 const SEARCH: ProcAccess = { perms: ['connect:search-domains'] };
+/** libvirt's connect:read: facts about the host. */
+const HOST: ProcAccess = { perms: ['connect:read'] };
 const GETATTR: ProcAccess = { perms: ['domain:getattr'], guest: 'dom' };
 const READ: ProcAccess = { perms: ['domain:read'], guest: 'dom' };
 const WRITE: ProcAccess = { perms: ['domain:write'], guest: 'dom', audit: true };
@@ -101,4 +103,27 @@ export const REMOTE_ACCESS: Readonly<Record<ProcName, ProcAccess>> = {
   DomainGetXMLDesc: { perms: ['domain:read'], guest: 'dom', flag: { bit: XML_SECURE, perm: 'domain:read-secure' } },
   DomainGetSecurityLabel: READ,
   DomainGetSecurityLabelList: READ,
+  // Events: registering is searching; each event is sent only for a guest the client may see.
+  ConnectDomainEventRegister: SEARCH,
+  ConnectDomainEventDeregister: NONE,
+  ConnectDomainEventRegisterAny: SEARCH,
+  ConnectDomainEventDeregisterAny: NONE,
+  ConnectDomainEventCallbackRegisterAny: SEARCH,
+  ConnectDomainEventCallbackDeregisterAny: NONE,
+  ConnectGetMaxVcpus: HOST,
+  NodeGetCellsFreeMemory: HOST,
+  NodeGetFreeMemory: HOST,
+  ConnectGetSysinfo: HOST,
+  NodeGetCPUStats: HOST,
+  NodeGetMemoryStats: HOST,
+  NodeGetCPUMap: HOST,
+  ConnectGetDomainCapabilities: HOST,
+  DomainOpenConsole: { perms: ['domain:open-console'], guest: 'dom', audit: true },
+  DomainGetVcpus: READ,
+  DomainBlockStats: READ,
+  DomainMemoryStats: READ,
+  DomainGetBlockInfo: READ,
+  // Listing all guests' stats is filtered by domain:getattr (src/remote/procedures/stats.ts).
+  ConnectGetAllDomainStats: SEARCH,
+  DomainReset: { perms: ['domain:reset'], guest: 'dom', audit: true },
 };

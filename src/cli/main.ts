@@ -17,6 +17,7 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   destroy: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runDestroy })),
   suspend: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runSuspend })),
   resume: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runResume })),
+  reset: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runReset })),
   dominfo: () => import('./commands/dominfo.js'),
   dumpxml: () => import('./commands/dumpxml.js'),
   domuuid: () => import('./commands/dumpxml.js').then((m) => ({ run: m.runDomuuid })),
@@ -57,6 +58,27 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
 
 /** Every verb, for the test that each has an entry in the access table (src/access/cli-table.ts). */
 export const VERB_NAMES: readonly string[] = Object.keys(VERBS);
+/** Verbs that can change what a guest is (defined, running, paused, its devices): a running serve is told (notify-serve.ts). */
+const CHANGING_VERBS: ReadonlySet<string> = new Set([
+  'define',
+  'undefine',
+  'create',
+  'start',
+  'shutdown',
+  'destroy',
+  'suspend',
+  'resume',
+  'save',
+  'restore',
+  'clone',
+  'attach-disk',
+  'attach-device',
+  'detach-disk',
+  'change-media',
+  'attach-interface',
+  'detach-interface',
+  'reconcile',
+]);
 
 const USAGE = `usage: svirt [--state-dir DIR] [--security-driver auto|none|LIST] [--json] COMMAND [ARGS]
 commands:
@@ -68,6 +90,7 @@ commands:
   shutdown NAME [--mode acpi|signal] [--timeout S]   ask the guest to power off
   destroy NAME                      stop a guest now
   suspend NAME | resume NAME        pause / continue the vCPUs
+  reset NAME                        a hard reset of the guest's machine (its labels and devices stay)
   dominfo NAME | domstate NAME      state, resources and security label
   dumpxml NAME [--inactive]         the definition (live labels while running)
   domuuid NAME | seclabel NAME      the uuid / every driver's label
@@ -118,7 +141,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (!load) return report(new SvirtError('SVIRT_ERR_USAGE', `unknown command '${args.command}' (see svirt help)`), args.json);
   try {
     const [verb, { gateCli }] = await Promise.all([load(), import('../access/cli-gate.js')]);
-    return await gateCli(args.command, args, () => verb.run(args));
+    const code = await gateCli(args.command, args, () => verb.run(args));
+    if (code === 0 && CHANGING_VERBS.has(args.command)) {
+      const { tellServe } = await import('./notify-serve.js');
+      tellServe(resolveStatePaths(args.stateDir, process.env, process.getuid?.() ?? 0), args.command);
+    }
+    return code;
   } catch (err) {
     return report(err, args.json, args);
   }

@@ -62,7 +62,7 @@ interface Addon {
   openPath(path: string): number;
   listenUnixAt(dirFd: number, name: string, backlog: number): number;
   tapCreate(name: string, vnetHdr: boolean): [number, string, number];
-  connectUnixAt(dirFd: number, name: string): number;
+  connectUnixAt(dirFd: number, name: string, nonblock?: boolean): number;
   openPty(): [number, number, number];
   openAs(path: string, flags: number, amode: number, uid: number, gid: number, groups: readonly number[]): OpenAsResult;
   auditSend(type: number, text: string): 0 | string;
@@ -270,9 +270,9 @@ export function openPath(path: string): number {
   return load().openPath(path);
 }
 
-/** A socket connected to the listening socket `name` inside the directory `dirFd` holds (close-on-exec). */
-export function connectUnixAt(dirFd: number, name: string): number {
-  return load().connectUnixAt(dirFd, name);
+/** A socket connected to the listening socket `name` inside the directory `dirFd` holds (close-on-exec; `nonblock`: EAGAIN on a full backlog). */
+export function connectUnixAt(dirFd: number, name: string, nonblock = false): number {
+  return load().connectUnixAt(dirFd, name, nonblock);
 }
 
 /** A listening AF_UNIX socket bound to `name` inside the directory `dirFd` holds (close-on-exec). */

@@ -30,12 +30,22 @@ function lockPath(env: LifecycleEnv, uuid: string, alias: string): string {
   return join(env.paths.runtimeRoot, 'monitor', `${uuid}.${alias}.console`);
 }
 
-function readHolder(path: string): ProcessIdentity | undefined {
+/** A lock's holder; `server`: a `svirt serve` holds it for a client, and is never signalled. */
+type Holder = ProcessIdentity & { readonly server: boolean };
+
+/**
+ * The sessions this process holds, by lock path: a forced takeover of one of them (another
+ * client of the same serve) ends it here instead of signalling this process.
+ */
+const held = new Map<string, () => void>();
+
+function readHolder(path: string): Holder | undefined {
   try {
     const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     try {
-      const [pid, startTime] = readFileSync(fd, 'utf8').slice(0, 64).trim().split(' ').map(Number);
-      return pid && startTime ? { pid, startTime } : undefined;
+      const [pid, startTime, tag] = readFileSync(fd, 'utf8').slice(0, 64).trim().split(' ');
+      const id = { pid: Number(pid), startTime: Number(startTime) };
+      return id.pid && id.startTime ? { ...id, server: tag === 'serve' } : undefined;
     } finally {
       closeSync(fd);
     }
@@ -45,22 +55,40 @@ function readHolder(path: string): ProcessIdentity | undefined {
 }
 
 /** Takes the session lock; ends a live holder first when forced. */
-async function takeLock(env: LifecycleEnv, path: string, name: string, alias: string, force: boolean): Promise<void> {
+async function takeLock(
+  env: LifecycleEnv,
+  path: string,
+  name: string,
+  alias: string,
+  force: boolean,
+  server: boolean,
+): Promise<void> {
   for (let tries = 0; tries < 3; tries++) {
     try {
       const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-      writeSync(fd, `${env.me.pid} ${env.me.startTime}\n`);
+      writeSync(fd, `${env.me.pid} ${env.me.startTime}${server ? ' serve' : ''}\n`);
       closeSync(fd);
       return;
     } catch (err) {
       if (errnoOf(err) !== 'EEXIST') throw err;
     }
     const holder = readHolder(path);
+    const mine = holder?.pid === env.me.pid ? held.get(path) : undefined;
     if (holder && isAlive(holder)) {
       if (!force) {
         throw new SvirtError(
           'SVIRT_ERR_OPERATION_INVALID',
-          `the console ${alias} of '${name}' is in use by another session (svirt pid ${holder.pid}); --force takes it over`,
+          `the console ${alias} of '${name}' is in use by another session (${holder.server ? 'a client of svirt serve' : 'svirt'} pid ${holder.pid}); --force takes it over`,
+        );
+      }
+      if (mine) {
+        mine(); // another client of this serve: its session ends here, and its lock with it
+        continue;
+      }
+      if (holder.server) {
+        throw new SvirtError(
+          'SVIRT_ERR_OPERATION_INVALID',
+          `the console ${alias} of '${name}' is held by a client of svirt serve (pid ${holder.pid}); take it over through that server`,
         );
       }
       signal(holder.pid, 'SIGTERM');
@@ -86,6 +114,7 @@ export async function openConsole(
   guest: Guest,
   devname: string | undefined,
   force: boolean,
+  server?: { readonly onTakenOver: () => void },
 ): Promise<ConsoleSession> {
   const rec = requireRunning(guest);
   const def = guest.def;
@@ -106,7 +135,7 @@ export async function openConsole(
     );
   }
   const lock = lockPath(env, rec.uuid, slot.alias);
-  await takeLock(env, lock, def.name, slot.alias, force);
+  await takeLock(env, lock, def.name, slot.alias, force, server !== undefined);
   try {
     const path = livePtyPaths(def, rec.liveXml).get(slot.index);
     if (path === undefined) {
@@ -122,18 +151,21 @@ export async function openConsole(
       // a pty slave, checked above: opening it neither blocks (O_NONBLOCK) nor makes it our terminal
       const fd = openSync(h.procPath, constants.O_RDWR | constants.O_NOCTTY | constants.O_NONBLOCK);
       let open = true;
-      return {
-        fd,
-        alias: slot.alias,
-        path,
-        close: () => {
-          if (!open) return;
-          open = false;
-          closeSync(fd);
-          const holder = readHolder(lock);
-          if (holder?.pid === env.me.pid) unlinkSync(lock);
-        },
+      const close = (): void => {
+        if (!open) return;
+        open = false;
+        held.delete(lock);
+        closeSync(fd);
+        const holder = readHolder(lock);
+        if (holder?.pid === env.me.pid) unlinkSync(lock);
       };
+      if (server) {
+        held.set(lock, () => {
+          close();
+          server.onTakenOver();
+        });
+      }
+      return { fd, alias: slot.alias, path, close };
     } finally {
       h.close();
     }

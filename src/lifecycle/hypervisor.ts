@@ -176,6 +176,12 @@ export class Hypervisor {
     this.store.updateRunning(rec.uuid, { paused: true });
   }
 
+  /** A hard reset of the guest's machine (QMP system_reset): its devices and labels stay as they are. */
+  async reset(name: string): Promise<void> {
+    const rec = requireRunning(this.lookup(name));
+    await this.env.withQmp(rec, (q) => q.execute('system_reset'));
+  }
+
   async resume(name: string): Promise<void> {
     const rec = requireRunning(this.lookup(name));
     await this.env.withQmp(rec, (q) => q.execute('cont'));
@@ -183,8 +189,14 @@ export class Hypervisor {
   }
 
   /** `console`: the pty of a serial port, console or channel, for one session (console-session.ts). */
-  async openConsole(name: string, devname: string | undefined, force: boolean): Promise<ConsoleSession> {
-    return openConsole(this.env, this.lookup(name), devname, force);
+  /** `server`: a session svirt serve holds for a client, ended in-process when another takes it over. */
+  async openConsole(
+    name: string,
+    devname: string | undefined,
+    force: boolean,
+    server?: { readonly onTakenOver: () => void },
+  ): Promise<ConsoleSession> {
+    return openConsole(this.env, this.lookup(name), devname, force, server);
   }
 
   /** `qemu-agent-command`: one command to the guest agent, its reply (guest-agent.ts). */

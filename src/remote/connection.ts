@@ -18,6 +18,7 @@ import type { Socket } from 'node:net';
 import { peerCred, type PeerCred } from '../host/native.js';
 import { RemoteError, toWireError, VirErr, VirFrom } from './errors.js';
 import { procName, type ClientSession, type Procedure, type ServerServices } from './procedures/index.js';
+import type { StreamHandler, StreamOut } from './procedures/types.js';
 import {
   HEADER_SIZE,
   KEEPALIVE_PROC_PING,
@@ -41,6 +42,12 @@ import { XdrError, XdrReader, XdrWriter } from './xdr.js';
 
 /** Calls of one client running at once; past this the server reads no further frame of it (libvirt's max_client_requests is 5). */
 const MAX_IN_FLIGHT = 16;
+/** Streams one client may hold open (consoles). */
+const MAX_STREAMS = 4;
+/** Data bytes per STREAM message (libvirt's VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX is 262120). */
+const STREAM_CHUNK = 256 * 1024 - 1024;
+/** Bytes of replies and events a client may leave unread before an event cuts it off. */
+const EVENT_BACKLOG = 4 * 1024 * 1024;
 
 export interface ConnectionOptions {
   readonly id: number;
@@ -94,22 +101,37 @@ export class RemoteConnection {
   private lastActive = Date.now();
   private ended = false;
   private readonly unknownSeen = new Set<number>();
+  /** Open streams by the serial of the call that opened them. */
+  private readonly streams = new Map<number, StreamHandler>();
+  /**
+   * Serials of streams that ended lately: what the client still sends on them is dropped, as
+   * libvirtd does. A STREAM message on any other serial is a protocol error.
+   */
+  private readonly closedStreams: number[] = [];
   private readonly label: string;
 
   constructor(o: ConnectionOptions) {
     this.o = o;
     const peer = readPeer(o.socket, o.log);
     const identity = o.services.access.identify(socketFd(o.socket), peer, o.roSocket);
+    const canSee = o.services.access.canSee(identity);
     this.session = {
       id: o.id,
       peer,
       identity,
-      canSee: o.services.access.canSee(identity),
+      canSee,
       roSocket: o.roSocket,
       opened: false,
       readonly: o.roSocket,
       closeCallback: false,
       closing: false,
+      sink: {
+        id: o.id,
+        send: (proc, body) => this.sendMessage(proc, body),
+        // Events of a guest the client may not see (domain:getattr) are not sent to it.
+        maySee: (uuid) => canSee({ name: '', uuid }),
+      },
+      openStream: (serial, proc, make) => this.openStream(serial, proc, make),
     };
     this.label = `client ${o.id}${peer ? ` (pid ${peer.pid} uid ${peer.uid})` : ''}${o.roSocket ? ' [ro]' : ''}`;
     if (o.debug) o.log(`${this.label}: connected`);
@@ -120,6 +142,9 @@ export class RemoteConnection {
     o.socket.on('close', () => {
       this.ended = true;
       this.release();
+      o.services.events?.drop(this.session.sink);
+      for (const st of this.streams.values()) st.abort();
+      this.streams.clear();
       if (o.debug) o.log(`${this.label}: disconnected`);
       o.onClose(this);
     });
@@ -257,6 +282,10 @@ export class RemoteConnection {
       this.failWithReply(h, new RemoteError(VirErr.RPC, VirFrom.RPC, `cannot find program ${h.prog} version ${h.vers}`));
       return false;
     }
+    if (h.type === MessageType.STREAM && (this.streams.has(h.serial) || this.closedStreams.includes(h.serial))) {
+      this.onStream(h, frame.subarray(r.offset));
+      return false;
+    }
     if (h.type !== MessageType.CALL || h.status !== MessageStatus.OK) {
       this.failWithReply(
         h,
@@ -305,7 +334,7 @@ export class RemoteConnection {
     try {
       if (proc.reconcile) await this.o.reconcile();
       await this.o.services.access.run(this.session.identity, proc.name, args, () =>
-        Promise.resolve(proc.run({ server: this.o.services, client: this.session }, args, body)),
+        Promise.resolve(proc.run({ server: this.o.services, client: this.session, serial: h.serial }, args, body)),
       );
     } catch (err) {
       failure = err;
@@ -318,6 +347,8 @@ export class RemoteConnection {
       this.o.log(`${this.label}: ${proc.name} (serial ${h.serial}) ${outcome} in ${(performance.now() - started).toFixed(1)} ms`);
     }
     this.reply(h, failure === undefined ? body : undefined, failure);
+    // After the reply, as libvirtd: the caller learns of its own change before the event.
+    if (proc.writes) this.o.services.events?.changed({ what: proc.name });
     this.letGo(bytes);
     if (this.session.closing && this.inFlight === 0) return this.end();
     this.resume(); // frames that arrived while the client had too much running
@@ -349,6 +380,86 @@ export class RemoteConnection {
       frame = endFrame(e);
     }
     this.o.socket.write(frame);
+  }
+
+  /** The client's side of an open stream: data, its finish (acknowledged), or its abort. */
+  private onStream(h: MessageHeader, body: Buffer): void {
+    const st = this.streams.get(h.serial);
+    if (!st) return; // a stream already ended here: what the client still sent is dropped, as libvirtd does
+    if (h.status === MessageStatus.CONTINUE) return st.data(Buffer.from(body));
+    this.endStream(h.serial);
+    if (h.status === MessageStatus.OK) {
+      st.finish();
+      this.streamFrame(h.proc, h.serial, MessageStatus.OK);
+    } else {
+      st.abort();
+    }
+  }
+
+  private openStream(serial: number, proc: number, make: (out: StreamOut) => StreamHandler): void {
+    if (this.streams.size >= MAX_STREAMS) {
+      throw new RemoteError(VirErr.OPERATION_FAILED, VirFrom.STREAMS, `at most ${MAX_STREAMS} streams per connection`);
+    }
+    const out: StreamOut = {
+      data: (buf) => {
+        for (let off = 0; off < buf.length; off += STREAM_CHUNK) {
+          this.streamFrame(proc, serial, MessageStatus.CONTINUE, buf.subarray(off, off + STREAM_CHUNK));
+        }
+      },
+      end: () => {
+        if (this.endStream(serial)) this.streamFrame(proc, serial, MessageStatus.OK);
+      },
+      error: (err) => {
+        if (!this.endStream(serial)) return;
+        const w = new XdrWriter(256);
+        writeError(w, toWireError(err));
+        this.streamFrame(proc, serial, MessageStatus.ERROR, w.toBuffer());
+      },
+      get backlog() {
+        return socketBacklog();
+      },
+    };
+    const socketBacklog = (): number => this.o.socket.writableLength;
+    this.streams.set(serial, make(out));
+  }
+
+  /** Forgets an open stream, remembering its serial for a while; false when it was not open. */
+  private endStream(serial: number): boolean {
+    if (!this.streams.delete(serial)) return false;
+    this.closedStreams.push(serial);
+    if (this.closedStreams.length > 16) this.closedStreams.shift();
+    return true;
+  }
+
+  private streamFrame(proc: number, serial: number, status: MessageStatus, body?: Buffer): void {
+    if (this.ended) return;
+    const w = new XdrWriter(64 + (body?.length ?? 0));
+    beginFrame(w, { prog: REMOTE_PROGRAM, vers: REMOTE_PROTOCOL_VERSION, proc, type: MessageType.STREAM, serial, status });
+    if (body) w.raw(body);
+    this.o.socket.write(endFrame(w));
+  }
+
+  /**
+   * An event (a MESSAGE of the remote program). A client that does not read its events is
+   * cut once EVENT_BACKLOG bytes wait for it: the server never holds more for it than that.
+   */
+  private sendMessage(proc: number, body: XdrWriter): void {
+    if (this.ended) return;
+    if (this.o.socket.writableLength > EVENT_BACKLOG) {
+      this.o.log(`${this.label}: ${formatBytes(this.o.socket.writableLength)} of events unread; closing the connection`);
+      return this.end();
+    }
+    const w = new XdrWriter(64 + body.length);
+    beginFrame(w, {
+      prog: REMOTE_PROGRAM,
+      vers: REMOTE_PROTOCOL_VERSION,
+      proc,
+      type: MessageType.MESSAGE,
+      serial: 1,
+      status: MessageStatus.OK,
+    });
+    w.raw(body.toBuffer());
+    this.o.socket.write(endFrame(w));
   }
 
   private onKeepalive(h: MessageHeader, r: XdrReader): void {

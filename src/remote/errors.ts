@@ -33,6 +33,7 @@ export const VirFrom = {
   REMOTE: 13,
   DOMAIN: 20,
   SECURITY: 24,
+  STREAMS: 38,
   ACCESS: 55,
 } as const;
 export type VirFromCode = (typeof VirFrom)[keyof typeof VirFrom];

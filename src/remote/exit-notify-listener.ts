@@ -3,6 +3,7 @@
  * monitor dir on which a guest's monitor (or its backup) says that QEMU exited, as one line
  * `exited <pid> <exit N | signal N | unknown>`. Serve reconciles and answers `done` (or
  * `failed`: the monitor then runs its `svirt reconcile` hook, as it does when nobody listens).
+ * A CLI verb that changed a guest says `changed <verb>` the same way, so serve sends its events.
  *
  * One serve per state dir: a live socket there refuses a second serve; a stale one (a socket
  * nobody accepts on) is replaced. The socket is bound inside the opened dir (no symlink on the
@@ -36,15 +37,17 @@ export const NOTIFY_LIMITS: NotifyLimits = { maxConnections: 64, lineMax: 64, re
 export interface ExitNotifyOptions {
   /** `<runtime root>/monitor/notify.sock` (lifecycle/exit-notify.ts). */
   readonly path: string;
-  /** Reconciles, then says whether the QEMU that had this pid is cleaned up. */
-  readonly cleanup: (pid: number) => Promise<boolean>;
+  /** Reconciles, then says whether the QEMU that had this pid is cleaned up (`signalled`: it was killed). */
+  readonly cleanup: (pid: number, signalled: boolean) => Promise<boolean>;
+  /** A CLI verb changed a guest (`changed VERB`, src/cli/notify-serve.ts): events are sent. */
+  readonly changed?: (verb: string) => Promise<boolean>;
   readonly log: (line: string) => void;
   /** Also log every notification with its latency. */
   readonly debug?: boolean;
   readonly limits?: NotifyLimits;
 }
 
-const LINE = /^exited ([1-9]\d{0,9}) (?:exit \d{1,3}|signal \d{1,2}|unknown)\n$/;
+const LINE = /^(?:exited ([1-9]\d{0,9}) (exit \d{1,3}|signal \d{1,2}|unknown)|changed ([a-z][a-z-]{0,30}))\n$/;
 
 /** Why clients were closed unanswered since the last log line about it (logged at most every 10 s). */
 type Dropped = Record<'uid' | 'long' | 'malformed' | 'silent' | 'evicted', number>;
@@ -145,27 +148,26 @@ export class ExitNotifyListener {
         return;
       }
       const m = nl + 1 === buf.length && nl < this.limits.lineMax ? LINE.exec(buf.toString('latin1')) : null;
-      if (!m?.[1]) return this.closeClient(client, 'malformed');
+      if (!m || (m[1] === undefined && (m[3] === undefined || !this.o.changed))) return this.closeClient(client, 'malformed');
       client.answering = true;
       clearTimeout(timer);
       socket.pause();
-      this.answer(client, Number(m[1]));
+      if (m[1] !== undefined)
+        this.answer(client, `QEMU ${m[1]} exited`, () => this.o.cleanup(Number(m[1]), /^signal/.test(m[2] ?? '')));
+      else this.answer(client, `${m[3] ?? ''} changed a guest`, () => this.o.changed?.(m[3] ?? '') ?? Promise.resolve(false));
     });
   }
 
-  private answer(client: Client, pid: number): void {
+  private answer(client: Client, what: string, act: () => Promise<boolean>): void {
     const t0 = performance.now();
-    const p = this.o
-      .cleanup(pid)
+    const p = act()
       .catch((err: unknown) => {
-        this.o.log(`cleanup after QEMU ${pid} exited failed: ${err instanceof Error ? err.message : String(err)}`);
+        this.o.log(`cleanup after ${what} failed: ${err instanceof Error ? err.message : String(err)}`);
         return false;
       })
       .then((done) => {
         if (this.o.debug)
-          this.o.log(
-            `QEMU ${pid} exited: ${done ? 'cleaned up' : 'not cleaned up'} in ${(performance.now() - t0).toFixed(1)} ms`,
-          );
+          this.o.log(`${what}: ${done ? 'cleaned up' : 'not cleaned up'} in ${(performance.now() - t0).toFixed(1)} ms`);
         // Closed once the answer is in the monitor's queue: a peer that never reads holds nothing.
         if (!client.socket.destroyed) client.socket.end(done ? 'done\n' : 'failed\n', () => client.socket.destroy());
       });

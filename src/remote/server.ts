@@ -8,18 +8,20 @@
  * read-write socket is always served.
  */
 import { RemoteGate } from '../access/remote-gate.js';
-import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
-import { dirname } from 'node:path';
-import { SvirtError, errnoOf } from '../errors.js';
+import { existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import { exitSettled, notifySocketPath } from '../lifecycle/exit-notify.js';
 import type { Hypervisor } from '../lifecycle/hypervisor.js';
 import { makeRuntimeDirs } from '../lifecycle/runtime-dir.js';
 import { RemoteConnection } from './connection.js';
+import { DomainEventHub } from './events.js';
 import { ExitNotifyListener } from './exit-notify-listener.js';
 import { connectUri, qemuVersion } from './host-info.js';
 import { ByteBudget, DEFAULT_LIMITS, clientLimits, type ClientLimits, type ServeLimits } from './limits.js';
 import { procedureTable, type ServerServices } from './procedures/index.js';
+import { claimPath, listenAt } from './socket-path.js';
+
+export { defaultSocketPath, listening } from './socket-path.js';
 
 export interface RemoteServerOptions {
   readonly hv: Hypervisor;
@@ -31,62 +33,6 @@ export interface RemoteServerOptions {
   readonly debug?: boolean;
   /** Caps on clients, request bytes and idle time (default DEFAULT_LIMITS). */
   readonly limits?: ServeLimits;
-}
-
-/** The default socket: /run/svirt/libvirt-sock for root, $XDG_RUNTIME_DIR/svirt/libvirt-sock otherwise. */
-export function defaultSocketPath(env: NodeJS.ProcessEnv, uid: number): string {
-  if (uid === 0) return '/run/svirt/libvirt-sock';
-  const runtime = env['XDG_RUNTIME_DIR'];
-  if (!runtime) throw new SvirtError('SVIRT_ERR_USAGE', 'XDG_RUNTIME_DIR is not set: give the socket with --socket PATH');
-  return `${runtime}/svirt/libvirt-sock`;
-}
-
-/** Is something accepting connections on this socket path? */
-export function listening(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-/** A stale socket of a dead server is removed; a live one, or a file that is not a socket, is an error. */
-async function claimPath(path: string): Promise<void> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  let st;
-  try {
-    st = lstatSync(path);
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return;
-    throw err;
-  }
-  if (!st.isSocket())
-    throw new SvirtError('SVIRT_ERR_HOST', `cannot listen on "${path}": it exists and is not a socket`, { details: { path } });
-  if (await listening(path)) {
-    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot listen on "${path}": another server is listening there`, {
-      details: { path },
-    });
-  }
-  unlinkSync(path);
-}
-
-/** Listens with the socket created at `mode` (umask set around the synchronous bind, so no window with wider access). */
-function listenAt(server: Server, path: string, mode: number): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    const old = process.umask(0o777 & ~mode);
-    try {
-      server.listen(path, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    } finally {
-      process.umask(old);
-    }
-  }).then(() => chmodSync(path, mode));
 }
 
 export class RemoteServer {
@@ -112,6 +58,7 @@ export class RemoteServer {
   private current: Promise<boolean> | undefined;
   private next: Promise<boolean> | undefined;
   private notify: ExitNotifyListener | undefined;
+  private readonly events: DomainEventHub;
 
   constructor(o: RemoteServerOptions) {
     this.hv = o.hv;
@@ -124,10 +71,12 @@ export class RemoteServer {
     this.readonlyBudget = new ByteBudget(this.limits.maxReadonlyBufferedBytes, this.budget);
     this.clientLimits = { rw: clientLimits(this.limits, false), ro: clientLimits(this.limits, true) };
     let version: number | undefined;
+    this.events = new DomainEventHub(o.hv, this.log);
     this.services = {
       hv: o.hv,
       uri: connectUri(process.getuid?.() ?? 0),
       qemuVersion: () => (version ??= qemuVersion()),
+      events: this.events,
       // Rules are read once, here: a bad rules file stops the server before it listens (fail closed).
       access: RemoteGate.open(o.hv.paths.stateDir, o.hv.store),
     };
@@ -148,7 +97,16 @@ export class RemoteServer {
     makeRuntimeDirs(this.hv.paths);
     this.notify = await ExitNotifyListener.open({
       path: notifySocketPath(this.hv.paths),
-      cleanup: async (pid) => (await this.reconcile()) && exitSettled(this.hv.env, pid),
+      cleanup: async (pid, signalled) => {
+        const done = (await this.reconcile()) && exitSettled(this.hv.env, pid);
+        this.events.changed({ exited: { pid, signalled } });
+        return done;
+      },
+      changed: async (verb) => {
+        const done = await this.reconcile();
+        this.events.changed({ what: verb });
+        return done;
+      },
       log: this.log,
       debug: this.debug,
     });
@@ -274,6 +232,7 @@ export class RemoteServer {
    */
   async close(graceMs = 60_000): Promise<void> {
     clearInterval(this.idleTimer);
+    this.events.close();
     const closed = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     // Cleanups under way answer their monitors; past the grace the monitors run their hooks.
     const notified = this.notify?.close(graceMs);

@@ -67,6 +67,14 @@ export async function runSuspend(args: ParsedArgs): Promise<number> {
   return 0;
 }
 
+export async function runReset(args: ParsedArgs): Promise<number> {
+  const name = arg(args, 0, 'NAME');
+  const hv = await openHypervisor(args);
+  await hv.reset(name);
+  output(args, `Domain '${name}' was reset`, { name });
+  return 0;
+}
+
 export async function runResume(args: ParsedArgs): Promise<number> {
   const name = arg(args, 0, 'NAME');
   const hv = await openHypervisor(args);

@@ -2,6 +2,11 @@ import { Proc } from '../protocol.js';
 import { connectProcedures } from './connect.js';
 import { domainControlProcedures } from './domain-control.js';
 import { domainQueryProcedures } from './domain-query.js';
+import { domainTuneProcedures } from './domain-tune.js';
+import { eventProcedures } from './events.js';
+import { hostProcedures } from './host.js';
+import { statsProcedures } from './stats.js';
+import { streamProcedures } from './streams.js';
 import type { Procedure } from './types.js';
 
 export type { CallContext, ClientSession, Procedure, ServerServices } from './types.js';
@@ -9,7 +14,16 @@ export type { CallContext, ClientSession, Procedure, ServerServices } from './ty
 /** The procedure table of the remote program, by number. */
 export function procedureTable(): ReadonlyMap<number, Procedure> {
   const table = new Map<number, Procedure>();
-  for (const p of [...connectProcedures, ...domainQueryProcedures, ...domainControlProcedures]) {
+  for (const p of [
+    ...connectProcedures,
+    ...domainQueryProcedures,
+    ...domainControlProcedures,
+    ...eventProcedures,
+    ...hostProcedures,
+    ...streamProcedures,
+    ...statsProcedures,
+    ...domainTuneProcedures,
+  ]) {
     const num = Proc[p.name];
     if (table.has(num)) throw new Error(`procedure ${p.name} (${num}) is registered twice`);
     table.set(num, p);

@@ -2,6 +2,7 @@ import type { Identity } from '../../access/identity.js';
 import type { RemoteGate } from '../../access/remote-gate.js';
 import type { PeerCred } from '../../host/native.js';
 import type { Hypervisor } from '../../lifecycle/hypervisor.js';
+import type { DomainEventHub, EventSink } from '../events.js';
 import type { ProcName } from '../protocol.js';
 import type { XdrReader, XdrWriter } from '../xdr.js';
 
@@ -23,6 +24,29 @@ export interface ClientSession {
   closeCallback: boolean;
   /** Set by ConnectClose: the connection ends once the reply is written. */
   closing: boolean;
+  /** Where this client's events go (src/remote/events.ts). */
+  readonly sink: EventSink;
+  /**
+   * Opens a stream on the call with this serial (libvirt's STREAM messages, as DomainOpenConsole
+   * uses them): `make` gets the client's end and returns what handles the client's data.
+   */
+  openStream(serial: number, proc: number, make: (out: StreamOut) => StreamHandler): void;
+}
+
+/** The server's end of a stream: data to the client, its end, or an error that ends it. */
+export interface StreamOut {
+  data(buf: Buffer): void;
+  end(): void;
+  error(err: unknown): void;
+  /** Bytes written to the client and not yet taken by it. */
+  readonly backlog: number;
+}
+
+/** What a stream does with the client's side: its data, its finish, its abort (or the client gone). */
+export interface StreamHandler {
+  data(buf: Buffer): void;
+  finish(): void;
+  abort(): void;
 }
 
 /** Per-server services every procedure shares. */
@@ -34,11 +58,15 @@ export interface ServerServices {
   readonly access: RemoteGate;
   /** QEMU's version (libvirt encoding), probed once. */
   qemuVersion(): number;
+  /** Lifecycle events for registered clients (absent in servers that send none). */
+  readonly events?: DomainEventHub;
 }
 
 export interface CallContext {
   readonly server: ServerServices;
   readonly client: ClientSession;
+  /** The call's serial (a stream opened by it carries the same). */
+  readonly serial: number;
 }
 
 /**

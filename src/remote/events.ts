@@ -1,0 +1,268 @@
+/**
+ * Domain lifecycle events for `svirt serve`'s clients (issue 14): virsh event, virt-manager,
+ * python-libvirt's event loop. svirt has no daemon that sees every change happen, so the hub
+ * keeps what it last saw of every guest (state, persistence, definition) and, when told that
+ * something changed, compares: each difference is an event, its detail taken from what caused
+ * it when the hub was told (a procedure of this server, a CLI verb through the notify socket,
+ * a QEMU that exited).
+ *
+ * Told by: every write procedure of this server; `changed VERB` lines on the notify socket
+ * (src/cli/notify-serve.ts, sent by each CLI verb that changes a guest); the monitors'
+ * `exited` lines. A slow look every few seconds while anyone listens catches what nobody told.
+ */
+import { fnv1a32 } from '../host/fingerprint.js';
+import type { Hypervisor } from '../lifecycle/hypervisor.js';
+import { writeDomain, type WireDomain } from './protocol.js';
+import { XdrWriter } from './xdr.js';
+
+/** virDomainEventType */
+export const Ev = { DEFINED: 0, UNDEFINED: 1, STARTED: 2, SUSPENDED: 3, RESUMED: 4, STOPPED: 5 } as const;
+/** The virDomainEvent*DetailType values svirt emits. */
+export const Detail = {
+  DEFINED_ADDED: 0,
+  DEFINED_UPDATED: 1,
+  UNDEFINED_REMOVED: 0,
+  STARTED_BOOTED: 0,
+  STARTED_RESTORED: 2,
+  SUSPENDED_PAUSED: 0,
+  RESUMED_UNPAUSED: 0,
+  STOPPED_SHUTDOWN: 0,
+  STOPPED_DESTROYED: 1,
+  STOPPED_CRASHED: 2,
+  STOPPED_SAVED: 4,
+} as const;
+
+/** VIR_DOMAIN_EVENT_ID_LIFECYCLE; ids up to LAST are accepted (libvirt 9.0 knows 0..26). */
+export const EVENT_ID_LIFECYCLE = 0;
+export const EVENT_ID_LAST = 26;
+/** remote_protocol.x: the old-style and the callback lifecycle messages. */
+export const PROC_DOMAIN_EVENT_LIFECYCLE = 107;
+export const PROC_DOMAIN_EVENT_CALLBACK_LIFECYCLE = 318;
+/** Registrations one client may hold (virsh event --all takes one per event id). */
+export const MAX_REGISTRATIONS = 256;
+
+/** A client's end: sends one message, and says whether it may see a guest (access rules). */
+export interface EventSink {
+  readonly id: number;
+  send(proc: number, body: XdrWriter): void;
+  maySee?(uuid: string): boolean;
+}
+
+type Style = 'callback' | 'any' | 'legacy';
+
+interface Registration {
+  readonly id: number;
+  readonly sink: EventSink;
+  readonly style: Style;
+  readonly eventId: number;
+  /** Only this guest's events (callback style with a domain). */
+  readonly uuid?: string;
+}
+
+interface Seen {
+  readonly name: string;
+  readonly id: number;
+  readonly state: 'running' | 'paused' | 'shut off';
+  readonly persistent: boolean;
+  readonly definition: number;
+  readonly pid: number | null;
+}
+
+/** What caused a change, when the hub is told: a procedure's or a verb's name, or an exit. */
+export interface Cause {
+  readonly what?: string;
+  readonly exited?: { readonly pid: number; readonly signalled: boolean };
+  /** The exit's look, after its grace. */
+  readonly graced?: boolean;
+}
+
+/** How long an exit waits for the word of the verb that may have caused it. */
+const EXIT_GRACE_MS = 250;
+
+/** The STOPPED detail a cause explains, and the STARTED one. */
+function stoppedDetail(c: Cause | undefined, pid: number | null): number {
+  const w = c?.what?.toLowerCase() ?? '';
+  if (/save/.test(w)) return Detail.STOPPED_SAVED;
+  if (/shutdown/.test(w)) return Detail.STOPPED_SHUTDOWN;
+  if (/destroy|undefine/.test(w)) return Detail.STOPPED_DESTROYED;
+  if (c?.exited && (c.exited.pid === pid || pid === null))
+    return c.exited.signalled ? Detail.STOPPED_CRASHED : Detail.STOPPED_SHUTDOWN;
+  return Detail.STOPPED_CRASHED; // QEMU gone and nobody asked for it
+}
+
+export interface LifecycleEvent {
+  readonly dom: WireDomain;
+  readonly event: number;
+  readonly detail: number;
+}
+
+export class DomainEventHub {
+  private readonly regs = new Map<number, Registration>();
+  private nextId = 1;
+  private seen: Map<string, Seen> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  /** An exit's look is scheduled (see changed()). */
+  private graced = false;
+
+  constructor(
+    private readonly hv: Hypervisor,
+    private readonly log: (line: string) => void,
+    private readonly sweepMs = 3000,
+  ) {}
+
+  /** A callback-style (316) registration: its id, for the messages and the deregistration. */
+  register(sink: EventSink, style: Style, eventId: number, uuid?: string): number {
+    let held = 0;
+    for (const r of this.regs.values()) if (r.sink === sink) held++;
+    if (held >= MAX_REGISTRATIONS) throw new RangeError(`at most ${MAX_REGISTRATIONS} event registrations per client`);
+    this.snapshot(); // the state events are told against: what the client could see when it registered
+    const id = this.nextId++;
+    this.regs.set(id, { id, sink, style, eventId, ...(uuid ? { uuid } : {}) });
+    this.timer ??= setInterval(() => this.changed({}), this.sweepMs).unref();
+    return id;
+  }
+
+  /** Removes one registration of this client: by callback id, or the first of a style and event id. */
+  deregister(sink: EventSink, match: { id?: number; style?: Style; eventId?: number }): boolean {
+    for (const r of this.regs.values()) {
+      if (r.sink !== sink) continue;
+      if (match.id !== undefined ? r.id === match.id : r.style === match.style && r.eventId === match.eventId) {
+        this.regs.delete(r.id);
+        this.idle();
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** A client that left: every registration of it goes. */
+  drop(sink: EventSink): void {
+    for (const r of [...this.regs.values()]) if (r.sink === sink) this.regs.delete(r.id);
+    this.idle();
+  }
+
+  get registrations(): number {
+    return this.regs.size;
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.regs.clear();
+  }
+
+  private idle(): void {
+    if (this.regs.size > 0) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.seen = undefined; // nobody listens: nothing to compare with until someone does
+  }
+
+  /**
+   * Something may have changed: compare with what was seen, and send each difference. A QEMU
+   * exit alone is looked at EXIT_GRACE_MS later: when a destroy, shutdown or save caused it,
+   * the verb's own word (which may come just after the monitor's) names the reason.
+   */
+  changed(cause: Cause): void {
+    if (this.regs.size === 0) return;
+    if (cause.exited && cause.what === undefined && !cause.graced) {
+      if (this.graced) return; // one look, after the first exit's grace, covers both
+      this.graced = true;
+      setTimeout(() => {
+        this.graced = false;
+        this.changed({ ...cause, graced: true });
+      }, EXIT_GRACE_MS).unref();
+      return;
+    }
+    const before = this.seen ?? new Map<string, Seen>();
+    let now: Map<string, Seen>;
+    try {
+      now = this.look();
+    } catch (err) {
+      this.log(`events: cannot read the guests: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
+    this.seen = now;
+    for (const e of diff(before, now, cause)) this.emit(e);
+  }
+
+  private snapshot(): void {
+    this.seen ??= this.look();
+  }
+
+  private look(): Map<string, Seen> {
+    const out = new Map<string, Seen>();
+    const defined = new Map(this.hv.store.listDefined().map((d) => [d.uuid, d.xml]));
+    for (const g of this.hv.list()) {
+      const rec = g.record;
+      const xml = defined.get(g.uuid);
+      // A guest being started counts once it runs; one being stopped, until it is gone.
+      const up = rec !== undefined && rec.state !== 'starting' && rec.pid !== null;
+      out.set(g.uuid, {
+        name: g.name,
+        id: up ? rec.id : -1,
+        state: up ? (rec.paused ? 'paused' : 'running') : 'shut off',
+        persistent: xml !== undefined,
+        definition: xml === undefined ? 0 : fnv1a32(xml),
+        pid: up ? rec.pid : null,
+      });
+    }
+    return out;
+  }
+
+  private emit(e: LifecycleEvent): void {
+    const legacySent = new Set<EventSink>();
+    for (const r of this.regs.values()) {
+      if (r.eventId !== EVENT_ID_LIFECYCLE || (r.uuid !== undefined && r.uuid !== e.dom.uuid)) continue;
+      if (r.sink.maySee && !r.sink.maySee(e.dom.uuid)) continue;
+      const w = new XdrWriter(128);
+      if (r.style === 'callback') {
+        w.int(r.id);
+        writeDomain(w, e.dom);
+        w.int(e.event).int(e.detail);
+        r.sink.send(PROC_DOMAIN_EVENT_CALLBACK_LIFECYCLE, w);
+      } else if (!legacySent.has(r.sink)) {
+        // One old-style message per client: its library fans it out to every local callback.
+        legacySent.add(r.sink);
+        writeDomain(w, e.dom);
+        w.int(e.event).int(e.detail);
+        r.sink.send(PROC_DOMAIN_EVENT_LIFECYCLE, w);
+      }
+    }
+  }
+}
+
+/** The events that take `before` to `now`, in the order libvirt sends them. */
+export function diff(before: ReadonlyMap<string, Seen>, now: ReadonlyMap<string, Seen>, cause: Cause): LifecycleEvent[] {
+  const out: LifecycleEvent[] = [];
+  const dom = (uuid: string, s: Seen): WireDomain => ({ name: s.name, uuid, id: s.id });
+  for (const [uuid, b] of before) {
+    const n = now.get(uuid);
+    if (n) continue;
+    if (b.state !== 'shut off')
+      out.push({ dom: dom(uuid, { ...b, id: -1 }), event: Ev.STOPPED, detail: stoppedDetail(cause, b.pid) });
+    if (b.persistent) out.push({ dom: dom(uuid, { ...b, id: -1 }), event: Ev.UNDEFINED, detail: Detail.UNDEFINED_REMOVED });
+  }
+  for (const [uuid, n] of now) {
+    const b = before.get(uuid);
+    const d = dom(uuid, n);
+    if (n.persistent && (!b || !b.persistent)) out.push({ dom: d, event: Ev.DEFINED, detail: Detail.DEFINED_ADDED });
+    else if (n.persistent && b && b.definition !== n.definition)
+      out.push({ dom: d, event: Ev.DEFINED, detail: Detail.DEFINED_UPDATED });
+    const was = b?.state ?? 'shut off';
+    if (was === n.state && b?.pid === n.pid) continue;
+    if (was !== 'shut off' && (n.state === 'shut off' || b?.pid !== n.pid)) {
+      out.push({ dom: { ...d, id: -1 }, event: Ev.STOPPED, detail: stoppedDetail(cause, b?.pid ?? null) });
+    }
+    if (n.state !== 'shut off' && (was === 'shut off' || b?.pid !== n.pid)) {
+      const restored = /restore/i.test(cause.what ?? '');
+      out.push({ dom: d, event: Ev.STARTED, detail: restored ? Detail.STARTED_RESTORED : Detail.STARTED_BOOTED });
+      if (n.state === 'paused') out.push({ dom: d, event: Ev.SUSPENDED, detail: Detail.SUSPENDED_PAUSED });
+    } else if (was === 'running' && n.state === 'paused') {
+      out.push({ dom: d, event: Ev.SUSPENDED, detail: Detail.SUSPENDED_PAUSED });
+    } else if (was === 'paused' && n.state === 'running') {
+      out.push({ dom: d, event: Ev.RESUMED, detail: Detail.RESUMED_UNPAUSED });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,140 @@
+/**
+ * Lifecycle events through `svirt serve` (issue 14): the real virsh (`virsh event --all`) and
+ * python-libvirt (virEventRegisterDefaultImpl, the callback and the old-style registrations)
+ * are told of changes made by a CLI verb in another process, by a remote procedure, and by a
+ * QEMU killed from outside, with libvirt's event and detail numbers.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { domainXml, haveQemu, isRoot, makeImage, readRunning, scratch, svirtOk, writeDomain } from '../helpers.js';
+import { DEBIAN_PYTHON, havePythonLibvirt, haveVirsh, startServer, uri, VIRSH, virshOk } from './support.js';
+
+const skip = !haveQemu()
+  ? 'qemu-system-x86_64 is not installed'
+  : !isRoot()
+    ? 'the dac driver needs root'
+    : !haveVirsh()
+      ? 'virsh is not installed (apt-get install libvirt-clients)'
+      : false;
+const S = ['--security-driver', 'dac,landlock'];
+
+/** A client that prints events as they come; `lines()` is what it printed so far. */
+function listen(
+  cmd: string,
+  args: readonly string[],
+  t: { after(fn: () => void): void },
+): { child: ChildProcess; lines(): string[] } {
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  t.after(() => {
+    if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
+  });
+  return { child, lines: () => out.split('\n').filter((l) => l !== '') };
+}
+
+/** Waits (bounded) until every wanted line has been printed, in order; returns what was. */
+async function waitFor(lines: () => string[], wanted: readonly string[], ms = 20_000): Promise<string[]> {
+  const deadline = Date.now() + ms;
+  const inOrder = (): boolean => {
+    let i = 0;
+    for (const l of lines()) if (i < wanted.length && l.includes(wanted[i] as string)) i++;
+    return i === wanted.length;
+  };
+  while (!inOrder() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  return lines();
+}
+
+const PY = `
+import sys, time, libvirt
+libvirt.virEventRegisterDefaultImpl()
+conn = libvirt.open(sys.argv[1])
+def on_any(c, dom, event, detail, opaque):
+    print('any', dom.name(), event, detail, flush=True)
+def on_legacy(c, dom, event, detail, opaque):
+    print('legacy', dom.name(), event, detail, flush=True)
+conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, on_any, None)
+conn.domainEventRegister(on_legacy, None)
+libvirt.virEventAddTimeout(200, lambda timer, opaque: None, None)  # wakes the loop to look at the deadline
+print('ready', flush=True)
+deadline = time.time() + float(sys.argv[2])
+while time.time() < deadline:
+    libvirt.virEventRunDefaultImpl()
+`;
+
+describe('svirt serve: domain lifecycle events', { skip, timeout: 180_000 }, () => {
+  it('virsh event --all sees CLI verbs, remote procedures and a QEMU killed from outside', async (t) => {
+    const dir = scratch(t);
+    const server = await startServer(t, dir);
+    const img = makeImage(join(dir, 'ev.img'));
+    const ev = listen(VIRSH, ['-c', uri(server.socket), 'event', '--all', '--loop', '--timeout', '120'], t);
+    await new Promise((r) => setTimeout(r, 1500)); // virsh has registered once it waits
+    await svirtOk(dir, ['define', writeDomain(dir, 'ev', domainXml('ev', [{ path: img, dev: 'vda' }]))]);
+    await svirtOk(dir, [...S, 'start', 'ev', '--paused']);
+    await svirtOk(dir, [...S, 'resume', 'ev']);
+    await virshOk(server.socket, ['suspend', 'ev']);
+    await virshOk(server.socket, ['destroy', 'ev']);
+    await virshOk(server.socket, ['start', 'ev']);
+    const pid = readRunning(dir).find((r) => r.name === 'ev')?.pid;
+    assert.ok(pid, 'the guest runs');
+    process.kill(pid, 'SIGKILL'); // its QEMU, by the pid the store recorded
+    const want = [
+      "domain 'ev': Defined Added",
+      "domain 'ev': Started Booted",
+      "domain 'ev': Suspended Paused",
+      "domain 'ev': Resumed Unpaused",
+      "domain 'ev': Suspended Paused",
+      "domain 'ev': Stopped Destroyed",
+      "domain 'ev': Started Booted",
+      "domain 'ev': Stopped Crashed",
+    ];
+    let got = await waitFor(ev.lines, want);
+    assert.deepEqual(
+      got.filter((l) => l.startsWith('event ')).map((l) => l.replace(/^event 'lifecycle' for /, '')),
+      want,
+      got.join('\n'),
+    );
+    await svirtOk(dir, ['undefine', 'ev']);
+    got = await waitFor(ev.lines, ["domain 'ev': Undefined Removed"]);
+    assert.ok(
+      got.some((l) => l.endsWith("domain 'ev': Undefined Removed")),
+      got.join('\n'),
+    );
+  });
+
+  it(
+    'python-libvirt gets them through virEventRegisterDefaultImpl, old-style and callback registrations',
+    { skip: havePythonLibvirt() ? false : '/usr/bin/python3 cannot import libvirt' },
+    async (t) => {
+      const dir = scratch(t);
+      const server = await startServer(t, dir);
+      const img = makeImage(join(dir, 'py.img'));
+      const script = join(dir, 'events.py');
+      writeFileSync(script, PY);
+      const py = listen(DEBIAN_PYTHON, [script, uri(server.socket), '60'], t);
+      await waitFor(py.lines, ['ready']);
+      assert.ok(py.lines().includes('ready'), py.lines().join('\n'));
+      await svirtOk(dir, ['define', writeDomain(dir, 'py', domainXml('py', [{ path: img, dev: 'vda' }]))]);
+      await svirtOk(dir, [...S, 'start', 'py', '--paused']);
+      await svirtOk(dir, [...S, 'destroy', 'py']);
+      await svirtOk(dir, ['undefine', 'py']);
+      // (event, detail): defined/added, started/booted, suspended/paused, stopped/destroyed, undefined/removed
+      const seq = ['0 0', '2 0', '3 0', '5 1', '1 0'];
+      const got = await waitFor(
+        py.lines,
+        seq.map((s) => `any py ${s}`),
+      );
+      for (const style of ['any', 'legacy']) {
+        assert.deepEqual(
+          got.filter((l) => l.startsWith(`${style} `)),
+          seq.map((s) => `${style} py ${s}`),
+          got.join('\n'),
+        );
+      }
+    },
+  );
+});
