@@ -29,6 +29,7 @@
 
 #include "landlock-abi.h"
 #include "open-as.h"
+#include "access.h"
 
 #define MAX_FDS 253 /* SCM_MAX_FD */
 #define MAX_RECV_DATA (1 << 20)
@@ -886,5 +887,6 @@ NAPI_MODULE_INIT()
 		NAPI(napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f));
 		NAPI(napi_set_named_property(env, exports, fns[i].name, f));
 	}
+	NAPI(access_register(env, exports));
 	return exports;
 }

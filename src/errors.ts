@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'SVIRT_ERR_NATIVE'
   | 'SVIRT_ERR_HOST'
   | 'SVIRT_ERR_AGENT'
+  | 'SVIRT_ERR_ACCESS_DENIED'
   | 'SVIRT_ERR_USAGE'
   | 'SVIRT_ERR_INTERNAL';
 

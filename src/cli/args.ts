@@ -36,6 +36,9 @@ const VALUED = new Set([
   'model',
   'devname',
   'screen',
+  'guest',
+  'since',
+  'limit',
 ]);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {

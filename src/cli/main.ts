@@ -53,8 +53,11 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   demo: () => import('./commands/demo.js'),
   report: () => import('./commands/report.js'),
   serve: () => import('./commands/serve.js'),
+  audit: () => import('./commands/audit.js'),
 };
 
+/** Every verb, for the test that each has an entry in the access table (src/access/cli-table.ts). */
+export const VERB_NAMES: readonly string[] = Object.keys(VERBS);
 /** Verbs that can change what a guest is (defined, running, paused, its devices): a running serve is told (notify-serve.ts). */
 const CHANGING_VERBS: ReadonlySet<string> = new Set([
   'define',
@@ -111,8 +114,10 @@ commands:
   reconcile [--quiet]               clean up guests whose QEMU is gone
   demo [--stacks LIST]              the attack matrix: two guests per stack, guest A attacks B and the host
   demo --local [--stacks LIST] [--rows ID,...]   the second matrix: a local user and a guest attack svirt itself
+  demo --access                     the access matrix: callers x operations x guests, tried with virsh over svirt serve
   report [FILE]                     the isolation report: one HTML page of every guest's labels and files, the last
                                     matrices, the access rules and recent audit events (stdout without FILE)
+  audit [--guest NAME] [--since T] [--limit N]   the audit trail: who did what to which guest, newest last
   serve [--socket PATH] [--debug]   libvirt's remote protocol for virsh/python-libvirt (plus a PATH-ro twin)
         [--max-clients N] [--max-readonly-clients N] [--idle-timeout S]`;
 
@@ -135,8 +140,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   const load = VERBS[args.command];
   if (!load) return report(new SvirtError('SVIRT_ERR_USAGE', `unknown command '${args.command}' (see svirt help)`), args.json);
   try {
-    const verb = await load();
-    const code = await verb.run(args);
+    const [verb, { gateCli }] = await Promise.all([load(), import('../access/cli-gate.js')]);
+    const code = await gateCli(args.command, args, () => verb.run(args));
     if (code === 0 && CHANGING_VERBS.has(args.command)) {
       const { tellServe } = await import('./notify-serve.js');
       tellServe(resolveStatePaths(args.stateDir, process.env, process.getuid?.() ?? 0), args.command);

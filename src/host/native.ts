@@ -1,3 +1,5 @@
+// Long file: the one typed face of the native addon (svirt_native.node): each of its functions is
+// declared, listed and wrapped here, so a missing one is found at load and not at first use.
 /**
  * The native helpers built by `npm run build:native` into native/out/: the svirt_native.node
  * addon (the syscalls Node lacks) and the svirt-exec / svirt-monitor programs. The addon is
@@ -63,6 +65,10 @@ interface Addon {
   connectUnixAt(dirFd: number, name: string, nonblock?: boolean): number;
   openPty(): [number, number, number];
   openAs(path: string, flags: number, amode: number, uid: number, gid: number, groups: readonly number[]): OpenAsResult;
+  auditSend(type: number, text: string): 0 | string;
+  peerSec(socketFd: number): string | undefined;
+  peerGroups(socketFd: number): number[] | undefined;
+  auditEnabled(set?: 0 | 1): number | string;
 }
 
 const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
@@ -85,6 +91,10 @@ const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
   'connectUnixAt',
   'openPty',
   'openAs',
+  'auditSend',
+  'peerSec',
+  'peerGroups',
+  'auditEnabled',
 ];
 
 const XATTR_FLAGS: Readonly<Record<XattrMode, number>> = { create: 1, replace: 2 };
@@ -224,6 +234,26 @@ export function socketpair(): [number, number] {
 /** pid/uid/gid of the process at the other end of a unix socket (SO_PEERCRED). */
 export function peerCred(socketFd: number): PeerCred {
   return load().peerCred(socketFd);
+}
+
+/** The peer's security context (SO_PEERSEC), undefined where no LSM labels sockets. */
+export function peerSec(socketFd: number): string | undefined {
+  return load().peerSec(socketFd);
+}
+
+/** The peer's supplementary groups as of connect (SO_PEERGROUPS); undefined if the kernel would not say. */
+export function peerGroups(socketFd: number): number[] | undefined {
+  return load().peerGroups(socketFd);
+}
+
+/** One user-space Linux audit record through NETLINK_AUDIT: 0 once the kernel acked it, else its errno name. */
+export function auditSend(type: number, text: string): 0 | string {
+  return load().auditSend(type, text);
+}
+
+/** The kernel's audit_enabled (0, 1, 2 = locked), setting it first when asked; else the errno name. */
+export function auditEnabled(set?: 0 | 1): number | string {
+  return set === undefined ? load().auditEnabled() : load().auditEnabled(set);
 }
 
 /** The kernel's Landlock ABI version; throws code ENOSYS (not built in) or EOPNOTSUPP (disabled). */

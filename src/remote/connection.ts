@@ -113,15 +113,24 @@ export class RemoteConnection {
   constructor(o: ConnectionOptions) {
     this.o = o;
     const peer = readPeer(o.socket, o.log);
+    const identity = o.services.access.identify(socketFd(o.socket), peer, o.roSocket);
+    const canSee = o.services.access.canSee(identity);
     this.session = {
       id: o.id,
       peer,
+      identity,
+      canSee,
       roSocket: o.roSocket,
       opened: false,
       readonly: o.roSocket,
       closeCallback: false,
       closing: false,
-      sink: { id: o.id, send: (proc, body) => this.sendMessage(proc, body) },
+      sink: {
+        id: o.id,
+        send: (proc, body) => this.sendMessage(proc, body),
+        // Events of a guest the client may not see (domain:getattr) are not sent to it.
+        maySee: (uuid) => canSee({ name: '', uuid }),
+      },
       openStream: (serial, proc, make) => this.openStream(serial, proc, make),
     };
     this.label = `client ${o.id}${peer ? ` (pid ${peer.pid} uid ${peer.uid})` : ''}${o.roSocket ? ' [ro]' : ''}`;
@@ -324,7 +333,9 @@ export class RemoteConnection {
     let failure: unknown;
     try {
       if (proc.reconcile) await this.o.reconcile();
-      await proc.run({ server: this.o.services, client: this.session, serial: h.serial }, args, body);
+      await this.o.services.access.run(this.session.identity, proc.name, args, () =>
+        Promise.resolve(proc.run({ server: this.o.services, client: this.session, serial: h.serial }, args, body)),
+      );
     } catch (err) {
       failure = err;
     }

@@ -21,6 +21,7 @@ export const VirErr = {
   CONFIG_UNSUPPORTED: 67,
   OPERATION_TIMEOUT: 68,
   ARGUMENT_UNSUPPORTED: 74,
+  ACCESS_DENIED: 88,
 } as const;
 export type VirErrCode = (typeof VirErr)[keyof typeof VirErr];
 
@@ -33,6 +34,7 @@ export const VirFrom = {
   DOMAIN: 20,
   SECURITY: 24,
   STREAMS: 38,
+  ACCESS: 55,
 } as const;
 export type VirFromCode = (typeof VirFrom)[keyof typeof VirFrom];
 
@@ -51,6 +53,7 @@ const PREFIX: Readonly<Record<VirErrCode, string>> = {
   [VirErr.CONFIG_UNSUPPORTED]: 'unsupported configuration',
   [VirErr.OPERATION_TIMEOUT]: 'Timed out during operation',
   [VirErr.ARGUMENT_UNSUPPORTED]: 'argument unsupported',
+  [VirErr.ACCESS_DENIED]: 'access denied',
 };
 
 /** An error raised by the protocol layer itself (not by the hypervisor). */
@@ -92,6 +95,7 @@ const FROM_SVIRT: Readonly<Partial<Record<ErrorCode, readonly [VirErrCode, VirFr
   SVIRT_ERR_TIMEOUT: [VirErr.OPERATION_TIMEOUT, VirFrom.QEMU],
   SVIRT_ERR_NATIVE: [VirErr.INTERNAL_ERROR, VirFrom.QEMU],
   SVIRT_ERR_HOST: [VirErr.OPERATION_FAILED, VirFrom.QEMU],
+  SVIRT_ERR_ACCESS_DENIED: [VirErr.ACCESS_DENIED, VirFrom.ACCESS],
   SVIRT_ERR_USAGE: [VirErr.INVALID_ARG, VirFrom.QEMU],
   SVIRT_ERR_INTERNAL: [VirErr.INTERNAL_ERROR, VirFrom.QEMU],
 };

@@ -7,6 +7,7 @@
  * (limits.ts): a number of clients and of request bytes below the server's own, so the
  * read-write socket is always served.
  */
+import { RemoteGate } from '../access/remote-gate.js';
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { exitSettled, notifySocketPath } from '../lifecycle/exit-notify.js';
@@ -76,6 +77,8 @@ export class RemoteServer {
       uri: connectUri(process.getuid?.() ?? 0),
       qemuVersion: () => (version ??= qemuVersion()),
       events: this.events,
+      // Rules are read once, here: a bad rules file stops the server before it listens (fail closed).
+      access: RemoteGate.open(o.hv.paths.stateDir, o.hv.store),
     };
   }
 
@@ -110,7 +113,8 @@ export class RemoteServer {
     await claimPath(this.socketPath);
     await claimPath(this.roSocketPath);
     for (const [path, ro, mode] of [
-      [this.socketPath, false, 0o600],
+      // Open to all only when a rule may admit another user; ConnectOpen then checks the peer (remote-gate.ts).
+      [this.socketPath, false, this.services.access.admitsOthers ? 0o666 : 0o600],
       [this.roSocketPath, true, 0o666],
     ] as const) {
       const server = createServer((socket) => this.accept(socket, ro));

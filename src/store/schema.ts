@@ -73,3 +73,34 @@ CREATE TABLE IF NOT EXISTS network_starts (
   progress TEXT
 );
 `;
+
+/** Access control (src/access/audit.ts): the owners of guests and the append-only audit trail. */
+export const ACCESS_SCHEMA = `
+CREATE TABLE IF NOT EXISTS domain_owners (
+  uuid TEXT PRIMARY KEY,
+  uid INTEGER NOT NULL,
+  gid INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  uid INTEGER NOT NULL,
+  gid INTEGER NOT NULL,
+  pid INTEGER NOT NULL,
+  context TEXT,
+  via TEXT NOT NULL,
+  guest TEXT,
+  uuid TEXT,
+  op TEXT NOT NULL,
+  permission TEXT,
+  labels TEXT,
+  allowed INTEGER NOT NULL,
+  result TEXT NOT NULL,
+  why TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_by_guest ON audit (guest, seq);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+`;

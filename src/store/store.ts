@@ -14,7 +14,7 @@ import { fnv1a32 } from '../host/fingerprint.js';
 import { packageRoot } from '../host/package-root.js';
 import type { DriverName, GuestResource, LabelMemory, LabelReservations } from '../security/driver.js';
 import { deserializeResources, serializeResources, toStored } from './resources.js';
-import { NETWORK_SCHEMA, SCHEMA } from './schema.js';
+import { ACCESS_SCHEMA, NETWORK_SCHEMA, SCHEMA } from './schema.js';
 
 const ADDON = 'better-sqlite3/build/Release/better_sqlite3.node';
 let addonPath: string | undefined;
@@ -127,7 +127,7 @@ interface RunningRow {
 /** A fingerprint of the schema and of migrate()'s columns: any change to either changes it, so
  * no one has to remember to bump a number. Kept in the file's `PRAGMA user_version` (31 bits). */
 const MIGRATIONS = 'running.pending,running.helpers';
-const SCHEMA_FINGERPRINT = fnv1a32(SCHEMA + NETWORK_SCHEMA + MIGRATIONS) >>> 1 || 1;
+const SCHEMA_FINGERPRINT = fnv1a32(SCHEMA + NETWORK_SCHEMA + ACCESS_SCHEMA + MIGRATIONS) >>> 1 || 1;
 
 /** Columns added after the first schema (MIGRATIONS names them). */
 function migrate(db: Database): void {
@@ -214,6 +214,7 @@ export class Store implements LabelMemory, LabelReservations {
       if (db.pragma('user_version', { simple: true }) !== SCHEMA_FINGERPRINT) {
         db.exec(SCHEMA);
         db.exec(NETWORK_SCHEMA);
+        db.exec(ACCESS_SCHEMA);
         migrate(db);
         db.pragma(`user_version = ${SCHEMA_FINGERPRINT}`);
       }

@@ -30,6 +30,7 @@ function parseStacks(text: string): string[] {
  */
 export async function run(args: ParsedArgs): Promise<number> {
   if (args.flags.has('local')) return runLocal(args);
+  if (args.flags.has('access')) return runAccess(args);
   const root = process.getuid?.() === 0;
   const stacks = parseStacks(args.options.get('stacks') ?? (root ? 'none;dac;landlock;dac,landlock' : 'none;landlock'));
   const { runMatrix, formatMatrix } = await import('../../attacks/matrix.js');
@@ -127,4 +128,17 @@ async function runLocal(args: ParsedArgs): Promise<number> {
   } finally {
     rmSync(work, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
   }
+}
+
+/** `svirt demo --access`: the access matrix (src/access/access-matrix.ts); exit 0 only when every cell is as the rules say. */
+async function runAccess(args: ParsedArgs): Promise<number> {
+  if (process.getuid?.() !== 0)
+    throw new SvirtError('SVIRT_ERR_USAGE', 'demo --access: needs root (it runs clients as other uids)');
+  const { runAccessMatrix, formatAccessMatrix } = await import('../../access/access-matrix.js');
+  if (!args.json)
+    process.stderr.write('access matrix: 5 callers x 8 operations x 2 guests, each tried with virsh over svirt serve...\n');
+  const stack = args.options.get('stacks');
+  const r = await runAccessMatrix(stack !== undefined ? { stack } : {});
+  output(args, formatAccessMatrix(r), r);
+  return r.wrong.length === 0 ? 0 : 1;
 }

@@ -156,6 +156,7 @@ export const connectProcedures: readonly Procedure[] = [
       checkFlags(a.flags, LIST_ALL_FLAGS, 'virConnectListAllDomains');
       const doms = ctx.server.hv
         .list()
+        .filter(ctx.client.canSee)
         .filter((d) => matchesListFilter(d, a.flags))
         .map(wireDomain);
       w.array(a.needResults ? doms : [], DOMAIN_LIST_MAX, writeDomain);
@@ -165,28 +166,28 @@ export const connectProcedures: readonly Procedure[] = [
   procedure('ConnectNumOfDomains', {
     api: 'virConnectNumOfDomains',
     reconcile: true,
-    run: (ctx, _a, w) => void w.int(ctx.server.hv.list().filter((d) => d.record).length),
+    run: (ctx, _a, w) => void w.int(ctx.server.hv.list().filter((d) => d.record && ctx.client.canSee(d)).length),
   }),
   procedure('ConnectListDomains', {
     api: 'virConnectListDomains',
     reconcile: true,
     decode: (r) => r.int(),
     run: (ctx, max, w) => {
-      const ids = ctx.server.hv.list().flatMap((d) => (d.record ? [d.record.id] : []));
+      const ids = ctx.server.hv.list().flatMap((d) => (d.record && ctx.client.canSee(d) ? [d.record.id] : []));
       w.array(ids.slice(0, Math.max(0, Math.min(max, DOMAIN_LIST_MAX))), DOMAIN_LIST_MAX, (x, v) => x.int(v));
     },
   }),
   procedure('ConnectNumOfDefinedDomains', {
     api: 'virConnectNumOfDefinedDomains',
     reconcile: true,
-    run: (ctx, _a, w) => void w.int(ctx.server.hv.list().filter((d) => !d.record).length),
+    run: (ctx, _a, w) => void w.int(ctx.server.hv.list().filter((d) => !d.record && ctx.client.canSee(d)).length),
   }),
   procedure('ConnectListDefinedDomains', {
     api: 'virConnectListDefinedDomains',
     reconcile: true,
     decode: (r) => r.int(),
     run: (ctx, max, w) => {
-      const names = ctx.server.hv.list().flatMap((d) => (d.record ? [] : [d.name]));
+      const names = ctx.server.hv.list().flatMap((d) => (d.record || !ctx.client.canSee(d) ? [] : [d.name]));
       w.array(names.slice(0, Math.max(0, Math.min(max, DOMAIN_LIST_MAX))), DOMAIN_LIST_MAX, (x, v) => x.string(v, STRING_MAX));
     },
   }),

@@ -13,7 +13,7 @@ import {
   writeDomain,
 } from '../protocol.js';
 import type { XdrWriter } from '../xdr.js';
-import { procedure, type Procedure } from './types.js';
+import { procedure, type CallContext, type Procedure } from './types.js';
 import {
   checkFlags,
   cpuTimeNs,
@@ -51,8 +51,9 @@ function writeLabel(w: XdrWriter, l: { label: string; enforcing: boolean }): voi
   w.int(l.enforcing ? 1 : 0);
 }
 
-function lookupBy(hv: Hypervisor, what: string, find: (d: DomainInfo) => boolean): DomainInfo {
-  const found = hv.list().find(find);
+function lookupBy(ctx: CallContext, what: string, find: (d: DomainInfo) => boolean): DomainInfo {
+  // A guest the caller may not see (domain:getattr) is not found.
+  const found = ctx.server.hv.list().find((d) => find(d) && ctx.client.canSee(d));
   if (!found) throw new RemoteError(VirErr.NO_DOMAIN, VirFrom.QEMU, `no domain with matching ${what}`);
   return found;
 }
@@ -62,19 +63,19 @@ export const domainQueryProcedures: readonly Procedure[] = [
     api: 'virDomainLookupByName',
     reconcile: true,
     decode: (r) => r.string(STRING_MAX),
-    run: (ctx, name, w) => writeDomain(w, wireDomain(lookupBy(ctx.server.hv, `name '${name}'`, (d) => d.name === name))),
+    run: (ctx, name, w) => writeDomain(w, wireDomain(lookupBy(ctx, `name '${name}'`, (d) => d.name === name))),
   }),
   procedure('DomainLookupByUUID', {
     api: 'virDomainLookupByUUID',
     reconcile: true,
     decode: (r) => uuidFromBytes(r.opaqueFixed(UUID_LEN)),
-    run: (ctx, uuid, w) => writeDomain(w, wireDomain(lookupBy(ctx.server.hv, `uuid '${uuid}'`, (d) => d.uuid === uuid))),
+    run: (ctx, uuid, w) => writeDomain(w, wireDomain(lookupBy(ctx, `uuid '${uuid}'`, (d) => d.uuid === uuid))),
   }),
   procedure('DomainLookupByID', {
     api: 'virDomainLookupByID',
     reconcile: true,
     decode: (r) => r.int(),
-    run: (ctx, id, w) => writeDomain(w, wireDomain(lookupBy(ctx.server.hv, `id ${id}`, (d) => d.record?.id === id))),
+    run: (ctx, id, w) => writeDomain(w, wireDomain(lookupBy(ctx, `id ${id}`, (d) => d.record?.id === id))),
   }),
   procedure('DomainGetOSType', {
     api: 'virDomainGetOSType',

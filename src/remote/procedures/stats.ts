@@ -184,7 +184,10 @@ export const statsProcedures: readonly Procedure[] = [
       }
       const groups = a.stats === 0 ? STATS_SUPPORTED : a.stats & STATS_SUPPORTED;
       const hv = ctx.server.hv;
-      const infos = a.doms.length > 0 ? a.doms.map((d) => resolve(hv, d)) : hv.list().filter((g) => listed(g, a.flags));
+      const infos =
+        a.doms.length > 0
+          ? a.doms.map((d) => resolve(hv, d)).filter((g) => ctx.client.canSee(g))
+          : hv.list().filter((g) => listed(g, a.flags) && ctx.client.canSee(g));
       const records: { dom: ReturnType<typeof wireDomain>; params: Param[] }[] = [];
       for (const info of infos) {
         let s: GuestStats | undefined;

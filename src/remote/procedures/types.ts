@@ -1,3 +1,5 @@
+import type { Identity } from '../../access/identity.js';
+import type { RemoteGate } from '../../access/remote-gate.js';
 import type { PeerCred } from '../../host/native.js';
 import type { Hypervisor } from '../../lifecycle/hypervisor.js';
 import type { DomainEventHub, EventSink } from '../events.js';
@@ -9,6 +11,10 @@ export interface ClientSession {
   readonly id: number;
   /** SO_PEERCRED of the client, kept for access control; undefined if the kernel would not say. */
   readonly peer: PeerCred | undefined;
+  /** Who the client is for access control (src/access/remote-gate.ts). */
+  readonly identity: Identity;
+  /** Whether it may see a guest (domain:getattr): listing and lookups skip the others. */
+  readonly canSee: (d: { name: string; uuid: string }) => boolean;
   /** The socket is the read-only twin. */
   readonly roSocket: boolean;
   /** ConnectOpen succeeded and ConnectClose has not been called. */
@@ -48,6 +54,8 @@ export interface ServerServices {
   readonly hv: Hypervisor;
   /** The URI a client gets from ConnectGetURI. */
   readonly uri: string;
+  /** Access rules, permissions and the audit trail. */
+  readonly access: RemoteGate;
   /** QEMU's version (libvirt encoding), probed once. */
   qemuVersion(): number;
   /** Lifecycle events for registered clients (absent in servers that send none). */
