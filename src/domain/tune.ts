@@ -48,11 +48,17 @@ export interface TuneDef {
 
 /** Whether the definition asks for any limit (an empty TuneDef applies only svirt's own). */
 export function hasTuning(t: TuneDef): boolean {
-  return Object.keys(t.memory).length + Object.keys(t.cpu).length > 0 || t.blkio.weight !== undefined || t.blkio.devices.length > 0;
+  return (
+    Object.keys(t.memory).length + Object.keys(t.cpu).length > 0 || t.blkio.weight !== undefined || t.blkio.devices.length > 0
+  );
 }
 
 export function parseTune(domain: XmlElement): TuneDef {
-  return { memory: memtune(single(domain, 'memtune')), cpu: cputune(single(domain, 'cputune')), blkio: blkiotune(single(domain, 'blkiotune')) };
+  return {
+    memory: memtune(single(domain, 'memtune')),
+    cpu: cputune(single(domain, 'cputune')),
+    blkio: blkiotune(single(domain, 'blkiotune')),
+  };
 }
 
 function memtune(el: XmlElement | undefined): MemTune {
@@ -78,7 +84,11 @@ function cputune(el: XmlElement | undefined): CpuTune {
       throw invalid(c, `${quote(t)} is not in [${lo}, ${hi}]${minusOne ? ' or -1' : ''}`, { value: t });
     return Number(t);
   };
-  return defined<CpuTune>({ shares: num('shares', 1, 262144), period: num('period', 1000, 1000000), quota: num('quota', 1000, 17592186044415, true) });
+  return defined<CpuTune>({
+    shares: num('shares', 1, 262144),
+    period: num('period', 1000, 1000000),
+    quota: num('quota', 1000, 17592186044415, true),
+  });
 }
 
 function blkiotune(el: XmlElement | undefined): BlkioTune {
@@ -94,7 +104,8 @@ function blkiotune(el: XmlElement | undefined): BlkioTune {
   const devices = childElements(el, 'device').map((d): BlkioDeviceTune => {
     const p = single(d, 'path');
     const path = p ? textOf(p).trim() : '';
-    if (!path.startsWith('/dev/') || /[\0\n]|\/\.\.?(\/|$)/.test(path)) throw invalid(d, `path ${quote(path)} is not a device under /dev`);
+    if (!path.startsWith('/dev/') || /[\0\n]|\/\.\.?(\/|$)/.test(path))
+      throw invalid(d, `path ${quote(path)} is not a device under /dev`);
     const max = Number.MAX_SAFE_INTEGER;
     return defined<BlkioDeviceTune>({
       path,
@@ -116,7 +127,8 @@ function sizeKiB(el: XmlElement): number {
   const t = textOf(el).trim();
   if (!/^[0-9]{1,30}$/.test(t)) throw invalid(el, `${quote(t)} is not a non-negative integer`, { value: t });
   const kib = (BigInt(t) * scale + 1023n) / 1024n;
-  if (kib === 0n || kib > BigInt(Number.MAX_SAFE_INTEGER) / 1024n) throw invalid(el, `${t} ${unit} is out of range`, { value: t });
+  if (kib === 0n || kib > BigInt(Number.MAX_SAFE_INTEGER) / 1024n)
+    throw invalid(el, `${t} ${unit} is out of range`, { value: t });
   return Number(kib);
 }
 

@@ -21,7 +21,15 @@ export interface DeviceRule {
 }
 
 /** libvirt's defaults (qemu.conf cgroup_device_acl) that svirt allows too. */
-export const DEFAULT_DEVICES = ['/dev/null', '/dev/random', '/dev/urandom', '/dev/kvm', '/dev/ptmx', '/dev/net/tun', '/dev/vhost-net'];
+export const DEFAULT_DEVICES = [
+  '/dev/null',
+  '/dev/random',
+  '/dev/urandom',
+  '/dev/kvm',
+  '/dev/ptmx',
+  '/dev/net/tun',
+  '/dev/vhost-net',
+];
 
 export function ruleText(r: DeviceRule): string {
   return `${r.type} ${r.major}:${r.minor} ${r.access}`;
@@ -92,6 +100,8 @@ function write(dir: string, file: string, value: string): void {
     writeFileSync(join(dir, file), value, { flag: 'w' });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new SvirtError('SVIRT_ERR_CGROUP', `cannot write "${value}" to ${join(dir, file)}: ${e.code ?? e.message}`, { cause: err });
+    throw new SvirtError('SVIRT_ERR_CGROUP', `cannot write "${value}" to ${join(dir, file)}: ${e.code ?? e.message}`, {
+      cause: err,
+    });
   }
 }

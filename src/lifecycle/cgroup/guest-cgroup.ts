@@ -11,26 +11,16 @@ import { parseTune } from '../../domain/tune.js';
 import { SvirtError } from '../../errors.js';
 import type { GuestResource } from '../../security/driver.js';
 import { applyDevicesV1, applyDevicesV2, guestDeviceRules, ruleText, type DeviceRule } from './devices.js';
-import { GUEST_CONTROLLERS, hierarchyDir, hostLayout, type CgroupLayout, type GuestController, type Hierarchy } from './layout.js';
+import {
+  GUEST_CONTROLLERS,
+  hierarchyDir,
+  hostLayout,
+  type CgroupLayout,
+  type GuestController,
+  type Hierarchy,
+} from './layout.js';
+import { cgroupJournalPath, readJournal, type CgroupDir, type CgroupJournal } from './journal.js';
 import { blockDeviceNumber, pidsMax, v1Writes, v2Writes, type ControlWrite } from './settings.js';
-
-/** One directory of the guest's cgroup: in a v1 hierarchy (its controllers) or the v2 one. */
-export interface CgroupDir {
-  readonly version: 1 | 2;
-  readonly controllers: readonly string[];
-  readonly dir: string;
-}
-
-/** What the state dir remembers of a guest's cgroup (`cgroups/UUID.json`). */
-export interface CgroupJournal {
-  readonly uuid: string;
-  readonly layout: CgroupLayout['kind'];
-  readonly dirs: readonly CgroupDir[];
-  /** How the device list is enforced: the v1 controller, a v2 BPF program, or not at all (the `none` stack). */
-  readonly devices: readonly ('v1' | 'v2')[];
-  readonly deviceRules: readonly string[];
-  readonly writes: readonly ControlWrite[];
-}
 
 /** The plan for a guest: where its cgroup goes and what it holds (made by makeGuestCgroup; printed by profile). */
 export interface CgroupPlan extends CgroupJournal {
@@ -38,10 +28,6 @@ export interface CgroupPlan extends CgroupJournal {
   /** v2 controllers to enable in the parent's cgroup.subtree_control */
   readonly enable: readonly string[];
   readonly v2Mount?: string;
-}
-
-export function cgroupJournalPath(stateDir: string, uuid: string): string {
-  return join(stateDir, 'cgroups', `${uuid}.json`);
 }
 
 /** Whether svirt makes cgroups at all: as root (an unprivileged svirt has no cgroup of its own to delegate). */
@@ -68,7 +54,8 @@ export function planGuestCgroup(
   confined: boolean,
   layout: CgroupLayout = hostLayout(),
 ): CgroupPlan {
-  if (layout.kind === 'none') throw new SvirtError('SVIRT_ERR_CGROUP', 'no cgroup file system is mounted where svirt can see its own cgroup');
+  if (layout.kind === 'none')
+    throw new SvirtError('SVIRT_ERR_CGROUP', 'no cgroup file system is mounted where svirt can see its own cgroup');
   const tune = parseTune(def.source);
   const pids = pidsMax();
   const parent = configuredParent();
@@ -96,7 +83,10 @@ export function planGuestCgroup(
       writes.push(...own);
       if (own.length > 0) enable.add(c === 'blkio' ? 'io' : c);
     } else if (needed) {
-      throw new SvirtError('SVIRT_ERR_CGROUP', `the host has no ${c === 'blkio' ? 'blkio/io' : c} cgroup controller for ${describe(wanted, c)}`);
+      throw new SvirtError(
+        'SVIRT_ERR_CGROUP',
+        `the host has no ${c === 'blkio' ? 'blkio/io' : c} cgroup controller for ${describe(wanted, c)}`,
+      );
     }
   }
   if (v2) dirs.push({ version: 2, controllers: [...enable], dir: pathIn(v2) });
@@ -106,7 +96,16 @@ export function planGuestCgroup(
     if (v2) devices.push('v2'); // a BPF program on a cgroup2 cgroup is checked besides v1's controller
   }
   const rules = confined ? guestDeviceRules(resources) : [];
-  const plan = { uuid: def.uuid, layout: layout.kind, dirs, devices, deviceRules: rules.map(ruleText), writes, rules, enable: [...enable] };
+  const plan = {
+    uuid: def.uuid,
+    layout: layout.kind,
+    dirs,
+    devices,
+    deviceRules: rules.map(ruleText),
+    writes,
+    rules,
+    enable: [...enable],
+  };
   return v2 ? { ...plan, v2Mount: v2.mount } : plan;
 }
 
@@ -141,7 +140,9 @@ export function makeGuestCgroup(stateDir: string, plan: CgroupPlan, crash: (poin
     }
     crash('start:cgroup-made');
     for (const w of plan.writes) {
-      const d = plan.dirs.find((x) => (w.version === 1 ? x.version === 1 && x.controllers.includes(w.controller) : x.version === 2));
+      const d = plan.dirs.find((x) =>
+        w.version === 1 ? x.version === 1 && x.controllers.includes(w.controller) : x.version === 2,
+      );
       if (!d) throw new SvirtError('SVIRT_ERR_INTERNAL', `no cgroup dir for ${w.file}`);
       writeControl(d.dir, w.file, w.value, w.from);
     }
@@ -157,37 +158,6 @@ export function makeGuestCgroup(stateDir: string, plan: CgroupPlan, crash: (poin
   }
 }
 
-/** The directories svirt-exec writes its pid into (each dir's cgroup.procs), from the journal. */
-export function cgroupJoinDirs(stateDir: string, uuid: string): string[] {
-  const j = readJournal(stateDir, uuid);
-  return j ? j.dirs.map((d) => d.dir) : [];
-}
-
-export function readJournal(stateDir: string, uuid: string): CgroupJournal | undefined {
-  let text: string;
-  try {
-    text = readFileSync(cgroupJournalPath(stateDir, uuid), 'utf8');
-  } catch {
-    return undefined; // no cgroup for this guest
-  }
-  const j = JSON.parse(text) as CgroupJournal;
-  for (const d of j.dirs)
-    if (!d.dir.startsWith('/sys/fs/cgroup/') || d.dir.includes('/../') || !d.dir.endsWith(`/svirt-${uuid}`))
-      throw new SvirtError('SVIRT_ERR_CGROUP', `the cgroup journal of ${uuid} names "${d.dir}", not a guest cgroup`);
-  return j;
-}
-
-/**
- * Removes the guest's cgroup: any process still in it (a helper's child) is killed first,
- * then each directory goes; the journal goes last. Idempotent. Throws if a directory stays.
- */
-export async function removeGuestCgroup(stateDir: string, uuid: string): Promise<void> {
-  const j = readJournal(stateDir, uuid);
-  if (!j) return;
-  for (const d of j.dirs) await emptyAndRemove(d.dir);
-  unlinkSync(cgroupJournalPath(stateDir, uuid));
-}
-
 /** The same, for a start that failed before any process joined. */
 function removeGuestCgroupNow(stateDir: string, uuid: string): void {
   const j = readJournal(stateDir, uuid);
@@ -196,48 +166,13 @@ function removeGuestCgroupNow(stateDir: string, uuid: string): void {
   unlinkSync(cgroupJournalPath(stateDir, uuid));
 }
 
-async function emptyAndRemove(dir: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    if (!existsSync(dir)) return;
-    const pids = procs(dir);
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL'); // only the guest's processes are in its cgroup
-      } catch {
-        // gone already
-      }
-    }
-    try {
-      rmdirSync(dir);
-      return;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return;
-      if (code !== 'EBUSY' || Date.now() > deadline)
-        throw new SvirtError('SVIRT_ERR_CGROUP', `cannot remove the guest's cgroup "${dir}": ${code ?? String(err)}`, { cause: err });
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-function procs(dir: string): number[] {
-  try {
-    return readFileSync(join(dir, 'cgroup.procs'), 'utf8')
-      .split('\n')
-      .filter((l) => /^[0-9]+$/.test(l))
-      .map(Number);
-  } catch {
-    return [];
-  }
-}
-
 function removeDir(dir: string): void {
   try {
     rmdirSync(dir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT') throw new SvirtError('SVIRT_ERR_CGROUP', `cannot remove the cgroup "${dir}": ${code ?? String(err)}`, { cause: err });
+    if (code !== 'ENOENT')
+      throw new SvirtError('SVIRT_ERR_CGROUP', `cannot remove the cgroup "${dir}": ${code ?? String(err)}`, { cause: err });
   }
 }
 
@@ -256,7 +191,11 @@ function mkdirOne(dir: string): void {
  */
 function enableControllers(mount: string, parent: string, wanted: readonly string[]): void {
   const chain = [mount];
-  for (const c of parent.slice(mount.length).split('/').filter((x) => x !== '')) chain.push(join(chain.at(-1) ?? mount, c));
+  for (const c of parent
+    .slice(mount.length)
+    .split('/')
+    .filter((x) => x !== ''))
+    chain.push(join(chain.at(-1) ?? mount, c));
   for (const dir of chain) {
     const have = readFileSync(join(dir, 'cgroup.subtree_control'), 'utf8').trim().split(/\s+/);
     const missing = wanted.filter((c) => !have.includes(c));
@@ -266,9 +205,13 @@ function enableControllers(mount: string, parent: string, wanted: readonly strin
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       const hint = code === 'EBUSY' ? ' (it has processes of its own: set SVIRT_CGROUP_PARENT to a cgroup without any)' : '';
-      throw new SvirtError('SVIRT_ERR_CGROUP', `cannot enable ${missing.join(', ')} for guest cgroups in "${dir}": ${code ?? String(err)}${hint}`, {
-        cause: err,
-      });
+      throw new SvirtError(
+        'SVIRT_ERR_CGROUP',
+        `cannot enable ${missing.join(', ')} for guest cgroups in "${dir}": ${code ?? String(err)}${hint}`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 }

@@ -49,7 +49,12 @@ export function parseMountinfo(text: string): MountLine[] {
     const f = line.split(' ');
     const dash = f.indexOf('-');
     if (dash < 6 || f.length < dash + 4) continue;
-    out.push({ root: unescape(f[3] ?? ''), mount: unescape(f[4] ?? ''), fstype: f[dash + 1] ?? '', superOpts: (f[dash + 3] ?? '').split(',') });
+    out.push({
+      root: unescape(f[3] ?? ''),
+      mount: unescape(f[4] ?? ''),
+      fstype: f[dash + 1] ?? '',
+      superOpts: (f[dash + 3] ?? '').split(','),
+    });
   }
   return out;
 }
@@ -87,7 +92,10 @@ export function computeLayout(mountinfo: string, procCgroup: string, v2Controlle
   let v2: Hierarchy | undefined;
   const m2 = mounts.find((x) => x.fstype === 'cgroup2');
   if (m2 && self.v2 !== undefined && within(self.v2, m2.root)) {
-    const controllers = v2Controllers(m2.mount).trim().split(/\s+/).filter((c) => c !== '');
+    const controllers = v2Controllers(m2.mount)
+      .trim()
+      .split(/\s+/)
+      .filter((c) => c !== '');
     v2 = { version: 2, mount: m2.mount, mountRoot: m2.root, own: self.v2, controllers };
   }
   const hasV1 = Object.keys(v1).length > 0;

@@ -55,7 +55,8 @@ export function v1Writes(t: TuneDef, pids: number, devno: DeviceNumber): Control
   const m = t.memory;
   if (m.hardLimitKiB !== undefined) add('memory', 'memory.limit_in_bytes', m.hardLimitKiB * KiB, 'memtune hard_limit');
   if (m.softLimitKiB !== undefined) add('memory', 'memory.soft_limit_in_bytes', m.softLimitKiB * KiB, 'memtune soft_limit');
-  if (m.swapHardLimitKiB !== undefined) add('memory', 'memory.memsw.limit_in_bytes', m.swapHardLimitKiB * KiB, 'memtune swap_hard_limit');
+  if (m.swapHardLimitKiB !== undefined)
+    add('memory', 'memory.memsw.limit_in_bytes', m.swapHardLimitKiB * KiB, 'memtune swap_hard_limit');
   add('pids', 'pids.max', pids, 'svirt pids limit');
   const c = t.cpu;
   if (c.shares !== undefined) add('cpu', 'cpu.shares', Math.max(2, c.shares), 'cputune shares');
@@ -66,10 +67,14 @@ export function v1Writes(t: TuneDef, pids: number, devno: DeviceNumber): Control
   for (const d of b.devices) {
     const n = devno(d.path);
     if (d.weight !== undefined) add('blkio', 'blkio.bfq.weight_device', `${n} ${d.weight}`, `blkiotune ${d.path} weight`);
-    if (d.readBytesSec !== undefined) add('blkio', 'blkio.throttle.read_bps_device', `${n} ${d.readBytesSec}`, `blkiotune ${d.path} read_bytes_sec`);
-    if (d.writeBytesSec !== undefined) add('blkio', 'blkio.throttle.write_bps_device', `${n} ${d.writeBytesSec}`, `blkiotune ${d.path} write_bytes_sec`);
-    if (d.readIopsSec !== undefined) add('blkio', 'blkio.throttle.read_iops_device', `${n} ${d.readIopsSec}`, `blkiotune ${d.path} read_iops_sec`);
-    if (d.writeIopsSec !== undefined) add('blkio', 'blkio.throttle.write_iops_device', `${n} ${d.writeIopsSec}`, `blkiotune ${d.path} write_iops_sec`);
+    if (d.readBytesSec !== undefined)
+      add('blkio', 'blkio.throttle.read_bps_device', `${n} ${d.readBytesSec}`, `blkiotune ${d.path} read_bytes_sec`);
+    if (d.writeBytesSec !== undefined)
+      add('blkio', 'blkio.throttle.write_bps_device', `${n} ${d.writeBytesSec}`, `blkiotune ${d.path} write_bytes_sec`);
+    if (d.readIopsSec !== undefined)
+      add('blkio', 'blkio.throttle.read_iops_device', `${n} ${d.readIopsSec}`, `blkiotune ${d.path} read_iops_sec`);
+    if (d.writeIopsSec !== undefined)
+      add('blkio', 'blkio.throttle.write_iops_device', `${n} ${d.writeIopsSec}`, `blkiotune ${d.path} write_iops_sec`);
   }
   return w;
 }
@@ -89,13 +94,17 @@ export function v2Writes(t: TuneDef, pids: number, devno: DeviceNumber): Control
   if (m.softLimitKiB !== undefined) add('memory', 'memory.high', m.softLimitKiB * KiB, 'memtune soft_limit');
   if (m.swapHardLimitKiB !== undefined) {
     if (m.hardLimitKiB === undefined)
-      throw new SvirtError('SVIRT_ERR_CGROUP', 'memtune swap_hard_limit needs hard_limit on cgroup v2 (memory.swap.max counts swap alone)');
+      throw new SvirtError(
+        'SVIRT_ERR_CGROUP',
+        'memtune swap_hard_limit needs hard_limit on cgroup v2 (memory.swap.max counts swap alone)',
+      );
     add('memory', 'memory.swap.max', (m.swapHardLimitKiB - m.hardLimitKiB) * KiB, 'memtune swap_hard_limit');
   }
   add('pids', 'pids.max', pids, 'svirt pids limit');
   const c = t.cpu;
   if (c.shares !== undefined) {
-    if (c.shares > 10000) throw new SvirtError('SVIRT_ERR_CGROUP', `cputune shares ${c.shares} is above cgroup v2's cpu.weight maximum 10000`);
+    if (c.shares > 10000)
+      throw new SvirtError('SVIRT_ERR_CGROUP', `cputune shares ${c.shares} is above cgroup v2's cpu.weight maximum 10000`);
     add('cpu', 'cpu.weight', c.shares, 'cputune shares');
   }
   if (c.period !== undefined || c.quota !== undefined) {
@@ -113,7 +122,8 @@ export function v2Writes(t: TuneDef, pids: number, devno: DeviceNumber): Control
       ['riops', d.readIopsSec],
       ['wiops', d.writeIopsSec],
     ].filter(([, v]) => v !== undefined);
-    if (limits.length > 0) add('io', 'io.max', `${n} ${limits.map(([k, v]) => `${k}=${v}`).join(' ')}`, `blkiotune ${d.path} throttles`);
+    if (limits.length > 0)
+      add('io', 'io.max', `${n} ${limits.map(([k, v]) => `${k}=${v}`).join(' ')}`, `blkiotune ${d.path} throttles`);
   }
   return w;
 }
