@@ -82,7 +82,8 @@ export function planGuestCgroup(
       const own = v2wanted.filter((w) => w.controller === c || (c === 'blkio' && w.controller === 'io'));
       writes.push(...own);
       if (own.length > 0) enable.add(c === 'blkio' ? 'io' : c);
-    } else if (needed) {
+    } else if (needed && !(c === 'devices' && v2)) {
+      // (a device list without v1's controller is a BPF program on the cgroup2 cgroup)
       throw new SvirtError(
         'SVIRT_ERR_CGROUP',
         `the host has no ${c === 'blkio' ? 'blkio/io' : c} cgroup controller for ${describe(wanted, c)}`,
