@@ -8,7 +8,7 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { QmpClient } from '../../src/qemu/qmp-client.js';
 import { hierarchyDir, hostLayout } from '../../src/lifecycle/cgroup/layout.js';
@@ -123,6 +123,31 @@ describe('a cgroup per guest', { skip: skip() }, () => {
     } finally {
       q.close();
     }
+  });
+
+  it('hot-plug of a block device extends the device list before QEMU gets it; detach shrinks it', async (t) => {
+    const g = await guest(t, 'cg-plug');
+    const file = makeImage(join(g.dir, 'loop.img'));
+    const r = spawnSync('losetup', ['--find', '--show', file], { encoding: 'utf8' });
+    if (r.status !== 0) return t.skip(`losetup: ${r.stderr.trim()}`);
+    const dev = r.stdout.trim();
+    t.after(() => void spawnSync('losetup', ['-d', dev]));
+    const rdev = statSync(dev).rdev;
+    const rule = `b ${Math.floor(rdev / 256) & 0xfff}:${(rdev & 0xff) | ((rdev >> 12) & 0xfff00)} rw`;
+    await svirtOk(g.dir, [...STACK, 'start', 'cg-plug', '--paused']);
+    const row = readRunning(g.dir)[0];
+    assert.ok(row?.pid);
+    const list = (): string[] => {
+      const d = cgroupOf(row.pid ?? 0).get('devices');
+      return d
+        ? readFileSync(join(d, 'devices.list'), 'utf8').trim().split('\n')
+        : JSON.parse(readFileSync(join(g.dir, 'cgroups', `${row.uuid}.json`), 'utf8')).deviceRules;
+    };
+    assert.ok(!list().includes(rule));
+    await svirtOk(g.dir, ['attach-disk', 'cg-plug', dev, 'sdb']);
+    assert.ok(list().includes(rule), `${rule} in ${list().join(', ')}`);
+    await svirtOk(g.dir, ['detach-disk', 'cg-plug', 'sdb']);
+    assert.ok(!list().includes(rule), `${rule} gone from ${list().join(', ')}`);
   });
 
   it('kill -9 of QEMU: the cleanup the monitor runs removes the cgroup', async (t) => {

@@ -79,13 +79,14 @@ export function applyDevicesV1(dir: string, rules: readonly DeviceRule[]): void 
 }
 
 /** v1 hot-plug: one more rule, or one fewer. */
-export function changeDeviceV1(dir: string, rule: DeviceRule, allow: boolean): void {
-  write(dir, allow ? 'devices.allow' : 'devices.deny', ruleText(rule));
+export function changeDeviceV1(dir: string, rule: string, allow: boolean): void {
+  write(dir, allow ? 'devices.allow' : 'devices.deny', rule);
 }
 
 /** v2: (re)attach the BPF program holding exactly these rules; a second call replaces the first. */
-export function applyDevicesV2(dir: string, rules: readonly DeviceRule[]): void {
-  const r = spawnSync(join(packageRoot(), 'native', 'out', 'svirt-devfilter'), [dir, ...rules.map(ruleText)], {
+export function applyDevicesV2(dir: string, rules: readonly (DeviceRule | string)[]): void {
+  const texts = rules.map((r) => (typeof r === 'string' ? r : ruleText(r)));
+  const r = spawnSync(join(packageRoot(), 'native', 'out', 'svirt-devfilter'), [dir, ...texts], {
     encoding: 'utf8',
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -3,7 +3,7 @@
  * cgroup is made and removed after it is gone: what the cleanup removes, whichever process
  * runs it (a svirt in another cgroup, the monitor's hook), and what svirt-exec joins.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SvirtError } from '../../errors.js';
 import type { ControlWrite } from './settings.js';
@@ -23,6 +23,8 @@ export interface CgroupJournal {
   /** How the device list is enforced: the v1 controller, a v2 BPF program, or not at all (the `none` stack). */
   readonly devices: readonly ('v1' | 'v2')[];
   readonly deviceRules: readonly string[];
+  /** Rules added by hot-plug, by the plugged file's path (removed again at its unplug). */
+  readonly plugged?: Readonly<Record<string, string>>;
   readonly writes: readonly ControlWrite[];
 }
 
@@ -48,4 +50,11 @@ export function readJournal(stateDir: string, uuid: string): CgroupJournal | und
     if (!d.dir.startsWith('/sys/fs/cgroup/') || d.dir.includes('/../') || !d.dir.endsWith(`/svirt-${uuid}`))
       throw new SvirtError('SVIRT_ERR_CGROUP', `the cgroup journal of ${uuid} names "${d.dir}", not a guest cgroup`);
   return j;
+}
+
+/** Replaces the journal in one rename (a crash leaves the old one or the new one). */
+export function writeJournal(stateDir: string, j: CgroupJournal): void {
+  const path = cgroupJournalPath(stateDir, j.uuid);
+  writeFileSync(`${path}.tmp`, JSON.stringify(j), { mode: 0o600 });
+  renameSync(`${path}.tmp`, path);
 }
