@@ -8,6 +8,7 @@ import type { GuestResource } from '../../security/driver.js';
 import { crashPoint, type CrashPoint } from '../crash-points.js';
 import type { UndoStack } from '../undo.js';
 import { cgroupsWanted, makeGuestCgroup, planGuestCgroup } from './guest-cgroup.js';
+import { hostLayout } from './layout.js';
 import { removeGuestCgroup } from './remove.js';
 
 export function startCgroup(
@@ -16,8 +17,16 @@ export function startCgroup(
   resources: readonly GuestResource[],
   stack: readonly string[],
   undo: UndoStack,
+  warn: (message: string) => void,
 ): string[] {
   if (!cgroupsWanted()) return [];
+  const layout = hostLayout();
+  if (layout.kind === 'none') {
+    // No cgroup file system in svirt's mount namespace (`ip netns exec` remounts /sys): as
+    // libvirt does, the guest runs without a cgroup; said on every start.
+    warn(`${live.name}: no cgroup file system is mounted where svirt runs: the guest gets no cgroup (no limits, no device list)`);
+    return [];
+  }
   // The device list is confinement: the `none` stack confines nothing, so it gets limits only.
   const plan = planGuestCgroup(
     live,
