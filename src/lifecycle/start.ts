@@ -111,7 +111,7 @@ export async function startGuest(
     crashPoint('start:labels-reserved');
     // The guest's cgroup, before anything runs for it (docs/cgroups.md)
     const { startCgroup } = await import('./cgroup/start-cgroup.js');
-    const cgroups = startCgroup(env.paths.stateDir, live, resources, env.manager.names, undo, env.warn);
+    const cgroups = startCgroup(env.paths.stateDir, live, resources, env.manager.names, undo);
     env.manager.setAllLabel(live, resources, ctx);
     undo.push('restore labels', () => {
       try {

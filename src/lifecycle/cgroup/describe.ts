@@ -9,6 +9,7 @@ import { parseTune, type TuneDef } from '../../domain/tune.js';
 import type { GuestResource } from '../../security/driver.js';
 import { cgroupsWanted, planGuestCgroup } from './guest-cgroup.js';
 import { readJournal } from './journal.js';
+import { hostLayout } from './layout.js';
 
 export type Field = [string, string | readonly string[]];
 
@@ -39,6 +40,7 @@ export function cgroupFields(stateDir: string, def: DomainDef, running: boolean)
 /** The profile's section: where the cgroup would go and what it would hold. */
 export function cgroupDryRun(def: DomainDef, resources: readonly GuestResource[], stack: readonly string[]): string {
   if (!cgroupsWanted()) return 'none: svirt makes guest cgroups as root only (or SVIRT_CGROUP=off)';
+  if (hostLayout().kind === 'none') return 'none: no cgroup file system is mounted where svirt runs (the guest gets no cgroup)';
   let plan;
   try {
     plan = planGuestCgroup(

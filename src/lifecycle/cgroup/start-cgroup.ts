@@ -17,14 +17,12 @@ export function startCgroup(
   resources: readonly GuestResource[],
   stack: readonly string[],
   undo: UndoStack,
-  warn: (message: string) => void,
 ): string[] {
   if (!cgroupsWanted()) return [];
   const layout = hostLayout();
   if (layout.kind === 'none') {
     // No cgroup file system in svirt's mount namespace (`ip netns exec` remounts /sys): as
-    // libvirt does, the guest runs without a cgroup; said on every start.
-    warn(`${live.name}: no cgroup file system is mounted where svirt runs: the guest gets no cgroup (no limits, no device list)`);
+    // libvirt does, the guest runs without a cgroup (profile says so).
     return [];
   }
   // The device list is confinement: the `none` stack confines nothing, so it gets limits only.
