@@ -373,11 +373,31 @@ static int parse_keep_fds(struct ctx *c, int arr, struct svirt_spec *s)
 	return 0;
 }
 
+/* Directories of cgroups under /sys/fs/cgroup/ (svirt-exec checks the file system type). */
+static int parse_cgroups(struct ctx *c, int arr, struct svirt_spec *s)
+{
+	char at[64];
+	if (want(c, "cgroups", arr, JSON_ARRAY) < 0)
+		return -1;
+	if (val(c, arr)->count > SPEC_MAX_CGROUPS)
+		return bad(c, "cgroups", "more than %d entries", SPEC_MAX_CGROUPS);
+	for (int e = val(c, arr)->first; e >= 0; e = val(c, e)->next) {
+		const char *p;
+		snprintf(at, sizeof at, "cgroups[%d]", s->ncgroups);
+		if (get_string(c, at, e, 4096, &p) < 0 || check_clean_path(c, at, p) < 0)
+			return -1;
+		if (strncmp(p, "/sys/fs/cgroup/", 15) != 0)
+			return bad(c, at, "\"%s\" is not under /sys/fs/cgroup/", p);
+		s->cgroups[s->ncgroups++] = p;
+	}
+	return 0;
+}
+
 int spec_parse(char *buf, size_t len, struct svirt_spec *s, char *err, size_t errlen)
 {
 	static const char *const keys[] = { "version", "rlimits", "mountView", "uid", "gid",
 					    "groups", "userRoot", "noNewPrivs", "selinuxExecLabel",
-					    "apparmorProfile", "landlock", "keepFds", NULL };
+					    "apparmorProfile", "landlock", "keepFds", "cgroups", NULL };
 	static const char *const required[] = { "version", "rlimits", "noNewPrivs", "keepFds", NULL };
 	struct ctx c = { .doc = { .pool = pool, .cap = MAX_VALUES }, .err = err, .errlen = errlen };
 	int64_t version;
@@ -405,6 +425,8 @@ int spec_parse(char *buf, size_t len, struct svirt_spec *s, char *err, size_t er
 	    get_string(&c, "apparmorProfile", m, SPEC_MAX_LABEL, &s->apparmor_profile) < 0)
 		return -1;
 	if ((m = member(&c, root, "landlock")) >= 0 && parse_landlock(&c, m, s) < 0)
+		return -1;
+	if ((m = member(&c, root, "cgroups")) >= 0 && parse_cgroups(&c, m, s) < 0)
 		return -1;
 	return 0;
 }

@@ -15,6 +15,7 @@
 #define SPEC_MAX_NET_RULES 1024
 #define SPEC_MAX_KEEP_FDS 1024
 #define SPEC_MAX_LABEL 4096
+#define SPEC_MAX_CGROUPS 16
 
 /* Access rights as the kernel numbers them (see landlock-abi.h). */
 struct spec_path_rule {
@@ -49,6 +50,9 @@ struct spec_rlimit {
 };
 
 struct svirt_spec {
+	int ncgroups; /* cgroup dirs to join first (each dir's cgroup.procs) */
+	const char *cgroups[SPEC_MAX_CGROUPS];
+
 	int nrlimits;
 	struct spec_rlimit rlimits[SPEC_MAX_RLIMITS];
 

@@ -4,7 +4,7 @@
  *   svirt-exec --spec-fd N -- PROGRAM [ARGS...]
  *   svirt-exec --probe
  *
- * Steps, strictly in this order: rlimits, mount view, ids, user root, no_new_privs, SELinux exec
+ * Steps, strictly in this order: cgroups (join the guest's), rlimits, mount view, ids, user root, no_new_privs, SELinux exec
  * label, AppArmor exec profile, Landlock, close fds, execve. The first failing step prints
  * one line "svirt-exec: <step>: <what>: <strerror>" and exits with that step's status; the
  * program never runs then. See docs/native.md.
@@ -22,6 +22,8 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <sys/wait.h>
 #include <grp.h>
 #include <unistd.h>
@@ -41,6 +43,7 @@ enum {
 	EXIT_FDS = 209,
 	EXIT_EXEC = 210,
 	EXIT_USERROOT = 211,
+	EXIT_CGROUP = 212,
 };
 
 extern char **environ;
@@ -113,6 +116,35 @@ static void read_spec(int fd)
 	char err[400];
 	if (spec_parse(spec_buf, len, &spec, err, sizeof err) < 0)
 		die(EXIT_SPEC, "spec", EINVAL, "%s", err);
+}
+
+/*
+ * Joins each cgroup of the spec (one per hierarchy) by writing this pid to its cgroup.procs,
+ * before anything else: QEMU is in its cgroup from its first instruction. The dir is opened
+ * without following a link and must be a cgroup file system.
+ */
+static void apply_cgroups(void)
+{
+	char pid[32];
+	snprintf(pid, sizeof pid, "%d", (int)getpid());
+	for (int i = 0; i < spec.ncgroups; i++) {
+		const char *dir = spec.cgroups[i];
+		int dfd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dfd < 0)
+			die(EXIT_CGROUP, "cgroup", errno, "open %s", dir);
+		struct statfs sf;
+		if (fstatfs(dfd, &sf) < 0)
+			die(EXIT_CGROUP, "cgroup", errno, "statfs %s", dir);
+		if (sf.f_type != CGROUP_SUPER_MAGIC && sf.f_type != CGROUP2_SUPER_MAGIC)
+			die(EXIT_CGROUP, "cgroup", EINVAL, "%s is not a cgroup", dir);
+		int fd = openat(dfd, "cgroup.procs", O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			die(EXIT_CGROUP, "cgroup", errno, "open %s/cgroup.procs", dir);
+		if (write(fd, pid, strlen(pid)) != (ssize_t)strlen(pid))
+			die(EXIT_CGROUP, "cgroup", errno, "join %s", dir);
+		close(fd);
+		close(dfd);
+	}
 }
 
 static void apply_rlimits(void)
@@ -447,6 +479,7 @@ int main(int argc, char **argv)
 	if (fd < 0 || fd > 1 << 30 || end == argv[2] || *end != '\0' || strcmp(argv[3], "--") != 0)
 		die(EXIT_SPEC, "spec", EINVAL, "usage: svirt-exec --spec-fd N -- PROGRAM [ARGS...]");
 	read_spec((int)fd);
+	apply_cgroups();
 	apply_rlimits();
 	apply_mount_view();
 	apply_ids();

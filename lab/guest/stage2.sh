@@ -26,6 +26,8 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts || fail "mount /dev/pts"
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm || fail "mount /dev/shm"
 mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+# cgroup v2, as a systemd host has it: svirt makes a cgroup per guest (docs/cgroups.md)
+mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup || fail "mount /sys/fs/cgroup"
 echo svirt-lab-"$MODE" >/proc/sys/kernel/hostname
 # No auditd: AVC and AppArmor records go to the kernel log through printk, which drops
 # them beyond 10 per 5 s unless the rate limit is off. The tests read them there.

@@ -34,6 +34,11 @@ export interface AttackTarget {
   readonly tcpPort: number;
   /** Where host-path attacks write (outside every guest's dirs). */
   readonly hostDir: string;
+  /**
+   * A device node outside A's device list (/dev/zero's number) that DAC and Landlock both let A
+   * open: owned by A's uid, in A's own runtime dir. Only the cgroup's device list stands in the way.
+   */
+  readonly deviceNodeA?: string;
   /** Runs `svirt-probe ARGS` inside A's confinement (same uid, Landlock domain, namespaces). */
   readonly probe: (args: readonly string[]) => Promise<{ code: number; out: string }>;
 }
@@ -227,6 +232,17 @@ export const ATTACKS: readonly Attack[] = [
     id: 'signal-b',
     title: "signal B's QEMU (SIGCONT)",
     run: (t) => probeAttempt(t, ['kill', String(t.pidB), '18']),
+  },
+  {
+    id: 'device-node',
+    title: "open a device node outside A's device list (A's own, in its dir)",
+    run: async (t) => {
+      if (t.deviceNodeA === undefined) return { result: 'error', detail: 'no device node (needs root)' };
+      const id = nodeName();
+      const out = await qmpAttempt(t.qmpA, 'chardev-add', { id, backend: { type: 'file', data: { out: t.deviceNodeA } } });
+      if (out.result === 'allowed') await t.qmpA.execute('chardev-remove', { id }).catch(() => undefined);
+      return out;
+    },
   },
   {
     id: 'migrate-exec',

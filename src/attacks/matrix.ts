@@ -1,9 +1,11 @@
 import { createServer, type Server } from 'node:net';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDomainXml } from '../domain/index.js';
 import { svirtExecPath, svirtProbePath } from '../host/native.js';
 import { Hypervisor } from '../lifecycle/hypervisor.js';
+import { hostLayout } from '../lifecycle/cgroup/layout.js';
 import { processStartTime, waitGone, type ProcessIdentity } from '../host/proc.js';
 import type { ConfinementSpec } from '../security/confinement.js';
 import type { GuestResource } from '../security/driver.js';
@@ -17,8 +19,11 @@ import { tpmStateDir } from '../lifecycle/tpm.js';
 import { demoDomainXml, makeRawImage, OVMF_CODE, OVMF_VARS } from './guests.js';
 
 /** Every row of the matrix: DESIGN §1's attacks and the networking ones this host can run (migrate stays last: it ends A). */
+// device-node needs what makes a guest cgroup: root, and a cgroup file system where svirt runs
+// (none under `ip netns exec`); elsewhere svirt makes no cgroup to test (docs/cgroups.md).
+const CGROUPS = process.getuid?.() === 0 && hostLayout().kind !== 'none';
 export const ATTACKS = [
-  ...BASE_ATTACKS.filter((a) => a.id !== 'migrate-exec'),
+  ...BASE_ATTACKS.filter((a) => a.id !== 'migrate-exec' && (a.id !== 'device-node' || CGROUPS)),
   ...NETWORK_ATTACKS,
   ...BASE_ATTACKS.filter((a) => a.id === 'migrate-exec'),
 ];
@@ -133,6 +138,7 @@ async function runStack(
         shareFileB: join(shareB, 'secret.txt'),
         tcpPort,
         hostDir,
+        ...deviceNode(recA.runtimeDir, system),
         probe: (args: readonly string[]) => runConfined(svirtExecPath(), JSON.stringify(spec), [svirtProbePath(), ...args]),
       };
       for (const attack of ATTACKS) outcomes.set(attack.id, await attack.run(target));
@@ -149,6 +155,21 @@ async function runStack(
     store.close();
   }
   return { outcomes, ownDisk };
+}
+
+/**
+ * /dev/zero's device number as a node in A's runtime dir, owned like that dir (A's uid under
+ * dac): the row `device-node` (needs root to mknod).
+ */
+function deviceNode(runtimeDirA: string, system: boolean): { deviceNodeA?: string } {
+  if (!system) return {};
+  const node = join(runtimeDirA, 'zero-node');
+  const zero = statSync('/dev/zero');
+  const made = spawnSync('mknod', ['-m', '0600', node, 'c', String(Math.floor(zero.rdev / 256)), String(zero.rdev & 0xff)]);
+  if (made.status !== 0) return {};
+  const dir = statSync(runtimeDirA);
+  chownSync(node, dir.uid, dir.gid);
+  return { deviceNodeA: node };
 }
 
 /** The confinement A's QEMU got, plus the right to execute the probe binary. */

@@ -6,6 +6,8 @@
 export const CRASH_POINTS = [
   'start:claimed',
   'start:labels-reserved',
+  'start:cgroup-journaled',
+  'start:cgroup-made',
   'start:labelled',
   'start:monitor-bound',
   'start:helper-journaled',

@@ -1,3 +1,4 @@
+// Long file: attach, detach and media changes share their journal steps (plug, undo, finish) and the disk helpers.
 import { closeSync, constants } from 'node:fs';
 import type { DiskDef, DomainDef } from '../domain/domain-def.js';
 import { diskLayers, formatDomainXml, parseDomainXml } from '../domain/index.js';
@@ -153,6 +154,7 @@ async function plugOpened(env: LifecycleEnv, plug: Plug, files: OpenFiles): Prom
   const manager = await env.managerFor(rec);
   try {
     for (const r of resources) manager.setResourceLabel(next, r, ctx);
+    (await import('./cgroup/hotplug.js')).allowPlugged(env.paths.stateDir, rec.uuid, resources, disk.readonly === true); // cgroups.md
     if (points.labelled) crashPoint(points.labelled);
     await env.withQmp(rec, async (q) => {
       const sets = await passDiskFds(q, disk, resources, op, (o) => {
@@ -222,6 +224,7 @@ export async function detachDisk(env: LifecycleEnv, info: Guest, target: string,
 async function undo(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
   try {
     await repairOp(env, rec);
+    (await import('./cgroup/hotplug.js')).denyUnplugged(env.paths.stateDir, rec.uuid, rec.pending?.resources ?? []);
   } catch {
     // The operation's own error is the one to report; an ownerless journal entry is repaired later.
     env.store.abandon(rec.uuid);
@@ -232,6 +235,7 @@ async function undo(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
 async function finish(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
   try {
     await repairOp(env, rec);
+    (await import('./cgroup/hotplug.js')).denyUnplugged(env.paths.stateDir, rec.uuid, rec.pending?.resources ?? []);
   } catch (err) {
     env.store.abandon(rec.uuid);
     throw err;

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import type { DomainDef } from '../domain/domain-def.js';
 import { SvirtError } from '../errors.js';
 import { svirtExecPath } from '../host/native.js';
+import { cgroupJoinDirs } from './cgroup/journal.js';
 import { processStartTime } from '../host/proc.js';
 import { FdLayout, SPEC_FD } from '../qemu/fd-layout.js';
 import { EXEC_STEPS, guestEnvironment, logTail } from '../qemu/launcher.js';
@@ -162,7 +163,11 @@ function spawnOne(env: LifecycleEnv, live: DomainDef, ctx: SecurityContext, req:
     );
   }
   const layout = req.layout ?? new FdLayout();
-  const spec = env.manager.helperConfinement(live, { ...req.spec, log: req.log.path }, ctx, layout.qemuFds);
+  const cgroups = cgroupJoinDirs(env.paths.stateDir, live.uuid); // the guest's cgroup holds its helpers too
+  const spec = {
+    ...env.manager.helperConfinement(live, { ...req.spec, log: req.log.path }, ctx, layout.qemuFds),
+    ...(cgroups.length > 0 ? { cgroups } : {}),
+  };
   const token = `${live.uuid}/${id}/${randomBytes(16).toString('hex')}`;
   setHelper(env, live.uuid, { kind, id, token, pid: null, startTime: null });
   crashPoint('start:helper-journaled');

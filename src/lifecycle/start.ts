@@ -109,6 +109,9 @@ export async function startGuest(
     // Journal first: from here a crash is repaired from what the record says.
     env.store.updateRunning(def.uuid, { liveXml: formatDomainXml(live), resources });
     crashPoint('start:labels-reserved');
+    // The guest's cgroup, before anything runs for it (docs/cgroups.md)
+    const { startCgroup } = await import('./cgroup/start-cgroup.js');
+    const cgroups = startCgroup(env.paths.stateDir, live, resources, env.manager.names, undo);
     env.manager.setAllLabel(live, resources, ctx);
     undo.push('restore labels', () => {
       try {
@@ -163,7 +166,7 @@ export async function startGuest(
       stateFd = layout.add(incoming.fd);
       argv.push('-incoming', `fd:${stateFd}`);
     }
-    const spec = env.manager.confinement(live, resources, ctx, layout.qemuFds);
+    const spec = { ...env.manager.confinement(live, resources, ctx, layout.qemuFds), ...(cgroups.length > 0 ? { cgroups } : {}) };
     const launched = await launch({
       monitorPath: svirtMonitorPath(),
       execPath: svirtExecPath(),

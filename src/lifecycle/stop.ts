@@ -80,6 +80,8 @@ export async function cleanup(env: LifecycleEnv, rec: RunningRecord): Promise<vo
   // Labels are journalled before any file is touched: no labels or no resources, nothing was labelled.
   if (resources.length > 0 && manager.hasLiveLabels(live)) manager.restoreAllLabel(live, resources, ctx);
   crashPoint('cleanup:restored');
+  // Nothing of the guest runs any more: its cgroup goes (a process left in it is killed first)
+  await (await import('./cgroup/remove.js')).removeGuestCgroup(env.paths.stateDir, rec.uuid);
   // The taps go with QEMU's fds, unless QEMU made them persistent: each is removed by its record.
   releaseNics(env, rec.uuid);
   removeTransientTpmState(env, live, rec.persistent);

@@ -51,6 +51,7 @@ export const EXEC_STEPS: Readonly<Record<number, string>> = {
   209: 'fds',
   210: 'exec',
   211: 'userroot',
+  212: 'cgroup',
 };
 
 /**

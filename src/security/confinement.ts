@@ -90,6 +90,8 @@ export interface ConfinementSpec {
   readonly landlock?: LandlockSpec;
   /** fds (besides 0, 1, 2) that survive into QEMU; every other fd is closed. */
   readonly keepFds: readonly number[];
+  /** The guest's cgroup dirs (one per hierarchy), joined first (src/lifecycle/cgroup/). */
+  readonly cgroups?: readonly string[];
 }
 
 /** What one driver adds to the spec. */

@@ -51,6 +51,7 @@ describe('attack matrix (real QEMU, real kernel)', { skip }, () => {
         'pty-b',
         'tcp',
         'signal-b',
+        'device-node',
       ]) {
         assert.ok(
           allowedUnderNone.includes(id),
@@ -74,6 +75,10 @@ describe('attack matrix (real QEMU, real kernel)', { skip }, () => {
         assert.equal(m.rows.find((r) => r.id === id)?.cells['dac']?.result, 'denied', `dac denies ${id}`);
       }
       assert.equal(m.rows.find((r) => r.id === 'tcp')?.cells['dac']?.result, 'allowed', 'dac alone cannot stop TCP');
+      // A's own device node: DAC and Landlock let A open it; the cgroup's device list alone refuses it (EPERM)
+      const node = m.rows.find((r) => r.id === 'device-node');
+      for (const stack of ['dac', 'landlock', 'dac,landlock'])
+        assert.equal(node?.cells[stack]?.detail, 'EPERM', `${stack}: the cgroup denies`);
     },
   );
 

@@ -5,7 +5,7 @@
  * pids controller is enabled for the root's children.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { SVIRT_BIN, resultOf, waitFor, type CliResult } from '../helpers.js';
@@ -61,12 +61,27 @@ export class PidsCgroup {
     return cg;
   }
 
-  /** Processes in the cgroup now. */
+  /**
+   * Processes in the cgroup now, and in the cgroups below it: a guest's QEMU sits in its own
+   * (svirt-UUID, docs/cgroups.md) under the cgroup svirt ran in, bound by this one's pids.max too.
+   */
   pids(): number[] {
-    return readFileSync(join(this.dir, 'cgroup.procs'), 'utf8')
-      .split('\n')
-      .filter((l) => l !== '')
-      .map(Number);
+    const dirs = [
+      this.dir,
+      ...readdirSync(this.dir, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => join(this.dir, e.name)),
+    ];
+    return dirs.flatMap((d) => {
+      try {
+        return readFileSync(join(d, 'cgroup.procs'), 'utf8')
+          .split('\n')
+          .filter((l) => l !== '')
+          .map(Number);
+      } catch {
+        return []; // a guest's cgroup removed meanwhile
+      }
+    });
   }
 
   /** From now on no process of the cgroup can fork (pids.max 0; those running go on). */

@@ -54,6 +54,14 @@ export async function dominfoFields(hv: Hypervisor, info: DomainInfo): Promise<[
     for (const l of sec.labels) if (l.notes.length > 0) fields.push([`Security notes (${l.model})`, l.notes.join('; ')]);
     for (const l of sec.labels) if (l.files.length > 0) fields.push([`File notes (${l.model})`, l.files]);
   }
+  // The guest's cgroup (docs/cgroups.md): its limits read back while it runs, else the definition's tuning
+  fields.push(
+    ...(await import('../../lifecycle/cgroup/describe.js')).cgroupFields(
+      hv.paths.stateDir,
+      def,
+      record?.pid !== undefined && record.pid !== null,
+    ),
+  );
   return fields;
 }
 

@@ -85,6 +85,10 @@ export async function run(args: ParsedArgs): Promise<number> {
     for (const s of manager.dryRunHelper(live, h, ctx))
       sections.push({ driver: s.driver, text: `helper ${h.kind} ${h.id}:\n${s.text}` });
   }
+  sections.push({
+    driver: 'cgroup',
+    text: (await import('../../lifecycle/cgroup/describe.js')).cgroupDryRun(live, resources, manager.names),
+  });
   const fds = [...machineFdNotes(live), ...ptyDryRun(live, manager.names)];
   const firmware = prepared.firmware ? firmwareNotes(prepared.firmware) : [];
   const displays = ports.displays.map((d) => `${d.type}: ${d.listen} (${d.note})`);

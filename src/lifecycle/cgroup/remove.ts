@@ -1,0 +1,54 @@
+/** Removing a guest's cgroup: at stop, at cleanup (the monitor's hook, serve, reconcile) and in a failed start's undo. */
+import { existsSync, readFileSync, rmdirSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { SvirtError } from '../../errors.js';
+import { cgroupJournalPath, readJournal } from './journal.js';
+
+/**
+ * Removes the guest's cgroup: any process still in it (a helper's child) is killed first,
+ * then each directory goes; the journal goes last. Idempotent. Throws if a directory stays.
+ */
+export async function removeGuestCgroup(stateDir: string, uuid: string): Promise<void> {
+  const j = readJournal(stateDir, uuid);
+  if (!j) return;
+  for (const d of j.dirs) await emptyAndRemove(d.dir);
+  unlinkSync(cgroupJournalPath(stateDir, uuid));
+}
+
+async function emptyAndRemove(dir: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    if (!existsSync(dir)) return;
+    const pids = procs(dir);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL'); // only the guest's processes are in its cgroup
+      } catch {
+        // gone already
+      }
+    }
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return;
+      if (code !== 'EBUSY' || Date.now() > deadline)
+        throw new SvirtError('SVIRT_ERR_CGROUP', `cannot remove the guest's cgroup "${dir}": ${code ?? String(err)}`, {
+          cause: err,
+        });
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function procs(dir: string): number[] {
+  try {
+    return readFileSync(join(dir, 'cgroup.procs'), 'utf8')
+      .split('\n')
+      .filter((l) => /^[0-9]+$/.test(l))
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
