@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { QmpClient } from '../../src/qemu/qmp-client.js';
-import { countRows, domainXml, makeImage, procStatus, writeDomain } from '../helpers.js';
+import { countRows, domainXml, procStatus, writeDomain } from '../helpers.js';
 import {
   alive,
   apparmorDenials,
@@ -19,6 +19,7 @@ import {
   imageBytes,
   kernelLog,
   LabDirs,
+  labImage,
   labSkip,
   openThroughMonitor,
   procLabel,
@@ -59,7 +60,7 @@ function aaStatus(): Record<string, string> {
 async function defineGuests(dir: string, stack: readonly string[], names: readonly string[]): Promise<Map<string, string>> {
   const images = new Map<string, string>();
   for (const n of names) {
-    const img = makeImage(join(dir, `${n}.img`), 4);
+    const img = labImage(join(dir, `${n}.img`), 4);
     images.set(n, img);
     await svirtOk(dir, [...stack, 'define', writeDomain(dir, n, domainXml(n, [{ path: img, dev: 'vda' }]))]);
   }
@@ -162,7 +163,7 @@ describe('AppArmor enforcing: svirt with the apparmor driver alone (QEMU as root
   it('lets a hotplugged disk work once attach-disk has updated the profile', async () => {
     const ga = guest(dir, 'ga');
     q ??= await qmpConnect(ga.qmp);
-    const extra = makeImage(join(dir, 'extra.img'), 4);
+    const extra = labImage(join(dir, 'extra.img'), 4);
     const rules = join(PROFILE_DIR, `svirt-${ga.uuid}.files`);
     assert.equal(readFileSync(rules, 'utf8').includes(extra), false, 'the profile does not name the new image yet');
     const mark = kernelLog.mark();
