@@ -8,7 +8,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isRoot, scratch } from '../helpers.js';
@@ -67,7 +67,8 @@ describe(
       assert.doesNotMatch(rules.join('\n'), /^\s*\/\*\*\s/m, 'no rule on every file');
       assert.doesNotMatch(rules.join('\n'), /\bnode\b.*[PU]x/, 'node is not run unconfined');
       // guests leave for their own profile only
-      assert.match(text, /^\s*change_profile -> svirt-\[0-9a-f\]\*,$/m);
+      assert.match(text, /^\s*change_profile \/usr\/bin\/qemu-system-\* -> svirt-\[0-9a-f\]\*,$/m);
+    for (const l of rules.filter((r) => /^\s*change_profile/.test(r))) assert.match(l, /-> svirt-\[0-9a-f\]\*,$/, l);
     });
 
     it('refuses paths AppArmor would read as globs or syntax', () => {
@@ -124,7 +125,12 @@ describe('SELinux module of the manager (policy/selinux/svirt.cil)', { skip: seS
       assert.doesNotMatch(q('-A', '-s', 'virtd_t', '-t', 'etc_t', '-c', 'file', '-p', 'relabelfrom'), /allow/);
       assert.doesNotMatch(q('-A', '-s', 'virtd_t', '-t', 'user_tmp_t', '-c', 'file', '-p', 'relabelfrom'), /allow/);
       assert.doesNotMatch(q('-T', '-s', 'unconfined_t', '-t', 'bin_t', '-c', 'process'), /virtd_t/);
-      // the unconfined administrator no longer enters the guests' domain itself: only the manager does
+      // restorecon gives svirt's default dirs and an installed launcher their types
+    const fc = readFileSync(join(dir, 'etc', 'selinux', 'default', 'contexts', 'files', 'file_contexts'), 'utf8');
+    assert.match(fc, /^\/var\/lib\/svirt\(\/\.\*\)\?\s+system_u:object_r:virt_var_lib_t:s0$/m);
+    assert.match(fc, /^\/var\/lib\/svirt\/images\(\/\.\*\)\?\s+system_u:object_r:virt_image_t:s0$/m);
+    assert.match(fc, /svirt\/native\/out\/svirt\s+--\s+system_u:object_r:virtd_exec_t:s0$/m);
+    // the unconfined administrator no longer enters the guests' domain itself: only the manager does
       assert.doesNotMatch(q('-A', '-s', 'unconfined_t', '-t', 'svirt_t', '-c', 'process'), /\btransition\b/);
     },
   );

@@ -162,6 +162,17 @@ export function fileContext(path: string): string {
   return r.code === 0 && c !== '?' ? c : '';
 }
 
+/**
+ * The AppArmor label QEMU (or a helper) runs under for profile `name`. A confined manager
+ * (svirt-manager) cannot leave its profile under no_new_privs, which svirt-exec sets: it
+ * stacks the guest's profile on its own instead (docs/confinement.md), so QEMU is confined
+ * by both, `NAME//&svirt-manager`.
+ */
+export function guestAppArmorLabel(name: string): string {
+  // the kernel orders a stack's profiles by name: a guest's svirt-<hex> before svirt-manager
+  return process.env['SVIRT_LAB_ENTRY'] ? `${name}//&svirt-manager (enforce)` : `${name} (enforce)`;
+}
+
 /** The LSM label of a process: /proc/PID/attr/current (SELinux) or attr/apparmor/current. */
 export function procLabel(pid: number, mode: LabMode = 'selinux'): string {
   const file = mode === 'apparmor' ? `/proc/${pid}/attr/apparmor/current` : `/proc/${pid}/attr/current`;
