@@ -2,8 +2,9 @@
 # The SELinux policies the lab VM runs the tests under, built on the host from Debian's
 # policy store with `semodule -p <copy>` (the host's own store and policy are not touched):
 #   stock.33      Debian's reference policy as installed (selinux-policy-default)
-#   lab-nonnp.33  + lab/selinux/svirt-launch.cil (no nnp_transition)
-#   lab.33        + lab/selinux/svirt-launch.cil + lab/selinux/svirt-nnp.cil
+#   lab-nonnp.33  + lab/selinux/*.cil but svirt-nnp.cil (no nnp_transition)
+#   lab.33        + lab/selinux/*.cil (svirt-manager.cil: the manager's domain; svirt-launch.cil,
+#                   svirt-nnp.cil: what it needs to start QEMU)
 # Prints the directory. out: $LAB_CACHE/policy-<key>/
 set -euo pipefail
 # shellcheck source=lab/lib.sh
@@ -39,11 +40,16 @@ build() {
   }
   cp "$root/etc/selinux/default/policy/policy.33" "$work/out/$name.33"
 }
-build lab-nonnp "$LAB_DIR/selinux/svirt-launch.cil"
-build lab "$LAB_DIR/selinux/svirt-launch.cil" "$LAB_DIR/selinux/svirt-nnp.cil"
-# the modules really are in: the transition only in the lab policies
-sesearch "$work/out/lab.33" -A -s unconfined_t -t svirt_t -c process2 2>/dev/null | grep -q nnp_transition ||
+mapfile -t all < <(ls "$LAB_DIR"/selinux/*.cil)
+mapfile -t nonnp < <(ls "$LAB_DIR"/selinux/*.cil | grep -v '/svirt-nnp\.cil$')
+build lab-nonnp "${nonnp[@]}"
+build lab "${all[@]}"
+# the modules really are in: the manager's entry and nnp_transition only in the lab policies
+sesearch "$work/out/lab.33" -A -s virtd_t -t svirt_t -c process2 2>/dev/null | grep -q nnp_transition ||
   lab_die "lab.33 lacks nnp_transition"
+sesearch "$work/out/lab.33" -T -s unconfined_t -t virtd_exec_t 2>/dev/null | grep -q virtd_t ||
+  lab_die "lab.33 lacks the manager's entry (unconfined_t -> virtd_t)"
+
 rm -rf "$out"
 mv "$work/out" "$out"
 find "$LAB_CACHE" -maxdepth 1 -name 'policy-*' ! -path "$out" -exec rm -rf {} +

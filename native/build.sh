@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds svirt's native helpers from source into native/out/:
-#   svirt-exec, svirt-monitor, svirt-devfilter (programs) and svirt_native.node (the N-API addon).
+#   svirt-exec, svirt-monitor, svirt-devfilter (programs), svirt (svirt-launcher.c: the
+#   manager's confined entry point, docs/confinement.md) and svirt_native.node (the N-API addon).
 # Run from anywhere (npm run build:native). No downloads, no node-gyp.
 set -eu
 
@@ -39,6 +40,9 @@ cd "$here"
 build svirt-exec svirt-exec.c spec.c json.c
 build svirt-probe svirt-probe.c
 build svirt-devfilter svirt-devfilter.c
+# The node the launcher execs is fixed here: the one the addon is built for.
+node_bin=$(readlink -f "$(command -v node)")
+build svirt svirt-launcher.c -DSVIRT_NODE="\"$node_bin\""
 # Static when libc.a is there: the monitor lives as long as its guest, so its resident
 # size matters (about 0.7 MB static, 1.2 MB dynamic).
 if ! build svirt-monitor -static svirt-monitor.c 2>/dev/null; then

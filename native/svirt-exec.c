@@ -291,13 +291,40 @@ static void apply_selinux(void)
 		die(EXIT_SELINUX, "selinux", errno, "write \"%s\" to %s", spec.selinux_label, attr);
 }
 
+/*
+ * Whether this process runs under an AppArmor profile (svirt's manager confined by
+ * svirt-manager, docs/confinement.md) rather than unconfined.
+ */
+static int apparmor_confined(void)
+{
+	char buf[256];
+	const char *files[] = { "/proc/thread-self/attr/apparmor/current", "/proc/thread-self/attr/current" };
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		int fd = open(files[i], O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		return strncmp(buf, "unconfined", strlen("unconfined")) != 0;
+	}
+	return 0;
+}
+
 static void apply_apparmor(void)
 {
 	char cmd[SPEC_MAX_LABEL + 8];
 	const char *attr = "/proc/thread-self/attr/apparmor/exec";
 	if (spec.apparmor_profile == NULL)
 		return;
-	snprintf(cmd, sizeof cmd, "exec %s", spec.apparmor_profile);
+	/*
+	 * Unconfined, QEMU changes to the guest's profile at exec. A confined manager cannot
+	 * leave its profile under no_new_privs (the kernel refuses the change with EPERM): it
+	 * stacks the guest's profile on its own, so QEMU is confined by both (their intersection).
+	 */
+	snprintf(cmd, sizeof cmd, "%s %s", apparmor_confined() ? "stack" : "exec", spec.apparmor_profile);
 	if (write_file(attr, cmd) == 0)
 		return;
 	if (errno == ENOENT) { /* kernels before 5.8 only have the shared attr file */

@@ -111,6 +111,7 @@ commands:
   screenshot NAME FILE [--screen N] a PNG of the display, written to a new FILE
   qemu-agent-command NAME JSON [--timeout S]   one command to the guest agent; prints its reply
   profile FILE|NAME [--driver D]    dry run: what each driver would apply, touching nothing
+  profile                           the manager's own confinement (SELinux domain, AppArmor profile, NNP, entry)
   reconcile [--quiet]               clean up guests whose QEMU is gone
   demo [--stacks LIST]              the attack matrix: two guests per stack, guest A attacks B and the host
   demo --local [--stacks LIST] [--rows ID,...]   the second matrix: a local user and a guest attack svirt itself

@@ -11,7 +11,18 @@ import { join } from 'node:path';
 import { writeDomain } from '../helpers.js';
 import { consoleRun } from '../support/console-run.js';
 import { GUEST_BANNER, guestOsXml } from '../support/guest-image.js';
-import { guest, LabDirs, labSkip, parseContext, procLabel, svirtOk, type LabMode } from './lab.js';
+import {
+  guest,
+  guestAppArmorLabel,
+  labelAsImage,
+  LabDirs,
+  labSkip,
+  parseContext,
+  procLabel,
+  svirtEntry,
+  svirtOk,
+  type LabMode,
+} from './lab.js';
 
 const mode: LabMode = process.env['SVIRT_LAB'] === 'apparmor' ? 'apparmor' : 'selinux';
 const skip = labSkip(mode);
@@ -41,6 +52,8 @@ describe(`the real guest boots confined by ${mode} (enforcing), dac and landlock
     const initrd = join(dir, 'initrd.img');
     copyFileSync(join(IMAGE, 'vmlinuz'), kernel);
     copyFileSync(join(IMAGE, 'initrd.img'), initrd);
+    labelAsImage(kernel);
+    labelAsImage(initrd);
     const log = join(dir, 'serial.log');
     const xml = `<domain type='qemu'>
   <name>real</name>
@@ -61,7 +74,7 @@ describe(`the real guest boots confined by ${mode} (enforcing), dac and landlock
       assert.ok(['svirt_t', 'svirt_tcg_t'].includes(ctx.type), `QEMU runs as ${ctx.type}`);
       assert.match(ctx.level, /^s0:c\d+,c\d+$/);
     } else {
-      assert.equal(procLabel(g.pid, 'apparmor'), `svirt-${g.uuid} (enforce)`);
+      assert.equal(procLabel(g.pid, 'apparmor'), guestAppArmorLabel(`svirt-${g.uuid}`));
     }
     // the banner, then the shell's own greeting a moment later: wait for the last of them
     const text = await waitForText(log, SHELL, BOOT_MS);
@@ -76,7 +89,16 @@ describe(`the real guest boots confined by ${mode} (enforcing), dac and landlock
     const live = await svirtOk(dir, ['dumpxml', 'real']);
     const pty = /<console type='pty' tty='(\/dev\/pts\/\d+)'>/.exec(live)?.[1];
     assert.ok(pty, `the live XML shows the virtio console's pty:\n${live}`);
-    const session = await consoleRun(dir, STACK, 'real', 'echo $((6*7))\n', /\n42\r?\n/, 120_000, ['--devname', 'console1']);
+    const session = await consoleRun(
+      dir,
+      STACK,
+      'real',
+      'echo $((6*7))\n',
+      /\n42\r?\n/,
+      120_000,
+      ['--devname', 'console1'],
+      svirtEntry(),
+    );
     assert.match(session.err, new RegExp(`Connected to domain 'real' \\(console1, ${pty}\\)`), session.err);
     assert.match(session.out, /\n42\r?\n/, `the shell on hvc0 answered through the relay:\n${session.out.slice(-1500)}`);
     assert.equal(session.code, 0, session.err);

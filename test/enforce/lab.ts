@@ -18,7 +18,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { QmpClient } from '../../src/qemu/qmp-client.js';
-import { destroyAll, haveQemu, isRoot, readRunning, SVIRT_BIN, type CliResult } from '../helpers.js';
+import { destroyAll, haveQemu, isRoot, makeImage, readRunning, SVIRT_BIN, type CliResult } from '../helpers.js';
 
 export type LabMode = 'selinux' | 'apparmor';
 
@@ -60,6 +60,8 @@ export class LabDirs {
   make(prefix: string): string {
     const dir = mkdtempSync(join('/tmp', prefix));
     chmodSync(dir, 0o755);
+    // svirt's state, as under /var/lib/svirt: what the manager's domain (virtd_t) may write
+    if (selinuxOn()) chcon('virt_var_lib_t', dir);
     this.dirs.push(dir);
     return dir;
   }
@@ -72,13 +74,53 @@ export class LabDirs {
   }
 }
 
+function selinuxOn(): boolean {
+  return existsSync('/sys/fs/selinux/enforce');
+}
+
+function chcon(type: string, path: string): void {
+  const r = spawnSync('chcon', ['-t', type, path], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`chcon -t ${type} ${path}: ${r.stderr}`);
+}
+
+/**
+ * A raw image for a guest, made as an administrator makes one: under SELinux it is
+ * virt_image_t (as under /var/lib/svirt/images), the type the manager's domain may relabel;
+ * it may not relabel arbitrary files (docs/confinement.md).
+ */
+export function labImage(path: string, mb = 4): string {
+  makeImage(path, mb);
+  return labelAsImage(path);
+}
+
+/** Under SELinux, gives a file the test made svirt's image type (virt_image_t); see labImage. */
+export function labelAsImage(path: string): string {
+  if (selinuxOn()) chcon('virt_image_t', path);
+  return path;
+}
+
+/**
+ * svirt's entry point in the lab: the confined install's launcher (lab/guest/stage2.sh,
+ * policy/confine-install.sh), so the manager runs in its own domain / profile; the
+ * checkout's bin/svirt.js through this node elsewhere.
+ */
+export function svirtEntry(which: 'install' | 'test-build' = 'install'): { file: string; args: string[] } {
+  const entry = process.env[which === 'install' ? 'SVIRT_LAB_ENTRY' : 'SVIRT_LAB_TEST_ENTRY'];
+  return entry ? { file: entry, args: [] } : { file: process.execPath, args: [SVIRT_BIN] };
+}
+
 /** How long one svirt command may take in the lab (nested TCG is slow) before it is killed. */
 export const SVIRT_TIMEOUT_MS = 60_000;
 
 /** Runs the svirt CLI; a command that hangs is killed after SVIRT_TIMEOUT_MS (code 124). */
-export function svirtRun(stateDir: string, args: readonly string[]): Promise<CliResult> {
+export function svirtRun(
+  stateDir: string,
+  args: readonly string[],
+  which: 'install' | 'test-build' = 'install',
+): Promise<CliResult> {
+  const entry = svirtEntry(which);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SVIRT_BIN, '--state-dir', stateDir, ...args], {
+    const child = spawn(entry.file, [...entry.args, '--state-dir', stateDir, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       timeout: SVIRT_TIMEOUT_MS,
       killSignal: 'SIGKILL',
@@ -118,6 +160,17 @@ export function fileContext(path: string): string {
   const r = run('stat', ['-c', '%C', path]);
   const c = r.out.trim();
   return r.code === 0 && c !== '?' ? c : '';
+}
+
+/**
+ * The AppArmor label QEMU (or a helper) runs under for profile `name`. A confined manager
+ * (svirt-manager) cannot leave its profile under no_new_privs, which svirt-exec sets: it
+ * stacks the guest's profile on its own instead (docs/confinement.md), so QEMU is confined
+ * by both, `NAME//&svirt-manager`.
+ */
+export function guestAppArmorLabel(name: string): string {
+  // the kernel orders a stack's profiles by name: a guest's svirt-<hex> before svirt-manager
+  return process.env['SVIRT_LAB_ENTRY'] ? `${name}//&svirt-manager (enforce)` : `${name} (enforce)`;
 }
 
 /** The LSM label of a process: /proc/PID/attr/current (SELinux) or attr/apparmor/current. */

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { QmpClient } from '../../src/qemu/qmp-client.js';
-import { countRows, domainXml, makeImage, procStatus, writeDomain } from '../helpers.js';
+import { countRows, domainXml, procStatus, writeDomain } from '../helpers.js';
 import {
   alive,
   avcDenials,
@@ -22,6 +22,7 @@ import {
   guest,
   kernelLog,
   LabDirs,
+  labImage,
   labSkip,
   openThroughMonitor,
   parseContext,
@@ -60,8 +61,8 @@ interface Two {
 
 /** Two raw images and two defined guests ga (disk a) and gb (disk b). */
 async function defineTwo(dir: string, stack: readonly string[]): Promise<Two> {
-  const a = makeImage(join(dir, 'a.img'), 4);
-  const b = makeImage(join(dir, 'b.img'), 4);
+  const a = labImage(join(dir, 'a.img'), 4);
+  const b = labImage(join(dir, 'b.img'), 4);
   await svirtOk(dir, [...stack, 'define', writeDomain(dir, 'ga', domainXml('ga', [{ path: a, dev: 'vda' }]))]);
   await svirtOk(dir, [...stack, 'define', writeDomain(dir, 'gb', domainXml('gb', [{ path: b, dev: 'vda' }]))]);
   return { dir, a, b, original: { a: fileContext(a), b: fileContext(b) } };
@@ -210,7 +211,7 @@ describe('SELinux enforcing: svirt with the selinux driver alone (QEMU as root, 
   it("labels a hotplugged disk with guest A's pair while attached, and gives its label back on detach", async () => {
     const ga = guest(g.dir, 'ga');
     const levelA = parseContext(procLabel(ga.pid)).level;
-    const extra = makeImage(join(g.dir, 'extra.img'), 4);
+    const extra = labImage(join(g.dir, 'extra.img'), 4);
     const original = fileContext(extra);
     const r = await svirt(g.dir, [...ALONE, 'attach-disk', 'ga', extra, 'sdb', '--live']);
     assert.equal(r.code, 0, `svirt attach-disk: ${r.stderr}`);
@@ -246,7 +247,7 @@ describe('SELinux enforcing: policies without svirt rules fail closed', { skip }
   let original: string;
   before(async () => {
     dir = dirs.make('svirt-enforce-se2-');
-    img = makeImage(join(dir, 'c.img'), 4);
+    img = labImage(join(dir, 'c.img'), 4);
     original = fileContext(img);
     await svirtOk(dir, [...FULL, 'define', writeDomain(dir, 'gc', domainXml('gc', [{ path: img, dev: 'vda' }]))]);
   });

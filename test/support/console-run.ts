@@ -4,7 +4,8 @@ import { SVIRT_BIN } from '../helpers.js';
 /**
  * `svirt console`, driven through a pipe: sends `input` once connected, resolves once `want`
  * shows in its output (then leaves with ^]) or after `ms` (killed). `args` go before `console`
- * (e.g. the stack); `extra` after NAME (e.g. --devname).
+ * (e.g. the stack); `extra` after NAME (e.g. --devname). `entry` runs svirt another way (the
+ * enforcement lab's confined launcher) instead of this node on bin/svirt.js.
  */
 export function consoleRun(
   dir: string,
@@ -14,9 +15,10 @@ export function consoleRun(
   want: RegExp,
   ms: number,
   extra: readonly string[] = [],
+  entry: { file: string; args: readonly string[] } = { file: process.execPath, args: [SVIRT_BIN] },
 ): Promise<{ out: string; err: string; code: number | null }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SVIRT_BIN, '--state-dir', dir, ...args, 'console', name, ...extra], {
+    const child = spawn(entry.file, [...entry.args, '--state-dir', dir, ...args, 'console', name, ...extra], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let out = '';

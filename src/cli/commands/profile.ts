@@ -42,6 +42,7 @@ async function storedDef(paths: StatePaths, name: string): Promise<DomainDef> {
  * real one is allocated at start.
  */
 export async function run(args: ParsedArgs): Promise<number> {
+  if (args.positional.length === 0) return (await import('./profile-manager.js')).run(args);
   const what = arg(args, 0, 'FILE or NAME');
   const driverOpt = args.options.get('driver');
   // A dry run needs no kernel support: named drivers are built without probing.

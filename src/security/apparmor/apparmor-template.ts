@@ -91,10 +91,13 @@ export function abstractionText(): string {
   /sys/devices/system/node/ r,
   /sys/devices/system/node/node[0-9]*/meminfo r,
 
-  # svirt (unconfined) may signal and inspect QEMU; QEMU signals only its own threads
+  # svirt (unconfined, or confined by svirt-manager) may signal and inspect QEMU; QEMU
+  # signals only its own threads
   signal (receive) peer=unconfined,
+  signal (receive) peer=svirt-manager,
   signal (send, receive) peer=@{profile_name},
   ptrace (readby) peer=unconfined,
+  ptrace (readby) peer=svirt-manager,
 
   # UNIX sockets: pathname sockets (QMP, chardevs) are mediated by the file rules;
   # anonymous ones (socketpair) are allowed; the abstract namespace is not
