@@ -11,15 +11,20 @@ const copy = process.argv[2];
 if (!copy) throw new Error('usage: node lab/test-build.mjs COPY');
 const bundle = join(copy, 'dist', 'svirt.cjs');
 const text = readFileSync(bundle, 'utf8');
-// The check's entry: a function whose name says it checks image entrypoints. Its body is
-// replaced by a return: every path is then accepted, as before issue 15.
-const re = /(function (check\w*Entrypoints?\w*)\([^)]*\)\s*\{)/g;
-const names = [...text.matchAll(re)].map((m) => m[2]);
-if (names.length === 0) {
-  console.log('test-build: no image-entrypoint check in this build (svirt.cjs has no check*Entrypoint* function): copy unchanged');
-} else {
-  writeFileSync(bundle, text.replace(re, '$1 return; '));
-  // the code cache belongs to the original source
-  rmSync(`${bundle}.cache`, { force: true });
-  console.log(`test-build: image-entrypoint check taken out: ${names.join(', ')} return at once`);
+// The check: the methods checkPath and checkOpened of class Entrypoints (src/access/entrypoints.ts),
+// called for every resource before anything is labelled. Each definition (not a call: no dot
+// before its name) gets a return first: every path is then accepted, as before issue 15.
+const names = [];
+const out = text.replace(/([{};]\s*)(checkPath|checkOpened)(\(\s*r\s*(?:,\s*h\s*)?\)\s*\{)/g, (_m, pre, name, rest) => {
+  names.push(`Entrypoints.${name}`);
+  return `${pre}${name}${rest} return; `;
+});
+if (names.length !== 2) {
+  // Never a silent no-op: the hostile test must know it reaches the manager's confinement.
+  console.error(`test-build: the image-entrypoint check was not found whole in svirt.cjs (found: ${names.join(', ') || 'none'})`);
+  process.exit(1);
 }
+writeFileSync(bundle, out);
+// the code cache belongs to the original source
+rmSync(`${bundle}.cache`, { force: true });
+console.log(`test-build: image-entrypoint check taken out: ${names.join(', ')} return at once`);

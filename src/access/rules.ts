@@ -12,8 +12,9 @@ import { parse as parseTomlText } from 'smol-toml';
 import { SvirtError } from '../errors.js';
 import { parseEntrypointRules, type EntrypointRules } from './entrypoint-rules.js';
 import { expandPermission, type Permission } from './permissions.js';
+import { RULES_FILE } from './rules-file.js';
 
-export const RULES_FILE = 'access.toml';
+export { RULES_FILE } from './rules-file.js';
 const MAX_BYTES = 64 * 1024;
 
 /** Which guests a rule covers; every selector given must match. */

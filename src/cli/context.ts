@@ -1,3 +1,7 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { EntrypointRules } from '../access/entrypoint-rules.js';
+import { RULES_FILE } from '../access/rules-file.js';
 import { resolveStatePaths, type StatePaths } from '../host/paths.js';
 import { Hypervisor } from '../lifecycle/hypervisor.js';
 import { buildStack } from '../security/stack.js';
@@ -25,9 +29,20 @@ export async function openHypervisor(args: ParsedArgs, opts: { reconcile?: boole
   const store = opts.store ?? Store.open(paths.stateDir);
   const config = { env: process.env };
   const manager = await buildStack(stackSpec(args), config);
-  const hv = new Hypervisor({ paths, store, manager, config });
+  const entrypointRules = await entrypointRulesOf(paths.stateDir);
+  const hv = new Hypervisor({ paths, store, manager, config, ...(entrypointRules ? { entrypointRules } : {}) });
   if (opts.reconcile ?? true) await hv.reconcile();
   return hv;
+}
+
+/**
+ * The `[entrypoints]` of the state dir's access rules (docs/entrypoints.md); the rules file is
+ * read only when there is one, so a host without one pays a stat.
+ */
+async function entrypointRulesOf(stateDir: string): Promise<EntrypointRules | undefined> {
+  if (!existsSync(join(stateDir, RULES_FILE))) return undefined;
+  const [{ loadRules }, { stateDirAdmin }] = await Promise.all([import('../access/rules.js'), import('../access/cli-gate.js')]);
+  return loadRules(stateDir, stateDirAdmin(stateDir, process.getuid?.() ?? 0))?.entrypoints;
 }
 
 /** Prints `text`, or `data` as one JSON document with --json. */

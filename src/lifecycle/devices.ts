@@ -137,7 +137,7 @@ interface Plug {
 async function plugOpened(env: LifecycleEnv, plug: Plug, files: OpenFiles): Promise<void> {
   const { rec, kind, disk, next, points, connect } = plug;
   // Resolved (symlink policy) and opened once: the label and the fd QEMU gets are that file.
-  const entry = env.entrypoints(rec.runtimeDir, await env.managerFor(rec));
+  const entry = env.entrypoints(rec.runtimeDir, await env.managerFor(rec), rec.uuid);
   const resources =
     disk.path === undefined ? [] : openResources(resolveResources(diskResources(disk)), files, undefined, entry).resources;
   let op: PendingOp = {

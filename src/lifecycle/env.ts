@@ -1,10 +1,10 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_ENTRYPOINT_RULES, Entrypoints, type EntrypointRules } from '../access/entrypoints.js';
+import { ownerIds } from '../access/owner-ids.js';
 import type { DomainDef } from '../domain/domain-def.js';
 import { parseDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
-import type { UserIds } from '../host/native.js';
 import type { StatePaths } from '../host/paths.js';
 import { isAlive, selfIdentity, signal, waitGone, type ProcessIdentity } from '../host/proc.js';
 import { emulatorPath, guestArch, kvmRuns } from '../qemu/emulator.js';
@@ -54,14 +54,18 @@ export class LifecycleEnv {
     this.entrypointRules = o.entrypointRules ?? DEFAULT_ENTRYPOINT_RULES;
   }
 
-  /** The entrypoint check for one guest's files, under the stack it runs with (src/access/entrypoints.ts). */
-  entrypoints(runtimeDir: string, manager: SecurityManager, owner?: UserIds): Entrypoints {
+  /**
+   * The entrypoint check for one guest's files, under the stack it runs with, as its owner may
+   * open them when that is not root (src/access/entrypoints.ts, owner-ids.ts).
+   */
+  entrypoints(runtimeDir: string, manager: SecurityManager, uuid: string): Entrypoints {
+    const owner = ownerIds(this.store, uuid);
     return new Entrypoints(this.entrypointRules, {
       stateDir: this.paths.stateDir,
       runtimeRoot: this.paths.runtimeRoot,
       runtimeDir,
       selinux: manager.names.includes('selinux'),
-      ...(owner && owner.uid !== 0 ? { owner } : {}),
+      ...(owner ? { owner } : {}),
     });
   }
 

@@ -103,7 +103,7 @@ export async function startGuest(
     ];
     if (incoming) wanted.push({ path: incoming.path, role: 'saved-state', seclabels: [], handle: incoming.handle });
     const socketLabels = env.manager.socketLabels(live);
-    const opened = openResources(wanted, files, socketLabels?.listen, env.entrypoints(runtimeDir, env.manager));
+    const opened = openResources(wanted, files, socketLabels?.listen, env.entrypoints(runtimeDir, env.manager, def.uuid));
     let resources = opened.resources;
     undo.push('remove bound sockets', () => removeBoundSockets(opened.io));
     // Journal first: from here a crash is repaired from what the record says.

@@ -64,6 +64,12 @@ describe('svirt report', { skip }, () => {
       assert.match(dom, /<b>entry-shadow<\/b>.*?<div class="good"><b>held<\/b>/su, "the local matrix's row, held");
       assert.ok(dom.includes('<b>entry-fifo</b>'));
       assert.match(dom, /No rules file: the defaults apply/u);
+      // The audit trail: the CLI's start of the guest, allowed, and the labels it gave.
+      assert.ok(dom.includes('<td>start</td><td>domain:start</td><td>reported</td>'), 'the start in the audit trail');
+      assert.ok(
+        dom.includes(`<td>label</td><td>domain:start</td><td>reported</td><td>dac=${uid}`),
+        "the start's labels in the audit trail",
+      );
 
       const shot = join(dir, 'report.png');
       chromium(dir, ['--hide-scrollbars', '--window-size=1280,1600', `--screenshot=${shot}`, `file://${page}`]);

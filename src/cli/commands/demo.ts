@@ -140,5 +140,22 @@ async function runAccess(args: ParsedArgs): Promise<number> {
   const stack = args.options.get('stacks');
   const r = await runAccessMatrix(stack !== undefined ? { stack } : {});
   output(args, formatAccessMatrix(r), r);
+  trySaveMatrix(statePaths(args).stateDir, 'access', accessForReport(r));
   return r.wrong.length === 0 ? 0 : 1;
+}
+
+/** The access matrix in the report's shape: a row per caller and guest, a column per operation, each cell right or wrong. */
+function accessForReport(r: {
+  cells: readonly { caller: string; op: string; guest: string; outcome: string; how: string }[];
+  wrong: readonly unknown[];
+}): unknown {
+  const ops = [...new Set(r.cells.map((c) => c.op))];
+  const rows = new Map<string, { id: string; title: string; cells: Record<string, unknown> }>();
+  for (const c of r.cells) {
+    const id = `${c.caller} on ${c.guest}`;
+    const row = rows.get(id) ?? { id, title: '', cells: {} };
+    row.cells[c.op] = { result: c.outcome, detail: c.how, ok: !r.wrong.includes(c) };
+    rows.set(id, row);
+  }
+  return { stacks: ops, rows: [...rows.values()] };
 }

@@ -1,6 +1,8 @@
 import { closeSync, constants, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { DEFAULT_ENTRYPOINT_RULES, FLOOR_DENY, FLOOR_READONLY } from '../../access/entrypoints.js';
+import { readAudit } from '../../access/audit.js';
+import { FLOOR_DENY, FLOOR_READONLY } from '../../access/entrypoints.js';
+import { RULES_FILE } from '../../access/rules-file.js';
 import { SvirtError, errnoOf } from '../../errors.js';
 import { collectGuests, hostFacts, readSmall, savedMatrices, type ReportData } from '../../report/collect.js';
 import { renderReport } from '../../report/html.js';
@@ -12,6 +14,9 @@ import { writeOut } from '../write.js';
  * `svirt report [FILE]`: the isolation report, one self-contained HTML page (to stdout
  * without FILE). FILE is replaced whole: written beside it, then renamed over it.
  */
+/** Audit rows the report shows at most. */
+const AUDIT_ROWS = 300;
+
 export async function run(args: ParsedArgs): Promise<number> {
   const file = args.positional[0];
   const paths = statePaths(args);
@@ -22,10 +27,10 @@ export async function run(args: ParsedArgs): Promise<number> {
     stack: hv.manager.names,
     guests: await collectGuests(hv),
     matrices: savedMatrices(paths.stateDir),
-    ...optional('rules', readSmall(join(paths.stateDir, 'access.toml'), 1 << 20)),
-    audit: [],
+    ...optional('rules', readSmall(join(paths.stateDir, RULES_FILE), 1 << 20)),
+    audit: recentAudit(hv),
   };
-  const html = renderReport(data, { rules: DEFAULT_ENTRYPOINT_RULES, floorDeny: FLOOR_DENY, floorReadonly: FLOOR_READONLY });
+  const html = renderReport(data, { rules: hv.env.entrypointRules, floorDeny: FLOOR_DENY, floorReadonly: FLOOR_READONLY });
   if (file === undefined) {
     writeOut(html);
     return 0;
@@ -35,6 +40,25 @@ export async function run(args: ParsedArgs): Promise<number> {
     `report: ${data.guests.length} guests, ${data.matrices.length} matrices, ${data.audit.length} audit events -> ${file}\n`,
   );
   return 0;
+}
+
+/** The newest audit rows, denials first (each group newest first). */
+function recentAudit(hv: Awaited<ReturnType<typeof openHypervisor>>): Record<string, unknown>[] {
+  const rows = readAudit(hv.store.db, { limit: AUDIT_ROWS });
+  const shown = rows.map((r) => ({
+    at: new Date(r.at).toISOString(),
+    allowed: r.allowed,
+    via: r.via,
+    uid: r.uid,
+    pid: r.pid,
+    op: r.op,
+    permission: r.permission ?? '',
+    guest: r.guest ?? '',
+    labels: r.labels?.join(', ') ?? '',
+    result: r.result,
+    why: r.why ?? '',
+  }));
+  return [...shown.filter((r) => !r.allowed).reverse(), ...shown.filter((r) => r.allowed).reverse()];
 }
 
 function optional<K extends string, V>(key: K, v: V | undefined): { [k in K]?: V } {
