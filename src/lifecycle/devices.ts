@@ -13,6 +13,7 @@ import { targets, updateDefinition, type DeviceChangeOptions } from './device-ta
 import { checkHotplug, ensureScsiController, placeHotplugDisk, unplugTimeoutMs, withConfigDisk } from './device-address.js';
 import { ignoreMissing, repairOp, waitDeviceGone } from './device-repair.js';
 import type { LifecycleEnv } from './env.js';
+import { refuseNarrowing } from './device-narrowing.js';
 import { dropHandle, openResources, OpenFiles } from './files.js';
 import type { Guest } from './guest.js';
 
@@ -203,6 +204,7 @@ export async function detachDisk(env: LifecycleEnv, info: Guest, target: string,
   const disk = live.disks.find((d) => d.target.dev === target);
   if (!disk) throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${live.name}' has no disk with target ${target}`);
   checkHotplug(disk);
+  refuseNarrowing(rec, live.name, target);
   const op = removalOp('detach', rec, disk);
   begin(env, rec, op);
   crashPoint('detach:journaled');
@@ -277,6 +279,7 @@ export async function changeMedia(
   const drive = setPath(live).disks.find((d) => d.target.dev === target) as DiskDef;
   const old = live.disks.find((d) => d.target.dev === target) as DiskDef;
   if (old.path !== undefined) {
+    refuseNarrowing(rec, live.name, target);
     const op = removalOp('eject', rec, old);
     begin(env, rec, op);
     crashPoint('media:eject-journaled');

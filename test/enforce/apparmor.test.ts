@@ -192,20 +192,20 @@ describe('AppArmor enforcing: svirt with the apparmor driver alone (QEMU as root
     assert.match(await openThroughMonitor(q, image(images, 'gb'), 'steal2', false), /Permission denied/);
   });
 
-  it('takes a detached disk out of the profile again', async () => {
+  it('refuses to take a disk out of a running guest while the manager is confined (fail closed)', async () => {
     const ga = guest(dir, 'ga');
     const extra = join(dir, 'extra.img');
     const rules = join(PROFILE_DIR, `svirt-${ga.uuid}.files`);
     assert.ok(readFileSync(rules, 'utf8').includes(extra), 'the disk attached by the test before is in the profile');
     q?.close();
     q = undefined;
+    // QEMU runs as svirt-<uuid>//&svirt-manager; a replaced guest profile was found not to take
+    // the detached image out of its reach (docs/confinement.md), so svirt refuses the detach.
     const r = await svirtRun(dir, [...ALONE, 'detach-disk', 'ga', 'sdb', '--live']);
-    assert.equal(r.code, 0, `svirt detach-disk: ${r.stderr}`);
-    assert.equal(readFileSync(rules, 'utf8').includes(extra), false, 'the profile no longer names the image');
+    assert.notEqual(r.code, 0, 'detach-disk is refused');
+    assert.match(r.stderr, /cannot take sdb out of 'ga' while it runs: svirt runs confined by AppArmor \(svirt-manager\)/);
+    assert.ok(readFileSync(rules, 'utf8').includes(extra), 'the guest keeps the disk, and svirt says so');
     q = await qmpConnect(ga.qmp);
-    const mark = kernelLog.mark();
-    assert.match(await openThroughMonitor(q, extra, 'late', false), /Permission denied/, 'QEMU may not reopen it');
-    assert.ok((await eventually(() => apparmorDenials(mark, `name="${extra}"`))).length > 0, 'denied by AppArmor');
   });
 
   it('unloads both profiles on stop', async () => {

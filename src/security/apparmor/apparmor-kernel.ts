@@ -41,3 +41,11 @@ export function processProfile(pid: number): string | undefined {
   }
   return undefined;
 }
+
+/** The AppArmor profile this process runs under, when it is confined (svirt-manager); undefined when unconfined or without AppArmor. */
+export function selfAppArmorProfile(): string | undefined {
+  if (!kernelRunsAppArmor()) return undefined;
+  const label = processProfile(process.pid);
+  if (label === undefined || label === 'unconfined') return undefined;
+  return label.replace(/ \((?:enforce|complain|kill|unconfined)\)$/u, '');
+}
