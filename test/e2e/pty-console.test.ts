@@ -12,7 +12,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFil
 import { join } from 'node:path';
 import { qemuAsRootSkip, readRunning, scratch, svirt, svirtOk, waitFor, writeDomain, QEMU } from '../helpers.js';
 import { consoleRun } from '../support/console-run.js';
-import { GUEST_BANNER, guestImage, guestImageSkip, guestOsXml, type GuestImage } from '../support/guest-image.js';
+import { GUEST_BANNER, guestImage, guestImageSkip, ptyGuestXml, type GuestImage } from '../support/guest-image.js';
 
 const BOOT_MS = 180_000;
 
@@ -54,13 +54,8 @@ describe('pty consoles relayed by the monitor (real QEMU, TCG)', () => {
       const image = guestImage() as GuestImage;
       const dir = scratch(t);
       const log = join(dir, 'serial.log');
-      const xml = `<domain type='qemu'><name>guest</name><memory unit='MiB'>256</memory><vcpu>1</vcpu>
-  ${guestOsXml(image)}
-  <devices><emulator>${QEMU}</emulator>
-    <serial type='pty'><log file='${log}' append='off'/><target port='0'/></serial>
-    <console type='pty'><target type='serial' port='0'/></console>
-    <channel type='pty'><target type='virtio' name='org.svirt.test.0'/></channel>
-  </devices></domain>`;
+      const channelXml = "\n    <channel type='pty'><target type='virtio' name='org.svirt.test.0'/></channel>";
+      const xml = ptyGuestXml(image, 'guest', log, channelXml);
       await svirtOk(dir, [...S, 'define', writeDomain(dir, 'guest', xml)]);
       await svirtOk(dir, [...S, 'start', 'guest']);
       const live = await svirtOk(dir, ['dumpxml', 'guest']);

@@ -9,8 +9,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isRoot, QEMU, scratch, svirtOk, waitFor, writeDomain } from '../helpers.js';
-import { GUEST_BANNER, guestImage, guestImageSkip, guestOsXml, type GuestImage } from '../support/guest-image.js';
+import { isRoot, scratch, svirtOk, waitFor, writeDomain } from '../helpers.js';
+import { GUEST_BANNER, guestImage, guestImageSkip, ptyGuestXml, type GuestImage } from '../support/guest-image.js';
 import { havePythonLibvirt, python, startServer, uri, virshOk } from './support.js';
 
 const BOOT_MS = 180_000;
@@ -56,12 +56,7 @@ describe('svirt serve: the console as a libvirt stream', { skip, timeout: BOOT_M
     const image = guestImage() as GuestImage;
     const dir = scratch(t);
     const log = join(dir, 'serial.log');
-    const xml = `<domain type='qemu'><name>guest</name><memory unit='MiB'>256</memory><vcpu>1</vcpu>
-  ${guestOsXml(image)}
-  <devices><emulator>${QEMU}</emulator>
-    <serial type='pty'><log file='${log}' append='off'/><target port='0'/></serial>
-    <console type='pty'><target type='serial' port='0'/></console>
-  </devices></domain>`;
+    const xml = ptyGuestXml(image, 'guest', log);
     await svirtOk(dir, ['define', writeDomain(dir, 'guest', xml)]);
     const server = await startServer(t, dir);
     await svirtOk(dir, ['--security-driver', 'dac,landlock', 'start', 'guest']);

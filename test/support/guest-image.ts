@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { QEMU } from '../helpers.js';
 
 /** Printed on a terminal of the guest (followed by ` on ttyS0`, ...) before its shell starts. */
 export const GUEST_BANNER = 'svirt-guest login-free shell';
@@ -65,4 +66,17 @@ export function guestOsXml(image: GuestImage, machine = 'pc', cmdline = GUEST_CM
     <initrd>${image.initrd}</initrd>
     <cmdline>${cmdline}</cmdline>
   </os>`;
+}
+
+/**
+ * A guest of the image with its serial port on a pty (logged to `log`, started empty), a
+ * console on it, and `devices` more (a channel, say).
+ */
+export function ptyGuestXml(image: GuestImage, name: string, log: string, devices = ''): string {
+  return `<domain type='qemu'><name>${name}</name><memory unit='MiB'>256</memory><vcpu>1</vcpu>
+  ${guestOsXml(image)}
+  <devices><emulator>${QEMU}</emulator>
+    <serial type='pty'><log file='${log}' append='off'/><target port='0'/></serial>
+    <console type='pty'><target type='serial' port='0'/></console>${devices}
+  </devices></domain>`;
 }
