@@ -13,7 +13,18 @@ import { join } from 'node:path';
 import { QmpClient } from '../../src/qemu/qmp-client.js';
 import { hierarchyDir, hostLayout } from '../../src/lifecycle/cgroup/layout.js';
 import { applyDevicesV1, applyDevicesV2, nodeRule, type DeviceRule } from '../../src/lifecycle/cgroup/devices.js';
-import { domainXml, makeImage, qemuAsRootSkip, readRunning, scratch, svirt, svirtOk, waitFor, writeDomain } from '../helpers.js';
+import {
+  SVIRT_BIN,
+  domainXml,
+  makeImage,
+  qemuAsRootSkip,
+  readRunning,
+  scratch,
+  svirt,
+  svirtOk,
+  waitFor,
+  writeDomain,
+} from '../helpers.js';
 
 const MEMTUNE = "\n  <memtune><hard_limit unit='MiB'>96</hard_limit></memtune>";
 const STACK = ['--security-driver', 'dac']; // no Landlock: what the guest uid may open is up to DAC and the cgroup
@@ -174,6 +185,37 @@ describe('a cgroup per guest', { skip: skip() }, () => {
       assert.deepEqual(readdirSync(join(g.dir, 'cgroups')), []);
     });
   }
+
+  it('limits are never dropped: with no cgroup file system where svirt runs, a guest with <memtune> does not start', async (t) => {
+    const g = await guest(t, 'cg-nofs');
+    // A mount namespace of this test's own, with the cgroup mounts taken away (as `ip netns exec` leaves it).
+    const r = spawnSync(
+      'unshare',
+      [
+        '-m',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        'umount -R /sys/fs/cgroup && exec "$0" "$@"',
+        process.execPath,
+        SVIRT_BIN,
+        '--state-dir',
+        g.dir,
+        ...STACK,
+        'start',
+        'cg-nofs',
+        '--paused',
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    assert.notEqual(r.status, 0, r.stdout);
+    assert.match(
+      r.stderr,
+      /^error: domain 'cg-nofs' asks for <memtune>, <cputune> or <blkiotune>, but no cgroup file system is mounted where svirt runs$/m,
+    );
+    assert.equal(readRunning(g.dir).length, 0);
+  });
 
   it('a limit the kernel refuses fails the start in one line and leaves nothing', async (t) => {
     const g = await guest(t, 'cg-bad', false);

@@ -4,6 +4,8 @@
  * when svirt makes no cgroups: not root, or SVIRT_CGROUP=off).
  */
 import type { DomainDef } from '../../domain/domain-def.js';
+import { hasTuning, parseTune } from '../../domain/tune.js';
+import { SvirtError } from '../../errors.js';
 import type { GuestResource } from '../../security/driver.js';
 import { crashPoint, type CrashPoint } from '../crash-points.js';
 import type { UndoStack } from '../undo.js';
@@ -22,7 +24,14 @@ export function startCgroup(
   const layout = hostLayout();
   if (layout.kind === 'none') {
     // No cgroup file system in svirt's mount namespace (`ip netns exec` remounts /sys): as
-    // libvirt does, the guest runs without a cgroup (profile says so).
+    // libvirt does, the guest runs without a cgroup (profile says so), unless its definition
+    // asks for limits: those are never dropped (fail closed).
+    if (hasTuning(parseTune(live.source))) {
+      throw new SvirtError(
+        'SVIRT_ERR_CGROUP',
+        `domain '${live.name}' asks for <memtune>, <cputune> or <blkiotune>, but no cgroup file system is mounted where svirt runs`,
+      );
+    }
     return [];
   }
   // The device list is confinement: the `none` stack confines nothing, so it gets limits only.
