@@ -35,7 +35,8 @@ done
 if [ -e /sys/fs/selinux/enforce ]; then
   for root in "$@"; do
     chcon -t virtd_exec_t "$root/native/out/svirt"
-    chcon -t bin_t "$root/native/out/svirt-exec" "$root/native/out/svirt-monitor" "$root/native/out/svirt-probe"
+    chcon -t bin_t "$root/native/out/svirt-exec" "$root/native/out/svirt-monitor" "$root/native/out/svirt-probe" \
+      "$root/native/out/svirt-devfilter"
     # native addons are shared libraries: the manager maps them executable
     find "$root/native/out" "$root/node_modules" -name '*.node' -type f -exec chcon -t lib_t {} +
     echo "confine-install: $root/native/out/svirt is $(stat -c %C "$root/native/out/svirt")"

@@ -44,6 +44,8 @@ export const DEFAULT_ENTRYPOINT_RULES: EntrypointRules = {
     'virt_image_t',
     'svirt_image_t',
     'virt_content_t',
+    'virt_var_lib_t',
+    'virt_log_t',
     'virt_home_t',
     'svirt_home_t',
     'user_home_t',
