@@ -59,7 +59,10 @@ export class LifecycleEnv {
    * open them when that is not root (src/access/entrypoints.ts, owner-ids.ts).
    */
   entrypoints(runtimeDir: string, manager: SecurityManager, uuid: string): Entrypoints {
-    const owner = ownerIds(this.store, uuid);
+    // A svirt running as the owner itself (a user's session instance) opens the files with the
+    // owner's own rights: the kernel's checks are the owner's already.
+    const found = ownerIds(this.store, uuid);
+    const owner = found && found.uid !== (process.geteuid?.() ?? 0) ? found : undefined;
     return new Entrypoints(this.entrypointRules, {
       stateDir: this.paths.stateDir,
       runtimeRoot: this.paths.runtimeRoot,
