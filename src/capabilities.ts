@@ -9,7 +9,8 @@ import { arch, cpus, totalmem } from 'node:os';
 import type { Hypervisor } from './lifecycle/hypervisor.js';
 import { installedEmulators, kvmRuns, machinesOf, wordsizeOf } from './qemu/emulator.js';
 
-function esc(s: string): string {
+/** Escapes text and single-quoted attribute values of the capability documents (also host-facts.ts). */
+export function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/'/g, '&apos;');
 }
 

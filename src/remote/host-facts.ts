@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { machineArch } from '../capabilities.js';
+import { esc, machineArch } from '../capabilities.js';
 import { VIDEO_MODELS } from '../domain/display-def.js';
 import type { Hypervisor } from '../lifecycle/hypervisor.js';
 import { installedEmulators, kvmRuns, machinesOf } from '../qemu/emulator.js';
@@ -15,10 +15,6 @@ import { RemoteError, VirErr, VirFrom } from './errors.js';
 
 /** QEMU's limit for x86 pc machines (q35 takes more; svirt reports the lower, true for both). */
 export const MAX_VCPUS = 255;
-
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/'/g, '&apos;');
-}
 
 /** /proc/meminfo in KiB. */
 export function meminfo(): { total: bigint; free: bigint; buffers: bigint; cached: bigint } {

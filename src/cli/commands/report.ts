@@ -1,11 +1,11 @@
-import { closeSync, constants, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { readAudit } from '../../access/audit.js';
 import { FLOOR_DENY, FLOOR_READONLY } from '../../access/entrypoints.js';
 import { RULES_FILE } from '../../access/rules-file.js';
 import { SvirtError, errnoOf } from '../../errors.js';
 import { collectGuests, hostFacts, readSmall, savedMatrices, type ReportData } from '../../report/collect.js';
 import { renderReport } from '../../report/html.js';
+import { writeWhole } from '../../report/saved.js';
 import type { ParsedArgs } from '../args.js';
 import { openHypervisor, statePaths } from '../context.js';
 import { writeOut } from '../write.js';
@@ -35,7 +35,7 @@ export async function run(args: ParsedArgs): Promise<number> {
     writeOut(html);
     return 0;
   }
-  writeWhole(file, html);
+  writeReport(file, html);
   process.stderr.write(
     `report: ${data.guests.length} guests, ${data.matrices.length} matrices, ${data.audit.length} audit events -> ${file}\n`,
   );
@@ -65,25 +65,11 @@ function optional<K extends string, V>(key: K, v: V | undefined): { [k in K]?: V
   return v === undefined ? {} : ({ [key]: v } as { [k in K]: V });
 }
 
-function writeWhole(file: string, text: string): void {
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
-  let fd: number;
+/** The page replaces FILE whole (report/saved.ts); a failure is one line naming FILE. */
+function writeReport(file: string, html: string): void {
   try {
-    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    writeWhole(file, html, 0o644);
   } catch (err) {
-    throw new SvirtError('SVIRT_ERR_HOST', `cannot write "${file}": ${errnoOf(err) ?? String(err)}`, { cause: err });
-  }
-  try {
-    try {
-      const buf = Buffer.from(text);
-      let off = 0;
-      while (off < buf.length) off += writeSync(fd, buf, off);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
-  } catch (err) {
-    rmSync(tmp, { force: true });
     throw new SvirtError('SVIRT_ERR_HOST', `cannot write "${file}": ${errnoOf(err) ?? String(err)}`, { cause: err });
   }
 }
