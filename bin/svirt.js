@@ -42,13 +42,15 @@ function cache(file) {
   }
 }
 
-/** Runs a bundle's `main` on this process's arguments; its answer is the exit status. */
+/**
+ * Runs a bundle's `main` on this process's arguments; its answer is the exit status. The
+ * process exits then, without waiting for Node to tear everything down: every verb writes
+ * its output synchronously and has awaited its own work (~2 ms less per command).
+ */
 function run(file) {
   load(file, cache(file))
     .exports.main(process.argv.slice(2))
-    .then((code) => {
-      process.exitCode = code;
-    });
+    .then((code) => process.exit(code));
 }
 
 if (require.main === module) run(BUNDLE);
