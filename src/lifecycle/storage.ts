@@ -81,7 +81,16 @@ export class StoragePools {
     return this.info(this.find(nameOrUuid));
   }
 
+  /** Every pool; the default pool is made first if there is none (virt-install looks for it by listing). */
   list(): PoolInfo[] {
+    if (!this.store.byName(DEFAULT_POOL)) {
+      try {
+        this.makeDefault();
+      } catch (err) {
+        // Listing still works without it; asking for `default` by name says why it cannot be made.
+        this.env.warn(`cannot make the default storage pool: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
     return this.store.list().map((p) => this.info(p));
   }
 

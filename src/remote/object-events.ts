@@ -88,7 +88,7 @@ export class ObjectEventHub {
 
   private look(): Record<ObjectKind, Snapshot> {
     const network: Snapshot = new Map(this.hv.networks.list().map((n) => [n.def.uuid, { name: n.def.name, active: n.active }]));
-    const pool: Snapshot = new Map(this.hv.storage.list().map((p) => [p.def.uuid, { name: p.def.name, active: p.active }]));
+    const pool: Snapshot = new Map(this.hv.storage.store.list().map((p) => [p.uuid, { name: p.name, active: p.active }]));
     return { network, pool };
   }
 
