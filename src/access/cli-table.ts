@@ -28,7 +28,12 @@ export const CLI_ACCESS: Readonly<Record<string, VerbAccess>> = {
   help: { perms: 'none' },
   capabilities: { perms: ['connect:getattr'] },
   define: { perms: ['domain:write', 'domain:save'], guest: 'xml', audit: true, creates: 'xml' },
-  undefine: { perms: ['domain:delete'], guest: 'arg0', audit: true },
+  undefine: {
+    perms: ['domain:delete'],
+    guest: 'arg0',
+    audit: true,
+    flag: { name: 'remove-all-storage', perm: 'storage-vol:delete' },
+  },
   list: { perms: ['connect:search-domains'] },
   create: { perms: ['domain:write', 'domain:start'], guest: 'xml', audit: true, creates: 'xml', labels: 'label' },
   start: { perms: ['domain:start'], guest: 'arg0', audit: true, labels: 'label' },

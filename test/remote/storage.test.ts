@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { domainXml, owner, qemuAsRootSkip, scratch, writeDomain } from '../helpers.js';
+import { domainXml, owner, qemuAsRootSkip, scratch, svirt, svirtOk, writeDomain } from '../helpers.js';
 import { haveVirsh, startServer, uri, virsh, virshOk, VIRSH } from './support.js';
 
 const skip = qemuAsRootSkip() || (haveVirsh() ? false : 'virsh (libvirt-clients) is not installed');
@@ -154,6 +154,33 @@ describe('storage pools and volumes over svirt serve (virsh)', { skip }, () => {
     assert.deepEqual([after.uid, after.gid, after.mode & 0o777], [0, 0, 0o600], 'restored to root 0600 after');
     const out = await virshOk(s, ['undefine', 'pg', '--remove-all-storage']);
     assert.match(out, /Volume 'vda'\(.*g\.qcow2\) removed/);
+    assert.equal(existsSync(vol), false);
+  });
+
+  it('the CLI verbs: pool-list, vol-create-as, vol-upload/download, vol-delete refused in use, undefine --remove-all-storage', async (t) => {
+    const dir = scratch(t);
+    await svirtOk(dir, ['vol-create-as', 'default', 'c.raw', '2M']);
+    assert.match(await svirtOk(dir, ['pool-list']), /^\s*default\s+active\s+yes\s*$/m);
+    const data = randomBytes(2 << 20);
+    writeFileSync(join(dir, 'in.bin'), data);
+    await svirtOk(dir, ['vol-upload', 'c.raw', join(dir, 'in.bin'), '--pool', 'default']);
+    await svirtOk(dir, ['vol-download', join(dir, 'images', 'c.raw'), join(dir, 'out.bin')]);
+    assert.ok(readFileSync(join(dir, 'out.bin')).equals(data));
+    assert.match(await svirtOk(dir, ['vol-info', 'c.raw', '--pool', 'default']), /^Capacity:\s+2.00 MiB$/m);
+    const vol = join(dir, 'images', 'c.raw');
+    await svirtOk(dir, [
+      '--security-driver',
+      'dac,landlock',
+      'define',
+      writeDomain(dir, 'cg', domainXml('cg', [{ path: vol, dev: 'vda' }])),
+    ]);
+    await svirtOk(dir, ['--security-driver', 'dac,landlock', 'start', 'cg', '--paused']);
+    t.after(async () => void (await svirt(dir, ['destroy', 'cg'])));
+    const del = await svirt(dir, ['vol-delete', 'c.raw', '--pool', 'default']);
+    assert.match(del.stderr, /in use by running guest\(s\) cg/);
+    await svirtOk(dir, ['destroy', 'cg']);
+    const out = await svirtOk(dir, ['undefine', 'cg', '--remove-all-storage']);
+    assert.match(out, /Volume 'vda'\(.*c\.raw\) removed\./);
     assert.equal(existsSync(vol), false);
   });
 });
