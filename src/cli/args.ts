@@ -39,6 +39,7 @@ const VALUED = new Set([
   'guest',
   'since',
   'limit',
+  'audit-log',
 ]);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
