@@ -8,7 +8,7 @@
  */
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { parseDenial, type KernelDenial } from './kernel-denials.js';
+import { attribute, dedupe, parseDenial, type GuestDenial, type KernelDenial, type LabelHold } from './kernel-denials.js';
 
 export const KMSG = '/dev/kmsg';
 export const AUDIT_LOG = '/var/log/audit/audit.log';
@@ -103,4 +103,26 @@ export async function readAuditLog(path = AUDIT_LOG, tail = AUDIT_LOG_TAIL): Pro
   } finally {
     await fh.close();
   }
+}
+
+/** The denials of both sources attributed to guests, and which sources were (not) read. */
+export interface GuestDenials {
+  readonly found: GuestDenial[];
+  readonly read: readonly string[];
+  /** Sources that could not be read, with why; a missing default audit.log (no auditd) is not one. */
+  readonly unread: readonly { source: string; error: string }[];
+}
+
+/** Reads the kernel log and audit.log (`auditLog` when given) and attributes their denials to `holds`. */
+export async function guestDenials(holds: readonly LabelHold[], auditLog?: string): Promise<GuestDenials> {
+  const sources = await Promise.all([readKernelLog(), readAuditLog(auditLog)]);
+  const read = sources.filter((s) => s.error === undefined);
+  const unread = sources
+    .filter((s, i) => s.error !== undefined && !(i === 1 && auditLog === undefined && s.error === 'ENOENT'))
+    .map((s) => ({ source: s.source, error: s.error ?? '?' }));
+  return {
+    found: attribute(dedupe(read.flatMap((s) => s.denials)), holds),
+    read: read.map((s) => s.source),
+    unread,
+  };
 }

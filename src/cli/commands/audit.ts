@@ -51,25 +51,16 @@ async function kernelDenials(
   since: number | undefined,
   limit: number,
 ): Promise<void> {
-  const [{ attribute, dedupe }, { readAuditLog, readKernelLog }] = await Promise.all([
-    import('../../access/kernel-denials.js'),
-    import('../../access/kernel-log.js'),
-  ]);
-  const auditLog = args.options.get('audit-log');
-  const sources = await Promise.all([readKernelLog(), readAuditLog(auditLog)]);
-  const read = sources.filter((s) => s.error === undefined);
-  // No auditd (no audit.log) is normal and not worth a note, unless the caller named the file.
-  const unread = sources.filter((s, i) => s.error !== undefined && !(i === 1 && auditLog === undefined && s.error === 'ENOENT'));
-  if (read.length === 0)
+  const { guestDenials } = await import('../../access/kernel-log.js');
+  const r = await guestDenials(labelHolds(store), args.options.get('audit-log'));
+  if (r.read.length === 0)
     throw new SvirtError(
       'SVIRT_ERR_HOST',
-      `audit --kernel: cannot read the kernel's denials: ${sources.map((s) => `${s.source}: ${s.error ?? '?'}`).join('; ')}`,
+      `audit --kernel: cannot read the kernel's denials: ${r.unread.map((s) => `${s.source}: ${s.error}`).join('; ')}`,
     );
-  for (const s of unread)
-    process.stderr.write(
-      `note: ${s.source} not read (${s.error}); showing what ${read.map((r) => r.source).join(' and ')} holds\n`,
-    );
-  let found = attribute(dedupe(read.flatMap((s) => s.denials)), labelHolds(store));
+  for (const s of r.unread)
+    process.stderr.write(`note: ${s.source} not read (${s.error}); showing what ${r.read.join(' and ')} holds\n`);
+  let found = r.found;
   if (guest !== undefined) found = found.filter((d) => d.guest === guest || d.uuid === guest);
   if (since !== undefined) found = found.filter((d) => d.at >= since);
   found = found.slice(-limit);
