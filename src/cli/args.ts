@@ -45,6 +45,7 @@ const VALUED = new Set([
   'allocation',
   'since',
   'limit',
+  'audit-log',
 ]);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {

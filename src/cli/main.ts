@@ -122,6 +122,7 @@ commands:
   report [FILE]                     the isolation report: one HTML page of every guest's labels and files, the last
                                     matrices, the access rules and recent audit events (stdout without FILE)
   audit [--guest NAME] [--since T] [--limit N]   the audit trail: who did what to which guest, newest last
+  audit --kernel [--guest NAME] [--since T] [--audit-log PATH]   the kernel's SELinux/AppArmor denials, by guest label
   serve [--socket PATH] [--debug]   libvirt's remote protocol for virsh/python-libvirt (plus a PATH-ro twin)
         [--max-clients N] [--max-readonly-clients N] [--idle-timeout S]
 ${STORAGE_USAGE}`;
