@@ -4,6 +4,7 @@
  * an entry. No imports but types, so the table costs nothing to load.
  */
 import type { Permission } from './permissions.js';
+import { STORAGE_CLI_ACCESS } from './storage-table.js';
 
 export interface VerbAccess {
   /** The permissions needed, all of them. `admin`: only root or the state dir's own user. */
@@ -27,7 +28,12 @@ export const CLI_ACCESS: Readonly<Record<string, VerbAccess>> = {
   help: { perms: 'none' },
   capabilities: { perms: ['connect:getattr'] },
   define: { perms: ['domain:write', 'domain:save'], guest: 'xml', audit: true, creates: 'xml' },
-  undefine: { perms: ['domain:delete'], guest: 'arg0', audit: true },
+  undefine: {
+    perms: ['domain:delete'],
+    guest: 'arg0',
+    audit: true,
+    flag: { name: 'remove-all-storage', perm: 'storage-vol:delete' },
+  },
   list: { perms: ['connect:search-domains'] },
   create: { perms: ['domain:write', 'domain:start'], guest: 'xml', audit: true, creates: 'xml', labels: 'label' },
   start: { perms: ['domain:start'], guest: 'arg0', audit: true, labels: 'label' },
@@ -73,4 +79,5 @@ export const CLI_ACCESS: Readonly<Record<string, VerbAccess>> = {
   report: { perms: 'admin' },
   serve: { perms: 'admin' },
   audit: { perms: 'admin' },
+  ...STORAGE_CLI_ACCESS,
 };

@@ -37,6 +37,12 @@ const VALUED = new Set([
   'devname',
   'screen',
   'guest',
+  // pool-* and vol-* (src/cli/commands/pool.ts, vol.ts)
+  'pool',
+  'format',
+  'offset',
+  'length',
+  'allocation',
   'since',
   'limit',
   'audit-log',

@@ -3,6 +3,7 @@ import { SvirtError } from '../errors.js';
 import { resolveStatePaths } from '../host/paths.js';
 import { parseArgs, type ParsedArgs } from './args.js';
 import { storeFailure } from './store-errors.js';
+import { STORAGE_CHANGING_VERBS, STORAGE_USAGE, STORAGE_VERBS } from './storage-verbs.js';
 import { writeOut } from './write.js';
 
 /** Verbs and the module that runs each; loaded on demand so a command pays only for what it uses. */
@@ -54,6 +55,7 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   report: () => import('./commands/report.js'),
   serve: () => import('./commands/serve.js'),
   audit: () => import('./commands/audit.js'),
+  ...STORAGE_VERBS,
 };
 
 /** Every verb, for the test that each has an entry in the access table (src/access/cli-table.ts). */
@@ -78,6 +80,7 @@ const CHANGING_VERBS: ReadonlySet<string> = new Set([
   'attach-interface',
   'detach-interface',
   'reconcile',
+  ...STORAGE_CHANGING_VERBS,
 ]);
 
 const USAGE = `usage: svirt [--state-dir DIR] [--security-driver auto|none|LIST] [--json] COMMAND [ARGS]
@@ -121,7 +124,8 @@ commands:
   audit [--guest NAME] [--since T] [--limit N]   the audit trail: who did what to which guest, newest last
   audit --kernel [--guest NAME] [--since T] [--audit-log PATH]   the kernel's SELinux/AppArmor denials, by guest label
   serve [--socket PATH] [--debug]   libvirt's remote protocol for virsh/python-libvirt (plus a PATH-ro twin)
-        [--max-clients N] [--max-readonly-clients N] [--idle-timeout S]`;
+        [--max-clients N] [--max-readonly-clients N] [--idle-timeout S]
+${STORAGE_USAGE}`;
 
 export async function main(argv: readonly string[]): Promise<number> {
   let args: ParsedArgs;
