@@ -39,6 +39,9 @@ const VALUED = new Set([
   'guest',
   'since',
   'limit',
+  'migrateuri',
+  'listen-address',
+  'xml',
 ]);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {

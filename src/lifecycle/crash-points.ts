@@ -33,6 +33,16 @@ export const CRASH_POINTS = [
   'restore:labelled',
   'restore:monitor-bound',
   'restore:loaded',
+  'migrate-out:journaled',
+  'migrate-out:streaming',
+  'migrate-out:migrated',
+  'migrate-out:confirmed',
+  'migrate-out:killed',
+  'migrate-in:prepared',
+  'migrate-in:loaded',
+  'migrate-in:journaled',
+  'migrate-in:took-image',
+  'migrate-in:resumed',
 ] as const;
 
 /** Steps of a network's start (test/e2e/network-race.test.ts); not guest steps, so not in CRASH_POINTS. */
