@@ -33,6 +33,13 @@ export const CRASH_POINTS = [
   'restore:labelled',
   'restore:monitor-bound',
   'restore:loaded',
+] as const;
+
+/** Steps of a network's start (test/e2e/network-race.test.ts); not guest steps, so not in CRASH_POINTS. */
+export const NETWORK_CRASH_POINTS = ['net-start:claimed', 'net-start:bridge'] as const;
+
+/** Steps of a migration, on either host (test/migrate/faults.test.ts runs them with two hosts). */
+export const MIGRATION_CRASH_POINTS = [
   'migrate-out:journaled',
   'migrate-out:streaming',
   'migrate-out:migrated',
@@ -45,10 +52,8 @@ export const CRASH_POINTS = [
   'migrate-in:resumed',
 ] as const;
 
-/** Steps of a network's start (test/e2e/network-race.test.ts); not guest steps, so not in CRASH_POINTS. */
-export const NETWORK_CRASH_POINTS = ['net-start:claimed', 'net-start:bridge'] as const;
-
-export type CrashPoint = (typeof CRASH_POINTS)[number] | (typeof NETWORK_CRASH_POINTS)[number];
+export type CrashPoint =
+  (typeof CRASH_POINTS)[number] | (typeof NETWORK_CRASH_POINTS)[number] | (typeof MIGRATION_CRASH_POINTS)[number];
 
 export function crashPoint(name: CrashPoint): void {
   if (process.env['SVIRT_TEST_CRASH_AT'] === name) process.kill(process.pid, 'SIGKILL');

@@ -108,6 +108,7 @@ export class RemoteConnection {
    * libvirtd does. A STREAM message on any other serial is a protocol error.
    */
   private readonly closedStreams: number[] = [];
+  private readonly closeHooks: (() => void)[] = [];
   private readonly label: string;
 
   constructor(o: ConnectionOptions) {
@@ -132,6 +133,7 @@ export class RemoteConnection {
         maySee: (uuid) => canSee({ name: '', uuid }),
       },
       openStream: (serial, proc, make) => this.openStream(serial, proc, make),
+      onClose: (fn) => this.closeHooks.push(fn),
     };
     this.label = `client ${o.id}${peer ? ` (pid ${peer.pid} uid ${peer.uid})` : ''}${o.roSocket ? ' [ro]' : ''}`;
     if (o.debug) o.log(`${this.label}: connected`);
@@ -145,6 +147,7 @@ export class RemoteConnection {
       o.services.events?.drop(this.session.sink);
       for (const st of this.streams.values()) st.abort();
       this.streams.clear();
+      for (const fn of this.closeHooks.splice(0)) fn();
       if (o.debug) o.log(`${this.label}: disconnected`);
       o.onClose(this);
     });

@@ -3,6 +3,7 @@ import { chownSync, chmodSync, readFileSync, statSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
+import { QmpClient } from '../../src/qemu/qmp-client.js';
 import { QEMU } from '../helpers.js';
 import { guestOsXml, type GuestImage } from '../support/guest-image.js';
 import type { TestHost } from '../support/hosts.js';
@@ -71,6 +72,7 @@ export async function assertRunsOn(h: TestHost, disk: string): Promise<Placement
   assert.equal(st.uid, uid, `${h.name}: the disk belongs to the guest's uid there`);
   assert.equal(st.mode & 0o777, 0o600, "the disk is the guest's alone (never world-writable)");
   const pid = qemuPid(h);
+  assert.equal(await vcpuStatus(h), 'running', `${h.name}: QEMU itself says the vCPUs run (not only the store)`);
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   assert.match(status, new RegExp(`^Uid:\\s+${uid}\\s`, 'm'), `${h.name}: QEMU runs as ${uid}`);
   return { pid, uid };
@@ -83,6 +85,33 @@ export function qemuPid(h: TestHost): number {
     const row = db.prepare('SELECT pid FROM running WHERE uuid = ?').get(UUID) as { pid: number | null } | undefined;
     assert.ok(row?.pid, `${h.name} has a running record with a pid`);
     return row.pid;
+  } finally {
+    db.close();
+  }
+}
+
+/** QEMU's own word on the guest's run state (QMP query-status), on the monitor socket svirt bound. */
+export async function vcpuStatus(h: TestHost): Promise<string> {
+  const db = new Database(join(h.stateDir, 'svirt.db'), { readonly: true, fileMustExist: true });
+  let path: string;
+  try {
+    path = (db.prepare('SELECT qmp_path FROM running WHERE uuid = ?').get(UUID) as { qmp_path: string }).qmp_path;
+  } finally {
+    db.close();
+  }
+  const q = await QmpClient.connect(path);
+  try {
+    return String(((await q.execute('query-status')) as { status?: string }).status);
+  } finally {
+    q.close();
+  }
+}
+
+/** The reservations rows of `h` (for failure messages). */
+export function reservations(h: TestHost): unknown[] {
+  const db = new Database(join(h.stateDir, 'svirt.db'), { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare('SELECT * FROM reservations').all();
   } finally {
     db.close();
   }

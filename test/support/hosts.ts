@@ -26,8 +26,10 @@ export interface TestHost {
   /** The svirt CLI on this host (inside its namespace, with its state dir and id range). */
   svirt(args: readonly string[], env?: Record<string, string>): Promise<CliResult>;
   svirtOk(args: readonly string[], env?: Record<string, string>): Promise<string>;
-  /** Starts `svirt serve` on this host (once); resolves with its read-write socket. */
-  serve(): Promise<string>;
+  /** Starts `svirt serve` on this host unless it runs (`env`: more environment, e.g. a crash point); resolves with its socket. */
+  serve(env?: Record<string, string>): Promise<string>;
+  /** Whether this host's serve runs (a crash point may have ended it). */
+  serving(): boolean;
   /** The libvirt URI of this host's serve, as clients on the same machine reach it. */
   readonly uri: string;
 }
@@ -109,7 +111,8 @@ function host(t: TestContext, name: string, ns: string, addr: string, dacRange: 
       if (r.code !== 0) throw new Error(`${name}: svirt ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
       return r.stdout;
     },
-    async serve() {
+    serving: () => server !== undefined,
+    async serve(extraEnv = {}) {
       if (server) return socket;
       const child = spawn(
         'ip',
@@ -127,9 +130,15 @@ function host(t: TestContext, name: string, ns: string, addr: string, dacRange: 
           '--socket',
           socket,
         ],
-        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SVIRT_DAC_RANGE: dacRange, SVIRT_SERVE_DEBUG: '0' } },
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, SVIRT_DAC_RANGE: dacRange, SVIRT_SERVE_DEBUG: '0', ...extraEnv },
+        },
       );
       server = child;
+      child.once('exit', () => {
+        if (server === child) server = undefined;
+      });
       let out = '';
       let err = '';
       child.stderr.on('data', (d: Buffer) => {

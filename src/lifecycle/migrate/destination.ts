@@ -16,15 +16,7 @@ import { crashPoint } from '../crash-points.js';
 import type { LifecycleEnv } from '../env.js';
 import { startGuest } from '../start.js';
 import { destroyGuest } from '../stop.js';
-import {
-  decodeCookie,
-  giveBack,
-  handedOver,
-  imageState,
-  sameHolder,
-  type HandoverImage,
-  type MigrationCookie,
-} from './handover.js';
+import { decodeCookie, giveBack, handedOver, imageState, sameHolder, takenImages, type MigrationCookie } from './handover.js';
 import { listenOnce, socketFd, type Listener } from './transfer.js';
 
 export interface Prepared {
@@ -179,7 +171,6 @@ async function takeOver(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
   const live = parseDomainXml(rec.liveXml);
   const manager = await env.managerFor(rec);
   const ctx = env.context(live, rec.runtimeDir);
-  const taken: { r: GuestResource; img: HandoverImage }[] = [];
   try {
     for (const r of rec.resources.filter(handedOver)) {
       const img = cookie.images.find((i) => i.path === r.path);
@@ -200,30 +191,44 @@ async function takeOver(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
           const original = img.originals[d];
           if (original !== undefined) env.store.remember(d, r.path, rec.uuid, original);
         }
-        taken.push({ r, img });
         manager.setResourceLabel(live, { ...r, handle: h }, ctx);
       });
       crashPoint('migrate-in:took-image');
     }
   } catch (err) {
-    for (const { r, img } of taken.reverse()) {
-      withHandle(r, 'give back', (h) => giveBack(h, img.state));
-      for (const d of rec.stack) if (env.store.release(d, r.path, rec.uuid) !== undefined) env.store.forget(d, r.path);
-    }
-    await abortIncoming(env, rec);
+    await abortIncoming(env, env.store.getRunning(rec.uuid) ?? rec); // gives back what was taken
     throw err;
   }
 }
 
-/** Ends the incoming guest: its own files restored, the images (never taken) untouched. */
+/**
+ * Ends the incoming guest here. An image it took goes back to the source's owner and label;
+ * one it did not take keeps the source's, and this host forgets any original it noted for it
+ * (a crash between noting and labelling), so the cleanup restores nothing of the images.
+ */
 async function abortIncoming(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
+  const text = rec.pending?.migration?.cookie;
+  if (text !== undefined) {
+    const cookie = decodeCookie(Buffer.from(text, 'utf8'), rec.uuid);
+    const taken = new Set(takenImages(cookie).map((i) => i.path));
+    for (const r of rec.resources.filter(handedOver)) {
+      const img = cookie.images.find((i) => i.path === r.path);
+      if (img && taken.has(r.path)) withHandle(r, 'give back', (h) => giveBack(h, img.state));
+      for (const d of rec.stack) if (env.store.release(d, r.path, rec.uuid) !== undefined) env.store.forget(d, r.path);
+    }
+  }
   env.store.endOp(rec.uuid);
   await destroyGuest(env, rec.uuid, 0);
 }
 
+function cookieOf(rec: RunningRecord): MigrationCookie {
+  return decodeCookie(Buffer.from(rec.pending?.migration?.cookie ?? '', 'utf8'), rec.uuid);
+}
+
 /** The reconcile's repair of a destination whose process died: before the commit point the guest goes; after, it runs. */
 export async function repairMigrationIn(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
-  if (rec.pending?.migration?.phase === 'taking-over') {
+  // The commit point is the first image taken, not the journal: none taken, the source may have resumed.
+  if (rec.pending?.migration?.phase === 'taking-over' && takenImages(cookieOf(rec)).length > 0) {
     await takeOver(env, rec);
     await env.withQmp(rec, (q) => q.execute('cont'));
     env.store.updateRunning(rec.uuid, { paused: false });

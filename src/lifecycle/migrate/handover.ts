@@ -149,3 +149,16 @@ export function giveBack(h: FileHandle, to: ImageState): void {
   h.setOwner(to.uid, to.gid, to.mode);
   if (to.selinux !== undefined) fsetxattr(h.fd, SELINUX_XATTR, to.selinux);
 }
+
+/** An image whose owner or label shows who holds it (the source's dac or selinux labelled it). */
+export function showsHolder(i: HandoverImage): boolean {
+  return i.originals.dac !== undefined || i.originals.selinux !== undefined;
+}
+
+/** The images no longer as the source holds them: taken by the destination. The first one taken is the commit point. */
+export function takenImages(c: MigrationCookie): HandoverImage[] {
+  return c.images.filter(showsHolder).filter((i) => {
+    const now = withHandle({ path: i.path, ident: { dev: i.dev, ino: i.ino } }, 'check the holder of', (h) => imageState(h));
+    return now !== undefined && !sameHolder(now, i.state);
+  });
+}

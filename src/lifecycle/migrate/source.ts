@@ -6,22 +6,12 @@
  * guest running here with its labels as they were.
  */
 import { SvirtError } from '../../errors.js';
-import { withHandle } from '../../host/file-handle.js';
-import type { GuestResource } from '../../security/driver.js';
 import type { PendingOp, RunningRecord } from '../../store/store.js';
 import { crashPoint } from '../crash-points.js';
 import type { LifecycleEnv } from '../env.js';
 import { requireRunning, type Guest } from '../guest.js';
 import { cleanup } from '../stop.js';
-import {
-  decodeCookie,
-  describeHandover,
-  encodeCookie,
-  handedOver,
-  imageState,
-  sameHolder,
-  type MigrationCookie,
-} from './handover.js';
+import { decodeCookie, describeHandover, encodeCookie, showsHolder, takenImages, type MigrationCookie } from './handover.js';
 import { connectStream, parseStreamUri, socketFd } from './transfer.js';
 
 /** Resources svirt cannot move yet: refused at Begin, before anything changes. */
@@ -179,6 +169,7 @@ export async function repairMigrationOut(env: LifecycleEnv, rec: RunningRecord):
   const done = await env
     .withQmp(rec, async (q) => ((await q.execute('query-migrate')) as { status?: string }).status)
     .catch(() => undefined);
+  // A stream that never completed cannot run anywhere else: resume. A completed one: the images decide.
   const decision = decide(rec, done === 'completed' ? 'unknown' : 'cancelled');
   if (decision === 'end') await endSource(env, rec);
   else if (decision === 'resume') await resumeSource(env, rec);
@@ -189,33 +180,28 @@ export async function repairMigrationOut(env: LifecycleEnv, rec: RunningRecord):
 }
 
 /**
- * The images decide: one the destination took means the guest is the destination's. With no
- * image that changes hands (no dac or selinux in the stack), the caller's word decides, and a
- * completed stream nobody confirmed is held paused (never run twice).
+ * The images decide (docs/migration.md, "The commit point"): one the destination took means
+ * the guest is the destination's. Otherwise a cancelled or unconfirmed migration resumes
+ * here, since only the destination's Finish takes images and it is not coming — except with
+ * no image that shows its holder (no dac or selinux in the stack) and a stream that
+ * completed: then nobody knows, and the guest is held paused (never run twice).
  */
 function decide(rec: RunningRecord, word: 'confirmed' | 'cancelled' | 'unknown'): 'end' | 'resume' | 'hold' {
-  const cookie = cookieOf(rec);
-  const images = cookie.images.filter((i) => labelled(i.state, i.originals));
-  const moved = images.some((i) => {
-    const now = withHandle({ path: i.path, ident: { dev: i.dev, ino: i.ino } }, 'check the holder of', (h) => imageState(h));
-    return now !== undefined && !sameHolder(now, i.state);
-  });
-  if (moved) return 'end';
+  const images = cookieOf(rec).images.filter(showsHolder);
+  if (anyMoved(rec)) return 'end';
   if (word === 'confirmed') {
     if (images.length > 0)
       throw new SvirtError('SVIRT_ERR_MIGRATE', `the destination says it runs '${rec.name}' but holds none of its images`);
     return 'end';
   }
-  return word === 'cancelled' ? 'resume' : 'hold';
+  return word === 'cancelled' || images.length > 0 ? 'resume' : 'hold';
+}
+
+function anyMoved(rec: RunningRecord): boolean {
+  return takenImages(cookieOf(rec)).length > 0;
 }
 
 /** An image whose holder shows (the source's drivers labelled it). */
-function labelled(
-  _state: MigrationCookie['images'][number]['state'],
-  originals: MigrationCookie['images'][number]['originals'],
-): boolean {
-  return originals.dac !== undefined || originals.selinux !== undefined;
-}
 
 function cookieOf(rec: RunningRecord): MigrationCookie {
   const text = rec.pending?.migration?.cookie;
@@ -233,24 +219,12 @@ async function resumeSource(env: LifecycleEnv, rec: RunningRecord): Promise<void
   env.store.endOp(rec.uuid);
 }
 
-/** The destination holds the guest: the source's QEMU goes, and every file but the images taken comes back. */
+/** The destination holds the guest: the source's QEMU goes, and every file but the images comes back (stop.ts asks resourcesToRestore). */
 async function endSource(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
   if (!env.store.setRunState(rec.uuid, 'stopping', env.me)) {
     throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${rec.name}' is being stopped by another process`);
   }
   if (rec.pid && rec.pidStart) await env.kill({ pid: rec.pid, startTime: rec.pidStart });
   crashPoint('migrate-out:killed');
-  const cookie = cookieOf(rec);
-  const kept: GuestResource[] = [];
-  for (const r of rec.resources) {
-    const img = handedOver(r) ? cookie.images.find((i) => i.path === r.path) : undefined;
-    const now = img && withHandle(r, 'check the holder of', (h) => imageState(h));
-    if (img && now && !sameHolder(now, img.state)) {
-      // Taken: its remembered original went with it (the destination restores it); forget ours.
-      for (const d of rec.stack) if (env.store.release(d, r.path, rec.uuid) !== undefined) env.store.forget(d, r.path);
-      continue;
-    }
-    kept.push(r);
-  }
-  await cleanup(env, { ...rec, resources: kept });
+  await cleanup(env, rec);
 }

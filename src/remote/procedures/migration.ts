@@ -88,13 +88,18 @@ export const migrationProcedures: readonly Procedure[] = [
       const listen = stringParam(a.params, 'listen_address') ?? hostOf(stringParam(a.params, 'migrate_uri'));
       const p = await migratePrepare(hv.env, xml, a.cookie, listen !== undefined ? { listen } : {});
       const table = preparedOf(ctx.server);
-      const deadline = setTimeout(() => {
+      // Given up when its client goes without a Finish (as libvirtd's close callbacks do), or after the deadline.
+      const giveUp = (): void => {
+        if (table.get(p.rec.uuid)?.streaming !== p.streaming) return;
         table.delete(p.rec.uuid);
+        clearTimeout(deadline);
         p.listener.close();
         migrateFinish(hv.env, p.rec.uuid, true).catch((e: unknown) => hv.env.warn(`${p.rec.name}: ${(e as Error).message}`));
-      }, FINISH_DEADLINE_MS);
+      };
+      const deadline = setTimeout(giveUp, FINISH_DEADLINE_MS);
       deadline.unref();
       table.set(p.rec.uuid, { ...p, deadline });
+      ctx.client.onClose(giveUp);
       w.opaqueVar(a.cookie, COOKIE_MAX).optional(p.uri, (x, v) => x.string(v, 1024));
     },
   }),
@@ -124,8 +129,14 @@ export const migrationProcedures: readonly Procedure[] = [
       }
       const uri = stringParam(a.params, 'migrate_uri');
       if (uri === undefined) throw new RemoteError(VirErr.INVALID_ARG, VirFrom.QEMU, 'migration: no migrate_uri parameter');
-      const { migratePerform } = await import('../../lifecycle/migrate/source.js');
+      const { migratePerform, repairMigrationOut } = await import('../../lifecycle/migrate/source.js');
       await migratePerform(hv.env, info, uri, a.cookie, { live: (a.flags & peer.MigrateFlag.LIVE) !== 0 });
+      // A client that goes without its Confirm: the images decide, as after a crash (source.ts).
+      ctx.client.onClose(() => {
+        const rec = hv.store.getRunning(info.uuid);
+        if (rec?.pending?.op !== 'migrate-out' || rec.ownerPid !== process.pid) return;
+        repairMigrationOut(hv.env, rec).catch((e: unknown) => hv.env.warn(`${rec.name}: ${(e as Error).message}`));
+      });
       w.opaqueVar(a.cookie, COOKIE_MAX);
     },
   }),
