@@ -128,11 +128,11 @@ export const Proc = {
   ConnectGetAllDomainStats: 344,
   NodeGetCPUMap: 293,
   DomainReset: 245,
-  DomainMigrateBegin3Params: 305,
-  DomainMigratePrepare3Params: 306,
-  DomainMigratePerform3Params: 308,
-  DomainMigrateFinish3Params: 309,
-  DomainMigrateConfirm3Params: 310,
+  DomainMigrateBegin3Params: 302,
+  DomainMigratePrepare3Params: 303,
+  DomainMigratePerform3Params: 305,
+  DomainMigrateFinish3Params: 306,
+  DomainMigrateConfirm3Params: 307,
 } as const;
 export type ProcName = keyof typeof Proc;
 

@@ -76,6 +76,8 @@ export async function migratePrepare(
   const streaming = listener.accepted.then(async (sock) => {
     try {
       await env.withQmp(rec, async (q) => {
+        // Images stay inactive until `cont`, which comes after the take-over (docs/migration.md).
+        await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'late-block-activate', state: true }] });
         await q.executeWithFds('getfd', { fdname: 'svirt-migrate' }, [socketFd(sock)]);
         await q.execute('migrate-incoming', { uri: 'fd:svirt-migrate' });
       });

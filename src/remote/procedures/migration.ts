@@ -17,7 +17,7 @@ import { checkFlags, resolve, wireDomain } from './util.js';
 /** REMOTE_DOMAIN_MIGRATE_PARAM_LIST_MAX */
 const PARAM_LIST_MAX = 64;
 /** VIR_DRV_FEATURE_MIGRATION_P2P, _V3, _OFFLINE, _PARAMS: asked by libvirt's client before it migrates. */
-export const MIGRATION_FEATURES: ReadonlySet<number> = new Set([4, 6, 11, 12]);
+export const MIGRATION_FEATURES: ReadonlySet<number> = new Set([4, 6, 12, 13]);
 /** How long a prepared guest waits for its Finish before it is given up (a client that vanished). */
 const FINISH_DEADLINE_MS = 15 * 60_000;
 
@@ -63,7 +63,9 @@ export const migrationProcedures: readonly Procedure[] = [
       const { migrateBegin } = await import('../../lifecycle/migrate/source.js');
       const info = resolve(ctx.server.hv, a.dom);
       const begun = migrateBegin(ctx.server.hv.env, info, { offline: (a.flags & 1024) !== 0 });
-      w.opaqueVar(begun.cookie, COOKIE_MAX).string(begun.xml, 4 * 1024 * 1024);
+      // virsh's --xml: the destination starts that definition (Prepare checks it is the same guest).
+      const xml = stringParam(a.params, 'destination_xml') ?? begun.xml;
+      w.opaqueVar(begun.cookie, COOKIE_MAX).string(xml, 4 * 1024 * 1024);
     },
   }),
   procedure('DomainMigratePrepare3Params', {
