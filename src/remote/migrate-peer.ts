@@ -8,7 +8,13 @@
  */
 import type { LifecycleEnv } from '../lifecycle/env.js';
 import type { Guest } from '../lifecycle/guest.js';
-import { migrateBegin, migrateConfirm, migratePerform, type MigrationProgress } from '../lifecycle/migrate/source.js';
+import {
+  migrateBegin,
+  migrateConfirm,
+  migratePerform,
+  type MigrationProgress,
+  type StreamStats,
+} from '../lifecycle/migrate/source.js';
 import { RemoteClient, socketOfUri } from './client.js';
 import { Proc, readOptString, readDomain, type WireDomain } from './protocol.js';
 import { writeTypedParams, type TypedValue } from './typed-params.js';
@@ -57,7 +63,12 @@ export interface PeerMigration {
 }
 
 /** The guest migrated to `destUri`'s serve; resolves with the destination's word on it. */
-export async function migrateToPeer(env: LifecycleEnv, guest: Guest, destUri: string, m: PeerMigration): Promise<WireDomain> {
+export async function migrateToPeer(
+  env: LifecycleEnv,
+  guest: Guest,
+  destUri: string,
+  m: PeerMigration,
+): Promise<{ dom: WireDomain; stream?: StreamStats }> {
   const offline = (m.flags & MigrateFlag.OFFLINE) !== 0;
   const begun = migrateBegin(env, guest, { offline });
   const dest = await RemoteClient.open(socketOfUri(destUri, m.defaultSocket));
@@ -75,10 +86,11 @@ export async function migrateToPeer(env: LifecycleEnv, guest: Guest, destUri: st
     const cookie = prep.opaqueVar(COOKIE_MAX);
     const uri = readOptString(prep);
     let failure: unknown;
+    let stream: StreamStats | undefined;
     if (!offline) {
       try {
         if (uri === undefined) throw new Error('the destination gave no migration URI');
-        await migratePerform(env, guest, uri, begun.cookie, {
+        stream = await migratePerform(env, guest, uri, begun.cookie, {
           live: (m.flags & MigrateFlag.LIVE) !== 0,
           ...(m.progress ? { progress: m.progress } : {}),
         });
@@ -110,7 +122,7 @@ export async function migrateToPeer(env: LifecycleEnv, guest: Guest, destUri: st
     }
     if (failure !== undefined) throw failure;
     if (!dom) throw new Error('the destination did not name the guest');
-    return dom;
+    return { dom, ...(stream ? { stream } : {}) };
   } finally {
     dest.close();
   }

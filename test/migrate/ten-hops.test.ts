@@ -43,12 +43,14 @@ describe('live migration of a booted guest (acceptance, issue 16)', { skip: host
     let here: TestHost = h1;
     let placed = await assertRunsOn(h1, disk);
     const times: number[] = [];
+    const downtimes: number[] = [];
     for (let hop = 1; hop <= HOPS; hop++) {
       const there: TestHost = here === h1 ? h2 : h1;
       const started = Date.now();
-      const r = await here.svirt(['migrate', '--live', '--xml', xml.get(there) as string, 'mig', there.uri]);
+      const r = await here.svirt(['--json', 'migrate', '--live', '--xml', xml.get(there) as string, 'mig', there.uri]);
       times.push(Date.now() - started);
       assert.equal(r.code, 0, `hop ${hop} ${here.name} -> ${there.name}: ${r.stderr}`);
+      downtimes.push((JSON.parse(r.stdout) as { downtimeMs: number }).downtimeMs);
       seen = Math.max(seen, lastTick(con.text));
       con.close();
       con = await SerialConsole.open(consoleOf(dir, there));
@@ -69,7 +71,7 @@ describe('live migration of a booted guest (acceptance, issue 16)', { skip: host
       placed = now;
       here = there;
     }
-    t.diagnostic(`hop times (ms): ${times.join(' ')}`);
+    t.diagnostic(`hop times (ms): ${times.join(' ')}; guest paused (QEMU's downtime, ms): ${downtimes.join(' ')}`);
     await here.svirtOk(['destroy', 'mig']);
     const st = statSync(disk);
     assert.deepEqual(

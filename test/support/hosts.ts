@@ -47,7 +47,13 @@ export function hostsSkip(): string | false {
  * when the test ends: every guest destroyed through its own svirt, serve stopped, namespaces
  * (and anything left in them) removed, state dirs deleted.
  */
-export function makeHosts(t: TestContext, count: number, stack = 'dac,landlock'): TestHost[] {
+export function makeHosts(
+  t: TestContext,
+  count: number,
+  stack = 'dac,landlock',
+  /** How svirt is run (the lab's confined launcher); default: this node with bin/svirt.js. */
+  entry: { readonly file: string; readonly args: readonly string[] } = { file: process.execPath, args: [SVIRT_BIN] },
+): TestHost[] {
   const lan = netns(t);
   nsRun(lan, ['ip', 'link', 'add', 'br0', 'type', 'bridge']);
   nsRun(lan, ['ip', 'link', 'set', 'br0', 'up']);
@@ -62,12 +68,20 @@ export function makeHosts(t: TestContext, count: number, stack = 'dac,landlock')
     const addr = `${LAN_PREFIX}.${i + 1}`;
     nsRun(ns, ['ip', 'addr', 'add', `${addr}/24`, 'dev', 'eth0']);
     nsRun(ns, ['ip', 'link', 'set', 'eth0', 'up']);
-    hosts.push(host(t, `host${i + 1}`, ns, addr, `${base + i * 1000}-${base + i * 1000 + 999}`, stack));
+    hosts.push(host(t, `host${i + 1}`, ns, addr, `${base + i * 1000}-${base + i * 1000 + 999}`, stack, entry));
   }
   return hosts;
 }
 
-function host(t: TestContext, name: string, ns: string, addr: string, dacRange: string, stack: string): TestHost {
+function host(
+  t: TestContext,
+  name: string,
+  ns: string,
+  addr: string,
+  dacRange: string,
+  stack: string,
+  entry: { readonly file: string; readonly args: readonly string[] },
+): TestHost {
   const stateDir = mkdtempSync(join(tmpdir(), `svirt-${name}-`));
   chmodSync(stateDir, 0o711);
   const socket = join(stateDir, 'libvirt-sock');
@@ -76,7 +90,7 @@ function host(t: TestContext, name: string, ns: string, addr: string, dacRange: 
     new Promise((resolve, reject) => {
       const child = spawn(
         'ip',
-        ['netns', 'exec', ns, process.execPath, SVIRT_BIN, '--state-dir', stateDir, '--security-driver', stack, ...args],
+        ['netns', 'exec', ns, entry.file, ...entry.args, '--state-dir', stateDir, '--security-driver', stack, ...args],
         { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SVIRT_DAC_RANGE: dacRange, ...env } },
       );
       let stdout = '';
@@ -120,8 +134,8 @@ function host(t: TestContext, name: string, ns: string, addr: string, dacRange: 
           'netns',
           'exec',
           ns,
-          process.execPath,
-          SVIRT_BIN,
+          entry.file,
+          ...entry.args,
           '--state-dir',
           stateDir,
           '--security-driver',

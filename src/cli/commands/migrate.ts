@@ -37,7 +37,7 @@ export async function runMigrate(args: ParsedArgs): Promise<number> {
   const verbose = f.has('verbose');
   let last = -1;
   const started = Date.now();
-  const dom = await migrateToPeer(hv.env, guest, destUri, {
+  const { dom, stream } = await migrateToPeer(hv.env, guest, destUri, {
     flags,
     ...(args.options.has('migrateuri') ? { migrateUri: args.options.get('migrateuri') as string } : {}),
     ...(args.options.has('listen-address') ? { listenAddress: args.options.get('listen-address') as string } : {}),
@@ -56,12 +56,15 @@ export async function runMigrate(args: ParsedArgs): Promise<number> {
   });
   if (verbose) process.stderr.write('\n');
   if (f.has('undefinesource') && guest.stored) hv.undefine(guest.uuid);
-  output(args, `Domain '${name}' migrated to ${destUri} in ${Date.now() - started} ms`, {
+  const ms = Date.now() - started;
+  const figures = stream ? ` (stream ${stream.totalMs} ms, ${stream.bytes} bytes, guest paused ${stream.downtimeMs} ms)` : '';
+  output(args, `Domain '${name}' migrated to ${destUri} in ${ms} ms${figures}`, {
     name,
     uuid: guest.uuid,
     destination: destUri,
     id: dom.id,
-    ms: Date.now() - started,
+    ms,
+    ...(stream ? { streamMs: stream.totalMs, downtimeMs: stream.downtimeMs, bytes: stream.bytes } : {}),
   });
   return 0;
 }

@@ -63,7 +63,7 @@ export async function migratePerform(
   uri: string,
   cookie: Buffer,
   opts: { live?: boolean; progress?: MigrationProgress; timeoutMs?: number } = {},
-): Promise<void> {
+): Promise<StreamStats> {
   const rec = requireRunning(guest);
   const described = decodeCookie(cookie, rec.uuid);
   const target = parseStreamUri(uri);
@@ -88,12 +88,13 @@ export async function migratePerform(
       sock.destroy(); // QEMU has its own copy of the fd; closing svirt's sends nothing
     }
     crashPoint('migrate-out:streaming');
-    await waitMigrated(env, rec, opts.progress, opts.timeoutMs ?? 600_000);
+    const stats = await waitMigrated(env, rec, opts.progress, opts.timeoutMs ?? 600_000);
     env.store.updateOp(rec.uuid, {
       ...op,
       migration: { ...(op.migration as NonNullable<PendingOp['migration']>), phase: 'migrated' },
     });
     crashPoint('migrate-out:migrated');
+    return stats;
   } catch (err) {
     await resumeSource(env, { ...rec, pending: op }).catch((e: unknown) => {
       env.store.abandon(rec.uuid); // the next reconcile decides from the images
@@ -103,22 +104,33 @@ export async function migratePerform(
   }
 }
 
+/** QEMU's own figures of a completed stream (query-migrate): the whole stream, and the guest's pause at its end. */
+export interface StreamStats {
+  readonly totalMs: number;
+  readonly downtimeMs: number;
+  readonly bytes: number;
+}
+
 async function waitMigrated(
   env: LifecycleEnv,
   rec: RunningRecord,
   progress: MigrationProgress | undefined,
   timeoutMs: number,
-): Promise<void> {
+): Promise<StreamStats> {
   const deadline = Date.now() + timeoutMs;
-  await env.withQmp(rec, async (q) => {
+  return env.withQmp(rec, async (q) => {
     for (;;) {
       const st = (await q.execute('query-migrate')) as {
         status?: string;
         'error-desc'?: string;
+        'total-time'?: number;
+        downtime?: number;
         ram?: { transferred?: number; total?: number };
       };
       progress?.(st.status ?? '', st.ram?.transferred ?? 0, st.ram?.total ?? 0);
-      if (st.status === 'completed') return;
+      if (st.status === 'completed') {
+        return { totalMs: st['total-time'] ?? 0, downtimeMs: st.downtime ?? 0, bytes: st.ram?.transferred ?? 0 };
+      }
       if (st.status === 'failed' || st.status === 'cancelled') {
         throw new SvirtError('SVIRT_ERR_MIGRATE', `migrating '${rec.name}' failed: ${st['error-desc'] ?? st.status}`);
       }
