@@ -32,6 +32,8 @@ export type ErrorCode =
   | 'SVIRT_ERR_AGENT'
   | 'SVIRT_ERR_ACCESS_DENIED'
   | 'SVIRT_ERR_USAGE'
+  | 'SVIRT_ERR_REMOTE'
+  | 'SVIRT_ERR_MIGRATE'
   | 'SVIRT_ERR_INTERNAL';
 
 export interface SvirtErrorOptions {

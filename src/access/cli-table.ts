@@ -57,6 +57,7 @@ export const CLI_ACCESS: Readonly<Record<string, VerbAccess>> = {
   // The guest is in the state file: only the admin restores (docs/access.md).
   restore: { perms: 'admin', audit: true, labels: 'label' },
   clone: { perms: ['domain:read', 'domain:write'], guest: 'arg0', audit: true, creates: 'arg1' },
+  migrate: { perms: ['domain:migrate'], guest: 'arg0', audit: true, labels: 'restore-labels' },
   'net-define': { perms: ['network:write'], audit: true },
   'net-undefine': { perms: ['network:write'], audit: true },
   'net-start': { perms: ['network:start'], audit: true },

@@ -84,6 +84,13 @@ export const REMOTE_ACCESS: Readonly<Record<ProcName, ProcAccess>> = {
   // The guest is named inside the state file: only the admin restores (docs/access.md).
   DomainRestore: { perms: 'admin', audit: true, labels: 'label' },
   DomainRestoreFlags: { perms: 'admin', audit: true, labels: 'label' },
+  // Migration (docs/migration.md): the source's steps need domain:migrate on the guest; the
+  // destination's take a guest from a peer's XML and cookie, so only the admin receives one.
+  DomainMigrateBegin3Params: { perms: ['domain:migrate'], guest: 'dom', audit: true },
+  DomainMigratePerform3Params: { perms: ['domain:migrate'], guest: 'dom', audit: true },
+  DomainMigrateConfirm3Params: { perms: ['domain:migrate'], guest: 'dom', audit: true, labels: 'restore-labels' },
+  DomainMigratePrepare3Params: { perms: 'admin', audit: true, labels: 'label' },
+  DomainMigrateFinish3Params: { perms: 'admin', audit: true },
   // Lookups and listing are filtered by domain:getattr (an unseen guest is "not found").
   DomainLookupByName: NONE,
   DomainLookupByUUID: NONE,

@@ -46,6 +46,9 @@ const VALUED = new Set([
   'since',
   'limit',
   'audit-log',
+  'migrateuri',
+  'listen-address',
+  'xml',
 ]);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {

@@ -33,6 +33,7 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   save: () => import('./commands/state.js').then((m) => ({ run: m.runSave })),
   restore: () => import('./commands/state.js').then((m) => ({ run: m.runRestore })),
   clone: () => import('./commands/state.js').then((m) => ({ run: m.runClone })),
+  migrate: () => import('./commands/migrate.js').then((m) => ({ run: m.runMigrate })),
   'net-define': () => import('./commands/net.js').then((m) => ({ run: m.runNetDefine })),
   'net-undefine': () => import('./commands/net.js').then((m) => ({ run: m.runNetUndefine })),
   'net-start': () => import('./commands/net.js').then((m) => ({ run: m.runNetStart })),
@@ -73,6 +74,7 @@ const CHANGING_VERBS: ReadonlySet<string> = new Set([
   'save',
   'restore',
   'clone',
+  'migrate',
   'attach-disk',
   'attach-device',
   'detach-disk',
@@ -103,6 +105,8 @@ commands:
   change-media NAME TARGET [SOURCE] --insert|--update|--eject
   save NAME FILE | restore FILE [--paused]   state to a file and back, with fresh labels
   clone NAME NEWNAME                copy a shut-off guest and its writable images
+  migrate NAME DEST-URI [--live] [--offline] [--persistent] [--undefinesource] [--paused] [--verbose] [--migrateuri tcp:HOST]
+                                    move the guest to the svirt serve DEST-URI names (shared storage; docs/migration.md)
   attach-interface NAME TYPE SOURCE [--mac M] [--model M] [--target T] [--live] [--config]
   detach-interface NAME TYPE [--mac M] [--live] [--config]
   domiflist NAME | domifaddr NAME [--source lease|agent]   a guest's NICs / their addresses

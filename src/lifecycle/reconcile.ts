@@ -29,6 +29,7 @@ export async function reconcile(env: LifecycleEnv): Promise<string[]> {
       if (rec.pending && !ownerAlive && env.store.takeOverOp(rec.uuid, rec.ownerPid, env.me)) {
         try {
           if (rec.pending.op === 'save') await repairSave(env, rec);
+          else if (rec.pending.op.startsWith('migrate-')) await (await import('./migrate/repair.js')).repairMigration(env, rec);
           else if (rec.pending.netdev !== undefined) await repairNicOp(env, rec);
           else await repairOp(env, rec);
           cleaned.push(`${rec.name} (${rec.pending.op} repaired)`);

@@ -110,6 +110,7 @@ export class RemoteConnection {
   private readonly closedStreams: number[] = [];
   /** Stream frames of calls that have not replied yet: a stream's data goes after its call's reply. */
   private readonly beforeReply = new Map<number, Buffer[]>();
+  private readonly closeHooks: (() => void)[] = [];
   private readonly label: string;
 
   constructor(o: ConnectionOptions) {
@@ -134,6 +135,7 @@ export class RemoteConnection {
         maySee: (uuid) => canSee({ name: '', uuid }),
       },
       openStream: (serial, proc, make) => this.openStream(serial, proc, make),
+      onClose: (fn) => this.closeHooks.push(fn),
     };
     this.label = `client ${o.id}${peer ? ` (pid ${peer.pid} uid ${peer.uid})` : ''}${o.roSocket ? ' [ro]' : ''}`;
     if (o.debug) o.log(`${this.label}: connected`);
@@ -147,6 +149,7 @@ export class RemoteConnection {
       o.services.events?.drop(this.session.sink);
       for (const st of this.streams.values()) st.abort();
       this.streams.clear();
+      for (const fn of this.closeHooks.splice(0)) fn();
       if (o.debug) o.log(`${this.label}: disconnected`);
       o.onClose(this);
     });

@@ -130,6 +130,11 @@ export const Proc = {
   NodeGetCPUMap: 293,
   DomainReset: 245,
   ...STORAGE_PROCS,
+  DomainMigrateBegin3Params: 302,
+  DomainMigratePrepare3Params: 303,
+  DomainMigratePerform3Params: 305,
+  DomainMigrateFinish3Params: 306,
+  DomainMigrateConfirm3Params: 307,
 } as const;
 export type ProcName = keyof typeof Proc;
 

@@ -5,6 +5,7 @@ import { domainQueryProcedures } from './domain-query.js';
 import { domainTuneProcedures } from './domain-tune.js';
 import { eventProcedures } from './events.js';
 import { hostProcedures } from './host.js';
+import { migrationProcedures } from './migration.js';
 import { statsProcedures } from './stats.js';
 import { streamProcedures } from './streams.js';
 import { storageProcedures } from './storage.js';
@@ -29,6 +30,7 @@ export function procedureTable(): ReadonlyMap<number, Procedure> {
     ...storageProcedures,
     ...networkProcedures,
     ...objectEventProcedures,
+    ...migrationProcedures,
   ]) {
     const num = Proc[p.name];
     if (table.has(num)) throw new Error(`procedure ${p.name} (${num}) is registered twice`);
