@@ -4,6 +4,7 @@
  * an entry. No imports but types, so the table costs nothing to load.
  */
 import type { Permission } from './permissions.js';
+import { DOMOPS_CLI_ACCESS } from './domops-access.js';
 
 export interface VerbAccess {
   /** The permissions needed, all of them. `admin`: only root or the state dir's own user. */
@@ -73,4 +74,5 @@ export const CLI_ACCESS: Readonly<Record<string, VerbAccess>> = {
   report: { perms: 'admin' },
   serve: { perms: 'admin' },
   audit: { perms: 'admin' },
+  ...DOMOPS_CLI_ACCESS,
 };

@@ -5,6 +5,7 @@
  */
 import type { ProcName } from '../remote/protocol.js';
 import type { Permission } from './permissions.js';
+import { DOMOPS_REMOTE_ACCESS } from './domops-access.js';
 
 export interface ProcAccess {
   /** Needed, all of them; `none`: the protocol's own handshake; `admin`: root or the server's user only. */
@@ -126,4 +127,5 @@ export const REMOTE_ACCESS: Readonly<Record<ProcName, ProcAccess>> = {
   // Listing all guests' stats is filtered by domain:getattr (src/remote/procedures/stats.ts).
   ConnectGetAllDomainStats: SEARCH,
   DomainReset: { perms: ['domain:reset'], guest: 'dom', audit: true },
+  ...DOMOPS_REMOTE_ACCESS,
 };

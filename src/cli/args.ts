@@ -39,6 +39,11 @@ const VALUED = new Set([
   'guest',
   'since',
   'limit',
+  'codeset',
+  'holdtime',
+  'key',
+  'set',
+  'time',
 ]);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {

@@ -2,6 +2,7 @@ import { join, resolve } from 'node:path';
 import { SvirtError } from '../errors.js';
 import { resolveStatePaths } from '../host/paths.js';
 import { parseArgs, type ParsedArgs } from './args.js';
+import { DOMOPS_CHANGING, DOMOPS_USAGE, DOMOPS_VERBS } from './domops-verbs.js';
 import { storeFailure } from './store-errors.js';
 import { writeOut } from './write.js';
 
@@ -54,6 +55,7 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   report: () => import('./commands/report.js'),
   serve: () => import('./commands/serve.js'),
   audit: () => import('./commands/audit.js'),
+  ...DOMOPS_VERBS,
 };
 
 /** Every verb, for the test that each has an entry in the access table (src/access/cli-table.ts). */
@@ -78,6 +80,7 @@ const CHANGING_VERBS: ReadonlySet<string> = new Set([
   'attach-interface',
   'detach-interface',
   'reconcile',
+  ...DOMOPS_CHANGING,
 ]);
 
 const USAGE = `usage: svirt [--state-dir DIR] [--security-driver auto|none|LIST] [--json] COMMAND [ARGS]
@@ -110,6 +113,7 @@ commands:
   domdisplay NAME [--type vnc|spice] | vncdisplay NAME   the display's URI / VNC display
   screenshot NAME FILE [--screen N] a PNG of the display, written to a new FILE
   qemu-agent-command NAME JSON [--timeout S]   one command to the guest agent; prints its reply
+${DOMOPS_USAGE}
   profile FILE|NAME [--driver D]    dry run: what each driver would apply, touching nothing
   profile                           the manager's own confinement (SELinux domain, AppArmor profile, NNP, entry)
   reconcile [--quiet]               clean up guests whose QEMU is gone

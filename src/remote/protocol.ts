@@ -4,6 +4,7 @@
  * (remote_nonnull_domain, remote_error). Numbers are the published protocol's; names are
  * libvirt's without the REMOTE_PROC_ prefix.
  */
+import { DomopsProc } from './domops-protocol.js';
 import { XdrError, type XdrReader, type XdrWriter } from './xdr.js';
 
 export const REMOTE_PROGRAM = 0x20008086;
@@ -128,6 +129,7 @@ export const Proc = {
   ConnectGetAllDomainStats: 344,
   NodeGetCPUMap: 293,
   DomainReset: 245,
+  ...DomopsProc,
 } as const;
 export type ProcName = keyof typeof Proc;
 

@@ -22,7 +22,11 @@ export async function runUndefine(args: ParsedArgs): Promise<number> {
   if (args.flags.has('tpm') && args.flags.has('keep-tpm')) {
     throw new SvirtError('SVIRT_ERR_USAGE', 'undefine: --tpm and --keep-tpm are mutually exclusive');
   }
-  const def = hv.undefine(name, { ...(nvram === undefined ? {} : { nvram }), keepTpm: args.flags.has('keep-tpm') });
+  const def = hv.undefine(name, {
+    ...(nvram === undefined ? {} : { nvram }),
+    keepTpm: args.flags.has('keep-tpm'),
+    managedSave: args.flags.has('managed-save'),
+  });
   output(args, `Domain '${def.name}' has been undefined`, { name: def.name, uuid: def.uuid });
   return 0;
 }

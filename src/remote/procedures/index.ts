@@ -8,6 +8,7 @@ import { hostProcedures } from './host.js';
 import { statsProcedures } from './stats.js';
 import { streamProcedures } from './streams.js';
 import type { Procedure } from './types.js';
+import { domopsProcedures } from './domops-index.js';
 
 export type { CallContext, ClientSession, Procedure, ServerServices } from './types.js';
 
@@ -23,6 +24,7 @@ export function procedureTable(): ReadonlyMap<number, Procedure> {
     ...streamProcedures,
     ...statsProcedures,
     ...domainTuneProcedures,
+    ...domopsProcedures,
   ]) {
     const num = Proc[p.name];
     if (table.has(num)) throw new Error(`procedure ${p.name} (${num}) is registered twice`);
