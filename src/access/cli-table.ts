@@ -5,6 +5,7 @@
  */
 import type { Permission } from './permissions.js';
 import { DOMOPS_CLI_ACCESS } from './domops-access.js';
+import { STORAGE_CLI_ACCESS } from './storage-table.js';
 
 export interface VerbAccess {
   /** The permissions needed, all of them. `admin`: only root or the state dir's own user. */
@@ -28,7 +29,12 @@ export const CLI_ACCESS: Readonly<Record<string, VerbAccess>> = {
   help: { perms: 'none' },
   capabilities: { perms: ['connect:getattr'] },
   define: { perms: ['domain:write', 'domain:save'], guest: 'xml', audit: true, creates: 'xml' },
-  undefine: { perms: ['domain:delete'], guest: 'arg0', audit: true },
+  undefine: {
+    perms: ['domain:delete'],
+    guest: 'arg0',
+    audit: true,
+    flag: { name: 'remove-all-storage', perm: 'storage-vol:delete' },
+  },
   list: { perms: ['connect:search-domains'] },
   create: { perms: ['domain:write', 'domain:start'], guest: 'xml', audit: true, creates: 'xml', labels: 'label' },
   start: { perms: ['domain:start'], guest: 'arg0', audit: true, labels: 'label' },
@@ -75,4 +81,5 @@ export const CLI_ACCESS: Readonly<Record<string, VerbAccess>> = {
   serve: { perms: 'admin' },
   audit: { perms: 'admin' },
   ...DOMOPS_CLI_ACCESS,
+  ...STORAGE_CLI_ACCESS,
 };

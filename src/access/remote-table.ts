@@ -6,6 +6,7 @@
 import type { ProcName } from '../remote/protocol.js';
 import type { Permission } from './permissions.js';
 import { DOMOPS_REMOTE_ACCESS } from './domops-access.js';
+import { STORAGE_REMOTE_ACCESS } from './storage-table.js';
 
 export interface ProcAccess {
   /** Needed, all of them; `none`: the protocol's own handshake; `admin`: root or the server's user only. */
@@ -128,4 +129,5 @@ export const REMOTE_ACCESS: Readonly<Record<ProcName, ProcAccess>> = {
   ConnectGetAllDomainStats: SEARCH,
   DomainReset: { perms: ['domain:reset'], guest: 'dom', audit: true },
   ...DOMOPS_REMOTE_ACCESS,
+  ...STORAGE_REMOTE_ACCESS,
 };

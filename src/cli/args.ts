@@ -37,6 +37,12 @@ const VALUED = new Set([
   'devname',
   'screen',
   'guest',
+  // pool-* and vol-* (src/cli/commands/pool.ts, vol.ts)
+  'pool',
+  'format',
+  'offset',
+  'length',
+  'allocation',
   'since',
   'limit',
   'codeset',
@@ -44,6 +50,7 @@ const VALUED = new Set([
   'key',
   'set',
   'time',
+  'audit-log',
 ]);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {

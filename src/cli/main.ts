@@ -4,6 +4,7 @@ import { resolveStatePaths } from '../host/paths.js';
 import { parseArgs, type ParsedArgs } from './args.js';
 import { DOMOPS_CHANGING, DOMOPS_USAGE, DOMOPS_VERBS } from './domops-verbs.js';
 import { storeFailure } from './store-errors.js';
+import { STORAGE_CHANGING_VERBS, STORAGE_USAGE, STORAGE_VERBS } from './storage-verbs.js';
 import { writeOut } from './write.js';
 
 /** Verbs and the module that runs each; loaded on demand so a command pays only for what it uses. */
@@ -56,6 +57,7 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   serve: () => import('./commands/serve.js'),
   audit: () => import('./commands/audit.js'),
   ...DOMOPS_VERBS,
+  ...STORAGE_VERBS,
 };
 
 /** Every verb, for the test that each has an entry in the access table (src/access/cli-table.ts). */
@@ -81,6 +83,7 @@ const CHANGING_VERBS: ReadonlySet<string> = new Set([
   'detach-interface',
   'reconcile',
   ...DOMOPS_CHANGING,
+  ...STORAGE_CHANGING_VERBS,
 ]);
 
 const USAGE = `usage: svirt [--state-dir DIR] [--security-driver auto|none|LIST] [--json] COMMAND [ARGS]
@@ -123,8 +126,10 @@ ${DOMOPS_USAGE}
   report [FILE]                     the isolation report: one HTML page of every guest's labels and files, the last
                                     matrices, the access rules and recent audit events (stdout without FILE)
   audit [--guest NAME] [--since T] [--limit N]   the audit trail: who did what to which guest, newest last
+  audit --kernel [--guest NAME] [--since T] [--audit-log PATH]   the kernel's SELinux/AppArmor denials, by guest label
   serve [--socket PATH] [--debug]   libvirt's remote protocol for virsh/python-libvirt (plus a PATH-ro twin)
-        [--max-clients N] [--max-readonly-clients N] [--idle-timeout S]`;
+        [--max-clients N] [--max-readonly-clients N] [--idle-timeout S]
+${STORAGE_USAGE}`;
 
 export async function main(argv: readonly string[]): Promise<number> {
   let args: ParsedArgs;

@@ -12,6 +12,7 @@ import type { DeviceChangeOptions } from './device-targets.js';
 import { attachDisk, changeMedia, detachDisk } from './devices.js';
 import { LifecycleEnv, type LifecycleOptions } from './env.js';
 import { Networks } from './networks.js';
+import { StoragePools } from './storage.js';
 import { attachInterface, detachInterface } from './nic-plug.js';
 import { withMacs } from './nics.js';
 import { undefineTpm } from './tpm.js';
@@ -57,6 +58,11 @@ export class Hypervisor {
   /** Network objects (net-define ... net-dhcp-leases). */
   get networks(): Networks {
     return new Networks(this.env);
+  }
+
+  /** Storage pools and volumes (pool-define ... vol-download). */
+  get storage(): StoragePools {
+    return new StoragePools(this.env);
   }
 
   get me(): ProcessIdentity {

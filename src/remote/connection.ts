@@ -109,6 +109,8 @@ export class RemoteConnection {
    * libvirtd does. A STREAM message on any other serial is a protocol error.
    */
   private readonly closedStreams: number[] = [];
+  /** Stream frames of calls that have not replied yet: a stream's data goes after its call's reply. */
+  private readonly beforeReply = new Map<number, Buffer[]>();
   private readonly label: string;
 
   constructor(o: ConnectionOptions) {
@@ -382,12 +384,21 @@ export class RemoteConnection {
       frame = endFrame(e);
     }
     this.o.socket.write(frame);
+    const held = this.beforeReply.get(h.serial);
+    if (held) {
+      this.beforeReply.delete(h.serial);
+      for (const f of held) this.o.socket.write(f);
+    }
   }
 
   /** The client's side of an open stream: data, its finish (acknowledged), or its abort. */
   private onStream(h: MessageHeader, body: Buffer): void {
     const st = this.streams.get(h.serial);
-    if (!st) return; // a stream already ended here: what the client still sent is dropped, as libvirtd does
+    if (!st) {
+      // A stream that ended here (a download's end): the client's finish is answered, as libvirtd does; the rest is dropped.
+      if (h.status === MessageStatus.OK) this.streamFrame(h.proc, h.serial, MessageStatus.OK);
+      return;
+    }
     if (h.status === MessageStatus.CONTINUE) return st.data(Buffer.from(body));
     this.endStream(h.serial);
     if (h.status === MessageStatus.OK) {
@@ -404,6 +415,8 @@ export class RemoteConnection {
     }
     const out: StreamOut = {
       data: (buf) => {
+        // No data: the end of what the server sends (libvirt's EOF); the client's finish is answered later.
+        if (buf.length === 0) this.streamFrame(proc, serial, MessageStatus.CONTINUE, buf);
         for (let off = 0; off < buf.length; off += STREAM_CHUNK) {
           this.streamFrame(proc, serial, MessageStatus.CONTINUE, buf.subarray(off, off + STREAM_CHUNK));
         }
@@ -425,6 +438,7 @@ export class RemoteConnection {
       },
     };
     const socketBacklog = (): number => this.o.socket.writableLength;
+    this.beforeReply.set(serial, []);
     this.streams.set(serial, make(out));
   }
 
@@ -441,7 +455,9 @@ export class RemoteConnection {
     const w = new XdrWriter(64 + (body?.length ?? 0));
     beginFrame(w, { prog: REMOTE_PROGRAM, vers: REMOTE_PROTOCOL_VERSION, proc, type: MessageType.STREAM, serial, status });
     if (body) w.raw(body);
-    this.o.socket.write(endFrame(w));
+    const held = this.beforeReply.get(serial);
+    if (held) held.push(endFrame(w));
+    else this.o.socket.write(endFrame(w));
   }
 
   /**

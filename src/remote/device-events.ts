@@ -66,3 +66,9 @@ export function sendDeviceEvent(regs: Iterable<DeviceRegistration>, e: DeviceEve
     );
   }
 }
+
+/** Running guests' definitions are parsed at each look only while someone registered for device events. */
+export function wantsDevices(regs: Iterable<{ readonly eventId: number }>): boolean {
+  for (const r of regs) if (r.eventId === EVENT_ID_DEVICE_ADDED || r.eventId === EVENT_ID_DEVICE_REMOVED) return true;
+  return false;
+}

@@ -13,6 +13,7 @@
 import { fnv1a32 } from '../host/fingerprint.js';
 import type { Hypervisor } from '../lifecycle/hypervisor.js';
 import * as dev from './device-events.js';
+import { ObjectEventHub } from './object-events.js';
 import { writeDomain, type WireDomain } from './protocol.js';
 import { XdrWriter } from './xdr.js';
 
@@ -106,12 +107,16 @@ export class DomainEventHub {
   private timer: NodeJS.Timeout | undefined;
   /** An exit's look is scheduled (see changed()). */
   private graced = false;
+  /** Network and storage pool events, told of every change this hub is told of. */
+  readonly objects: ObjectEventHub;
 
   constructor(
     private readonly hv: Hypervisor,
     private readonly log: (line: string) => void,
     private readonly sweepMs = 3000,
-  ) {}
+  ) {
+    this.objects = new ObjectEventHub(hv, log, sweepMs);
+  }
 
   /** A callback-style (316) registration: its id, for the messages and the deregistration. */
   register(sink: EventSink, style: Style, eventId: number, uuid?: string): number {
@@ -146,6 +151,7 @@ export class DomainEventHub {
 
   /** A client that left: every registration of it goes. */
   drop(sink: EventSink): void {
+    this.objects.drop(sink);
     for (const r of [...this.regs.values()]) if (r.sink === sink) this.regs.delete(r.id);
     this.idle();
   }
@@ -155,6 +161,7 @@ export class DomainEventHub {
   }
 
   close(): void {
+    this.objects.close();
     clearInterval(this.timer);
     this.timer = undefined;
     this.regs.clear();
@@ -173,6 +180,7 @@ export class DomainEventHub {
    * the verb's own word (which may come just after the monitor's) names the reason.
    */
   changed(cause: Cause): void {
+    this.objects.changed();
     if (this.regs.size === 0) return;
     if (cause.exited && cause.what === undefined && !cause.graced) {
       if (this.graced) return; // one look, after the first exit's grace, covers both
@@ -200,13 +208,6 @@ export class DomainEventHub {
     }
   }
 
-  /** Running guests' definitions are parsed at each look only for device registrations. */
-  private wantsDevices(): boolean {
-    for (const r of this.regs.values())
-      if (r.eventId === dev.EVENT_ID_DEVICE_ADDED || r.eventId === dev.EVENT_ID_DEVICE_REMOVED) return true;
-    return false;
-  }
-
   private emitDevice(e: dev.DeviceEvent): void {
     dev.sendDeviceEvent(this.regs.values(), e);
   }
@@ -230,7 +231,7 @@ export class DomainEventHub {
         persistent: xml !== undefined,
         definition: xml === undefined ? 0 : fnv1a32(xml),
         pid: up ? rec.pid : null,
-        ...(up && this.wantsDevices() ? { devices: dev.deviceAliases(g.def) } : {}),
+        ...(up && dev.wantsDevices(this.regs.values()) ? { devices: dev.deviceAliases(g.def) } : {}),
       });
     }
     return out;

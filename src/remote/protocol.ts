@@ -5,6 +5,7 @@
  * libvirt's without the REMOTE_PROC_ prefix.
  */
 import { DomopsProc } from './domops-protocol.js';
+import { STORAGE_PROCS } from './storage-protocol.js';
 import { XdrError, type XdrReader, type XdrWriter } from './xdr.js';
 
 export const REMOTE_PROGRAM = 0x20008086;
@@ -130,6 +131,7 @@ export const Proc = {
   NodeGetCPUMap: 293,
   DomainReset: 245,
   ...DomopsProc,
+  ...STORAGE_PROCS,
 } as const;
 export type ProcName = keyof typeof Proc;
 

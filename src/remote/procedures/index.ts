@@ -7,6 +7,9 @@ import { eventProcedures } from './events.js';
 import { hostProcedures } from './host.js';
 import { statsProcedures } from './stats.js';
 import { streamProcedures } from './streams.js';
+import { storageProcedures } from './storage.js';
+import { networkProcedures } from './network.js';
+import { objectEventProcedures } from './object-events.js';
 import type { Procedure } from './types.js';
 import { domopsProcedures } from './domops-index.js';
 
@@ -25,6 +28,9 @@ export function procedureTable(): ReadonlyMap<number, Procedure> {
     ...statsProcedures,
     ...domainTuneProcedures,
     ...domopsProcedures,
+    ...storageProcedures,
+    ...networkProcedures,
+    ...objectEventProcedures,
   ]) {
     const num = Proc[p.name];
     if (table.has(num)) throw new Error(`procedure ${p.name} (${num}) is registered twice`);
