@@ -4,6 +4,7 @@
  * an entry. No imports but types, so the table costs nothing to load.
  */
 import type { Permission } from './permissions.js';
+import { DOMOPS_CLI_ACCESS } from './domops-access.js';
 import { STORAGE_CLI_ACCESS } from './storage-table.js';
 
 export interface VerbAccess {
@@ -80,5 +81,6 @@ export const CLI_ACCESS: Readonly<Record<string, VerbAccess>> = {
   report: { perms: 'admin' },
   serve: { perms: 'admin' },
   audit: { perms: 'admin' },
+  ...DOMOPS_CLI_ACCESS,
   ...STORAGE_CLI_ACCESS,
 };

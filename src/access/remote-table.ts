@@ -5,6 +5,7 @@
  */
 import type { ProcName } from '../remote/protocol.js';
 import type { Permission } from './permissions.js';
+import { DOMOPS_REMOTE_ACCESS } from './domops-access.js';
 import { STORAGE_REMOTE_ACCESS } from './storage-table.js';
 
 export interface ProcAccess {
@@ -134,5 +135,6 @@ export const REMOTE_ACCESS: Readonly<Record<ProcName, ProcAccess>> = {
   // Listing all guests' stats is filtered by domain:getattr (src/remote/procedures/stats.ts).
   ConnectGetAllDomainStats: SEARCH,
   DomainReset: { perms: ['domain:reset'], guest: 'dom', audit: true },
+  ...DOMOPS_REMOTE_ACCESS,
   ...STORAGE_REMOTE_ACCESS,
 };

@@ -2,6 +2,7 @@ import { join, resolve } from 'node:path';
 import { SvirtError } from '../errors.js';
 import { resolveStatePaths } from '../host/paths.js';
 import { parseArgs, type ParsedArgs } from './args.js';
+import { DOMOPS_CHANGING, DOMOPS_USAGE, DOMOPS_VERBS } from './domops-verbs.js';
 import { storeFailure } from './store-errors.js';
 import { STORAGE_CHANGING_VERBS, STORAGE_USAGE, STORAGE_VERBS } from './storage-verbs.js';
 import { writeOut } from './write.js';
@@ -56,6 +57,7 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   report: () => import('./commands/report.js'),
   serve: () => import('./commands/serve.js'),
   audit: () => import('./commands/audit.js'),
+  ...DOMOPS_VERBS,
   ...STORAGE_VERBS,
 };
 
@@ -82,6 +84,7 @@ const CHANGING_VERBS: ReadonlySet<string> = new Set([
   'attach-interface',
   'detach-interface',
   'reconcile',
+  ...DOMOPS_CHANGING,
   ...STORAGE_CHANGING_VERBS,
 ]);
 
@@ -117,6 +120,7 @@ commands:
   domdisplay NAME [--type vnc|spice] | vncdisplay NAME   the display's URI / VNC display
   screenshot NAME FILE [--screen N] a PNG of the display, written to a new FILE
   qemu-agent-command NAME JSON [--timeout S]   one command to the guest agent; prints its reply
+${DOMOPS_USAGE}
   profile FILE|NAME [--driver D]    dry run: what each driver would apply, touching nothing
   profile                           the manager's own confinement (SELinux domain, AppArmor profile, NNP, entry)
   reconcile [--quiet]               clean up guests whose QEMU is gone

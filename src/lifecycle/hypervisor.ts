@@ -26,6 +26,8 @@ import { openConsole, type ConsoleSession } from './console-session.js';
 import { agentCommand } from './guest-agent.js';
 import { screenshot } from './screenshot.js';
 import { destroyGuest, requestShutdown } from './stop.js';
+import { DomainOps } from './ops/domain-ops.js';
+import { startManaged, undefineManagedSave } from './ops/managed-save.js';
 
 export type HypervisorOptions = LifecycleOptions;
 
@@ -71,6 +73,11 @@ export class Hypervisor {
     return this.env.virtType(def);
   }
 
+  /** managedsave, autostart, setmem, setvcpus, domrename, metadata, domtime, send-key, monitor commands. */
+  get ops(): DomainOps {
+    return new DomainOps(this.env, (n) => this.start(n));
+  }
+
   // ---- definitions -------------------------------------------------------------------
 
   define(xml: string): DomainDef {
@@ -84,15 +91,17 @@ export class Hypervisor {
    * Removes a definition. A guest with an nvram file needs `nvram` ('remove' or 'keep'), as
    * virsh asks; `keepTpm` is virsh's --keep-tpm (by default the TPM state goes with the definition).
    */
-  undefine(name: string, opts: { nvram?: NvramUndefine; keepTpm?: boolean } = {}): DomainDef {
+  undefine(name: string, opts: { nvram?: NvramUndefine; keepTpm?: boolean; managedSave?: boolean } = {}): DomainDef {
     const d = this.store.getDefinedByName(name) ?? this.store.getDefinedByUuid(name.toLowerCase());
     if (!d) throw noDomain(name);
     const def = parseDomainXml(d.xml);
-    // The TPM's checks come first: a refused undefine must not have removed the nvram already.
+    // The TPM's and managed save's checks come first: a refused undefine must not have removed the nvram already.
     const tpm = undefineTpm(this.env, def, opts.keepTpm ?? false);
+    const managed = undefineManagedSave(this.env, def.uuid, def.name, opts.managedSave ?? false);
     undefineNvram(def, opts.nvram);
     // A running guest stays running, as a transient one (libvirt's behaviour).
     const running = this.store.undefine(d.uuid);
+    managed();
     if (!running) tpm();
     // A running guest still needs its driver files (profiles); its stop removes them.
     if (!running) this.manager.undefine(def);
@@ -133,9 +142,12 @@ export class Hypervisor {
 
   // ---- start and stop ----------------------------------------------------------------
 
-  async start(name: string, opts: { paused?: boolean } = {}): Promise<RunningRecord> {
+  /** A guest with a managed save is restored from it (ops/managed-save.ts); `forceBoot` discards that. */
+  async start(name: string, opts: { paused?: boolean; forceBoot?: boolean } = {}): Promise<RunningRecord> {
     const d = this.store.getDefinedByName(name) ?? this.store.getDefinedByUuid(name.toLowerCase());
     if (!d) throw noDomain(name);
+    const restored = await startManaged(this.env, d.uuid, opts, (file, o) => this.restore(file, o));
+    if (restored) return restored;
     return startGuest(this.env, parseDomainXml(d.xml), true, opts.paused ?? false);
   }
 

@@ -39,6 +39,7 @@ import {
 import type { ByteBudget, ClientLimits } from './limits.js';
 import { formatBytes } from '../host/read-input.js';
 import { XdrError, XdrReader, XdrWriter } from './xdr.js';
+import { QEMU_PROGRAM, tableKey } from './domops-protocol.js';
 
 /** Calls of one client running at once; past this the server reads no further frame of it (libvirt's max_client_requests is 5). */
 const MAX_IN_FLIGHT = 16;
@@ -283,7 +284,8 @@ export class RemoteConnection {
       this.onKeepalive(h, r);
       return false;
     }
-    if (h.prog !== REMOTE_PROGRAM || h.vers !== REMOTE_PROTOCOL_VERSION) {
+    const key = tableKey(h.prog, h.proc, REMOTE_PROGRAM);
+    if ((h.prog !== REMOTE_PROGRAM && h.prog !== QEMU_PROGRAM) || h.vers !== REMOTE_PROTOCOL_VERSION) {
       this.failWithReply(h, new RemoteError(VirErr.RPC, VirFrom.RPC, `cannot find program ${h.prog} version ${h.vers}`));
       return false;
     }
@@ -298,7 +300,7 @@ export class RemoteConnection {
       );
       return false;
     }
-    const proc = this.o.table.get(h.proc);
+    const proc = key === undefined ? undefined : this.o.table.get(key);
     if (!proc) {
       // Logged once per number and client: it tells what a client needs, without letting it flood the log.
       if (this.unknownSeen.size < 32 && !this.unknownSeen.has(h.proc)) {
@@ -424,6 +426,9 @@ export class RemoteConnection {
       },
       end: () => {
         if (this.endStream(serial)) this.streamFrame(proc, serial, MessageStatus.OK);
+      },
+      eof: () => {
+        if (this.streams.has(serial)) this.streamFrame(proc, serial, MessageStatus.CONTINUE);
       },
       error: (err) => {
         if (!this.endStream(serial)) return;

@@ -24,6 +24,7 @@ export const VirErr = {
   CONFIG_UNSUPPORTED: 67,
   OPERATION_TIMEOUT: 68,
   ARGUMENT_UNSUPPORTED: 74,
+  NO_DOMAIN_METADATA: 80,
   ACCESS_DENIED: 88,
 } as const;
 export type VirErrCode = (typeof VirErr)[keyof typeof VirErr];
@@ -61,6 +62,7 @@ const PREFIX: Readonly<Record<VirErrCode, string>> = {
   [VirErr.CONFIG_UNSUPPORTED]: 'unsupported configuration',
   [VirErr.OPERATION_TIMEOUT]: 'Timed out during operation',
   [VirErr.ARGUMENT_UNSUPPORTED]: 'argument unsupported',
+  [VirErr.NO_DOMAIN_METADATA]: 'metadata not found',
   [VirErr.ACCESS_DENIED]: 'access denied',
 };
 

@@ -12,6 +12,7 @@
  */
 import { fnv1a32 } from '../host/fingerprint.js';
 import type { Hypervisor } from '../lifecycle/hypervisor.js';
+import * as dev from './device-events.js';
 import { ObjectEventHub } from './object-events.js';
 import { writeDomain, type WireDomain } from './protocol.js';
 import { XdrWriter } from './xdr.js';
@@ -67,6 +68,8 @@ interface Seen {
   readonly persistent: boolean;
   readonly definition: number;
   readonly pid: number | null;
+  /** Device aliases while it runs (device-events.ts), for device-added/removed. */
+  readonly devices?: readonly string[];
 }
 
 /** What caused a change, when the hub is told: a procedure's or a verb's name, or an exit. */
@@ -123,6 +126,12 @@ export class DomainEventHub {
     this.snapshot(); // the state events are told against: what the client could see when it registered
     const id = this.nextId++;
     this.regs.set(id, { id, sink, style, eventId, ...(uuid ? { uuid } : {}) });
+    if (
+      (eventId === dev.EVENT_ID_DEVICE_ADDED || eventId === dev.EVENT_ID_DEVICE_REMOVED) &&
+      [...(this.seen?.values() ?? [])].every((x) => !x.devices)
+    ) {
+      this.seen = this.look();
+    }
     this.timer ??= setInterval(() => this.changed({}), this.sweepMs).unref();
     return id;
   }
@@ -192,6 +201,15 @@ export class DomainEventHub {
     }
     this.seen = now;
     for (const e of diff(before, now, cause)) this.emit(e);
+    for (const [uuid, n] of now) {
+      const b = before.get(uuid);
+      if (!b?.devices || !n.devices || b.pid !== n.pid) continue;
+      for (const e of dev.deviceDiff({ name: n.name, uuid, id: n.id }, b.devices, n.devices)) this.emitDevice(e);
+    }
+  }
+
+  private emitDevice(e: dev.DeviceEvent): void {
+    dev.sendDeviceEvent(this.regs.values(), e);
   }
 
   private snapshot(): void {
@@ -213,6 +231,7 @@ export class DomainEventHub {
         persistent: xml !== undefined,
         definition: xml === undefined ? 0 : fnv1a32(xml),
         pid: up ? rec.pid : null,
+        ...(up && dev.wantsDevices(this.regs.values()) ? { devices: dev.deviceAliases(g.def) } : {}),
       });
     }
     return out;

@@ -25,7 +25,11 @@ export async function runUndefine(args: ParsedArgs): Promise<number> {
   const storage = args.flags.has('remove-all-storage')
     ? await import('./remove-storage.js').then((m) => ({ m, list: m.storageOf(hv, hv.inactiveDef(name)) }))
     : undefined;
-  const def = hv.undefine(name, { ...(nvram === undefined ? {} : { nvram }), keepTpm: args.flags.has('keep-tpm') });
+  const def = hv.undefine(name, {
+    ...(nvram === undefined ? {} : { nvram }),
+    keepTpm: args.flags.has('keep-tpm'),
+    managedSave: args.flags.has('managed-save'),
+  });
   const removed = storage ? storage.m.removeStorage(hv, storage.list) : [];
   output(args, [`Domain '${def.name}' has been undefined`, ...removed].join('\n'), {
     name: def.name,

@@ -12,6 +12,7 @@ import { storageProcedures } from './storage.js';
 import { networkProcedures } from './network.js';
 import { objectEventProcedures } from './object-events.js';
 import type { Procedure } from './types.js';
+import { domopsProcedures } from './domops-index.js';
 
 export type { CallContext, ClientSession, Procedure, ServerServices } from './types.js';
 
@@ -27,6 +28,7 @@ export function procedureTable(): ReadonlyMap<number, Procedure> {
     ...streamProcedures,
     ...statsProcedures,
     ...domainTuneProcedures,
+    ...domopsProcedures,
     ...storageProcedures,
     ...networkProcedures,
     ...objectEventProcedures,

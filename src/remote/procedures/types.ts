@@ -39,6 +39,8 @@ export interface ClientSession {
 export interface StreamOut {
   data(buf: Buffer): void;
   end(): void;
+  /** The end of a download (an empty data message, as libvirtd sends); the client's finish then ends the stream. */
+  eof(): void;
   error(err: unknown): void;
   /** Bytes written to the client and not yet taken by it. */
   readonly backlog: number;
