@@ -14,7 +14,9 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok ins
 # ovmf: UEFI firmware and its descriptors (<os firmware='efi'>, pflash + nvram); util-linux: losetup (block disk tests).
 # swtpm + swtpm-tools: the TPM emulator and swtpm_setup of <tpm> devices (virtiofsd comes with qemu-system-common).
 # chromium: the report test opens svirt report's page headless and keeps a screenshot.
-for p in qemu-system-x86 qemu-utils gcc libc6-dev make python3 apparmor selinux-policy-default python3-selinux attr libvirt-clients python3-libvirt busybox-static qemu-guest-agent ovmf util-linux swtpm swtpm-tools iproute2 nftables dnsmasq-base passt chromium; do
+# virt-manager + xvfb + xdotool: the virt-manager acceptance test (a real window under Xvfb, keys typed into its console).
+# virtinst, libvirt-dbus + dbus-daemon, ansible (community.libvirt) + python3-lxml: the drop-in tests drive them (docs/storage.md).
+for p in qemu-system-x86 qemu-utils gcc libc6-dev make python3 apparmor selinux-policy-default python3-selinux attr libvirt-clients python3-libvirt busybox-static qemu-guest-agent ovmf util-linux swtpm swtpm-tools iproute2 nftables dnsmasq-base passt chromium virtinst libvirt-dbus dbus-daemon ansible python3-lxml virt-manager xvfb xdotool; do
   have "$p" || need="$need $p"
 done
 if [ -n "$need" ]; then

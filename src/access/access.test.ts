@@ -10,7 +10,7 @@ import { ACCESS_SCHEMA, appendAudit, readAudit } from './audit.js';
 import { CLI_ACCESS } from './cli-table.js';
 import { privilegedLabels } from './guard.js';
 import type { Identity } from './identity.js';
-import { formatLinuxAudit } from './linux-audit.js';
+import { formatLinuxAudit, formatResourceAudits } from './linux-audit.js';
 import { Policy } from './policy.js';
 import { REMOTE_ACCESS } from './remote-table.js';
 import { loadRules, parseRules } from './rules.js';
@@ -159,5 +159,25 @@ describe('access rules and decisions', () => {
     const [t2, m2] = formatLinuxAudit(who(0), { guest: 'g', op: 'label', labels: ['dac=+1:+1'], allowed: true, result: 'ok' });
     assert.equal(t2, 2502);
     assert.match(m2, /vm-ctx="dac=\+1:\+1"/);
+
+    const res = formatResourceAudits(
+      who(0),
+      { guest: 'g', uuid: 'u', op: 'label', labels: ['dac=+1:+1'], allowed: true, result: 'ok' },
+      [
+        { path: '/img/a b.img', role: 'disk', seclabels: [] },
+        { path: '/run/svirt/u', role: 'runtime-dir', seclabels: [] },
+        { path: '/k', role: 'kernel', seclabels: [] },
+      ],
+    );
+    assert.deepEqual(
+      res.map(([t]) => t),
+      [2501, 2501],
+      "one VIRT_RESOURCE per guest file; svirt's own runtime dir has none",
+    );
+    assert.match(
+      res[0]?.[1] ?? '',
+      /^virt=qemu resrc=disk reason=start vm="g" uuid=u old-disk="\?" new-disk=2F696D672F6120622E696D67 /,
+    );
+    assert.match(res[1]?.[1] ?? '', /resrc=kernel .*new-kernel="\/k" vm-ctx="dac=\+1:\+1" .*res=success$/);
   });
 });

@@ -6,7 +6,9 @@
  * Also the owners of guests: whoever defined them.
  */
 import type { Database } from 'better-sqlite3';
+import type { Store } from '../store/store.js';
 import type { Identity } from './identity.js';
+import type { LabelHold } from './kernel-denials.js';
 
 export { ACCESS_SCHEMA } from '../store/schema.js';
 
@@ -119,4 +121,29 @@ export function ownerOf(db: Database, uuid: string): number {
  */
 export function setOwner(db: Database, uuid: string, uid: number, gid: number): void {
   db.prepare('INSERT OR REPLACE INTO domain_owners (uuid, uid, gid) VALUES (?, ?, ?)').run(uuid, uid, gid);
+}
+
+/** How many `label` events the kernel-denials lookup reads back (newest first). */
+const MAX_LABEL_EVENTS = 100_000;
+
+/**
+ * The SELinux levels and AppArmor profiles guests held, from the trail's `label` events and
+ * the running guests' reservations (a guest started before the trail existed has no event).
+ */
+export function labelHolds(store: Store): LabelHold[] {
+  const holds: LabelHold[] = [];
+  const add = (guest: string, uuid: string | undefined, since: number, label: string): void => {
+    const eq = label.indexOf('=');
+    const driver = label.slice(0, eq);
+    if (driver === 'selinux' || driver === 'apparmor') holds.push({ guest, uuid, driver, label: label.slice(eq + 1), since });
+  };
+  const rows = store.db
+    .prepare(
+      "SELECT at, guest, uuid, labels FROM audit WHERE op = 'label' AND labels IS NOT NULL AND guest IS NOT NULL ORDER BY seq DESC LIMIT ?",
+    )
+    .all(MAX_LABEL_EVENTS) as { at: number; guest: string; uuid: string | null; labels: string }[];
+  for (const r of rows) for (const l of r.labels.split(' ')) add(r.guest, r.uuid ?? undefined, r.at, l);
+  for (const rec of store.listRunning())
+    for (const res of store.reservationsOf(rec.uuid)) add(rec.name, rec.uuid, rec.startedAt, `${res.driver}=${res.label}`);
+  return holds;
 }

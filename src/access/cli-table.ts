@@ -4,6 +4,8 @@
  * an entry. No imports but types, so the table costs nothing to load.
  */
 import type { Permission } from './permissions.js';
+import { DOMOPS_CLI_ACCESS } from './domops-access.js';
+import { STORAGE_CLI_ACCESS } from './storage-table.js';
 
 export interface VerbAccess {
   /** The permissions needed, all of them. `admin`: only root or the state dir's own user. */
@@ -27,7 +29,12 @@ export const CLI_ACCESS: Readonly<Record<string, VerbAccess>> = {
   help: { perms: 'none' },
   capabilities: { perms: ['connect:getattr'] },
   define: { perms: ['domain:write', 'domain:save'], guest: 'xml', audit: true, creates: 'xml' },
-  undefine: { perms: ['domain:delete'], guest: 'arg0', audit: true },
+  undefine: {
+    perms: ['domain:delete'],
+    guest: 'arg0',
+    audit: true,
+    flag: { name: 'remove-all-storage', perm: 'storage-vol:delete' },
+  },
   list: { perms: ['connect:search-domains'] },
   create: { perms: ['domain:write', 'domain:start'], guest: 'xml', audit: true, creates: 'xml', labels: 'label' },
   start: { perms: ['domain:start'], guest: 'arg0', audit: true, labels: 'label' },
@@ -51,6 +58,7 @@ export const CLI_ACCESS: Readonly<Record<string, VerbAccess>> = {
   // The guest is in the state file: only the admin restores (docs/access.md).
   restore: { perms: 'admin', audit: true, labels: 'label' },
   clone: { perms: ['domain:read', 'domain:write'], guest: 'arg0', audit: true, creates: 'arg1' },
+  migrate: { perms: ['domain:migrate'], guest: 'arg0', audit: true, labels: 'restore-labels' },
   'net-define': { perms: ['network:write'], audit: true },
   'net-undefine': { perms: ['network:write'], audit: true },
   'net-start': { perms: ['network:start'], audit: true },
@@ -73,4 +81,6 @@ export const CLI_ACCESS: Readonly<Record<string, VerbAccess>> = {
   report: { perms: 'admin' },
   serve: { perms: 'admin' },
   audit: { perms: 'admin' },
+  ...DOMOPS_CLI_ACCESS,
+  ...STORAGE_CLI_ACCESS,
 };

@@ -64,6 +64,7 @@ const STATE_ENTRIES: readonly string[] = [
   'cache',
   'networks',
   'swtpm',
+  'managed-save',
 ];
 
 /** The roles a definition declares; svirt's own files (runtime dir, logs, state) are not entrypoints. */

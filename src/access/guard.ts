@@ -8,7 +8,7 @@ import { SvirtError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { appendAudit, ownerOf, setOwner, type AuditEvent } from './audit.js';
 import { describeIdentity, type Identity } from './identity.js';
-import { sendLinuxAudit } from './linux-audit.js';
+import { sendLinuxAudit, sendResourceAudits } from './linux-audit.js';
 import type { Permission } from './permissions.js';
 import type { Decision, GuestFacts, Policy } from './policy.js';
 
@@ -140,5 +140,7 @@ export class AccessGuard {
       process.stderr.write(`warning: audit trail: cannot record ${e.op} by ${describeIdentity(id)}: ${(err as Error).message}\n`);
     }
     sendLinuxAudit(id, e);
+    const uuid = e.uuid;
+    if (e.op === 'label' && uuid !== undefined) sendResourceAudits(id, e, () => this.store.getRunning(uuid)?.resources ?? []);
   }
 }

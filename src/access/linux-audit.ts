@@ -7,6 +7,7 @@
  */
 import { auditSend } from '../host/native.js';
 import type { AuditEvent } from './audit.js';
+import type { GuestResource, ResourceRole } from '../security/driver.js';
 import type { Identity } from './identity.js';
 
 /** libaudit.h: AUDIT_VIRT_CONTROL, AUDIT_VIRT_RESOURCE, AUDIT_VIRT_MACHINE_ID. */
@@ -37,9 +38,63 @@ export function formatLinuxAudit(id: Identity, e: AuditEvent): [number, string] 
   ];
 }
 
+/**
+ * libvirt's `resrc=` for a resource role (virDomainAudit{Disk,FS,TPM,Chardev}); roles libvirt
+ * has no record for keep svirt's name. svirt's own files (QEMU's log, the runtime dir, helper
+ * logs) are not the guest's resources and get no record.
+ */
+const RESRC: Partial<Record<ResourceRole, string>> = {
+  disk: 'disk',
+  'disk-readonly': 'disk',
+  'disk-shareable': 'disk',
+  backing: 'disk',
+  kernel: 'kernel',
+  initrd: 'initrd',
+  dtb: 'dtb',
+  loader: 'loader',
+  nvram: 'nvram',
+  chardev: 'chardev',
+  'saved-state': 'saved-state',
+  'tpm-state': 'tpm',
+  'shared-dir': 'fs',
+  'shared-dir-readonly': 'fs',
+};
+
+/**
+ * VIRT_RESOURCE records for the resources a guest was given at start (`reason=start`, as
+ * libvirt's virDomainAuditStart does), one per labelled file, with the labels it got.
+ */
+export function formatResourceAudits(id: Identity, e: AuditEvent, resources: readonly GuestResource[]): [number, string][] {
+  const vm = `vm=${field(e.guest ?? '?')} uuid=${e.uuid ?? '?'}`;
+  const ctx = (e.labels ?? []).map(field).join(',') || '?';
+  const out: [number, string][] = [];
+  for (const r of resources) {
+    const resrc = RESRC[r.role];
+    if (resrc === undefined) continue;
+    out.push([
+      AUDIT_VIRT_RESOURCE,
+      `virt=qemu resrc=${resrc} reason=start ${vm} old-${resrc}="?" new-${resrc}=${field(r.path)} vm-ctx=${ctx} ` +
+        `svirt-uid=${id.uid} svirt-via=${id.via} exe="svirt" res=success`,
+    ]);
+  }
+  return out;
+}
+
 export function sendLinuxAudit(id: Identity, e: AuditEvent): void {
   if (disabled) return;
-  const [type, text] = formatLinuxAudit(id, e);
+  send(...formatLinuxAudit(id, e));
+}
+
+/** The VIRT_RESOURCE records of a start (see formatResourceAudits); `resources` is read only when records are sent. */
+export function sendResourceAudits(id: Identity, e: AuditEvent, resources: () => readonly GuestResource[]): void {
+  if (disabled) return;
+  for (const [type, text] of formatResourceAudits(id, e, resources())) {
+    send(type, text);
+    if (disabled) return;
+  }
+}
+
+function send(type: number, text: string): void {
   let err: 0 | string;
   try {
     err = auditSend(type, text);

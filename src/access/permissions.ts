@@ -39,6 +39,21 @@ export const OTHER_PERMISSIONS = [
   'storage-pool:getattr',
   'storage-pool:read',
   'storage-pool:write',
+  'connect:search-storage-pools',
+  'storage-pool:start',
+  'storage-pool:stop',
+  'storage-pool:delete',
+  'storage-pool:format',
+  'storage-pool:refresh',
+  'storage-pool:search-storage-vols',
+  'storage-vol:getattr',
+  'storage-vol:read',
+  'storage-vol:create',
+  'storage-vol:delete',
+  'storage-vol:format',
+  'storage-vol:resize',
+  'storage-vol:data-read',
+  'storage-vol:data-write',
 ] as const;
 
 export type DomainPermission = (typeof DOMAIN_PERMISSIONS)[number];
@@ -58,6 +73,10 @@ export const READ_ONLY_PERMISSIONS: ReadonlySet<Permission> = new Set<Permission
   'network:read',
   'storage-pool:getattr',
   'storage-pool:read',
+  'connect:search-storage-pools',
+  'storage-pool:search-storage-vols',
+  'storage-vol:getattr',
+  'storage-vol:read',
 ]);
 
 export function isPermission(s: string): s is Permission {

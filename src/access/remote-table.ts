@@ -5,6 +5,8 @@
  */
 import type { ProcName } from '../remote/protocol.js';
 import type { Permission } from './permissions.js';
+import { DOMOPS_REMOTE_ACCESS } from './domops-access.js';
+import { STORAGE_REMOTE_ACCESS } from './storage-table.js';
 
 export interface ProcAccess {
   /** Needed, all of them; `none`: the protocol's own handshake; `admin`: root or the server's user only. */
@@ -83,6 +85,13 @@ export const REMOTE_ACCESS: Readonly<Record<ProcName, ProcAccess>> = {
   // The guest is named inside the state file: only the admin restores (docs/access.md).
   DomainRestore: { perms: 'admin', audit: true, labels: 'label' },
   DomainRestoreFlags: { perms: 'admin', audit: true, labels: 'label' },
+  // Migration (docs/migration.md): the source's steps need domain:migrate on the guest; the
+  // destination's take a guest from a peer's XML and cookie, so only the admin receives one.
+  DomainMigrateBegin3Params: { perms: ['domain:migrate'], guest: 'dom', audit: true },
+  DomainMigratePerform3Params: { perms: ['domain:migrate'], guest: 'dom', audit: true },
+  DomainMigrateConfirm3Params: { perms: ['domain:migrate'], guest: 'dom', audit: true, labels: 'restore-labels' },
+  DomainMigratePrepare3Params: { perms: 'admin', audit: true, labels: 'label' },
+  DomainMigrateFinish3Params: { perms: 'admin', audit: true },
   // Lookups and listing are filtered by domain:getattr (an unseen guest is "not found").
   DomainLookupByName: NONE,
   DomainLookupByUUID: NONE,
@@ -126,4 +135,6 @@ export const REMOTE_ACCESS: Readonly<Record<ProcName, ProcAccess>> = {
   // Listing all guests' stats is filtered by domain:getattr (src/remote/procedures/stats.ts).
   ConnectGetAllDomainStats: SEARCH,
   DomainReset: { perms: ['domain:reset'], guest: 'dom', audit: true },
+  ...DOMOPS_REMOTE_ACCESS,
+  ...STORAGE_REMOTE_ACCESS,
 };

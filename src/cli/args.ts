@@ -37,8 +37,23 @@ const VALUED = new Set([
   'devname',
   'screen',
   'guest',
+  // pool-* and vol-* (src/cli/commands/pool.ts, vol.ts)
+  'pool',
+  'format',
+  'offset',
+  'length',
+  'allocation',
   'since',
   'limit',
+  'codeset',
+  'holdtime',
+  'key',
+  'set',
+  'time',
+  'audit-log',
+  'migrateuri',
+  'listen-address',
+  'xml',
 ]);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {

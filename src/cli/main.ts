@@ -2,7 +2,9 @@ import { join, resolve } from 'node:path';
 import { SvirtError } from '../errors.js';
 import { resolveStatePaths } from '../host/paths.js';
 import { parseArgs, type ParsedArgs } from './args.js';
+import { DOMOPS_CHANGING, DOMOPS_USAGE, DOMOPS_VERBS } from './domops-verbs.js';
 import { storeFailure } from './store-errors.js';
+import { STORAGE_CHANGING_VERBS, STORAGE_USAGE, STORAGE_VERBS } from './storage-verbs.js';
 import { writeOut } from './write.js';
 
 /** Verbs and the module that runs each; loaded on demand so a command pays only for what it uses. */
@@ -32,6 +34,7 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   save: () => import('./commands/state.js').then((m) => ({ run: m.runSave })),
   restore: () => import('./commands/state.js').then((m) => ({ run: m.runRestore })),
   clone: () => import('./commands/state.js').then((m) => ({ run: m.runClone })),
+  migrate: () => import('./commands/migrate.js').then((m) => ({ run: m.runMigrate })),
   'net-define': () => import('./commands/net.js').then((m) => ({ run: m.runNetDefine })),
   'net-undefine': () => import('./commands/net.js').then((m) => ({ run: m.runNetUndefine })),
   'net-start': () => import('./commands/net.js').then((m) => ({ run: m.runNetStart })),
@@ -54,6 +57,8 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   report: () => import('./commands/report.js'),
   serve: () => import('./commands/serve.js'),
   audit: () => import('./commands/audit.js'),
+  ...DOMOPS_VERBS,
+  ...STORAGE_VERBS,
 };
 
 /** Every verb, for the test that each has an entry in the access table (src/access/cli-table.ts). */
@@ -71,6 +76,7 @@ const CHANGING_VERBS: ReadonlySet<string> = new Set([
   'save',
   'restore',
   'clone',
+  'migrate',
   'attach-disk',
   'attach-device',
   'detach-disk',
@@ -78,6 +84,8 @@ const CHANGING_VERBS: ReadonlySet<string> = new Set([
   'attach-interface',
   'detach-interface',
   'reconcile',
+  ...DOMOPS_CHANGING,
+  ...STORAGE_CHANGING_VERBS,
 ]);
 
 const USAGE = `usage: svirt [--state-dir DIR] [--security-driver auto|none|LIST] [--json] COMMAND [ARGS]
@@ -100,6 +108,8 @@ commands:
   change-media NAME TARGET [SOURCE] --insert|--update|--eject
   save NAME FILE | restore FILE [--paused]   state to a file and back, with fresh labels
   clone NAME NEWNAME                copy a shut-off guest and its writable images
+  migrate NAME DEST-URI [--live] [--offline] [--persistent] [--undefinesource] [--paused] [--verbose] [--migrateuri tcp:HOST]
+                                    move the guest to the svirt serve DEST-URI names (shared storage; docs/migration.md)
   attach-interface NAME TYPE SOURCE [--mac M] [--model M] [--target T] [--live] [--config]
   detach-interface NAME TYPE [--mac M] [--live] [--config]
   domiflist NAME | domifaddr NAME [--source lease|agent]   a guest's NICs / their addresses
@@ -110,6 +120,7 @@ commands:
   domdisplay NAME [--type vnc|spice] | vncdisplay NAME   the display's URI / VNC display
   screenshot NAME FILE [--screen N] a PNG of the display, written to a new FILE
   qemu-agent-command NAME JSON [--timeout S]   one command to the guest agent; prints its reply
+${DOMOPS_USAGE}
   profile FILE|NAME [--driver D]    dry run: what each driver would apply, touching nothing
   profile                           the manager's own confinement (SELinux domain, AppArmor profile, NNP, entry)
   reconcile [--quiet]               clean up guests whose QEMU is gone
@@ -119,8 +130,10 @@ commands:
   report [FILE]                     the isolation report: one HTML page of every guest's labels and files, the last
                                     matrices, the access rules and recent audit events (stdout without FILE)
   audit [--guest NAME] [--since T] [--limit N]   the audit trail: who did what to which guest, newest last
+  audit --kernel [--guest NAME] [--since T] [--audit-log PATH]   the kernel's SELinux/AppArmor denials, by guest label
   serve [--socket PATH] [--debug]   libvirt's remote protocol for virsh/python-libvirt (plus a PATH-ro twin)
-        [--max-clients N] [--max-readonly-clients N] [--idle-timeout S]`;
+        [--max-clients N] [--max-readonly-clients N] [--idle-timeout S]
+${STORAGE_USAGE}`;
 
 export async function main(argv: readonly string[]): Promise<number> {
   let args: ParsedArgs;

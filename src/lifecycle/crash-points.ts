@@ -38,7 +38,22 @@ export const CRASH_POINTS = [
 /** Steps of a network's start (test/e2e/network-race.test.ts); not guest steps, so not in CRASH_POINTS. */
 export const NETWORK_CRASH_POINTS = ['net-start:claimed', 'net-start:bridge'] as const;
 
-export type CrashPoint = (typeof CRASH_POINTS)[number] | (typeof NETWORK_CRASH_POINTS)[number];
+/** Steps of a migration, on either host (test/migrate/faults.test.ts runs them with two hosts). */
+export const MIGRATION_CRASH_POINTS = [
+  'migrate-out:journaled',
+  'migrate-out:streaming',
+  'migrate-out:migrated',
+  'migrate-out:confirmed',
+  'migrate-out:killed',
+  'migrate-in:prepared',
+  'migrate-in:loaded',
+  'migrate-in:journaled',
+  'migrate-in:took-image',
+  'migrate-in:resumed',
+] as const;
+
+export type CrashPoint =
+  (typeof CRASH_POINTS)[number] | (typeof NETWORK_CRASH_POINTS)[number] | (typeof MIGRATION_CRASH_POINTS)[number];
 
 export function crashPoint(name: CrashPoint): void {
   if (process.env['SVIRT_TEST_CRASH_AT'] === name) process.kill(process.pid, 'SIGKILL');

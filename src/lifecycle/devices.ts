@@ -135,6 +135,17 @@ interface Plug {
   readonly connect: (q: QmpClient) => Promise<void>;
 }
 
+/** Resolves, opens (O_PATH) and checks a medium as its insert will, labelling nothing. */
+async function checkMedium(env: LifecycleEnv, rec: RunningRecord, disk: DiskDef): Promise<void> {
+  const entry = env.entrypoints(rec.runtimeDir, await env.managerFor(rec), rec.uuid);
+  const probe = new OpenFiles();
+  try {
+    openResources(resolveResources(diskResources(disk)), probe, undefined, entry);
+  } finally {
+    probe.closeAll();
+  }
+}
+
 async function plugOpened(env: LifecycleEnv, plug: Plug, files: OpenFiles): Promise<void> {
   const { rec, kind, disk, next, points, connect } = plug;
   // Resolved (symlink policy) and opened once: the label and the fd QEMU gets are that file.
@@ -278,6 +289,8 @@ export async function changeMedia(
   const live = parseDomainXml(rec.liveXml);
   const drive = setPath(live).disks.find((d) => d.target.dev === target) as DiskDef;
   const old = live.disks.find((d) => d.target.dev === target) as DiskDef;
+  // The new medium's entrypoint checks come before the old one is ejected: a refused medium leaves the drive as it was.
+  if (source !== undefined) await checkMedium(env, rec, { ...drive, path: source });
   if (old.path !== undefined) {
     refuseNarrowing(rec, live.name, target);
     const op = removalOp('eject', rec, old);

@@ -13,10 +13,13 @@ import type { ConsoleSession } from './console-session.js';
 import { withMacs } from './nic-macs.js';
 import { undefineTpm } from './tpm-state.js';
 import { Networks } from './networks.js';
+import { StoragePools } from './storage.js';
 import { findGuest, inactiveDef, noDomain, requireRunning, runningGuest, storedGuest, type Guest } from './guest.js';
 import { prepareDefinition, undefineNvram, type NvramUndefine } from './machine.js';
 import { reconcile } from './reconcile.js';
 import type { Progress } from './incoming.js';
+import { DomainOps } from './ops/domain-ops.js';
+import { startManaged, undefineManagedSave } from './ops/managed-save.js';
 
 export type HypervisorOptions = LifecycleOptions;
 
@@ -50,12 +53,22 @@ export class Hypervisor {
     return new Networks(this.env);
   }
 
+  /** Storage pools and volumes (pool-define ... vol-download). */
+  get storage(): StoragePools {
+    return new StoragePools(this.env);
+  }
+
   get me(): ProcessIdentity {
     return this.env.me;
   }
 
   virtType(def: DomainDef): 'kvm' | 'qemu' {
     return this.env.virtType(def);
+  }
+
+  /** managedsave, autostart, setmem, setvcpus, domrename, metadata, domtime, send-key, monitor commands. */
+  get ops(): DomainOps {
+    return new DomainOps(this.env, (n) => this.start(n));
   }
 
   // ---- definitions -------------------------------------------------------------------
@@ -71,15 +84,17 @@ export class Hypervisor {
    * Removes a definition. A guest with an nvram file needs `nvram` ('remove' or 'keep'), as
    * virsh asks; `keepTpm` is virsh's --keep-tpm (by default the TPM state goes with the definition).
    */
-  undefine(name: string, opts: { nvram?: NvramUndefine; keepTpm?: boolean } = {}): DomainDef {
+  undefine(name: string, opts: { nvram?: NvramUndefine; keepTpm?: boolean; managedSave?: boolean } = {}): DomainDef {
     const d = this.store.getDefinedByName(name) ?? this.store.getDefinedByUuid(name.toLowerCase());
     if (!d) throw noDomain(name);
     const def = parseDomainXml(d.xml);
-    // The TPM's checks come first: a refused undefine must not have removed the nvram already.
+    // The TPM's and managed save's checks come first: a refused undefine must not have removed the nvram already.
     const tpm = undefineTpm(this.env, def, opts.keepTpm ?? false);
+    const managed = undefineManagedSave(this.env, def.uuid, def.name, opts.managedSave ?? false);
     undefineNvram(def, opts.nvram);
     // A running guest stays running, as a transient one (libvirt's behaviour).
     const running = this.store.undefine(d.uuid);
+    managed();
     if (!running) tpm();
     // A running guest still needs its driver files (profiles); its stop removes them.
     if (!running) this.manager.undefine(def);
@@ -120,9 +135,12 @@ export class Hypervisor {
 
   // ---- start and stop ----------------------------------------------------------------
 
-  async start(name: string, opts: { paused?: boolean } = {}): Promise<RunningRecord> {
+  /** A guest with a managed save is restored from it (ops/managed-save.ts); `forceBoot` discards that. */
+  async start(name: string, opts: { paused?: boolean; forceBoot?: boolean } = {}): Promise<RunningRecord> {
     const d = this.store.getDefinedByName(name) ?? this.store.getDefinedByUuid(name.toLowerCase());
     if (!d) throw noDomain(name);
+    const restored = await startManaged(this.env, d.uuid, opts, (file, o) => this.restore(file, o));
+    if (restored) return restored;
     const { startGuest } = await import('./start.js');
     return startGuest(this.env, parseDomainXml(d.xml), true, opts.paused ?? false);
   }

@@ -4,6 +4,7 @@ import { SvirtError } from '../errors.js';
 import type { FileHandle } from '../host/file-handle.js';
 import { logTail, qemuLastWords } from '../qemu/launcher.js';
 import type { QmpClient } from '../qemu/qmp-client.js';
+import type { GuestResource } from '../security/driver.js';
 
 /** Progress of a long transfer: bytes done of total. */
 export type Progress = (done: number, total: number) => void;
@@ -17,6 +18,12 @@ export interface Incoming {
   /** Reports how far QEMU has read the state file (its offset in the shared file description). */
   readonly progress?: Progress;
   readonly size?: number;
+}
+
+/** A start as a live migration's destination (src/lifecycle/migrate/destination.ts). */
+export interface IncomingMigration {
+  /** Resources opened for QEMU now but labelled only at the handover (the shared images). */
+  readonly labelLater: (r: GuestResource) => boolean;
 }
 
 /** Waits until QEMU has loaded the incoming state, then lets the guest run unless it stays paused. */

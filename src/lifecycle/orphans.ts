@@ -6,7 +6,7 @@
  * uuid, a QEMU with that `-uuid`), their labels are reserved under their uuid, and every
  * command says so until they are gone.
  */
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { processStatus } from '../host/proc.js';
 import type { LifecycleEnv } from './env.js';
@@ -38,8 +38,13 @@ function traces(env: LifecycleEnv, known: ReadonlySet<string>): Set<string> {
   return found;
 }
 
-/** The QEMU processes whose `-uuid` is one of `uuids` (scans /proc only when there are some). */
-function qemusOf(uuids: ReadonlySet<string>): Orphan[] {
+/**
+ * The QEMU processes whose `-uuid` is one of `uuids` and that were started from this state dir
+ * (scans /proc only when there are some). Another state dir on the same machine may run the
+ * same guest (the two ends of a migration, docs/migration.md): its QEMU writes its stderr to
+ * that state dir's log, not to ours.
+ */
+function qemusOf(uuids: ReadonlySet<string>, stateDir: string): Orphan[] {
   const out: Orphan[] = [];
   let pids: string[];
   try {
@@ -57,6 +62,7 @@ function qemusOf(uuids: ReadonlySet<string>): Orphan[] {
     if (!basename(argv[0] ?? '').startsWith('qemu-system')) continue;
     const uuid = argv[argv.indexOf('-uuid') + 1];
     if (argv.indexOf('-uuid') < 0 || uuid === undefined || !uuids.has(uuid)) continue;
+    if (!startedFrom(Number(p), stateDir)) continue;
     const uid = Number(processStatus(Number(p))?.get('Uid')?.split(/\s+/)[0] ?? NaN);
     if (!Number.isInteger(uid)) continue;
     let level: string | undefined;
@@ -71,6 +77,16 @@ function qemusOf(uuids: ReadonlySet<string>): Orphan[] {
   return out;
 }
 
+/** Whether QEMU `pid` logs into `stateDir` (its stderr, opened by the svirt that started it); unknown counts as yes. */
+function startedFrom(pid: number, stateDir: string): boolean {
+  try {
+    const log = readlinkSync(`/proc/${pid}/fd/2`);
+    return log.startsWith(`${stateDir}/`) || log.startsWith(`${realpathSync(stateDir)}/`);
+  } catch {
+    return true; // cannot tell (gone, or not ours to read): keep its labels held, the safe side
+  }
+}
+
 /**
  * Finds orphans, reserves their labels under their uuid (so no new guest gets them), and
  * releases the reservations of orphans that are gone, removing their runtime traces.
@@ -82,7 +98,7 @@ export function holdOrphans(env: LifecycleEnv): Orphan[] {
   const candidates = traces(env, known);
   for (const u of reservedOnly) candidates.add(u);
   if (candidates.size === 0) return [];
-  const live = qemusOf(candidates);
+  const live = qemusOf(candidates, env.paths.stateDir);
   const alive = new Set(live.map((o) => o.uuid));
   env.store.tx(() => {
     for (const o of live) {

@@ -1,4 +1,5 @@
 import { closeSync, constants } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { DomainDef } from '../domain/domain-def.js';
 import { parseDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
@@ -20,7 +21,9 @@ import { destroyGuest } from './stop.js';
  */
 export async function saveGuest(env: LifecycleEnv, guest: Guest, file: string, progress?: Progress): Promise<void> {
   const rec = requireRunning(guest);
-  const target = resolvePath(file);
+  // The directory is resolved under the symlink rule; the name itself never is: a link there
+  // is refused (createBeside), so a save replaces only a regular file, and only by rename.
+  const target = join(resolvePath(dirname(file)), basename(file));
   const made = createBeside(target);
   const resource: GuestResource = { path: made.path, role: 'saved-state', seclabels: [], handle: made.handle };
   const op: PendingOp = {

@@ -29,13 +29,61 @@ function readAll(fd: number): Buffer {
   return buf.subarray(0, off);
 }
 
+/**
+ * The display's picture as PNG bytes (QMP screendump into an O_TMPFILE svirt made in the
+ * guest's runtime dir, handed to QEMU as an fd): what `screenshot` writes and the
+ * DomainScreenshot stream sends.
+ */
+export async function screendump(
+  env: LifecycleEnv,
+  guest: Guest,
+  screen: number,
+): Promise<{ png: Buffer; width: number; height: number }> {
+  const rec = requireRunning(guest);
+  if ((guest.def.videos?.length ?? 0) === 0) {
+    throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${guest.def.name}' has no video device to take a screenshot of`);
+  }
+  const tmp = openSync(rec.runtimeDir, O_TMPFILE | constants.O_RDWR, 0o600);
+  try {
+    const forQemu = openSync(`/proc/self/fd/${tmp}`, constants.O_WRONLY);
+    let data: Buffer;
+    try {
+      data = await env.withQmp(rec, async (q) => {
+        const added = (await q.executeWithFds('add-fd', {}, [forQemu])) as { 'fdset-id': number };
+        const set = added['fdset-id'];
+        try {
+          const args = { filename: `/dev/fdset/${set}`, ...(screen > 0 ? { head: screen } : {}) };
+          try {
+            await q.execute('screendump', { ...args, format: 'png' });
+            return readAll(tmp);
+          } catch (err) {
+            // a QEMU without libpng writes only PPM
+            if (!(err instanceof QmpCommandError) || !/png|format/i.test(err.message)) throw err;
+            await q.execute('screendump', args);
+            return ppmToPng(readAll(tmp));
+          }
+        } finally {
+          await q.execute('remove-fd', { 'fdset-id': set });
+        }
+      });
+    } finally {
+      closeSync(forQemu);
+    }
+    const size = pngSize(data);
+    if (!size) throw new SvirtError('SVIRT_ERR_QMP', `QEMU's screendump of '${guest.def.name}' is not a PNG`);
+    return { png: data, ...size };
+  } finally {
+    closeSync(tmp);
+  }
+}
+
 export async function screenshot(
   env: LifecycleEnv,
   guest: Guest,
   file: string,
   screen: number,
 ): Promise<{ width: number; height: number; bytes: number }> {
-  const rec = requireRunning(guest);
+  requireRunning(guest);
   if ((guest.def.videos?.length ?? 0) === 0) {
     throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${guest.def.name}' has no video device to take a screenshot of`);
   }
@@ -48,40 +96,10 @@ export async function screenshot(
   }
   let written = false;
   try {
-    const tmp = openSync(rec.runtimeDir, O_TMPFILE | constants.O_RDWR, 0o600);
-    try {
-      const forQemu = openSync(`/proc/self/fd/${tmp}`, constants.O_WRONLY);
-      let data: Buffer;
-      try {
-        data = await env.withQmp(rec, async (q) => {
-          const added = (await q.executeWithFds('add-fd', {}, [forQemu])) as { 'fdset-id': number };
-          const set = added['fdset-id'];
-          try {
-            const args = { filename: `/dev/fdset/${set}`, ...(screen > 0 ? { head: screen } : {}) };
-            try {
-              await q.execute('screendump', { ...args, format: 'png' });
-              return readAll(tmp);
-            } catch (err) {
-              // a QEMU without libpng writes only PPM
-              if (!(err instanceof QmpCommandError) || !/png|format/i.test(err.message)) throw err;
-              await q.execute('screendump', args);
-              return ppmToPng(readAll(tmp));
-            }
-          } finally {
-            await q.execute('remove-fd', { 'fdset-id': set });
-          }
-        });
-      } finally {
-        closeSync(forQemu);
-      }
-      const size = pngSize(data);
-      if (!size) throw new SvirtError('SVIRT_ERR_QMP', `QEMU's screendump of '${guest.def.name}' is not a PNG`);
-      for (let off = 0; off < data.length;) off += writeSync(out, data, off);
-      written = true;
-      return { ...size, bytes: data.length };
-    } finally {
-      closeSync(tmp);
-    }
+    const { png, width, height } = await screendump(env, guest, screen);
+    for (let off = 0; off < png.length;) off += writeSync(out, png, off);
+    written = true;
+    return { width, height, bytes: png.length };
   } finally {
     closeSync(out);
     if (!written) {

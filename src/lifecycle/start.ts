@@ -18,7 +18,7 @@ import type { LifecycleEnv } from './env.js';
 import { bindSocket, dropHandle, openResources, OpenFiles, pipeEntries, type ChardevIo } from './files.js';
 import { sharedMemoryArgv } from './filesystems.js';
 import { prepareHelperDevices } from './helper-devices.js';
-import { finishIncoming, type Incoming } from './incoming.js';
+import { finishIncoming, type Incoming, type IncomingMigration } from './incoming.js';
 import { applyNicLinks, prepareNics } from './nics.js';
 import { notifySocketPath } from './exit-notify.js';
 import { ensureNvram, machineFds, prepareDefinition } from './machine.js';
@@ -38,6 +38,7 @@ export async function startGuest(
   persistent: boolean,
   paused: boolean,
   incoming?: Incoming,
+  migration?: IncomingMigration, // a migration's destination: started paused, -incoming defer
 ): Promise<RunningRecord> {
   // Emulator checked, implicit devices, PCI addresses and firmware: what the live XML shows.
   const def = prepareDefinition(env.paths.stateDir, given);
@@ -112,7 +113,7 @@ export async function startGuest(
     // The guest's cgroup, before anything runs for it (docs/cgroups.md)
     const { startCgroup } = await import('./cgroup/start-cgroup.js');
     const cgroups = startCgroup(env.paths.stateDir, live, resources, env.manager.names, undo);
-    env.manager.setAllLabel(live, resources, ctx);
+    env.manager.setAllLabel(live, resources, ctx, migration?.labelLater);
     undo.push('restore labels', () => {
       try {
         env.manager.restoreAllLabel(live, resources.map(dropHandle), ctx);
@@ -166,6 +167,7 @@ export async function startGuest(
       stateFd = layout.add(incoming.fd);
       argv.push('-incoming', `fd:${stateFd}`);
     }
+    if (migration) argv.push('-incoming', 'defer'); // the stream comes later, as an fd (migrate/transfer.ts)
     const spec = { ...env.manager.confinement(live, resources, ctx, layout.qemuFds), ...(cgroups.length > 0 ? { cgroups } : {}) };
     const launched = await launch({
       monitorPath: svirtMonitorPath(),

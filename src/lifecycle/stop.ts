@@ -76,7 +76,9 @@ export async function cleanup(env: LifecycleEnv, rec: RunningRecord): Promise<vo
   const live = parseDomainXml(rec.liveXml);
   const manager = await env.managerFor(rec);
   const ctx = env.context(live, rec.runtimeDir);
-  const resources = rec.resources;
+  // A migrating source whose images the destination took keeps its hands off them (migrate/source.ts).
+  const resources =
+    rec.pending?.op === 'migrate-out' ? (await import('./migrate/restore-set.js')).resourcesToRestore(env, rec) : rec.resources;
   // Labels are journalled before any file is touched: no labels or no resources, nothing was labelled.
   if (resources.length > 0 && manager.hasLiveLabels(live)) manager.restoreAllLabel(live, resources, ctx);
   crashPoint('cleanup:restored');

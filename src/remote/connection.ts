@@ -39,6 +39,7 @@ import {
 import type { ByteBudget, ClientLimits } from './limits.js';
 import { formatBytes } from '../host/read-input.js';
 import { XdrError, XdrReader, XdrWriter } from './xdr.js';
+import { QEMU_PROGRAM, tableKey } from './domops-protocol.js';
 
 /** Calls of one client running at once; past this the server reads no further frame of it (libvirt's max_client_requests is 5). */
 const MAX_IN_FLIGHT = 16;
@@ -108,6 +109,9 @@ export class RemoteConnection {
    * libvirtd does. A STREAM message on any other serial is a protocol error.
    */
   private readonly closedStreams: number[] = [];
+  /** Stream frames of calls that have not replied yet: a stream's data goes after its call's reply. */
+  private readonly beforeReply = new Map<number, Buffer[]>();
+  private readonly closeHooks: (() => void)[] = [];
   private readonly label: string;
 
   constructor(o: ConnectionOptions) {
@@ -132,6 +136,7 @@ export class RemoteConnection {
         maySee: (uuid) => canSee({ name: '', uuid }),
       },
       openStream: (serial, proc, make) => this.openStream(serial, proc, make),
+      onClose: (fn) => this.closeHooks.push(fn),
     };
     this.label = `client ${o.id}${peer ? ` (pid ${peer.pid} uid ${peer.uid})` : ''}${o.roSocket ? ' [ro]' : ''}`;
     if (o.debug) o.log(`${this.label}: connected`);
@@ -145,6 +150,7 @@ export class RemoteConnection {
       o.services.events?.drop(this.session.sink);
       for (const st of this.streams.values()) st.abort();
       this.streams.clear();
+      for (const fn of this.closeHooks.splice(0)) fn();
       if (o.debug) o.log(`${this.label}: disconnected`);
       o.onClose(this);
     });
@@ -278,7 +284,8 @@ export class RemoteConnection {
       this.onKeepalive(h, r);
       return false;
     }
-    if (h.prog !== REMOTE_PROGRAM || h.vers !== REMOTE_PROTOCOL_VERSION) {
+    const key = tableKey(h.prog, h.proc, REMOTE_PROGRAM);
+    if ((h.prog !== REMOTE_PROGRAM && h.prog !== QEMU_PROGRAM) || h.vers !== REMOTE_PROTOCOL_VERSION) {
       this.failWithReply(h, new RemoteError(VirErr.RPC, VirFrom.RPC, `cannot find program ${h.prog} version ${h.vers}`));
       return false;
     }
@@ -293,7 +300,7 @@ export class RemoteConnection {
       );
       return false;
     }
-    const proc = this.o.table.get(h.proc);
+    const proc = key === undefined ? undefined : this.o.table.get(key);
     if (!proc) {
       // Logged once per number and client: it tells what a client needs, without letting it flood the log.
       if (this.unknownSeen.size < 32 && !this.unknownSeen.has(h.proc)) {
@@ -380,12 +387,21 @@ export class RemoteConnection {
       frame = endFrame(e);
     }
     this.o.socket.write(frame);
+    const held = this.beforeReply.get(h.serial);
+    if (held) {
+      this.beforeReply.delete(h.serial);
+      for (const f of held) this.o.socket.write(f);
+    }
   }
 
   /** The client's side of an open stream: data, its finish (acknowledged), or its abort. */
   private onStream(h: MessageHeader, body: Buffer): void {
     const st = this.streams.get(h.serial);
-    if (!st) return; // a stream already ended here: what the client still sent is dropped, as libvirtd does
+    if (!st) {
+      // A stream that ended here (a download's end): the client's finish is answered, as libvirtd does; the rest is dropped.
+      if (h.status === MessageStatus.OK) this.streamFrame(h.proc, h.serial, MessageStatus.OK);
+      return;
+    }
     if (h.status === MessageStatus.CONTINUE) return st.data(Buffer.from(body));
     this.endStream(h.serial);
     if (h.status === MessageStatus.OK) {
@@ -402,12 +418,17 @@ export class RemoteConnection {
     }
     const out: StreamOut = {
       data: (buf) => {
+        // No data: the end of what the server sends (libvirt's EOF); the client's finish is answered later.
+        if (buf.length === 0) this.streamFrame(proc, serial, MessageStatus.CONTINUE, buf);
         for (let off = 0; off < buf.length; off += STREAM_CHUNK) {
           this.streamFrame(proc, serial, MessageStatus.CONTINUE, buf.subarray(off, off + STREAM_CHUNK));
         }
       },
       end: () => {
         if (this.endStream(serial)) this.streamFrame(proc, serial, MessageStatus.OK);
+      },
+      eof: () => {
+        if (this.streams.has(serial)) this.streamFrame(proc, serial, MessageStatus.CONTINUE);
       },
       error: (err) => {
         if (!this.endStream(serial)) return;
@@ -420,6 +441,7 @@ export class RemoteConnection {
       },
     };
     const socketBacklog = (): number => this.o.socket.writableLength;
+    this.beforeReply.set(serial, []);
     this.streams.set(serial, make(out));
   }
 
@@ -436,7 +458,9 @@ export class RemoteConnection {
     const w = new XdrWriter(64 + (body?.length ?? 0));
     beginFrame(w, { prog: REMOTE_PROGRAM, vers: REMOTE_PROTOCOL_VERSION, proc, type: MessageType.STREAM, serial, status });
     if (body) w.raw(body);
-    this.o.socket.write(endFrame(w));
+    const held = this.beforeReply.get(serial);
+    if (held) held.push(endFrame(w));
+    else this.o.socket.write(endFrame(w));
   }
 
   /**

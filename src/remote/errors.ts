@@ -17,10 +17,14 @@ export const VirErr = {
   OPERATION_DENIED: 29,
   RPC: 39,
   NO_DOMAIN: 42,
+  NO_NETWORK: 43,
+  NO_STORAGE_POOL: 49,
+  NO_STORAGE_VOL: 50,
   OPERATION_INVALID: 55,
   CONFIG_UNSUPPORTED: 67,
   OPERATION_TIMEOUT: 68,
   ARGUMENT_UNSUPPORTED: 74,
+  NO_DOMAIN_METADATA: 80,
   ACCESS_DENIED: 88,
 } as const;
 export type VirErrCode = (typeof VirErr)[keyof typeof VirErr];
@@ -31,6 +35,8 @@ export const VirFrom = {
   RPC: 7,
   QEMU: 10,
   REMOTE: 13,
+  STORAGE: 18,
+  NETWORK: 19,
   DOMAIN: 20,
   SECURITY: 24,
   STREAMS: 38,
@@ -49,10 +55,14 @@ const PREFIX: Readonly<Record<VirErrCode, string>> = {
   [VirErr.OPERATION_DENIED]: 'operation forbidden',
   [VirErr.RPC]: 'RPC error',
   [VirErr.NO_DOMAIN]: 'Domain not found',
+  [VirErr.NO_NETWORK]: 'Network not found',
+  [VirErr.NO_STORAGE_POOL]: 'Storage pool not found',
+  [VirErr.NO_STORAGE_VOL]: 'Storage volume not found',
   [VirErr.OPERATION_INVALID]: 'Requested operation is not valid',
   [VirErr.CONFIG_UNSUPPORTED]: 'unsupported configuration',
   [VirErr.OPERATION_TIMEOUT]: 'Timed out during operation',
   [VirErr.ARGUMENT_UNSUPPORTED]: 'argument unsupported',
+  [VirErr.NO_DOMAIN_METADATA]: 'metadata not found',
   [VirErr.ACCESS_DENIED]: 'access denied',
 };
 
@@ -79,6 +89,10 @@ const FROM_SVIRT: Readonly<Partial<Record<ErrorCode, readonly [VirErrCode, VirFr
   SVIRT_ERR_XML_UNSUPPORTED: [VirErr.CONFIG_UNSUPPORTED, VirFrom.DOMAIN],
   SVIRT_ERR_PATH_INVALID: [VirErr.INVALID_ARG, VirFrom.DOMAIN],
   SVIRT_ERR_NO_DOMAIN: [VirErr.NO_DOMAIN, VirFrom.QEMU],
+  SVIRT_ERR_NO_NETWORK: [VirErr.NO_NETWORK, VirFrom.NETWORK],
+  SVIRT_ERR_NO_STORAGE_POOL: [VirErr.NO_STORAGE_POOL, VirFrom.STORAGE],
+  SVIRT_ERR_NO_STORAGE_VOL: [VirErr.NO_STORAGE_VOL, VirFrom.STORAGE],
+  SVIRT_ERR_FILE_CHANGED: [VirErr.OPERATION_FAILED, VirFrom.QEMU],
   SVIRT_ERR_DOMAIN_EXISTS: [VirErr.OPERATION_FAILED, VirFrom.QEMU],
   SVIRT_ERR_OPERATION_INVALID: [VirErr.OPERATION_INVALID, VirFrom.QEMU],
   SVIRT_ERR_STORE: [VirErr.INTERNAL_ERROR, VirFrom.QEMU],
@@ -97,6 +111,8 @@ const FROM_SVIRT: Readonly<Partial<Record<ErrorCode, readonly [VirErrCode, VirFr
   SVIRT_ERR_HOST: [VirErr.OPERATION_FAILED, VirFrom.QEMU],
   SVIRT_ERR_ACCESS_DENIED: [VirErr.ACCESS_DENIED, VirFrom.ACCESS],
   SVIRT_ERR_USAGE: [VirErr.INVALID_ARG, VirFrom.QEMU],
+  SVIRT_ERR_REMOTE: [VirErr.OPERATION_FAILED, VirFrom.QEMU],
+  SVIRT_ERR_MIGRATE: [VirErr.OPERATION_FAILED, VirFrom.QEMU],
   SVIRT_ERR_INTERNAL: [VirErr.INTERNAL_ERROR, VirFrom.QEMU],
 };
 

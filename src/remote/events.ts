@@ -12,6 +12,8 @@
  */
 import { fnv1a32 } from '../host/fingerprint.js';
 import type { Hypervisor } from '../lifecycle/hypervisor.js';
+import * as dev from './device-events.js';
+import { ObjectEventHub } from './object-events.js';
 import { writeDomain, type WireDomain } from './protocol.js';
 import { XdrWriter } from './xdr.js';
 
@@ -66,6 +68,8 @@ interface Seen {
   readonly persistent: boolean;
   readonly definition: number;
   readonly pid: number | null;
+  /** Device aliases while it runs (device-events.ts), for device-added/removed. */
+  readonly devices?: readonly string[];
 }
 
 /** What caused a change, when the hub is told: a procedure's or a verb's name, or an exit. */
@@ -103,12 +107,16 @@ export class DomainEventHub {
   private timer: NodeJS.Timeout | undefined;
   /** An exit's look is scheduled (see changed()). */
   private graced = false;
+  /** Network and storage pool events, told of every change this hub is told of. */
+  readonly objects: ObjectEventHub;
 
   constructor(
     private readonly hv: Hypervisor,
     private readonly log: (line: string) => void,
     private readonly sweepMs = 3000,
-  ) {}
+  ) {
+    this.objects = new ObjectEventHub(hv, log, sweepMs);
+  }
 
   /** A callback-style (316) registration: its id, for the messages and the deregistration. */
   register(sink: EventSink, style: Style, eventId: number, uuid?: string): number {
@@ -118,6 +126,12 @@ export class DomainEventHub {
     this.snapshot(); // the state events are told against: what the client could see when it registered
     const id = this.nextId++;
     this.regs.set(id, { id, sink, style, eventId, ...(uuid ? { uuid } : {}) });
+    if (
+      (eventId === dev.EVENT_ID_DEVICE_ADDED || eventId === dev.EVENT_ID_DEVICE_REMOVED) &&
+      [...(this.seen?.values() ?? [])].every((x) => !x.devices)
+    ) {
+      this.seen = this.look();
+    }
     this.timer ??= setInterval(() => this.changed({}), this.sweepMs).unref();
     return id;
   }
@@ -137,6 +151,7 @@ export class DomainEventHub {
 
   /** A client that left: every registration of it goes. */
   drop(sink: EventSink): void {
+    this.objects.drop(sink);
     for (const r of [...this.regs.values()]) if (r.sink === sink) this.regs.delete(r.id);
     this.idle();
   }
@@ -146,6 +161,7 @@ export class DomainEventHub {
   }
 
   close(): void {
+    this.objects.close();
     clearInterval(this.timer);
     this.timer = undefined;
     this.regs.clear();
@@ -164,6 +180,7 @@ export class DomainEventHub {
    * the verb's own word (which may come just after the monitor's) names the reason.
    */
   changed(cause: Cause): void {
+    this.objects.changed();
     if (this.regs.size === 0) return;
     if (cause.exited && cause.what === undefined && !cause.graced) {
       if (this.graced) return; // one look, after the first exit's grace, covers both
@@ -184,6 +201,15 @@ export class DomainEventHub {
     }
     this.seen = now;
     for (const e of diff(before, now, cause)) this.emit(e);
+    for (const [uuid, n] of now) {
+      const b = before.get(uuid);
+      if (!b?.devices || !n.devices || b.pid !== n.pid) continue;
+      for (const e of dev.deviceDiff({ name: n.name, uuid, id: n.id }, b.devices, n.devices)) this.emitDevice(e);
+    }
+  }
+
+  private emitDevice(e: dev.DeviceEvent): void {
+    dev.sendDeviceEvent(this.regs.values(), e);
   }
 
   private snapshot(): void {
@@ -205,6 +231,7 @@ export class DomainEventHub {
         persistent: xml !== undefined,
         definition: xml === undefined ? 0 : fnv1a32(xml),
         pid: up ? rec.pid : null,
+        ...(up && dev.wantsDevices(this.regs.values()) ? { devices: dev.deviceAliases(g.def) } : {}),
       });
     }
     return out;

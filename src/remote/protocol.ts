@@ -4,6 +4,8 @@
  * (remote_nonnull_domain, remote_error). Numbers are the published protocol's; names are
  * libvirt's without the REMOTE_PROC_ prefix.
  */
+import { DomopsProc } from './domops-protocol.js';
+import { STORAGE_PROCS } from './storage-protocol.js';
 import { XdrError, type XdrReader, type XdrWriter } from './xdr.js';
 
 export const REMOTE_PROGRAM = 0x20008086;
@@ -128,6 +130,13 @@ export const Proc = {
   ConnectGetAllDomainStats: 344,
   NodeGetCPUMap: 293,
   DomainReset: 245,
+  ...DomopsProc,
+  ...STORAGE_PROCS,
+  DomainMigrateBegin3Params: 302,
+  DomainMigratePrepare3Params: 303,
+  DomainMigratePerform3Params: 305,
+  DomainMigrateFinish3Params: 306,
+  DomainMigrateConfirm3Params: 307,
 } as const;
 export type ProcName = keyof typeof Proc;
 

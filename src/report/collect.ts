@@ -49,6 +49,12 @@ export interface ReportData {
   /** The rules file's text, or undefined when there is none (the defaults apply). */
   readonly rules?: string;
   readonly audit: readonly Record<string, unknown>[];
+  /** The kernel's SELinux/AppArmor denials that carry a guest's label (newest first), and what was read. */
+  readonly kernel?: {
+    readonly denials: readonly Record<string, unknown>[];
+    readonly read: readonly string[];
+    readonly unread: readonly string[];
+  };
 }
 
 /** The demo kinds whose last result is kept in `<state>/demo/KIND.json`. */

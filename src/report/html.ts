@@ -115,6 +115,16 @@ function auditSection(events: readonly Record<string, unknown>[]): string {
   return table(keys, rows);
 }
 
+function kernelSection(k: ReportData['kernel']): string {
+  if (k === undefined) return '<p class="muted">not looked up</p>';
+  const from = `<p class="meta">read: ${esc(k.read.join(', ') || 'nothing')}${
+    k.unread.length > 0 ? ` · not read: ${esc(k.unread.join('; '))}` : ''
+  }</p>`;
+  if (k.read.length === 0) return `${from}<p class="bad">the kernel's logs could not be read: denials unknown</p>`;
+  if (k.denials.length === 0) return `${from}<p class="muted">no SELinux or AppArmor record carries a guest's label</p>`;
+  return from + auditSection(k.denials);
+}
+
 export function renderReport(
   d: ReportData,
   entry: { rules: EntrypointRules; floorDeny: readonly string[]; floorReadonly: readonly string[] },
@@ -146,6 +156,7 @@ export function renderReport(
 ${d.rules === undefined ? '<p>No rules file: the defaults apply (root may do everything).</p>' : `<pre>${esc(d.rules)}</pre>`}
 <h3>Image entrypoints</h3>${entrypointTable(entry.rules, entry.floorDeny, entry.floorReadonly)}
 <h2>Audit events <span class="meta">(denials first, newest first)</span></h2>${auditSection(d.audit)}
+<h2>Kernel denials by guest label <span class="meta">(newest first)</span></h2>${kernelSection(d.kernel)}
 </body></html>
 `;
 }

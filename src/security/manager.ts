@@ -132,7 +132,13 @@ export class SecurityManager {
    * have done half its work) is undone in reverse, across drivers, and the step's error is
    * thrown (saying so if undoing failed too).
    */
-  setAllLabel(def: DomainDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
+  setAllLabel(
+    def: DomainDef,
+    resources: readonly GuestResource[],
+    ctx: SecurityContext,
+    /** Resources the guest gets but that are labelled later (an incoming migration's shared images). */
+    later?: (r: GuestResource) => boolean,
+  ): void {
     const steps: LabelStep[] = [];
     try {
       for (const { driver, label } of this.active(def)) {
@@ -144,6 +150,7 @@ export class SecurityManager {
         }
         if (!driver.setResourceLabel) continue;
         for (const r of resources) {
+          if (later?.(r)) continue;
           step.resources.push(r);
           driver.setResourceLabel(def, label, r, ctx);
         }

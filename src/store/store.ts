@@ -82,7 +82,7 @@ export interface HelperRecord {
 
 /** What a device or state operation intends, written before it touches anything. */
 export interface PendingOp {
-  readonly op: 'attach' | 'detach' | 'eject' | 'insert' | 'save';
+  readonly op: 'attach' | 'detach' | 'eject' | 'insert' | 'save' | 'migrate-out' | 'migrate-in';
   /** Target dev of the disk concerned. */
   readonly target?: string;
   /** Serialized GuestResource[] the operation labels or restores. */
@@ -100,6 +100,8 @@ export interface PendingOp {
   readonly netdev?: string;
   readonly fdnames?: readonly string[];
   readonly tap?: string;
+  /** A migration (src/lifecycle/migrate/): how far it got, and the handover the source described (JSON). */
+  readonly migration?: { readonly phase: string; readonly cookie: string; readonly uri?: string };
 }
 
 interface RunningRow {

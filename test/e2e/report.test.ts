@@ -70,6 +70,9 @@ describe('svirt report', { skip }, () => {
         dom.includes(`<td>label</td><td>domain:start</td><td>reported</td><td>dac=${uid}`),
         "the start's labels in the audit trail",
       );
+      // Kernel denials: the kernel log was read; a dac,landlock guest has no SELinux/AppArmor label to carry.
+      assert.match(dom, /<h2>Kernel denials by guest label[\s\S]*?read: \/dev\/kmsg/u);
+      assert.ok(dom.includes("no SELinux or AppArmor record carries a guest's label"));
 
       const shot = join(dir, 'report.png');
       chromium(dir, ['--hide-scrollbars', '--window-size=1280,1600', `--screenshot=${shot}`, `file://${page}`]);

@@ -157,6 +157,18 @@ describe('AppArmor enforcing: svirt with the apparmor driver alone (QEMU as root
     assert.ok(deniedB.length > 0, `a DENIED record for B's image:\n${kernelLog.since(mark).join('\n')}`);
     const deniedShadow = await eventually(() => apparmorDenials(mark, profile, 'name="/etc/shadow"'));
     assert.ok(deniedShadow.length > 0, `a DENIED record for /etc/shadow:\n${kernelLog.since(mark).join('\n')}`);
+    // The same records, found by the guest's label through the CLI (issue 15).
+    const found = JSON.parse(await svirtOk(dir, [...ALONE, '--json', 'audit', '--kernel', '--guest', 'ga'])) as {
+      role: string;
+      lsm: string;
+      name?: string;
+      label: string;
+    }[];
+    for (const name of [image(images, 'gb'), '/etc/shadow'])
+      assert.ok(
+        found.some((d) => d.role === 'subject' && d.lsm === 'apparmor' && d.name === name && d.label === `svirt-${ga.uuid}`),
+        `svirt audit --kernel --guest ga finds the denial of ${name}: ${JSON.stringify(found)}`,
+      );
     await qemuIo(q, 'vda', 'write -P 0x33 0 4k');
     assert.ok(filledWith(imageBytes(image(images, 'ga'), 0, 4096), 0x33), "A's own disk works");
   });

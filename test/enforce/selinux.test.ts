@@ -202,6 +202,19 @@ describe('SELinux enforcing: svirt with the selinux driver alone (QEMU as root, 
     assert.ok(avcB.length > 0, `an AVC denial for B's image:\n${kernelLog.since(mark).join('\n')}`);
     const avcShadow = await eventually(() => avcDenials(mark, ':shadow_t:', 'tclass=file'));
     assert.ok(avcShadow.length > 0, `an AVC denial for /etc/shadow:\n${kernelLog.since(mark).join('\n')}`);
+    // The same AVCs, found by each guest's label through the CLI (issue 15).
+    type Found = { role: string; lsm: string; label: string; object?: string; what: string };
+    const byA = JSON.parse(await svirtOk(g.dir, [...ALONE, '--json', 'audit', '--kernel', '--guest', 'ga'])) as Found[];
+    const levelA = parseContext(procLabel(ga.pid)).level;
+    assert.ok(
+      byA.some((d) => d.role === 'subject' && d.label === levelA && d.object?.includes(':shadow_t:') === true),
+      `svirt audit --kernel --guest ga finds A's /etc/shadow denial: ${JSON.stringify(byA)}`,
+    );
+    const onB = JSON.parse(await svirtOk(g.dir, [...ALONE, '--json', 'audit', '--kernel', '--guest', 'gb'])) as Found[];
+    assert.ok(
+      onB.some((d) => d.role === 'object' && d.label === levelB && d.lsm === 'selinux'),
+      `svirt audit --kernel --guest gb finds what A was denied on B's image: ${JSON.stringify(onB)}`,
+    );
     await qemuIo(q, 'vda', 'write -P 0x33 0 4k');
     assert.ok(filledWith(imageBytes(g.a, 0, 4096), 0x33), "A's own disk works");
     q.close();

@@ -32,6 +32,8 @@ export interface ServerHandle {
 export interface ServerLaunch {
   /** Start the server with this RLIMIT_NOFILE (soft and hard), through util-linux's prlimit (which execs it: same pid). */
   readonly nofile?: number;
+  /** Run the server in this network namespace (`ip netns exec`, which execs it: same pid). */
+  readonly netns?: string;
 }
 
 /**
@@ -48,9 +50,11 @@ export async function startServer(
   const socket = join(stateDir, 'sock');
   const argv = [SVIRT_BIN, '--state-dir', stateDir, '--security-driver', stack, 'serve', '--socket', socket, ...extra];
   const [cmd, args] =
-    launch.nofile === undefined
-      ? [process.execPath, argv]
-      : ['prlimit', [`--nofile=${launch.nofile}:${launch.nofile}`, '--', process.execPath, ...argv]];
+    launch.netns !== undefined
+      ? ['ip', ['netns', 'exec', launch.netns, process.execPath, ...argv]]
+      : launch.nofile === undefined
+        ? [process.execPath, argv]
+        : ['prlimit', [`--nofile=${launch.nofile}:${launch.nofile}`, '--', process.execPath, ...argv]];
   const child = spawn(cmd, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, SVIRT_SERVE_DEBUG: '0' },

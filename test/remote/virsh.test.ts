@@ -122,7 +122,7 @@ describe('svirt serve driven by Debian virsh (real QEMU, dac + landlock)', { ski
     assert.equal(badXml.code, 1);
     assert.match(badXml.stderr, /XML error/);
     // A procedure svirt does not implement: libvirt's "not supported", and the connection goes on.
-    const unsupported = await virsh(s, ['net-list']);
+    const unsupported = await virsh(s, ['nwfilter-list']);
     assert.equal(unsupported.code, 1);
     assert.match(unsupported.stderr, /this function is not supported by the connection driver: unknown procedure: \d+/);
     assert.match(await virshOk(s, ['list', '--all']), /re\s+shut off/);

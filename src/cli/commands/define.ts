@@ -22,7 +22,19 @@ export async function runUndefine(args: ParsedArgs): Promise<number> {
   if (args.flags.has('tpm') && args.flags.has('keep-tpm')) {
     throw new SvirtError('SVIRT_ERR_USAGE', 'undefine: --tpm and --keep-tpm are mutually exclusive');
   }
-  const def = hv.undefine(name, { ...(nvram === undefined ? {} : { nvram }), keepTpm: args.flags.has('keep-tpm') });
-  output(args, `Domain '${def.name}' has been undefined`, { name: def.name, uuid: def.uuid });
+  const storage = args.flags.has('remove-all-storage')
+    ? await import('./remove-storage.js').then((m) => ({ m, list: m.storageOf(hv, hv.inactiveDef(name)) }))
+    : undefined;
+  const def = hv.undefine(name, {
+    ...(nvram === undefined ? {} : { nvram }),
+    keepTpm: args.flags.has('keep-tpm'),
+    managedSave: args.flags.has('managed-save'),
+  });
+  const removed = storage ? storage.m.removeStorage(hv, storage.list) : [];
+  output(args, [`Domain '${def.name}' has been undefined`, ...removed].join('\n'), {
+    name: def.name,
+    uuid: def.uuid,
+    storage: removed,
+  });
   return 0;
 }

@@ -19,7 +19,7 @@ function warnIgnored(hv: Hypervisor, name: string): void {
 export async function runStart(args: ParsedArgs): Promise<number> {
   const name = arg(args, 0, 'NAME');
   const hv = await openHypervisor(args);
-  const rec = await hv.start(name, { paused: args.flags.has('paused') });
+  const rec = await hv.start(name, { paused: args.flags.has('paused'), forceBoot: args.flags.has('force-boot') });
   warnIgnored(hv, rec.name);
   output(args, `Domain '${rec.name}' started`, { name: rec.name, uuid: rec.uuid, pid: rec.pid, id: rec.id });
   return 0;

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { readAudit } from '../../access/audit.js';
+import { labelHolds, readAudit } from '../../access/audit.js';
 import { FLOOR_DENY, FLOOR_READONLY } from '../../access/entrypoints.js';
 import { RULES_FILE } from '../../access/rules-file.js';
 import { SvirtError, errnoOf } from '../../errors.js';
@@ -29,6 +29,7 @@ export async function run(args: ParsedArgs): Promise<number> {
     matrices: savedMatrices(paths.stateDir),
     ...optional('rules', readSmall(join(paths.stateDir, RULES_FILE), 1 << 20)),
     audit: recentAudit(hv),
+    kernel: await kernelDenials(hv),
   };
   const html = renderReport(data, { rules: hv.env.entrypointRules, floorDeny: FLOOR_DENY, floorReadonly: FLOOR_READONLY });
   if (file === undefined) {
@@ -59,6 +60,29 @@ function recentAudit(hv: Awaited<ReturnType<typeof openHypervisor>>): Record<str
     why: r.why ?? '',
   }));
   return [...shown.filter((r) => !r.allowed).reverse(), ...shown.filter((r) => r.allowed).reverse()];
+}
+
+/** The newest kernel denials that carry a guest's label (svirt audit --kernel). */
+async function kernelDenials(hv: Awaited<ReturnType<typeof openHypervisor>>): Promise<NonNullable<ReportData['kernel']>> {
+  const { guestDenials } = await import('../../access/kernel-log.js');
+  const r = await guestDenials(labelHolds(hv.store));
+  const denials = r.found
+    .slice(-AUDIT_ROWS)
+    .reverse()
+    .map((d) => ({
+      at: new Date(d.at).toISOString(),
+      allowed: !d.enforced,
+      guest: d.guest,
+      role: d.role === 'subject' ? 'by the guest' : 'against the guest',
+      lsm: d.lsm,
+      label: d.label,
+      what: d.what,
+      name: d.name ?? '',
+      pid: d.pid ?? '',
+      subject: d.subject,
+      object: d.object ?? '',
+    }));
+  return { denials, read: r.read, unread: r.unread.map((u) => `${u.source} (${u.error})`) };
 }
 
 function optional<K extends string, V>(key: K, v: V | undefined): { [k in K]?: V } {

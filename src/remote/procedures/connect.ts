@@ -15,6 +15,7 @@ import {
   writeDomain,
 } from '../protocol.js';
 import type { DomainInfo } from '../../lifecycle/hypervisor.js';
+import { MIGRATION_FEATURES } from './migration.js';
 import { procedure, type Procedure } from './types.js';
 import { checkFlags, stateCode, VirDomainState, wireDomain } from './util.js';
 
@@ -84,7 +85,8 @@ export const connectProcedures: readonly Procedure[] = [
     run: (ctx, feature, w) => {
       if (DAEMON_FEATURES.has(feature)) return void w.int(1);
       if (!ctx.client.opened) throw new RemoteError(VirErr.INTERNAL_ERROR, VirFrom.RPC, 'connection not open');
-      w.int(0); // no migration, fd passing or typed-string params
+      if (MIGRATION_FEATURES.has(feature)) return void w.int(1); // docs/migration.md
+      w.int(0); // no fd passing or typed-string params
     },
   }),
   procedure('ConnectOpen', {

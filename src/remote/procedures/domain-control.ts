@@ -7,8 +7,9 @@ import type { XdrReader } from '../xdr.js';
 import { procedure, type CallContext, type Procedure } from './types.js';
 import { checkFlags, readDomainArgs, readDomainFlagsArgs, resolve, wireDomain } from './util.js';
 
-/** VIR_DOMAIN_START_PAUSED */
+/** VIR_DOMAIN_START_PAUSED, VIR_DOMAIN_START_FORCE_BOOT (a managed save is discarded) */
 const START_PAUSED = 1;
+const START_FORCE_BOOT = 8;
 /** VIR_DOMAIN_DEFINE_VALIDATE: svirt always validates. */
 const DEFINE_VALIDATE = 1;
 /** VIR_DOMAIN_DESTROY_GRACEFUL: SIGTERM first, which svirt's destroy always does. */
@@ -16,7 +17,7 @@ const DESTROY_GRACEFUL = 1;
 /** VIR_DOMAIN_SHUTDOWN_* */
 const SHUTDOWN_ACPI = 1;
 const SHUTDOWN_SIGNAL = 8;
-/** VIR_DOMAIN_UNDEFINE_*: managed save, snapshot/checkpoint metadata, nvram, TPM. svirt keeps none of them. */
+/** VIR_DOMAIN_UNDEFINE_*: managed save, snapshot/checkpoint metadata, nvram, TPM. */
 const UNDEFINE_ALL = 0x7f;
 /** VIR_DOMAIN_AFFECT_LIVE / _CONFIG (same values as VIR_DOMAIN_DEVICE_MODIFY_*). */
 const AFFECT_LIVE = 1;
@@ -27,9 +28,9 @@ const SAVE_RUNNING = 2;
 const SAVE_PAUSED = 4;
 
 async function start(ctx: CallContext, dom: WireDomain, flags: number, api: string) {
-  checkFlags(flags, START_PAUSED, api);
+  checkFlags(flags, START_PAUSED | START_FORCE_BOOT, api);
   const info = resolve(ctx.server.hv, dom);
-  await ctx.server.hv.start(info.def.name, { paused: (flags & START_PAUSED) !== 0 });
+  await ctx.server.hv.start(info.def.name, { paused: (flags & START_PAUSED) !== 0, forceBoot: (flags & START_FORCE_BOOT) !== 0 });
   return ctx.server.hv.lookup(info.def.uuid);
 }
 
@@ -126,7 +127,12 @@ export const domainControlProcedures: readonly Procedure[] = [
       checkFlags(a.flags, UNDEFINE_ALL, 'virDomainUndefineFlags');
       // VIR_DOMAIN_UNDEFINE_NVRAM (4) removes the nvram, _KEEP_NVRAM (8) keeps it.
       const nvram = a.flags & 4 ? 'remove' : a.flags & 8 ? 'keep' : undefined;
-      ctx.server.hv.undefine(resolve(ctx.server.hv, a.dom).def.name, nvram === undefined ? {} : { nvram });
+      // VIR_DOMAIN_UNDEFINE_MANAGED_SAVE (1) removes the managed save image, which otherwise refuses the undefine.
+      const managedSave = (a.flags & 1) !== 0;
+      ctx.server.hv.undefine(
+        resolve(ctx.server.hv, a.dom).def.name,
+        nvram === undefined ? { managedSave } : { nvram, managedSave },
+      );
     },
   }),
   procedure('DomainCreate', {

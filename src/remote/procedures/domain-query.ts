@@ -140,13 +140,13 @@ export const domainQueryProcedures: readonly Procedure[] = [
     api: 'virDomainGetAutostart',
     reconcile: true,
     decode: readDomainArgs,
-    run: (ctx, a, w) => void (resolve(ctx.server.hv, a.dom), w.int(0)),
+    run: (ctx, a, w) => void w.int(ctx.server.hv.ops.autostart(resolve(ctx.server.hv, a.dom).uuid) ? 1 : 0),
   }),
   procedure('DomainHasManagedSaveImage', {
     api: 'virDomainHasManagedSaveImage',
     reconcile: true,
     decode: readDomainFlagsArgs,
-    run: (ctx, a, w) => void (resolve(ctx.server.hv, a.dom), w.int(0)),
+    run: (ctx, a, w) => void w.int(ctx.server.hv.ops.hasManagedSave(resolve(ctx.server.hv, a.dom).uuid) ? 1 : 0),
   }),
   procedure('DomainSnapshotNum', {
     api: 'virDomainSnapshotNum',
@@ -165,7 +165,9 @@ export const domainQueryProcedures: readonly Procedure[] = [
     reconcile: true,
     decode: readDomainFlagsArgs,
     run: (ctx, a, w) =>
-      void (resolve(ctx.server.hv, a.dom), w.array<string>([], DOMAIN_MESSAGES_MAX, (x, v) => x.string(v, STRING_MAX))),
+      void w.array<string>(ctx.server.hv.ops.messages(resolve(ctx.server.hv, a.dom).uuid), DOMAIN_MESSAGES_MAX, (x, v) =>
+        x.string(v, STRING_MAX),
+      ),
   }),
   procedure('DomainGetJobInfo', {
     api: 'virDomainGetJobInfo',

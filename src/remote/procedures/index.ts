@@ -5,9 +5,14 @@ import { domainQueryProcedures } from './domain-query.js';
 import { domainTuneProcedures } from './domain-tune.js';
 import { eventProcedures } from './events.js';
 import { hostProcedures } from './host.js';
+import { migrationProcedures } from './migration.js';
 import { statsProcedures } from './stats.js';
 import { streamProcedures } from './streams.js';
+import { storageProcedures } from './storage.js';
+import { networkProcedures } from './network.js';
+import { objectEventProcedures } from './object-events.js';
 import type { Procedure } from './types.js';
+import { domopsProcedures } from './domops-index.js';
 
 export type { CallContext, ClientSession, Procedure, ServerServices } from './types.js';
 
@@ -23,6 +28,11 @@ export function procedureTable(): ReadonlyMap<number, Procedure> {
     ...streamProcedures,
     ...statsProcedures,
     ...domainTuneProcedures,
+    ...domopsProcedures,
+    ...storageProcedures,
+    ...networkProcedures,
+    ...objectEventProcedures,
+    ...migrationProcedures,
   ]) {
     const num = Proc[p.name];
     if (table.has(num)) throw new Error(`procedure ${p.name} (${num}) is registered twice`);

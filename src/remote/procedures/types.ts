@@ -31,12 +31,16 @@ export interface ClientSession {
    * uses them): `make` gets the client's end and returns what handles the client's data.
    */
   openStream(serial: number, proc: number, make: (out: StreamOut) => StreamHandler): void;
+  /** Runs `fn` once the client is gone (an incoming migration it prepared and never finished goes). */
+  onClose(fn: () => void): void;
 }
 
 /** The server's end of a stream: data to the client, its end, or an error that ends it. */
 export interface StreamOut {
   data(buf: Buffer): void;
   end(): void;
+  /** The end of a download (an empty data message, as libvirtd sends); the client's finish then ends the stream. */
+  eof(): void;
   error(err: unknown): void;
   /** Bytes written to the client and not yet taken by it. */
   readonly backlog: number;

@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { tempDir } from '../helpers.js';
+import { guestImage, guestImageSkip } from '../support/guest-image.js';
+import { hostsSkip, makeHosts, type TestHost } from '../support/hosts.js';
+import { SerialConsole } from '../support/netns.js';
+import { ORIGINAL, assertRunsOn, consoleOf, makeDisk, traces, writeXmlFiles } from './support.js';
+
+const HOPS = 10;
+
+/** The highest `tick N` the console has shown. */
+function lastTick(text: string): number {
+  let n = -1;
+  for (const m of text.matchAll(/tick (\d+)/g)) n = Math.max(n, Number(m[1]));
+  return n;
+}
+
+describe('live migration of a booted guest (acceptance, issue 16)', { skip: hostsSkip() || guestImageSkip() }, () => {
+  it(`${HOPS} hops back and forth: the guest's counter never resets; uid, labels and image right on both sides after each`, async (t) => {
+    const image = guestImage();
+    assert.ok(!('skip' in image));
+    const [h1, h2] = makeHosts(t, 2);
+    assert.ok(h1 && h2);
+    await Promise.all([h1.serve(), h2.serve()]);
+    const dir = tempDir(t, 'svirt-hops-');
+    const disk = makeDisk(dir);
+    const xml = writeXmlFiles(image, dir, disk, [h1, h2]);
+    await h1.svirtOk(['define', xml.get(h1) as string]);
+    await h1.svirtOk(['start', 'mig']);
+    let con = await SerialConsole.open(consoleOf(dir, h1));
+    t.after(() => con.close());
+    // The shell may have printed its banner before the console connected: ask it to answer.
+    let up = false;
+    for (let k = 0; k < 40 && !up; k++) {
+      con.send(`echo up-$((${k}+1000))`);
+      up = (await con.waitFor(new RegExp(`up-${k + 1000}`), 3000)) !== undefined;
+    }
+    assert.ok(up, `the guest booted and its shell answers: ${con.text.slice(-400)}`);
+    con.send('i=0; while [ $i -lt 100000 ]; do echo "tick $i"; i=$((i+1)); sleep 0.2; done &');
+    assert.ok(await con.waitFor(/tick 5\b/, 30_000), `the counter runs: ${con.text.slice(-300)}`);
+    let seen = lastTick(con.text);
+    let here: TestHost = h1;
+    let placed = await assertRunsOn(h1, disk);
+    const times: number[] = [];
+    const downtimes: number[] = [];
+    for (let hop = 1; hop <= HOPS; hop++) {
+      const there: TestHost = here === h1 ? h2 : h1;
+      const started = Date.now();
+      const r = await here.svirt(['--json', 'migrate', '--live', '--xml', xml.get(there) as string, 'mig', there.uri]);
+      times.push(Date.now() - started);
+      assert.equal(r.code, 0, `hop ${hop} ${here.name} -> ${there.name}: ${r.stderr}`);
+      downtimes.push((JSON.parse(r.stdout) as { downtimeMs: number }).downtimeMs);
+      seen = Math.max(seen, lastTick(con.text));
+      con.close();
+      con = await SerialConsole.open(consoleOf(dir, there));
+      // The counter goes on from where it was: the next tick is past the last one seen, never a restart.
+      const next = await con.waitFor(/tick (\d+)/, 30_000);
+      assert.ok(next, `hop ${hop}: the counter runs on ${there.name}: ${con.text.slice(-200)}`);
+      const n = lastTick(con.text);
+      assert.ok(n > seen, `hop ${hop}: tick ${n} on ${there.name} follows tick ${seen} (no reset)`);
+      assert.ok(n - seen < 200, `hop ${hop}: tick ${n} is close to ${seen}: the same run, not a new one`);
+      seen = n;
+      const now = await assertRunsOn(there, disk);
+      assert.notEqual(now.pid, placed.pid);
+      assert.deepEqual(
+        traces(here),
+        { running: 0, reserved: 0, remembered: 0 },
+        `hop ${hop}: ${here.name} kept nothing of the guest`,
+      );
+      placed = now;
+      here = there;
+    }
+    t.diagnostic(`hop times (ms): ${times.join(' ')}; guest paused (QEMU's downtime, ms): ${downtimes.join(' ')}`);
+    await here.svirtOk(['destroy', 'mig']);
+    const st = statSync(disk);
+    assert.deepEqual(
+      { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 },
+      ORIGINAL,
+      'the original owner came back after the last host',
+    );
+  });
+});
