@@ -23,7 +23,7 @@ import { labelScale, reconcileScale } from './scale.js';
 import { exitRunsWithServe } from './serve-exit.js';
 import { startSteps } from './start-steps.js';
 import { PKG, cliSteps, importClosure, startupCosts } from './startup.js';
-import { closeLater, exitRunsWithoutExtraCerts, libraryRunner, prepareGuest, roundRobin, type RunContext } from './svirt-runs.js';
+import { closeLater, libraryRunner, prepareGuest, roundRobin, type RunContext } from './svirt-runs.js';
 import { envWithoutExtraCerts, openHypervisor, stackAvailable } from './svirt-setup.js';
 import { computeTargets } from './targets.js';
 import { ProcWatcher } from './watch.js';
@@ -145,10 +145,6 @@ async function main(opts: BenchOptions): Promise<number> {
         );
       }
       res.latency.push(...(await roundRobin(ctx, runners, 'CLI')));
-    }
-    if (sections.has('library') && process.env['NODE_EXTRA_CA_CERTS'] !== undefined) {
-      log(`svirt library, QEMU exits, monitor hook without NODE_EXTRA_CA_CERTS, ${headline}`);
-      res.latency.push(await exitRunsWithoutExtraCerts(ctx, headline));
     }
     if (sections.has('serve')) {
       log(`svirt library, QEMU exits, with \`svirt serve\` running for the state dir, ${headline}`);

@@ -1,89 +1,68 @@
 /**
- * Does what `svirt --state-dir DIR --security-driver STACK VERB ARG` does, one layer at a
- * time, and prints on its last line a JSON list of [step, ms since the process started].
- * Run by bench/startup.ts (cliSteps); not a user-facing command.
+ * Does what `svirt --state-dir DIR --security-driver STACK VERB ARG` does, as bin/svirt.js does
+ * it (dist/svirt.cjs and its code cache), split where the bundle lets it be split, and prints on
+ * its last line a JSON list of [step, ms since the process started]. Run by bench/startup.ts
+ * (cliSteps); not a user-facing command.
  *
- *   node dist/bench/cli-steps.js STATE_DIR STACK start|destroy|define|list ARG
+ * The bundle is the CLI's own, with one change: esbuild's module initialiser wrapper (`__esm`)
+ * also sums the time spent in initialisers, so "module initialisers" is apart from the verb's
+ * own work. The changed source gets its own code cache, made by the untimed first run in
+ * CACHE_DIR (one per verb); the timed runs use it as the CLI uses its cache.
+ *
+ *   node dist/bench/cli-steps.js STATE_DIR STACK start|destroy|define|list ARG CACHE_DIR
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Script } from 'node:vm';
 
 const marks: [string, number][] = [];
-const mark = (step: string): void => {
-  marks.push([step, performance.now()]);
+const mark = (step: string, at = performance.now()): void => {
+  marks.push([step, at]);
 };
 mark('node bootstrap, until the script runs');
 
-const [stateDir, stack, verb, arg] = process.argv.slice(2);
-if (stateDir === undefined || stack === undefined || verb === undefined || arg === undefined) {
-  process.stderr.write('usage: cli-steps.js STATE_DIR STACK VERB ARG\n');
+const [stateDir, stack, verb, arg, cacheDir] = process.argv.slice(2);
+if (stateDir === undefined || stack === undefined || verb === undefined || arg === undefined || cacheDir === undefined) {
+  process.stderr.write('usage: cli-steps.js STATE_DIR STACK VERB ARG CACHE_DIR\n');
   process.exit(2);
 }
 
-await import('../src/cli/main.js');
-mark('import cli/main.js (args, errors)');
-await import('better-sqlite3');
-mark('import better-sqlite3 (JS only)');
-await import('../src/domain/index.js');
-mark('import src/domain (parser/formatter, saxes)');
-const { Store } = await import('../src/store/store.js');
-mark('import src/store');
-const { buildStack } = await import('../src/security/stack.js');
-mark('import src/security/stack.js (dac, landlock, none)');
-await import('../src/qemu/launcher.js');
-mark('import src/qemu (launcher, QMP client)');
-const { Hypervisor } = await import('../src/lifecycle/hypervisor.js');
-mark('import src/lifecycle/hypervisor.js (the rest of it)');
-const { resolveStatePaths } = await import('../src/host/paths.js');
-await import(
-  verb === 'define'
-    ? '../src/cli/commands/define.js'
-    : verb === 'list'
-      ? '../src/cli/commands/list.js'
-      : '../src/cli/commands/lifecycle.js'
-);
-mark('import the verb module + cli/context.js');
+const BUNDLE = fileURLToPath(new URL('../svirt.cjs', import.meta.url));
+const WRAPPER =
+  'var __esm=(fn,res,err)=>function __init(){if(err)throw err[0];try{return fn&&(res=(0,fn[__getOwnPropNames(fn)[0]])(fn=0)),res}';
+/** The same wrapper, timing the outermost initialiser of each chain (nested ones are inside it). */
+const TIMED =
+  'var __esm=(fn,res,err)=>function __init(){if(err)throw err[0];try{if(!fn)return res;const t0=performance.now();' +
+  '__svirtInits.depth++;try{res=(0,fn[__getOwnPropNames(fn)[0]])(fn=0)}finally{__svirtInits.depth--;' +
+  'if(__svirtInits.depth===0)__svirtInits.ms+=performance.now()-t0}return res}';
+const inits = { ms: 0, depth: 0 };
+(globalThis as { __svirtInits?: typeof inits }).__svirtInits = inits;
 
-const paths = resolveStatePaths(stateDir, process.env, process.getuid?.() ?? 0);
-const store = Store.open(paths.stateDir);
-mark('Store.open (SQLite addon, WAL, schema)');
-const config = { env: process.env };
-const manager = await buildStack(stack, config);
-mark('buildStack (create + probe drivers)');
-const hv = new Hypervisor({ paths, store, manager, config });
-await hv.reconcile();
-mark('reconcile (every command does it first)');
-let text: string;
-switch (verb) {
-  case 'start': {
-    // The start itself, split as in bench/start-steps.ts (a cold process: nothing is JIT-compiled yet).
-    const { instrumentStart, startSegments } = await import('./wrap.js');
-    const sub: { label: string; at: number }[] = [];
-    instrumentStart(hv, sub);
-    mark('(bench instrumentation)');
-    const t0 = performance.now();
-    const rec = await hv.start(arg, { paused: true });
-    for (const [step, , end] of startSegments(sub, t0, performance.now())) marks.push([`start: ${step}`, end]);
-    text = `Domain '${rec.name}' started`;
-    break;
-  }
-  case 'destroy':
-    await hv.destroy(arg);
-    text = `Domain '${arg}' destroyed`;
-    break;
-  case 'define': {
-    const def = hv.define(readFileSync(arg, 'utf8'));
-    text = `Domain '${def.name}' defined from ${arg}`;
-    break;
-  }
-  case 'list':
-    text = hv
-      .list()
-      .map((d) => d.def.name)
-      .join('\n');
-    break;
-  default:
-    process.stderr.write(`cli-steps: unknown verb ${verb}\n`);
-    process.exit(2);
-}
-if (verb !== 'start') mark(`the verb itself (${verb})`);
-process.stdout.write(`${text}\n${JSON.stringify(marks)}\n`);
+const text = readFileSync(BUNDLE, 'utf8');
+if (!text.includes(WRAPPER)) throw new Error(`cli-steps: ${BUNDLE} has no esbuild __esm wrapper of the known form`);
+const source = `(function (exports, require, module, __filename, __dirname) {${text.replace(WRAPPER, TIMED)}\n})`;
+const cacheFile = join(cacheDir, `cli-steps-${verb}.cjs.cache`);
+const cachedData = existsSync(cacheFile) ? readFileSync(cacheFile) : undefined;
+mark('read the bundle and its code cache');
+const script = new Script(source, { filename: BUNDLE, ...(cachedData ? { cachedData } : {}) });
+mark(
+  cachedData && !script.cachedDataRejected
+    ? 'compile (V8 deserialises the code cache)'
+    : 'compile (no code cache: this run makes it)',
+);
+const mod = { exports: {} as { main: (argv: readonly string[]) => Promise<number> } };
+(script.runInThisContext() as (...a: unknown[]) => void)(mod.exports, createRequire(BUNDLE), mod, BUNDLE, dirname(BUNDLE));
+mark("the bundle's top level");
+
+const argv = ['--state-dir', stateDir, '--security-driver', stack, verb, ...(verb === 'list' ? [] : [arg])];
+if (verb === 'start') argv.push('--paused');
+const code = await mod.exports.main(argv);
+const end = performance.now();
+if (code !== 0) process.exit(code);
+const before = marks[marks.length - 1]?.[1] ?? 0;
+mark('module initialisers (the verb module and what it imports)', before + inits.ms);
+mark(`the verb: store, stack, reconcile, ${verb}, output`, end);
+if (!cachedData) writeFileSync(cacheFile, script.createCachedData());
+process.stdout.write(`\n${JSON.stringify(marks)}\n`);

@@ -224,30 +224,3 @@ export async function exitSeries(ctx: RunContext, hv: Hypervisor, g: GuestSpec):
   }
   return { cleaned, hook };
 }
-
-/**
- * The exit-to-cleaned-up series again, with NODE_EXTRA_CA_CERTS removed from the
- * environment the monitor inherits (so its `svirt reconcile` hook starts without it):
- * what stripping it from the hook's environment in src/ would save.
- */
-export async function exitRunsWithoutExtraCerts(ctx: RunContext, stack: string): Promise<LatencyRow> {
-  const tag = `exit-noca-${slug(stack)}`;
-  const hv = await openHypervisor(join(ctx.work, tag), stack);
-  closeLater(hv, ctx.janitor);
-  const g = prepareGuest(ctx, tag);
-  hv.define(guestXml(g));
-  const saved = process.env['NODE_EXTRA_CA_CERTS'];
-  delete process.env['NODE_EXTRA_CA_CERTS'];
-  try {
-    const { cleaned, hook } = await exitSeries(ctx, hv, g);
-    return {
-      contender: 'svirt library, hook without NODE_EXTRA_CA_CERTS',
-      stack,
-      exitToCleanedUp: series(cleaned),
-      monitorHook: series(hook),
-      notes: [],
-    };
-  } finally {
-    if (saved !== undefined) process.env['NODE_EXTRA_CA_CERTS'] = saved;
-  }
-}

@@ -42,7 +42,11 @@ function cache(file) {
   }
 }
 
-/** Runs a bundle's `main` on this process's arguments; its answer is the exit status. */
+/**
+ * Runs a bundle's `main` on this process's arguments; its answer is the exit status. Not
+ * process.exit(): the store closes in Node's teardown (the WAL checkpoint, and the error a
+ * full disk gives there, test/e2e/cli.test.ts).
+ */
 function run(file) {
   load(file, cache(file))
     .exports.main(process.argv.slice(2))

@@ -39,7 +39,7 @@ build() {
 cd "$here"
 build svirt-exec svirt-exec.c spec.c json.c
 build svirt-probe svirt-probe.c
-build svirt-devfilter svirt-devfilter.c
+build svirt-devfilter svirt-devfilter.c devfilter.c
 # The node the launcher execs is fixed here: the one the addon is built for.
 node_bin=$(readlink -f "$(command -v node)")
 build svirt svirt-launcher.c -DSVIRT_NODE="\"$node_bin\""
@@ -49,5 +49,5 @@ if ! build svirt-monitor -static svirt-monitor.c 2>/dev/null; then
 	echo "build.sh: static link failed, building svirt-monitor dynamically" >&2
 	build svirt-monitor svirt-monitor.c
 fi
-build svirt_native.node -shared -fPIC -I"$inc" svirt-native.c open-as.c access.c
+build svirt_native.node -shared -fPIC -I"$inc" svirt-native.c open-as.c access.c devfilter.c
 echo "native helpers built in $out"

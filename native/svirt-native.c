@@ -30,6 +30,7 @@
 #include "landlock-abi.h"
 #include "open-as.h"
 #include "access.h"
+#include "devfilter.h"
 
 #define MAX_FDS 253 /* SCM_MAX_FD */
 #define MAX_RECV_DATA (1 << 20)
@@ -865,6 +866,54 @@ static napi_value js_open_as(napi_env env, napi_callback_info info)
 	return result;
 }
 
+/* deviceFilter(dir, rules): a cgroup v2 device allow-list attached to dir (devfilter.c). */
+static napi_value js_device_filter(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2];
+	if (get_args(env, info, 2, 2, argv) < 0)
+		return NULL;
+	bool is_array = false;
+	uint32_t n = 0;
+	if (napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[1], &n) != napi_ok ||
+	    n > 512)
+		return throw_arg(env, "rules must be an array of at most 512 strings");
+	char *dir = get_string(env, argv[0], "dir");
+	if (dir == NULL)
+		return NULL;
+	char **rules = calloc(n + 1, sizeof *rules);
+	char err[512];
+	int rc = -1;
+	if (rules == NULL) {
+		snprintf(err, sizeof err, "out of memory");
+		goto out;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		napi_value v;
+		if (napi_get_element(env, argv[1], i, &v) != napi_ok || (rules[i] = get_string(env, v, "rule")) == NULL)
+			goto out_thrown;
+	}
+	rc = devfilter_apply(dir, (int)n, (const char *const *)rules, err, sizeof err);
+out:
+	if (rules != NULL)
+		for (uint32_t i = 0; i < n; i++)
+			free(rules[i]);
+	free(rules);
+	free(dir);
+	if (rc < 0) {
+		napi_throw_error(env, NULL, err);
+		return NULL;
+	}
+	napi_value undef;
+	NAPI(napi_get_undefined(env, &undef));
+	return undef;
+out_thrown:
+	for (uint32_t i = 0; i < n; i++)
+		free(rules[i]);
+	free(rules);
+	free(dir);
+	return NULL;
+}
+
 NAPI_MODULE_INIT()
 {
 	static const struct {
@@ -880,7 +929,7 @@ NAPI_MODULE_INIT()
 		{ "landlockAbi", js_landlock_abi },  { "openPath", js_open_path },
 		{ "listenUnixAt", js_listen_unix_at }, { "tapCreate", js_tap_create },
 		{ "connectUnixAt", js_connect_unix_at }, { "openPty", js_open_pty },
-		{ "openAs", js_open_as },
+		{ "openAs", js_open_as },            { "deviceFilter", js_device_filter },
 	};
 	for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
 		napi_value f;

@@ -2,7 +2,8 @@
 //   dist/svirt.cjs         dist/src/cli/main.js and everything it imports (saxes and
 //                          better-sqlite3's JavaScript too) in one CommonJS file;
 //   dist/svirt.cjs.cache   V8's compiled code for it, made after running a few verbs in a
-//                          scratch state dir, so those verbs' functions are in it;
+//                          scratch state dir, so those verbs' functions are in it (start and
+//                          destroy of a paused guest too, where QEMU is installed);
 //   dist/svirt-hook.cjs    the same for src/cli/hook.ts, the monitor's lean reconcile entry
 //   (and .cache)           (the store and the restore path only).
 // bin/svirt.js and bin/svirt-hook.js load them. The source tree and dist/src/ stay as they are:
@@ -15,7 +16,7 @@
 //   node scripts/bundle.mjs            (after tsc; needs dist/src/)
 //   node scripts/bundle.mjs --warm     (internal: the cache-making child)
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { builtinModules, createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -104,6 +105,77 @@ const DEFINITION = `<domain type='qemu'>
 </domain>
 `;
 
+/** A guest that really starts (paused, no NIC): its start and stop paths get into the cache. */
+const RUNNABLE = (image) => `<domain type='qemu'>
+  <name>warm-run</name>
+  <memory unit='MiB'>64</memory>
+  <os><type arch='x86_64'>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${image}'/><target dev='vda' bus='virtio'/></disk>
+    <controller type='usb' model='none'/><memballoon model='none'/>
+  </devices>
+</domain>
+`;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function gone(pid, ms) {
+  for (let t = 0; t < ms && pid && alive(pid); t += 10) await sleep(10);
+}
+
+/**
+ * Where QEMU is installed: starts and destroys a paused guest under the `none` stack (what
+ * `start` and `destroy` run, compiled into the CLI's cache), then starts it again, kills its
+ * QEMU and runs the hook's cleanup in-process (the hook's path, into its cache). Without QEMU
+ * the starts fail, which only leaves that code out of the caches (compiled when first run).
+ * Every process it starts is waited for: the guest's QEMU and its monitor.
+ */
+async function warmGuest(cli, hook, dir, base) {
+  if (!existsSync('/usr/bin/qemu-system-x86_64')) return;
+  const image = join(dir, 'warm.img');
+  writeFileSync(image, '');
+  truncateSync(image, 1024 * 1024);
+  const xml = join(dir, 'run.xml');
+  writeFileSync(xml, RUNNABLE(image));
+  const state = base[1];
+  const db = () => new (require('better-sqlite3'))(join(state, 'svirt.db'), { readonly: true });
+  const record = () => {
+    const d = db();
+    try {
+      return d.prepare("SELECT pid, monitor_pid AS monitor FROM running WHERE name = 'warm-run'").get();
+    } finally {
+      d.close();
+    }
+  };
+  await cli.main([...base, 'define', xml]);
+  try {
+    if ((await cli.main([...base, 'start', 'warm-run', '--paused'])) !== 0) return;
+    const first = record();
+    for (const v of [['list'], ['dominfo', 'warm-run'], ['destroy', 'warm-run']]) await cli.main([...base, ...v]);
+    await gone(first?.monitor, 5000);
+    if ((await cli.main([...base, 'start', 'warm-run', '--paused'])) !== 0) return;
+    const second = record();
+    if (second?.pid) {
+      process.kill(second.pid, 'SIGKILL');
+      await gone(second.pid, 5000);
+      await hook.main([state]);
+    }
+    await cli.main([...base, 'destroy', 'warm-run']); // in case the monitor's own hook was first
+    await gone(second?.monitor, 5000);
+  } finally {
+    await cli.main([...base, 'undefine', 'warm-run']);
+  }
+}
+
 function writeCache(file, script) {
   const tmp = `${file}.cache.tmp`;
   writeFileSync(tmp, script.createCachedData());
@@ -134,8 +206,9 @@ async function warm() {
     for (const v of verbs) await exports.main([...base, ...v]);
     for (const v of [['list'], ['--json', 'list']]) await exports.main(['--state-dir', join(dir, 'state'), ...v]);
     await hook.exports.main([join(dir, 'state')]);
+    await warmGuest(exports, hook.exports, dir, base);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   }
   writeCache(BUNDLE, script);
   writeCache(HOOK_BUNDLE, hook.script);

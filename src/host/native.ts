@@ -69,6 +69,7 @@ interface Addon {
   peerSec(socketFd: number): string | undefined;
   peerGroups(socketFd: number): number[] | undefined;
   auditEnabled(set?: 0 | 1): number | string;
+  deviceFilter(dir: string, rules: readonly string[]): void;
 }
 
 const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
@@ -95,6 +96,7 @@ const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
   'peerSec',
   'peerGroups',
   'auditEnabled',
+  'deviceFilter',
 ];
 
 const XATTR_FLAGS: Readonly<Record<XattrMode, number>> = { create: 1, replace: 2 };
@@ -327,4 +329,13 @@ export interface UserIds {
  */
 export function openAs(path: string, flags: number, who: UserIds, amode = -1): OpenAsResult {
   return load().openAs(path, flags, amode, who.uid, who.gid, who.groups);
+}
+
+/**
+ * Attaches a cgroup v2 device allow-list (a BPF program of these rules: "c 1:3 rw") to the
+ * cgroup dir, replacing the one it had; throws with one line and attaches nothing on failure
+ * (native/devfilter.c, in this process: no program spawned on a start's path).
+ */
+export function deviceFilter(dir: string, rules: readonly string[]): void {
+  load().deviceFilter(dir, rules);
 }

@@ -7,25 +7,17 @@ import type { ProcessIdentity } from '../host/proc.js';
 import { describeGuest, type GuestSecurity } from '../security/describe-guest.js';
 import type { SecurityManager } from '../security/manager.js';
 import type { RunningRecord, Store } from '../store/store.js';
-import { cloneGuest } from './clone.js';
 import type { DeviceChangeOptions } from './device-targets.js';
-import { attachDisk, changeMedia, detachDisk } from './devices.js';
 import { LifecycleEnv, type LifecycleOptions } from './env.js';
+import type { ConsoleSession } from './console-session.js';
+import { withMacs } from './nic-macs.js';
+import { undefineTpm } from './tpm-state.js';
 import { Networks } from './networks.js';
 import { StoragePools } from './storage.js';
-import { attachInterface, detachInterface } from './nic-plug.js';
-import { withMacs } from './nics.js';
-import { undefineTpm } from './tpm.js';
 import { findGuest, inactiveDef, noDomain, requireRunning, runningGuest, storedGuest, type Guest } from './guest.js';
 import { prepareDefinition, undefineNvram, type NvramUndefine } from './machine.js';
 import { reconcile } from './reconcile.js';
-import { restoreGuest, saveGuest } from './save.js';
 import type { Progress } from './incoming.js';
-import { startGuest } from './start.js';
-import { openConsole, type ConsoleSession } from './console-session.js';
-import { agentCommand } from './guest-agent.js';
-import { screenshot } from './screenshot.js';
-import { destroyGuest, requestShutdown } from './stop.js';
 import { DomainOps } from './ops/domain-ops.js';
 import { startManaged, undefineManagedSave } from './ops/managed-save.js';
 
@@ -35,6 +27,7 @@ export type HypervisorOptions = LifecycleOptions;
  * The front of every lifecycle step (DESIGN §3): CLI verbs and the remote protocol call these
  * methods and nothing below them. Each finds its guest once and hands it, with the few ports
  * it needs, to a step family (start, stop, reconcile, devices, save, clone; docs/lifecycle.md).
+ * A family is imported by the method that uses it, so a verb loads only its own (docs/startup.md).
  */
 export class Hypervisor {
   readonly env: LifecycleEnv;
@@ -148,11 +141,13 @@ export class Hypervisor {
     if (!d) throw noDomain(name);
     const restored = await startManaged(this.env, d.uuid, opts, (file, o) => this.restore(file, o));
     if (restored) return restored;
+    const { startGuest } = await import('./start.js');
     return startGuest(this.env, parseDomainXml(d.xml), true, opts.paused ?? false);
   }
 
   /** `create FILE`: a transient guest, gone from the store once it stops. */
   async create(xml: string, opts: { paused?: boolean } = {}): Promise<RunningRecord> {
+    const { startGuest } = await import('./start.js');
     return startGuest(this.env, withMacs(this.store, parseDomainXml(xml, { inactive: true })), false, opts.paused ?? false);
   }
 
@@ -162,6 +157,7 @@ export class Hypervisor {
 
   /** `destroy`: SIGTERM, then SIGKILL after a grace period; labels restored; nothing left. */
   async destroy(name: string, opts: { graceMs?: number } = {}): Promise<void> {
+    const { destroyGuest } = await import('./stop.js');
     return destroyGuest(this.env, name, opts.graceMs ?? 3000);
   }
 
@@ -171,6 +167,7 @@ export class Hypervisor {
    */
   async shutdown(name: string, opts: { mode?: 'acpi' | 'signal'; timeoutMs?: number } = {}): Promise<boolean> {
     const rec = requireRunning(this.lookup(name));
+    const { requestShutdown } = await import('./stop.js');
     if (!(await requestShutdown(this.env, rec, opts))) return false;
     await this.reconcile();
     return true;
@@ -214,51 +211,61 @@ export class Hypervisor {
     force: boolean,
     server?: { readonly onTakenOver: () => void },
   ): Promise<ConsoleSession> {
+    const { openConsole } = await import('./console-session.js');
     return openConsole(this.env, this.lookup(name), devname, force, server);
   }
 
   /** `qemu-agent-command`: one command to the guest agent, its reply (guest-agent.ts). */
   async agentCommand(name: string, command: string, timeoutMs: number): Promise<string> {
+    const { agentCommand } = await import('./guest-agent.js');
     return agentCommand(this.env, this.lookup(name), command, timeoutMs);
   }
 
   /** `screenshot`: a PNG of the display, written to a new `file` (screenshot.ts). */
   async screenshot(name: string, file: string, screen: number): Promise<{ width: number; height: number; bytes: number }> {
+    const { screenshot } = await import('./screenshot.js');
     return screenshot(this.env, this.lookup(name), file, screen);
   }
 
   /** Hot-plugs a disk (`live`) and/or adds it to the persistent definition (`config`). */
   async attachDisk(name: string, disk: DiskDef, opts: DeviceChangeOptions = {}): Promise<void> {
+    const { attachDisk } = await import('./devices.js');
     return attachDisk(this.env, this.lookup(name), disk, opts);
   }
 
   /** Unplugs the disk with this target dev; its file gets its original owner and labels back. */
   async detachDisk(name: string, target: string, opts: DeviceChangeOptions = {}): Promise<void> {
+    const { detachDisk } = await import('./devices.js');
     return detachDisk(this.env, this.lookup(name), target, opts);
   }
 
   /** Inserts (source given) or ejects (undefined) the medium of a CD-ROM/floppy drive. */
   async changeMedia(name: string, target: string, source: string | undefined, opts: DeviceChangeOptions = {}): Promise<void> {
+    const { changeMedia } = await import('./devices.js');
     return changeMedia(this.env, this.lookup(name), target, source, opts);
   }
 
   /** Hot-plugs a NIC (`live`) and/or adds it to the persistent definition (`config`); returns it with its MAC. */
   async attachInterface(name: string, nic: InterfaceDef, opts: DeviceChangeOptions = {}): Promise<InterfaceDef> {
+    const { attachInterface } = await import('./nic-plug.js');
     return attachInterface(this.env, this.lookup(name), nic, opts);
   }
 
   /** Unplugs the NIC of `type` (by MAC when the guest has several); its tap is removed. */
   async detachInterface(name: string, type: string, mac: string | undefined, opts: DeviceChangeOptions = {}): Promise<void> {
+    const { detachInterface } = await import('./nic-plug.js');
     return detachInterface(this.env, this.lookup(name), type, mac, opts);
   }
 
   /** Saves the guest's state into `file` (replacing it once complete) and stops it. */
   async save(name: string, file: string, progress?: Progress): Promise<void> {
+    const { saveGuest } = await import('./save.js');
     return saveGuest(this.env, this.lookup(name), file, progress);
   }
 
   /** Starts a guest from a state file written by save, with fresh labels; the file keeps none. */
   async restore(file: string, opts: { paused?: boolean; progress?: Progress } = {}): Promise<RunningRecord> {
+    const [{ restoreGuest }, { startGuest }] = await Promise.all([import('./save.js'), import('./start.js')]);
     return restoreGuest(this.env, file, opts, (def, persistent, paused, incoming) =>
       startGuest(this.env, def, persistent, paused, incoming),
     );
@@ -267,6 +274,7 @@ export class Hypervisor {
   /** A shut-off guest copied under a new name and uuid, with copies of its writable images. */
   async clone(name: string, newName: string, progress?: (file: string, done: number, total: number) => void): Promise<DomainDef> {
     if (newName === '') throw new SvirtError('SVIRT_ERR_USAGE', 'clone: the new name is empty');
+    const { cloneGuest } = await import('./clone.js');
     return cloneGuest(this.env, this.lookup(name), newName, progress);
   }
 }

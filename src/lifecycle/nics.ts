@@ -9,7 +9,6 @@ import { isAlive, processStatus } from '../host/proc.js';
 import { logTail } from '../qemu/launcher.js';
 import type { DomainDef, InterfaceDef } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
-import { macsOf, assignMacs } from '../network/mac.js';
 import { currentNetns } from '../network/network-host.js';
 import { closeTapFds, makeTap, removeTap, type TapFds } from '../network/tap.js';
 import { PASST, passtArgv, passtSpec } from '../network/passt.js';
@@ -23,24 +22,12 @@ import { linksDown, type NicBackend } from '../qemu/netdev-args.js';
 import type { QmpClient } from '../qemu/qmp-client.js';
 import type { SecurityManager } from '../security/manager.js';
 import { NetworkStore } from '../store/networks.js';
-import type { Store } from '../store/store.js';
-import { parseDomainXml } from '../domain/index.js';
 import type { LifecycleEnv } from './env.js';
 import { Networks } from './networks.js';
 import type { UndoStack } from './undo.js';
+import { withMacs } from './nic-macs.js';
 
-/** Every MAC of the guests the store knows except `uuid`'s own. */
-function otherMacs(store: Store, uuid: string): Set<string> {
-  const defs: DomainDef[] = [];
-  for (const d of store.listDefined()) if (d.uuid !== uuid) defs.push(parseDomainXml(d.xml));
-  for (const r of store.listRunning()) if (r.uuid !== uuid) defs.push(parseDomainXml(r.liveXml));
-  return macsOf(defs);
-}
-
-/** The definition with a MAC on every NIC, unique among svirt's guests (define, create, attach). */
-export function withMacs(store: Store, def: DomainDef): DomainDef {
-  return def.interfaces.every((n) => n.mac !== undefined) ? def : assignMacs(def, otherMacs(store, def.uuid));
-}
+export { withMacs };
 
 /** The NICs with QEMU device ids: a user alias stays, the others get the lowest free `netN`. */
 export function withAliases(nics: readonly InterfaceDef[]): InterfaceDef[] {

@@ -1,14 +1,9 @@
 import { existsSync } from 'node:fs';
 import { parseDomainXml } from '../domain/index.js';
 import { isAlive } from '../host/proc.js';
-import { QmpClient } from '../qemu/qmp-client.js';
 import type { RunningRecord } from '../store/store.js';
-import { repairOp } from './device-repair.js';
-import { repairNicOp } from './nic-plug.js';
 import type { LifecycleEnv } from './env.js';
-import { repairSave } from './save.js';
 import { holdOrphans } from './orphans.js';
-import { cleanup } from './stop.js';
 
 /** Drivers whose labels are exclusive (reserved in the store). */
 const RESERVING: ReadonlySet<string> = new Set(['dac', 'selinux', 'apparmor']);
@@ -17,6 +12,7 @@ const RESERVING: ReadonlySet<string> = new Set(['dac', 'selinux', 'apparmor']);
  * Every command starts here: a record whose QEMU is gone, or whose owner (a svirt process
  * that was starting or stopping it) died, is brought to a clean stop; an operation whose
  * owner died is finished or undone. Returns what it cleaned, for `svirt reconcile`.
+ * The repairs and the cleanup are imported when needed: most commands find nothing to do.
  */
 export async function reconcile(env: LifecycleEnv): Promise<string[]> {
   const cleaned: string[] = [];
@@ -28,10 +24,11 @@ export async function reconcile(env: LifecycleEnv): Promise<string[]> {
       if (!reserved.has(rec.uuid) && rec.stack.some((d) => RESERVING.has(d))) await reserveAgain(env, rec);
       if (rec.pending && !ownerAlive && env.store.takeOverOp(rec.uuid, rec.ownerPid, env.me)) {
         try {
-          if (rec.pending.op === 'save') await repairSave(env, rec);
+          const steps = await import('./reconcile-steps.js');
+          if (rec.pending.op === 'save') await steps.repairSave(env, rec);
           else if (rec.pending.op.startsWith('migrate-')) await (await import('./migrate/repair.js')).repairMigration(env, rec);
-          else if (rec.pending.netdev !== undefined) await repairNicOp(env, rec);
-          else await repairOp(env, rec);
+          else if (rec.pending.netdev !== undefined) await steps.repairNicOp(env, rec);
+          else await steps.repairOp(env, rec);
           cleaned.push(`${rec.name} (${rec.pending.op} repaired)`);
         } catch (err) {
           env.store.abandon(rec.uuid);
@@ -50,7 +47,7 @@ export async function reconcile(env: LifecycleEnv): Promise<string[]> {
     try {
       if (qemu) await env.kill(qemu);
       else await killUnrecorded(rec);
-      await cleanup(env, rec);
+      await (await import('./reconcile-steps.js')).cleanup(env, rec);
       cleaned.push(rec.name);
     } catch (err) {
       env.store.abandon(rec.uuid);
@@ -87,6 +84,7 @@ async function reserveAgain(env: LifecycleEnv, rec: RunningRecord): Promise<void
 async function killUnrecorded(rec: RunningRecord): Promise<void> {
   if (!existsSync(rec.qmpPath)) return;
   try {
+    const { QmpClient } = await import('../qemu/qmp-client.js');
     const q = await QmpClient.connect(rec.qmpPath, 1000);
     await q.execute('quit').catch(() => undefined); // QEMU closes the socket as it quits
     q.close();

@@ -23,15 +23,14 @@ import type { OpenFiles } from './files.js';
 import { openHelperLog, startHelpers, type HelperLog, type HelperRequest, type PreparedDevice } from './helpers.js';
 import type { UndoStack } from './undo.js';
 
+import { removeTpmState, tpmGuestDir } from './tpm-state.js';
+
+export { removeTpmState, tpmGuestDir, undefineTpm } from './tpm-state.js';
+
 export const SWTPM = '/usr/bin/swtpm';
 export const SWTPM_SETUP = '/usr/bin/swtpm_setup';
 /** The file swtpm keeps a TPM 2.0's permanent state in: its absence means a new TPM. */
 const PERMALL = 'tpm2-00.permall';
-
-/** `<state dir>/swtpm/<uuid>`: removed with the TPM state (undefine, a transient guest's stop). */
-export function tpmGuestDir(env: LifecycleEnv, uuid: string): string {
-  return join(env.paths.stateDir, 'swtpm', uuid);
-}
 
 /** The swtpm state dir of a guest (`tpm2`, as libvirt names it). */
 export function tpmStateDir(stateDir: string, uuid: string): string {
@@ -196,11 +195,6 @@ export function tpmQemuArgv(tpm: TpmDef, fd: number): string[] {
   ];
 }
 
-/** Deletes a guest's TPM state (undefine without --keep-tpm; a transient guest's stop). */
-export function removeTpmState(env: LifecycleEnv, uuid: string): void {
-  rmSync(tpmGuestDir(env, uuid), { recursive: true, force: true });
-}
-
 /**
  * A guest without a definition (created, or undefined while it ran) takes its TPM state with
  * it when it stops, unless `persistent_state='yes'` (libvirt's rule).
@@ -210,23 +204,4 @@ export function removeTransientTpmState(env: LifecycleEnv, live: DomainDef, pers
   if (persistent || tpm === undefined || tpm.persistentState) return;
   if (env.store.getDefinedByUuid(live.uuid)) return; // defined again meanwhile: its state stays
   removeTpmState(env, live.uuid);
-}
-
-/**
- * `undefine`: the TPM state goes with the definition (virsh's default, and `--tpm`) unless
- * `--keep-tpm`. A running guest keeps its state until it stops; as it is transient from then
- * on, its state goes then, so `--keep-tpm` is refused for it rather than not honoured.
- * Checks now; returns the removal, for once the definition is gone and the guest is not running.
- */
-export function undefineTpm(env: LifecycleEnv, def: DomainDef, keep: boolean): () => void {
-  const running = env.store.getRunning(def.uuid) !== undefined;
-  if (keep && running && def.tpms?.[0]?.persistentState !== true) {
-    throw new SvirtError(
-      'SVIRT_ERR_OPERATION_INVALID',
-      `domain '${def.name}' is running: its TPM state would go when it stops; stop it first to undefine with --keep-tpm`,
-    );
-  }
-  return () => {
-    if (!keep) removeTpmState(env, def.uuid);
-  };
 }

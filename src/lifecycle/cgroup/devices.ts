@@ -1,13 +1,12 @@
 /**
  * A guest's device allow-list: libvirt's defaults plus the block devices its definition
  * names, enforced by the v1 devices controller (`devices.deny a`, then one `devices.allow`
- * line per rule) or by a cgroup v2 BPF device program (native/svirt-devfilter.c).
+ * line per rule) or by a cgroup v2 BPF device program (native/devfilter.c, through the addon).
  */
-import { spawnSync } from 'node:child_process';
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SvirtError } from '../../errors.js';
-import { packageRoot } from '../../host/package-root.js';
+import { deviceFilter } from '../../host/native.js';
 import type { GuestResource } from '../../security/driver.js';
 
 /** "c 1:3 rw": type, major:minor (or *), access (r, w, m). */
@@ -86,13 +85,11 @@ export function changeDeviceV1(dir: string, rule: string, allow: boolean): void 
 /** v2: (re)attach the BPF program holding exactly these rules; a second call replaces the first. */
 export function applyDevicesV2(dir: string, rules: readonly (DeviceRule | string)[]): void {
   const texts = rules.map((r) => (typeof r === 'string' ? r : ruleText(r)));
-  const r = spawnSync(join(packageRoot(), 'native', 'out', 'svirt-devfilter'), [dir, ...texts], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  if (r.error || r.status !== 0) {
-    const why = r.error ? r.error.message : (r.stderr.trim().split('\n').at(-1) ?? `status ${r.status}`);
-    throw new SvirtError('SVIRT_ERR_CGROUP', `cannot attach the device allow-list to "${dir}": ${why}`);
+  try {
+    deviceFilter(dir, texts);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new SvirtError('SVIRT_ERR_CGROUP', `cannot attach the device allow-list to "${dir}": ${why}`, { cause: err });
   }
 }
 
