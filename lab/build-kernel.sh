@@ -9,8 +9,9 @@ set -euo pipefail
 
 # Modules the initramfs loads, in order (dependencies are resolved with modules.dep):
 # virtio transport and disk, ext4 (+crc32c for metadata checksums), 9p over virtio for the
-# read-only checkout, virtio-rng so getrandom() does not wait on a quiet TCG machine.
-MODULES="virtio_pci virtio_blk crc32c_generic ext4 9pnet_virtio 9p virtio_rng"
+# read-only checkout, virtio-rng so getrandom() does not wait on a quiet TCG machine; bridge
+# and veth for the many-hosts tests' namespaced LAN (test/support/hosts.ts).
+MODULES="virtio_pci virtio_blk crc32c_generic ext4 9pnet_virtio 9p virtio_rng bridge veth"
 
 meta=${SVIRT_LAB_KERNEL_PACKAGE:-linux-image-amd64}
 image_pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-/ { print $2; exit }')

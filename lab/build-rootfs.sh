@@ -10,10 +10,12 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 # What the VM needs: a shell and coreutils (chcon, runcon, ls -Z), ps -Z, dmesg, getfattr,
-# node, QEMU (+ firmware, qemu-img), the SELinux userspace and reference policy, AppArmor.
+# node, QEMU (+ firmware, qemu-img), the SELinux userspace and reference policy, AppArmor;
+# iproute2 for the many-hosts tests' namespaces.
 PACKAGES="base-files base-passwd bash dash coreutils util-linux mount procps grep sed findutils
   mawk diffutils gzip tar libc-bin attr nodejs qemu-system-x86 qemu-utils qemu-system-data
-  seabios ipxe-qemu policycoreutils selinux-utils selinux-policy-default libselinux1 apparmor"
+  seabios ipxe-qemu policycoreutils selinux-utils selinux-policy-default libselinux1 apparmor
+  iproute2"
 # shellcheck disable=SC2086
 lab_apt $PACKAGES
 

@@ -86,11 +86,14 @@ function host(
   chmodSync(stateDir, 0o711);
   const socket = join(stateDir, 'libvirt-sock');
   let server: ChildProcess | undefined;
+  // svirt runs in the host's network namespace only (nsenter --net), not under `ip netns exec`,
+  // which also remounts /sys: that hides selinuxfs and the cgroup tree, and svirt would see a
+  // kernel without SELinux (found by the enforcement lab's migration test).
   const run = (args: readonly string[], env: Record<string, string> = {}): Promise<CliResult> =>
     new Promise((resolve, reject) => {
       const child = spawn(
-        'ip',
-        ['netns', 'exec', ns, entry.file, ...entry.args, '--state-dir', stateDir, '--security-driver', stack, ...args],
+        'nsenter',
+        [`--net=/run/netns/${ns}`, '--', entry.file, ...entry.args, '--state-dir', stateDir, '--security-driver', stack, ...args],
         { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SVIRT_DAC_RANGE: dacRange, ...env } },
       );
       let stdout = '';
@@ -129,11 +132,10 @@ function host(
     async serve(extraEnv = {}) {
       if (server) return socket;
       const child = spawn(
-        'ip',
+        'nsenter',
         [
-          'netns',
-          'exec',
-          ns,
+          `--net=/run/netns/${ns}`,
+          '--',
           entry.file,
           ...entry.args,
           '--state-dir',

@@ -9,7 +9,6 @@ import { SvirtError } from '../../errors.js';
 import { autostartUuids, getAutostart, setAutostart } from '../../store/domain-extras.js';
 import type { LifecycleEnv } from '../env.js';
 import type { Guest } from '../guest.js';
-import { Networks } from '../networks.js';
 
 export function domainAutostart(env: LifecycleEnv, guest: Guest): boolean {
   return guest.persistent && getAutostart(env.store, guest.uuid);
@@ -31,6 +30,7 @@ export interface AutostartResult {
 /** Starts what is marked autostart and not running; one failure does not stop the others. */
 export async function autostartAll(env: LifecycleEnv, start: (uuid: string) => Promise<unknown>): Promise<AutostartResult[]> {
   const out: AutostartResult[] = [];
+  const { Networks } = await import('../networks.js');
   const nets = new Networks(env);
   for (const n of nets.list().filter((x) => x.autostart)) {
     if (n.active) {

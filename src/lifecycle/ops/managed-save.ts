@@ -15,7 +15,6 @@ import type { RunningRecord } from '../../store/store.js';
 import type { LifecycleEnv } from '../env.js';
 import { requireRunning, type Guest } from '../guest.js';
 import type { Progress } from '../incoming.js';
-import { saveGuest } from '../save.js';
 
 /** The directory, under the state dir (entrypoints refuse it as any guest's file). */
 export const MANAGED_SAVE_DIR = 'managed-save';
@@ -67,6 +66,8 @@ export async function managedSave(env: LifecycleEnv, guest: Guest, progress?: Pr
     throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot do managed save for transient domain '${rec.name}'`);
   }
   ensureDir(env);
+  // save.js (and stop's cleanup with it) only when a managed save runs: not on list's or start's path
+  const { saveGuest } = await import('../save.js');
   await saveGuest(env, guest, managedSavePath(env, rec.uuid), progress);
 }
 
