@@ -11,9 +11,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { svirtMainPath } from '../host/package-root.js';
-import { LEN_SIZE, MessageStatus, MessageType, Proc, REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION } from '../remote/protocol.js';
-import { STRING_MAX, beginFrame, endFrame, readHeader } from '../remote/protocol.js';
-import { XdrReader, XdrWriter } from '../remote/xdr.js';
+import { LEN_SIZE, MessageStatus, Proc } from '../remote/protocol.js';
+import { STRING_MAX, callFrame, readHeader } from '../remote/protocol.js';
+import { XdrReader, type XdrWriter } from '../remote/xdr.js';
 import { asUid, broken, held, type LocalCell, type LocalWorld } from './local-world.js';
 
 const NOFILE = 1024;
@@ -62,17 +62,7 @@ function fds(pid: number): number {
 }
 
 function frame(proc: number, serial: number, body?: (w: XdrWriter) => void): Buffer {
-  const w = new XdrWriter();
-  beginFrame(w, {
-    prog: REMOTE_PROGRAM,
-    vers: REMOTE_PROTOCOL_VERSION,
-    proc,
-    type: MessageType.CALL,
-    serial,
-    status: MessageStatus.OK,
-  });
-  body?.(w);
-  return Buffer.from(endFrame(w));
+  return Buffer.from(callFrame(proc, serial, body));
 }
 
 /** Root's client: ConnectOpen then ConnectGetType on the read-write socket; ms taken, or why not. */

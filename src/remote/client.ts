@@ -12,14 +12,12 @@ import {
   MessageStatus,
   MessageType,
   REMOTE_PROGRAM,
-  REMOTE_PROTOCOL_VERSION,
   STRING_MAX,
-  beginFrame,
-  endFrame,
+  callFrame,
   readError,
   readHeader,
 } from './protocol.js';
-import { XdrReader, XdrWriter } from './xdr.js';
+import { XdrReader, type XdrWriter } from './xdr.js';
 
 /** Where a libvirt URI's client connects: the socket of `qemu+unix://` (or `qemu://`, the default socket). */
 export function socketOfUri(uri: string, defaultSocket: string): string {
@@ -87,16 +85,7 @@ export class RemoteClient {
   call(proc: number, args?: (w: XdrWriter) => void, timeoutMs = 60_000): Promise<XdrReader> {
     if (this.closedWith) return Promise.reject(this.closedWith);
     const serial = this.serial++;
-    const w = new XdrWriter();
-    beginFrame(w, {
-      prog: REMOTE_PROGRAM,
-      vers: REMOTE_PROTOCOL_VERSION,
-      proc,
-      type: MessageType.CALL,
-      serial,
-      status: MessageStatus.OK,
-    });
-    args?.(w);
+    const frame = callFrame(proc, serial, args);
     return new Promise<XdrReader>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(serial);
@@ -112,7 +101,7 @@ export class RemoteClient {
           reject(e);
         },
       });
-      this.socket.write(endFrame(w));
+      this.socket.write(frame);
     });
   }
 

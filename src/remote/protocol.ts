@@ -6,7 +6,7 @@
  */
 import { DomopsProc } from './domops-protocol.js';
 import { STORAGE_PROCS } from './storage-protocol.js';
-import { XdrError, type XdrReader, type XdrWriter } from './xdr.js';
+import { XdrError, XdrWriter, type XdrReader } from './xdr.js';
 
 export const REMOTE_PROGRAM = 0x20008086;
 export const REMOTE_PROTOCOL_VERSION = 1;
@@ -163,6 +163,21 @@ export function endFrame(w: XdrWriter): Buffer {
     throw new RangeError(`reply of ${w.length} bytes exceeds the ${MESSAGE_MAX} byte message limit`);
   w.patchUint(0, w.length);
   return w.toBuffer();
+}
+
+/** A whole CALL message of the remote program: header, `body`'s arguments, length patched. */
+export function callFrame(proc: number, serial: number, body?: (w: XdrWriter) => void): Buffer {
+  const w = new XdrWriter();
+  beginFrame(w, {
+    prog: REMOTE_PROGRAM,
+    vers: REMOTE_PROTOCOL_VERSION,
+    proc,
+    type: MessageType.CALL,
+    serial,
+    status: MessageStatus.OK,
+  });
+  body?.(w);
+  return endFrame(w);
 }
 
 // ---- shared structs ------------------------------------------------------------------

@@ -11,7 +11,7 @@
  *   (pool-define, pool-start through svirt), and the guest boots from the same path.
  * TCG (`--virt-type qemu`), as every test guest here, under `dac,landlock`.
  */
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -92,19 +92,25 @@ async function waitFor(what: string, ms: number, probe: () => Promise<boolean> |
   assert.fail(`${what} within ${ms / 1000} s`);
 }
 
+/** A serve in a namespace of its own, with the `default` network defined and started. */
+async function serveWithDefaultNet(t: TestContext) {
+  const dir = scratch(t);
+  const ns = netns(t);
+  const srv = await startServer(t, dir, 'dac,landlock', [], { netns: ns });
+  const s = srv.socket;
+  writeFileSync(join(dir, 'default.xml'), DEFAULT_NET);
+  await virshOk(s, ['net-define', join(dir, 'default.xml')]);
+  await virshOk(s, ['net-start', 'default']);
+  return { dir, ns, srv, s };
+}
+
 describe('virt-install against svirt serve (namespace, real dnsmasq, TCG guest)', { skip }, () => {
   it(
     '--disk size=1 makes a volume in the default pool; the guest boots with a NIC (DHCP lease) and VNC',
     { timeout: BOOT_MS + 240_000 },
     async (t) => {
       const image = guestImage() as GuestImage;
-      const dir = scratch(t);
-      const ns = netns(t);
-      const srv = await startServer(t, dir, 'dac,landlock', [], { netns: ns });
-      const s = srv.socket;
-      writeFileSync(join(dir, 'default.xml'), DEFAULT_NET);
-      await virshOk(s, ['net-define', join(dir, 'default.xml')]);
-      await virshOk(s, ['net-start', 'default']);
+      const { dir, ns, s } = await serveWithDefaultNet(t);
       await virshOk(s, ['net-autostart', 'default']);
 
       const serial = join(dir, 'vi1.serial');
@@ -155,13 +161,7 @@ describe('virt-install against svirt serve (namespace, real dnsmasq, TCG guest)'
     { timeout: BOOT_MS + 240_000 },
     async (t) => {
       const image = guestImage() as GuestImage;
-      const dir = scratch(t);
-      const ns = netns(t);
-      const srv = await startServer(t, dir, 'dac,landlock', [], { netns: ns });
-      const s = srv.socket;
-      writeFileSync(join(dir, 'default.xml'), DEFAULT_NET);
-      await virshOk(s, ['net-define', join(dir, 'default.xml')]);
-      await virshOk(s, ['net-start', 'default']);
+      const { dir, s } = await serveWithDefaultNet(t);
       const ext = join(dir, 'vmimages');
       mkdirSync(ext, { mode: 0o755 });
       const disk = join(ext, 'disk.img');
