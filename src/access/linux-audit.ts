@@ -23,13 +23,18 @@ function field(v: string): string {
   return /^[\x21-\x7e]*$/.test(v) && !v.includes('"') ? `"${v}"` : Buffer.from(v).toString('hex').toUpperCase();
 }
 
+/** The fields naming the guest, the labels and the caller, shared by every record kind. */
+const vmField = (e: AuditEvent): string => `vm=${field(e.guest ?? '?')} uuid=${e.uuid ?? '?'}`;
+const ctxField = (e: AuditEvent): string => (e.labels ?? []).map(field).join(',') || '?';
+const whoField = (id: Identity): string => `svirt-uid=${id.uid} svirt-via=${id.via}`;
+
 /** The record type and text of an event, in libvirt's wording (virDomainAudit*). */
 export function formatLinuxAudit(id: Identity, e: AuditEvent): [number, string] {
-  const vm = `vm=${field(e.guest ?? '?')} uuid=${e.uuid ?? '?'}`;
+  const vm = vmField(e);
   const res = e.allowed && !e.result.startsWith('error') ? 'success' : 'failed';
-  const who = `svirt-uid=${id.uid} svirt-via=${id.via}`;
+  const who = whoField(id);
   if (e.op === 'label' || e.op === 'restore-labels') {
-    const ctx = (e.labels ?? []).map(field).join(',') || '?';
+    const ctx = ctxField(e);
     return [AUDIT_VIRT_MACHINE_ID, `virt=qemu ${vm} vm-ctx=${ctx} op=${e.op} ${who} exe="svirt" res=${res}`];
   }
   return [
@@ -65,8 +70,8 @@ const RESRC: Partial<Record<ResourceRole, string>> = {
  * libvirt's virDomainAuditStart does), one per labelled file, with the labels it got.
  */
 export function formatResourceAudits(id: Identity, e: AuditEvent, resources: readonly GuestResource[]): [number, string][] {
-  const vm = `vm=${field(e.guest ?? '?')} uuid=${e.uuid ?? '?'}`;
-  const ctx = (e.labels ?? []).map(field).join(',') || '?';
+  const vm = vmField(e);
+  const ctx = ctxField(e);
   const out: [number, string][] = [];
   for (const r of resources) {
     const resrc = RESRC[r.role];
@@ -74,7 +79,7 @@ export function formatResourceAudits(id: Identity, e: AuditEvent, resources: rea
     out.push([
       AUDIT_VIRT_RESOURCE,
       `virt=qemu resrc=${resrc} reason=start ${vm} old-${resrc}="?" new-${resrc}=${field(r.path)} vm-ctx=${ctx} ` +
-        `svirt-uid=${id.uid} svirt-via=${id.via} exe="svirt" res=success`,
+        `${whoField(id)} exe="svirt" res=success`,
     ]);
   }
   return out;
