@@ -16,6 +16,7 @@
  */
 import type { Socket } from 'node:net';
 import { peerCred, type PeerCred } from '../host/native.js';
+import { describeIdentity, type Identity } from '../access/identity.js';
 import { RemoteError, toWireError, VirErr, VirFrom } from './errors.js';
 import { procName, type ClientSession, type Procedure, type ServerServices } from './procedures/index.js';
 import type { StreamHandler, StreamOut } from './procedures/types.js';
@@ -54,6 +55,8 @@ export interface ConnectionOptions {
   readonly id: number;
   readonly socket: Socket;
   readonly roSocket: boolean;
+  /** Given for a TLS client (its certificate's DN); socket clients' comes from SO_PEERCRED. */
+  readonly identity?: Identity;
   readonly services: ServerServices;
   readonly table: ReadonlyMap<number, Procedure>;
   /** Brings the store in line with reality before a call that reads or changes guest state. */
@@ -116,8 +119,8 @@ export class RemoteConnection {
 
   constructor(o: ConnectionOptions) {
     this.o = o;
-    const peer = readPeer(o.socket, o.log);
-    const identity = o.services.access.identify(socketFd(o.socket), peer, o.roSocket);
+    const peer = o.identity ? undefined : readPeer(o.socket, o.log);
+    const identity = o.identity ?? o.services.access.identify(socketFd(o.socket), peer, o.roSocket);
     const canSee = o.services.access.canSee(identity);
     this.session = {
       id: o.id,
@@ -138,7 +141,8 @@ export class RemoteConnection {
       openStream: (serial, proc, make) => this.openStream(serial, proc, make),
       onClose: (fn) => this.closeHooks.push(fn),
     };
-    this.label = `client ${o.id}${peer ? ` (pid ${peer.pid} uid ${peer.uid})` : ''}${o.roSocket ? ' [ro]' : ''}`;
+    const who = o.identity ? ` (${describeIdentity(o.identity)})` : peer ? ` (pid ${peer.pid} uid ${peer.uid})` : '';
+    this.label = `client ${o.id}${who}${o.roSocket ? ' [ro]' : ''}`;
     if (o.debug) o.log(`${this.label}: connected`);
     o.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     o.socket.on('error', (err) => {
