@@ -21,7 +21,7 @@ import { guestOsXml, guestImage } from '../test/support/guest-image.js';
 import { makeHosts, type TestHost } from '../test/support/hosts.js';
 import { nsProcesses } from '../test/support/netns.js';
 import { guestSpec, guestXml, makeImage, type GuestSpec } from './guest.js';
-import { identity, sleep, waitUntil } from './proc.js';
+import { identity, runTimed, sleep, waitUntil } from './proc.js';
 import { awaitQmp, rawArgv } from './raw-qemu.js';
 import { series, type Series } from './stats.js';
 import type { RunContext } from './svirt-runs.js';
@@ -44,6 +44,8 @@ export interface MigrationKind {
   readonly guest: string;
   readonly svirt: MigrationSeries;
   readonly raw: MigrationSeries;
+  /** `node -e ''` in the svirt CLI's environment, right before each svirt hop: the CLI's floor. */
+  readonly pairedNode: Series;
 }
 
 export interface MigrationResult {
@@ -123,9 +125,11 @@ async function kindRuns(
   }
   const s: Hop[] = [];
   const r: Hop[] = [];
+  const node: number[] = [];
   let here = h1;
   let rawHere = h1;
   const svirtHop = async (): Promise<Hop> => {
+    node.push((await runTimed([process.execPath, '-e', ''], { env: { ...process.env, ...here.env }, check: true })).ms);
     const there = here === h1 ? h2 : h1;
     const hop = await svirtMigrate(here, there, sg.name, paused);
     await settled(here, raw);
@@ -161,14 +165,17 @@ async function kindRuns(
       sh = await svirtHop();
     }
     if (i === 0 || i === ctx.runs || i % 5 === 0) ctx.log(`  migration (${kind}): hop ${i}/${ctx.runs}`);
-    if (i === 0) continue; // warm-up
+    if (i === 0) {
+      node.length = 0; // warm-up
+      continue;
+    }
     s.push(sh);
     r.push(rh);
   }
   await here.svirtOk(['destroy', sg.name]);
   await settled(here, raw);
   await raw.stop();
-  return { kind, guest, svirt: seriesOf(s), raw: seriesOf(r) };
+  return { kind, guest, svirt: seriesOf(s), raw: seriesOf(r), pairedNode: series(node) };
 }
 
 function seriesOf(hops: readonly Hop[]): MigrationSeries {

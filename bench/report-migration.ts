@@ -26,7 +26,10 @@ export function migrationTables(res: BenchResults): string[] {
     ms(s.transferredKiB.summary.median / 1024),
   ];
   for (const k of m.kinds) {
-    parts.push(`**${k.kind}**: ${k.guest}; ${k.svirt.total.summary.runs} hops each`);
+    parts.push(
+      `**${k.kind}**: ${k.guest}; ${k.svirt.total.summary.runs} hops each; \`node -e ''\` in the CLI's environment ` +
+        `before each svirt hop: ${ms(k.pairedNode.summary.median)} ms (median)`,
+    );
     parts.push(
       table(
         [
