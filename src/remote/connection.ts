@@ -40,7 +40,7 @@ import type { ByteBudget, ClientLimits } from './limits.js';
 import { formatBytes } from '../host/read-input.js';
 import { XdrError, XdrReader, XdrWriter } from './xdr.js';
 import { QEMU_PROGRAM, tableKey } from './domops-protocol.js';
-import { ReplyWriter } from './reply-writer.js';
+import { ReplyWriter, localUnixFd } from './reply-writer.js';
 
 /** Calls of one client running at once; past this the server reads no further frame of it (libvirt's max_client_requests is 5). */
 const MAX_IN_FLIGHT = 16;
@@ -74,15 +74,6 @@ export interface ConnectionOptions {
 export function socketFd(socket: Socket): number | undefined {
   const handle = (socket as unknown as { _handle?: { fd?: unknown } })._handle;
   return typeof handle?.fd === 'number' && handle.fd >= 0 ? handle.fd : undefined;
-}
-
-/**
- * The fd of a local UNIX connection, the only kind fds can be passed over: not a TCP or TLS
- * one (a TLS socket has no fd of its own and is encrypted; a TCP one has a remote address).
- */
-function localUnixFd(socket: Socket): number | undefined {
-  if ((socket as { encrypted?: unknown }).encrypted === true || socket.remoteFamily !== undefined) return undefined;
-  return socketFd(socket);
 }
 
 function readPeer(socket: Socket, log: (line: string) => void): PeerCred | undefined {
@@ -133,7 +124,7 @@ export class RemoteConnection {
     const peer = readPeer(o.socket, o.log);
     this.out = new ReplyWriter(
       o.socket,
-      localUnixFd(o.socket),
+      localUnixFd(o.socket, socketFd(o.socket)),
       (why) => this.fail(why, 'refused'),
       () => this.resume(),
     );

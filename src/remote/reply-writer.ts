@@ -19,6 +19,16 @@ import { sendFds } from '../host/native.js';
 const PASS_TIMEOUT_MS = 10_000;
 const ONE_ZERO_BYTE = Buffer.alloc(1);
 
+/**
+ * The fd of a local UNIX connection (`fd`, its socket's), the only kind fds can be passed
+ * over; undefined for a TLS one (encrypted, and its fd is not the client's stream) or a TCP one
+ * (it has a remote address family).
+ */
+export function localUnixFd(socket: Socket, fd: number | undefined): number | undefined {
+  if ((socket as { encrypted?: unknown }).encrypted === true || socket.remoteFamily !== undefined) return undefined;
+  return fd;
+}
+
 interface WithFds {
   readonly frame: Buffer;
   readonly fds: readonly number[];
