@@ -20,6 +20,7 @@ import {
   endFrame,
 } from '../../src/remote/protocol.js';
 import { XdrWriter } from '../../src/remote/xdr.js';
+import { fdClientRun } from './fd-client.js';
 import { RawClient, callFrame } from './raw-client.js';
 import { havePythonLibvirt, python, startServer, uri, virshOk } from './support.js';
 
@@ -143,6 +144,18 @@ describe('svirt serve: DomainOpenGraphicsFd (fd passing)', { skip, timeout: 240_
       assert.equal(o.greeting, 'RFB 003.008\n', "QEMU's VNC server greets on it");
       assert.ok(o.types.includes(1), `security type None offered (${o.types.join(',')})`);
     }
+    // on the wire, without libvirt's client: REPLY_WITH_FDS, one fd announced, then one zero byte carrying it
+    assert.deepEqual(fdClientRun(s, 'gfxnone'), {
+      type: MessageType.REPLY_WITH_FDS,
+      status: MessageStatus.OK,
+      nfds: 1,
+      fdByte: [0],
+      isSocket: true,
+      greeting: 'RFB 003.008\n',
+    });
+    const refused = fdClientRun(s, 'gfx', 3);
+    assert.equal(refused.type, MessageType.REPLY, 'an error reply announces no fds');
+    assert.match(refused.error ?? '', /no graphics backend with index 3/);
     // the clients closed their ends: svirt holds nothing more, QEMU's display clients are gone
     assert.ok(await settles(server.pid, serverFds), `svirt serve's fds: ${fdCount(server.pid)} after, ${serverFds} before`);
     for (const [i, pid] of qemus.entries()) {
