@@ -12,7 +12,7 @@ import { basename, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connectUnixAt, recvFds } from '../../src/host/native.js';
 import { MessageStatus, readError, readDomain, readHeader, writeDomain, type MessageHeader } from '../../src/remote/protocol.js';
-import { XdrReader, XdrWriter } from '../../src/remote/xdr.js';
+import { XdrReader, type XdrWriter } from '../../src/remote/xdr.js';
 import { callFrame } from './raw-client.js';
 
 export interface FdClientResult {
