@@ -91,7 +91,7 @@ export const domainQueryProcedures: readonly Procedure[] = [
       const info = resolve(ctx.server.hv, a.dom);
       w.uint(stateCode(info.state)); // unsigned char: one 4-byte unit
       w.uhyper(info.def.memoryKiB).uhyper(info.def.currentMemoryKiB); // libvirt reports the balloon target even when shut off
-      w.uint(info.def.vcpus); // unsigned short: one 4-byte unit
+      w.uint(info.def.vcpusCurrent ?? info.def.vcpus); // unsigned short: one 4-byte unit
       w.uhyper(cpuTimeNs(info.record?.pid));
     },
   }),
