@@ -54,6 +54,9 @@ const VALUED = new Set([
   'migrateuri',
   'listen-address',
   'xml',
+  // snapshot-create-as (src/cli/commands/snapshot.ts)
+  'description',
+  'diskspec',
 ]);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {

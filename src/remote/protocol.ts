@@ -5,6 +5,7 @@
  * libvirt's without the REMOTE_PROC_ prefix.
  */
 import { DomopsProc } from './domops-protocol.js';
+import { SnapshotProc } from './snapshot-protocol.js';
 import { STORAGE_PROCS } from './storage-protocol.js';
 import { XdrError, XdrWriter, type XdrReader } from './xdr.js';
 
@@ -93,7 +94,6 @@ export const Proc = {
   DomainDetachDeviceFlags: 161,
   DomainGetJobInfo: 163,
   DomainHasManagedSaveImage: 183,
-  DomainSnapshotNum: 187,
   DomainCreateWithFlags: 196,
   DomainIsUpdated: 202,
   DomainGetState: 212,
@@ -103,7 +103,6 @@ export const Proc = {
   DomainDestroyFlags: 234,
   DomainShutdownFlags: 258,
   ConnectListAllDomains: 273,
-  DomainListAllSnapshots: 274,
   DomainGetSecurityLabelList: 278,
   DomainDefineXMLFlags: 350,
   ConnectRegisterCloseCallback: 360,
@@ -131,6 +130,7 @@ export const Proc = {
   NodeGetCPUMap: 293,
   DomainReset: 245,
   ...DomopsProc,
+  ...SnapshotProc,
   ...STORAGE_PROCS,
   DomainMigrateBegin3Params: 302,
   DomainMigratePrepare3Params: 303,
