@@ -34,6 +34,8 @@ export interface SnapshotDisk {
   /** External: the overlay made, and the layer it covers. */
   readonly file?: string;
   readonly backing?: string;
+  /** Internal: the image that holds the snapshot (an external snapshot may since have put an overlay over it). */
+  readonly image?: string;
 }
 
 export interface SnapshotRecord {

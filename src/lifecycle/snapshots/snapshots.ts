@@ -154,7 +154,7 @@ export class Snapshots {
         kind: 'internal',
         state: running ? (g.state === 'paused' ? 'paused' : 'running') : 'shutoff',
         memory: running,
-        disks: disks.map((d) => ({ name: d.target.dev, snapshot: 'internal' as const })),
+        disks: disks.map((d) => ({ name: d.target.dev, snapshot: 'internal' as const, image: d.path as string })),
       };
     }
     this.store.add(g.uuid, rec);
@@ -255,6 +255,13 @@ export class Snapshots {
     const disks = writableDisks(g.def).filter((d) => s.disks.some((x) => x.name === d.target.dev));
     if (disks.length !== s.disks.length)
       throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${g.name}' no longer has every disk of snapshot '${snap}'`);
+    const moved = disks.find((d) => s.disks.some((x) => x.name === d.target.dev && x.image !== undefined && x.image !== d.path));
+    if (moved) {
+      throw new SvirtError(
+        'SVIRT_ERR_OPERATION_INVALID',
+        `disk '${moved.target.dev}' of domain '${g.name}' now writes to "${moved.path ?? ''}", an overlay taken after snapshot '${snap}': svirt does not revert across an external snapshot`,
+      );
+    }
     if (g.record) {
       if (!s.memory) {
         throw new SvirtError(
@@ -302,7 +309,23 @@ export class Snapshots {
       );
     }
     if (s.kind === 'internal' && !metadataOnly) {
-      const disks = writableDisks(g.def).filter((d) => s.disks.some((x) => x.name === d.target.dev));
+      // Each disk's snapshot is in the image it had then, which an overlay may since cover.
+      const disks = s.disks.map((x) => {
+        const d = writableDisks(g.def).find((w) => w.target.dev === x.name);
+        if (!d)
+          throw new SvirtError(
+            'SVIRT_ERR_OPERATION_INVALID',
+            `domain '${g.name}' no longer has disk '${x.name}' of snapshot '${snap}'`,
+          );
+        return x.image === undefined || x.image === d.path ? d : { ...d, path: x.image, format: 'qcow2' as const };
+      });
+      const under = disks.some((d, i) => writableDisks(g.def).find((w) => w.target.dev === s.disks[i]?.name)?.path !== d.path);
+      if (g.record && under) {
+        throw new SvirtError(
+          'SVIRT_ERR_OPERATION_INVALID',
+          `snapshot '${snap}' is in an image an overlay now covers: shut domain '${g.name}' off to delete it`,
+        );
+      }
       if (g.record) {
         const nodes = disks.map((d) => `${d.target.dev}-fmt0`);
         await this.env.withQmp(g.record, (q) =>
