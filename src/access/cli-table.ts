@@ -5,6 +5,7 @@
  */
 import type { Permission } from './permissions.js';
 import { DOMOPS_CLI_ACCESS } from './domops-access.js';
+import { SNAPSHOT_CLI_ACCESS } from './snapshot-access.js';
 import { STORAGE_CLI_ACCESS } from './storage-table.js';
 
 export interface VerbAccess {
@@ -82,5 +83,6 @@ export const CLI_ACCESS: Readonly<Record<string, VerbAccess>> = {
   serve: { perms: 'admin' },
   audit: { perms: 'admin' },
   ...DOMOPS_CLI_ACCESS,
+  ...SNAPSHOT_CLI_ACCESS,
   ...STORAGE_CLI_ACCESS,
 };

@@ -18,6 +18,8 @@ export interface EntrypointRules {
   readonly hardLinks: boolean;
   /** Whether block devices may be disks (default true: root chose them). */
   readonly blockDevices: boolean;
+  /** Storage pools whose volumes are allowed wherever their directory is (entrypoint-pools.ts). */
+  readonly pools: readonly string[];
 }
 
 /** Trees no guest file may come from, whatever the rules say. */
@@ -63,6 +65,7 @@ export const DEFAULT_ENTRYPOINT_RULES: EntrypointRules = {
   ],
   hardLinks: false,
   blockDevices: true,
+  pools: [],
 };
 
 const KEYS: Readonly<Record<string, keyof EntrypointRules>> = {
@@ -72,11 +75,26 @@ const KEYS: Readonly<Record<string, keyof EntrypointRules>> = {
   selinux_types: 'selinuxTypes',
   hard_links: 'hardLinks',
   block_devices: 'blockDevices',
+  pools: 'pools',
 };
 
 const MAX_ENTRIES = 256;
 
 const SELINUX_TYPE = /^[a-z][a-z0-9_]{0,126}_t$/u;
+
+/** A pool name as pool-define takes it: one path component, no control characters. */
+function poolName(v: unknown): string {
+  if (
+    typeof v !== 'string' ||
+    v === '' ||
+    v === '.' ||
+    v === '..' ||
+    Buffer.byteLength(v) > 255 ||
+    /[/\u0000-\u001f\u007f]/u.test(v)
+  )
+    throw ruleError(`pools: ${JSON.stringify(v)} is not a storage pool name`);
+  return v;
+}
 
 function ruleError(message: string): SvirtError {
   return new SvirtError('SVIRT_ERR_USAGE', `access rules: [entrypoints] ${message}`);
@@ -109,6 +127,9 @@ export function parseEntrypointRules(value: unknown): EntrypointRules {
     if (field === 'hardLinks' || field === 'blockDevices') {
       if (typeof v !== 'boolean') throw ruleError(`${key} must be true or false`);
       out[field] = v;
+    } else if (field === 'pools') {
+      if (!Array.isArray(v) || v.length > MAX_ENTRIES) throw ruleError(`${key} must be a list of storage pool names`);
+      out[field] = v.map(poolName);
     } else if (field === 'selinuxTypes') {
       if (!Array.isArray(v) || v.length > MAX_ENTRIES) throw ruleError(`${key} must be a list of SELinux types`);
       for (const t of v)

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, linkSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SvirtError } from '../errors.js';
@@ -66,6 +66,9 @@ describe('entrypoint rules', () => {
       [{ deny: ['/srv/../etc'] }, /not a normal path \(write "\/etc"\)/],
       [{ hard_links: 'yes' }, /hard_links must be true or false/],
       [{ selinux_types: ['virt_image_t', 'x y'] }, /"x y" is not an SELinux type/],
+      [{ pools: 'default' }, /pools must be a list of storage pool names/],
+      [{ pools: ['a/b'] }, /pools: "a\/b" is not a storage pool name/],
+      [{ pools: ['..'] }, /pools: "\.\." is not a storage pool name/],
       [[], /must be a table/],
     ];
     for (const [v, text] of bad) {
@@ -185,4 +188,62 @@ describe('entrypoint rules', () => {
       refused(() => e.checkPath(res(join(shut, 'serial.log'), 'chardev')), /may not create it in ".*shut" \(EACCES\)/);
     },
   );
+
+  it('admits a volume of an allowed, active pool through the pool directory, and nothing beside it', (t) => {
+    const dir = tempDir(t);
+    const pool = join(dir, 'pool');
+    mkdirSync(join(pool, 'sub'), { recursive: true });
+    mkdirSync(join(dir, 'other'));
+    for (const f of [join(pool, 'v.img'), join(pool, 'sub', 'deep.img'), join(dir, 'other', 'x.img')]) writeFileSync(f, 'x');
+    const pools: Record<string, string> = { fast: pool, off: join(dir, 'other') };
+    const rules = parseEntrypointRules({ allow: [join(dir, 'images')], pools: ['fast'] });
+    // `off` exists but is not active: the lookup answers only for active pools.
+    const e = () => new Entrypoints(rules, ctx(dir, { poolPath: (n) => (n === 'fast' ? pools[n] : undefined) }));
+    check(e(), res(join(pool, 'v.img')));
+    check(e(), res(join(pool, 'v.img'), 'disk', join(dir, 'link-to-v.img'))); // declared through a link, resolved into the pool
+    refused(
+      () => e().checkPath(res(join(pool, 'sub', 'deep.img'))),
+      /inside no allowed tree .* or a volume of entrypoints.pools = \["fast"\]/,
+    );
+    refused(() => e().checkPath(res(join(dir, 'other', 'x.img'))), /inside no allowed tree/);
+    // Not allowed by the rules, though it is a pool: refused.
+    refused(
+      () =>
+        new Entrypoints(
+          parseEntrypointRules({ allow: [join(dir, 'images')], pools: ['off'] }),
+          ctx(dir, { poolPath: () => undefined }),
+        ).checkPath(res(join(dir, 'other', 'x.img'))),
+      /inside no allowed tree/,
+    );
+    // The floors and deny still apply to a pool's volume.
+    refused(
+      () =>
+        new Entrypoints(
+          parseEntrypointRules({ allow: [join(dir, 'images')], deny: [pool], pools: ['fast'] }),
+          ctx(dir, { poolPath: () => pool }),
+        ).checkPath(res(join(pool, 'v.img'))),
+      /\(entrypoints.deny\)/,
+    );
+    // Swapped between the two checks: the file svirt holds is not the pool's entry of that name.
+    const swap = e();
+    const r = res(join(pool, 'v.img'));
+    swap.checkPath(r);
+    const h = openHandle(join(dir, 'other', 'x.img'), 'test');
+    try {
+      refused(() => swap.checkOpened(r, h), /pool 'fast' holds another file at that name \(entrypoints.pools\)/);
+    } finally {
+      h.close();
+    }
+    // The pool directory replaced by a link to elsewhere after the path check: refused.
+    const moved = e();
+    moved.checkPath(r);
+    renameSync(pool, join(dir, 'pool.old'));
+    symlinkSync(join(dir, 'other'), pool);
+    const h2 = openHandle(join(dir, 'pool.old', 'v.img'), 'test');
+    try {
+      refused(() => moved.checkOpened(r, h2), /the directory of pool 'fast' cannot be opened .*\(entrypoints.pools\)/);
+    } finally {
+      h2.close();
+    }
+  });
 });

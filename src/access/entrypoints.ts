@@ -16,6 +16,7 @@ import { dirname, posix } from 'node:path';
 import { SvirtError, errnoOf } from '../errors.js';
 import type { FileHandle } from '../host/file-handle.js';
 import { fgetxattr, openAs, type UserIds } from '../host/native.js';
+import { admitByPool, stillInPool, type PoolAdmission, type PoolPathLookup } from './entrypoint-pools.js';
 import { FLOOR_DENY, FLOOR_READONLY, type EntrypointRules } from './entrypoint-rules.js';
 
 export {
@@ -100,10 +101,14 @@ export interface EntrypointContext {
   readonly selinux: boolean;
   /** The guest's owner, when not root: every file must be one they may open. */
   readonly owner?: UserIds;
+  /** The directory of an active storage pool by name, for `pools = [...]` (entrypoint-pools.ts). */
+  readonly poolPath?: PoolPathLookup;
 }
 
 export class Entrypoints {
   private secrets: { path: string; dev: number; ino: number }[] | undefined;
+  /** Paths allowed only as a volume of an allowed pool: checkOpened finds them again through the pool. */
+  private readonly byPool = new Map<string, PoolAdmission>();
 
   constructor(
     readonly rules: EntrypointRules,
@@ -133,7 +138,14 @@ export class Entrypoints {
     const denied = this.rules.deny.find((t) => under(path, t));
     if (denied !== undefined) refuse(`it is inside "${denied}" (entrypoints.deny)`);
     if (own === undefined && !this.rules.allow.some((t) => under(path, t))) {
-      refuse(`it is inside no allowed tree (entrypoints.allow = ${JSON.stringify(this.rules.allow)})`);
+      const pool = admitByPool(path, this.rules.pools, this.ctx.poolPath);
+      if (pool === undefined) {
+        const pools =
+          this.rules.pools.length > 0 ? ` or a volume of entrypoints.pools = ${JSON.stringify(this.rules.pools)}` : '';
+        refuse(`it is inside no allowed tree (entrypoints.allow = ${JSON.stringify(this.rules.allow)})${pools}`);
+      } else {
+        this.byPool.set(path, pool);
+      }
     }
     if (WRITABLE.has(r.role)) {
       const ro = [...FLOOR_READONLY, ...this.rules.readonly].find((t) => under(path, t));
@@ -149,6 +161,11 @@ export class Entrypoints {
   checkOpened(r: GuestResource, h: FileHandle): void {
     if (!this.applies(r)) return;
     const st = h.stats;
+    const pool = this.byPool.get(r.path);
+    if (pool !== undefined) {
+      const problem = stillInPool(pool, r.path, h);
+      if (problem !== undefined) throw this.refusal(r, `${problem} (entrypoints.pools)`);
+    }
     const secret = this.hostSecrets().find((s) => s.dev === st.dev && s.ino === st.ino);
     if (secret !== undefined) throw this.refusal(r, `it is "${secret.path}" itself (device ${st.dev}, inode ${st.ino})`);
     if (st.isFile() && st.nlink > 1 && !this.rules.hardLinks) {

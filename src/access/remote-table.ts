@@ -7,6 +7,7 @@ import type { ProcName } from '../remote/protocol.js';
 import type { Permission } from './permissions.js';
 import { DOMOPS_REMOTE_ACCESS } from './domops-access.js';
 import { GRAPHICS_REMOTE_ACCESS } from './graphics-access.js';
+import { SNAPSHOT_REMOTE_ACCESS } from './snapshot-access.js';
 import { STORAGE_REMOTE_ACCESS } from './storage-table.js';
 
 export interface ProcAccess {
@@ -106,8 +107,6 @@ export const REMOTE_ACCESS: Readonly<Record<ProcName, ProcAccess>> = {
   DomainIsUpdated: GETATTR,
   DomainGetAutostart: READ,
   DomainHasManagedSaveImage: READ,
-  DomainSnapshotNum: { perms: ['domain:read'], guest: 'dom' },
-  DomainListAllSnapshots: { perms: ['domain:read'], guest: 'dom' },
   DomainGetMessages: READ,
   DomainGetJobInfo: READ,
   DomainGetXMLDesc: { perms: ['domain:read'], guest: 'dom', flag: { bit: XML_SECURE, perm: 'domain:read-secure' } },
@@ -138,5 +137,6 @@ export const REMOTE_ACCESS: Readonly<Record<ProcName, ProcAccess>> = {
   DomainReset: { perms: ['domain:reset'], guest: 'dom', audit: true },
   ...DOMOPS_REMOTE_ACCESS,
   ...GRAPHICS_REMOTE_ACCESS,
+  ...SNAPSHOT_REMOTE_ACCESS,
   ...STORAGE_REMOTE_ACCESS,
 };

@@ -63,6 +63,9 @@ const VALUED = new Set([
   'key-file',
   'crl-file',
   'handshake-timeout',
+  // snapshot-create-as (src/cli/commands/snapshot.ts)
+  'description',
+  'diskspec',
 ]);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {

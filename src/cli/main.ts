@@ -3,6 +3,7 @@ import { SvirtError } from '../errors.js';
 import { resolveStatePaths } from '../host/paths.js';
 import { parseArgs, type ParsedArgs } from './args.js';
 import { DOMOPS_CHANGING, DOMOPS_USAGE, DOMOPS_VERBS } from './domops-verbs.js';
+import { SNAPSHOT_CHANGING, SNAPSHOT_USAGE, SNAPSHOT_VERBS } from './snapshot-verbs.js';
 import { storeFailure } from './store-errors.js';
 import { STORAGE_CHANGING_VERBS, STORAGE_USAGE, STORAGE_VERBS } from './storage-verbs.js';
 import { writeOut } from './write.js';
@@ -58,6 +59,7 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   serve: () => import('./commands/serve.js'),
   audit: () => import('./commands/audit.js'),
   ...DOMOPS_VERBS,
+  ...SNAPSHOT_VERBS,
   ...STORAGE_VERBS,
 };
 
@@ -85,6 +87,7 @@ const CHANGING_VERBS: ReadonlySet<string> = new Set([
   'detach-interface',
   'reconcile',
   ...DOMOPS_CHANGING,
+  ...SNAPSHOT_CHANGING,
   ...STORAGE_CHANGING_VERBS,
 ]);
 
@@ -121,6 +124,7 @@ commands:
   screenshot NAME FILE [--screen N] a PNG of the display, written to a new FILE
   qemu-agent-command NAME JSON [--timeout S]   one command to the guest agent; prints its reply
 ${DOMOPS_USAGE}
+${SNAPSHOT_USAGE}
   profile FILE|NAME [--driver D]    dry run: what each driver would apply, touching nothing
   profile                           the manager's own confinement (SELinux domain, AppArmor profile, NNP, entry)
   reconcile [--quiet]               clean up guests whose QEMU is gone

@@ -180,7 +180,10 @@ export interface DomainDef {
   readonly description?: string;
   readonly memoryKiB: number;
   readonly currentMemoryKiB: number;
+  /** `<vcpu>`: the most vCPUs the guest may have (QEMU's maxcpus). */
   readonly vcpus: number;
+  /** `<vcpu current='N'>`, when fewer than `vcpus` run at start (the rest can be hot-plugged). */
+  readonly vcpusCurrent?: number;
   readonly os: OsDef;
   /** Names of the elements under `<features>`. */
   readonly features: readonly string[];

@@ -284,6 +284,7 @@ export function formatDomainXml(def: DomainDef): string {
   const vcpu = mFirst(root, 'vcpu') ?? ensureChild(root, 'vcpu', DOMAIN_ORDER);
   if (vcpu.attrs.length === 0 && textOf(vcpu) === '') setAttr(vcpu, 'placement', 'static');
   setText(vcpu, positive(def.vcpus, '<vcpu>'));
+  setAttr(vcpu, 'current', def.vcpusCurrent === undefined ? undefined : String(def.vcpusCurrent));
   formatOs(root, def.os);
   formatFeatures(root, def.features);
   formatDevices(root, def, DOMAIN_ORDER);

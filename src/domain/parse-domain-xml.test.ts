@@ -503,3 +503,20 @@ describe('parseDomainXml: rules', () => {
     assert.ok(!err.message.includes('\n'));
   });
 });
+
+describe('parseDomainXml: <vcpu current>', () => {
+  const xml = (vcpu: string) =>
+    `<domain type='qemu'><name>c</name><memory unit='MiB'>64</memory>${vcpu}<os><type>hvm</type></os></domain>`;
+  it('keeps a current count below the maximum, drops one equal to it, refuses 0 and more', () => {
+    const d = parseDomainXml(xml("<vcpu current='2'>4</vcpu>"));
+    assert.equal(d.vcpus, 4);
+    assert.equal(d.vcpusCurrent, 2);
+    assert.match(formatDomainXml(d), /<vcpu current='2'>4<\/vcpu>/);
+    const all = parseDomainXml(xml("<vcpu current='4'>4</vcpu>"));
+    assert.equal(all.vcpusCurrent, undefined);
+    assert.match(formatDomainXml(all), /<vcpu>4<\/vcpu>/);
+    for (const bad of ["<vcpu current='5'>4</vcpu>", "<vcpu current='0'>4</vcpu>"]) {
+      assert.throws(() => parseDomainXml(xml(bad)), /current vcpu count \(\d\) must be between 1 and the maximum \(4\)/);
+    }
+  });
+});

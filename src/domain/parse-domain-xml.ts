@@ -192,6 +192,7 @@ export function domainFromTree(root: XmlElement, options: ParseDomainOptions = {
   const vcpuEl = single(root, 'vcpu');
   const vcpus = vcpuEl ? parseUnsigned(vcpuEl, textOf(vcpuEl), 'vcpu count') : 1;
   if (vcpuEl && vcpus === 0) throw invalid(vcpuEl, 'the vcpu count must be at least 1');
+  const vcpusCurrent = vcpuEl ? currentVcpus(vcpuEl, vcpus) : undefined;
 
   const os = parseOs(root);
   const featuresEl = single(root, 'features');
@@ -210,6 +211,7 @@ export function domainFromTree(root: XmlElement, options: ParseDomainOptions = {
     memoryKiB: memory,
     currentMemoryKiB: current,
     vcpus,
+    ...(vcpusCurrent === undefined ? {} : { vcpusCurrent }),
     os,
     features,
     ...(devices.emulator === undefined ? {} : { emulator: devices.emulator }),
@@ -236,4 +238,13 @@ export function domainFromTree(root: XmlElement, options: ParseDomainOptions = {
  */
 export function parseDomainXml(text: string, options: ParseDomainOptions = {}): DomainDef {
   return domainFromTree(parseXml(text), options);
+}
+
+/** `<vcpu current='N'>`: 1..max; equal to the maximum, it is the same as leaving it out. */
+function currentVcpus(el: XmlElement, max: number): number | undefined {
+  const raw = attr(el, 'current');
+  if (raw === undefined) return undefined;
+  const n = parseUnsigned(el, raw, 'current vcpu count');
+  if (n === 0 || n > max) throw invalid(el, `the current vcpu count (${n}) must be between 1 and the maximum (${max})`);
+  return n === max ? undefined : n;
 }

@@ -4,6 +4,7 @@ import { DEFAULT_ENTRYPOINT_RULES, Entrypoints, type EntrypointRules } from '../
 import { ownerIds } from '../access/owner-ids.js';
 import type { DomainDef } from '../domain/domain-def.js';
 import { parseDomainXml } from '../domain/index.js';
+import { parsePoolXml } from '../storage/storage-xml.js';
 import { SvirtError } from '../errors.js';
 import type { StatePaths } from '../host/paths.js';
 import { isAlive, selfIdentity, signal, waitGone, type ProcessIdentity } from '../host/proc.js';
@@ -69,7 +70,18 @@ export class LifecycleEnv {
       runtimeDir,
       selinux: manager.names.includes('selinux'),
       ...(owner ? { owner } : {}),
+      poolPath: (name) => this.activePoolPath(name),
     });
+  }
+
+  /** The directory of an active storage pool, for `entrypoints.pools` (none before any pool exists). */
+  private activePoolPath(name: string): string | undefined {
+    const db = this.store.db;
+    if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'storage_pools'").get() === undefined)
+      return undefined;
+    const row = db.prepare('SELECT xml FROM storage_pools WHERE name = ? AND active = 1').get(name) as
+      { xml: string } | undefined;
+    return row && parsePoolXml(row.xml).path;
   }
 
   /**

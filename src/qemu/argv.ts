@@ -76,7 +76,7 @@ export function buildArgv(def: DomainDef, o: ArgvOptions): string[] {
     '-m',
     `${Math.max(1, Math.ceil(def.currentMemoryKiB / 1024))}M`,
     '-smp',
-    String(def.vcpus),
+    def.vcpusCurrent === undefined ? String(def.vcpus) : `${def.vcpusCurrent},maxcpus=${def.vcpus}`,
     '-chardev',
     `socket,id=qmp,fd=${o.qmpFd},server=on,wait=off`,
     '-mon',

@@ -6,6 +6,7 @@
  */
 import { DomopsProc } from './domops-protocol.js';
 import { GraphicsProc } from './graphics-protocol.js';
+import { SnapshotProc } from './snapshot-protocol.js';
 import { STORAGE_PROCS } from './storage-protocol.js';
 import { XdrError, XdrWriter, type XdrReader } from './xdr.js';
 
@@ -95,7 +96,6 @@ export const Proc = {
   DomainDetachDeviceFlags: 161,
   DomainGetJobInfo: 163,
   DomainHasManagedSaveImage: 183,
-  DomainSnapshotNum: 187,
   DomainCreateWithFlags: 196,
   DomainIsUpdated: 202,
   DomainGetState: 212,
@@ -105,7 +105,6 @@ export const Proc = {
   DomainDestroyFlags: 234,
   DomainShutdownFlags: 258,
   ConnectListAllDomains: 273,
-  DomainListAllSnapshots: 274,
   DomainGetSecurityLabelList: 278,
   DomainDefineXMLFlags: 350,
   ConnectRegisterCloseCallback: 360,
@@ -134,6 +133,7 @@ export const Proc = {
   DomainReset: 245,
   ...DomopsProc,
   ...GraphicsProc,
+  ...SnapshotProc,
   ...STORAGE_PROCS,
   DomainMigrateBegin3Params: 302,
   DomainMigratePrepare3Params: 303,

@@ -90,6 +90,7 @@ function entrypointTable(r: EntrypointRules, floorDeny: readonly string[], floor
     ['rule', 'value'],
     [
       ['allow', esc(r.allow.join(', '))],
+      ['pools', esc(r.pools.join(', ') || '—')],
       ['deny (fixed floor)', esc(floorDeny.join(', '))],
       ['deny', esc(r.deny.join(', ') || '—')],
       ['read-only (fixed floor)', esc(floorRo.join(', '))],

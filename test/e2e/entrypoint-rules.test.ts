@@ -44,4 +44,36 @@ describe('entrypoint rules from access.toml', { skip: qemuAsRootSkip('the dac dr
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /allow must be a list/);
   });
+
+  it('admits a volume of an allowed pool (entrypoints.pools) and refuses one of another pool', async (t) => {
+    const dir = scratch(t);
+    const images = join(dir, 'images');
+    mkdirSync(images, { mode: 0o755 });
+    for (const p of ['fast', 'slow']) {
+      await svirtOk(dir, ['pool-define-as', p, 'dir', '--target', join(dir, p)]);
+      await svirtOk(dir, ['pool-start', p, '--build']);
+      await svirtOk(dir, ['vol-create-as', p, 'v.img', '4M', '--format', 'raw']);
+    }
+    writeFileSync(join(dir, 'access.toml'), `[entrypoints]\nallow = ["${images}"]\npools = ["fast"]\n`, { mode: 0o644 });
+    const fast = join(dir, 'fast', 'v.img');
+    const slow = join(dir, 'slow', 'v.img');
+    await svirtOk(dir, ['define', writeDomain(dir, 'f', domainXml('f', [{ path: fast, dev: 'vda' }]))]);
+    await svirtOk(dir, ['define', writeDomain(dir, 's', domainXml('s', [{ path: slow, dev: 'vda' }]))]);
+    const before = owner(slow);
+    const r = await svirt(dir, [...S, 'start', 's', '--paused']);
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      /^error: refusing disk ".*slow\/v\.img": it is inside no allowed tree .* or a volume of entrypoints\.pools = \["fast"\]$/m,
+    );
+    assert.deepEqual(owner(slow), before, 'the refused volume keeps its owner and mode');
+    await svirtOk(dir, [...S, 'start', 'f', '--paused']);
+    assert.notEqual(owner(fast).uid, 0, 'the pool volume is handed to the guest');
+    await svirtOk(dir, [...S, 'destroy', 'f']);
+    // A pool that is not active admits nothing.
+    await svirtOk(dir, ['pool-destroy', 'fast']);
+    const off = await svirt(dir, [...S, 'start', 'f', '--paused']);
+    assert.notEqual(off.code, 0);
+    assert.match(off.stderr, /refusing disk ".*fast\/v\.img": it is inside no allowed tree/);
+  });
 });

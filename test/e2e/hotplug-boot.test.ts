@@ -6,72 +6,15 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { makeImage, owner, qemuAsRootSkip, scratch, svirtOk, writeDomain, QEMU } from '../helpers.js';
+import { Console, until } from '../support/guest-console.js';
 import { GUEST_PROMPT, guestImage, guestImageSkip, guestOsXml, type GuestImage } from '../support/guest-image.js';
 
 const skip = qemuAsRootSkip() || guestImageSkip();
 const S = ['--security-driver', 'dac,landlock'];
 /** A TCG boot on a shared 2-core host: about 15 s of guest time, much more under load. */
 const BOOT_MS = 180_000;
-
-/** The guest's serial console over svirt's socket: everything it printed, and a way to type. */
-class Console {
-  private text = '';
-  private constructor(private readonly sock: Socket) {
-    sock.on('data', (d: Buffer) => (this.text += d.toString('latin1')));
-  }
-
-  static async open(path: string): Promise<Console> {
-    const sock = await new Promise<Socket>((resolve, reject) => {
-      const s = connect(path, () => resolve(s));
-      s.once('error', reject);
-    });
-    return new Console(sock);
-  }
-
-  get output(): string {
-    return this.text;
-  }
-
-  /** Waits until the output (after `from`) matches, within `ms`; the match, or undefined. */
-  async wait(re: RegExp, ms: number, from = 0): Promise<RegExpExecArray | undefined> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const m = re.exec(this.text.slice(from));
-      if (m) return m;
-      if (Date.now() > deadline) return undefined;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
-  /** Runs a shell command and returns what it printed between two markers. */
-  async run(cmd: string, ms = 30_000): Promise<string> {
-    const tag = `M${Date.now().toString(36)}`;
-    const from = this.text.length;
-    this.sock.write(`echo ${tag}-A; ${cmd}; echo ${tag}-B\n`);
-    const m = await this.wait(new RegExp(`\\n${tag}-A\\r?\\n([\\s\\S]*?)${tag}-B`), ms, from);
-    assert.ok(m, `no answer to "${cmd}" within ${ms} ms; the console ends with:\n${this.text.slice(-1500)}`);
-    return m[1] ?? '';
-  }
-
-  close(): void {
-    this.sock.destroy();
-  }
-}
-
-/** Polls a guest command until its output passes `ok`, within `ms`. */
-async function until(con: Console, cmd: string, ok: (out: string) => boolean, ms: number): Promise<string> {
-  const deadline = Date.now() + ms;
-  let out = '';
-  while (Date.now() < deadline) {
-    out = await con.run(cmd);
-    if (ok(out)) return out;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  return out;
-}
 
 describe('PCIe hot-plug into a booted q35 guest (real guest image, dac,landlock)', { skip }, () => {
   it('a virtio disk appears as /sys/block/vdb on attach and is gone after detach', { timeout: BOOT_MS + 180_000 }, async (t) => {

@@ -114,10 +114,17 @@ describe('svirt serve: domain operations', { skip, timeout: 300_000 }, () => {
     assert.match(inactive, /<memory unit='KiB'>98304<\/memory>/);
     assert.match(inactive, /<currentMemory unit='KiB'>32768<\/currentMemory>/);
     assert.match((await virsh(s, ['setmaxmem', 'ops', '96M', '--live'])).stderr, /maximum memory on an active domain/);
-    // vCPUs: the definition; live, svirt has none to hot-plug
+    // vCPUs: the definition's maximum and current count; live, never past the running maximum
+    // (hot-plug into a booted guest: test/e2e/vcpu-hotplug.test.ts)
+    assert.match((await virsh(s, ['setvcpus', 'ops', '2', '--config'])).stderr, /greater than max allowable vcpus .* 2 > 1/);
+    await virshOk(s, ['setvcpus', 'ops', '2', '--config', '--maximum']);
+    assert.match(await virshOk(s, ['vcpucount', 'ops']), /maximum\s+config\s+2[\s\S]*current\s+config\s+1/);
     await virshOk(s, ['setvcpus', 'ops', '2', '--config']);
     assert.match(await virshOk(s, ['vcpucount', 'ops']), /current\s+config\s+2/);
-    assert.match((await virsh(s, ['setvcpus', 'ops', '2', '--live'])).stderr, /none to hot-plug/);
+    assert.match(
+      (await virsh(s, ['setvcpus', 'ops', '2', '--live'])).stderr,
+      /greater than max allowable vcpus for the live domain: 2 > 1/,
+    );
 
     // metadata in its namespace, and the title
     await virshOk(s, [

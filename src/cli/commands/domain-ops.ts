@@ -99,7 +99,7 @@ export async function runSetvcpus(args: ParsedArgs): Promise<number> {
   const n = Number(raw);
   if (!/^\d+$/.test(raw)) throw new SvirtError('SVIRT_ERR_USAGE', `setvcpus: '${raw}' is not a count`);
   const hv = await openHypervisor(args);
-  hv.ops.setVcpus(name, n, { ...impact(args), ...(args.flags.has('maximum') ? { maximum: true } : {}) });
+  await hv.ops.setVcpus(name, n, { ...impact(args), ...(args.flags.has('maximum') ? { maximum: true } : {}) });
   output(args, '', { name, vcpus: n });
   return 0;
 }
@@ -109,13 +109,15 @@ export async function runVcpucount(args: ParsedArgs): Promise<number> {
   const hv = await openHypervisor(args);
   const g = hv.lookup(name);
   const rows: [string, string, number][] = [];
-  if (g.persistent) {
-    const n = hv.ops.vcpuCount(name, { config: true });
-    rows.push(['maximum', 'config', n], ['current', 'config', n]);
-  }
-  if (g.record) {
-    const n = hv.ops.vcpuCount(name, { live: true });
-    rows.push(['maximum', 'live', n], ['current', 'live', n]);
+  for (const [on, impact] of [
+    ['config', { config: true }],
+    ['live', { live: true }],
+  ] as const) {
+    if (on === 'config' ? !g.persistent : !g.record) continue;
+    rows.push(
+      ['maximum', on, hv.ops.vcpuCount(name, { ...impact, maximum: true })],
+      ['current', on, hv.ops.vcpuCount(name, impact)],
+    );
   }
   output(args, rows.map(([a, b, n]) => `${a.padEnd(11)}${b.padEnd(9)}${n}`).join('\n'), { name, counts: rows });
   return 0;

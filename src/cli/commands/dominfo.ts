@@ -30,7 +30,7 @@ export async function dominfoFields(hv: Hypervisor, info: DomainInfo): Promise<[
     ['UUID', def.uuid],
     ['OS Type', def.os.type],
     ['State', info.state],
-    ['CPU(s)', String(def.vcpus)],
+    ['CPU(s)', String(def.vcpusCurrent ?? def.vcpus)],
   ];
   if (record?.pid) fields.push(['CPU time', `${cpuSeconds(record.pid).toFixed(1)}s`]);
   fields.push(

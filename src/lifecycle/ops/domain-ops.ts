@@ -61,11 +61,11 @@ export class DomainOps {
     setMaxMemory(this.env, this.guest(name), kib, impact);
   }
 
-  setVcpus(name: string, n: number, impact: Impact & { maximum?: boolean } = {}): void {
-    setVcpus(this.env, this.guest(name), n, impact);
+  setVcpus(name: string, n: number, impact: Impact & { maximum?: boolean } = {}): Promise<void> {
+    return setVcpus(this.env, this.guest(name), n, impact);
   }
 
-  vcpuCount(name: string, impact: Impact = {}): number {
+  vcpuCount(name: string, impact: Impact & { maximum?: boolean } = {}): number {
     return vcpuCount(this.guest(name), impact);
   }
 

@@ -2,8 +2,8 @@
  * setmem, setmaxmem and setvcpus, live (the running QEMU) and config (the stored
  * definition), with libvirt's flags: neither means the guest's current state (live while it
  * runs, config otherwise). Live memory goes through the balloon; the maximum memory and the
- * vCPU count are fixed for a running QEMU (svirt starts every vCPU it is given, so there is
- * nothing to hot-plug) and change in the definition only.
+ * maximum vCPU count are fixed for a running QEMU and change in the definition only; the
+ * current vCPU count is hot-plugged (vcpu-hotplug.ts, loaded only for it).
  */
 import type { DomainDef } from '../../domain/domain-def.js';
 import { formatDomainXml, parseDomainXml } from '../../domain/index.js';
@@ -82,23 +82,55 @@ export function setMaxMemory(env: LifecycleEnv, guest: Guest, kib: number, impac
   if (config) putConfig(env, guest, (d) => ({ ...d, memoryKiB: kib, currentMemoryKiB: Math.min(d.currentMemoryKiB, kib) }));
 }
 
-/** `setvcpus NAME N`: the definition's count; live, only the count the guest already has. */
-export function setVcpus(env: LifecycleEnv, guest: Guest, n: number, impact: Impact & { maximum?: boolean }): void {
+/** The vCPUs a definition starts with (`<vcpu current>`, else all of them). */
+export function currentVcpus(d: DomainDef): number {
+  return d.vcpusCurrent ?? d.vcpus;
+}
+
+/** A definition with `n` current vCPUs of its maximum (`current` left out when they are all). */
+function withCurrent(d: DomainDef, n: number): DomainDef {
+  const { vcpusCurrent: _, ...rest } = d;
+  return n === d.vcpus ? rest : { ...rest, vcpusCurrent: n };
+}
+
+/**
+ * `setvcpus NAME N`: libvirt's meaning. Without `--maximum`, the current count: hot-plugged or
+ * unplugged live, `<vcpu current>` in the definition, never above the maximum. With
+ * `--maximum` (config only), `<vcpu>` itself; the current count stays, at most the new maximum.
+ */
+export async function setVcpus(
+  env: LifecycleEnv,
+  guest: Guest,
+  n: number,
+  impact: Impact & { maximum?: boolean },
+): Promise<void> {
   const { live, config } = resolveImpact(guest, impact);
   if (!Number.isSafeInteger(n) || n < 1 || n > 255)
     throw new SvirtError('SVIRT_ERR_USAGE', `setvcpus: ${n} is not a vCPU count (1-255)`);
-  if (live && n !== guest.def.vcpus) {
-    throw new SvirtError(
-      'SVIRT_ERR_OPERATION_INVALID',
-      `domain '${guest.name}' runs with ${guest.def.vcpus} vCPUs and has none to hot-plug or unplug (svirt starts every vCPU it is given); use --config`,
-    );
+  if (impact.maximum === true) {
+    if (live) throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', 'cannot change the maximum vCPU count of a running domain');
+    putConfig(env, guest, (d) => withCurrent({ ...d, vcpus: n }, Math.min(currentVcpus(d), n)));
+    return;
   }
-  if (config) putConfig(env, guest, (d) => ({ ...d, vcpus: n }));
+  if (config) {
+    const stored = guest.stored ? parseDomainXml(guest.stored.xml) : undefined;
+    if (stored && n > stored.vcpus) {
+      throw new SvirtError(
+        'SVIRT_ERR_USAGE',
+        `requested vcpus is greater than max allowable vcpus for the persistent domain: ${n} > ${stored.vcpus} (use --maximum)`,
+      );
+    }
+  }
+  if (live) {
+    const { setLiveVcpus } = await import('./vcpu-hotplug.js');
+    await setLiveVcpus(env, guest, n, (count) => putLive(env, guest, (d) => withCurrent(d, count)));
+  }
+  if (config) putConfig(env, guest, (d) => withCurrent(d, n));
 }
 
-/** DomainGetVcpusFlags: the live or configured count (`maximum`: the same, svirt has no <vcpu current>). */
-export function vcpuCount(guest: Guest, impact: Impact): number {
+/** DomainGetVcpusFlags: the live or configured count, current or (`maximum`) the most it may have. */
+export function vcpuCount(guest: Guest, impact: Impact & { maximum?: boolean }): number {
   const { config } = resolveImpact(guest, impact);
-  if (config && guest.stored) return parseDomainXml(guest.stored.xml).vcpus;
-  return guest.def.vcpus;
+  const d = config && guest.stored ? parseDomainXml(guest.stored.xml) : guest.def;
+  return impact.maximum === true ? d.vcpus : currentVcpus(d);
 }

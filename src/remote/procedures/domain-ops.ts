@@ -48,9 +48,9 @@ async function setMem(ctx: CallContext, a: { dom: ReturnType<typeof readDomain>;
   else await ctx.server.hv.ops.setMemory(uuid, kib, impact(a.flags));
 }
 
-function setVcpus(ctx: CallContext, a: { dom: ReturnType<typeof readDomain>; n: number; flags: number }, api: string): void {
+async function setVcpus(ctx: CallContext, a: { dom: ReturnType<typeof readDomain>; n: number; flags: number }, api: string) {
   checkFlags(a.flags, LIVE | CONFIG | MAXIMUM, api);
-  ctx.server.hv.ops.setVcpus(name(ctx, a.dom), a.n, {
+  await ctx.server.hv.ops.setVcpus(name(ctx, a.dom), a.n, {
     ...impact(a.flags),
     ...((a.flags & MAXIMUM) !== 0 ? { maximum: true } : {}),
   });
@@ -127,14 +127,15 @@ export const domainOpsProcedures: readonly Procedure[] = [
           "svirt does not ask the guest agent for the guest's vCPU count",
         );
       }
-      w.int(ctx.server.hv.ops.vcpuCount(name(ctx, a.dom), impact(a.flags)));
+      const max = (a.flags & MAXIMUM) !== 0 ? { maximum: true } : {};
+      w.int(ctx.server.hv.ops.vcpuCount(name(ctx, a.dom), { ...impact(a.flags), ...max }));
     },
   }),
   procedure('DomainGetMaxVcpus', {
     api: 'virDomainGetMaxVcpus',
     ...R,
     decode: readDomainArgs,
-    run: (ctx, a, w) => void w.int(ctx.server.hv.ops.vcpuCount(name(ctx, a.dom))),
+    run: (ctx, a, w) => void w.int(ctx.server.hv.ops.vcpuCount(name(ctx, a.dom), { maximum: true })),
   }),
   procedure('DomainUpdateDeviceFlags', {
     api: 'virDomainUpdateDeviceFlags',

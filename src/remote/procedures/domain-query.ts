@@ -91,7 +91,7 @@ export const domainQueryProcedures: readonly Procedure[] = [
       const info = resolve(ctx.server.hv, a.dom);
       w.uint(stateCode(info.state)); // unsigned char: one 4-byte unit
       w.uhyper(info.def.memoryKiB).uhyper(info.def.currentMemoryKiB); // libvirt reports the balloon target even when shut off
-      w.uint(info.def.vcpus); // unsigned short: one 4-byte unit
+      w.uint(info.def.vcpusCurrent ?? info.def.vcpus); // unsigned short: one 4-byte unit
       w.uhyper(cpuTimeNs(info.record?.pid));
     },
   }),
@@ -135,7 +135,6 @@ export const domainQueryProcedures: readonly Procedure[] = [
     decode: readDomainArgs,
     run: (ctx, a, w) => void (resolve(ctx.server.hv, a.dom), w.int(0)),
   }),
-  // svirt has no autostart, managed save or snapshots: each answers "none" for an existing guest.
   procedure('DomainGetAutostart', {
     api: 'virDomainGetAutostart',
     reconcile: true,
@@ -147,18 +146,6 @@ export const domainQueryProcedures: readonly Procedure[] = [
     reconcile: true,
     decode: readDomainFlagsArgs,
     run: (ctx, a, w) => void w.int(ctx.server.hv.ops.hasManagedSave(resolve(ctx.server.hv, a.dom).uuid) ? 1 : 0),
-  }),
-  procedure('DomainSnapshotNum', {
-    api: 'virDomainSnapshotNum',
-    reconcile: true,
-    decode: readDomainFlagsArgs,
-    run: (ctx, a, w) => void (resolve(ctx.server.hv, a.dom), w.int(0)),
-  }),
-  procedure('DomainListAllSnapshots', {
-    api: 'virDomainListAllSnapshots',
-    reconcile: true,
-    decode: (r) => ({ ...readDomainArgs(r), needResults: r.int(), flags: r.uint() }),
-    run: (ctx, a, w) => void (resolve(ctx.server.hv, a.dom), w.uint(0).int(0)),
   }),
   procedure('DomainGetMessages', {
     api: 'virDomainGetMessages',

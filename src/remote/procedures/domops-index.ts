@@ -1,8 +1,9 @@
-/** The procedures of issue 14 parts 6 and 7 (domain operations, the libvirt-qemu program, screenshots). */
+/** The procedures of issue 14 parts 6 and 7 (domain operations, the libvirt-qemu program, screenshots, snapshots). */
 import { domainOpsProcedures } from './domain-ops.js';
 import { qemuProgramProcedures } from './qemu-program.js';
 import { screenshotProcedures } from './screenshot-stream.js';
 import { graphicsProcedures } from './graphics.js';
+import { snapshotProcedures } from './snapshots.js';
 import type { Procedure } from './types.js';
 
 export const domopsProcedures: readonly Procedure[] = [
@@ -10,4 +11,5 @@ export const domopsProcedures: readonly Procedure[] = [
   ...qemuProgramProcedures,
   ...screenshotProcedures,
   ...graphicsProcedures,
+  ...snapshotProcedures,
 ];

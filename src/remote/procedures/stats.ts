@@ -55,7 +55,10 @@ function statsParams(groups: number, info: ReturnType<typeof resolve>, s: GuestS
     if (s) p.push(['balloon.rss', 'ullong', s.rssKiB]);
   }
   if (groups & STATS_VCPU) {
-    p.push(['vcpu.current', 'uint', s?.vcpus.length ?? info.def.vcpus], ['vcpu.maximum', 'uint', info.def.vcpus]);
+    p.push(
+      ['vcpu.current', 'uint', s?.vcpus.length ?? info.def.vcpusCurrent ?? info.def.vcpus],
+      ['vcpu.maximum', 'uint', info.def.vcpus],
+    );
     for (const v of s?.vcpus ?? []) p.push([`vcpu.${v.number}.state`, 'int', 1], [`vcpu.${v.number}.time`, 'ullong', v.timeNs]);
   }
   if (groups & STATS_BLOCK && s) {
