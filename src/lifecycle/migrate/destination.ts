@@ -17,6 +17,7 @@ import type { LifecycleEnv } from '../env.js';
 import { startGuest } from '../start.js';
 import { destroyGuest } from '../stop.js';
 import { decodeCookie, giveBack, handedOver, imageState, sameHolder, takenImages, type MigrationCookie } from './handover.js';
+import { attachImages, attachLaterFor } from './attach-later.js';
 import { listenOnce, socketFd, type Listener } from './transfer.js';
 
 export interface Prepared {
@@ -57,7 +58,10 @@ export async function migratePrepare(
   const listener = await listenOnce(addr, opts.acceptMs ?? 60_000);
   let rec: RunningRecord;
   try {
-    rec = await startGuest(env, def, persistent, true, undefined, { labelLater: handedOver });
+    rec = await startGuest(env, def, persistent, true, undefined, {
+      labelLater: handedOver,
+      attachLater: attachLaterFor(env.manager.names),
+    });
   } catch (err) {
     listener.close();
     throw err;
@@ -197,6 +201,9 @@ async function takeOver(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
       });
       crashPoint('migrate-in:took-image');
     }
+    // Only now does QEMU get the images it waits for (attach-later.ts): they are this guest's.
+    await env.withQmp(rec, (q) => attachImages(q, live, rec.resources));
+    crashPoint('migrate-in:attached');
   } catch (err) {
     await abortIncoming(env, env.store.getRunning(rec.uuid) ?? rec); // gives back what was taken
     throw err;
