@@ -17,6 +17,7 @@ import type { LifecycleEnv } from '../env.js';
 import { startGuest } from '../start.js';
 import { destroyGuest } from '../stop.js';
 import { decodeCookie, giveBack, handedOver, imageState, sameHolder, takenImages, type MigrationCookie } from './handover.js';
+import { assertProfileFree } from './apparmor-handover.js';
 import { attachImages, attachLaterFor } from './attach-later.js';
 import { listenOnce, socketFd, type Listener } from './transfer.js';
 
@@ -54,6 +55,7 @@ export async function migratePrepare(
   if (env.store.getRunning(def.uuid))
     throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${def.name}' already runs on this host`);
   const persistent = env.store.getDefinedByUuid(def.uuid) !== undefined;
+  assertProfileFree(def, env.manager.names);
   const addr = streamAddress(opts.listen);
   const listener = await listenOnce(addr, opts.acceptMs ?? 60_000);
   let rec: RunningRecord;

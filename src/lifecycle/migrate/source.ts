@@ -62,7 +62,7 @@ export async function migratePerform(
   guest: Guest,
   uri: string,
   cookie: Buffer,
-  opts: { live?: boolean; progress?: MigrationProgress; timeoutMs?: number } = {},
+  opts: { live?: boolean; progress?: MigrationProgress; timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<StreamStats> {
   const rec = requireRunning(guest);
   const described = decodeCookie(cookie, rec.uuid);
@@ -88,7 +88,7 @@ export async function migratePerform(
       sock.destroy(); // QEMU has its own copy of the fd; closing svirt's sends nothing
     }
     crashPoint('migrate-out:streaming');
-    const stats = await waitMigrated(env, rec, opts.progress, opts.timeoutMs ?? 600_000);
+    const stats = await waitMigrated(env, rec, opts.progress, opts.timeoutMs ?? 600_000, opts.signal);
     env.store.updateOp(rec.uuid, {
       ...op,
       migration: { ...(op.migration as NonNullable<PendingOp['migration']>), phase: 'migrated' },
@@ -116,6 +116,7 @@ async function waitMigrated(
   rec: RunningRecord,
   progress: MigrationProgress | undefined,
   timeoutMs: number,
+  signal: AbortSignal | undefined,
 ): Promise<StreamStats> {
   const deadline = Date.now() + timeoutMs;
   return env.withQmp(rec, async (q) => {
@@ -133,6 +134,10 @@ async function waitMigrated(
       }
       if (st.status === 'failed' || st.status === 'cancelled') {
         throw new SvirtError('SVIRT_ERR_MIGRATE', `migrating '${rec.name}' failed: ${st['error-desc'] ?? st.status}`);
+      }
+      if (signal?.aborted === true) {
+        await q.execute('migrate_cancel');
+        throw new SvirtError('SVIRT_ERR_MIGRATE', `migrating '${rec.name}': the client that asked for it went away: cancelled`);
       }
       if (Date.now() > deadline) {
         await q.execute('migrate_cancel');
