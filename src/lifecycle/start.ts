@@ -262,19 +262,11 @@ function openDisks(
     for (const layer of diskLayers(disk)) {
       const r = own[layer.index];
       if (!r?.handle) throw new SvirtError('SVIRT_ERR_INTERNAL', `disk ${disk.target.dev} layer ${layer.index} was not opened`);
-      if (attachLater?.(r)) {
-        fdsets.set(layer.key, { fd: -1, set: set++, path: r.path, readonly: layer.readonly, wait: r.handle.current().size });
-        continue;
-      }
-      const fd = files.fd(r.handle.reopen(layer.readonly ? constants.O_RDONLY : constants.O_RDWR));
-      const block = r.handle.kind === 'block';
-      fdsets.set(layer.key, {
-        fd: layout.add(fd),
-        set: set++,
-        path: r.path,
-        readonly: layer.readonly,
-        ...(block ? { block } : {}),
-      });
+      // A migration's shared image waits for Finish: no fd now, a placeholder of its size (migrate/attach-later.ts).
+      const wait = attachLater?.(r) === true ? { wait: r.handle.current().size } : undefined;
+      const fd = wait ? -1 : layout.add(files.fd(r.handle.reopen(layer.readonly ? constants.O_RDONLY : constants.O_RDWR)));
+      const block = r.handle.kind === 'block' ? { block: true } : {};
+      fdsets.set(layer.key, { fd, set: set++, path: r.path, readonly: layer.readonly, ...wait, ...block });
     }
   }
   return fdsets;

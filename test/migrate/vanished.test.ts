@@ -37,7 +37,8 @@ describe('migration: a Perform whose client never confirms (issue 16)', { skip: 
   it('the client goes after Perform: the source runs on, the destination is clean', async (t) => {
     const [h1, h2] = makeHosts(t, 2);
     assert.ok(h1 && h2);
-    const [s1, s2] = await Promise.all([h1.serve(), h2.serve()]);
+    // The grace left to a Finish that may still run is the timer's, here shortened (2 minutes at most otherwise).
+    const [s1, s2] = await Promise.all([h1.serve({ SVIRT_TEST_MIGRATE_CONFIRM_MS: '1500' }), h2.serve()]);
     const dir = tempDir(t, 'svirt-vanish-');
     const disk = makeDisk(dir);
     const xml = writeXmlFiles(undefined, dir, disk, [h1, h2]);

@@ -19,7 +19,8 @@ import { destroyGuest } from '../stop.js';
 import { decodeCookie, giveBack, handedOver, imageState, sameHolder, takenImages, type MigrationCookie } from './handover.js';
 import { assertProfileFree } from './apparmor-handover.js';
 import { attachImages, attachLaterFor } from './attach-later.js';
-import { listenOnce, socketFd, type Listener } from './transfer.js';
+import { streamEnd } from './stream-end.js';
+import { listenOnce, type Listener } from './transfer.js';
 
 export interface Prepared {
   readonly rec: RunningRecord;
@@ -80,16 +81,20 @@ export async function migratePrepare(
     throw err;
   }
   const streaming = listener.accepted.then(async (sock) => {
+    const live = parseDomainXml(rec.liveXml);
+    const end = streamEnd(sock, env.manager.hasLiveLabels(live) ? env.manager.socketLabels(live)?.listen : undefined);
     try {
       await env.withQmp(rec, async (q) => {
         // Images stay inactive until `cont`, which comes after the take-over (docs/migration.md).
         await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'late-block-activate', state: true }] });
-        await q.executeWithFds('getfd', { fdname: 'svirt-migrate' }, [socketFd(sock)]);
+        await q.executeWithFds('getfd', { fdname: 'svirt-migrate' }, [end.fd]);
         await q.execute('migrate-incoming', { uri: 'fd:svirt-migrate' });
       });
-    } finally {
-      sock.destroy();
+    } catch (err) {
+      end.abort();
+      throw err;
     }
+    end.handedOver();
   });
   streaming.catch(() => undefined); // Finish (or the abort) reports it
   return { rec, uri: `tcp:${addr.includes(':') ? `[${addr}]` : addr}:${listener.port}`, streaming, listener };

@@ -12,7 +12,9 @@ import type { LifecycleEnv } from '../env.js';
 import { requireRunning, type Guest } from '../guest.js';
 import { cleanup } from '../stop.js';
 import { decodeCookie, describeHandover, encodeCookie, showsHolder, takenImages, type MigrationCookie } from './handover.js';
-import { connectStream, parseStreamUri, socketFd } from './transfer.js';
+import { parseDomainXml } from '../../domain/index.js';
+import { streamEnd } from './stream-end.js';
+import { connectStream, parseStreamUri } from './transfer.js';
 
 /** Resources svirt cannot move yet: refused at Begin, before anything changes. */
 const NOT_MOVABLE: Readonly<Record<string, string>> = {
@@ -78,15 +80,19 @@ export async function migratePerform(
   crashPoint('migrate-out:journaled');
   try {
     const sock = await connectStream(target.host, target.port, 10_000);
+    const live = parseDomainXml(rec.liveXml);
+    const end = streamEnd(sock, env.manager.hasLiveLabels(live) ? env.manager.socketLabels(live)?.listen : undefined);
     try {
       await env.withQmp(rec, async (q) => {
         if (opts.live === false && !rec.paused) await q.execute('stop');
-        await q.executeWithFds('getfd', { fdname: 'svirt-migrate' }, [socketFd(sock)]);
+        await q.executeWithFds('getfd', { fdname: 'svirt-migrate' }, [end.fd]);
         await q.execute('migrate', { uri: 'fd:svirt-migrate' });
       });
-    } finally {
-      sock.destroy(); // QEMU has its own copy of the fd; closing svirt's sends nothing
+    } catch (err) {
+      end.abort();
+      throw err;
     }
+    end.handedOver(); // QEMU has its own copy of the fd; closing svirt's sends nothing
     crashPoint('migrate-out:streaming');
     const stats = await waitMigrated(env, rec, opts.progress, opts.timeoutMs ?? 600_000, opts.signal);
     env.store.updateOp(rec.uuid, {

@@ -31,10 +31,23 @@ function confirmDeadlineMs(): number {
   return Number.isInteger(v) && v > 0 ? v : FINISH_DEADLINE_MS;
 }
 
-/** The Confirm each source guest waits for, per server: its timer. */
-const confirming = new WeakMap<ServerServices, Map<string, NodeJS.Timeout>>();
+/**
+ * After the Perform's client went: how long the images are left to the destination's Finish,
+ * which may still run (it was sent before the client died) and is bounded well below this.
+ * Deciding at once could resume the source while that Finish takes the images.
+ */
+function closeGraceMs(): number {
+  return Math.min(confirmDeadlineMs(), 2 * 60_000);
+}
 
-function confirmingOf(s: ServerServices): Map<string, NodeJS.Timeout> {
+interface ConfirmWait {
+  timer: NodeJS.Timeout;
+}
+
+/** The Confirm each source guest waits for, per server. */
+const confirming = new WeakMap<ServerServices, Map<string, ConfirmWait>>();
+
+function confirmingOf(s: ServerServices): Map<string, ConfirmWait> {
   let m = confirming.get(s);
   if (!m) confirming.set(s, (m = new Map()));
   return m;
@@ -158,20 +171,25 @@ export const migrationProcedures: readonly Procedure[] = [
       // A client that goes without its Confirm, or sends none in time: the images decide, as after a crash (source.ts).
       const waiting = confirmingOf(ctx.server);
       const giveUp = (): void => {
-        if (waiting.get(info.uuid) !== timer) return; // confirmed meanwhile, or a later migration's
+        if (waiting.get(info.uuid) !== wait) return; // confirmed meanwhile, or a later migration's
         waiting.delete(info.uuid);
-        clearTimeout(timer);
+        clearTimeout(wait.timer);
         const rec = hv.store.getRunning(info.uuid);
         if (rec?.pending?.op !== 'migrate-out' || rec.ownerPid !== process.pid) return;
         hv.env.warn(`${rec.name}: no Confirm for its migration: the images decide where it runs`);
         repairMigrationOut(hv.env, rec).catch((e: unknown) => hv.env.warn(`${rec.name}: ${(e as Error).message}`));
       };
-      const timer = setTimeout(giveUp, confirmDeadlineMs());
-      timer.unref();
-      clearTimeout(waiting.get(info.uuid));
-      waiting.set(info.uuid, timer);
-      if (gone.signal.aborted) giveUp();
-      else gone.signal.addEventListener('abort', giveUp, { once: true });
+      const wait: ConfirmWait = { timer: setTimeout(giveUp, confirmDeadlineMs()) };
+      wait.timer.unref();
+      clearTimeout(waiting.get(info.uuid)?.timer);
+      waiting.set(info.uuid, wait);
+      const graceThenGiveUp = (): void => {
+        clearTimeout(wait.timer);
+        wait.timer = setTimeout(giveUp, closeGraceMs());
+        wait.timer.unref();
+      };
+      if (gone.signal.aborted) graceThenGiveUp();
+      else gone.signal.addEventListener('abort', graceThenGiveUp, { once: true });
       w.opaqueVar(a.cookie, COOKIE_MAX);
     },
   }),
@@ -219,7 +237,7 @@ export const migrationProcedures: readonly Procedure[] = [
       const hv = ctx.server.hv;
       const info = resolve(hv, a.dom);
       const waiting = confirmingOf(ctx.server);
-      clearTimeout(waiting.get(info.uuid));
+      clearTimeout(waiting.get(info.uuid)?.timer);
       waiting.delete(info.uuid);
       const { migrateConfirm } = await import('../../lifecycle/migrate/source.js');
       const outcome = await migrateConfirm(hv.env, info.uuid, a.cancelled !== 0);
