@@ -2,6 +2,7 @@
 import type { DensityResult } from './density.js';
 import type { DevicesResult } from './devices.js';
 import type { LibvirtResult } from './libvirt.js';
+import type { MigrationResult } from './migration.js';
 import type { LabelScale, ReconcileScale } from './scale.js';
 import type { StepTimes } from './start-steps.js';
 import type { CliStepsResult, StartupResult } from './startup.js';
@@ -42,6 +43,7 @@ export interface BenchResults {
   reconcile?: ReconcileScale;
   density?: DensityResult | { skipped: string };
   devices?: DevicesResult | { skipped: string };
+  migration?: MigrationResult | { skipped: string };
   targets: Target[];
   skipped: string[];
   durationS: number;

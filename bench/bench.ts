@@ -10,6 +10,7 @@ import { isAlive, type ProcessIdentity } from '../src/host/proc.js';
 import { PASST } from '../src/network/passt.js';
 import { density, densityMemoryShort } from './density.js';
 import { devicesRuns } from './devices.js';
+import { migrationMissing, migrationRuns } from './migration.js';
 import { QEMU, guestSpec, guestXml, workDir, writeGuestXml } from './guest.js';
 import { installLibvirt, libvirtMissing } from './libvirt-host.js';
 import { LibvirtDaemons, libvirtRuns } from './libvirt.js';
@@ -76,7 +77,8 @@ async function main(opts: BenchOptions): Promise<number> {
 
   const sections = new Set<Section>(opts.sections);
   if (!existsSync(QEMU)) {
-    for (const s of ['raw', 'library', 'serve', 'cli', 'steps', 'libvirt', 'density', 'devices'] as const) sections.delete(s);
+    for (const s of ['raw', 'library', 'serve', 'cli', 'steps', 'libvirt', 'density', 'devices', 'migration'] as const)
+      sections.delete(s);
     log(`${QEMU} is not installed: only the start-up and scale sections run`);
   }
   const available: string[] = [];
@@ -207,6 +209,19 @@ async function main(opts: BenchOptions): Promise<number> {
         const why = `devices skipped: ${PASST} is not installed (Debian package passt)`;
         log(why);
         res.devices = { skipped: why };
+        skipped.push(why);
+      }
+    }
+    if (sections.has('migration')) {
+      const missing = migrationMissing();
+      const stack = available.includes('dac,landlock') ? 'dac,landlock' : headline;
+      if (missing === undefined) {
+        log(`migration: two svirt hosts (network namespaces, ${stack}) against raw QEMU between the same two, alternately`);
+        res.migration = await migrationRuns(ctx, stack);
+      } else {
+        const why = `migration skipped: ${missing}`;
+        log(why);
+        res.migration = { skipped: why };
         skipped.push(why);
       }
     }

@@ -1,6 +1,18 @@
 import { STACKS } from './svirt-setup.js';
 
-export const SECTIONS = ['startup', 'raw', 'library', 'serve', 'cli', 'steps', 'libvirt', 'scale', 'density', 'devices'] as const;
+export const SECTIONS = [
+  'startup',
+  'raw',
+  'library',
+  'serve',
+  'cli',
+  'steps',
+  'libvirt',
+  'scale',
+  'density',
+  'devices',
+  'migration',
+] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchOptions {

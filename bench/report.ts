@@ -1,5 +1,6 @@
 import { libvirtRow, med, mmm, who, type BenchResults, type Target } from './bench-results.js';
 import { cliVerbSummary, cliVerbTables, densityTable } from './report-cli.js';
+import { migrationSummary, migrationTables } from './report-migration.js';
 import { ms, ratio, table, verdict } from './stats.js';
 
 function loadRange(load: Record<string, number[]>): string {
@@ -169,6 +170,7 @@ export function markdown(res: BenchResults): string {
       parts.push(densityTable(d));
     }
   }
+  parts.push(...migrationTables(res));
   if (res.devices) {
     if ('skipped' in res.devices) parts.push(`### Start with devices\nskipped: ${res.devices.skipped}`);
     else {
@@ -286,5 +288,7 @@ export function summaryMarkdown(res: BenchResults): string {
         `\`svirt list\` with all of them running: ${lists}.`,
     );
   }
+  const mig = migrationSummary(res);
+  if (mig !== undefined) parts.push(mig);
   return parts.join('\n\n') + '\n';
 }

@@ -16,7 +16,9 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok ins
 # chromium: the report test opens svirt report's page headless and keeps a screenshot.
 # virt-manager + xvfb + xdotool: the virt-manager acceptance test (a real window under Xvfb, keys typed into its console).
 # virtinst, libvirt-dbus + dbus-daemon, ansible (community.libvirt) + python3-lxml: the drop-in tests drive them (docs/storage.md).
-for p in qemu-system-x86 qemu-utils gcc libc6-dev make python3 apparmor selinux-policy-default python3-selinux attr libvirt-clients python3-libvirt busybox-static qemu-guest-agent ovmf util-linux swtpm swtpm-tools iproute2 nftables dnsmasq-base passt chromium virtinst libvirt-dbus dbus-daemon ansible python3-lxml virt-manager xvfb xdotool; do
+# openssh-server + netcat-openbsd + gnutls-bin: the qemu+ssh and qemu+tls tests (a private sshd in a test namespace;
+# `nc -U` is libvirt's remote helper when virt-ssh-helper is absent; certtool makes the test certificates).
+for p in qemu-system-x86 qemu-utils gcc libc6-dev make python3 apparmor selinux-policy-default python3-selinux attr libvirt-clients python3-libvirt busybox-static qemu-guest-agent ovmf util-linux swtpm swtpm-tools iproute2 nftables dnsmasq-base passt chromium virtinst libvirt-dbus dbus-daemon ansible python3-lxml virt-manager xvfb xdotool openssh-server netcat-openbsd gnutls-bin; do
   have "$p" || need="$need $p"
 done
 if [ -n "$need" ]; then
@@ -29,6 +31,10 @@ if [ -n "$need" ]; then
   apt-get update -qq
   # shellcheck disable=SC2086
   apt-get install -y -qq --no-install-recommends $need >/dev/null
+  # The tests run their own sshd inside a namespace; a host sshd that the package just started is not wanted.
+  case " $need " in
+    *" openssh-server "*) command -v systemctl >/dev/null && systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true ;;
+  esac
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -46,7 +46,7 @@ export function appendAudit(db: Database, who: Identity, e: AuditEvent): void {
     who.gid,
     who.pid,
     who.context ?? null,
-    who.via,
+    who.via === 'tls' ? `tls:${who.tlsDn ?? '?'}` : who.via,
     e.guest ?? null,
     e.uuid ?? null,
     e.op,

@@ -129,7 +129,10 @@ export class AccessGuard {
 
   /** Makes the caller the owner of a guest that is new. */
   own(id: Identity, uuid: string): void {
-    setOwner(this.store.db, uuid, id.uid, id.gid);
+    // A TLS client has no local account to act as: its guests are root's (the entrypoint rules
+    // then bound their files as for root's guests), as libvirtd's TLS clients act for the daemon.
+    if (id.via === 'tls') setOwner(this.store.db, uuid, 0, 0);
+    else setOwner(this.store.db, uuid, id.uid, id.gid);
   }
 
   /** Appends one event to the trail (and a Linux audit record where the kernel takes one); never throws. */

@@ -1,13 +1,15 @@
 /**
  * Who asks: the identity of a caller of a management operation. The CLI's is the process's
  * own (real ids, supplementary groups, SELinux context); a `svirt serve` client's is what the
- * kernel says of the socket's peer (SO_PEERCRED, SO_PEERSEC). Room is left for the SSH user
- * and TLS certificate of remote hosts (issue 16).
+ * kernel says of the socket's peer (SO_PEERCRED, SO_PEERSEC). A client over `qemu+ssh://` is a
+ * socket peer like any other: sshd runs its helper as the authenticated user, so SO_PEERCRED's
+ * uid is the SSH user. A `qemu+tls://` client has no local account: it is the subject DN of the
+ * certificate the server verified (docs/remote.md).
  */
 import { readFileSync } from 'node:fs';
 
 /** Where the call came from. */
-export type CallerVia = 'cli' | 'socket-rw' | 'socket-ro';
+export type CallerVia = 'cli' | 'socket-rw' | 'socket-ro' | 'tls';
 
 export interface Identity {
   readonly uid: number;
@@ -21,7 +23,25 @@ export interface Identity {
   readonly via: CallerVia;
   /** Remote hosts (issue 16): the authenticated SSH user or TLS certificate DN. */
   readonly sshUser?: string;
+  /** A `tls` caller's verified certificate subject, in libvirt's form (`C=GB,O=Example,CN=admin`). */
   readonly tlsDn?: string;
+  /** A `tls` caller's address and port, for logs. */
+  readonly remote?: string;
+}
+
+/** The uid of a caller without a local account (a TLS client, a peer whose credentials cannot be read). */
+export const NOBODY_UID = 0xfffffffe;
+
+/** The identity of a TLS client: no uid, no groups; its verified certificate DN (undefined: none verified). */
+export function tlsIdentity(dn: string | undefined, remote: string): Identity {
+  return { uid: NOBODY_UID, gid: NOBODY_UID, groups: [], pid: 0, via: 'tls', remote, ...(dn === undefined ? {} : { tlsDn: dn }) };
+}
+
+/** How messages name a caller: `uid 1000`, or `TLS client "CN=admin" (10.0.0.2:40112)`. */
+export function callerName(id: Identity): string {
+  if (id.via === 'tls')
+    return `TLS client ${id.tlsDn === undefined ? '(no verified certificate)' : `"${id.tlsDn}"`}${id.remote ? ` (${id.remote})` : ''}`;
+  return `uid ${id.uid}`;
 }
 
 /** The type field of a SELinux context (`user:role:type:level`), undefined if there is none. */
@@ -68,5 +88,6 @@ export function groupsOfPid(pid: number): number[] {
 
 /** One line for logs and the audit trail: `uid 1000 gid 1000 pid 812 (staff_u:staff_r:staff_t:s0)`. */
 export function describeIdentity(id: Identity): string {
+  if (id.via === 'tls') return callerName(id);
   return `uid ${id.uid} gid ${id.gid} pid ${id.pid}${id.context ? ` (${id.context})` : ''}`;
 }

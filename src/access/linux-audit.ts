@@ -26,7 +26,8 @@ function field(v: string): string {
 /** The fields naming the guest, the labels and the caller, shared by every record kind. */
 const vmField = (e: AuditEvent): string => `vm=${field(e.guest ?? '?')} uuid=${e.uuid ?? '?'}`;
 const ctxField = (e: AuditEvent): string => (e.labels ?? []).map(field).join(',') || '?';
-const whoField = (id: Identity): string => `svirt-uid=${id.uid} svirt-via=${id.via}`;
+const whoField = (id: Identity): string =>
+  `svirt-uid=${id.uid} svirt-via=${id.via}${id.via === 'tls' ? ` svirt-dn=${field(id.tlsDn ?? '?')}` : ''}`;
 
 /** The record type and text of an event, in libvirt's wording (virDomainAudit*). */
 export function formatLinuxAudit(id: Identity, e: AuditEvent): [number, string] {

@@ -15,6 +15,7 @@ export const DOMAIN_PERMISSIONS = [
   'domain:hibernate',
   'domain:migrate',
   'domain:open-console',
+  'domain:open-graphics',
   'domain:snapshot',
   'domain:fs-freeze',
   'domain:delete',

@@ -5,7 +5,7 @@
  * read-only socket can only ever grant permissions that change nothing; on it, reading
  * (`getattr`, `read`, `search-domains`) stays open to every local user, as before rules.
  */
-import { selinuxType, type Identity } from './identity.js';
+import { callerName, selinuxType, type Identity } from './identity.js';
 import { READ_ONLY_PERMISSIONS, type Permission } from './permissions.js';
 import type { Rule, Rules } from './rules.js';
 
@@ -25,7 +25,7 @@ export interface Decision {
   readonly why: string;
 }
 
-function glob(pattern: string, s: string): boolean {
+export function glob(pattern: string, s: string): boolean {
   const re = new RegExp(
     `^${pattern
       .replace(/[.+^${}()|[\]\\]/g, '\\$&')
@@ -38,6 +38,11 @@ function glob(pattern: string, s: string): boolean {
 
 /** The rule names this caller (every caller selector it gives matches). */
 export function ruleMatchesCaller(rule: Rule, id: Identity): boolean {
+  // A TLS client has no local account: only a tls_dns rule names it, and such a rule names nobody else.
+  if (id.via === 'tls' || rule.tlsDns) {
+    const dn = id.via === 'tls' ? id.tlsDn : undefined;
+    return dn !== undefined && rule.tlsDns !== undefined && rule.tlsDns.some((p) => glob(p, dn));
+  }
   if (rule.users && !rule.users.some((u) => u === '*' || u === id.uid)) return false;
   if (rule.groups && !rule.groups.some((g) => g === id.gid || id.groups.includes(g))) return false;
   if (rule.selinuxTypes) {
@@ -49,6 +54,8 @@ export function ruleMatchesCaller(rule: Rule, id: Identity): boolean {
 
 function ruleSelectsGuest(rule: Rule, id: Identity, g: GuestFacts): boolean {
   const o = rule.guests.owner;
+  // A TLS client owns nothing as "self" (it has no uid; rules.ts makes its rules name an owner).
+  if (o === 'self' && id.via === 'tls') return false;
   if (o === 'self' ? g.owner !== id.uid : o !== 'any' && g.owner !== o) return false;
   if (rule.guests.names && !rule.guests.names.some((p) => glob(p, g.name))) return false;
   if (rule.guests.labels && !rule.guests.labels.some((p) => g.labels.some((l) => glob(p, l)))) return false;
@@ -66,6 +73,8 @@ export class Policy {
   }
 
   isAdmin(id: Identity): boolean {
+    // A TLS client is never the admin, whatever uid stands in for it: rules must name its DN.
+    if (id.via === 'tls') return false;
     return id.uid === 0 || id.uid === this.admin;
   }
 
@@ -77,7 +86,7 @@ export class Policy {
       ? { allowed: true, why: `rule "${r.name}" (line ${r.line})` }
       : {
           allowed: false,
-          why: `no rule${this.rules ? ` of ${this.rules.file}` : ' (no access rules file)'} admits uid ${id.uid}`,
+          why: `no rule${this.rules ? ` of ${this.rules.file}` : ' (no access rules file)'} admits ${callerName(id)}`,
         };
   }
 
@@ -96,7 +105,7 @@ export class Policy {
     if (ro) return { allowed: true, why: 'read-only socket' };
     return {
       allowed: false,
-      why: `uid ${id.uid} lacks ${perm}${guest ? ` on guest '${guest.name}' (owner uid ${guest.owner})` : ''}`,
+      why: `${callerName(id)} lacks ${perm}${guest ? ` on guest '${guest.name}' (owner uid ${guest.owner})` : ''}`,
     };
   }
 }

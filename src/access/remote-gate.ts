@@ -9,7 +9,7 @@ import { SvirtError } from '../errors.js';
 import { peerGroups, peerSec, type PeerCred } from '../host/native.js';
 import type { Store } from '../store/store.js';
 import { AccessGuard, guestLabels, privilegedLabels } from './guard.js';
-import { groupsOfPid, type Identity } from './identity.js';
+import { callerName, groupsOfPid, type Identity } from './identity.js';
 import type { Permission } from './permissions.js';
 import { Policy, type GuestFacts } from './policy.js';
 import { REMOTE_ACCESS } from './remote-table.js';
@@ -57,7 +57,17 @@ export class RemoteGate {
 
   /** Whether some rule may admit another user: only then is the read-write socket opened to all (0666). */
   get admitsOthers(): boolean {
-    return (this.guard.policy.rules?.rules.length ?? 0) > 0;
+    return (this.guard.policy.rules?.rules ?? []).some((r) => r.tlsDns === undefined);
+  }
+
+  /**
+   * Whether a TLS client may go past the handshake: some rule names its DN (the rules' tls_dns
+   * are libvirt's tls_allowed_dn_list). A refusal is recorded in the audit trail.
+   */
+  admitTls(id: Identity): { allowed: boolean; why: string } {
+    const d = this.guard.policy.admits(id);
+    if (!d.allowed) this.guard.record(id, { op: 'TLSHandshake', allowed: false, result: 'denied', why: d.why });
+    return d;
   }
 
   /** The client's identity as the kernel gives it at accept; undefined peer credentials make a nobody. */
@@ -78,11 +88,14 @@ export class RemoteGate {
 
   /** ConnectOpen on the read-write socket: the caller must be admitted (recorded when refused). */
   admitOpen(id: Identity): void {
-    if (id.via !== 'socket-rw') return;
+    if (id.via !== 'socket-rw' && id.via !== 'tls') return;
     const d = this.guard.policy.admits(id);
     if (d.allowed) return;
     this.guard.record(id, { op: 'ConnectOpen', allowed: false, result: 'denied', why: d.why });
-    throw new SvirtError('SVIRT_ERR_ACCESS_DENIED', `access denied: ${d.why} (read-write socket)`);
+    throw new SvirtError(
+      'SVIRT_ERR_ACCESS_DENIED',
+      `access denied: ${d.why} (${id.via === 'tls' ? 'TLS' : 'read-write socket'})`,
+    );
   }
 
   /** Whether the caller may see a guest (listing, lookups): `domain:getattr`. */
@@ -106,7 +119,7 @@ export class RemoteGate {
         permission: 'admin',
         allowed: false,
         result: 'denied',
-        why: `uid ${id.uid} is not the admin`,
+        why: `${callerName(id)} is not the admin`,
       });
       throw new SvirtError('SVIRT_ERR_ACCESS_DENIED', `access denied: ${proc}: only root or the server's user may do this`);
     }

@@ -6,6 +6,7 @@
 import type { ProcName } from '../remote/protocol.js';
 import type { Permission } from './permissions.js';
 import { DOMOPS_REMOTE_ACCESS } from './domops-access.js';
+import { GRAPHICS_REMOTE_ACCESS } from './graphics-access.js';
 import { STORAGE_REMOTE_ACCESS } from './storage-table.js';
 
 export interface ProcAccess {
@@ -136,5 +137,6 @@ export const REMOTE_ACCESS: Readonly<Record<ProcName, ProcAccess>> = {
   ConnectGetAllDomainStats: SEARCH,
   DomainReset: { perms: ['domain:reset'], guest: 'dom', audit: true },
   ...DOMOPS_REMOTE_ACCESS,
+  ...GRAPHICS_REMOTE_ACCESS,
   ...STORAGE_REMOTE_ACCESS,
 };

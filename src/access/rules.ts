@@ -35,6 +35,8 @@ export interface Rule {
   readonly users?: readonly (number | '*')[];
   readonly groups?: readonly number[];
   readonly selinuxTypes?: readonly string[];
+  /** TLS clients by their verified certificate DN (glob patterns, libvirt's tls_allowed_dn_list form). */
+  readonly tlsDns?: readonly string[];
   readonly permissions: ReadonlySet<Permission>;
   readonly guests: GuestSelector;
 }
@@ -128,7 +130,7 @@ function nameTable(path: string): Map<string, number> {
   return m;
 }
 
-const RULE_KEYS = new Set(['name', 'users', 'groups', 'selinux_types', 'permissions', 'guests']);
+const RULE_KEYS = new Set(['name', 'users', 'groups', 'selinux_types', 'tls_dns', 'permissions', 'guests']);
 const GUEST_KEYS = new Set(['owner', 'names', 'labels']);
 const TOP_KEYS = new Set(['rule', 'entrypoints']);
 
@@ -169,8 +171,25 @@ export function parseRules(text: string, file: string): Rules {
         fail(file, at('selinux_types'), `bad SELinux type ${JSON.stringify(v)}`);
       return v;
     });
-    if (u === undefined && g === undefined && st === undefined) {
-      fail(file, at(), `rule ${i + 1} names no caller (give users, groups or selinux_types; users = ["*"] for everyone)`);
+    const dns = strList('tls_dns')?.map((v) => {
+      // Printable text only: a DN is compared as the text libvirt shows (virt-pki-query-dn).
+      if (typeof v !== 'string' || v === '' || /[\x00-\x1f\x7f]/.test(v))
+        fail(file, at('tls_dns'), `bad DN pattern ${JSON.stringify(v)}`);
+      return v;
+    });
+    if (u === undefined && g === undefined && st === undefined && dns === undefined) {
+      fail(
+        file,
+        at(),
+        `rule ${i + 1} names no caller (give users, groups, selinux_types or tls_dns; users = ["*"] for everyone)`,
+      );
+    }
+    if (dns !== undefined && (u !== undefined || g !== undefined || st !== undefined)) {
+      fail(
+        file,
+        at('tls_dns'),
+        `rule ${i + 1}: tls_dns cannot be combined with users, groups or selinux_types (a TLS client has no local account)`,
+      );
     }
     const perms = new Set<Permission>();
     const pl = strList('permissions');
@@ -204,12 +223,20 @@ export function parseRules(text: string, file: string): Rules {
       const labels = globs('labels');
       guests = { owner, ...(names ? { names } : {}), ...(labels ? { labels } : {}) };
     }
+    if (dns !== undefined && guests.owner === 'self') {
+      fail(
+        file,
+        at('guests'),
+        `rule ${i + 1}: a tls_dns rule must give guests.owner ("any", a user or a uid): a TLS client owns no guests`,
+      );
+    }
     return {
       name,
       line: at() ?? 0,
       ...(u ? { users: u } : {}),
       ...(g ? { groups: g } : {}),
       ...(st ? { selinuxTypes: st } : {}),
+      ...(dns ? { tlsDns: dns } : {}),
       permissions: perms,
       guests,
     };

@@ -54,6 +54,15 @@ const VALUED = new Set([
   'migrateuri',
   'listen-address',
   'xml',
+  // serve --listen tls (src/cli/commands/serve.ts)
+  'listen',
+  'port',
+  'tls-dir',
+  'ca-file',
+  'cert-file',
+  'key-file',
+  'crl-file',
+  'handshake-timeout',
 ]);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {

@@ -132,6 +132,8 @@ ${DOMOPS_USAGE}
   audit [--guest NAME] [--since T] [--limit N]   the audit trail: who did what to which guest, newest last
   audit --kernel [--guest NAME] [--since T] [--audit-log PATH]   the kernel's SELinux/AppArmor denials, by guest label
   serve [--socket PATH] [--debug]   libvirt's remote protocol for virsh/python-libvirt (plus a PATH-ro twin)
+  serve --listen tls [--listen-address A] [--port 16514] [--tls-dir DIR]
+                                    also qemu+tls:// clients (x509 in libvirt's layout; docs/remote.md)
         [--max-clients N] [--max-readonly-clients N] [--idle-timeout S]
 ${STORAGE_USAGE}`;
 

@@ -16,6 +16,7 @@
  */
 import type { Socket } from 'node:net';
 import { peerCred, type PeerCred } from '../host/native.js';
+import { describeIdentity, type Identity } from '../access/identity.js';
 import { RemoteError, toWireError, VirErr, VirFrom } from './errors.js';
 import { procName, type ClientSession, type Procedure, type ServerServices } from './procedures/index.js';
 import type { StreamHandler, StreamOut } from './procedures/types.js';
@@ -40,6 +41,7 @@ import type { ByteBudget, ClientLimits } from './limits.js';
 import { formatBytes } from '../host/read-input.js';
 import { XdrError, XdrReader, XdrWriter } from './xdr.js';
 import { QEMU_PROGRAM, tableKey } from './domops-protocol.js';
+import { ReplyWriter, localUnixFd } from './reply-writer.js';
 
 /** Calls of one client running at once; past this the server reads no further frame of it (libvirt's max_client_requests is 5). */
 const MAX_IN_FLIGHT = 16;
@@ -54,6 +56,8 @@ export interface ConnectionOptions {
   readonly id: number;
   readonly socket: Socket;
   readonly roSocket: boolean;
+  /** Given for a TLS client (its certificate's DN); socket clients' comes from SO_PEERCRED. */
+  readonly identity?: Identity;
   readonly services: ServerServices;
   readonly table: ReadonlyMap<number, Procedure>;
   /** Brings the store in line with reality before a call that reads or changes guest state. */
@@ -113,11 +117,21 @@ export class RemoteConnection {
   private readonly beforeReply = new Map<number, Buffer[]>();
   private readonly closeHooks: (() => void)[] = [];
   private readonly label: string;
+  /** Every write to the client goes through it (fds passed with a reply keep their place). */
+  private readonly out: ReplyWriter;
+  /** fds a running call will send with its reply, by serial. */
+  private readonly replyFds = new Map<number, readonly number[]>();
 
   constructor(o: ConnectionOptions) {
     this.o = o;
-    const peer = readPeer(o.socket, o.log);
-    const identity = o.services.access.identify(socketFd(o.socket), peer, o.roSocket);
+    const peer = o.identity ? undefined : readPeer(o.socket, o.log);
+    this.out = new ReplyWriter(
+      o.socket,
+      localUnixFd(o.socket, socketFd(o.socket)),
+      (why) => this.fail(why, 'refused'),
+      () => this.resume(),
+    );
+    const identity = o.identity ?? o.services.access.identify(socketFd(o.socket), peer, o.roSocket);
     const canSee = o.services.access.canSee(identity);
     this.session = {
       id: o.id,
@@ -136,9 +150,12 @@ export class RemoteConnection {
         maySee: (uuid) => canSee({ name: '', uuid }),
       },
       openStream: (serial, proc, make) => this.openStream(serial, proc, make),
+      canPassFds: this.out.canPassFds,
+      replyFds: (serial, fds) => this.replyFds.set(serial, fds),
       onClose: (fn) => this.closeHooks.push(fn),
     };
-    this.label = `client ${o.id}${peer ? ` (pid ${peer.pid} uid ${peer.uid})` : ''}${o.roSocket ? ' [ro]' : ''}`;
+    const who = o.identity ? ` (${describeIdentity(o.identity)})` : peer ? ` (pid ${peer.pid} uid ${peer.uid})` : '';
+    this.label = `client ${o.id}${who}${o.roSocket ? ' [ro]' : ''}`;
     if (o.debug) o.log(`${this.label}: connected`);
     o.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     o.socket.on('error', (err) => {
@@ -146,6 +163,7 @@ export class RemoteConnection {
     });
     o.socket.on('close', () => {
       this.ended = true;
+      this.out.close(); // fds of calls still running are closed when they reply
       this.release();
       o.services.events?.drop(this.session.sink);
       for (const st of this.streams.values()) st.abort();
@@ -204,7 +222,7 @@ export class RemoteConnection {
     return (
       this.inFlight >= MAX_IN_FLIGHT ||
       this.inFlightBytes >= this.o.limits.inFlightBytesMax ||
-      this.o.socket.writableLength > this.o.limits.outputBytesMax
+      this.out.pending > this.o.limits.outputBytesMax
     );
   }
 
@@ -293,6 +311,19 @@ export class RemoteConnection {
       this.onStream(h, frame.subarray(r.offset));
       return false;
     }
+    if (h.type === MessageType.CALL_WITH_FDS) {
+      // Its fds follow as bytes on the stream, which Node's reads drop (the kernel closes them):
+      // nothing after this call could be framed, so the client ends.
+      this.failWithReply(
+        h,
+        new RemoteError(
+          VirErr.ARGUMENT_UNSUPPORTED,
+          VirFrom.RPC,
+          'svirt takes no file descriptors from clients (a call with fds)',
+        ),
+      );
+      return false;
+    }
     if (h.type !== MessageType.CALL || h.status !== MessageStatus.OK) {
       this.failWithReply(
         h,
@@ -363,12 +394,18 @@ export class RemoteConnection {
 
   /** Sends the reply of call `h`: the body, or `failure` as a remote_error. */
   private reply(h: MessageHeader, body: XdrWriter | undefined, failure?: unknown): void {
-    if (this.ended) return;
+    const fds = this.replyFds.get(h.serial);
+    this.replyFds.delete(h.serial);
+    if (this.ended) return fds && this.out.discard(fds);
     const w = new XdrWriter(64 + (body?.length ?? 0));
     const status = failure === undefined ? MessageStatus.OK : MessageStatus.ERROR;
-    beginFrame(w, { prog: h.prog, vers: h.vers, proc: h.proc, type: MessageType.REPLY, serial: h.serial, status });
+    // A call that failed sends no fds (they are closed); one that has fds announces their count.
+    const withFds = fds !== undefined && failure === undefined && body !== undefined;
+    const type = withFds ? MessageType.REPLY_WITH_FDS : MessageType.REPLY;
+    beginFrame(w, { prog: h.prog, vers: h.vers, proc: h.proc, type, serial: h.serial, status });
     let frame: Buffer;
     try {
+      if (withFds) w.uint(fds.length);
       if (failure === undefined && body) w.raw(body.toBuffer());
       else writeError(w, toWireError(failure));
       frame = endFrame(w);
@@ -385,12 +422,18 @@ export class RemoteConnection {
       });
       writeError(e, toWireError(err));
       frame = endFrame(e);
+      if (fds) this.out.discard(fds);
+      return this.out.write(frame);
     }
-    this.o.socket.write(frame);
+    if (withFds) this.out.writeWithFds(frame, fds);
+    else {
+      if (fds) this.out.discard(fds);
+      this.out.write(frame);
+    }
     const held = this.beforeReply.get(h.serial);
     if (held) {
       this.beforeReply.delete(h.serial);
-      for (const f of held) this.o.socket.write(f);
+      for (const f of held) this.out.write(f);
     }
   }
 
@@ -440,7 +483,7 @@ export class RemoteConnection {
         return socketBacklog();
       },
     };
-    const socketBacklog = (): number => this.o.socket.writableLength;
+    const socketBacklog = (): number => this.out.pending;
     this.beforeReply.set(serial, []);
     this.streams.set(serial, make(out));
   }
@@ -460,7 +503,7 @@ export class RemoteConnection {
     if (body) w.raw(body);
     const held = this.beforeReply.get(serial);
     if (held) held.push(endFrame(w));
-    else this.o.socket.write(endFrame(w));
+    else this.out.write(endFrame(w));
   }
 
   /**
@@ -469,8 +512,8 @@ export class RemoteConnection {
    */
   private sendMessage(proc: number, body: XdrWriter): void {
     if (this.ended) return;
-    if (this.o.socket.writableLength > EVENT_BACKLOG) {
-      this.o.log(`${this.label}: ${formatBytes(this.o.socket.writableLength)} of events unread; closing the connection`);
+    if (this.out.pending > EVENT_BACKLOG) {
+      this.o.log(`${this.label}: ${formatBytes(this.out.pending)} of events unread; closing the connection`);
       return this.end();
     }
     const w = new XdrWriter(64 + body.length);
@@ -483,7 +526,7 @@ export class RemoteConnection {
       status: MessageStatus.OK,
     });
     w.raw(body.toBuffer());
-    this.o.socket.write(endFrame(w));
+    this.out.write(endFrame(w));
   }
 
   private onKeepalive(h: MessageHeader, r: XdrReader): void {
@@ -500,7 +543,7 @@ export class RemoteConnection {
         serial: 0,
         status: MessageStatus.OK,
       });
-      if (!this.ended) this.o.socket.write(endFrame(w));
+      if (!this.ended) this.out.write(endFrame(w));
     } else if (h.proc !== KEEPALIVE_PROC_PONG) {
       this.fail(`unknown keepalive procedure ${h.proc}`);
     }
@@ -526,7 +569,7 @@ export class RemoteConnection {
     this.release();
     // Nothing more is read: what such a client goes on sending would only be allocated to be dropped.
     this.o.socket.pause();
-    this.o.socket.end();
+    this.out.end();
     setTimeout(() => this.o.socket.destroy(), 2000).unref();
   }
 }

@@ -5,6 +5,7 @@
  * libvirt's without the REMOTE_PROC_ prefix.
  */
 import { DomopsProc } from './domops-protocol.js';
+import { GraphicsProc } from './graphics-protocol.js';
 import { STORAGE_PROCS } from './storage-protocol.js';
 import { XdrError, XdrWriter, type XdrReader } from './xdr.js';
 
@@ -42,6 +43,7 @@ export const AUTH_NONE = 0;
 
 /** VIR_DRV_FEATURE_* numbers a client asks about with ConnectSupportsFeature. */
 export const Feature = {
+  FD_PASSING: 8,
   PROGRAM_KEEPALIVE: 10,
   REMOTE_EVENT_CALLBACK: 14,
   REMOTE_CLOSE_CALLBACK: 15,
@@ -131,6 +133,7 @@ export const Proc = {
   NodeGetCPUMap: 293,
   DomainReset: 245,
   ...DomopsProc,
+  ...GraphicsProc,
   ...STORAGE_PROCS,
   DomainMigrateBegin3Params: 302,
   DomainMigratePrepare3Params: 303,

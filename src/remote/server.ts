@@ -20,6 +20,8 @@ import { connectUri, qemuVersion } from './host-info.js';
 import { ByteBudget, DEFAULT_LIMITS, clientLimits, type ClientLimits, type ServeLimits } from './limits.js';
 import { procedureTable, type ServerServices } from './procedures/index.js';
 import { claimPath, listenAt } from './socket-path.js';
+import type { Identity } from '../access/identity.js';
+import type { TlsListenOptions, TlsListener } from './tls-listener.js';
 
 export { defaultSocketPath, listening } from './socket-path.js';
 
@@ -33,6 +35,8 @@ export interface RemoteServerOptions {
   readonly debug?: boolean;
   /** Caps on clients, request bytes and idle time (default DEFAULT_LIMITS). */
   readonly limits?: ServeLimits;
+  /** Also listen for `qemu+tls://` clients (tls-listener.ts). */
+  readonly tls?: Pick<TlsListenOptions, 'host' | 'port' | 'creds' | 'verifyClient' | 'handshakeTimeoutMs' | 'maxPending'>;
 }
 
 export class RemoteServer {
@@ -59,10 +63,13 @@ export class RemoteServer {
   private next: Promise<boolean> | undefined;
   private notify: ExitNotifyListener | undefined;
   private readonly events: DomainEventHub;
+  private readonly tlsOptions: RemoteServerOptions['tls'];
+  private tlsListener: TlsListener | undefined;
 
   constructor(o: RemoteServerOptions) {
     this.hv = o.hv;
     this.socketPath = o.socketPath;
+    this.tlsOptions = o.tls;
     this.roSocketPath = `${o.socketPath}-ro`;
     this.log = o.log ?? (() => undefined);
     this.debug = o.debug ?? false;
@@ -90,6 +97,11 @@ export class RemoteServer {
   /** The socket the state dir's monitors tell this server on that QEMU exited (exit-notify-listener.ts). */
   get notifyPath(): string | undefined {
     return this.notify?.path;
+  }
+
+  /** The TCP port of the TLS listener, undefined without one. */
+  get tlsPort(): number | undefined {
+    return this.tlsListener?.port;
   }
 
   async listen(): Promise<void> {
@@ -121,6 +133,17 @@ export class RemoteServer {
       server.on('error', (err) => this.log(`socket "${path}": ${err.message}`));
       await listenAt(server, path, mode);
       this.servers.push(server);
+    }
+    if (this.tlsOptions) {
+      const { TlsListener } = await import('./tls-listener.js');
+      this.tlsListener = await TlsListener.open({
+        ...this.tlsOptions,
+        hasRoom: () => this.clients.size < this.limits.maxClients,
+        admit: (id) => this.services.access.admitTls(id),
+        serve: (socket, id) => this.accept(socket, false, id),
+        log: this.log,
+        debug: this.debug,
+      });
     }
     if (this.limits.idleTimeoutMs > 0) {
       const every = Math.max(100, Math.min(1000, this.limits.idleTimeoutMs / 4));
@@ -166,11 +189,13 @@ export class RemoteServer {
     return false;
   }
 
-  private accept(socket: Socket, ro: boolean): void {
+  /** `identity`: a TLS client's, established by its handshake (socket clients': SO_PEERCRED at accept). */
+  private accept(socket: Socket, ro: boolean, identity?: Identity): void {
     if (!this.admit(socket, ro)) return;
     const c = new RemoteConnection({
       id: this.nextId++,
       socket,
+      ...(identity ? { identity } : {}),
       roSocket: ro,
       services: this.services,
       table: this.table,
@@ -234,6 +259,8 @@ export class RemoteServer {
     clearInterval(this.idleTimer);
     this.events.close();
     const closed = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    const tlsClosed = this.tlsListener?.close();
+    this.tlsListener = undefined;
     // Cleanups under way answer their monitors; past the grace the monitors run their hooks.
     const notified = this.notify?.close(graceMs);
     this.notify = undefined;
@@ -244,7 +271,7 @@ export class RemoteServer {
       clearTimeout(timer);
     }
     for (const c of this.clients) c.destroy();
-    await Promise.all([...closed, notified]);
+    await Promise.all([...closed, notified, tlsClosed]);
     this.servers.length = 0;
     for (const path of [this.socketPath, this.roSocketPath]) {
       // net.Server.close() unlinks its socket; this catches a path left by an earlier failure.

@@ -273,6 +273,9 @@ export class Store implements LabelMemory, LabelReservations {
             'ON CONFLICT(uuid) DO UPDATE SET xml = excluded.xml',
         )
         .run(d.uuid, d.name, d.xml, Date.now());
+      // A running transient guest that gets a definition is persistent from now on (as
+      // libvirt's define, and a migration's --persistent): the mirror of undefine below.
+      this.db.prepare('UPDATE running SET persistent = 1 WHERE uuid = ?').run(d.uuid);
     });
   }
 

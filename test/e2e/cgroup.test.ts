@@ -217,6 +217,36 @@ describe('a cgroup per guest', { skip: skip() }, () => {
     assert.equal(readRunning(g.dir).length, 0);
   });
 
+  it("another state dir's guest with the same uuid: the start is refused and leaves the first guest and its cgroup alone", async (t) => {
+    const a = await guest(t, 'cg-same');
+    await svirtOk(a.dir, [...STACK, 'start', 'cg-same', '--paused']);
+    const first = readRunning(a.dir)[0];
+    assert.ok(first?.pid);
+    const uuid = a.uuid();
+    const dirs = [...cgroupOf(first.pid).values()].filter((d) => d.endsWith(`/svirt-${uuid}`));
+    assert.ok(dirs.length > 0);
+    // The same definition (same uuid) in a second state dir, whose image is its own.
+    const b = scratch(t, 'svirt-cgroup-');
+    const img = makeImage(join(b, 'cg-same.img'));
+    const xml = readFileSync(join(a.dir, 'cg-same.xml'), 'utf8').replace(/<source file='[^']*'/, `<source file='${img}'`);
+    const xmlWithUuid = xml.replace('<name>cg-same</name>', `<name>cg-same</name>\n  <uuid>${uuid}</uuid>`);
+    const r = await svirt(b, [...STACK, 'create', writeDomain(b, 'cg-same', xmlWithUuid), '--paused']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /^error: the cgroup ".*\/svirt-[0-9a-f-]+" exists and is not this state dir's .*: left alone\n$/);
+    assert.equal(readRunning(b).length, 0);
+    assert.deepEqual(existsSync(join(b, 'cgroups')) ? readdirSync(join(b, 'cgroups')) : [], []);
+    await svirtOk(b, [...STACK, 'reconcile']);
+    // The first guest runs on in its cgroup.
+    assert.doesNotThrow(() => process.kill(first.pid as number, 0));
+    for (const d of dirs) assert.ok(existsSync(d), `${d} is still there`);
+    assert.deepEqual(
+      [...cgroupOf(first.pid).values()].filter((d) => d.endsWith(`/svirt-${uuid}`)),
+      dirs,
+    );
+    await svirtOk(a.dir, ['destroy', 'cg-same']);
+    assert.deepEqual(leftovers(uuid), []);
+  });
+
   it('a limit the kernel refuses fails the start in one line and leaves nothing', async (t) => {
     const g = await guest(t, 'cg-bad', false);
     const xml = readFileSync(join(g.dir, 'cg-bad.xml'), 'utf8').replace(

@@ -23,6 +23,8 @@ export interface TestHost {
   readonly stateDir: string;
   /** Its dynamic DAC ids (SVIRT_DAC_RANGE), disjoint from every other test host's. */
   readonly dacRange: string;
+  /** The environment svirt gets on this host (its DAC range, its cgroup parent), for tests that run svirt themselves. */
+  readonly env: Readonly<Record<string, string>>;
   /** The svirt CLI on this host (inside its namespace, with its state dir and id range). */
   svirt(args: readonly string[], env?: Record<string, string>): Promise<CliResult>;
   svirtOk(args: readonly string[], env?: Record<string, string>): Promise<string>;
@@ -127,6 +129,7 @@ function host(
     addr,
     stateDir,
     dacRange,
+    env: hostEnv,
     uri: `qemu+unix:///system?socket=${socket}`,
     svirt: run,
     async svirtOk(args, env) {

@@ -19,7 +19,7 @@ import {
   type GuestController,
   type Hierarchy,
 } from './layout.js';
-import { cgroupJournalPath, readJournal, type CgroupDir, type CgroupJournal } from './journal.js';
+import { cgroupJournalPath, readJournal, writeJournal, type CgroupDir, type CgroupJournal } from './journal.js';
 import { blockDeviceNumber, pidsMax, v1Writes, v2Writes, type ControlWrite } from './settings.js';
 
 /** The plan for a guest: where its cgroup goes and what it holds (made by makeGuestCgroup; printed by profile). */
@@ -121,6 +121,7 @@ function describe(w: readonly ControlWrite[], c: string): string {
 export function makeGuestCgroup(stateDir: string, plan: CgroupPlan, crash: (point: string) => void): void {
   const journal = cgroupJournalPath(stateDir, plan.uuid);
   mkdirSync(join(stateDir, 'cgroups'), { recursive: true, mode: 0o700 });
+  refuseForeign(stateDir, plan);
   const record: CgroupJournal = {
     uuid: plan.uuid,
     layout: plan.layout,
@@ -131,13 +132,15 @@ export function makeGuestCgroup(stateDir: string, plan: CgroupPlan, crash: (poin
   };
   writeFileSync(journal, JSON.stringify(record), { mode: 0o600 });
   crash('start:cgroup-journaled');
+  const made: CgroupDir[] = [];
   try {
     for (const d of plan.dirs) {
-      if (existsSync(d.dir)) removeDir(d.dir); // a leftover of this uuid: it must not carry old settings or processes
+      if (existsSync(d.dir)) removeDir(d.dir); // this state dir's leftover (refuseForeign): no old settings or processes
       const parent = join(d.dir, '..');
       if (!existsSync(parent)) mkdirSync(parent, { recursive: true });
       if (d.version === 2 && plan.enable.length > 0 && plan.v2Mount) enableControllers(plan.v2Mount, parent, plan.enable);
       mkdirOne(d.dir);
+      made.push(d);
     }
     crash('start:cgroup-made');
     for (const w of plan.writes) {
@@ -154,17 +157,46 @@ export function makeGuestCgroup(stateDir: string, plan: CgroupPlan, crash: (poin
       else applyDevicesV2(d.dir, plan.rules);
     }
   } catch (err) {
-    removeGuestCgroupNow(stateDir, plan.uuid);
+    removeMade(stateDir, record, made);
     throw err;
   }
 }
 
-/** The same, for a start that failed before any process joined. */
-function removeGuestCgroupNow(stateDir: string, uuid: string): void {
-  const j = readJournal(stateDir, uuid);
-  if (!j) return;
-  for (const d of j.dirs) if (existsSync(d.dir)) removeDir(d.dir);
-  unlinkSync(cgroupJournalPath(stateDir, uuid));
+/**
+ * A guest's cgroup is `svirt-UUID` under svirt's own, so another svirt (another state dir)
+ * running a guest of the same uuid on this host has the same directory. Only a directory this
+ * state dir's journal names is ours to remove (a leftover of a crashed start); any other one
+ * refuses the start before the journal names it, so neither this start's undo nor a later
+ * reconcile ever empties (kills) or removes the other svirt's guest.
+ */
+function refuseForeign(stateDir: string, plan: CgroupPlan): void {
+  const ours = new Set((readJournal(stateDir, plan.uuid)?.dirs ?? []).map((d) => d.dir));
+  for (const d of plan.dirs) {
+    if (existsSync(d.dir) && !ours.has(d.dir)) {
+      throw new SvirtError(
+        'SVIRT_ERR_CGROUP',
+        `the cgroup "${d.dir}" exists and is not this state dir's (another svirt runs a guest with uuid ${plan.uuid}?): left alone`,
+      );
+    }
+  }
+}
+
+/**
+ * A start that failed before any process joined: removes the directories this call made (not
+ * one another svirt made between the check and mkdir), then the journal, or leaves the journal
+ * naming only what could not be removed.
+ */
+function removeMade(stateDir: string, record: CgroupJournal, made: readonly CgroupDir[]): void {
+  const left = made.filter((d) => {
+    try {
+      removeDir(d.dir);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (left.length === 0) unlinkSync(cgroupJournalPath(stateDir, record.uuid));
+  else writeJournal(stateDir, { ...record, dirs: left });
 }
 
 function removeDir(dir: string): void {

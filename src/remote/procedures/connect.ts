@@ -84,9 +84,11 @@ export const connectProcedures: readonly Procedure[] = [
     decode: (r) => r.int(),
     run: (ctx, feature, w) => {
       if (DAEMON_FEATURES.has(feature)) return void w.int(1);
+      // Over a local UNIX socket only (a TCP or TLS one cannot carry fds).
+      if (feature === Feature.FD_PASSING) return void w.int(ctx.client.canPassFds ? 1 : 0);
       if (!ctx.client.opened) throw new RemoteError(VirErr.INTERNAL_ERROR, VirFrom.RPC, 'connection not open');
       if (MIGRATION_FEATURES.has(feature)) return void w.int(1); // docs/migration.md
-      w.int(0); // no fd passing or typed-string params
+      w.int(0); // no typed-string params
     },
   }),
   procedure('ConnectOpen', {

@@ -2,6 +2,12 @@
 import { domainOpsProcedures } from './domain-ops.js';
 import { qemuProgramProcedures } from './qemu-program.js';
 import { screenshotProcedures } from './screenshot-stream.js';
+import { graphicsProcedures } from './graphics.js';
 import type { Procedure } from './types.js';
 
-export const domopsProcedures: readonly Procedure[] = [...domainOpsProcedures, ...qemuProgramProcedures, ...screenshotProcedures];
+export const domopsProcedures: readonly Procedure[] = [
+  ...domainOpsProcedures,
+  ...qemuProgramProcedures,
+  ...screenshotProcedures,
+  ...graphicsProcedures,
+];

@@ -31,6 +31,13 @@ export interface ClientSession {
    * uses them): `make` gets the client's end and returns what handles the client's data.
    */
   openStream(serial: number, proc: number, make: (out: StreamOut) => StreamHandler): void;
+  /** The connection is a local UNIX socket: fds can be passed to the client (SCM_RIGHTS). */
+  readonly canPassFds: boolean;
+  /**
+   * Sends `fds` with the reply of call `serial` (REPLY_WITH_FDS). The connection owns them from
+   * now on: it closes them once sent, or when the call fails or the client goes.
+   */
+  replyFds(serial: number, fds: readonly number[]): void;
   /** Runs `fn` once the client is gone (an incoming migration it prepared and never finished goes). */
   onClose(fn: () => void): void;
 }
