@@ -49,6 +49,7 @@ export const MIGRATION_CRASH_POINTS = [
   'migrate-in:loaded',
   'migrate-in:journaled',
   'migrate-in:took-image',
+  'migrate-in:attached',
   'migrate-in:resumed',
 ] as const;
 

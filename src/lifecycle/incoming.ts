@@ -24,6 +24,8 @@ export interface Incoming {
 export interface IncomingMigration {
   /** Resources opened for QEMU now but labelled only at the handover (the shared images). */
   readonly labelLater: (r: GuestResource) => boolean;
+  /** Of those, the images QEMU gets no fd for at start: a placeholder until Finish attaches them (migrate/attach-later.ts). */
+  readonly attachLater?: (r: GuestResource) => boolean;
 }
 
 /** Waits until QEMU has loaded the incoming state, then lets the guest run unless it stays paused. */

@@ -124,7 +124,7 @@ export async function startGuest(
     });
     crashPoint(incoming ? 'restore:labelled' : 'start:labelled');
     const layout = new FdLayout();
-    const fdsets = openDisks(live, resources, files, layout);
+    const fdsets = openDisks(live, resources, files, layout, migration?.attachLater);
     const chardevFds = chardevEntries(live, opened.io, layout, fdsets.size);
     // ptys allocated and labelled by svirt, relayed by the monitor (pty-relay.ts)
     const ptys = allocatePtys(live, files, socketLabels?.listen);
@@ -253,6 +253,7 @@ function openDisks(
   resources: readonly GuestResource[],
   files: OpenFiles,
   layout: FdLayout,
+  attachLater?: (r: GuestResource) => boolean,
 ): Map<string, FdSetEntry> {
   const fdsets = new Map<string, FdSetEntry>();
   let set = 1;
@@ -261,15 +262,11 @@ function openDisks(
     for (const layer of diskLayers(disk)) {
       const r = own[layer.index];
       if (!r?.handle) throw new SvirtError('SVIRT_ERR_INTERNAL', `disk ${disk.target.dev} layer ${layer.index} was not opened`);
-      const fd = files.fd(r.handle.reopen(layer.readonly ? constants.O_RDONLY : constants.O_RDWR));
-      const block = r.handle.kind === 'block';
-      fdsets.set(layer.key, {
-        fd: layout.add(fd),
-        set: set++,
-        path: r.path,
-        readonly: layer.readonly,
-        ...(block ? { block } : {}),
-      });
+      // A migration's shared image waits for Finish: no fd now, a placeholder of its size (migrate/attach-later.ts).
+      const wait = attachLater?.(r) === true ? { wait: r.handle.current().size } : undefined;
+      const fd = wait ? -1 : layout.add(files.fd(r.handle.reopen(layer.readonly ? constants.O_RDONLY : constants.O_RDWR)));
+      const block = r.handle.kind === 'block' ? { block: true } : {};
+      fdsets.set(layer.key, { fd, set: set++, path: r.path, readonly: layer.readonly, ...wait, ...block });
     }
   }
   return fdsets;

@@ -92,6 +92,7 @@ export function buildArgv(def: DomainDef, o: ArgvOptions): string[] {
   if (os.dtb !== undefined) argv.push('-dtb', os.dtb);
   if (os.loader !== undefined && os.loader.type !== 'pflash') argv.push('-bios', os.loader.path);
   for (const entry of o.fdsets.values()) {
+    if (entry.wait !== undefined) continue; // no fd yet: a placeholder node (blockdevNodes)
     argv.push('-add-fd', `fd=${entry.fd},set=${entry.set},opaque=${opaque(entry.path)}`);
   }
   for (const entry of o.chardevFds?.values() ?? []) {
@@ -154,17 +155,13 @@ export function blockdevNodes(disk: DiskDef, fdsets: ReadonlyMap<string, FdSetEn
   for (const layer of [...layers].reverse()) {
     const entry = fdsets.get(layer.key);
     if (!entry) throw new SvirtError('SVIRT_ERR_INTERNAL', `no fd was opened for disk ${disk.target.dev} layer ${layer.index}`);
-    nodes.push({
-      driver: entry.block ? 'host_device' : 'file',
-      filename: `/dev/fdset/${entry.set}`,
-      'node-name': layer.fileNode,
-      'read-only': layer.readonly,
-      'auto-read-only': false,
-      discard: 'unmap',
-    });
+    // A placeholder until a migration's Finish attaches the image (src/lifecycle/migrate/attach-later.ts).
+    const file =
+      entry.wait !== undefined ? placeholderNode(layer.fileNode, entry.wait) : fileNode(layer.fileNode, entry, layer.readonly);
+    nodes.push(file);
     const fmt: Record<string, unknown> = {
       driver: layer.format,
-      file: layer.fileNode,
+      file: file['node-name'],
       'node-name': layer.fmtNode,
       'read-only': layer.readonly,
     };
@@ -172,6 +169,28 @@ export function blockdevNodes(disk: DiskDef, fdsets: ReadonlyMap<string, FdSetEn
     nodes.push(fmt);
   }
   return nodes;
+}
+
+/** The file node of a layer, over its fdset. */
+export function fileNode(name: string, entry: Pick<FdSetEntry, 'block' | 'set'>, readonly: boolean): Record<string, unknown> {
+  return {
+    driver: entry.block ? 'host_device' : 'file',
+    filename: `/dev/fdset/${entry.set}`,
+    'node-name': name,
+    'read-only': readonly,
+    'auto-read-only': false,
+    discard: 'unmap',
+  };
+}
+
+/** The node-name of a file node's placeholder (a migration's destination, until Finish). */
+export function placeholderName(fileNode: string): string {
+  return `${fileNode}-wait`;
+}
+
+/** An empty node of the image's size, where the file node goes once the image is this guest's. */
+function placeholderNode(fileNode: string, size: number): Record<string, unknown> {
+  return { driver: 'null-co', size, 'read-zeroes': true, 'node-name': placeholderName(fileNode) };
 }
 
 function deviceArgs(def: DomainDef, disk: DiskDef, drive: string | undefined): string[] {

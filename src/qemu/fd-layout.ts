@@ -35,4 +35,9 @@ export interface FdSetEntry {
   readonly readonly: boolean;
   /** A block device (QEMU's host_device driver); else a regular file. */
   readonly block?: boolean;
+  /**
+   * Attached only at a migration's Finish (src/lifecycle/migrate/attach-later.ts): QEMU starts
+   * with an empty placeholder of this many bytes in the file node's place, and no fd.
+   */
+  readonly wait?: number;
 }

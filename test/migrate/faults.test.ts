@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { MIGRATION_CRASH_POINTS } from '../../src/lifecycle/crash-points.js';
 import { tempDir, waitFor } from '../helpers.js';
 import { hostsSkip, makeHosts, type TestHost } from '../support/hosts.js';
-import { ORIGINAL, assertRunsOn, reservations, makeDisk, traces, writeXmlFiles } from './support.js';
+import { ORIGINAL, assertRunsOn, qemuFdsOn, reservations, makeDisk, traces, writeXmlFiles } from './support.js';
 
 /** Where the guest must be once both hosts have reconciled: before the commit point on the source, after it on the destination. */
 const EXPECTED: Readonly<Record<string, 'source' | 'destination'>> = {
@@ -17,6 +17,7 @@ const EXPECTED: Readonly<Record<string, 'source' | 'destination'>> = {
   'migrate-in:loaded': 'source',
   'migrate-in:journaled': 'source',
   'migrate-in:took-image': 'destination',
+  'migrate-in:attached': 'destination',
   'migrate-in:resumed': 'destination',
 };
 
@@ -58,6 +59,12 @@ describe('migration faults: a crash at every step (issue 16)', { skip: hostsSkip
       );
       assert.notEqual(r.code, 0, `the migration did not complete normally: ${r.stdout}`);
       if (destCrash) assert.ok(await waitFor(() => !h2.serving(), 5000, 50), 'the destination serve died at its crash point');
+      if (point === 'migrate-in:loaded' || point === 'migrate-in:journaled') {
+        // The whole state arrived, the image is still the source's: the destination's QEMU holds no fd of it.
+        assert.equal(qemuFdsOn(h2, disk), 0, "the destination's QEMU has no fd of the image before it is its own");
+      }
+      if (point === 'migrate-in:attached')
+        assert.ok(qemuFdsOn(h2, disk) > 0, "the destination's QEMU got the image once it owned it");
       await h2.serve(); // a serve again, without the crash point
       const winner = await settle(h1, h2);
       assert.ok(

@@ -1,5 +1,5 @@
 /** A migratable guest for the migration tests: a disk on storage both test hosts share, a console socket per host. */
-import { chownSync, chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, chmodSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
@@ -89,6 +89,20 @@ export function qemuPid(h: TestHost): number {
   } finally {
     db.close();
   }
+}
+
+/** How many fds of QEMU's on host `h` name `file` (/proc/PID/fd): 0 while the image waits for Finish. */
+export function qemuFdsOn(h: TestHost, file: string): number {
+  const pid = qemuPid(h);
+  let n = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`) === file) n++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n;
 }
 
 /** QEMU's own word on the guest's run state (QMP query-status), on the monitor socket svirt bound. */

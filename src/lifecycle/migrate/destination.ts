@@ -17,7 +17,10 @@ import type { LifecycleEnv } from '../env.js';
 import { startGuest } from '../start.js';
 import { destroyGuest } from '../stop.js';
 import { decodeCookie, giveBack, handedOver, imageState, sameHolder, takenImages, type MigrationCookie } from './handover.js';
-import { listenOnce, socketFd, type Listener } from './transfer.js';
+import { assertProfileFree } from './apparmor-handover.js';
+import { attachImages, attachLaterFor } from './attach-later.js';
+import { streamEnd } from './stream-end.js';
+import { listenOnce, type Listener } from './transfer.js';
 
 export interface Prepared {
   readonly rec: RunningRecord;
@@ -53,11 +56,15 @@ export async function migratePrepare(
   if (env.store.getRunning(def.uuid))
     throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${def.name}' already runs on this host`);
   const persistent = env.store.getDefinedByUuid(def.uuid) !== undefined;
+  assertProfileFree(def, env.manager.names);
   const addr = streamAddress(opts.listen);
   const listener = await listenOnce(addr, opts.acceptMs ?? 60_000);
   let rec: RunningRecord;
   try {
-    rec = await startGuest(env, def, persistent, true, undefined, { labelLater: handedOver });
+    rec = await startGuest(env, def, persistent, true, undefined, {
+      labelLater: handedOver,
+      attachLater: attachLaterFor(env.manager.names),
+    });
   } catch (err) {
     listener.close();
     throw err;
@@ -74,16 +81,20 @@ export async function migratePrepare(
     throw err;
   }
   const streaming = listener.accepted.then(async (sock) => {
+    const live = parseDomainXml(rec.liveXml);
+    const end = streamEnd(sock, env.manager.hasLiveLabels(live) ? env.manager.socketLabels(live)?.listen : undefined);
     try {
       await env.withQmp(rec, async (q) => {
         // Images stay inactive until `cont`, which comes after the take-over (docs/migration.md).
         await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'late-block-activate', state: true }] });
-        await q.executeWithFds('getfd', { fdname: 'svirt-migrate' }, [socketFd(sock)]);
+        await q.executeWithFds('getfd', { fdname: 'svirt-migrate' }, [end.fd]);
         await q.execute('migrate-incoming', { uri: 'fd:svirt-migrate' });
       });
-    } finally {
-      sock.destroy();
+    } catch (err) {
+      end.abort();
+      throw err;
     }
+    end.handedOver();
   });
   streaming.catch(() => undefined); // Finish (or the abort) reports it
   return { rec, uri: `tcp:${addr.includes(':') ? `[${addr}]` : addr}:${listener.port}`, streaming, listener };
@@ -197,6 +208,9 @@ async function takeOver(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
       });
       crashPoint('migrate-in:took-image');
     }
+    // Only now does QEMU get the images it waits for (attach-later.ts): they are this guest's.
+    await env.withQmp(rec, (q) => attachImages(q, live, rec.resources));
+    crashPoint('migrate-in:attached');
   } catch (err) {
     await abortIncoming(env, env.store.getRunning(rec.uuid) ?? rec); // gives back what was taken
     throw err;

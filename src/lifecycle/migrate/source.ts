@@ -12,7 +12,9 @@ import type { LifecycleEnv } from '../env.js';
 import { requireRunning, type Guest } from '../guest.js';
 import { cleanup } from '../stop.js';
 import { decodeCookie, describeHandover, encodeCookie, showsHolder, takenImages, type MigrationCookie } from './handover.js';
-import { connectStream, parseStreamUri, socketFd } from './transfer.js';
+import { parseDomainXml } from '../../domain/index.js';
+import { streamEnd } from './stream-end.js';
+import { connectStream, parseStreamUri } from './transfer.js';
 
 /** Resources svirt cannot move yet: refused at Begin, before anything changes. */
 const NOT_MOVABLE: Readonly<Record<string, string>> = {
@@ -62,7 +64,7 @@ export async function migratePerform(
   guest: Guest,
   uri: string,
   cookie: Buffer,
-  opts: { live?: boolean; progress?: MigrationProgress; timeoutMs?: number } = {},
+  opts: { live?: boolean; progress?: MigrationProgress; timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<StreamStats> {
   const rec = requireRunning(guest);
   const described = decodeCookie(cookie, rec.uuid);
@@ -78,17 +80,21 @@ export async function migratePerform(
   crashPoint('migrate-out:journaled');
   try {
     const sock = await connectStream(target.host, target.port, 10_000);
+    const live = parseDomainXml(rec.liveXml);
+    const end = streamEnd(sock, env.manager.hasLiveLabels(live) ? env.manager.socketLabels(live)?.listen : undefined);
     try {
       await env.withQmp(rec, async (q) => {
         if (opts.live === false && !rec.paused) await q.execute('stop');
-        await q.executeWithFds('getfd', { fdname: 'svirt-migrate' }, [socketFd(sock)]);
+        await q.executeWithFds('getfd', { fdname: 'svirt-migrate' }, [end.fd]);
         await q.execute('migrate', { uri: 'fd:svirt-migrate' });
       });
-    } finally {
-      sock.destroy(); // QEMU has its own copy of the fd; closing svirt's sends nothing
+    } catch (err) {
+      end.abort();
+      throw err;
     }
+    end.handedOver(); // QEMU has its own copy of the fd; closing svirt's sends nothing
     crashPoint('migrate-out:streaming');
-    const stats = await waitMigrated(env, rec, opts.progress, opts.timeoutMs ?? 600_000);
+    const stats = await waitMigrated(env, rec, opts.progress, opts.timeoutMs ?? 600_000, opts.signal);
     env.store.updateOp(rec.uuid, {
       ...op,
       migration: { ...(op.migration as NonNullable<PendingOp['migration']>), phase: 'migrated' },
@@ -116,6 +122,7 @@ async function waitMigrated(
   rec: RunningRecord,
   progress: MigrationProgress | undefined,
   timeoutMs: number,
+  signal: AbortSignal | undefined,
 ): Promise<StreamStats> {
   const deadline = Date.now() + timeoutMs;
   return env.withQmp(rec, async (q) => {
@@ -133,6 +140,10 @@ async function waitMigrated(
       }
       if (st.status === 'failed' || st.status === 'cancelled') {
         throw new SvirtError('SVIRT_ERR_MIGRATE', `migrating '${rec.name}' failed: ${st['error-desc'] ?? st.status}`);
+      }
+      if (signal?.aborted === true) {
+        await q.execute('migrate_cancel');
+        throw new SvirtError('SVIRT_ERR_MIGRATE', `migrating '${rec.name}': the client that asked for it went away: cancelled`);
       }
       if (Date.now() > deadline) {
         await q.execute('migrate_cancel');

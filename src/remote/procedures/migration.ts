@@ -21,6 +21,38 @@ export const MIGRATION_FEATURES: ReadonlySet<number> = new Set([4, 6, 12, 13]);
 /** How long a prepared guest waits for its Finish before it is given up (a client that vanished). */
 const FINISH_DEADLINE_MS = 15 * 60_000;
 
+/**
+ * How long a source waits for the Confirm of a Perform that went through (a client that
+ * vanished or hangs); then the images decide, as after a crash. SVIRT_TEST_MIGRATE_CONFIRM_MS
+ * shortens it for tests.
+ */
+function confirmDeadlineMs(): number {
+  const v = Number(process.env['SVIRT_TEST_MIGRATE_CONFIRM_MS']);
+  return Number.isInteger(v) && v > 0 ? v : FINISH_DEADLINE_MS;
+}
+
+/**
+ * After the Perform's client went: how long the images are left to the destination's Finish,
+ * which may still run (it was sent before the client died) and is bounded well below this.
+ * Deciding at once could resume the source while that Finish takes the images.
+ */
+function closeGraceMs(): number {
+  return Math.min(confirmDeadlineMs(), 2 * 60_000);
+}
+
+interface ConfirmWait {
+  timer: NodeJS.Timeout;
+}
+
+/** The Confirm each source guest waits for, per server. */
+const confirming = new WeakMap<ServerServices, Map<string, ConfirmWait>>();
+
+function confirmingOf(s: ServerServices): Map<string, ConfirmWait> {
+  let m = confirming.get(s);
+  if (!m) confirming.set(s, (m = new Map()));
+  return m;
+}
+
 /** Guests prepared here and not yet finished, per server (the streams their Finish waits for). */
 const prepared = new WeakMap<ServerServices, Map<string, Prepared & { deadline: NodeJS.Timeout }>>();
 
@@ -132,13 +164,32 @@ export const migrationProcedures: readonly Procedure[] = [
       const uri = stringParam(a.params, 'migrate_uri');
       if (uri === undefined) throw new RemoteError(VirErr.INVALID_ARG, VirFrom.QEMU, 'migration: no migrate_uri parameter');
       const { migratePerform, repairMigrationOut } = await import('../../lifecycle/migrate/source.js');
-      await migratePerform(hv.env, info, uri, a.cookie, { live: (a.flags & peer.MigrateFlag.LIVE) !== 0 });
-      // A client that goes without its Confirm: the images decide, as after a crash (source.ts).
-      ctx.client.onClose(() => {
+      // A client that goes while the stream runs cancels it (the guest runs on here).
+      const gone = new AbortController();
+      ctx.client.onClose(() => gone.abort());
+      await migratePerform(hv.env, info, uri, a.cookie, { live: (a.flags & peer.MigrateFlag.LIVE) !== 0, signal: gone.signal });
+      // A client that goes without its Confirm, or sends none in time: the images decide, as after a crash (source.ts).
+      const waiting = confirmingOf(ctx.server);
+      const giveUp = (): void => {
+        if (waiting.get(info.uuid) !== wait) return; // confirmed meanwhile, or a later migration's
+        waiting.delete(info.uuid);
+        clearTimeout(wait.timer);
         const rec = hv.store.getRunning(info.uuid);
         if (rec?.pending?.op !== 'migrate-out' || rec.ownerPid !== process.pid) return;
+        hv.env.warn(`${rec.name}: no Confirm for its migration: the images decide where it runs`);
         repairMigrationOut(hv.env, rec).catch((e: unknown) => hv.env.warn(`${rec.name}: ${(e as Error).message}`));
-      });
+      };
+      const wait: ConfirmWait = { timer: setTimeout(giveUp, confirmDeadlineMs()) };
+      wait.timer.unref();
+      clearTimeout(waiting.get(info.uuid)?.timer);
+      waiting.set(info.uuid, wait);
+      const graceThenGiveUp = (): void => {
+        clearTimeout(wait.timer);
+        wait.timer = setTimeout(giveUp, closeGraceMs());
+        wait.timer.unref();
+      };
+      if (gone.signal.aborted) graceThenGiveUp();
+      else gone.signal.addEventListener('abort', graceThenGiveUp, { once: true });
       w.opaqueVar(a.cookie, COOKIE_MAX);
     },
   }),
@@ -185,6 +236,9 @@ export const migrationProcedures: readonly Procedure[] = [
       const peer = await flagsAndModule(a.flags, 'virDomainMigrateConfirm3Params');
       const hv = ctx.server.hv;
       const info = resolve(hv, a.dom);
+      const waiting = confirmingOf(ctx.server);
+      clearTimeout(waiting.get(info.uuid)?.timer);
+      waiting.delete(info.uuid);
       const { migrateConfirm } = await import('../../lifecycle/migrate/source.js');
       const outcome = await migrateConfirm(hv.env, info.uuid, a.cancelled !== 0);
       if (outcome === 'ended' && (a.flags & peer.MigrateFlag.UNDEFINE_SOURCE) !== 0 && info.stored) hv.undefine(info.uuid);
