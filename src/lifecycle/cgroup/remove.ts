@@ -17,6 +17,9 @@ export async function removeGuestCgroup(stateDir: string, uuid: string): Promise
 
 async function emptyAndRemove(dir: string): Promise<void> {
   const deadline = Date.now() + 5000;
+  // Right after QEMU exits its cgroup is busy until the monitor has reaped it (~1 ms): poll
+  // quickly at first (a fixed 10 ms cost every library destroy 10 ms), then back off.
+  let pauseMs = 1;
   for (;;) {
     if (!existsSync(dir)) return;
     const pids = procs(dir);
@@ -38,7 +41,8 @@ async function emptyAndRemove(dir: string): Promise<void> {
           cause: err,
         });
     }
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, pauseMs));
+    pauseMs = Math.min(10, pauseMs * 2);
   }
 }
 
