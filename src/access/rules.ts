@@ -6,10 +6,11 @@
  * admin, not group/world-writable, at most 64 KiB) before a byte is parsed; anything wrong
  * stops the command (fail closed). Unknown keys are errors naming their line.
  */
-import { closeSync, constants, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseTomlText } from 'smol-toml';
 import { SvirtError } from '../errors.js';
+import { readCapped } from '../host/files.js';
 import { parseEntrypointRules, type EntrypointRules } from './entrypoint-rules.js';
 import { expandPermission, type Permission } from './permissions.js';
 import { RULES_FILE } from './rules-file.js';
@@ -75,15 +76,7 @@ export function loadRules(stateDir: string, admin: number): Rules | undefined {
       fail(file, undefined, `is owned by uid ${st.uid}, not root${admin !== 0 ? ` or uid ${admin}` : ''}`);
     if ((st.mode & 0o022) !== 0) fail(file, undefined, `is group- or world-writable (mode ${(st.mode & 0o7777).toString(8)})`);
     if (st.size > MAX_BYTES) fail(file, undefined, `is larger than ${MAX_BYTES} bytes`);
-    const buf = Buffer.alloc(MAX_BYTES + 1);
-    let got = 0;
-    for (;;) {
-      const n = readSync(fd, buf, got, buf.length - got, null);
-      if (n === 0) break;
-      got += n;
-      if (got > MAX_BYTES) fail(file, undefined, `is larger than ${MAX_BYTES} bytes`);
-    }
-    text = buf.subarray(0, got).toString('utf8');
+    text = readCapped(fd, MAX_BYTES, () => fail(file, undefined, `is larger than ${MAX_BYTES} bytes`)).toString('utf8');
   } finally {
     closeSync(fd);
   }

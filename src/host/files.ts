@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { SvirtError, errnoOf } from '../errors.js';
 
 /**
@@ -32,4 +32,20 @@ export function withNoFollow<T>(path: string, fn: (fd: number, st: Stats) => T, 
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Reads what is left of an open file, at most `max` bytes: one byte more means the file grew
+ * past its checked size (or lied about it), and `tooBig` is called, which must throw.
+ */
+export function readCapped(fd: number, max: number, tooBig: () => never): Buffer {
+  const buf = Buffer.alloc(max + 1);
+  let got = 0;
+  for (;;) {
+    const n = readSync(fd, buf, got, buf.length - got, null);
+    if (n === 0) break;
+    got += n;
+    if (got > max) tooBig();
+  }
+  return buf.subarray(0, got);
 }

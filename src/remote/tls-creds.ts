@@ -11,10 +11,11 @@
  * This module is loaded only by `serve --listen tls`.
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { closeSync, constants, readSync } from 'node:fs';
+import { closeSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { SvirtError, errnoOf } from '../errors.js';
 import { FileHandle, describeKind } from '../host/file-handle.js';
+import { readCapped } from '../host/files.js';
 import { openPath } from '../host/native.js';
 
 export interface TlsPaths {
@@ -97,15 +98,7 @@ export function readCredential(what: string, path: string, o: { secret?: boolean
     if (st.size > MAX_BYTES) bad(what, path, `is larger than ${MAX_BYTES} bytes`);
     const fd = handle.reopen(constants.O_RDONLY | constants.O_NONBLOCK);
     try {
-      const buf = Buffer.alloc(MAX_BYTES + 1);
-      let got = 0;
-      for (;;) {
-        const n = readSync(fd, buf, got, buf.length - got, null);
-        if (n === 0) break;
-        got += n;
-        if (got > MAX_BYTES) bad(what, path, `is larger than ${MAX_BYTES} bytes`);
-      }
-      return buf.subarray(0, got).toString('latin1');
+      return readCapped(fd, MAX_BYTES, () => bad(what, path, `is larger than ${MAX_BYTES} bytes`)).toString('latin1');
     } finally {
       closeSync(fd);
     }

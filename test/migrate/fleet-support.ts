@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { QmpClient } from '../../src/qemu/qmp-client.js';
-import { QEMU, SVIRT_BIN, processesByCmdline, type CliResult } from '../helpers.js';
+import { QEMU, processesByCmdline, type CliResult } from '../helpers.js';
+import { consoleRun } from '../support/console-run.js';
 import { guestOsXml, type GuestImage } from '../support/guest-image.js';
 import type { TestHost } from '../support/hosts.js';
 import { nsProcesses } from '../support/netns.js';
@@ -76,37 +77,12 @@ export function fleet(inventory: string, args: readonly string[], timeoutMs = 10
  * `svirt console NAME` on host `h`: sends `input` once attached, returns the output once
  * `want` shows in it (then leaves with ^]), or what came within `ms`.
  */
-export function consoleOn(h: TestHost, name: string, input: string, want: RegExp, ms: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [SVIRT_BIN, '--state-dir', h.stateDir, '--security-driver', 'dac,landlock', 'console', name],
-      {
-        stdio: ['pipe', 'pipe', 'pipe'],
-        env: { ...process.env, ...h.env },
-      },
-    );
-    let out = '';
-    let err = '';
-    let sent = false;
-    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-      if (!sent && err.includes('Escape character')) {
-        sent = true;
-        child.stdin.write(input);
-      }
-    });
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString('latin1');
-      if (want.test(out)) child.stdin.write('\x1d');
-    });
-    child.on('error', reject);
-    child.on('close', () => {
-      clearTimeout(timer);
-      resolve(`${out}${err}`);
-    });
+export async function consoleOn(h: TestHost, name: string, input: string, want: RegExp, ms: number): Promise<string> {
+  const r = await consoleRun(h.stateDir, ['--security-driver', 'dac,landlock'], name, input, want, ms, [], undefined, {
+    ...process.env,
+    ...h.env,
   });
+  return `${r.out}${r.err}`;
 }
 
 /** The guest's uptime in seconds, read on its console on `h` (the shell answers), or undefined within `ms`. */
