@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { tempDir } from '../helpers.js';
 import { hostsSkip, makeHosts, type TestHost } from '../support/hosts.js';
 import { Steps } from './steps.js';
@@ -33,54 +33,53 @@ async function sourceRunsOn(src: TestHost, dst: TestHost, disk: string, pid: num
   assert.deepEqual(traces(dst), { running: 0, reserved: 0, remembered: 0 }, `${dst.name} holds nothing`);
 }
 
+/** Two hosts with serve running (the source's Confirm timer at 1.5 s), a guest 'mig' running on the first, Begin/Prepare/Perform done. */
+async function performed(t: TestContext): Promise<{ h1: TestHost; h2: TestHost; disk: string; pid: number; steps: Steps }> {
+  const [h1, h2] = makeHosts(t, 2);
+  assert.ok(h1 && h2);
+  // The grace left to a Finish that may still run is the timer's, here shortened (2 minutes at most otherwise).
+  const [s1, s2] = await Promise.all([h1.serve({ SVIRT_TEST_MIGRATE_CONFIRM_MS: '1500' }), h2.serve()]);
+  const dir = tempDir(t, 'svirt-vanish-');
+  const disk = makeDisk(dir);
+  const xml = writeXmlFiles(undefined, dir, disk, [h1, h2]);
+  await h1.svirtOk(['define', xml.get(h1) as string]);
+  await h1.svirtOk(['start', 'mig']);
+  const before = await assertRunsOn(h1, disk);
+  const steps = await Steps.open(s1, s2);
+  try {
+    await steps.begin();
+    await steps.prepare(readFileSync(xml.get(h2) as string, 'utf8'));
+    await steps.perform();
+  } catch (err) {
+    steps.close();
+    throw err;
+  }
+  return { h1, h2, disk, pid: before.pid, steps };
+}
+
 describe('migration: a Perform whose client never confirms (issue 16)', { skip: hostsSkip() }, () => {
   it('the client goes after Perform: the source runs on, the destination is clean', async (t) => {
-    const [h1, h2] = makeHosts(t, 2);
-    assert.ok(h1 && h2);
-    // The grace left to a Finish that may still run is the timer's, here shortened (2 minutes at most otherwise).
-    const [s1, s2] = await Promise.all([h1.serve({ SVIRT_TEST_MIGRATE_CONFIRM_MS: '1500' }), h2.serve()]);
-    const dir = tempDir(t, 'svirt-vanish-');
-    const disk = makeDisk(dir);
-    const xml = writeXmlFiles(undefined, dir, disk, [h1, h2]);
-    await h1.svirtOk(['define', xml.get(h1) as string]);
-    await h1.svirtOk(['start', 'mig']);
-    const before = await assertRunsOn(h1, disk);
-    const steps = await Steps.open(s1, s2);
+    const { h1, h2, disk, pid, steps } = await performed(t);
     try {
-      await steps.begin();
-      await steps.prepare(readFileSync(xml.get(h2) as string, 'utf8'));
-      await steps.perform();
       assert.equal(await vcpuStatus(h1), 'postmigrate', 'the stream completed: the source waits for its Confirm');
     } finally {
       steps.close();
     }
-    await sourceRunsOn(h1, h2, disk, before.pid);
+    await sourceRunsOn(h1, h2, disk, pid);
   });
 
   it('the client stays but sends no Confirm: the timer gives the migration up', async (t) => {
-    const [h1, h2] = makeHosts(t, 2);
-    assert.ok(h1 && h2);
-    const [s1, s2] = await Promise.all([h1.serve({ SVIRT_TEST_MIGRATE_CONFIRM_MS: '1500' }), h2.serve()]);
-    const dir = tempDir(t, 'svirt-vanish-');
-    const disk = makeDisk(dir);
-    const xml = writeXmlFiles(undefined, dir, disk, [h1, h2]);
-    await h1.svirtOk(['define', xml.get(h1) as string]);
-    await h1.svirtOk(['start', 'mig']);
-    const before = await assertRunsOn(h1, disk);
-    const steps = await Steps.open(s1, s2);
+    const { h1, h2, disk, pid, steps } = await performed(t);
     try {
-      await steps.begin();
-      await steps.prepare(readFileSync(xml.get(h2) as string, 'utf8'));
-      await steps.perform();
       const t0 = Date.now();
       assert.ok(await until(async () => (await vcpuStatus(h1)) === 'running', 20_000), 'the source resumed');
       t.diagnostic(`resumed ${Date.now() - t0} ms after Perform (timer 1500 ms)`);
       // The destination's client is still there, its guest prepared: a cancelled Finish ends it ("cancelled" is an error reply).
       await assert.rejects(steps.finish(true), /cancelled/);
-      await sourceRunsOn(h1, h2, disk, before.pid);
+      await sourceRunsOn(h1, h2, disk, pid);
       // A Confirm now comes too late and changes nothing.
       await assert.rejects(steps.confirm(false), /not being migrated/);
-      await sourceRunsOn(h1, h2, disk, before.pid);
+      await sourceRunsOn(h1, h2, disk, pid);
     } finally {
       steps.close();
     }
