@@ -118,13 +118,7 @@ describe('virt-manager against svirt serve (Xvfb)', { skip, timeout: 240_000 }, 
 
     const display = `:${freeDisplay()}`;
     const xvfb = started(t, '/usr/bin/Xvfb', [display, '-screen', '0', '1280x900x24', '-nolisten', 'tcp'], process.env);
-    const home = join(dir, 'home');
-    const xdg = join(dir, 'xdg');
-    mkdirSync(home);
-    mkdirSync(xdg, { mode: 0o700 });
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    delete env['LIBVIRT_DEFAULT_URI'];
-    Object.assign(env, { DISPLAY: display, HOME: home, XDG_RUNTIME_DIR: xdg, GSETTINGS_BACKEND: 'memory', NO_AT_BRIDGE: '1' });
+    const env = desktopEnv(dir, display);
     await until('Xvfb', () => existsSync(`/tmp/.X11-unix/X${display.slice(1)}`) || xvfb.child.exitCode !== null, 10_000);
     const vm = started(
       t,
