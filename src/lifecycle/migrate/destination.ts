@@ -43,13 +43,14 @@ export function streamAddress(asked: string | undefined): string {
 /**
  * Prepare: the guest from the source's XML (generated labels dropped: this host makes its
  * own), started paused and waiting, journalled as an incoming migration, and a listener for
- * the stream. `acceptMs` bounds the wait for the source's connection.
+ * the stream. `acceptMs` bounds the wait for the source's connection. `paused`: the guest is
+ * to stay paused after Finish (`--paused`): see `activatableAtLoad`.
  */
 export async function migratePrepare(
   env: LifecycleEnv,
   xml: string,
   cookieBytes: Buffer,
-  opts: { listen?: string; acceptMs?: number } = {},
+  opts: { listen?: string; acceptMs?: number; paused?: boolean } = {},
 ): Promise<Prepared> {
   const def: DomainDef = parseDomainXml(xml, { inactive: true });
   const cookie = decodeCookie(cookieBytes, def.uuid);
@@ -63,7 +64,8 @@ export async function migratePrepare(
   try {
     rec = await startGuest(env, def, persistent, true, undefined, {
       labelLater: handedOver,
-      attachLater: attachLaterFor(env.manager.names),
+      attachLater:
+        opts.paused === true ? activatableAtLoad(attachLaterFor(env.manager.names)) : attachLaterFor(env.manager.names),
     });
   } catch (err) {
     listener.close();
@@ -85,8 +87,11 @@ export async function migratePrepare(
     const end = streamEnd(sock, env.manager.hasLiveLabels(live) ? env.manager.socketLabels(live)?.listen : undefined);
     try {
       await env.withQmp(rec, async (q) => {
-        // Images stay inactive until `cont`, which comes after the take-over (docs/migration.md).
-        await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'late-block-activate', state: true }] });
+        // Images stay inactive until `cont`, which comes after the take-over (docs/migration.md);
+        // for a guest to stay paused they are activated at load, behind their placeholders.
+        await q.execute('migrate-set-capabilities', {
+          capabilities: [{ capability: 'late-block-activate', state: opts.paused !== true }],
+        });
         await q.executeWithFds('getfd', { fdname: 'svirt-migrate' }, [end.fd]);
         await q.execute('migrate-incoming', { uri: 'fd:svirt-migrate' });
       });
@@ -98,6 +103,32 @@ export async function migratePrepare(
   });
   streaming.catch(() => undefined); // Finish (or the abort) reports it
   return { rec, uri: `tcp:${addr.includes(':') ? `[${addr}]` : addr}:${listener.port}`, streaming, listener };
+}
+
+/**
+ * A guest to stay paused after Finish never gets `cont`, the only thing that activates images
+ * held back by `late-block-activate`; QEMU 7.2 has no other (no `blockdev-set-active`), and it
+ * aborts when it migrates out images it never activated (block.c bdrv_inactivate_recurse):
+ * the guest would be lost on both hosts at its next migration. So such a guest's images are
+ * activated as QEMU finishes loading the state (`late-block-activate` off), which keeps the
+ * handover order only while each handed-over image is still behind its placeholder then (a
+ * raw regular file: src/lifecycle/migrate/attach-later.ts): QEMU activates `null-co`, reaches
+ * nothing of the file, and gets the file at Finish, after the take-over, as an active node.
+ * An image with its fd from exec (a qcow2, a chain, a block device, under `dac`/`landlock`)
+ * would be activated (locked, its header maybe rewritten) before the destination owns it:
+ * refused in one line as Prepare opens it, before QEMU starts or the source sends anything.
+ */
+function activatableAtLoad(attachLater: (r: GuestResource) => boolean): (r: GuestResource) => boolean {
+  return (r) => {
+    const later = attachLater(r);
+    if (handedOver(r) && !later) {
+      throw new SvirtError(
+        'SVIRT_ERR_MIGRATE',
+        `"${r.path}": --paused migrates only raw regular-file images here (${r.disk?.format ?? '?'} ${r.handle?.kind ?? '?'} would stay inactive and the guest could not migrate again); migrate it without --paused`,
+      );
+    }
+    return later;
+  };
 }
 
 /** Every image handed over must be one the source described: the same file (device, inode). */

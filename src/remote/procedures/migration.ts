@@ -120,7 +120,8 @@ export const migrationProcedures: readonly Procedure[] = [
       }
       const { migratePrepare, migrateFinish } = await import('../../lifecycle/migrate/destination.js');
       const listen = stringParam(a.params, 'listen_address') ?? hostOf(stringParam(a.params, 'migrate_uri'));
-      const p = await migratePrepare(hv.env, xml, a.cookie, listen !== undefined ? { listen } : {});
+      const paused = (a.flags & peer.MigrateFlag.PAUSED) !== 0;
+      const p = await migratePrepare(hv.env, xml, a.cookie, { ...(listen !== undefined ? { listen } : {}), paused });
       const table = preparedOf(ctx.server);
       // Given up when its client goes without a Finish (as libvirtd's close callbacks do), or after the deadline.
       const giveUp = (): void => {
