@@ -94,7 +94,7 @@ const CHANGING_VERBS: ReadonlySet<string> = new Set([
 const USAGE = `usage: svirt [--state-dir DIR] [--security-driver auto|none|LIST] [--json] COMMAND [ARGS]
 commands:
   capabilities                      host and security model capabilities (XML)
-  define FILE | undefine NAME [--nvram|--keep-nvram] [--keep-tpm]   add or remove a persistent definition (and its nvram, TPM state)
+  define FILE | undefine NAME [--nvram|--keep-nvram] [--keep-tpm] [--snapshots-metadata]   add or remove a persistent definition (and its nvram, TPM state)
   list [--all] [--name]             guests (running; --all adds shut off ones)
   create FILE [--paused]            start a transient guest from XML
   start NAME [--paused]             start a defined guest

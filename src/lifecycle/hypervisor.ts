@@ -12,6 +12,7 @@ import { LifecycleEnv, type LifecycleOptions } from './env.js';
 import type { ConsoleSession } from './console-session.js';
 import { withMacs } from './nic-macs.js';
 import { undefineTpm } from './tpm-state.js';
+import { undefineSnapshots } from './snapshots/snapshot-undefine.js';
 import { Networks } from './networks.js';
 import { StoragePools } from './storage.js';
 import { findGuest, inactiveDef, noDomain, requireRunning, runningGuest, storedGuest, type Guest } from './guest.js';
@@ -83,18 +84,24 @@ export class Hypervisor {
   /**
    * Removes a definition. A guest with an nvram file needs `nvram` ('remove' or 'keep'), as
    * virsh asks; `keepTpm` is virsh's --keep-tpm (by default the TPM state goes with the definition).
+   * A guest with snapshot metadata needs `snapshotsMetadata` (virsh's --snapshots-metadata).
    */
-  undefine(name: string, opts: { nvram?: NvramUndefine; keepTpm?: boolean; managedSave?: boolean } = {}): DomainDef {
+  undefine(
+    name: string,
+    opts: { nvram?: NvramUndefine; keepTpm?: boolean; managedSave?: boolean; snapshotsMetadata?: boolean } = {},
+  ): DomainDef {
     const d = this.store.getDefinedByName(name) ?? this.store.getDefinedByUuid(name.toLowerCase());
     if (!d) throw noDomain(name);
     const def = parseDomainXml(d.xml);
     // The TPM's and managed save's checks come first: a refused undefine must not have removed the nvram already.
     const tpm = undefineTpm(this.env, def, opts.keepTpm ?? false);
     const managed = undefineManagedSave(this.env, def.uuid, def.name, opts.managedSave ?? false);
+    const snapshots = undefineSnapshots(this.store.db, def.uuid, def.name, opts.snapshotsMetadata ?? false);
     undefineNvram(def, opts.nvram);
     // A running guest stays running, as a transient one (libvirt's behaviour).
     const running = this.store.undefine(d.uuid);
     managed();
+    snapshots();
     if (!running) tpm();
     // A running guest still needs its driver files (profiles); its stop removes them.
     if (!running) this.manager.undefine(def);

@@ -127,6 +127,34 @@ describe('snapshots (real QEMU and qemu-img, dac,landlock)', { skip: qemuAsRootS
     assert.ok(existsSync(overlay), 'the guest keeps using its overlay');
   });
 
+  it('undefine of a guest with snapshots: refused, unless --snapshots-metadata, which removes the rows', async (t) => {
+    const dir = scratch(t);
+    const img = qcow2(join(dir, 'u.qcow2'));
+    await svirtOk(dir, ['define', writeDomain(dir, 'u', domainXml('u', [{ path: img, dev: 'vda', format: 'qcow2' }]))]);
+    await svirtOk(dir, ['snapshot-create-as', 'u', 'k1']);
+    await svirtOk(dir, ['snapshot-create-as', 'u', 'k2']);
+    const before = await svirtOk(dir, ['dumpxml', 'u']);
+    const refused = await svirt(dir, ['undefine', 'u']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /cannot undefine domain 'u' with 2 snapshots \(--snapshots-metadata removes their metadata\)/);
+    assert.equal(refused.stderr.trim().split('\n').length, 1, 'one line');
+    assert.equal(await svirtOk(dir, ['dumpxml', 'u']), before, 'the definition stays');
+    assert.equal((await svirtOk(dir, ['snapshot-list', 'u', '--name'])).trim(), 'k1\nk2');
+    await svirtOk(dir, ['undefine', 'u', '--snapshots-metadata']);
+    assert.match(tags(img), /\bk1\b/, 'the image keeps its tags: only the metadata goes');
+    // The same guest (same uuid) defined again has no snapshot left, and undefines plainly.
+    const uuid = /<uuid>([0-9a-f-]+)<\/uuid>/.exec(before)?.[1] ?? '';
+    assert.notEqual(uuid, '');
+    const again = domainXml('u', [{ path: img, dev: 'vda', format: 'qcow2' }]).replace(
+      '<name>u</name>',
+      `<name>u</name><uuid>${uuid}</uuid>`,
+    );
+    await svirtOk(dir, ['define', writeDomain(dir, 'u2', again)]);
+    assert.match(await svirtOk(dir, ['dumpxml', 'u']), new RegExp(`<uuid>${uuid}</uuid>`));
+    assert.equal((await svirtOk(dir, ['snapshot-list', 'u', '--name'])).trim(), '');
+    await svirtOk(dir, ['undefine', 'u']);
+  });
+
   it('refusals leave no overlay, no record and the definition as it was', async (t) => {
     const dir = scratch(t);
     const img = qcow2(join(dir, 'd.qcow2'));

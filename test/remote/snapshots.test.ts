@@ -66,5 +66,12 @@ describe('svirt serve: snapshots with virsh', { skip, timeout: 300_000 }, () => 
     await virshOk(s, ['snapshot-delete', 'v', 'off1']);
     assert.equal((await virshOk(s, ['snapshot-list', 'v', '--name'])).trim(), '');
     assert.doesNotMatch(spawnSync('qemu-img', ['snapshot', '-l', img], { encoding: 'utf8' }).stdout, /off1/);
+    // undefine with snapshot metadata: refused, unless --snapshots-metadata (VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA).
+    await virshOk(s, ['snapshot-create-as', 'v', 'last']);
+    const refused = await virsh(s, ['undefine', 'v']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /cannot undefine domain 'v' with 1 snapshot\b/);
+    await virshOk(s, ['undefine', 'v', '--snapshots-metadata']);
+    assert.match((await virsh(s, ['dominfo', 'v'])).stderr, /failed to get domain|not found/i);
   });
 });

@@ -29,6 +29,7 @@ export async function runUndefine(args: ParsedArgs): Promise<number> {
     ...(nvram === undefined ? {} : { nvram }),
     keepTpm: args.flags.has('keep-tpm'),
     managedSave: args.flags.has('managed-save'),
+    snapshotsMetadata: args.flags.has('snapshots-metadata'),
   });
   const removed = storage ? storage.m.removeStorage(hv, storage.list) : [];
   output(args, [`Domain '${def.name}' has been undefined`, ...removed].join('\n'), {

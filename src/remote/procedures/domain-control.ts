@@ -129,9 +129,11 @@ export const domainControlProcedures: readonly Procedure[] = [
       const nvram = a.flags & 4 ? 'remove' : a.flags & 8 ? 'keep' : undefined;
       // VIR_DOMAIN_UNDEFINE_MANAGED_SAVE (1) removes the managed save image, which otherwise refuses the undefine.
       const managedSave = (a.flags & 1) !== 0;
+      // VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA (2) removes the snapshot metadata, which otherwise refuses the undefine.
+      const snapshotsMetadata = (a.flags & 2) !== 0;
       ctx.server.hv.undefine(
         resolve(ctx.server.hv, a.dom).def.name,
-        nvram === undefined ? { managedSave } : { nvram, managedSave },
+        nvram === undefined ? { managedSave, snapshotsMetadata } : { nvram, managedSave, snapshotsMetadata },
       );
     },
   }),
