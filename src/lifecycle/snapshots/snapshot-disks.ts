@@ -56,6 +56,24 @@ export async function qemuImgSnapshot(h: FileHandle, op: '-c' | '-a' | '-d', tag
   }
 }
 
+/** One `qemu-img snapshot` op on each disk's image in turn (a shut-off guest's revert or delete), each opened after the entrypoint rules. */
+export async function qemuImgSnapshotEach(
+  disks: readonly DiskDef[],
+  entry: Entrypoints,
+  op: '-a' | '-d',
+  tag: string,
+  what: (d: DiskDef) => string,
+): Promise<void> {
+  for (const d of disks) {
+    const h = openImage(d, entry);
+    try {
+      await qemuImgSnapshot(h, op, tag, what(d));
+    } finally {
+      h.close();
+    }
+  }
+}
+
 /** Runs a QEMU job (snapshot-save/-load/-delete) to its end and dismisses it; its error is ours. */
 export async function runJob(q: QmpClient, command: string, args: Record<string, unknown>, what: string): Promise<void> {
   const id = `svirt-${command}-${Date.now().toString(36)}`;

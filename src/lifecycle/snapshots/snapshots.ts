@@ -23,6 +23,7 @@ import {
   defaultOverlay,
   openImage,
   qemuImgSnapshot,
+  qemuImgSnapshotEach,
   removeOverlay,
   runJob,
   type MadeOverlay,
@@ -285,15 +286,13 @@ export class Snapshots {
           `snapshot '${snap}' holds a running guest's memory: start domain '${g.name}' before reverting to it`,
         );
       }
-      const entry = this.entrypoints(g);
-      for (const d of disks) {
-        const h = openImage(d, entry);
-        try {
-          await qemuImgSnapshot(h, '-a', snap, `revert disk '${d.target.dev}' to snapshot '${snap}'`);
-        } finally {
-          h.close();
-        }
-      }
+      await qemuImgSnapshotEach(
+        disks,
+        this.entrypoints(g),
+        '-a',
+        snap,
+        (d) => `revert disk '${d.target.dev}' to snapshot '${snap}'`,
+      );
     }
     this.store.setCurrent(g.uuid, snap);
   }
@@ -332,15 +331,13 @@ export class Snapshots {
           runJob(q, 'snapshot-delete', { tag: snap, devices: nodes }, `delete snapshot '${snap}' of domain '${g.name}'`),
         );
       } else {
-        const entry = this.entrypoints(g);
-        for (const d of disks) {
-          const h = openImage(d, entry);
-          try {
-            await qemuImgSnapshot(h, '-d', snap, `delete snapshot '${snap}' of disk '${d.target.dev}'`);
-          } finally {
-            h.close();
-          }
-        }
+        await qemuImgSnapshotEach(
+          disks,
+          this.entrypoints(g),
+          '-d',
+          snap,
+          (d) => `delete snapshot '${snap}' of disk '${d.target.dev}'`,
+        );
       }
     }
     this.store.remove(g.uuid, s);

@@ -114,6 +114,22 @@ async function childrenOf(ctx: CallContext, dom: WireDomain, snap: string, flags
   return { list: filter(all, below(snap), flags & ~1), wire: wireDomain(g) };
 }
 
+/** The names of a ListNames call: at most `max` of them (libvirt's maxnames). */
+function writeNames(w: XdrWriter, list: readonly SnapshotRecord[], max: number): void {
+  w.array(
+    list.slice(0, Math.max(0, max)).map((s) => s.name),
+    SNAPSHOT_LIST_MAX,
+    (x, v) => x.string(v, STRING_MAX),
+  );
+}
+
+/** The answer of a ListAll call: the snapshots only when asked for (need_results), then their count. */
+function writeAll(w: XdrWriter, dom: WireDomain, list: readonly SnapshotRecord[], needResults: number): void {
+  if (needResults !== 0) w.array(list, SNAPSHOT_LIST_MAX, (x, s) => writeSnap(x, dom, s.name));
+  else w.uint(0);
+  w.int(list.length);
+}
+
 const W = { writes: true, reconcile: true } as const;
 const R = { reconcile: true } as const;
 
@@ -150,11 +166,7 @@ export const snapshotProcedures: readonly Procedure[] = [
     decode: (r) => ({ dom: readDomain(r), max: r.int(), flags: r.uint() }),
     run: async (ctx, a, w) => {
       const { list } = await listed(ctx, a.dom, a.flags, 'virDomainSnapshotListNames');
-      w.array(
-        list.slice(0, Math.max(0, a.max)).map((s) => s.name),
-        SNAPSHOT_LIST_MAX,
-        (x, v) => x.string(v, STRING_MAX),
-      );
+      writeNames(w, list, a.max);
     },
   }),
   procedure('DomainListAllSnapshots', {
@@ -163,9 +175,7 @@ export const snapshotProcedures: readonly Procedure[] = [
     decode: (r) => ({ dom: readDomain(r), needResults: r.int(), flags: r.uint() }),
     run: async (ctx, a, w) => {
       const { list, wire } = await listed(ctx, a.dom, a.flags, 'virDomainListAllSnapshots');
-      if (a.needResults !== 0) w.array(list, SNAPSHOT_LIST_MAX, (x, s) => writeSnap(x, wire, s.name));
-      else w.uint(0);
-      w.int(list.length);
+      writeAll(w, wire, list, a.needResults);
     },
   }),
   procedure('DomainSnapshotLookupByName', {
@@ -249,11 +259,7 @@ export const snapshotProcedures: readonly Procedure[] = [
     },
     run: async (ctx, a, w) => {
       const { list } = await childrenOf(ctx, a.dom, a.snap, a.flags, 'virDomainSnapshotListChildrenNames');
-      w.array(
-        list.slice(0, Math.max(0, a.max)).map((s) => s.name),
-        SNAPSHOT_LIST_MAX,
-        (x, v) => x.string(v, STRING_MAX),
-      );
+      writeNames(w, list, a.max);
     },
   }),
   procedure('DomainSnapshotListAllChildren', {
@@ -265,9 +271,7 @@ export const snapshotProcedures: readonly Procedure[] = [
     },
     run: async (ctx, a, w) => {
       const { list, wire } = await childrenOf(ctx, a.dom, a.snap, a.flags, 'virDomainSnapshotListAllChildren');
-      if (a.needResults !== 0) w.array(list, SNAPSHOT_LIST_MAX, (x, s) => writeSnap(x, wire, s.name));
-      else w.uint(0);
-      w.int(list.length);
+      writeAll(w, wire, list, a.needResults);
     },
   }),
   procedure('DomainSnapshotIsCurrent', {
