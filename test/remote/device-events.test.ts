@@ -6,16 +6,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { domainXml, haveQemu, isRoot, makeImage, scratch, svirtOk, writeDomain } from '../helpers.js';
-import { VIRSH, haveVirsh, startServer, uri, virshOk } from './support.js';
+import { domainXml, makeImage, scratch, svirtOk, writeDomain } from '../helpers.js';
+import { VIRSH, qemuDacVirshSkip, startServer, uri, virshOk } from './support.js';
 
-const skip = !haveQemu()
-  ? 'qemu-system-x86_64 is not installed'
-  : !isRoot()
-    ? 'the dac driver needs root'
-    : !haveVirsh()
-      ? 'virsh is not installed'
-      : false;
+const skip = qemuDacVirshSkip();
 
 describe('svirt serve: device events', { skip, timeout: 120_000 }, () => {
   it('virsh event --all sees device-added and device-removed for a hot-plugged disk', async (t) => {

@@ -10,16 +10,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { domainXml, haveQemu, isRoot, makeImage, readRunning, scratch, svirt, svirtOk, writeDomain } from '../helpers.js';
-import { havePythonLibvirt, haveVirsh, python, startServer, uri, virsh, virshOk } from './support.js';
+import { domainXml, makeImage, readRunning, scratch, svirt, svirtOk, writeDomain } from '../helpers.js';
+import { havePythonLibvirt, qemuDacVirshSkip, python, startServer, uri, virsh, virshOk } from './support.js';
 
-const skip = !haveQemu()
-  ? 'qemu-system-x86_64 is not installed'
-  : !isRoot()
-    ? 'the dac driver needs root'
-    : !haveVirsh()
-      ? 'virsh is not installed'
-      : false;
+const skip = qemuDacVirshSkip();
 
 const DISPLAY = `
     <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>

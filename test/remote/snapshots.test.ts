@@ -7,16 +7,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { domainXml, haveQemu, isRoot, scratch, writeDomain } from '../helpers.js';
-import { haveVirsh, startServer, virsh, virshOk } from './support.js';
+import { domainXml, scratch, writeDomain } from '../helpers.js';
+import { qemuDacVirshSkip, startServer, virsh, virshOk } from './support.js';
 
-const skip = !haveQemu()
-  ? 'qemu-system-x86_64 is not installed'
-  : !isRoot()
-    ? 'the dac driver needs root'
-    : !haveVirsh()
-      ? 'virsh is not installed'
-      : false;
+const skip = qemuDacVirshSkip();
 
 describe('svirt serve: snapshots with virsh', { skip, timeout: 300_000 }, () => {
   it('snapshot-create-as, -list, -info, -current, -revert, -delete, --disk-only', async (t) => {

@@ -7,16 +7,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { domainXml, haveQemu, isRoot, makeImage, readRunning, scratch, writeDomain } from '../helpers.js';
-import { havePythonLibvirt, haveVirsh, python, startServer, uri, virsh, virshOk } from './support.js';
+import { domainXml, makeImage, readRunning, scratch, writeDomain } from '../helpers.js';
+import { havePythonLibvirt, qemuDacVirshSkip, python, startServer, uri, virsh, virshOk } from './support.js';
 
-const skip = !haveQemu()
-  ? 'qemu-system-x86_64 is not installed'
-  : !isRoot()
-    ? 'the dac driver needs root'
-    : !haveVirsh()
-      ? 'virsh is not installed'
-      : false;
+const skip = qemuDacVirshSkip();
 
 function vmRssKiB(pid: number): number {
   return Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);

@@ -3,7 +3,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { SVIRT_BIN, type CliResult } from '../helpers.js';
+import { SVIRT_BIN, haveQemu, isRoot, type CliResult } from '../helpers.js';
 
 export const VIRSH = '/usr/bin/virsh';
 /** Debian's python, the one that can import python3-libvirt (not whatever python3 is first on PATH). */
@@ -11,6 +11,17 @@ export const DEBIAN_PYTHON = '/usr/bin/python3';
 
 export function haveVirsh(): boolean {
   return existsSync(VIRSH);
+}
+
+/** Why a test of guests under dac driven by virsh through serve cannot run here, or false. */
+export function qemuDacVirshSkip(): string | false {
+  return !haveQemu()
+    ? 'qemu-system-x86_64 is not installed'
+    : !isRoot()
+      ? 'the dac driver needs root'
+      : !haveVirsh()
+        ? 'virsh is not installed'
+        : false;
 }
 
 export function havePythonLibvirt(): boolean {
