@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { chownSync, existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SNAPSHOT_CRASH_POINTS } from '../../src/lifecycle/crash-points.js';
+import { lgetxattr } from '../../src/host/native.js';
 import { QmpClient } from '../../src/qemu/qmp-client.js';
 import { domainXml, owner, qemuAsRootSkip, readRunning, scratch, svirt, svirtOk, writeDomain } from '../helpers.js';
 
@@ -150,6 +151,29 @@ describe('live external snapshots (real QEMU, dac,landlock)', { skip: qemuAsRoot
     assert.match(await svirtOk(dir, ['snapshot-info', 'g', 's2']), /^Parent:\s+s1$/m);
     await svirtOk(dir, [...S, 'destroy', 'g']);
     assert.deepEqual(owner(second), { uid: 0, gid: 0, mode: 0o600 });
+  });
+
+  it('selinux (userspace-test),dac,landlock: the base gets the label a backing layer gets at a start', async (t) => {
+    const dir = scratch(t);
+    const SE = ['--security-driver', 'selinux,dac,landlock'];
+    const env = { SVIRT_SELINUX_MODE: 'userspace-test' };
+    const label = (path: string) => lgetxattr(path, 'security.selinux')?.toString().replace(/\0$/, '');
+    const img = qcow2(join(dir, 'base.qcow2'));
+    await svirtOk(dir, ['define', writeDomain(dir, 'se', domainXml('se', [{ path: img, dev: 'vda', format: 'qcow2' }]))], env);
+    await svirtOk(dir, [...SE, 'start', 'se'], env);
+    const image = label(img);
+    assert.match(image ?? '', /svirt_image_t:s0:c\d+,c\d+$/);
+    await svirtOk(dir, [...SE, 'snapshot-create-as', 'se', 'se1', '--disk-only'], env);
+    const overlay = join(dir, 'base.se1');
+    const whileRunning = label(img);
+    assert.equal(label(overlay), image, 'the overlay gets the guest’s image label');
+    await svirtOk(dir, [...SE, 'destroy', 'se'], env);
+    assert.equal(label(img), undefined, 'given back at stop');
+    assert.equal(label(overlay), undefined);
+    await svirtOk(dir, [...SE, 'start', 'se'], env);
+    assert.equal(whileRunning, label(img), 'the same label a start gives the backing layer');
+    assert.match(whileRunning ?? '', /virt_content_t/);
+    await svirtOk(dir, [...SE, 'destroy', 'se'], env);
   });
 
   it('a paused guest: the read-write fd of the base stays until it runs again', async (t) => {

@@ -84,7 +84,12 @@ export async function finishLive(env: LifecycleEnv, rec: RunningRecord): Promise
   const liveCtx = env.context(live, rec.runtimeDir);
   const nextCtx = env.context(next, rec.runtimeDir);
   const backing: GuestResource[] = [];
+  // The base goes from the guest's writable image to a backing layer. The backing labels come
+  // first, so AppArmor's profile never lacks the path (set adds its `r` rule, restore drops the
+  // `rw` one); the restore gives DAC's owner back but also SELinux's original label, which the
+  // second set replaces at once with the backing label (two setxattr calls apart).
   for (const d of plan.disks) {
+    if (d.baseBacking) manager.setResourceLabel(next, d.baseBacking, nextCtx);
     manager.restoreResourceLabel(live, d.oldBase, liveCtx);
     if (d.baseBacking) {
       manager.setResourceLabel(next, d.baseBacking, nextCtx);
