@@ -216,6 +216,17 @@ describe('live external snapshots (real QEMU, dac,landlock)', { skip: qemuAsRoot
       assert.match(r.stderr, why);
       assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
     }
+    // A QEMU error after the overlay is made, labelled and handed over: its node name is taken.
+    const q = await QmpClient.connect(join(dir, 'run', 'monitor', `${row(dir, 'r').uuid}.sock`));
+    try {
+      await q.execute('blockdev-add', { driver: 'null-co', 'node-name': 'vda-fmt1', size: 1048576 });
+    } finally {
+      q.close();
+    }
+    const qemuError = await svirt(dir, [...S, 'snapshot-create-as', 'r', 'bad', '--disk-only']);
+    assert.notEqual(qemuError.code, 0);
+    assert.match(qemuError.stderr, /vda-fmt1/, 'QEMU’s error is reported');
+    assert.equal(existsSync(join(dir, 'base.bad')), false, 'the overlay is removed');
     assert.equal(readFileSync(join(dir, 'taken.qcow2'), 'utf8'), 'x', 'an existing file is left alone');
     assert.equal(existsSync('/etc/svirt-snapshot-overlay'), false);
     assert.deepEqual(
