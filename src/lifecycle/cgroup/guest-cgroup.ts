@@ -73,6 +73,9 @@ export function planGuestCgroup(
     const h = layout.v1[c];
     const needed = c === 'devices' ? confined : wanted.some((w) => w.controller === c);
     if (h) {
+      // A hierarchy the guest has nothing in (no limit, no device list) is not made: each one
+      // costs a mkdir, a join and an rmdir on every start and stop (docs/cgroups.md).
+      if (!needed) continue;
       if (!seen.has(h.mount)) {
         seen.add(h.mount);
         dirs.push({ version: 1, controllers: h.controllers, dir: pathIn(h) });
@@ -90,12 +93,13 @@ export function planGuestCgroup(
       );
     }
   }
-  if (v2) dirs.push({ version: 2, controllers: [...enable], dir: pathIn(v2) });
+  // The device list: v1's controller where the host has it, else a BPF program on the
+  // cgroup2 cgroup. On a hybrid host v1's controller alone enforces it, and a controller-less
+  // cgroup2 cgroup would hold nothing else, so none is made there.
   const devices: ('v1' | 'v2')[] = [];
-  if (confined) {
-    if (layout.v1.devices) devices.push('v1');
-    if (v2) devices.push('v2'); // a BPF program on a cgroup2 cgroup is checked besides v1's controller
-  }
+  if (confined) devices.push(layout.v1.devices ? 'v1' : 'v2');
+  if (v2 && (enable.size > 0 || devices.includes('v2') || dirs.length === 0))
+    dirs.push({ version: 2, controllers: [...enable], dir: pathIn(v2) });
   const rules = confined ? guestDeviceRules(resources) : [];
   const plan = {
     uuid: def.uuid,
