@@ -5,9 +5,9 @@
  */
 export const CRASH_POINTS = [
   'start:claimed',
-  'start:labels-reserved',
   'start:cgroup-journaled',
   'start:cgroup-made',
+  'start:labels-reserved',
   'start:labelled',
   'start:monitor-bound',
   'start:helper-journaled',

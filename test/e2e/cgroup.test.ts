@@ -7,9 +7,10 @@
  */
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { svirtExecPath } from '../../src/host/native.js';
 import { QmpClient } from '../../src/qemu/qmp-client.js';
 import { hierarchyDir, hostLayout } from '../../src/lifecycle/cgroup/layout.js';
 import { applyDevicesV1, applyDevicesV2, nodeRule, type DeviceRule } from '../../src/lifecycle/cgroup/devices.js';
@@ -326,4 +327,50 @@ describe('device allow-list, each enforcement alone', { skip: skip() }, () => {
       assert.match(openIn([dir], '/dev/zero'), /Operation not permitted/);
     },
   );
+});
+
+describe("svirt-exec --join-cgroup (a start's early join, docs/cgroups.md)", { skip: skip() }, () => {
+  const layout = hostLayout();
+  const freezer = computeFreezer();
+
+  /** The v1 freezer hierarchy's own dir, if this host has one (it holds a joiner until thawed). */
+  function computeFreezer(): string | undefined {
+    const line = readFileSync('/proc/self/cgroup', 'utf8')
+      .split('\n')
+      .find((l) => /^\d+:freezer:/.test(l));
+    const dir = line && join('/sys/fs/cgroup/freezer', line.slice(line.lastIndexOf(':') + 1));
+    return dir && existsSync(join(dir, 'cgroup.procs')) ? dir : undefined;
+  }
+
+  it(
+    'joins the directory given, then exits 0 (held in a frozen cgroup, it is seen there)',
+    { skip: freezer ? false : 'no v1 freezer hierarchy here' },
+    async (t) => {
+      const dir = ownCgroup(t, freezer!, 'join');
+      writeFileSync(join(dir, 'freezer.state'), 'FROZEN');
+      const child = spawn(svirtExecPath(), ['--join-cgroup', dir], { stdio: 'ignore' });
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      t.after(() => {
+        if (child.exitCode === null) child.kill('SIGKILL');
+      });
+      const inside = (): boolean => readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').includes(String(child.pid));
+      assert.ok(await waitFor(inside, 5000), 'the joiner is in the cgroup (frozen there)');
+      writeFileSync(join(dir, 'freezer.state'), 'THAWED');
+      assert.equal(await exited, 0);
+      assert.equal(readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim(), '', 'and gone from it once it exited');
+    },
+  );
+
+  it('refuses a directory outside /sys/fs/cgroup and a directory that is not a cgroup, in one line', () => {
+    const outside = spawnSync(svirtExecPath(), ['--join-cgroup', '/etc'], { encoding: 'utf8' });
+    assert.equal(outside.status, 201);
+    assert.match(outside.stderr, /^svirt-exec: spec: .*--join-cgroup wants a directory under \/sys\/fs\/cgroup\/.*\n$/);
+    const h = layout.v1.pids ?? layout.v2;
+    assert.ok(h);
+    const notCgroup = spawnSync(svirtExecPath(), ['--join-cgroup', `${hierarchyDir(h, h.own)}/no-such-svirt-dir`], {
+      encoding: 'utf8',
+    });
+    assert.notEqual(notCgroup.status, 0);
+    assert.match(notCgroup.stderr, /^svirt-exec: cgroup: open .*no-such-svirt-dir: No such file or directory\n$/);
+  });
 });
