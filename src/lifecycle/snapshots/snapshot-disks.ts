@@ -112,7 +112,14 @@ export interface MadeOverlay {
  * (O_EXCL|O_NOFOLLOW in its opened directory, 0600 root), and qemu-img writes a qcow2 header
  * with the disk's current image as backing file and the same virtual size.
  */
-export async function createOverlay(disk: DiskDef, file: string, base: FileHandle, entry: Entrypoints): Promise<MadeOverlay> {
+export async function createOverlay(
+  disk: DiskDef,
+  file: string,
+  base: FileHandle,
+  entry: Entrypoints,
+  /** Told the new file's identity at once, before qemu-img runs (a live snapshot journals it). */
+  onMade?: (made: MadeOverlay) => void,
+): Promise<MadeOverlay> {
   if (!isAbsolute(file) || normalize(file) !== file)
     throw new SvirtError('SVIRT_ERR_PATH_INVALID', `snapshot overlay "${file}" is not a normal absolute path`);
   entry.checkPath(resource(file));
@@ -134,6 +141,7 @@ export async function createOverlay(disk: DiskDef, file: string, base: FileHandl
     }
     const st = lstatSync(at);
     made = { path: file, dev: st.dev, ino: st.ino };
+    onMade?.(made);
     const baseFd = base.reopen(constants.O_RDONLY);
     let size: number;
     try {
