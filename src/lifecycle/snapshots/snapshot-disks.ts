@@ -1,6 +1,6 @@
 /**
  * What a snapshot does to disk images, each step on a file svirt opened itself:
- * - internal, shut off: `qemu-img snapshot -c|-a|-d TAG` on `/dev/fd/N` of the image, given as
+ * - internal, shut off: `qemu-img snapshot -c|-a|-d TAG` on `/proc/self/fd/N` of the image, given as
  *   `json:` with its declared format (qcow2) and `"backing": null`: never probed, no backing
  *   file opened;
  * - internal, running: QEMU's `snapshot-save` / `snapshot-load` / `snapshot-delete` jobs on the
@@ -150,7 +150,7 @@ export async function createOverlay(
       closeSync(baseFd);
     }
     await qemuImg(
-      ['create', '-q', '-f', 'qcow2', '-u', '-b', disk.path as string, '-F', disk.format, '/dev/fd/3', String(size)],
+      ['create', '-q', '-f', 'qcow2', '-u', '-b', disk.path as string, '-F', disk.format, '/proc/self/fd/3', String(size)],
       [fd],
       `create the snapshot overlay of disk '${disk.target.dev}'`,
     );
