@@ -57,14 +57,20 @@ describe(`live external snapshot under ${mode} (enforcing), the manager confined
     await h.svirtOk(['define', xml]);
     await h.svirtOk(['start', 'sl']);
     const g = guest(h.stateDir, 'sl');
+    // QEMU serves one monitor client at a time: the test's is closed while svirt needs it.
+    const first = await qmpConnect(g.qmp);
+    try {
+      await qemuIo(first, 'vda', 'write -P 0x5a 0 4k');
+    } finally {
+      first.close();
+    }
+    assert.ok(filledWith(imageBytes(disk, 0, 4096), 0x5a), 'the guest writes its disk');
+    const imageLabel = fileContext(disk);
+    const mark = kernelLog.mark();
+    const overlay = join(dir, 'disk.s1');
+    await h.svirtOk(['snapshot-create-as', 'sl', 's1', '--disk-only']);
     const q = await qmpConnect(g.qmp);
     try {
-      await qemuIo(q, 'vda', 'write -P 0x5a 0 4k');
-      assert.ok(filledWith(imageBytes(disk, 0, 4096), 0x5a), 'the guest writes its disk');
-      const imageLabel = fileContext(disk);
-      const mark = kernelLog.mark();
-      const overlay = join(dir, 'disk.s1');
-      await h.svirtOk(['snapshot-create-as', 'sl', 's1', '--disk-only']);
       assert.deepEqual([...new Set(accessModes(g.pid, disk))], [0], 'QEMU holds the base read-only');
       assert.deepEqual([...new Set(accessModes(g.pid, overlay))], [2], 'and the overlay read-write');
       if (mode === 'selinux') {
