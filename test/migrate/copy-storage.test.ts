@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { tempDir } from '../helpers.js';
+import { hostsSkip, makeHosts } from '../support/hosts.js';
+import { ORIGINAL, assertRunsOn, traces } from './support.js';
+import { copyXml, holds, imagePath, makeSourceImage, ownerOf } from './copy-support.js';
+
+describe('svirt migrate --copy-storage-all (dac,landlock)', { skip: hostsSkip() }, () => {
+  for (const format of ['qcow2', 'raw'] as const)
+    it(`copies a ${format} disk to a host with its own storage and back: content, owners and stores right`, async (t) => {
+      const [h1, h2] = makeHosts(t, 2);
+      assert.ok(h1 && h2);
+      await Promise.all([h1.serve(), h2.serve()]);
+      const dir = tempDir(t, 'svirt-copy-');
+      const src = imagePath(dir, h1, format);
+      const dst = imagePath(dir, h2, format);
+      makeSourceImage(src, format);
+      const x1 = copyXml(undefined, dir, src, format, h1);
+      const x2 = copyXml(undefined, dir, dst, format, h2);
+      await h1.svirtOk(['define', x1]);
+      await h1.svirtOk(['start', 'mig']);
+      const before = await assertRunsOn(h1, src);
+      assert.ok(!existsSync(dst), 'the destination has no image yet');
+      const r = await h1.svirt(['migrate', '--live', '--copy-storage-all', '--verbose', '--xml', x2, 'mig', h2.uri]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /Copying storage: \[100 %\]/, 'the disk copy shows its progress before the memory');
+      const after = await assertRunsOn(h2, dst);
+      assert.notEqual(after.uid, before.uid);
+      assert.ok(holds(dst, format, 0x5a, '0', '1M') && holds(dst, format, 0xa5, '31M', '1M'), 'the copy holds the content');
+      assert.deepEqual(ownerOf(src), ORIGINAL, "the source's image is back to its original owner (it never changed hands)");
+      assert.deepEqual(traces(h1), { running: 0, reserved: 0, remembered: 0 });
+      // Back: the source's own file exists and has the right size, so it is copied into.
+      const back = await h2.svirt(['migrate', '--live', '--copy-storage-all', '--xml', x1, 'mig', h1.uri]);
+      assert.equal(back.code, 0, back.stderr);
+      await assertRunsOn(h1, src);
+      assert.deepEqual(traces(h2), { running: 0, reserved: 0, remembered: 0 });
+      assert.deepEqual(ownerOf(dst), { uid: 0, gid: 0, mode: 0o600 }, "h2's image is back as h2 created it");
+      assert.ok(holds(src, format, 0x5a, '0', '1M'), 'the content came back');
+      await h1.svirtOk(['destroy', 'mig']);
+      assert.deepEqual(ownerOf(src), ORIGINAL);
+    });
+});
