@@ -10,6 +10,7 @@ import type { LifecycleEnv } from '../lifecycle/env.js';
 import type { Guest } from '../lifecycle/guest.js';
 import {
   migrateBegin,
+  markFinishing,
   migrateConfirm,
   migratePerform,
   type MigrationProgress,
@@ -105,6 +106,7 @@ export async function migrateToPeer(
         failure = err;
       }
     }
+    if (!offline && failure === undefined) markFinishing(env, guest.uuid);
     const finishParams = new Map<string, TypedValue>([['destination_name', guest.name]]);
     if (uri !== undefined) finishParams.set('migrate_uri', uri);
     let dom: WireDomain | undefined;

@@ -11,9 +11,11 @@ import { crashPoint } from '../crash-points.js';
 import type { LifecycleEnv } from '../env.js';
 import { requireRunning, type Guest } from '../guest.js';
 import { cleanup } from '../stop.js';
-import { decodeCookie, describeHandover, encodeCookie, showsHolder, takenImages, type MigrationCookie } from './handover.js';
+import { decodeCookie, describeHandover, encodeCookie, type MigrationCookie } from './handover.js';
 import { parseDomainXml } from '../../domain/index.js';
 import { describeCopy } from './copy-storage.js';
+import { decide, setPhase } from './source-decide.js';
+export { markFinishing } from './source-decide.js';
 import { endMirrors, startMirrors, waitMirrorsReady } from './nbd-mirror.js';
 import { streamEnd } from './stream-end.js';
 import { connectStream, parseStreamUri } from './transfer.js';
@@ -203,6 +205,7 @@ export async function migrateConfirm(
   }
   const decision = decide(rec, opts.unknown === true ? 'unknown' : cancelled ? 'cancelled' : 'confirmed');
   if (decision === 'end') {
+    setPhase(env, rec, 'confirmed'); // with copied disks, the only record that the destination runs the guest
     crashPoint('migrate-out:confirmed');
     await endSource(env, rec);
     return 'ended';
@@ -231,36 +234,6 @@ export async function repairMigrationOut(env: LifecycleEnv, rec: RunningRecord):
     env.store.endOp(rec.uuid);
     env.warn(`${rec.name}: its migration completed but nobody confirmed it; the guest stays paused here`);
   }
-}
-
-/**
- * The images decide (docs/migration.md, "The commit point"): one the destination took means
- * the guest is the destination's. Otherwise a cancelled or unconfirmed migration resumes
- * here, since only the destination's Finish takes images and it is not coming — except with
- * no image that shows its holder (no dac or selinux in the stack) and a stream that
- * completed: then nobody knows, and the guest is held paused (never run twice).
- */
-function decide(rec: RunningRecord, word: 'confirmed' | 'cancelled' | 'unknown'): 'end' | 'resume' | 'hold' {
-  const images = cookieOf(rec).images.filter(showsHolder);
-  if (anyMoved(rec)) return 'end';
-  if (word === 'confirmed') {
-    if (images.length > 0)
-      throw new SvirtError('SVIRT_ERR_MIGRATE', `the destination says it runs '${rec.name}' but holds none of its images`);
-    return 'end';
-  }
-  return word === 'cancelled' || images.length > 0 ? 'resume' : 'hold';
-}
-
-function anyMoved(rec: RunningRecord): boolean {
-  return takenImages(cookieOf(rec)).length > 0;
-}
-
-/** An image whose holder shows (the source's drivers labelled it). */
-
-function cookieOf(rec: RunningRecord): MigrationCookie {
-  const text = rec.pending?.migration?.cookie;
-  if (text === undefined) throw new SvirtError('SVIRT_ERR_INTERNAL', `migration of '${rec.name}' has no journalled handover`);
-  return decodeCookie(Buffer.from(text, 'utf8'), rec.uuid);
 }
 
 /** Cancels whatever QEMU still sends and lets the guest run as before. */

@@ -165,7 +165,7 @@ export const migrationProcedures: readonly Procedure[] = [
       }
       const uri = stringParam(a.params, 'migrate_uri');
       if (uri === undefined) throw new RemoteError(VirErr.INVALID_ARG, VirFrom.QEMU, 'migration: no migrate_uri parameter');
-      const { migratePerform, repairMigrationOut } = await import('../../lifecycle/migrate/source.js');
+      const { markFinishing, migratePerform, repairMigrationOut } = await import('../../lifecycle/migrate/source.js');
       // A client that goes while the stream runs cancels it (the guest runs on here).
       const gone = new AbortController();
       ctx.client.onClose(() => gone.abort());
@@ -174,6 +174,7 @@ export const migrationProcedures: readonly Procedure[] = [
         copyStorage: (a.flags & peer.MigrateFlag.NON_SHARED_DISK) !== 0,
         signal: gone.signal,
       });
+      markFinishing(hv.env, info.uuid); // the client sends Finish next
       // A client that goes without its Confirm, or sends none in time: the images decide, as after a crash (source.ts).
       const waiting = confirmingOf(ctx.server);
       const giveUp = (): void => {
