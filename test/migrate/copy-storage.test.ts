@@ -1,10 +1,18 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { describe, it } from 'node:test';
 import { tempDir } from '../helpers.js';
+import { VIRSH, haveVirsh } from '../remote/support.js';
 import { hostsSkip, makeHosts } from '../support/hosts.js';
 import { ORIGINAL, assertRunsOn, traces } from './support.js';
 import { copyXml, holds, imagePath, makeSourceImage, ownerOf } from './copy-support.js';
+
+function virsh(uri: string, args: readonly string[]): { code: number; out: string } {
+  const r = spawnSync(VIRSH, ['-q', '-c', uri, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status ?? 1, out: `${r.stdout}${r.stderr}` };
+}
 
 describe('svirt migrate --copy-storage-all (dac,landlock)', { skip: hostsSkip() }, () => {
   for (const format of ['qcow2', 'raw'] as const)
@@ -41,3 +49,46 @@ describe('svirt migrate --copy-storage-all (dac,landlock)', { skip: hostsSkip() 
       assert.deepEqual(ownerOf(src), ORIGINAL);
     });
 });
+
+describe(
+  'virsh migrate --copy-storage-all through svirt serve',
+  { skip: hostsSkip() || (haveVirsh() ? false : 'virsh is not installed') },
+  () => {
+    it('plain (client-driven) there, --p2p back: the disk copied each way, nothing left behind', async (t) => {
+      const [h1, h2] = makeHosts(t, 2);
+      assert.ok(h1 && h2);
+      const dir = tempDir(t, 'svirt-copy-virsh-');
+      const src = imagePath(dir, h1, 'raw');
+      const dst = imagePath(dir, h2, 'raw');
+      // Each host's serve (and its QEMUs) sees the other's image directory empty.
+      await Promise.all([h1.serve({}, { hide: [dirname(dst)] }), h2.serve({}, { hide: [dirname(src)] })]);
+      makeSourceImage(src, 'raw');
+      const x1 = copyXml(undefined, dir, src, 'raw', h1);
+      const x2 = copyXml(undefined, dir, dst, 'raw', h2);
+      await h1.svirtOk(['define', x1]);
+      await h1.svirtOk(['start', 'mig']);
+      await assertRunsOn(h1, src);
+      const there = virsh(h1.uri, ['migrate', '--live', '--copy-storage-all', '--xml', x2, 'mig', h2.uri]);
+      assert.equal(there.code, 0, `there: ${there.out}`);
+      const b = await assertRunsOn(h2, dst);
+      assert.deepEqual(
+        readdirSync(`/proc/${b.pid}/root${dirname(src)}`),
+        [],
+        "the destination's QEMU does not see the source's storage",
+      );
+      assert.ok(holds(dst, 'raw', 0x5a, '0', '1M'));
+      assert.deepEqual(traces(h1), { running: 0, reserved: 0, remembered: 0 });
+      assert.deepEqual(ownerOf(src), ORIGINAL);
+      const back = virsh(h2.uri, ['migrate', '--live', '--p2p', '--copy-storage-all', '--xml', x1, 'mig', h1.uri]);
+      assert.equal(back.code, 0, `back: ${back.out}`);
+      await assertRunsOn(h1, src);
+      assert.deepEqual(traces(h2), { running: 0, reserved: 0, remembered: 0 });
+      assert.match(virsh(h1.uri, ['dominfo', 'mig']).out, /State:\s+running/);
+      // Without the flag the hosts are taken to share the image, and they do not: refused, the guest runs on.
+      const shared = virsh(h1.uri, ['migrate', '--live', '--xml', x2, 'mig', h2.uri]);
+      assert.notEqual(shared.code, 0);
+      assert.match(shared.out, /do not share this storage|copy-storage-all/);
+      await assertRunsOn(h1, src);
+    });
+  },
+);

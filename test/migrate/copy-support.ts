@@ -37,7 +37,6 @@ export function holds(path: string, format: 'raw' | 'qcow2', pattern: number, of
   const r = spawnSync(QEMU_IO, ['-r', '-U', '-f', format, '-c', `read -P 0x${pattern.toString(16)} ${offset} ${len}`, path], {
     encoding: 'utf8',
   });
-  if (process.env['SVIRT_TEST_DEBUG'] === '1') process.stderr.write(`qemu-io ${path}: ${r.status} ${r.stdout}${r.stderr}\n`);
   return r.status === 0 && !/Pattern verification failed/.test(r.stdout + r.stderr);
 }
 

@@ -26,7 +26,7 @@ import { bindSocket } from '../files.js';
 const TOKEN_MS = 5_000;
 /** Connections cut for a wrong or missing token before the listener gives up. */
 const MAX_STRANGERS = 32;
-/** Connections waiting for their token at once. */
+/** Connections waiting for their token at once (a newcomer evicts the oldest: the source sends its token at once). */
 const MAX_PENDING = 8;
 const TOKEN_BYTES = 32;
 
@@ -102,24 +102,29 @@ export async function relayExport(
   const live = new Set<Socket>();
   let admitted = 0;
   let strangers = 0;
-  let pending = 0;
+  const pending: (() => void)[] = [];
   const server: Server = createServer({ pauseOnConnect: true }, (s) => {
-    if (admitted >= count || pending >= MAX_PENDING) {
+    if (admitted >= count) {
       s.destroy();
       return;
     }
-    pending++;
+    if (pending.length >= MAX_PENDING) pending[0]?.();
     live.add(s);
     let got = Buffer.alloc(0);
     let settled = false;
+    const unqueue = (): void => {
+      const i = pending.indexOf(reject);
+      if (i >= 0) pending.splice(i, 1);
+    };
     const reject = (): void => {
       if (settled) return;
       settled = true;
-      pending--;
+      unqueue();
       s.destroy();
       live.delete(s);
       if (++strangers >= MAX_STRANGERS) server.close();
     };
+    pending.push(reject);
     const timer = setTimeout(reject, TOKEN_MS);
     s.on('error', reject);
     s.on('close', reject);
@@ -133,7 +138,7 @@ export async function relayExport(
       s.off('data', onData);
       if (!timingSafeEqual(got, token) || admitted >= count) return reject();
       settled = true;
-      pending--;
+      unqueue();
       admitted++;
       if (admitted >= count) server.close();
       s.removeAllListeners('error');
@@ -148,7 +153,7 @@ export async function relayExport(
     s.on('data', onData);
     s.resume();
   });
-  server.maxConnections = count + MAX_PENDING;
+  server.maxConnections = count + MAX_PENDING + 1;
   const timer = setTimeout(() => server.close(), deadlineMs);
   timer.unref();
   const port = await new Promise<number>((resolve, reject) => {

@@ -86,8 +86,13 @@ export async function waitMirrorsReady(
     let total = 0;
     for (const d of copy.disks) {
       const j = jobs.find((x) => x.device === `${JOB_PREFIX}${d.dev}`);
-      if (!j || j.status === 'aborting' || j.status === 'concluded' || j['io-status'] === 'failed')
-        throw new SvirtError('SVIRT_ERR_MIGRATE', `copying disk ${d.dev} failed (its mirror job ${j?.status ?? 'ended'})`);
+      if (!j || j.status === 'aborting' || j.status === 'concluded' || j['io-status'] === 'failed') {
+        const why = jobErrors(q).find((e) => e.startsWith(`${JOB_PREFIX}${d.dev}:`));
+        throw new SvirtError(
+          'SVIRT_ERR_MIGRATE',
+          `copying disk ${d.dev} failed (${why ?? `its mirror job ${j?.status ?? 'ended'}`})`,
+        );
+      }
       done += j.offset ?? 0;
       total += j.len ?? 0;
     }
@@ -121,8 +126,19 @@ export async function endMirrors(q: QmpClient, force: boolean, timeoutMs = 30_00
     if (Date.now() > deadline) throw new SvirtError('SVIRT_ERR_TIMEOUT', "the disks' mirror jobs did not end");
     await new Promise((r) => setTimeout(r, 25));
   }
-  // A job that ended with an error says so in its BLOCK_JOB_COMPLETED event (kept by the client).
-  const failures: string[] = [];
+  const failures = jobErrors(q);
+  const nodes = (await q.execute('query-named-block-nodes', { flat: true })) as { 'node-name'?: string }[];
+  for (const n of nodes) {
+    const name = n['node-name'];
+    if (name?.startsWith(NODE_PREFIX) === true) await q.execute('blockdev-del', { 'node-name': name });
+  }
+  if (!force && failures.length > 0)
+    throw new SvirtError('SVIRT_ERR_MIGRATE', `copying the disks failed: ${failures.join('; ')}`);
+}
+
+/** What the mirror jobs that ended with an error said (their BLOCK_JOB_COMPLETED events, kept by the client). */
+function jobErrors(q: QmpClient): string[] {
+  const out: string[] = [];
   for (const e of q.events) {
     const data = (e.data ?? {}) as Record<string, unknown>;
     const dev = data['device'];
@@ -132,13 +148,7 @@ export async function endMirrors(q: QmpClient, force: boolean, timeoutMs = 30_00
       dev.startsWith(JOB_PREFIX) &&
       typeof data['error'] === 'string'
     )
-      failures.push(`${dev}: ${data['error']}`);
+      out.push(`${dev}: ${data['error']}`);
   }
-  const nodes = (await q.execute('query-named-block-nodes', { flat: true })) as { 'node-name'?: string }[];
-  for (const n of nodes) {
-    const name = n['node-name'];
-    if (name?.startsWith(NODE_PREFIX) === true) await q.execute('blockdev-del', { 'node-name': name });
-  }
-  if (!force && failures.length > 0)
-    throw new SvirtError('SVIRT_ERR_MIGRATE', `copying the disks failed: ${failures.join('; ')}`);
+  return out;
 }

@@ -153,8 +153,11 @@ export const migrationProcedures: readonly Procedure[] = [
           throw new RemoteError(VirErr.INVALID_ARG, VirFrom.QEMU, 'peer-to-peer migration needs a destination URI');
         const migrateUri = stringParam(a.params, 'migrate_uri');
         const listenAddress = stringParam(a.params, 'listen_address');
+        // virsh's --xml: the definition the destination starts (host-specific paths changed).
+        const destXml = stringParam(a.params, 'destination_xml');
         await peer.migrateToPeer(hv.env, info, a.dconnuri, {
           flags: a.flags,
+          ...(destXml !== undefined ? { destXml } : {}),
           ...(migrateUri !== undefined ? { migrateUri } : {}),
           ...(listenAddress !== undefined ? { listenAddress } : {}),
           defaultSocket: '/run/svirt/libvirt-sock',
