@@ -1,18 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { describe, it } from 'node:test';
 import { tempDir } from '../helpers.js';
-import { VIRSH, haveVirsh } from '../remote/support.js';
+import { haveVirsh } from '../remote/support.js';
 import { hostsSkip, makeHosts } from '../support/hosts.js';
 import { ORIGINAL, assertRunsOn, traces } from './support.js';
-import { copyXml, holds, imagePath, makeSourceImage, ownerOf } from './copy-support.js';
-
-function virsh(uri: string, args: readonly string[]): { code: number; out: string } {
-  const r = spawnSync(VIRSH, ['-q', '-c', uri, ...args], { encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status ?? 1, out: `${r.stdout}${r.stderr}` };
-}
+import { copyXml, holds, imagePath, makeSourceImage, ownerOf, virsh } from './copy-support.js';
 
 describe('svirt migrate --copy-storage-all (dac,landlock)', { skip: hostsSkip() }, () => {
   for (const format of ['qcow2', 'raw'] as const)

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { VIRSH } from '../remote/support.js';
 import type { GuestImage } from '../support/guest-image.js';
 import type { TestHost } from '../support/hosts.js';
 import { ORIGINAL, guestXml } from './support.js';
@@ -60,4 +61,10 @@ export function copyXml(image: GuestImage | undefined, dir: string, disk: string
 export function ownerOf(path: string): { uid: number; gid: number; mode: number } {
   const st = statSync(path);
   return { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
+}
+
+/** virsh against a serve's URI (no shell). */
+export function virsh(uri: string, args: readonly string[]): { code: number; out: string } {
+  const r = spawnSync(VIRSH, ['-q', '-c', uri, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status ?? 1, out: `${r.stdout}${r.stderr}` };
 }
