@@ -48,8 +48,15 @@ export function run(cmd: string, args: readonly string[]): string {
 }
 
 /** The guest as host `h` runs it, its disk `disk` of `format`. */
-export function copyXml(image: GuestImage | undefined, dir: string, disk: string, format: 'raw' | 'qcow2', h: TestHost): string {
-  const f = join(dir, `${h.name}-copy.xml`);
+export function copyXml(
+  image: GuestImage | undefined,
+  dir: string,
+  disk: string,
+  format: 'raw' | 'qcow2',
+  h: TestHost,
+  tag = 'copy',
+): string {
+  const f = join(dir, `${h.name}-${tag}.xml`);
   writeFileSync(
     f,
     guestXml(image, dir, disk, h).replace("<driver name='qemu' type='raw'/>", `<driver name='qemu' type='${format}'/>`),
