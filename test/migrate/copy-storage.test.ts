@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { tempDir } from '../helpers.js';
 import { haveVirsh } from '../remote/support.js';
@@ -39,6 +39,12 @@ describe('svirt migrate --copy-storage-all (dac,landlock)', { skip: hostsSkip() 
       assert.deepEqual(traces(h2), { running: 0, reserved: 0, remembered: 0 });
       assert.deepEqual(ownerOf(dst), { uid: 0, gid: 0, mode: 0o600 }, "h2's image is back as h2 created it");
       assert.ok(holds(src, format, 0x5a, '0', '1M'), 'the content came back');
+      for (const h of [h1, h2])
+        assert.deepEqual(
+          readdirSync(join(h.stateDir, 'run', 'monitor')).filter((f) => f.endsWith('.nbd')),
+          [],
+          `${h.name}: no export socket left`,
+        );
       await h1.svirtOk(['destroy', 'mig']);
       assert.deepEqual(ownerOf(src), ORIGINAL);
     });

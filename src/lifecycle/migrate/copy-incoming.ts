@@ -12,7 +12,7 @@ import type { PendingOp, RunningRecord } from '../../store/store.js';
 import type { LifecycleEnv } from '../env.js';
 import type { CopyStorage } from './copy-storage.js';
 import type { MigrationCookie } from './handover.js';
-import { nbdSocketPath, relayExport, startExport, stopExport, type NbdRelay } from './nbd-export.js';
+import { nbdSocketPath, relayExport, removeExportSocket, startExport, stopExport, type NbdRelay } from './nbd-export.js';
 
 /** Nothing is handed over: every file, the copied images too, is labelled at start. */
 export const NOTHING_HANDED_OVER: IncomingMigration = { labelLater: () => false, attachLater: () => false };
@@ -66,6 +66,7 @@ export async function unexportDisks(env: LifecycleEnv, rec: RunningRecord, copy:
       copy.disks.map((d) => d.dev),
     ),
   );
+  removeExportSocket(env.paths.runtimeRoot, rec.uuid);
   const op = rec.pending as PendingOp;
   env.store.updateOp(rec.uuid, { ...op, migration: { phase: 'committed', cookie: op.migration?.cookie ?? '' } });
 }

@@ -13,6 +13,7 @@ import { destroyGuest } from '../stop.js';
 import { attachImages } from './attach-later.js';
 import { unexportDisks } from './copy-incoming.js';
 import { removeCreated } from './dest-images.js';
+import { removeExportSocket } from './nbd-export.js';
 import { decodeCookie, giveBack, handedOver, imageState, sameHolder, takenImages, type MigrationCookie } from './handover.js';
 
 /**
@@ -80,7 +81,11 @@ export async function abortIncoming(env: LifecycleEnv, rec: RunningRecord): Prom
   }
   env.store.endOp(rec.uuid);
   await destroyGuest(env, rec.uuid, 0);
-  if (text !== undefined) removeCreated(decodeCookie(Buffer.from(text, 'utf8'), rec.uuid).copy?.created ?? []);
+  const copy = text === undefined ? undefined : decodeCookie(Buffer.from(text, 'utf8'), rec.uuid).copy;
+  if (copy) {
+    removeExportSocket(env.paths.runtimeRoot, rec.uuid);
+    removeCreated(copy.created ?? []);
+  }
 }
 
 export function cookieOf(rec: RunningRecord): MigrationCookie {

@@ -16,7 +16,7 @@ import { basename, dirname, join } from 'node:path';
 import type { DomainDef } from '../../domain/domain-def.js';
 import { diskLayers } from '../../domain/disk-layers.js';
 import { SvirtError } from '../../errors.js';
-import { openHandle } from '../../host/file-handle.js';
+import { openHandle, unlinkBeneath } from '../../host/file-handle.js';
 import { connectUnixAt } from '../../host/native.js';
 import { withSocketLabel } from '../../host/selinux-socket.js';
 import type { QmpClient } from '../../qemu/qmp-client.js';
@@ -32,6 +32,11 @@ const TOKEN_BYTES = 32;
 
 export function nbdSocketPath(runtimeRoot: string, uuid: string): string {
   return join(runtimeRoot, 'monitor', `${uuid}.nbd`);
+}
+
+/** The export's socket file goes once nothing connects to it any more (Finish, or the guest ends). */
+export function removeExportSocket(runtimeRoot: string, uuid: string): void {
+  unlinkBeneath(nbdSocketPath(runtimeRoot, uuid), 'remove the export socket', (st) => st.isSocket());
 }
 
 export function exportId(dev: string): string {
