@@ -209,7 +209,16 @@ int devfilter_apply(const char *dir, int nrules, const char *const *texts, char 
 	load.log_buf = (uint64_t)(uintptr_t)verifier_log;
 	verifier_log[0] = '\0';
 	strncpy(load.prog_name, "svirt_devices", sizeof load.prog_name - 1);
-	int pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof load);
+	/* The verifier gives up with EAGAIN when a signal is pending for the loader (svirt's Node
+	 * gets SIGCHLD whenever a child it spawned exits, e.g. a start's early cgroup join):
+	 * retried a few times, as libbpf does. */
+	int pfd = -1;
+	for (int attempt = 0; attempt < 5; attempt++) {
+		verifier_log[0] = '\0';
+		pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof load);
+		if (pfd >= 0 || errno != EAGAIN)
+			break;
+	}
 	if (pfd < 0) {
 		int e = errno;
 		char *nl = strchr(verifier_log, '\n');

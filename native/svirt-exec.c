@@ -3,6 +3,7 @@
  *
  *   svirt-exec --spec-fd N -- PROGRAM [ARGS...]
  *   svirt-exec --probe
+ *   svirt-exec --join-cgroup DIR    (joins one guest cgroup, then exits 0: see prime_join)
  *
  * Steps, strictly in this order: cgroups (join the guest's), rlimits, mount view, ids, user root, no_new_privs, SELinux exec
  * label, AppArmor exec profile, Landlock, close fds, execve. The first failing step prints
@@ -497,10 +498,28 @@ static int probe(void)
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/*
+ * A start's early, throwaway join of the guest's (still empty, still unrestricted) cgroup: the
+ * kernel's wait before a cgroup migration (an RCU grace period, 5-20 ms here) then happens
+ * while svirt is still preparing the start, and the real join a few ms later finds it passed.
+ * The process leaves the cgroup as it exits. See docs/cgroups.md, "The join's wait".
+ */
+static int prime_join(const char *dir)
+{
+	if (strncmp(dir, "/sys/fs/cgroup/", 15) != 0)
+		die(EXIT_SPEC, "spec", EINVAL, "--join-cgroup wants a directory under /sys/fs/cgroup/");
+	spec.cgroups[0] = dir;
+	spec.ncgroups = 1;
+	apply_cgroups();
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 2 && strcmp(argv[1], "--probe") == 0)
 		return probe();
+	if (argc == 3 && strcmp(argv[1], "--join-cgroup") == 0)
+		return prime_join(argv[2]);
 	char *end = NULL;
 	long fd = argc >= 5 && strcmp(argv[1], "--spec-fd") == 0 ? strtol(argv[2], &end, 10) : -1;
 	if (fd < 0 || fd > 1 << 30 || end == argv[2] || *end != '\0' || strcmp(argv[3], "--") != 0)

@@ -621,9 +621,11 @@ int main(int argc, char **argv)
 	}
 
 	close_from_3(); /* the child has the image fds; the monitor must not hold them open */
-	say(format(line, sizeof line, "pid", (long)pid));
+	/* The backup first: once svirt knows the pid (and its start returns), the monitor may be
+	 * killed at any time, and the backup must already be there to finish its job. */
 	if (nhook > 0 || notify_path != NULL)
 		start_backup(hook, pid);
+	say(format(line, sizeof line, "pid", (long)pid));
 	if (nrelays > 0)
 		relay_until_exit(pid);
 

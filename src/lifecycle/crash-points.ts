@@ -5,9 +5,9 @@
  */
 export const CRASH_POINTS = [
   'start:claimed',
-  'start:labels-reserved',
   'start:cgroup-journaled',
   'start:cgroup-made',
+  'start:labels-reserved',
   'start:labelled',
   'start:monitor-bound',
   'start:helper-journaled',
@@ -35,6 +35,15 @@ export const CRASH_POINTS = [
   'restore:loaded',
 ] as const;
 
+/** Steps of a live external snapshot (test/e2e/snapshots-live.test.ts runs each). */
+export const SNAPSHOT_CRASH_POINTS = [
+  'snapshot:journaled',
+  'snapshot:labelled',
+  'snapshot:nodes-added',
+  'snapshot:switched',
+  'snapshot:reopened',
+] as const;
+
 /** Steps of a network's start (test/e2e/network-race.test.ts); not guest steps, so not in CRASH_POINTS. */
 export const NETWORK_CRASH_POINTS = ['net-start:claimed', 'net-start:bridge'] as const;
 
@@ -57,7 +66,10 @@ export const MIGRATION_CRASH_POINTS = [
 ] as const;
 
 export type CrashPoint =
-  (typeof CRASH_POINTS)[number] | (typeof NETWORK_CRASH_POINTS)[number] | (typeof MIGRATION_CRASH_POINTS)[number];
+  | (typeof CRASH_POINTS)[number]
+  | (typeof NETWORK_CRASH_POINTS)[number]
+  | (typeof MIGRATION_CRASH_POINTS)[number]
+  | (typeof SNAPSHOT_CRASH_POINTS)[number];
 
 export function crashPoint(name: CrashPoint): void {
   if (process.env['SVIRT_TEST_CRASH_AT'] === name) process.kill(process.pid, 'SIGKILL');

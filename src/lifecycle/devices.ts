@@ -3,7 +3,7 @@ import { closeSync, constants } from 'node:fs';
 import type { DiskDef, DomainDef } from '../domain/domain-def.js';
 import { diskLayers, formatDomainXml, parseDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
-import { blockdevNodes, deviceProps, diskDeviceId, type FdSetEntry } from '../qemu/argv.js';
+import { blockdevNodes, deviceProps, diskDeviceId, diskNodeName, type FdSetEntry } from '../qemu/argv.js';
 import type { QmpClient } from '../qemu/qmp-client.js';
 import type { GuestResource } from '../security/driver.js';
 import { diskResources, resolveResources } from '../security/resources.js';
@@ -88,10 +88,7 @@ export async function attachDisk(env: LifecycleEnv, info: Guest, disk: DiskDef, 
     next,
     points: ATTACH_POINTS,
     connect: async (q) => {
-      await q.execute(
-        'device_add',
-        deviceProps(next, placed, placed.path !== undefined ? `${placed.target.dev}-fmt0` : undefined),
-      );
+      await q.execute('device_add', deviceProps(next, placed, placed.path !== undefined ? diskNodeName(placed) : undefined));
     },
   });
 }
@@ -312,7 +309,7 @@ export async function changeMedia(
     connect: async (q) => {
       const id = diskDeviceId(inserted);
       await q.execute('blockdev-open-tray', { id, force: true });
-      await q.execute('blockdev-insert-medium', { id, 'node-name': `${target}-fmt0` });
+      await q.execute('blockdev-insert-medium', { id, 'node-name': diskNodeName(inserted) });
       await q.execute('blockdev-close-tray', { id });
     },
   });

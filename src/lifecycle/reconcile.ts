@@ -27,6 +27,8 @@ export async function reconcile(env: LifecycleEnv): Promise<string[]> {
           const steps = await import('./reconcile-steps.js');
           if (rec.pending.op === 'save') await steps.repairSave(env, rec);
           else if (rec.pending.op.startsWith('migrate-')) await (await import('./migrate/repair.js')).repairMigration(env, rec);
+          else if (rec.pending.op === 'snapshot')
+            await (await import('./snapshots/snapshot-live-repair.js')).repairLive(env, rec);
           else if (rec.pending.netdev !== undefined) await steps.repairNicOp(env, rec);
           else await steps.repairOp(env, rec);
           cleaned.push(`${rec.name} (${rec.pending.op} repaired)`);

@@ -81,6 +81,9 @@ export async function startGuest(
   const ctx = env.context(def, runtimeDir);
   const files = new OpenFiles();
   try {
+    // The guest's cgroup, made first and empty: the kernel's wait for the join overlaps the steps below.
+    const { startCgroup } = await import('./cgroup/start-cgroup.js');
+    const cgroup = startCgroup(env.paths.stateDir, def, env.manager.names, undo);
     rmSync(runtimeDir, { recursive: true, force: true });
     mkdirSync(runtimeDir, { mode: 0o700 });
     undo.push('remove the runtime dir', () => rmSync(runtimeDir, { recursive: true, force: true }));
@@ -110,9 +113,9 @@ export async function startGuest(
     // Journal first: from here a crash is repaired from what the record says.
     env.store.updateRunning(def.uuid, { liveXml: formatDomainXml(live), resources });
     crashPoint('start:labels-reserved');
-    // The guest's cgroup, before anything runs for it (docs/cgroups.md)
-    const { startCgroup } = await import('./cgroup/start-cgroup.js');
-    const cgroups = startCgroup(env.paths.stateDir, live, resources, env.manager.names, undo);
+    // The limits and the device list of the guest's cgroup, before anything runs for it (docs/cgroups.md)
+    cgroup.fill(resources);
+    const cgroups = cgroup.dirs;
     env.manager.setAllLabel(live, resources, ctx, migration?.labelLater);
     undo.push('restore labels', () => {
       try {

@@ -77,8 +77,13 @@ export async function cleanup(env: LifecycleEnv, rec: RunningRecord): Promise<vo
   const manager = await env.managerFor(rec);
   const ctx = env.context(live, rec.runtimeDir);
   // A migrating source whose images the destination took keeps its hands off them (migrate/source.ts).
+  // A live snapshot cut short also gives back its overlays' labels (snapshots/snapshot-live.ts).
   const resources =
-    rec.pending?.op === 'migrate-out' ? (await import('./migrate/restore-set.js')).resourcesToRestore(env, rec) : rec.resources;
+    rec.pending?.op === 'migrate-out'
+      ? (await import('./migrate/restore-set.js')).resourcesToRestore(env, rec)
+      : rec.pending?.op === 'snapshot'
+        ? [...rec.resources, ...(rec.pending.resources ?? [])]
+        : rec.resources;
   // Labels are journalled before any file is touched: no labels or no resources, nothing was labelled.
   if (resources.length > 0 && manager.hasLiveLabels(live)) manager.restoreAllLabel(live, resources, ctx);
   crashPoint('cleanup:restored');

@@ -59,7 +59,14 @@ function under(path: string, tree: string): boolean {
 export class StoragePools {
   readonly store: PoolStore;
 
-  constructor(private readonly env: LifecycleEnv) {
+  /**
+   * `makeDefault`: whether asking for the default pool makes it. Not for a read-only caller
+   * (the -ro socket, VIR_CONNECT_RO): it may look, never write; to it the pool is missing.
+   */
+  constructor(
+    private readonly env: LifecycleEnv,
+    private readonly makeDefaultOnUse = true,
+  ) {
     this.store = new PoolStore(env.store.db);
   }
 
@@ -73,7 +80,7 @@ export class StoragePools {
     const p = this.store.byName(nameOrUuid) ?? this.store.byUuid(nameOrUuid.toLowerCase());
     if (p) return p;
     // The default pool is made the first time someone asks for it, as virt-install expects.
-    if (nameOrUuid === DEFAULT_POOL) return this.makeDefault();
+    if (nameOrUuid === DEFAULT_POOL && this.makeDefaultOnUse) return this.makeDefault();
     throw noPool(nameOrUuid);
   }
 
@@ -83,7 +90,7 @@ export class StoragePools {
 
   /** Every pool; the default pool is made first if there is none (virt-install looks for it by listing). */
   list(): PoolInfo[] {
-    if (!this.store.byName(DEFAULT_POOL)) {
+    if (this.makeDefaultOnUse && !this.store.byName(DEFAULT_POOL)) {
       try {
         this.makeDefault();
       } catch (err) {

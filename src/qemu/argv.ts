@@ -48,7 +48,7 @@ export function diskDeviceId(disk: DiskDef): string {
 
 /** The top format node of a disk (what the device is attached to). */
 export function diskNodeName(disk: DiskDef): string {
-  return `${disk.target.dev}-fmt0`;
+  return diskLayers(disk)[0]?.fmtNode ?? `${disk.target.dev}-fmt0`;
 }
 
 /**

@@ -51,30 +51,33 @@ export class QmpClient {
     socket.on('close', () => this.fail(new SvirtError('SVIRT_ERR_QMP', 'QMP connection closed')));
   }
 
-  /** Connects, reads the greeting and negotiates capabilities. */
+  /**
+   * Connects, reads the greeting and negotiates capabilities. QEMU serves one monitor client at
+   * a time and listens with a backlog of one: while another client (another verb, serve, a
+   * second process) holds the monitor and one more waits, a connect fails with EAGAIN. That is
+   * retried, with a growing pause, until the timeout.
+   */
   static async connect(path: string, timeoutMs = 5000, socketLabel?: string): Promise<QmpClient> {
-    // Node creates the socket synchronously in this thread, inside connect().
-    const label = socketLabel;
-    // A UNIX socket address holds 107 bytes: a longer path is reached through its directory's fd.
-    const via = Buffer.byteLength(path) > 100 ? shortPath(path) : undefined;
-    const socket = await new Promise<Socket>((resolve, reject) => {
-      const s = withSocketLabel(label, () => connect(via?.path ?? path));
-      s.once('connect', () => via?.close());
-      s.once('error', () => via?.close());
-      const timer = setTimeout(() => {
-        via?.close();
-        s.destroy();
-        reject(new SvirtError('SVIRT_ERR_TIMEOUT', `QMP connect to "${path}" timed out`));
-      }, timeoutMs);
-      s.once('connect', () => {
-        clearTimeout(timer);
-        resolve(s);
-      });
-      s.once('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-    });
+    const deadline = performance.now() + timeoutMs;
+    let pauseMs = 2;
+    let socket: Socket;
+    for (;;) {
+      try {
+        socket = await connectOnce(path, Math.max(1, deadline - performance.now()), socketLabel);
+        break;
+      } catch (err) {
+        const busy = (err as NodeJS.ErrnoException).code === 'EAGAIN';
+        if (!busy || performance.now() + pauseMs >= deadline) {
+          throw busy
+            ? new SvirtError('SVIRT_ERR_TIMEOUT', `QMP connect to "${path}": the monitor stayed busy for ${timeoutMs} ms`, {
+                cause: err,
+              })
+            : err;
+        }
+        await new Promise((r) => setTimeout(r, pauseMs));
+        pauseMs = Math.min(50, pauseMs * 2);
+      }
+    }
     const client = new QmpClient(socket);
     try {
       await client.greeting(timeoutMs);
@@ -247,4 +250,28 @@ function shortPath(path: string): { path: string; close(): void } {
     open = false;
   };
   return { path: `/proc/self/fd/${dir}/${basename(path)}`, close };
+}
+
+/** One connect attempt (Node creates the socket synchronously in this thread, inside connect()). */
+function connectOnce(path: string, timeoutMs: number, label: string | undefined): Promise<Socket> {
+  // A UNIX socket address holds 107 bytes: a longer path is reached through its directory's fd.
+  const via = Buffer.byteLength(path) > 100 ? shortPath(path) : undefined;
+  return new Promise<Socket>((resolve, reject) => {
+    const s = withSocketLabel(label, () => connect(via?.path ?? path));
+    s.once('connect', () => via?.close());
+    s.once('error', () => via?.close());
+    const timer = setTimeout(() => {
+      via?.close();
+      s.destroy();
+      reject(new SvirtError('SVIRT_ERR_TIMEOUT', `QMP connect to "${path}" timed out`));
+    }, timeoutMs);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      resolve(s);
+    });
+    s.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
 }

@@ -1,7 +1,7 @@
 /**
- * qemu-img over fds svirt opened itself: every image is given as `/dev/fd/N` of a file svirt
- * holds (created O_EXCL|O_NOFOLLOW in the pool's directory, or opened without a symlink on
- * the way), always with its declared format, and a qcow2 image as a `json:` description with
+ * qemu-img over fds svirt opened itself: every image is given as `/proc/self/fd/N` of a file
+ * svirt holds (created O_EXCL|O_NOFOLLOW in the pool's directory, or opened without a symlink
+ * on the way; not `/dev/fd/N`: a host without udev, such as the lab's VMs, has no /dev/fd), always with its declared format, and a qcow2 image as a `json:` description with
  * `"backing": null`, so a backing file named in a header (an uploaded image can name any) is
  * never opened. qemu-img never probes a format and never resolves a path here.
  */
@@ -16,7 +16,7 @@ const TIMEOUT_MS = 30 * 60_000;
 
 /** The fd's image as qemu-img should open it (fd numbers inside qemu-img: 3, 4, ...). */
 export function imageArg(slot: number, format: VolumeFormat): string {
-  const file = { driver: 'file', filename: `/dev/fd/${slot}` };
+  const file = { driver: 'file', filename: `/proc/self/fd/${slot}` };
   return `json:${JSON.stringify(format === 'qcow2' ? { driver: 'qcow2', backing: null, file } : { driver: 'raw', file })}`;
 }
 
@@ -49,7 +49,7 @@ export function qemuImg(args: readonly string[], fds: readonly number[], what: s
 /** Writes a new qcow2 image of `capacity` bytes into the (empty) file open as `fd`. */
 export function createQcow2(fd: number, capacity: number, lazyRefcounts: boolean, what: string): Promise<void> {
   const opts = ['-o', `lazy_refcounts=${lazyRefcounts ? 'on' : 'off'}`];
-  return qemuImg(['create', '-q', '-f', 'qcow2', ...opts, '/dev/fd/3', String(capacity)], [fd], what);
+  return qemuImg(['create', '-q', '-f', 'qcow2', ...opts, '/proc/self/fd/3', String(capacity)], [fd], what);
 }
 
 /** Copies the guest-visible content of `src` into `dst` (already created with the same capacity). */

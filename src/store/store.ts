@@ -82,7 +82,7 @@ export interface HelperRecord {
 
 /** What a device or state operation intends, written before it touches anything. */
 export interface PendingOp {
-  readonly op: 'attach' | 'detach' | 'eject' | 'insert' | 'save' | 'migrate-out' | 'migrate-in';
+  readonly op: 'attach' | 'detach' | 'eject' | 'insert' | 'save' | 'migrate-out' | 'migrate-in' | 'snapshot';
   /** Target dev of the disk concerned. */
   readonly target?: string;
   /** Serialized GuestResource[] the operation labels or restores. */
@@ -102,6 +102,8 @@ export interface PendingOp {
   readonly tap?: string;
   /** A migration (src/lifecycle/migrate/): how far it got, and the handover the source described (JSON). */
   readonly migration?: { readonly phase: string; readonly cookie: string; readonly uri?: string };
+  /** A live external snapshot (src/lifecycle/snapshots/snapshot-live.ts): its phase and plan (JSON). */
+  readonly snapshot?: { readonly phase: 'prepare' | 'switched'; readonly plan: string };
 }
 
 interface RunningRow {

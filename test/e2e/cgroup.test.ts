@@ -7,9 +7,10 @@
  */
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { svirtExecPath } from '../../src/host/native.js';
 import { QmpClient } from '../../src/qemu/qmp-client.js';
 import { hierarchyDir, hostLayout } from '../../src/lifecycle/cgroup/layout.js';
 import { applyDevicesV1, applyDevicesV2, nodeRule, type DeviceRule } from '../../src/lifecycle/cgroup/devices.js';
@@ -81,10 +82,22 @@ describe('a cgroup per guest', { skip: skip() }, () => {
     const mine = cgroupOf(process.pid); // the CLI ran from this test's cgroups
     const its = cgroupOf(row.pid);
     assert.ok(its.size > 0);
+    // A memtune guest needs memory, pids (svirt's limit) and the device list: v1's controller
+    // where the host has one, else cgroup2 (which on pure v2 holds everything).
+    const layout = hostLayout();
+    const needed = new Set(layout.kind === 'v2' ? ['v2'] : ['memory', 'pids', layout.v1.devices ? 'devices' : 'v2']);
     for (const [h, dir] of its) {
-      if (h === 'cpuset' || h === 'freezer' || h === 'cpuacct') continue; // not used by svirt: QEMU stays in svirt's
-      assert.equal(dir, join(mine.get(h) ?? '?', `svirt-${uuid}`), `${h}: QEMU's cgroup is svirt-UUID under svirt's own`);
+      const want = needed.has(h) ? join(mine.get(h) ?? '?', `svirt-${uuid}`) : (mine.get(h) ?? '?');
+      assert.equal(
+        dir,
+        want,
+        `${h}: ${needed.has(h) ? "QEMU's cgroup is svirt-UUID under svirt's own" : "not needed: QEMU stays in svirt's"}`,
+      );
     }
+    assert.ok(
+      [...needed].every((h) => its.has(h)),
+      `QEMU is in ${[...needed].join(', ')}`,
+    );
     const mem = its.get('memory') ?? its.get('v2') ?? '';
     assert.equal(readFileSync(join(mem, limitFile(mem)), 'utf8').trim(), String(96 * 1024 * 1024));
     const info = JSON.parse(await svirtOk(g.dir, ['--json', 'dominfo', 'cg-mem'])) as Record<string, unknown>;
@@ -314,4 +327,50 @@ describe('device allow-list, each enforcement alone', { skip: skip() }, () => {
       assert.match(openIn([dir], '/dev/zero'), /Operation not permitted/);
     },
   );
+});
+
+describe("svirt-exec --join-cgroup (a start's early join, docs/cgroups.md)", { skip: skip() }, () => {
+  const layout = hostLayout();
+  const freezer = computeFreezer();
+
+  /** The v1 freezer hierarchy's own dir, if this host has one (it holds a joiner until thawed). */
+  function computeFreezer(): string | undefined {
+    const line = readFileSync('/proc/self/cgroup', 'utf8')
+      .split('\n')
+      .find((l) => /^\d+:freezer:/.test(l));
+    const dir = line && join('/sys/fs/cgroup/freezer', line.slice(line.lastIndexOf(':') + 1));
+    return dir && existsSync(join(dir, 'cgroup.procs')) ? dir : undefined;
+  }
+
+  it(
+    'joins the directory given, then exits 0 (held in a frozen cgroup, it is seen there)',
+    { skip: freezer ? false : 'no v1 freezer hierarchy here' },
+    async (t) => {
+      const dir = ownCgroup(t, freezer!, 'join');
+      writeFileSync(join(dir, 'freezer.state'), 'FROZEN');
+      const child = spawn(svirtExecPath(), ['--join-cgroup', dir], { stdio: 'ignore' });
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      t.after(() => {
+        if (child.exitCode === null) child.kill('SIGKILL');
+      });
+      const inside = (): boolean => readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').includes(String(child.pid));
+      assert.ok(await waitFor(inside, 5000), 'the joiner is in the cgroup (frozen there)');
+      writeFileSync(join(dir, 'freezer.state'), 'THAWED');
+      assert.equal(await exited, 0);
+      assert.equal(readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim(), '', 'and gone from it once it exited');
+    },
+  );
+
+  it('refuses a directory outside /sys/fs/cgroup and a directory that is not a cgroup, in one line', () => {
+    const outside = spawnSync(svirtExecPath(), ['--join-cgroup', '/etc'], { encoding: 'utf8' });
+    assert.equal(outside.status, 201);
+    assert.match(outside.stderr, /^svirt-exec: spec: .*--join-cgroup wants a directory under \/sys\/fs\/cgroup\/.*\n$/);
+    const h = layout.v1.pids ?? layout.v2;
+    assert.ok(h);
+    const notCgroup = spawnSync(svirtExecPath(), ['--join-cgroup', `${hierarchyDir(h, h.own)}/no-such-svirt-dir`], {
+      encoding: 'utf8',
+    });
+    assert.notEqual(notCgroup.status, 0);
+    assert.match(notCgroup.stderr, /^svirt-exec: cgroup: open .*no-such-svirt-dir: No such file or directory\n$/);
+  });
 });

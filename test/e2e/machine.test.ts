@@ -287,7 +287,7 @@ describe('block devices (loop devices, real QEMU)', { skip }, () => {
     await svirtOk(dir, [...S, 'start', 'chain', '--paused']);
     const nodes = await qmp<{ drv: string; 'node-name': string }[]>(dir, 'chain', 'query-named-block-nodes');
     assert.ok(
-      nodes.some((n) => n['node-name'] === 'vda-file1' && n.drv === 'host_device'),
+      nodes.some((n) => n['node-name'] === 'vda-file0' && n.drv === 'host_device'),
       JSON.stringify(nodes),
     );
     assert.equal(owner(dev).uid, 0, 'a read-only backing layer keeps its owner');

@@ -1,14 +1,29 @@
 /**
  * virsh's snapshot commands through `svirt serve` (docs/snapshots.md, docs/remote.md): a shut-off
  * and a running guest's internal snapshots, the tree, revert, delete, a disk-only one, and
- * libvirt's error for a snapshot that does not exist.
+ * libvirt's error for a snapshot that does not exist; a running guest's disk-only snapshot
+ * through virsh and python-libvirt (snapshotCreateXML with DISK_ONLY).
  */
+
+/** The access modes (O_ACCMODE) of a process's fds to a file. */
+function accessModes(pid: number, path: string): number[] {
+  return readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== path) return [];
+      const m = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+      return m?.[1] ? [Number.parseInt(m[1], 8) & 3] : [];
+    } catch {
+      return [];
+    }
+  });
+}
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { domainXml, scratch, writeDomain } from '../helpers.js';
-import { qemuDacVirshSkip, startServer, virsh, virshOk } from './support.js';
+import { domainXml, readRunning, scratch, writeDomain } from '../helpers.js';
+import { havePythonLibvirt, python, qemuDacVirshSkip, startServer, uri, virsh, virshOk } from './support.js';
 
 const skip = qemuDacVirshSkip();
 
@@ -67,5 +82,48 @@ describe('svirt serve: snapshots with virsh', { skip, timeout: 300_000 }, () => 
     assert.match(refused.stderr, /cannot undefine domain 'v' with 1 snapshot\b/);
     await virshOk(s, ['undefine', 'v', '--snapshots-metadata']);
     assert.match((await virsh(s, ['dominfo', 'v'])).stderr, /failed to get domain|not found/i);
+  });
+
+  it('a running guest: virsh --disk-only --diskspec and python snapshotCreateXML(DISK_ONLY) live', async (t) => {
+    const dir = scratch(t);
+    const img = join(dir, 'd.qcow2');
+    assert.equal(spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', img, '16M']).status, 0);
+    const s = (await startServer(t, dir)).socket;
+    await virshOk(s, ['define', writeDomain(dir, 'w', domainXml('w', [{ path: img, dev: 'vda', format: 'qcow2' }]))]);
+    await virshOk(s, ['start', 'w']);
+    const top = join(dir, 'top.qcow2');
+    assert.match(
+      await virshOk(s, ['snapshot-create-as', 'w', 'l1', '--disk-only', '--diskspec', `vda,snapshot=external,file=${top}`]),
+      /Domain snapshot l1 created/,
+    );
+    assert.match(await virshOk(s, ['domblklist', 'w']), new RegExp(`vda\\s+${top}`));
+    assert.match(await virshOk(s, ['domblklist', 'w', '--inactive']), new RegExp(`vda\\s+${top}`));
+    const pid = readRunning(dir).find((r) => r.name === 'w')?.pid ?? 0;
+    assert.deepEqual([...new Set(accessModes(pid, img))], [0], 'QEMU holds the base O_RDONLY');
+    assert.deepEqual([...new Set(accessModes(pid, top))], [2], 'and the overlay O_RDWR');
+    assert.equal(statSync(img).uid, 0, 'the base is no longer the guest’s');
+    assert.notEqual(statSync(top).uid, 0, 'the overlay is');
+    assert.match(
+      (await virsh(s, ['snapshot-create-as', 'w', 'ro', '--disk-only'], { readonly: true })).stderr,
+      /read only access/,
+    );
+    if (havePythonLibvirt()) {
+      const script = join(dir, 'snap.py');
+      writeFileSync(
+        script,
+        "import sys, libvirt\nc = libvirt.open(sys.argv[1])\nd = c.lookupByName('w')\n" +
+          "s = d.snapshotCreateXML(\"<domainsnapshot><name>py1</name><disks><disk name='vda' snapshot='external'>" +
+          '<source file=\'" + sys.argv[2] + "\'/></disk></disks></domainsnapshot>", libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY)\n' +
+          'print(s.getName(), d.XMLDesc(0).count("<backingStore type="))\n',
+      );
+      const second = join(dir, 'py.qcow2');
+      const r = await python(script, [uri(s), second]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^py1 2$/m, 'a chain of three: two backing layers');
+      assert.deepEqual([...new Set(accessModes(pid, top))], [0], 'the first overlay is now read-only');
+      assert.deepEqual([...new Set(accessModes(pid, second))], [2]);
+    } else t.diagnostic('python3-libvirt is not installed: the python part did not run');
+    await virshOk(s, ['destroy', 'w']);
+    assert.equal(statSync(top).uid, 0, 'given back at stop');
   });
 });

@@ -91,6 +91,20 @@ describe('storage pools and volumes over svirt serve (virsh)', { skip }, () => {
     assert.equal(existsSync(join(dir, 'escape')), false);
   });
 
+  it('a read-only client never makes the default pool: it sees none until a read-write client asks', async (t) => {
+    const dir = scratch(t);
+    const srv = await startServer(t, dir);
+    const s = srv.socket;
+    assert.doesNotMatch(await virshOk(s, ['pool-list', '--all'], { readonly: true }), /default/);
+    const info = await virsh(s, ['pool-info', 'default'], { readonly: true });
+    assert.notEqual(info.code, 0);
+    assert.match(info.stderr, /Storage pool not found/);
+    assert.equal(existsSync(join(dir, 'images')), false, 'no images dir made for a read-only client');
+    assert.match(await virshOk(s, ['pool-list', '--all']), /^\s*default\s+active\s+yes\s*$/m);
+    assert.ok(existsSync(join(dir, 'images')));
+    assert.match(await virshOk(s, ['pool-list', '--all'], { readonly: true }), /^\s*default\s+active\s+yes\s*$/m);
+  });
+
   it('pool-define-as, build, start, autostart, refresh, destroy, delete, undefine; refused trees; pool events', async (t) => {
     const dir = scratch(t);
     const srv = await startServer(t, dir);

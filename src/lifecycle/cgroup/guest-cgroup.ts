@@ -22,7 +22,7 @@ import {
 import { cgroupJournalPath, readJournal, writeJournal, type CgroupDir, type CgroupJournal } from './journal.js';
 import { blockDeviceNumber, pidsMax, v1Writes, v2Writes, type ControlWrite } from './settings.js';
 
-/** The plan for a guest: where its cgroup goes and what it holds (made by makeGuestCgroup; printed by profile). */
+/** The plan for a guest: where its cgroup goes and what it holds (made by makeGuestCgroupDirs and fillGuestCgroup; printed by profile). */
 export interface CgroupPlan extends CgroupJournal {
   readonly rules: readonly DeviceRule[];
   /** v2 controllers to enable in the parent's cgroup.subtree_control */
@@ -73,6 +73,9 @@ export function planGuestCgroup(
     const h = layout.v1[c];
     const needed = c === 'devices' ? confined : wanted.some((w) => w.controller === c);
     if (h) {
+      // A hierarchy the guest has nothing in (no limit, no device list) is not made: each one
+      // costs a mkdir, a join and an rmdir on every start and stop (docs/cgroups.md).
+      if (!needed) continue;
       if (!seen.has(h.mount)) {
         seen.add(h.mount);
         dirs.push({ version: 1, controllers: h.controllers, dir: pathIn(h) });
@@ -90,12 +93,13 @@ export function planGuestCgroup(
       );
     }
   }
-  if (v2) dirs.push({ version: 2, controllers: [...enable], dir: pathIn(v2) });
+  // The device list: v1's controller where the host has it, else a BPF program on the
+  // cgroup2 cgroup. On a hybrid host v1's controller alone enforces it, and a controller-less
+  // cgroup2 cgroup would hold nothing else, so none is made there.
   const devices: ('v1' | 'v2')[] = [];
-  if (confined) {
-    if (layout.v1.devices) devices.push('v1');
-    if (v2) devices.push('v2'); // a BPF program on a cgroup2 cgroup is checked besides v1's controller
-  }
+  if (confined) devices.push(layout.v1.devices ? 'v1' : 'v2');
+  if (v2 && (enable.size > 0 || devices.includes('v2') || dirs.length === 0))
+    dirs.push({ version: 2, controllers: [...enable], dir: pathIn(v2) });
   const rules = confined ? guestDeviceRules(resources) : [];
   const plan = {
     uuid: def.uuid,
@@ -114,15 +118,9 @@ function describe(w: readonly ControlWrite[], c: string): string {
   return w.find((x) => x.controller === c)?.from ?? c;
 }
 
-/**
- * Journals the plan, makes each directory, writes the limits and the device list. On any
- * failure it removes what it made (the caller's undo does the same after success).
- */
-export function makeGuestCgroup(stateDir: string, plan: CgroupPlan, crash: (point: string) => void): void {
-  const journal = cgroupJournalPath(stateDir, plan.uuid);
-  mkdirSync(join(stateDir, 'cgroups'), { recursive: true, mode: 0o700 });
-  refuseForeign(stateDir, plan);
-  const record: CgroupJournal = {
+/** What the journal keeps of a plan. */
+function journalOf(plan: CgroupPlan): CgroupJournal {
+  return {
     uuid: plan.uuid,
     layout: plan.layout,
     dirs: plan.dirs,
@@ -130,7 +128,17 @@ export function makeGuestCgroup(stateDir: string, plan: CgroupPlan, crash: (poin
     deviceRules: plan.deviceRules,
     writes: plan.writes,
   };
-  writeFileSync(journal, JSON.stringify(record), { mode: 0o600 });
+}
+
+/**
+ * Journals the plan and makes its (empty) directories; nothing is in them yet. On failure it
+ * removes what it made.
+ */
+export function makeGuestCgroupDirs(stateDir: string, plan: CgroupPlan, crash: (point: string) => void): void {
+  mkdirSync(join(stateDir, 'cgroups'), { recursive: true, mode: 0o700 });
+  refuseForeign(stateDir, plan);
+  const record = journalOf(plan);
+  writeFileSync(cgroupJournalPath(stateDir, plan.uuid), JSON.stringify(record), { mode: 0o600 });
   crash('start:cgroup-journaled');
   const made: CgroupDir[] = [];
   try {
@@ -143,22 +151,30 @@ export function makeGuestCgroup(stateDir: string, plan: CgroupPlan, crash: (poin
       made.push(d);
     }
     crash('start:cgroup-made');
-    for (const w of plan.writes) {
-      const d = plan.dirs.find((x) =>
-        w.version === 1 ? x.version === 1 && x.controllers.includes(w.controller) : x.version === 2,
-      );
-      if (!d) throw new SvirtError('SVIRT_ERR_INTERNAL', `no cgroup dir for ${w.file}`);
-      writeControl(d.dir, w.file, w.value, w.from);
-    }
-    for (const how of plan.devices) {
-      const d = plan.dirs.find((x) => (how === 'v1' ? x.controllers.includes('devices') : x.version === 2));
-      if (!d) throw new SvirtError('SVIRT_ERR_INTERNAL', `no cgroup dir for the ${how} device list`);
-      if (how === 'v1') applyDevicesV1(d.dir, plan.rules);
-      else applyDevicesV2(d.dir, plan.rules);
-    }
   } catch (err) {
     removeMade(stateDir, record, made);
     throw err;
+  }
+}
+
+/**
+ * Writes the limits and the device list into the directories makeGuestCgroupDirs made (the
+ * journal first, when the plan's device rules are newer than the journal's).
+ */
+export function fillGuestCgroup(stateDir: string, plan: CgroupPlan): void {
+  writeJournal(stateDir, journalOf(plan));
+  for (const w of plan.writes) {
+    const d = plan.dirs.find((x) =>
+      w.version === 1 ? x.version === 1 && x.controllers.includes(w.controller) : x.version === 2,
+    );
+    if (!d) throw new SvirtError('SVIRT_ERR_INTERNAL', `no cgroup dir for ${w.file}`);
+    writeControl(d.dir, w.file, w.value, w.from);
+  }
+  for (const how of plan.devices) {
+    const d = plan.dirs.find((x) => (how === 'v1' ? x.controllers.includes('devices') : x.version === 2));
+    if (!d) throw new SvirtError('SVIRT_ERR_INTERNAL', `no cgroup dir for the ${how} device list`);
+    if (how === 'v1') applyDevicesV1(d.dir, plan.rules);
+    else applyDevicesV2(d.dir, plan.rules);
   }
 }
 

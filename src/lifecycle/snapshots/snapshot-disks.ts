@@ -1,6 +1,6 @@
 /**
  * What a snapshot does to disk images, each step on a file svirt opened itself:
- * - internal, shut off: `qemu-img snapshot -c|-a|-d TAG` on `/dev/fd/N` of the image, given as
+ * - internal, shut off: `qemu-img snapshot -c|-a|-d TAG` on `/proc/self/fd/N` of the image, given as
  *   `json:` with its declared format (qcow2) and `"backing": null`: never probed, no backing
  *   file opened;
  * - internal, running: QEMU's `snapshot-save` / `snapshot-load` / `snapshot-delete` jobs on the
@@ -112,7 +112,14 @@ export interface MadeOverlay {
  * (O_EXCL|O_NOFOLLOW in its opened directory, 0600 root), and qemu-img writes a qcow2 header
  * with the disk's current image as backing file and the same virtual size.
  */
-export async function createOverlay(disk: DiskDef, file: string, base: FileHandle, entry: Entrypoints): Promise<MadeOverlay> {
+export async function createOverlay(
+  disk: DiskDef,
+  file: string,
+  base: FileHandle,
+  entry: Entrypoints,
+  /** Told the new file's identity at once, before qemu-img runs (a live snapshot journals it). */
+  onMade?: (made: MadeOverlay) => void,
+): Promise<MadeOverlay> {
   if (!isAbsolute(file) || normalize(file) !== file)
     throw new SvirtError('SVIRT_ERR_PATH_INVALID', `snapshot overlay "${file}" is not a normal absolute path`);
   entry.checkPath(resource(file));
@@ -134,6 +141,7 @@ export async function createOverlay(disk: DiskDef, file: string, base: FileHandl
     }
     const st = lstatSync(at);
     made = { path: file, dev: st.dev, ino: st.ino };
+    onMade?.(made);
     const baseFd = base.reopen(constants.O_RDONLY);
     let size: number;
     try {
@@ -142,7 +150,7 @@ export async function createOverlay(disk: DiskDef, file: string, base: FileHandl
       closeSync(baseFd);
     }
     await qemuImg(
-      ['create', '-q', '-f', 'qcow2', '-u', '-b', disk.path as string, '-F', disk.format, '/dev/fd/3', String(size)],
+      ['create', '-q', '-f', 'qcow2', '-u', '-b', disk.path as string, '-F', disk.format, '/proc/self/fd/3', String(size)],
       [fd],
       `create the snapshot overlay of disk '${disk.target.dev}'`,
     );

@@ -7,12 +7,12 @@
  * - **external, disk-only**: each writable disk gets a new qcow2 overlay whose backing file is
  *   the image it had; the definition then names the overlay with the old image as a read-only
  *   `<backingStore>`, which the next start labels read-only for the guest like any backing
- *   layer. Shut-off guests only here; revert is refused, as libvirt 9 refuses it.
+ *   layer. A running guest's is taken live (snapshot-live.ts); revert is refused, as libvirt 9 refuses it.
  * A failure leaves nothing: created overlays are removed, internal snapshots taken on earlier
  * disks are deleted again, and no record is written.
  */
 import { join } from 'node:path';
-import type { BackingStoreDef, DiskDef, DomainDef } from '../../domain/domain-def.js';
+import type { DiskDef, DomainDef } from '../../domain/domain-def.js';
 import { formatDomainXml, parseDomainXml } from '../../domain/index.js';
 import { SvirtError } from '../../errors.js';
 import type { FileHandle } from '../../host/file-handle.js';
@@ -28,12 +28,13 @@ import {
   runJob,
   type MadeOverlay,
 } from './snapshot-disks.js';
+import { diskNodeName } from '../../qemu/argv.js';
+import { withOverlay } from './snapshot-live-plan.js';
 import { SnapshotStore } from './snapshot-store.js';
 import {
   formatSnapshotXml,
   parseSnapshotRequest,
   snapshotNameProblem,
-  type SnapshotDisk,
   type SnapshotRecord,
   type SnapshotRequest,
 } from './snapshot-xml.js';
@@ -50,6 +51,22 @@ export function noSnapshot(name: string): SvirtError {
     'SVIRT_ERR_NO_DOMAIN_SNAPSHOT',
     `Domain snapshot not found: no domain snapshot with matching name '${name}'`,
   );
+}
+
+/** One disk of an external snapshot: skipped (`snapshot='no'`), or its overlay's path. */
+interface ExternalPlan {
+  readonly disk: DiskDef;
+  readonly skip: boolean;
+  readonly file: string;
+}
+
+function planExternal(disks: readonly DiskDef[], req: SnapshotRequest, snap: string): ExternalPlan[] {
+  return disks.map((d) => {
+    const spec = req.disks.find((s) => s.name === d.target.dev || s.name === d.path);
+    if (spec?.snapshot === 'internal')
+      throw new SvirtError('SVIRT_ERR_USAGE', `disk '${d.target.dev}': a disk-only snapshot is external`);
+    return { disk: d, skip: spec?.snapshot === 'no', file: spec?.file ?? defaultOverlay(d.path as string, snap) };
+  });
 }
 
 /** The disks a snapshot covers: those QEMU writes. */
@@ -125,13 +142,25 @@ export class Snapshots {
     let rec: SnapshotRecord;
     if (external) {
       if (req.memory === 'internal') throw new SvirtError('SVIRT_ERR_USAGE', 'a disk-only snapshot has no memory state');
+      const plan = planExternal(disks, req, snapName);
       rec = {
         ...base,
         kind: 'external',
         state: 'disk-snapshot',
         memory: false,
-        disks: await this.createExternal(g, disks, req, snapName),
+        disks: plan.map((p) =>
+          p.skip
+            ? { name: p.disk.target.dev, snapshot: 'no' as const }
+            : { name: p.disk.target.dev, snapshot: 'external' as const, file: p.file, backing: p.disk.path as string },
+        ),
       };
+      if (!plan.some((p) => !p.skip)) throw new SvirtError('SVIRT_ERR_USAGE', 'the snapshot would cover no disk');
+      if (g.record) {
+        const files = new Map(plan.filter((p) => !p.skip).map((p) => [p.disk.target.dev, p.file]));
+        await (await import('./snapshot-live.js')).createLive(this.env, g.record, files, rec);
+        return rec; // stored by createLive with the rest of its journal
+      }
+      await this.createExternal(g, plan);
     } else {
       if (disks.length === 0)
         throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${g.name}' has no writable disk to snapshot`);
@@ -164,7 +193,7 @@ export class Snapshots {
 
   private async createInternal(g: Guest, disks: readonly DiskDef[], tag: string): Promise<void> {
     if (g.record) {
-      const nodes = disks.map((d) => `${d.target.dev}-fmt0`);
+      const nodes = disks.map(diskNodeName);
       await this.env.withQmp(g.record, (q) =>
         runJob(q, 'snapshot-save', { tag, vmstate: nodes[0], devices: nodes }, `take snapshot '${tag}' of domain '${g.name}'`),
       );
@@ -187,56 +216,30 @@ export class Snapshots {
   }
 
   /** Overlays for a shut-off guest; its definition then names them over read-only backing layers. */
-  private async createExternal(g: Guest, disks: readonly DiskDef[], req: SnapshotRequest, snap: string): Promise<SnapshotDisk[]> {
-    if (g.record) {
-      throw new SvirtError(
-        'SVIRT_ERR_OPERATION_INVALID',
-        `domain '${g.name}' is running: svirt takes external (disk-only) snapshots of shut-off guests only; shut it off, or take an internal snapshot`,
-      );
-    }
+  private async createExternal(g: Guest, plan: readonly ExternalPlan[]): Promise<void> {
     if (!g.stored) throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${g.name}' is transient`);
     const entry = this.entrypoints(g);
-    const plan = disks.map((d) => {
-      const spec = req.disks.find((s) => s.name === d.target.dev || s.name === d.path);
-      if (spec?.snapshot === 'internal')
-        throw new SvirtError('SVIRT_ERR_USAGE', `disk '${d.target.dev}': a disk-only snapshot is external`);
-      return { disk: d, skip: spec?.snapshot === 'no', file: spec?.file ?? defaultOverlay(d.path as string, snap) };
-    });
     const made: MadeOverlay[] = [];
-    const out: SnapshotDisk[] = [];
     try {
       for (const p of plan) {
-        if (p.skip) {
-          out.push({ name: p.disk.target.dev, snapshot: 'no' });
-          continue;
-        }
+        if (p.skip) continue;
         const h = openImage(p.disk, entry);
         try {
           made.push(await createOverlay(p.disk, p.file, h, entry));
         } finally {
           h.close();
         }
-        out.push({ name: p.disk.target.dev, snapshot: 'external', file: p.file, backing: p.disk.path as string });
       }
-      if (made.length === 0) throw new SvirtError('SVIRT_ERR_USAGE', 'the snapshot would cover no disk');
-      const overlays = new Map(out.filter((d) => d.file !== undefined).map((d) => [d.name, d.file as string]));
+      const overlays = new Map(plan.filter((p) => !p.skip).map((p) => [p.disk.target.dev, p.file]));
       const stored = parseDomainXml(g.stored.xml);
       const next: DomainDef = {
         ...stored,
         disks: stored.disks.map((d) => {
           const file = overlays.get(d.target.dev);
-          if (file === undefined || d.path === undefined) return d;
-          const backing: BackingStoreDef = {
-            type: 'file',
-            format: d.format,
-            path: d.path,
-            ...(d.backingStore ? { backingStore: d.backingStore } : {}),
-          };
-          return { ...d, type: 'file', path: file, format: 'qcow2', backingStore: backing };
+          return file === undefined ? d : withOverlay(d, file);
         }),
       };
       this.env.store.putDefinition({ uuid: next.uuid, name: next.name, xml: formatDomainXml(next) });
-      return out;
     } catch (err) {
       for (const m of made) removeOverlay(m);
       throw err;
@@ -270,7 +273,7 @@ export class Snapshots {
           `snapshot '${snap}' was taken with the guest shut off: shut domain '${g.name}' off before reverting to it`,
         );
       }
-      const nodes = disks.map((d) => `${d.target.dev}-fmt0`);
+      const nodes = disks.map(diskNodeName);
       await this.env.withQmp(g.record, (q) =>
         runJob(
           q,
@@ -326,7 +329,7 @@ export class Snapshots {
         );
       }
       if (g.record) {
-        const nodes = disks.map((d) => `${d.target.dev}-fmt0`);
+        const nodes = disks.map(diskNodeName);
         await this.env.withQmp(g.record, (q) =>
           runJob(q, 'snapshot-delete', { tag: snap, devices: nodes }, `delete snapshot '${snap}' of domain '${g.name}'`),
         );

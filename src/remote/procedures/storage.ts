@@ -4,7 +4,7 @@
  * --disk size=N and --disk PATH, virt-manager, libvirt-dbus, Ansible's virt_pool. Every call
  * is a method of src/lifecycle/storage.ts, as the CLI's pool and vol verbs are.
  */
-import type { StoragePools, VolumeInfo } from '../../lifecycle/storage.js';
+import { StoragePools, type VolumeInfo } from '../../lifecycle/storage.js';
 import { closeSync } from 'node:fs';
 import { STRING_MAX, UUID_LEN, uuidFromBytes } from '../protocol.js';
 import {
@@ -39,8 +39,9 @@ const CREATE_WITH_BUILD = 1;
 const BUILD_FLAGS = 1 | 2 | 4;
 const RESIZE_FLAGS = 1 | 2 | 4;
 
+/** A read-only client never makes the default pool by asking for it (storage.ts). */
 function pools(ctx: CallContext): StoragePools {
-  return ctx.server.hv.storage;
+  return new StoragePools(ctx.server.hv.env, !ctx.client.readonly);
 }
 
 function wirePool(ctx: CallContext, nameOrUuid: string): WireNamed {
