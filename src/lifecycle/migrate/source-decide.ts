@@ -35,11 +35,12 @@ export function decide(rec: RunningRecord, word: 'confirmed' | 'cancelled' | 'un
   const images = cookie.images.filter(showsHolder);
   if (anyMoved(rec)) return 'end';
   if (cookie.copy && word === 'unknown') {
-    // Copied disks show no holder: the journal does. 'migrated' (svirt's own peer driver, Finish not
-    // sent yet): the destination gives its guest up with this process's connection; 'confirmed':
+    // Copied disks show no holder: the journal does. 'performing', 'migrated' (Perform had not
+    // returned, or svirt's own peer driver had not sent Finish yet): no Finish can have taken the
+    // guest, and the destination gives it up (its Prepare's client went, or gets a cancelled Finish); 'confirmed':
     // the destination runs it. After Finish was sent ('finishing'), nobody here knows.
     const phase = rec.pending?.migration?.phase;
-    if (phase === 'migrated') return 'resume';
+    if (phase === 'performing' || phase === 'migrated') return 'resume';
     if (phase === 'confirmed') return 'end';
     return 'hold';
   }
