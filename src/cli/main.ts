@@ -111,7 +111,7 @@ commands:
   change-media NAME TARGET [SOURCE] --insert|--update|--eject
   save NAME FILE | restore FILE [--paused]   state to a file and back, with fresh labels
   clone NAME NEWNAME                copy a shut-off guest and its writable images
-  migrate NAME DEST-URI [--live] [--offline] [--persistent] [--undefinesource] [--paused] [--verbose] [--migrateuri tcp:HOST]
+  migrate NAME DEST-URI [--live] [--offline] [--persistent] [--undefinesource] [--paused] [--copy-storage-all] [--verbose] [--migrateuri tcp:HOST]
                                     move the guest to the svirt serve DEST-URI names (shared storage; docs/migration.md)
   attach-interface NAME TYPE SOURCE [--mac M] [--model M] [--target T] [--live] [--config]
   detach-interface NAME TYPE [--mac M] [--live] [--config]

@@ -10,6 +10,7 @@ import type { LifecycleEnv } from '../lifecycle/env.js';
 import type { Guest } from '../lifecycle/guest.js';
 import {
   migrateBegin,
+  markFinishing,
   migrateConfirm,
   migratePerform,
   type MigrationProgress,
@@ -19,6 +20,7 @@ import { RemoteClient, socketOfUri } from './client.js';
 import { Proc, readOptString, readDomain, type WireDomain } from './protocol.js';
 import { writeTypedParams, type TypedValue } from './typed-params.js';
 import { COOKIE_MAX } from '../lifecycle/migrate/handover.js';
+import { SvirtError } from '../errors.js';
 
 /** VIR_MIGRATE_* bits svirt acts on. */
 export const MigrateFlag = {
@@ -37,13 +39,14 @@ export const MigrateFlag = {
   AUTO_CONVERGE: 8192,
 } as const;
 
-/** Bits accepted without meaning anything more here (svirt's migration is always protected, never tunnelled). */
+/** Bits svirt acts on, or accepts without meaning anything more here (its migration is always protected, never tunnelled). */
 export const MIGRATE_FLAGS_OK =
   MigrateFlag.LIVE |
   MigrateFlag.PEER2PEER |
   MigrateFlag.PERSIST_DEST |
   MigrateFlag.UNDEFINE_SOURCE |
   MigrateFlag.PAUSED |
+  MigrateFlag.NON_SHARED_DISK |
   MigrateFlag.CHANGE_PROTECTION |
   MigrateFlag.UNSAFE |
   MigrateFlag.OFFLINE |
@@ -70,7 +73,8 @@ export async function migrateToPeer(
   m: PeerMigration,
 ): Promise<{ dom: WireDomain; stream?: StreamStats }> {
   const offline = (m.flags & MigrateFlag.OFFLINE) !== 0;
-  const begun = migrateBegin(env, guest, { offline });
+  const copyStorage = (m.flags & MigrateFlag.NON_SHARED_DISK) !== 0;
+  const begun = migrateBegin(env, guest, { offline, copyStorage });
   const dest = await RemoteClient.open(socketOfUri(destUri, m.defaultSocket));
   try {
     const params = new Map<string, TypedValue>([
@@ -86,18 +90,23 @@ export async function migrateToPeer(
     const cookie = prep.opaqueVar(COOKIE_MAX);
     const uri = readOptString(prep);
     let failure: unknown;
+    /** Finish sent and its answer lost: whether the destination runs the guest is unknown. */
+    let unanswered = false;
     let stream: StreamStats | undefined;
     if (!offline) {
       try {
         if (uri === undefined) throw new Error('the destination gave no migration URI');
-        stream = await migratePerform(env, guest, uri, begun.cookie, {
+        // Prepare's cookie: with --copy-storage-all it says where the destination's export listens.
+        stream = await migratePerform(env, guest, uri, cookie, {
           live: (m.flags & MigrateFlag.LIVE) !== 0,
+          copyStorage,
           ...(m.progress ? { progress: m.progress } : {}),
         });
       } catch (err) {
         failure = err;
       }
     }
+    if (!offline && failure === undefined) markFinishing(env, guest.uuid);
     const finishParams = new Map<string, TypedValue>([['destination_name', guest.name]]);
     if (uri !== undefined) finishParams.set('migrate_uri', uri);
     let dom: WireDomain | undefined;
@@ -114,11 +123,13 @@ export async function migrateToPeer(
       );
       dom = readDomain(fin);
     } catch (err) {
+      unanswered = failure === undefined && !(err instanceof SvirtError && typeof err.details['code'] === 'number');
       failure ??= err;
     }
     if (!offline) {
-      // The images decide whether a cancelled Confirm resumes or ends the source (source.ts).
-      await migrateConfirm(env, guest.uuid, failure !== undefined);
+      // The images decide whether a cancelled Confirm resumes or ends the source (source.ts); with
+      // copied disks none shows it, and a Finish whose answer was lost leaves the source paused.
+      await migrateConfirm(env, guest.uuid, failure !== undefined, { unknown: unanswered && copyStorage });
     }
     if (failure !== undefined) throw failure;
     if (!dom) throw new Error('the destination did not name the guest');

@@ -16,17 +16,24 @@ export class Steps {
   constructor(
     readonly src: RemoteClient,
     readonly dst: RemoteClient,
+    /** VIR_MIGRATE_* of every step (LIVE; | 64 for --copy-storage-all). */
+    readonly flags = LIVE,
   ) {}
 
-  static async open(srcSocket: string, dstSocket: string): Promise<Steps> {
-    return new Steps(await RemoteClient.open(srcSocket), await RemoteClient.open(dstSocket));
+  static async open(srcSocket: string, dstSocket: string, flags = LIVE): Promise<Steps> {
+    return new Steps(await RemoteClient.open(srcSocket), await RemoteClient.open(dstSocket), flags);
+  }
+
+  /** The cookie as the last step left it (Prepare's goes to Perform, as libvirt's client passes it on). */
+  get cookieJson(): Record<string, unknown> {
+    return JSON.parse(this.cookie.toString('utf8')) as Record<string, unknown>;
   }
 
   async begin(): Promise<void> {
     const r = await this.src.call(Proc.DomainMigrateBegin3Params, (w) => {
       writeDomain(w, DOM);
       writeTypedParams(w, new Map<string, TypedValue>());
-      w.uint(LIVE);
+      w.uint(this.flags);
     });
     this.cookie = r.opaqueVar(COOKIE_MAX);
   }
@@ -40,9 +47,9 @@ export class Steps {
           ['destination_name', 'mig'],
         ]),
       );
-      w.opaqueVar(this.cookie, COOKIE_MAX).uint(LIVE);
+      w.opaqueVar(this.cookie, COOKIE_MAX).uint(this.flags);
     });
-    r.opaqueVar(COOKIE_MAX);
+    this.cookie = r.opaqueVar(COOKIE_MAX);
     this.uri = r.optional((x) => x.string(1024));
     assert.ok(this.uri, 'the destination names where it receives the stream');
   }
@@ -52,7 +59,7 @@ export class Steps {
       writeDomain(w, DOM);
       w.optional(undefined, (x, v: string) => x.string(v, 1024));
       writeTypedParams(w, new Map<string, TypedValue>([['migrate_uri', this.uri ?? '']]));
-      w.opaqueVar(this.cookie, COOKIE_MAX).uint(LIVE);
+      w.opaqueVar(this.cookie, COOKIE_MAX).uint(this.flags);
     });
   }
 
@@ -62,7 +69,7 @@ export class Steps {
       (w) => {
         writeTypedParams(w, new Map<string, TypedValue>([['destination_name', 'mig']]));
         w.opaqueVar(this.cookie, COOKIE_MAX)
-          .uint(LIVE)
+          .uint(this.flags)
           .int(cancelled ? 1 : 0);
       },
       120_000,
@@ -74,7 +81,7 @@ export class Steps {
       writeDomain(w, DOM);
       writeTypedParams(w, new Map<string, TypedValue>());
       w.opaqueVar(this.cookie, COOKIE_MAX)
-        .uint(LIVE)
+        .uint(this.flags)
         .int(cancelled ? 1 : 0);
     });
   }

@@ -5,7 +5,7 @@
  * sharing a storage tree. The LAN is a bridge in a namespace of its own; traffic stays in
  * those namespaces. Everything (serves, QEMUs, namespaces, dirs) goes when the test ends.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,8 +28,13 @@ export interface TestHost {
   /** The svirt CLI on this host (inside its namespace, with its state dir and id range). */
   svirt(args: readonly string[], env?: Record<string, string>): Promise<CliResult>;
   svirtOk(args: readonly string[], env?: Record<string, string>): Promise<string>;
-  /** Starts `svirt serve` on this host unless it runs (`env`: more environment, e.g. a crash point); resolves with its socket. */
-  serve(env?: Record<string, string>): Promise<string>;
+  /**
+   * Starts `svirt serve` on this host unless it runs (`env`: more environment, e.g. a crash
+   * point); resolves with its socket. `hide`: directories the serve, and every QEMU it starts,
+   * see empty (a tmpfs over each in a mount namespace of their own): storage this host does
+   * not reach.
+   */
+  serve(env?: Record<string, string>, opts?: { readonly hide?: readonly string[] }): Promise<string>;
   /** Whether this host's serve runs (a crash point may have ended it). */
   serving(): boolean;
   /** The libvirt URI of this host's serve, as clients on the same machine reach it. */
@@ -138,11 +143,13 @@ function host(
       return r.stdout;
     },
     serving: () => server !== undefined,
-    async serve(extraEnv = {}) {
+    async serve(extraEnv = {}, opts = {}) {
       if (server) return socket;
+      const hide = opts.hide ?? [];
       const child = spawn(
-        'nsenter',
+        hide.length > 0 ? 'unshare' : 'nsenter',
         [
+          ...(hide.length > 0 ? ['--mount', '--propagation', 'private', 'nsenter'] : []),
           `--net=/run/netns/${ns}`,
           '--',
           entry.file,
@@ -184,9 +191,25 @@ function host(
           reject(new Error(`${name}: svirt serve exited (${code}): ${err}`));
         });
       });
+      for (const d of hide) {
+        // unshare and nsenter exec in place: the child's pid is the serve's, in its own mount namespace.
+        nsMount(child.pid as number, d);
+      }
       return socket;
     },
   };
+}
+
+/** A tmpfs over `dir` in the mount namespace of process `pid` only. */
+function nsMount(pid: number, dir: string): void {
+  const r = spawnSync(
+    'nsenter',
+    [`--mount=/proc/${pid}/ns/mnt`, '--', 'mount', '-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'svirt-hidden', dir],
+    {
+      encoding: 'utf8',
+    },
+  );
+  if (r.status !== 0) throw new Error(`cannot hide ${dir} from process ${pid}: ${r.stderr}`);
 }
 
 /** The host's cgroup parent in every hierarchy (v1 mounts and cgroup2), once its guests' cgroups are gone. */

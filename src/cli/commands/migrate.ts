@@ -4,16 +4,16 @@ import { openHypervisor, output } from '../context.js';
 
 /**
  * `migrate NAME DEST-URI [--live] [--offline] [--persistent] [--undefinesource] [--paused]
- * [--verbose] [--xml FILE] [--migrateuri tcp:HOST[:PORT]] [--listen-address ADDR]`: the guest moves to the
+ * [--copy-storage-all] [--verbose] [--xml FILE] [--migrateuri tcp:HOST[:PORT]] [--listen-address ADDR]`: the guest moves to the
  * svirt serve that DEST-URI names (docs/migration.md).
  */
 export async function runMigrate(args: ParsedArgs): Promise<number> {
   const name = arg(args, 0, 'NAME');
   const destUri = arg(args, 1, 'DEST-URI');
-  if (args.flags.has('copy-storage-all') || args.flags.has('copy-storage-inc')) {
+  if (args.flags.has('copy-storage-inc')) {
     throw new SvirtError(
       'SVIRT_ERR_USAGE',
-      'migrate: --copy-storage-all is not supported yet: the images must be on storage both hosts share',
+      'migrate: --copy-storage-inc is not supported (a backing chain is not copied): use --copy-storage-all with flat images',
     );
   }
   const { MigrateFlag, migrateToPeer } = await import('../../remote/migrate-peer.js');
@@ -25,6 +25,7 @@ export async function runMigrate(args: ParsedArgs): Promise<number> {
   if (f.has('persistent')) flags |= MigrateFlag.PERSIST_DEST;
   if (f.has('undefinesource')) flags |= MigrateFlag.UNDEFINE_SOURCE;
   if (f.has('paused')) flags |= MigrateFlag.PAUSED;
+  if (f.has('copy-storage-all')) flags |= MigrateFlag.NON_SHARED_DISK;
   if (f.has('offline') && !f.has('persistent')) throw new SvirtError('SVIRT_ERR_USAGE', 'migrate: --offline needs --persistent');
   const xmlFile = args.options.get('xml');
   let destXml: string | undefined;
@@ -36,6 +37,7 @@ export async function runMigrate(args: ParsedArgs): Promise<number> {
   const guest = hv.lookup(name);
   const verbose = f.has('verbose');
   let last = -1;
+  let shown: 'disk' | 'memory' | undefined;
   const started = Date.now();
   const { dom, stream } = await migrateToPeer(hv.env, guest, destUri, {
     flags,
@@ -47,9 +49,14 @@ export async function runMigrate(args: ParsedArgs): Promise<number> {
       ? {
           progress: (status: string, done: number, total: number) => {
             const pct = total > 0 ? Math.min(100, Math.floor((done / total) * 100)) : 0;
-            if (pct === last) return;
+            const phase = status === 'disk' ? 'disk' : 'memory';
+            if (pct === last && phase === shown) return;
+            // --copy-storage-all: the disks first, then the memory, each on a line of its own.
+            if (shown !== undefined && phase !== shown) process.stderr.write('\n');
             last = pct;
-            process.stderr.write(`\rMigration: [${String(pct).padStart(3)} %] ${status}`);
+            shown = phase;
+            const what = phase === 'disk' ? 'Copying storage' : 'Migration';
+            process.stderr.write(`\r${what}: [${String(pct).padStart(3)} %] ${phase === 'disk' ? '' : status}`);
           },
         }
       : {}),

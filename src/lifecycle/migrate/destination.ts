@@ -9,16 +9,19 @@ import { networkInterfaces } from 'node:os';
 import type { DomainDef } from '../../domain/domain-def.js';
 import { formatDomainXml, parseDomainXml } from '../../domain/index.js';
 import { SvirtError } from '../../errors.js';
-import { withHandle } from '../../host/file-handle.js';
 import type { GuestResource } from '../../security/driver.js';
 import type { PendingOp, RunningRecord } from '../../store/store.js';
 import { crashPoint } from '../crash-points.js';
 import type { LifecycleEnv } from '../env.js';
 import { startGuest } from '../start.js';
-import { destroyGuest } from '../stop.js';
-import { decodeCookie, giveBack, handedOver, imageState, sameHolder, takenImages, type MigrationCookie } from './handover.js';
+import { decodeCookie, encodeCookie, handedOver, type MigrationCookie } from './handover.js';
+import { bootId } from './copy-storage.js';
+import { copyOf, exportDisks, NOTHING_HANDED_OVER, unexportDisks } from './copy-incoming.js';
+import { prepareDestImages, removeCreated } from './dest-images.js';
+import { abortIncoming, cookieOf, takeOver } from './incoming-end.js';
+import type { NbdRelay } from './nbd-export.js';
 import { assertProfileFree } from './apparmor-handover.js';
-import { attachImages, attachLaterFor } from './attach-later.js';
+import { attachLaterFor } from './attach-later.js';
 import { streamEnd } from './stream-end.js';
 import { listenOnce, type Listener } from './transfer.js';
 
@@ -29,6 +32,8 @@ export interface Prepared {
   /** Settles once the stream is connected and handed to QEMU (or failed/timed out). */
   readonly streaming: Promise<void>;
   readonly listener: Listener;
+  /** The cookie for the source's Perform (with `--copy-storage-all`: where the export listens, and its token). */
+  readonly cookie: Buffer;
 }
 
 /** The address the stream is received on: asked for, or this host's first non-loopback IPv4. */
@@ -50,36 +55,68 @@ export async function migratePrepare(
   env: LifecycleEnv,
   xml: string,
   cookieBytes: Buffer,
-  opts: { listen?: string; acceptMs?: number; paused?: boolean } = {},
+  opts: { listen?: string; acceptMs?: number; paused?: boolean; copyStorage?: boolean } = {},
 ): Promise<Prepared> {
   const def: DomainDef = parseDomainXml(xml, { inactive: true });
   const cookie = decodeCookie(cookieBytes, def.uuid);
+  const copy = copyOf(cookie, opts.copyStorage === true, opts.paused === true);
   if (env.store.getRunning(def.uuid))
     throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${def.name}' already runs on this host`);
   const persistent = env.store.getDefinedByUuid(def.uuid) !== undefined;
   assertProfileFree(def, env.manager.names);
   const addr = streamAddress(opts.listen);
-  const listener = await listenOnce(addr, opts.acceptMs ?? 60_000);
+  // --copy-storage-all: this host's own images, checked or created before anything starts (dest-images.ts).
+  const created = copy ? await prepareDestImages(def, copy, copy.boot === bootId()) : [];
+  let listener: Listener;
   let rec: RunningRecord;
   try {
-    rec = await startGuest(env, def, persistent, true, undefined, {
-      labelLater: handedOver,
-      attachLater:
-        opts.paused === true ? activatableAtLoad(attachLaterFor(env.manager.names)) : attachLaterFor(env.manager.names),
-    });
+    listener = await listenOnce(addr, opts.acceptMs ?? 60_000);
   } catch (err) {
-    listener.close();
+    removeCreated(created);
     throw err;
   }
   try {
-    checkImages(rec.resources, cookie);
-    const op: PendingOp = { op: 'migrate-in', migration: { phase: 'prepared', cookie: JSON.stringify(cookie) } };
+    rec = await startGuest(
+      env,
+      def,
+      persistent,
+      true,
+      undefined,
+      copy
+        ? NOTHING_HANDED_OVER
+        : {
+            labelLater: handedOver,
+            attachLater:
+              opts.paused === true ? activatableAtLoad(attachLaterFor(env.manager.names)) : attachLaterFor(env.manager.names),
+          },
+    );
+  } catch (err) {
+    listener.close();
+    removeCreated(created);
+    throw err;
+  }
+  let relay: NbdRelay | undefined;
+  let reply = cookieBytes;
+  try {
+    if (!copy) checkImages(rec.resources, cookie);
+    const journalled: MigrationCookie = copy ? { ...cookie, copy: { ...copy, created } } : cookie;
+    const op: PendingOp = { op: 'migrate-in', migration: { phase: 'prepared', cookie: JSON.stringify(journalled) } };
     if (!env.store.beginOp(rec.uuid, op, env.me))
       throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${def.name}' is busy`);
     crashPoint('migrate-in:prepared');
+    if (copy) {
+      relay = await exportDisks(env, rec, copy, addr, opts.acceptMs ?? 60_000);
+      reply = encodeCookie({
+        ...cookie,
+        copy: { boot: copy.boot, disks: copy.disks, nbd: { port: relay.port, token: relay.token } },
+      });
+      crashPoint('migrate-in:exported');
+    }
   } catch (err) {
     listener.close();
-    await destroyGuest(env, rec.uuid, 0);
+    relay?.close();
+    await abortIncoming(env, env.store.getRunning(rec.uuid) ?? rec);
+    removeCreated(created);
     throw err;
   }
   const streaming = listener.accepted.then(async (sock) => {
@@ -102,7 +139,21 @@ export async function migratePrepare(
     end.handedOver();
   });
   streaming.catch(() => undefined); // Finish (or the abort) reports it
-  return { rec, uri: `tcp:${addr.includes(':') ? `[${addr}]` : addr}:${listener.port}`, streaming, listener };
+  const both: Listener = {
+    port: listener.port,
+    accepted: listener.accepted,
+    close() {
+      listener.close();
+      relay?.close();
+    },
+  };
+  return {
+    rec,
+    uri: `tcp:${addr.includes(':') ? `[${addr}]` : addr}:${listener.port}`,
+    streaming,
+    listener: both,
+    cookie: reply,
+  };
 }
 
 /**
@@ -171,7 +222,16 @@ export async function migrateFinish(
     await abortIncoming(env, rec);
     throw err;
   }
-  await takeOver(env, rec);
+  const copy = cookieOf(rec).copy;
+  if (copy) {
+    try {
+      await unexportDisks(env, rec, copy);
+    } catch (err) {
+      await abortIncoming(env, env.store.getRunning(rec.uuid) ?? rec);
+      throw err;
+    }
+    crashPoint('migrate-in:unexported');
+  } else await takeOver(env, rec);
   await env.withQmp(rec, async (q) => {
     if (opts.paused !== true) await q.execute('cont');
   });
@@ -200,87 +260,4 @@ async function waitLoaded(env: LifecycleEnv, rec: RunningRecord, timeoutMs: numb
       await new Promise((r) => setTimeout(r, 25));
     }
   });
-}
-
-/**
- * The commit point. Journalled first; then image by image: the same file, still exactly as
- * the source holds it, its originals remembered here, labelled for this guest. If one cannot
- * be taken, those taken go back to the source's owner and label, and the guest ends here.
- */
-async function takeOver(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
-  const op = rec.pending as PendingOp;
-  const cookie = decodeCookie(Buffer.from(op.migration?.cookie ?? '', 'utf8'), rec.uuid);
-  env.store.updateOp(rec.uuid, { ...op, migration: { phase: 'taking-over', cookie: op.migration?.cookie ?? '' } });
-  crashPoint('migrate-in:journaled');
-  const live = parseDomainXml(rec.liveXml);
-  const manager = await env.managerFor(rec);
-  const ctx = env.context(live, rec.runtimeDir);
-  try {
-    for (const r of rec.resources.filter(handedOver)) {
-      const img = cookie.images.find((i) => i.path === r.path);
-      if (!img) throw new SvirtError('SVIRT_ERR_MIGRATE', `"${r.path}" was not handed over`);
-      withHandle(r, 'take over', (h) => {
-        const now = imageState(h);
-        // Taken already (a repeat after a crash): nothing to check against the source.
-        if (
-          !sameHolder(now, img.state) &&
-          !rec.stack.some((d) => env.store.recall(d, r.path)?.users.includes(rec.uuid) === true)
-        ) {
-          throw new SvirtError(
-            'SVIRT_ERR_MIGRATE',
-            `"${r.path}" is no longer as the source holds it (owner ${now.uid}:${now.gid}): not taken`,
-          );
-        }
-        for (const d of rec.stack) {
-          const original = img.originals[d];
-          if (original !== undefined) env.store.remember(d, r.path, rec.uuid, original);
-        }
-        manager.setResourceLabel(live, { ...r, handle: h }, ctx);
-      });
-      crashPoint('migrate-in:took-image');
-    }
-    // Only now does QEMU get the images it waits for (attach-later.ts): they are this guest's.
-    await env.withQmp(rec, (q) => attachImages(q, live, rec.resources));
-    crashPoint('migrate-in:attached');
-  } catch (err) {
-    await abortIncoming(env, env.store.getRunning(rec.uuid) ?? rec); // gives back what was taken
-    throw err;
-  }
-}
-
-/**
- * Ends the incoming guest here. An image it took goes back to the source's owner and label;
- * one it did not take keeps the source's, and this host forgets any original it noted for it
- * (a crash between noting and labelling), so the cleanup restores nothing of the images.
- */
-async function abortIncoming(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
-  const text = rec.pending?.migration?.cookie;
-  if (text !== undefined) {
-    const cookie = decodeCookie(Buffer.from(text, 'utf8'), rec.uuid);
-    const taken = new Set(takenImages(cookie).map((i) => i.path));
-    for (const r of rec.resources.filter(handedOver)) {
-      const img = cookie.images.find((i) => i.path === r.path);
-      if (img && taken.has(r.path)) withHandle(r, 'give back', (h) => giveBack(h, img.state));
-      for (const d of rec.stack) if (env.store.release(d, r.path, rec.uuid) !== undefined) env.store.forget(d, r.path);
-    }
-  }
-  env.store.endOp(rec.uuid);
-  await destroyGuest(env, rec.uuid, 0);
-}
-
-function cookieOf(rec: RunningRecord): MigrationCookie {
-  return decodeCookie(Buffer.from(rec.pending?.migration?.cookie ?? '', 'utf8'), rec.uuid);
-}
-
-/** The reconcile's repair of a destination whose process died: before the commit point the guest goes; after, it runs. */
-export async function repairMigrationIn(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
-  // The commit point is the first image taken, not the journal: none taken, the source may have resumed.
-  if (rec.pending?.migration?.phase === 'taking-over' && takenImages(cookieOf(rec)).length > 0) {
-    await takeOver(env, rec);
-    await env.withQmp(rec, (q) => q.execute('cont'));
-    env.store.updateRunning(rec.uuid, { paused: false });
-    env.store.endOp(rec.uuid);
-    return;
-  }
-  await abortIncoming(env, rec);
 }

@@ -10,6 +10,7 @@ import { fgetxattr, fsetxattr } from '../../host/native.js';
 import { withHandle, type FileHandle } from '../../host/file-handle.js';
 import { SvirtError } from '../../errors.js';
 import type { DriverName, GuestResource, LabelMemory } from '../../security/driver.js';
+import { parseCopy, type CopyStorage } from './copy-storage.js';
 
 /** The roles that change hands: a guest's private writable images. */
 export function handedOver(r: GuestResource): boolean {
@@ -39,6 +40,8 @@ export interface MigrationCookie {
   readonly name: string;
   readonly uuid: string;
   readonly images: readonly HandoverImage[];
+  /** `--copy-storage-all`: the disks copied over NBD (then no image is handed over). */
+  readonly copy?: CopyStorage;
 }
 
 /** libvirt's REMOTE_MIGRATE_COOKIE_MAX. */
@@ -141,7 +144,9 @@ export function decodeCookie(b: Buffer, uuid: string): MigrationCookie {
       originals,
     };
   });
-  return { v: 1, name: typeof o['name'] === 'string' ? o['name'] : '', uuid, images };
+  const copy = o['copy'] === undefined ? undefined : parseCopy(o['copy'], bad);
+  if (copy && images.length > 0) bad('images both copied and handed over');
+  return { v: 1, name: typeof o['name'] === 'string' ? o['name'] : '', uuid, images, ...(copy ? { copy } : {}) };
 }
 
 /** Puts a file back as the source held it (owner, mode, SELinux label), through its opened handle. */

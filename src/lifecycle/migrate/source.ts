@@ -11,8 +11,12 @@ import { crashPoint } from '../crash-points.js';
 import type { LifecycleEnv } from '../env.js';
 import { requireRunning, type Guest } from '../guest.js';
 import { cleanup } from '../stop.js';
-import { decodeCookie, describeHandover, encodeCookie, showsHolder, takenImages, type MigrationCookie } from './handover.js';
+import { decodeCookie, describeHandover, encodeCookie, type MigrationCookie } from './handover.js';
 import { parseDomainXml } from '../../domain/index.js';
+import { describeCopy } from './copy-storage.js';
+import { decide, setPhase } from './source-decide.js';
+export { markFinishing } from './source-decide.js';
+import { endMirrors, startMirrors, waitMirrorsReady } from './nbd-mirror.js';
 import { streamEnd } from './stream-end.js';
 import { connectStream, parseStreamUri } from './transfer.js';
 
@@ -30,7 +34,11 @@ export interface BeginResult {
 }
 
 /** Begin: the live XML the destination starts from, and the handover (nothing changes here). */
-export function migrateBegin(env: LifecycleEnv, guest: Guest, opts: { offline?: boolean } = {}): BeginResult {
+export function migrateBegin(
+  env: LifecycleEnv,
+  guest: Guest,
+  opts: { offline?: boolean; copyStorage?: boolean } = {},
+): BeginResult {
   if (opts.offline === true) {
     if (!guest.stored)
       throw new SvirtError(
@@ -45,7 +53,11 @@ export function migrateBegin(env: LifecycleEnv, guest: Guest, opts: { offline?: 
     const why = NOT_MOVABLE[r.role];
     if (why) throw new SvirtError('SVIRT_ERR_MIGRATE', `cannot migrate '${guest.name}': it has ${why}`);
   }
-  const cookie = describeHandover(rec.name, rec.uuid, rec.resources, env.store, rec.stack);
+  // --copy-storage-all: nothing changes hands; the destination gets copies of the disks.
+  const cookie: MigrationCookie =
+    opts.copyStorage === true
+      ? { v: 1, name: rec.name, uuid: rec.uuid, images: [], copy: describeCopy(parseDomainXml(rec.liveXml), rec.resources) }
+      : describeHandover(rec.name, rec.uuid, rec.resources, env.store, rec.stack);
   return { xml: rec.liveXml, cookie: encodeCookie(cookie) };
 }
 
@@ -64,10 +76,12 @@ export async function migratePerform(
   guest: Guest,
   uri: string,
   cookie: Buffer,
-  opts: { live?: boolean; progress?: MigrationProgress; timeoutMs?: number; signal?: AbortSignal } = {},
+  opts: { live?: boolean; copyStorage?: boolean; progress?: MigrationProgress; timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<StreamStats> {
   const rec = requireRunning(guest);
   const described = decodeCookie(cookie, rec.uuid);
+  if ((described.copy !== undefined) !== (opts.copyStorage ?? described.copy !== undefined))
+    throw new SvirtError('SVIRT_ERR_MIGRATE', '--copy-storage-all must be asked at every step of the migration');
   const target = parseStreamUri(uri);
   const op: PendingOp = {
     op: 'migrate-out',
@@ -78,10 +92,22 @@ export async function migratePerform(
     throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${rec.name}' is busy with another operation`);
   }
   crashPoint('migrate-out:journaled');
+  const timeoutMs = opts.timeoutMs ?? 600_000;
   try {
-    const sock = await connectStream(target.host, target.port, 10_000);
     const live = parseDomainXml(rec.liveXml);
-    const end = streamEnd(sock, env.manager.hasLiveLabels(live) ? env.manager.socketLabels(live)?.listen : undefined);
+    const label = env.manager.hasLiveLabels(live) ? env.manager.socketLabels(live)?.listen : undefined;
+    const copy = described.copy;
+    if (copy) {
+      // The disks first (docs/migration.md, "Copying the storage"): every mirror READY before the memory moves.
+      const progress = opts.progress;
+      await env.withQmp(rec, async (q) => {
+        await startMirrors(q, live, copy, target.host, label);
+        await waitMirrorsReady(q, copy, progress && ((d, t) => progress('disk', d, t)), Date.now() + timeoutMs, opts.signal);
+      });
+      crashPoint('migrate-out:mirrored');
+    }
+    const sock = await connectStream(target.host, target.port, 10_000);
+    const end = streamEnd(sock, label);
     try {
       await env.withQmp(rec, async (q) => {
         if (opts.live === false && !rec.paused) await q.execute('stop');
@@ -94,7 +120,9 @@ export async function migratePerform(
     }
     end.handedOver(); // QEMU has its own copy of the fd; closing svirt's sends nothing
     crashPoint('migrate-out:streaming');
-    const stats = await waitMigrated(env, rec, opts.progress, opts.timeoutMs ?? 600_000, opts.signal);
+    const stats = await waitMigrated(env, rec, opts.progress, timeoutMs, opts.signal);
+    // The guest is paused, both images the same (write-blocking mirrors): the jobs end, the source keeps its images.
+    if (copy) await env.withQmp(rec, (q) => endMirrors(q, false));
     env.store.updateOp(rec.uuid, {
       ...op,
       migration: { ...(op.migration as NonNullable<PendingOp['migration']>), phase: 'migrated' },
@@ -163,15 +191,21 @@ async function waitMigrated(
  * (`cancelled` true): the source resumes — unless the destination already took an image
  * (then it is the destination's guest, and the source ends).
  */
-export async function migrateConfirm(env: LifecycleEnv, uuid: string, cancelled: boolean): Promise<'ended' | 'resumed' | 'held'> {
+export async function migrateConfirm(
+  env: LifecycleEnv,
+  uuid: string,
+  cancelled: boolean,
+  opts: { unknown?: boolean } = {},
+): Promise<'ended' | 'resumed' | 'held'> {
   const rec = env.store.getRunning(uuid);
   // A Perform that failed has resumed the guest already: a cancelled Confirm has nothing left to do.
   if (cancelled && rec !== undefined && rec.pending?.op !== 'migrate-out') return 'resumed';
   if (!rec?.pending || rec.pending.op !== 'migrate-out') {
     throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `guest ${uuid} is not being migrated from this host`);
   }
-  const decision = decide(rec, cancelled ? 'cancelled' : 'confirmed');
+  const decision = decide(rec, opts.unknown === true ? 'unknown' : cancelled ? 'cancelled' : 'confirmed');
   if (decision === 'end') {
+    setPhase(env, rec, 'confirmed'); // with copied disks, the only record that the destination runs the guest
     crashPoint('migrate-out:confirmed');
     await endSource(env, rec);
     return 'ended';
@@ -202,41 +236,12 @@ export async function repairMigrationOut(env: LifecycleEnv, rec: RunningRecord):
   }
 }
 
-/**
- * The images decide (docs/migration.md, "The commit point"): one the destination took means
- * the guest is the destination's. Otherwise a cancelled or unconfirmed migration resumes
- * here, since only the destination's Finish takes images and it is not coming — except with
- * no image that shows its holder (no dac or selinux in the stack) and a stream that
- * completed: then nobody knows, and the guest is held paused (never run twice).
- */
-function decide(rec: RunningRecord, word: 'confirmed' | 'cancelled' | 'unknown'): 'end' | 'resume' | 'hold' {
-  const images = cookieOf(rec).images.filter(showsHolder);
-  if (anyMoved(rec)) return 'end';
-  if (word === 'confirmed') {
-    if (images.length > 0)
-      throw new SvirtError('SVIRT_ERR_MIGRATE', `the destination says it runs '${rec.name}' but holds none of its images`);
-    return 'end';
-  }
-  return word === 'cancelled' || images.length > 0 ? 'resume' : 'hold';
-}
-
-function anyMoved(rec: RunningRecord): boolean {
-  return takenImages(cookieOf(rec)).length > 0;
-}
-
-/** An image whose holder shows (the source's drivers labelled it). */
-
-function cookieOf(rec: RunningRecord): MigrationCookie {
-  const text = rec.pending?.migration?.cookie;
-  if (text === undefined) throw new SvirtError('SVIRT_ERR_INTERNAL', `migration of '${rec.name}' has no journalled handover`);
-  return decodeCookie(Buffer.from(text, 'utf8'), rec.uuid);
-}
-
 /** Cancels whatever QEMU still sends and lets the guest run as before. */
 async function resumeSource(env: LifecycleEnv, rec: RunningRecord): Promise<void> {
   await env.withQmp(rec, async (q) => {
     const st = ((await q.execute('query-migrate')) as { status?: string }).status;
     if (st !== undefined && st !== 'completed' && st !== 'failed' && st !== 'cancelled') await q.execute('migrate_cancel');
+    await endMirrors(q, true); // --copy-storage-all's mirrors and NBD connections, if any
     if (rec.pending?.wasRunning !== false) await q.execute('cont');
   });
   env.store.endOp(rec.uuid);

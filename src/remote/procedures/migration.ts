@@ -94,7 +94,7 @@ export const migrationProcedures: readonly Procedure[] = [
       await flagsAndModule(a.flags, 'virDomainMigrateBegin3Params');
       const { migrateBegin } = await import('../../lifecycle/migrate/source.js');
       const info = resolve(ctx.server.hv, a.dom);
-      const begun = migrateBegin(ctx.server.hv.env, info, { offline: (a.flags & 1024) !== 0 });
+      const begun = migrateBegin(ctx.server.hv.env, info, { offline: (a.flags & 1024) !== 0, copyStorage: (a.flags & 64) !== 0 });
       // virsh's --xml: the destination starts that definition (Prepare checks it is the same guest).
       const xml = stringParam(a.params, 'destination_xml') ?? begun.xml;
       w.opaqueVar(begun.cookie, COOKIE_MAX).string(xml, 4 * 1024 * 1024);
@@ -121,7 +121,8 @@ export const migrationProcedures: readonly Procedure[] = [
       const { migratePrepare, migrateFinish } = await import('../../lifecycle/migrate/destination.js');
       const listen = stringParam(a.params, 'listen_address') ?? hostOf(stringParam(a.params, 'migrate_uri'));
       const paused = (a.flags & peer.MigrateFlag.PAUSED) !== 0;
-      const p = await migratePrepare(hv.env, xml, a.cookie, { ...(listen !== undefined ? { listen } : {}), paused });
+      const copyStorage = (a.flags & peer.MigrateFlag.NON_SHARED_DISK) !== 0;
+      const p = await migratePrepare(hv.env, xml, a.cookie, { ...(listen !== undefined ? { listen } : {}), paused, copyStorage });
       const table = preparedOf(ctx.server);
       // Given up when its client goes without a Finish (as libvirtd's close callbacks do), or after the deadline.
       const giveUp = (): void => {
@@ -135,7 +136,7 @@ export const migrationProcedures: readonly Procedure[] = [
       deadline.unref();
       table.set(p.rec.uuid, { ...p, deadline });
       ctx.client.onClose(giveUp);
-      w.opaqueVar(a.cookie, COOKIE_MAX).optional(p.uri, (x, v) => x.string(v, 1024));
+      w.opaqueVar(p.cookie, COOKIE_MAX).optional(p.uri, (x, v) => x.string(v, 1024));
     },
   }),
   procedure('DomainMigratePerform3Params', {
@@ -152,8 +153,11 @@ export const migrationProcedures: readonly Procedure[] = [
           throw new RemoteError(VirErr.INVALID_ARG, VirFrom.QEMU, 'peer-to-peer migration needs a destination URI');
         const migrateUri = stringParam(a.params, 'migrate_uri');
         const listenAddress = stringParam(a.params, 'listen_address');
+        // virsh's --xml: the definition the destination starts (host-specific paths changed).
+        const destXml = stringParam(a.params, 'destination_xml');
         await peer.migrateToPeer(hv.env, info, a.dconnuri, {
           flags: a.flags,
+          ...(destXml !== undefined ? { destXml } : {}),
           ...(migrateUri !== undefined ? { migrateUri } : {}),
           ...(listenAddress !== undefined ? { listenAddress } : {}),
           defaultSocket: '/run/svirt/libvirt-sock',
@@ -164,11 +168,16 @@ export const migrationProcedures: readonly Procedure[] = [
       }
       const uri = stringParam(a.params, 'migrate_uri');
       if (uri === undefined) throw new RemoteError(VirErr.INVALID_ARG, VirFrom.QEMU, 'migration: no migrate_uri parameter');
-      const { migratePerform, repairMigrationOut } = await import('../../lifecycle/migrate/source.js');
+      const { markFinishing, migratePerform, repairMigrationOut } = await import('../../lifecycle/migrate/source.js');
       // A client that goes while the stream runs cancels it (the guest runs on here).
       const gone = new AbortController();
       ctx.client.onClose(() => gone.abort());
-      await migratePerform(hv.env, info, uri, a.cookie, { live: (a.flags & peer.MigrateFlag.LIVE) !== 0, signal: gone.signal });
+      await migratePerform(hv.env, info, uri, a.cookie, {
+        live: (a.flags & peer.MigrateFlag.LIVE) !== 0,
+        copyStorage: (a.flags & peer.MigrateFlag.NON_SHARED_DISK) !== 0,
+        signal: gone.signal,
+      });
+      markFinishing(hv.env, info.uuid); // the client sends Finish next
       // A client that goes without its Confirm, or sends none in time: the images decide, as after a crash (source.ts).
       const waiting = confirmingOf(ctx.server);
       const giveUp = (): void => {
@@ -221,7 +230,7 @@ export const migrationProcedures: readonly Procedure[] = [
         ...(p ? { streaming: p.streaming } : {}),
         paused: (a.flags & peer.MigrateFlag.PAUSED) !== 0,
         ...(persist ? { persistXml: stringParam(a.params, 'persistent_xml') ?? formatDomainXml(hv.lookup(g.uuid).def) } : {}),
-      });
+      }).finally(() => p?.listener.close()); // the stream's (accepted already) and the export's relay
       if (!rec) throw new RemoteError(VirErr.OPERATION_FAILED, VirFrom.QEMU, `migration of '${g.name}' was cancelled`);
       const dom: WireDomain = wireDomain(hv.lookup(g.uuid));
       writeDomain(w, dom);
