@@ -78,7 +78,8 @@ describe(`live external snapshot under ${mode} (enforcing), the manager confined
         assert.match(fileContext(disk), /:virt_content_t:s0$/, 'the base the label of a read-only backing layer');
       } else {
         const dirOf = process.env['SVIRT_APPARMOR_PROFILE_DIR'] ?? '/etc/apparmor.d/svirt';
-        const profile = readFileSync(join(dirOf, `svirt-${g.uuid}`), 'utf8');
+        // The guest's files are in the profile's include (svirt-UUID.files), its rules in the abstraction.
+        const profile = ['', '.files'].map((x) => readFileSync(join(dirOf, `svirt-${g.uuid}${x}`), 'utf8')).join('\n');
         t.diagnostic(profile);
         assert.match(profile, new RegExp(`"${overlay}" rwk`), 'the overlay is writable in the profile');
         assert.doesNotMatch(profile, new RegExp(`"${disk}" rwk`), 'the base is not');
