@@ -9,12 +9,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chownSync, existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SNAPSHOT_CRASH_POINTS } from '../../src/lifecycle/crash-points.js';
 import { lgetxattr } from '../../src/host/native.js';
 import { QmpClient } from '../../src/qemu/qmp-client.js';
 import { domainXml, owner, qemuAsRootSkip, readRunning, scratch, svirt, svirtOk, writeDomain } from '../helpers.js';
+import { accessModes } from '../support/fd-flags.js';
 
 const S = ['--security-driver', 'dac,landlock'];
 const ORIGINAL = { uid: 1000, gid: 1000, mode: 0o644 };
@@ -58,23 +59,6 @@ async function qmp<T>(dir: string, name: string, command: string): Promise<T> {
   } finally {
     q.close();
   }
-}
-
-/** The access modes (O_ACCMODE) of QEMU's fds to a file. */
-function accessModes(pid: number, path: string): number[] {
-  const out: number[] = [];
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    let target = '';
-    try {
-      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
-    } catch {
-      continue;
-    }
-    if (target !== path) continue;
-    const m = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
-    if (m?.[1]) out.push(Number.parseInt(m[1], 8) & 3);
-  }
-  return out;
 }
 
 function guestUid(dir: string, name: string): number {

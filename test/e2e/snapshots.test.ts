@@ -8,9 +8,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { domainXml, qemuAsRootSkip, readRunning, scratch, svirt, svirtOk, writeDomain } from '../helpers.js';
+import { fdFlags } from '../support/fd-flags.js';
 
 const S = ['--security-driver', 'dac,landlock'];
 
@@ -28,23 +29,6 @@ function io(path: string, cmd: string): boolean {
 
 function tags(path: string): string {
   return spawnSync('qemu-img', ['snapshot', '-U', '-l', path], { encoding: 'utf8' }).stdout;
-}
-
-/** The flags QEMU opened a file with (its fd to it), or undefined. */
-function qemuOpenFlags(pid: number, path: string): number[] {
-  const out: number[] = [];
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    let target = '';
-    try {
-      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
-    } catch {
-      continue;
-    }
-    if (target !== path) continue;
-    const m = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
-    if (m?.[1]) out.push(Number.parseInt(m[1], 8));
-  }
-  return out;
 }
 
 describe('snapshots (real QEMU and qemu-img, dac,landlock)', { skip: qemuAsRootSkip('the dac driver needs root') }, () => {
@@ -108,10 +92,10 @@ describe('snapshots (real QEMU and qemu-img, dac,landlock)', { skip: qemuAsRootS
     await svirtOk(dir, [...S, 'start', 'x']);
     const pid = readRunning(dir)[0]?.pid ?? 0;
     assert.notEqual(statSync(overlay).uid, 0, "the overlay is the guest's");
-    const baseFlags = qemuOpenFlags(pid, img);
+    const baseFlags = fdFlags(pid, img);
     assert.ok(baseFlags.length > 0, 'QEMU holds the base image');
     for (const f of baseFlags) assert.equal(f & 3, 0, 'QEMU holds the base image read-only');
-    for (const f of qemuOpenFlags(pid, overlay)) assert.equal(f & 3, 2, 'and the overlay read-write');
+    for (const f of fdFlags(pid, overlay)) assert.equal(f & 3, 2, 'and the overlay read-write');
     await svirtOk(dir, [...S, 'destroy', 'x']);
     assert.equal(statSync(overlay).uid, 0, 'given back at stop');
 

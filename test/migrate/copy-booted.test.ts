@@ -7,7 +7,7 @@ import { haveVirsh } from '../remote/support.js';
 import { guestImage, guestImageSkip } from '../support/guest-image.js';
 import { hostsSkip, makeHosts, type TestHost } from '../support/hosts.js';
 import { SerialConsole } from '../support/netns.js';
-import { ORIGINAL, assertRunsOn, consoleOf, traces } from './support.js';
+import { ORIGINAL, assertRunsOn, consoleOf, startCounter, traces } from './support.js';
 import { copyXml, holds, imagePath, makeSourceImage, ownerOf, virsh } from './copy-support.js';
 
 /** The highest `tick N` the console has shown. */
@@ -43,14 +43,7 @@ describe(
       await h1.svirtOk(['start', 'mig']);
       let con = await SerialConsole.open(consoleOf(dir, h1));
       t.after(() => con.close());
-      let up = false;
-      for (let k = 0; k < 40 && !up; k++) {
-        con.send(`echo up-$((${k}+1000))`);
-        up = (await con.waitFor(new RegExp(`up-${k + 1000}`), 3000)) !== undefined;
-      }
-      assert.ok(up, `the guest booted and its shell answers: ${con.text.slice(-400)}`);
-      con.send('i=0; while [ $i -lt 100000 ]; do echo "tick $i"; i=$((i+1)); sleep 0.2; done &');
-      assert.ok(await con.waitFor(/tick 5\b/, 30_000), `the counter runs: ${con.text.slice(-300)}`);
+      await startCounter(con);
       /** The guest writes a mark of its own to its disk (2 MiB in, past the host-written pattern). */
       const writeMark = async (n: number): Promise<void> => {
         con.send(

@@ -7,6 +7,7 @@ import { QmpClient } from '../../src/qemu/qmp-client.js';
 import { QEMU } from '../helpers.js';
 import { guestOsXml, type GuestImage } from '../support/guest-image.js';
 import type { TestHost } from '../support/hosts.js';
+import type { SerialConsole } from '../support/netns.js';
 
 export const UUID = '6c1d1e0a-7b3f-4a51-9d0e-1f2a3b4c5d6e';
 /** The image's owner before any guest ran. */
@@ -145,4 +146,20 @@ export function traces(h: TestHost): { running: number; reserved: number; rememb
   } finally {
     db.close();
   }
+}
+
+/**
+ * Waits until the booted guest's shell answers on its serial console (it may have printed its
+ * banner before the console connected, so it is asked), then starts the counter the hop tests
+ * watch (`tick N` every 0.2 s) and waits for it to run.
+ */
+export async function startCounter(con: SerialConsole): Promise<void> {
+  let up = false;
+  for (let k = 0; k < 40 && !up; k++) {
+    con.send(`echo up-$((${k}+1000))`);
+    up = (await con.waitFor(new RegExp(`up-${k + 1000}`), 3000)) !== undefined;
+  }
+  assert.ok(up, `the guest booted and its shell answers: ${con.text.slice(-400)}`);
+  con.send('i=0; while [ $i -lt 100000 ]; do echo "tick $i"; i=$((i+1)); sleep 0.2; done &');
+  assert.ok(await con.waitFor(/tick 5\b/, 30_000), `the counter runs: ${con.text.slice(-300)}`);
 }

@@ -5,7 +5,7 @@ import { tempDir } from '../helpers.js';
 import { guestImage, guestImageSkip } from '../support/guest-image.js';
 import { hostsSkip, makeHosts, type TestHost } from '../support/hosts.js';
 import { SerialConsole } from '../support/netns.js';
-import { ORIGINAL, assertRunsOn, consoleOf, makeDisk, traces, writeXmlFiles } from './support.js';
+import { ORIGINAL, assertRunsOn, consoleOf, makeDisk, startCounter, traces, writeXmlFiles } from './support.js';
 
 const HOPS = 10;
 
@@ -30,15 +30,7 @@ describe('live migration of a booted guest (acceptance, issue 16)', { skip: host
     await h1.svirtOk(['start', 'mig']);
     let con = await SerialConsole.open(consoleOf(dir, h1));
     t.after(() => con.close());
-    // The shell may have printed its banner before the console connected: ask it to answer.
-    let up = false;
-    for (let k = 0; k < 40 && !up; k++) {
-      con.send(`echo up-$((${k}+1000))`);
-      up = (await con.waitFor(new RegExp(`up-${k + 1000}`), 3000)) !== undefined;
-    }
-    assert.ok(up, `the guest booted and its shell answers: ${con.text.slice(-400)}`);
-    con.send('i=0; while [ $i -lt 100000 ]; do echo "tick $i"; i=$((i+1)); sleep 0.2; done &');
-    assert.ok(await con.waitFor(/tick 5\b/, 30_000), `the counter runs: ${con.text.slice(-300)}`);
+    await startCounter(con);
     let seen = lastTick(con.text);
     let here: TestHost = h1;
     let placed = await assertRunsOn(h1, disk);
