@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { SvirtError } from '../errors.js';
+import { connectWithin } from '../host/connect-within.js';
 import { closeSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { openPath } from '../host/native.js';
@@ -256,22 +257,8 @@ function shortPath(path: string): { path: string; close(): void } {
 function connectOnce(path: string, timeoutMs: number, label: string | undefined): Promise<Socket> {
   // A UNIX socket address holds 107 bytes: a longer path is reached through its directory's fd.
   const via = Buffer.byteLength(path) > 100 ? shortPath(path) : undefined;
-  return new Promise<Socket>((resolve, reject) => {
-    const s = withSocketLabel(label, () => connect(via?.path ?? path));
-    s.once('connect', () => via?.close());
-    s.once('error', () => via?.close());
-    const timer = setTimeout(() => {
-      via?.close();
-      s.destroy();
-      reject(new SvirtError('SVIRT_ERR_TIMEOUT', `QMP connect to "${path}" timed out`));
-    }, timeoutMs);
-    s.once('connect', () => {
-      clearTimeout(timer);
-      resolve(s);
-    });
-    s.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
+  const s = withSocketLabel(label, () => connect(via?.path ?? path));
+  return connectWithin(s, timeoutMs, () => new SvirtError('SVIRT_ERR_TIMEOUT', `QMP connect to "${path}" timed out`)).finally(
+    () => via?.close(),
+  );
 }

@@ -6,6 +6,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { SvirtError } from '../errors.js';
+import { connectWithin } from '../host/connect-within.js';
 import {
   LEN_SIZE,
   MESSAGE_MAX,
@@ -61,21 +62,12 @@ export class RemoteClient {
 
   /** Connects to the serve at `path` and opens the connection (ConnectOpen) for `uri`. */
   static async open(path: string, uri = 'qemu:///system', timeoutMs = 10_000): Promise<RemoteClient> {
-    const socket = await new Promise<Socket>((resolve, reject) => {
-      const s = connect(path);
-      const timer = setTimeout(() => {
-        s.destroy();
-        reject(new SvirtError('SVIRT_ERR_REMOTE', `cannot connect to ${path}: no answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      s.once('connect', () => {
-        clearTimeout(timer);
-        resolve(s);
-      });
-      s.once('error', (err) => {
-        clearTimeout(timer);
-        reject(new SvirtError('SVIRT_ERR_REMOTE', `cannot connect to ${path}: ${err.message}`, { cause: err }));
-      });
-    });
+    const socket = await connectWithin(
+      connect(path),
+      timeoutMs,
+      () => new SvirtError('SVIRT_ERR_REMOTE', `cannot connect to ${path}: no answer within ${timeoutMs} ms`),
+      (err) => new SvirtError('SVIRT_ERR_REMOTE', `cannot connect to ${path}: ${err.message}`, { cause: err }),
+    );
     const c = new RemoteClient(socket, path);
     await c.call(1, (w) => w.optional(uri, (x, v) => x.string(v, STRING_MAX)).uint(0), timeoutMs); // ConnectOpen
     return c;

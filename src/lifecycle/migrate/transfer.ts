@@ -7,6 +7,7 @@
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { SvirtError } from '../../errors.js';
+import { connectWithin } from '../../host/connect-within.js';
 
 /** The OS fd of a connected socket (Node keeps it in its handle). */
 export function socketFd(s: Socket): number {
@@ -61,22 +62,14 @@ export async function listenOnce(addr: string, timeoutMs: number): Promise<Liste
 
 /** Connects to the destination's stream address; the socket stays paused. */
 export function connectStream(host: string, port: number, timeoutMs: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host, port });
-    s.pause();
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new SvirtError('SVIRT_ERR_MIGRATE', `cannot reach ${host}:${port}: no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    s.once('connect', () => {
-      clearTimeout(timer);
-      resolve(s);
-    });
-    s.once('error', (err) => {
-      clearTimeout(timer);
-      reject(new SvirtError('SVIRT_ERR_MIGRATE', `cannot reach ${host}:${port}: ${err.message}`, { cause: err }));
-    });
-  });
+  const s = connect({ host, port });
+  s.pause();
+  return connectWithin(
+    s,
+    timeoutMs,
+    () => new SvirtError('SVIRT_ERR_MIGRATE', `cannot reach ${host}:${port}: no answer within ${timeoutMs} ms`),
+    (err) => new SvirtError('SVIRT_ERR_MIGRATE', `cannot reach ${host}:${port}: ${err.message}`, { cause: err }),
+  );
 }
 
 /** `tcp:HOST:PORT` (libvirt's uri_out) or `tcp://HOST:PORT`. */
