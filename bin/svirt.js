@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // The svirt CLI entry. `npm run build` makes dist/svirt.cjs, the CLI (dist/src/cli/main.js and
-// everything it imports) bundled into one CommonJS file, and dist/svirt.cjs.cache, V8's compiled
-// code for it (scripts/bundle.mjs). Loading one file with its code cache instead of ~190 ES
-// modules is what keeps a verb within a few ms of Node's own start (docs/bench.md). This file
-// is CommonJS (bin/package.json): an ES module entry would start Node's ESM loader for nothing.
+// everything it imports) bundled into one CommonJS file, dist/svirt-read.cjs, the read verbs
+// alone (src/cli/main-read.ts), and for each a .cache file of V8's compiled code
+// (scripts/bundle.mjs). Loading one file with its code cache instead of ~190 ES modules is what
+// keeps a verb within a few ms of Node's own start (docs/startup.md). This file is CommonJS
+// (bin/package.json): an ES module entry would start Node's ESM loader for nothing.
 'use strict';
 const { readFileSync } = require('node:fs');
 const { createRequire } = require('node:module');
@@ -11,24 +12,47 @@ const { dirname, join } = require('node:path');
 const { Script } = require('node:vm');
 
 const BUNDLE = join(__dirname, '..', 'dist', 'svirt.cjs');
+/** The read verbs' bundle; a command it cannot finish runs again in BUNDLE (src/cli/main-read.ts). */
+const READ_BUNDLE = join(__dirname, '..', 'dist', 'svirt-read.cjs');
 /** The monitor's lean reconcile entry (src/cli/hook.ts), run by bin/svirt-hook.js. */
 const HOOK_BUNDLE = join(__dirname, '..', 'dist', 'svirt-hook.cjs');
 
+/** src/cli/read-verbs.ts's verbs (a test holds the two lists equal): these start in READ_BUNDLE. */
+const READ_VERBS = new Set(['list', 'dominfo', 'domstate', 'dumpxml', 'domuuid']);
+/** The options that take a value and may come before the verb (src/cli/args.ts has them all). */
+const VALUED_BEFORE_VERB = new Set(['--state-dir', '--security-driver']);
+
 /**
- * Compiles the bundle as Node compiles a CommonJS module (the same wrapper, so the code cache
- * made by scripts/bundle.mjs matches), runs it, and returns its exports and its Script.
- * A cache V8 rejects (another Node, other flags) only costs the compile it would have saved.
+ * The verb, as far as a glance tells: the first word that is not an option or its value. Only
+ * the choice of bundle rests on it; main parses the line itself, and the read bundle hands
+ * anything that is not a read verb to the full one.
+ */
+function verbOf(argv) {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') return undefined;
+    if (!a.startsWith('-')) return a;
+    if (VALUED_BEFORE_VERB.has(a)) i++;
+  }
+  return undefined;
+}
+
+/**
+ * Compiles a bundle (a file that is one function expression, the wrapper Node gives a CommonJS
+ * module: scripts/bundle.mjs writes it so, and its code cache matches), runs it, and returns
+ * its exports and its Script. The file is ASCII (the build checks), so latin1 is the same text
+ * without UTF-8 decoding. A cache V8 rejects (another Node, other flags) only costs the compile
+ * it would have saved.
  */
 function load(file, cachedData) {
   let source;
   try {
-    source = readFileSync(file, 'utf8');
+    source = readFileSync(file, 'latin1');
   } catch (err) {
     process.stderr.write(`error: svirt is not built: run npm run build (${err.code ?? err.message}: ${file})\n`);
     process.exit(1);
   }
-  const wrapped = `(function (exports, require, module, __filename, __dirname) {${source}\n})`;
-  const script = new Script(wrapped, { filename: file, ...(cachedData ? { cachedData } : {}) });
+  const script = new Script(source, { filename: file, ...(cachedData ? { cachedData } : {}) });
   const mod = { exports: {} };
   script.runInThisContext()(mod.exports, createRequire(file), mod, file, dirname(file));
   return { exports: mod.exports, script };
@@ -45,15 +69,19 @@ function cache(file) {
 /**
  * Runs a bundle's `main` on this process's arguments; its answer is the exit status. Not
  * process.exit(): the store closes in Node's teardown (the WAL checkpoint, and the error a
- * full disk gives there, test/e2e/cli.test.ts).
+ * full disk gives there, test/e2e/cli.test.ts). The read bundle answers 'full' for a command
+ * it leaves to the full bundle.
  */
 function run(file) {
-  load(file, cache(file))
-    .exports.main(process.argv.slice(2))
+  const argv = process.argv.slice(2);
+  const main = (f) => load(f, cache(f)).exports.main(argv);
+  const first = file === BUNDLE && READ_VERBS.has(verbOf(argv)) ? main(READ_BUNDLE) : main(file);
+  first
+    .then((code) => (code === 'full' ? main(BUNDLE) : code))
     .then((code) => {
       process.exitCode = code;
     });
 }
 
 if (require.main === module) run(BUNDLE);
-else module.exports = { BUNDLE, HOOK_BUNDLE, load, run };
+else module.exports = { BUNDLE, READ_BUNDLE, HOOK_BUNDLE, READ_VERBS, verbOf, load, run };

@@ -4,8 +4,13 @@
 //   dist/svirt.cjs.cache   V8's compiled code for it, made after running a few verbs in a
 //                          scratch state dir, so those verbs' functions are in it (start and
 //                          destroy of a paused guest too, where QEMU is installed);
+//   dist/svirt-read.cjs    the read verbs alone (src/cli/main-read.ts: list, dominfo, domstate,
+//   (and .cache)           dumpxml, domuuid), every other dynamic import left out (below);
 //   dist/svirt-hook.cjs    the same for src/cli/hook.ts, the monitor's lean reconcile entry
 //   (and .cache)           (the store and the restore path only).
+// Each is minified (in this VM a page of memory first touched costs ~10-25 us, so bytes read,
+// copied and compiled are what a verb's start pays for), ASCII only, and already wrapped in
+// the function Node gives a CommonJS module, so bin/svirt.js compiles the file as it reads it.
 // bin/svirt.js and bin/svirt-hook.js load them. The source tree and dist/src/ stay as they are:
 // tests and the library import dist/src/; only the two entries run bundles.
 //
@@ -19,12 +24,45 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { builtinModules, createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
-const { BUNDLE, HOOK_BUNDLE, load } = require('../bin/svirt.js');
+const { BUNDLE, READ_BUNDLE, HOOK_BUNDLE, load } = require('../bin/svirt.js');
+
+/**
+ * The dynamic imports the read bundle keeps (paths under dist/src/): what its verbs run on a
+ * quiet host. Every other one becomes a stand-in that hands the command to the full bundle
+ * (src/cli/main-read.ts). The warm-up below fails the build if a read verb reaches a stand-in
+ * in its scratch state dir, so this list cannot fall short of the quiet path unnoticed.
+ */
+const READ_KEEPS = new Set([
+  'cli/commands/list.js',
+  'cli/commands/dominfo.js',
+  'cli/commands/dumpxml.js',
+  'access/cli-gate.js',
+  'access/rules.js',
+  'domain/index.js',
+  'lifecycle/cgroup/describe.js',
+  'security/selinux/factory.js',
+  'security/apparmor/factory.js',
+]);
+
+/** The read bundle's stand-in for a left-out import: names it, calls main-read's handler, never settles. */
+const LEFT_OUT = [
+  'const __svirtLeftOut = (p) => {',
+  '  globalThis[Symbol.for("svirt.leftOutPath")] = p;',
+  '  const h = globalThis[Symbol.for("svirt.leftOut")];',
+  '  if (h === undefined) throw new Error(`svirt: ${p} is not in the read bundle`);',
+  '  h(p);',
+  '  return new Promise(() => {});',
+  '};',
+].join('');
+
+/** The wrapper Node gives a CommonJS module, around the whole file (bin/svirt.js compiles it as is). */
+const WRAP_OPEN = '(function (exports, require, module, __filename, __dirname) {';
+const WRAP_CLOSE = '\n})';
 
 /** Built-ins a bare `node` start has loaded already: importing them costs nothing, so they stay plain. */
 const LOADED_AT_START = new Set(['node:fs', 'node:path', 'node:url', 'node:module', 'node:vm']);
@@ -44,7 +82,7 @@ function lazyShim(name) {
   ].join('\n');
 }
 
-async function bundle(entry, outfile) {
+async function bundle(entry, outfile, keeps) {
   const esbuild = await import('esbuild');
   const builtins = new Set(builtinModules.flatMap((b) => [b, `node:${b}`]));
   await esbuild.build({
@@ -54,12 +92,18 @@ async function bundle(entry, outfile) {
     platform: 'node',
     format: 'cjs',
     target: 'node20',
-    minifyWhitespace: true, // half the bytes to read and hash; names stay (errors name functions)
+    // Names go too (a third of the bytes that whitespace leaves); SVIRT_DEBUG=1 stacks name
+    // minified functions: dist/src/ is the same code with names, for a library caller or a debugger.
+    minify: true,
+    charset: 'ascii',
     sourcemap: false,
     logLevel: 'warning',
     // The bundle's own URL where a module asked for its own (createRequire, the package root).
     define: { 'import.meta.url': '__svirtModuleUrl' },
-    banner: { js: 'const __svirtModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
+    banner: {
+      js: `${WRAP_OPEN}const __svirtModuleUrl = require("node:url").pathToFileURL(__filename).href;${keeps ? LEFT_OUT : ''}`,
+    },
+    footer: { js: WRAP_CLOSE },
     external: ['*.node'],
     plugins: [
       {
@@ -67,13 +111,14 @@ async function bundle(entry, outfile) {
         setup(b) {
           // createRequire(import.meta.url)('saxes') keeps the ES module build cheap (dist/src/);
           // here a plain require lets esbuild bundle the package.
-          b.onLoad({ filter: /[\\/]dist[\\/]src[\\/].*\.js$/ }, (a) => ({
-            contents: readFileSync(a.path, 'utf8').replace(
+          b.onLoad({ filter: /[\\/]dist[\\/]src[\\/].*\.js$/ }, (a) => {
+            let contents = readFileSync(a.path, 'utf8').replace(
               /createRequire\(import\.meta\.url\)\('(saxes|better-sqlite3)'\)/g,
               "require('$1')",
-            ),
-            loader: 'js',
-          }));
+            );
+            if (keeps) contents = leaveOut(contents, a.path, keeps);
+            return { contents, loader: 'js' };
+          });
           b.onResolve({ filter: /^[a-z_:/]+$/ }, (a) => {
             if (!builtins.has(a.path)) return undefined;
             const name = a.path.startsWith('node:') ? a.path : `node:${a.path}`;
@@ -87,10 +132,21 @@ async function bundle(entry, outfile) {
       },
     ],
   });
-  const text = readFileSync(outfile, 'utf8');
+  const text = readFileSync(outfile, 'latin1');
   if (/\bimport\(/.test(text.replace(/"[^"\n]*"|'[^'\n]*'/g, ''))) {
     throw new Error(`${outfile} has a dynamic import() left: it would need an ES module loader`);
   }
+  // bin/svirt.js reads the file as latin1 (no UTF-8 decoding): that is only the same text in ASCII.
+  if (/[^\x00-\x7f]/.test(text)) throw new Error(`${outfile} is not ASCII`);
+}
+
+/** In a module of dist/src/ (at `file`), every `import('…')` outside `keeps` becomes the left-out stand-in. */
+function leaveOut(source, file, keeps) {
+  const from = dirname(file);
+  return source.replace(/\bimport\((['"])(\.[^'"]+)\1\)/g, (all, _q, spec) => {
+    const target = relative(join(root, 'dist', 'src'), resolvePath(from, spec)).split(sep).join('/');
+    return keeps.has(target) ? all : `__svirtLeftOut(${JSON.stringify(target)})`;
+  });
 }
 
 const DEFINITION = `<domain type='qemu'>
@@ -139,7 +195,7 @@ async function gone(pid, ms) {
  * the starts fail, which only leaves that code out of the caches (compiled when first run).
  * Every process it starts is waited for: the guest's QEMU and its monitor.
  */
-async function warmGuest(cli, hook, dir, base) {
+async function warmGuest(cli, read, hook, dir, base) {
   if (!existsSync('/usr/bin/qemu-system-x86_64')) return;
   const image = join(dir, 'warm.img');
   writeFileSync(image, '');
@@ -160,6 +216,7 @@ async function warmGuest(cli, hook, dir, base) {
   try {
     if ((await cli.main([...base, 'start', 'warm-run', '--paused'])) !== 0) return;
     const first = record();
+    await readVerbs(read, base, 'warm-run');
     for (const v of [['list'], ['dominfo', 'warm-run'], ['destroy', 'warm-run']]) await cli.main([...base, ...v]);
     await gone(first?.monitor, 5000);
     if ((await cli.main([...base, 'start', 'warm-run', '--paused'])) !== 0) return;
@@ -182,9 +239,25 @@ function writeCache(file, script) {
   renameSync(tmp, `${file}.cache`);
 }
 
+/**
+ * Runs read verbs in the read bundle: each must finish there. One that reaches a left-out import
+ * in a scratch state dir would move every such command to the full bundle: the build fails,
+ * naming the import to add to READ_KEEPS.
+ */
+async function readVerbs(read, base, name) {
+  const verbs = [['list', '--all'], ['list'], ['--json', 'list'], ['dominfo', name], ['domstate', name], ['dumpxml', name]];
+  for (const v of [...verbs, ['domuuid', name]]) {
+    if ((await read.main([...base, ...v])) === 'full') {
+      const path = globalThis[Symbol.for('svirt.leftOutPath')];
+      throw new Error(`the read bundle's '${v.join(' ')}' needs ${path ?? 'the full bundle'}: add it to READ_KEEPS`);
+    }
+  }
+}
+
 /** In the child: runs verbs that touch nothing outside a scratch state dir, then writes the caches. */
 async function warm() {
   const { exports, script } = load(BUNDLE, undefined);
+  const read = load(READ_BUNDLE, undefined);
   const hook = load(HOOK_BUNDLE, undefined);
   const dir = mkdtempSync(join(tmpdir(), 'svirt-bundle-'));
   try {
@@ -203,14 +276,18 @@ async function warm() {
       ['destroy', 'warm'],
       ['undefine', 'warm'],
     ];
-    for (const v of verbs) await exports.main([...base, ...v]);
+    for (const v of verbs) {
+      await exports.main([...base, ...v]);
+      if (v[0] === 'define') await readVerbs(read.exports, base, 'warm');
+    }
     for (const v of [['list'], ['--json', 'list']]) await exports.main(['--state-dir', join(dir, 'state'), ...v]);
     await hook.exports.main([join(dir, 'state')]);
-    await warmGuest(exports, hook.exports, dir, base);
+    await warmGuest(exports, read.exports, hook.exports, dir, base);
   } finally {
     rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   }
   writeCache(BUNDLE, script);
+  writeCache(READ_BUNDLE, read.script);
   writeCache(HOOK_BUNDLE, hook.script);
 }
 
@@ -218,7 +295,14 @@ if (process.argv[2] === '--warm') {
   await warm();
 } else {
   await bundle('dist/src/cli/main.js', BUNDLE);
+  await bundle('dist/src/cli/main-read.js', READ_BUNDLE, READ_KEEPS);
   await bundle('dist/src/cli/hook.js', HOOK_BUNDLE);
+  // The read bundle is worth its file only while it stays small: an import that pulls the
+  // lifecycle back in (a static one where a dynamic one was) fails the build here.
+  const bytes = (f) => readFileSync(f).length;
+  if (bytes(READ_BUNDLE) > 0.5 * bytes(BUNDLE)) {
+    throw new Error(`${READ_BUNDLE} is ${bytes(READ_BUNDLE)} bytes, over half the full bundle's ${bytes(BUNDLE)}`);
+  }
   // A child, so the verbs' output and Node's state stay out of this process.
   const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--warm'], {
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -230,5 +314,5 @@ if (process.argv[2] === '--warm') {
     process.exit(1);
   }
   const size = (f) => `${(readFileSync(f).length / 1024).toFixed(0)} kB`;
-  for (const f of [BUNDLE, HOOK_BUNDLE]) console.log(`bundle: ${f} (${size(f)}), code cache ${size(`${f}.cache`)}`);
+  for (const f of [BUNDLE, READ_BUNDLE, HOOK_BUNDLE]) console.log(`bundle: ${f} (${size(f)}), code cache ${size(`${f}.cache`)}`);
 }

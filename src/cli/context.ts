@@ -30,7 +30,9 @@ export async function openHypervisor(args: ParsedArgs, opts: { reconcile?: boole
   const config = { env: process.env };
   const manager = await buildStack(stackSpec(args), config);
   const entrypointRules = await entrypointRulesOf(paths.stateDir);
-  const hv = new Hypervisor({ paths, store, manager, config, ...(entrypointRules ? { entrypointRules } : {}) });
+  // Warnings through writeOut: held with the rest of a read verb's output (main-read.ts), and no stream loaded.
+  const warn = (m: string): void => writeOut(`warning: ${m}\n`, 2);
+  const hv = new Hypervisor({ paths, store, manager, config, warn, ...(entrypointRules ? { entrypointRules } : {}) });
   if (opts.reconcile ?? true) await hv.reconcile();
   return hv;
 }

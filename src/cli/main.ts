@@ -1,19 +1,18 @@
-import { join, resolve } from 'node:path';
 import { SvirtError } from '../errors.js';
-import { resolveStatePaths } from '../host/paths.js';
 import { parseArgs, type ParsedArgs } from './args.js';
+import { report, runVerb, type VerbLoader } from './dispatch.js';
 import { DOMOPS_CHANGING, DOMOPS_USAGE, DOMOPS_VERBS } from './domops-verbs.js';
 import { SNAPSHOT_CHANGING, SNAPSHOT_USAGE, SNAPSHOT_VERBS } from './snapshot-verbs.js';
-import { storeFailure } from './store-errors.js';
+import { READ_VERBS } from './read-verbs.js';
 import { STORAGE_CHANGING_VERBS, STORAGE_USAGE, STORAGE_VERBS } from './storage-verbs.js';
 import { writeOut } from './write.js';
 
 /** Verbs and the module that runs each; loaded on demand so a command pays only for what it uses. */
-const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<number> }>> = {
+const VERBS: Record<string, VerbLoader> = {
+  ...READ_VERBS,
   capabilities: () => import('./commands/capabilities.js'),
   define: () => import('./commands/define.js'),
   undefine: () => import('./commands/define.js').then((m) => ({ run: m.runUndefine })),
-  list: () => import('./commands/list.js'),
   create: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runCreate })),
   start: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runStart })),
   shutdown: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runShutdown })),
@@ -21,10 +20,6 @@ const VERBS: Record<string, () => Promise<{ run: (args: ParsedArgs) => Promise<n
   suspend: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runSuspend })),
   resume: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runResume })),
   reset: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runReset })),
-  dominfo: () => import('./commands/dominfo.js'),
-  dumpxml: () => import('./commands/dumpxml.js'),
-  domuuid: () => import('./commands/dumpxml.js').then((m) => ({ run: m.runDomuuid })),
-  domstate: () => import('./commands/dominfo.js').then((m) => ({ run: m.runDomstate })),
   seclabel: () => import('./commands/seclabel.js'),
   profile: () => import('./commands/profile.js'),
   reconcile: () => import('./commands/reconcile.js'),
@@ -159,35 +154,5 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const load = VERBS[args.command];
   if (!load) return report(new SvirtError('SVIRT_ERR_USAGE', `unknown command '${args.command}' (see svirt help)`), args.json);
-  try {
-    const [verb, { gateCli }] = await Promise.all([load(), import('../access/cli-gate.js')]);
-    const code = await gateCli(args.command, args, () => verb.run(args));
-    if (code === 0 && CHANGING_VERBS.has(args.command)) {
-      const { tellServe } = await import('./notify-serve.js');
-      tellServe(resolveStatePaths(args.stateDir, process.env, process.getuid?.() ?? 0), args.command);
-    }
-    return code;
-  } catch (err) {
-    return report(err, args.json, args);
-  }
-}
-
-/** The store file of this command, for naming it in errors (the same rule as the verbs use, nothing checked). */
-function storePath(args: ParsedArgs): string {
-  return join(resolve(resolveStatePaths(args.stateDir, process.env, process.getuid?.() ?? 0).stateDir), 'svirt.db');
-}
-
-/** One line on stderr, `error: <what failed>: <why>`; with --json also a JSON document on stdout. */
-function report(err: unknown, json: boolean, args?: ParsedArgs): number {
-  const e =
-    (args ? storeFailure(err, storePath(args)) : undefined) ??
-    (err instanceof SvirtError
-      ? err
-      : new SvirtError('SVIRT_ERR_INTERNAL', `internal error: ${err instanceof Error ? err.message : String(err)}`, {
-          cause: err,
-        }));
-  writeOut(`error: ${e.message}\n`, 2);
-  if (process.env['SVIRT_DEBUG'] === '1' && err instanceof Error) writeOut(`${err.stack ?? ''}\n`, 2);
-  if (json) writeOut(JSON.stringify({ error: { code: e.code, message: e.message, details: e.details } }) + '\n');
-  return e.code === 'SVIRT_ERR_USAGE' ? 2 : 1;
+  return runVerb(args.command, args, load, CHANGING_VERBS.has(args.command));
 }

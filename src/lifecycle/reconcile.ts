@@ -13,6 +13,9 @@ const RESERVING: ReadonlySet<string> = new Set(['dac', 'selinux', 'apparmor']);
  * that was starting or stopping it) died, is brought to a clean stop; an operation whose
  * owner died is finished or undone. Returns what it cleaned, for `svirt reconcile`.
  * The repairs and the cleanup are imported when needed: most commands find nothing to do.
+ * Each is imported before the store is touched for it (the take-over, the claim): the read
+ * verbs' bundle leaves them out, and a verb of that bundle that reaches one stops there and
+ * runs again in the full bundle (src/cli/main-read.ts), so it must not have changed anything yet.
  */
 export async function reconcile(env: LifecycleEnv): Promise<string[]> {
   const cleaned: string[] = [];
@@ -22,15 +25,12 @@ export async function reconcile(env: LifecycleEnv): Promise<string[]> {
     const ownerAlive = rec.ownerPid && rec.ownerStart ? isAlive({ pid: rec.ownerPid, startTime: rec.ownerStart }) : false;
     if (rec.state === 'running' && qemu && isAlive(qemu)) {
       if (!reserved.has(rec.uuid) && rec.stack.some((d) => RESERVING.has(d))) await reserveAgain(env, rec);
-      if (rec.pending && !ownerAlive && env.store.takeOverOp(rec.uuid, rec.ownerPid, env.me)) {
+      if (rec.pending && !ownerAlive) {
+        // The repair's code is loaded before the operation is taken over (see the note above).
+        const repair = await repairOf(rec.pending);
+        if (!env.store.takeOverOp(rec.uuid, rec.ownerPid, env.me)) continue;
         try {
-          const steps = await import('./reconcile-steps.js');
-          if (rec.pending.op === 'save') await steps.repairSave(env, rec);
-          else if (rec.pending.op.startsWith('migrate-')) await (await import('./migrate/repair.js')).repairMigration(env, rec);
-          else if (rec.pending.op === 'snapshot')
-            await (await import('./snapshots/snapshot-live-repair.js')).repairLive(env, rec);
-          else if (rec.pending.netdev !== undefined) await steps.repairNicOp(env, rec);
-          else await steps.repairOp(env, rec);
+          await repair(env, rec);
           cleaned.push(`${rec.name} (${rec.pending.op} repaired)`);
         } catch (err) {
           env.store.abandon(rec.uuid);
@@ -40,6 +40,7 @@ export async function reconcile(env: LifecycleEnv): Promise<string[]> {
       continue;
     }
     if (rec.state !== 'running' && ownerAlive) continue;
+    const [{ cleanup }, quit] = await Promise.all([import('./reconcile-steps.js'), qemu ? undefined : quitOf()]);
     const claimed = env.store.tx(() => {
       const now = env.store.getRunning(rec.uuid);
       if (!now || now.ownerPid !== rec.ownerPid || now.state !== rec.state) return false; // someone else took it
@@ -48,8 +49,8 @@ export async function reconcile(env: LifecycleEnv): Promise<string[]> {
     if (!claimed) continue;
     try {
       if (qemu) await env.kill(qemu);
-      else await killUnrecorded(rec);
-      await (await import('./reconcile-steps.js')).cleanup(env, rec);
+      else if (quit) await quit(rec);
+      await cleanup(env, rec);
       cleaned.push(rec.name);
     } catch (err) {
       env.store.abandon(rec.uuid);
@@ -82,15 +83,28 @@ async function reserveAgain(env: LifecycleEnv, rec: RunningRecord): Promise<void
   }
 }
 
-/** A start that crashed before recording QEMU's pid: ask whatever serves its monitor socket to quit. */
-async function killUnrecorded(rec: RunningRecord): Promise<void> {
-  if (!existsSync(rec.qmpPath)) return;
-  try {
-    const { QmpClient } = await import('../qemu/qmp-client.js');
-    const q = await QmpClient.connect(rec.qmpPath, 1000);
-    await q.execute('quit').catch(() => undefined); // QEMU closes the socket as it quits
-    q.close();
-  } catch {
-    // Nobody listens: no QEMU of this start is alive.
-  }
+type Repair = (env: LifecycleEnv, rec: RunningRecord) => Promise<void>;
+
+/** The repair of an operation whose owner died, loaded. */
+async function repairOf(pending: NonNullable<RunningRecord['pending']>): Promise<Repair> {
+  if (pending.op.startsWith('migrate-')) return (await import('./migrate/repair.js')).repairMigration;
+  if (pending.op === 'snapshot') return (await import('./snapshots/snapshot-live-repair.js')).repairLive;
+  const steps = await import('./reconcile-steps.js');
+  if (pending.op === 'save') return steps.repairSave;
+  return pending.netdev !== undefined ? steps.repairNicOp : steps.repairOp;
+}
+
+/** For a start that crashed before recording QEMU's pid: asks whatever serves its monitor socket to quit. */
+async function quitOf(): Promise<(rec: RunningRecord) => Promise<void>> {
+  const { QmpClient } = await import('../qemu/qmp-client.js');
+  return async (rec) => {
+    if (!existsSync(rec.qmpPath)) return;
+    try {
+      const q = await QmpClient.connect(rec.qmpPath, 1000);
+      await q.execute('quit').catch(() => undefined); // QEMU closes the socket as it quits
+      q.close();
+    } catch {
+      // Nobody listens: no QEMU of this start is alive.
+    }
+  };
 }

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { existsSync, statSync } from 'node:fs';
 import { aclUsers } from '../../src/host/acl.js';
 import Database from 'better-sqlite3';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { QmpClient } from '../../src/qemu/qmp-client.js';
 import {
   countRows,
@@ -18,11 +20,33 @@ import {
   waitFor,
   writeDomain,
   qemuAsRootSkip,
+  resultOf,
+  SVIRT_BIN,
 } from '../helpers.js';
 
 const skip = qemuAsRootSkip();
 const DAC = ['--security-driver', 'dac'];
 const ORIGINAL = { uid: 1000, gid: 1000 };
+
+/** Runs `svirt ARGS` in dist/svirt-read.cjs alone, in a child: its answer (a status, or 'full') and what it printed. */
+async function readBundleAlone(
+  dir: string,
+  args: readonly string[],
+): Promise<{ answer: unknown; stdout: string; stderr: string }> {
+  const script = [
+    `const { READ_BUNDLE, load } = require(${JSON.stringify(SVIRT_BIN)});`,
+    'load(READ_BUNDLE).exports.main(JSON.parse(process.argv[1]))',
+    '  .then((a) => { process.exitCode = 0; require("node:fs").writeFileSync(3, JSON.stringify(a)); });',
+  ].join('\n');
+  const child = spawn(process.execPath, ['-e', script, JSON.stringify(['--state-dir', dir, ...args])], {
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+  });
+  let answer = '';
+  (child.stdio[3] as Readable).on('data', (d: Buffer) => (answer += d.toString()));
+  const r = await resultOf(child as unknown as Parameters<typeof resultOf>[0]);
+  assert.equal(r.code, 0, r.stderr);
+  return { answer: JSON.parse(answer) as unknown, stdout: r.stdout, stderr: r.stderr };
+}
 
 async function startTwo(dir: string, stack: string[] = DAC) {
   const a = makeImage(join(dir, 'a.img'), 4, ORIGINAL, 0o644);
@@ -104,7 +128,15 @@ describe('svirt core with the dac driver (real QEMU)', { skip }, () => {
     for (const pid of [monitorPid, ...backups]) process.kill(pid, 'SIGKILL');
     process.kill(pb, 'SIGKILL');
     await waitFor(() => !existsSync(`/proc/${pb}/status`) || !procStatus(pb).get('State')?.startsWith('S'), 2000);
-    await svirtOk(dir, [...DAC, 'list', '--all']);
+    // The read bundle alone stops before the cleanup, having changed and printed nothing
+    // (src/cli/main-read.ts); the CLI then runs the command in the full bundle, which cleans up.
+    const alone = await readBundleAlone(dir, [...DAC, 'list', '--all']);
+    assert.deepEqual(alone, { answer: 'full', stdout: '', stderr: '' });
+    assert.equal(readRunning(dir)[0]?.state, 'running', 'the read bundle left the record as it was');
+    assert.notEqual(owner(b).uid, 0, 'the guest still owns its image');
+    const listed = await svirtOk(dir, [...DAC, 'list', '--all']);
+    assert.equal(listed.match(/Id {3}Name/g)?.length, 1, `printed once:\n${listed}`);
+    assert.match(listed, /gb\s+shut off/);
     assert.deepEqual(owner(b), { uid: 0, gid: 0, mode: 0o640 });
     assert.equal(countRows(dir, 'running'), 0);
     assert.equal(countRows(dir, 'reservations'), 0);
