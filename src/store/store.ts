@@ -17,16 +17,26 @@ import { deserializeResources, serializeResources, toStored } from './resources.
 import { ACCESS_SCHEMA, NETWORK_SCHEMA, SCHEMA } from './schema.js';
 
 const ADDON = 'better-sqlite3/build/Release/better_sqlite3.node';
-let addonPath: string | undefined;
-/** The addon's own path: better-sqlite3 otherwise finds it through the `bindings` package, which
- * walks a stack trace and tries a dozen paths at every start (and cannot from the CLI bundle).
- * Where Node's resolution would look first, the package's own node_modules, costs one stat;
- * anywhere else (a hoisted install) Node resolves it (~2 ms). */
-function nativeBinding(): string {
-  if (addonPath !== undefined) return addonPath;
+/** Where the loaded addon is kept for the whole process: the read bundle and the full one
+ * (src/cli/main-read.ts) are two copies of this module, and one process may run both. */
+const LOADED = Symbol.for('svirt.betterSqlite3Addon');
+
+/** better-sqlite3's addon, loaded once per process. Otherwise better-sqlite3 finds it through
+ * the `bindings` package, which walks a stack trace and tries a dozen paths at every start (and
+ * cannot from the CLI bundle). process.dlopen loads it without Node's resolution, which reads
+ * package.json files on the way (~250 pages of memory touched, issue 17). Where Node's
+ * resolution would look first, the package's own node_modules, costs one stat; anywhere else
+ * (a hoisted install) Node resolves the path. */
+// better-sqlite3 takes the addon object too (lib/database.js), though its types name only a path.
+function nativeBinding(): object {
+  const host = globalThis as { [LOADED]?: object };
+  const loaded = host[LOADED];
+  if (loaded !== undefined) return loaded;
   const own = join(packageRoot(), 'node_modules', ADDON);
-  addonPath = existsSync(own) ? own : createRequire(import.meta.url).resolve(ADDON);
-  return addonPath;
+  const mod = { exports: {} };
+  process.dlopen(mod, existsSync(own) ? own : createRequire(import.meta.url).resolve(ADDON));
+  host[LOADED] = mod.exports;
+  return mod.exports;
 }
 
 export type RunState = 'starting' | 'running' | 'stopping';
@@ -208,7 +218,7 @@ export class Store implements LabelMemory, LabelReservations {
     const file = join(stateDir, 'svirt.db');
     let db: Database;
     try {
-      db = new Database(file, { timeout: 10_000, nativeBinding: nativeBinding(), fileMustExist: opts.existing === true });
+      db = new Database(file, { timeout: 10_000, nativeBinding: nativeBinding() as unknown as string, fileMustExist: opts.existing === true });
       chmodSync(file, 0o600);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
