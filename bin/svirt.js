@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The svirt CLI entry. `npm run build` makes dist/svirt.cjs, the CLI (dist/src/cli/main.js and
-// everything it imports) bundled into one CommonJS file, dist/svirt-read.cjs, the read verbs
-// alone (src/cli/main-read.ts), and for each a .cache file of V8's compiled code
+// everything it imports) bundled into one CommonJS file, dist/svirt-read.cjs and
+// dist/svirt-core.cjs, the read verbs and the lifecycle verbs alone (src/cli/main-read.ts,
+// main-core.ts), and for each a .cache file of V8's compiled code
 // (scripts/bundle.mjs). Loading one file with its code cache instead of ~190 ES modules is what
 // keeps a verb within a few ms of Node's own start (docs/startup.md). This file is CommonJS
 // (bin/package.json): an ES module entry would start Node's ESM loader for nothing.
@@ -12,13 +13,17 @@ const { dirname, join } = require('node:path');
 const { Script } = require('node:vm');
 
 const BUNDLE = join(__dirname, '..', 'dist', 'svirt.cjs');
-/** The read verbs' bundle; a command it cannot finish runs again in BUNDLE (src/cli/main-read.ts). */
+/** The read verbs' bundle; a command it cannot finish runs again in BUNDLE (src/cli/subset-main.ts). */
 const READ_BUNDLE = join(__dirname, '..', 'dist', 'svirt-read.cjs');
+/** The lifecycle verbs' bundle (define, start, destroy, …): everything they import, no other verb. */
+const CORE_BUNDLE = join(__dirname, '..', 'dist', 'svirt-core.cjs');
 /** The monitor's lean reconcile entry (src/cli/hook.ts), run by bin/svirt-hook.js. */
 const HOOK_BUNDLE = join(__dirname, '..', 'dist', 'svirt-hook.cjs');
 
-/** src/cli/read-verbs.ts's verbs (a test holds the two lists equal): these start in READ_BUNDLE. */
+/** src/cli/verb-tables.ts's verbs (a test holds the lists equal): these start in READ_BUNDLE, */
 const READ_VERBS = new Set(['list', 'dominfo', 'domstate', 'dumpxml', 'domuuid']);
+/** and these in CORE_BUNDLE. */
+const LIFECYCLE_VERBS = new Set(['define', 'undefine', 'create', 'start', 'shutdown', 'destroy', 'suspend', 'resume', 'reset']);
 /** The options that take a value and may come before the verb (src/cli/args.ts has them all). */
 const VALUED_BEFORE_VERB = new Set(['--state-dir', '--security-driver']);
 
@@ -35,6 +40,13 @@ function verbOf(argv) {
     if (VALUED_BEFORE_VERB.has(a)) i++;
   }
   return undefined;
+}
+
+/** The bundle a command starts in. */
+function bundleFor(argv) {
+  const verb = verbOf(argv);
+  if (READ_VERBS.has(verb)) return READ_BUNDLE;
+  return LIFECYCLE_VERBS.has(verb) ? CORE_BUNDLE : BUNDLE;
 }
 
 /**
@@ -69,14 +81,13 @@ function cache(file) {
 /**
  * Runs a bundle's `main` on this process's arguments; its answer is the exit status. Not
  * process.exit(): the store closes in Node's teardown (the WAL checkpoint, and the error a
- * full disk gives there, test/e2e/cli.test.ts). The read bundle answers 'full' for a command
- * it leaves to the full bundle.
+ * full disk gives there, test/e2e/cli.test.ts). The read and core bundles answer 'full' for
+ * a command they leave to the full bundle.
  */
 function run(file) {
   const argv = process.argv.slice(2);
   const main = (f) => load(f, cache(f)).exports.main(argv);
-  const first = file === BUNDLE && READ_VERBS.has(verbOf(argv)) ? main(READ_BUNDLE) : main(file);
-  first
+  main(file === BUNDLE ? bundleFor(argv) : file)
     .then((code) => (code === 'full' ? main(BUNDLE) : code))
     .then((code) => {
       process.exitCode = code;
@@ -84,4 +95,4 @@ function run(file) {
 }
 
 if (require.main === module) run(BUNDLE);
-else module.exports = { BUNDLE, READ_BUNDLE, HOOK_BUNDLE, READ_VERBS, verbOf, load, run };
+else module.exports = { BUNDLE, READ_BUNDLE, CORE_BUNDLE, HOOK_BUNDLE, READ_VERBS, LIFECYCLE_VERBS, bundleFor, load, run };

@@ -6,6 +6,8 @@
 //                          destroy of a paused guest too, where QEMU is installed);
 //   dist/svirt-read.cjs    the read verbs alone (src/cli/main-read.ts: list, dominfo, domstate,
 //   (and .cache)           dumpxml, domuuid), every other dynamic import left out (below);
+//   dist/svirt-core.cjs    the lifecycle verbs (src/cli/main-core.ts: define, start, destroy, …)
+//   (and .cache)           and everything they import, no other verb;
 //   dist/svirt-hook.cjs    the same for src/cli/hook.ts, the monitor's lean reconcile entry
 //   (and .cache)           (the store and the restore path only).
 // Each is minified (in this VM a page of memory first touched costs ~10-25 us, so bytes read,
@@ -29,7 +31,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
-const { BUNDLE, READ_BUNDLE, HOOK_BUNDLE, load } = require('../bin/svirt.js');
+const { BUNDLE, READ_BUNDLE, CORE_BUNDLE, HOOK_BUNDLE, load } = require('../bin/svirt.js');
 
 /**
  * The dynamic imports the read bundle keeps (paths under dist/src/): what its verbs run on a
@@ -195,7 +197,7 @@ async function gone(pid, ms) {
  * the starts fail, which only leaves that code out of the caches (compiled when first run).
  * Every process it starts is waited for: the guest's QEMU and its monitor.
  */
-async function warmGuest(cli, read, hook, dir, base) {
+async function warmGuest(cli, core, read, hook, dir, base) {
   if (!existsSync('/usr/bin/qemu-system-x86_64')) return;
   const image = join(dir, 'warm.img');
   writeFileSync(image, '');
@@ -212,24 +214,25 @@ async function warmGuest(cli, read, hook, dir, base) {
       d.close();
     }
   };
-  await cli.main([...base, 'define', xml]);
+  await core.main([...base, 'define', xml]);
   try {
-    if ((await cli.main([...base, 'start', 'warm-run', '--paused'])) !== 0) return;
+    if ((await core.main([...base, 'start', 'warm-run', '--paused'])) !== 0) return;
     const first = record();
     await readVerbs(read, base, 'warm-run');
-    for (const v of [['list'], ['dominfo', 'warm-run'], ['destroy', 'warm-run']]) await cli.main([...base, ...v]);
+    for (const v of [['list'], ['dominfo', 'warm-run']]) await cli.main([...base, ...v]);
+    await core.main([...base, 'destroy', 'warm-run']);
     await gone(first?.monitor, 5000);
-    if ((await cli.main([...base, 'start', 'warm-run', '--paused'])) !== 0) return;
+    if ((await core.main([...base, 'start', 'warm-run', '--paused'])) !== 0) return;
     const second = record();
     if (second?.pid) {
       process.kill(second.pid, 'SIGKILL');
       await gone(second.pid, 5000);
       await hook.main([state]);
     }
-    await cli.main([...base, 'destroy', 'warm-run']); // in case the monitor's own hook was first
+    await core.main([...base, 'destroy', 'warm-run']); // in case the monitor's own hook was first
     await gone(second?.monitor, 5000);
   } finally {
-    await cli.main([...base, 'undefine', 'warm-run']);
+    await core.main([...base, 'undefine', 'warm-run']);
   }
 }
 
@@ -258,6 +261,7 @@ async function readVerbs(read, base, name) {
 async function warm() {
   const { exports, script } = load(BUNDLE, undefined);
   const read = load(READ_BUNDLE, undefined);
+  const core = load(CORE_BUNDLE, undefined);
   const hook = load(HOOK_BUNDLE, undefined);
   const dir = mkdtempSync(join(tmpdir(), 'svirt-bundle-'));
   try {
@@ -280,14 +284,16 @@ async function warm() {
       await exports.main([...base, ...v]);
       if (v[0] === 'define') await readVerbs(read.exports, base, 'warm');
     }
+    for (const v of [['define', xml], ['destroy', 'warm'], ['undefine', 'warm']]) await core.exports.main([...base, ...v]);
     for (const v of [['list'], ['--json', 'list']]) await exports.main(['--state-dir', join(dir, 'state'), ...v]);
     await hook.exports.main([join(dir, 'state')]);
-    await warmGuest(exports, read.exports, hook.exports, dir, base);
+    await warmGuest(exports, core.exports, read.exports, hook.exports, dir, base);
   } finally {
     rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   }
   writeCache(BUNDLE, script);
   writeCache(READ_BUNDLE, read.script);
+  writeCache(CORE_BUNDLE, core.script);
   writeCache(HOOK_BUNDLE, hook.script);
 }
 
@@ -296,12 +302,13 @@ if (process.argv[2] === '--warm') {
 } else {
   await bundle('dist/src/cli/main.js', BUNDLE);
   await bundle('dist/src/cli/main-read.js', READ_BUNDLE, READ_KEEPS);
+  await bundle('dist/src/cli/main-core.js', CORE_BUNDLE);
   await bundle('dist/src/cli/hook.js', HOOK_BUNDLE);
-  // The read bundle is worth its file only while it stays small: an import that pulls the
-  // lifecycle back in (a static one where a dynamic one was) fails the build here.
+  // A part bundle is worth its file only while it stays small: an import that pulls the
+  // lifecycle into the read bundle, or the remote protocol into the core one, fails the build.
   const bytes = (f) => readFileSync(f).length;
-  if (bytes(READ_BUNDLE) > 0.5 * bytes(BUNDLE)) {
-    throw new Error(`${READ_BUNDLE} is ${bytes(READ_BUNDLE)} bytes, over half the full bundle's ${bytes(BUNDLE)}`);
+  for (const [f, most] of [[READ_BUNDLE, 0.5], [CORE_BUNDLE, 0.75]]) {
+    if (bytes(f) > most * bytes(BUNDLE)) throw new Error(`${f} is ${bytes(f)} bytes, over ${most} of the full bundle's ${bytes(BUNDLE)}`);
   }
   // A child, so the verbs' output and Node's state stay out of this process.
   const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--warm'], {
@@ -314,5 +321,5 @@ if (process.argv[2] === '--warm') {
     process.exit(1);
   }
   const size = (f) => `${(readFileSync(f).length / 1024).toFixed(0)} kB`;
-  for (const f of [BUNDLE, READ_BUNDLE, HOOK_BUNDLE]) console.log(`bundle: ${f} (${size(f)}), code cache ${size(`${f}.cache`)}`);
+  for (const f of [BUNDLE, READ_BUNDLE, CORE_BUNDLE, HOOK_BUNDLE]) console.log(`bundle: ${f} (${size(f)}), code cache ${size(`${f}.cache`)}`);
 }

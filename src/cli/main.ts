@@ -3,23 +3,15 @@ import { parseArgs, type ParsedArgs } from './args.js';
 import { report, runVerb, type VerbLoader } from './dispatch.js';
 import { DOMOPS_CHANGING, DOMOPS_USAGE, DOMOPS_VERBS } from './domops-verbs.js';
 import { SNAPSHOT_CHANGING, SNAPSHOT_USAGE, SNAPSHOT_VERBS } from './snapshot-verbs.js';
-import { READ_VERBS } from './read-verbs.js';
+import { LIFECYCLE_VERBS, READ_VERBS } from './verb-tables.js';
 import { STORAGE_CHANGING_VERBS, STORAGE_USAGE, STORAGE_VERBS } from './storage-verbs.js';
 import { writeOut } from './write.js';
 
 /** Verbs and the module that runs each; loaded on demand so a command pays only for what it uses. */
 const VERBS: Record<string, VerbLoader> = {
   ...READ_VERBS,
+  ...LIFECYCLE_VERBS,
   capabilities: () => import('./commands/capabilities.js'),
-  define: () => import('./commands/define.js'),
-  undefine: () => import('./commands/define.js').then((m) => ({ run: m.runUndefine })),
-  create: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runCreate })),
-  start: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runStart })),
-  shutdown: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runShutdown })),
-  destroy: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runDestroy })),
-  suspend: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runSuspend })),
-  resume: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runResume })),
-  reset: () => import('./commands/lifecycle.js').then((m) => ({ run: m.runReset })),
   seclabel: () => import('./commands/seclabel.js'),
   profile: () => import('./commands/profile.js'),
   reconcile: () => import('./commands/reconcile.js'),
@@ -62,14 +54,7 @@ const VERBS: Record<string, VerbLoader> = {
 export const VERB_NAMES: readonly string[] = Object.keys(VERBS);
 /** Verbs that can change what a guest is (defined, running, paused, its devices): a running serve is told (notify-serve.ts). */
 const CHANGING_VERBS: ReadonlySet<string> = new Set([
-  'define',
-  'undefine',
-  'create',
-  'start',
-  'shutdown',
-  'destroy',
-  'suspend',
-  'resume',
+  ...Object.keys(LIFECYCLE_VERBS),
   'save',
   'restore',
   'clone',

@@ -218,7 +218,11 @@ export class Store implements LabelMemory, LabelReservations {
     const file = join(stateDir, 'svirt.db');
     let db: Database;
     try {
-      db = new Database(file, { timeout: 10_000, nativeBinding: nativeBinding() as unknown as string, fileMustExist: opts.existing === true });
+      db = new Database(file, {
+        timeout: 10_000,
+        nativeBinding: nativeBinding() as unknown as string,
+        fileMustExist: opts.existing === true,
+      });
       chmodSync(file, 0o600);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
