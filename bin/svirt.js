@@ -42,6 +42,13 @@ function verbOf(argv) {
   return undefined;
 }
 
+/**
+ * Verbs of CORE_BUNDLE with a code cache of their own (svirt-core.cjs.GROUP.cache), made after
+ * running only them (scripts/bundle.mjs): a cache holds every function its warm-up compiled,
+ * and V8 reads all of it, so define does not pay for start's code. The others share .cache.
+ */
+const CACHE_GROUPS = { define: 'define', undefine: 'define', start: 'start', create: 'start' };
+
 /** The bundle a command starts in. */
 function bundleFor(argv) {
   const verb = verbOf(argv);
@@ -70,9 +77,10 @@ function load(file, cachedData) {
   return { exports: mod.exports, script };
 }
 
-function cache(file) {
+function cache(file, argv = []) {
+  const group = file === CORE_BUNDLE ? CACHE_GROUPS[verbOf(argv)] : undefined;
   try {
-    return readFileSync(`${file}.cache`);
+    return readFileSync(group ? `${file}.${group}.cache` : `${file}.cache`);
   } catch {
     return undefined; // not made (yet): compiled from source
   }
@@ -86,7 +94,7 @@ function cache(file) {
  */
 function run(file) {
   const argv = process.argv.slice(2);
-  const main = (f) => load(f, cache(f)).exports.main(argv);
+  const main = (f) => load(f, cache(f, argv)).exports.main(argv);
   main(file === BUNDLE ? bundleFor(argv) : file)
     .then((code) => (code === 'full' ? main(BUNDLE) : code))
     .then((code) => {
@@ -95,4 +103,4 @@ function run(file) {
 }
 
 if (require.main === module) run(BUNDLE);
-else module.exports = { BUNDLE, READ_BUNDLE, CORE_BUNDLE, HOOK_BUNDLE, READ_VERBS, LIFECYCLE_VERBS, bundleFor, load, run };
+else module.exports = { BUNDLE, READ_BUNDLE, CORE_BUNDLE, HOOK_BUNDLE, READ_VERBS, LIFECYCLE_VERBS, CACHE_GROUPS, bundleFor, load, run };

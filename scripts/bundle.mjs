@@ -191,6 +191,8 @@ async function gone(pid, ms) {
 }
 
 /**
+ * `core` holds the loaded bundle each group of verbs runs in (rest, define, start); without
+ * `read` and `hook` (a group's child) their verbs are skipped.
  * Where QEMU is installed: starts and destroys a paused guest under the `none` stack (what
  * `start` and `destroy` run, compiled into the CLI's cache), then starts it again, kills its
  * QEMU and runs the hook's cleanup in-process (the hook's path, into its cache). Without QEMU
@@ -214,32 +216,33 @@ async function warmGuest(cli, core, read, hook, dir, base) {
       d.close();
     }
   };
-  await core.main([...base, 'define', xml]);
+  await core.define.exports.main([...base, 'define', xml]);
   try {
-    if ((await core.main([...base, 'start', 'warm-run', '--paused'])) !== 0) return;
+    if ((await core.start.exports.main([...base, 'start', 'warm-run', '--paused'])) !== 0) return;
     const first = record();
-    await readVerbs(read, base, 'warm-run');
+    if (read) await readVerbs(read, base, 'warm-run');
     for (const v of [['list'], ['dominfo', 'warm-run']]) await cli.main([...base, ...v]);
-    await core.main([...base, 'destroy', 'warm-run']);
+    await core.rest.exports.main([...base, 'destroy', 'warm-run']);
     await gone(first?.monitor, 5000);
-    if ((await core.main([...base, 'start', 'warm-run', '--paused'])) !== 0) return;
+    if (!hook) return;
+    if ((await core.start.exports.main([...base, 'start', 'warm-run', '--paused'])) !== 0) return;
     const second = record();
     if (second?.pid) {
       process.kill(second.pid, 'SIGKILL');
       await gone(second.pid, 5000);
       await hook.main([state]);
     }
-    await core.main([...base, 'destroy', 'warm-run']); // in case the monitor's own hook was first
+    await core.rest.exports.main([...base, 'destroy', 'warm-run']); // in case the monitor's own hook was first
     await gone(second?.monitor, 5000);
   } finally {
-    await core.main([...base, 'undefine', 'warm-run']);
+    await core.define.exports.main([...base, 'undefine', 'warm-run']);
   }
 }
 
-function writeCache(file, script) {
-  const tmp = `${file}.cache.tmp`;
-  writeFileSync(tmp, script.createCachedData());
-  renameSync(tmp, `${file}.cache`);
+function writeCache(file, script, group) {
+  const cache = group ? `${file}.${group}.cache` : `${file}.cache`;
+  writeFileSync(`${cache}.tmp`, script.createCachedData());
+  renameSync(`${cache}.tmp`, cache);
 }
 
 /**
@@ -261,7 +264,11 @@ async function readVerbs(read, base, name) {
 async function warm() {
   const { exports, script } = load(BUNDLE, undefined);
   const read = load(READ_BUNDLE, undefined);
+  // Only this cache of the core bundle: its define and start ones are made by children of their
+  // own (warmGroup), since V8 shares one compiled copy of a source among a process's Scripts.
   const core = load(CORE_BUNDLE, undefined);
+  const full = { exports, script };
+  const byGroup = { rest: core, define: full, start: full };
   const hook = load(HOOK_BUNDLE, undefined);
   const dir = mkdtempSync(join(tmpdir(), 'svirt-bundle-'));
   try {
@@ -284,10 +291,12 @@ async function warm() {
       await exports.main([...base, ...v]);
       if (v[0] === 'define') await readVerbs(read.exports, base, 'warm');
     }
-    for (const v of [['define', xml], ['destroy', 'warm'], ['undefine', 'warm']]) await core.exports.main([...base, ...v]);
+    await exports.main([...base, 'define', xml]);
+    await core.exports.main([...base, 'destroy', 'warm']);
+    await exports.main([...base, 'undefine', 'warm']);
     for (const v of [['list'], ['--json', 'list']]) await exports.main(['--state-dir', join(dir, 'state'), ...v]);
     await hook.exports.main([join(dir, 'state')]);
-    await warmGuest(exports, core.exports, read.exports, hook.exports, dir, base);
+    await warmGuest(exports, byGroup, read.exports, hook.exports, dir, base);
   } finally {
     rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   }
@@ -297,8 +306,36 @@ async function warm() {
   writeCache(HOOK_BUNDLE, hook.script);
 }
 
+/**
+ * In a child of its own: the core bundle's cache for one group of verbs (bin/svirt.js
+ * CACHE_GROUPS), made after running only those in it. The full bundle (another source, so
+ * other compiled code) defines and removes the guests around them.
+ */
+async function warmGroup(group) {
+  const core = load(CORE_BUNDLE, undefined);
+  const other = load(BUNDLE, undefined).exports;
+  const dir = mkdtempSync(join(tmpdir(), 'svirt-bundle-'));
+  try {
+    chmodSync(dir, 0o711);
+    const base = ['--state-dir', join(dir, 'state'), '--security-driver', 'none'];
+    const xml = join(dir, 'warm.xml');
+    writeFileSync(xml, DEFINITION);
+    if (group === 'define') {
+      for (const v of [['define', xml], ['undefine', 'warm'], ['undefine', 'warm']]) await core.exports.main([...base, ...v]);
+    } else {
+      await core.exports.main([...base, 'start', 'nosuch']);
+      await warmGuest(other, { rest: { exports: other }, define: { exports: other }, start: core }, undefined, undefined, dir, base);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  }
+  writeCache(CORE_BUNDLE, core.script, group);
+}
+
 if (process.argv[2] === '--warm') {
   await warm();
+} else if (process.argv[2] === '--warm-group') {
+  await warmGroup(process.argv[3]);
 } else {
   await bundle('dist/src/cli/main.js', BUNDLE);
   await bundle('dist/src/cli/main-read.js', READ_BUNDLE, READ_KEEPS);
@@ -310,16 +347,19 @@ if (process.argv[2] === '--warm') {
   for (const [f, most] of [[READ_BUNDLE, 0.5], [CORE_BUNDLE, 0.75]]) {
     if (bytes(f) > most * bytes(BUNDLE)) throw new Error(`${f} is ${bytes(f)} bytes, over ${most} of the full bundle's ${bytes(BUNDLE)}`);
   }
-  // A child, so the verbs' output and Node's state stay out of this process.
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--warm'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    encoding: 'utf8',
-    env: { ...process.env, SVIRT_DEBUG: '' },
-  });
-  if (r.status !== 0) {
-    process.stderr.write(`scripts/bundle.mjs: making the code cache failed (status ${r.status}):\n${r.stderr}`);
-    process.exit(1);
+  // Children, so the verbs' output and Node's state stay out of this process.
+  for (const args of [['--warm'], ['--warm-group', 'define'], ['--warm-group', 'start']]) {
+    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), ...args], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      encoding: 'utf8',
+      env: { ...process.env, SVIRT_DEBUG: '' },
+    });
+    if (r.status !== 0) {
+      process.stderr.write(`scripts/bundle.mjs: making the code cache (${args.join(' ')}) failed (status ${r.status}):\n${r.stderr}`);
+      process.exit(1);
+    }
   }
   const size = (f) => `${(readFileSync(f).length / 1024).toFixed(0)} kB`;
   for (const f of [BUNDLE, READ_BUNDLE, CORE_BUNDLE, HOOK_BUNDLE]) console.log(`bundle: ${f} (${size(f)}), code cache ${size(`${f}.cache`)}`);
+  console.log(`bundle: code caches of ${CORE_BUNDLE} for define ${size(`${CORE_BUNDLE}.define.cache`)}, start ${size(`${CORE_BUNDLE}.start.cache`)}`);
 }
