@@ -265,6 +265,7 @@ describe('native addon: landlock and paths', () => {
     writeFileSync(join(pkg, 'package.json'), '{"type":"module"}');
     copyFileSync(join(here, 'native.js'), join(pkg, 'src', 'host', 'native.js'));
     copyFileSync(join(here, 'package-root.js'), join(pkg, 'src', 'host', 'package-root.js'));
+    copyFileSync(join(here, 'addon.js'), join(pkg, 'src', 'host', 'addon.js'));
     copyFileSync(join(here, '..', 'errors.js'), join(pkg, 'src', 'errors.js'));
     const script = `
       const m = await import(${JSON.stringify(join(pkg, 'src', 'host', 'native.js'))});

@@ -6,7 +6,7 @@
  * loaded on first use, so importing this module costs nothing. See docs/native.md.
  */
 import { accessSync, constants, existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { loadAddon } from './addon.js';
 import { join } from 'node:path';
 import { SvirtError } from '../errors.js';
 import { packageRoot } from './package-root.js';
@@ -146,7 +146,7 @@ function load(): Addon {
   if (!existsSync(path)) throw notBuilt(path);
   let mod: unknown;
   try {
-    mod = createRequire(import.meta.url)(path);
+    mod = loadAddon(path);
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     throw new SvirtError('SVIRT_ERR_NATIVE', `cannot load "${path}": ${why}`, { details: { path }, cause: err });

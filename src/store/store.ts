@@ -10,6 +10,7 @@ type Database = DatabaseType.Database;
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SvirtError } from '../errors.js';
+import { loadAddon } from '../host/addon.js';
 import { fnv1a32 } from '../host/fingerprint.js';
 import { packageRoot } from '../host/package-root.js';
 import type { DriverName, GuestResource, LabelMemory, LabelReservations } from '../security/driver.js';
@@ -17,26 +18,15 @@ import { deserializeResources, serializeResources, toStored } from './resources.
 import { ACCESS_SCHEMA, NETWORK_SCHEMA, SCHEMA } from './schema.js';
 
 const ADDON = 'better-sqlite3/build/Release/better_sqlite3.node';
-/** Where the loaded addon is kept for the whole process: the read bundle and the full one
- * (src/cli/main-read.ts) are two copies of this module, and one process may run both. */
-const LOADED = Symbol.for('svirt.betterSqlite3Addon');
-
-/** better-sqlite3's addon, loaded once per process. Otherwise better-sqlite3 finds it through
- * the `bindings` package, which walks a stack trace and tries a dozen paths at every start (and
- * cannot from the CLI bundle). process.dlopen loads it without Node's resolution, which reads
- * package.json files on the way (~250 pages of memory touched, issue 17). Where Node's
- * resolution would look first, the package's own node_modules, costs one stat; anywhere else
- * (a hoisted install) Node resolves the path. */
-// better-sqlite3 takes the addon object too (lib/database.js), though its types name only a path.
+/** better-sqlite3's addon, loaded once per process (host/addon.ts). Otherwise better-sqlite3
+ * finds it through the `bindings` package, which walks a stack trace and tries a dozen paths at
+ * every start (and cannot from the CLI bundle). Where Node's resolution would look first, the
+ * package's own node_modules, costs one stat; anywhere else (a hoisted install) Node resolves
+ * the path. better-sqlite3 takes the addon object (lib/database.js), though its types name
+ * only a path. */
 function nativeBinding(): object {
-  const host = globalThis as { [LOADED]?: object };
-  const loaded = host[LOADED];
-  if (loaded !== undefined) return loaded;
   const own = join(packageRoot(), 'node_modules', ADDON);
-  const mod = { exports: {} };
-  process.dlopen(mod, existsSync(own) ? own : createRequire(import.meta.url).resolve(ADDON));
-  host[LOADED] = mod.exports;
-  return mod.exports;
+  return loadAddon(existsSync(own) ? own : createRequire(import.meta.url).resolve(ADDON)) as object;
 }
 
 export type RunState = 'starting' | 'running' | 'stopping';
