@@ -206,12 +206,15 @@ describe('local attacks on svirt itself (real QEMU)', { skip }, () => {
     // The guest's cgroup, from the state dir's journal (none where svirt makes no cgroups)
     const journal = join(dir, 'cgroups', `${ga.uuid}.json`);
     const cgroups = existsSync(journal) ? (JSON.parse(readFileSync(journal, 'utf8')) as { dirs: { dir: string }[] }).dirs : [];
-    t.after(() => {
+    t.after(async () => {
       try {
         process.kill(pid, 'SIGKILL'); // the orphan is ours to end: the store no longer knows it
       } catch {
         // already gone
       }
+      // Then a command, whose reconcile removes its cgroup, before the state dir (and journal) goes
+      await waitGone(pid);
+      await svirt(dir, [...DAC, 'list'], env);
     });
     for (const f of ['svirt.db', 'svirt.db-wal', 'svirt.db-shm']) rmSync(join(dir, f), { force: true });
     const list = await svirt(dir, [...DAC, 'list', '--all'], env);
