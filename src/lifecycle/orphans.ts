@@ -3,12 +3,13 @@
  * (the store deleted, emptied or restored from an old backup). Their processes still hold
  * labels — a uid, an MCS pair — that the store would otherwise hand to a new guest. They
  * are found by what svirt leaves on the host (a runtime dir or monitor socket named by the
- * uuid, a QEMU with that `-uuid`), their labels are reserved under their uuid, and every
- * command says so until they are gone.
+ * uuid, a cgroup journal, a QEMU with that `-uuid`), their labels are reserved under their
+ * uuid, and every command says so until they are gone; then their traces go.
  */
 import { readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { processStatus } from '../host/proc.js';
+import { removeExitedCgroup } from './cgroup/remove.js';
 import type { LifecycleEnv } from './env.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -21,7 +22,7 @@ export interface Orphan {
   readonly level?: string;
 }
 
-/** uuids that have a runtime dir or a monitor socket but no running record. */
+/** uuids that have a runtime dir, a monitor socket or a cgroup journal but no running record. */
 function traces(env: LifecycleEnv, known: ReadonlySet<string>): Set<string> {
   const root = env.paths.runtimeRoot;
   const found = new Set<string>();
@@ -34,6 +35,8 @@ function traces(env: LifecycleEnv, known: ReadonlySet<string>): Set<string> {
   };
   for (const n of list(root)) if (UUID.test(n)) found.add(n);
   for (const n of list(join(root, 'monitor'))) if (n.endsWith('.sock') && UUID.test(n.slice(0, -5))) found.add(n.slice(0, -5));
+  for (const n of list(join(env.paths.stateDir, 'cgroups')))
+    if (n.endsWith('.json') && UUID.test(n.slice(0, -5))) found.add(n.slice(0, -5));
   for (const uuid of known) found.delete(uuid);
   return found;
 }
@@ -111,6 +114,8 @@ export function holdOrphans(env: LifecycleEnv): Orphan[] {
     for (const u of candidates) {
       if (alive.has(u) || env.store.getRunning(u)) continue;
       env.store.releaseReservations(u);
+      // In the transaction: no start can claim u, and journal a new cgroup for it, meanwhile.
+      removeCgroupOf(env, u);
     }
   });
   for (const u of candidates) {
@@ -120,4 +125,18 @@ export function holdOrphans(env: LifecycleEnv): Orphan[] {
     rmSync(join(env.paths.runtimeRoot, 'monitor', `${u}.sock`), { force: true });
   }
   return live.filter((o) => !env.store.getRunning(o.uuid));
+}
+
+/** An exited orphan's cgroup: its empty directories go; one still busy is said, and tried again by the next command. */
+function removeCgroupOf(env: LifecycleEnv, uuid: string): void {
+  try {
+    const left = removeExitedCgroup(env.paths.stateDir, uuid);
+    if (left.length > 0)
+      env.warn(
+        `the cgroup of guest ${uuid}, which has exited, still has processes or cgroups in it: ${left.join(', ')} left alone`,
+      );
+  } catch (err) {
+    // A journal that cannot be read names nothing svirt may remove; every other guest goes on.
+    env.warn(`cannot remove the cgroup of guest ${uuid}, which has exited: ${(err as Error).message}`);
+  }
 }

@@ -200,14 +200,21 @@ describe('local attacks on svirt itself (real QEMU)', { skip }, () => {
     const b = makeImage(join(dir, 'b.img'));
     await svirtOk(dir, [...DAC, 'define', writeDomain(dir, 'ga', domainXml('ga', [{ path: a, dev: 'vda' }]))], env);
     await svirtOk(dir, [...DAC, 'start', 'ga', '--paused'], env);
-    const pid = readRunning(dir).find((r) => r.name === 'ga')?.pid;
-    assert.ok(pid);
-    t.after(() => {
+    const ga = readRunning(dir).find((r) => r.name === 'ga');
+    const pid = ga?.pid;
+    assert.ok(ga && pid);
+    // The guest's cgroup, from the state dir's journal (none where svirt makes no cgroups)
+    const journal = join(dir, 'cgroups', `${ga.uuid}.json`);
+    const cgroups = existsSync(journal) ? (JSON.parse(readFileSync(journal, 'utf8')) as { dirs: { dir: string }[] }).dirs : [];
+    t.after(async () => {
       try {
         process.kill(pid, 'SIGKILL'); // the orphan is ours to end: the store no longer knows it
       } catch {
         // already gone
       }
+      // Then a command, whose reconcile removes its cgroup, before the state dir (and journal) goes
+      await waitGone(pid);
+      await svirt(dir, [...DAC, 'list'], env);
     });
     for (const f of ['svirt.db', 'svirt.db-wal', 'svirt.db-shm']) rmSync(join(dir, f), { force: true });
     const list = await svirt(dir, [...DAC, 'list', '--all'], env);
@@ -217,10 +224,17 @@ describe('local attacks on svirt itself (real QEMU)', { skip }, () => {
     const r = await svirt(dir, [...DAC, 'start', 'gb', '--paused'], env);
     assert.notEqual(r.code, 0, "the only uid is the orphan's: no second guest may get it");
     assert.notEqual(owner(b).uid, 1950000000);
-    // Once the orphan is gone, its uid is free again.
+    for (const c of cgroups) assert.ok(existsSync(c.dir), `the running orphan keeps its cgroup ${c.dir}`);
+    // Once the orphan is gone, its uid is free again, and its cgroup goes (the journal named it).
     process.kill(pid, 'SIGKILL');
     await waitGone(pid);
     await svirtOk(dir, [...DAC, 'list'], env);
+    assert.deepEqual(
+      cgroups.map((c) => c.dir).filter((d) => existsSync(d)),
+      [],
+      "the exited orphan's cgroup is removed",
+    );
+    assert.equal(existsSync(journal), false, "the exited orphan's cgroup journal is removed");
     await svirtOk(dir, [...DAC, 'start', 'gb', '--paused'], env);
     await svirtOk(dir, [...DAC, 'destroy', 'gb'], env);
   });

@@ -1,8 +1,11 @@
-/** Removing a guest's cgroup: at stop, at cleanup (the monitor's hook, serve, reconcile) and in a failed start's undo. */
-import { existsSync, readFileSync, rmdirSync, unlinkSync } from 'node:fs';
+/**
+ * Removing a guest's cgroup: at stop, at cleanup (the monitor's hook, serve, reconcile), in a
+ * failed start's undo, and (empty directories only) once a guest no record names has exited.
+ */
+import { existsSync, readFileSync, rmSync, rmdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { SvirtError } from '../../errors.js';
-import { cgroupJournalPath, readJournal } from './journal.js';
+import { cgroupJournalPath, readJournal, writeJournal } from './journal.js';
 
 /**
  * Removes the guest's cgroup: any process still in it (a helper's child) is killed first,
@@ -13,6 +16,29 @@ export async function removeGuestCgroup(stateDir: string, uuid: string): Promise
   if (!j) return;
   for (const d of j.dirs) await emptyAndRemove(d.dir);
   unlinkSync(cgroupJournalPath(stateDir, uuid));
+}
+
+/**
+ * The cgroup of a guest that has exited and that no running record names (its store was lost
+ * while it ran, or a failed start's undo could not remove it): each directory the journal
+ * names goes if it is empty, by rmdir alone (nothing is killed: without a record, a process
+ * still there is left to whoever knows it). The journal goes with the last directory, or keeps
+ * naming those left. Returns the directories left.
+ */
+export function removeExitedCgroup(stateDir: string, uuid: string): string[] {
+  const j = readJournal(stateDir, uuid);
+  if (!j) return [];
+  const left = j.dirs.filter((d) => {
+    try {
+      rmdirSync(d.dir);
+      return false;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code !== 'ENOENT'; // EBUSY: processes or child cgroups in it
+    }
+  });
+  if (left.length === 0) rmSync(cgroupJournalPath(stateDir, uuid), { force: true });
+  else if (left.length < j.dirs.length) writeJournal(stateDir, { ...j, dirs: left });
+  return left.map((d) => d.dir);
 }
 
 async function emptyAndRemove(dir: string): Promise<void> {
