@@ -251,8 +251,8 @@ function writeCache(file, script, group) {
  * naming the import to add to READ_KEEPS.
  */
 async function readVerbs(read, base, name) {
-  const verbs = [['list', '--all'], ['list'], ['--json', 'list'], ['dominfo', name], ['domstate', name], ['dumpxml', name]];
-  for (const v of [...verbs, ['domuuid', name]]) {
+  const verbs = [['list', '--all'], ['list'], ['--json', 'list'], ['dominfo', name], ['domstate', name], ['dumpxml', name], ['domuuid', name]];
+  for (const v of verbs) {
     if ((await read.main([...base, ...v])) === 'full') {
       const path = globalThis[Symbol.for('svirt.leftOutPath')];
       throw new Error(`the read bundle's '${v.join(' ')}' needs ${path ?? 'the full bundle'}: add it to READ_KEEPS`);
@@ -321,6 +321,7 @@ async function warmGroup(group) {
     const xml = join(dir, 'warm.xml');
     writeFileSync(xml, DEFINITION);
     if (group === 'define') {
+      // The second undefine finds no guest: its error path goes into the cache too.
       for (const v of [['define', xml], ['undefine', 'warm'], ['undefine', 'warm']]) await core.exports.main([...base, ...v]);
     } else {
       await core.exports.main([...base, 'start', 'nosuch']);

@@ -4,4 +4,4 @@ import { LIFECYCLE_VERBS } from './verb-tables.js';
 
 export { FULL };
 export const main = (argv: readonly string[]): Promise<number | typeof FULL> =>
-  subsetMain(argv, LIFECYCLE_VERBS, { changing: new Set(Object.keys(LIFECYCLE_VERBS)), leftOut: false });
+  subsetMain(argv, LIFECYCLE_VERBS, { changing: true, leftOut: false });

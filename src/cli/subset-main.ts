@@ -12,8 +12,7 @@
  * prints once. The core bundle (main-core.ts) leaves nothing out that its verbs import.
  */
 import { parseArgs, type ParsedArgs } from './args.js';
-import { runVerb } from './dispatch.js';
-import type { VerbLoader } from './dispatch.js';
+import { runVerb, type VerbLoader } from './dispatch.js';
 import { holdOutput } from './write.js';
 
 /** main's answer when the full bundle must run the command: not a read verb, or a left-out import reached. */
@@ -25,13 +24,13 @@ const LEFT_OUT = Symbol.for('svirt.leftOut');
 type LeftOutHost = { [LEFT_OUT]?: (path: string) => void };
 
 /**
- * Runs `argv` if its verb is in `verbs` (those in `changing` tell a running serve); FULL
+ * Runs `argv` if its verb is in `verbs` (with `changing`, each tells a running serve); FULL
  * otherwise. `leftOut`: this bundle leaves imports out, so its output is held (above).
  */
 export async function subsetMain(
   argv: readonly string[],
   verbs: Readonly<Record<string, VerbLoader>>,
-  opts: { readonly changing: ReadonlySet<string>; readonly leftOut: boolean },
+  opts: { readonly changing: boolean; readonly leftOut: boolean },
 ): Promise<number | typeof FULL> {
   let args: ParsedArgs;
   try {
@@ -42,13 +41,12 @@ export async function subsetMain(
   const command = args.command;
   const load = command !== undefined && !args.flags.has('help') ? verbs[command] : undefined;
   if (command === undefined || load === undefined) return FULL;
-  const changing = opts.changing.has(command);
-  if (!opts.leftOut) return runVerb(command, args, load, changing);
+  if (!opts.leftOut) return runVerb(command, args, load, opts.changing);
   const out = holdOutput();
   const leftOut = new Promise<typeof FULL>((resolve) => {
     (globalThis as LeftOutHost)[LEFT_OUT] = () => resolve(FULL);
   });
-  const code = await Promise.race([runVerb(command, args, load, changing), leftOut]);
+  const code = await Promise.race([runVerb(command, args, load, opts.changing), leftOut]);
   delete (globalThis as LeftOutHost)[LEFT_OUT];
   if (code === FULL) out.drop();
   else out.release();
