@@ -8,6 +8,11 @@ import { writeOut } from './write.js';
 /** A verb's module, loaded on demand so a command pays only for what it uses. */
 export type VerbLoader = () => Promise<{ run: (args: ParsedArgs) => Promise<number> }>;
 
+/** The loader of verb `name` in `table`, its own entries only (`constructor` is no verb). */
+export function verbIn(table: Readonly<Record<string, VerbLoader>>, name: string): VerbLoader | undefined {
+  return Object.hasOwn(table, name) ? table[name] : undefined;
+}
+
 /**
  * Runs a parsed command's verb behind the access gate; a verb that changed something tells a
  * running serve (notify-serve.ts). Errors become one line on stderr and the exit status.

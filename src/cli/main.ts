@@ -1,6 +1,6 @@
 import { SvirtError } from '../errors.js';
 import { parseArgs, type ParsedArgs } from './args.js';
-import { report, runVerb, type VerbLoader } from './dispatch.js';
+import { report, runVerb, verbIn, type VerbLoader } from './dispatch.js';
 import { DOMOPS_CHANGING, DOMOPS_USAGE, DOMOPS_VERBS } from './domops-verbs.js';
 import { SNAPSHOT_CHANGING, SNAPSHOT_USAGE, SNAPSHOT_VERBS } from './snapshot-verbs.js';
 import { LIFECYCLE_VERBS, READ_VERBS } from './verb-tables.js';
@@ -137,7 +137,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     writeOut(USAGE + '\n', 2);
     return 1;
   }
-  const load = VERBS[args.command];
+  const load = verbIn(VERBS, args.command);
   if (!load) return report(new SvirtError('SVIRT_ERR_USAGE', `unknown command '${args.command}' (see svirt help)`), args.json);
   return runVerb(args.command, args, load, CHANGING_VERBS.has(args.command));
 }

@@ -41,10 +41,11 @@ describe('the read and core bundles (issue 17)', () => {
       [],
       ['--state-dir'],
       ['nosuch'],
+      ['constructor'],
     ]) {
       assert.equal(await main(argv), FULL, argv.join(' '));
     }
-    for (const argv of [['list'], ['save', 'g', 'f'], ['help'], [], ['nosuch']]) {
+    for (const argv of [['list'], ['save', 'g', 'f'], ['help'], [], ['nosuch'], ['toString']]) {
       assert.equal(await coreMain(argv), FULL, argv.join(' '));
     }
   });

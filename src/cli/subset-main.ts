@@ -12,7 +12,7 @@
  * prints once. The core bundle (main-core.ts) leaves nothing out that its verbs import.
  */
 import { parseArgs, type ParsedArgs } from './args.js';
-import { runVerb, type VerbLoader } from './dispatch.js';
+import { runVerb, verbIn, type VerbLoader } from './dispatch.js';
 import { holdOutput } from './write.js';
 
 /** main's answer when the full bundle must run the command: not a read verb, or a left-out import reached. */
@@ -39,7 +39,7 @@ export async function subsetMain(
     return FULL; // the full bundle words the usage error
   }
   const command = args.command;
-  const load = command !== undefined && !args.flags.has('help') ? verbs[command] : undefined;
+  const load = command !== undefined && !args.flags.has('help') ? verbIn(verbs, command) : undefined;
   if (command === undefined || load === undefined) return FULL;
   if (!opts.leftOut) return runVerb(command, args, load, opts.changing);
   const out = holdOutput();

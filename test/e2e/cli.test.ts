@@ -141,6 +141,10 @@ describe('svirt CLI contract', () => {
     const unknown = await svirt(dir, ['frobnicate']);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /^error: unknown command 'frobnicate'/);
+    // A name Object.prototype has is no verb either.
+    const inherited = await svirt(dir, ['constructor']);
+    assert.equal(inherited.code, 2);
+    assert.match(inherited.stderr, /^error: unknown command 'constructor'/);
     const missing = await svirt(dir, ['--security-driver', 'none', 'start', 'nosuch']);
     assert.match(missing.stderr, /^error: Domain not found: no domain with matching name or uuid 'nosuch'/);
     const json = await svirt(dir, ['--json', '--security-driver', 'none', 'dominfo', 'nosuch']);
