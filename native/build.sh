@@ -49,5 +49,5 @@ if ! build svirt-monitor -static svirt-monitor.c 2>/dev/null; then
 	echo "build.sh: static link failed, building svirt-monitor dynamically" >&2
 	build svirt-monitor svirt-monitor.c
 fi
-build svirt_native.node -shared -fPIC -I"$inc" svirt-native.c open-as.c access.c devfilter.c
+build svirt_native.node -shared -fPIC -I"$inc" svirt-native.c open-as.c access.c devfilter.c spawn.c -pthread
 echo "native helpers built in $out"

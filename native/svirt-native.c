@@ -31,6 +31,7 @@
 #include "open-as.h"
 #include "access.h"
 #include "devfilter.h"
+#include "spawn.h"
 
 #define MAX_FDS 253 /* SCM_MAX_FD */
 #define MAX_RECV_DATA (1 << 20)
@@ -937,5 +938,6 @@ NAPI_MODULE_INIT()
 		NAPI(napi_set_named_property(env, exports, fns[i].name, f));
 	}
 	NAPI(access_register(env, exports));
+	NAPI(spawn_register(env, exports));
 	return exports;
 }

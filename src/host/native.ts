@@ -70,6 +70,14 @@ interface Addon {
   peerGroups(socketFd: number): number[] | undefined;
   auditEnabled(set?: 0 | 1): number | string;
   deviceFilter(dir: string, rules: readonly string[]): void;
+  spawn(
+    path: string,
+    argv: readonly string[],
+    env: readonly string[],
+    fds: readonly number[],
+    setsid: boolean,
+    onExit?: (code: number | null, signal: number | null) => void,
+  ): number;
 }
 
 const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
@@ -97,6 +105,7 @@ const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
   'peerGroups',
   'auditEnabled',
   'deviceFilter',
+  'spawn',
 ];
 
 const XATTR_FLAGS: Readonly<Record<XattrMode, number>> = { create: 1, replace: 2 };
@@ -338,4 +347,9 @@ export function openAs(path: string, flags: number, who: UserIds, amode = -1): O
  */
 export function deviceFilter(dir: string, rules: readonly string[]): void {
   load().deviceFilter(dir, rules);
+}
+
+/** The addon's posix_spawn (src/host/spawn.ts gives it its shape). */
+export function nativeSpawn(...args: Parameters<Addon['spawn']>): number {
+  return load().spawn(...args);
 }

@@ -11,7 +11,6 @@
  *     ends them. Whatever fds the helper needs (a socketpair end, a listening socket) the
  *     device opens and passes in the request's FdLayout; QEMU gets the other ends.
  */
-import { spawn } from 'node:child_process';
 import { constants, lstatSync, openSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DomainDef } from '../domain/domain-def.js';
@@ -19,6 +18,7 @@ import { SvirtError } from '../errors.js';
 import { svirtExecPath } from '../host/native.js';
 import { cgroupJoinDirs } from './cgroup/journal.js';
 import { processStartTime } from '../host/proc.js';
+import { childSocket, spawnProgram } from '../host/spawn.js';
 import { FdLayout, SPEC_FD } from '../qemu/fd-layout.js';
 import { EXEC_STEPS, guestEnvironment, logTail } from '../qemu/launcher.js';
 import type { GuestResource, SecurityContext } from '../security/driver.js';
@@ -171,21 +171,25 @@ function spawnOne(env: LifecycleEnv, live: DomainDef, ctx: SecurityContext, req:
   const token = `${live.uuid}/${id}/${randomBytes(16).toString('hex')}`;
   setHelper(env, live.uuid, { kind, id, token, pid: null, startTime: null });
   crashPoint('start:helper-journaled');
-  const child = spawn(svirtExecPath(), ['--spec-fd', String(SPEC_FD), '--', ...req.argv], {
-    detached: true,
-    stdio: ['ignore', req.log.fd, req.log.fd, 'pipe', ...layout.fds],
-    env: { ...guestEnvironment(process.env), ...req.env, SVIRT_HELPER: token },
-  });
   let exit: string | undefined;
-  child.on('exit', (code, sig) => (exit = sig !== null ? `signal ${sig}` : `exit ${code ?? '?'}`));
-  const spawnError = new Promise<Error>((resolve) => child.on('error', resolve));
-  const pid = child.pid;
-  if (pid === undefined) {
-    // spawn reports a failure to run svirt-exec itself (ENOENT, EACCES) as an 'error' event, after this tick
+  const specIn = childSocket();
+  let pid: number;
+  try {
+    pid = spawnProgram(svirtExecPath(), {
+      args: ['--spec-fd', String(SPEC_FD), '--', ...req.argv],
+      detached: true,
+      fds: ['ignore', req.log.fd, req.log.fd, specIn.child, ...layout.fds],
+      env: { ...guestEnvironment(process.env), ...req.env, SVIRT_HELPER: token },
+      onExit: (status) => (exit = status),
+    });
+  } catch (err) {
+    // svirt-exec itself could not run (ENOENT, EACCES): reported by waitReady, like every helper's failure
+    specIn.close();
+    const spawnError = Promise.resolve(err instanceof Error ? err : new Error(String(err)));
     return { pid: 0, startTime: 0, what: `helper ${id}`, exited: () => exit, spawnError };
   }
-  (child.stdio[SPEC_FD] as NodeJS.WritableStream).end(JSON.stringify(spec));
-  child.unref();
+  specIn.spawned();
+  specIn.feed(JSON.stringify(spec));
   const startTime = processStartTime(pid) ?? 0;
   setHelper(env, live.uuid, { kind, id, token, pid, startTime });
   const what = `${kind} helper ${id} of '${live.name}'`;

@@ -1,7 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { SvirtError } from '../errors.js';
 import { processStartTime, signal, waitGone, type ProcessIdentity } from '../host/proc.js';
+import { childSocket, spawnProgram } from '../host/spawn.js';
 import type { ConfinementSpec } from '../security/confinement.js';
 import { SPEC_FD, type FdLayout } from './fd-layout.js';
 import { QmpClient } from './qmp-client.js';
@@ -74,22 +75,34 @@ export async function launch(req: LaunchRequest): Promise<Launched> {
     '--',
     ...req.argv,
   ];
-  const child = spawn(req.monitorPath, args, {
-    detached: true,
-    stdio: ['ignore', 'pipe', req.logFd, 'pipe', ...req.layout.fds, ...relays.flatMap((r) => [r.pty, r.sock])],
-    env: guestEnvironment(process.env),
-  });
+  const out = childSocket();
+  const specIn = childSocket();
+  let monitorPid: number;
+  try {
+    monitorPid = spawnProgram(req.monitorPath, {
+      args,
+      detached: true,
+      fds: ['ignore', out.child, req.logFd, specIn.child, ...req.layout.fds, ...relays.flatMap((r) => [r.pty, r.sock])],
+      env: guestEnvironment(process.env),
+      onExit: (s) => status.monitorExited(s), // called from the event loop: status is set by then
+    });
+  } catch (err) {
+    out.close();
+    specIn.close();
+    const why = err instanceof Error ? err.message : String(err);
+    throw new SvirtError('SVIRT_ERR_NATIVE', `cannot run svirt-monitor: ${why}`, { cause: err });
+  }
+  out.spawned();
+  specIn.spawned();
   req.spawned?.();
-  const status = statusReader(child);
-  const specPipe = child.stdio[SPEC_FD] as NodeJS.WritableStream | null;
-  if (!specPipe) throw new SvirtError('SVIRT_ERR_QEMU_START', 'cannot hand the confinement spec to the launcher');
-  specPipe.end(JSON.stringify(req.spec));
-  child.unref();
+  const stdout = out.stream();
+  const status = statusReader(stdout);
+  specIn.feed(JSON.stringify(req.spec));
 
   const pid = await status.pid;
   const startTime = processStartTime(pid) ?? 0;
   try {
-    return await waitReady(req, status, child, pid, startTime);
+    return await waitReady(req, status, stdout, monitorPid, pid, startTime);
   } catch (err) {
     // QEMU must not outlive a failed start: it would keep its images open after the labels
     // are restored and its reservation released.
@@ -97,7 +110,7 @@ export async function launch(req: LaunchRequest): Promise<Launched> {
       signal(pid, 'SIGKILL');
       await waitGone({ pid, startTime }, 10_000, 2);
     }
-    (child.stdout as NodeJS.ReadableStream & { destroy(): void }).destroy();
+    stdout.destroy();
     throw err;
   }
 }
@@ -105,7 +118,8 @@ export async function launch(req: LaunchRequest): Promise<Launched> {
 async function waitReady(
   req: LaunchRequest,
   status: StatusReader,
-  child: ChildProcess,
+  stdout: Socket,
+  monitorPid: number,
   pid: number,
   startTime: number,
 ): Promise<Launched> {
@@ -116,8 +130,8 @@ async function waitReady(
     if (existsSync(req.qmpPath)) {
       try {
         const qmp = await QmpClient.connect(req.qmpPath, Math.max(100, deadline - Date.now()), req.socketLabel);
-        (child.stdout as NodeJS.ReadableStream & { destroy(): void }).destroy();
-        return { pid, startTime, monitorPid: child.pid ?? 0, qmp };
+        stdout.destroy();
+        return { pid, startTime, monitorPid, qmp };
       } catch (err) {
         // The socket exists but QEMU is not listening yet, or it died: look again.
         const late = status.exit();
@@ -150,10 +164,12 @@ export function guestEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 interface StatusReader {
   readonly pid: Promise<number>;
   exit(): string | undefined;
+  /** The monitor itself exited (its status, `exit N` or `signal S`). */
+  monitorExited(status: string): void;
 }
 
 /** Parses the monitor's status lines: `pid N`, then `exit N` / `signal N` / `error ...`. */
-function statusReader(child: ChildProcess): StatusReader {
+function statusReader(stdout: Socket): StatusReader {
   let buffer = '';
   let exit: string | undefined;
   let resolvePid: (pid: number) => void = () => undefined;
@@ -162,9 +178,10 @@ function statusReader(child: ChildProcess): StatusReader {
     resolvePid = resolve;
     rejectPid = reject;
   });
-  child.stdout?.setEncoding('utf8');
-  child.stdout?.on('data', (chunk: string) => {
+  stdout.setEncoding('utf8');
+  stdout.on('data', (chunk: string) => {
     buffer += chunk;
+    if (buffer.length > 64 * 1024) buffer = buffer.slice(-4096); // the monitor writes a few short lines; bounded anyway
     let nl: number;
     while ((nl = buffer.indexOf('\n')) >= 0) {
       const line = buffer.slice(0, nl);
@@ -177,14 +194,14 @@ function statusReader(child: ChildProcess): StatusReader {
       }
     }
   });
-  child.on('error', (err) =>
-    rejectPid(new SvirtError('SVIRT_ERR_NATIVE', `cannot run svirt-monitor: ${err.message}`, { cause: err })),
-  );
-  child.on('exit', (code) => {
-    if (exit === undefined && code !== 0)
-      rejectPid(new SvirtError('SVIRT_ERR_NATIVE', `svirt-monitor exited with status ${code}`));
-  });
-  return { pid, exit: () => exit };
+  stdout.on('error', () => undefined); // a reset by a dying monitor: its exit status reports it
+  return {
+    pid,
+    exit: () => exit,
+    monitorExited(s) {
+      if (exit === undefined && s !== 'exit 0') rejectPid(new SvirtError('SVIRT_ERR_NATIVE', `svirt-monitor exited: ${s}`));
+    },
+  };
 }
 
 function exitError(status: string, logPath: string): SvirtError {

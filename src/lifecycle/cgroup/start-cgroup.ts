@@ -7,11 +7,11 @@
  * svirt-exec joins the directories before it execs QEMU or a helper. Nothing is made when
  * svirt makes no cgroups (not root, or SVIRT_CGROUP=off).
  */
-import { spawn } from 'node:child_process';
 import type { DomainDef } from '../../domain/domain-def.js';
 import { hasTuning, parseTune } from '../../domain/tune.js';
 import { SvirtError } from '../../errors.js';
 import { svirtExecPath } from '../../host/native.js';
+import { spawnProgram } from '../../host/spawn.js';
 import type { GuestResource } from '../../security/driver.js';
 import { crashPoint, type CrashPoint } from '../crash-points.js';
 import type { UndoStack } from '../undo.js';
@@ -70,11 +70,15 @@ function samePlan(made: CgroupPlan, plan: CgroupPlan): CgroupPlan {
  * Moving a process into a cgroup takes the kernel's cgroup_threadgroup_rwsem for writing; a
  * writer first switches the lock's readers to their slow path, which waits for an RCU grace
  * period (rcu_sync_enter): 5–20 ms on this host, measured, for the first join of every start.
+ * (Spawned without a fork of svirt, src/host/spawn.ts: a fork here cost as much as it saved.)
  * The switch stays on until one more grace period after the last writer, so the real join a
  * few to ~20 ms later finds it passed (measured: about 0.1 ms). If the start takes longer, the
  * join waits as before: nothing depends on this but the time.
  */
 function primeJoin(dir: string): void {
-  const child = spawn(svirtExecPath(), ['--join-cgroup', dir], { stdio: 'ignore' });
-  child.on('error', () => undefined); // the real join reports any failure
+  try {
+    spawnProgram(svirtExecPath(), { args: ['--join-cgroup', dir], fds: ['ignore', 'ignore', 'ignore'], env: {} });
+  } catch {
+    // the real join reports any failure
+  }
 }
