@@ -141,6 +141,7 @@ function migrate(db: Database): void {
 }
 
 function toRecord(r: RunningRow): RunningRecord {
+  let resources: readonly GuestResource[] | undefined;
   return {
     id: r.id,
     uuid: r.uuid,
@@ -156,7 +157,10 @@ function toRecord(r: RunningRow): RunningRecord {
     liveXml: r.live_xml,
     persistent: r.persistent === 1,
     stack: JSON.parse(r.stack) as DriverName[],
-    resources: deserializeResources(r.resources),
+    // decoded when read: `list` and reconcile's liveness checks read records by the hundred and never their resources
+    get resources() {
+      return (resources ??= deserializeResources(r.resources));
+    },
     paused: r.paused === 1,
     startedAt: r.started_at,
     pending: r.pending === null ? null : (JSON.parse(r.pending) as PendingOp),
