@@ -4,7 +4,6 @@
  * of the same devices: passt and QEMU (with the argv svirt builds) spawned side by side over
  * a socketpair, done when QMP answers and passt has sandboxed itself, as svirt waits for both.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, constants, existsSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DomainDef } from '../src/domain/domain-def.js';
@@ -18,6 +17,7 @@ import { chardevSlots } from '../src/qemu/chardev-argv.js';
 import { effectiveVideos } from '../src/qemu/display-argv.js';
 import { QEMU, guestXml, type GuestSpec } from './guest.js';
 import { identity, waitUntil, type Janitor } from './proc.js';
+import { spawnRaw, type RawChild } from './raw-child.js';
 import { awaitQmp } from './raw-qemu.js';
 import { series, type Series } from './stats.js';
 import { closeLater, prepareGuest, qemuId, settle, slug, track, type RunContext } from './svirt-runs.js';
@@ -107,21 +107,14 @@ export function rawDevicesArgv(def: DomainDef, runtimeDir: string): { argv: stri
 }
 
 interface RawDevicesGuest {
-  readonly qemu: ChildProcess;
+  readonly qemu: RawChild;
   readonly qemuPid: number;
-  readonly passt: ChildProcess;
+  readonly passt: RawChild;
   readonly passtId: ProcessIdentity;
   readonly startMs: number;
   readonly passtMs: number;
   readonly qemuMs: number;
   readonly runtimeDir: string;
-}
-
-function exitedPromise(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
-  });
 }
 
 /**
@@ -139,33 +132,32 @@ async function rawDevicesStart(g: GuestSpec, runtimeDir: string, janitor: Janito
   // QEMU first (the long pole), then passt: passt's spawn overlaps QEMU's start, as in svirt.
   const image = openSync(g.image, constants.O_RDWR | constants.O_NOFOLLOW);
   const log = openSync(join(runtimeDir, 'qemu.log'), 'w', 0o600);
-  let qemu: ChildProcess;
+  let qemu: RawChild;
   const tq = performance.now();
   try {
-    qemu = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'ignore', log, 'ignore', image, qemuEnd] });
+    qemu = spawnRaw(argv[0] as string, argv.slice(1), ['ignore', 'ignore', log, 'ignore', image, qemuEnd]);
+  } catch (err) {
+    closeSync(passtEnd);
+    throw err;
   } finally {
     closeSync(image);
     closeSync(log);
     closeSync(qemuEnd);
   }
   const qemuPid = qemu.pid;
-  if (qemuPid === undefined) {
-    closeSync(passtEnd);
-    throw new Error('raw QEMU did not start');
-  }
   janitor.track(identity(qemuPid));
-  let passt: ChildProcess;
+  let passt: RawChild;
   const plog = openSync(join(runtimeDir, 'passt.log'), 'w', 0o600);
   try {
-    const stdio: ('ignore' | number)[] = ['ignore', 'ignore', plog, 'ignore'];
-    stdio[PASST_FD] = passtEnd;
-    passt = spawn(pArgv[0] as string, pArgv.slice(1), { stdio });
+    const fds: ('ignore' | number)[] = ['ignore', 'ignore', plog, 'ignore'];
+    fds[PASST_FD] = passtEnd;
+    passt = spawnRaw(pArgv[0] as string, pArgv.slice(1), fds);
   } finally {
     closeSync(passtEnd);
     closeSync(plog);
   }
-  const passtId = passt.pid !== undefined ? identity(passt.pid) : undefined;
-  if (!passtId) throw new Error(`passt did not start (see ${runtimeDir}/passt.log)`);
+  const passtId = identity(passt.pid);
+  if (!passtId) throw new Error(`passt exited at once (see ${runtimeDir}/passt.log)`);
   janitor.track(passtId);
   const [t, passtMs] = await Promise.all([
     awaitQmp(qemu, qmpPath, tq, runtimeDir),
@@ -185,13 +177,11 @@ async function rawDevicesStart(g: GuestSpec, runtimeDir: string, janitor: Janito
 /** SIGTERM to QEMU; passt (one-off over --fd) exits when QEMU's end closes, SIGTERM after 2 s. */
 async function rawDevicesDestroy(r: RawDevicesGuest, janitor: Janitor): Promise<number> {
   const t0 = performance.now();
-  const qemuGone = exitedPromise(r.qemu);
-  const passtGone = exitedPromise(r.passt);
   r.qemu.kill('SIGTERM');
-  await qemuGone;
+  await r.qemu.gone;
   janitor.untrack(r.qemuPid);
   const timer = setTimeout(() => r.passt.kill('SIGTERM'), 2_000);
-  await passtGone;
+  await r.passt.gone;
   clearTimeout(timer);
   const ms = performance.now() - t0;
   janitor.untrack(r.passtId.pid);

@@ -11,7 +11,6 @@
  * the destination, end the source. Both hop back and forth, one svirt hop and one raw hop
  * alternately (which goes first alternates too).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, constants, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -20,6 +19,7 @@ import { QmpClient } from '../src/qemu/qmp-client.js';
 import { guestOsXml, guestImage } from '../test/support/guest-image.js';
 import { makeHosts, type TestHost } from '../test/support/hosts.js';
 import { nsProcesses } from '../test/support/netns.js';
+import { spawnRaw, type RawChild } from './raw-child.js';
 import { guestSpec, guestXml, makeImage, type GuestSpec } from './guest.js';
 import { identity, runTimed, sleep, waitUntil } from './proc.js';
 import { awaitQmp, rawArgv } from './raw-qemu.js';
@@ -211,7 +211,7 @@ async function settled(h: TestHost, raw: RawMigrator): Promise<void> {
 }
 
 interface RawQemu {
-  readonly child: ChildProcess;
+  readonly child: RawChild;
   readonly pid: number;
   readonly qmp: QmpClient;
   readonly dir: string;
@@ -251,19 +251,20 @@ class RawMigrator {
     const argv = [...rawArgv(this.def, qmpPath), ...(incoming ? ['-incoming', 'defer'] : [])];
     const image = openSync(this.g.image, constants.O_RDWR | constants.O_NOFOLLOW);
     const log = openSync(join(dir, 'qemu.log'), 'w', 0o600);
-    let child: ChildProcess;
+    let child: RawChild;
     const t0 = performance.now();
     try {
       // nsenter execs QEMU: the child's pid is QEMU's, its fds (the image as 4) kept.
-      child = spawn('nsenter', [`--net=/run/netns/${h.ns}`, '--', ...argv], {
-        stdio: ['ignore', 'ignore', log, 'ignore', image],
-      });
+      child = spawnRaw(
+        '/usr/bin/nsenter',
+        [`--net=/run/netns/${h.ns}`, '--', ...argv],
+        ['ignore', 'ignore', log, 'ignore', image],
+      );
     } finally {
       closeSync(image);
       closeSync(log);
     }
     const pid = child.pid;
-    if (pid === undefined) throw new Error('raw QEMU did not start');
     this.ctx.janitor.track(identity(pid));
     await awaitQmp(child, qmpPath, t0, dir);
     const qmp = await QmpClient.connect(qmpPath, 10_000);
@@ -314,12 +315,8 @@ class RawMigrator {
 
   private async end(q: RawQemu): Promise<void> {
     q.qmp.close();
-    const gone = new Promise<void>((resolve) => {
-      if (q.child.exitCode !== null || q.child.signalCode !== null) resolve();
-      else q.child.once('exit', () => resolve());
-    });
     q.child.kill('SIGTERM');
-    await gone;
+    await q.child.gone;
     this.ctx.janitor.untrack(q.pid);
     rmSync(q.dir, { recursive: true, force: true });
   }

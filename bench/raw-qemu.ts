@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, constants, existsSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DomainDef } from '../src/domain/domain-def.js';
@@ -6,6 +5,7 @@ import { parseDomainXml } from '../src/domain/index.js';
 import { buildArgv, diskKey, type FdSetEntry } from '../src/qemu/argv.js';
 import { QmpClient } from '../src/qemu/qmp-client.js';
 import { identity, sleep, type Janitor } from './proc.js';
+import { spawnRaw, type RawChild } from './raw-child.js';
 import { QEMU, guestSpec, guestXml, makeImage, type GuestSpec } from './guest.js';
 import type { StepTimes } from './start-steps.js';
 import { series } from './stats.js';
@@ -13,7 +13,7 @@ import type { LatencyRow, RunContext } from './svirt-runs.js';
 
 /** A QEMU started directly by the bench: no store, no labels, no monitor, no launcher. */
 export interface RawGuest {
-  readonly child: ChildProcess;
+  readonly child: RawChild;
   readonly pid: number;
   readonly startMs: number;
   /** From spawn until the QMP socket accepted the connection that then succeeded. */
@@ -45,15 +45,14 @@ export async function rawStart(g: GuestSpec, runtimeDir: string, janitor: Janito
   const t0 = performance.now();
   const image = openSync(g.image, constants.O_RDWR | constants.O_NOFOLLOW);
   const log = openSync(join(runtimeDir, 'qemu.log'), 'w', 0o600);
-  let child: ChildProcess;
+  let child: RawChild;
   try {
-    child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'ignore', log, 'ignore', image] });
+    child = spawnRaw(argv[0] as string, argv.slice(1), ['ignore', 'ignore', log, 'ignore', image]);
   } finally {
     closeSync(image);
     closeSync(log);
   }
   const pid = child.pid;
-  if (pid === undefined) throw new Error('raw QEMU did not start');
   janitor.track(identity(pid));
   const t = await awaitQmp(child, qmpPath, t0, runtimeDir);
   return { child, pid, ...t, runtimeDir };
@@ -64,14 +63,13 @@ export async function rawStart(g: GuestSpec, runtimeDir: string, janitor: Janito
  * `qmp_capabilities` succeeds; times are from t0. Fails when QEMU exits first.
  */
 export async function awaitQmp(
-  child: ChildProcess,
+  child: RawChild,
   qmpPath: string,
   t0: number,
   runtimeDir: string,
 ): Promise<{ startMs: number; socketMs: number }> {
-  let exited: string | undefined;
-  child.once('exit', (code, sig) => (exited = `exit ${code ?? sig}`));
   for (;;) {
+    const exited = child.status();
     if (exited !== undefined) throw new Error(`raw QEMU ${exited} during start (see ${runtimeDir}/qemu.log)`);
     if (existsSync(qmpPath)) {
       const tc = performance.now();
@@ -92,12 +90,8 @@ export async function awaitQmp(
 /** SIGTERM (as `destroy` sends first) until the exit event: QEMU's own exit time. */
 export async function rawDestroy(g: RawGuest, janitor: Janitor): Promise<number> {
   const t0 = performance.now();
-  const gone = new Promise<void>((resolve) => {
-    if (g.child.exitCode !== null || g.child.signalCode !== null) resolve();
-    else g.child.once('exit', () => resolve());
-  });
   g.child.kill('SIGTERM');
-  await gone;
+  await g.child.gone;
   const ms = performance.now() - t0;
   janitor.untrack(g.pid);
   rmSync(g.runtimeDir, { recursive: true, force: true });
