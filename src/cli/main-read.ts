@@ -3,5 +3,6 @@ import { FULL, subsetMain } from './subset-main.js';
 import { READ_VERBS } from './verb-tables.js';
 
 export { FULL };
+export { closeOpenStores } from '../store/open-stores.js';
 export const main = (argv: readonly string[]): Promise<number | typeof FULL> =>
   subsetMain(argv, READ_VERBS, { changing: false, leftOut: true });

@@ -121,6 +121,8 @@ ${SNAPSHOT_USAGE}
         [--max-clients N] [--max-readonly-clients N] [--idle-timeout S]
 ${STORAGE_USAGE}`;
 
+export { closeOpenStores } from '../store/open-stores.js';
+
 export async function main(argv: readonly string[]): Promise<number> {
   let args: ParsedArgs;
   try {

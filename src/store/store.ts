@@ -14,6 +14,7 @@ import { loadAddon } from '../host/addon.js';
 import { fnv1a32 } from '../host/fingerprint.js';
 import { packageRoot } from '../host/package-root.js';
 import type { DriverName, GuestResource, LabelMemory, LabelReservations } from '../security/driver.js';
+import { storeClosed, storeOpened } from './open-stores.js';
 import { deserializeResources, serializeResources, toStored } from './resources.js';
 import { ACCESS_SCHEMA, NETWORK_SCHEMA, SCHEMA } from './schema.js';
 
@@ -180,6 +181,7 @@ export class Store implements LabelMemory, LabelReservations {
 
   private constructor(db: Database) {
     this.db = db;
+    storeOpened(this);
   }
 
   /**
@@ -239,6 +241,7 @@ export class Store implements LabelMemory, LabelReservations {
   }
 
   close(): void {
+    storeClosed(this);
     this.db.close();
   }
 
