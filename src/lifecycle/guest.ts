@@ -47,8 +47,9 @@ export function storedGuest(d: DefinedDomain): Guest {
   return guestOf(d.xml, { name: d.name, uuid: d.uuid, state: 'shut off', persistent: true, stored: d });
 }
 
-export function runningGuest(store: Store, rec: RunningRecord): Guest {
-  const stored = rec.persistent ? store.getDefinedByUuid(rec.uuid) : undefined;
+/** `defined`: every definition by uuid, when the caller has read them all already (list). */
+export function runningGuest(store: Store, rec: RunningRecord, defined?: ReadonlyMap<string, DefinedDomain>): Guest {
+  const stored = rec.persistent ? (defined ? defined.get(rec.uuid) : store.getDefinedByUuid(rec.uuid)) : undefined;
   return guestOf(rec.liveXml, {
     name: rec.name,
     uuid: rec.uuid,

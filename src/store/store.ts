@@ -245,6 +245,11 @@ export class Store implements LabelMemory, LabelReservations {
     this.db.close();
   }
 
+  /** Runs fn's reads in one deferred transaction: one snapshot of the store, no write lock. */
+  snapshot<T>(fn: () => T): T {
+    return this.db.transaction(fn).deferred();
+  }
+
   /** Runs fn in a BEGIN IMMEDIATE transaction (writers serialise; readers go on). */
   tx<T>(fn: () => T): T {
     return this.db.transaction(fn).immediate();
