@@ -195,6 +195,9 @@ function statusReader(stdout: Socket): StatusReader {
     }
   });
   stdout.on('error', () => undefined); // a reset by a dying monitor: its exit status reports it
+  // The monitor's status pipe closed before it named QEMU's pid: it died (its exit status, if
+  // it comes first, says how). A no-op once the pid is known.
+  stdout.on('close', () => rejectPid(new SvirtError('SVIRT_ERR_NATIVE', 'svirt-monitor exited before starting QEMU')));
   return {
     pid,
     exit: () => exit,
