@@ -32,6 +32,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "napi-util.h"
 #include "spawn.h"
 
 #ifndef P_PIDFD
@@ -218,68 +219,40 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data)
 	free(s);
 }
 
-static napi_value fail(napi_env env, int err, const char *syscall, const char *path)
+/* get_string, and no longer than MAX_STRING; NULL after throwing. */
+static char *bounded_string(napi_env env, napi_value v, const char *what)
 {
-	char msg[512];
-	napi_value code, message, error, v;
-	const char *name = strerrorname_np(err);
-	if (name == NULL)
-		name = "EUNKNOWN";
-	snprintf(msg, sizeof msg, "%s: %s (%s)", syscall, strerror(err), path);
-	if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code) == napi_ok &&
-	    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) == napi_ok &&
-	    napi_create_error(env, code, message, &error) == napi_ok) {
-		if (napi_create_int32(env, err, &v) == napi_ok)
-			napi_set_named_property(env, error, "errno", v);
-		if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v) == napi_ok)
-			napi_set_named_property(env, error, "syscall", v);
-		if (napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &v) == napi_ok)
-			napi_set_named_property(env, error, "path", v);
-		napi_throw(env, error);
-	} else {
-		napi_throw_error(env, name, msg);
-	}
-	return NULL;
-}
-
-static napi_value bad_arg(napi_env env, const char *msg)
-{
-	napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-	return NULL;
-}
-
-static char *string_of(napi_env env, napi_value v)
-{
-	size_t len;
-	napi_valuetype t;
-	if (napi_typeof(env, v, &t) != napi_ok || t != napi_string ||
-	    napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok || len > MAX_STRING)
-		return NULL;
-	char *s = malloc(len + 1);
-	if (s == NULL)
-		return NULL;
-	napi_get_value_string_utf8(env, v, s, len + 1, &len);
-	if (strlen(s) != len) { /* an embedded NUL would cut the string short */
-		free(s);
+	char *str = get_string(env, v, what);
+	if (str != NULL && strlen(str) > MAX_STRING) {
+		free(str);
+		char msg[96];
+		snprintf(msg, sizeof msg, "%s must be at most %d bytes", what, MAX_STRING);
+		throw_arg(env, msg);
 		return NULL;
 	}
-	return s;
+	return str;
 }
 
-/* A NULL-terminated copy of an array of strings, or NULL (after freeing what was made). */
-static char **strings_of(napi_env env, napi_value arr, uint32_t min)
+/* A NULL-terminated copy of an array of `min` to MAX_STRINGS strings; NULL after throwing. */
+static char **strings_of(napi_env env, napi_value arr, uint32_t min, const char *what)
 {
 	bool is = false;
 	uint32_t n = 0;
 	if (napi_is_array(env, arr, &is) != napi_ok || !is || napi_get_array_length(env, arr, &n) != napi_ok || n < min ||
-	    n > MAX_STRINGS)
+	    n > MAX_STRINGS) {
+		char msg[96];
+		snprintf(msg, sizeof msg, "%s must be an array of %u to %d strings", what, min, MAX_STRINGS);
+		throw_arg(env, msg);
 		return NULL;
+	}
 	char **out = calloc((size_t)n + 1, sizeof *out);
-	if (out == NULL)
+	if (out == NULL) {
+		throw_errno(env, ENOMEM, "calloc", NULL);
 		return NULL;
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		napi_value v;
-		if (napi_get_element(env, arr, i, &v) != napi_ok || (out[i] = string_of(env, v)) == NULL) {
+		if (napi_get_element(env, arr, i, &v) != napi_ok || (out[i] = bounded_string(env, v, what)) == NULL) {
 			for (uint32_t j = 0; j < i; j++)
 				free(out[j]);
 			free(out);
@@ -309,34 +282,35 @@ static napi_value js_spawn(napi_env env, napi_callback_info info)
 	size_t argc = 6;
 	napi_value argv[6], result = NULL;
 	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5)
-		return bad_arg(env, "spawn(path, argv, env, fds, setsid, onExit?)");
+		return throw_arg(env, "spawn(path, argv, env, fds, setsid, onExit?)");
 	napi_valuetype cbt = napi_undefined;
 	if (argc > 5 && (napi_typeof(env, argv[5], &cbt) != napi_ok || (cbt != napi_function && cbt != napi_undefined)))
-		return bad_arg(env, "onExit must be a function");
+		return throw_arg(env, "onExit must be a function");
 	bool setsid = false;
 	if (napi_get_value_bool(env, argv[4], &setsid) != napi_ok)
-		return bad_arg(env, "setsid must be a boolean");
+		return throw_arg(env, "setsid must be a boolean");
 	bool is = false;
 	uint32_t nfds = 0;
 	if (napi_is_array(env, argv[3], &is) != napi_ok || !is || napi_get_array_length(env, argv[3], &nfds) != napi_ok ||
 	    nfds > MAX_CHILD_FDS)
-		return bad_arg(env, "fds must be an array of at most 256 fds (-1: /dev/null)");
+		return throw_arg(env, "fds must be an array of at most 256 fds (-1: /dev/null)");
 	int src[MAX_CHILD_FDS];
 	for (uint32_t i = 0; i < nfds; i++) {
 		napi_value v;
 		int32_t fd;
 		if (napi_get_element(env, argv[3], i, &v) != napi_ok || napi_get_value_int32(env, v, &fd) != napi_ok || fd < -1)
-			return bad_arg(env, "fds must be an array of at most 256 fds (-1: /dev/null)");
+			return throw_arg(env, "fds must be an array of at most 256 fds (-1: /dev/null)");
 		src[i] = fd;
 	}
-	char *path = string_of(env, argv[0]);
-	char **args = strings_of(env, argv[1], 1);
-	char **envp = strings_of(env, argv[2], 0);
-	if (path == NULL || args == NULL || envp == NULL) {
+	char *path = bounded_string(env, argv[0], "path");
+	if (path == NULL)
+		return NULL;
+	char **args = strings_of(env, argv[1], 1, "argv");
+	char **envp = args == NULL ? NULL : strings_of(env, argv[2], 0, "env");
+	if (envp == NULL) {
 		free(path);
 		free_strings(args);
-		free_strings(envp);
-		return bad_arg(env, "path must be a string, argv and env arrays of strings (no NUL)");
+		return NULL;
 	}
 	/*
 	 * Each source fd is first copied above every target number (close-on-exec), so that the
@@ -357,6 +331,11 @@ static napi_value js_spawn(napi_env env, napi_callback_info info)
 	posix_spawnattr_t attr;
 	bool fa_ok = false, attr_ok = false;
 	pid_t pid = -1;
+	const char *subject = NULL; /* the path an error names: the program's, once past the fds */
+	if (err == 0) {
+		what = "posix_spawn";
+		subject = path;
+	}
 	if (err == 0 && (err = posix_spawn_file_actions_init(&fa)) == 0)
 		fa_ok = true;
 	if (err == 0 && (err = posix_spawnattr_init(&attr)) == 0)
@@ -377,10 +356,8 @@ static napi_value js_spawn(napi_env env, napi_callback_info info)
 		if (err == 0)
 			err = posix_spawnattr_setflags(&attr, flags);
 	}
-	if (err == 0) {
-		what = "posix_spawn";
+	if (err == 0)
 		err = posix_spawn(&pid, path, &fa, &attr, args, envp);
-	}
 	for (uint32_t i = 0; i < made; i++)
 		if (high[i] >= 0)
 			close(high[i]);
@@ -391,7 +368,7 @@ static napi_value js_spawn(napi_env env, napi_callback_info info)
 	free_strings(args);
 	free_strings(envp);
 	if (err != 0) {
-		fail(env, err, what, path);
+		throw_errno(env, err, what, subject);
 		free(path);
 		return NULL;
 	}

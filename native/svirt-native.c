@@ -31,6 +31,7 @@
 #include "open-as.h"
 #include "access.h"
 #include "devfilter.h"
+#include "napi-util.h"
 #include "spawn.h"
 
 #define MAX_FDS 253 /* SCM_MAX_FD */
@@ -46,7 +47,7 @@
 		}                                                                   \
 	} while (0)
 
-static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path)
+napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path)
 {
 	const char *name = strerrorname_np(err);
 	char codebuf[16], msg[4200];
@@ -75,7 +76,7 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall, const 
 	return NULL;
 }
 
-static napi_value throw_arg(napi_env env, const char *msg)
+napi_value throw_arg(napi_env env, const char *msg)
 {
 	napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
 	return NULL;
@@ -95,7 +96,7 @@ static int get_args(napi_env env, napi_callback_info info, size_t need, size_t m
 }
 
 /* A malloc'd UTF-8 copy of a JS string without NUL bytes; NULL after throwing. */
-static char *get_string(napi_env env, napi_value v, const char *what)
+char *get_string(napi_env env, napi_value v, const char *what)
 {
 	napi_valuetype t;
 	size_t len;
