@@ -21,9 +21,9 @@ export function storeClosed(s: { close(): void }): void {
 export function closeOpenStores(): void {
   for (const s of [...OPEN]) {
     try {
-      s.close();
+      s.close(); // leaves OPEN first (Store.close), whether or not SQLite's close then fails
     } catch {
-      OPEN.delete(s);
+      // nothing lost: the WAL keeps every commit (above)
     }
   }
 }
