@@ -314,3 +314,11 @@ int json_parse(struct json_doc *doc, char *buf, size_t len)
 		return fail(&p, "trailing data");
 	return root;
 }
+
+int json_member(const struct json_doc *doc, int obj, const char *key)
+{
+	for (int m = doc->pool[obj].first; m >= 0; m = doc->pool[m].next)
+		if (strcmp(doc->pool[m].key, key) == 0)
+			return m;
+	return -1;
+}

@@ -40,4 +40,7 @@ struct json_doc {
  * the root value, or -1 with doc->error set. */
 int json_parse(struct json_doc *doc, char *buf, size_t len);
 
+/* The member named key of the object at index obj, or -1. */
+int json_member(const struct json_doc *doc, int obj, const char *key);
+
 #endif

@@ -113,13 +113,9 @@ static int check_keys(struct ctx *c, const char *where, int obj, const char *con
 	return 0;
 }
 
-/* The member named key of obj, or -1. */
 static int member(struct ctx *c, int obj, const char *key)
 {
-	for (int m = val(c, obj)->first; m >= 0; m = val(c, m)->next)
-		if (strcmp(val(c, m)->key, key) == 0)
-			return m;
-	return -1;
+	return json_member(&c->doc, obj, key);
 }
 
 static int get_bool(struct ctx *c, const char *where, int idx, int *out)

@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/if_tun.h>
-#include <linux/openat2.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -29,6 +28,7 @@
 
 #include "landlock-abi.h"
 #include "open-as.h"
+#include "open-path.h"
 #include "access.h"
 #include "devfilter.h"
 #include "napi-util.h"
@@ -557,50 +557,6 @@ static napi_value js_landlock_abi(napi_env env, napi_callback_info info)
 	return result;
 }
 
-/* Opens every component with O_PATH|O_NOFOLLOW from the root: the walk openat2's
- * RESOLVE_NO_SYMLINKS does, for kernels without openat2 (before 5.6). */
-static int walk_no_symlinks(const char *path)
-{
-	if (path[0] != '/') {
-		errno = EINVAL;
-		return -1;
-	}
-	int dir = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (dir < 0)
-		return -1;
-	const char *p = path;
-	char part[NAME_MAX + 1];
-	for (;;) {
-		while (*p == '/')
-			p++;
-		if (*p == '\0')
-			return dir;
-		size_t n = strcspn(p, "/");
-		if (n > NAME_MAX) {
-			close(dir);
-			errno = ENAMETOOLONG;
-			return -1;
-		}
-		memcpy(part, p, n);
-		part[n] = '\0';
-		p += n;
-		int next = openat(dir, part, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		int saved = errno;
-		close(dir);
-		if (next < 0) {
-			errno = saved;
-			return -1;
-		}
-		struct stat st;
-		if (fstat(next, &st) == 0 && S_ISLNK(st.st_mode)) {
-			close(next);
-			errno = ELOOP;
-			return -1;
-		}
-		dir = next;
-	}
-}
-
 /* openPath(path): an O_PATH fd of exactly the file the absolute path names when no component
  * is a symlink (openat2 RESOLVE_NO_SYMLINKS), else ELOOP. Sockets, FIFOs and devices open
  * without side effects; reopen through /proc/self/fd/N for I/O. */
@@ -612,13 +568,7 @@ static napi_value js_open_path(napi_env env, napi_callback_info info)
 	char *path = get_string(env, argv[0], "path");
 	if (path == NULL)
 		return NULL;
-	struct open_how how;
-	memset(&how, 0, sizeof how);
-	how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
-	how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-	int fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
-	if (fd < 0 && errno == ENOSYS)
-		fd = walk_no_symlinks(path);
+	int fd = open_path_nofollow(path);
 	if (fd < 0) {
 		int err = errno;
 		napi_value e = throw_errno(env, err, "openat2", path);
