@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds svirt's native helpers from source into native/out/:
-#   svirt-exec, svirt-monitor, svirt-devfilter (programs), svirt (svirt-launcher.c: the
+#   svirt-exec, svirt-monitor, svirt-devfilter, svirt-cleanup (programs; svirt-cleanup links
+#   Debian's libsqlite3), svirt (svirt-launcher.c: the
 #   manager's confined entry point, docs/confinement.md) and svirt_native.node (the N-API addon).
 # Run from anywhere (npm run build:native). No downloads, no node-gyp.
 set -eu
@@ -49,5 +50,15 @@ if ! build svirt-monitor -static svirt-monitor.c 2>/dev/null; then
 	echo "build.sh: static link failed, building svirt-monitor dynamically" >&2
 	build svirt-monitor svirt-monitor.c
 fi
-build svirt_native.node -shared -fPIC -I"$inc" svirt-native.c open-as.c access.c devfilter.c spawn.c -pthread
+# svirt-cleanup (the monitor's hook for plain guests) is static for the same start-up reason as
+# the monitor: no dynamic loading of libsqlite3 on the path from QEMU's exit to its cleanup.
+# (The linker's warning about sqlite's dlopen is for extensions, which svirt-cleanup never loads.)
+cleanup_src="svirt-cleanup.c cleanup-fs.c json.c open-path.c"
+# shellcheck disable=SC2086
+if ! build svirt-cleanup -static $cleanup_src -lsqlite3 -lm 2>/dev/null; then
+	echo "build.sh: static link failed, building svirt-cleanup dynamically" >&2
+	# shellcheck disable=SC2086
+	build svirt-cleanup $cleanup_src -lsqlite3
+fi
+build svirt_native.node -shared -fPIC -I"$inc" svirt-native.c open-path.c open-as.c access.c devfilter.c spawn.c -pthread
 echo "native helpers built in $out"

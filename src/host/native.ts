@@ -144,6 +144,11 @@ export function svirtMonitorPath(): string {
   return program('svirt-monitor');
 }
 
+/** Absolute path of svirt-cleanup (the monitor's hook for a guest whose cleanup is only owners, cgroup and record). */
+export function svirtCleanupPath(): string {
+  return program('svirt-cleanup');
+}
+
 /** Absolute path of svirt-probe (one hostile action, for the attack matrix). */
 export function svirtProbePath(): string {
   return program('svirt-probe');

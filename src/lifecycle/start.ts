@@ -5,7 +5,7 @@ import { diskLayers, formatDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import { unlinkBeneath } from '../host/file-handle.js';
 import { svirtExecPath, svirtMonitorPath } from '../host/native.js';
-import { svirtHookPath } from '../host/package-root.js';
+import { monitorHook } from './cleanup-hook.js';
 import { buildArgv, chardevChanges, type FdSetEntry } from '../qemu/argv.js';
 import { applyChardevChanges } from '../qemu/chardev-pipe.js';
 import { FdLayout } from '../qemu/fd-layout.js';
@@ -182,7 +182,7 @@ export async function startGuest(
       logPath,
       qmpPath,
       ...(socketLabels ? { socketLabel: socketLabels.connect } : {}),
-      hook: reconcileHook(env),
+      hook: monitorHook(env, live),
       notify: notifySocketPath(env.paths),
       timeoutMs: env.startTimeoutMs,
       relays: ptyRelays(ptys),
@@ -291,10 +291,4 @@ function chardevEntries(
     if (index >= 0) out.set(index, { fd: layout.add(x.fd), set: x.kind === 'file' ? set++ : 0, path: r.path, readonly: false });
   }
   return out;
-}
-
-function reconcileHook(env: LifecycleEnv): string[] {
-  // The lean entry (src/cli/hook.ts): a reconcile with the `none` stack (the record names the
-  // stack to clean up with), loading only the store and the restore path.
-  return [process.execPath, svirtHookPath(), env.paths.stateDir];
 }

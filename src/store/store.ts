@@ -130,9 +130,10 @@ interface RunningRow {
 }
 
 /** A fingerprint of the schema and of migrate()'s columns: any change to either changes it, so
- * no one has to remember to bump a number. Kept in the file's `PRAGMA user_version` (31 bits). */
+ * no one has to remember to bump a number. Kept in the file's `PRAGMA user_version` (31 bits).
+ * native/svirt-cleanup.c holds the value it was written for (a test keeps them equal). */
 const MIGRATIONS = 'running.pending,running.helpers';
-const SCHEMA_FINGERPRINT = fnv1a32(SCHEMA + NETWORK_SCHEMA + ACCESS_SCHEMA + MIGRATIONS) >>> 1 || 1;
+export const SCHEMA_FINGERPRINT = fnv1a32(SCHEMA + NETWORK_SCHEMA + ACCESS_SCHEMA + MIGRATIONS) >>> 1 || 1;
 
 /** Columns added after the first schema (MIGRATIONS names them). */
 function migrate(db: Database): void {
