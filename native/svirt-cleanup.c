@@ -17,6 +17,8 @@
  *     /dev/kvm's ACL, for one);
  *   - no resource is a chardev, TPM state, helper log or shared dir, the live XML has no
  *     <tpm>, no tap is recorded, and no console lock of the guest exists.
+ * A record a live svirt process is starting or stopping (destroy, shutdown) is that process's
+ * to clean up: svirt-cleanup then does nothing, and starts no Node either.
  * svirt start picks this hook only for such guests (src/lifecycle/cleanup-hook.ts); the
  * checks here are made again because a guest changes while it runs.
  *
@@ -316,7 +318,7 @@ static int has_console_lock(const char *runtime_root, const char *uuid)
 static enum outcome claim_in_tx(struct guest *g, const char *runtime_root, int *found)
 {
 	sqlite3_stmt *s = query("SELECT name, state, pid, pid_start, pending, helpers, stack, resources, runtime_dir, "
-				"qmp_path, instr(live_xml, '<tpm') FROM running WHERE uuid = ?",
+				"qmp_path, instr(live_xml, '<tpm'), owner_pid, owner_start FROM running WHERE uuid = ?",
 				"t", g->uuid);
 	if (s == NULL)
 		return FAILED;
@@ -330,9 +332,19 @@ static enum outcome claim_in_tx(struct guest *g, const char *runtime_root, int *
 	const char *helpers = (const char *)sqlite3_column_text(s, 5);
 	const char *child = getenv("SVIRT_CHILD_PID");
 	long long pid = sqlite3_column_int64(s, 2);
+	long long owner = sqlite3_column_int64(s, 11);
+	int owned = sqlite3_column_type(s, 11) != SQLITE_NULL && sqlite3_column_type(s, 12) != SQLITE_NULL &&
+		    start_time(owner) == sqlite3_column_int64(s, 12);
+	if (state != NULL && strcmp(state, "running") != 0 && owned) {
+		/* a live svirt is starting or stopping it (destroy, shutdown): the cleanup is its own */
+		snprintf(why, sizeof why, "it is %s, owned by the live process %lld: nothing to do", state, owner);
+		*found = 0;
+		sqlite3_finalize(s);
+		return CLEANED;
+	}
 	enum outcome o = CLEANED;
 	if (state == NULL || strcmp(state, "running") != 0)
-		o = not_mine("it is %s", state ? state : "?");
+		o = not_mine("it is %s and its owner is gone", state ? state : "?");
 	else if (sqlite3_column_type(s, 4) != SQLITE_NULL)
 		o = not_mine("an operation on it is pending");
 	else if (helpers != NULL && strcmp(helpers, "[]") != 0)
@@ -647,9 +659,11 @@ int main(int argc, char **argv)
 	}
 	enum outcome o = cleanup(&g, state_dir, runtime_root);
 	sqlite3_close_v2(db);
+	const char *debug = getenv("SVIRT_DEBUG");
+	if (o == CLEANED && why[0] != '\0' && debug != NULL && strcmp(debug, "1") == 0)
+		fprintf(stderr, "svirt-cleanup: guest %s: %s\n", g.uuid, why);
 	if (o == CLEANED)
 		return 0;
-	const char *debug = getenv("SVIRT_DEBUG");
 	if (o == FAILED)
 		fprintf(stderr, "svirt-cleanup: guest %s: %s; the full cleanup takes over\n", g.uuid, why);
 	else if (debug != NULL && strcmp(debug, "1") == 0)

@@ -239,6 +239,18 @@ describe('svirt-cleanup, the monitor hook in C (real QEMU)', { skip }, () => {
       assert.deepEqual(owner(g.images[0] as string), guestOwner, `${c.why}: the image is untouched`);
       assert.equal(countRows(g.dir, 'remembered_users'), remembered, `${c.why}: the journal is untouched`);
     }
+    // A guest a live svirt is stopping (destroy) is its own: nothing runs, Node included.
+    const me = { pid: process.pid, start: processStartTime(process.pid) };
+    withDb(g, (db) => db.prepare("UPDATE running SET state = 'stopping', owner_pid = ?, owner_start = ?").run(me.pid, me.start));
+    const busy = runCleanup(g);
+    assert.deepEqual([busy.status, busy.fellBack], [0, false], busy.stderr);
+    assert.match(busy.stderr, new RegExp(`it is stopping, owned by the live process ${process.pid}: nothing to do`));
+    assert.deepEqual(record(g), { state: 'stopping', owner_pid: process.pid });
+    withDb(g, (db) => db.prepare('UPDATE running SET owner_start = owner_start + 1').run());
+    const dead = runCleanup(g);
+    assert.ok(dead.fellBack, 'an owner that is gone: the full cleanup repairs');
+    assert.match(dead.stderr, /it is stopping and its owner is gone/);
+    withDb(g, (db) => db.prepare("UPDATE running SET state = 'running', owner_pid = NULL, owner_start = NULL").run());
     const r = runCleanup(g);
     assert.deepEqual([r.status, r.fellBack], [0, false], r.stderr);
     assertCleanedUp(g);
