@@ -1,6 +1,7 @@
 // Measures the cleanup of a QEMU that exits by itself (SIGKILL from outside): from QEMU gone
 // to its image's owner restored and to its record gone from the store, with `svirt serve`
-// running (the monitor tells it: svirt-monitor --notify) and without (the monitor's Node hook).
+// running (the monitor tells it: svirt-monitor --notify) and without: the monitor's hook, svirt-cleanup
+// for this guest, and the Node entry (SVIRT_CLEANUP=node at start).
 // QEMU, the image and the store are polled every 0.2 ms. Not a test: figures for docs/lifecycle.md. Needs root, QEMU and a build (npm run build).
 //   node scripts/measure-exit-notify.mjs [RUNS] [STACK]      (defaults: 10, dac,landlock)
 import { spawn, spawnSync } from 'node:child_process';
@@ -15,8 +16,8 @@ const STACK = process.argv[3] ?? 'dac,landlock';
 const BIN = fileURLToPath(new URL('../bin/svirt.js', import.meta.url));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function cli(dir, args) {
-  const r = spawnSync(process.execPath, [BIN, '--state-dir', dir, '--security-driver', STACK, ...args], { encoding: 'utf8' });
+function cli(dir, args, env = process.env) {
+  const r = spawnSync(process.execPath, [BIN, '--state-dir', dir, '--security-driver', STACK, ...args], { encoding: 'utf8', env });
   if (r.status !== 0) throw new Error(`svirt ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
 }
@@ -44,7 +45,9 @@ function until(cond, ms, what) {
   return performance.now();
 }
 
-async function series(withServe) {
+async function series(mode) {
+  const withServe = mode === 'serve';
+  const env = mode === 'node' ? { ...process.env, SVIRT_CLEANUP: 'node' } : process.env;
   const dir = mkdtempSync(join(tmpdir(), 'svirt-measure-'));
   chmodSync(dir, 0o711);
   const img = join(dir, 'g.img');
@@ -75,7 +78,7 @@ async function series(withServe) {
   const record = [];
   try {
     for (let i = 0; i < RUNS + 1; i++) {
-      cli(dir, ['start', 'g', '--paused']);
+      cli(dir, ['start', 'g', '--paused'], env);
       const pid = running.get()?.pid;
       process.kill(pid, 'SIGKILL');
       const gone = until(() => qemuGone(pid), 10_000, 'QEMU to go');
@@ -104,9 +107,14 @@ const fmt = (xs) => {
   return `min ${s[0].toFixed(1)}, median ${med.toFixed(1)}, max ${s[s.length - 1].toFixed(1)} ms (${s.map((x) => x.toFixed(1)).join(' ')})`;
 };
 
-for (const withServe of [true, false]) {
-  const r = await series(withServe);
-  console.log(`${withServe ? 'svirt serve running (--notify)' : 'no serve (Node hook)'}, ${STACK}, ${RUNS} runs:`);
+const TITLES = {
+  serve: 'svirt serve running (--notify)',
+  c: 'no serve (the hook: svirt-cleanup)',
+  node: 'no serve (the hook: the Node entry, SVIRT_CLEANUP=node)',
+};
+for (const mode of ['serve', 'c', 'node']) {
+  const r = await series(mode);
+  console.log(`${TITLES[mode]}, ${STACK}, ${RUNS} runs:`);
   console.log(`  QEMU gone -> image owner restored: ${fmt(r.owner)}`);
   console.log(`  QEMU gone -> record gone:          ${fmt(r.record)}`);
   if (r.inServe.length > 0) console.log(`  serve's own cleanup (notification in -> answer out): ${fmt(r.inServe)}`);

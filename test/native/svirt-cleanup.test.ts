@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { svirtCleanupPath } from '../../src/host/native.js';
+import { svirtHookPath } from '../../src/host/package-root.js';
 import { processStartTime } from '../../src/host/proc.js';
 import { SCHEMA_FINGERPRINT } from '../../src/store/store.js';
 import {
@@ -122,6 +123,42 @@ function assertCleanedUp(g: Guest, images = g.images): void {
   );
   assert.ok(!existsSync(join(g.dir, 'run', g.uuid)), 'the runtime dir is gone');
   assert.ok(!existsSync(join(g.dir, 'run', 'monitor', `${g.uuid}.sock`)), 'the monitor socket is gone');
+}
+
+/** Swaps the first image for a link to a root file and replaces the second; puts links in the runtime dir. */
+function swapFiles(g: Guest) {
+  const [linked, replaced] = g.images as [string, string];
+  const victim = makeImage(join(g.dir, 'victim'), 1, { uid: 0, gid: 0 }, 0o600);
+  renameSync(linked, `${linked}.moved`);
+  symlinkSync(victim, linked);
+  writeFileSync(`${replaced}.new`, 'another file', { mode: 0o600 });
+  renameSync(`${replaced}.new`, replaced);
+  const outside = join(g.dir, 'outside');
+  mkdirSync(outside);
+  writeFileSync(join(outside, 'keep'), 'x');
+  const runtime = join(g.dir, 'run', g.uuid);
+  symlinkSync(outside, join(runtime, 'link'));
+  mkdirSync(join(runtime, 'a', 'b', 'c'), { recursive: true });
+  symlinkSync(join(outside, 'keep'), join(runtime, 'a', 'b', 'c', 'link'));
+  return { linked, replaced, victim, outside };
+}
+
+function assertSwappedOutcome(g: Guest, s: ReturnType<typeof swapFiles>, stderr: string): void {
+  const warnings = stderr.split('\n').filter((l) => l.startsWith('warning: '));
+  assert.equal(warnings.length, 2, stderr);
+  assert.match(
+    stderr,
+    /warning: g: ".*d0\.img" is no longer the file svirt labelled \(a symbolic link is on the way\): left alone/,
+  );
+  assert.match(
+    stderr,
+    /warning: g: ".*d1\.img" is no longer the file svirt labelled \(device\/inode \d+\/\d+ became \d+\/\d+\): left alone/,
+  );
+  assert.deepEqual(owner(s.victim), { uid: 0, gid: 0, mode: 0o600 }, 'the link target is untouched');
+  assert.deepEqual(owner(s.replaced), { uid: 0, gid: 0, mode: 0o600 }, 'the new file is untouched');
+  assert.notEqual(owner(`${s.linked}.moved`).uid, ORIGINAL.uid, 'the labelled file moved away keeps its guest owner');
+  assert.equal(readFileSync(join(s.outside, 'keep'), 'utf8'), 'x', 'what links in the runtime dir named is untouched');
+  assertCleanedUp(g, []);
 }
 
 describe('svirt-cleanup, the monitor hook in C (real QEMU)', { skip }, () => {
@@ -259,34 +296,19 @@ describe('svirt-cleanup, the monitor hook in C (real QEMU)', { skip }, () => {
   it('leaves a file swapped for a link or replaced alone, forgets it, and removes links as links', async (t) => {
     const g = await startGuest(t, 2);
     await orphan(g);
-    const [linked, replaced] = g.images as [string, string];
-    const victim = makeImage(join(g.dir, 'victim'), 1, { uid: 0, gid: 0 }, 0o600);
-    renameSync(linked, `${linked}.moved`);
-    symlinkSync(victim, linked);
-    writeFileSync(`${replaced}.new`, 'another file', { mode: 0o600 });
-    renameSync(`${replaced}.new`, replaced);
-    const outside = join(g.dir, 'outside');
-    mkdirSync(outside);
-    writeFileSync(join(outside, 'keep'), 'x');
-    const runtime = join(g.dir, 'run', g.uuid);
-    symlinkSync(outside, join(runtime, 'link'));
-    mkdirSync(join(runtime, 'a', 'b', 'c'), { recursive: true });
-    symlinkSync(join(outside, 'keep'), join(runtime, 'a', 'b', 'c', 'link'));
+    const swapped = swapFiles(g);
     const r = runCleanup(g);
     assert.deepEqual([r.status, r.fellBack], [0, false], r.stderr);
-    assert.match(
-      r.stderr,
-      /warning: g: ".*d0\.img" is no longer the file svirt labelled \(a symbolic link is on the way\): left alone/,
-    );
-    assert.match(
-      r.stderr,
-      /warning: g: ".*d1\.img" is no longer the file svirt labelled \(device\/inode \d+\/\d+ became \d+\/\d+\): left alone/,
-    );
-    assert.deepEqual(owner(victim), { uid: 0, gid: 0, mode: 0o600 }, 'the link target is untouched');
-    assert.deepEqual(owner(replaced), { uid: 0, gid: 0, mode: 0o600 }, 'the new file is untouched');
-    assert.notEqual(owner(`${linked}.moved`).uid, ORIGINAL.uid, 'the labelled file moved away keeps its guest owner');
-    assert.equal(readFileSync(join(outside, 'keep'), 'utf8'), 'x', 'what links in the runtime dir named is untouched');
-    assertCleanedUp(g, []);
+    assertSwappedOutcome(g, swapped, r.stderr);
+  });
+
+  it('ends as the Node entry ends on the same swapped files', async (t) => {
+    const g = await startGuest(t, 2);
+    await orphan(g);
+    const swapped = swapFiles(g);
+    const r = spawnSync(process.execPath, [svirtHookPath(), g.dir], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assertSwappedOutcome(g, swapped, r.stderr);
   });
 
   it('leaves a guest whose owner cannot come back to the full cleanup, which finishes once it can', async (t) => {
