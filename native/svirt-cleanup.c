@@ -25,8 +25,8 @@
  * Then, as cleanup() does: every resource is reopened by path with no symlink on the way and
  * must be the file labelled (device + inode), else it is reported and forgotten, not touched;
  * the owners are given back, last resource first, each with its journal entry in one
- * transaction; the cgroup goes; the reservations and the record go; the runtime dir and the
- * monitor socket go. A failure after the claim leaves the record to the next reconcile (no
+ * transaction; the cgroup goes; the runtime dir goes (no link followed, bounded); the
+ * reservations and the record go; the monitor socket goes. A failure after the claim leaves the record to the next reconcile (no
  * owner, as Store.abandon does) and FALLBACK runs at once: it retries and reports.
  * SVIRT_DEBUG=1 says on stderr why a guest went to FALLBACK.
  */
@@ -564,6 +564,10 @@ static int clean_up(struct guest *g, const char *state_dir, char *err, size_t er
 		raise(SIGKILL); /* as src/lifecycle/crash-points.ts, for the crash tests */
 	if (remove_guest_cgroup(state_dir, g->uuid, err, errlen) < 0)
 		return -1;
+	/* Before the record goes (stop.ts removes it after): a runtime dir past remove_path's
+	 * bounds (QEMU ran as its owner) is then still the full cleanup's, whose removal has none. */
+	if (remove_path(g->runtime_dir, err, errlen) < 0)
+		return -1;
 	if (run("BEGIN IMMEDIATE", "") < 0 || run("DELETE FROM reservations WHERE uuid = ?", "t", g->uuid) < 0 ||
 	    run("DELETE FROM running WHERE uuid = ?", "t", g->uuid) < 0 || run("COMMIT", "") < 0) {
 		run("ROLLBACK", "");
@@ -575,9 +579,6 @@ static int clean_up(struct guest *g, const char *state_dir, char *err, size_t er
 /* What is left once the record is gone: nobody can retry it, so a failure is reported only. */
 static void remove_leftovers(const struct guest *g)
 {
-	char err[ERR_MAX];
-	if (remove_path(g->runtime_dir, err, sizeof err) < 0)
-		warn(g, "cannot remove its runtime dir: %s", err);
 	if (unlink(g->qmp_path) != 0 && errno != ENOENT)
 		warn(g, "cannot remove its monitor socket \"%s\": %s", g->qmp_path, strerror(errno));
 }

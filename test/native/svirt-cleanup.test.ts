@@ -330,6 +330,19 @@ describe('svirt-cleanup, the monitor hook in C (real QEMU)', { skip }, () => {
     assertCleanedUp(g);
   });
 
+  it('leaves a runtime dir past its bounds to the full cleanup, before the record goes', async (t) => {
+    const g = await startGuest(t);
+    await orphan(g);
+    const deep = join(g.dir, 'run', g.uuid, ...Array.from({ length: 20 }, (_, i) => `d${i}`));
+    mkdirSync(deep, { recursive: true }); // QEMU owned its runtime dir: it could have made this
+    const r = runCleanup(g);
+    assert.ok(r.fellBack, r.stderr);
+    assert.match(r.stderr, /is nested deeper than 16; the full cleanup takes over/);
+    assert.deepEqual(record(g), { state: 'stopping', owner_pid: null }, 'the record stays for the full cleanup');
+    await svirtOk(g.dir, [...STACK, 'list', '--all']);
+    assertCleanedUp(g);
+  });
+
   it('releases only its own use of a file another guest still holds', async (t) => {
     const g = await startGuest(t);
     await orphan(g);
