@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -222,5 +224,75 @@ int remove_guest_cgroup(const char *state_dir, const char *uuid, char *err, size
 			return -1;
 	if (unlink(path) != 0 && errno != ENOENT)
 		return failf(err, errlen, "cannot remove \"%s\": %s", path, strerror(errno));
+	return 0;
+}
+
+/* POSIX ACL xattr layout (linux/posix_acl_xattr.h): a version, then 8-byte entries. */
+#define ACL_XATTR "system.posix_acl_access"
+#define ACL_VERSION 2
+#define ACL_USER_OBJ 0x01
+#define ACL_USER 0x02
+#define ACL_GROUP_OBJ 0x04
+#define ACL_GROUP 0x08
+#define ACL_MASK 0x10
+#define ACL_MAX 256
+
+struct acl_entry {
+	uint16_t tag, perm;
+	uint32_t id;
+};
+
+static int acl_order(const void *a, const void *b)
+{
+	const struct acl_entry *x = a, *y = b;
+	if (x->tag != y->tag)
+		return x->tag < y->tag ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int revoke_acl_user(const char *path, unsigned uid, char *err, size_t errlen)
+{
+	static unsigned char buf[4 + 8 * (ACL_MAX + 1)];
+	struct acl_entry e[ACL_MAX + 1];
+	ssize_t n = lgetxattr(path, ACL_XATTR, buf, 4 + 8 * ACL_MAX); /* room left for the mask */
+	if (n < 0)
+		return errno == ENODATA ? 0 : failf(err, errlen, "cannot read the ACL of %s: %s", path, strerror(errno));
+	uint32_t version;
+	memcpy(&version, buf, 4);
+	if (n < 4 || (n - 4) % 8 != 0 || version != ACL_VERSION)
+		return failf(err, errlen, "the ACL of %s is not in the format svirt knows", path);
+	int count = 0, named = 0;
+	uint16_t mask = 0, group_obj = 0;
+	for (ssize_t o = 4; o < n; o += 8) {
+		struct acl_entry x;
+		memcpy(&x.tag, buf + o, 2);
+		memcpy(&x.perm, buf + o + 2, 2);
+		memcpy(&x.id, buf + o + 4, 4);
+		if ((x.tag == ACL_USER && x.id == uid) || x.tag == ACL_MASK)
+			continue; /* the guest's entry goes; the mask is made again below */
+		named |= x.tag == ACL_USER || x.tag == ACL_GROUP;
+		if (x.tag == ACL_USER || x.tag == ACL_GROUP || x.tag == ACL_GROUP_OBJ)
+			mask |= x.perm;
+		if (x.tag == ACL_GROUP_OBJ)
+			group_obj = x.perm;
+		e[count++] = x;
+	}
+	if (!named) {
+		struct stat st;
+		if (lremovexattr(path, ACL_XATTR) != 0 && errno != ENODATA)
+			return failf(err, errlen, "cannot remove the ACL of %s: %s", path, strerror(errno));
+		if (stat(path, &st) != 0 || chmod(path, (st.st_mode & 07707) | (mode_t)(group_obj << 3)) != 0)
+			return failf(err, errlen, "cannot give %s its group bits back: %s", path, strerror(errno));
+		return 0;
+	}
+	e[count++] = (struct acl_entry){ ACL_MASK, mask, 0xffffffffu };
+	qsort(e, (size_t)count, sizeof e[0], acl_order);
+	for (int i = 0; i < count; i++) {
+		memcpy(buf + 4 + 8 * i, &e[i].tag, 2);
+		memcpy(buf + 6 + 8 * i, &e[i].perm, 2);
+		memcpy(buf + 8 + 8 * i, &e[i].id, 4);
+	}
+	if (lsetxattr(path, ACL_XATTR, buf, 4 + 8 * (size_t)count, 0) != 0)
+		return failf(err, errlen, "cannot write the ACL of %s: %s", path, strerror(errno));
 	return 0;
 }

@@ -22,6 +22,14 @@ int remove_path(const char *path, char *err, size_t errlen);
  */
 int remove_guest_cgroup(const char *state_dir, const char *uuid, char *err, size_t errlen);
 
+/*
+ * What src/host/acl.ts revokeUser does: uid's named-user entry leaves path's access ACL
+ * (system.posix_acl_access, never following a link as the last component), the mask is made
+ * again; when no named entry is left the ACL goes and the mode's group bits are the owning
+ * group's again. No ACL: nothing to do.
+ */
+int revoke_acl_user(const char *path, unsigned uid, char *err, size_t errlen);
+
 /* Reads at most cap - 1 bytes of the regular file path (no symlink as its last component)
  * into buf, NUL-terminated; returns the length, or -1 with errno (EFBIG when larger). */
 long read_small_file(const char *path, char *buf, size_t cap);

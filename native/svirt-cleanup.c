@@ -13,8 +13,8 @@
  *   - the record is 'running' with no operation pending and no helper process, and its QEMU
  *     (pid + start time) is gone;
  *   - its stack is made of dac, landlock and none (landlock and none restore nothing);
- *   - every owner the guest holds in the store is a dac owner of one of its resources (not
- *     /dev/kvm's ACL, for one);
+ *   - every owner the guest holds in the store is a dac owner of one of its resources, or the
+ *     ACL entry a KVM guest's uid has on /dev/kvm;
  *   - no resource is a chardev, TPM state, helper log or shared dir, the live XML has no
  *     <tpm>, no tap is recorded, and no console lock of the guest exists.
  * A record a live svirt process is starting or stopping (destroy, shutdown) is that process's
@@ -53,6 +53,7 @@
  * and cleanup(); test/native/svirt-cleanup.test.ts fails when they differ. */
 #define SCHEMA_FINGERPRINT 1804411741
 
+#define KVM_DEVICE "/dev/kvm"
 #define MAX_RESOURCES 512
 #define RESOURCE_VALUES 16384
 #define MAX_TEXT (1 << 20)
@@ -75,6 +76,7 @@ struct guest {
 	const char *uuid;
 	char *name, *runtime_dir, *qmp_path, *resources_text;
 	int has_dac;
+	int kvm; /* it holds an ACL entry on /dev/kvm (dac, a KVM guest) */
 	struct resource res[MAX_RESOURCES];
 	int nres;
 };
@@ -263,8 +265,9 @@ static int has_resource(const struct guest *g, const char *path)
 	return 0;
 }
 
-/* Every remembered owner the guest holds is a dac owner of one of its resources. */
-static enum outcome remembered_are_plain(const struct guest *g)
+/* Every remembered owner the guest holds is a dac owner of one of its resources, or its
+ * /dev/kvm ACL entry. */
+static enum outcome remembered_are_plain(struct guest *g)
 {
 	sqlite3_stmt *s = query("SELECT driver, path FROM remembered_users WHERE uuid = ?", "t", g->uuid);
 	if (s == NULL)
@@ -274,8 +277,10 @@ static enum outcome remembered_are_plain(const struct guest *g)
 	while (o == CLEANED && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *driver = (const char *)sqlite3_column_text(s, 0);
 		const char *path = (const char *)sqlite3_column_text(s, 1);
-		if (driver == NULL || path == NULL || strcmp(driver, "dac") != 0 || !g->has_dac || !has_resource(g, path))
+		int kvm = path != NULL && strcmp(path, KVM_DEVICE) == 0;
+		if (driver == NULL || path == NULL || strcmp(driver, "dac") != 0 || !g->has_dac || (!kvm && !has_resource(g, path)))
 			o = not_mine("it holds a %s label of %s", driver ? driver : "?", path ? path : "?");
+		g->kvm |= kvm;
 	}
 	if (o == CLEANED && rc != SQLITE_DONE) {
 		db_error("remembered_users");
@@ -537,10 +542,43 @@ static int restore_owner(const struct guest *g, const struct resource *r, char *
 	return 0;
 }
 
+/* dac's restoreGuestLabel, its journal rows changed in the same transaction: the guest's uid
+ * (its dac reservation) leaves /dev/kvm's ACL. */
+static int restore_kvm(const struct guest *g, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = query("SELECT label FROM reservations WHERE driver = 'dac' AND uuid = ?", "t", g->uuid);
+	if (s == NULL)
+		return errf(err, errlen, "%s", why);
+	char *end = NULL;
+	const char *label = sqlite3_step(s) == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
+	unsigned long long uid = label != NULL ? strtoull(label, &end, 10) : 0;
+	int one = label != NULL && end != label && *end == '\0' && uid > 0 && uid <= 0xfffffffe && sqlite3_step(s) == SQLITE_DONE;
+	sqlite3_finalize(s);
+	if (!one)
+		return errf(err, errlen, "cannot tell the uid of guest %s to take out of %s's ACL", g->uuid, KVM_DEVICE);
+	if (revoke_acl_user(KVM_DEVICE, (unsigned)uid, err, errlen) < 0)
+		return -1;
+	if (run("DELETE FROM remembered_users WHERE driver = 'dac' AND path = ? AND uuid = ?", "tt", KVM_DEVICE, g->uuid) < 0 ||
+	    run("DELETE FROM remembered WHERE driver = 'dac' AND path = ? AND NOT EXISTS (SELECT 1 FROM remembered_users u "
+		"WHERE u.driver = 'dac' AND u.path = remembered.path)",
+		"t", KVM_DEVICE) < 0)
+		return errf(err, errlen, "%s", why);
+	return 0;
+}
+
 /* The steps after the claim; -1 with the reason in err when the record must stay for a retry. */
 static int clean_up(struct guest *g, const char *state_dir, char *err, size_t errlen)
 {
 	int failed = open_resources(g) < 0 ? errf(err, errlen, "the store: %s", why) : 0;
+	/* dac's guest-wide grant goes before its files come back, as the manager's undo does */
+	if (g->kvm) {
+		char one[ERR_MAX];
+		int rc = run("BEGIN IMMEDIATE", "") < 0 ? errf(one, sizeof one, "the store: %s", why) : restore_kvm(g, one, sizeof one);
+		if (rc < 0 || run("COMMIT", "") < 0) {
+			run("ROLLBACK", "");
+			failed = errf(err, errlen, "%s", rc < 0 ? one : why);
+		}
+	}
 	/* Owners come back last resource first, as the manager's undo gives them back. */
 	for (int i = g->nres - 1; i >= 0; i--) {
 		char one[ERR_MAX];

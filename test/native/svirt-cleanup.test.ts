@@ -251,9 +251,9 @@ describe('svirt-cleanup, the monitor hook in C (real QEMU)', { skip }, () => {
         undo: (db) => db.prepare('DELETE FROM guest_taps').run(),
       },
       {
-        why: /it holds a dac label of \/dev\/kvm/,
-        set: (db) => db.prepare("INSERT INTO remembered_users VALUES ('dac', '/dev/kvm', ?)").run(g.uuid),
-        undo: (db) => db.prepare("DELETE FROM remembered_users WHERE path = '/dev/kvm'").run(),
+        why: /it holds a dac label of \/srv\/elsewhere/,
+        set: (db) => db.prepare("INSERT INTO remembered_users VALUES ('dac', '/srv/elsewhere', ?)").run(g.uuid),
+        undo: (db) => db.prepare("DELETE FROM remembered_users WHERE path = '/srv/elsewhere'").run(),
       },
       {
         why: /the store's schema is 7/,
@@ -341,6 +341,65 @@ describe('svirt-cleanup, the monitor hook in C (real QEMU)', { skip }, () => {
     assert.deepEqual(record(g), { state: 'stopping', owner_pid: null }, 'the record stays for the full cleanup');
     await svirtOk(g.dir, [...STACK, 'list', '--all']);
     assertCleanedUp(g);
+  });
+
+  it("takes a KVM guest's uid out of /dev/kvm's ACL as the Node entry does (a /dev of the test's own)", async (t) => {
+    // No /dev/kvm here: each cleanup runs in a mount namespace whose /dev is a tmpfs holding a
+    // plain file `kvm` with real ACL xattrs (and the host's null, zero, urandom).
+    const other = { uuid: '22222222-2222-4222-8222-222222222222', uid: 1_900_099_999 };
+    const acl = `const a = await import('${new URL('../../src/host/acl.js', import.meta.url).href}');`;
+    const uidOf = (g: Guest) =>
+      Number(withDb(g, (db) => db.prepare("SELECT label FROM reservations WHERE driver = 'dac'").pluck().get()));
+    const inNamespace = (g: Guest, shared: boolean, cleanup: string[]) => {
+      const dev = join(g.dir, 'fakedev');
+      mkdirSync(dev);
+      const grants = [...(shared ? [other.uid] : []), uidOf(g)].map((u) => `a.grantUser('/dev/kvm', ${u}, 6);`).join(' ');
+      const script = [
+        'set -e',
+        `mount -t tmpfs -o mode=755 none ${dev}`,
+        `for d in null zero urandom; do touch ${dev}/$d; mount --bind /dev/$d ${dev}/$d; done`,
+        `touch ${dev}/kvm; chmod 0640 ${dev}/kvm`, // group r: the ACL's mask (rw) shows there while it has one
+        `mount --rbind ${dev} /dev`,
+        `${process.execPath} --input-type=module -e "${acl} ${grants}"`,
+        `"$@" >&2 || true`,
+        `${process.execPath} --input-type=module -e "${acl} const fs = await import('node:fs'); console.log(JSON.stringify({ users: a.aclUsers('/dev/kvm'), mode: fs.statSync('/dev/kvm').mode & 0o7777 }))"`,
+      ].join('\n');
+      const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', ...cleanup], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout.trim()) as { users: number[]; mode: number };
+    };
+    for (const shared of [true, false]) {
+      const a = await startGuest(t);
+      const b = await startGuest(t);
+      await Promise.all([orphan(a), orphan(b)]);
+      for (const g of [a, b]) {
+        // what the dac driver journals for a KVM guest before it grants the ACL entry
+        withDb(g, (db) => {
+          db.prepare("INSERT INTO remembered VALUES ('dac', '/dev/kvm', 'acl')").run();
+          db.prepare("INSERT INTO remembered_users VALUES ('dac', '/dev/kvm', ?)").run(g.uuid);
+          if (shared) db.prepare("INSERT INTO remembered_users VALUES ('dac', '/dev/kvm', ?)").run(other.uuid);
+        });
+      }
+      const args = ['--state-dir', a.dir, '--runtime-root', join(a.dir, 'run'), '--uuid', a.uuid];
+      const viaC = inNamespace(a, shared, [svirtCleanupPath(), ...args, '--', '/bin/false']);
+      const viaNode = inNamespace(b, shared, [process.execPath, svirtHookPath(), b.dir]);
+      const left = shared ? [other.uid] : [];
+      assert.deepEqual(
+        viaC,
+        { users: left, mode: shared ? 0o660 : 0o640 },
+        `shared ${shared}: only the other guest's entry is left`,
+      );
+      assert.deepEqual(viaNode, viaC, `shared ${shared}: the Node entry ends the same`);
+      for (const g of [a, b]) {
+        assert.equal(countRows(g.dir, 'running'), 0, 'cleaned up');
+        const rows = withDb(g, (db) => db.prepare('SELECT path, uuid FROM remembered_users').all());
+        assert.deepEqual(rows, shared ? [{ path: '/dev/kvm', uuid: other.uuid }] : []);
+        assert.equal(countRows(g.dir, 'remembered'), shared ? 1 : 0);
+      }
+    }
   });
 
   it('releases only its own use of a file another guest still holds', async (t) => {
