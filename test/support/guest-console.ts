@@ -5,6 +5,9 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 
+/** The start of a kernel log line on the console: `[    5.197710] `. */
+const KERNEL_LINE = /\[ *\d+\.\d+\] /;
+
 /** The guest's serial console over svirt's socket: everything it printed, and a way to type. */
 export class Console {
   private text = '';
@@ -35,14 +38,21 @@ export class Console {
     }
   }
 
-  /** Runs a shell command and returns what it printed between two markers. */
+  /**
+   * Runs a shell command and returns what it printed between two markers. The kernel logs to
+   * the same console: a message may land right after the first marker (a hot-plugged disk's
+   * `[    5.19] virtio_blk ...`), and its lines are not the command's output.
+   */
   async run(cmd: string, ms = 30_000): Promise<string> {
     const tag = `M${Date.now().toString(36)}`;
     const from = this.text.length;
     this.sock.write(`echo ${tag}-A; ${cmd}; echo ${tag}-B\n`);
-    const m = await this.wait(new RegExp(`\\n${tag}-A\\r?\\n([\\s\\S]*?)${tag}-B`), ms, from);
+    const m = await this.wait(new RegExp(`\\n${tag}-A(?:${KERNEL_LINE.source}[^\\n]*)?\\r?\\n([\\s\\S]*?)${tag}-B`), ms, from);
     assert.ok(m, `no answer to "${cmd}" within ${ms} ms; the console ends with:\n${this.text.slice(-1500)}`);
-    return m[1] ?? '';
+    return (m[1] ?? '')
+      .split('\n')
+      .filter((l) => !new RegExp(`^${KERNEL_LINE.source}`).test(l))
+      .join('\n');
   }
 
   close(): void {
