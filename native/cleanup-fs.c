@@ -28,9 +28,7 @@
 #define CGROUP_WAIT_MS 5000
 #define PROCS_MAX (256 * 1024)
 
-static int failf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int failf(char *err, size_t errlen, const char *fmt, ...)
+int failf(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);

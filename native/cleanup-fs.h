@@ -5,6 +5,9 @@
 
 /* Each returns 0, or -1 with a one-line reason in err (errlen bytes). */
 
+/* Writes the reason into err; returns -1. */
+int failf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /*
  * Removes path and, when it is a directory, everything in it, never following a symlink (a
  * link inside is removed as a link). No symlink may be on the way to path itself. Already

@@ -95,16 +95,6 @@ static enum outcome not_mine(const char *fmt, ...)
 	return NOT_MINE;
 }
 
-static int errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 static int db_error(const char *what)
 {
 	snprintf(why, sizeof why, "%s: %s", what, sqlite3_errmsg(db));
@@ -508,14 +498,14 @@ static int restore_owner(const struct guest *g, const struct resource *r, char *
 				"path = ?",
 				"ttt", g->uuid, g->uuid, r->path);
 	if (s == NULL)
-		return errf(err, errlen, "%s", why);
+		return failf(err, errlen, "%s", why);
 	int rc = sqlite3_step(s);
 	char *original = rc == SQLITE_ROW ? column_copy(s, 0) : NULL;
 	int mine = rc == SQLITE_ROW && sqlite3_column_int64(s, 1) > 0;
 	int last = rc == SQLITE_ROW && sqlite3_column_int64(s, 2) == 0;
 	sqlite3_finalize(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return errf(err, errlen, "the store: %s", sqlite3_errmsg(db));
+		return failf(err, errlen, "the store: %s", sqlite3_errmsg(db));
 	int ok = 0;
 	if (original != NULL && mine && last) {
 		uid_t uid;
@@ -524,11 +514,11 @@ static int restore_owner(const struct guest *g, const struct resource *r, char *
 		char proc[64];
 		snprintf(proc, sizeof proc, "/proc/self/fd/%d", r->fd);
 		if (parse_owner(original, &uid, &gid, &mode) < 0)
-			ok = errf(err, errlen, "the remembered owner of \"%s\" does not parse", r->path);
+			ok = failf(err, errlen, "the remembered owner of \"%s\" does not parse", r->path);
 		else if (r->state == UNOPENED)
-			ok = errf(err, errlen, "cannot restore the owner of \"%s\": %s", r->path, strerror(r->open_errno));
+			ok = failf(err, errlen, "cannot restore the owner of \"%s\": %s", r->path, strerror(r->open_errno));
 		else if (r->state == OPENED && (fchownat(r->fd, "", uid, gid, AT_EMPTY_PATH) != 0 || chmod(proc, mode) != 0))
-			ok = errf(err, errlen, "cannot chown \"%s\" to +%u:+%u: %s", r->path, (unsigned)uid, (unsigned)gid,
+			ok = failf(err, errlen, "cannot chown \"%s\" to +%u:+%u: %s", r->path, (unsigned)uid, (unsigned)gid,
 				      strerror(errno));
 	}
 	free(original);
@@ -538,7 +528,7 @@ static int restore_owner(const struct guest *g, const struct resource *r, char *
 	    (last && run("DELETE FROM remembered WHERE driver = 'dac' AND path = ? AND NOT EXISTS (SELECT 1 FROM "
 			 "remembered_users u WHERE u.driver = 'dac' AND u.path = remembered.path)",
 			 "t", r->path) < 0))
-		return errf(err, errlen, "%s", why);
+		return failf(err, errlen, "%s", why);
 	return 0;
 }
 
@@ -548,35 +538,35 @@ static int restore_kvm(const struct guest *g, char *err, size_t errlen)
 {
 	sqlite3_stmt *s = query("SELECT label FROM reservations WHERE driver = 'dac' AND uuid = ?", "t", g->uuid);
 	if (s == NULL)
-		return errf(err, errlen, "%s", why);
+		return failf(err, errlen, "%s", why);
 	char *end = NULL;
 	const char *label = sqlite3_step(s) == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
 	unsigned long long uid = label != NULL ? strtoull(label, &end, 10) : 0;
 	int one = label != NULL && end != label && *end == '\0' && uid > 0 && uid <= 0xfffffffe && sqlite3_step(s) == SQLITE_DONE;
 	sqlite3_finalize(s);
 	if (!one)
-		return errf(err, errlen, "cannot tell the uid of guest %s to take out of %s's ACL", g->uuid, KVM_DEVICE);
+		return failf(err, errlen, "cannot tell the uid of guest %s to take out of %s's ACL", g->uuid, KVM_DEVICE);
 	if (revoke_acl_user(KVM_DEVICE, (unsigned)uid, err, errlen) < 0)
 		return -1;
 	if (run("DELETE FROM remembered_users WHERE driver = 'dac' AND path = ? AND uuid = ?", "tt", KVM_DEVICE, g->uuid) < 0 ||
 	    run("DELETE FROM remembered WHERE driver = 'dac' AND path = ? AND NOT EXISTS (SELECT 1 FROM remembered_users u "
 		"WHERE u.driver = 'dac' AND u.path = remembered.path)",
 		"t", KVM_DEVICE) < 0)
-		return errf(err, errlen, "%s", why);
+		return failf(err, errlen, "%s", why);
 	return 0;
 }
 
 /* The steps after the claim; -1 with the reason in err when the record must stay for a retry. */
 static int clean_up(struct guest *g, const char *state_dir, char *err, size_t errlen)
 {
-	int failed = open_resources(g) < 0 ? errf(err, errlen, "the store: %s", why) : 0;
+	int failed = open_resources(g) < 0 ? failf(err, errlen, "the store: %s", why) : 0;
 	/* dac's guest-wide grant goes before its files come back, as the manager's undo does */
 	if (g->kvm) {
 		char one[ERR_MAX];
-		int rc = run("BEGIN IMMEDIATE", "") < 0 ? errf(one, sizeof one, "the store: %s", why) : restore_kvm(g, one, sizeof one);
+		int rc = run("BEGIN IMMEDIATE", "") < 0 ? failf(one, sizeof one, "the store: %s", why) : restore_kvm(g, one, sizeof one);
 		if (rc < 0 || run("COMMIT", "") < 0) {
 			run("ROLLBACK", "");
-			failed = errf(err, errlen, "%s", rc < 0 ? one : why);
+			failed = failf(err, errlen, "%s", rc < 0 ? one : why);
 		}
 	}
 	/* Owners come back last resource first, as the manager's undo gives them back. */
@@ -584,11 +574,11 @@ static int clean_up(struct guest *g, const char *state_dir, char *err, size_t er
 		char one[ERR_MAX];
 		struct resource *r = &g->res[i];
 		if (g->has_dac && r->state != CHANGED) {
-			int rc = run("BEGIN IMMEDIATE", "") < 0 ? errf(one, sizeof one, "the store: %s", why)
+			int rc = run("BEGIN IMMEDIATE", "") < 0 ? failf(one, sizeof one, "the store: %s", why)
 								: restore_owner(g, r, one, sizeof one);
 			if (rc < 0 || run("COMMIT", "") < 0) {
 				run("ROLLBACK", "");
-				failed = errf(err, errlen, "%s", rc < 0 ? one : why);
+				failed = failf(err, errlen, "%s", rc < 0 ? one : why);
 			}
 		}
 		if (r->fd >= 0)
@@ -609,7 +599,7 @@ static int clean_up(struct guest *g, const char *state_dir, char *err, size_t er
 	if (run("BEGIN IMMEDIATE", "") < 0 || run("DELETE FROM reservations WHERE uuid = ?", "t", g->uuid) < 0 ||
 	    run("DELETE FROM running WHERE uuid = ?", "t", g->uuid) < 0 || run("COMMIT", "") < 0) {
 		run("ROLLBACK", "");
-		return errf(err, errlen, "the store: %s", why);
+		return failf(err, errlen, "the store: %s", why);
 	}
 	return 0;
 }
