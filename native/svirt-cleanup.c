@@ -262,7 +262,7 @@ static enum outcome remembered_are_plain(struct guest *g)
 	sqlite3_stmt *s = query("SELECT driver, path FROM remembered_users WHERE uuid = ?", "t", g->uuid);
 	if (s == NULL)
 		return FAILED;
-	int rc;
+	int rc = SQLITE_DONE;
 	enum outcome o = CLEANED;
 	while (o == CLEANED && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *driver = (const char *)sqlite3_column_text(s, 0);
@@ -302,7 +302,8 @@ static int has_console_lock(const char *runtime_root, const char *uuid)
 	struct dirent *e;
 	while (!found && (e = readdir(d)) != NULL) {
 		size_t n = strlen(e->d_name);
-		found = n > u + 8 && strncmp(e->d_name, uuid, u) == 0 && e->d_name[u] == '.' &&
+		/* as console-session.ts: starts with "UUID." and ends with ".console" */
+		found = n >= u + 8 && strncmp(e->d_name, uuid, u) == 0 && e->d_name[u] == '.' &&
 			strcmp(e->d_name + n - 8, ".console") == 0;
 	}
 	closedir(d);
