@@ -33,6 +33,7 @@
 #include "devfilter.h"
 #include "napi-util.h"
 #include "spawn.h"
+#include "map-file.h"
 
 #define MAX_FDS 253 /* SCM_MAX_FD */
 #define MAX_RECV_DATA (1 << 20)
@@ -890,5 +891,6 @@ NAPI_MODULE_INIT()
 	}
 	NAPI(access_register(env, exports));
 	NAPI(spawn_register(env, exports));
+	NAPI(map_file_register(env, exports));
 	return exports;
 }

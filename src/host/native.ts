@@ -78,6 +78,7 @@ interface Addon {
     setsid: boolean,
     onExit?: (code: number | null, signal: number | null) => void,
   ): number;
+  mapFile(path: string, latin1: boolean): string | ArrayBuffer;
 }
 
 const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
@@ -106,6 +107,7 @@ const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
   'auditEnabled',
   'deviceFilter',
   'spawn',
+  'mapFile',
 ];
 
 const XATTR_FLAGS: Readonly<Record<XattrMode, number>> = { create: 1, replace: 2 };
@@ -357,4 +359,16 @@ export function deviceFilter(dir: string, rules: readonly string[]): void {
 /** The addon's posix_spawn (src/host/spawn.ts gives it its shape). */
 export function nativeSpawn(...args: Parameters<Addon['spawn']>): number {
   return load().spawn(...args);
+}
+
+/**
+ * A regular file mapped read-only instead of read (native/map-file.c): as an external latin1
+ * string, or as an ArrayBuffer over the mapping; unmapped when V8 lets it go. What
+ * bin/svirt.js loads the CLI's bundles and code caches with (docs/startup.md). A file
+ * truncated while mapped faults its reader (SIGBUS): only for files replaced by rename.
+ */
+export function mapFile(path: string, latin1: true): string;
+export function mapFile(path: string, latin1: false): ArrayBuffer;
+export function mapFile(path: string, latin1: boolean): string | ArrayBuffer {
+  return load().mapFile(path, latin1);
 }
