@@ -86,6 +86,10 @@ function lazyShim(name) {
 
 async function bundle(entry, outfile, keeps) {
   const esbuild = await import('esbuild');
+  // Written beside it and renamed over it: bin/svirt.js maps the bundle (native/map-file.c), and
+  // a file truncated in place under a running command's mapping would fault it (SIGBUS).
+  const final = outfile;
+  outfile = `${final}.tmp`;
   const builtins = new Set(builtinModules.flatMap((b) => [b, `node:${b}`]));
   await esbuild.build({
     entryPoints: [join(root, entry)],
@@ -140,6 +144,7 @@ async function bundle(entry, outfile, keeps) {
   }
   // bin/svirt.js reads the file as latin1 (no UTF-8 decoding): that is only the same text in ASCII.
   if (/[^\x00-\x7f]/.test(text)) throw new Error(`${outfile} is not ASCII`);
+  renameSync(outfile, final);
 }
 
 /** In a module of dist/src/ (at `file`), every `import('…')` outside `keeps` becomes the left-out stand-in. */
