@@ -69,7 +69,9 @@ export class LabDirs {
   async cleanup(): Promise<void> {
     for (const dir of this.dirs.splice(0)) {
       await destroyAll(dir);
-      rmSync(dir, { recursive: true, force: true });
+      // A monitor's hook from an earlier destroy may still open the store (its -wal, -shm):
+      // retried, as scratch() does (test/helpers.ts).
+      rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
     }
   }
 }
