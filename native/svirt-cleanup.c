@@ -412,20 +412,42 @@ static void warn(const struct guest *g, const char *fmt, ...)
 	fprintf(stderr, "warning: %s: %s\n", g->name, line);
 }
 
-/* The guest's use of a path whose file changed is forgotten; no file is touched. */
-static int forget_path(const struct guest *g, const char *path)
+typedef int step_fn(const struct guest *g, const struct resource *r, char *err, size_t errlen);
+
+/* Runs one step in a BEGIN IMMEDIATE transaction, rolled back when it or the store fails:
+ * -1 with the reason in err. */
+static int in_transaction(step_fn *step, const struct guest *g, const struct resource *r, char *err, size_t errlen)
 {
 	if (run("BEGIN IMMEDIATE", "") < 0)
+		return failf(err, errlen, "the store: %s", why);
+	if (step(g, r, err, errlen) < 0) {
+		run("ROLLBACK", "");
 		return -1;
-	if (run("DELETE FROM remembered_users WHERE driver = 'dac' AND path = ? AND uuid = ?", "tt", path, g->uuid) < 0 ||
-	    run("DELETE FROM remembered WHERE driver = 'dac' AND path = ? AND NOT EXISTS (SELECT 1 FROM remembered_users u "
-		"WHERE u.driver = 'dac' AND u.path = remembered.path)",
-		"t", path) < 0 ||
-	    run("COMMIT", "") < 0) {
+	}
+	if (run("COMMIT", "") < 0) {
+		failf(err, errlen, "the store: %s", why);
 		run("ROLLBACK", "");
 		return -1;
 	}
 	return 0;
+}
+
+/* Store.release + forget for dac: this guest's use of path goes, and the original owner with
+ * it once no guest uses the path. */
+static int release(const struct guest *g, const char *path, char *err, size_t errlen)
+{
+	if (run("DELETE FROM remembered_users WHERE driver = 'dac' AND path = ? AND uuid = ?", "tt", path, g->uuid) < 0 ||
+	    run("DELETE FROM remembered WHERE driver = 'dac' AND path = ? AND NOT EXISTS (SELECT 1 FROM remembered_users u "
+		"WHERE u.driver = 'dac' AND u.path = remembered.path)",
+		"t", path) < 0)
+		return failf(err, errlen, "the store: %s", why);
+	return 0;
+}
+
+/* The guest's use of a file that changed under its label is forgotten; no file is touched. */
+static int forget(const struct guest *g, const struct resource *r, char *err, size_t errlen)
+{
+	return release(g, r->path, err, errlen);
 }
 
 /* src/security/open-for-restore.ts: each resource reopened by path, no symlink on the way,
@@ -451,12 +473,13 @@ static int open_resources(struct guest *g)
 			snprintf(changed, sizeof changed, "device/inode %lld/%lld became %lld/%lld", (long long)r->dev,
 				 (long long)r->ino, (long long)st.st_dev, (long long)st.st_ino);
 		if (changed[0] != '\0' && r->has_ident) {
+			char err[ERR_MAX];
 			if (r->fd >= 0)
 				close(r->fd);
 			r->fd = -1;
 			r->state = CHANGED;
 			warn(g, "\"%s\" is no longer the file svirt labelled (%s): left alone", r->path, changed);
-			failed |= forget_path(g, r->path);
+			failed |= in_transaction(forget, g, r, err, sizeof err);
 		} else if (r->fd < 0 || changed[0] != '\0') {
 			r->open_errno = r->fd < 0 ? errno : ELOOP;
 			r->state = r->open_errno == ENOENT ? GONE : UNOPENED;
@@ -525,18 +548,14 @@ static int restore_owner(const struct guest *g, const struct resource *r, char *
 	free(original);
 	if (ok < 0 || !mine)
 		return ok;
-	if (run("DELETE FROM remembered_users WHERE driver = 'dac' AND path = ? AND uuid = ?", "tt", r->path, g->uuid) < 0 ||
-	    (last && run("DELETE FROM remembered WHERE driver = 'dac' AND path = ? AND NOT EXISTS (SELECT 1 FROM "
-			 "remembered_users u WHERE u.driver = 'dac' AND u.path = remembered.path)",
-			 "t", r->path) < 0))
-		return failf(err, errlen, "%s", why);
-	return 0;
+	return release(g, r->path, err, errlen);
 }
 
 /* dac's restoreGuestLabel, its journal rows changed in the same transaction: the guest's uid
  * (its dac reservation) leaves /dev/kvm's ACL. */
-static int restore_kvm(const struct guest *g, char *err, size_t errlen)
+static int restore_kvm(const struct guest *g, const struct resource *none, char *err, size_t errlen)
 {
+	(void)none;
 	sqlite3_stmt *s = query("SELECT label FROM reservations WHERE driver = 'dac' AND uuid = ?", "t", g->uuid);
 	if (s == NULL)
 		return failf(err, errlen, "%s", why);
@@ -549,11 +568,16 @@ static int restore_kvm(const struct guest *g, char *err, size_t errlen)
 		return failf(err, errlen, "cannot tell the uid of guest %s to take out of %s's ACL", g->uuid, KVM_DEVICE);
 	if (revoke_acl_user(KVM_DEVICE, (unsigned)uid, err, errlen) < 0)
 		return -1;
-	if (run("DELETE FROM remembered_users WHERE driver = 'dac' AND path = ? AND uuid = ?", "tt", KVM_DEVICE, g->uuid) < 0 ||
-	    run("DELETE FROM remembered WHERE driver = 'dac' AND path = ? AND NOT EXISTS (SELECT 1 FROM remembered_users u "
-		"WHERE u.driver = 'dac' AND u.path = remembered.path)",
-		"t", KVM_DEVICE) < 0)
-		return failf(err, errlen, "%s", why);
+	return release(g, KVM_DEVICE, err, errlen);
+}
+
+/* The reservations and the record go together. */
+static int drop_record(const struct guest *g, const struct resource *none, char *err, size_t errlen)
+{
+	(void)none;
+	if (run("DELETE FROM reservations WHERE uuid = ?", "t", g->uuid) < 0 ||
+	    run("DELETE FROM running WHERE uuid = ?", "t", g->uuid) < 0)
+		return failf(err, errlen, "the store: %s", why);
 	return 0;
 }
 
@@ -562,26 +586,13 @@ static int clean_up(struct guest *g, const char *state_dir, char *err, size_t er
 {
 	int failed = open_resources(g) < 0 ? failf(err, errlen, "the store: %s", why) : 0;
 	/* dac's guest-wide grant goes before its files come back, as the manager's undo does */
-	if (g->kvm) {
-		char one[ERR_MAX];
-		int rc = run("BEGIN IMMEDIATE", "") < 0 ? failf(one, sizeof one, "the store: %s", why) : restore_kvm(g, one, sizeof one);
-		if (rc < 0 || run("COMMIT", "") < 0) {
-			run("ROLLBACK", "");
-			failed = failf(err, errlen, "%s", rc < 0 ? one : why);
-		}
-	}
+	if (g->kvm && in_transaction(restore_kvm, g, NULL, err, errlen) < 0)
+		failed = -1;
 	/* Owners come back last resource first, as the manager's undo gives them back. */
 	for (int i = g->nres - 1; i >= 0; i--) {
-		char one[ERR_MAX];
 		struct resource *r = &g->res[i];
-		if (g->has_dac && r->state != CHANGED) {
-			int rc = run("BEGIN IMMEDIATE", "") < 0 ? failf(one, sizeof one, "the store: %s", why)
-								: restore_owner(g, r, one, sizeof one);
-			if (rc < 0 || run("COMMIT", "") < 0) {
-				run("ROLLBACK", "");
-				failed = failf(err, errlen, "%s", rc < 0 ? one : why);
-			}
-		}
+		if (g->has_dac && r->state != CHANGED && in_transaction(restore_owner, g, r, err, errlen) < 0)
+			failed = -1;
 		if (r->fd >= 0)
 			close(r->fd);
 		r->fd = -1;
@@ -597,12 +608,7 @@ static int clean_up(struct guest *g, const char *state_dir, char *err, size_t er
 	 * bounds (QEMU ran as its owner) is then still the full cleanup's, whose removal has none. */
 	if (remove_path(g->runtime_dir, err, errlen) < 0)
 		return -1;
-	if (run("BEGIN IMMEDIATE", "") < 0 || run("DELETE FROM reservations WHERE uuid = ?", "t", g->uuid) < 0 ||
-	    run("DELETE FROM running WHERE uuid = ?", "t", g->uuid) < 0 || run("COMMIT", "") < 0) {
-		run("ROLLBACK", "");
-		return failf(err, errlen, "the store: %s", why);
-	}
-	return 0;
+	return in_transaction(drop_record, g, NULL, err, errlen);
 }
 
 /* What is left once the record is gone: nobody can retry it, so a failure is reported only. */
