@@ -52,7 +52,7 @@ static napi_value empty(napi_env env, bool latin1)
 	return s == napi_ok ? v : NULL;
 }
 
-static napi_value js_map_file(napi_env env, napi_callback_info info)
+napi_value js_map_file(napi_env env, napi_callback_info info)
 {
 	size_t argc = 2;
 	napi_value argv[2], result = NULL;
@@ -103,13 +103,4 @@ static napi_value js_map_file(napi_env env, napi_callback_info info)
 		return NULL;
 	}
 	return result;
-}
-
-napi_status map_file_register(napi_env env, napi_value exports)
-{
-	napi_value f;
-	napi_status s = napi_create_function(env, "mapFile", NAPI_AUTO_LENGTH, js_map_file, NULL, &f);
-	if (s == napi_ok)
-		s = napi_set_named_property(env, exports, "mapFile", f);
-	return s;
 }

@@ -4,6 +4,6 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 
-/* Adds mapFile to the addon's exports. */
-napi_status map_file_register(napi_env env, napi_value exports);
+/* mapFile(path, latin1), one of the addon's functions (svirt-native.c's table). */
+napi_value js_map_file(napi_env env, napi_callback_info info);
 #endif

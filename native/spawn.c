@@ -277,7 +277,7 @@ static void free_strings(char **s)
  * exited (code null when killed, signal null when it exited). Throws when the program could
  * not be run (ENOENT, EACCES, ...): nothing is left behind then.
  */
-static napi_value js_spawn(napi_env env, napi_callback_info info)
+napi_value js_spawn(napi_env env, napi_callback_info info)
 {
 	size_t argc = 6;
 	napi_value argv[6], result = NULL;
@@ -405,11 +405,3 @@ static napi_value js_spawn(napi_env env, napi_callback_info info)
 	return result;
 }
 
-napi_status spawn_register(napi_env env, napi_value exports)
-{
-	napi_value f;
-	napi_status s = napi_create_function(env, "spawn", NAPI_AUTO_LENGTH, js_spawn, NULL, &f);
-	if (s == napi_ok)
-		s = napi_set_named_property(env, exports, "spawn", f);
-	return s;
-}

@@ -4,6 +4,6 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 
-/* Adds spawn to the addon's exports. */
-napi_status spawn_register(napi_env env, napi_value exports);
+/* spawn(path, argv, env, fds, setsid, onExit?), one of the addon's functions (svirt-native.c's table). */
+napi_value js_spawn(napi_env env, napi_callback_info info);
 #endif

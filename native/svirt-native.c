@@ -883,6 +883,7 @@ NAPI_MODULE_INIT()
 		{ "listenUnixAt", js_listen_unix_at }, { "tapCreate", js_tap_create },
 		{ "connectUnixAt", js_connect_unix_at }, { "openPty", js_open_pty },
 		{ "openAs", js_open_as },            { "deviceFilter", js_device_filter },
+		{ "spawn", js_spawn },               { "mapFile", js_map_file },
 	};
 	for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
 		napi_value f;
@@ -890,7 +891,5 @@ NAPI_MODULE_INIT()
 		NAPI(napi_set_named_property(env, exports, fns[i].name, f));
 	}
 	NAPI(access_register(env, exports));
-	NAPI(spawn_register(env, exports));
-	NAPI(map_file_register(env, exports));
 	return exports;
 }
