@@ -7,6 +7,7 @@ import { connect, type Socket } from 'node:net';
 
 /** The start of a kernel log line on the console: `[    5.197710] `. */
 const KERNEL_LINE = /\[ *\d+\.\d+\] /;
+const KERNEL_LINE_START = new RegExp(`^${KERNEL_LINE.source}`);
 
 /** The guest's serial console over svirt's socket: everything it printed, and a way to type. */
 export class Console {
@@ -51,7 +52,7 @@ export class Console {
     assert.ok(m, `no answer to "${cmd}" within ${ms} ms; the console ends with:\n${this.text.slice(-1500)}`);
     return (m[1] ?? '')
       .split('\n')
-      .filter((l) => !new RegExp(`^${KERNEL_LINE.source}`).test(l))
+      .filter((l) => !KERNEL_LINE_START.test(l))
       .join('\n');
   }
 
