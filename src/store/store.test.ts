@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Store } from './store.js';
+import { SCHEMA_FINGERPRINT, Store, schemaFingerprint } from './store.js';
 
 function tempStore(t: { after: (fn: () => void) => void }): { store: Store; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'svirt-store-'));
@@ -17,6 +17,14 @@ function tempStore(t: { after: (fn: () => void) => void }): { store: Store; dir:
 }
 
 describe('Store', () => {
+  it('writes out the fingerprint of the schema it has', () => {
+    assert.equal(
+      SCHEMA_FINGERPRINT,
+      schemaFingerprint(),
+      `the schema changed: set SCHEMA_FINGERPRINT in store.ts to ${schemaFingerprint()} (and check native/svirt-cleanup.c against it)`,
+    );
+  });
+
   it('keeps label reservations unique per driver', (t) => {
     const { store } = tempStore(t);
     assert.equal(store.tryReserve('selinux', 's0:c1,c2', 'uuid-a'), true);
