@@ -6,7 +6,7 @@
  * uuid, a cgroup journal, a QEMU with that `-uuid`), their labels are reserved under their
  * uuid, and every command says so until they are gone; then their traces go.
  */
-import { readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { processStatus } from '../host/proc.js';
 import { removeExitedCgroup } from './cgroup/remove.js';
@@ -27,6 +27,7 @@ function traces(env: LifecycleEnv, known: ReadonlySet<string>): Set<string> {
   const root = env.paths.runtimeRoot;
   const found = new Set<string>();
   const list = (dir: string): string[] => {
+    if (!existsSync(dir)) return []; // nothing ever ran here: no thrown ENOENT on every verb (issue 17)
     try {
       return readdirSync(dir);
     } catch {
