@@ -77,12 +77,15 @@ async function auditedRun(
   admin: number,
   run: () => Promise<number>,
 ): Promise<number> {
-  const [{ Store }, { AccessGuard, privilegedLabels, guestLabels }, { Policy }, { loadRules }] = await Promise.all([
-    import('../store/store.js'),
-    import('./guard.js'),
-    import('./policy.js'),
-    import('./rules.js'),
-  ]);
+  const [{ Store }, { lendStore }, { AccessGuard, privilegedLabels, guestLabels }, { Policy }, { loadRules }] = await Promise.all(
+    [
+      import('../store/store.js'),
+      import('../store/lent-store.js'),
+      import('./guard.js'),
+      import('./policy.js'),
+      import('./rules.js'),
+    ],
+  );
   // The rules file is checked even though the admin needs no rule: a bad file stops every command (fail closed).
   const policy = new Policy(loadRules(stateDir, admin), admin);
   if (!existsSync(join(stateDir, 'svirt.db'))) {
@@ -149,7 +152,8 @@ async function auditedRun(
     };
     let code: number;
     try {
-      code = await run();
+      // The verb opens its Hypervisor on this same connection (lent-store.ts): no second open.
+      code = await lendStore(stateDir, store, run);
     } catch (err) {
       guard.record(id, {
         ...base,

@@ -5,6 +5,7 @@ import { RULES_FILE } from '../access/rules-file.js';
 import { resolveStatePaths, type StatePaths } from '../host/paths.js';
 import { Hypervisor } from '../lifecycle/hypervisor.js';
 import { buildStack } from '../security/stack.js';
+import { lentStore } from '../store/lent-store.js';
 import { Store } from '../store/store.js';
 import type { ParsedArgs } from './args.js';
 import { requireRealFilesystem } from './pseudo-fs.js';
@@ -26,7 +27,7 @@ export function stackSpec(args: ParsedArgs): string {
 /** Opens the store (or takes one opened already), builds the security stack, and reconciles before the verb runs. */
 export async function openHypervisor(args: ParsedArgs, opts: { reconcile?: boolean; store?: Store } = {}): Promise<Hypervisor> {
   const paths = statePaths(args);
-  const store = opts.store ?? Store.open(paths.stateDir);
+  const store = opts.store ?? lentStore(paths.stateDir) ?? Store.open(paths.stateDir);
   const config = { env: process.env };
   const manager = await buildStack(stackSpec(args), config);
   const entrypointRules = await entrypointRulesOf(paths.stateDir);

@@ -252,6 +252,11 @@ export class Store implements LabelMemory, LabelReservations {
     return new Store(db);
   }
 
+  /** Whether close() has not run (nor SQLite's connection closed otherwise). */
+  get isOpen(): boolean {
+    return this.db.open;
+  }
+
   close(): void {
     storeClosed(this);
     this.db.close();
