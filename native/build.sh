@@ -38,7 +38,12 @@ build() {
 }
 
 cd "$here"
-build svirt-exec svirt-exec.c spec.c json.c
+# svirt-exec is exec'd twice on every start's path to QEMU (the cgroup primer, then the real
+# one): static, it starts ~0.5 ms sooner (no ld.so, half the page faults). It uses no NSS.
+if ! build svirt-exec -static svirt-exec.c spec.c json.c 2>/dev/null; then
+	echo "build.sh: static link failed, building svirt-exec dynamically" >&2
+	build svirt-exec svirt-exec.c spec.c json.c
+fi
 build svirt-probe svirt-probe.c
 build svirt-devfilter svirt-devfilter.c devfilter.c
 # The node the launcher execs is fixed here: the one the addon is built for.
