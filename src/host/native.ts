@@ -59,6 +59,7 @@ interface Addon {
   socketpair(): [number, number];
   peerCred(socketFd: number): PeerCred;
   landlockAbi(): number;
+  fnv1a32(text: string, basis: number): number;
   openPath(path: string): number;
   listenUnixAt(dirFd: number, name: string, backlog: number): number;
   tapCreate(name: string, vnetHdr: boolean): [number, string, number];
@@ -108,6 +109,7 @@ const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
   'deviceFilter',
   'spawn',
   'mapFile',
+  'fnv1a32',
 ];
 
 const XATTR_FLAGS: Readonly<Record<XattrMode, number>> = { create: 1, replace: 2 };
@@ -277,6 +279,11 @@ export function auditEnabled(set?: 0 | 1): number | string {
 /** The kernel's Landlock ABI version; throws code ENOSYS (not built in) or EOPNOTSUPP (disabled). */
 export function landlockAbi(): number {
   return load().landlockAbi();
+}
+
+/** fingerprint.ts's fnv1a32 in C, bit for bit: a fresh process hashes kB of text without a hot JS loop. */
+export function fnv1a32Native(text: string, basis = 0x811c9dc5): number {
+  return load().fnv1a32(text, basis);
 }
 
 /**

@@ -2,6 +2,7 @@ import { displayPorts } from '../../domain/display-def.js';
 import type { DomainDef, SecLabelDef } from '../../domain/domain-def.js';
 import { SvirtError } from '../../errors.js';
 import { fingerprintHex } from '../../host/fingerprint.js';
+import { fnv1a32Native } from '../../host/native.js';
 import type {
   ConfinementPart,
   LandlockFsAccess,
@@ -123,7 +124,7 @@ export class LandlockDriver implements SecurityDriver {
       );
     }
     const spec = this.ruleset(def, [], ctx);
-    const digest = fingerprintHex(JSON.stringify(spec));
+    const digest = fingerprintHex(JSON.stringify(spec), fnv1a32Native);
     return { type: 'dynamic', model: 'landlock', label: `landlock:abi${this.targetAbi}:${digest}` };
   }
 
