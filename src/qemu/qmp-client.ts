@@ -20,6 +20,15 @@ export class QmpCommandError extends SvirtError {
   }
 }
 
+/**
+ * The longest QMP line svirt reads (as libvirt's 10 MiB response limit): QEMU runs the guest's
+ * code, and a compromised one could otherwise send one endless line into svirt's memory.
+ */
+export const QMP_MAX_LINE = 10 * 1024 * 1024;
+
+/** How many events a connection keeps for waitEvent and its caller (the newest; a flood drops the oldest). */
+export const QMP_MAX_EVENTS = 1000;
+
 interface Pending {
   readonly command: string;
   readonly resolve: (value: unknown) => void;
@@ -119,6 +128,7 @@ export class QmpClient {
   }
 
   private onData(chunk: string): void {
+    if (this.closedError) return;
     this.buffer += chunk;
     let nl: number;
     while ((nl = this.buffer.indexOf('\n')) >= 0) {
@@ -134,6 +144,12 @@ export class QmpClient {
       }
       this.dispatch(msg);
     }
+    // What is left is the start of a line: a chunk adds at most what one socket read brought.
+    if (this.buffer.length > QMP_MAX_LINE) {
+      this.buffer = '';
+      this.fail(new SvirtError('SVIRT_ERR_QMP', `QMP sent a line longer than ${QMP_MAX_LINE} characters`));
+      this.socket.destroy();
+    }
   }
 
   private dispatch(msg: Record<string, unknown>): void {
@@ -144,6 +160,7 @@ export class QmpClient {
     if (typeof msg['event'] === 'string') {
       const ev: QmpEvent = { event: msg['event'], data: msg['data'] };
       this.events.push(ev);
+      if (this.events.length > QMP_MAX_EVENTS) this.events.splice(0, this.events.length - QMP_MAX_EVENTS);
       const waiting = this.eventWaiters.filter((w) => w.name === ev.event);
       this.eventWaiters = this.eventWaiters.filter((w) => w.name !== ev.event);
       for (const w of waiting) w.resolve(ev);
