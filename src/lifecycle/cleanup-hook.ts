@@ -16,7 +16,7 @@ const PLAIN_DRIVERS: ReadonlySet<string> = new Set(['dac', 'landlock', 'none']);
 
 /** The monitor's hook argv for a guest starting with `live` under env's stack. */
 export function monitorHook(env: LifecycleEnv, live: DomainDef): string[] {
-  const node = [process.execPath, svirtHookPath(), env.paths.stateDir];
+  const node = [process.execPath, svirtHookPath(), env.paths.stateDir, env.paths.runtimeRoot];
   if (env.config.env['SVIRT_CLEANUP'] === 'node' || !plainCleanup(env.manager, live)) return node;
   let program: string;
   try {

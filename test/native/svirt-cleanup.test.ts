@@ -14,7 +14,9 @@ import Database from 'better-sqlite3';
 import { svirtCleanupPath } from '../../src/host/native.js';
 import { svirtHookPath } from '../../src/host/package-root.js';
 import { processStartTime } from '../../src/host/proc.js';
-import { SCHEMA_FINGERPRINT } from '../../src/store/store.js';
+import { Hypervisor } from '../../src/lifecycle/hypervisor.js';
+import { stackFromNames } from '../../src/security/stack.js';
+import { SCHEMA_FINGERPRINT, Store } from '../../src/store/store.js';
 import {
   countRows,
   domainXml,
@@ -190,6 +192,46 @@ describe('svirt-cleanup, the monitor hook in C (real QEMU)', { skip }, () => {
     process.kill(g.pid, 'SIGKILL');
     assert.ok(await waitFor(() => countRows(g.dir, 'running') === 0 && gone(g.monitor), 20_000), 'cleaned up by the Node entry');
     assertCleanedUp(g);
+  });
+
+  it('hands the Node entry the runtime root the guest started with, not STATE_DIR/run', async (t) => {
+    // The system instance keeps its state in /var/lib/svirt and its runtime root in /run/svirt:
+    // a library Hypervisor here, with the two apart, and the Node entry as the hook.
+    const dir = scratch(t, 'svirt-hook-root-');
+    const paths = { stateDir: join(dir, 'state'), runtimeRoot: join(dir, 'rt'), system: true };
+    const store = Store.open(paths.stateDir);
+    const config = { env: { ...process.env, SVIRT_CLEANUP: 'node' } };
+    const hv = new Hypervisor({ paths, store, manager: await stackFromNames(['dac', 'landlock'], config), config });
+    const image = makeImage(join(dir, 'd0.img'), 4, ORIGINAL, ORIGINAL.mode);
+    hv.define(domainXml('g', [{ path: image, dev: 'vda' }]));
+    const rec = await hv.start('g', { paused: true });
+    t.after(async () => {
+      if (store.getRunning(rec.uuid)) await hv.destroy('g');
+      store.close();
+    });
+    const argv = readFileSync(`/proc/${rec.monitorPid}/cmdline`, 'utf8').split('\0');
+    const hook: string[] = [];
+    for (let i = 0; i < argv.length; i++) if (argv[i] === '--hook') hook.push(argv[++i] as string);
+    assert.deepEqual(
+      hook.slice(1),
+      [svirtHookPath(), paths.stateDir, paths.runtimeRoot],
+      `the monitor's hook: ${argv.join(' ')}`,
+    );
+    const socket = join(paths.runtimeRoot, 'monitor', `${rec.uuid}.sock`);
+    assert.ok(existsSync(socket), "the guest's monitor socket is in its runtime root");
+    // A console session's lock whose holder died (src/lifecycle/console-session.ts): stop removes it.
+    const lock = join(paths.runtimeRoot, 'monitor', `${rec.uuid}.serial0.console`);
+    writeFileSync(lock, 'a holder long gone\n', { mode: 0o600 });
+    process.kill(rec.pid as number, 'SIGKILL');
+    assert.ok(
+      await waitFor(() => countRows(paths.stateDir, 'running') === 0 && gone(rec.monitorPid as number), 20_000),
+      'cleaned up by the Node entry',
+    );
+    assert.deepEqual(owner(image), ORIGINAL, "the image's owner and mode are back");
+    assert.equal(existsSync(socket), false, 'the monitor socket in the runtime root is removed');
+    assert.equal(existsSync(lock), false, "the dead session's console lock in the runtime root is removed");
+    assert.equal(existsSync(join(paths.runtimeRoot, rec.uuid)), false, 'and the runtime dir');
+    assert.equal(existsSync(join(paths.stateDir, 'run')), false, 'nothing was looked for or made in STATE_DIR/run');
   });
 
   it('cleans up by itself, without its fallback; a guest with no record is nothing to do', async (t) => {
