@@ -27,9 +27,9 @@ async function hostileQemu(t: { after: (fn: () => void | Promise<void>) => void 
     });
   });
   await new Promise<void>((r) => server.listen(path, r));
-  t.after(async () => {
+  t.after(() => {
     for (const s of peers) s.destroy(); // a test that failed may have left its client connected
-    await new Promise<void>((r) => server.close(() => r()));
+    server.close();
     rmSync(dir, { recursive: true, force: true });
   });
   return path;
