@@ -41,15 +41,31 @@ export interface CliResult {
   readonly stderr: string;
 }
 
+const BEFORE_REMOVAL = new Map<string, (() => unknown)[]>();
+
 /** A scratch state dir, removed (after every guest in it is destroyed) when the test ends. */
 export function scratch(t: TestContext, prefix = 'svirt-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   chmodSync(dir, 0o711); // guest uids traverse it to their runtime dirs (svirt never chmods a dir it did not make)
   t.after(async () => {
+    for (const fn of (BEFORE_REMOVAL.get(dir) ?? []).reverse()) await fn();
+    BEFORE_REMOVAL.delete(dir);
     await destroyAll(dir);
     rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
   });
   return dir;
+}
+
+/**
+ * Runs `fn` when the test ends, before scratch() removes `dir` (the last added first). node:test
+ * runs `after` hooks in the order they were added, so a hook added after scratch() finds its
+ * dir gone, and a svirt command run there makes a new, empty store: the `/tmp/svirt-test-*`
+ * dirs holding only svirt.db that every suite run left behind.
+ */
+export function beforeScratchRemoval(dir: string, fn: () => unknown): void {
+  const list = BEFORE_REMOVAL.get(dir) ?? [];
+  list.push(fn);
+  BEFORE_REMOVAL.set(dir, list);
 }
 
 /** A temp dir named PREFIX-XXXXXX, removed when the test ends. */

@@ -20,6 +20,7 @@ import {
 import { join } from 'node:path';
 import {
   SVIRT_BIN,
+  beforeScratchRemoval,
   domainXml,
   makeImage,
   owner,
@@ -206,7 +207,7 @@ describe('local attacks on svirt itself (real QEMU)', { skip }, () => {
     // The guest's cgroup, from the state dir's journal (none where svirt makes no cgroups)
     const journal = join(dir, 'cgroups', `${ga.uuid}.json`);
     const cgroups = existsSync(journal) ? (JSON.parse(readFileSync(journal, 'utf8')) as { dirs: { dir: string }[] }).dirs : [];
-    t.after(async () => {
+    beforeScratchRemoval(dir, async () => {
       try {
         process.kill(pid, 'SIGKILL'); // the orphan is ours to end: the store no longer knows it
       } catch {

@@ -189,7 +189,6 @@ describe('storage pools and volumes over svirt serve (virsh)', { skip }, () => {
       writeDomain(dir, 'cg', domainXml('cg', [{ path: vol, dev: 'vda' }])),
     ]);
     await svirtOk(dir, ['--security-driver', 'dac,landlock', 'start', 'cg', '--paused']);
-    t.after(async () => void (await svirt(dir, ['destroy', 'cg'])));
     const del = await svirt(dir, ['vol-delete', 'c.raw', '--pool', 'default']);
     assert.match(del.stderr, /in use by running guest\(s\) cg/);
     await svirtOk(dir, ['destroy', 'cg']);
