@@ -282,7 +282,7 @@ export function landlockAbi(): number {
 }
 
 /** fingerprint.ts's fnv1a32 in C, bit for bit: a fresh process hashes kB of text without a hot JS loop. */
-export function fnv1a32Native(text: string, basis = 0x811c9dc5): number {
+export function fnv1a32Native(text: string, basis: number): number {
   return load().fnv1a32(text, basis);
 }
 
