@@ -129,7 +129,7 @@ interface RunningRow {
   helpers: string | null;
 }
 
-/** Columns added after the first schema (migrate() adds them to an older file). */
+/** The columns migrate() adds to an older file; part of the fingerprint. */
 const MIGRATIONS = 'running.pending,running.helpers';
 
 /** A fingerprint of the schema and of migrate()'s columns, kept in the file's `PRAGMA user_version`

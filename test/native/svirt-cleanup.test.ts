@@ -18,6 +18,7 @@ import { Hypervisor } from '../../src/lifecycle/hypervisor.js';
 import { stackFromNames } from '../../src/security/stack.js';
 import { SCHEMA_FINGERPRINT, Store } from '../../src/store/store.js';
 import {
+  beforeScratchRemoval,
   countRows,
   domainXml,
   makeImage,
@@ -202,13 +203,13 @@ describe('svirt-cleanup, the monitor hook in C (real QEMU)', { skip }, () => {
     const store = Store.open(paths.stateDir);
     const config = { env: { ...process.env, SVIRT_CLEANUP: 'node' } };
     const hv = new Hypervisor({ paths, store, manager: await stackFromNames(['dac', 'landlock'], config), config });
+    beforeScratchRemoval(dir, async () => {
+      if (store.getRunningByName('g')) await hv.destroy('g');
+      store.close();
+    });
     const image = makeImage(join(dir, 'd0.img'), 4, ORIGINAL, ORIGINAL.mode);
     hv.define(domainXml('g', [{ path: image, dev: 'vda' }]));
     const rec = await hv.start('g', { paused: true });
-    t.after(async () => {
-      if (store.getRunning(rec.uuid)) await hv.destroy('g');
-      store.close();
-    });
     const argv = readFileSync(`/proc/${rec.monitorPid}/cmdline`, 'utf8').split('\0');
     const hook: string[] = [];
     for (let i = 0; i < argv.length; i++) if (argv[i] === '--hook') hook.push(argv[++i] as string);
