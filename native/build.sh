@@ -58,12 +58,12 @@ fi
 # svirt-cleanup (the monitor's hook for plain guests) is static for the same start-up reason as
 # the monitor: no dynamic loading of libsqlite3 on the path from QEMU's exit to its cleanup.
 # (The linker's warning about sqlite's dlopen is for extensions, which svirt-cleanup never loads.)
-cleanup_src="svirt-cleanup.c cleanup-fs.c json.c open-path.c"
+cleanup_src="svirt-cleanup.c cleanup-fs.c json.c open-path.c proc-stat.c"
 # shellcheck disable=SC2086
 if ! build svirt-cleanup -static $cleanup_src -lsqlite3 -lm 2>/dev/null; then
 	echo "build.sh: static link failed, building svirt-cleanup dynamically" >&2
 	# shellcheck disable=SC2086
 	build svirt-cleanup $cleanup_src -lsqlite3
 fi
-build svirt_native.node -shared -fPIC -I"$inc" svirt-native.c open-path.c open-as.c access.c devfilter.c spawn.c map-file.c -pthread
+build svirt_native.node -shared -fPIC -I"$inc" svirt-native.c open-path.c open-as.c access.c devfilter.c spawn.c map-file.c proc-stat.c -pthread
 echo "native helpers built in $out"

@@ -48,10 +48,11 @@
 #include "cleanup-fs.h"
 #include "json.h"
 #include "open-path.h"
+#include "proc-stat.h"
 
 /* src/store/store.ts SCHEMA_FINGERPRINT when this file was last checked against the schema
  * and cleanup(); test/native/svirt-cleanup.test.ts fails when they differ. */
-#define SCHEMA_FINGERPRINT 1804411741
+#define SCHEMA_FINGERPRINT 60629155
 
 #define KVM_DEVICE "/dev/kvm"
 #define MAX_RESOURCES 512
@@ -153,33 +154,6 @@ static char *column_copy(sqlite3_stmt *s, int col)
 {
 	const unsigned char *t = sqlite3_column_text(s, col);
 	return t == NULL ? NULL : strdup((const char *)t);
-}
-
-/* The start time of a live process (field 22 of /proc/PID/stat), -1 when gone or a zombie:
- * src/host/proc.ts processStartTime. */
-static long long start_time(long long pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof path, "/proc/%lld/stat", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	if (p == NULL || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
-		return -1;
-	p += 2;
-	for (int i = 0; i < 19; i++) {
-		p = strchr(p, ' ');
-		if (p == NULL)
-			return -1;
-		p++;
-	}
-	return strtoll(p, NULL, 10);
 }
 
 static int role_is_plain(const char *role)
@@ -330,7 +304,7 @@ static enum outcome claim_in_tx(struct guest *g, const char *runtime_root, int *
 	long long pid = sqlite3_column_int64(s, 2);
 	long long owner = sqlite3_column_int64(s, 11);
 	int owned = sqlite3_column_type(s, 11) != SQLITE_NULL && sqlite3_column_type(s, 12) != SQLITE_NULL &&
-		    start_time(owner) == sqlite3_column_int64(s, 12);
+		    proc_start_time(owner) == sqlite3_column_int64(s, 12);
 	if (state != NULL && strcmp(state, "running") != 0 && owned) {
 		/* a live svirt is starting or stopping it (destroy, shutdown): the cleanup is its own */
 		snprintf(why, sizeof why, "it is %s, owned by the live process %lld: nothing to do", state, owner);
@@ -347,7 +321,7 @@ static enum outcome claim_in_tx(struct guest *g, const char *runtime_root, int *
 		o = not_mine("it has helper processes");
 	else if (sqlite3_column_type(s, 2) == SQLITE_NULL || sqlite3_column_type(s, 3) == SQLITE_NULL)
 		o = not_mine("its record has no QEMU pid");
-	else if (start_time(pid) == sqlite3_column_int64(s, 3))
+	else if (proc_start_time(pid) == sqlite3_column_int64(s, 3))
 		o = not_mine("its QEMU (pid %lld) still runs", pid);
 	else if (child != NULL && atoll(child) != pid)
 		o = not_mine("the monitor's child %s is not its QEMU (pid %lld)", child, pid);
@@ -385,7 +359,7 @@ static enum outcome claim_in_tx(struct guest *g, const char *runtime_root, int *
 	if (o != CLEANED)
 		return o;
 	int n = run("UPDATE running SET state = 'stopping', owner_pid = ?, owner_start = ? WHERE uuid = ? AND state = 'running'",
-		    "iit", (long long)getpid(), start_time(getpid()), g->uuid);
+		    "iit", (long long)getpid(), proc_start_time(getpid()), g->uuid);
 	return n == 1 ? CLEANED : n == 0 ? not_mine("its record changed") : FAILED;
 }
 

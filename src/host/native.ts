@@ -60,6 +60,7 @@ interface Addon {
   peerCred(socketFd: number): PeerCred;
   landlockAbi(): number;
   fnv1a32(text: string, basis: number): number;
+  procStartTime(pid: number): number;
   openPath(path: string): number;
   listenUnixAt(dirFd: number, name: string, backlog: number): number;
   tapCreate(name: string, vnetHdr: boolean): [number, string, number];
@@ -110,6 +111,7 @@ const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
   'spawn',
   'mapFile',
   'fnv1a32',
+  'procStartTime',
 ];
 
 const XATTR_FLAGS: Readonly<Record<XattrMode, number>> = { create: 1, replace: 2 };
@@ -284,6 +286,11 @@ export function landlockAbi(): number {
 /** fingerprint.ts's fnv1a32 in C, bit for bit: a fresh process hashes kB of text without a hot JS loop. */
 export function fnv1a32Native(text: string, basis: number): number {
   return load().fnv1a32(text, basis);
+}
+
+/** Field 22 of /proc/PID/stat of a live process, -1 when it is gone or a zombie (proc.ts's processStartTime). */
+export function procStartTimeNative(pid: number): number {
+  return load().procStartTime(pid);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { procStartTimeNative } from './native.js';
 
 /** A process identity that survives pid reuse: pid + start time (clock ticks since boot). */
 export interface ProcessIdentity {
@@ -6,21 +7,14 @@ export interface ProcessIdentity {
   readonly startTime: number;
 }
 
-/** The start time of `pid` from /proc/PID/stat (field 22), or undefined when it is gone. */
+/**
+ * The start time of `pid` from /proc/PID/stat (field 22), or undefined when it is gone (or a
+ * zombie). Read in C (native/proc-stat.c): reconcile reads one per running guest on every
+ * command, and the C read costs half of a fresh Node's readFileSync and parse (issue 17).
+ */
 export function processStartTime(pid: number): number | undefined {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    // ENOENT/ESRCH: the process is gone, which is an answer, not a failure.
-    return undefined;
-  }
-  // comm (field 2) may contain spaces and parentheses: fields restart after the last ')'.
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const state = rest[0];
-  if (state === 'Z' || state === 'X') return undefined;
-  const start = Number(rest[19]);
-  return Number.isFinite(start) ? start : undefined;
+  const start = procStartTimeNative(pid);
+  return start < 0 ? undefined : start;
 }
 
 /** True when the process that had this identity still runs (and is not a zombie). */

@@ -22,6 +22,47 @@ export interface Guest {
   readonly stored?: DefinedDomain;
 }
 
+/** A guest as `svirt list` shows it, read without its XML (Hypervisor.listBrief). */
+export interface GuestBrief {
+  readonly name: string;
+  readonly uuid: string;
+  readonly state: DomainState;
+  readonly persistent: boolean;
+  /** The running record's id, when it has one. */
+  readonly id?: number;
+}
+
+/** A running record's state as `list` and dominfo show it. */
+export function runningState(rec: { readonly paused: boolean | 0 | 1 }): DomainState {
+  return rec.paused ? 'paused' : 'running';
+}
+
+/** Hypervisor.list(): every guest, running ones first, read in one snapshot (one query for all definitions). */
+export function listGuests(store: Store): Guest[] {
+  const [defined, records] = store.snapshot(() => [store.listDefined(), store.listRunning()] as const);
+  const byUuid = new Map(defined.map((d) => [d.uuid, d]));
+  const running = new Set(records.map((r) => r.uuid));
+  const out = records.map((rec) => runningGuest(store, rec, byUuid));
+  for (const d of defined) if (!running.has(d.uuid)) out.push(storedGuest(d));
+  return out;
+}
+
+/** Hypervisor.listBrief(): every guest's name and state, running ones first, read in one snapshot. */
+export function listBrief(store: Store): GuestBrief[] {
+  const [defined, records] = store.snapshot(() => [store.listDefinedNames(), store.listRunningListed()] as const);
+  const running = new Set(records.map((r) => r.uuid));
+  const out = records.map((r): GuestBrief => ({
+    id: r.id,
+    name: r.name,
+    uuid: r.uuid,
+    state: runningState(r),
+    persistent: r.persistent === 1,
+  }));
+  for (const d of defined)
+    if (!running.has(d.uuid)) out.push({ name: d.name, uuid: d.uuid, state: 'shut off', persistent: true });
+  return out;
+}
+
 /** The name libvirt's API uses for the same thing. */
 export type DomainInfo = Guest;
 
@@ -53,7 +94,7 @@ export function runningGuest(store: Store, rec: RunningRecord, defined?: Readonl
   return guestOf(rec.liveXml, {
     name: rec.name,
     uuid: rec.uuid,
-    state: rec.paused ? 'paused' : 'running',
+    state: runningState(rec),
     persistent: rec.persistent,
     record: rec,
     ...(stored ? { stored } : {}),

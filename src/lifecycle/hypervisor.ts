@@ -1,6 +1,5 @@
 import type { DiskDef, DomainDef } from '../domain/domain-def.js';
-import type { InterfaceDef } from '../domain/index.js';
-import { formatDomainXml, parseDomainXml } from '../domain/index.js';
+import { formatDomainXml, parseDomainXml, type InterfaceDef } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import type { StatePaths } from '../host/paths.js';
 import type { ProcessIdentity } from '../host/proc.js';
@@ -15,7 +14,8 @@ import { undefineTpm } from './tpm-state.js';
 import { undefineSnapshots } from './snapshots/snapshot-undefine.js';
 import { Networks } from './networks.js';
 import { StoragePools } from './storage.js';
-import { findGuest, inactiveDef, noDomain, requireRunning, runningGuest, storedGuest, type Guest } from './guest.js';
+import { findGuest, inactiveDef, listBrief, listGuests, noDomain, requireRunning } from './guest.js';
+import type { Guest, GuestBrief } from './guest.js';
 import { prepareDefinition, undefineNvram, type NvramUndefine } from './machine.js';
 import { reconcile } from './reconcile.js';
 import type { Progress } from './incoming.js';
@@ -119,20 +119,12 @@ export class Hypervisor {
   }
 
   list(): Guest[] {
-    const out: Guest[] = [];
-    // One query for every definition, not one per running guest (`list` with 200 running),
-    // both read from one snapshot.
-    const [defined, records] = this.store.snapshot(() => [this.store.listDefined(), this.store.listRunning()] as const);
-    const byUuid = new Map(defined.map((d) => [d.uuid, d]));
-    const running = new Set<string>();
-    for (const rec of records) {
-      running.add(rec.uuid);
-      out.push(runningGuest(this.store, rec, byUuid));
-    }
-    for (const d of defined) {
-      if (!running.has(d.uuid)) out.push(storedGuest(d));
-    }
-    return out;
+    return listGuests(this.store);
+  }
+
+  /** list() without any XML: what `svirt list` shows, for 200 running guests too (issue 17). */
+  listBrief(): GuestBrief[] {
+    return listBrief(this.store);
   }
 
   /**

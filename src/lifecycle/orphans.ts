@@ -34,11 +34,13 @@ function traces(env: LifecycleEnv, known: ReadonlySet<string>): Set<string> {
       return []; // no runtime root yet: nothing ever ran here
     }
   };
-  for (const n of list(root)) if (UUID.test(n)) found.add(n);
-  for (const n of list(join(root, 'monitor'))) if (n.endsWith('.sock') && UUID.test(n.slice(0, -5))) found.add(n.slice(0, -5));
-  for (const n of list(join(env.paths.stateDir, 'cgroups')))
-    if (n.endsWith('.json') && UUID.test(n.slice(0, -5))) found.add(n.slice(0, -5));
-  for (const uuid of known) found.delete(uuid);
+  // A name is a known guest's far more often than not (one of each per running guest): that test first.
+  const add = (uuid: string): void => {
+    if (!known.has(uuid) && UUID.test(uuid)) found.add(uuid);
+  };
+  for (const n of list(root)) add(n);
+  for (const n of list(join(root, 'monitor'))) if (n.endsWith('.sock')) add(n.slice(0, -5));
+  for (const n of list(join(env.paths.stateDir, 'cgroups'))) if (n.endsWith('.json')) add(n.slice(0, -5));
   return found;
 }
 
@@ -94,13 +96,12 @@ function startedFrom(pid: number, stateDir: string): boolean {
 /**
  * Finds orphans, reserves their labels under their uuid (so no new guest gets them), and
  * releases the reservations of orphans that are gone, removing their runtime traces.
- * Returns the live orphans; the caller says so loudly.
+ * Returns the live orphans; the caller says so loudly. `known`: the uuids of the running
+ * records, as the caller read them.
  */
-export function holdOrphans(env: LifecycleEnv): Orphan[] {
-  const known = env.store.runningUuids();
-  const reservedOnly = [...env.store.uuidsWithReservations()].filter((u) => !known.has(u));
+export function holdOrphans(env: LifecycleEnv, known: ReadonlySet<string>): Orphan[] {
   const candidates = traces(env, known);
-  for (const u of reservedOnly) candidates.add(u);
+  for (const u of env.store.reservedNotRunning()) candidates.add(u);
   if (candidates.size === 0) return [];
   const live = qemusOf(candidates, env.paths.stateDir);
   const alive = new Set(live.map((o) => o.uuid));

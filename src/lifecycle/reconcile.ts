@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { parseDomainXml } from '../domain/index.js';
 import { isAlive } from '../host/proc.js';
-import type { RunningRecord } from '../store/store.js';
+import type { RunningCheck, RunningRecord } from '../store/store.js';
 import type { LifecycleEnv } from './env.js';
 import { holdOrphans } from './orphans.js';
 
@@ -19,45 +19,18 @@ const RESERVING: ReadonlySet<string> = new Set(['dac', 'selinux', 'apparmor']);
  */
 export async function reconcile(env: LifecycleEnv): Promise<string[]> {
   const cleaned: string[] = [];
-  const reserved = env.store.uuidsWithReservations();
-  for (const rec of env.store.listRunning()) {
-    const qemu = rec.pid && rec.pidStart ? { pid: rec.pid, startTime: rec.pidStart } : undefined;
-    const ownerAlive = rec.ownerPid && rec.ownerStart ? isAlive({ pid: rec.ownerPid, startTime: rec.ownerStart }) : false;
-    if (rec.state === 'running' && qemu && isAlive(qemu)) {
-      if (!reserved.has(rec.uuid) && rec.stack.some((d) => RESERVING.has(d))) await reserveAgain(env, rec);
-      if (rec.pending && !ownerAlive) {
-        // The repair's code is loaded before the operation is taken over (see the note above).
-        const repair = await repairOf(rec.pending);
-        if (!env.store.takeOverOp(rec.uuid, rec.ownerPid, env.me)) continue;
-        try {
-          await repair(env, rec);
-          cleaned.push(`${rec.name} (${rec.pending.op} repaired)`);
-        } catch (err) {
-          env.store.abandon(rec.uuid);
-          env.warn(`cannot repair the ${rec.pending.op} of guest '${rec.name}' yet: ${(err as Error).message}`);
-        }
-      }
-      continue;
-    }
-    if (rec.state !== 'running' && ownerAlive) continue;
-    const [{ cleanup }, quit] = await Promise.all([import('./reconcile-steps.js'), qemu ? undefined : quitOf()]);
-    const claimed = env.store.tx(() => {
-      const now = env.store.getRunning(rec.uuid);
-      if (!now || now.ownerPid !== rec.ownerPid || now.state !== rec.state) return false; // someone else took it
-      return env.store.setRunState(rec.uuid, 'stopping', env.me);
-    });
-    if (!claimed) continue;
-    try {
-      if (qemu) await env.kill(qemu);
-      else if (quit) await quit(rec);
-      await cleanup(env, rec);
-      cleaned.push(rec.name);
-    } catch (err) {
-      env.store.abandon(rec.uuid);
-      env.warn(`cannot clean up guest '${rec.name}' yet: ${(err as Error).message}`);
-    }
+  const checks = env.store.runningChecks();
+  let worked = false;
+  for (const check of checks) {
+    if (settled(check)) continue;
+    // Work to do: on the whole record, read again (it may have changed since the check).
+    const rec = env.store.getRunning(check.uuid);
+    if (rec) await reconcileOne(env, rec, check.reserved === 1, cleaned);
+    worked = true;
   }
-  for (const o of holdOrphans(env)) {
+  // The records as checked, unless some were worked on (a cleanup removes its record).
+  const known = worked ? env.store.runningUuids() : new Set(checks.map((c) => c.uuid));
+  for (const o of holdOrphans(env, known)) {
     env.warn(
       `QEMU pid ${o.pid} (guest ${o.uuid}, uid ${o.uid}${o.level ? `, level ${o.level}` : ''}) runs from this state dir ` +
         'but the store has no record of it (was the store deleted or replaced?): its labels stay reserved until it exits; ' +
@@ -65,6 +38,59 @@ export async function reconcile(env: LifecycleEnv): Promise<string[]> {
     );
   }
   return cleaned;
+}
+
+/** Whether a record needs nothing: QEMU runs, its labels are reserved, no operation's owner died. */
+function settled(c: RunningCheck): boolean {
+  if (c.state !== 'running' || !(c.pid && c.pidStart && isAlive({ pid: c.pid, startTime: c.pidStart }))) return false;
+  if (c.reserved === 0 && needsReservations(JSON.parse(c.stack) as readonly string[])) return false;
+  return c.pending === 0 || ownerAlive(c);
+}
+
+function needsReservations(stack: readonly string[]): boolean {
+  return stack.some((d) => RESERVING.has(d));
+}
+
+function ownerAlive(rec: Pick<RunningRecord, 'ownerPid' | 'ownerStart'>): boolean {
+  return rec.ownerPid && rec.ownerStart ? isAlive({ pid: rec.ownerPid, startTime: rec.ownerStart }) : false;
+}
+
+async function reconcileOne(env: LifecycleEnv, rec: RunningRecord, reserved: boolean, cleaned: string[]): Promise<void> {
+  const qemu = rec.pid && rec.pidStart ? { pid: rec.pid, startTime: rec.pidStart } : undefined;
+  const owner = ownerAlive(rec);
+  if (rec.state === 'running' && qemu && isAlive(qemu)) {
+    if (!reserved && needsReservations(rec.stack)) await reserveAgain(env, rec);
+    if (rec.pending && !owner) {
+      // The repair's code is loaded before the operation is taken over (see the note above).
+      const repair = await repairOf(rec.pending);
+      if (!env.store.takeOverOp(rec.uuid, rec.ownerPid, env.me)) return;
+      try {
+        await repair(env, rec);
+        cleaned.push(`${rec.name} (${rec.pending.op} repaired)`);
+      } catch (err) {
+        env.store.abandon(rec.uuid);
+        env.warn(`cannot repair the ${rec.pending.op} of guest '${rec.name}' yet: ${(err as Error).message}`);
+      }
+    }
+    return;
+  }
+  if (rec.state !== 'running' && owner) return;
+  const [{ cleanup }, quit] = await Promise.all([import('./reconcile-steps.js'), qemu ? undefined : quitOf()]);
+  const claimed = env.store.tx(() => {
+    const now = env.store.getRunning(rec.uuid);
+    if (!now || now.ownerPid !== rec.ownerPid || now.state !== rec.state) return false; // someone else took it
+    return env.store.setRunState(rec.uuid, 'stopping', env.me);
+  });
+  if (!claimed) return;
+  try {
+    if (qemu) await env.kill(qemu);
+    else if (quit) await quit(rec);
+    await cleanup(env, rec);
+    cleaned.push(rec.name);
+  } catch (err) {
+    env.store.abandon(rec.uuid);
+    env.warn(`cannot clean up guest '${rec.name}' yet: ${(err as Error).message}`);
+  }
 }
 
 /**

@@ -69,6 +69,38 @@ export interface RunningRecord {
 }
 
 /**
+ * What reconcile's pass over every running record reads of each: no XML, no resources, no
+ * helpers, so that 200 running guests cost a command 200 short rows (issue 17). The whole
+ * record is read again for the few that need work.
+ */
+export interface RunningCheck {
+  readonly uuid: string;
+  readonly state: RunState;
+  readonly pid: number | null;
+  readonly pidStart: number | null;
+  readonly ownerPid: number | null;
+  readonly ownerStart: number | null;
+  /** The stack as stored (JSON); read only for a record whose reservations are gone. */
+  readonly stack: string;
+  /** 1 when an operation is in progress (the record's `pending`). */
+  readonly pending: 0 | 1;
+  /** 1 when any label is reserved under the guest's uuid. */
+  readonly reserved: 0 | 1;
+}
+
+/** What `svirt list` shows of a running record. */
+export interface RunningListed {
+  readonly id: number;
+  readonly uuid: string;
+  readonly name: string;
+  readonly persistent: 0 | 1;
+  readonly paused: 0 | 1;
+}
+
+/** A definition's name and uuid, without its XML. */
+export type DefinedName = Pick<DefinedDomain, 'uuid' | 'name'>;
+
+/**
  * One helper process of a running guest. Written with `pid: null` before it is spawned and
  * completed once it runs, so a crash between the two still finds it (by `token`, which the
  * helper carries in its environment as SVIRT_HELPER).
@@ -132,10 +164,23 @@ interface RunningRow {
 /** The columns migrate() adds to an older file; part of the fingerprint. */
 const MIGRATIONS = 'running.pending,running.helpers';
 
+/**
+ * Covering indexes for the reads of every command: reconcile's check of each running record
+ * (runningChecks) and `list` (listRunningListed, listDefinedNames) read these and never the
+ * tables' rows, which hold each guest's XML: with 200 guests, a few index pages instead of
+ * hundreds of row pages (issue 17). Made after migrate(), whose column one of them names.
+ */
+const INDEXES = `
+CREATE INDEX IF NOT EXISTS running_checks ON running
+  (uuid, state, pid, pid_start, owner_pid, owner_start, stack, pending IS NOT NULL);
+CREATE INDEX IF NOT EXISTS running_listed ON running (started_at, name, uuid, persistent, paused);
+CREATE INDEX IF NOT EXISTS domains_names ON domains (name, uuid);
+`;
+
 /** A fingerprint of the schema and of migrate()'s columns, kept in the file's `PRAGMA user_version`
  * (31 bits): a file whose version differs gets the schema and the migrations run again. */
 export function schemaFingerprint(): number {
-  return fnv1a32(SCHEMA + NETWORK_SCHEMA + ACCESS_SCHEMA + MIGRATIONS) >>> 1 || 1;
+  return fnv1a32(SCHEMA + NETWORK_SCHEMA + ACCESS_SCHEMA + MIGRATIONS + INDEXES) >>> 1 || 1;
 }
 
 /**
@@ -144,7 +189,7 @@ export function schemaFingerprint(): number {
  * they differ, so a schema change cannot keep an old number; native/svirt-cleanup.c holds the
  * value it was written for (its test keeps that equal too).
  */
-export const SCHEMA_FINGERPRINT = 1804411741;
+export const SCHEMA_FINGERPRINT = 60629155;
 
 /** Columns added after the first schema (MIGRATIONS names them). */
 function migrate(db: Database): void {
@@ -242,6 +287,7 @@ export class Store implements LabelMemory, LabelReservations {
         db.exec(NETWORK_SCHEMA);
         db.exec(ACCESS_SCHEMA);
         migrate(db);
+        db.exec(INDEXES);
         db.pragma(`user_version = ${SCHEMA_FINGERPRINT}`);
       }
     } catch (err) {
@@ -284,6 +330,11 @@ export class Store implements LabelMemory, LabelReservations {
 
   listDefined(): DefinedDomain[] {
     return this.db.prepare('SELECT uuid, name, xml FROM domains ORDER BY name').all() as DefinedDomain[];
+  }
+
+  /** listDefined() without the XML. */
+  listDefinedNames(): DefinedName[] {
+    return this.db.prepare('SELECT uuid, name FROM domains ORDER BY name').all() as DefinedName[];
   }
 
   /** Inserts or replaces the definition with this uuid; a name used by another uuid is an error. */
@@ -342,6 +393,32 @@ export class Store implements LabelMemory, LabelReservations {
 
   listRunning(): RunningRecord[] {
     return (this.db.prepare('SELECT rowid AS id, * FROM running ORDER BY started_at, name').all() as RunningRow[]).map(toRecord);
+  }
+
+  /** Every running record as reconcile checks it (RunningCheck), one query. */
+  runningChecks(): RunningCheck[] {
+    return this.db
+      .prepare(
+        `SELECT uuid, state, pid, pid_start AS pidStart, owner_pid AS ownerPid, owner_start AS ownerStart, stack,
+           pending IS NOT NULL AS pending, EXISTS (SELECT 1 FROM reservations r WHERE r.uuid = running.uuid) AS reserved
+         FROM running`,
+      )
+      .all() as RunningCheck[];
+  }
+
+  /** listRunning()'s order, with only what `list` shows. */
+  listRunningListed(): RunningListed[] {
+    return this.db
+      .prepare('SELECT rowid AS id, uuid, name, persistent, paused FROM running ORDER BY started_at, name')
+      .all() as RunningListed[];
+  }
+
+  /** The uuids that hold a reservation but have no running record: orphans' (orphans.ts). */
+  reservedNotRunning(): string[] {
+    return this.db
+      .prepare('SELECT DISTINCT uuid FROM reservations WHERE uuid NOT IN (SELECT uuid FROM running)')
+      .pluck()
+      .all() as string[];
   }
 
   /** The uuids of every running record, without decoding the records. */
@@ -496,11 +573,6 @@ export class Store implements LabelMemory, LabelReservations {
     return (this.db.prepare('SELECT label FROM reservations WHERE driver = ?').all(driver) as { label: string }[]).map(
       (r) => r.label,
     );
-  }
-
-  /** Guests holding at least one reservation. */
-  uuidsWithReservations(): Set<string> {
-    return new Set((this.db.prepare('SELECT DISTINCT uuid FROM reservations').all() as { uuid: string }[]).map((r) => r.uuid));
   }
 
   /**

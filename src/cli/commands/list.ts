@@ -6,10 +6,10 @@ export async function run(args: ParsedArgs): Promise<number> {
   const hv = await openHypervisor(args);
   const all = args.flags.has('all');
   const rows = hv
-    .list()
+    .listBrief()
     .filter((d) => all || d.state !== 'shut off')
     .map((d) => ({
-      id: d.record ? String(d.record.id) : '-',
+      id: d.id === undefined ? '-' : String(d.id),
       name: d.name,
       state: d.state,
       uuid: d.uuid,
