@@ -45,11 +45,15 @@ function verbOf(argv) {
 }
 
 /**
- * Verbs of CORE_BUNDLE with a code cache of their own (svirt-core.cjs.GROUP.cache), made after
- * running only them (scripts/bundle.mjs): a cache holds every function its warm-up compiled,
- * and V8 reads all of it, so define does not pay for start's code. The others share .cache.
+ * Verbs with a code cache of their own (BUNDLE.GROUP.cache), made after running only them
+ * (scripts/bundle.mjs): a cache holds every function its warm-up compiled, and V8 reads all of
+ * it, so define does not pay for start's code, nor list for dominfo's. The others of a bundle
+ * share its .cache.
  */
-const CACHE_GROUPS = { define: 'define', undefine: 'define', start: 'start', create: 'start' };
+const CACHE_GROUPS = {
+  [CORE_BUNDLE]: { define: 'define', undefine: 'define', start: 'start', create: 'start' },
+  [READ_BUNDLE]: { list: 'list', dominfo: 'dominfo' },
+};
 
 /** The bundle a command starts in. */
 function bundleFor(argv) {
@@ -109,7 +113,7 @@ function load(file, cachedData) {
 }
 
 function cache(file, argv = []) {
-  const group = file === CORE_BUNDLE ? CACHE_GROUPS[verbOf(argv)] : undefined;
+  const group = CACHE_GROUPS[file]?.[verbOf(argv)];
   const path = group ? `${file}.${group}.cache` : `${file}.cache`;
   try {
     const map = mapped(path, false);

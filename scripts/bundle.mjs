@@ -205,15 +205,15 @@ async function gone(pid, ms) {
 }
 
 /**
- * `core` holds the loaded bundle each group of verbs runs in (rest, define, start); without
- * `read` and `hook` (a group's child) their verbs are skipped.
+ * `core` holds the loaded bundle each group of verbs runs in (rest, define, start); `reads`
+ * runs read verbs on the running guest; without `reads` and `hook` (a group's child) those are skipped.
  * Where QEMU is installed: starts and destroys a paused guest under the `none` stack (what
  * `start` and `destroy` run, compiled into the CLI's cache), then starts it again, kills its
  * QEMU and runs the hook's cleanup in-process (the hook's path, into its cache). Without QEMU
  * the starts fail, which only leaves that code out of the caches (compiled when first run).
  * Every process it starts is waited for: the guest's QEMU and its monitor.
  */
-async function warmGuest(cli, core, read, hook, dir, base) {
+async function warmGuest(cli, core, reads, hook, dir, base) {
   if (!existsSync('/usr/bin/qemu-system-x86_64')) return;
   const image = join(dir, 'warm.img');
   writeFileSync(image, '');
@@ -234,7 +234,7 @@ async function warmGuest(cli, core, read, hook, dir, base) {
   try {
     if ((await core.start.exports.main([...base, 'start', 'warm-run', '--paused'])) !== 0) return;
     const first = record();
-    if (read) await readVerbs(read, base, 'warm-run');
+    if (reads) await reads(base, 'warm-run');
     for (const v of [['list'], ['dominfo', 'warm-run']]) await cli.main([...base, ...v]);
     await core.rest.exports.main([...base, 'destroy', 'warm-run']);
     await gone(first?.monitor, 5000);
@@ -264,9 +264,9 @@ function writeCache(file, script, group) {
  * in a scratch state dir would move every such command to the full bundle: the build fails,
  * naming the import to add to READ_KEEPS.
  */
-async function readVerbs(read, base, name) {
+async function readVerbs(read, base, name, only) {
   const verbs = [['list', '--all'], ['list'], ['--json', 'list'], ['dominfo', name], ['domstate', name], ['dumpxml', name], ['domuuid', name]];
-  for (const v of verbs) {
+  for (const v of verbs.filter((x) => only === undefined || x[0] === only || x[1] === only)) {
     if ((await read.main([...base, ...v])) === 'full') {
       const path = globalThis[Symbol.for('svirt.leftOutPath')];
       throw new Error(`the read bundle's '${v.join(' ')}' needs ${path ?? 'the full bundle'}: add it to READ_KEEPS`);
@@ -310,7 +310,7 @@ async function warm() {
     await exports.main([...base, 'undefine', 'warm']);
     for (const v of [['list'], ['--json', 'list']]) await exports.main(['--state-dir', join(dir, 'state'), ...v]);
     await hook.exports.main([join(dir, 'state')]);
-    await warmGuest(exports, byGroup, read.exports, hook.exports, dir, base);
+    await warmGuest(exports, byGroup, (b, n) => readVerbs(read.exports, b, n), hook.exports, dir, base);
   } finally {
     rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   }
@@ -321,12 +321,15 @@ async function warm() {
 }
 
 /**
- * In a child of its own: the core bundle's cache for one group of verbs (bin/svirt.js
- * CACHE_GROUPS), made after running only those in it. The full bundle (another source, so
- * other compiled code) defines and removes the guests around them.
+ * In a child of its own: a bundle's cache for one group of verbs (bin/svirt.js CACHE_GROUPS),
+ * made after running only those in it: the core bundle's for define and start, the read
+ * bundle's for list and dominfo. The full bundle (another source, so other compiled code)
+ * defines and removes the guests around them.
  */
 async function warmGroup(group) {
-  const core = load(CORE_BUNDLE, undefined);
+  const readGroup = group === 'list' || group === 'dominfo';
+  const file = readGroup ? READ_BUNDLE : CORE_BUNDLE;
+  const own = load(file, undefined);
   const other = load(BUNDLE, undefined).exports;
   const dir = mkdtempSync(join(tmpdir(), 'svirt-bundle-'));
   try {
@@ -334,17 +337,27 @@ async function warmGroup(group) {
     const base = ['--state-dir', join(dir, 'state'), '--security-driver', 'none'];
     const xml = join(dir, 'warm.xml');
     writeFileSync(xml, DEFINITION);
-    if (group === 'define') {
+    const full = { exports: other };
+    if (readGroup) {
+      // An empty store, a guest shut off, the error of a guest that is not there, a running guest.
+      const reads = (b, n) => readVerbs(own.exports, b, n, group);
+      if (group === 'list') await reads(base, 'warm');
+      await other.main([...base, 'define', xml]);
+      await reads(base, 'warm');
+      if (group === 'dominfo') await own.exports.main([...base, 'dominfo', 'nosuch']);
+      await other.main([...base, 'undefine', 'warm']);
+      await warmGuest(other, { rest: full, define: full, start: full }, reads, undefined, dir, base);
+    } else if (group === 'define') {
       // The second undefine finds no guest: its error path goes into the cache too.
-      for (const v of [['define', xml], ['undefine', 'warm'], ['undefine', 'warm']]) await core.exports.main([...base, ...v]);
+      for (const v of [['define', xml], ['undefine', 'warm'], ['undefine', 'warm']]) await own.exports.main([...base, ...v]);
     } else {
-      await core.exports.main([...base, 'start', 'nosuch']);
-      await warmGuest(other, { rest: { exports: other }, define: { exports: other }, start: core }, undefined, undefined, dir, base);
+      await own.exports.main([...base, 'start', 'nosuch']);
+      await warmGuest(other, { rest: full, define: full, start: own }, undefined, undefined, dir, base);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   }
-  writeCache(CORE_BUNDLE, core.script, group);
+  writeCache(file, own.script, group);
 }
 
 if (process.argv[2] === '--warm') {
@@ -363,7 +376,8 @@ if (process.argv[2] === '--warm') {
     if (bytes(f) > most * bytes(BUNDLE)) throw new Error(`${f} is ${bytes(f)} bytes, over ${most} of the full bundle's ${bytes(BUNDLE)}`);
   }
   // Children, so the verbs' output and Node's state stay out of this process.
-  for (const args of [['--warm'], ['--warm-group', 'define'], ['--warm-group', 'start']]) {
+  for (const group of [undefined, 'define', 'start', 'list', 'dominfo']) {
+    const args = group ? ['--warm-group', group] : ['--warm'];
     const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), ...args], {
       stdio: ['ignore', 'ignore', 'pipe'],
       encoding: 'utf8',
@@ -377,4 +391,5 @@ if (process.argv[2] === '--warm') {
   const size = (f) => `${(readFileSync(f).length / 1024).toFixed(0)} kB`;
   for (const f of [BUNDLE, READ_BUNDLE, CORE_BUNDLE, HOOK_BUNDLE]) console.log(`bundle: ${f} (${size(f)}), code cache ${size(`${f}.cache`)}`);
   console.log(`bundle: code caches of ${CORE_BUNDLE} for define ${size(`${CORE_BUNDLE}.define.cache`)}, start ${size(`${CORE_BUNDLE}.start.cache`)}`);
+  console.log(`bundle: code caches of ${READ_BUNDLE} for list ${size(`${READ_BUNDLE}.list.cache`)}, dominfo ${size(`${READ_BUNDLE}.dominfo.cache`)}`);
 }
