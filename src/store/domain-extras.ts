@@ -31,13 +31,14 @@ function runKey(r: RunKey): string {
   return `${r.id}:${r.startedAt}`;
 }
 
+/** Whether the table was ever made: a read of a store that never wrote it throws no error (issue 17). */
+function made(store: Store): boolean {
+  return store.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'domain_extras'").get() !== undefined;
+}
+
 function row(store: Store, uuid: string): Row | undefined {
-  try {
-    return store.db.prepare('SELECT autostart, taint_run, taints FROM domain_extras WHERE uuid = ?').get(uuid) as Row | undefined;
-  } catch (err) {
-    if (err instanceof Error && /no such table/.test(err.message)) return undefined; // never written
-    throw err;
-  }
+  if (!made(store)) return undefined; // never written
+  return store.db.prepare('SELECT autostart, taint_run, taints FROM domain_extras WHERE uuid = ?').get(uuid) as Row | undefined;
 }
 
 function ensure(store: Store, uuid: string): void {
@@ -58,14 +59,8 @@ export function setAutostart(store: Store, uuid: string, on: boolean): void {
 
 /** The uuids marked to start at boot. */
 export function autostartUuids(store: Store): string[] {
-  try {
-    return (store.db.prepare('SELECT uuid FROM domain_extras WHERE autostart = 1').all() as { uuid: string }[]).map(
-      (r) => r.uuid,
-    );
-  } catch (err) {
-    if (err instanceof Error && /no such table/.test(err.message)) return [];
-    throw err;
-  }
+  if (!made(store)) return [];
+  return (store.db.prepare('SELECT uuid FROM domain_extras WHERE autostart = 1').all() as { uuid: string }[]).map((r) => r.uuid);
 }
 
 /** The taints of this run (a new run of the guest starts clean, as libvirt's do). */
@@ -90,10 +85,5 @@ export function addTaint(store: Store, uuid: string, run: RunKey, taint: string)
 
 /** A definition that went: its autostart mark goes with it (a running guest keeps its run's taints). */
 export function forgetExtras(store: Store, uuid: string): void {
-  try {
-    store.db.prepare('UPDATE domain_extras SET autostart = 0 WHERE uuid = ?').run(uuid);
-  } catch (err) {
-    if (err instanceof Error && /no such table/.test(err.message)) return;
-    throw err;
-  }
+  if (made(store)) store.db.prepare('UPDATE domain_extras SET autostart = 0 WHERE uuid = ?').run(uuid);
 }

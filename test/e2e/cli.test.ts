@@ -43,6 +43,14 @@ describe('svirt CLI contract', () => {
     assert.match(empty, /^ Id\s+Name\s+State\n-+\n$/);
     const all = await svirtOk(dir, [...S, 'list', '--all']);
     assert.match(all, /^ -\s+lister\s+shut off$/m);
+    // Autostart and the managed save as the store and the state dir have them, not fixed words
+    const off = await svirtOk(dir, [...S, 'dominfo', 'lister']);
+    assert.match(off, /^Autostart:\s+disable$/m);
+    assert.match(off, /^Managed save:\s+no$/m);
+    await svirtOk(dir, [...S, 'autostart', 'lister']);
+    assert.match(await svirtOk(dir, [...S, 'dominfo', 'lister']), /^Autostart:\s+enable$/m);
+    await svirtOk(dir, [...S, 'autostart', 'lister', '--disable']);
+    assert.match(await svirtOk(dir, [...S, 'dominfo', 'lister']), /^Autostart:\s+disable$/m);
     await svirtOk(dir, [...S, 'start', 'lister', '--paused']);
     assert.match(await svirtOk(dir, [...S, 'list']), /^ \d+\s+lister\s+paused$/m);
     assert.equal((await svirtOk(dir, [...S, 'list', '--name'])).trim(), 'lister');
@@ -54,6 +62,10 @@ describe('svirt CLI contract', () => {
       labels.labels.map((l) => l.model),
       isRoot() ? ['dac', 'landlock'] : ['landlock'],
     );
+    await svirtOk(dir, [...S, 'managedsave', 'lister']);
+    const saved = await svirtOk(dir, [...S, 'dominfo', 'lister']);
+    assert.match(saved, /^State:\s+shut off$/m);
+    assert.match(saved, /^Managed save:\s+yes$/m);
   });
 
   it(

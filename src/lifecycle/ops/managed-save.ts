@@ -53,9 +53,10 @@ function ensureDir(env: LifecycleEnv): void {
 /** Whether the guest has a managed save image (a regular file; anything else there is not one). */
 export function hasManagedSave(env: LifecycleEnv, uuid: string): boolean {
   try {
-    return lstatSync(managedSavePath(env, uuid)).isFile();
+    // no ENOENT thrown for the usual answer: dominfo asks on every call (issue 17)
+    return lstatSync(managedSavePath(env, uuid), { throwIfNoEntry: false })?.isFile() ?? false;
   } catch {
-    return false;
+    return false; // the dir is not one, or not ours to read: no managed save svirt can use
   }
 }
 
