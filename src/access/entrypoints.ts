@@ -237,10 +237,11 @@ export class Entrypoints {
     this.secrets = [];
     for (const path of [...HOST_SECRETS, ...store]) {
       try {
-        const st = lstatSync(path);
-        if (st.isFile()) this.secrets.push({ path, dev: st.dev, ino: st.ino });
+        // absent on this host (undefined, no ENOENT thrown): nothing to compare with
+        const st = lstatSync(path, { throwIfNoEntry: false });
+        if (st?.isFile()) this.secrets.push({ path, dev: st.dev, ino: st.ino });
       } catch {
-        // absent on this host: nothing to compare with
+        // not ours to look at: nothing to compare with
       }
     }
     return this.secrets;

@@ -6,7 +6,7 @@
  * admin, not group/world-writable, at most 64 KiB) before a byte is parsed; anything wrong
  * stops the command (fail closed). Unknown keys are errors naming their line.
  */
-import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseTomlText } from 'smol-toml';
 import { SvirtError } from '../errors.js';
@@ -59,6 +59,9 @@ function fail(file: string, line: number | undefined, why: string): never {
  */
 export function loadRules(stateDir: string, admin: number): Rules | undefined {
   const file = join(stateDir, RULES_FILE);
+  // No rules file is the usual case: no ENOENT thrown for it (issue 17). One made meanwhile is
+  // read by the next command, as if it came a moment later.
+  if (lstatSync(file, { throwIfNoEntry: false }) === undefined) return undefined;
   let fd: number;
   try {
     fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);

@@ -4,13 +4,15 @@
  * events at once (src/remote/events.ts). Best effort and bounded: no serve, a full backlog or
  * any error costs nothing but this line; serve's periodic look still finds the change.
  */
-import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, lstatSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { StatePaths } from '../host/paths.js';
 import { connectUnixAt } from '../host/native.js';
 import { NOTIFY_SOCKET_NAME, notifySocketPath } from '../lifecycle/exit-notify.js';
 
 export function tellServe(paths: StatePaths, verb: string): void {
+  // No serve, the usual case: no socket, and no ENOENT thrown by a connect (issue 17).
+  if (lstatSync(notifySocketPath(paths), { throwIfNoEntry: false }) === undefined) return;
   let dir: number;
   try {
     // The monitor dir is root's 0700 dir: no link on the way is followed at its last step.

@@ -212,12 +212,8 @@ export function bindSocket(path: string, socketLabel: string | undefined): numbe
     if (dir.kind !== 'dir')
       throw new SvirtError('SVIRT_ERR_PATH_INVALID', `cannot bind "${path}": its parent is not a directory`);
     const at = `${dir.procPath}/${basename(path)}`;
-    let st;
-    try {
-      st = lstatSync(at);
-    } catch {
-      st = undefined; // nothing there: the usual case
-    }
+    // nothing there is the usual case: no ENOENT thrown for it (issue 17)
+    const st = lstatSync(at, { throwIfNoEntry: false });
     if (st && !st.isSocket()) {
       throw new SvirtError('SVIRT_ERR_PATH_INVALID', `cannot bind "${path}": a file that is not a socket is in the way`, {
         details: { path },

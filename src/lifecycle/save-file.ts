@@ -43,13 +43,14 @@ export function createBeside(target: string): { path: string; fd: number; handle
   try {
     if (dir.kind !== 'dir')
       throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot save to "${target}": its parent is not a directory`);
+    let there;
     try {
-      const st = lstatSync(`${dir.procPath}/${basename(target)}`);
-      if (!st.isFile()) {
-        throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot save to "${target}": it exists and is not a regular file`);
-      }
-    } catch (err) {
-      if (err instanceof SvirtError) throw err; // ENOENT: a new file, the usual case
+      there = lstatSync(`${dir.procPath}/${basename(target)}`, { throwIfNoEntry: false }); // undefined: a new file, the usual case
+    } catch {
+      there = undefined; // not ours to look at: the create and the rename below report it
+    }
+    if (there !== undefined && !there.isFile()) {
+      throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `cannot save to "${target}": it exists and is not a regular file`);
     }
     const name = `.${basename(target)}.svirt-${randomBytes(4).toString('hex')}`;
     const path = join(dirname(target), name);
@@ -205,16 +206,19 @@ function seal(key: Buffer, body: string): string {
  */
 export function saveKey(stateDir: string): Buffer {
   const path = join(stateDir, 'save.key');
-  try {
-    const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  // Made once: no EEXIST thrown by the exclusive create on every later save and restore.
+  if (lstatSync(path, { throwIfNoEntry: false }) === undefined) {
     try {
-      writeSync(fd, randomBytes(32));
-    } finally {
-      closeSync(fd);
-    }
-  } catch (err) {
-    if (errnoOf(err) !== 'EEXIST') {
-      throw new SvirtError('SVIRT_ERR_HOST', `cannot create "${path}": ${errnoOf(err) ?? String(err)}`, { cause: err });
+      const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      try {
+        writeSync(fd, randomBytes(32));
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      if (errnoOf(err) !== 'EEXIST') {
+        throw new SvirtError('SVIRT_ERR_HOST', `cannot create "${path}": ${errnoOf(err) ?? String(err)}`, { cause: err });
+      }
     }
   }
   let fd: number;

@@ -4,6 +4,7 @@ import type { DomainDef } from '../domain/domain-def.js';
 import { diskLayers, formatDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import { unlinkBeneath } from '../host/file-handle.js';
+import { removeTree } from '../host/files.js';
 import { svirtExecPath, svirtMonitorPath } from '../host/native.js';
 import { monitorHook } from './cleanup-hook.js';
 import { buildArgv, chardevChanges, type FdSetEntry } from '../qemu/argv.js';
@@ -84,7 +85,7 @@ export async function startGuest(
     // The guest's cgroup, made first and empty: the kernel's wait for the join overlaps the steps below.
     const { startCgroup } = await import('./cgroup/start-cgroup.js');
     const cgroup = startCgroup(env.paths.stateDir, def, env.manager.names, undo);
-    rmSync(runtimeDir, { recursive: true, force: true });
+    removeTree(runtimeDir);
     mkdirSync(runtimeDir, { mode: 0o700 });
     undo.push('remove the runtime dir', () => rmSync(runtimeDir, { recursive: true, force: true }));
     // QEMU's stderr: opened by svirt, inherited by QEMU, labelled like the guest's other

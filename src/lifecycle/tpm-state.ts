@@ -1,4 +1,4 @@
-import { rmSync } from 'node:fs';
+import { removeTree } from '../host/files.js';
 import { join } from 'node:path';
 import type { DomainDef } from '../domain/domain-def.js';
 import { SvirtError } from '../errors.js';
@@ -13,7 +13,7 @@ export function tpmGuestDir(env: LifecycleEnv, uuid: string): string {
 
 /** Deletes a guest's TPM state (undefine without --keep-tpm; a transient guest's stop). */
 export function removeTpmState(env: LifecycleEnv, uuid: string): void {
-  rmSync(tpmGuestDir(env, uuid), { recursive: true, force: true });
+  removeTree(tpmGuestDir(env, uuid));
 }
 
 /**

@@ -46,11 +46,12 @@ export function devMinor(rdev: number): number {
 export function nodeRule(path: string, access: string, why: string): DeviceRule | undefined {
   let st;
   try {
-    st = statSync(path);
+    st = statSync(path, { throwIfNoEntry: false });
   } catch {
-    return undefined; // absent on this host (no /dev/kvm under TCG): nothing to allow
+    return undefined; // not ours to look at: nothing to allow
   }
-  if (!st.isCharacterDevice() && !st.isBlockDevice()) return undefined;
+  // absent on this host (no /dev/kvm under TCG): nothing to allow
+  if (st === undefined || (!st.isCharacterDevice() && !st.isBlockDevice())) return undefined;
   return { type: st.isBlockDevice() ? 'b' : 'c', major: devMajor(st.rdev), minor: devMinor(st.rdev), access, why };
 }
 

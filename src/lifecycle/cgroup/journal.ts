@@ -3,7 +3,7 @@
  * cgroup is made and removed after it is gone: what the cleanup removes, whichever process
  * runs it (a svirt in another cgroup, the monitor's hook), and what svirt-exec joins.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SvirtError } from '../../errors.js';
 import type { ControlWrite } from './settings.js';
@@ -39,11 +39,14 @@ export function cgroupJoinDirs(stateDir: string, uuid: string): string[] {
 }
 
 export function readJournal(stateDir: string, uuid: string): CgroupJournal | undefined {
+  const path = cgroupJournalPath(stateDir, uuid);
   let text: string;
   try {
-    text = readFileSync(cgroupJournalPath(stateDir, uuid), 'utf8');
+    // no cgroup for this guest, the usual case at a start: no ENOENT thrown for it (issue 17)
+    if (!existsSync(path)) return undefined;
+    text = readFileSync(path, 'utf8');
   } catch {
-    return undefined; // no cgroup for this guest
+    return undefined; // gone meanwhile: no cgroup for this guest
   }
   const j = JSON.parse(text) as CgroupJournal;
   for (const d of j.dirs)
