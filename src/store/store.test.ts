@@ -4,7 +4,14 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SCHEMA_FINGERPRINT, Store, schemaFingerprint } from './store.js';
+import {
+  DEFINED_NAMES_SQL,
+  RUNNING_CHECKS_SQL,
+  RUNNING_LISTED_SQL,
+  SCHEMA_FINGERPRINT,
+  Store,
+  schemaFingerprint,
+} from './store.js';
 
 function tempStore(t: { after: (fn: () => void) => void }): { store: Store; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'svirt-store-'));
@@ -54,6 +61,76 @@ describe('Store', () => {
     assert.throws(() => store.putDefinition({ uuid: 'u2', name: 'vm', xml: '<domain/>' }), /already exists/);
     store.putDefinition({ uuid: 'u1', name: 'vm', xml: '<domain><x/></domain>' });
     assert.equal(store.getDefinedByName('vm')?.xml, '<domain><x/></domain>');
+  });
+
+  it("reads reconcile's checks and list's rows short, each from an index alone", (t) => {
+    const { store } = tempStore(t);
+    const running = (uuid: string, name: string, startedAt: number): void => {
+      assert.ok(
+        store.insertStarting({
+          uuid,
+          name,
+          ownerPid: 10,
+          ownerStart: 20,
+          runtimeDir: `/run/${uuid}`,
+          qmpPath: `/run/${uuid}.sock`,
+          liveXml: `<domain><name>${name}</name>${'<x/>'.repeat(500)}</domain>`,
+          persistent: true,
+          stack: ['dac', 'landlock'],
+          resources: [],
+          startedAt,
+        }),
+      );
+    };
+    running('u-b', 'b', 2);
+    running('u-a', 'a', 1);
+    store.putDefinition({ uuid: 'u-c', name: 'c', xml: '<domain/>' });
+    store.tryReserve('dac', '+1000:+1000', 'u-a');
+    assert.ok(store.setRunState('u-a', 'running', null));
+    assert.ok(store.beginOp('u-a', { op: 'eject', target: 'sda' }, { pid: 30, startTime: 40 }));
+    const checks = new Map(store.runningChecks().map((c) => [c.uuid, c]));
+    assert.deepEqual(checks.get('u-a'), {
+      uuid: 'u-a',
+      state: 'running',
+      pid: null,
+      pidStart: null,
+      ownerPid: 30,
+      ownerStart: 40,
+      stack: '["dac","landlock"]',
+      pending: 1,
+      reserved: 1,
+    });
+    assert.deepEqual(
+      {
+        state: checks.get('u-b')?.state,
+        ownerPid: checks.get('u-b')?.ownerPid,
+        pending: checks.get('u-b')?.pending,
+        reserved: checks.get('u-b')?.reserved,
+      },
+      { state: 'starting', ownerPid: 10, pending: 0, reserved: 0 },
+    );
+    // listRunning()'s order (started_at, then name), and only what `list` shows
+    assert.deepEqual(
+      store.listRunningListed().map((r) => [r.name, r.uuid, r.persistent, r.paused]),
+      [
+        ['a', 'u-a', 1, 0],
+        ['b', 'u-b', 1, 0],
+      ],
+    );
+    assert.deepEqual(
+      store.listRunningListed().map((r) => r.id),
+      store.listRunning().map((r) => r.id),
+    );
+    assert.deepEqual(store.listDefinedNames(), [{ uuid: 'u-c', name: 'c' }]);
+    assert.deepEqual(store.reservedNotRunning(), []);
+    store.tryReserve('dac', '+1001:+1001', 'u-gone');
+    assert.deepEqual(store.reservedNotRunning(), ['u-gone']);
+    // A column added to one of these queries and not to its index would read every row's XML again.
+    const plan = (sql: string): string =>
+      (store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((r) => r.detail).join('; ');
+    assert.match(plan(RUNNING_CHECKS_SQL), /SCAN running USING COVERING INDEX running_checks/);
+    assert.match(plan(RUNNING_LISTED_SQL), /SCAN running USING COVERING INDEX running_listed/);
+    assert.match(plan(DEFINED_NAMES_SQL), /SCAN domains USING COVERING INDEX domains_names/);
   });
 
   it('lets only one of several processes reserve a label at once', async (t) => {

@@ -177,6 +177,13 @@ CREATE INDEX IF NOT EXISTS running_listed ON running (started_at, name, uuid, pe
 CREATE INDEX IF NOT EXISTS domains_names ON domains (name, uuid);
 `;
 
+/** The queries those indexes cover (store.test.ts holds each to its index). */
+export const RUNNING_CHECKS_SQL = `SELECT uuid, state, pid, pid_start AS pidStart, owner_pid AS ownerPid,
+  owner_start AS ownerStart, stack, pending IS NOT NULL AS pending,
+  EXISTS (SELECT 1 FROM reservations r WHERE r.uuid = running.uuid) AS reserved FROM running`;
+export const RUNNING_LISTED_SQL = 'SELECT rowid AS id, uuid, name, persistent, paused FROM running ORDER BY started_at, name';
+export const DEFINED_NAMES_SQL = 'SELECT uuid, name FROM domains ORDER BY name';
+
 /** A fingerprint of the schema and of migrate()'s columns, kept in the file's `PRAGMA user_version`
  * (31 bits): a file whose version differs gets the schema and the migrations run again. */
 export function schemaFingerprint(): number {
@@ -334,7 +341,7 @@ export class Store implements LabelMemory, LabelReservations {
 
   /** listDefined() without the XML. */
   listDefinedNames(): DefinedName[] {
-    return this.db.prepare('SELECT uuid, name FROM domains ORDER BY name').all() as DefinedName[];
+    return this.db.prepare(DEFINED_NAMES_SQL).all() as DefinedName[];
   }
 
   /** Inserts or replaces the definition with this uuid; a name used by another uuid is an error. */
@@ -397,20 +404,12 @@ export class Store implements LabelMemory, LabelReservations {
 
   /** Every running record as reconcile checks it (RunningCheck), one query. */
   runningChecks(): RunningCheck[] {
-    return this.db
-      .prepare(
-        `SELECT uuid, state, pid, pid_start AS pidStart, owner_pid AS ownerPid, owner_start AS ownerStart, stack,
-           pending IS NOT NULL AS pending, EXISTS (SELECT 1 FROM reservations r WHERE r.uuid = running.uuid) AS reserved
-         FROM running`,
-      )
-      .all() as RunningCheck[];
+    return this.db.prepare(RUNNING_CHECKS_SQL).all() as RunningCheck[];
   }
 
   /** listRunning()'s order, with only what `list` shows. */
   listRunningListed(): RunningListed[] {
-    return this.db
-      .prepare('SELECT rowid AS id, uuid, name, persistent, paused FROM running ORDER BY started_at, name')
-      .all() as RunningListed[];
+    return this.db.prepare(RUNNING_LISTED_SQL).all() as RunningListed[];
   }
 
   /** The uuids that hold a reservation but have no running record: orphans' (orphans.ts). */
