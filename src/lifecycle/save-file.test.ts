@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HEADER_SIZE, SAVE_VERSION, readSaveHeader, writeHeader, type SaveHeader } from './save-file.js';
@@ -80,5 +81,31 @@ describe('save file header versions', () => {
       (err: Error) =>
         /did not place devices yet.*the file is kept; start the guest afresh/.test(err.message) && !err.message.includes('\n'),
     );
+  });
+});
+
+describe('saveKey', () => {
+  it('gives several first saves at once one whole key, and leaves nothing else', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'svirt-savekey-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const module = new URL('./save-file.js', import.meta.url).href;
+    const code = `const { saveKey } = await import(${JSON.stringify(module)}); process.stdout.write(saveKey(process.argv[1]).toString('hex'));`;
+    const one = (): Promise<{ code: number | null; out: string; err: string }> =>
+      new Promise((resolve, reject) => {
+        const c = spawn(process.execPath, ['--input-type=module', '-e', code, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        c.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        c.once('error', reject);
+        c.once('close', (code) => resolve({ code, out, err }));
+      });
+    const results = await Promise.all(Array.from({ length: 8 }, one));
+    for (const r of results) assert.equal(r.code, 0, r.err);
+    const keys = new Set(results.map((r) => r.out));
+    assert.equal(keys.size, 1, `one key for all: ${[...keys].join(', ')}`);
+    assert.match([...keys][0] ?? '', /^[0-9a-f]{64}$/);
+    assert.deepEqual(readdirSync(dir), ['save.key'], 'no temporary file left');
+    assert.equal(statSync(join(dir, 'save.key')).mode & 0o777, 0o600);
   });
 });

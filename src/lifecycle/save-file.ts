@@ -2,7 +2,7 @@
  * The save file: its format (a 64 KiB header, then QEMU's migration stream) and how svirt
  * makes, moves and removes one — always inside an opened directory, never through a link.
  */
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { primaryVideoIndex } from '../domain/display-def.js';
@@ -196,31 +196,44 @@ function placedByQemu(xml: string): string[] {
   ];
 }
 
+/**
+ * Writes a new key under a name of its own, then links it into place: link() fails with EEXIST
+ * when another svirt was first, so two first saves agree on one key, and neither can read the
+ * other's half-written (an exclusive create at the final name let the second read an empty file).
+ */
+function makeSaveKey(stateDir: string, path: string): void {
+  const tmp = join(stateDir, `.save.key.${process.pid}.${randomBytes(4).toString('hex')}`);
+  try {
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      writeSync(fd, randomBytes(32));
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      linkSync(tmp, path);
+    } catch (err) {
+      if (errnoOf(err) !== 'EEXIST') throw err; // another svirt made it first: that one is the key
+    }
+  } catch (err) {
+    throw new SvirtError('SVIRT_ERR_HOST', `cannot create "${path}": ${errnoOf(err) ?? String(err)}`, { cause: err });
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
 function seal(key: Buffer, body: string): string {
   return createHmac('sha256', key).update(body).digest('hex');
 }
 
 /**
- * The key that seals save headers: 32 random bytes in the state dir, made once (O_EXCL,
- * 0600) and read without following a link; anything else at that name is an error.
+ * The key that seals save headers: 32 random bytes in the state dir, made once (0600) and
+ * read without following a link; anything else at that name is an error.
  */
 export function saveKey(stateDir: string): Buffer {
   const path = join(stateDir, 'save.key');
-  // Made once: no EEXIST thrown by the exclusive create on every later save and restore.
-  if (lstatSync(path, { throwIfNoEntry: false }) === undefined) {
-    try {
-      const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-      try {
-        writeSync(fd, randomBytes(32));
-      } finally {
-        closeSync(fd);
-      }
-    } catch (err) {
-      if (errnoOf(err) !== 'EEXIST') {
-        throw new SvirtError('SVIRT_ERR_HOST', `cannot create "${path}": ${errnoOf(err) ?? String(err)}`, { cause: err });
-      }
-    }
-  }
+  // Made once (no EEXIST thrown on every later save and restore), whole: see makeSaveKey.
+  if (lstatSync(path, { throwIfNoEntry: false }) === undefined) makeSaveKey(stateDir, path);
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
