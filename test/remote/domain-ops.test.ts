@@ -211,6 +211,9 @@ describe('svirt serve: domain operations', { skip, timeout: 300_000 }, () => {
     await virshOk(s, ['define', writeDomain(dir, 'ms', guestXml(dir, 'ms'))]);
     await virshOk(s, ['autostart', 'ms']);
     assert.match(await virshOk(s, ['dominfo', 'ms']), /^Autostart:\s+enable$/m);
+    // virsh list's filters (ConnectListAllDomains' flags) see the mark
+    assert.match(await virshOk(s, ['list', '--all', '--autostart', '--name']), /^ms$/m);
+    assert.doesNotMatch(await virshOk(s, ['list', '--all', '--no-autostart', '--name']), /^ms$/m);
     // what the boot unit runs
     assert.match(await svirtOk(dir, ['--security-driver', 'dac,landlock', 'autostart-all']), /domain 'ms': started/);
     assert.match(await svirtOk(dir, ['--security-driver', 'dac,landlock', 'autostart-all']), /domain 'ms': running/);
@@ -226,6 +229,8 @@ describe('svirt serve: domain operations', { skip, timeout: 300_000 }, () => {
     await virshOk(s, ['managedsave', 'ms']);
     assert.ok(!existsSync(`/proc/${pid}/stat`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z'));
     assert.match(await virshOk(s, ['dominfo', 'ms']), /^Managed save:\s+yes$/m);
+    assert.match(await virshOk(s, ['list', '--all', '--with-managed-save', '--name']), /^ms$/m);
+    assert.doesNotMatch(await virshOk(s, ['list', '--all', '--without-managed-save', '--name']), /^ms$/m);
     const saved = readdirSync(join(dir, 'managed-save'));
     assert.equal(saved.length, 1);
     const file = join(dir, 'managed-save', saved[0] as string);

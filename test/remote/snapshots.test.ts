@@ -34,10 +34,14 @@ describe('svirt serve: snapshots with virsh', { skip, timeout: 300_000 }, () => 
     assert.equal(spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', img, '16M']).status, 0);
     const s = (await startServer(t, dir)).socket;
     await virshOk(s, ['define', writeDomain(dir, 'v', domainXml('v', [{ path: img, dev: 'vda', format: 'qcow2' }]))]);
+    assert.doesNotMatch(await virshOk(s, ['list', '--all', '--with-snapshot', '--name']), /^v$/m);
     assert.match(
       await virshOk(s, ['snapshot-create-as', 'v', 'off1', '--description', 'shut off']),
       /Domain snapshot off1 created/,
     );
+    // virsh list's snapshot filter sees it
+    assert.match(await virshOk(s, ['list', '--all', '--with-snapshot', '--name']), /^v$/m);
+    assert.doesNotMatch(await virshOk(s, ['list', '--all', '--without-snapshot', '--name']), /^v$/m);
     await virshOk(s, ['start', 'v']);
     assert.match(await virshOk(s, ['snapshot-create-as', 'v', 'on1']), /Domain snapshot on1 created/);
     const list = await virshOk(s, ['snapshot-list', 'v']);

@@ -14,7 +14,8 @@ import {
   writeCharArray,
   writeDomain,
 } from '../protocol.js';
-import type { DomainInfo } from '../../lifecycle/hypervisor.js';
+import type { DomainInfo, Hypervisor } from '../../lifecycle/hypervisor.js';
+import { SnapshotStore } from '../../lifecycle/snapshots/snapshot-store.js';
 import { MIGRATION_FEATURES } from './migration.js';
 import { procedure, type Procedure } from './types.js';
 import { checkFlags, stateCode, VirDomainState, wireDomain } from './util.js';
@@ -50,13 +51,31 @@ const L = {
 } as const;
 const LIST_ALL_FLAGS = 0xffff;
 
-/** virConnectListAllDomains' filter (virDomainObjMatchFilter): svirt guests have no autostart, managed save, snapshot or checkpoint. */
-export function matchesListFilter(info: DomainInfo, flags: number): boolean {
-  const group = (a: number, b: number, isA: boolean): boolean =>
-    (flags & (a | b)) === 0 || (isA ? (flags & a) !== 0 : (flags & b) !== 0);
+/** What a listing's filter may ask of a guest beyond its state, read only when a flag asks for it. */
+export interface ListFacts {
+  managedSave(): boolean;
+  autostart(): boolean;
+  hasSnapshot(): boolean;
+}
+
+/** Each guest's facts as svirt keeps them: the managed save file, the autostart mark, the snapshot table. */
+export function listFacts(hv: Hypervisor): (info: DomainInfo) => ListFacts {
+  let snapshots: SnapshotStore | undefined; // made once per listing, when a snapshot flag asks
+  return (info) => ({
+    managedSave: () => hv.ops.hasManagedSave(info.uuid),
+    autostart: () => hv.ops.autostart(info.uuid),
+    hasSnapshot: () => (snapshots ??= new SnapshotStore(hv.store.db)).list(info.uuid).length > 0,
+  });
+}
+
+/** virConnectListAllDomains' filter (virDomainObjMatchFilter); svirt has no checkpoints. */
+export function matchesListFilter(info: DomainInfo, flags: number, facts: ListFacts): boolean {
+  // A group filters only when one of its two flags is given: then the fact is read.
+  const group = (a: number, b: number, is: () => boolean): boolean =>
+    (flags & (a | b)) === 0 || (is() ? (flags & a) !== 0 : (flags & b) !== 0);
   const active = info.state !== 'shut off';
-  if (!group(L.ACTIVE, L.INACTIVE, active)) return false;
-  if (!group(L.PERSISTENT, L.TRANSIENT, info.persistent)) return false;
+  if (!group(L.ACTIVE, L.INACTIVE, () => active)) return false;
+  if (!group(L.PERSISTENT, L.TRANSIENT, () => info.persistent)) return false;
   const states = L.RUNNING | L.PAUSED | L.SHUTOFF | L.OTHER;
   if ((flags & states) !== 0) {
     const code = stateCode(info.state);
@@ -64,10 +83,10 @@ export function matchesListFilter(info: DomainInfo, flags: number): boolean {
     if ((flags & bit) === 0) return false;
   }
   return (
-    group(L.MANAGEDSAVE, L.NO_MANAGEDSAVE, false) &&
-    group(L.AUTOSTART, L.NO_AUTOSTART, false) &&
-    group(L.HAS_SNAPSHOT, L.NO_SNAPSHOT, false) &&
-    group(L.HAS_CHECKPOINT, L.NO_CHECKPOINT, false)
+    group(L.MANAGEDSAVE, L.NO_MANAGEDSAVE, facts.managedSave) &&
+    group(L.AUTOSTART, L.NO_AUTOSTART, facts.autostart) &&
+    group(L.HAS_SNAPSHOT, L.NO_SNAPSHOT, facts.hasSnapshot) &&
+    group(L.HAS_CHECKPOINT, L.NO_CHECKPOINT, () => false)
   );
 }
 
@@ -158,10 +177,11 @@ export const connectProcedures: readonly Procedure[] = [
     decode: (r) => ({ needResults: r.int(), flags: r.uint() }),
     run: (ctx, a, w) => {
       checkFlags(a.flags, LIST_ALL_FLAGS, 'virConnectListAllDomains');
+      const facts = listFacts(ctx.server.hv);
       const doms = ctx.server.hv
         .list()
         .filter(ctx.client.canSee)
-        .filter((d) => matchesListFilter(d, a.flags))
+        .filter((d) => matchesListFilter(d, a.flags, facts(d)))
         .map(wireDomain);
       w.array(a.needResults ? doms : [], DOMAIN_LIST_MAX, writeDomain);
       w.uint(doms.length);
