@@ -37,12 +37,13 @@ export class DomainOps {
     return removeManagedSave(this.env, this.guest(name));
   }
 
-  hasManagedSave(name: string): boolean {
-    return hasManagedSave(this.env, this.guest(name).uuid);
+  /** A guest its caller has found already (dominfo, virsh list's filters, the remote queries). */
+  hasManagedSave(guest: Guest): boolean {
+    return hasManagedSave(this.env, guest.uuid);
   }
 
-  autostart(name: string): boolean {
-    return domainAutostart(this.env, this.guest(name));
+  autostart(guest: Guest): boolean {
+    return domainAutostart(this.env, guest);
   }
 
   setAutostart(name: string, on: boolean): void {

@@ -62,8 +62,8 @@ export interface ListFacts {
 export function listFacts(hv: Hypervisor): (info: DomainInfo) => ListFacts {
   let snapshots: SnapshotStore | undefined; // made once per listing, when a snapshot flag asks
   return (info) => ({
-    managedSave: () => hv.ops.hasManagedSave(info.uuid),
-    autostart: () => hv.ops.autostart(info.uuid),
+    managedSave: () => hv.ops.hasManagedSave(info),
+    autostart: () => hv.ops.autostart(info),
     hasSnapshot: () => (snapshots ??= new SnapshotStore(hv.store.db)).list(info.uuid).length > 0,
   });
 }

@@ -139,13 +139,13 @@ export const domainQueryProcedures: readonly Procedure[] = [
     api: 'virDomainGetAutostart',
     reconcile: true,
     decode: readDomainArgs,
-    run: (ctx, a, w) => void w.int(ctx.server.hv.ops.autostart(resolve(ctx.server.hv, a.dom).uuid) ? 1 : 0),
+    run: (ctx, a, w) => void w.int(ctx.server.hv.ops.autostart(resolve(ctx.server.hv, a.dom)) ? 1 : 0),
   }),
   procedure('DomainHasManagedSaveImage', {
     api: 'virDomainHasManagedSaveImage',
     reconcile: true,
     decode: readDomainFlagsArgs,
-    run: (ctx, a, w) => void w.int(ctx.server.hv.ops.hasManagedSave(resolve(ctx.server.hv, a.dom).uuid) ? 1 : 0),
+    run: (ctx, a, w) => void w.int(ctx.server.hv.ops.hasManagedSave(resolve(ctx.server.hv, a.dom)) ? 1 : 0),
   }),
   procedure('DomainGetMessages', {
     api: 'virDomainGetMessages',
