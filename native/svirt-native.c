@@ -387,20 +387,28 @@ union fd_cmsg {
 	char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
 };
 
-/* sendFds(socketFd, data, fds): bytes sent. */
+/*
+ * sendFds(socketFd, data, fds[, now]): bytes sent. With `now` true it never blocks: it sends
+ * what the socket takes at once (MSG_DONTWAIT), which may be less than data, and 0 when it
+ * takes nothing.
+ */
 static napi_value js_send_fds(napi_env env, napi_callback_info info)
 {
-	napi_value argv[3], result;
+	napi_value argv[4], result;
 	int sock, fds[MAX_FDS];
 	uint32_t nfds;
-	bool is_array;
+	bool is_array, now = false;
+	napi_valuetype now_type;
 	const void *data;
 	size_t len;
 	char *owned;
-	if (get_args(env, info, 3, 3, argv) < 0 || get_fd(env, argv[0], &sock) < 0)
+	if (get_args(env, info, 3, 4, argv) < 0 || get_fd(env, argv[0], &sock) < 0)
 		return NULL;
 	if (napi_is_array(env, argv[2], &is_array) != napi_ok || !is_array)
 		return throw_arg(env, "fds must be an array");
+	NAPI(napi_typeof(env, argv[3], &now_type));
+	if (now_type != napi_undefined && (now_type != napi_boolean || napi_get_value_bool(env, argv[3], &now) != napi_ok))
+		return throw_arg(env, "now must be a boolean");
 	NAPI(napi_get_array_length(env, argv[2], &nfds));
 	if (nfds > MAX_FDS)
 		return throw_errno(env, EINVAL, "sendmsg", NULL);
@@ -430,11 +438,13 @@ static napi_value js_send_fds(napi_env env, napi_callback_info info)
 		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
 	}
 	ssize_t n;
-	while ((n = sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+	while ((n = sendmsg(sock, &msg, MSG_NOSIGNAL | (now ? MSG_DONTWAIT : 0))) < 0 && errno == EINTR) {
 	}
 	int err = errno;
 	free(owned);
-	if (n < 0)
+	if (n < 0 && now && (err == EAGAIN || err == EWOULDBLOCK))
+		n = 0;
+	else if (n < 0)
 		return throw_errno(env, err, "sendmsg", NULL);
 	NAPI(napi_create_int64(env, n, &result));
 	return result;

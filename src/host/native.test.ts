@@ -31,6 +31,7 @@ import {
   peerCred,
   recvFds,
   sendFds,
+  sendNow,
   socketpair,
   svirtExecPath,
   svirtMonitorPath,
@@ -229,6 +230,24 @@ describe('native addon: fd passing', () => {
       assertErrno(() => recvFds(b, 8, 1), 'EMSGSIZE', 'recvmsg');
     }
     assertErrno(() => sendFds(987654, 'X', []), 'EBADF', 'sendmsg');
+  });
+
+  it('sendNow sends what the socket takes without waiting, 0 when it is full, and EPIPE once the peer is gone', (t) => {
+    const [a, b] = pair(t);
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    let sent = 0;
+    let n: number;
+    // A blocking socketpair: sendFds would wait here; sendNow stops where the buffer is full.
+    for (let i = 0; i < 256 && (n = sendNow(a, chunk)) > 0; i++) sent += n;
+    assert.ok(sent > 0 && sent < 256 * chunk.length, `sent ${sent} bytes before the buffer filled`);
+    assert.equal(sendNow(a, chunk), 0);
+    let read = 0;
+    for (let got; (got = recvFds(b, 1 << 20, 0).data.length) > 0 && (read += got) < sent;);
+    assert.equal(read, sent, 'every byte sent arrives');
+    const [c, d] = socketpair();
+    closeSync(d);
+    t.after(() => closeSync(c));
+    assertErrno(() => sendNow(c, Buffer.from('x')), 'EPIPE', 'sendmsg');
   });
 
   it('reports our own pid/uid/gid as the peer of a socketpair', (t) => {

@@ -54,7 +54,7 @@ interface Addon {
   fsetxattr(fd: number, name: string, value: Uint8Array | string, flags: number): void;
   fremovexattr(fd: number, name: string): void;
   flistxattr(fd: number): string[];
-  sendFds(socketFd: number, data: Uint8Array | string, fds: readonly number[]): number;
+  sendFds(socketFd: number, data: Uint8Array | string, fds: readonly number[], now?: boolean): number;
   recvFds(socketFd: number, maxData: number, maxFds: number): ReceivedFds;
   socketpair(): [number, number];
   peerCred(socketFd: number): PeerCred;
@@ -240,6 +240,15 @@ export function flistxattr(fd: number): string[] {
  */
 export function sendFds(socketFd: number, data: Uint8Array | string, fds: readonly number[]): number {
   return load().sendFds(socketFd, data, fds);
+}
+
+/**
+ * Sends what a unix socket takes at once without waiting (MSG_DONTWAIT, even on a blocking
+ * socket): the bytes sent, which may be fewer than `data`, 0 when it is full. A peer gone throws
+ * EPIPE.
+ */
+export function sendNow(socketFd: number, data: Uint8Array): number {
+  return load().sendFds(socketFd, data, [], true);
 }
 
 /** Receives one message of at most `maxData` bytes and `maxFds` fds. Empty data means EOF.

@@ -122,4 +122,21 @@ describe('spawnProgram (posix_spawn, reaped by the addon)', () => {
     assert.equal((await done).status, 'exit 0');
     assert.equal(text, 'HELLO FROM SVIRT\n');
   });
+
+  it('feeds input larger than the socket takes at once: the rest goes through a stream, every byte arrives', async () => {
+    const input = childSocket();
+    const output = childSocket();
+    const done = run('/bin/sh', ['-c', 'wc -c <&3'], ['ignore', output.child, 'ignore', input.child]);
+    input.spawned();
+    output.spawned();
+    const big = 'x'.repeat(4 * 1024 * 1024); // far past a socketpair's buffer (about 200 kB by default)
+    input.feed(big);
+    const stream = output.stream();
+    let text = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => (text += d));
+    await new Promise((resolve) => stream.on('end', resolve));
+    assert.equal((await done).status, 'exit 0');
+    assert.equal(text.trim(), String(big.length));
+  });
 });

@@ -11,7 +11,7 @@
 import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
-import { nativeSpawn, socketpair } from './native.js';
+import { nativeSpawn, sendNow, socketpair } from './native.js';
 
 export interface SpawnRequest {
   /** The program's arguments (argv[0] is the program's path). */
@@ -66,9 +66,23 @@ export function childSocket(): ChildSocket {
     child: theirs,
     spawned,
     feed(text) {
+      // Written at once when the socket takes it all (a spec of a few kB always does), so the
+      // child goes on before node:net is even loaded; the rest, if any, through a stream.
+      const bytes = Buffer.from(text);
+      let sent: number;
+      try {
+        sent = sendNow(ours, bytes);
+      } catch {
+        closeSync(ours); // a child that died before reading: its exit status says why
+        return;
+      }
+      if (sent === bytes.length) {
+        closeSync(ours);
+        return;
+      }
       const s = new Socket({ fd: ours, readable: false, writable: true });
-      s.on('error', () => undefined); // a child that died before reading: its exit status says why
-      s.end(text);
+      s.on('error', () => undefined);
+      s.end(bytes.subarray(sent));
     },
     stream: () => new Socket({ fd: ours, readable: true, writable: false }),
     close() {

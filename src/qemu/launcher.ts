@@ -94,10 +94,11 @@ export async function launch(req: LaunchRequest): Promise<Launched> {
   }
   out.spawned();
   specIn.spawned();
+  // The spec first: svirt-exec waits for it before QEMU's exec, and the stream below loads node:net.
+  specIn.feed(JSON.stringify(req.spec));
   req.spawned?.();
   const stdout = out.stream();
   const status = statusReader(stdout);
-  specIn.feed(JSON.stringify(req.spec));
 
   const pid = await status.pid;
   const startTime = processStartTime(pid) ?? 0;
