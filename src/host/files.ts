@@ -1,4 +1,17 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, rmSync, type Stats } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readSync,
+  rmdirSync,
+  rmSync,
+  unlinkSync,
+  type Stats,
+} from 'node:fs';
+import { join } from 'node:path';
 import { SvirtError, errnoOf } from '../errors.js';
 
 /**
@@ -50,11 +63,45 @@ export function readCapped(fd: number, max: number, tooBig: () => never): Buffer
   return buf.subarray(0, got);
 }
 
+/** Deeper than this, removeTree hands the rest to rmSync (a runtime dir is two levels deep). */
+const TREE_DEPTH = 32;
+
 /**
- * `rm -rf path`, without the ENOENT that rmSync's `force` throws and catches inside when
- * nothing is there: the usual case on a start's path, and a fresh Node's first thrown error
- * costs ~1 ms (issue 17). A symlink there is removed, not followed (as rmSync does).
+ * `rm -rf path`: a symlink is removed, never followed, and nothing there is no error.
+ * - Not rmSync's `recursive`: that loads Node's rimraf module first, ~2.5 ms of a fresh CLI
+ *   verb, every destroy's (issue 17). Below TREE_DEPTH levels it is used.
+ * - Not rmSync's `force` on a missing path: it throws ENOENT and catches it inside, and a fresh
+ *   Node's first thrown error costs ~1 ms.
+ * A directory's entries are typed by readdir (d_type, or an lstat where the filesystem gives
+ * none): a link to a directory is an entry that is unlinked.
  */
-export function removeTree(path: string): void {
-  if (lstatSync(path, { throwIfNoEntry: false }) !== undefined) rmSync(path, { recursive: true, force: true });
+export function removeTree(path: string, depth = 0): void {
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (st === undefined) return;
+  if (!st.isDirectory()) return gone(() => unlinkSync(path));
+  if (depth >= TREE_DEPTH) return rmSync(path, { recursive: true, force: true });
+  for (const e of readdirSync(path, { withFileTypes: true })) {
+    const child = join(path, e.name);
+    if (e.isDirectory()) removeTree(child, depth + 1);
+    else gone(() => unlinkSync(child));
+  }
+  gone(() => rmdirSync(path));
+}
+
+/**
+ * `rm -f path` for a path that is not a directory (a socket, a journal, a profile): a directory
+ * there is an error (EISDIR), as with rmSync without `recursive`, which also loads Node's rimraf
+ * module (~1 ms of a fresh CLI verb). Nothing there is no error, and throws nothing inside.
+ */
+export function removeFile(path: string): void {
+  if (lstatSync(path, { throwIfNoEntry: false }) !== undefined) gone(() => unlinkSync(path));
+}
+
+/** Runs a removal; what is already gone (a race with another remover) is no error. */
+function gone(remove: () => void): void {
+  try {
+    remove();
+  } catch (err) {
+    if (errnoOf(err) !== 'ENOENT') throw err;
+  }
 }

@@ -6,11 +6,12 @@
  * uuid, a cgroup journal, a QEMU with that `-uuid`), their labels are reserved under their
  * uuid, and every command says so until they are gone; then their traces go.
  */
-import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { processStatus } from '../host/proc.js';
 import { removeExitedCgroup } from './cgroup/remove.js';
 import type { LifecycleEnv } from './env.js';
+import { removeFile, removeTree } from '../host/files.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -123,8 +124,8 @@ export function holdOrphans(env: LifecycleEnv, known: ReadonlySet<string>): Orph
   for (const u of candidates) {
     if (alive.has(u) || env.store.getRunning(u)) continue;
     // Traces of an orphan that has exited: svirt's own dir and socket, nothing of the guest's.
-    rmSync(join(env.paths.runtimeRoot, u), { recursive: true, force: true });
-    rmSync(join(env.paths.runtimeRoot, 'monitor', `${u}.sock`), { force: true });
+    removeTree(join(env.paths.runtimeRoot, u));
+    removeFile(join(env.paths.runtimeRoot, 'monitor', `${u}.sock`));
   }
   return live.filter((o) => !env.store.getRunning(o.uuid));
 }

@@ -2,7 +2,7 @@
  * The save file: its format (a 64 KiB header, then QEMU's migration stream) and how svirt
  * makes, moves and removes one — always inside an opened directory, never through a link.
  */
-import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { primaryVideoIndex } from '../domain/display-def.js';
@@ -10,6 +10,7 @@ import type { DomainDef } from '../domain/domain-def.js';
 import { parseDomainXml } from '../domain/index.js';
 import { SvirtError, errnoOf } from '../errors.js';
 import { openHandle, unlinkBeneath, type FileHandle } from '../host/file-handle.js';
+import { removeFile } from '../host/files.js';
 
 /** A save file: this magic, a JSON header, zero padding to HEADER_SIZE, then QEMU's migration stream. */
 const MAGIC = 'SvirtSave1\n';
@@ -218,7 +219,7 @@ function makeSaveKey(stateDir: string, path: string): void {
   } catch (err) {
     throw new SvirtError('SVIRT_ERR_HOST', `cannot create "${path}": ${errnoOf(err) ?? String(err)}`, { cause: err });
   } finally {
-    rmSync(tmp, { force: true });
+    removeFile(tmp);
   }
 }
 

@@ -1,10 +1,10 @@
-import { constants, mkdirSync, openSync, rmSync } from 'node:fs';
+import { constants, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DomainDef } from '../domain/domain-def.js';
 import { diskLayers, formatDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import { unlinkBeneath } from '../host/file-handle.js';
-import { removeTree } from '../host/files.js';
+import { removeFile, removeTree } from '../host/files.js';
 import { svirtExecPath, svirtMonitorPath } from '../host/native.js';
 import { monitorHook } from './cleanup-hook.js';
 import { buildArgv, chardevChanges, type FdSetEntry } from '../qemu/argv.js';
@@ -87,7 +87,7 @@ export async function startGuest(
     const cgroup = startCgroup(env.paths.stateDir, def, env.manager.names, undo);
     removeTree(runtimeDir);
     mkdirSync(runtimeDir, { mode: 0o700 });
-    undo.push('remove the runtime dir', () => rmSync(runtimeDir, { recursive: true, force: true }));
+    undo.push('remove the runtime dir', () => removeTree(runtimeDir));
     // QEMU's stderr: opened by svirt, inherited by QEMU, labelled like the guest's other
     // output files (under SELinux an inherited fd QEMU may not write is closed at exec).
     const logPath = join(env.logDir(), `${def.name}.log`);
@@ -147,7 +147,7 @@ export async function startGuest(
     const changes = chardevChanges(live, pipeFds);
     const netdevs = nics.backends(layout);
     const qmpFd = layout.add(files.fd(bindSocket(qmpPath, socketLabels?.listen)));
-    undo.push('remove the monitor socket', () => rmSync(qmpPath, { force: true }));
+    undo.push('remove the monitor socket', () => removeFile(qmpPath));
     crashPoint(incoming ? 'restore:monitor-bound' : 'start:monitor-bound');
     const deviceArgv = await helperDevices.start(ctx, layout, undo);
     crashPoint('start:helpers-started');

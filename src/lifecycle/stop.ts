@@ -1,4 +1,3 @@
-import { rmSync } from 'node:fs';
 import { parseDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import { unlinkBeneath } from '../host/file-handle.js';
@@ -11,6 +10,7 @@ import { noDomain, notRunning } from './guest.js';
 import { endHelpers } from './helper-end.js';
 import { releaseNics } from './nics.js';
 import { removeTransientTpmState } from './tpm.js';
+import { removeFile, removeTree } from '../host/files.js';
 
 /** `destroy`: SIGTERM, then SIGKILL after a grace period; labels restored; nothing left. */
 export async function destroyGuest(env: LifecycleEnv, name: string, graceMs = 3000): Promise<void> {
@@ -96,8 +96,8 @@ export async function cleanup(env: LifecycleEnv, rec: RunningRecord): Promise<vo
     env.store.releaseReservations(rec.uuid);
     env.store.deleteRunning(rec.uuid);
   });
-  rmSync(rec.runtimeDir, { recursive: true, force: true });
-  rmSync(rec.qmpPath, { force: true });
+  removeTree(rec.runtimeDir);
+  removeFile(rec.qmpPath);
   removeConsoleLocks(env, rec.uuid);
   // Sockets svirt bound for the guest's chardevs go with it (QEMU got only their fds).
   for (const c of live.chardevs) {

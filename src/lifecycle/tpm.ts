@@ -8,7 +8,7 @@
  * the state is new, runs confined too. QEMU never sees the state: it gets one end of a
  * socketpair whose other end is swtpm's control channel.
  */
-import { lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DomainDef, TpmDef } from '../domain/domain-def.js';
 import { SvirtError } from '../errors.js';
@@ -24,6 +24,7 @@ import { openHelperLog, startHelpers, type HelperLog, type HelperRequest, type P
 import type { UndoStack } from './undo.js';
 
 import { removeTpmState, tpmGuestDir } from './tpm-state.js';
+import { removeTree } from '../host/files.js';
 
 export { removeTpmState, tpmGuestDir, undefineTpm } from './tpm-state.js';
 
@@ -104,7 +105,7 @@ export function prepareTpm(env: LifecycleEnv, live: DomainDef, files: OpenFiles)
   ensureDir(dir, 0o700);
   const fresh = !readdirSync(dir).includes(PERMALL);
   // A new TPM starts from an empty dir: nothing a guest left there is read by swtpm_setup.
-  if (fresh) for (const name of readdirSync(dir)) rmSync(join(dir, name), { recursive: true, force: true });
+  if (fresh) for (const name of readdirSync(dir)) removeTree(join(dir, name));
   const log = openHelperLog(env, live, 'tpm0', files);
   const setupLog = fresh ? openHelperLog(env, live, 'tpm0-setup', files) : undefined;
   return {

@@ -2,10 +2,11 @@
  * Removing a guest's cgroup: at stop, at cleanup (the monitor's hook, serve, reconcile), in a
  * failed start's undo, and (empty directories only) once a guest no record names has exited.
  */
-import { existsSync, readFileSync, rmSync, rmdirSync, unlinkSync } from 'node:fs';
+import { existsSync, readFileSync, rmdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { SvirtError } from '../../errors.js';
 import { cgroupJournalPath, readJournal, writeJournal } from './journal.js';
+import { removeFile } from '../../host/files.js';
 
 /**
  * Removes the guest's cgroup: any process still in it (a helper's child) is killed first,
@@ -36,7 +37,7 @@ export function removeExitedCgroup(stateDir: string, uuid: string): string[] {
       return (err as NodeJS.ErrnoException).code !== 'ENOENT'; // EBUSY: processes or child cgroups in it
     }
   });
-  if (left.length === 0) rmSync(cgroupJournalPath(stateDir, uuid), { force: true });
+  if (left.length === 0) removeFile(cgroupJournalPath(stateDir, uuid));
   else if (left.length < j.dirs.length) writeJournal(stateDir, { ...j, dirs: left });
   return left.map((d) => d.dir);
 }

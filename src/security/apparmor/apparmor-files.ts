@@ -7,23 +7,13 @@
  *   svirt-<uuid>-<id>         the profile of one helper process of the guest (apparmor-helper.ts)
  *                             (a dot file: apparmor_parser skips it when given the whole dir)
  */
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  writeSync,
-  constants,
-} from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, writeSync, constants } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { SvirtError, errnoOf, osError } from '../../errors.js';
 import type { ResourceRole } from '../driver.js';
 import type { RuleResource } from './apparmor-rules.js';
 import { ABSTRACTION_NAME } from './apparmor-template.js';
+import { removeFile as unlinkIfThere } from '../../host/files.js';
 
 /** Contents of the guest's three files; undefined = the file does not exist. */
 export interface GuestFiles {
@@ -181,7 +171,7 @@ function readIfExists(path: string): string | undefined {
 
 function removeFile(path: string): void {
   try {
-    rmSync(path, { force: true });
+    unlinkIfThere(path);
   } catch (err) {
     throw osError('SVIRT_ERR_LABEL_RESTORE', 'remove', path, err);
   }
@@ -202,7 +192,7 @@ function writeAtomic(path: string, text: string): void {
     renameSync(tmp, path);
   } catch (err) {
     if (fd !== undefined) closeSync(fd);
-    rmSync(tmp, { force: true });
+    unlinkIfThere(tmp);
     throw osError('SVIRT_ERR_LABEL_APPLY', 'write', path, err);
   }
 }
