@@ -3,7 +3,7 @@
  * Applies the typed devices of a `DomainDef` (emulator, disks, serial/console) to a clone of
  * its `<devices>` element, leaving every other device and unknown attribute in place.
  */
-import { isDeepStrictEqual } from 'node:util';
+import { sameData } from './same-data.js';
 import type { BackingStoreDef, ChardevDef, DeviceSecLabelDef, DiskDef, DomainDef } from './domain-def.js';
 import { formatInterfaces } from './format-interface.js';
 import { formatMachine, hasMachineDevices } from './format-machine.js';
@@ -168,7 +168,7 @@ function applySource(
   for (const [k, v] of paths) setAttr(src, k, v);
   const current = src;
   if (
-    !isDeepStrictEqual(
+    !sameData(
       readable(() => parseDeviceSeclabels(current)),
       [...seclabels],
     )
@@ -182,7 +182,7 @@ function applySource(
 function applyDisk(el: MutableElement, d: DiskDef): MutableElement {
   const cur = readable(() => parseDisk(el));
   if (!cur) return newDisk(d);
-  if (isDeepStrictEqual(cur, d)) return el;
+  if (sameData(cur, d)) return el;
   if (cur.type !== d.type) setAttr(el, 'type', d.type);
   if (cur.device !== d.device) setAttr(el, 'device', d.device);
   if (cur.format !== d.format) {
@@ -199,7 +199,7 @@ function applyDisk(el: MutableElement, d: DiskDef): MutableElement {
     ],
     d.seclabels,
   );
-  if (!isDeepStrictEqual(cur.backingStore, d.backingStore)) {
+  if (!sameData(cur.backingStore, d.backingStore)) {
     removeChildren(el, 'backingStore');
     if (d.backingStore !== undefined) insertOrdered(el, backingElement(d.backingStore), DISK_ORDER);
   }
@@ -280,7 +280,7 @@ function newChardev(c: ChardevDef, hasSerial: boolean): MutableElement {
 function applyChardev(el: MutableElement, c: ChardevDef, hasSerial: boolean): { el: MutableElement; changed: boolean } {
   const cur = readable(() => parseChardev(el, c.element));
   if (!cur) return { el: newChardev(c, hasSerial), changed: true };
-  if (isDeepStrictEqual(cur, c)) return { el, changed: false };
+  if (sameData(cur, c)) return { el, changed: false };
   if (cur.type !== c.type) setAttr(el, 'type', c.type);
   // A pty's <source path> is output (the allocated /dev/pts/N): left alone unless the type changed.
   const paths: Array<readonly [string, string | undefined]> =
@@ -294,7 +294,7 @@ function applyChardev(el: MutableElement, c: ChardevDef, hasSerial: boolean): { 
             ['append', undefined],
           ];
   applySource(el, CHARDEV_ORDER, paths, c.seclabels);
-  if (!isDeepStrictEqual(cur.log, c.log)) {
+  if (!sameData(cur.log, c.log)) {
     removeChildren(el, 'log');
     const log = logElement(c);
     if (log) insertOrdered(el, log, CHARDEV_ORDER);

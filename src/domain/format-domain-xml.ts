@@ -3,7 +3,7 @@
  * `def.source` that svirt does not model (unknown elements and attributes, comments,
  * element order) is kept.
  */
-import { isDeepStrictEqual } from 'node:util';
+import { sameData } from './same-data.js';
 import { SvirtError } from '../errors.js';
 import type { DomainDef, OsDef, SecLabelDef } from './domain-def.js';
 import { formatDevices } from './format-devices.js';
@@ -209,7 +209,7 @@ function formatFeatures(root: MutableElement, features: readonly string[]): void
   const f = el ?? ensureChild(root, 'features', DOMAIN_ORDER);
   const pool = mChildren(f);
   if (
-    isDeepStrictEqual(
+    sameData(
       pool.map((c) => c.name),
       [...features],
     )
@@ -257,7 +257,7 @@ function readSeclabels(root: MutableElement): SecLabelDef[] | undefined {
 
 function formatSeclabels(root: MutableElement, labels: readonly SecLabelDef[]): void {
   // Unchanged labels keep their elements as written (and their position).
-  if (isDeepStrictEqual(readSeclabels(root), [...labels])) return;
+  if (sameData(readSeclabels(root), [...labels])) return;
   const first = root.children.findIndex((c) => c.kind === 'element' && c.name === 'seclabel');
   removeChildren(root, 'seclabel');
   const made = labels.map(seclabelElement);

@@ -3,7 +3,7 @@
  * that still reads as its def is kept as written, with every attribute svirt does not model),
  * and the `<memoryBacking>` virtiofs needs when a share is there, so what is written reads back.
  */
-import { isDeepStrictEqual } from 'node:util';
+import { sameData } from './same-data.js';
 import type { DomainDef, FilesystemDef, TpmDef, XmlElement } from './domain-def.js';
 import { applyAddress } from './format-machine.js';
 import { parseFilesystem, parseTpm } from './helper-devices.js';
@@ -62,7 +62,7 @@ function sync<T>(
   const existing = mChildren(devices, name);
   wanted.forEach((w, i) => {
     const old = existing[i];
-    if (old && isDeepStrictEqual(reads(parse, old), w)) return;
+    if (old && sameData(reads(parse, old), w)) return;
     const made = make(w);
     if (old) devices.children[devices.children.indexOf(old)] = made;
     else insertOrdered(devices, made, order);

@@ -3,7 +3,7 @@
  * addresses) into a clone of its `<devices>` element. A field left undefined leaves its
  * elements as they are; unknown attributes and children of kept elements stay.
  */
-import { isDeepStrictEqual } from 'node:util';
+import { sameData } from './same-data.js';
 import type { ControllerDef, DomainDef, FirmwareDef, MemballoonDef, PciAddress, RngDef } from './domain-def.js';
 import { parseFirmware, parsePciAddress } from './parse-machine.js';
 import type { MutableElement } from './xml-tree.js';
@@ -50,7 +50,7 @@ function readAddress(el: MutableElement): PciAddress | undefined {
 /** Sets (or removes) the PCI `<address>` of a device element; another address type is left alone when none is set. */
 export function applyAddress(el: MutableElement, a: PciAddress | undefined, order: readonly string[]): void {
   const cur = mFirst(el, 'address');
-  if (isDeepStrictEqual(readAddress(el), a)) return;
+  if (sameData(readAddress(el), a)) return;
   if (a === undefined) {
     if (cur && attr(cur, 'type') === 'pci') removeChild(el, cur);
     return;
@@ -135,7 +135,7 @@ export function formatFirmware(os: MutableElement, fw: FirmwareDef | undefined, 
   } catch {
     cur = undefined; // unreadable: rewritten
   }
-  if (isDeepStrictEqual(cur, fw)) return;
+  if (sameData(cur, fw)) return;
   setAttr(os, 'firmware', fw?.kind);
   removeChildren(os, 'firmware');
   if (!fw || fw.features.length === 0) return;

@@ -41,6 +41,12 @@ export interface QmpEvent {
 }
 
 /**
+ * A monotonic clock in ms (libuv's, as performance.now() is): the global `performance` loads
+ * perf_hooks and ten modules under it on first use, ~2 ms of a fresh `svirt start` (issue 17).
+ */
+const nowMs = (): number => process.uptime() * 1000;
+
+/**
  * A minimal QMP client: one UNIX socket, line-delimited JSON, commands answered in order
  * (each carries an id anyway). Events are kept for callers that wait for one.
  */
@@ -68,16 +74,16 @@ export class QmpClient {
    * retried, with a growing pause, until the timeout.
    */
   static async connect(path: string, timeoutMs = 5000, socketLabel?: string): Promise<QmpClient> {
-    const deadline = performance.now() + timeoutMs;
+    const deadline = nowMs() + timeoutMs;
     let pauseMs = 2;
     let socket: Socket;
     for (;;) {
       try {
-        socket = await connectOnce(path, Math.max(1, deadline - performance.now()), socketLabel);
+        socket = await connectOnce(path, Math.max(1, deadline - nowMs()), socketLabel);
         break;
       } catch (err) {
         const busy = (err as NodeJS.ErrnoException).code === 'EAGAIN';
-        if (!busy || performance.now() + pauseMs >= deadline) {
+        if (!busy || nowMs() + pauseMs >= deadline) {
           throw busy
             ? new SvirtError('SVIRT_ERR_TIMEOUT', `QMP connect to "${path}": the monitor stayed busy for ${timeoutMs} ms`, {
                 cause: err,
