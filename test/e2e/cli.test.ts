@@ -109,6 +109,51 @@ describe('svirt CLI contract', () => {
     },
   );
 
+  it(
+    'warns of a privileged static label at define and at start, records it, and stays quiet for a plain guest',
+    { skip: haveQemu() ? (isRoot() ? false : 'needs root: a dac label') : 'qemu is not installed' },
+    async (t) => {
+      const dir = scratch(t);
+      const img = makeImage(join(dir, 'p.img'), 1);
+      const S = ['--security-driver', 'dac,landlock'];
+      const rootLabel = "\n  <seclabel type='static' model='dac' relabel='yes'><label>+0:+0</label></seclabel>";
+      const warning = /^warning: guest 'rooted': static dac label \+0:\+0 \(uid\/gid 0\) \(recorded in the audit trail\)$/m;
+      const plain = await svirt(dir, [
+        ...S,
+        'define',
+        writeDomain(dir, 'plain', domainXml('plain', [{ path: img, dev: 'vda' }])),
+      ]);
+      assert.equal(plain.code, 0, plain.stderr);
+      assert.doesNotMatch(plain.stderr, /warning/);
+      const defined = await svirt(dir, [
+        ...S,
+        'define',
+        writeDomain(dir, 'rooted', domainXml('rooted', [{ path: img, dev: 'vda' }], rootLabel)),
+      ]);
+      assert.equal(defined.code, 0, defined.stderr);
+      assert.match(defined.stderr, warning);
+      const started = await svirt(dir, [...S, 'start', 'rooted', '--paused']);
+      assert.equal(started.code, 0, started.stderr);
+      assert.match(started.stderr, warning);
+      await svirtOk(dir, [...S, 'destroy', 'rooted']);
+      const rows = JSON.parse(await svirtOk(dir, ['--json', 'audit'])) as {
+        op: string;
+        guest: string;
+        permission?: string;
+        result: string;
+      }[];
+      const warned = rows.filter((r) => r.permission === 'domain:static-privileged-label');
+      assert.deepEqual(
+        warned.map((r) => [r.op, r.guest]),
+        [
+          ['define', 'rooted'],
+          ['start', 'rooted'],
+        ],
+      );
+      assert.ok(warned.every((r) => r.result.startsWith('warning: static dac label +0:+0')));
+    },
+  );
+
   it('dry-runs every driver without touching anything', async (t) => {
     const dir = scratch(t);
     const img = makeImage(join(dir, 'dry.img'), 1);
