@@ -242,6 +242,12 @@ async function warmGuest(cli, core, reads, hook, dir, base) {
     if ((await core.start.exports.main([...base, 'start', 'warm-run', '--paused'])) !== 0) return;
     const second = record();
     if (second?.pid) {
+      // The monitor goes first, so its own hook (svirt-cleanup, or a Node entry) never runs:
+      // the cleanup below is then always the hook bundle's, and its cache always holds it.
+      if (second.monitor) {
+        process.kill(second.monitor, 'SIGKILL');
+        await gone(second.monitor, 5000);
+      }
       process.kill(second.pid, 'SIGKILL');
       await gone(second.pid, 5000);
       await hook.main([state]);
