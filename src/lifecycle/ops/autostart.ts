@@ -10,7 +10,7 @@ import { autostartUuids, getAutostart, setAutostart } from '../../store/domain-e
 import type { LifecycleEnv } from '../env.js';
 import type { Guest } from '../guest.js';
 
-export function domainAutostart(env: LifecycleEnv, guest: Guest): boolean {
+export function domainAutostart(env: LifecycleEnv, guest: Pick<Guest, 'uuid' | 'persistent'>): boolean {
   return guest.persistent && getAutostart(env.store, guest.uuid);
 }
 

@@ -37,12 +37,12 @@ export class DomainOps {
     return removeManagedSave(this.env, this.guest(name));
   }
 
-  /** A guest its caller has found already (dominfo, virsh list's filters, the remote queries). */
-  hasManagedSave(guest: Guest): boolean {
+  /** A guest its caller has found already (dominfo, virsh list's filters, the remote queries), or its brief. */
+  hasManagedSave(guest: Pick<Guest, 'uuid'>): boolean {
     return hasManagedSave(this.env, guest.uuid);
   }
 
-  autostart(guest: Guest): boolean {
+  autostart(guest: Pick<Guest, 'uuid' | 'persistent'>): boolean {
     return domainAutostart(this.env, guest);
   }
 

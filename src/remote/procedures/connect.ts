@@ -14,11 +14,11 @@ import {
   writeCharArray,
   writeDomain,
 } from '../protocol.js';
-import type { DomainInfo, Hypervisor } from '../../lifecycle/hypervisor.js';
+import { listFacts, matchesListFilter } from '../../lifecycle/list-filter.js';
 import { SnapshotStore } from '../../lifecycle/snapshots/snapshot-store.js';
 import { MIGRATION_FEATURES } from './migration.js';
 import { procedure, type Procedure } from './types.js';
-import { checkFlags, stateCode, VirDomainState, wireDomain } from './util.js';
+import { checkFlags, wireBrief } from './util.js';
 
 /** VIR_CONNECT_RO */
 const CONNECT_RO = 1;
@@ -30,65 +30,8 @@ const DAEMON_FEATURES: ReadonlySet<number> = new Set([
   Feature.REMOTE_CLOSE_CALLBACK,
 ]);
 
-/** VIR_CONNECT_LIST_DOMAINS_* pairs: a group filters only when one of its flags is given. */
-const L = {
-  ACTIVE: 1,
-  INACTIVE: 2,
-  PERSISTENT: 4,
-  TRANSIENT: 8,
-  RUNNING: 16,
-  PAUSED: 32,
-  SHUTOFF: 64,
-  OTHER: 128,
-  MANAGEDSAVE: 256,
-  NO_MANAGEDSAVE: 512,
-  AUTOSTART: 1024,
-  NO_AUTOSTART: 2048,
-  HAS_SNAPSHOT: 4096,
-  NO_SNAPSHOT: 8192,
-  HAS_CHECKPOINT: 16384,
-  NO_CHECKPOINT: 32768,
-} as const;
+/** Every VIR_CONNECT_LIST_DOMAINS_* flag (src/lifecycle/list-filter.ts has their meaning). */
 const LIST_ALL_FLAGS = 0xffff;
-
-/** What a listing's filter may ask of a guest beyond its state, read only when a flag asks for it. */
-export interface ListFacts {
-  managedSave(): boolean;
-  autostart(): boolean;
-  hasSnapshot(): boolean;
-}
-
-/** Each guest's facts as svirt keeps them: the managed save file, the autostart mark, the snapshot table. */
-export function listFacts(hv: Hypervisor): (info: DomainInfo) => ListFacts {
-  let snapshots: SnapshotStore | undefined; // made once per listing, when a snapshot flag asks
-  return (info) => ({
-    managedSave: () => hv.ops.hasManagedSave(info),
-    autostart: () => hv.ops.autostart(info),
-    hasSnapshot: () => (snapshots ??= new SnapshotStore(hv.store.db)).list(info.uuid).length > 0,
-  });
-}
-
-/** virConnectListAllDomains' filter (virDomainObjMatchFilter); svirt has no checkpoints. */
-export function matchesListFilter(info: DomainInfo, flags: number, facts: ListFacts): boolean {
-  // A group filters only when one of its two flags is given: then the fact is read.
-  const group = (a: number, b: number, is: () => boolean): boolean =>
-    (flags & (a | b)) === 0 || (is() ? (flags & a) !== 0 : (flags & b) !== 0);
-  const active = info.state !== 'shut off';
-  if (!group(L.ACTIVE, L.INACTIVE, () => active)) return false;
-  if (!group(L.PERSISTENT, L.TRANSIENT, () => info.persistent)) return false;
-  const states = L.RUNNING | L.PAUSED | L.SHUTOFF | L.OTHER;
-  if ((flags & states) !== 0) {
-    const code = stateCode(info.state);
-    const bit = code === VirDomainState.RUNNING ? L.RUNNING : code === VirDomainState.PAUSED ? L.PAUSED : L.SHUTOFF;
-    if ((flags & bit) === 0) return false;
-  }
-  return (
-    group(L.MANAGEDSAVE, L.NO_MANAGEDSAVE, facts.managedSave) &&
-    group(L.AUTOSTART, L.NO_AUTOSTART, facts.autostart) &&
-    group(L.HAS_SNAPSHOT, L.NO_SNAPSHOT, facts.hasSnapshot) &&
-    group(L.HAS_CHECKPOINT, L.NO_CHECKPOINT, () => false)
-  );
-}
 
 export const connectProcedures: readonly Procedure[] = [
   procedure('AuthList', {
@@ -177,12 +120,13 @@ export const connectProcedures: readonly Procedure[] = [
     decode: (r) => ({ needResults: r.int(), flags: r.uint() }),
     run: (ctx, a, w) => {
       checkFlags(a.flags, LIST_ALL_FLAGS, 'virConnectListAllDomains');
-      const facts = listFacts(ctx.server.hv);
-      const doms = ctx.server.hv
-        .list()
+      const hv = ctx.server.hv;
+      const facts = listFacts(hv, () => new SnapshotStore(hv.store.db));
+      const doms = hv
+        .listBrief()
         .filter(ctx.client.canSee)
         .filter((d) => matchesListFilter(d, a.flags, facts(d)))
-        .map(wireDomain);
+        .map(wireBrief);
       w.array(a.needResults ? doms : [], DOMAIN_LIST_MAX, writeDomain);
       w.uint(doms.length);
     },
@@ -190,28 +134,28 @@ export const connectProcedures: readonly Procedure[] = [
   procedure('ConnectNumOfDomains', {
     api: 'virConnectNumOfDomains',
     reconcile: true,
-    run: (ctx, _a, w) => void w.int(ctx.server.hv.list().filter((d) => d.record && ctx.client.canSee(d)).length),
+    run: (ctx, _a, w) => void w.int(ctx.server.hv.listBrief().filter((d) => d.id !== undefined && ctx.client.canSee(d)).length),
   }),
   procedure('ConnectListDomains', {
     api: 'virConnectListDomains',
     reconcile: true,
     decode: (r) => r.int(),
     run: (ctx, max, w) => {
-      const ids = ctx.server.hv.list().flatMap((d) => (d.record && ctx.client.canSee(d) ? [d.record.id] : []));
+      const ids = ctx.server.hv.listBrief().flatMap((d) => (d.id !== undefined && ctx.client.canSee(d) ? [d.id] : []));
       w.array(ids.slice(0, Math.max(0, Math.min(max, DOMAIN_LIST_MAX))), DOMAIN_LIST_MAX, (x, v) => x.int(v));
     },
   }),
   procedure('ConnectNumOfDefinedDomains', {
     api: 'virConnectNumOfDefinedDomains',
     reconcile: true,
-    run: (ctx, _a, w) => void w.int(ctx.server.hv.list().filter((d) => !d.record && ctx.client.canSee(d)).length),
+    run: (ctx, _a, w) => void w.int(ctx.server.hv.listBrief().filter((d) => d.id === undefined && ctx.client.canSee(d)).length),
   }),
   procedure('ConnectListDefinedDomains', {
     api: 'virConnectListDefinedDomains',
     reconcile: true,
     decode: (r) => r.int(),
     run: (ctx, max, w) => {
-      const names = ctx.server.hv.list().flatMap((d) => (d.record || !ctx.client.canSee(d) ? [] : [d.name]));
+      const names = ctx.server.hv.listBrief().flatMap((d) => (d.id !== undefined || !ctx.client.canSee(d) ? [] : [d.name]));
       w.array(names.slice(0, Math.max(0, Math.min(max, DOMAIN_LIST_MAX))), DOMAIN_LIST_MAX, (x, v) => x.string(v, STRING_MAX));
     },
   }),

@@ -1,5 +1,6 @@
 /** Procedures that read a guest: lookups, info, state, XML, security labels. */
 import { formatDomainXml } from '../../domain/index.js';
+import type { GuestBrief } from '../../lifecycle/guest.js';
 import type { DomainInfo, Hypervisor } from '../../lifecycle/hypervisor.js';
 import { RemoteError, VirErr, VirFrom } from '../errors.js';
 import {
@@ -22,7 +23,7 @@ import {
   resolve,
   stateCode,
   VirDomainState,
-  wireDomain,
+  wireBrief,
 } from './util.js';
 
 /** VIR_DOMAIN_XML_* */
@@ -51,9 +52,10 @@ function writeLabel(w: XdrWriter, l: { label: string; enforcing: boolean }): voi
   w.int(l.enforcing ? 1 : 0);
 }
 
-function lookupBy(ctx: CallContext, what: string, find: (d: DomainInfo) => boolean): DomainInfo {
+/** The guest a lookup names, from the store's short rows: a lookup answers a name, a uuid and an id. */
+function lookupBy(ctx: CallContext, what: string, find: (d: GuestBrief) => boolean): GuestBrief {
   // A guest the caller may not see (domain:getattr) is not found.
-  const found = ctx.server.hv.list().find((d) => find(d) && ctx.client.canSee(d));
+  const found = ctx.server.hv.listBrief().find((d) => find(d) && ctx.client.canSee(d));
   if (!found) throw new RemoteError(VirErr.NO_DOMAIN, VirFrom.QEMU, `no domain with matching ${what}`);
   return found;
 }
@@ -63,19 +65,19 @@ export const domainQueryProcedures: readonly Procedure[] = [
     api: 'virDomainLookupByName',
     reconcile: true,
     decode: (r) => r.string(STRING_MAX),
-    run: (ctx, name, w) => writeDomain(w, wireDomain(lookupBy(ctx, `name '${name}'`, (d) => d.name === name))),
+    run: (ctx, name, w) => writeDomain(w, wireBrief(lookupBy(ctx, `name '${name}'`, (d) => d.name === name))),
   }),
   procedure('DomainLookupByUUID', {
     api: 'virDomainLookupByUUID',
     reconcile: true,
     decode: (r) => uuidFromBytes(r.opaqueFixed(UUID_LEN)),
-    run: (ctx, uuid, w) => writeDomain(w, wireDomain(lookupBy(ctx, `uuid '${uuid}'`, (d) => d.uuid === uuid))),
+    run: (ctx, uuid, w) => writeDomain(w, wireBrief(lookupBy(ctx, `uuid '${uuid}'`, (d) => d.uuid === uuid))),
   }),
   procedure('DomainLookupByID', {
     api: 'virDomainLookupByID',
     reconcile: true,
     decode: (r) => r.int(),
-    run: (ctx, id, w) => writeDomain(w, wireDomain(lookupBy(ctx, `id ${id}`, (d) => d.record?.id === id))),
+    run: (ctx, id, w) => writeDomain(w, wireBrief(lookupBy(ctx, `id ${id}`, (d) => d.id === id))),
   }),
   procedure('DomainGetOSType', {
     api: 'virDomainGetOSType',

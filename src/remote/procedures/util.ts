@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { SvirtError } from '../../errors.js';
+import type { GuestBrief } from '../../lifecycle/guest.js';
 import type { DomainInfo, DomainState, Hypervisor } from '../../lifecycle/hypervisor.js';
 import { RemoteError, VirErr, VirFrom } from '../errors.js';
 import { readDomain, type WireDomain } from '../protocol.js';
@@ -22,6 +23,11 @@ export function stateCode(s: DomainState): number {
 /** The wire identity of a guest: its row id while it runs, -1 when shut off (libvirt's convention). */
 export function wireDomain(info: DomainInfo): WireDomain {
   return { name: info.name, uuid: info.uuid, id: info.record ? info.record.id : -1 };
+}
+
+/** wireDomain() of a guest read as a short row (Hypervisor.listBrief): the same three fields. */
+export function wireBrief(b: GuestBrief): WireDomain {
+  return { name: b.name, uuid: b.uuid, id: b.id ?? -1 };
 }
 
 /**
