@@ -75,7 +75,11 @@ const USAGE = `usage: svirt [--state-dir DIR] [--security-driver auto|none|LIST]
 commands:
   capabilities                      host and security model capabilities (XML)
   define FILE | undefine NAME [--nvram|--keep-nvram] [--keep-tpm] [--snapshots-metadata]   add or remove a persistent definition (and its nvram, TPM state)
-  list [--all] [--name]             guests (running; --all adds shut off ones)
+  list [--all|--inactive] [--name|--uuid] [--managed-save]
+       [--persistent|--transient] [--state-running|--state-paused|--state-shutoff]
+       [--autostart|--no-autostart] [--with-managed-save|--without-managed-save]
+       [--with-snapshot|--without-snapshot]
+                                    guests (running; --all adds shut off ones), as virsh filters them
   create FILE [--paused]            start a transient guest from XML
   start NAME [--paused]             start a defined guest
   shutdown NAME [--mode acpi|signal] [--timeout S]   ask the guest to power off

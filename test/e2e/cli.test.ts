@@ -154,6 +154,47 @@ describe('svirt CLI contract', () => {
     },
   );
 
+  it(
+    'filters list as virsh does: activity, persistence, state, autostart, managed save, snapshots, --uuid',
+    { skip: haveQemu() ? false : 'qemu is not installed' },
+    async (t) => {
+      const dir = scratch(t);
+      const S = ['--security-driver', isRoot() ? 'dac,landlock' : 'landlock'];
+      const disk = (n: string) => [{ path: makeImage(join(dir, `${n}.img`), 1), dev: 'vda' }];
+      await svirtOk(dir, [...S, 'define', writeDomain(dir, 'a', domainXml('a', disk('a')))]);
+      await svirtOk(dir, [...S, 'define', writeDomain(dir, 'b', domainXml('b', disk('b')))]);
+      await svirtOk(dir, [...S, 'start', 'a', '--paused']);
+      await svirtOk(dir, [...S, 'create', writeDomain(dir, 'c', domainXml('c', disk('c'))), '--paused']);
+      await svirtOk(dir, [...S, 'autostart', 'b']);
+      const names = async (...opts: string[]) =>
+        (await svirtOk(dir, [...S, 'list', '--name', ...opts])).split('\n').filter(Boolean).sort();
+      assert.deepEqual(await names(), ['a', 'c']);
+      assert.deepEqual(await names('--autostart'), [], 'running guests only, as virsh');
+      assert.deepEqual(await names('--all', '--autostart'), ['b']);
+      assert.deepEqual(await names('--all', '--no-autostart'), ['a', 'c']);
+      assert.deepEqual(await names('--inactive'), ['b']);
+      assert.deepEqual(await names('--state-shutoff'), ['b'], 'a state filter alone reaches shut-off guests');
+      assert.deepEqual(await names('--state-paused'), ['a', 'c']);
+      assert.deepEqual(await names('--state-running', '--all'), []);
+      assert.deepEqual(await names('--transient'), ['c']);
+      assert.deepEqual(await names('--persistent', '--all'), ['a', 'b']);
+      assert.deepEqual(await names('--all', '--without-snapshot'), ['a', 'b', 'c']);
+      assert.deepEqual(await names('--all', '--with-snapshot'), []);
+      const uuids = (await svirtOk(dir, [...S, 'list', '--uuid'])).trim().split('\n').sort();
+      const want = await Promise.all(['a', 'c'].map(async (n) => (await svirtOk(dir, [...S, 'domuuid', n])).trim()));
+      assert.deepEqual(uuids, want.sort());
+      await svirtOk(dir, [...S, 'managedsave', 'a']);
+      assert.deepEqual(await names('--all', '--with-managed-save'), ['a']);
+      assert.deepEqual(await names('--all', '--without-managed-save'), ['b', 'c']);
+      assert.match(await svirtOk(dir, [...S, 'list', '--all', '--managed-save']), /^ -\s+a\s+saved$/m);
+      assert.match(await svirtOk(dir, [...S, 'list', '--all']), /^ -\s+a\s+shut off$/m);
+      const title = await svirt(dir, [...S, 'list', '--title']);
+      assert.equal(title.code, 2, 'a usage error');
+      assert.match(title.stderr, /--title is not supported/);
+      await svirtOk(dir, [...S, 'destroy', 'c']);
+    },
+  );
+
   it('dry-runs every driver without touching anything', async (t) => {
     const dir = scratch(t);
     const img = makeImage(join(dir, 'dry.img'), 1);
