@@ -107,36 +107,30 @@ describe('spawnProgram (posix_spawn, reaped by the addon)', () => {
     process.kill(pid, 'SIGKILL');
   });
 
-  it('feeds a child its input over a socketpair and reads its output as a stream', async () => {
-    const input = childSocket();
-    const output = childSocket();
-    const done = run('/bin/sh', ['-c', 'tr a-z A-Z <&3'], ['ignore', output.child, 'ignore', input.child]);
-    input.spawned();
-    output.spawned();
-    input.feed('hello from svirt\n');
-    const stream = output.stream();
+  /** Runs a shell script with `input` fed on its fd 3; its exit status and what it wrote on fd 1. */
+  async function filter(script: string, input: string): Promise<{ status: string; text: string }> {
+    const inSock = childSocket();
+    const outSock = childSocket();
+    const done = run('/bin/sh', ['-c', script], ['ignore', outSock.child, 'ignore', inSock.child]);
+    inSock.spawned();
+    outSock.spawned();
+    inSock.feed(input);
+    const stream = outSock.stream();
     let text = '';
     stream.setEncoding('utf8');
     stream.on('data', (d: string) => (text += d));
     await new Promise((resolve) => stream.on('end', resolve));
-    assert.equal((await done).status, 'exit 0');
-    assert.equal(text, 'HELLO FROM SVIRT\n');
+    return { status: (await done).status, text };
+  }
+
+  it('feeds a child its input over a socketpair and reads its output as a stream', async () => {
+    assert.deepEqual(await filter('tr a-z A-Z <&3', 'hello from svirt\n'), { status: 'exit 0', text: 'HELLO FROM SVIRT\n' });
   });
 
   it('feeds input larger than the socket takes at once: the rest goes through a stream, every byte arrives', async () => {
-    const input = childSocket();
-    const output = childSocket();
-    const done = run('/bin/sh', ['-c', 'wc -c <&3'], ['ignore', output.child, 'ignore', input.child]);
-    input.spawned();
-    output.spawned();
     const big = 'x'.repeat(4 * 1024 * 1024); // far past a socketpair's buffer (about 200 kB by default)
-    input.feed(big);
-    const stream = output.stream();
-    let text = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (d: string) => (text += d));
-    await new Promise((resolve) => stream.on('end', resolve));
-    assert.equal((await done).status, 'exit 0');
+    const { status, text } = await filter('wc -c <&3', big);
+    assert.equal(status, 'exit 0');
     assert.equal(text.trim(), String(big.length));
   });
 });
