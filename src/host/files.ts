@@ -68,8 +68,9 @@ const TREE_DEPTH = 32;
 
 /**
  * `rm -rf path`: a symlink is removed, never followed, and nothing there is no error.
- * - Not rmSync's `recursive`: that loads Node's rimraf module first, ~2.5 ms of a fresh CLI
- *   verb, every destroy's (issue 17). Below TREE_DEPTH levels it is used.
+ * - Not rmSync: every call goes through Node's rimraf code, which a fresh process runs cold,
+ *   ~3 ms for a tree (~1 for a file) of every destroy (issue 17). Below TREE_DEPTH levels it
+ *   is used.
  * - Not rmSync's `force` on a missing path: it throws ENOENT and catches it inside, and a fresh
  *   Node's first thrown error costs ~1 ms.
  * A directory's entries are typed by readdir (d_type, or an lstat where the filesystem gives
@@ -90,8 +91,8 @@ export function removeTree(path: string, depth = 0): void {
 
 /**
  * `rm -f path` for a path that is not a directory (a socket, a journal, a profile): a directory
- * there is an error (EISDIR), as with rmSync without `recursive`, which also loads Node's rimraf
- * module (~1 ms of a fresh CLI verb). Nothing there is no error, and throws nothing inside.
+ * there is an error (EISDIR), as with rmSync without `recursive` (whose rimraf code costs a
+ * fresh process ~1 ms). Nothing there is no error, and throws nothing inside.
  */
 export function removeFile(path: string): void {
   if (lstatSync(path, { throwIfNoEntry: false }) !== undefined) gone(() => unlinkSync(path));
