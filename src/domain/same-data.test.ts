@@ -68,5 +68,8 @@ describe('sameData', () => {
     const s = Symbol('s');
     assert.equal(sameData({ [s]: 1 }, { [s]: 2 }), false);
     assert.equal(sameData([1, 2], { 0: 1, 1: 2, length: 2 }), false);
+    // Holes in different places, with as many keys on each side
+    assert.equal(sameData([, undefined], [undefined, ,]), isDeepStrictEqual([, undefined], [undefined, ,]));
+    assert.equal(sameData(Object.assign([1], { a: 1 }), Object.assign([1], { b: 1 })), false);
   });
 });

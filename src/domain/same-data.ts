@@ -15,7 +15,9 @@ export function sameData(a: unknown, b: unknown): boolean {
   if (proto === Array.prototype) {
     const x = a as unknown[];
     const y = b as unknown[];
-    if (x.length !== y.length || Object.keys(x).length !== Object.keys(y).length) return false;
+    if (x.length !== y.length) return false;
+    // A sparse array, or one with keys besides its indices, is not plain data: util decides.
+    if (Object.keys(x).length !== x.length || Object.keys(y).length !== y.length) return isDeepStrictEqual(x, y);
     return x.every((v, i) => sameData(v, y[i]));
   }
   if (proto !== Object.prototype || Object.getOwnPropertySymbols(a).length + Object.getOwnPropertySymbols(b).length > 0) {
