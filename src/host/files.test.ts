@@ -47,7 +47,7 @@ describe('removeTree and removeFile', () => {
     removeTree(join(dir, 'missing', 'deeper'));
   });
 
-  it('removeTree hands a tree deeper than its limit to rmSync, and still removes all of it', (t) => {
+  it('removeTree takes a tree deeper than its own walk goes (rmSync, from a directory it holds)', (t) => {
     const dir = scratch(t);
     const deep = join(dir, ...Array.from({ length: 40 }, (_, i) => `d${i}`));
     mkdirSync(deep, { recursive: true });

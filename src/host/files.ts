@@ -11,7 +11,6 @@ import {
   unlinkSync,
   type Stats,
 } from 'node:fs';
-import { join } from 'node:path';
 import { SvirtError, errnoOf } from '../errors.js';
 
 /**
@@ -63,28 +62,46 @@ export function readCapped(fd: number, max: number, tooBig: () => never): Buffer
   return buf.subarray(0, got);
 }
 
-/** Deeper than this, removeTree hands the rest to rmSync (a runtime dir is two levels deep). */
+/** Deeper than this, removeTree hands the rest to rmSync, from a directory it holds open (svirt's own trees are two levels deep). */
 const TREE_DEPTH = 32;
 
 /**
  * `rm -rf path`: a symlink is removed, never followed, and nothing there is no error.
  * - Not rmSync: every call goes through Node's rimraf code, which a fresh process runs cold,
- *   ~3 ms for a tree (~1 for a file) of every destroy (issue 17). Below TREE_DEPTH levels it
- *   is used.
- * - Not rmSync's `force` on a missing path: it throws ENOENT and catches it inside, and a fresh
- *   Node's first thrown error costs ~1 ms.
- * A directory's entries are typed by readdir (d_type, or an lstat where the filesystem gives
- * none): a link to a directory is an entry that is unlinked.
+ *   ~3 ms for a tree (~1 for a file) of every destroy (issue 17).
+ * - Each directory is opened (O_NOFOLLOW) and walked through its fd
+ *   (`/proc/self/fd/N/name`): a directory swapped for a link while the walk runs is not
+ *   followed, where a walk by path names (rimraf's included) would follow it.
  */
-export function removeTree(path: string, depth = 0): void {
+export function removeTree(path: string): void {
   const st = lstatSync(path, { throwIfNoEntry: false });
   if (st === undefined) return;
-  if (!st.isDirectory()) return gone(() => unlinkSync(path));
+  if (st.isDirectory()) removeDirAt(path, 0);
+  else gone(() => unlinkSync(path));
+}
+
+/** Empties and removes the directory at `path` (a path, or /proc/self/fd/N/name); a link there is unlinked. */
+function removeDirAt(path: string, depth: number): void {
+  // Never for svirt's own trees; a guest could build one to make a walk hold thousands of fds.
   if (depth >= TREE_DEPTH) return rmSync(path, { recursive: true, force: true });
-  for (const e of readdirSync(path, { withFileTypes: true })) {
-    const child = join(path, e.name);
-    if (e.isDirectory()) removeTree(child, depth + 1);
-    else gone(() => unlinkSync(child));
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (err) {
+    const errno = errnoOf(err);
+    if (errno === 'ENOENT') return;
+    if (errno === 'ELOOP' || errno === 'ENOTDIR') return gone(() => unlinkSync(path)); // no longer a directory
+    throw err;
+  }
+  try {
+    const at = `/proc/self/fd/${fd}`;
+    for (const e of readdirSync(at, { withFileTypes: true })) {
+      const child = `${at}/${e.name}`;
+      if (e.isDirectory()) removeDirAt(child, depth + 1);
+      else gone(() => unlinkSync(child));
+    }
+  } finally {
+    closeSync(fd);
   }
   gone(() => rmdirSync(path));
 }
