@@ -124,8 +124,15 @@ export function holdOrphans(env: LifecycleEnv, known: ReadonlySet<string>): Orph
   for (const u of candidates) {
     if (alive.has(u) || env.store.getRunning(u)) continue;
     // Traces of an orphan that has exited: svirt's own dir and socket, nothing of the guest's.
-    removeTree(join(env.paths.runtimeRoot, u));
-    removeFile(join(env.paths.runtimeRoot, 'monitor', `${u}.sock`));
+    // Every command runs this: a trace it cannot remove is said, not thrown, and tried again.
+    try {
+      removeTree(join(env.paths.runtimeRoot, u));
+      removeFile(join(env.paths.runtimeRoot, 'monitor', `${u}.sock`));
+    } catch (err) {
+      env.warn(
+        `the runtime traces of guest ${u}, which has exited, could not be removed: ${err instanceof Error ? err.message : String(err)} (the next command tries again)`,
+      );
+    }
   }
   return live.filter((o) => !env.store.getRunning(o.uuid));
 }

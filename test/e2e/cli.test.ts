@@ -4,6 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import {
   closeSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   openSync,
   readdirSync,
@@ -194,6 +195,21 @@ describe('svirt CLI contract', () => {
       await svirtOk(dir, [...S, 'destroy', 'c']);
     },
   );
+
+  it('says, and does not fail on, an exited orphan trace it cannot remove; removes the rest', async (t) => {
+    const dir = scratch(t);
+    await svirtOk(dir, ['list']); // makes the state dir and the store
+    const uuid = '0f0e0d0c-0b0a-4908-8706-050403020100';
+    mkdirSync(join(dir, 'run', uuid, 'sub'), { recursive: true });
+    // Not a socket: removeFile refuses a directory (EISDIR), and every command meets it.
+    mkdirSync(join(dir, 'run', 'monitor', `${uuid}.sock`), { recursive: true });
+    for (let i = 0; i < 2; i++) {
+      const r = await svirt(dir, ['list']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, new RegExp(`runtime traces of guest ${uuid}, which has exited, could not be removed: .*EISDIR`));
+    }
+    assert.equal(existsSync(join(dir, 'run', uuid)), false, 'the runtime dir went');
+  });
 
   it('dry-runs every driver without touching anything', async (t) => {
     const dir = scratch(t);
