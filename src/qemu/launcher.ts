@@ -196,14 +196,31 @@ function statusReader(stdout: Socket): StatusReader {
     }
   });
   stdout.on('error', () => undefined); // a reset by a dying monitor: its exit status reports it
-  // The monitor's status pipe closed before it named QEMU's pid: it died (its exit status, if
-  // it comes first, says how). A no-op once the pid is known.
-  stdout.on('close', () => rejectPid(new SvirtError('SVIRT_ERR_NATIVE', 'svirt-monitor exited before starting QEMU')));
+  let monitorStatus: string | undefined; // how the monitor exited, once the event loop has said
+  let closed = false;
+  const died = (): SvirtError =>
+    new SvirtError(
+      'SVIRT_ERR_NATIVE',
+      monitorStatus === undefined ? 'svirt-monitor exited before starting QEMU' : `svirt-monitor exited: ${monitorStatus}`,
+    );
+  // The monitor's status pipe closed before it named QEMU's pid: it died. A no-op once the pid
+  // is known, or once its own `error ...` line has said why.
+  stdout.on('close', () => {
+    closed = true;
+    rejectPid(died());
+  });
   return {
     pid,
     exit: () => exit,
     monitorExited(s) {
-      if (exit === undefined && s !== 'exit 0') rejectPid(new SvirtError('SVIRT_ERR_NATIVE', `svirt-monitor exited: ${s}`));
+      if (exit !== undefined || s === 'exit 0') return;
+      monitorStatus = s;
+      // Its exit can be seen before the lines it wrote first are read: an `error ...` line says
+      // more than the status, so the pipe's close decides (200 ms at most, if something else
+      // still holds the pipe).
+      if (closed) return rejectPid(died());
+      const timer = setTimeout(() => rejectPid(died()), 200);
+      stdout.once('close', () => clearTimeout(timer));
     },
   };
 }
