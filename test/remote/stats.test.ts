@@ -58,6 +58,20 @@ describe('svirt serve: guest statistics', { skip, timeout: 120_000 }, () => {
       assert.ok(stats.includes(line), `${line} in\n${stats}`);
     }
     assert.match(stats, /^\s+cpu\.time=\d+$/m);
+    // domstats without a name: GetAllDomainStats' activity, persistence and state filters
+    await virshOk(s, [
+      'define',
+      writeDomain(dir, 'idle', domainXml('idle', [{ path: makeImage(join(dir, 'idle.img'), 1), dev: 'vda' }])),
+    ]);
+    const listed = async (...opts: string[]) =>
+      [...(await virshOk(s, ['domstats', '--state', ...opts])).matchAll(/^Domain: '([^']+)'$/gm)].map((m) => m[1]).sort();
+    assert.deepEqual(await listed(), ['idle', 'st']);
+    assert.deepEqual(await listed('--list-paused'), ['st']);
+    assert.deepEqual(await listed('--list-running'), []);
+    assert.deepEqual(await listed('--list-shutoff'), ['idle']);
+    assert.deepEqual(await listed('--list-inactive'), ['idle']);
+    assert.deepEqual(await listed('--list-active', '--list-persistent'), ['st']);
+    assert.deepEqual(await listed('--list-transient'), []);
 
     if (havePythonLibvirt()) {
       const script = join(dir, 'stats.py');

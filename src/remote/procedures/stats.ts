@@ -1,4 +1,5 @@
 /** Statistics of running guests (issue 14): dommemstat, domblkstat, domblkinfo, vcpuinfo and domstats. */
+import { LIST, LIST_STATES, matchesListFilter, type ListFacts } from '../../lifecycle/list-filter.js';
 import { RemoteError, VirErr, VirFrom } from '../errors.js';
 import { findBlock, guestStats, requireActive, type GuestStats } from '../domain-stats.js';
 import { DOMAIN_LIST_MAX, STRING_MAX, readDomain, writeDomain } from '../protocol.js';
@@ -16,15 +17,12 @@ const STATS_BALLOON = 4;
 const STATS_VCPU = 8;
 const STATS_BLOCK = 32;
 const STATS_SUPPORTED = STATS_STATE | STATS_CPU | STATS_BALLOON | STATS_VCPU | STATS_BLOCK;
-/** VIR_CONNECT_GET_ALL_DOMAINS_STATS_*: the list filters, NOWAIT, BACKING, ENFORCE_STATS. */
-const F_ACTIVE = 1;
-const F_INACTIVE = 2;
-const F_PERSISTENT = 4;
-const F_TRANSIENT = 8;
-const F_RUNNING = 16;
-const F_PAUSED = 32;
-const F_SHUTOFF = 64;
-const F_OTHER = 128;
+/**
+ * VIR_CONNECT_GET_ALL_DOMAINS_STATS_*: the list filters, which are ConnectListAllDomains' own
+ * first eight flags (activity, persistence, state: list-filter.ts), then NOWAIT, BACKING,
+ * ENFORCE_STATS.
+ */
+const F_LISTED = LIST.ACTIVE | LIST.INACTIVE | LIST.PERSISTENT | LIST.TRANSIENT | LIST_STATES;
 const F_NOWAIT = 1 << 29;
 const F_BACKING = 1 << 30;
 const F_ENFORCE = 2 ** 31;
@@ -85,15 +83,8 @@ function statsParams(groups: number, info: ReturnType<typeof resolve>, s: GuestS
   return p;
 }
 
-function listed(info: ReturnType<typeof resolve>, flags: number): boolean {
-  const active = info.record !== undefined;
-  const persistent = info.persistent;
-  const state = info.state;
-  if (flags & (F_ACTIVE | F_INACTIVE) && !(flags & (active ? F_ACTIVE : F_INACTIVE))) return false;
-  if (flags & (F_PERSISTENT | F_TRANSIENT) && !(flags & (persistent ? F_PERSISTENT : F_TRANSIENT))) return false;
-  const bit = state === 'running' ? F_RUNNING : state === 'paused' ? F_PAUSED : state === 'shut off' ? F_SHUTOFF : F_OTHER;
-  return !(flags & (F_RUNNING | F_PAUSED | F_SHUTOFF | F_OTHER)) || (flags & bit) !== 0;
-}
+/** GetAllDomainStats' filters ask only activity, persistence and state: no fact is ever read. */
+const NO_FACTS: ListFacts = { managedSave: () => false, autostart: () => false, hasSnapshot: () => false };
 
 export const statsProcedures: readonly Procedure[] = [
   procedure('DomainMemoryStats', {
@@ -162,21 +153,7 @@ export const statsProcedures: readonly Procedure[] = [
       return { doms, stats: r.uint(), flags: r.uint() };
     },
     run: async (ctx, a, w) => {
-      checkFlags(
-        a.flags,
-        F_ACTIVE |
-          F_INACTIVE |
-          F_PERSISTENT |
-          F_TRANSIENT |
-          F_RUNNING |
-          F_PAUSED |
-          F_SHUTOFF |
-          F_OTHER |
-          F_NOWAIT |
-          F_BACKING |
-          F_ENFORCE,
-        'virConnectGetAllDomainStats',
-      );
+      checkFlags(a.flags, F_LISTED | F_NOWAIT | F_BACKING | F_ENFORCE, 'virConnectGetAllDomainStats');
       const unknown = a.stats & ~STATS_SUPPORTED;
       if (unknown !== 0 && (a.flags & F_ENFORCE) !== 0) {
         throw new RemoteError(
@@ -190,7 +167,7 @@ export const statsProcedures: readonly Procedure[] = [
       const infos =
         a.doms.length > 0
           ? a.doms.map((d) => resolve(hv, d)).filter((g) => ctx.client.canSee(g))
-          : hv.list().filter((g) => listed(g, a.flags) && ctx.client.canSee(g));
+          : hv.list().filter((g) => matchesListFilter(g, a.flags & F_LISTED, NO_FACTS) && ctx.client.canSee(g));
       const records: { dom: ReturnType<typeof wireDomain>; params: Param[] }[] = [];
       for (const info of infos) {
         let s: GuestStats | undefined;
