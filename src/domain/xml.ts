@@ -6,10 +6,17 @@
 import { createRequire } from 'node:module';
 import type { SaxesParser as SaxesParserType } from 'saxes';
 
-// saxes is CommonJS: require() loads it in ~3 ms where an ESM import costs ~35 ms at CLI start.
-const { SaxesParser } = createRequire(import.meta.url)('saxes') as { SaxesParser: typeof SaxesParserType };
 import { SvirtError } from '../errors.js';
 import type { XmlElement, XmlNode } from './domain-def.js';
+import { parsePlainXml } from './xml-plain.js';
+
+// saxes is CommonJS: require() loads it in ~3 ms where an ESM import costs ~35 ms at CLI start.
+// It is loaded for the first document the plain reader leaves to it.
+let saxesParser: typeof SaxesParserType | undefined;
+function loadSaxes(): typeof SaxesParserType {
+  saxesParser ??= (createRequire(import.meta.url)('saxes') as { SaxesParser: typeof SaxesParserType }).SaxesParser;
+  return saxesParser;
+}
 
 /** Limits applied to every document; anything beyond is refused, never truncated. */
 export const XML_LIMITS = {
@@ -70,6 +77,15 @@ export function parseXml(input: string): XmlElement {
       { details: { limit: XML_LIMITS.maxBytes } },
     );
   }
+  // Most documents are plain (xml-plain.ts): read without saxes, to the same tree.
+  const plain = parsePlainXml(text, XML_LIMITS.maxDepth, XML_LIMITS.maxElements);
+  if (plain) return plain;
+  return parseWithSaxes(text);
+}
+
+/** saxes' reading of a document: the one that decides, and names the error's position. */
+export function parseWithSaxes(text: string): XmlElement {
+  const SaxesParser = loadSaxes();
   const parser = new SaxesParser({ xmlns: false, position: true, defaultXMLVersion: '1.0', forceXMLVersion: true });
   const stack: OpenElement[] = [];
   let root: OpenElement | undefined;
