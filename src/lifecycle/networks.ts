@@ -40,6 +40,24 @@ export interface Lease {
 const START_WAIT_MS = 60_000;
 const START_POLL_MS = 100;
 
+/**
+ * The networks this process is starting now. A start claim names a process, and `svirt serve`
+ * runs its clients' starts side by side in one: a claim of this process is live while one of
+ * its calls is still starting that network, and a leftover (to take over) otherwise. Process
+ * wide, as the claim is.
+ */
+const STARTING_HERE = new Set<string>();
+
+/** Whether a network's start claim belongs to a start still under way. */
+function claimLive(
+  claim: { ownerPid: number; ownerStart: number },
+  uuid: string,
+  me: { pid: number; startTime: number },
+): boolean {
+  if (claim.ownerPid === me.pid && claim.ownerStart === me.startTime) return STARTING_HERE.has(uuid);
+  return isAlive({ pid: claim.ownerPid, startTime: claim.ownerStart });
+}
+
 export function noNetwork(name: string): SvirtError {
   return new SvirtError('SVIRT_ERR_NO_NETWORK', `Network not found: no network with matching name '${name}'`);
 }
@@ -110,7 +128,7 @@ export class Networks {
       const info = this.info(n);
       if (info.active) throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `network '${n.name}' is active: net-destroy it first`);
       const claim = this.store.startOf(n.uuid);
-      if (claim && isAlive({ pid: claim.ownerPid, startTime: claim.ownerStart })) {
+      if (claim && claimLive(claim, n.uuid, this.env.me)) {
         throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `network '${n.name}' is being started by process ${claim.ownerPid}`);
       }
       this.store.endStart(n.uuid);
@@ -141,9 +159,7 @@ export class Networks {
         const info = this.info(n);
         if (info.active) return { kind: 'active', info } as const;
         const claim = this.store.startOf(n.uuid);
-        const mine = claim?.ownerPid === me.pid && claim.ownerStart === me.startTime;
-        if (claim && !mine && isAlive({ pid: claim.ownerPid, startTime: claim.ownerStart }))
-          return { kind: 'wait', owner: claim.ownerPid } as const;
+        if (claim && claimLive(claim, n.uuid, me)) return { kind: 'wait', owner: claim.ownerPid } as const;
         this.store.claimStart(n.uuid, me);
         return { kind: 'go', n, info, left: claim?.progress } as const;
       });
@@ -159,6 +175,7 @@ export class Networks {
         continue;
       }
       const { n, info, left } = step;
+      STARTING_HERE.add(n.uuid);
       crashPoint('net-start:claimed');
       try {
         // What a dead starter made, and what a start before a reboot (or a crash) recorded, go first.
@@ -180,6 +197,8 @@ export class Networks {
         // startNetworkHost undid its own steps; the claim goes so the next command may try again.
         this.store.endStart(n.uuid);
         throw err;
+      } finally {
+        STARTING_HERE.delete(n.uuid);
       }
     }
   }
