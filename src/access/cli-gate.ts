@@ -14,6 +14,7 @@ import { resolveStatePaths } from '../host/paths.js';
 import type { ParsedArgs } from '../cli/args.js';
 import { CLI_ACCESS, type VerbAccess } from './cli-table.js';
 import { cliIdentity, type Identity } from './identity.js';
+import { collectMade } from './made-guests.js';
 import type { AccessGuard } from './guard.js';
 import type { Permission } from './permissions.js';
 import type { GuestFacts } from './policy.js';
@@ -100,12 +101,12 @@ async function auditedRun(
   if (!existsSync(join(stateDir, 'svirt.db'))) {
     // No store yet: the verb makes it (or refuses its input before that, leaving no state dir
     // behind); there is nothing to check against, and what it did is recorded once the store exists.
-    const code = await run();
+    const { result: code, made } = await collectMade(run);
     if (code !== 0 || !existsSync(join(stateDir, 'svirt.db'))) return code;
     const store = Store.open(stateDir);
     try {
       const guard = new AccessGuard(policy, store);
-      for (const uuid of new Set([...store.listDefined().map((d) => d.uuid), ...store.runningUuids()])) {
+      for (const uuid of new Set(made)) {
         guard.own(id, uuid);
         const guest = guard.facts(uuid);
         await warnPrivileged(guard, id, store.getDefinedByUuid(uuid)?.xml ?? store.getRunning(uuid)?.liveXml ?? '', guest, verb);
@@ -135,8 +136,8 @@ async function auditedRun(
     const perms: Permission[] = typeof spec.perms === 'string' ? [] : [...spec.perms];
     if (spec.flag && args.flags.has(spec.flag.name)) perms.push(spec.flag.perm);
     // The XML is the verb's to read (it may be stdin, a FIFO, a device: read-input.ts refuses those);
-    // the CLI is the admin's alone, so the guest it made is found afterwards, by what changed in the store.
-    const definedBefore = spec.guest === 'xml' ? new Map(store.listDefined().map((d) => [d.uuid, d.xml])) : undefined;
+    // the guest it made is the one the verb reports (made-guests.ts), checked against the store afterwards.
+    const definedBefore = spec.guest === 'xml' ? new Set(store.listDefinedNames().map((d) => d.uuid)) : undefined;
     if (spec.guest !== 'xml') for (const p of perms) guard.check(id, p, guest, verb);
     if (spec.guest === 'arg0' && verb === 'start' && guest?.uuid) {
       const def = store.getDefinedByUuid(guest.uuid);
@@ -150,9 +151,8 @@ async function auditedRun(
       }
     }
     const before = spec.labels === 'restore-labels' ? guestLabels(store, guest?.uuid) : [];
-    // A restore names its guest inside the state file: it is the running guest that was not there before.
-    const runningBefore =
-      (spec.guest === undefined || spec.guest === 'xml') && spec.labels === 'label' ? store.runningUuids() : undefined;
+    // A restore names its guest inside the state file, a create inside its XML: the verb reports it.
+    const startsNamedInside = (spec.guest === undefined || spec.guest === 'xml') && spec.labels === 'label';
     const base = {
       guest: guest?.name ?? args.positional[0],
       uuid: guest?.uuid,
@@ -160,9 +160,10 @@ async function auditedRun(
       permission: perms.join(',') || 'admin',
     };
     let code: number;
+    let made: readonly string[];
     try {
       // The verb opens its Hypervisor on this same connection (lent-store.ts): no second open.
-      code = await lendStore(stateDir, store, run);
+      ({ result: code, made } = await collectMade(() => lendStore(stateDir, store, run)));
     } catch (err) {
       guard.record(id, {
         ...base,
@@ -172,23 +173,22 @@ async function auditedRun(
       });
       throw err;
     }
-    if (definedBefore && code === 0) {
-      const changed = store.listDefined().find((d) => definedBefore.get(d.uuid) !== d.xml);
-      if (changed) {
-        const isNew = !definedBefore.has(changed.uuid) && store.getRunning(changed.uuid) === undefined;
-        if (isNew) guard.own(id, changed.uuid);
-        guest = guard.facts(changed.uuid);
-        if (guest) Object.assign(base, { guest: guest.name, uuid: guest.uuid });
-        await warnPrivileged(guard, id, changed.xml, guest, verb);
-      }
-    }
-    if (runningBefore && code === 0) {
-      const uuid = [...store.runningUuids()].find((u) => !runningBefore.has(u));
-      guest = uuid === undefined ? undefined : guard.facts(uuid);
+    const madeUuid = code === 0 ? made[0] : undefined;
+    const defined = definedBefore && madeUuid !== undefined ? store.getDefinedByUuid(madeUuid) : undefined;
+    if (definedBefore && defined) {
+      const isNew = !definedBefore.has(defined.uuid) && store.getRunning(defined.uuid) === undefined;
+      if (isNew) guard.own(id, defined.uuid);
+      guest = guard.facts(defined.uuid);
       if (guest) Object.assign(base, { guest: guest.name, uuid: guest.uuid });
-      if (uuid !== undefined && spec.creates === 'xml') {
-        if (store.getDefinedByUuid(uuid) === undefined) guard.own(id, uuid); // a transient guest (create)
-        await warnPrivileged(guard, id, store.getRunning(uuid)?.liveXml ?? '', guest, verb);
+      await warnPrivileged(guard, id, defined.xml, guest, verb);
+    }
+    const running = startsNamedInside && madeUuid !== undefined ? store.getRunning(madeUuid) : undefined;
+    if (running) {
+      guest = guard.facts(running.uuid);
+      if (guest) Object.assign(base, { guest: guest.name, uuid: guest.uuid });
+      if (spec.creates === 'xml') {
+        if (store.getDefinedByUuid(running.uuid) === undefined) guard.own(id, running.uuid); // a transient guest (create)
+        await warnPrivileged(guard, id, running.liveXml, guest, verb);
       }
     }
     if (spec.creates === 'arg1' && code === 0 && args.positional[1] !== undefined) {

@@ -2,12 +2,14 @@ import { SvirtError } from '../../errors.js';
 import { readXmlFile } from './read-xml.js';
 import { arg, type ParsedArgs } from '../args.js';
 import { openHypervisor, output } from '../context.js';
+import { reportMade } from '../../access/made-guests.js';
 
 export async function run(args: ParsedArgs): Promise<number> {
   const file = arg(args, 0, 'FILE');
   const xml = await readXmlFile(file);
   const hv = await openHypervisor(args);
   const def = hv.define(xml);
+  reportMade(def.uuid);
   output(args, `Domain '${def.name}' defined from ${file}`, { name: def.name, uuid: def.uuid });
   return 0;
 }

@@ -3,6 +3,7 @@ import { arg, type ParsedArgs } from '../args.js';
 import { openHypervisor, output } from '../context.js';
 import type { Hypervisor } from '../../lifecycle/hypervisor.js';
 import { readXmlFile } from './read-xml.js';
+import { reportMade } from '../../access/made-guests.js';
 
 /** Kept in the XML but needing nothing from svirt: it adds its own controllers; no balloon or input is harmless headless. */
 const QUIET: ReadonlySet<string> = new Set(['controller', 'memballoon', 'input', 'video', 'panic']);
@@ -30,6 +31,7 @@ export async function runCreate(args: ParsedArgs): Promise<number> {
   const xml = await readXmlFile(file);
   const hv = await openHypervisor(args);
   const rec = await hv.create(xml, { paused: args.flags.has('paused') });
+  reportMade(rec.uuid);
   warnIgnored(hv, rec.name);
   output(args, `Domain '${rec.name}' created from ${file}`, { name: rec.name, uuid: rec.uuid, pid: rec.pid, id: rec.id });
   return 0;

@@ -1,6 +1,7 @@
 import { checkInputKind } from '../../host/read-input.js';
 import { arg, type ParsedArgs } from '../args.js';
 import { openHypervisor, output } from '../context.js';
+import { reportMade } from '../../access/made-guests.js';
 
 /** A one-line progress bar on stderr, only on a terminal and only after the first second. */
 function progressBar(label: string): { update: (done: number, total: number) => void; end: () => void } {
@@ -47,6 +48,7 @@ export async function runRestore(args: ParsedArgs): Promise<number> {
   } finally {
     bar.end();
   }
+  reportMade(rec.uuid);
   output(args, `\nDomain '${rec.name}' restored from ${file}`, { name: rec.name, uuid: rec.uuid, pid: rec.pid });
   return 0;
 }
