@@ -137,7 +137,10 @@ async function auditedRun(
     if (spec.flag && args.flags.has(spec.flag.name)) perms.push(spec.flag.perm);
     // The XML is the verb's to read (it may be stdin, a FIFO, a device: read-input.ts refuses those);
     // the guest it made is the one the verb reports (made-guests.ts), checked against the store afterwards.
-    const definedBefore = spec.guest === 'xml' ? new Set(store.listDefinedNames().map((d) => d.uuid)) : undefined;
+    // A restore names its guest inside the state file, a create inside its XML; define makes a definition.
+    const startsNamedInside = (spec.guest === undefined || spec.guest === 'xml') && spec.labels === 'label';
+    const definedBefore =
+      spec.guest === 'xml' && !startsNamedInside ? new Set(store.listDefinedNames().map((d) => d.uuid)) : undefined;
     if (spec.guest !== 'xml') for (const p of perms) guard.check(id, p, guest, verb);
     if (spec.guest === 'arg0' && verb === 'start' && guest?.uuid) {
       const def = store.getDefinedByUuid(guest.uuid);
@@ -151,8 +154,6 @@ async function auditedRun(
       }
     }
     const before = spec.labels === 'restore-labels' ? guestLabels(store, guest?.uuid) : [];
-    // A restore names its guest inside the state file, a create inside its XML: the verb reports it.
-    const startsNamedInside = (spec.guest === undefined || spec.guest === 'xml') && spec.labels === 'label';
     const base = {
       guest: guest?.name ?? args.positional[0],
       uuid: guest?.uuid,
@@ -192,8 +193,8 @@ async function auditedRun(
       }
     }
     if (spec.creates === 'arg1' && code === 0 && args.positional[1] !== undefined) {
-      const made = guard.facts(args.positional[1]);
-      if (made?.uuid) guard.own(id, made.uuid);
+      const copy = guard.facts(args.positional[1]);
+      if (copy?.uuid) guard.own(id, copy.uuid);
     }
     guard.record(id, {
       ...base,
