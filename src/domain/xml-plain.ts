@@ -14,7 +14,8 @@
  */
 import type { XmlElement, XmlNode } from './domain-def.js';
 
-interface OpenElement {
+/** An element under construction; assignable to the readonly `XmlElement`. */
+export interface OpenElement {
   kind: 'element';
   name: string;
   attrs: Array<readonly [string, string]>;
@@ -60,7 +61,11 @@ function decode(raw: string): string | undefined {
   return out;
 }
 
-function dropWhitespace(el: OpenElement): void {
+/**
+ * Drops the whitespace text between child elements (the serializer re-indents); an element with
+ * only text, or with text that is not whitespace (mixed content), keeps its text exactly.
+ */
+export function dropWhitespace(el: OpenElement): void {
   let hasElement = false;
   for (const c of el.children) {
     if (c.kind === 'element') hasElement = true;

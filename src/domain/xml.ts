@@ -8,7 +8,7 @@ import type { SaxesParser as SaxesParserType } from 'saxes';
 
 import { SvirtError } from '../errors.js';
 import type { XmlElement, XmlNode } from './domain-def.js';
-import { parsePlainXml } from './xml-plain.js';
+import { dropWhitespace, parsePlainXml, type OpenElement } from './xml-plain.js';
 
 // saxes is CommonJS: require() loads it in ~3 ms where an ESM import costs ~35 ms at CLI start.
 // It is loaded for the first document the plain reader leaves to it.
@@ -24,15 +24,6 @@ export const XML_LIMITS = {
   maxDepth: 64,
   maxElements: 100_000,
 } as const;
-
-/** An element under construction; assignable to the readonly `XmlElement`. */
-interface OpenElement {
-  kind: 'element';
-  name: string;
-  attrs: Array<readonly [string, string]>;
-  children: XmlNode[];
-  line: number;
-}
 
 function malformed(line: number, column: number, reason: string): SvirtError {
   return new SvirtError('SVIRT_ERR_XML_MALFORMED', `malformed domain XML: line ${line}, column ${column}: ${reason}`, {
@@ -50,16 +41,6 @@ function lineAt(text: string, index: number): number {
 /** saxes prefixes its messages with "line:column: "; the position is reported separately. */
 function saxesReason(err: Error): string {
   return err.message.replace(/^\d+:\d+: /, '').replace(/\.$/, '');
-}
-
-/** True when no child is an element, or some text child is not whitespace (mixed content). */
-function dropsWhitespace(el: OpenElement): boolean {
-  let hasElement = false;
-  for (const c of el.children) {
-    if (c.kind === 'element') hasElement = true;
-    else if (c.kind === 'text' && (c.cdata === true || c.text.trim() !== '')) return false;
-  }
-  return hasElement;
 }
 
 /**
@@ -124,7 +105,7 @@ export function parseWithSaxes(text: string): XmlElement {
   });
   parser.on('closetag', () => {
     const el = stack.pop();
-    if (el && dropsWhitespace(el)) el.children = el.children.filter((c) => c.kind !== 'text');
+    if (el) dropWhitespace(el);
   });
   parser.on('text', (t) => {
     const parent = stack[stack.length - 1];

@@ -11,30 +11,16 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { countRows, qemuAsRootSkip, scratch, writeDomain, QEMU, SVIRT_BIN, type CliResult } from '../helpers.js';
+import { countRows, qemuAsRootSkip, scratch, writeDomain, SVIRT_BIN, type CliResult } from '../helpers.js';
+import { dhcpNetworkXml, nicGuestXml } from '../support/network-xml.js';
 import { netns, netnsSkip, nsProcesses, nsRun, svirtIn, svirtInOk } from '../support/netns.js';
 
 const skip = qemuAsRootSkip() || netnsSkip();
 const S = ['--security-driver', 'dac,landlock'];
 const BRIDGE = 'svbr-race';
 
-const NETWORK = `<network>
-  <name>race</name>
-  <bridge name='${BRIDGE}'/>
-  <ip address='10.78.0.1' prefix='24'>
-    <dhcp><range start='10.78.0.10' end='10.78.0.20'/></dhcp>
-  </ip>
-</network>
-`;
-
-function guestXml(name: string): string {
-  return `<domain type='qemu'><name>${name}</name><memory unit='MiB'>64</memory>
-<os><type arch='x86_64' machine='pc'>hvm</type></os>
-<devices><emulator>${QEMU}</emulator>
-<interface type='network'><source network='race'/><model type='virtio'/></interface>
-</devices></domain>
-`;
-}
+const NETWORK = dhcpNetworkXml('race', BRIDGE, 78);
+const guestXml = (name: string): string => nicGuestXml(name, 'race');
 
 /** The CLI in the namespace with extra environment (a crash point). */
 function svirtInEnv(ns: string, dir: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<CliResult> {

@@ -16,18 +16,7 @@ import {
 import { XdrWriter } from '../../src/remote/xdr.js';
 import { callFrame, RawClient } from './raw-client.js';
 import { haveVirsh, startServer, virshOk } from './support.js';
-
-/** mulberry32: a seeded PRNG, so a failing case can be replayed from the seed in the test log. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded } from '../support/seeded.js';
 
 const openFrame = (serial: number): Buffer =>
   callFrame(Proc.ConnectOpen, serial, (w) => w.optional('qemu:///system', (x, v) => x.string(v, STRING_MAX)).uint(0));
@@ -89,7 +78,7 @@ describe('svirt serve against malformed messages', { timeout: 300_000 }, () => {
     const s = srv.socket;
     const seed = Number(process.env['SVIRT_FUZZ_SEED'] ?? Date.now() % 1_000_000);
     t.diagnostic(`fuzz seed ${seed} (replay with SVIRT_FUZZ_SEED=${seed})`);
-    const rnd = prng(seed);
+    const rnd = seeded(seed);
     const int = (lo: number, hi: number): number => lo + Math.floor(rnd() * (hi - lo + 1));
     const bytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => int(0, 255)));
 

@@ -9,30 +9,16 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { countRows, qemuAsRootSkip, scratch, writeDomain, QEMU } from '../helpers.js';
+import { countRows, qemuAsRootSkip, scratch, writeDomain } from '../helpers.js';
+import { dhcpNetworkXml, nicGuestXml } from '../support/network-xml.js';
 import { netns, netnsSkip, nsProcesses, nsRun, svirtInOk } from '../support/netns.js';
 import { haveVirsh, startServer, virsh, virshOk } from './support.js';
 
 const skip = qemuAsRootSkip() || netnsSkip() || (haveVirsh() ? false : 'virsh (libvirt-clients) is not installed');
 const BRIDGE = 'svbr-srace';
 
-const NETWORK = `<network>
-  <name>srace</name>
-  <bridge name='${BRIDGE}'/>
-  <ip address='10.79.0.1' prefix='24'>
-    <dhcp><range start='10.79.0.10' end='10.79.0.20'/></dhcp>
-  </ip>
-</network>
-`;
-
-function guestXml(name: string): string {
-  return `<domain type='qemu'><name>${name}</name><memory unit='MiB'>64</memory>
-<os><type arch='x86_64' machine='pc'>hvm</type></os>
-<devices><emulator>${QEMU}</emulator>
-<interface type='network'><source network='srace'/><model type='virtio'/></interface>
-</devices></domain>
-`;
-}
+const NETWORK = dhcpNetworkXml('srace', BRIDGE, 79);
+const guestXml = (name: string): string => nicGuestXml(name, 'srace');
 
 const bridgeCount = (ns: string): number =>
   nsRun(ns, ['ip', '-o', 'link', 'show', 'type', 'bridge'])

@@ -3,18 +3,7 @@ import assert from 'node:assert/strict';
 import { SvirtError } from '../../errors.js';
 import { allocatePair, pairAt, pairCapacity, pairLevel, parseCategoryRange } from './mcs.js';
 import { ListingMemoryReservations, MemoryReservations, uuidOf } from '../../../test/support/selinux.js';
-
-/** A seeded generator (mulberry32), so a failure can be replayed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded } from '../../../test/support/seeded.js';
 
 describe('MCS category pairs', () => {
   it('parses ranges and computes n(n-1)/2', () => {
