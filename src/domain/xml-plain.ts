@@ -1,7 +1,7 @@
 /**
  * The plain-document reader: a few regular expressions that build the same `XmlElement` tree
- * as saxes (xml.ts) for the documents svirt reads every day, ~10x faster in a fresh process,
- * where saxes' per-character state machine runs in V8's interpreter.
+ * as saxes (xml.ts) for the documents svirt reads every day, about three times faster, cold or
+ * warm (in a fresh process saxes' per-character state machine runs in V8's interpreter).
  *
  * It takes only a plain subset: ASCII names; elements, attributes, text with the five
  * predefined entities and character references, comments, CDATA, and an XML declaration
