@@ -102,12 +102,10 @@ export function parsePlainXml(text: string, maxDepth: number, maxElements: numbe
         if (!XML_SPACE.test(raw)) return undefined; // text outside the root (String#trim would pass a BOM or NBSP)
       } else {
         if (raw.includes(']]>')) return undefined;
+        // One text node: the text runs to the next '<', and what came before it was markup.
         const t = decode(raw);
         if (t === undefined) return undefined;
-        const last = parent.children[parent.children.length - 1];
-        if (last?.kind === 'text' && last.cdata !== true)
-          parent.children[parent.children.length - 1] = { kind: 'text', text: last.text + t };
-        else parent.children.push({ kind: 'text', text: t });
+        parent.children.push({ kind: 'text', text: t });
       }
     }
     if (lt === -1) break;
@@ -161,8 +159,7 @@ export function parsePlainXml(text: string, maxDepth: number, maxElements: numbe
       const el: OpenElement = { kind: 'element', name: m[1] ?? '', attrs, children: [], line };
       stack[stack.length - 1]?.children.push(el);
       root ??= el;
-      if (m[3] === '/') dropWhitespace(el);
-      else stack.push(el);
+      if (m[3] !== '/') stack.push(el); // an empty element has no whitespace to drop
       i = START_TAG.lastIndex;
     }
   }
