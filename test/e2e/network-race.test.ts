@@ -13,7 +13,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { countRows, qemuAsRootSkip, scratch, writeDomain, SVIRT_BIN, type CliResult } from '../helpers.js';
 import { dhcpNetworkXml, nicGuestXml } from '../support/network-xml.js';
-import { netns, netnsSkip, nsProcesses, nsRun, svirtIn, svirtInOk } from '../support/netns.js';
+import { netns, netnsSkip, nsBridges, nsDnsmasqs, nsNftTables, svirtIn, svirtInOk } from '../support/netns.js';
 
 const skip = qemuAsRootSkip() || netnsSkip();
 const S = ['--security-driver', 'dac,landlock'];
@@ -36,36 +36,20 @@ function svirtInEnv(ns: string, dir: string, args: readonly string[], env: NodeJ
   });
 }
 
-/** The bridges in the namespace (name → ifindex). */
-function bridges(ns: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of nsRun(ns, ['ip', '-o', 'link', 'show', 'type', 'bridge']).split('\n')) {
-    const m = /^(\d+): ([^:@]+)[:@]/.exec(line);
-    if (m?.[1] && m[2]) out.set(m[2], Number(m[1]));
-  }
-  return out;
-}
-
-const dnsmasqs = (ns: string): number => nsProcesses(ns).filter((p) => p.args.startsWith('/usr/sbin/dnsmasq ')).length;
-const nftTables = (ns: string): string[] =>
-  nsRun(ns, ['nft', 'list', 'tables'])
-    .split('\n')
-    .filter((l) => l.includes('svirt-race'));
-
 /** One network up: one bridge, one table, one dnsmasq, net-info says active. */
 async function assertOneNetwork(ns: string, dir: string, when: string): Promise<void> {
-  assert.deepEqual([...bridges(ns).keys()], [BRIDGE], `${when}: one bridge`);
-  assert.equal(nftTables(ns).length, 1, `${when}: one nft table`);
-  assert.equal(dnsmasqs(ns), 1, `${when}: one dnsmasq`);
+  assert.deepEqual([...nsBridges(ns).keys()], [BRIDGE], `${when}: one bridge`);
+  assert.equal(nsNftTables(ns, 'svirt-race').length, 1, `${when}: one nft table`);
+  assert.equal(nsDnsmasqs(ns), 1, `${when}: one dnsmasq`);
   assert.match(await svirtInOk(ns, dir, ['net-info', 'race']), /^Active:\s+yes$/m, when);
   assert.equal(countRows(dir, 'network_starts'), 0, `${when}: no start claim left`);
 }
 
 async function assertNoNetwork(ns: string, when: string): Promise<void> {
   // dnsmasq ends on SIGTERM within its stop's bounded wait; the bridge and table go at once.
-  assert.deepEqual([...bridges(ns).keys()], [], `${when}: no bridge`);
-  assert.deepEqual(nftTables(ns), [], `${when}: no nft table`);
-  assert.equal(dnsmasqs(ns), 0, `${when}: no dnsmasq`);
+  assert.deepEqual([...nsBridges(ns).keys()], [], `${when}: no bridge`);
+  assert.deepEqual(nsNftTables(ns, 'svirt-race'), [], `${when}: no nft table`);
+  assert.equal(nsDnsmasqs(ns), 0, `${when}: no dnsmasq`);
 }
 
 /** A scratch state dir and a namespace with the network `race` defined and marked autostart. */
@@ -117,7 +101,7 @@ describe(
 
         const crashed = await svirtInEnv(ns, dir, ['net-start', 'race'], { SVIRT_TEST_CRASH_AT: point });
         assert.equal(crashed.code, 128, `killed at ${point}: ${crashed.stderr}`);
-        const left = bridges(ns).get(BRIDGE);
+        const left = nsBridges(ns).get(BRIDGE);
         if (point === 'net-start:bridge') assert.ok(left, 'the dead start left its bridge');
         assert.equal(countRows(dir, 'network_starts'), 1, "the dead start's claim is on record");
         assert.doesNotMatch(
@@ -128,7 +112,7 @@ describe(
 
         await svirtInOk(ns, dir, [...S, 'start', 'ga', '--paused']);
         await assertOneNetwork(ns, dir, `after the crash at ${point}`);
-        if (left !== undefined) assert.notEqual(bridges(ns).get(BRIDGE), left, 'the left bridge was removed and made anew');
+        if (left !== undefined) assert.notEqual(nsBridges(ns).get(BRIDGE), left, 'the left bridge was removed and made anew');
         await svirtInOk(ns, dir, [...S, 'destroy', 'ga']);
         await svirtInOk(ns, dir, ['net-destroy', 'race']);
         await assertNoNetwork(ns, 'at the end');

@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { countRows, qemuAsRootSkip, scratch, writeDomain } from '../helpers.js';
 import { dhcpNetworkXml, nicGuestXml } from '../support/network-xml.js';
-import { netns, netnsSkip, nsProcesses, nsRun, svirtInOk } from '../support/netns.js';
+import { netns, netnsSkip, nsBridges, nsDnsmasqs, nsNftTables, svirtInOk } from '../support/netns.js';
 import { haveVirsh, startServer, virsh, virshOk } from './support.js';
 
 const skip = qemuAsRootSkip() || netnsSkip() || (haveVirsh() ? false : 'virsh (libvirt-clients) is not installed');
@@ -20,15 +20,7 @@ const BRIDGE = 'svbr-srace';
 const NETWORK = dhcpNetworkXml('srace', BRIDGE, 79);
 const guestXml = (name: string): string => nicGuestXml(name, 'srace');
 
-const bridgeCount = (ns: string): number =>
-  nsRun(ns, ['ip', '-o', 'link', 'show', 'type', 'bridge'])
-    .split('\n')
-    .filter((l) => l.includes(`${BRIDGE}:`)).length;
-const dnsmasqs = (ns: string): number => nsProcesses(ns).filter((p) => p.args.startsWith('/usr/sbin/dnsmasq ')).length;
-const tables = (ns: string): number =>
-  nsRun(ns, ['nft', 'list', 'tables'])
-    .split('\n')
-    .filter((l) => l.includes('svirt-srace')).length;
+const bridgeCount = (ns: string): number => [...nsBridges(ns).keys()].filter((b) => b === BRIDGE).length;
 
 describe('network autostart in svirt serve: two starts in one process (namespace, real bridge/nft/dnsmasq)', { skip }, () => {
   it(
@@ -47,8 +39,8 @@ describe('network autostart in svirt serve: two starts in one process (namespace
         const results = await Promise.all(['sa', 'sb'].map((g) => virsh(srv.socket, ['start', g, '--paused'])));
         for (const r of results) assert.equal(r.code, 0, `round ${round}: ${r.stderr}`);
         assert.equal(bridgeCount(ns), 1, `round ${round}: one bridge`);
-        assert.equal(tables(ns), 1, `round ${round}: one nft table`);
-        assert.equal(dnsmasqs(ns), 1, `round ${round}: one dnsmasq`);
+        assert.equal(nsNftTables(ns, 'svirt-srace').length, 1, `round ${round}: one nft table`);
+        assert.equal(nsDnsmasqs(ns), 1, `round ${round}: one dnsmasq`);
         assert.equal(countRows(dir, 'network_starts'), 0, `round ${round}: no start claim left`);
         assert.match(await virshOk(srv.socket, ['net-info', 'srace']), /^Active:\s+yes$/m, `round ${round}`);
         for (const g of ['sa', 'sb']) {

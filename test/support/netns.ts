@@ -73,6 +73,28 @@ export function nsProcesses(ns: string): { pid: number; uid: number; args: strin
   return out;
 }
 
+/** The bridges in the namespace (name → ifindex). */
+export function nsBridges(ns: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of nsRun(ns, ['ip', '-o', 'link', 'show', 'type', 'bridge']).split('\n')) {
+    const m = /^(\d+): ([^:@]+)[:@]/.exec(line);
+    if (m?.[1] && m[2]) out.set(m[2], Number(m[1]));
+  }
+  return out;
+}
+
+/** How many dnsmasq processes run in the namespace. */
+export function nsDnsmasqs(ns: string): number {
+  return nsProcesses(ns).filter((p) => p.args.startsWith('/usr/sbin/dnsmasq ')).length;
+}
+
+/** The namespace's nft tables whose line names `table` (svirt's are `svirt-NETWORK`). */
+export function nsNftTables(ns: string, table: string): string[] {
+  return nsRun(ns, ['nft', 'list', 'tables'])
+    .split('\n')
+    .filter((l) => l.includes(table));
+}
+
 /** Runs a command in the namespace; throws with its stderr on failure. */
 export function nsRun(ns: string, argv: readonly string[]): string {
   const r = spawnSync('ip', ['netns', 'exec', ns, ...argv], { encoding: 'utf8' });
