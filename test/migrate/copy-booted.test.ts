@@ -7,15 +7,8 @@ import { haveVirsh } from '../remote/support.js';
 import { guestImage, guestImageSkip } from '../support/guest-image.js';
 import { hostsSkip, makeHosts, type TestHost } from '../support/hosts.js';
 import { SerialConsole } from '../support/netns.js';
-import { ORIGINAL, assertRunsOn, consoleOf, startCounter, traces } from './support.js';
+import { ORIGINAL, assertRunsOn, consoleOf, lastTick, startCounter, TICK_LINE, traces } from './support.js';
 import { copyXml, holds, imagePath, makeSourceImage, ownerOf, virsh } from './copy-support.js';
-
-/** The highest `tick N` the console has shown. */
-function lastTick(text: string): number {
-  let n = -1;
-  for (const m of text.matchAll(/tick (\d+)/g)) n = Math.max(n, Number(m[1]));
-  return n;
-}
 
 describe(
   '--copy-storage-all of a booted guest (acceptance, issue 16)',
@@ -90,7 +83,7 @@ describe(
         seen = Math.max(seen, lastTick(con.text));
         con.close();
         con = await SerialConsole.open(consoleOf(dir, there));
-        const next = await con.waitFor(/tick (\d+)/, 30_000);
+        const next = await con.waitFor(TICK_LINE, 30_000);
         assert.ok(next, `hop ${k + 1}: the counter runs on ${there.name}: ${con.text.slice(-200)}`);
         const n = lastTick(con.text);
         assert.ok(n > seen && n - seen < 200, `hop ${k + 1}: tick ${n} on ${there.name} follows tick ${seen} (no reset)`);

@@ -149,6 +149,19 @@ export function traces(h: TestHost): { running: number; reserved: number; rememb
 }
 
 /**
+ * A whole `tick N` line of the counter. The serial console delivers the guest's output a byte at
+ * a time, so a poll can find `tick 1` of a `tick 12` still arriving: only a line with its end counts.
+ */
+export const TICK_LINE = /tick (\d+)\r?\n/;
+
+/** The highest `tick N` the console has shown in whole lines. */
+export function lastTick(text: string): number {
+  let n = -1;
+  for (const m of text.matchAll(new RegExp(TICK_LINE, 'g'))) n = Math.max(n, Number(m[1]));
+  return n;
+}
+
+/**
  * Waits until the booted guest's shell answers on its serial console (it may have printed its
  * banner before the console connected, so it is asked), then starts the counter the hop tests
  * watch (`tick N` every 0.2 s) and waits for it to run.

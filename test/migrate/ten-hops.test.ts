@@ -5,16 +5,19 @@ import { tempDir } from '../helpers.js';
 import { guestImage, guestImageSkip } from '../support/guest-image.js';
 import { hostsSkip, makeHosts, type TestHost } from '../support/hosts.js';
 import { SerialConsole } from '../support/netns.js';
-import { ORIGINAL, assertRunsOn, consoleOf, makeDisk, startCounter, traces, writeXmlFiles } from './support.js';
+import {
+  ORIGINAL,
+  assertRunsOn,
+  consoleOf,
+  lastTick,
+  makeDisk,
+  startCounter,
+  TICK_LINE,
+  traces,
+  writeXmlFiles,
+} from './support.js';
 
 const HOPS = 10;
-
-/** The highest `tick N` the console has shown. */
-function lastTick(text: string): number {
-  let n = -1;
-  for (const m of text.matchAll(/tick (\d+)/g)) n = Math.max(n, Number(m[1]));
-  return n;
-}
 
 describe('live migration of a booted guest (acceptance, issue 16)', { skip: hostsSkip() || guestImageSkip() }, () => {
   it(`${HOPS} hops back and forth: the guest's counter never resets; uid, labels and image right on both sides after each`, async (t) => {
@@ -47,7 +50,7 @@ describe('live migration of a booted guest (acceptance, issue 16)', { skip: host
       con.close();
       con = await SerialConsole.open(consoleOf(dir, there));
       // The counter goes on from where it was: the next tick is past the last one seen, never a restart.
-      const next = await con.waitFor(/tick (\d+)/, 30_000);
+      const next = await con.waitFor(TICK_LINE, 30_000);
       assert.ok(next, `hop ${hop}: the counter runs on ${there.name}: ${con.text.slice(-200)}`);
       const n = lastTick(con.text);
       assert.ok(n > seen, `hop ${hop}: tick ${n} on ${there.name} follows tick ${seen} (no reset)`);
