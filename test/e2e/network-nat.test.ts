@@ -96,7 +96,7 @@ describe('a NAT network (namespaces, real dnsmasq, nft, QEMU)', { skip }, () => 
       let reply: RegExpExecArray | undefined;
       for (let i = 0; i < 30 && !reply; i++) {
         serial.send('echo | nc 10.99.0.2 7777');
-        reply = await serial.waitFor(/hello-from-b from (\S+)/, 4000);
+        reply = await serial.waitFor(/hello-from-b from (\S+)\r?\n/, 4000);
       }
       assert.ok(reply, `the guest did not reach the server; console:\n${serial.text.slice(-1500)}`);
       assert.equal(reply[1]?.replace(/^::ffff:/, ''), '10.99.0.1', 'masqueraded to namespace A address');

@@ -111,7 +111,7 @@ describe('a passt NIC (namespaces, real passt and QEMU)', { skip }, () => {
       let reply: RegExpExecArray | undefined;
       for (let i = 0; i < 30 && !reply; i++) {
         serial.send('echo | timeout 5 nc 10.99.0.2 7777');
-        reply = await serial.waitFor(/hello-from-b from (\S+)/, 4000);
+        reply = await serial.waitFor(/hello-from-b from (\S+)\r?\n/, 4000);
       }
       assert.ok(reply, `the guest did not reach the server; console:\n${serial.text.slice(-1500)}`);
       assert.equal(reply[1]?.replace(/^::ffff:/, ''), '10.99.0.1', "passt connects from the namespace's own address");

@@ -121,7 +121,7 @@ describe('passt NIC hot-plug (namespaces, booted guest image)', { skip }, () => 
       let reply: RegExpExecArray | undefined;
       for (let i = 0; i < 20 && !reply; i++) {
         serial.send('echo | timeout 5 nc 10.99.0.2 7777');
-        reply = await serial.waitFor(/hello-from-b from (\S+)/, 6000);
+        reply = await serial.waitFor(/hello-from-b from (\S+)\r?\n/, 6000);
       }
       assert.ok(reply, `the guest did not reach the server; console:\n${serial.text.slice(-1500)}`);
 
