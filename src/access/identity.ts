@@ -78,7 +78,7 @@ export function cliIdentity(): Identity {
 export function groupsOfPid(pid: number): number[] {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'latin1');
-    const line = /^Groups:\s*(.*)$/m.exec(status);
+    const line = /^Groups:[ \t]*(.*)$/m.exec(status); // not \s: an empty list would take the next line
     if (!line?.[1]) return [];
     return line[1]
       .trim()
