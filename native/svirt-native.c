@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -558,6 +559,61 @@ static napi_value js_peer_cred(napi_env env, napi_callback_info info)
 	return result;
 }
 
+/* dupOnto(fd, target): makes `target` (0, 1 or 2) refer to what `fd` does, without close-on-exec
+ * (dup3). The warm worker lends a client's stdin, stdout and stderr to the verb it runs for it. */
+static napi_value js_dup_onto(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2];
+	int fd;
+	int64_t target;
+	if (get_args(env, info, 2, 2, argv) < 0 || get_fd(env, argv[0], &fd) < 0 ||
+	    get_int(env, argv[1], "target", 0, 2, &target) < 0)
+		return NULL;
+	if (fd == (int)target)
+		return NULL;
+	int r;
+	while ((r = dup3(fd, (int)target, 0)) < 0 && errno == EINTR) {
+	}
+	if (r < 0)
+		return throw_errno(env, errno, "dup3", NULL);
+	return NULL;
+}
+
+/* dupAside(fd): a close-on-exec copy of `fd` numbered 10 or above (F_DUPFD_CLOEXEC). */
+static napi_value js_dup_aside(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1], result;
+	int fd;
+	if (get_args(env, info, 1, 1, argv) < 0 || get_fd(env, argv[0], &fd) < 0)
+		return NULL;
+	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+	if (copy < 0)
+		return throw_errno(env, errno, "fcntl", NULL);
+	NAPI(napi_create_int32(env, copy, &result));
+	return result;
+}
+
+/* pollIn(fd, timeoutMs): true when `fd` has something to read (or its peer hung up) within
+ * timeoutMs (-1: no limit), false when the time ran out. Blocks the calling thread: for the CLI's
+ * client end of the warm worker, which has nothing else to do meanwhile. */
+static napi_value js_poll_in(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2], result;
+	int fd;
+	int64_t ms;
+	if (get_args(env, info, 2, 2, argv) < 0 || get_fd(env, argv[0], &fd) < 0 ||
+	    get_int(env, argv[1], "timeoutMs", -1, 600000, &ms) < 0)
+		return NULL;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int r;
+	while ((r = poll(&p, 1, (int)ms)) < 0 && errno == EINTR) {
+	}
+	if (r < 0)
+		return throw_errno(env, errno, "poll", NULL);
+	NAPI(napi_get_boolean(env, r > 0, &result));
+	return result;
+}
+
 /* landlockAbi(): the running kernel's Landlock ABI version. */
 static napi_value js_landlock_abi(napi_env env, napi_callback_info info)
 {
@@ -946,6 +1002,8 @@ NAPI_MODULE_INIT()
 		{ "openAs", js_open_as },            { "deviceFilter", js_device_filter },
 		{ "spawn", js_spawn },               { "mapFile", js_map_file },
 		{ "fnv1a32", js_fnv1a32 },           { "procStartTime", js_proc_start_time },
+		{ "dupOnto", js_dup_onto },          { "dupAside", js_dup_aside },
+		{ "pollIn", js_poll_in },
 	};
 	for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
 		napi_value f;

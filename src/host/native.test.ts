@@ -8,11 +8,13 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
+  readFileSync,
   readSync,
   rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -28,7 +30,10 @@ import {
   llistxattr,
   lremovexattr,
   lsetxattr,
+  dupAside,
+  dupOnto,
   peerCred,
+  pollIn,
   recvFds,
   sendFds,
   sendNow,
@@ -298,5 +303,41 @@ describe('native addon: landlock and paths', () => {
     const out = JSON.parse(r.stdout) as string[];
     assert.equal(out.length, 3);
     for (const line of out) assert.match(line, /^SVIRT_ERR_NATIVE: native helper not built: run npm run build:native/);
+  });
+});
+
+describe("native addon: the warm worker's fds", () => {
+  it('dupAside copies an fd to 10 or above, close-on-exec; dupOnto lends it as fd 0 and puts the old one back', (t) => {
+    const [a, b] = socketpair();
+    t.after(() => [a, b].forEach((fd) => closeSync(fd)));
+    const saved = dupAside(0);
+    t.after(() => closeSync(saved));
+    assert.ok(saved >= 10);
+    const cloexec = (fd: number): boolean =>
+      (Number.parseInt(/^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1'))?.[1] ?? '0', 8) &
+        0o2000000) !==
+      0;
+    assert.ok(cloexec(saved), 'O_CLOEXEC');
+    writeSync(b, 'lent\n');
+    dupOnto(a, 0);
+    try {
+      const buf = Buffer.alloc(16);
+      assert.equal(buf.toString('latin1', 0, readSync(0, buf, 0, 16, null)), 'lent\n');
+      assert.ok(!cloexec(0), 'fd 0 is inherited by children');
+    } finally {
+      dupOnto(saved, 0);
+    }
+    assert.equal(fstatSync(0).ino, fstatSync(saved).ino);
+    assert.throws(() => dupOnto(a, 3 as 0), /target must be an integer in \[0, 2\]/);
+  });
+
+  it('pollIn says whether an fd has something to read within the time given', (t) => {
+    const [a, b] = socketpair();
+    t.after(() => [a, b].forEach((fd) => closeSync(fd)));
+    const t0 = process.hrtime.bigint();
+    assert.equal(pollIn(a, 50), false);
+    assert.ok(process.hrtime.bigint() - t0 >= 45_000_000n, 'it waited');
+    writeSync(b, 'x');
+    assert.equal(pollIn(a, -1), true);
   });
 });

@@ -81,6 +81,9 @@ interface Addon {
     onExit?: (code: number | null, signal: number | null) => void,
   ): number;
   mapFile(path: string, latin1: boolean): string | ArrayBuffer;
+  dupOnto(fd: number, target: 0 | 1 | 2): void;
+  dupAside(fd: number): number;
+  pollIn(fd: number, timeoutMs: number): boolean;
 }
 
 const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
@@ -112,6 +115,9 @@ const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
   'mapFile',
   'fnv1a32',
   'procStartTime',
+  'dupOnto',
+  'dupAside',
+  'pollIn',
 ];
 
 const XATTR_FLAGS: Readonly<Record<XattrMode, number>> = { create: 1, replace: 2 };
@@ -314,6 +320,21 @@ export function openPath(path: string): number {
 /** A socket connected to the listening socket `name` inside the directory `dirFd` holds (close-on-exec; `nonblock`: EAGAIN on a full backlog). */
 export function connectUnixAt(dirFd: number, name: string, nonblock = false): number {
   return load().connectUnixAt(dirFd, name, nonblock);
+}
+
+/** Makes fd `target` (0, 1 or 2) refer to what `fd` does (dup3, not close-on-exec). */
+export function dupOnto(fd: number, target: 0 | 1 | 2): void {
+  load().dupOnto(fd, target);
+}
+
+/** A close-on-exec copy of `fd`, numbered 10 or above. */
+export function dupAside(fd: number): number {
+  return load().dupAside(fd);
+}
+
+/** Whether `fd` has something to read (or a hang-up) within `timeoutMs` (-1: no limit); blocks the thread. */
+export function pollIn(fd: number, timeoutMs: number): boolean {
+  return load().pollIn(fd, timeoutMs);
 }
 
 /** A listening AF_UNIX socket bound to `name` inside the directory `dirFd` holds (close-on-exec). */
