@@ -7,9 +7,9 @@
 // keeps a verb within a few ms of Node's own start (docs/startup.md). This file is CommonJS
 // (bin/package.json): an ES module entry would start Node's ESM loader for nothing.
 'use strict';
-const { readFileSync } = require('node:fs');
+const { closeSync, constants, lstatSync, openSync, readFileSync, readSync, writeSync } = require('node:fs');
 const { createRequire } = require('node:module');
-const { dirname, join } = require('node:path');
+const { dirname, join, resolve } = require('node:path');
 const { Script } = require('node:vm');
 
 const BUNDLE = join(__dirname, '..', 'dist', 'svirt.cjs');
@@ -62,16 +62,8 @@ function bundleFor(argv) {
   return LIFECYCLE_VERBS.has(verb) ? CORE_BUNDLE : BUNDLE;
 }
 
-/**
- * A bundle (latin1: as a string) or a code cache mapped instead of read (the addon's mapFile,
- * native/map-file.c): a read copies the file into fresh pages, one page fault each (10-25 us
- * on the machines of issue 17), and a string copies it again into V8's heap; a mapping of the
- * page cache faults in 16 pages at a time and the string over it is never copied: about 260
- * page faults less for `svirt list`, 250 for `dominfo`. Undefined when the addon cannot do it
- * (not built, an older one, a map the kernel refuses): the file is read then. The addon stays loaded, where
- * src/host/addon.ts finds it.
- */
-function mapped(path, latin1) {
+/** svirt's addon, loaded once (src/host/addon.ts finds it there); undefined when it is not built. */
+function addonOf() {
   const loaded = (globalThis[Symbol.for('svirt.addons')] ??= new Map());
   if (!loaded.has(ADDON)) {
     const mod = { exports: {} };
@@ -82,8 +74,21 @@ function mapped(path, latin1) {
     }
     loaded.set(ADDON, mod.exports);
   }
-  const addon = loaded.get(ADDON);
-  if (typeof addon.mapFile !== 'function') return undefined;
+  return loaded.get(ADDON);
+}
+
+/**
+ * A bundle (latin1: as a string) or a code cache mapped instead of read (the addon's mapFile,
+ * native/map-file.c): a read copies the file into fresh pages, one page fault each (10-25 us
+ * on the machines of issue 17), and a string copies it again into V8's heap; a mapping of the
+ * page cache faults in 16 pages at a time and the string over it is never copied: about 260
+ * page faults less for `svirt list`, 250 for `dominfo`. Undefined when the addon cannot do it
+ * (not built, an older one, a map the kernel refuses): the file is read then. The addon stays loaded, where
+ * src/host/addon.ts finds it.
+ */
+function mapped(path, latin1) {
+  const addon = addonOf();
+  if (typeof addon?.mapFile !== 'function') return undefined;
   try {
     return addon.mapFile(path, latin1);
   } catch {
@@ -123,6 +128,108 @@ function cache(file, argv = []) {
   }
 }
 
+/** src/cli/warm-worker.ts's WARM_VERBS (a test holds them equal): a running serve's warm worker may run these. */
+const WARM_VERBS = new Set(['list', 'dominfo', 'domstate', 'dumpxml', 'domuuid', 'define', 'undefine', 'destroy', 'shutdown', 'suspend', 'resume', 'reset', 'start', 'create']);
+/** The worker's socket in the monitor dir (warm-worker.ts's WARM_SOCKET_NAME). */
+const WARM_SOCKET = 'cli.sock';
+/** How long the CLI waits for a worker to take its connection before it runs the command itself. */
+const WARM_HELLO_MS = 1000;
+
+/** The state dir's monitor dir, as src/host/paths.ts resolves the state dir (a test holds them equal). */
+function monitorDirOf(argv, env, uid) {
+  let dir;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') break;
+    if (a === '--state-dir') dir = argv[++i];
+    else if (a.startsWith('--state-dir=')) dir = a.slice('--state-dir='.length);
+  }
+  dir ??= env.SVIRT_STATE_DIR;
+  if (dir) return join(resolve(dir), 'run', 'monitor');
+  if (uid === 0) return '/run/svirt/monitor';
+  return join(env.XDG_RUNTIME_DIR ?? join('/tmp', `svirt-run-${uid}`), 'svirt', 'monitor');
+}
+
+/** Lines from the worker's socket (non-blocking), each within `waitMs` (-1: no limit); undefined when it closed or said too much. */
+function lineReader(addon, fd) {
+  const buf = Buffer.alloc(256);
+  let pending = '';
+  return (waitMs) => {
+    for (;;) {
+      const nl = pending.indexOf('\n');
+      if (nl >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        return line;
+      }
+      if (pending.length > 256 || !addon.pollIn(fd, waitMs)) return undefined;
+      let n;
+      try {
+        n = readSync(fd, buf, 0, buf.length, null);
+      } catch (err) {
+        if (err.code === 'EAGAIN') continue;
+        return undefined;
+      }
+      if (n === 0) return undefined;
+      pending += buf.toString('latin1', 0, n);
+    }
+  };
+}
+
+/**
+ * Hands the command to the warm worker of a running `svirt serve` of this state dir
+ * (src/cli/warm-worker.ts), which runs it with this process's fds, cwd, umask and environment,
+ * already compiled and warm: its exit status, or undefined when this process must run it
+ * (no worker, a busy one, a verb it does not run, a caller it does not serve). Nothing has run
+ * until the worker says `ok`; after that, the worker's `exit N` is the command's.
+ * SVIRT_NO_WARM=1 turns it off; a crash point (SVIRT_TEST_CRASH_AT) is never handed over.
+ */
+function delegate(argv) {
+  const env = process.env;
+  if (!WARM_VERBS.has(verbOf(argv)) || env.SVIRT_TEST_CRASH_AT || env.SVIRT_NO_WARM === '1') return undefined;
+  const uid = process.getuid();
+  if (uid !== process.geteuid() || process.getgid() !== process.getegid()) return undefined;
+  const dir = monitorDirOf(argv, env, uid);
+  if (lstatSync(join(dir, WARM_SOCKET), { throwIfNoEntry: false })?.isSocket() !== true) return undefined;
+  const addon = addonOf();
+  if (typeof addon?.pollIn !== 'function') return undefined;
+  let fd;
+  try {
+    const dirFd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    try {
+      fd = addon.connectUnixAt(dirFd, WARM_SOCKET, true);
+    } finally {
+      closeSync(dirFd);
+    }
+  } catch {
+    return undefined; // nobody listens (a serve that ended), or a full backlog
+  }
+  try {
+    const line = lineReader(addon, fd);
+    let answer;
+    try {
+      if (line(WARM_HELLO_MS) !== 'ready') return undefined;
+      const request = `${JSON.stringify({ argv, env, umask: process.umask() })}\n`;
+      const cwd = openSync('.', constants.O_RDONLY | constants.O_DIRECTORY);
+      try {
+        if (addon.sendFds(fd, request, [0, 1, 2, cwd]) !== Buffer.byteLength(request)) return undefined;
+      } finally {
+        closeSync(cwd);
+      }
+      answer = line(-1);
+    } catch {
+      return undefined; // a closed fd 0-2, a cwd gone: this process runs it, and says what is wrong
+    }
+    if (answer !== 'ok') return undefined; // `no …`, or the worker went: nothing ran
+    const m = /^exit (\d{1,3})$/.exec(line(-1) ?? '');
+    if (m) return Number(m[1]);
+    writeSync(2, "error: svirt serve's warm worker ended during the command; what it did is unknown (see svirt list)\n");
+    return 1;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * Runs a bundle's `main` on this process's arguments; its answer is the exit status. The read
  * and core bundles answer 'full' for a command they leave to the full bundle.
@@ -136,6 +243,8 @@ function cache(file, argv = []) {
  */
 function run(file) {
   const argv = process.argv.slice(2);
+  const delegated = file === BUNDLE ? delegate(argv) : undefined;
+  if (delegated !== undefined) process.exit(delegated);
   const loaded = [];
   const main = (f) => {
     const { exports } = load(f, cache(f, argv));
@@ -151,4 +260,4 @@ function run(file) {
 }
 
 if (require.main === module) run(BUNDLE);
-else module.exports = { BUNDLE, READ_BUNDLE, CORE_BUNDLE, HOOK_BUNDLE, READ_VERBS, LIFECYCLE_VERBS, CACHE_GROUPS, bundleFor, load, run };
+else module.exports = { BUNDLE, READ_BUNDLE, CORE_BUNDLE, HOOK_BUNDLE, READ_VERBS, LIFECYCLE_VERBS, WARM_VERBS, CACHE_GROUPS, bundleFor, cache, load, monitorDirOf, run };

@@ -19,7 +19,7 @@ const forbidden = [
   [/^native\/out\//, 'a binary built on this host'],
   [/^src\//, 'TypeScript source (dist/ ships)'],
 ];
-const required = ['bin/svirt.js', 'bin/svirt-hook.js', 'native/build.sh', 'native/svirt-exec.c', 'policy/selinux/svirt.cil', 'README.md'];
+const required = ['bin/svirt.js', 'bin/svirt-hook.js', 'bin/svirt-warm.js', 'native/build.sh', 'native/svirt-exec.c', 'policy/selinux/svirt.cil', 'README.md'];
 if (existsSync('dist/src/index.js')) required.push('dist/src/index.js', 'dist/src/cli/main.js', 'dist/svirt.cjs', 'dist/svirt.cjs.cache', 'dist/svirt-read.cjs', 'dist/svirt-read.cjs.cache', 'dist/svirt-core.cjs', 'dist/svirt-core.cjs.cache', 'dist/svirt-core.cjs.define.cache', 'dist/svirt-core.cjs.start.cache', 'dist/svirt-read.cjs.list.cache', 'dist/svirt-read.cjs.dominfo.cache', 'dist/svirt-hook.cjs', 'dist/svirt-hook.cjs.cache');
 
 const problems = [];

@@ -71,7 +71,18 @@ export function cliIdentity(): Identity {
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   const groups = process.getgroups?.() ?? [];
-  return { uid, gid, groups: [...new Set(groups)], pid: process.pid, context: ownContext(), via: 'cli' };
+  return { uid, gid, groups: [...new Set(groups)], pid: callerPid ?? process.pid, context: ownContext(), via: 'cli' };
+}
+
+/** The CLI process the warm worker runs the current command for (src/cli/warm-worker.ts). */
+let callerPid: number | undefined;
+
+/**
+ * The warm worker runs a command for the CLI process `pid`, whose uids, groups and label are
+ * this process's own (it checked): the audit trail names that process. undefined when done.
+ */
+export function runningFor(pid: number | undefined): void {
+  callerPid = pid;
 }
 
 /** Supplementary groups of a live pid (`Groups:` of /proc/PID/status); empty when it cannot be read. */

@@ -126,6 +126,8 @@ ${SNAPSHOT_USAGE}
 ${STORAGE_USAGE}`;
 
 export { closeOpenStores } from '../store/open-stores.js';
+/** svirt serve's warm worker (bin/svirt-warm.js). */
+export { runWarmWorker } from './warm-worker.js';
 
 export async function main(argv: readonly string[]): Promise<number> {
   let args: ParsedArgs;

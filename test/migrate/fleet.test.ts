@@ -29,11 +29,11 @@ import {
 
 const BOOT_MS = 180_000;
 
-/** The processes in h's namespace other than its serve, once the last guest's monitor had 20 s to finish its exit hook. */
+/** The processes in h's namespace other than its serve and serve's warm worker, once the last guest's monitor had 20 s to finish its exit hook. */
 async function onlyServe(h: TestHost): Promise<string[]> {
   const others = (): string[] =>
     nsProcesses(h.ns)
-      .filter((p) => !p.args.includes(' serve '))
+      .filter((p) => !p.args.includes(' serve ') && !p.args.includes('/svirt-warm.js ')) // serve and its warm worker
       .map((p) => `${p.pid} ${p.args}`);
   await waitFor(() => others().length === 0, 20_000, 200);
   return others();

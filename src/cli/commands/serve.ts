@@ -128,6 +128,17 @@ export async function run(args: ParsedArgs): Promise<number> {
   });
   await hv.reconcile();
   await server.listen();
+  // The CLI's quick verbs run in a warm worker of this serve (cli/warm-worker.ts) unless SVIRT_NO_WARM=1.
+  const { WarmKeeper } = await import('../warm-keeper.js');
+  const warm =
+    process.env['SVIRT_NO_WARM'] === '1'
+      ? undefined
+      : new WarmKeeper({
+          stateDir: hv.paths.stateDir,
+          log,
+          debug: args.flags.has('debug') || process.env['SVIRT_SERVE_DEBUG'] === '1',
+        });
+  warm?.start();
   // Handlers first: whoever reads the line below may signal at once.
   const signal = new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -143,7 +154,7 @@ export async function run(args: ParsedArgs): Promise<number> {
     );
   }
   log(`${await signal}: closing`);
-  await server.close();
+  await Promise.all([warm?.close(60_000), server.close()]);
   hv.store.close();
   return 0;
 }
