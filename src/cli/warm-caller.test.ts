@@ -83,6 +83,8 @@ describe('the warm worker: the request', () => {
       [line({ ...good, env: ['a'] }), /bad env/],
       [line({ ...good, env: { A: 1 } }), /bad env/],
       [line({ ...good, env: Object.fromEntries(Array.from({ length: 4097 }, (_, i) => [`V${i}`, ''])) }), /bad env/],
+      [line({ ...good, env: { 'A=B': 'x' } }), /bad env/],
+      [line({ ...good, env: { A: 'x\0y' } }), /bad env/],
       [line({ ...good, umask: 0o1000 }), /bad umask/],
       [line({ ...good, umask: 1.5 }), /bad umask/],
       [Buffer.alloc(256 * 1024 + 1, 0x0a), /one request line/],

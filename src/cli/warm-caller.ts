@@ -155,7 +155,9 @@ export function parseRequest(data: Buffer): Request | string {
   if (!Array.isArray(r.argv) || r.argv.length > ARGV_MAX || !r.argv.every((a) => typeof a === 'string')) return 'bad argv';
   if (typeof r.env !== 'object' || r.env === null || Array.isArray(r.env)) return 'bad env';
   const entries = Object.entries(r.env);
-  if (entries.length > ENV_MAX || !entries.every(([, x]) => typeof x === 'string')) return 'bad env';
+  // What execve could pass: a name without '=' or NUL, a value without NUL.
+  const plain = ([k, x]: [string, unknown]): boolean => /^[^=\0]+$/.test(k) && typeof x === 'string' && !x.includes('\0');
+  if (entries.length > ENV_MAX || !entries.every(plain)) return 'bad env';
   if (typeof r.umask !== 'number' || !Number.isInteger(r.umask) || r.umask < 0 || r.umask > 0o777) return 'bad umask';
   return { argv: r.argv, env: Object.fromEntries(entries) as Record<string, string>, umask: r.umask };
 }

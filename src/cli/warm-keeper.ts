@@ -1,17 +1,21 @@
 /**
  * `svirt serve` keeps one warm worker running (warm-worker.ts, bin/svirt-warm.js): started with
- * serve, started again when it ends (a caller that went takes its worker with it), given up
- * after six ends in a minute, and stopped with serve after the command it runs, if any.
+ * serve, started again when it ends (a caller that went takes its worker with it; a worker ends
+ * by itself after many commands), given up after it ended six times in a row within seconds of
+ * its start (it cannot start here), and stopped with serve after the command it runs, if any.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { packageRoot } from '../host/package-root.js';
 
-const RESTARTS_PER_MINUTE = 5;
+/** A worker that ends sooner than this after its start did not get going. */
+const QUICK_END_MS = 5000;
+/** Quick ends in a row after which serve runs without a worker. */
+const QUICK_ENDS = 6;
 
 export class WarmKeeper {
   private child: ChildProcess | undefined;
-  private ends: number[] = [];
+  private quickEnds = 0;
   private closing = false;
 
   constructor(private readonly o: { readonly stateDir: string; readonly log: (line: string) => void; readonly debug: boolean }) {}
@@ -23,14 +27,14 @@ export class WarmKeeper {
       stdio: ['ignore', 'inherit', 'inherit'],
     });
     this.child = child;
+    const started = Date.now();
     child.on('error', (err) => this.o.log(`warm worker: ${err.message}`));
     child.on('exit', (code, signal) => {
       if (this.child === child) this.child = undefined;
       if (this.closing) return;
-      const now = Date.now();
-      this.ends = [...this.ends.filter((t) => now - t < 60_000), now];
-      if (this.ends.length > RESTARTS_PER_MINUTE) {
-        this.o.log(`warm worker: ended ${this.ends.length} times in a minute; CLI commands run in their own process`);
+      this.quickEnds = Date.now() - started < QUICK_END_MS ? this.quickEnds + 1 : 0;
+      if (this.quickEnds >= QUICK_ENDS) {
+        this.o.log(`warm worker: ended ${this.quickEnds} times right after its start; CLI commands run in their own process`);
         return;
       }
       if (this.o.debug || code !== 0)

@@ -46,6 +46,9 @@ import {
   type Request,
 } from './warm-caller.js';
 
+/** Callers a worker serves before it ends and serve starts another. */
+const COMMANDS_PER_WORKER = 500;
+
 /** The socket's name in `<runtime root>/monitor/` (bin/svirt.js has the same). */
 export const WARM_SOCKET_NAME = 'cli.sock';
 
@@ -91,6 +94,7 @@ export async function runWarmWorker(o: WarmWorkerOptions): Promise<void> {
   const server = createServer({ pauseOnConnect: true });
   let busy = false;
   let stopping = false;
+  let served = 0;
   const stop = (): void => {
     stopping = true;
     server.close();
@@ -109,6 +113,8 @@ export async function runWarmWorker(o: WarmWorkerOptions): Promise<void> {
       .catch((err: unknown) => log(`warm worker: ${err instanceof Error ? err.message : String(err)}`))
       .finally(() => {
         busy = false;
+        // A fresh worker now and then: what a long run of commands may leave in module state goes with it.
+        if (++served >= COMMANDS_PER_WORKER) end();
         if (stopping) process.exit(0);
       });
   });
