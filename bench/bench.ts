@@ -18,7 +18,7 @@ import { parseOptions, type BenchOptions, type Section } from './options.js';
 import { Janitor, identity, waitUntil } from './proc.js';
 import { rawRuns } from './raw-qemu.js';
 import type { BenchResults, Machine } from './bench-results.js';
-import { CORE_VERBS, cliRunner } from './cli-verbs.js';
+import { CORE_VERBS, WARM_VERBS, cliRunner } from './cli-verbs.js';
 import { markdown, summaryMarkdown } from './report.js';
 import { labelScale, reconcileScale } from './scale.js';
 import { exitRunsWithServe } from './serve-exit.js';
@@ -143,6 +143,18 @@ async function main(opts: BenchOptions): Promise<number> {
           await cliRunner(ctx, headline, {
             env: envWithoutExtraCerts(),
             label: 'svirt CLI without NODE_EXTRA_CA_CERTS',
+          }),
+        );
+      }
+      // The same verbs with `svirt serve` running: the CLI hands them to serve's warm worker.
+      runners.push(await cliRunner(ctx, headline, { serve: true, verbs: WARM_VERBS, label: 'svirt CLI, serve running' }));
+      if (process.env['NODE_EXTRA_CA_CERTS'] !== undefined) {
+        runners.push(
+          await cliRunner(ctx, headline, {
+            env: envWithoutExtraCerts(),
+            serve: true,
+            verbs: WARM_VERBS,
+            label: 'svirt CLI, serve running, without NODE_EXTRA_CA_CERTS',
           }),
         );
       }

@@ -4,12 +4,13 @@
  * life, one process per command, with a raw QEMU start + destroy and a `node -e ''` in the same
  * environment alongside (the paired baselines).
  */
-import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ProcessIdentity } from '../src/host/proc.js';
 import { guestXml } from './guest.js';
 import { runTimed, type Timed } from './proc.js';
 import { rawPairer } from './raw-qemu.js';
+import { ServeProcess } from './serve-exit.js';
 import { series } from './stats.js';
 import {
   closeLater,
@@ -41,6 +42,9 @@ export const VERB_LABEL: Record<CliVerb, string> = {
   destroy: 'destroy NAME',
 };
 
+/** The verbs the CLI hands to serve's warm worker (src/cli/warm-worker.ts), in the series with serve running. */
+export const WARM_VERBS: readonly CliVerb[] = ['define', 'start', 'list', 'dominfo', 'destroy'];
+
 /** The verbs every stack's series measures; the headline stack's series measure all of CLI_VERBS. */
 export const CORE_VERBS: readonly CliVerb[] = ['define', 'start', 'destroy'];
 
@@ -55,9 +59,9 @@ export const CORE_VERBS: readonly CliVerb[] = ['define', 'start', 'destroy'];
 export async function cliRunner(
   ctx: RunContext,
   stack: string,
-  opts: { env?: NodeJS.ProcessEnv; label?: string; verbs?: readonly CliVerb[] } = {},
+  opts: { env?: NodeJS.ProcessEnv; label?: string; verbs?: readonly CliVerb[]; serve?: boolean } = {},
 ): Promise<SeriesRunner> {
-  const tag = `cli-${slug(stack)}${opts.env ? '-noca' : ''}`;
+  const tag = `cli-${slug(stack)}${opts.env ? '-noca' : ''}${opts.serve ? '-serve' : ''}`;
   const dir = join(ctx.work, tag);
   const emptyDir = join(ctx.work, `${tag}-empty`);
   const saves = join(ctx.work, `${tag}-saves`);
@@ -70,6 +74,11 @@ export async function cliRunner(
   const g = prepareGuest(ctx, tag);
   hv.define(guestXml(g));
   const env = opts.env ?? process.env;
+  // With `svirt serve` running for the state dir (in the CLI's environment), the CLI hands the
+  // verbs to its warm worker (src/cli/warm-worker.ts); a command it declined would be measured
+  // as the CLI's own run under this row's name, so the series fails on any.
+  const serve = opts.serve ? new ServeProcess(dir, stack, env) : undefined;
+  await serve?.start(ctx.janitor);
   const verbs = new Set<CliVerb>([...(opts.verbs ?? CLI_VERBS), 'start', 'destroy']);
   const rawOnce = rawPairer(ctx, tag);
   const m = Object.fromEntries(CLI_VERBS.map((v) => [v, [] as number[]])) as Record<CliVerb, number[]>;
@@ -138,7 +147,18 @@ export async function cliRunner(
       base.node.push(...nodeNow);
       if (destroy.goneAt !== undefined) base.afterExit.push(destroy.t.endAt - destroy.goneAt);
     },
-    finish: (): LatencyRow => ({
+    finish: (): LatencyRow => {
+      if (serve) {
+        const declined = readFileSync(serve.logFile, 'latin1').match(/^warm worker: declined .*$/gm) ?? [];
+        if (declined.length > 0) throw new Error(`serve's warm worker declined ${declined.length} commands: ${declined[0]}`);
+        void serve.stop(ctx.janitor);
+      }
+      return row();
+    },
+  };
+
+  function row(): LatencyRow {
+    return {
       contender: opts.label ?? 'svirt CLI',
       stack,
       ...Object.fromEntries(CLI_VERBS.filter((v) => m[v].length > 0).map((v) => [v, series(m[v])])),
@@ -147,6 +167,6 @@ export async function cliRunner(
       pairedRawDestroy: series(base.rawDestroy),
       pairedNode: series(base.node),
       notes: [],
-    }),
-  };
+    };
+  }
 }

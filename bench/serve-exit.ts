@@ -6,7 +6,7 @@
  * and the series measures that.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive, type ProcessIdentity } from '../src/host/proc.js';
 import { guestXml } from './guest.js';
@@ -19,22 +19,33 @@ import { listening } from '../src/remote/server.js';
 /** `svirt serve` for one state dir, started and stopped by the bench (by pid). */
 export class ServeProcess {
   private id: ProcessIdentity | undefined;
+  private stopping: Promise<void> | undefined;
   readonly socket: string;
 
   constructor(
     private readonly stateDir: string,
     private readonly stack: string,
+    private readonly env: NodeJS.ProcessEnv = process.env,
   ) {
     this.socket = join(stateDir, 'serve.sock');
   }
 
-  /** Spawns serve and waits (≤ 30 s) until its socket accepts connections. */
+  /** serve's log (its stdout and stderr). */
+  get logFile(): string {
+    return join(this.stateDir, 'serve.log');
+  }
+
+  /**
+   * Spawns serve and waits (≤ 30 s) until its socket accepts connections and its warm worker
+   * listens (src/cli/warm-worker.ts): a worker still warming up would compete for the CPUs with
+   * what the bench measures, and a CLI command would not find it yet.
+   */
   async start(janitor: Janitor): Promise<void> {
-    const log = openSync(join(this.stateDir, 'serve.log'), 'w', 0o600);
+    const log = openSync(this.logFile, 'w', 0o600);
     let exited: string | undefined;
     try {
       const argv = cliArgv(this.stateDir, this.stack, ['serve', '--socket', this.socket]);
-      const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', log, log] });
+      const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', log, log], env: this.env });
       child.on('error', (err) => (exited = err.message));
       child.on('exit', (code, sig) => (exited = `exit ${code ?? sig}`));
       if (child.pid === undefined) throw new Error('svirt serve did not start');
@@ -45,9 +56,11 @@ export class ServeProcess {
       closeSync(log);
     }
     const t0 = performance.now();
-    while (!(await listening(this.socket))) {
-      if (exited !== undefined) throw new Error(`svirt serve ${exited} before listening (see ${this.stateDir}/serve.log)`);
-      if (performance.now() - t0 > 30_000) throw new Error(`svirt serve did not listen on ${this.socket} within 30 s`);
+    const warm = join(this.stateDir, 'run', 'monitor', 'cli.sock');
+    while (!(await listening(this.socket)) || !existsSync(warm)) {
+      if (exited !== undefined) throw new Error(`svirt serve ${exited} before listening (see ${this.logFile})`);
+      if (performance.now() - t0 > 30_000)
+        throw new Error(`svirt serve and its warm worker did not listen within 30 s (see ${this.logFile})`);
       await sleep(10);
     }
   }
@@ -57,8 +70,13 @@ export class ServeProcess {
     return this.id !== undefined && isAlive(this.id);
   }
 
-  /** SIGTERM to the serve the bench started (pid + start time checked), SIGKILL after 10 s. */
-  async stop(janitor: Janitor): Promise<void> {
+  /** SIGTERM to the serve the bench started (pid + start time checked), SIGKILL after 10 s; a second call waits for the first. */
+  stop(janitor: Janitor): Promise<void> {
+    this.stopping ??= this.end(janitor);
+    return this.stopping;
+  }
+
+  private async end(janitor: Janitor): Promise<void> {
     const id = this.id;
     this.id = undefined;
     if (!id || !isAlive(id)) return;
