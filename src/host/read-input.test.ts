@@ -121,3 +121,36 @@ describe('checkInputKind', () => {
     assert.equal(pathError(z.error).message, 'cannot use "/dev/zero" as save file: it is a character device, not a regular file');
   });
 });
+
+describe('readInput of standard input', () => {
+  const child = (code: string, input: string | Buffer): { status: number | null; stdout: string; stderr: string } => {
+    const mod = new URL('./read-input.js', import.meta.url).href;
+    const r = spawnSync(
+      process.execPath,
+      ['--input-type=module', '-e', `const m = await import(${JSON.stringify(mod)}); ${code}`],
+      {
+        input,
+        encoding: 'utf8',
+      },
+    );
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+
+  it('reads fd 0 to its end, twice in one process (the warm worker lends a new fd 0 to each command)', () => {
+    const r = child(
+      `const a = await m.readInputText('-'); const b = await m.readInputText('-'); process.stdout.write(JSON.stringify([a.length, b]));`,
+      'x'.repeat(200_000),
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), [200_000, '']);
+  });
+
+  it('refuses more than the cap, naming it', () => {
+    const r = child(
+      `try { await m.readInput('-', { maxBytes: 1000, what: 'a domain XML' }); } catch (e) { process.stdout.write(e.message); }`,
+      Buffer.alloc(5000, 0x41),
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /standard input is larger than .*, the limit for a domain XML/);
+  });
+});

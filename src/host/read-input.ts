@@ -120,17 +120,33 @@ function tooLarge(path: string, what: string, max: number): SvirtError {
   return cannot(path, `it is larger than ${formatBytes(max)}, the limit for ${what}`, { maxBytes: max });
 }
 
+/**
+ * Standard input to its end, read from fd 0 itself rather than through `process.stdin`: Node's
+ * stream would be this process's one reader of fd 0, and serve's warm worker lends fd 0 to each
+ * command in turn (src/cli/warm-worker.ts), where a stream ended by the first caller would hand
+ * the next one nothing. A pipe another program left non-blocking answers EAGAIN: the read waits
+ * for it (10 ms steps), as long as standard input takes.
+ */
 async function readStdin(max: number, what: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of process.stdin) {
-    const b = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
-    total += b.length;
-    if (total > max) {
-      process.stdin.destroy();
-      throw cannot('-', `standard input is larger than ${formatBytes(max)}, the limit for ${what}`, { maxBytes: max });
+  for (;;) {
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    let n: number;
+    try {
+      n = await readFd(0, buf);
+    } catch (err) {
+      if (errnoOf(err) === 'EAGAIN') {
+        await new Promise((r) => setTimeout(r, 10));
+        continue;
+      }
+      throw cannot('-', errnoOf(err) ?? String(err), { errno: errnoOf(err) }, err);
     }
-    chunks.push(b);
+    if (n === 0) break;
+    total += n;
+    if (total > max)
+      throw cannot('-', `standard input is larger than ${formatBytes(max)}, the limit for ${what}`, { maxBytes: max });
+    chunks.push(buf.subarray(0, n));
   }
   return Buffer.concat(chunks, total);
 }
