@@ -7,10 +7,8 @@
 // keeps a verb within a few ms of Node's own start (docs/startup.md). This file is CommonJS
 // (bin/package.json): an ES module entry would start Node's ESM loader for nothing.
 'use strict';
-const { closeSync, constants, lstatSync, openSync, readFileSync, readSync, writeSync } = require('node:fs');
-const { createRequire } = require('node:module');
+const { closeSync, constants, lstatSync, openSync, readFileSync, readSync, statSync, writeSync } = require('node:fs');
 const { dirname, join, resolve } = require('node:path');
-const { Script } = require('node:vm');
 
 const BUNDLE = join(__dirname, '..', 'dist', 'svirt.cjs');
 /** The read verbs' bundle; a command it cannot finish runs again in BUNDLE (src/cli/subset-main.ts). */
@@ -111,6 +109,9 @@ function load(file, cachedData) {
     process.stderr.write(`error: svirt is not built: run npm run build (${err.code ?? err.message}: ${file})\n`);
     process.exit(1);
   }
+  // Required here, not at the top: a command handed to serve's warm worker loads no bundle (0.7 ms).
+  const { createRequire } = require('node:module');
+  const { Script } = require('node:vm');
   const script = new Script(source, { filename: file, ...(cachedData ? { cachedData } : {}) });
   const mod = { exports: {} };
   script.runInThisContext()(mod.exports, createRequire(file), mod, file, dirname(file));
@@ -148,6 +149,16 @@ function monitorDirOf(argv, env, uid) {
   if (dir) return join(resolve(dir), 'run', 'monitor');
   if (uid === 0) return '/run/svirt/monitor';
   return join(env.XDG_RUNTIME_DIR ?? join('/tmp', `svirt-run-${uid}`), 'svirt', 'monitor');
+}
+
+/**
+ * Which build of svirt this is: the full bundle's inode and mtime (the build replaces it by
+ * rename). A worker of another build (svirt rebuilt or upgraded while serve ran) declines, and
+ * ends so that serve starts one of this build.
+ */
+function buildOf() {
+  const st = statSync(BUNDLE, { throwIfNoEntry: false });
+  return st ? `${st.ino}:${st.mtimeMs}` : 'none';
 }
 
 /** Lines from the worker's socket (non-blocking), each within `waitMs` (-1: no limit); undefined when it closed or said too much. */
@@ -209,7 +220,7 @@ function delegate(argv) {
     let answer;
     try {
       if (line(WARM_HELLO_MS) !== 'ready') return undefined;
-      const request = `${JSON.stringify({ argv, env, umask: process.umask() })}\n`;
+      const request = `${JSON.stringify({ argv, env, umask: process.umask(), build: buildOf() })}\n`;
       const cwd = openSync('.', constants.O_RDONLY | constants.O_DIRECTORY);
       try {
         if (addon.sendFds(fd, request, [0, 1, 2, cwd]) !== Buffer.byteLength(request)) return undefined;
@@ -260,4 +271,4 @@ function run(file) {
 }
 
 if (require.main === module) run(BUNDLE);
-else module.exports = { BUNDLE, READ_BUNDLE, CORE_BUNDLE, HOOK_BUNDLE, READ_VERBS, LIFECYCLE_VERBS, WARM_VERBS, CACHE_GROUPS, bundleFor, cache, load, monitorDirOf, run };
+else module.exports = { BUNDLE, READ_BUNDLE, CORE_BUNDLE, HOOK_BUNDLE, READ_VERBS, LIFECYCLE_VERBS, WARM_VERBS, CACHE_GROUPS, buildOf, bundleFor, cache, load, monitorDirOf, run };

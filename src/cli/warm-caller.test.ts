@@ -66,7 +66,7 @@ describe('the warm worker: what it serves', () => {
 });
 
 describe('the warm worker: the request', () => {
-  const good = { argv: ['list'], env: { PATH: '/usr/bin', SVIRT_X: '1' }, umask: 0o022 };
+  const good = { argv: ['list'], env: { PATH: '/usr/bin', SVIRT_X: '1' }, umask: 0o022, build: '1234:1700000000000' };
 
   it('takes one JSON line with argv, env and umask', () => {
     assert.deepEqual(parseRequest(line(good)), good);
@@ -87,6 +87,8 @@ describe('the warm worker: the request', () => {
       [line({ ...good, env: { A: 'x\0y' } }), /bad env/],
       [line({ ...good, umask: 0o1000 }), /bad umask/],
       [line({ ...good, umask: 1.5 }), /bad umask/],
+      [line({ ...good, build: 7 }), /bad build/],
+      [line({ ...good, build: 'x'.repeat(65) }), /bad build/],
       [Buffer.alloc(256 * 1024 + 1, 0x0a), /one request line/],
     ];
     for (const [data, why] of bad) assert.match(String(parseRequest(data)), why);

@@ -64,6 +64,8 @@ export interface Request {
   readonly argv: string[];
   readonly env: Record<string, string>;
   readonly umask: number;
+  /** The caller's build of svirt (bin/svirt.js's buildOf: the full bundle's inode and mtime). */
+  readonly build: string;
 }
 
 /** The facts of a process that decide what it may do, as one comparable list of [what, value]. */
@@ -159,7 +161,8 @@ export function parseRequest(data: Buffer): Request | string {
   const plain = ([k, x]: [string, unknown]): boolean => /^[^=\0]+$/.test(k) && typeof x === 'string' && !x.includes('\0');
   if (entries.length > ENV_MAX || !entries.every(plain)) return 'bad env';
   if (typeof r.umask !== 'number' || !Number.isInteger(r.umask) || r.umask < 0 || r.umask > 0o777) return 'bad umask';
-  return { argv: r.argv, env: Object.fromEntries(entries) as Record<string, string>, umask: r.umask };
+  if (typeof r.build !== 'string' || r.build.length > 64) return 'bad build';
+  return { argv: r.argv, env: Object.fromEntries(entries) as Record<string, string>, umask: r.umask, build: r.build };
 }
 
 /** The `SVIRT_*` or `NODE_*` variable that differs between `a` and `b`, or undefined. */

@@ -26,7 +26,7 @@ import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { runningFor } from '../access/identity.js';
 import { openHandle, type FileHandle } from '../host/file-handle.js';
-import { dupAside, dupOnto, peerCred, recvFds } from '../host/native.js';
+import { dupAside, dupOnto, peerCred, pollIn, recvFds } from '../host/native.js';
 import { resolveStatePaths } from '../host/paths.js';
 import { socketFd } from '../remote/connection.js';
 import { bindAt, checkDir, claim } from '../remote/notify-socket.js';
@@ -57,6 +57,8 @@ export interface WarmWorkerOptions {
   readonly stateDir: string;
   /** serve's pid: the worker ends when it is no longer its parent. */
   readonly servePid: number;
+  /** The build of svirt this worker runs (bin/svirt.js's buildOf, taken before the bundle was loaded). */
+  readonly build: string;
   /** The full bundle's main. */
   readonly main: (argv: readonly string[]) => Promise<number | string>;
   /** Log every command it runs, not only what it declines. */
@@ -95,6 +97,7 @@ export async function runWarmWorker(o: WarmWorkerOptions): Promise<void> {
   let busy = false;
   let stopping = false;
   let served = 0;
+  let retired = false;
   const stop = (): void => {
     stopping = true;
     server.close();
@@ -109,12 +112,12 @@ export async function runWarmWorker(o: WarmWorkerOptions): Promise<void> {
     socket.on('error', () => undefined);
     if (busy || stopping) return void socket.destroy(); // the CLI runs it itself
     busy = true;
-    void serveOne(socket, { o, log, home, own, baseEnv, saved })
+    void serveOne(socket, { o, log, home, own, baseEnv, saved, retire: () => void (retired = true) })
       .catch((err: unknown) => log(`warm worker: ${err instanceof Error ? err.message : String(err)}`))
       .finally(() => {
         busy = false;
         // A fresh worker now and then: what a long run of commands may leave in module state goes with it.
-        if (++served >= COMMANDS_PER_WORKER) end();
+        if (++served >= COMMANDS_PER_WORKER || retired) end();
         if (stopping) process.exit(0);
       });
   });
@@ -158,6 +161,8 @@ async function warmUp(o: WarmWorkerOptions, saved: readonly number[]): Promise<v
 interface Served {
   readonly o: WarmWorkerOptions;
   readonly log: (line: string) => void;
+  /** This worker ends after the current caller. */
+  readonly retire: () => void;
   readonly home: string;
   readonly own: readonly [string, string][];
   readonly baseEnv: Record<string, string | undefined>;
@@ -198,6 +203,9 @@ async function serveOne(socket: Socket, s: Served): Promise<void> {
 /** The request and its fds, waited for a bounded time (the socket is non-blocking). */
 async function receive(fd: number): Promise<{ data: Buffer; fds: readonly number[] } | undefined> {
   const deadline = Date.now() + REQUEST_WAIT_MS;
+  // The CLI sends it right after `ready`: wait for it here, without a timer's millisecond (this
+  // worker has nothing else to do meanwhile), then for a slow one without holding the event loop.
+  pollIn(fd, 50);
   for (;;) {
     try {
       return recvFds(fd, REQUEST_MAX, 4);
@@ -211,6 +219,10 @@ async function receive(fd: number): Promise<{ data: Buffer; fds: readonly number
 
 /** Why this request is not run here (the CLI then runs it itself), or undefined. */
 function declined(pid: number, req: Request, s: Served): string | undefined {
+  if (req.build !== s.o.build) {
+    s.retire(); // svirt was built or upgraded since this worker started: serve starts one of the new build
+    return 'another build of svirt';
+  }
   if (pid <= 0) return 'the caller is in a pid namespace this one cannot see';
   const env = pinnedEnvDiffers(req.env, s.baseEnv);
   if (env !== undefined) return `its ${env} differs from serve's`;

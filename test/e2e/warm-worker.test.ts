@@ -6,10 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { SVIRT_BIN, domainXml, qemuAsRootSkip, scratch, waitFor, type CliResult } from '../helpers.js';
+import { connectUnixAt, pollIn, sendFds } from '../../src/host/native.js';
 import { startServer, type ServerHandle } from '../remote/support.js';
 
 const STACK = ['--security-driver', 'dac,landlock'];
@@ -39,6 +40,28 @@ function cli(
 }
 
 const LOCAL = { SVIRT_NO_WARM: '1' };
+
+/** One request sent by hand on the worker's socket, with this process's fds 0-2 and cwd; all it answered. */
+async function rawRequest(dir: string, request: object): Promise<string> {
+  const monitor = openSync(join(dir, 'run', 'monitor'), constants.O_RDONLY | constants.O_DIRECTORY);
+  const fd = connectUnixAt(monitor, 'cli.sock');
+  closeSync(monitor);
+  const cwd = openSync('.', constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    assert.ok(pollIn(fd, 5000), 'the worker says ready');
+    sendFds(fd, `${JSON.stringify(request)}\n`, [0, 1, 2, cwd]);
+    let text = '';
+    const buf = Buffer.alloc(256);
+    for (let n = 1; n > 0 && pollIn(fd, 5000);) {
+      n = readSync(fd, buf, 0, buf.length, null);
+      text += buf.toString('latin1', 0, n);
+    }
+    return text;
+  } finally {
+    closeSync(cwd);
+    closeSync(fd);
+  }
+}
 
 /** The worker's log lines for commands it ran for `pid`. */
 function ranFor(server: ServerHandle, pid: number): boolean {
@@ -92,6 +115,15 @@ describe('the CLI in serve’s warm worker (issue 17)', { skip: qemuAsRootSkip()
     assert.ok(ranFor(server, start.pid), `start ran in the worker: ${server.stderr()}`);
     for (const verb of ['resume', 'suspend', 'destroy']) {
       const r = await cli(dir, [verb, 'w1']);
+      assert.equal(r.code, 0, `${verb}: ${r.stderr}`);
+      assert.ok(ranFor(server, r.pid), verb);
+    }
+    // A transient guest from the caller's stdin, and a reset of it.
+    const create = await cli(dir, ['create', '-', '--paused'], { input: domainXml('t1', []) });
+    assert.equal(create.code, 0, create.stderr);
+    assert.ok(ranFor(server, create.pid), 'create ran in the worker');
+    for (const verb of ['reset', 'destroy']) {
+      const r = await cli(dir, [verb, 't1']);
       assert.equal(r.code, 0, `${verb}: ${r.stderr}`);
       assert.ok(ranFor(server, r.pid), verb);
     }
@@ -156,6 +188,15 @@ describe('the CLI in serve’s warm worker (issue 17)', { skip: qemuAsRootSkip()
     const after = await cli(dir, ['destroy', 'w1']);
     assert.equal(after.code, 0, after.stderr);
     assert.ok(ranFor(server, after.pid), 'the new worker runs commands');
+    // A caller of another build (svirt rebuilt while serve ran) is declined, and the worker makes way for one of the new build.
+    assert.match(
+      await rawRequest(dir, { argv: ['list'], env: process.env, umask: 0o022, build: 'another' }),
+      /^ready\nno another build of svirt\n$/,
+    );
+    assert.ok(
+      await waitFor(() => (server.stderr().match(/warm worker \d+: the CLI's/g) ?? []).length >= 3, 30_000),
+      `a third worker: ${server.stderr()}`,
+    );
     await server.stop();
     assert.ok(!existsSync(join(dir, 'run', 'monitor', 'cli.sock')), 'serve’s worker removed its socket');
     const alone = await cli(dir, ['list', '--all']);
