@@ -7,7 +7,7 @@
 // keeps a verb within a few ms of Node's own start (docs/startup.md). This file is CommonJS
 // (bin/package.json): an ES module entry would start Node's ESM loader for nothing.
 'use strict';
-const { closeSync, constants, lstatSync, openSync, readFileSync, readSync, statSync, writeSync } = require('node:fs');
+const { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readSync, statSync, writeSync } = require('node:fs');
 const { dirname, join, resolve } = require('node:path');
 
 const BUNDLE = join(__dirname, '..', 'dist', 'svirt.cjs');
@@ -208,7 +208,16 @@ function delegate(argv) {
   try {
     const dirFd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
     try {
+      // Only a dir of this uid that nobody else can use holds a worker to trust with this
+      // process's terminal, cwd and environment: a socket in a dir someone else controls (a
+      // --state-dir under /tmp) could be anybody's. And the one listening must be this uid.
+      const st = fstatSync(dirFd);
+      if (st.uid !== process.geteuid() || (st.mode & 0o077) !== 0) return undefined;
       fd = addon.connectUnixAt(dirFd, WARM_SOCKET, true);
+      if (addon.peerCred(fd).uid !== process.geteuid()) {
+        closeSync(fd);
+        return undefined;
+      }
     } finally {
       closeSync(dirFd);
     }

@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, constants, existsSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants, existsSync, mkdirSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { SVIRT_BIN, domainXml, qemuAsRootSkip, scratch, waitFor, type CliResult } from '../helpers.js';
@@ -162,6 +163,27 @@ describe('the CLI in serve’s warm worker (issue 17)', { skip: qemuAsRootSkip()
     const destroy = await cli(dir, ['destroy', 'w1'], { wrap: ['nice', '-n', '5'] });
     assert.equal(destroy.code, 0, destroy.stderr);
     assert.ok(ranFor(server, destroy.pid), 'a destroy starts no QEMU: the nice value does not matter');
+  });
+
+  it('never hands its terminal, cwd or environment to a socket in a dir another uid could reach', async (t) => {
+    const dir = scratch(t, 'svirt-warm-');
+    const monitor = join(dir, 'run', 'monitor');
+    mkdirSync(monitor, { recursive: true, mode: 0o755 });
+    chmodSync(monitor, 0o755);
+    // A listener that is not svirt's: it counts who connects.
+    let connections = 0;
+    const fake = createServer(() => void connections++);
+    await new Promise<void>((resolve) => fake.listen(join(monitor, 'cli.sock'), resolve));
+    t.after(() => fake.close());
+    const open = await cli(dir, ['list', '--all']);
+    assert.equal(open.code, 0, open.stderr);
+    assert.match(open.stdout, /Id\s+Name\s+State/);
+    chmodSync(monitor, 0o700);
+    chownSync(monitor, 65534, 65534);
+    const theirs = await cli(dir, ['list', '--all']);
+    assert.equal(theirs.code, 0, theirs.stderr);
+    chownSync(monitor, 0, 0);
+    assert.equal(connections, 0, 'a world-readable dir, or a dir of another uid: the CLI did not connect');
   });
 
   it('a caller that goes takes its command with it; serve starts another worker, and a busy one sends callers back to run it themselves', async (t) => {
