@@ -18,7 +18,7 @@ import { parseDomainXml } from '../src/domain/index.js';
 import { QmpClient } from '../src/qemu/qmp-client.js';
 import { guestOsXml, guestImage } from '../test/support/guest-image.js';
 import { makeHosts, type TestHost } from '../test/support/hosts.js';
-import { nsProcesses } from '../test/support/netns.js';
+import { isServeOrWorker, nsProcesses } from '../test/support/netns.js';
 import { spawnRaw, type RawChild } from './raw-child.js';
 import { guestSpec, guestXml, makeImage, type GuestSpec } from './guest.js';
 import { identity, runTimed, sleep, waitUntil } from './proc.js';
@@ -198,12 +198,12 @@ async function svirtMigrate(from: TestHost, to: TestHost, name: string, paused: 
 }
 
 /**
- * Until the source host runs nothing of svirt's but its serve (the old QEMU, its monitor and
+ * Until the source host runs nothing of svirt's but its serve and serve's warm worker (the old QEMU, its monitor and
  * the monitor's exit hook gone), bounded; the raw QEMUs (`raw`) run there too.
  */
 async function settled(h: TestHost, raw: RawMigrator): Promise<void> {
   await waitUntil(
-    () => nsProcesses(h.ns).every((p) => p.args.includes(' serve ') || p.pid === raw.pid),
+    () => nsProcesses(h.ns).every((p) => isServeOrWorker(p.args) || p.pid === raw.pid),
     20_000,
     `${h.name} to run nothing but its serve`,
     20,

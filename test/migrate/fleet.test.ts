@@ -13,7 +13,7 @@ import { describe, it } from 'node:test';
 import { tempDir, waitFor } from '../helpers.js';
 import { guestImage, guestImageSkip, type GuestImage } from '../support/guest-image.js';
 import { hostsSkip, makeHosts, type TestHost } from '../support/hosts.js';
-import { nsProcesses } from '../support/netns.js';
+import { isServeOrWorker, nsProcesses } from '../support/netns.js';
 import {
   ORIGINAL,
   anyTraces,
@@ -33,7 +33,7 @@ const BOOT_MS = 180_000;
 async function onlyServe(h: TestHost): Promise<string[]> {
   const others = (): string[] =>
     nsProcesses(h.ns)
-      .filter((p) => !p.args.includes(' serve ') && !p.args.includes('/svirt-warm.js ')) // serve and its warm worker
+      .filter((p) => !isServeOrWorker(p.args))
       .map((p) => `${p.pid} ${p.args}`);
   await waitFor(() => others().length === 0, 20_000, 200);
   return others();

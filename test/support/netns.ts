@@ -55,6 +55,11 @@ export async function removeNetns(name: string): Promise<void> {
   spawnSync('ip', ['netns', 'del', name]);
 }
 
+/** Whether a command line (nsProcesses' `args`) is a `svirt serve` or the warm worker serve keeps (src/cli/warm-keeper.ts). */
+export function isServeOrWorker(args: string): boolean {
+  return args.includes(' serve ') || args.includes('/svirt-warm.js ');
+}
+
 /** The processes in the namespace: pid, user and command line. */
 export function nsProcesses(ns: string): { pid: number; uid: number; args: string }[] {
   const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
