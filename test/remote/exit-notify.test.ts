@@ -64,10 +64,11 @@ async function startFrozen(t: TestContext, dir: string, name: string): Promise<F
 }
 
 /** Waits until the guest's record is gone and its image has its owner back; the time it took. */
-async function cleanedUp(dir: string, img: string, ms = 10_000): Promise<number> {
+async function cleanedUp(dir: string, img: string, ms = 10_000, serveLog?: () => string): Promise<number> {
   const t0 = performance.now();
   const ok = await waitFor(() => readRunning(dir).length === 0 && owner(img).uid === ORIGINAL.uid, ms, 5);
-  assert.ok(ok, `not cleaned up within ${ms} ms: ${JSON.stringify(readRunning(dir).map((r) => [r.name, r.state]))}`);
+  const log = serveLog ? `; the logs:\n${serveLog()}` : '';
+  assert.ok(ok, `not cleaned up within ${ms} ms: ${JSON.stringify(readRunning(dir).map((r) => [r.name, r.state]))}${log}`);
   return performance.now() - t0;
 }
 
@@ -206,12 +207,13 @@ describe('svirt serve cleans up after a QEMU that exits by itself (svirt-monitor
 
   it('the monitor killed first: its backup tells serve, still without a Node start', async (t) => {
     const dir = scratch(t);
-    await startServer(t, dir);
+    const srv = await startServer(t, dir, 'dac,landlock', ['--debug']);
     const g = await startFrozen(t, dir, 'b1');
     process.kill(g.monitor, 'SIGKILL'); // the monitor svirt started, by its pid
     assert.ok(await waitFor(() => gone(g.monitor), 5000));
     process.kill(g.qemu, 'SIGKILL');
-    await cleanedUp(dir, g.img);
+    // Failed once in CI (session 17, not reproduced in 7 runs here): the logs say why next time.
+    await cleanedUp(dir, g.img, 10_000, () => `serve:\n${srv.stderr()}\nb1.log:\n${guestLog(dir, 'b1')}`);
     assert.deepEqual(owner(g.img), ORIGINAL);
     assert.ok(await waitFor(() => g.cg.pids().every(gone), 10_000), 'the backup ends once serve answered');
     assert.equal(g.cg.refusedForks(), 0, 'the backup never tried to fork the hook');
