@@ -14,13 +14,10 @@
  * held, and a newcomer past that evicts the oldest one that has not sent its line yet (a real
  * monitor sends it as soon as it connects), so a crowd of silent clients cannot lock monitors out.
  */
-import { lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { basename, dirname } from 'node:path';
-import { openHandle, type FileHandle } from '../host/file-handle.js';
 import { peerCred } from '../host/native.js';
 import { socketFd } from './connection.js';
-import { bindAt, checkDir, claim } from './notify-socket.js';
+import { bindOwn, type OwnSocket } from './notify-socket.js';
 
 export interface NotifyLimits {
   /** Connections held at once. */
@@ -71,8 +68,7 @@ export class ExitNotifyListener {
 
   private constructor(
     o: ExitNotifyOptions,
-    private readonly dir: FileHandle,
-    private readonly identity: { dev: number; ino: number },
+    private readonly sock: OwnSocket,
     private readonly server: Server,
   ) {
     this.o = o;
@@ -84,24 +80,19 @@ export class ExitNotifyListener {
 
   /** Claims the socket (see the file comment) and listens on it. */
   static async open(o: ExitNotifyOptions): Promise<ExitNotifyListener> {
-    const name = basename(o.path);
-    const dir = openHandle(dirname(o.path), 'listen for the monitors in');
+    const sock = await bindOwn(o.path, 'listen for the monitors in');
     try {
-      checkDir(dir, o.path);
-      await claim(dir, name, o.path);
-      const fd = bindAt(dir, name, o.path);
-      const st = lstatSync(`${dir.procPath}/${name}`);
       const server = createServer();
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ fd }, () => {
+        server.listen({ fd: sock.fd }, () => {
           server.off('error', reject);
           resolve();
         });
       });
-      return new ExitNotifyListener(o, dir, { dev: st.dev, ino: st.ino }, server);
+      return new ExitNotifyListener(o, sock, server);
     } catch (err) {
-      dir.close();
+      sock.release();
       throw err;
     }
   }
@@ -209,14 +200,6 @@ export class ExitNotifyListener {
     }
     for (const c of this.clients) c.socket.destroy();
     await closed;
-    try {
-      const at = `${this.dir.procPath}/${basename(this.path)}`;
-      const st = lstatSync(at);
-      if (st.isSocket() && st.dev === this.identity.dev && st.ino === this.identity.ino) unlinkSync(at);
-    } catch {
-      // Already gone: nothing of this server's is left there.
-    } finally {
-      this.dir.close();
-    }
+    this.sock.remove();
   }
 }

@@ -4,9 +4,10 @@
  * the opened dir at mode 0600.
  */
 import { lstatSync, unlinkSync, type Stats } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { connect } from 'node:net';
 import { SvirtError, errnoOf } from '../errors.js';
-import type { FileHandle } from '../host/file-handle.js';
+import { openHandle, type FileHandle } from '../host/file-handle.js';
 import { listenUnixAt, peerCred } from '../host/native.js';
 import { socketFd } from './connection.js';
 
@@ -98,4 +99,49 @@ export function bindAt(dir: FileHandle, name: string, path: string): number {
   } finally {
     process.umask(old);
   }
+}
+
+/** A listening socket bound in the monitor dir by {@link bindOwn}. */
+export interface OwnSocket {
+  readonly fd: number;
+  /** Removes the socket if it is still the one bound (not a later serve's), and lets go of the dir. */
+  remove(): void;
+  /** Lets go of the dir, leaving the socket (a later claim finds it stale). */
+  release(): void;
+}
+
+/**
+ * Opens the socket's dir (`what`: for the error, "listen for the monitors in"), checks it,
+ * claims the name and binds it ({@link checkDir}, {@link claim}, {@link bindAt}); the socket's
+ * device and inode are kept, so that `remove` never unlinks another's.
+ */
+export async function bindOwn(path: string, what: string): Promise<OwnSocket> {
+  const name = basename(path);
+  const dir = openHandle(dirname(path), what);
+  let fd: number;
+  let bound: Stats;
+  try {
+    checkDir(dir, path);
+    await claim(dir, name, path);
+    fd = bindAt(dir, name, path);
+    bound = lstatSync(`${dir.procPath}/${name}`);
+  } catch (err) {
+    dir.close();
+    throw err;
+  }
+  return {
+    fd,
+    remove: () => {
+      try {
+        const at = `${dir.procPath}/${name}`;
+        const st = lstatSync(at);
+        if (st.isSocket() && st.dev === bound.dev && st.ino === bound.ino) unlinkSync(at);
+      } catch {
+        // Already gone: nothing of this one is left there.
+      } finally {
+        dir.close();
+      }
+    },
+    release: () => dir.close(),
+  };
 }
