@@ -18,18 +18,17 @@
  * - A second caller while a command runs is turned away at once (the CLI runs it itself).
  *
  * The protocol, on a unix stream socket: the worker says `ready`; the client sends one JSON line
- * `{"argv":[…],"env":{…},"umask":N}` with its fds 0, 1, 2 and an fd of its cwd; the worker
+ * `{"argv":[…],"env":{…},"umask":N,"build":"…"}` with its fds 0, 1, 2 and an fd of its cwd; the worker
  * answers `no WHY` (nothing ran) or `ok`, and after the command `exit N`.
  */
-import { closeSync, lstatSync, openSync, realpathSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, realpathSync, writeSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { runningFor } from '../access/identity.js';
-import { openHandle, type FileHandle } from '../host/file-handle.js';
 import { dupAside, dupOnto, peerCred, pollIn, recvFds } from '../host/native.js';
 import { resolveStatePaths } from '../host/paths.js';
 import { socketFd } from '../remote/connection.js';
-import { bindAt, checkDir, claim } from '../remote/notify-socket.js';
+import { bindOwn } from '../remote/notify-socket.js';
 import { closeOpenStores } from '../store/open-stores.js';
 import { parseArgs } from './args.js';
 import { plainStdio } from './warm-stdio.js';
@@ -88,25 +87,17 @@ export async function runWarmWorker(o: WarmWorkerOptions): Promise<void> {
   await warmUp(o, saved);
 
   const path = join(paths.runtimeRoot, 'monitor', WARM_SOCKET_NAME);
-  const dir: FileHandle = openHandle(join(paths.runtimeRoot, 'monitor'), 'listen for the CLI in');
-  checkDir(dir, path);
-  await claim(dir, WARM_SOCKET_NAME, path);
-  const fd = bindAt(dir, WARM_SOCKET_NAME, path);
-  const bound = lstatSync(`${dir.procPath}/${WARM_SOCKET_NAME}`);
+  const sock = await bindOwn(path, 'listen for the CLI in');
   const server = createServer({ pauseOnConnect: true });
   let busy = false;
   let stopping = false;
   let served = 0;
   let retired = false;
   const stop = (): void => {
+    if (stopping) return;
     stopping = true;
     server.close();
-    try {
-      const now = lstatSync(`${dir.procPath}/${WARM_SOCKET_NAME}`);
-      if (now.dev === bound.dev && now.ino === bound.ino) unlinkSync(`${dir.procPath}/${WARM_SOCKET_NAME}`);
-    } catch {
-      // gone already
-    }
+    sock.remove();
   };
   server.on('connection', (socket: Socket) => {
     socket.on('error', () => undefined);
@@ -132,7 +123,7 @@ export async function runWarmWorker(o: WarmWorkerOptions): Promise<void> {
   watch();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ fd }, () => resolve());
+    server.listen({ fd: sock.fd }, () => resolve());
   });
   log(`warm worker ${process.pid}: the CLI's ${[...WARM_VERBS].join(', ')} run here (${path})`);
   await new Promise<void>((resolve) => server.once('close', () => resolve()));
@@ -181,12 +172,9 @@ async function serveOne(socket: Socket, s: Served): Promise<void> {
     if (got === undefined) return;
     fds = [...got.fds];
     const req = fds.length === 4 ? parseRequest(got.data) : 'not four fds';
-    const why = typeof req === 'string' ? `bad request: ${req}` : declined(cred.pid, req, s);
-    if (why !== undefined || typeof req === 'string') {
-      s.log(`warm worker: declined pid ${cred.pid}: ${why ?? 'bad request'}`);
-      writeSync(fd, `no ${why ?? 'bad request'}\n`);
-      return;
-    }
+    if (typeof req === 'string') return decline(fd, cred.pid, `bad request: ${req}`, s);
+    const why = declined(cred.pid, req, s);
+    if (why !== undefined) return decline(fd, cred.pid, why, s);
     await runFor(socket, fd, cred.pid, req, fds, s);
   } finally {
     for (const f of fds) {
@@ -215,6 +203,12 @@ async function receive(fd: number): Promise<{ data: Buffer; fds: readonly number
     }
     await new Promise((r) => setTimeout(r, 1));
   }
+}
+
+/** Says `no WHY` (the CLI then runs the command itself) and logs it. */
+function decline(fd: number, pid: number, why: string, s: Served): void {
+  s.log(`warm worker: declined pid ${pid}: ${why}`);
+  writeSync(fd, `no ${why}\n`);
 }
 
 /** Why this request is not run here (the CLI then runs it itself), or undefined. */
@@ -254,9 +248,7 @@ async function runFor(socket: Socket, fd: number, pid: number, req: Request, fds
   }
   if (why !== undefined) {
     put();
-    s.log(`warm worker: declined pid ${pid}: ${why}`);
-    writeSync(fd, `no ${why}\n`);
-    return;
+    return decline(fd, pid, why, s);
   }
   const umask = process.umask(req.umask);
   let running = true;
