@@ -7,6 +7,7 @@
  * certificate the server verified (docs/remote.md).
  */
 import { readFileSync } from 'node:fs';
+import { processStatus } from '../host/proc.js';
 import { kernelRunsSelinux } from '../security/selinux/selinux-kernel.js';
 
 /** Where the call came from. */
@@ -87,18 +88,11 @@ export function runningFor(pid: number | undefined): void {
 
 /** Supplementary groups of a live pid (`Groups:` of /proc/PID/status); empty when it cannot be read. */
 export function groupsOfPid(pid: number): number[] {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'latin1');
-    const line = /^Groups:[ \t]*(.*)$/m.exec(status); // not \s: an empty list would take the next line
-    if (!line?.[1]) return [];
-    return line[1]
-      .trim()
-      .split(/\s+/)
-      .filter((s) => /^\d+$/.test(s))
-      .map(Number);
-  } catch {
-    return [];
-  }
+  const groups = processStatus(pid)?.get('Groups') ?? '';
+  return groups
+    .split(/\s+/)
+    .filter((s) => /^\d+$/.test(s))
+    .map(Number);
 }
 
 /** One line for logs and the audit trail: `uid 1000 gid 1000 pid 812 (staff_u:staff_r:staff_t:s0)`. */

@@ -4,6 +4,7 @@
  * in everything that decides what a command may do, and for a start, in what QEMU inherits.
  */
 import { readFileSync, readlinkSync, statSync } from 'node:fs';
+import { processStatus } from '../host/proc.js';
 
 /**
  * The verbs a worker runs (bin/svirt.js has the same list; a test holds them equal): the read
@@ -68,12 +69,19 @@ export interface Request {
   readonly build: string;
 }
 
+/** /proc/PID/status of `pid` as fields (host/proc.ts); throws when it cannot be read. */
+function statusOf(pid: number | 'self'): Map<string, string> {
+  const fields = processStatus(pid === 'self' ? process.pid : pid);
+  if (fields === undefined) throw Object.assign(new Error(`/proc/${pid}/status: gone`), { code: 'ESRCH' });
+  return fields;
+}
+
 /** The facts of a process that decide what it may do, as one comparable list of [what, value]. */
 export function processContext(pid: number | 'self'): [string, string][] {
   const at = `/proc/${pid}`;
   const out: [string, string][] = [];
-  const status = readFileSync(`${at}/status`, 'latin1');
-  for (const f of STATUS_FIELDS) out.push([f, new RegExp(`^${f}:[ \\t]*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '-']);
+  const status = statusOf(pid);
+  for (const f of STATUS_FIELDS) out.push([f, status.get(f) ?? '-']);
   for (const ns of NAMESPACES) {
     let link = '-';
     try {
@@ -100,8 +108,8 @@ export function processContext(pid: number | 'self'): [string, string][] {
 /** What a QEMU started by process `pid` would inherit from it (see STARTING_VERBS), as [what, value]. */
 export function startContext(pid: number | 'self', cgroupParent: string | undefined): [string, string][] {
   const at = `/proc/${pid}`;
-  const status = readFileSync(`${at}/status`, 'latin1');
-  const field = (f: string): string => new RegExp(`^${f}:[ \\t]*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '-';
+  const status = statusOf(pid);
+  const field = (f: string): string => status.get(f) ?? '-';
   // stat: after the command's ")" come state (field 3) … nice is field 19.
   const stat = readFileSync(`${at}/stat`, 'latin1');
   const nice = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16] ?? '-';
