@@ -120,9 +120,18 @@ static void read_spec(int fd)
 }
 
 /*
- * Joins each cgroup of the spec (one per hierarchy) by writing this pid to its cgroup.procs,
- * before anything else: QEMU is in its cgroup from its first instruction. The dir is opened
- * without following a link and must be a cgroup file system.
+ * Joins each cgroup of the spec (one per hierarchy) before anything else: QEMU is in its
+ * cgroup from its first instruction. The dir is opened without following a link and must be
+ * a cgroup file system.
+ *
+ * A v1 hierarchy is joined by writing "0" (the calling thread) to its `tasks`, a cgroup2 by
+ * writing this pid to `cgroup.procs`. Both move the whole process here, as svirt-exec never
+ * has a second thread, and every thread QEMU makes later starts where its creator is. The
+ * difference is the kernel's cost: moving a thread group takes cgroup_threadgroup_rwsem for
+ * writing, which first waits for an RCU grace period (5-20 ms on this host) and holds up
+ * every fork and exec on the host meanwhile; moving the current thread alone does not take
+ * that lock (Linux 6.0 and later; older kernels take it either way). cgroup2 refuses a
+ * thread move into a domain cgroup, so it keeps the pid write (docs/cgroups.md).
  */
 static void apply_cgroups(void)
 {
@@ -138,10 +147,13 @@ static void apply_cgroups(void)
 			die(EXIT_CGROUP, "cgroup", errno, "statfs %s", dir);
 		if (sf.f_type != CGROUP_SUPER_MAGIC && sf.f_type != CGROUP2_SUPER_MAGIC)
 			die(EXIT_CGROUP, "cgroup", EINVAL, "%s is not a cgroup", dir);
-		int fd = openat(dfd, "cgroup.procs", O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+		const int v1 = sf.f_type == CGROUP_SUPER_MAGIC;
+		const char *file = v1 ? "tasks" : "cgroup.procs";
+		const char *who = v1 ? "0" : pid;
+		int fd = openat(dfd, file, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
-			die(EXIT_CGROUP, "cgroup", errno, "open %s/cgroup.procs", dir);
-		if (write(fd, pid, strlen(pid)) != (ssize_t)strlen(pid))
+			die(EXIT_CGROUP, "cgroup", errno, "open %s/%s", dir, file);
+		if (write(fd, who, strlen(who)) != (ssize_t)strlen(who))
 			die(EXIT_CGROUP, "cgroup", errno, "join %s", dir);
 		close(fd);
 		close(dfd);
@@ -499,10 +511,11 @@ static int probe(void)
 }
 
 /*
- * A start's early, throwaway join of the guest's (still empty, still unrestricted) cgroup: the
- * kernel's wait before a cgroup migration (an RCU grace period, 5-20 ms here) then happens
- * while svirt is still preparing the start, and the real join a few ms later finds it passed.
- * The process leaves the cgroup as it exits. See docs/cgroups.md, "The join's wait".
+ * A start's early, throwaway join of the guest's (still empty, still unrestricted) cgroup2
+ * dir: the kernel's wait before a thread-group migration (an RCU grace period, 5-20 ms) then
+ * happens while svirt is still preparing the start, and the real join a few ms later finds it
+ * passed. A v1 join moves one thread and has no such wait (apply_cgroups), so a start primes
+ * only cgroup2. The process leaves the cgroup as it exits. See docs/cgroups.md.
  */
 static int prime_join(const char *dir)
 {

@@ -45,11 +45,12 @@ async function guest(t: TestContext, name: string, define = true): Promise<{ dir
   return { dir, uuid: () => readRunning(dir).find((r) => r.name === name)?.uuid ?? '' };
 }
 
-/** QEMU's cgroup dirs, from the kernel (/proc/PID/cgroup), for the hierarchies of this host's layout. */
-function cgroupOf(pid: number): Map<string, string> {
+/** QEMU's cgroup dirs (or one thread's), from the kernel (/proc/PID/cgroup), for the hierarchies of this host's layout. */
+function cgroupOf(pid: number, tid?: string): Map<string, string> {
   const layout = hostLayout();
   const out = new Map<string, string>();
-  for (const line of readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n')) {
+  const file = tid === undefined ? `/proc/${pid}/cgroup` : `/proc/${pid}/task/${tid}/cgroup`;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
     const m = /^(\d+):([^:]*):(.*)$/.exec(line);
     if (!m) continue;
     if (m[1] === '0' && layout.v2) out.set('v2', hierarchyDir(layout.v2, m[3] ?? ''));
@@ -98,6 +99,15 @@ describe('a cgroup per guest', { skip: skip() }, () => {
       [...needed].every((h) => its.has(h)),
       `QEMU is in ${[...needed].join(', ')}`,
     );
+    // svirt-exec joins a v1 hierarchy by moving its one thread (native/svirt-exec.c): every
+    // thread QEMU has is there too, and the process is listed in each dir's cgroup.procs.
+    const threads = readdirSync(`/proc/${row.pid}/task`);
+    assert.ok(threads.length > 1, `QEMU runs threads (${threads.length})`);
+    for (const tid of threads) assert.deepEqual(cgroupOf(row.pid, tid), its, `thread ${tid} is where QEMU is`);
+    for (const h of needed) {
+      const procs = readFileSync(join(its.get(h) ?? '?', 'cgroup.procs'), 'utf8').split('\n');
+      assert.ok(procs.includes(String(row.pid)), `${h}: QEMU's pid is in cgroup.procs`);
+    }
     const mem = its.get('memory') ?? its.get('v2') ?? '';
     assert.equal(readFileSync(join(mem, limitFile(mem)), 'utf8').trim(), String(96 * 1024 * 1024));
     const info = JSON.parse(await svirtOk(g.dir, ['--json', 'dominfo', 'cg-mem'])) as Record<string, unknown>;

@@ -1,8 +1,8 @@
 /**
  * The start's cgroup step (loaded lazily by start.ts), in two parts:
- * - right after the claim, the guest's cgroup is planned, journalled and made, empty, which
- *   also starts the kernel's grace period for the join in the background (guest-cgroup.ts,
- *   primeJoin) while the start resolves, opens and labels the guest's files;
+ * - right after the claim, the guest's cgroup is planned, journalled and made, empty; where it
+ *   has a cgroup2 dir, that also starts the kernel's grace period for the join in the
+ *   background (primeJoin) while the start resolves, opens and labels the guest's files;
  * - once those files are known, `fill` writes the limits and the device list.
  * svirt-exec joins the directories before it execs QEMU or a helper. Nothing is made when
  * svirt makes no cgroups (not root, or SVIRT_CGROUP=off).
@@ -48,7 +48,8 @@ export function startCgroup(stateDir: string, def: DomainDef, stack: readonly st
   const plan = planGuestCgroup(def, [], confined, layout);
   undo.push("remove the guest's cgroup", () => removeGuestCgroup(stateDir, def.uuid));
   makeGuestCgroupDirs(stateDir, plan, (p) => crashPoint(p as CrashPoint));
-  if (plan.dirs[0]) primeJoin(plan.dirs[0].dir);
+  const v2 = plan.dirs.find((d) => d.version === 2);
+  if (v2) primeJoin(v2.dir);
   return {
     dirs: plan.dirs.map((d) => d.dir),
     fill: (resources) => fillGuestCgroup(stateDir, samePlan(plan, planGuestCgroup(def, resources, confined, layout))),
@@ -63,17 +64,22 @@ function samePlan(made: CgroupPlan, plan: CgroupPlan): CgroupPlan {
 }
 
 /**
- * Starts, in the background, the kernel's wait that svirt-exec's join of the guest's cgroup
- * would otherwise have on the start's critical path: a throwaway `svirt-exec --join-cgroup`
+ * Starts, in the background, the kernel's wait that svirt-exec's join of the guest's cgroup2
+ * dir would otherwise have on the start's critical path: a throwaway `svirt-exec --join-cgroup`
  * joins the (still empty) cgroup and exits.
  *
- * Moving a process into a cgroup takes the kernel's cgroup_threadgroup_rwsem for writing; a
+ * Moving a process into a cgroup2 takes the kernel's cgroup_threadgroup_rwsem for writing; a
  * writer first switches the lock's readers to their slow path, which waits for an RCU grace
- * period (rcu_sync_enter): 5–20 ms on this host, measured, for the first join of every start.
+ * period (rcu_sync_enter): 5–20 ms on this machine kind (measured on its v1 hierarchies, before
+ * svirt-exec moved threads there), for the first join of every start.
  * (Spawned without a fork of svirt, src/host/spawn.ts: a fork here cost as much as it saved.)
  * The switch stays on until one more grace period after the last writer, so the real join a
  * few to ~20 ms later finds it passed (measured: about 0.1 ms). If the start takes longer, the
  * join waits as before: nothing depends on this but the time.
+ *
+ * Every fork and exec on the host waits for the grace period too. svirt-exec joins a v1
+ * hierarchy by moving its one thread, which does not take the lock (native/svirt-exec.c), so
+ * v1 dirs are not primed: there the primer's wait only held up the monitor's spawn.
  */
 function primeJoin(dir: string): void {
   try {
