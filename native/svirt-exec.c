@@ -3,7 +3,6 @@
  *
  *   svirt-exec --spec-fd N -- PROGRAM [ARGS...]
  *   svirt-exec --probe
- *   svirt-exec --join-cgroup DIR    (joins one guest cgroup, then exits 0: see prime_join)
  *
  * Steps, strictly in this order: cgroups (join the guest's), rlimits, mount view, ids, user root, no_new_privs, SELinux exec
  * label, AppArmor exec profile, Landlock, close fds, execve. The first failing step prints
@@ -131,8 +130,33 @@ static void read_spec(int fd)
  * writing, which first waits for an RCU grace period (5-20 ms on this host) and holds up
  * every fork and exec on the host meanwhile; moving the current thread alone does not take
  * that lock (Linux 6.0 and later; older kernels take it either way). cgroup2 refuses a
- * thread move into a domain cgroup, so it keeps the pid write (docs/cgroups.md).
+ * thread move into a domain cgroup, so it keeps the pid write (docs/cgroups.md), unless this
+ * process already is there: svirt-monitor --cgroup2 creates it inside (clone3), which has no
+ * such wait, and the write would take the lock all the same.
  */
+static int already_in(int dfd, const char *pid)
+{
+	char buf[4096];
+	int fd = openat(dfd, "cgroup.procs", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	size_t len = strlen(pid);
+	for (char *line = buf; line < buf + n;) {
+		char *end = strchr(line, '\n');
+		if (end == NULL)
+			break; /* a last line cut by the buffer: not taken as a match */
+		if ((size_t)(end - line) == len && memcmp(line, pid, len) == 0)
+			return 1;
+		line = end + 1;
+	}
+	return 0;
+}
+
 static void apply_cgroups(void)
 {
 	char pid[32];
@@ -148,6 +172,10 @@ static void apply_cgroups(void)
 		if (sf.f_type != CGROUP_SUPER_MAGIC && sf.f_type != CGROUP2_SUPER_MAGIC)
 			die(EXIT_CGROUP, "cgroup", EINVAL, "%s is not a cgroup", dir);
 		const int v1 = sf.f_type == CGROUP_SUPER_MAGIC;
+		if (!v1 && already_in(dfd, pid)) {
+			close(dfd);
+			continue;
+		}
 		const char *file = v1 ? "tasks" : "cgroup.procs";
 		const char *who = v1 ? "0" : pid;
 		int fd = openat(dfd, file, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -510,29 +538,10 @@ static int probe(void)
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
-/*
- * A start's early, throwaway join of the guest's (still empty, still unrestricted) cgroup2
- * dir: the kernel's wait before a thread-group migration (an RCU grace period, 5-20 ms) then
- * happens while svirt is still preparing the start, and the real join a few ms later finds it
- * passed. A v1 join moves one thread and has no such wait (apply_cgroups), so a start primes
- * only cgroup2. The process leaves the cgroup as it exits. See docs/cgroups.md.
- */
-static int prime_join(const char *dir)
-{
-	if (strncmp(dir, "/sys/fs/cgroup/", 15) != 0)
-		die(EXIT_SPEC, "spec", EINVAL, "--join-cgroup wants a directory under /sys/fs/cgroup/");
-	spec.cgroups[0] = dir;
-	spec.ncgroups = 1;
-	apply_cgroups();
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc == 2 && strcmp(argv[1], "--probe") == 0)
 		return probe();
-	if (argc == 3 && strcmp(argv[1], "--join-cgroup") == 0)
-		return prime_join(argv[2]);
 	char *end = NULL;
 	long fd = argc >= 5 && strcmp(argv[1], "--spec-fd") == 0 ? strtol(argv[2], &end, 10) : -1;
 	if (fd < 0 || fd > 1 << 30 || end == argv[2] || *end != '\0' || strcmp(argv[3], "--") != 0)

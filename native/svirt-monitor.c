@@ -2,7 +2,7 @@
  * svirt-monitor: the small per-guest process that outlives the svirt command (like podman's
  * conmon). It starts CHILD, reports its pid and how it ended on fd 1, then runs the hook.
  *
- *   svirt-monitor [--hook ARG]... [--relay PTY,SOCK]... [--notify PATH] -- CHILD [ARGS...]
+ *   svirt-monitor [--hook ARG]... [--relay PTY,SOCK]... [--notify PATH] [--cgroup2 DIR] -- CHILD [ARGS...]
  *
  * fd 1 gets "pid <pid>\n", later "exit <code>\n" or "signal <num>\n" (or "error <why>\n" and
  * exit status 1 when it cannot fork). The hook argv runs after fd 1 is closed, with
@@ -24,6 +24,13 @@
  * no pty and needs no right on /dev/pts (docs/native.md). As QEMU's own pty backend does,
  * guest output is dropped while nobody has the slave open, and the master is not polled then
  * (its hang-up would wake every poll): its state is checked every ATTACH_CHECK_MS instead.
+ *
+ *   --cgroup2 DIR   starts CHILD in the cgroup2 directory DIR (clone3 with CLONE_INTO_CGROUP),
+ * not in the monitor's own. A process moved into a cgroup2 later (a write to cgroup.procs)
+ * makes the kernel wait for an RCU grace period first, holding up every fork on the host;
+ * a child created there does not. DIR must be a cgroup2 directory, opened without following
+ * a link. Where clone3 refuses (an older kernel, a cgroup that cannot take a process), CHILD
+ * is forked as without the option, and svirt-exec's own join reports any error.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,16 +41,28 @@
 #include <string.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 extern char **environ;
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+/* clone3's argument, as far as CLONE_INTO_CGROUP (CLONE_ARGS_SIZE_VER2) */
+struct clone_args_v2 {
+	unsigned long long flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+		set_tid_size, cgroup;
+};
 
 #define MAX_RELAYS 16
 #define RELAY_BUF 4096
@@ -563,16 +582,52 @@ static void start_backup(char **hook, pid_t child)
 	/* link[1] stays open for the monitor's life: its end is the backup's signal. */
 }
 
+/* DIR opened as a path (no link followed), if it is a cgroup2 directory; -1 otherwise. */
+static int open_cgroup2(const char *dir)
+{
+	int fd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct statfs sf;
+	if (fd < 0)
+		return -1;
+	if (fstatfs(fd, &sf) < 0 || sf.f_type != CGROUP2_SUPER_MAGIC) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* fork(), with the child created inside the cgroup2 dir `dfd`; a plain fork where clone3 refuses. */
+static pid_t fork_into(int dfd)
+{
+	struct clone_args_v2 args;
+	memset(&args, 0, sizeof args);
+	args.flags = CLONE_INTO_CGROUP;
+	args.exit_signal = SIGCHLD;
+	args.cgroup = (unsigned long long)dfd;
+	long pid = syscall(SYS_clone3, &args, sizeof args);
+	if (pid >= 0)
+		return (pid_t)pid;
+	return fork();
+}
+
 int main(int argc, char **argv)
 {
 	char *hook[argc + 1];
 	int nhook = 0, i = 1;
 	char line[64];
 
+	int cgroup2 = -1;
+
 	while (i + 1 < argc && (strcmp(argv[i], "--hook") == 0 || strcmp(argv[i], "--relay") == 0 ||
-				strcmp(argv[i], "--notify") == 0)) {
+				strcmp(argv[i], "--notify") == 0 || strcmp(argv[i], "--cgroup2") == 0)) {
 		if (strcmp(argv[i], "--hook") == 0)
 			hook[nhook++] = argv[i + 1];
+		else if (strcmp(argv[i], "--cgroup2") == 0) {
+			if (cgroup2 >= 0 || (cgroup2 = open_cgroup2(argv[i + 1])) < 0) {
+				put(STDERR_FILENO, "svirt-monitor: --cgroup2 wants one cgroup2 directory\n");
+				return 2;
+			}
+		}
 		else if (strcmp(argv[i], "--notify") == 0) {
 			if (notify_path != NULL || !valid_notify_path(argv[i + 1])) {
 				put(STDERR_FILENO, "svirt-monitor: --notify wants one absolute socket path (a name of at most 64 bytes)\n");
@@ -587,7 +642,7 @@ int main(int argc, char **argv)
 	}
 	hook[nhook] = NULL;
 	if (i + 1 >= argc || strcmp(argv[i], "--") != 0) {
-		put(STDERR_FILENO, "usage: svirt-monitor [--hook ARG]... [--relay PTY,SOCK]... [--notify PATH] -- CHILD [ARGS...]\n");
+		put(STDERR_FILENO, "usage: svirt-monitor [--hook ARG]... [--relay PTY,SOCK]... [--notify PATH] [--cgroup2 DIR] -- CHILD [ARGS...]\n");
 		return 2;
 	}
 	char **child_argv = &argv[i + 1];
@@ -597,7 +652,7 @@ int main(int argc, char **argv)
 	}
 	set_signals(SIG_IGN);
 
-	pid_t pid = fork();
+	pid_t pid = cgroup2 >= 0 ? fork_into(cgroup2) : fork();
 	if (pid < 0) {
 		put(STDOUT_FILENO, "error ");
 		say(strerror(errno));
@@ -620,7 +675,7 @@ int main(int argc, char **argv)
 		_exit(127);
 	}
 
-	close_from_3(); /* the child has the image fds; the monitor must not hold them open */
+	close_from_3(); /* the child has the image fds (the monitor must not hold them open); the cgroup2 dir fd goes too */
 	/* The backup first: once svirt knows the pid (and its start returns), the monitor may be
 	 * killed at any time, and the backup must already be there to finish its job. */
 	if (nhook > 0 || notify_path != NULL)

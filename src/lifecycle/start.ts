@@ -187,6 +187,7 @@ export async function startGuest(
       notify: notifySocketPath(env.paths),
       timeoutMs: env.startTimeoutMs,
       relays: ptyRelays(ptys),
+      ...(cgroup.cgroup2 !== undefined ? { cgroup2: cgroup.cgroup2 } : {}),
       // svirt's copies of what QEMU inherits go at once: a QEMU that dies must take its
       // monitor socket with it, or the wait for its greeting would last the whole timeout.
       spawned: () => {

@@ -26,6 +26,8 @@ export interface LaunchRequest {
   /** `svirt serve`'s notify socket: the monitor tells it first, and runs the hook only if it does not answer. */
   readonly notify?: string;
   readonly timeoutMs: number;
+  /** The guest's cgroup2 dir, if it has one: svirt-monitor creates svirt-exec in it (clone3), without the wait a later join has. */
+  readonly cgroup2?: string;
   /** Ptys the monitor relays (master, and its end of QEMU's chardev socket); QEMU gets neither. */
   readonly relays?: readonly { readonly pty: number; readonly sock: number }[];
   /** Called once the monitor is spawned (it holds the inherited fds from then on). */
@@ -68,6 +70,7 @@ export async function launch(req: LaunchRequest): Promise<Launched> {
     ...req.hook.flatMap((a) => ['--hook', a]),
     ...(req.notify !== undefined ? ['--notify', req.notify] : []),
     ...relays.flatMap((_, i) => ['--relay', `${first + 2 * i},${first + 2 * i + 1}`]),
+    ...(req.cgroup2 !== undefined ? ['--cgroup2', req.cgroup2] : []),
     '--',
     req.execPath,
     '--spec-fd',

@@ -7,10 +7,10 @@
  */
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { svirtExecPath } from '../../src/host/native.js';
+import { svirtExecPath, svirtMonitorPath } from '../../src/host/native.js';
 import { QmpClient } from '../../src/qemu/qmp-client.js';
 import { hierarchyDir, hostLayout } from '../../src/lifecycle/cgroup/layout.js';
 import { applyDevicesV1, applyDevicesV2, nodeRule, type DeviceRule } from '../../src/lifecycle/cgroup/devices.js';
@@ -339,48 +339,47 @@ describe('device allow-list, each enforcement alone', { skip: skip() }, () => {
   );
 });
 
-describe("svirt-exec --join-cgroup (a start's early join, docs/cgroups.md)", { skip: skip() }, () => {
+describe("svirt-monitor --cgroup2 (QEMU's svirt-exec is created in the guest's cgroup2 dir, docs/cgroups.md)", { skip: skip() }, () => {
   const layout = hostLayout();
-  const freezer = computeFreezer();
+  const v2 = layout.v2;
+  const noV2 = v2 ? false : 'no cgroup2 hierarchy here';
 
-  /** The v1 freezer hierarchy's own dir, if this host has one (it holds a joiner until thawed). */
-  function computeFreezer(): string | undefined {
-    const line = readFileSync('/proc/self/cgroup', 'utf8')
-      .split('\n')
-      .find((l) => /^\d+:freezer:/.test(l));
-    const dir = line && join('/sys/fs/cgroup/freezer', line.slice(line.lastIndexOf(':') + 1));
-    return dir && existsSync(join(dir, 'cgroup.procs')) ? dir : undefined;
+  /** svirt-monitor [--cgroup2 DIR] -- svirt-exec (joining DIR) -- sh printing its own and its parent's cgroup2 path. */
+  function runUnder(t: TestContext, monitorArgs: readonly string[], dir: string): { status: number | null; out: string; err: string } {
+    const specFile = join(scratch(t, 'svirt-cgroup2-'), 'spec.json');
+    writeFileSync(specFile, JSON.stringify({ version: 1, rlimits: [], noNewPrivs: true, keepFds: [], cgroups: [dir] }));
+    const r = spawnSync(
+      svirtMonitorPath(),
+      [...monitorArgs, '--', svirtExecPath(), '--spec-fd', '3', '--', '/bin/sh', '-c', 'grep ^0:: /proc/self/cgroup /proc/$PPID/cgroup'],
+      { stdio: ['ignore', 'pipe', 'pipe', openSync(specFile, 'r')], encoding: 'utf8', timeout: 20_000 },
+    );
+    return { status: r.status, out: r.stdout, err: r.stderr };
   }
 
-  it(
-    'joins the directory given, then exits 0 (held in a frozen cgroup, it is seen there)',
-    { skip: freezer ? false : 'no v1 freezer hierarchy here' },
-    async (t) => {
-      const dir = ownCgroup(t, freezer!, 'join');
-      writeFileSync(join(dir, 'freezer.state'), 'FROZEN');
-      const child = spawn(svirtExecPath(), ['--join-cgroup', dir], { stdio: 'ignore' });
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      t.after(() => {
-        if (child.exitCode === null) child.kill('SIGKILL');
-      });
-      const inside = (): boolean => readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').includes(String(child.pid));
-      assert.ok(await waitFor(inside, 5000), 'the joiner is in the cgroup (frozen there)');
-      writeFileSync(join(dir, 'freezer.state'), 'THAWED');
-      assert.equal(await exited, 0);
-      assert.equal(readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim(), '', 'and gone from it once it exited');
-    },
-  );
+  it('the child starts in the dir and svirt-exec finds itself there; the monitor stays in its own cgroup', { skip: noV2 }, (t) => {
+    const h = v2!;
+    const dir = ownCgroup(t, hierarchyDir(h, h.own), 'clone-into');
+    const rel = (d: string): string => (h.mountRoot === '/' ? '' : h.mountRoot) + d.slice(h.mount.length);
+    const r = runUnder(t, ['--cgroup2', dir], dir);
+    assert.match(r.out, /^pid \d+\nexit 0\n$/, r.err);
+    const lines = r.err.trim().split('\n');
+    assert.deepEqual(lines.length, 2, r.err);
+    assert.equal(lines[0], `/proc/self/cgroup:0::${rel(dir)}`, 'the child is in the dir');
+    assert.match(lines[1] ?? '', /^\/proc\/\d+\/cgroup:0::/);
+    assert.equal(lines[1]?.replace(/^.*:0::/, ''), h.own, "the monitor is still in svirt's own cgroup");
+  });
 
-  it('refuses a directory outside /sys/fs/cgroup and a directory that is not a cgroup, in one line', () => {
-    const outside = spawnSync(svirtExecPath(), ['--join-cgroup', '/etc'], { encoding: 'utf8' });
-    assert.equal(outside.status, 201);
-    assert.match(outside.stderr, /^svirt-exec: spec: .*--join-cgroup wants a directory under \/sys\/fs\/cgroup\/.*\n$/);
-    const h = layout.v1.pids ?? layout.v2;
-    assert.ok(h);
-    const notCgroup = spawnSync(svirtExecPath(), ['--join-cgroup', `${hierarchyDir(h, h.own)}/no-such-svirt-dir`], {
-      encoding: 'utf8',
-    });
-    assert.notEqual(notCgroup.status, 0);
-    assert.match(notCgroup.stderr, /^svirt-exec: cgroup: open .*no-such-svirt-dir: No such file or directory\n$/);
+  it('refuses a dir that is not a cgroup2 directory, or a link to one, in one line, and runs nothing', { skip: noV2 }, (t) => {
+    const h = v2!;
+    const dir = ownCgroup(t, hierarchyDir(h, h.own), 'refuse');
+    const link = join(scratch(t, 'svirt-cgroup2-'), 'link');
+    symlinkSync(dir, link);
+    const v1 = Object.values(layout.v1)[0];
+    for (const bad of ['/etc', link, ...(v1 ? [hierarchyDir(v1, v1.own)] : [])]) {
+      const r = runUnder(t, ['--cgroup2', bad], dir);
+      assert.equal(r.status, 2, bad);
+      assert.equal(r.out, '', `${bad}: no child was started`);
+      assert.equal(r.err, 'svirt-monitor: --cgroup2 wants one cgroup2 directory\n');
+    }
   });
 });
