@@ -8,7 +8,17 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmdirSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { svirtExecPath, svirtMonitorPath } from '../../src/host/native.js';
 import { QmpClient } from '../../src/qemu/qmp-client.js';
@@ -339,47 +349,69 @@ describe('device allow-list, each enforcement alone', { skip: skip() }, () => {
   );
 });
 
-describe("svirt-monitor --cgroup2 (QEMU's svirt-exec is created in the guest's cgroup2 dir, docs/cgroups.md)", { skip: skip() }, () => {
-  const layout = hostLayout();
-  const v2 = layout.v2;
-  const noV2 = v2 ? false : 'no cgroup2 hierarchy here';
+describe(
+  "svirt-monitor --cgroup2 (QEMU's svirt-exec is created in the guest's cgroup2 dir, docs/cgroups.md)",
+  { skip: skip() },
+  () => {
+    const layout = hostLayout();
+    const v2 = layout.v2;
+    const noV2 = v2 ? false : 'no cgroup2 hierarchy here';
 
-  /** svirt-monitor [--cgroup2 DIR] -- svirt-exec (joining DIR) -- sh printing its own and its parent's cgroup2 path. */
-  function runUnder(t: TestContext, monitorArgs: readonly string[], dir: string): { status: number | null; out: string; err: string } {
-    const specFile = join(scratch(t, 'svirt-cgroup2-'), 'spec.json');
-    writeFileSync(specFile, JSON.stringify({ version: 1, rlimits: [], noNewPrivs: true, keepFds: [], cgroups: [dir] }));
-    const r = spawnSync(
-      svirtMonitorPath(),
-      [...monitorArgs, '--', svirtExecPath(), '--spec-fd', '3', '--', '/bin/sh', '-c', 'grep ^0:: /proc/self/cgroup /proc/$PPID/cgroup'],
-      { stdio: ['ignore', 'pipe', 'pipe', openSync(specFile, 'r')], encoding: 'utf8', timeout: 20_000 },
-    );
-    return { status: r.status, out: r.stdout, err: r.stderr };
-  }
-
-  it('the child starts in the dir and svirt-exec finds itself there; the monitor stays in its own cgroup', { skip: noV2 }, (t) => {
-    const h = v2!;
-    const dir = ownCgroup(t, hierarchyDir(h, h.own), 'clone-into');
-    const rel = (d: string): string => (h.mountRoot === '/' ? '' : h.mountRoot) + d.slice(h.mount.length);
-    const r = runUnder(t, ['--cgroup2', dir], dir);
-    assert.match(r.out, /^pid \d+\nexit 0\n$/, r.err);
-    const lines = r.err.trim().split('\n');
-    assert.deepEqual(lines.length, 2, r.err);
-    assert.equal(lines[0], `/proc/self/cgroup:0::${rel(dir)}`, 'the child is in the dir');
-    assert.match(lines[1] ?? '', /^\/proc\/\d+\/cgroup:0::/);
-    assert.equal(lines[1]?.replace(/^.*:0::/, ''), h.own, "the monitor is still in svirt's own cgroup");
-  });
-
-  it('refuses a dir that is not a cgroup2 directory, or a link to one, in one line, and runs nothing', { skip: noV2 }, (t) => {
-    const h = v2!;
-    const dir = ownCgroup(t, hierarchyDir(h, h.own), 'refuse');
-    const link = join(scratch(t, 'svirt-cgroup2-'), 'link');
-    symlinkSync(dir, link);
-    const v1 = Object.values(layout.v1)[0];
-    for (const bad of ['/etc', link, ...(v1 ? [hierarchyDir(v1, v1.own)] : [])]) {
-      const r = runUnder(t, ['--cgroup2', bad], dir);
-      assert.equal(r.status, 2, bad);
-      assert.equal(r.out, '', `${bad}: no child was started`);
-      assert.equal(r.err, 'svirt-monitor: --cgroup2 wants one cgroup2 directory\n');
+    /** svirt-monitor [--cgroup2 DIR] -- svirt-exec (joining DIR) -- sh printing its own and its parent's cgroup2 path. */
+    function runUnder(
+      t: TestContext,
+      monitorArgs: readonly string[],
+      dir: string,
+    ): { status: number | null; out: string; err: string } {
+      const specFile = join(scratch(t, 'svirt-cgroup2-'), 'spec.json');
+      writeFileSync(specFile, JSON.stringify({ version: 1, rlimits: [], noNewPrivs: true, keepFds: [], cgroups: [dir] }));
+      const r = spawnSync(
+        svirtMonitorPath(),
+        [
+          ...monitorArgs,
+          '--',
+          svirtExecPath(),
+          '--spec-fd',
+          '3',
+          '--',
+          '/bin/sh',
+          '-c',
+          'grep ^0:: /proc/self/cgroup /proc/$PPID/cgroup',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe', openSync(specFile, 'r')], encoding: 'utf8', timeout: 20_000 },
+      );
+      return { status: r.status, out: r.stdout, err: r.stderr };
     }
-  });
-});
+
+    it(
+      'the child starts in the dir and svirt-exec finds itself there; the monitor stays in its own cgroup',
+      { skip: noV2 },
+      (t) => {
+        const h = v2!;
+        const dir = ownCgroup(t, hierarchyDir(h, h.own), 'clone-into');
+        const rel = (d: string): string => (h.mountRoot === '/' ? '' : h.mountRoot) + d.slice(h.mount.length);
+        const r = runUnder(t, ['--cgroup2', dir], dir);
+        assert.match(r.out, /^pid \d+\nexit 0\n$/, r.err);
+        const lines = r.err.trim().split('\n');
+        assert.deepEqual(lines.length, 2, r.err);
+        assert.equal(lines[0], `/proc/self/cgroup:0::${rel(dir)}`, 'the child is in the dir');
+        assert.match(lines[1] ?? '', /^\/proc\/\d+\/cgroup:0::/);
+        assert.equal(lines[1]?.replace(/^.*:0::/, ''), h.own, "the monitor is still in svirt's own cgroup");
+      },
+    );
+
+    it('refuses a dir that is not a cgroup2 directory, or a link to one, in one line, and runs nothing', { skip: noV2 }, (t) => {
+      const h = v2!;
+      const dir = ownCgroup(t, hierarchyDir(h, h.own), 'refuse');
+      const link = join(scratch(t, 'svirt-cgroup2-'), 'link');
+      symlinkSync(dir, link);
+      const v1 = Object.values(layout.v1)[0];
+      for (const bad of ['/etc', link, ...(v1 ? [hierarchyDir(v1, v1.own)] : [])]) {
+        const r = runUnder(t, ['--cgroup2', bad], dir);
+        assert.equal(r.status, 2, bad);
+        assert.equal(r.out, '', `${bad}: no child was started`);
+        assert.equal(r.err, 'svirt-monitor: --cgroup2 wants one cgroup2 directory\n');
+      }
+    });
+  },
+);
