@@ -43,7 +43,7 @@ export const VERB_LABEL: Record<CliVerb, string> = {
 };
 
 /** The verbs the CLI hands to serve's warm worker (src/cli/warm-worker.ts), in the series with serve running. */
-export const WARM_VERBS: readonly CliVerb[] = ['define', 'start', 'list', 'dominfo', 'destroy'];
+export const WARM_VERBS: readonly CliVerb[] = ['define', 'start', 'list', 'dominfo', 'save', 'restore', 'destroy'];
 
 /** The verbs every stack's series measures; the headline stack's series measure all of CLI_VERBS. */
 export const CORE_VERBS: readonly CliVerb[] = ['define', 'start', 'destroy'];

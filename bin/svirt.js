@@ -130,7 +130,7 @@ function cache(file, argv = []) {
 }
 
 /** src/cli/warm-worker.ts's WARM_VERBS (a test holds them equal): a running serve's warm worker may run these. */
-const WARM_VERBS = new Set(['list', 'dominfo', 'domstate', 'dumpxml', 'domuuid', 'define', 'undefine', 'destroy', 'shutdown', 'suspend', 'resume', 'reset', 'start', 'create']);
+const WARM_VERBS = new Set(['list', 'dominfo', 'domstate', 'dumpxml', 'domuuid', 'define', 'undefine', 'destroy', 'shutdown', 'suspend', 'resume', 'reset', 'save', 'start', 'create', 'restore']);
 /** The worker's socket in the monitor dir (warm-worker.ts's WARM_SOCKET_NAME). */
 const WARM_SOCKET = 'cli.sock';
 /** How long the CLI waits for a worker to take its connection before it runs the command itself. */

@@ -8,7 +8,7 @@ import { processStatus } from '../host/proc.js';
 
 /**
  * The verbs a worker runs (bin/svirt.js has the same list; a test holds them equal): the read
- * verbs, those that change a guest, and the two that start one (below).
+ * verbs, those that change a guest, save, and the three that start one (below).
  */
 export const WARM_VERBS: ReadonlySet<string> = new Set([
   'list',
@@ -23,8 +23,10 @@ export const WARM_VERBS: ReadonlySet<string> = new Set([
   'suspend',
   'resume',
   'reset',
+  'save',
   'start',
   'create',
+  'restore',
 ]);
 
 /**
@@ -33,7 +35,7 @@ export const WARM_VERBS: ReadonlySet<string> = new Set([
  * goes under this process's own unless SVIRT_CGROUP_PARENT names one (cgroup/guest-cgroup.ts).
  * These run here only when all of that is the caller's too.
  */
-export const STARTING_VERBS: ReadonlySet<string> = new Set(['start', 'create']);
+export const STARTING_VERBS: ReadonlySet<string> = new Set(['start', 'create', 'restore']);
 
 /** Bounds on what a client sends: one request line, with exactly four fds. */
 export const REQUEST_MAX = 256 * 1024;

@@ -114,10 +114,36 @@ describe('the CLI in serve’s warm worker (issue 17)', { skip: qemuAsRootSkip()
     const start = await cli(dir, ['start', 'w1', '--paused']);
     assert.equal(start.code, 0, start.stderr);
     assert.ok(ranFor(server, start.pid), `start ran in the worker: ${server.stderr()}`);
-    for (const verb of ['resume', 'suspend', 'destroy']) {
+    for (const verb of ['resume', 'suspend']) {
       const r = await cli(dir, [verb, 'w1']);
       assert.equal(r.code, 0, `${verb}: ${r.stderr}`);
       assert.ok(ranFor(server, r.pid), verb);
+    }
+    // save writes a relative FILE in the caller's cwd; restore starts QEMU from it, in the worker.
+    const save = await cli(dir, ['save', 'w1', 'w1.save']);
+    assert.equal(save.code, 0, save.stderr);
+    assert.ok(ranFor(server, save.pid), `save ran in the worker: ${server.stderr()}`);
+    assert.match(save.stdout, /Domain 'w1' saved to w1\.save/);
+    assert.ok(existsSync(join(dir, 'w1.save')), "the save file is in the caller's cwd");
+    const restore = await cli(dir, ['restore', 'w1.save', '--paused']);
+    assert.equal(restore.code, 0, restore.stderr);
+    assert.ok(ranFor(server, restore.pid), `restore ran in the worker: ${server.stderr()}`);
+    assert.match(restore.stdout, /Domain 'w1' restored from w1\.save/);
+    const state = await cli(dir, ['domstate', 'w1'], { env: LOCAL });
+    assert.equal(state.stdout.trim(), 'paused');
+    const destroy = await cli(dir, ['destroy', 'w1']);
+    assert.equal(destroy.code, 0, destroy.stderr);
+    assert.ok(ranFor(server, destroy.pid), 'destroy');
+    // The CLI's own run takes a relative FILE the same way (it refused one before session 18).
+    for (const args of [
+      ['start', 'w1', '--paused'],
+      ['save', 'w1', 'w1-local.save'],
+      ['restore', 'w1-local.save'],
+      ['destroy', 'w1'],
+    ]) {
+      const r = await cli(dir, args, { env: LOCAL });
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+      assert.ok(!ranFor(server, r.pid));
     }
     // A transient guest from the caller's stdin, and a reset of it.
     const create = await cli(dir, ['create', '-', '--paused'], { input: domainXml('t1', []) });

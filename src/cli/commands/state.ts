@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { checkInputKind } from '../../host/read-input.js';
 import { arg, type ParsedArgs } from '../args.js';
 import { openHypervisor, output } from '../context.js';
@@ -28,7 +29,8 @@ export async function runSave(args: ParsedArgs): Promise<number> {
   const hv = await openHypervisor(args);
   const bar = progressBar('Save');
   try {
-    await hv.save(name, file, bar.update);
+    // A relative FILE is the caller's cwd's, as for define (the lifecycle takes absolute paths).
+    await hv.save(name, resolve(file), bar.update);
   } finally {
     bar.end();
   }
@@ -44,7 +46,7 @@ export async function runRestore(args: ParsedArgs): Promise<number> {
   const bar = progressBar('Restore');
   let rec;
   try {
-    rec = await hv.restore(file, { ...(args.flags.has('paused') ? { paused: true } : {}), progress: bar.update });
+    rec = await hv.restore(resolve(file), { ...(args.flags.has('paused') ? { paused: true } : {}), progress: bar.update });
   } finally {
     bar.end();
   }
