@@ -6,7 +6,7 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { hierarchyDir, hostLayout } from '../../src/lifecycle/cgroup/layout.js';
 import { domainXml, makeImage, writeDomain } from '../helpers.js';
@@ -42,6 +42,19 @@ describe('a cgroup per guest on pure cgroup v2 (lab)', { skip }, () => {
         .find((l) => l.startsWith('0::'))
         ?.slice(3) ?? '';
     assert.match(path, new RegExp(`/svirt-${g.uuid}$`));
+    // svirt-monitor created QEMU's svirt-exec inside the cgroup (--cgroup2, clone3) and stayed
+    // outside it itself; every thread QEMU made is inside.
+    const v2Path = (file: string): string =>
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith('0::'))
+        ?.slice(3) ?? '';
+    for (const tid of readdirSync(`/proc/${g.pid}/task`))
+      assert.equal(v2Path(`/proc/${g.pid}/task/${tid}/cgroup`), path, `thread ${tid}`);
+    const stat = readFileSync(`/proc/${g.pid}/stat`, 'utf8');
+    const monitor = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    assert.match(readFileSync(`/proc/${monitor}/cmdline`, 'utf8'), /svirt-monitor\0/);
+    assert.equal(v2Path(`/proc/${monitor}/cgroup`), v2Path('/proc/self/cgroup'), "the monitor is in svirt's own cgroup");
     const cg = hierarchyDir(v2, path);
     assert.equal(readFileSync(join(cg, 'memory.max'), 'utf8').trim(), String(96 * 1024 * 1024));
     assert.equal(readFileSync(join(cg, 'pids.max'), 'utf8').trim(), '1024');
