@@ -596,7 +596,12 @@ static int open_cgroup2(const char *dir)
 	return fd;
 }
 
-/* fork(), with the child created inside the cgroup2 dir `dfd`; a plain fork where clone3 refuses. */
+/*
+ * fork(), with the child created inside the cgroup2 dir `dfd`; a plain fork where clone3 refuses.
+ * A raw clone3 does not update glibc's cached thread id in the child (fork() does), so the child
+ * must call nothing that uses it (raise, abort, pthread_*): main's child only sets signals, dup2s
+ * and execs.
+ */
 static pid_t fork_into(int dfd)
 {
 	struct clone_args_v2 args;
@@ -627,8 +632,7 @@ int main(int argc, char **argv)
 				put(STDERR_FILENO, "svirt-monitor: --cgroup2 wants one cgroup2 directory\n");
 				return 2;
 			}
-		}
-		else if (strcmp(argv[i], "--notify") == 0) {
+		} else if (strcmp(argv[i], "--notify") == 0) {
 			if (notify_path != NULL || !valid_notify_path(argv[i + 1])) {
 				put(STDERR_FILENO, "svirt-monitor: --notify wants one absolute socket path (a name of at most 64 bytes)\n");
 				return 2;
