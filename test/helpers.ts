@@ -12,7 +12,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import Database from 'better-sqlite3';
@@ -133,6 +133,18 @@ export async function destroyAll(stateDir: string): Promise<void> {
     }
   }
   await waitFor(() => monitors.every((pid) => monitorGone(pid)), 10_000);
+  // A guest stopped before this call has no record left, but its monitor may still run its
+  // hook, which opens the store (its -wal and -shm) while the caller removes the dir: under
+  // the enforcement lab's nested TCG a Node hook takes seconds. Wait for those too.
+  await waitFor(() => monitorsOfStateDir(stateDir).length === 0, 30_000);
+}
+
+/** Live svirt-monitor processes (and their backups) whose hook names `stateDir`. */
+function monitorsOfStateDir(stateDir: string): number[] {
+  return processesByCmdline((cmdline) => {
+    const argv = cmdline.split('\0');
+    return basename(argv[0] ?? '') === 'svirt-monitor' && argv.includes(stateDir);
+  });
 }
 
 /** True once the monitor has exited (a zombie has an empty cmdline); it may vanish between two reads. */
