@@ -8,7 +8,8 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { hierarchyDir, hostLayout } from '../../src/lifecycle/cgroup/layout.js';
+import { processStatus } from '../../src/host/proc.js';
+import { hierarchyDir, hostLayout, parseProcCgroup } from '../../src/lifecycle/cgroup/layout.js';
 import { domainXml, makeImage, writeDomain } from '../helpers.js';
 import { guest, LabDirs, labSkip, qmpConnect, svirtOk, type LabMode } from './lab.js';
 
@@ -35,24 +36,15 @@ describe('a cgroup per guest on pure cgroup v2 (lab)', { skip }, () => {
     const layout = hostLayout();
     const v2 = layout.v2;
     assert.ok(v2);
-    const path =
-      readFileSync(`/proc/${g.pid}/cgroup`, 'utf8')
-        .trim()
-        .split('\n')
-        .find((l) => l.startsWith('0::'))
-        ?.slice(3) ?? '';
+    /** The cgroup2 path in a /proc/…/cgroup file. */
+    const v2Path = (file: string): string => parseProcCgroup(readFileSync(file, 'utf8')).v2 ?? '';
+    const path = v2Path(`/proc/${g.pid}/cgroup`);
     assert.match(path, new RegExp(`/svirt-${g.uuid}$`));
     // svirt-monitor created QEMU's svirt-exec inside the cgroup (--cgroup2, clone3) and stayed
     // outside it itself; every thread QEMU made is inside.
-    const v2Path = (file: string): string =>
-      readFileSync(file, 'utf8')
-        .split('\n')
-        .find((l) => l.startsWith('0::'))
-        ?.slice(3) ?? '';
     for (const tid of readdirSync(`/proc/${g.pid}/task`))
       assert.equal(v2Path(`/proc/${g.pid}/task/${tid}/cgroup`), path, `thread ${tid}`);
-    const stat = readFileSync(`/proc/${g.pid}/stat`, 'utf8');
-    const monitor = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const monitor = Number(processStatus(g.pid)?.get('PPid'));
     assert.match(readFileSync(`/proc/${monitor}/cmdline`, 'utf8'), /svirt-monitor\0/);
     assert.equal(v2Path(`/proc/${monitor}/cgroup`), v2Path('/proc/self/cgroup'), "the monitor is in svirt's own cgroup");
     const cg = hierarchyDir(v2, path);
