@@ -32,6 +32,7 @@
 #include "open-as.h"
 #include "open-path.h"
 #include "access.h"
+#include "fd-watch.h"
 #include "devfilter.h"
 #include "napi-util.h"
 #include "spawn.h"
@@ -1011,5 +1012,6 @@ NAPI_MODULE_INIT()
 		NAPI(napi_set_named_property(env, exports, fns[i].name, f));
 	}
 	NAPI(access_register(env, exports));
+	NAPI(fd_watch_register(env, exports));
 	return exports;
 }

@@ -84,6 +84,15 @@ interface Addon {
   dupOnto(fd: number, target: 0 | 1 | 2): void;
   dupAside(fd: number): number;
   pollIn(fd: number, timeoutMs: number): boolean;
+  watchFd(fd: number, cb: (chunk: Buffer | null, error: 0 | string) => void): WatchHandle;
+  watchWrite(handle: WatchHandle, bytes: Buffer): void;
+  watchClose(handle: WatchHandle): void;
+  connectUnix(path: string, nonblock: boolean): number;
+}
+
+/** The addon's handle of one watched socket (native/fd-watch.c). */
+export interface WatchHandle {
+  readonly __watch: unique symbol;
 }
 
 const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
@@ -118,6 +127,10 @@ const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
   'dupOnto',
   'dupAside',
   'pollIn',
+  'watchFd',
+  'watchWrite',
+  'watchClose',
+  'connectUnix',
 ];
 
 const XATTR_FLAGS: Readonly<Record<XattrMode, number>> = { create: 1, replace: 2 };
@@ -315,6 +328,30 @@ export function procStartTimeNative(pid: number): number {
  */
 export function openPath(path: string): number {
   return load().openPath(path);
+}
+
+/**
+ * Watches the stream socket `fd` on Node's event loop (native/fd-watch.c): `cb(chunk)` for each
+ * read, then once `cb(null, 0)` at EOF or `cb(null, 'ENAME: text')` on an error. FdChannel
+ * (fd-channel.ts) is the face svirt uses.
+ */
+export function watchFd(fd: number, cb: (chunk: Buffer | null, error: 0 | string) => void): WatchHandle {
+  return load().watchFd(fd, cb);
+}
+
+/** Sends what the socket takes now and queues the rest (at most 16 MiB; ENOBUFS beyond). */
+export function watchWrite(handle: WatchHandle, bytes: Buffer): void {
+  load().watchWrite(handle, bytes);
+}
+
+/** Stops watching; the fd stays the caller's to close. */
+export function watchClose(handle: WatchHandle): void {
+  load().watchClose(handle);
+}
+
+/** A close-on-exec stream socket connected to `path` (≤ 107 bytes; `nonblock`: EAGAIN on a full backlog). */
+export function connectUnix(path: string, nonblock: boolean): number {
+  return load().connectUnix(path, nonblock);
 }
 
 /** A socket connected to the listening socket `name` inside the directory `dirFd` holds (close-on-exec; `nonblock`: EAGAIN on a full backlog). */

@@ -115,15 +115,23 @@ describe('spawnProgram (posix_spawn, reaped by the addon)', () => {
     inSock.spawned();
     outSock.spawned();
     inSock.feed(input);
-    const stream = outSock.stream();
     let text = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (d: string) => (text += d));
-    await new Promise((resolve) => stream.on('end', resolve));
+    await new Promise<void>((resolve, reject) => {
+      const lines = outSock.lines({
+        onLine: (line) => (text += `${line}\n`),
+        onEnd: (err) => {
+          lines.close();
+          if (err) reject(err);
+          else resolve();
+        },
+        maxLine: 1024,
+        tooLong: () => new Error('a line longer than 1024 bytes'),
+      });
+    });
     return { status: (await done).status, text };
   }
 
-  it('feeds a child its input over a socketpair and reads its output as a stream', async () => {
+  it('feeds a child its input over a socketpair and reads its output as lines', async () => {
     assert.deepEqual(await filter('tr a-z A-Z <&3', 'hello from svirt\n'), { status: 'exit 0', text: 'HELLO FROM SVIRT\n' });
   });
 

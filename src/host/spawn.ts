@@ -12,6 +12,7 @@ import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import { nativeSpawn, sendNow, socketpair } from './native.js';
+import { LineChannel, type LineChannelOptions } from './fd-channel.js';
 
 export interface SpawnRequest {
   /** The program's arguments (argv[0] is the program's path). */
@@ -52,8 +53,8 @@ export interface ChildSocket {
   spawned(): void;
   /** Writes the text (a spec the child reads to EOF) without blocking, then closes svirt's end. */
   feed(text: string): void;
-  /** svirt's end as a readable stream (the child's output). */
-  stream(): Socket;
+  /** svirt's end read as lines (the child's output); the channel owns it from then on. */
+  lines(opts: LineChannelOptions): LineChannel;
   /** Closes both ends (a spawn that failed). */
   close(): void;
 }
@@ -87,7 +88,7 @@ export function childSocket(): ChildSocket {
       s.on('error', () => undefined);
       s.end(bytes.subarray(sent));
     },
-    stream: () => new Socket({ fd: ours, readable: true, writable: false }),
+    lines: (opts) => new LineChannel(ours, opts),
     close() {
       spawned();
       closeSync(ours);

@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
-import type { Socket } from 'node:net';
 import { SvirtError } from '../errors.js';
 import { processStartTime, signal, waitGone, type ProcessIdentity } from '../host/proc.js';
-import { childSocket, spawnProgram } from '../host/spawn.js';
+import type { LineChannel } from '../host/fd-channel.js';
+import { childSocket, spawnProgram, type ChildSocket } from '../host/spawn.js';
 import type { ConfinementSpec } from '../security/confinement.js';
 import { SPEC_FD, type FdLayout } from './fd-layout.js';
 import { QmpClient } from './qmp-client.js';
@@ -100,10 +100,16 @@ export async function launch(req: LaunchRequest): Promise<Launched> {
   // The spec first: svirt-exec waits for it before QEMU's exec, and the stream below loads node:net.
   specIn.feed(JSON.stringify(req.spec));
   req.spawned?.();
-  const stdout = out.stream();
-  const status = statusReader(stdout);
+  const status = statusReader(out);
+  const stdout = status.channel;
 
-  const pid = await status.pid;
+  let pid: number;
+  try {
+    pid = await status.pid;
+  } catch (err) {
+    stdout.close(); // the monitor died or said why: nothing more to read
+    throw err;
+  }
   const startTime = processStartTime(pid) ?? 0;
   try {
     return await waitReady(req, status, stdout, monitorPid, pid, startTime);
@@ -114,7 +120,7 @@ export async function launch(req: LaunchRequest): Promise<Launched> {
       signal(pid, 'SIGKILL');
       await waitGone({ pid, startTime }, 10_000, 2);
     }
-    stdout.destroy();
+    stdout.close();
     throw err;
   }
 }
@@ -122,7 +128,7 @@ export async function launch(req: LaunchRequest): Promise<Launched> {
 async function waitReady(
   req: LaunchRequest,
   status: StatusReader,
-  stdout: Socket,
+  stdout: LineChannel,
   monitorPid: number,
   pid: number,
   startTime: number,
@@ -134,7 +140,7 @@ async function waitReady(
     if (existsSync(req.qmpPath)) {
       try {
         const qmp = await QmpClient.connect(req.qmpPath, Math.max(100, deadline - Date.now()), req.socketLabel);
-        stdout.destroy();
+        stdout.close();
         return { pid, startTime, monitorPid, qmp };
       } catch (err) {
         // The socket exists but QEMU is not listening yet, or it died: look again.
@@ -173,8 +179,7 @@ interface StatusReader {
 }
 
 /** Parses the monitor's status lines: `pid N`, then `exit N` / `signal N` / `error ...`. */
-function statusReader(stdout: Socket): StatusReader {
-  let buffer = '';
+function statusReader(out: ChildSocket): StatusReader & { readonly channel: LineChannel } {
   let exit: string | undefined;
   let resolvePid: (pid: number) => void = () => undefined;
   let rejectPid: (err: Error) => void = () => undefined;
@@ -182,38 +187,38 @@ function statusReader(stdout: Socket): StatusReader {
     resolvePid = resolve;
     rejectPid = reject;
   });
-  stdout.setEncoding('utf8');
-  stdout.on('data', (chunk: string) => {
-    buffer += chunk;
-    if (buffer.length > 64 * 1024) buffer = buffer.slice(-4096); // the monitor writes a few short lines; bounded anyway
-    let nl: number;
-    while ((nl = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
+  let monitorStatus: string | undefined; // how the monitor exited, once the event loop has said
+  let closed = false;
+  let timer: NodeJS.Timeout | undefined;
+  const died = (): SvirtError =>
+    new SvirtError(
+      'SVIRT_ERR_NATIVE',
+      monitorStatus === undefined ? 'svirt-monitor exited before starting QEMU' : `svirt-monitor exited: ${monitorStatus}`,
+    );
+  const channel = out.lines({
+    onLine(line) {
       if (line.startsWith('pid ')) resolvePid(Number(line.slice(4)));
       else {
         exit = line;
         if (line.startsWith('error '))
           rejectPid(new SvirtError('SVIRT_ERR_QEMU_START', `the monitor could not start the launcher: ${line.slice(6)}`));
       }
-    }
-  });
-  stdout.on('error', () => undefined); // a reset by a dying monitor: its exit status reports it
-  let monitorStatus: string | undefined; // how the monitor exited, once the event loop has said
-  let closed = false;
-  const died = (): SvirtError =>
-    new SvirtError(
-      'SVIRT_ERR_NATIVE',
-      monitorStatus === undefined ? 'svirt-monitor exited before starting QEMU' : `svirt-monitor exited: ${monitorStatus}`,
-    );
-  // The monitor's status pipe closed before it named QEMU's pid: it died. A no-op once the pid
-  // is known, or once its own `error ...` line has said why.
-  stdout.on('close', () => {
-    closed = true;
-    rejectPid(died());
+    },
+    // The monitor's status pipe closed (or was reset by a dying monitor) before it named QEMU's
+    // pid: it died, and its exit status says how. A no-op once the pid is known, or once its
+    // own `error ...` line has said why.
+    onEnd() {
+      channel.close(); // nothing comes after EOF: the fd goes now, not at the caller's close
+      closed = true;
+      clearTimeout(timer);
+      rejectPid(died());
+    },
+    maxLine: 4096, // the monitor writes a few short lines
+    tooLong: () => new SvirtError('SVIRT_ERR_NATIVE', 'svirt-monitor wrote a status line longer than 4096 bytes'),
   });
   return {
     pid,
+    channel,
     exit: () => exit,
     monitorExited(s) {
       if (exit !== undefined || s === 'exit 0') return;
@@ -222,8 +227,7 @@ function statusReader(stdout: Socket): StatusReader {
       // more than the status, so the pipe's close decides (200 ms at most, if something else
       // still holds the pipe).
       if (closed) return rejectPid(died());
-      const timer = setTimeout(() => rejectPid(died()), 200);
-      stdout.once('close', () => clearTimeout(timer));
+      timer = setTimeout(() => rejectPid(died()), 200);
     },
   };
 }

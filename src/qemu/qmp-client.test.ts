@@ -43,7 +43,7 @@ describe('QMP client against a hostile peer', () => {
     });
     const q = await QmpClient.connect(path, 5000);
     await assert.rejects(q.execute('query-status'), (err: Error) => {
-      assert.match(err.message, /QMP sent a line longer than 10485760 characters/);
+      assert.match(err.message, /QMP sent a line longer than 10485760 bytes/);
       return true;
     });
     await assert.rejects(q.execute('query-status'), /longer than/, 'the connection stays failed');

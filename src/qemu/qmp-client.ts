@@ -1,9 +1,8 @@
-import { connect, type Socket } from 'node:net';
 import { SvirtError } from '../errors.js';
-import { connectWithin } from '../host/connect-within.js';
 import { closeSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { openPath } from '../host/native.js';
+import { LineChannel } from '../host/fd-channel.js';
+import { connectUnix, openPath } from '../host/native.js';
 import { withSocketLabel } from '../host/selinux-socket.js';
 
 export interface QmpError {
@@ -48,23 +47,27 @@ const nowMs = (): number => process.uptime() * 1000;
 
 /**
  * A minimal QMP client: one UNIX socket, line-delimited JSON, commands answered in order
- * (each carries an id anyway). Events are kept for callers that wait for one.
+ * (each carries an id anyway). Events are kept for callers that wait for one. The socket is
+ * read and written through the addon (host/fd-channel.ts), not node:net.
  */
 export class QmpClient {
-  private readonly socket: Socket;
-  private buffer = '';
+  private readonly channel: LineChannel;
   private readonly pending = new Map<string, Pending>();
   private nextId = 1;
   private closedError: Error | undefined;
   readonly events: QmpEvent[] = [];
   private eventWaiters: { name: string; resolve: (e: QmpEvent) => void }[] = [];
 
-  private constructor(socket: Socket) {
-    this.socket = socket;
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => this.onData(chunk));
-    socket.on('error', (err) => this.fail(err));
-    socket.on('close', () => this.fail(new SvirtError('SVIRT_ERR_QMP', 'QMP connection closed')));
+  private constructor(fd: number) {
+    this.channel = new LineChannel(fd, {
+      onLine: (line) => this.onLine(line),
+      onEnd: (err) => {
+        this.fail(err ?? new SvirtError('SVIRT_ERR_QMP', 'QMP connection closed'));
+        this.channel.close();
+      },
+      maxLine: QMP_MAX_LINE,
+      tooLong: () => new SvirtError('SVIRT_ERR_QMP', `QMP sent a line longer than ${QMP_MAX_LINE} bytes`),
+    });
   }
 
   /**
@@ -76,10 +79,10 @@ export class QmpClient {
   static async connect(path: string, timeoutMs = 5000, socketLabel?: string): Promise<QmpClient> {
     const deadline = nowMs() + timeoutMs;
     let pauseMs = 2;
-    let socket: Socket;
+    let fd: number;
     for (;;) {
       try {
-        socket = await connectOnce(path, Math.max(1, deadline - nowMs()), socketLabel);
+        fd = connectOnce(path, socketLabel);
         break;
       } catch (err) {
         const busy = (err as NodeJS.ErrnoException).code === 'EAGAIN';
@@ -94,7 +97,7 @@ export class QmpClient {
         pauseMs = Math.min(50, pauseMs * 2);
       }
     }
-    const client = new QmpClient(socket);
+    const client = new QmpClient(fd);
     try {
       await client.greeting(timeoutMs);
       await client.execute('qmp_capabilities');
@@ -133,29 +136,18 @@ export class QmpClient {
     });
   }
 
-  private onData(chunk: string): void {
+  private onLine(raw: string): void {
     if (this.closedError) return;
-    this.buffer += chunk;
-    let nl: number;
-    while ((nl = this.buffer.indexOf('\n')) >= 0) {
-      const line = this.buffer.slice(0, nl).trim();
-      this.buffer = this.buffer.slice(nl + 1);
-      if (line === '') continue;
-      let msg: Record<string, unknown>;
-      try {
-        msg = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        this.fail(new SvirtError('SVIRT_ERR_QMP', `QMP sent a line that is not JSON: ${line.slice(0, 80)}`));
-        return;
-      }
-      this.dispatch(msg);
+    const line = raw.trim();
+    if (line === '') return;
+    let msg: Record<string, unknown>;
+    try {
+      msg = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      this.fail(new SvirtError('SVIRT_ERR_QMP', `QMP sent a line that is not JSON: ${line.slice(0, 80)}`));
+      return;
     }
-    // What is left is the start of a line: a chunk adds at most what one socket read brought.
-    if (this.buffer.length > QMP_MAX_LINE) {
-      this.buffer = '';
-      this.fail(new SvirtError('SVIRT_ERR_QMP', `QMP sent a line longer than ${QMP_MAX_LINE} characters`));
-      this.socket.destroy();
-    }
+    this.dispatch(msg);
   }
 
   private dispatch(msg: Record<string, unknown>): void {
@@ -195,8 +187,13 @@ export class QmpClient {
     if (this.closedError) return Promise.reject(this.closedError);
     const id = String(this.nextId++);
     return new Promise((resolve, reject) => {
+      try {
+        this.channel.write(JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id }) + '\n');
+      } catch (err) {
+        reject(new SvirtError('SVIRT_ERR_QMP', `QMP ${command}: ${(err as Error).message}`, { cause: err }));
+        return;
+      }
       this.pending.set(id, { command, resolve, reject });
-      this.socket.write(JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id }) + '\n');
     });
   }
 
@@ -214,7 +211,7 @@ export class QmpClient {
     for (let tries = 0; ; tries++) {
       try {
         const sent = sendFds(this.fd, data, fds);
-        if (sent !== data.length) this.socket.write(data.subarray(sent));
+        if (sent !== data.length) this.channel.write(data.subarray(sent));
         break;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || tries > 200) {
@@ -255,13 +252,15 @@ export class QmpClient {
 
   /** The raw fd of the socket (for SCM_RIGHTS through the native helper). */
   get fd(): number {
-    const handle = (this.socket as unknown as { _handle?: { fd?: number } })._handle;
-    if (handle?.fd === undefined || handle.fd < 0) throw new SvirtError('SVIRT_ERR_QMP', 'QMP socket has no fd');
-    return handle.fd;
+    const fd = this.channel.fd;
+    if (fd < 0) throw new SvirtError('SVIRT_ERR_QMP', 'QMP socket has no fd');
+    return fd;
   }
 
+  /** Closes the connection; commands still waiting fail. */
   close(): void {
-    this.socket.destroy();
+    this.fail(new SvirtError('SVIRT_ERR_QMP', 'QMP connection closed'));
+    this.channel.close();
   }
 }
 
@@ -276,12 +275,16 @@ function shortPath(path: string): { path: string; close(): void } {
   return { path: `/proc/self/fd/${dir}/${basename(path)}`, close };
 }
 
-/** One connect attempt (Node creates the socket synchronously in this thread, inside connect()). */
-function connectOnce(path: string, timeoutMs: number, label: string | undefined): Promise<Socket> {
+/**
+ * One connect attempt, in this thread (the socket-create label applies to it): non-blocking, so a
+ * full backlog fails at once with EAGAIN (a UNIX socket's connect never waits otherwise).
+ */
+function connectOnce(path: string, label: string | undefined): number {
   // A UNIX socket address holds 107 bytes: a longer path is reached through its directory's fd.
   const via = Buffer.byteLength(path) > 100 ? shortPath(path) : undefined;
-  const s = withSocketLabel(label, () => connect(via?.path ?? path));
-  return connectWithin(s, timeoutMs, () => new SvirtError('SVIRT_ERR_TIMEOUT', `QMP connect to "${path}" timed out`)).finally(
-    () => via?.close(),
-  );
+  try {
+    return withSocketLabel(label, () => connectUnix(via?.path ?? path, true));
+  } finally {
+    via?.close();
+  }
 }

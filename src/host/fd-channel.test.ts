@@ -1,0 +1,146 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { closeSync, fstatSync, read, writeSync } from 'node:fs';
+import { LineChannel } from './fd-channel.js';
+import { socketpair } from './native.js';
+
+interface Seen {
+  readonly lines: string[];
+  readonly ends: (Error | undefined)[];
+}
+
+/** A channel on one end of a socketpair; the other end is the test's. */
+function pair(maxLine = 1024): { channel: LineChannel; peer: number; seen: Seen; ended: Promise<void> } {
+  const [ours, peer] = socketpair();
+  const seen: Seen = { lines: [], ends: [] };
+  let ended: () => void = () => undefined;
+  const channel = new LineChannel(ours, {
+    onLine: (l) => seen.lines.push(l),
+    onEnd: (e) => {
+      seen.ends.push(e);
+      ended();
+    },
+    maxLine,
+    tooLong: () => new Error(`a line longer than ${maxLine} bytes`),
+  });
+  return { channel, peer, seen, ended: new Promise((r) => (ended = r)) };
+}
+
+const tick = (ms = 20): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Reads `n` bytes from fd on the thread pool. */
+async function readBytes(fd: number, n: number): Promise<Buffer> {
+  const out = Buffer.alloc(n);
+  for (let got = 0; got < n;) {
+    const k = await new Promise<number>((res, rej) => read(fd, out, got, n - got, null, (e, b) => (e ? rej(e) : res(b))));
+    if (k === 0) throw new Error(`EOF after ${got} of ${n} bytes`);
+    got += k;
+  }
+  return out;
+}
+
+describe('LineChannel (native/fd-watch.c)', () => {
+  it('splits lines across reads and keeps a UTF-8 character split between two reads whole', async () => {
+    const { channel, peer, seen, ended } = pair();
+    const text = Buffer.from('first\nsecond ü€\nthird');
+    const cut = text.indexOf(Buffer.from('€')) + 1; // inside the three bytes of €
+    writeSync(peer, text.subarray(0, cut));
+    await tick();
+    assert.deepEqual(seen.lines, ['first'], 'a line is given only once it is complete');
+    writeSync(peer, text.subarray(cut));
+    writeSync(peer, '\n');
+    closeSync(peer);
+    await ended;
+    assert.deepEqual(seen.lines, ['first', 'second ü€', 'third']);
+    assert.deepEqual(seen.ends, [undefined], 'EOF ends it once, without an error');
+    channel.close();
+  });
+
+  it('ends with tooLong() at a line past the limit, and reads no further', async () => {
+    const { channel, peer, seen, ended } = pair(1000);
+    writeSync(peer, 'ok\n');
+    for (let i = 0; i < 5; i++) writeSync(peer, 'x'.repeat(300)); // 1500 bytes, no newline
+    await ended;
+    writeSync(peer, '\nlater\n');
+    await tick();
+    assert.deepEqual(seen.lines, ['ok']);
+    assert.equal(seen.ends.length, 1);
+    assert.match(String(seen.ends[0]?.message), /longer than 1000 bytes/);
+    channel.close();
+    closeSync(peer);
+  });
+
+  it('sends what the socket cannot take at once later, every byte in order', { timeout: 30_000 }, async () => {
+    const { channel, peer } = pair();
+    const big = Buffer.alloc(4 * 1024 * 1024); // far past a socketpair's buffer (about 200 kB)
+    for (let i = 0; i < big.length; i++) big[i] = i % 251;
+    channel.write(big);
+    channel.write('tail\n'); // queued behind the rest, not ahead of it
+    const got = await readBytes(peer, big.length + 5);
+    assert.ok(got.subarray(0, big.length).equals(big));
+    assert.equal(got.subarray(big.length).toString(), 'tail\n');
+    channel.close();
+    closeSync(peer);
+  });
+
+  it('refuses to queue more than 16 MiB for a peer that does not read', () => {
+    const { channel, peer } = pair();
+    channel.write(Buffer.alloc(15 * 1024 * 1024));
+    assert.throws(() => channel.write(Buffer.alloc(2 * 1024 * 1024)), { code: 'ENOBUFS' });
+    channel.close();
+    closeSync(peer);
+  });
+
+  it('reports a write to a peer gone as EPIPE, without a signal', async () => {
+    const { channel, peer, seen, ended } = pair();
+    closeSync(peer);
+    await ended; // EOF first
+    assert.deepEqual(seen.ends, [undefined]);
+    assert.throws(() => channel.write('x\n'), { code: 'EBADF' }, 'an ended channel takes no more');
+    channel.close();
+    const [a, b] = socketpair();
+    const c2 = new LineChannel(a, { onLine: () => undefined, onEnd: () => undefined, maxLine: 10, tooLong: () => new Error('') });
+    closeSync(b);
+    assert.throws(() => c2.write('x\n'), { code: 'EPIPE' }, 'the send fails now: no SIGPIPE kills the process');
+    c2.close();
+  });
+
+  it('calls nothing after close(), closes the fd once, and lets the process exit', async () => {
+    const { channel, peer, seen } = pair();
+    const fd = channel.fd;
+    writeSync(peer, 'unread\n'); // readable, but closed before the loop looks
+    channel.close();
+    channel.close();
+    assert.equal(channel.fd, -1);
+    assert.throws(() => fstatSync(fd), { code: 'EBADF' });
+    await tick();
+    assert.deepEqual(seen, { lines: [], ends: [] });
+    closeSync(peer);
+    // A process whose only channel is closed exits at once; one left open waits for its peer.
+    const script = (close: boolean): string => `
+      const { LineChannel } = await import(${JSON.stringify(new URL('./fd-channel.js', import.meta.url).href)});
+      const { socketpair } = await import(${JSON.stringify(new URL('./native.js', import.meta.url).href)});
+      const [a] = socketpair();
+      const c = new LineChannel(a, { onLine() {}, onEnd() {}, maxLine: 10, tooLong: () => new Error('') });
+      ${close ? 'c.close();' : ''}`;
+    const closed = spawnSync(process.execPath, ['--input-type=module', '-e', script(true)], { timeout: 10_000 });
+    assert.equal(closed.status, 0, String(closed.stderr));
+    const open = spawnSync(process.execPath, ['--input-type=module', '-e', script(false)], { timeout: 1_000 });
+    assert.equal(open.signal, 'SIGTERM', 'an open channel keeps the event loop alive, as a socket does');
+  });
+
+  it('gives an exception its listener throws to the process, as an event listener would', () => {
+    const script = `
+      const { LineChannel } = await import(${JSON.stringify(new URL('./fd-channel.js', import.meta.url).href)});
+      const { socketpair } = await import(${JSON.stringify(new URL('./native.js', import.meta.url).href)});
+      const { writeSync } = await import('node:fs');
+      const [a, b] = socketpair();
+      process.on('uncaughtException', (e) => { console.log('caught', e.message); process.exit(0); });
+      new LineChannel(a, { onLine(l) { throw new Error('boom ' + l); }, onEnd() {}, maxLine: 10, tooLong: () => new Error('') });
+      writeSync(b, 'x\\n');`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 10_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'caught boom x');
+  });
+});
