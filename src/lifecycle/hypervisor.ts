@@ -138,20 +138,31 @@ export class Hypervisor {
 
   // ---- start and stop ----------------------------------------------------------------
 
-  /** A guest with a managed save is restored from it (ops/managed-save.ts); `forceBoot` discards that. */
-  async start(name: string, opts: { paused?: boolean; forceBoot?: boolean } = {}): Promise<RunningRecord> {
+  /**
+   * A guest with a managed save is restored from it (ops/managed-save.ts); `forceBoot` discards
+   * that. `onDefinition` is shown the definition a boot parsed (not called for a restore): the
+   * CLI's warnings read it there instead of parsing it again once QEMU is up.
+   */
+  async start(
+    name: string,
+    opts: { paused?: boolean; forceBoot?: boolean; onDefinition?: (def: DomainDef) => void } = {},
+  ): Promise<RunningRecord> {
     const d = this.store.getDefinedByName(name) ?? this.store.getDefinedByUuid(name.toLowerCase());
     if (!d) throw noDomain(name);
     const restored = await startManaged(this.env, d.uuid, opts, (file, o) => this.restore(file, o));
     if (restored) return restored;
     const { startGuest } = await import('./start.js');
-    return startGuest(this.env, parseDomainXml(d.xml), true, opts.paused ?? false);
+    const def = parseDomainXml(d.xml);
+    opts.onDefinition?.(def);
+    return startGuest(this.env, def, true, opts.paused ?? false);
   }
 
-  /** `create FILE`: a transient guest, gone from the store once it stops. */
-  async create(xml: string, opts: { paused?: boolean } = {}): Promise<RunningRecord> {
+  /** `create FILE`: a transient guest, gone from the store once it stops (`onDefinition` as for start). */
+  async create(xml: string, opts: { paused?: boolean; onDefinition?: (def: DomainDef) => void } = {}): Promise<RunningRecord> {
     const { startGuest } = await import('./start.js');
-    return startGuest(this.env, withMacs(this.store, parseDomainXml(xml, { inactive: true })), false, opts.paused ?? false);
+    const def = withMacs(this.store, parseDomainXml(xml, { inactive: true }));
+    opts.onDefinition?.(def);
+    return startGuest(this.env, def, false, opts.paused ?? false);
   }
 
   logDir(): string {

@@ -70,6 +70,32 @@ describe('svirt CLI contract', () => {
   });
 
   it(
+    'warns once, at start and at create, of a device svirt does not emulate yet (and not of those it leaves out quietly)',
+    { skip: haveQemu() ? false : 'qemu is not installed' },
+    async (t) => {
+      const dir = scratch(t);
+      const S = ['--security-driver', isRoot() ? 'dac,landlock' : 'landlock'];
+      const xml = (name: string): string =>
+        domainXml(name, [{ path: makeImage(join(dir, `${name}.img`), 1), dev: 'vda' }]).replace(
+          '  </devices>',
+          "    <sound model='ich9'/>\n    <memballoon model='none'/>\n  </devices>",
+        );
+      const warning = /^warning: <sound> at line \d+ is not supported by svirt yet; the guest runs without it$/m;
+      await svirtOk(dir, [...S, 'define', writeDomain(dir, 'noisy', xml('noisy'))]);
+      const started = await svirt(dir, [...S, 'start', 'noisy', '--paused']);
+      assert.equal(started.code, 0, started.stderr);
+      assert.match(started.stderr, warning);
+      assert.equal(started.stderr.match(/^warning:/gm)?.length, 1, `one warning, none for <memballoon>: ${started.stderr}`);
+      const created = await svirt(dir, [...S, 'create', writeDomain(dir, 'transient', xml('transient')), '--paused']);
+      assert.equal(created.code, 0, created.stderr);
+      assert.match(created.stderr, warning);
+      assert.equal(created.stderr.match(/^warning:/gm)?.length, 1, created.stderr);
+      const quiet = await svirt(dir, [...S, 'destroy', 'noisy']);
+      assert.equal(quiet.stderr, '', 'the warning is said at start only');
+    },
+  );
+
+  it(
     'lists one <secmodel> per driver of the stack in capabilities',
     { skip: isRoot() ? false : 'the dac driver needs root' },
     async (t) => {

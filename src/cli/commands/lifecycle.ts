@@ -1,7 +1,7 @@
 import { SvirtError } from '../../errors.js';
 import { arg, type ParsedArgs } from '../args.js';
 import { openHypervisor, output } from '../context.js';
-import type { Hypervisor } from '../../lifecycle/hypervisor.js';
+import type { DomainDef } from '../../domain/domain-def.js';
 import { readXmlFile } from './read-xml.js';
 import { reportMade } from '../../access/made-guests.js';
 
@@ -9,8 +9,8 @@ import { reportMade } from '../../access/made-guests.js';
 const QUIET: ReadonlySet<string> = new Set(['controller', 'memballoon', 'input', 'video', 'panic']);
 
 /** Devices kept in the XML that svirt does not emulate yet: said once, at start. */
-function warnIgnored(hv: Hypervisor, name: string): void {
-  for (const d of hv.lookup(name).def.ignoredDevices.filter((x) => !QUIET.has(x.name))) {
+function warnIgnored(def: DomainDef): void {
+  for (const d of def.ignoredDevices.filter((x) => !QUIET.has(x.name))) {
     process.stderr.write(
       `warning: <${d.name}>${d.line ? ` at line ${d.line}` : ''} is not supported by svirt yet; the guest runs without it\n`,
     );
@@ -20,8 +20,13 @@ function warnIgnored(hv: Hypervisor, name: string): void {
 export async function runStart(args: ParsedArgs): Promise<number> {
   const name = arg(args, 0, 'NAME');
   const hv = await openHypervisor(args);
-  const rec = await hv.start(name, { paused: args.flags.has('paused'), forceBoot: args.flags.has('force-boot') });
-  warnIgnored(hv, rec.name);
+  let def: DomainDef | undefined; // the one the start parsed; a managed save's restore shows none
+  const rec = await hv.start(name, {
+    paused: args.flags.has('paused'),
+    forceBoot: args.flags.has('force-boot'),
+    onDefinition: (d) => (def = d),
+  });
+  warnIgnored(def ?? hv.lookup(rec.name).def);
   output(args, `Domain '${rec.name}' started`, { name: rec.name, uuid: rec.uuid, pid: rec.pid, id: rec.id });
   return 0;
 }
@@ -30,9 +35,10 @@ export async function runCreate(args: ParsedArgs): Promise<number> {
   const file = arg(args, 0, 'FILE');
   const xml = await readXmlFile(file);
   const hv = await openHypervisor(args);
-  const rec = await hv.create(xml, { paused: args.flags.has('paused') });
+  let def: DomainDef | undefined;
+  const rec = await hv.create(xml, { paused: args.flags.has('paused'), onDefinition: (d) => (def = d) });
   reportMade(rec.uuid);
-  warnIgnored(hv, rec.name);
+  warnIgnored(def ?? hv.lookup(rec.name).def);
   output(args, `Domain '${rec.name}' created from ${file}`, { name: rec.name, uuid: rec.uuid, pid: rec.pid, id: rec.id });
   return 0;
 }
