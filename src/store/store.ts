@@ -15,6 +15,7 @@ import { fnv1a32 } from '../host/fingerprint.js';
 import { packageRoot } from '../host/package-root.js';
 import type { DriverName, GuestResource, LabelMemory, LabelReservations } from '../security/driver.js';
 import { storeClosed, storeOpened } from './open-stores.js';
+import { shareStatements } from './statement-cache.js';
 import { deserializeResources, serializeResources, toStored } from './resources.js';
 import { ACCESS_SCHEMA, NETWORK_SCHEMA, SCHEMA } from './schema.js';
 
@@ -245,6 +246,7 @@ export class Store implements LabelMemory, LabelReservations {
 
   private constructor(db: Database) {
     this.db = db;
+    shareStatements(db);
     storeOpened(this);
   }
 
