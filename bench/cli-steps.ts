@@ -5,7 +5,8 @@
  * by bench/startup.ts (cliSteps); not a user-facing command.
  *
  * The bundle is the CLI's own, unchanged. It is minified, so its module initialisers cannot be
- * found and timed apart (as they were before session 10): they are part of the verb's step.
+ * found and timed apart (as they were before session 10): they are part of the verb's step,
+ * which is split at the lifecycle steps svirt traces itself (SVIRT_TRACE_STEPS=1).
  * The code cache is made by the untimed first run in CACHE_DIR (one per verb), after that verb
  * alone, as the CLI's own caches are made after few verbs; the timed runs use it.
  *
@@ -17,7 +18,9 @@ import { dirname, join } from 'node:path';
 import { Script } from 'node:vm';
 
 const marks: [string, number][] = [];
-const mark = (step: string, at = performance.now()): void => {
+// ms since the process started, as the steps svirt traces (src/host/trace-steps.ts) are
+const now = (): number => process.uptime() * 1000;
+const mark = (step: string, at = now()): void => {
   marks.push([step, at]);
 };
 mark('node bootstrap, until the script runs');
@@ -47,8 +50,21 @@ const mod = { exports: {} as { main: (argv: readonly string[]) => Promise<number
 mark("the bundle's top level");
 
 const code = await mod.exports.main(argv);
-const end = performance.now();
+const end = now();
 if (code !== 0) process.exit(code === 'full' ? 3 : code); // 'full': the read bundle handed it on (not measured)
-mark(`module initialisers and the verb: store, stack, reconcile, ${verb}, output`, end);
+// The verb split at the steps svirt traced (SVIRT_TRACE_STEPS=1, set by bench/startup.ts): the
+// time up to each is the work before it; a verb without crash points has none.
+const steps = (globalThis as { [k: symbol]: [string, number][] | undefined })[Symbol.for('svirt.steps')] ?? [];
+let first = true;
+for (const [step, at] of steps) {
+  mark(first ? `module initialisers and the verb, until ${step}` : `… until ${step}`, at);
+  first = false;
+}
+mark(
+  first
+    ? `module initialisers and the verb: store, stack, reconcile, ${verb}, output`
+    : `… the rest of ${verb}: its last steps, output, audit, store closed`,
+  end,
+);
 if (!cachedData) writeFileSync(cacheFile, script.createCachedData());
 process.stdout.write(`\n${JSON.stringify(marks)}\n`);

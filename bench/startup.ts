@@ -126,7 +126,7 @@ export async function cliSteps(
       await v.before?.();
       const r = await runTimed([process.execPath, script, stateDir, stack, v.verb, v.arg, cacheDir], {
         check: true,
-        ...(env ? { env } : {}),
+        env: { ...(env ?? process.env), SVIRT_TRACE_STEPS: '1' }, // the verb's own steps (src/host/trace-steps.ts)
       });
       await v.after?.();
       if (i === 0) continue;

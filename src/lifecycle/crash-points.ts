@@ -1,3 +1,5 @@
+import { traceStep } from '../host/trace-steps.js';
+
 /**
  * Fault injection for the crash-safety tests: when SVIRT_TEST_CRASH_AT names a step, svirt
  * kills itself there with SIGKILL (no cleanup, no finally blocks), as a power cut or an
@@ -71,6 +73,8 @@ export type CrashPoint =
   | (typeof MIGRATION_CRASH_POINTS)[number]
   | (typeof SNAPSHOT_CRASH_POINTS)[number];
 
+/** Kills svirt at `name` when a test asks; traces the step with SVIRT_TRACE_STEPS=1 (host/trace-steps.ts). */
 export function crashPoint(name: CrashPoint): void {
+  traceStep(name);
   if (process.env['SVIRT_TEST_CRASH_AT'] === name) process.kill(process.pid, 'SIGKILL');
 }

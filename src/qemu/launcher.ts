@@ -167,7 +167,7 @@ async function waitReady(
 export function guestEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
   for (const [k, v] of Object.entries(env))
-    if (k.startsWith('SVIRT_') && k !== 'SVIRT_TEST_CRASH_AT' && v !== undefined) out[k] = v;
+    if (k.startsWith('SVIRT_') && k !== 'SVIRT_TEST_CRASH_AT' && k !== 'SVIRT_TRACE_STEPS' && v !== undefined) out[k] = v;
   return out;
 }
 

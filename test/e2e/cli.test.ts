@@ -70,6 +70,63 @@ describe('svirt CLI contract', () => {
   });
 
   it(
+    'traces its steps with their times on stderr under SVIRT_TRACE_STEPS=1, and says nothing without it',
+    { skip: haveQemu() ? false : 'qemu is not installed' },
+    async (t) => {
+      const dir = scratch(t);
+      const S = ['--security-driver', isRoot() ? 'dac,landlock' : 'landlock'];
+      await svirtOk(dir, [
+        ...S,
+        'define',
+        writeDomain(dir, 'traced', domainXml('traced', [{ path: makeImage(join(dir, 't.img'), 1), dev: 'vda' }])),
+      ]);
+      const trace = { SVIRT_TRACE_STEPS: '1' };
+      const steps = (stderr: string): [string, number][] =>
+        [...stderr.matchAll(/^svirt: step (\S+) at ([0-9.]+) ms$/gm)].map((m) => [m[1] as string, Number(m[2])]);
+      const started = await svirt(dir, [...S, 'start', 'traced', '--paused'], trace);
+      assert.equal(started.code, 0, started.stderr);
+      assert.equal(started.stdout, "Domain 'traced' started\n", 'stdout is as without the trace');
+      const names = steps(started.stderr).map(([n]) => n);
+      for (const want of [
+        'start:claimed',
+        'start:cgroup-made',
+        'start:labels-reserved',
+        'start:labelled',
+        'start:monitor-bound',
+        'start:launched',
+      ]) {
+        if (want === 'start:cgroup-made' && !names.includes(want)) continue; // no cgroup hierarchy svirt may use here
+        assert.ok(names.includes(want), `${want} in ${names.join(' ')}`);
+      }
+      const order = names.filter(
+        (n) => n !== 'start:cgroup-made' && n !== 'start:cgroup-journaled' && n !== 'start:helpers-started',
+      );
+      assert.deepEqual(order, [
+        'start:claimed',
+        'start:labels-reserved',
+        'start:labelled',
+        'start:monitor-bound',
+        'start:launched',
+      ]);
+      const times = steps(started.stderr).map(([, ms]) => ms);
+      assert.deepEqual(
+        [...times].sort((a, b) => a - b),
+        times,
+        'each step at or after the one before',
+      );
+      assert.equal(started.stderr.replace(/^svirt: step .*\n/gm, ''), '', 'nothing else on stderr');
+      const destroyed = await svirt(dir, [...S, 'destroy', 'traced'], trace);
+      assert.equal(destroyed.code, 0, destroyed.stderr);
+      assert.deepEqual(
+        steps(destroyed.stderr).map(([n]) => n),
+        ['destroy:claimed', 'destroy:killed', 'cleanup:restored'],
+      );
+      const quiet = await svirt(dir, [...S, 'start', 'traced', '--paused']);
+      assert.equal(quiet.stderr, '', 'no trace without the variable');
+    },
+  );
+
+  it(
     'warns once, at start and at create, of a device svirt does not emulate yet (and not of those it leaves out quietly)',
     { skip: haveQemu() ? false : 'qemu is not installed' },
     async (t) => {
