@@ -57,6 +57,31 @@ describe('LineChannel (native/fd-watch.c)', () => {
     channel.close();
   });
 
+  it('gives back exactly the lines written, however the bytes are cut (300 random cuts)', { timeout: 30_000 }, async () => {
+    const { channel, peer, seen, ended } = pair(4096);
+    const alphabet = ['a', 'Z', '0', ' ', '{', '"', 'é', 'ß', '€', '中', '😀', '\u0000', '\t'];
+    let seed = 19;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const lines = Array.from({ length: 300 }, () =>
+      Array.from({ length: rand(40) }, () => alphabet[rand(alphabet.length)]).join(''),
+    );
+    const bytes = Buffer.from(lines.map((l) => `${l}\n`).join(''));
+    for (let at = 0; at < bytes.length;) {
+      const n = 1 + rand(17); // cuts inside multi-byte characters too
+      writeSync(peer, bytes.subarray(at, at + n));
+      at += n;
+      if (rand(8) === 0) await tick(1); // some cuts reach the channel as reads of their own
+    }
+    closeSync(peer);
+    await ended;
+    assert.deepEqual(seen.lines, lines);
+    assert.deepEqual(seen.ends, [undefined]);
+    channel.close();
+  });
+
   it('ends with tooLong() at a line past the limit, and reads no further', async () => {
     const { channel, peer, seen, ended } = pair(1000);
     writeSync(peer, 'ok\n');
