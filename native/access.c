@@ -25,6 +25,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "napi-util.h"
+
 #define MAX_TEXT 8192
 #define MAX_GROUPS 1024
 
@@ -225,18 +227,7 @@ static napi_value js_audit_enabled(napi_env env, napi_callback_info info)
 
 napi_status access_register(napi_env env, napi_value exports)
 {
-	static const struct {
-		const char *name;
-		napi_callback fn;
-	} fns[] = { { "auditSend", js_audit_send }, { "peerSec", js_peer_sec }, { "peerGroups", js_peer_groups },
-			      { "auditEnabled", js_audit_enabled } };
-	for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-		napi_value f;
-		napi_status s = napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
-		if (s == napi_ok)
-			s = napi_set_named_property(env, exports, fns[i].name, f);
-		if (s != napi_ok)
-			return s;
-	}
-	return napi_ok;
+	static const struct napi_fn fns[] = { { "auditSend", js_audit_send }, { "peerSec", js_peer_sec },
+					       { "peerGroups", js_peer_groups }, { "auditEnabled", js_audit_enabled } };
+	return register_functions(env, exports, fns, sizeof fns / sizeof fns[0]);
 }

@@ -12,7 +12,6 @@
  *                                     nothing more
  *   watchWrite(handle, bytes)         sends what the socket takes now, queues the rest (bounded)
  *   watchClose(handle)                stops watching; the fd stays the caller's to close
- *   connectUnix(path, nonblock)       a close-on-exec socket connected to `path`
  *
  * The socket is read and written with MSG_DONTWAIT, so it never blocks whatever its O_NONBLOCK,
  * and written with MSG_NOSIGNAL: a peer gone is EPIPE, not a signal. An active watch keeps Node
@@ -32,14 +31,6 @@
 #include <uv.h>
 
 #include "napi-util.h"
-
-#define NAPI_OK(call)                                                               \
-	do {                                                                        \
-		if ((call) != napi_ok) {                                            \
-			napi_throw_error(env, "ERR_NAPI", "N-API call failed: " #call); \
-			return NULL;                                                \
-		}                                                                   \
-	} while (0)
 
 /* One read's most; a wake reads at most READS_PER_WAKE of them, then lets the loop go on. */
 #define READ_CHUNK (64 * 1024)
@@ -307,7 +298,7 @@ static napi_value js_watch_write(napi_env env, napi_callback_info info)
 		w->out_len = pending + more;
 		rearm(w);
 	}
-	NAPI_OK(napi_get_undefined(env, &undef));
+	NAPI(napi_get_undefined(env, &undef));
 	return undef;
 }
 
@@ -326,72 +317,16 @@ static napi_value js_watch_close(napi_env env, napi_callback_info info)
 		w->armed = 0;
 		uv_close((uv_handle_t *)&w->poll, on_closed);
 	}
-	NAPI_OK(napi_get_undefined(env, &undef));
+	NAPI(napi_get_undefined(env, &undef));
 	return undef;
-}
-
-/* connectUnix(path, nonblock): a close-on-exec stream socket connected to `path`; with
- * nonblock, a full backlog fails (EAGAIN) instead of waiting. */
-static napi_value js_connect_unix(napi_env env, napi_callback_info info)
-{
-	size_t argc = 2;
-	napi_value argv[2], result;
-	bool nonblock = false;
-	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 2 ||
-	    napi_get_value_bool(env, argv[1], &nonblock) != napi_ok)
-		return throw_arg(env, "connectUnix(path, nonblock)");
-	char *path = get_string(env, argv[0], "path");
-	if (path == NULL)
-		return NULL;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (path[0] == '\0' || strlen(path) >= sizeof sa.sun_path) {
-		free(path);
-		return throw_arg(env, "connectUnix: the path must be 1 to 107 bytes");
-	}
-	memcpy(sa.sun_path, path, strlen(path));
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
-	if (fd < 0) {
-		napi_value e = throw_errno(env, errno, "socket", path);
-		free(path);
-		return e;
-	}
-	int r;
-	while ((r = connect(fd, (struct sockaddr *)&sa, sizeof sa)) < 0 && errno == EINTR) {
-	}
-	if (r < 0) {
-		int err = errno;
-		close(fd);
-		napi_value e = throw_errno(env, err, "connect", path);
-		free(path);
-		return e;
-	}
-	free(path);
-	if (napi_create_int32(env, fd, &result) != napi_ok) {
-		close(fd);
-		napi_throw_error(env, "ERR_NAPI", "cannot build the result");
-		return NULL;
-	}
-	return result;
 }
 
 napi_status fd_watch_register(napi_env env, napi_value exports)
 {
-	static const struct {
-		const char *name;
-		napi_callback fn;
-	} fns[] = {
+	static const struct napi_fn fns[] = {
 		{ "watchFd", js_watch_fd },
 		{ "watchWrite", js_watch_write },
 		{ "watchClose", js_watch_close },
-		{ "connectUnix", js_connect_unix },
 	};
-	for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-		napi_value f;
-		napi_status s = napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
-		if (s == napi_ok)
-			s = napi_set_named_property(env, exports, fns[i].name, f);
-		if (s != napi_ok)
-			return s;
-	}
-	return napi_ok;
+	return register_functions(env, exports, fns, sizeof fns / sizeof fns[0]);
 }

@@ -3,6 +3,6 @@
 #define SVIRT_FD_WATCH_H
 #include "napi-util.h"
 
-/* Adds watchFd, watchWrite, watchClose and connectUnix to the addon's exports. */
+/* Adds watchFd, watchWrite and watchClose to the addon's exports. */
 napi_status fd_watch_register(napi_env env, napi_value exports);
 #endif

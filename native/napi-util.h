@@ -1,8 +1,18 @@
-/* The addon's argument and error helpers (svirt-native.c), shared with spawn.c. */
+/* The addon's argument, result and error helpers (svirt-native.c), shared with its other files. */
 #ifndef SVIRT_NAPI_UTIL_H
 #define SVIRT_NAPI_UTIL_H
 #define NAPI_VERSION 8
 #include <node_api.h>
+
+/* In a function returning napi_value: throws on a failed napi_* call (rare: out of memory,
+ * wrong types caught earlier) and returns NULL. */
+#define NAPI(call)                                                                  \
+	do {                                                                        \
+		if ((call) != napi_ok) {                                            \
+			napi_throw_error(env, "ERR_NAPI", "N-API call failed: " #call); \
+			return NULL;                                                \
+		}                                                                   \
+	} while (0)
 
 /* Throws the addon's system error (code, errno, syscall, path when not NULL); returns NULL. */
 napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path);
@@ -10,4 +20,13 @@ napi_value throw_errno(napi_env env, int err, const char *syscall, const char *p
 napi_value throw_arg(napi_env env, const char *msg);
 /* A malloc'd UTF-8 copy of a JS string without NUL bytes; NULL after throwing. */
 char *get_string(napi_env env, napi_value v, const char *what);
+/* fd as a JS number; if that cannot be made, fd is closed and an error thrown (NULL). */
+napi_value fd_result(napi_env env, int fd);
+
+struct napi_fn {
+	const char *name;
+	napi_callback fn;
+};
+/* Adds each function to exports under its name. */
+napi_status register_functions(napi_env env, napi_value exports, const struct napi_fn *fns, size_t n);
 #endif

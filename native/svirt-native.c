@@ -43,15 +43,6 @@
 #define MAX_RECV_DATA (1 << 20)
 #define XATTR_RETRIES 8
 
-/* Throws on a failed napi_* call (rare: out of memory, wrong types caught earlier). */
-#define NAPI(call)                                                                  \
-	do {                                                                        \
-		if ((call) != napi_ok) {                                            \
-			napi_throw_error(env, "ERR_NAPI", "N-API call failed: " #call); \
-			return NULL;                                                \
-		}                                                                   \
-	} while (0)
-
 napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path)
 {
 	const char *name = strerrorname_np(err);
@@ -85,6 +76,30 @@ napi_value throw_arg(napi_env env, const char *msg)
 {
 	napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
 	return NULL;
+}
+
+napi_value fd_result(napi_env env, int fd)
+{
+	napi_value result;
+	if (napi_create_int32(env, fd, &result) != napi_ok) {
+		close(fd);
+		napi_throw_error(env, "ERR_NAPI", "cannot build the result");
+		return NULL;
+	}
+	return result;
+}
+
+napi_status register_functions(napi_env env, napi_value exports, const struct napi_fn *fns, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		napi_value f;
+		napi_status s = napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
+		if (s == napi_ok)
+			s = napi_set_named_property(env, exports, fns[i].name, f);
+		if (s != napi_ok)
+			return s;
+	}
+	return napi_ok;
 }
 
 /* Fills argv[0..max) (missing ones are undefined) and checks at least `need` were given. */
@@ -681,7 +696,7 @@ static napi_value js_proc_start_time(napi_env env, napi_callback_info info)
  * without side effects; reopen through /proc/self/fd/N for I/O. */
 static napi_value js_open_path(napi_env env, napi_callback_info info)
 {
-	napi_value argv[1], result;
+	napi_value argv[1];
 	if (get_args(env, info, 1, 1, argv) < 0)
 		return NULL;
 	char *path = get_string(env, argv[0], "path");
@@ -695,12 +710,7 @@ static napi_value js_open_path(napi_env env, napi_callback_info info)
 		return e;
 	}
 	free(path);
-	if (napi_create_int32(env, fd, &result) != napi_ok) {
-		close(fd);
-		napi_throw_error(env, "ERR_NAPI", "cannot build the result");
-		return NULL;
-	}
-	return result;
+	return fd_result(env, fd);
 }
 
 /* The address of socket NAME (argument `v`) inside the directory dirFd holds, spelled through
@@ -730,7 +740,7 @@ static int unix_at_address(napi_env env, int dir, napi_value v, const char *fn, 
  * path cannot move it), close-on-exec. */
 static napi_value js_listen_unix_at(napi_env env, napi_callback_info info)
 {
-	napi_value argv[3], result;
+	napi_value argv[3];
 	int dir;
 	int64_t backlog;
 	if (get_args(env, info, 3, 3, argv) < 0 || get_fd(env, argv[0], &dir) < 0 ||
@@ -747,12 +757,7 @@ static napi_value js_listen_unix_at(napi_env env, napi_callback_info info)
 		close(fd);
 		return throw_errno(env, err, "bind", NULL);
 	}
-	if (napi_create_int32(env, fd, &result) != napi_ok) {
-		close(fd);
-		napi_throw_error(env, "ERR_NAPI", "cannot build the result");
-		return NULL;
-	}
-	return result;
+	return fd_result(env, fd);
 }
 
 /* tapCreate(name, vnetHdr): [fd, name, ifindex] of a new tap device (close-on-exec).
@@ -854,11 +859,29 @@ fail:;
 	return throw_errno(env, err, step, NULL);
 }
 
+/* A socket connected to sa (close-on-exec; nonblock: EAGAIN on a full backlog), or NULL after
+ * throwing with `path` in the message when given. */
+static napi_value connect_unix(napi_env env, const struct sockaddr_un *sa, bool nonblock, const char *path)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
+	if (fd < 0)
+		return throw_errno(env, errno, "socket", path);
+	int r;
+	while ((r = connect(fd, (const struct sockaddr *)sa, sizeof *sa)) < 0 && errno == EINTR) {
+	}
+	if (r < 0) {
+		int err = errno;
+		close(fd);
+		return throw_errno(env, err, "connect", path);
+	}
+	return fd_result(env, fd);
+}
+
 /* connectUnixAt(dirFd, name): a socket connected to the listening socket `name` inside the
  * directory dirFd holds (close-on-exec), e.g. a helper's socket svirt hands QEMU as an fd. */
 static napi_value js_connect_unix_at(napi_env env, napi_callback_info info)
 {
-	napi_value argv[3], result;
+	napi_value argv[3];
 	int dir;
 	bool nonblock = false;
 	if (get_args(env, info, 2, 3, argv) < 0 || get_fd(env, argv[0], &dir) < 0)
@@ -871,23 +894,33 @@ static napi_value js_connect_unix_at(napi_env env, napi_callback_info info)
 	struct sockaddr_un sa;
 	if (unix_at_address(env, dir, argv[1], "connectUnixAt", &sa) < 0)
 		return NULL;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
-	if (fd < 0)
-		return throw_errno(env, errno, "socket", NULL);
-	int r;
-	while ((r = connect(fd, (struct sockaddr *)&sa, sizeof sa)) < 0 && errno == EINTR) {
-	}
-	if (r < 0) {
-		int err = errno;
-		close(fd);
-		return throw_errno(env, err, "connect", NULL);
-	}
-	if (napi_create_int32(env, fd, &result) != napi_ok) {
-		close(fd);
-		napi_throw_error(env, "ERR_NAPI", "cannot build the result");
+	return connect_unix(env, &sa, nonblock, NULL);
+}
+
+/* connectUnix(path, nonblock): a close-on-exec stream socket connected to `path` (1 to 107
+ * bytes), made in the calling thread (an SELinux socket-create label applies); with nonblock, a
+ * full backlog fails (EAGAIN) instead of waiting. QMP's connect (src/qemu/qmp-client.ts). */
+static napi_value js_connect_unix(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2];
+	bool nonblock = false;
+	if (get_args(env, info, 2, 2, argv) < 0)
 		return NULL;
+	if (napi_get_value_bool(env, argv[1], &nonblock) != napi_ok)
+		return throw_arg(env, "nonblock must be a boolean");
+	char *path = get_string(env, argv[0], "path");
+	if (path == NULL)
+		return NULL;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t len = strlen(path);
+	if (len == 0 || len >= sizeof sa.sun_path) {
+		free(path);
+		return throw_arg(env, "connectUnix: the path must be 1 to 107 bytes");
 	}
-	return result;
+	memcpy(sa.sun_path, path, len);
+	napi_value r = connect_unix(env, &sa, nonblock, path);
+	free(path);
+	return r;
 }
 
 /* openAs(path, flags, amode, uid, gid, groups): the kernel's answer for another user
@@ -987,10 +1020,7 @@ out_thrown:
 
 NAPI_MODULE_INIT()
 {
-	static const struct {
-		const char *name;
-		napi_callback fn;
-	} fns[] = {
+	static const struct napi_fn fns[] = {
 		{ "lgetxattr", js_lgetxattr },       { "lsetxattr", js_lsetxattr },
 		{ "lremovexattr", js_lremovexattr }, { "llistxattr", js_llistxattr },
 		{ "fgetxattr", js_fgetxattr },       { "fsetxattr", js_fsetxattr },
@@ -1004,13 +1034,9 @@ NAPI_MODULE_INIT()
 		{ "spawn", js_spawn },               { "mapFile", js_map_file },
 		{ "fnv1a32", js_fnv1a32 },           { "procStartTime", js_proc_start_time },
 		{ "dupOnto", js_dup_onto },          { "dupAside", js_dup_aside },
-		{ "pollIn", js_poll_in },
+		{ "pollIn", js_poll_in },            { "connectUnix", js_connect_unix },
 	};
-	for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-		napi_value f;
-		NAPI(napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f));
-		NAPI(napi_set_named_property(env, exports, fns[i].name, f));
-	}
+	NAPI(register_functions(env, exports, fns, sizeof fns / sizeof fns[0]));
 	NAPI(access_register(env, exports));
 	NAPI(fd_watch_register(env, exports));
 	return exports;
