@@ -1,9 +1,9 @@
 /*
  * fd-watch.c: a stream socket read and written on Node's event loop, without node:net
- * (docs/startup.md, "QMP without node:net").
+ * (docs/startup.md, "Children, and the exit").
  *
  * A fresh `svirt start` talks to two sockets: the monitor's status lines and QEMU's QMP. Through
- * node:net that cost ~6 ms of a fresh process: the module and the stream modules under it load
+ * node:net that cost ~6 ms of CPU in a fresh process: the module and the stream modules under it load
  * and compile, and a Socket's first read and write run cold code. Here a libuv poll handle
  * watches the fd on Node's own loop; the bytes are read and written in C.
  *

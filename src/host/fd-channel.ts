@@ -2,7 +2,7 @@
  * A stream socket read as lines and written on Node's event loop, through the addon's watch
  * (native/fd-watch.c), not node:net. A fresh `svirt start` talks to two sockets, the monitor's
  * status lines and QEMU's QMP; node:net, the stream modules it loads and a Socket's cold first
- * read and write cost ~6 ms of it (docs/startup.md, "QMP without node:net").
+ * read and write cost ~6 ms of its CPU (docs/startup.md, "Children, and the exit").
  *
  * Lines are split on the byte `\n` (never part of a multi-byte UTF-8 character) and decoded
  * whole, so a character split between two reads arrives intact.

@@ -71,7 +71,7 @@ export function childSocket(): ChildSocket {
     spawned,
     feed(text) {
       // Written at once when the socket takes it all (a spec of a few kB always does), so the
-      // child goes on before node:net is even loaded; the rest, if any, through a stream.
+      // child goes on at once; node:net loads only for a rest, if any, sent through a stream.
       const bytes = Buffer.from(text);
       let sent: number;
       try {

@@ -97,7 +97,7 @@ export async function launch(req: LaunchRequest): Promise<Launched> {
   }
   out.spawned();
   specIn.spawned();
-  // The spec first: svirt-exec waits for it before QEMU's exec, and the stream below loads node:net.
+  // The spec first: svirt-exec waits for it before QEMU's exec; the monitor's status is read after.
   specIn.feed(JSON.stringify(req.spec));
   req.spawned?.();
   const status = statusReader(out);
