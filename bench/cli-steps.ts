@@ -54,7 +54,8 @@ const end = now();
 if (code !== 0) process.exit(code === 'full' ? 3 : code); // 'full': the read bundle handed it on (not measured)
 // The verb split at the steps svirt traced (SVIRT_TRACE_STEPS=1, set by bench/startup.ts): the
 // time up to each is the work before it; a verb without crash points has none.
-const steps = (globalThis as { [k: symbol]: [string, number][] | undefined })[Symbol.for('svirt.steps')] ?? [];
+const { tracedSteps } = await import('../src/host/trace-steps.js'); // after the timed part
+const steps = tracedSteps();
 let first = true;
 for (const [step, at] of steps) {
   mark(first ? `module initialisers and the verb, until ${step}` : `… until ${step}`, at);

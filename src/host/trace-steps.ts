@@ -4,17 +4,21 @@
  * monitor socket, helpers, QEMU's answer; a destroy's claim, kill, labels restored; …) is
  * written to stderr as `svirt: step NAME at MS ms` (since the process started), and kept in
  * the process for bench/cli-steps.ts, whose tables split a verb by these steps (docs/startup.md).
- * Without the variable, nothing: one read of the environment per step.
+ * Without the variable, nothing: one read of the environment per step. A long-lived process
+ * (`svirt serve` run with the variable) keeps only the newest MAX_KEPT steps.
  */
 import { writeSync } from 'node:fs';
 
 const KEY = Symbol.for('svirt.steps');
+export const MAX_KEPT = 256;
 
 export function traceStep(name: string): void {
   if (process.env['SVIRT_TRACE_STEPS'] !== '1') return;
   const at = process.uptime() * 1000;
   const g = globalThis as { [KEY]?: [string, number][] };
-  (g[KEY] ??= []).push([name, at]);
+  const kept = (g[KEY] ??= []);
+  kept.push([name, at]);
+  if (kept.length > MAX_KEPT) kept.splice(0, kept.length - MAX_KEPT);
   try {
     writeSync(2, `svirt: step ${name} at ${at.toFixed(1)} ms\n`);
   } catch {
@@ -22,7 +26,7 @@ export function traceStep(name: string): void {
   }
 }
 
-/** The steps traced so far in this process (bench/cli-steps.ts), oldest first. */
+/** The steps traced so far in this process (bench/cli-steps.ts), oldest first; the bundles share them through globalThis. */
 export function tracedSteps(): readonly [string, number][] {
   return (globalThis as { [KEY]?: [string, number][] })[KEY] ?? [];
 }
