@@ -41,23 +41,11 @@ static napi_value errno_value(napi_env env, int err)
 	return v;
 }
 
-static int get_fd(napi_env env, napi_callback_info info, size_t want, napi_value *argv)
-{
-	size_t argc = want;
-	int32_t fd = -1;
-	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
-	    napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
-		napi_throw_type_error(env, NULL, "expected a file descriptor");
-		return -1;
-	}
-	return fd;
-}
-
 static napi_value js_peer_sec(napi_env env, napi_callback_info info)
 {
 	napi_value argv[1], result;
-	int fd = get_fd(env, info, 1, argv);
-	if (fd < 0)
+	int fd;
+	if (get_args(env, info, 1, 1, argv) < 0 || get_fd(env, argv[0], &fd) < 0)
 		return NULL;
 	char buf[4096];
 	socklen_t len = sizeof buf - 1;
@@ -76,8 +64,8 @@ static napi_value js_peer_sec(napi_env env, napi_callback_info info)
 static napi_value js_peer_groups(napi_env env, napi_callback_info info)
 {
 	napi_value argv[1], result, v;
-	int fd = get_fd(env, info, 1, argv);
-	if (fd < 0)
+	int fd;
+	if (get_args(env, info, 1, 1, argv) < 0 || get_fd(env, argv[0], &fd) < 0)
 		return NULL;
 	gid_t groups[MAX_GROUPS];
 	socklen_t len = sizeof groups;

@@ -87,9 +87,11 @@ static void call_js(struct watch *w, const char *data, size_t len, int err)
 	if (napi_open_handle_scope(env, &scope) != napi_ok)
 		return;
 	napi_value cb, recv, argv[2];
-	char msg[128];
-	const char *name = err != 0 ? strerrorname_np(err) : NULL;
-	snprintf(msg, sizeof msg, "%s: %s", name != NULL ? name : "EIO", strerror(err));
+	char msg[128] = "";
+	if (err != 0) { /* made for an error only: every read comes through here */
+		const char *name = strerrorname_np(err);
+		snprintf(msg, sizeof msg, "%s: %s", name != NULL ? name : "EIO", strerror(err));
+	}
 	bool ok = napi_get_reference_value(env, w->cb, &cb) == napi_ok && napi_get_global(env, &recv) == napi_ok &&
 		  (err == 0 ? napi_create_int32(env, 0, &argv[1])
 			    : napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &argv[1])) == napi_ok &&
@@ -137,18 +139,28 @@ static void end_with(struct watch *w, int err)
 	call_js(w, NULL, 0, err);
 }
 
-/* Sends queued bytes while the socket takes them; 0, or an errno. */
-static int flush(struct watch *w)
+/* Sends data[*sent .. len) while the socket takes it, advancing *sent; 0 (all sent, or the
+ * socket is full), or an errno. Never blocks, never raises SIGPIPE. */
+static int send_some(int fd, const char *data, size_t len, size_t *sent)
 {
-	while (w->out_off < w->out_len) {
-		ssize_t n = send(w->fd, w->out + w->out_off, w->out_len - w->out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (*sent < len) {
+		ssize_t n = send(fd, data + *sent, len - *sent, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : errno;
 		}
-		w->out_off += (size_t)n;
+		*sent += (size_t)n;
 	}
+	return 0;
+}
+
+/* Sends queued bytes while the socket takes them; 0, or an errno. */
+static int flush(struct watch *w)
+{
+	int err = send_some(w->fd, w->out, w->out_len, &w->out_off);
+	if (err != 0 || w->out_off < w->out_len)
+		return err;
 	free(w->out);
 	w->out = NULL;
 	w->out_len = w->out_off = 0;
@@ -205,15 +217,11 @@ static struct watch *get_watch(napi_env env, napi_value v)
 
 static napi_value js_watch_fd(napi_env env, napi_callback_info info)
 {
-	size_t argc = 2;
 	napi_value argv[2], result, name;
 	napi_valuetype t;
-	int64_t fd;
-	double d;
-	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 2 ||
-	    napi_get_value_double(env, argv[0], &d) != napi_ok || !(d >= 0 && d <= 0x7fffffff) || d != (double)(int64_t)d)
-		return throw_arg(env, "watchFd(fd, callback): fd must be an integer >= 0");
-	fd = (int64_t)d;
+	int fd;
+	if (get_args(env, info, 2, 2, argv) < 0 || get_fd(env, argv[0], &fd) < 0)
+		return NULL;
 	if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function)
 		return throw_arg(env, "watchFd(fd, callback): callback must be a function");
 	uv_loop_t *loop;
@@ -225,7 +233,7 @@ static napi_value js_watch_fd(napi_env env, napi_callback_info info)
 	if (w == NULL)
 		return throw_errno(env, ENOMEM, "malloc", NULL);
 	w->env = env;
-	w->fd = (int)fd;
+	w->fd = fd;
 	int r = uv_poll_init_socket(loop, &w->poll, w->fd);
 	if (r < 0) {
 		free(w);
@@ -255,13 +263,12 @@ static napi_value js_watch_fd(napi_env env, napi_callback_info info)
 
 static napi_value js_watch_write(napi_env env, napi_callback_info info)
 {
-	size_t argc = 2;
 	napi_value argv[2], undef;
 	void *data;
 	size_t len;
 	bool is;
-	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 2)
-		return throw_arg(env, "watchWrite(handle, bytes)");
+	if (get_args(env, info, 2, 2, argv) < 0)
+		return NULL;
 	struct watch *w = get_watch(env, argv[0]);
 	if (w == NULL)
 		return NULL;
@@ -271,16 +278,9 @@ static napi_value js_watch_write(napi_env env, napi_callback_info info)
 		return throw_errno(env, w->closed ? EBADF : EPIPE, "send", NULL);
 	size_t sent = 0;
 	if (w->out_len == w->out_off) { /* nothing queued ahead: straight to the socket */
-		while (sent < len) {
-			ssize_t n = send(w->fd, (char *)data + sent, len - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-				break;
-			if (n < 0)
-				return throw_errno(env, errno, "send", NULL);
-			sent += (size_t)n;
-		}
+		int err = send_some(w->fd, data, len, &sent);
+		if (err != 0)
+			return throw_errno(env, err, "send", NULL);
 	}
 	if (sent < len) {
 		size_t pending = w->out_len - w->out_off, more = len - sent;
@@ -304,10 +304,9 @@ static napi_value js_watch_write(napi_env env, napi_callback_info info)
 
 static napi_value js_watch_close(napi_env env, napi_callback_info info)
 {
-	size_t argc = 1;
 	napi_value argv[1], undef;
-	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1)
-		return throw_arg(env, "watchClose(handle)");
+	if (get_args(env, info, 1, 1, argv) < 0)
+		return NULL;
 	struct watch *w = get_watch(env, argv[0]);
 	if (w == NULL)
 		return NULL;

@@ -18,6 +18,10 @@
 napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path);
 /* Throws a TypeError ERR_INVALID_ARG_TYPE; returns NULL. */
 napi_value throw_arg(napi_env env, const char *msg);
+/* Fills argv[0..max) (missing ones are undefined) and checks at least `need` were given; -1 after throwing. */
+int get_args(napi_env env, napi_callback_info info, size_t need, size_t max, napi_value *argv);
+/* An fd argument: an integer in [0, INT_MAX]; -1 after throwing. */
+int get_fd(napi_env env, napi_value v, int *fd);
 /* A malloc'd UTF-8 copy of a JS string without NUL bytes; NULL after throwing. */
 char *get_string(napi_env env, napi_value v, const char *what);
 /* fd as a JS number; if that cannot be made, fd is closed and an error thrown (NULL). */

@@ -103,7 +103,7 @@ napi_status register_functions(napi_env env, napi_value exports, const struct na
 }
 
 /* Fills argv[0..max) (missing ones are undefined) and checks at least `need` were given. */
-static int get_args(napi_env env, napi_callback_info info, size_t need, size_t max, napi_value *argv)
+int get_args(napi_env env, napi_callback_info info, size_t need, size_t max, napi_value *argv)
 {
 	size_t argc = max;
 	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok)
@@ -161,7 +161,7 @@ static int get_int(napi_env env, napi_value v, const char *what, int64_t lo, int
 	return 0;
 }
 
-static int get_fd(napi_env env, napi_value v, int *fd)
+int get_fd(napi_env env, napi_value v, int *fd)
 {
 	int64_t n;
 	if (get_int(env, v, "fd", 0, INT_MAX, &n) < 0)
