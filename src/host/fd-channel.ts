@@ -67,13 +67,18 @@ export class LineChannel {
     }
   }
 
-  /** Stops reading and calls onEnd; the fd stays open until close(). */
-  private end(err: Error | undefined): void {
-    if (this.done) return;
+  /** Stops reading (once): false if it had stopped already. */
+  private stop(): boolean {
+    if (this.done) return false;
     this.done = true;
     this.parts = [];
     watchClose(this.handle);
-    this.opts.onEnd(err);
+    return true;
+  }
+
+  /** Stops reading and calls onEnd; the fd stays open until close(). */
+  private end(err: Error | undefined): void {
+    if (this.stop()) this.opts.onEnd(err);
   }
 
   /** Sends the text now, or as the socket takes it; throws (EPIPE, EBADF) once the channel ended. */
@@ -89,11 +94,7 @@ export class LineChannel {
   /** Stops reading and closes the socket; onEnd is not called. Idempotent. */
   close(): void {
     if (this.socket < 0) return;
-    if (!this.done) {
-      this.done = true;
-      this.parts = [];
-      watchClose(this.handle);
-    }
+    this.stop();
     closeSync(this.socket);
     this.socket = -1;
   }

@@ -1,10 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QMP_MAX_EVENTS, QMP_MAX_LINE, QmpClient } from './qmp-client.js';
+import { listenUnixAt, openPath } from '../host/native.js';
 
 /** A QMP peer that behaves as a compromised QEMU might: greeting, capabilities, then `after`. */
 async function hostileQemu(t: { after: (fn: () => void | Promise<void>) => void }, after: (s: Socket) => void): Promise<string> {
@@ -34,6 +35,33 @@ async function hostileQemu(t: { after: (fn: () => void | Promise<void>) => void 
   });
   return path;
 }
+
+describe('QMP client connect', () => {
+  it('reaches a monitor whose path is too long for a socket address, through its directory', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'svirt-qmp-long-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const deep = join(dir, 'd'.repeat(60), 'e'.repeat(60));
+    mkdirSync(deep, { recursive: true });
+    const path = join(deep, 'qmp.sock');
+    assert.ok(Buffer.byteLength(path) > 107, 'longer than sun_path');
+    const dirFd = openPath(deep);
+    const listening = listenUnixAt(dirFd, 'qmp.sock', 1);
+    closeSync(dirFd);
+    const server = createServer((s) => {
+      s.on('error', () => undefined);
+      s.write('{"QMP": {"version": {}, "capabilities": []}}\r\n');
+      s.on('data', (d) => {
+        const cmd = JSON.parse(d.toString().split('\n')[0] ?? '') as { id: string };
+        s.write(`{"return": {"status": "paused"}, "id": "${cmd.id}"}\r\n`);
+      });
+    });
+    await new Promise<void>((r) => server.listen({ fd: listening }, r));
+    t.after(() => server.close());
+    const q = await QmpClient.connect(path, 5000);
+    assert.deepEqual(await q.execute('query-status'), { status: 'paused' });
+    q.close();
+  });
+});
 
 describe('QMP client against a hostile peer', () => {
   it('fails a connection whose peer sends a line past the limit, without keeping it', { timeout: 30_000 }, async (t) => {

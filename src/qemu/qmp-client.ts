@@ -2,7 +2,7 @@ import { SvirtError } from '../errors.js';
 import { closeSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { LineChannel } from '../host/fd-channel.js';
-import { connectUnix, openPath } from '../host/native.js';
+import { connectUnix, connectUnixAt, openPath } from '../host/native.js';
 import { withSocketLabel } from '../host/selinux-socket.js';
 
 export interface QmpError {
@@ -264,27 +264,18 @@ export class QmpClient {
   }
 }
 
-/** `/proc/self/fd/N/NAME` for a socket whose path is too long for sockaddr_un (N: its directory, no link on the way). */
-function shortPath(path: string): { path: string; close(): void } {
-  const dir = openPath(dirname(path));
-  let open = true;
-  const close = (): void => {
-    if (open) closeSync(dir);
-    open = false;
-  };
-  return { path: `/proc/self/fd/${dir}/${basename(path)}`, close };
-}
-
 /**
  * One connect attempt, in this thread (the socket-create label applies to it): non-blocking, so a
  * full backlog fails at once with EAGAIN (a UNIX socket's connect never waits otherwise).
  */
 function connectOnce(path: string, label: string | undefined): number {
-  // A UNIX socket address holds 107 bytes: a longer path is reached through its directory's fd.
-  const via = Buffer.byteLength(path) > 100 ? shortPath(path) : undefined;
+  if (Buffer.byteLength(path) <= 100) return withSocketLabel(label, () => connectUnix(path, true));
+  // A UNIX socket address holds 107 bytes: a longer path is reached through its directory's fd
+  // (opened with no link on the way).
+  const dir = openPath(dirname(path));
   try {
-    return withSocketLabel(label, () => connectUnix(via?.path ?? path, true));
+    return withSocketLabel(label, () => connectUnixAt(dir, basename(path), true));
   } finally {
-    via?.close();
+    closeSync(dir);
   }
 }
