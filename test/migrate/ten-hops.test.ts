@@ -51,7 +51,7 @@ describe('live migration of a booted guest (acceptance, issue 16)', { skip: host
       con = await SerialConsole.open(consoleOf(dir, there));
       // The counter goes on from where it was: the next tick is past the last one seen, never a restart.
       const next = await con.waitFor(TICK_LINE, 30_000);
-      assert.ok(next, `hop ${hop}: the counter runs on ${there.name}: ${con.text.slice(-200)}`);
+      if (!next) assert.fail(`hop ${hop}: the counter runs on ${there.name}: ${await silentGuest(there, con)}`);
       const n = lastTick(con.text);
       assert.ok(n > seen, `hop ${hop}: tick ${n} on ${there.name} follows tick ${seen} (no reset)`);
       assert.ok(n - seen < 200, `hop ${hop}: tick ${n} is close to ${seen}: the same run, not a new one`);
@@ -76,3 +76,21 @@ describe('live migration of a booted guest (acceptance, issue 16)', { skip: host
     );
   });
 });
+
+/**
+ * Why a migrated guest's console stayed silent (seen once in CI, hop 7, not reproduced since):
+ * the state and QEMU's CPU time svirt reports on the destination, before and after asking the
+ * guest's shell to answer on the same console. That tells a guest that does not run from one
+ * whose output is lost.
+ */
+async function silentGuest(there: TestHost, con: SerialConsole): Promise<string> {
+  const info = async (): Promise<string> => {
+    const r = await there.svirt(['dominfo', 'mig']);
+    const keep = r.stdout.split('\n').filter((l) => /^(State|CPU time):/.test(l));
+    return keep.map((l) => l.replace(/\s+/g, ' ')).join(', ') || r.stderr.trim();
+  };
+  const before = await info();
+  con.send('echo probe-$((6*7))');
+  const answered = (await con.waitFor(/probe-42/, 10_000)) !== undefined;
+  return `before a probe: ${before}; the shell answers: ${answered}; after: ${await info()}; console: ${JSON.stringify(con.text.slice(-200))}`;
+}
