@@ -261,9 +261,9 @@ export async function runAccessMatrix(o: MatrixOptions = {}): Promise<MatrixResu
     const wrong = cells.filter((c) => c.outcome !== expected(c.caller, c.op, c.guest));
     return { cells, wrong, auditDenials: rows.filter((r) => !r.allowed).length };
   } finally {
-    if (server && server.exitCode === null && server.pid !== undefined) {
+    if (server && server.exitCode === null && server.signalCode === null) {
       const exited = new Promise((r) => server?.once('exit', r));
-      process.kill(server.pid, 'SIGTERM');
+      server.kill('SIGTERM');
       await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
     }
     await svirt(['destroy', 'rootvm']).catch(() => undefined);

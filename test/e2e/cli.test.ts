@@ -369,7 +369,7 @@ function svirtWithin(
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+      child.kill('SIGKILL');
     }, ms);
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -65,11 +65,7 @@ function startRelay(t: Cleanup): { monitor: ChildProcess; q: ReturnType<typeof w
   closeSync(pty.master);
   closeSync(theirs);
   t.after(() => {
-    try {
-      process.kill(monitor.pid ?? 0, 'SIGKILL');
-    } catch {
-      // already gone
-    }
+    monitor.kill('SIGKILL'); // a no-op once Node has seen it exit
   });
   const pid = new Promise<number>((resolve) => {
     let out = '';

@@ -32,7 +32,7 @@ function listen(
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   t.after(() => {
-    if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
+    child.kill('SIGKILL'); // a no-op once Node has seen it exit (by a code or a signal)
   });
   return { child, lines: () => out.split('\n').filter((l) => l !== '') };
 }
