@@ -65,7 +65,7 @@ function startRelay(t: Cleanup): { monitor: ChildProcess; q: ReturnType<typeof w
   closeSync(pty.master);
   closeSync(theirs);
   t.after(() => {
-    monitor.kill('SIGKILL'); // a no-op once Node has seen it exit
+    monitor.kill('SIGKILL'); // a no-op once it exited, even reaped before its exit event ran (ESRCH)
   });
   const pid = new Promise<number>((resolve) => {
     let out = '';

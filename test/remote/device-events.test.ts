@@ -23,7 +23,7 @@ describe('svirt serve: device events', { skip, timeout: 120_000 }, () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     t.after(() => {
-      child.kill('SIGKILL'); // a no-op once Node has seen it exit (by a code or a signal)
+      child.kill('SIGKILL'); // a no-op once it exited, even reaped before its exit event ran (ESRCH)
     });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

@@ -32,7 +32,7 @@ function listen(
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   t.after(() => {
-    child.kill('SIGKILL'); // a no-op once Node has seen it exit (by a code or a signal)
+    child.kill('SIGKILL'); // a no-op once it exited, even reaped before its exit event ran (ESRCH)
   });
   return { child, lines: () => out.split('\n').filter((l) => l !== '') };
 }

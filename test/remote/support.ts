@@ -78,8 +78,8 @@ export async function startServer(
   if (pid === undefined) throw new Error('svirt serve did not start');
   t.after(async () => {
     if (child.exitCode === null && child.signalCode === null) {
-      process.kill(pid, 'SIGTERM');
-      const timer = setTimeout(() => child.exitCode === null && process.kill(pid, 'SIGKILL'), 10_000);
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       await exited;
       clearTimeout(timer);
     }
@@ -105,7 +105,7 @@ export async function startServer(
     child,
     stderr: () => stderr,
     stop: async () => {
-      process.kill(pid, 'SIGTERM');
+      child.kill('SIGTERM');
       return exited;
     },
   };

@@ -87,7 +87,7 @@ function started(
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   t.after(() => {
-    child.kill('SIGKILL'); // a no-op once Node has seen it exit (by a code or a signal)
+    child.kill('SIGKILL'); // a no-op once it exited, even reaped before its exit event ran (ESRCH)
   });
   return { child, out: () => out };
 }
