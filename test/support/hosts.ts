@@ -118,7 +118,8 @@ function host(
   // Registered before the namespace's own removal runs (t.after runs in reverse order).
   t.after(async () => {
     await destroyAll(stateDir);
-    if (server?.pid !== undefined && server.exitCode === null) {
+    // A serve that died by a signal has exitCode null too, and its exit event is gone: waiting for it would hang.
+    if (server?.pid !== undefined && server.exitCode === null && server.signalCode === null) {
       const exited = new Promise((r) => server?.once('exit', r));
       server.kill('SIGTERM');
       const timer = setTimeout(() => server?.kill('SIGKILL'), 10_000);
