@@ -13,6 +13,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { svirtMainPath } from '../host/package-root.js';
+import { stopChild } from '../host/stop-child.js';
 import type { Identity } from './identity.js';
 import { Policy } from './policy.js';
 import { parseRules, RULES_FILE } from './rules.js';
@@ -261,11 +262,7 @@ export async function runAccessMatrix(o: MatrixOptions = {}): Promise<MatrixResu
     const wrong = cells.filter((c) => c.outcome !== expected(c.caller, c.op, c.guest));
     return { cells, wrong, auditDenials: rows.filter((r) => !r.allowed).length };
   } finally {
-    if (server && server.exitCode === null && server.signalCode === null) {
-      const exited = new Promise((r) => server?.once('exit', r));
-      server.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-    }
+    if (server) await stopChild(server, 15_000);
     await svirt(['destroy', 'rootvm']).catch(() => undefined);
     await svirt(['destroy', 'uservm']).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });

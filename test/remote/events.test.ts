@@ -124,9 +124,15 @@ describe('svirt serve: domain lifecycle events', { skip, timeout: 180_000 }, () 
       await svirtOk(dir, ['undefine', 'py']);
       // (event, detail): defined/added, started/booted, suspended/paused, stopped/destroyed, undefined/removed
       const seq = ['0 0', '2 0', '3 0', '5 1', '1 0'];
-      const got = await waitFor(
+      // Each style is waited for on its own: python prints the two callbacks' lines in two
+      // writes, so the last 'any' line can be read before the last 'legacy' one is written.
+      await waitFor(
         py.lines,
         seq.map((s) => `any py ${s}`),
+      );
+      const got = await waitFor(
+        py.lines,
+        seq.map((s) => `legacy py ${s}`),
       );
       for (const style of ['any', 'legacy']) {
         assert.deepEqual(

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { SVIRT_BIN, haveQemu, isRoot, type CliResult } from '../helpers.js';
+import { stopChild } from '../../src/host/stop-child.js';
 
 export const VIRSH = '/usr/bin/virsh';
 /** Debian's python, the one that can import python3-libvirt (not whatever python3 is first on PATH). */
@@ -76,14 +77,7 @@ export async function startServer(
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const pid = child.pid;
   if (pid === undefined) throw new Error('svirt serve did not start');
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
-  });
+  t.after(() => stopChild(child, 10_000));
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`svirt serve did not listen within 30 s: ${stderr}`)), 30_000);
     child.stdout?.on('data', (d: Buffer) => {

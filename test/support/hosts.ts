@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { SVIRT_BIN, destroyAll, type CliResult } from '../helpers.js';
+import { stopChild } from '../../src/host/stop-child.js';
 import { netns, nsRun } from './netns.js';
 
 export interface TestHost {
@@ -118,14 +119,7 @@ function host(
   // Registered before the namespace's own removal runs (t.after runs in reverse order).
   t.after(async () => {
     await destroyAll(stateDir);
-    // A serve that died by a signal has exitCode null too, and its exit event is gone: waiting for it would hang.
-    if (server?.pid !== undefined && server.exitCode === null && server.signalCode === null) {
-      const exited = new Promise((r) => server?.once('exit', r));
-      server.kill('SIGTERM');
-      const timer = setTimeout(() => server?.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    if (server !== undefined) await stopChild(server, 10_000);
     rmSync(stateDir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
     removeCgroupParent(cgroupParent);
   });

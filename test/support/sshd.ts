@@ -12,6 +12,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { stopChild } from '../../src/host/stop-child.js';
 
 export const SSHD = '/usr/sbin/sshd';
 const SSH = '/usr/bin/ssh';
@@ -107,13 +108,7 @@ export async function startSshd(t: TestContext, ns: string, addr: string, dir: s
     log += d.toString();
     if (process.env['SVIRT_TEST_SSHD_LOG'] === '1') process.stderr.write(`[sshd] ${d.toString()}`);
   });
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
-  });
+  t.after(() => stopChild(child, 10_000));
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`sshd did not listen within 10 s: ${log}`)), 10_000);
     const check = (): void => {
