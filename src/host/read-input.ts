@@ -1,8 +1,15 @@
 /**
- * Reading a file a user named (a domain XML, a device XML) without ever blocking the event
- * loop on it: opened with O_NONBLOCK (a FIFO opens at once instead of waiting for a writer;
- * a device node is never read), its type checked on the opened fd, its size capped, and
- * read asynchronously from that fd.
+ * Reading a file a user named (a domain XML, a device XML) without ever waiting on it: opened
+ * with O_NONBLOCK (a FIFO opens at once instead of waiting for a writer; a device node is
+ * never read), its type checked on the opened fd, its size capped, and read from that fd.
+ *
+ * The calls on a named file are synchronous. Only CLI verbs read such files (a `svirt serve`
+ * client sends its XML in the message, never a path), and a CLI verb has nothing else on its
+ * event loop while it reads its input: the asynchronous calls made it wait just as long, with
+ * no deadline either, and their first use started libuv's thread pool, four threads and ~2 ms
+ * of a fresh `svirt define` (issue 17). No call here can wait on a writer or a device: the
+ * open is non-blocking and nothing but a regular file is read. Standard input is a pipe or a
+ * terminal that may take its time, so it is still read asynchronously.
  *
  * Symlinks: a path given on the command line is followed by default, as `virsh define` and
  * `cat` follow it. The file is only data to parse, read with the rights of whoever named
@@ -10,7 +17,7 @@
  * somewhere else (a definition, another user) pass `followSymlinks: false`: the last
  * component is opened with O_NOFOLLOW and a link is refused.
  */
-import { close, constants, fstat, open, read, stat, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, read, readSync, statSync, type Stats } from 'node:fs';
 import { SvirtError, errnoOf } from '../errors.js';
 import { describeKind, kindOf } from './file-handle.js';
 
@@ -46,27 +53,22 @@ function cannot(path: string, why: string, details: Record<string, unknown>, cau
   });
 }
 
-// node:fs's callback calls, in the thread pool as fs/promises' are: node:fs/promises costs
-// ~3 ms to load, on the path of every `svirt define FILE` (issue 17).
-const callback = <T>(run: (done: (err: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> =>
-  new Promise((resolve, reject) => run((err, value) => (err ? reject(err) : resolve(value))));
-const openFd = (path: string, flags: number): Promise<number> => callback((done) => open(path, flags, done));
-const fstatFd = (fd: number): Promise<Stats> => callback((done) => fstat(fd, done));
-const statPath = (path: string): Promise<Stats> => callback((done) => stat(path, done));
-const readFd = (fd: number, buf: Buffer): Promise<number> => callback((done) => read(fd, buf, 0, buf.length, null, done));
-const closeFd = (fd: number): Promise<void> => callback((done) => close(fd, (err) => done(err ?? null, undefined)));
+// Standard input's read, in the thread pool as fs/promises' are: node:fs/promises costs ~3 ms
+// to load (issue 17).
+const readFd = (fd: number, buf: Buffer): Promise<number> =>
+  new Promise((resolve, reject) => read(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve(n))));
 
-/** Opens for reading without blocking: O_NONBLOCK, O_NOCTTY, and O_NOFOLLOW unless links are followed. */
-async function openNonBlocking(path: string, follow: boolean): Promise<number> {
+/** Opens for reading without waiting: O_NONBLOCK, O_NOCTTY, and O_NOFOLLOW unless links are followed. */
+function openNonBlocking(path: string, follow: boolean): number {
   const flags = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY | (follow ? 0 : constants.O_NOFOLLOW);
   try {
-    return await openFd(path, flags);
+    return openSync(path, flags);
   } catch (err) {
     const errno = errnoOf(err);
     if (errno === 'ELOOP' && !follow) throw cannot(path, 'it is a symbolic link', { errno }, err);
     // A UNIX socket cannot be opened (ENXIO): say what it is rather than the errno.
     if (errno === 'ENXIO') {
-      const st = await statPath(path).catch(() => undefined);
+      const st = statSync(path, { throwIfNoEntry: false });
       if (st) throw cannot(path, `it is ${fileKind(st)}, not a regular file`, { errno, kind: fileKind(st) }, err);
     }
     throw cannot(path, errno ?? String(err), { errno }, err);
@@ -83,9 +85,9 @@ export async function readInput(path: string, opts: ReadInputOptions = {}): Prom
   const max = opts.maxBytes ?? XML_MAX_BYTES;
   const what = opts.what ?? 'input';
   if (path === '-') return readStdin(max, what);
-  const fd = await openNonBlocking(path, opts.followSymlinks ?? true);
+  const fd = openNonBlocking(path, opts.followSymlinks ?? true);
   try {
-    const st = await fstatFd(fd);
+    const st = fstatSync(fd);
     if (!st.isFile()) {
       throw cannot(path, `it is ${fileKind(st)}, not a regular file`, { kind: fileKind(st) });
     }
@@ -96,7 +98,7 @@ export async function readInput(path: string, opts: ReadInputOptions = {}): Prom
     for (;;) {
       const want = Math.min(Math.max(st.size - total, 64 * 1024), max + 1 - total);
       const buf = Buffer.allocUnsafe(want);
-      const bytesRead = await readFd(fd, buf);
+      const bytesRead = readSync(fd, buf, 0, buf.length, null);
       if (bytesRead === 0) break;
       chunks.push(buf.subarray(0, bytesRead));
       total += bytesRead;
@@ -107,7 +109,7 @@ export async function readInput(path: string, opts: ReadInputOptions = {}): Prom
     if (err instanceof SvirtError) throw err;
     throw cannot(path, errnoOf(err) ?? String(err), { errno: errnoOf(err) }, err);
   } finally {
-    await closeFd(fd);
+    closeSync(fd);
   }
 }
 
@@ -155,18 +157,17 @@ async function readStdin(max: number, what: string): Promise<Buffer> {
 export type InputKind = 'regular' | 'regular-or-block';
 
 /**
- * Refuses a path that exists and is not of the `allowed` kind, without opening it (a stat
- * in the thread pool: no device is opened, no FIFO waited on). A path that does not exist
- * passes: whoever uses it reports that with its own words. `what` names the role in the
- * error (`save file`, `disk vda`).
+ * Refuses a path that exists and is not of the `allowed` kind, without opening it (a stat:
+ * no device is opened, no FIFO waited on). A path that does not exist passes: whoever uses it
+ * reports that with its own words. `what` names the role in the error (`save file`, `disk vda`).
  *
  * This is a check before use, not a guarantee: the path can change before it is opened, so
  * the open itself must still be non-blocking where it matters.
  */
-export async function checkInputKind(path: string, allowed: InputKind, what: string): Promise<void> {
+export function checkInputKind(path: string, allowed: InputKind, what: string): void {
   let st: Stats;
   try {
-    st = await statPath(path);
+    st = statSync(path);
   } catch (err) {
     const errno = errnoOf(err);
     if (errno === 'ENOENT' || errno === 'ENOTDIR') return;

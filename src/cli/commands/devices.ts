@@ -48,7 +48,7 @@ export async function runAttachDisk(args: ParsedArgs): Promise<number> {
   }='${escapeAttr(source)}'/><target dev='${escapeAttr(target)}' bus='${escapeAttr(bus)}'/>${mode === 'readonly' ? '<readonly/>' : ''}${mode === 'shareable' ? '<shareable/>' : ''}</disk>`;
   const disk: DiskDef = parseDiskXml(xml);
   // Refused before the store is opened; the lifecycle checks the kind again on the file it opens.
-  await checkInputKind(source, 'regular-or-block', `disk ${target}`);
+  checkInputKind(source, 'regular-or-block', `disk ${target}`);
   const hv = await openHypervisor(args);
   await hv.attachDisk(name, disk, where(args));
   output(args, 'Disk attached successfully', { name, target, source });
@@ -83,7 +83,7 @@ export async function runChangeMedia(args: ParsedArgs): Promise<number> {
   if (eject && source !== undefined) throw new SvirtError('SVIRT_ERR_USAGE', 'change-media: --eject takes no SOURCE');
   if (!eject && source === undefined)
     throw new SvirtError('SVIRT_ERR_USAGE', 'change-media: SOURCE is needed to insert or update a medium');
-  if (source !== undefined) await checkInputKind(source, 'regular-or-block', `medium of ${target}`);
+  if (source !== undefined) checkInputKind(source, 'regular-or-block', `medium of ${target}`);
   const hv = await openHypervisor(args);
   await hv.changeMedia(name, target, eject ? undefined : source, where(args));
   output(args, eject ? 'Successfully ejected media.' : 'Successfully inserted media.', { name, target, source: source ?? null });

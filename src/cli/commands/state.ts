@@ -41,7 +41,7 @@ export async function runSave(args: ParsedArgs): Promise<number> {
 export async function runRestore(args: ParsedArgs): Promise<number> {
   const file = arg(args, 0, 'FILE');
   // Refused before the store is opened; the lifecycle checks the kind again on the file it opens.
-  await checkInputKind(file, 'regular', 'save file');
+  checkInputKind(file, 'regular', 'save file');
   const hv = await openHypervisor(args);
   const bar = progressBar('Restore');
   let rec;
