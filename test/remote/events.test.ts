@@ -73,26 +73,26 @@ describe('svirt serve: domain lifecycle events', { skip, timeout: 180_000 }, () 
     const img = makeImage(join(dir, 'ev.img'));
     const ev = listen(VIRSH, ['-c', uri(server.socket), 'event', '--all', '--loop', '--timeout', '120'], t);
     await new Promise((r) => setTimeout(r, 1500)); // virsh has registered once it waits
-    await svirtOk(dir, ['define', writeDomain(dir, 'ev', domainXml('ev', [{ path: img, dev: 'vda' }]))]);
-    await svirtOk(dir, [...S, 'start', 'ev', '--paused']);
-    await svirtOk(dir, [...S, 'resume', 'ev']);
-    await virshOk(server.socket, ['suspend', 'ev']);
-    await virshOk(server.socket, ['destroy', 'ev']);
-    await virshOk(server.socket, ['start', 'ev']);
+    const want: string[] = [];
+    // Each step's events are waited for before the next step: serve reports the states it sees
+    // (src/remote/events.ts), so a state undone before it looks (a loaded machine) is not seen.
+    const step = async (run: () => Promise<unknown>, ...events: string[]): Promise<void> => {
+      await run();
+      want.push(...events.map((e) => `domain 'ev': ${e}`));
+      await waitFor(ev.lines, want);
+    };
+    const xml = writeDomain(dir, 'ev', domainXml('ev', [{ path: img, dev: 'vda' }]));
+    await step(() => svirtOk(dir, ['define', xml]), 'Defined Added');
+    await step(() => svirtOk(dir, [...S, 'start', 'ev', '--paused']), 'Started Booted', 'Suspended Paused');
+    await step(() => svirtOk(dir, [...S, 'resume', 'ev']), 'Resumed Unpaused');
+    await step(() => virshOk(server.socket, ['suspend', 'ev']), 'Suspended Paused');
+    await step(() => virshOk(server.socket, ['destroy', 'ev']), 'Stopped Destroyed');
+    await step(() => virshOk(server.socket, ['start', 'ev']), 'Started Booted');
     const pid = readRunning(dir).find((r) => r.name === 'ev')?.pid;
     assert.ok(pid, 'the guest runs');
-    process.kill(pid, 'SIGKILL'); // its QEMU, by the pid the store recorded
-    const want = [
-      "domain 'ev': Defined Added",
-      "domain 'ev': Started Booted",
-      "domain 'ev': Suspended Paused",
-      "domain 'ev': Resumed Unpaused",
-      "domain 'ev': Suspended Paused",
-      "domain 'ev': Stopped Destroyed",
-      "domain 'ev': Started Booted",
-      "domain 'ev': Stopped Crashed",
-    ];
-    let got = await waitFor(ev.lines, want);
+    // its QEMU, by the pid the store recorded
+    await step(async () => process.kill(pid, 'SIGKILL'), 'Stopped Crashed');
+    let got = ev.lines();
     assert.deepEqual(
       got.filter((l) => l.startsWith('event ')).map((l) => l.replace(/^event 'lifecycle' for /, '')),
       want,
@@ -118,18 +118,28 @@ describe('svirt serve: domain lifecycle events', { skip, timeout: 180_000 }, () 
       const py = listen(DEBIAN_PYTHON, [script, uri(server.socket), '60'], t);
       await waitFor(py.lines, ['ready']);
       assert.ok(py.lines().includes('ready'), py.lines().join('\n'));
-      await svirtOk(dir, ['define', writeDomain(dir, 'py', domainXml('py', [{ path: img, dev: 'vda' }]))]);
-      await svirtOk(dir, [...S, 'start', 'py', '--paused']);
-      await svirtOk(dir, [...S, 'destroy', 'py']);
-      await svirtOk(dir, ['undefine', 'py']);
-      // (event, detail): defined/added, started/booted, suspended/paused, stopped/destroyed, undefined/removed
-      const seq = ['0 0', '2 0', '3 0', '5 1', '1 0'];
-      // Each style is waited for on its own: python prints the two callbacks' lines in two
-      // writes, so the last 'any' line can be read before the last 'legacy' one is written.
-      await waitFor(
-        py.lines,
-        seq.map((s) => `any py ${s}`),
-      );
+      // (event, detail): defined/added, started/booted, suspended/paused, stopped/destroyed,
+      // undefined/removed; each verb's events are waited for before the next verb (as above).
+      const seq: string[] = [];
+      const xml = writeDomain(dir, 'py', domainXml('py', [{ path: img, dev: 'vda' }]));
+      for (const [args, events] of [
+        [['define', xml], ['0 0']],
+        [
+          [...S, 'start', 'py', '--paused'],
+          ['2 0', '3 0'],
+        ],
+        [[...S, 'destroy', 'py'], ['5 1']],
+        [['undefine', 'py'], ['1 0']],
+      ] as const) {
+        await svirtOk(dir, [...args]);
+        seq.push(...events);
+        await waitFor(
+          py.lines,
+          seq.map((s) => `any py ${s}`),
+        );
+      }
+      // The old-style lines are waited for on their own: python prints the two callbacks' lines
+      // in two writes, so the last 'any' line can be read before the last 'legacy' one is written.
       const got = await waitFor(
         py.lines,
         seq.map((s) => `legacy py ${s}`),
