@@ -15,15 +15,19 @@ export function verbIn(table: Readonly<Record<string, VerbLoader>>, name: string
 
 /**
  * Runs a parsed command's verb behind the access gate; a verb that changed something tells a
- * running serve (notify-serve.ts). Errors become one line on stderr and the exit status.
+ * running serve (notify-serve.ts), with the state of each guest its store writes touched. Errors become one line on stderr and the exit status.
  */
 export async function runVerb(command: string, args: ParsedArgs, load: VerbLoader, changing: boolean): Promise<number> {
   try {
     const [verb, { gateCli }] = await Promise.all([load(), import('../access/cli-gate.js')]);
-    const code = await gateCli(command, args, () => verb.run(args));
-    if (code === 0 && changing) {
+    const run = (): Promise<number> => gateCli(command, args, () => verb.run(args));
+    if (!changing) return await run();
+    // The guests its writes touched, for the word to a running serve (src/store/touched.ts).
+    const { collectTouched } = await import('../store/touched.js');
+    const { result: code, touched } = await collectTouched(run);
+    if (code === 0) {
       const { tellServe } = await import('./notify-serve.js');
-      tellServe(resolveStatePaths(args.stateDir, process.env, process.getuid?.() ?? 0), command);
+      tellServe(resolveStatePaths(args.stateDir, process.env, process.getuid?.() ?? 0), command, touched);
     }
     return code;
   } catch (err) {

@@ -10,8 +10,9 @@
  * (src/cli/notify-serve.ts, sent by each CLI verb that changes a guest); the monitors'
  * `exited` lines. A slow look every few seconds while anyone listens catches what nobody told.
  */
-import { fnv1a32 } from '../host/fingerprint.js';
+import { parseDomainXml } from '../domain/index.js';
 import type { Hypervisor } from '../lifecycle/hypervisor.js';
+import { stateOf, type GuestState, type TouchedReport } from '../store/touched.js';
 import * as dev from './device-events.js';
 import { ObjectEventHub } from './object-events.js';
 import { writeDomain, type WireDomain } from './protocol.js';
@@ -61,13 +62,7 @@ interface Registration {
   readonly uuid?: string;
 }
 
-interface Seen {
-  readonly name: string;
-  readonly id: number;
-  readonly state: 'running' | 'paused' | 'shut off';
-  readonly persistent: boolean;
-  readonly definition: number;
-  readonly pid: number | null;
+interface Seen extends GuestState {
   /** Device aliases while it runs (device-events.ts), for device-added/removed. */
   readonly devices?: readonly string[];
 }
@@ -200,12 +195,7 @@ export class DomainEventHub {
       return;
     }
     this.seen = now;
-    for (const e of diff(before, now, cause)) this.emit(e);
-    for (const [uuid, n] of now) {
-      const b = before.get(uuid);
-      if (!b?.devices || !n.devices || b.pid !== n.pid) continue;
-      for (const e of dev.deviceDiff({ name: n.name, uuid, id: n.id }, b.devices, n.devices)) this.emitDevice(e);
-    }
+    this.send(before, now, cause);
   }
 
   private emitDevice(e: dev.DeviceEvent): void {
@@ -218,23 +208,50 @@ export class DomainEventHub {
 
   private look(): Map<string, Seen> {
     const out = new Map<string, Seen>();
-    const defined = new Map(this.hv.store.listDefined().map((d) => [d.uuid, d.xml]));
+    const defined = new Map(this.hv.store.listDefined().map((d) => [d.uuid, d]));
+    const devices = dev.wantsDevices(this.regs.values());
     for (const g of this.hv.list()) {
-      const rec = g.record;
-      const xml = defined.get(g.uuid);
-      // A guest being started counts once it runs; one being stopped, until it is gone.
-      const up = rec !== undefined && rec.state !== 'starting' && rec.pid !== null;
-      out.set(g.uuid, {
-        name: g.name,
-        id: up ? rec.id : -1,
-        state: up ? (rec.paused ? 'paused' : 'running') : 'shut off',
-        persistent: xml !== undefined,
-        definition: xml === undefined ? 0 : fnv1a32(xml),
-        pid: up ? rec.pid : null,
-        ...(up && dev.wantsDevices(this.regs.values()) ? { devices: dev.deviceAliases(g.def) } : {}),
-      });
+      const d = defined.get(g.uuid);
+      const s = stateOf({ ...(g.record ? { running: g.record } : {}), ...(d ? { defined: d } : {}) });
+      if (s === undefined) continue;
+      out.set(g.uuid, s.pid !== null && devices ? { ...s, devices: dev.deviceAliases(g.def) } : s);
     }
     return out;
+  }
+
+  /**
+   * A CLI verb's word of the guests it touched (src/store/touched.ts): each one's state as the
+   * verb left it replaces what was seen of it, and the differences are sent. Lines are told in
+   * the order they came, so each verb's steps are sent even when serve reads them late; the
+   * other guests wait for the next look.
+   */
+  reported(cause: Cause, reports: readonly TouchedReport[]): void {
+    this.objects.changed();
+    if (this.regs.size === 0) return;
+    const before = this.seen ?? new Map<string, Seen>();
+    const now = new Map(before);
+    for (const r of reports) {
+      if (r.now === 'gone') now.delete(r.uuid);
+      else now.set(r.uuid, this.withDevices(r.uuid, r.now));
+    }
+    this.seen = now;
+    this.send(before, now, cause);
+  }
+
+  /** A running guest's devices, read from its record while it is the QEMU the report names. */
+  private withDevices(uuid: string, s: GuestState): Seen {
+    if (s.pid === null || !dev.wantsDevices(this.regs.values())) return s;
+    const rec = this.hv.store.getRunning(uuid);
+    return rec?.pid === s.pid ? { ...s, devices: dev.deviceAliases(parseDomainXml(rec.liveXml)) } : s;
+  }
+
+  private send(before: ReadonlyMap<string, Seen>, now: ReadonlyMap<string, Seen>, cause: Cause): void {
+    for (const e of diff(before, now, cause)) this.emit(e);
+    for (const [uuid, n] of now) {
+      const b = before.get(uuid);
+      if (!b?.devices || !n.devices || b.pid !== n.pid) continue;
+      for (const e of dev.deviceDiff({ name: n.name, uuid, id: n.id }, b.devices, n.devices)) this.emitDevice(e);
+    }
   }
 
   private emit(e: LifecycleEvent): void {

@@ -3,7 +3,8 @@
  * monitor dir on which a guest's monitor (or its backup) says that QEMU exited, as one line
  * `exited <pid> <exit N | signal N | unknown>`. Serve reconciles and answers `done` (or
  * `failed`: the monitor then runs its `svirt reconcile` hook, as it does when nobody listens).
- * A CLI verb that changed a guest says `changed <verb>` the same way, so serve sends its events.
+ * A CLI verb that changed a guest says `changed <verb>` the same way, with the state of each
+ * guest it touched (changed-line.ts), so serve sends its events.
  *
  * One serve per state dir: a live socket there refuses a second serve; a stale one (a socket
  * nobody accepts on) is replaced. The socket is bound inside the opened dir (no symlink on the
@@ -18,6 +19,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { peerCred } from '../host/native.js';
 import { socketFd } from './connection.js';
 import { bindOwn, type OwnSocket } from './notify-socket.js';
+import { CHANGED_LINE_MAX, parseReports } from './changed-line.js';
+import type { TouchedReport } from '../store/touched.js';
 
 export interface NotifyLimits {
   /** Connections held at once. */
@@ -28,23 +31,26 @@ export interface NotifyLimits {
   readonly readTimeoutMs: number;
 }
 
-/** A monitor's line is about 30 bytes and comes right after its connect. */
-export const NOTIFY_LIMITS: NotifyLimits = { maxConnections: 64, lineMax: 64, readTimeoutMs: 1000 };
+/** A monitor's line is about 30 bytes, a CLI's up to 8 kB; each comes right after its connect. */
+export const NOTIFY_LIMITS: NotifyLimits = { maxConnections: 64, lineMax: CHANGED_LINE_MAX, readTimeoutMs: 1000 };
 
 export interface ExitNotifyOptions {
   /** `<runtime root>/monitor/notify.sock` (lifecycle/exit-notify.ts). */
   readonly path: string;
   /** Reconciles, then says whether the QEMU that had this pid is cleaned up (`signalled`: it was killed). */
   readonly cleanup: (pid: number, signalled: boolean) => Promise<boolean>;
-  /** A CLI verb changed a guest (`changed VERB`, src/cli/notify-serve.ts): events are sent. */
-  readonly changed?: (verb: string) => Promise<boolean>;
+  /**
+   * A CLI verb changed a guest (`changed VERB [REPORTS]`, src/cli/notify-serve.ts): events are
+   * sent, from the states it reports of the guests it touched where it says them.
+   */
+  readonly changed?: (verb: string, reports?: readonly TouchedReport[]) => Promise<boolean>;
   readonly log: (line: string) => void;
   /** Also log every notification with its latency. */
   readonly debug?: boolean;
   readonly limits?: NotifyLimits;
 }
 
-const LINE = /^(?:exited ([1-9]\d{0,9}) (exit \d{1,3}|signal \d{1,2}|unknown)|changed ([a-z][a-z-]{0,30}))\n$/;
+const LINE = /^(?:exited ([1-9]\d{0,9}) (exit \d{1,3}|signal \d{1,2}|unknown)|changed ([a-z][a-z-]{0,30})(?: (\[.*\]))?)\n$/;
 
 /** Why clients were closed unanswered since the last log line about it (logged at most every 10 s). */
 type Dropped = Record<'uid' | 'long' | 'malformed' | 'silent' | 'evicted', number>;
@@ -138,14 +144,21 @@ export class ExitNotifyListener {
         if (buf.length >= this.limits.lineMax) this.closeClient(client, 'long');
         return;
       }
-      const m = nl + 1 === buf.length && nl < this.limits.lineMax ? LINE.exec(buf.toString('latin1')) : null;
+      const m = nl + 1 === buf.length && nl < this.limits.lineMax ? LINE.exec(buf.toString('utf8')) : null;
       if (!m || (m[1] === undefined && (m[3] === undefined || !this.o.changed))) return this.closeClient(client, 'malformed');
+      const reports = m[4] === undefined ? undefined : parseReports(m[4]);
+      if (m[4] !== undefined && reports === undefined) return this.closeClient(client, 'malformed');
       client.answering = true;
       clearTimeout(timer);
       socket.pause();
       if (m[1] !== undefined)
         this.answer(client, `QEMU ${m[1]} exited`, () => this.o.cleanup(Number(m[1]), /^signal/.test(m[2] ?? '')));
-      else this.answer(client, `${m[3] ?? ''} changed a guest`, () => this.o.changed?.(m[3] ?? '') ?? Promise.resolve(false));
+      else
+        this.answer(
+          client,
+          `${m[3] ?? ''} changed a guest`,
+          () => this.o.changed?.(m[3] ?? '', reports) ?? Promise.resolve(false),
+        );
     });
   }
 

@@ -114,9 +114,12 @@ export class RemoteServer {
         this.events.changed({ exited: { pid, signalled } });
         return done;
       },
-      changed: async (verb) => {
+      changed: async (verb, reports) => {
+        // The verb's own word of each guest it touched, told at once and in the order the lines
+        // came: a look later (after the reconcile, or after the next verb) could see a later state.
+        if (reports) this.events.reported({ what: verb }, reports);
         const done = await this.reconcile();
-        this.events.changed({ what: verb });
+        if (!reports) this.events.changed({ what: verb });
         return done;
       },
       log: this.log,

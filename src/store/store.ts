@@ -18,6 +18,7 @@ import { storeClosed, storeOpened } from './open-stores.js';
 import { shareStatements } from './statement-cache.js';
 import { deserializeResources, serializeResources, toStored } from './resources.js';
 import { ACCESS_SCHEMA, NETWORK_SCHEMA, SCHEMA } from './schema.js';
+import { noteTouched, settleTouched, type GuestRows } from './touched.js';
 
 const ADDON = 'better-sqlite3/build/Release/better_sqlite3.node';
 /** better-sqlite3's addon, loaded once per process (host/addon.ts). Otherwise better-sqlite3
@@ -250,6 +251,14 @@ export class Store implements LabelMemory, LabelReservations {
     storeOpened(this);
   }
 
+  /** A guest's rows as they are now, for the word a CLI command sends serve (touched.ts); undefined once closed. */
+  private readonly rowsOf = (uuid: string): GuestRows | undefined => {
+    if (!this.isOpen) return undefined;
+    const running = this.getRunning(uuid);
+    const defined = this.getDefinedByUuid(uuid);
+    return { ...(running ? { running } : {}), ...(defined ? { defined } : {}) };
+  };
+
   /**
    * The store of a state dir that has one, opened without creating anything; undefined when it
    * has none, even if it went between the check and the open. For cleanups (the monitor's hook,
@@ -314,6 +323,7 @@ export class Store implements LabelMemory, LabelReservations {
 
   close(): void {
     storeClosed(this);
+    if (this.db.open) settleTouched(this.rowsOf);
     this.db.close();
   }
 
@@ -348,6 +358,7 @@ export class Store implements LabelMemory, LabelReservations {
 
   /** Inserts or replaces the definition with this uuid; a name used by another uuid is an error. */
   putDefinition(d: DefinedDomain): void {
+    noteTouched(d.uuid, this.rowsOf);
     this.tx(() => {
       const other = this.db
         .prepare(
@@ -375,6 +386,7 @@ export class Store implements LabelMemory, LabelReservations {
   }
 
   deleteDefinition(uuid: string): void {
+    noteTouched(uuid, this.rowsOf);
     this.db.prepare('DELETE FROM domains WHERE uuid = ?').run(uuid);
   }
 
@@ -450,6 +462,7 @@ export class Store implements LabelMemory, LabelReservations {
         serializeResources(r.resources),
         r.startedAt,
       );
+    if (res.changes === 1) noteTouched(r.uuid, this.rowsOf);
     return res.changes === 1;
   }
 
@@ -488,6 +501,7 @@ export class Store implements LabelMemory, LabelReservations {
       );
     }
     if (sets.length === 0) return;
+    noteTouched(uuid, this.rowsOf);
     this.db.prepare(`UPDATE running SET ${sets.join(', ')} WHERE uuid = ?`).run(...values, uuid);
   }
 
@@ -496,6 +510,7 @@ export class Store implements LabelMemory, LabelReservations {
     const sql = 'UPDATE running SET state = ?, owner_pid = ?, owner_start = ? WHERE uuid = ?' + (from ? ' AND state = ?' : '');
     const args: unknown[] = [state, owner?.pid ?? null, owner?.startTime ?? null, uuid];
     if (from) args.push(from);
+    noteTouched(uuid, this.rowsOf);
     return this.db.prepare(sql).run(...args).changes === 1;
   }
 
@@ -515,6 +530,7 @@ export class Store implements LabelMemory, LabelReservations {
 
   /** Ends the operation; `fields` (new live XML, resources) land in the same statement. */
   endOp(uuid: string, fields: { liveXml?: string; resources?: readonly GuestResource[] } = {}): void {
+    noteTouched(uuid, this.rowsOf);
     this.db
       .prepare(
         'UPDATE running SET pending = NULL, owner_pid = NULL, owner_start = NULL, live_xml = coalesce(?, live_xml), resources = coalesce(?, resources) WHERE uuid = ?',
@@ -546,6 +562,7 @@ export class Store implements LabelMemory, LabelReservations {
   }
 
   deleteRunning(uuid: string): void {
+    noteTouched(uuid, this.rowsOf);
     this.db.prepare('DELETE FROM running WHERE uuid = ?').run(uuid);
   }
 

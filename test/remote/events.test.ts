@@ -2,7 +2,8 @@
  * Lifecycle events through `svirt serve` (issue 14): the real virsh (`virsh event --all`) and
  * python-libvirt (virEventRegisterDefaultImpl, the callback and the old-style registrations)
  * are told of changes made by a CLI verb in another process, by a remote procedure, and by a
- * QEMU killed from outside, with libvirt's event and detail numbers.
+ * QEMU killed from outside, with libvirt's event and detail numbers; a serve stopped while CLI
+ * verbs start and destroy a guest still sends each step once it runs again.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -102,6 +103,37 @@ describe('svirt serve: domain lifecycle events', { skip, timeout: 180_000 }, () 
     got = await waitFor(ev.lines, ["domain 'ev': Undefined Removed"]);
     assert.ok(
       got.some((l) => l.endsWith("domain 'ev': Undefined Removed")),
+      got.join('\n'),
+    );
+  });
+
+  it("a serve that reads the CLI verbs' words late still sends each step (SIGSTOP between them)", async (t) => {
+    const dir = scratch(t);
+    const server = await startServer(t, dir);
+    const img = makeImage(join(dir, 'late.img'));
+    const ev = listen(VIRSH, ['-c', uri(server.socket), 'event', '--all', '--loop', '--timeout', '120'], t);
+    await new Promise((r) => setTimeout(r, 1500)); // virsh has registered once it waits
+    const xml = writeDomain(dir, 'late', domainXml('late', [{ path: img, dev: 'vda' }]));
+    await svirtOk(dir, ['define', xml]);
+    await waitFor(ev.lines, ["domain 'late': Defined Added"]);
+    // serve stopped: the verbs run on their own (or in serve's warm worker, a process of its
+    // own) and leave their words queued on the notify socket; the guest is gone again before
+    // serve can look at the store.
+    server.child.kill('SIGSTOP');
+    try {
+      await svirtOk(dir, [...S, 'start', 'late', '--paused']);
+      await svirtOk(dir, [...S, 'destroy', 'late']);
+    } finally {
+      server.child.kill('SIGCONT');
+    }
+    await svirtOk(dir, ['undefine', 'late']);
+    const want = ['Defined Added', 'Started Booted', 'Suspended Paused', 'Stopped Destroyed', 'Undefined Removed'].map(
+      (e) => `domain 'late': ${e}`,
+    );
+    const got = await waitFor(ev.lines, want);
+    assert.deepEqual(
+      got.filter((l) => l.startsWith('event ')).map((l) => l.replace(/^event 'lifecycle' for /, '')),
+      want,
       got.join('\n'),
     );
   });
