@@ -5,13 +5,13 @@
  * QEMU killed from outside, with libvirt's event and detail numbers; a serve stopped while CLI
  * verbs start and destroy a guest still sends each step once it runs again.
  */
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { domainXml, haveQemu, isRoot, makeImage, readRunning, scratch, svirtOk, writeDomain } from '../helpers.js';
-import { DEBIAN_PYTHON, havePythonLibvirt, haveVirsh, startServer, uri, VIRSH, virshOk } from './support.js';
+import { DEBIAN_PYTHON, havePythonLibvirt, haveVirsh, startServer, uri, VIRSH, virshOk, type ServerHandle } from './support.js';
 
 const skip = !haveQemu()
   ? 'qemu-system-x86_64 is not installed'
@@ -50,6 +50,19 @@ async function waitFor(lines: () => string[], wanted: readonly string[], ms = 20
   return lines();
 }
 
+/** A serve of a scratch state dir, an image, and `virsh event --all` listening to it (registered). */
+async function watched(
+  t: TestContext,
+  name: string,
+): Promise<{ dir: string; server: ServerHandle; img: string; ev: ReturnType<typeof listen> }> {
+  const dir = scratch(t);
+  const server = await startServer(t, dir);
+  const img = makeImage(join(dir, `${name}.img`));
+  const ev = listen(VIRSH, ['-c', uri(server.socket), 'event', '--all', '--loop', '--timeout', '120'], t);
+  await new Promise((r) => setTimeout(r, 1500)); // virsh has registered once it waits
+  return { dir, server, img, ev };
+}
+
 const PY = `
 import sys, time, libvirt
 libvirt.virEventRegisterDefaultImpl()
@@ -69,14 +82,10 @@ while time.time() < deadline:
 
 describe('svirt serve: domain lifecycle events', { skip, timeout: 180_000 }, () => {
   it('virsh event --all sees CLI verbs, remote procedures and a QEMU killed from outside', async (t) => {
-    const dir = scratch(t);
-    const server = await startServer(t, dir);
-    const img = makeImage(join(dir, 'ev.img'));
-    const ev = listen(VIRSH, ['-c', uri(server.socket), 'event', '--all', '--loop', '--timeout', '120'], t);
-    await new Promise((r) => setTimeout(r, 1500)); // virsh has registered once it waits
+    const { dir, server, img, ev } = await watched(t, 'ev');
     const want: string[] = [];
-    // Each step's events are waited for before the next step: serve reports the states it sees
-    // (src/remote/events.ts), so a state undone before it looks (a loaded machine) is not seen.
+    // Each step's events are waited for before the next step, so a failure shows which step
+    // lost them (the steps run back to back are the next test's).
     const step = async (run: () => Promise<unknown>, ...events: string[]): Promise<void> => {
       await run();
       want.push(...events.map((e) => `domain 'ev': ${e}`));
@@ -108,11 +117,7 @@ describe('svirt serve: domain lifecycle events', { skip, timeout: 180_000 }, () 
   });
 
   it("a serve that reads the CLI verbs' words late still sends each step (SIGSTOP between them)", async (t) => {
-    const dir = scratch(t);
-    const server = await startServer(t, dir);
-    const img = makeImage(join(dir, 'late.img'));
-    const ev = listen(VIRSH, ['-c', uri(server.socket), 'event', '--all', '--loop', '--timeout', '120'], t);
-    await new Promise((r) => setTimeout(r, 1500)); // virsh has registered once it waits
+    const { dir, server, img, ev } = await watched(t, 'late');
     const xml = writeDomain(dir, 'late', domainXml('late', [{ path: img, dev: 'vda' }]));
     await svirtOk(dir, ['define', xml]);
     await waitFor(ev.lines, ["domain 'late': Defined Added"]);
