@@ -15,7 +15,8 @@ export function verbIn(table: Readonly<Record<string, VerbLoader>>, name: string
 
 /**
  * Runs a parsed command's verb behind the access gate; a verb that changed something tells a
- * running serve (notify-serve.ts), with the state of each guest its store writes touched. Errors become one line on stderr and the exit status.
+ * running serve (notify-serve.ts), with the state of each guest its store writes touched.
+ * Errors become one line on stderr and the exit status.
  */
 export async function runVerb(command: string, args: ParsedArgs, load: VerbLoader, changing: boolean): Promise<number> {
   try {

@@ -12,8 +12,7 @@ import { processStatus } from '../host/proc.js';
 import { removeExitedCgroup } from './cgroup/remove.js';
 import type { LifecycleEnv } from './env.js';
 import { removeFile, removeTree } from '../host/files.js';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+import { isCanonicalUuid } from '../host/uuid.js';
 
 export interface Orphan {
   readonly uuid: string;
@@ -37,7 +36,7 @@ function traces(env: LifecycleEnv, known: ReadonlySet<string>): Set<string> {
   };
   // A name is a known guest's far more often than not (one of each per running guest): that test first.
   const add = (uuid: string): void => {
-    if (!known.has(uuid) && UUID.test(uuid)) found.add(uuid);
+    if (!known.has(uuid) && isCanonicalUuid(uuid)) found.add(uuid);
   };
   for (const n of list(root)) add(n);
   for (const n of list(join(root, 'monitor'))) if (n.endsWith('.sock')) add(n.slice(0, -5));

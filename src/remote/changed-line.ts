@@ -4,12 +4,12 @@
  * SO_PEERCRED), but a report is still read as untrusted input: every field is checked, and only
  * the known ones are kept.
  */
+import { isCanonicalUuid } from '../host/uuid.js';
 import { MAX_TOUCHED, type GuestState, type TouchedReport } from '../store/touched.js';
 
 /** Bytes of a `changed` line, newline included: 16 reports with names of a few hundred bytes. */
 export const CHANGED_LINE_MAX = 8192;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const STATES: ReadonlySet<string> = new Set(['running', 'paused', 'shut off']);
 /** Linux's largest pid_max. */
 const PID_MAX = 4_194_304;
@@ -42,7 +42,7 @@ export function parseReports(text: string): TouchedReport[] | undefined {
   for (const r of v as unknown[]) {
     if (typeof r !== 'object' || r === null) return undefined;
     const { uuid, now } = r as Record<string, unknown>;
-    if (typeof uuid !== 'string' || !UUID.test(uuid) || uuids.has(uuid)) return undefined;
+    if (typeof uuid !== 'string' || !isCanonicalUuid(uuid) || uuids.has(uuid)) return undefined;
     uuids.add(uuid);
     const state = now === 'gone' ? 'gone' : stateFrom(now);
     if (state === undefined) return undefined;

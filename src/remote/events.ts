@@ -189,9 +189,10 @@ export class DomainEventHub {
     if (this.regs.size === 0) return;
     const before = this.seen ?? new Map<string, Seen>();
     const now = new Map(before);
+    const devices = dev.wantsDevices(this.regs.values());
     for (const r of reports) {
       if (r.now === 'gone') now.delete(r.uuid);
-      else now.set(r.uuid, this.withDevices(r.uuid, r.now));
+      else now.set(r.uuid, devices ? this.withDevices(r.uuid, r.now) : r.now);
     }
     this.seen = now;
     this.send(before, now, cause);
@@ -199,7 +200,7 @@ export class DomainEventHub {
 
   /** A running guest's devices, read from its record while it is the QEMU the report names. */
   private withDevices(uuid: string, s: GuestState): Seen {
-    if (s.pid === null || !dev.wantsDevices(this.regs.values())) return s;
+    if (s.pid === null) return s;
     const rec = this.hv.store.getRunning(uuid);
     return rec?.pid === s.pid ? { ...s, devices: dev.deviceAliases(parseDomainXml(rec.liveXml)) } : s;
   }

@@ -6,6 +6,7 @@
 import { lstatSync, readlinkSync } from 'node:fs';
 import { posix } from 'node:path';
 import { SvirtError, errnoOf } from '../../errors.js';
+import { isCanonicalUuid } from '../../host/uuid.js';
 
 /**
  * Characters refused in paths: quotes and the escape character (they end or bend a quoted
@@ -134,7 +135,6 @@ export function checkedPath(path: string, what: string): ResolvedPath {
   return { declared, target };
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/u;
 /** A domain name goes into profile comments: the path rules, plus no `/`. */
 const NAME_REFUSED = /[/"'`\\*?[\]{}^,#@$=()<>;|&!]/u;
 /** Profile names svirt accepts for static labels: plain names, no namespaces (`:`) or hats (`//`). */
@@ -142,7 +142,7 @@ const PROFILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._+-]{0,199}$/u;
 
 /** Throws SVIRT_ERR_XML_INVALID unless `uuid` is a lower-case canonical UUID. */
 export function assertSafeUuid(uuid: string): void {
-  if (!UUID.test(uuid)) {
+  if (!isCanonicalUuid(uuid)) {
     throw new SvirtError(
       'SVIRT_ERR_XML_INVALID',
       `refusing domain uuid ${JSON.stringify(uuid)}: not a lower-case 8-4-4-4-12 UUID`,
