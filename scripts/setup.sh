@@ -19,7 +19,8 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok ins
 # virtinst, libvirt-dbus + dbus-daemon, ansible (community.libvirt) + python3-lxml: the drop-in tests drive them (docs/storage.md).
 # openssh-server + netcat-openbsd + gnutls-bin: the qemu+ssh and qemu+tls tests (a private sshd in a test namespace;
 # `nc -U` is libvirt's remote helper when virt-ssh-helper is absent; certtool makes the test certificates).
-for p in qemu-system-x86 qemu-utils gcc libc6-dev libsqlite3-dev make python3 apparmor selinux-policy-default python3-selinux attr libvirt-clients python3-libvirt busybox-static qemu-guest-agent ovmf util-linux swtpm swtpm-tools iproute2 nftables dnsmasq-base passt chromium virtinst libvirt-dbus dbus-daemon ansible python3-lxml virt-manager xvfb xdotool openssh-server netcat-openbsd gnutls-bin; do
+# strace: the durability tests watch which writes and syncs reach the store's WAL.
+for p in qemu-system-x86 qemu-utils gcc libc6-dev libsqlite3-dev make python3 apparmor selinux-policy-default python3-selinux attr libvirt-clients python3-libvirt busybox-static qemu-guest-agent ovmf util-linux swtpm swtpm-tools iproute2 nftables dnsmasq-base passt chromium virtinst libvirt-dbus dbus-daemon ansible python3-lxml virt-manager xvfb xdotool openssh-server netcat-openbsd gnutls-bin strace; do
   have "$p" || need="$need $p"
 done
 if [ -n "$need" ]; then

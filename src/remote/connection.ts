@@ -377,6 +377,15 @@ export class RemoteConnection {
     } catch (err) {
       failure = err;
     }
+    // A changing call answers once what it wrote is on disk (store/wal-sync.ts), failed or not:
+    // a call that failed may have written its audit row, or part of a repair.
+    if (proc.writes) {
+      try {
+        await this.o.services.hv.store.makeDurable();
+      } catch (err) {
+        failure ??= err;
+      }
+    }
     this.inFlight--;
     this.inFlightBytes -= bytes;
     this.lastActive = Date.now();

@@ -8,7 +8,7 @@ import type DatabaseType from 'better-sqlite3';
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof DatabaseType;
 type Database = DatabaseType.Database;
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { SvirtError } from '../errors.js';
 import { loadAddon } from '../host/addon.js';
 import { fnv1a32 } from '../host/fingerprint.js';
@@ -16,6 +16,7 @@ import { packageRoot } from '../host/package-root.js';
 import type { DriverName, GuestResource, LabelMemory, LabelReservations } from '../security/driver.js';
 import { storeClosed, storeOpened } from './open-stores.js';
 import { shareStatements } from './statement-cache.js';
+import { syncWal, syncWalAsync } from './wal-sync.js';
 import { deserializeResources, serializeResources, toStored } from './resources.js';
 import { ACCESS_SCHEMA, NETWORK_SCHEMA, SCHEMA } from './schema.js';
 import { noteTouched, settleTouched, type GuestRows } from './touched.js';
@@ -235,20 +236,43 @@ function toRecord(r: RunningRow): RunningRecord {
   };
 }
 
-/**
- * svirt's state in one SQLite file. Several svirt processes may use it at once: WAL mode,
- * a busy timeout, and every multi-step change in an IMMEDIATE transaction.
- */
 /** The `driver` column of a display port's reservation (no security driver has this name). */
 const PORT_RESERVATION = 'tcp-port';
 
+/**
+ * svirt's state in one SQLite file. Several svirt processes may use it at once: WAL mode,
+ * a busy timeout, and every multi-step change in an IMMEDIATE transaction. What a connection
+ * changed is on disk once it is closed or `makeDurable` returns (wal-sync.ts).
+ */
 export class Store implements LabelMemory, LabelReservations {
   readonly db: Database;
+  /** The store file, absolute: a warm worker's command may change its cwd. */
+  private readonly file: string;
+  /** SQLite's total_changes() when this connection's writes were last known to be on disk. */
+  private durableAt = 0;
 
-  private constructor(db: Database) {
+  private constructor(db: Database, file: string) {
     this.db = db;
+    this.file = file;
     shareStatements(db);
     storeOpened(this);
+  }
+
+  /** Rows this connection has inserted, updated or deleted since it opened. */
+  private changes(): number {
+    return (this.db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
+  }
+
+  /**
+   * Brings what this connection changed to disk, off the event loop: `svirt serve` calls it
+   * before a changing call replies. A connection that changed nothing does nothing.
+   */
+  async makeDurable(): Promise<void> {
+    if (!this.db.open) return;
+    const n = this.changes();
+    if (n === this.durableAt) return;
+    await syncWalAsync(this.file);
+    this.durableAt = Math.max(this.durableAt, n);
   }
 
   /** A guest's rows as they are now, for the word a CLI command sends serve (touched.ts); undefined once closed. */
@@ -286,7 +310,7 @@ export class Store implements LabelMemory, LabelReservations {
     } catch (err) {
       throw new SvirtError('SVIRT_ERR_STORE', `cannot create state dir "${stateDir}": ${String(err)}`, { cause: err });
     }
-    const file = join(stateDir, 'svirt.db');
+    const file = resolve(stateDir, 'svirt.db');
     let db: Database;
     try {
       db = new Database(file, {
@@ -313,7 +337,7 @@ export class Store implements LabelMemory, LabelReservations {
         cause: err,
       });
     }
-    return new Store(db);
+    return new Store(db, file);
   }
 
   /** Whether close() has not run (nor SQLite's connection closed otherwise). */
@@ -321,10 +345,20 @@ export class Store implements LabelMemory, LabelReservations {
     return this.db.open;
   }
 
+  /**
+   * Closes the connection. When it changed rows, they are on disk when this returns: SQLite's
+   * close checkpoints and syncs only when no other connection is open, so the WAL is synced
+   * when it is still there (wal-sync.ts).
+   */
   close(): void {
     storeClosed(this);
+    const wrote = this.db.open && this.changes() !== this.durableAt;
     if (this.db.open) settleTouched(this.rowsOf);
-    this.db.close();
+    try {
+      this.db.close();
+    } finally {
+      if (wrote) syncWal(this.file);
+    }
   }
 
   /** Runs fn's reads in one deferred transaction: one snapshot of the store, no write lock. */
