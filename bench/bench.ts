@@ -24,8 +24,8 @@ import { labelScale, reconcileScale } from './scale.js';
 import { exitRunsWithServe } from './serve-exit.js';
 import { startSteps } from './start-steps.js';
 import { PKG, cliSteps, importClosure, startupCosts } from './startup.js';
-import { closeLater, libraryRunner, prepareGuest, roundRobin, type RunContext } from './svirt-runs.js';
-import { envWithoutExtraCerts, openHypervisor, stackAvailable } from './svirt-setup.js';
+import { destroyLeftovers, libraryRunner, prepareGuest, roundRobin, type RunContext } from './svirt-runs.js';
+import { envWithoutExtraCerts, openHypervisor, stackAvailable, withHypervisor } from './svirt-setup.js';
 import { computeTargets } from './targets.js';
 import { ProcWatcher } from './watch.js';
 
@@ -261,29 +261,31 @@ async function main(opts: BenchOptions): Promise<number> {
 /** bench/cli-steps.ts for start, destroy and define; the bench destroys/starts around it. */
 async function cliStepRuns(ctx: RunContext, stack: string): ReturnType<typeof cliSteps> {
   const dir = join(ctx.work, 'cli-steps');
-  const hv = await openHypervisor(dir, stack);
-  closeLater(hv, ctx.janitor);
+  const withHv = <T>(fn: Parameters<typeof withHypervisor<T>>[2]): Promise<T> => withHypervisor(dir, stack, fn);
+  ctx.janitor.onCleanup(async () => destroyLeftovers(await openHypervisor(dir, stack)));
   const g = prepareGuest(ctx, 'cli-steps');
-  hv.define(guestXml(g));
+  await withHv((hv) => hv.define(guestXml(g)));
   const defG = guestSpec('bench-cli-steps-def', g.image);
   const defFile = writeGuestXml(ctx.work, defG);
   let monitor: ProcessIdentity | undefined;
   const stopAndSettle = async (): Promise<void> => {
-    const rec = hv.store.getRunning(g.uuid);
-    if (rec?.monitorPid) monitor = identity(rec.monitorPid);
-    if (rec) await hv.destroy(g.name);
+    await withHv(async (hv) => {
+      const rec = hv.store.getRunning(g.uuid);
+      if (rec?.monitorPid) monitor = identity(rec.monitorPid);
+      if (rec) await hv.destroy(g.name);
+    });
     const m = monitor;
     if (m) await waitUntil(() => !isAlive(m), 20_000, 'the monitor to exit');
     monitor = undefined;
   };
   const startSettled = async (): Promise<void> => {
-    const rec = await hv.start(g.name, { paused: true });
+    const rec = await withHv((hv) => hv.start(g.name, { paused: true }));
     monitor = rec.monitorPid ? identity(rec.monitorPid) : undefined;
   };
   return cliSteps(ctx.runs, dir, stack, [
     { verb: 'start', arg: g.name, after: stopAndSettle },
     { verb: 'destroy', arg: g.name, before: startSettled, after: stopAndSettle },
-    { verb: 'define', arg: defFile, after: async () => void hv.undefine(defG.name) },
+    { verb: 'define', arg: defFile, after: () => withHv((hv) => void hv.undefine(defG.name)) },
   ]);
 }
 

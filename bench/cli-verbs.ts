@@ -13,8 +13,8 @@ import { rawPairer } from './raw-qemu.js';
 import { ServeProcess } from './serve-exit.js';
 import { series } from './stats.js';
 import {
-  closeLater,
   defineCandidate,
+  destroyLeftovers,
   prepareGuest,
   qemuId,
   settle,
@@ -24,7 +24,7 @@ import {
   type RunContext,
   type SeriesRunner,
 } from './svirt-runs.js';
-import { cliArgv, openHypervisor } from './svirt-setup.js';
+import { cliArgv, openHypervisor, withHypervisor } from './svirt-setup.js';
 
 /** The CLI verbs measured, in the order one run does them (LatencyRow field names). */
 export const CLI_VERBS = ['listEmpty', 'define', 'start', 'list', 'dominfo', 'save', 'restore', 'destroy'] as const;
@@ -68,11 +68,13 @@ export async function cliRunner(
   mkdirSync(emptyDir, { recursive: true, mode: 0o711 });
   chmodSync(emptyDir, 0o711);
   mkdirSync(saves, { recursive: true, mode: 0o711 });
-  // The bench's own handle on the same store: reads records, undefines between define runs.
-  const hv = await openHypervisor(dir, stack);
-  closeLater(hv, ctx.janitor);
+  // The bench's own handle on the same store (it reads records and undefines between define
+  // runs) is open only around that work (withHypervisor): until session 22 it stayed open, so
+  // no CLI verb here paid the checkpoint and sync of a verb alone on its store.
+  const withHv = <T>(fn: Parameters<typeof withHypervisor<T>>[2]): Promise<T> => withHypervisor(dir, stack, fn);
+  ctx.janitor.onCleanup(async () => destroyLeftovers(await openHypervisor(dir, stack)));
   const g = prepareGuest(ctx, tag);
-  hv.define(guestXml(g));
+  await withHv((hv) => hv.define(guestXml(g)));
   const env = opts.env ?? process.env;
   // With `svirt serve` running for the state dir (in the CLI's environment), the CLI hands the
   // verbs to its warm worker (src/cli/warm-worker.ts); a command it declined would be measured
@@ -91,8 +93,8 @@ export async function cliRunner(
   };
 
   /** The running record after a command that starts the guest; its QEMU and monitor tracked. */
-  const running = (what: string): { q: ProcessIdentity; monitor: ProcessIdentity | undefined } => {
-    const rec = hv.store.getRunning(g.uuid);
+  const running = async (what: string): Promise<{ q: ProcessIdentity; monitor: ProcessIdentity | undefined }> => {
+    const rec = await withHv((hv) => hv.store.getRunning(g.uuid));
     if (!rec) throw new Error(`svirt ${what} ${g.name} returned but no running record exists`);
     return { q: qemuId(rec), monitor: track(rec, ctx.janitor) };
   };
@@ -119,10 +121,10 @@ export async function cliRunner(
         const d = (t.define = await cli(['define', defineCandidate(ctx, tag, i).file]));
         const defined = /Domain '([^']+)' defined/.exec(d.stdout)?.[1];
         if (defined === undefined) throw new Error(`svirt define printed no name: ${d.stdout.trim()}`);
-        hv.undefine(defined);
+        await withHv((hv) => hv.undefine(defined));
       }
       t.start = await cli(['start', g.name, '--paused']);
-      let guest = running('start');
+      let guest = await running('start');
       if (verbs.has('list')) {
         const l = (t.list = await cli(['list']));
         if (!l.stdout.includes(g.name)) throw new Error(`svirt list does not show ${g.name}: ${l.stdout.trim()}`);
@@ -132,7 +134,7 @@ export async function cliRunner(
         const file = join(saves, `${i}.save`);
         t.save = (await ending(['save', g.name, file], guest)).t;
         t.restore = await cli(['restore', file, '--paused']);
-        guest = running('restore');
+        guest = await running('restore');
         rmSync(file, { force: true });
       }
       const destroy = await ending(['destroy', g.name], guest);

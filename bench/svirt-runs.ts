@@ -86,13 +86,16 @@ export function prepareGuest(ctx: RunContext, tag: string): GuestSpec {
 }
 
 /** Destroys whatever still runs in a Hypervisor (cleanup after a failed run), then closes its store. */
+export async function destroyLeftovers(hv: Hypervisor): Promise<void> {
+  for (const rec of hv.store.listRunning()) {
+    await hv.destroy(rec.name, { graceMs: 500 }).catch(() => undefined); // best effort; leftovers are killed by pid
+  }
+  hv.store.close();
+}
+
+/** destroyLeftovers when the run is cleaned up. */
 export function closeLater(hv: Hypervisor, janitor: Janitor): void {
-  janitor.onCleanup(async () => {
-    for (const rec of hv.store.listRunning()) {
-      await hv.destroy(rec.name, { graceMs: 500 }).catch(() => undefined); // best effort; leftovers are killed by pid
-    }
-    hv.store.close();
-  });
+  janitor.onCleanup(() => destroyLeftovers(hv));
 }
 
 /** One series, advanced one run at a time so that series can be interleaved (round-robin). */

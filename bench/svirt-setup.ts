@@ -24,6 +24,21 @@ export async function openHypervisor(stateDir: string, stack: string, env: NodeJ
   return new Hypervisor({ paths: statePaths(stateDir), store, manager, config });
 }
 
+/**
+ * `fn` with a Hypervisor on the state dir, its store closed after: the bench opens its own handle
+ * only around its own work, never while a timed CLI command runs, so the command is alone on its
+ * store as a user's is (its close then checkpoints and syncs; beside an open connection it syncs
+ * the WAL instead: src/store/wal-sync.ts). Until session 22 the handles stayed open.
+ */
+export async function withHypervisor<T>(stateDir: string, stack: string, fn: (hv: Hypervisor) => Promise<T> | T): Promise<T> {
+  const hv = await openHypervisor(stateDir, stack);
+  try {
+    return await fn(hv);
+  } finally {
+    hv.store.close();
+  }
+}
+
 /** Whether a stack can run here, and why not (e.g. dac without root). */
 export async function stackAvailable(stack: string): Promise<{ ok: true } | { ok: false; reason: string }> {
   try {
