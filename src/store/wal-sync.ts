@@ -15,7 +15,8 @@
  * every complete commit in it. Whatever a checkpoint already moved into `svirt.db` was synced
  * there before SQLite lets the WAL start over, so the frames are on disk in one file or the
  * other. When the close did checkpoint, SQLite has removed the WAL and there is nothing to do
- * (one failed open).
+ * (one lstat). In serve only the sync waits off the event loop; the lstat, open and fstat of a
+ * file in the state dir are not worth a trip to the thread pool.
  */
 import { closeSync, constants, fdatasync, fdatasyncSync, fstatSync, lstatSync, openSync } from 'node:fs';
 import { SvirtError } from '../errors.js';
