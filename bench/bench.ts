@@ -24,8 +24,8 @@ import { labelScale, reconcileScale } from './scale.js';
 import { exitRunsWithServe } from './serve-exit.js';
 import { startSteps } from './start-steps.js';
 import { PKG, cliSteps, importClosure, startupCosts } from './startup.js';
-import { destroyLeftovers, libraryRunner, prepareGuest, roundRobin, type RunContext } from './svirt-runs.js';
-import { envWithoutExtraCerts, openHypervisor, stackAvailable, withHypervisor } from './svirt-setup.js';
+import { hypervisorOnDemand, libraryRunner, prepareGuest, roundRobin, type RunContext } from './svirt-runs.js';
+import { envWithoutExtraCerts, stackAvailable } from './svirt-setup.js';
 import { computeTargets } from './targets.js';
 import { ProcWatcher } from './watch.js';
 
@@ -261,8 +261,7 @@ async function main(opts: BenchOptions): Promise<number> {
 /** bench/cli-steps.ts for start, destroy and define; the bench destroys/starts around it. */
 async function cliStepRuns(ctx: RunContext, stack: string): ReturnType<typeof cliSteps> {
   const dir = join(ctx.work, 'cli-steps');
-  const withHv = <T>(fn: Parameters<typeof withHypervisor<T>>[2]): Promise<T> => withHypervisor(dir, stack, fn);
-  ctx.janitor.onCleanup(async () => destroyLeftovers(await openHypervisor(dir, stack)));
+  const withHv = hypervisorOnDemand(ctx.janitor, dir, stack);
   const g = prepareGuest(ctx, 'cli-steps');
   await withHv((hv) => hv.define(guestXml(g)));
   const defG = guestSpec('bench-cli-steps-def', g.image);

@@ -14,7 +14,7 @@ import { ServeProcess } from './serve-exit.js';
 import { series } from './stats.js';
 import {
   defineCandidate,
-  destroyLeftovers,
+  hypervisorOnDemand,
   prepareGuest,
   qemuId,
   settle,
@@ -24,7 +24,7 @@ import {
   type RunContext,
   type SeriesRunner,
 } from './svirt-runs.js';
-import { cliArgv, openHypervisor, withHypervisor } from './svirt-setup.js';
+import { cliArgv } from './svirt-setup.js';
 
 /** The CLI verbs measured, in the order one run does them (LatencyRow field names). */
 export const CLI_VERBS = ['listEmpty', 'define', 'start', 'list', 'dominfo', 'save', 'restore', 'destroy'] as const;
@@ -69,10 +69,9 @@ export async function cliRunner(
   chmodSync(emptyDir, 0o711);
   mkdirSync(saves, { recursive: true, mode: 0o711 });
   // The bench's own handle on the same store (it reads records and undefines between define
-  // runs) is open only around that work (withHypervisor): until session 22 it stayed open, so
-  // no CLI verb here paid the checkpoint and sync of a verb alone on its store.
-  const withHv = <T>(fn: Parameters<typeof withHypervisor<T>>[2]): Promise<T> => withHypervisor(dir, stack, fn);
-  ctx.janitor.onCleanup(async () => destroyLeftovers(await openHypervisor(dir, stack)));
+  // runs) is open only around that work: until session 22 it stayed open, so no CLI verb here
+  // paid the checkpoint and sync of a verb alone on its store.
+  const withHv = hypervisorOnDemand(ctx.janitor, dir, stack);
   const g = prepareGuest(ctx, tag);
   await withHv((hv) => hv.define(guestXml(g)));
   const env = opts.env ?? process.env;

@@ -7,7 +7,7 @@ import { guestSpec, guestXml, makeImage, type GuestSpec } from './guest.js';
 import { identity, waitUntil, type Janitor } from './proc.js';
 import { series, type Series } from './stats.js';
 import { rawPairer } from './raw-qemu.js';
-import { openHypervisor } from './svirt-setup.js';
+import { openHypervisor, withHypervisor } from './svirt-setup.js';
 import { now, type ProcWatcher } from './watch.js';
 
 /** One contender's latencies (ms) for one stack. */
@@ -96,6 +96,19 @@ export async function destroyLeftovers(hv: Hypervisor): Promise<void> {
 /** destroyLeftovers when the run is cleaned up. */
 export function closeLater(hv: Hypervisor, janitor: Janitor): void {
   janitor.onCleanup(() => destroyLeftovers(hv));
+}
+
+/**
+ * The bench's own Hypervisor on a state dir, opened per use (withHypervisor) so that a timed
+ * CLI command is alone on its store; whatever still runs there is destroyed at cleanup.
+ */
+export function hypervisorOnDemand(
+  janitor: Janitor,
+  dir: string,
+  stack: string,
+): <T>(fn: (hv: Hypervisor) => Promise<T> | T) => Promise<T> {
+  janitor.onCleanup(async () => destroyLeftovers(await openHypervisor(dir, stack)));
+  return (fn) => withHypervisor(dir, stack, fn);
 }
 
 /** One series, advanced one run at a time so that series can be interleaved (round-robin). */

@@ -25,7 +25,7 @@ import { SvirtError } from '../errors.js';
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /** The WAL of a store file, where SQLite keeps it. */
-export function walOf(dbFile: string): string {
+function walOf(dbFile: string): string {
   return `${dbFile}-wal`;
 }
 
