@@ -68,7 +68,11 @@ export interface GuestResource {
  * last of them lets go. Every call is idempotent, so a repair after a crash can repeat it.
  */
 export interface LabelMemory {
-  /** Records that `uuid` uses `path`; keeps the first original. Returns the original in force. */
+  /**
+   * Records that `uuid` uses `path`; keeps the first original. Returns the original in force.
+   * What it recorded is on disk when it returns (the caller labels the file next), so it is
+   * never called inside a store transaction.
+   */
   remember(driver: DriverName, path: string, uuid: string, original: string): string;
   /** The original and the guests using `path`, or undefined when nothing is remembered. */
   recall(driver: DriverName, path: string): { readonly original: string; readonly users: readonly string[] } | undefined;

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SvirtError } from '../errors.js';
 import {
   DEFINED_NAMES_SQL,
   RUNNING_CHECKS_SQL,
@@ -53,6 +54,15 @@ describe('Store', () => {
     assert.equal(store.release('dac', '/img', 'b'), '{"uid":1}');
     store.forget('dac', '/img');
     assert.equal(store.recall('dac', '/img'), undefined);
+  });
+
+  it('refuses to remember an original inside a transaction, where it would reach the disk only after the label', (t) => {
+    const { store } = tempStore(t);
+    assert.throws(
+      () => store.tx(() => store.remember('dac', '/img', 'a', '{"uid":1}')),
+      (e: unknown) => e instanceof SvirtError && e.code === 'SVIRT_ERR_INTERNAL' && /inside a transaction/.test(e.message),
+    );
+    assert.equal(store.recall('dac', '/img'), undefined, 'nothing was kept');
   });
 
   it('refuses a second definition with the same name and another uuid', (t) => {

@@ -275,6 +275,13 @@ export class Store implements LabelMemory, LabelReservations {
     this.durableAt = Math.max(this.durableAt, n);
   }
 
+  /** Brings what this connection committed to disk now, on this thread (a label waits for it). */
+  private syncNow(): void {
+    const n = this.changes();
+    syncWal(this.file);
+    this.durableAt = Math.max(this.durableAt, n);
+  }
+
   /** A guest's rows as they are now, for the word a CLI command sends serve (touched.ts); undefined once closed. */
   private readonly rowsOf = (uuid: string): GuestRows | undefined => {
     if (!this.isOpen) return undefined;
@@ -668,16 +675,32 @@ export class Store implements LabelMemory, LabelReservations {
 
   // ---- remembered originals (LabelMemory) --------------------------------------------
 
+  /**
+   * Keeps `path`'s first original, and that `uuid` uses it, on disk before this returns: the
+   * caller labels the file next, and a power cut after the label must not find a guest's owner
+   * or label on a file with no original to give back (docs/lifecycle.md). One sync of the WAL
+   * when a row was added, which also brings every earlier commit of this connection (the
+   * guest's claim, its journal) to disk; a repeat adds nothing and syncs nothing.
+   */
   remember(driver: DriverName, path: string, uuid: string, original: string): string {
-    return this.tx(() => {
-      this.db.prepare('INSERT OR IGNORE INTO remembered (driver, path, original) VALUES (?, ?, ?)').run(driver, path, original);
-      this.db.prepare('INSERT OR IGNORE INTO remembered_users (driver, path, uuid) VALUES (?, ?, ?)').run(driver, path, uuid);
-      return (
-        this.db.prepare('SELECT original FROM remembered WHERE driver = ? AND path = ?').get(driver, path) as {
-          original: string;
-        }
-      ).original;
+    if (this.db.inTransaction) {
+      // Its rows would reach the disk only at the outer commit, after the label.
+      throw new SvirtError('SVIRT_ERR_INTERNAL', `the original of "${path}" cannot be remembered inside a transaction`);
+    }
+    const { inForce, added } = this.tx(() => {
+      const kept = this.db
+        .prepare('INSERT OR IGNORE INTO remembered (driver, path, original) VALUES (?, ?, ?)')
+        .run(driver, path, original).changes;
+      const used = this.db
+        .prepare('INSERT OR IGNORE INTO remembered_users (driver, path, uuid) VALUES (?, ?, ?)')
+        .run(driver, path, uuid).changes;
+      const row = this.db.prepare('SELECT original FROM remembered WHERE driver = ? AND path = ?').get(driver, path) as {
+        original: string;
+      };
+      return { inForce: row.original, added: kept + used > 0 };
     });
+    if (added) this.syncNow();
+    return inForce;
   }
 
   recall(driver: DriverName, path: string): { original: string; users: string[] } | undefined {

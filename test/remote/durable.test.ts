@@ -4,6 +4,9 @@
  * connection's close checkpoints only when it is the last one open. Watched with strace, which
  * shows only the calls on `svirt.db-wal` (-P): after the last write to it there must be a sync
  * of it. Without the sync (checked by taking it out) the CLI's last call on the WAL is a pwrite.
+ *
+ * And a file's original owner is on disk before the file gets a guest's (Store.remember): a
+ * start's chown to the guest uid comes after a sync of everything written to the WAL before it.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -12,7 +15,7 @@ import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { stopChild } from '../../src/host/stop-child.js';
-import { SVIRT_BIN, domainXml, haveQemu, isRoot, resultOf, scratch, svirtOk, writeDomain } from '../helpers.js';
+import { SVIRT_BIN, domainXml, haveQemu, isRoot, makeImage, resultOf, scratch, svirtOk, writeDomain } from '../helpers.js';
 import { haveVirsh, startServer, virshOk } from './support.js';
 
 const STRACE = '/usr/bin/strace';
@@ -39,6 +42,25 @@ function assertSyncedLast(log: string, what: string): void {
   const calls = walCalls(log);
   assert.ok(calls.includes('write'), `${what}: no write to the WAL was seen:\n${log}`);
   assert.equal(calls.at(-1), 'sync', `${what}: the last call on the WAL is a ${calls.at(-1)}, not a sync:\n${log}`);
+}
+
+/**
+ * The calls of an `strace -y` log (one process) on the WAL, each a write or a sync, and each
+ * chown to a uid other than root's, in order.
+ */
+function walCallsAndChowns(log: string): ('write' | 'sync' | 'chown')[] {
+  const calls: ('write' | 'sync' | 'chown')[] = [];
+  for (const line of log.split('\n')) {
+    const chown = /^chown\("[^"]*", (\d+), -?\d+\)\s+=\s+0/.exec(line);
+    if (chown) {
+      if (Number(chown[1]) !== 0) calls.push('chown');
+      continue;
+    }
+    const m = /^(\w+)\(\d+<[^>]*svirt\.db-wal>.*\)\s+=\s+(-?\d+)/.exec(line);
+    if (!m || Number(m[2]) < 0) continue;
+    calls.push(m[1] === 'fsync' || m[1] === 'fdatasync' ? 'sync' : 'write');
+  }
+  return calls;
 }
 
 /** A connection that keeps the store open (and its WAL), as svirt serve does: closed when the test ends. */
@@ -94,6 +116,56 @@ describe('a changing command is on disk when it answers', { skip: skipWhy() }, (
     const undefined_ = await run(['undefine', 'dur']);
     assert.equal(undefined_.code, 0, undefined_.stderr);
     assertSyncedLast(readFileSync(log, 'utf8'), 'undefine');
+  });
+
+  it("a start syncs the WAL before a file gets the guest's owner", async (t) => {
+    const dir = scratch(t);
+    const image = makeImage(join(dir, 'own.img'), 4, { uid: 1000, gid: 1000 }, 0o640);
+    await svirtOk(dir, [
+      '--security-driver',
+      'dac',
+      'define',
+      writeDomain(dir, 'own', domainXml('own', [{ path: image, dev: 'vda' }])),
+    ]);
+    const log = join(dir, 'strace.log');
+    // Not -f: the CLI's own thread writes the store and chowns; QEMU and its monitor live on.
+    const started = await resultOf(
+      spawn(
+        STRACE,
+        [
+          '-qq',
+          '-y',
+          '-e',
+          `${WATCHED},chown`,
+          '-o',
+          log,
+          '--',
+          process.execPath,
+          SVIRT_BIN,
+          '--state-dir',
+          dir,
+          '--security-driver',
+          'dac',
+          'start',
+          'own',
+          '--paused',
+        ],
+        { env: { ...process.env, SVIRT_NO_WARM: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      ),
+    );
+    assert.equal(started.code, 0, started.stderr);
+    const calls = walCallsAndChowns(readFileSync(log, 'utf8'));
+    const first = calls.indexOf('chown');
+    assert.ok(first > 0 && calls.slice(0, first).includes('write'), `no chown after a write to the WAL:\n${calls.join(' ')}`);
+    calls.forEach((c, i) => {
+      if (c !== 'chown') return;
+      const before = calls
+        .slice(0, i)
+        .filter((x) => x !== 'chown')
+        .at(-1);
+      assert.equal(before, 'sync', `chown #${i}: the WAL's last call before it is a ${before}, not a sync:\n${calls.join(' ')}`);
+    });
+    await svirtOk(dir, ['--security-driver', 'dac', 'destroy', 'own']);
   });
 
   it(
