@@ -16,6 +16,7 @@ import { packageRoot } from '../host/package-root.js';
 import type { DriverName, GuestResource, LabelMemory, LabelReservations } from '../security/driver.js';
 import { storeClosed, storeOpened } from './open-stores.js';
 import { shareStatements } from './statement-cache.js';
+import { inTransaction } from './transaction.js';
 import { syncWal, syncWalAsync } from './wal-sync.js';
 import { deserializeResources, serializeResources, toStored } from './resources.js';
 import { ACCESS_SCHEMA, NETWORK_SCHEMA, SCHEMA } from './schema.js';
@@ -370,12 +371,12 @@ export class Store implements LabelMemory, LabelReservations {
 
   /** Runs fn's reads in one deferred transaction: one snapshot of the store, no write lock. */
   snapshot<T>(fn: () => T): T {
-    return this.db.transaction(fn).deferred();
+    return inTransaction(this.db, 'deferred', fn);
   }
 
   /** Runs fn in a BEGIN IMMEDIATE transaction (writers serialise; readers go on). */
   tx<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    return inTransaction(this.db, 'immediate', fn);
   }
 
   // ---- definitions -------------------------------------------------------------------

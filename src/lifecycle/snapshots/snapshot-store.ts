@@ -4,6 +4,7 @@
  * never touch snapshots pay nothing.
  */
 import type { Database } from 'better-sqlite3';
+import { inTransaction } from '../../store/transaction.js';
 import type { SnapshotRecord } from './snapshot-xml.js';
 
 const SCHEMA = `
@@ -48,26 +49,26 @@ export class SnapshotStore {
 
   /** Adds a snapshot and makes it current. */
   add(uuid: string, s: SnapshotRecord): void {
-    this.db.transaction(() => {
+    inTransaction(this.db, 'immediate', () => {
       const seq = (this.db.prepare('SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM domain_snapshots').get() as { n: number }).n;
       this.db.prepare('UPDATE domain_snapshots SET current = 0 WHERE domain_uuid = ?').run(uuid);
       this.db
         .prepare('INSERT INTO domain_snapshots (domain_uuid, name, record, current, seq) VALUES (?, ?, ?, 1, ?)')
         .run(uuid, s.name, JSON.stringify(s), seq);
-    })();
+    });
   }
 
   setCurrent(uuid: string, name: string | undefined): void {
-    this.db.transaction(() => {
+    inTransaction(this.db, 'immediate', () => {
       this.db.prepare('UPDATE domain_snapshots SET current = 0 WHERE domain_uuid = ?').run(uuid);
       if (name !== undefined)
         this.db.prepare('UPDATE domain_snapshots SET current = 1 WHERE domain_uuid = ? AND name = ?').run(uuid, name);
-    })();
+    });
   }
 
   /** Removes one snapshot; its children get its parent (libvirt's re-parenting), current moves to the parent. */
   remove(uuid: string, s: SnapshotRecord): void {
-    this.db.transaction(() => {
+    inTransaction(this.db, 'immediate', () => {
       const wasCurrent = this.current(uuid) === s.name;
       for (const child of this.list(uuid).filter((c) => c.parent === s.name)) {
         const { parent: _, ...rest } = child;
@@ -78,6 +79,6 @@ export class SnapshotStore {
       }
       this.db.prepare('DELETE FROM domain_snapshots WHERE domain_uuid = ? AND name = ?').run(uuid, s.name);
       if (wasCurrent && s.parent !== undefined) this.setCurrent(uuid, s.parent);
-    })();
+    });
   }
 }
