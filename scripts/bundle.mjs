@@ -207,7 +207,7 @@ async function gone(pid, ms) {
 /**
  * `core` holds the loaded bundle each group of verbs runs in (rest, define, start); `reads`
  * runs read verbs on the running guest; without `reads` and `hook` (a group's child) those are skipped.
- * Where QEMU is installed: starts and destroys a paused guest under the `none` stack (what
+ * Where QEMU is installed: starts and destroys a paused guest under the warm-up's stack (warmStack: what
  * `start` and `destroy` run, compiled into the CLI's cache), then starts it again, kills its
  * QEMU and runs the hook's cleanup in-process (the hook's path, into its cache). Without QEMU
  * the starts fail, which only leaves that code out of the caches (compiled when first run).
@@ -280,6 +280,25 @@ async function readVerbs(read, base, name, only) {
   }
 }
 
+/**
+ * The security stack the warm-up runs its verbs under: this host's own (`auto`, what a verb
+ * without --security-driver gets) without an LSM driver, so `dac` and `landlock` where they
+ * probe enabled. Every verb builds its stack, and `start` and `destroy` run its drivers: code
+ * the warm-up did not run is compiled in every command instead of read from the cache (under
+ * `none`, each verb of a dac,landlock host compiled both drivers anew: issue 17, session 23).
+ * An SELinux or AppArmor driver is left out: the warm-up would load a policy for a scratch guest.
+ * `none` where the stack cannot be built.
+ */
+async function warmStack() {
+  try {
+    const { buildStack } = await import('../dist/src/security/stack.js');
+    const names = (await buildStack('auto', { env: process.env })).names.filter((n) => n === 'dac' || n === 'landlock');
+    return names.length > 0 ? names.join(',') : 'none';
+  } catch {
+    return 'none';
+  }
+}
+
 /** In the child: runs verbs that touch nothing outside a scratch state dir, then writes the caches. */
 async function warm() {
   const { exports, script } = load(BUNDLE, undefined);
@@ -295,7 +314,7 @@ async function warm() {
     chmodSync(dir, 0o711);
     const xml = join(dir, 'warm.xml');
     writeFileSync(xml, DEFINITION);
-    const base = ['--state-dir', join(dir, 'state'), '--security-driver', 'none'];
+    const base = ['--state-dir', join(dir, 'state'), '--security-driver', await warmStack()];
     const verbs = [
       ['list', '--all'],
       ['define', xml],
@@ -340,7 +359,7 @@ async function warmGroup(group) {
   const dir = mkdtempSync(join(tmpdir(), 'svirt-bundle-'));
   try {
     chmodSync(dir, 0o711);
-    const base = ['--state-dir', join(dir, 'state'), '--security-driver', 'none'];
+    const base = ['--state-dir', join(dir, 'state'), '--security-driver', await warmStack()];
     const xml = join(dir, 'warm.xml');
     writeFileSync(xml, DEFINITION);
     const full = { exports: other };
