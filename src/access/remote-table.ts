@@ -8,7 +8,7 @@ import type { Permission } from './permissions.js';
 import { DOMOPS_REMOTE_ACCESS } from './domops-access.js';
 import { GRAPHICS_REMOTE_ACCESS } from './graphics-access.js';
 import { SNAPSHOT_REMOTE_ACCESS } from './snapshot-access.js';
-import { STORAGE_REMOTE_ACCESS } from './storage-table.js';
+import { STORAGE_REMOTE_ACCESS } from './storage-remote-table.js';
 
 export interface ProcAccess {
   /** Needed, all of them; `none`: the protocol's own handshake; `admin`: root or the server's user only. */
