@@ -15,7 +15,18 @@ import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { stopChild } from '../../src/host/stop-child.js';
-import { SVIRT_BIN, domainXml, haveQemu, isRoot, makeImage, resultOf, scratch, svirtOk, writeDomain } from '../helpers.js';
+import {
+  SVIRT_BIN,
+  type CliResult,
+  domainXml,
+  haveQemu,
+  isRoot,
+  makeImage,
+  resultOf,
+  scratch,
+  svirtOk,
+  writeDomain,
+} from '../helpers.js';
 import { haveVirsh, startServer, virshOk } from './support.js';
 
 const STRACE = '/usr/bin/strace';
@@ -63,6 +74,16 @@ function walCallsAndChowns(log: string): ('write' | 'sync' | 'chown')[] {
   return calls;
 }
 
+/** `svirt --state-dir DIR ARGS` under strace with `traceArgs` (its -o among them), run by this process, not a warm worker. */
+function underStrace(traceArgs: readonly string[], dir: string, args: readonly string[]): Promise<CliResult> {
+  return resultOf(
+    spawn(STRACE, [...traceArgs, '--', process.execPath, SVIRT_BIN, '--state-dir', dir, ...args], {
+      env: { ...process.env, SVIRT_NO_WARM: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+}
+
 /** A connection that keeps the store open (and its WAL), as svirt serve does: closed when the test ends. */
 function holdStore(t: TestContext, stateDir: string): void {
   const db = new Database(join(stateDir, 'svirt.db'));
@@ -79,31 +100,7 @@ describe('a changing command is on disk when it answers', { skip: skipWhy() }, (
     const file = writeDomain(dir, 'dur', domainXml('dur', []));
     const log = join(dir, 'strace.log');
     const run = (args: string[]) =>
-      resultOf(
-        spawn(
-          STRACE,
-          [
-            '-f',
-            '-qq',
-            '-e',
-            WATCHED,
-            '-P',
-            join(dir, 'svirt.db-wal'),
-            '-o',
-            log,
-            '--',
-            process.execPath,
-            SVIRT_BIN,
-            '--state-dir',
-            dir,
-            ...args,
-          ],
-          {
-            env: { ...process.env, SVIRT_NO_WARM: '1' },
-            stdio: ['ignore', 'pipe', 'pipe'],
-          },
-        ),
-      );
+      underStrace(['-f', '-qq', '-e', WATCHED, '-P', join(dir, 'svirt.db-wal'), '-o', log], dir, args);
     const defined = await run(['define', file]);
     assert.equal(defined.code, 0, defined.stderr);
     assertSyncedLast(readFileSync(log, 'utf8'), 'define');
@@ -129,30 +126,13 @@ describe('a changing command is on disk when it answers', { skip: skipWhy() }, (
     ]);
     const log = join(dir, 'strace.log');
     // Not -f: the CLI's own thread writes the store and chowns; QEMU and its monitor live on.
-    const started = await resultOf(
-      spawn(
-        STRACE,
-        [
-          '-qq',
-          '-y',
-          '-e',
-          `${WATCHED},chown`,
-          '-o',
-          log,
-          '--',
-          process.execPath,
-          SVIRT_BIN,
-          '--state-dir',
-          dir,
-          '--security-driver',
-          'dac',
-          'start',
-          'own',
-          '--paused',
-        ],
-        { env: { ...process.env, SVIRT_NO_WARM: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
-      ),
-    );
+    const started = await underStrace(['-qq', '-y', '-e', `${WATCHED},chown`, '-o', log], dir, [
+      '--security-driver',
+      'dac',
+      'start',
+      'own',
+      '--paused',
+    ]);
     assert.equal(started.code, 0, started.stderr);
     const calls = walCallsAndChowns(readFileSync(log, 'utf8'));
     const first = calls.indexOf('chown');
