@@ -129,16 +129,19 @@ export async function runWarmWorker(o: WarmWorkerOptions): Promise<void> {
   await new Promise<void>((resolve) => server.once('close', () => resolve()));
 }
 
-/** Runs the quiet verbs once with their output dropped, so the first caller finds them compiled and warm. */
+/**
+ * Runs the quiet verbs once with their output dropped, so the first caller finds them compiled
+ * and warm; and `capabilities`, which fills the state dir's cache of each installed QEMU's
+ * machine types (`-machine help`, run and waited for). serve's own capabilities and define
+ * calls read that cache: filled here, a first client (virt-manager asks for the capabilities
+ * at once) does not hold serve's event loop for a child QEMU per binary.
+ */
 async function warmUp(o: WarmWorkerOptions, saved: readonly number[]): Promise<void> {
   const devnull = openSync('/dev/null', 'w');
   try {
     dupOnto(devnull, 1);
     dupOnto(devnull, 2);
-    for (const argv of [
-      ['list', '--all'],
-      ['dominfo', '00000000-0000-0000-0000-000000000000'],
-    ]) {
+    for (const argv of [['list', '--all'], ['dominfo', '00000000-0000-0000-0000-000000000000'], ['capabilities']]) {
       await o.main(['--state-dir', o.stateDir, ...argv]);
     }
   } finally {

@@ -80,6 +80,11 @@ describe('the CLI in serve’s warm worker (issue 17)', { skip: qemuAsRootSkip()
   it('runs the verbs there with the output, exit status, stdin, cwd and audit trail of the CLI’s own run', async (t) => {
     const dir = scratch(t, 'svirt-warm-');
     const server = await serveWithWorker(t, dir);
+    // The worker listens after its warm-up, which ran every installed QEMU's -machine help.
+    assert.ok(
+      existsSync(join(dir, 'cache', 'qemu-machines.json')),
+      'the worker filled the machine-type cache before it listened',
+    );
     writeFileSync(join(dir, 'w1.xml'), domainXml('w1', []));
     // A relative FILE is the caller's cwd's.
     const def = await cli(dir, ['define', 'w1.xml']);
