@@ -38,11 +38,20 @@ function skipWhy(): string | false {
   return isRoot() ? false : 'strace -p of svirt serve needs root here';
 }
 
-/** The calls on the WAL in an strace log, in order: each a write or a sync that succeeded. */
-function walCalls(log: string): ('write' | 'sync')[] {
-  const calls: ('write' | 'sync')[] = [];
+/**
+ * The calls of an `strace -y` log, in order: each write or sync on the WAL that succeeded, and
+ * each chown to a uid other than root's (a `-f` log's lines start with the pid).
+ */
+function walCalls(log: string): ('write' | 'sync' | 'chown')[] {
+  const calls: ('write' | 'sync' | 'chown')[] = [];
   for (const line of log.split('\n')) {
-    const m = /^(?:\d+\s+)?(\w+)\(.*\)\s+=\s+(-?\d+)/.exec(line);
+    const call = line.replace(/^\d+\s+/, '');
+    const chown = /^chown\("[^"]*", (\d+), -?\d+\)\s+=\s+0/.exec(call);
+    if (chown) {
+      if (Number(chown[1]) !== 0) calls.push('chown');
+      continue;
+    }
+    const m = /^(\w+)\(\d+<[^>]*svirt\.db-wal>.*\)\s+=\s+(-?\d+)/.exec(call);
     if (!m || Number(m[2]) < 0) continue;
     calls.push(m[1] === 'fsync' || m[1] === 'fdatasync' ? 'sync' : 'write');
   }
@@ -53,25 +62,6 @@ function assertSyncedLast(log: string, what: string): void {
   const calls = walCalls(log);
   assert.ok(calls.includes('write'), `${what}: no write to the WAL was seen:\n${log}`);
   assert.equal(calls.at(-1), 'sync', `${what}: the last call on the WAL is a ${calls.at(-1)}, not a sync:\n${log}`);
-}
-
-/**
- * The calls of an `strace -y` log (one process) on the WAL, each a write or a sync, and each
- * chown to a uid other than root's, in order.
- */
-function walCallsAndChowns(log: string): ('write' | 'sync' | 'chown')[] {
-  const calls: ('write' | 'sync' | 'chown')[] = [];
-  for (const line of log.split('\n')) {
-    const chown = /^chown\("[^"]*", (\d+), -?\d+\)\s+=\s+0/.exec(line);
-    if (chown) {
-      if (Number(chown[1]) !== 0) calls.push('chown');
-      continue;
-    }
-    const m = /^(\w+)\(\d+<[^>]*svirt\.db-wal>.*\)\s+=\s+(-?\d+)/.exec(line);
-    if (!m || Number(m[2]) < 0) continue;
-    calls.push(m[1] === 'fsync' || m[1] === 'fdatasync' ? 'sync' : 'write');
-  }
-  return calls;
 }
 
 /** `svirt --state-dir DIR ARGS` under strace with `traceArgs` (its -o among them), run by this process, not a warm worker. */
@@ -100,7 +90,7 @@ describe('a changing command is on disk when it answers', { skip: skipWhy() }, (
     const file = writeDomain(dir, 'dur', domainXml('dur', []));
     const log = join(dir, 'strace.log');
     const run = (args: string[]) =>
-      underStrace(['-f', '-qq', '-e', WATCHED, '-P', join(dir, 'svirt.db-wal'), '-o', log], dir, args);
+      underStrace(['-f', '-qq', '-y', '-e', WATCHED, '-P', join(dir, 'svirt.db-wal'), '-o', log], dir, args);
     const defined = await run(['define', file]);
     assert.equal(defined.code, 0, defined.stderr);
     assertSyncedLast(readFileSync(log, 'utf8'), 'define');
@@ -134,7 +124,7 @@ describe('a changing command is on disk when it answers', { skip: skipWhy() }, (
       '--paused',
     ]);
     assert.equal(started.code, 0, started.stderr);
-    const calls = walCallsAndChowns(readFileSync(log, 'utf8'));
+    const calls = walCalls(readFileSync(log, 'utf8'));
     const first = calls.indexOf('chown');
     assert.ok(first > 0 && calls.slice(0, first).includes('write'), `no chown after a write to the WAL:\n${calls.join(' ')}`);
     calls.forEach((c, i) => {
@@ -158,7 +148,7 @@ describe('a changing command is on disk when it answers', { skip: skipWhy() }, (
       // -f with -p attaches every thread of serve: the sync runs on libuv's thread pool.
       const tracer = spawn(
         STRACE,
-        ['-f', '-qq', '-e', WATCHED, '-P', join(dir, 'svirt.db-wal'), '-o', log, '-p', String(server.pid)],
+        ['-f', '-qq', '-y', '-e', WATCHED, '-P', join(dir, 'svirt.db-wal'), '-o', log, '-p', String(server.pid)],
         {
           stdio: ['ignore', 'ignore', 'pipe'],
         },
