@@ -26,7 +26,7 @@
  * must be the file labelled (device + inode), else it is reported and forgotten, not touched;
  * the owners are given back, last resource first, each with its journal entry in one
  * transaction; the cgroup goes; the runtime dir goes (no link followed, bounded); the
- * reservations and the record go; the monitor socket goes. A failure after the claim leaves the record to the next reconcile (no
+ * reservations, their host-wide claims (src/store/host-claims.ts) and the record go; the monitor socket goes. A failure after the claim leaves the record to the next reconcile (no
  * owner, as Store.abandon does) and FALLBACK runs at once: it retries and reports.
  * SVIRT_DEBUG=1 says on stderr why a guest went to FALLBACK.
  */
@@ -78,6 +78,7 @@ struct guest {
 	char *name, *runtime_dir, *qmp_path, *resources_text;
 	int has_dac;
 	int kvm; /* it holds an ACL entry on /dev/kvm (dac, a KVM guest) */
+	char real_state_dir[PATH_MAX]; /* what its host-wide label claims name; empty when unknown */
 	struct resource res[MAX_RESOURCES];
 	int nres;
 };
@@ -545,10 +546,58 @@ static int restore_kvm(const struct guest *g, const struct resource *none, char 
 	return release(g, KVM_DEVICE, err, errlen);
 }
 
+/* A claim file's name, as src/store/host-claims.ts claimName() makes it; -1 when too long. */
+static int claim_name(char *out, size_t outlen, const char *driver, const char *label)
+{
+	static const char keep[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._,:+-";
+	size_t n = (size_t)snprintf(out, outlen, "%s.", driver);
+	for (const unsigned char *p = (const unsigned char *)label; *p != '\0' && n + 4 < outlen; p++)
+		n += strchr(keep, *p) != NULL ? (size_t)snprintf(out + n, outlen - n, "%c", *p)
+					      : (size_t)snprintf(out + n, outlen - n, "%%%02X", *p);
+	return n + 4 >= outlen || n > 255 ? -1 : 0;
+}
+
+/* Host-wide label claims (src/store/host-claims.ts): the guest's go with its reservations, under
+ * the same write lock, each only when it still names this state dir and this guest. A claim left
+ * behind only keeps its label from other state dirs (fails closed): reported, not a failure. */
+static void drop_claims(const struct guest *g, const char *real_state_dir)
+{
+	const char *dir = getenv("SVIRT_CLAIM_DIR");
+	if (dir == NULL || dir[0] == '\0')
+		dir = "/run/svirt-claims";
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		if (errno != ENOENT)
+			warn(g, "cannot open the claim dir \"%s\": %s", dir, strerror(errno));
+		return;
+	}
+	char want[PATH_MAX + 64];
+	int wantlen = snprintf(want, sizeof want, "svirt-claim\n%s\n%s\n", real_state_dir, g->uuid);
+	sqlite3_stmt *s = query("SELECT driver, label FROM reservations WHERE uuid = ? AND driver IN ('dac', 'selinux', 'apparmor')",
+				"t", g->uuid);
+	while (s != NULL && sqlite3_step(s) == SQLITE_ROW) {
+		char name[300], have[PATH_MAX + 64];
+		if (claim_name(name, sizeof name, (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1)) < 0)
+			continue;
+		int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* never claimed (uid 0, level s0) or already gone */
+		struct stat st;
+		ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? pread(fd, have, sizeof have, 0) : -1;
+		close(fd);
+		if (n == wantlen && memcmp(have, want, (size_t)n) == 0 && unlinkat(dfd, name, 0) != 0 && errno != ENOENT)
+			warn(g, "cannot remove its label claim \"%s/%s\": %s", dir, name, strerror(errno));
+	}
+	sqlite3_finalize(s);
+	close(dfd);
+}
+
 /* The reservations and the record go together. */
 static int drop_record(const struct guest *g, const struct resource *none, char *err, size_t errlen)
 {
 	(void)none;
+	if (g->real_state_dir[0] != '\0')
+		drop_claims(g, g->real_state_dir);
 	if (run("DELETE FROM reservations WHERE uuid = ?", "t", g->uuid) < 0 ||
 	    run("DELETE FROM running WHERE uuid = ?", "t", g->uuid) < 0)
 		return failf(err, errlen, "the store: %s", why);
@@ -582,6 +631,8 @@ static int clean_up(struct guest *g, const char *state_dir, char *err, size_t er
 	 * bounds (QEMU ran as its owner) is then still the full cleanup's, whose removal has none. */
 	if (remove_path(g->runtime_dir, err, errlen) < 0)
 		return -1;
+	if (realpath(state_dir, g->real_state_dir) == NULL)
+		g->real_state_dir[0] = '\0'; /* its claims stay: they keep their labels from other state dirs only */
 	return in_transaction(drop_record, g, NULL, err, errlen);
 }
 

@@ -5,6 +5,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 
 function collect(dir, out) {
   for (const entry of readdirSync(dir)) {
@@ -30,5 +31,9 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.SVIRT_TEST_CONCURRENCY ?? '2';
-const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit' });
+// Each test file's process gets its own host-wide label claim dir (test/support/claim-dir.ts).
+const claimDir = pathToFileURL(join('dist', 'test', 'support', 'claim-dir.js')).href;
+const r = spawnSync(process.execPath, ['--import', claimDir, '--test', `--test-concurrency=${concurrency}`, ...files], {
+  stdio: 'inherit',
+});
 process.exit(r.status ?? 1);

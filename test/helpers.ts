@@ -16,6 +16,7 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import Database from 'better-sqlite3';
+import { claimDirFromEnv } from '../src/store/host-claims.js';
 
 /** <package root>/bin/svirt.js (tests run from dist/test/...). */
 export const SVIRT_BIN = fileURLToPath(new URL('../../bin/svirt.js', import.meta.url));
@@ -318,4 +319,21 @@ export function mountRamfs(t: TestContext): { dir: string } | { skip: string } {
     rmSync(dir, { recursive: true, force: true });
   });
   return { dir };
+}
+
+/** The host-wide label claims (src/store/host-claims.ts) in this process's claim dir: name, state dir, guest. */
+export function hostClaims(): { name: string; stateDir: string; uuid: string }[] {
+  const dir = claimDirFromEnv();
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).map((name) => {
+    const [, stateDir = '', uuid = ''] = readFileSync(join(dir, name), 'utf8').split('\n');
+    return { name, stateDir, uuid };
+  });
+}
+
+/** The names of the host-wide label claims made for guest `uuid`. */
+export function claimsOfGuest(uuid: string): string[] {
+  return hostClaims()
+    .filter((c) => c.uuid === uuid)
+    .map((c) => c.name);
 }

@@ -75,7 +75,14 @@ interface Run {
 
 function exec(cmd: string, args: readonly string[], timeoutMs = 60_000): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: '/nonexistent', LANG: 'C' };
+    // The claim dir too: the CLI and the matrix's serve must claim labels in one place.
+    const claims = process.env['SVIRT_CLAIM_DIR'];
+    const env = {
+      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+      HOME: '/nonexistent',
+      LANG: 'C',
+      ...(claims !== undefined ? { SVIRT_CLAIM_DIR: claims } : {}),
+    };
     const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';

@@ -7,8 +7,8 @@ import type DatabaseType from 'better-sqlite3';
 // CommonJS: require() is several ms cheaper than an ESM import at every CLI start.
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof DatabaseType;
 type Database = DatabaseType.Database;
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, realpathSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { SvirtError } from '../errors.js';
 import { loadAddon } from '../host/addon.js';
 import { fnv1a32 } from '../host/fingerprint.js';
@@ -16,7 +16,8 @@ import { packageRoot } from '../host/package-root.js';
 import type { DriverName, GuestResource, LabelMemory, LabelReservations } from '../security/driver.js';
 import { storeClosed, storeOpened } from './open-stores.js';
 import { shareStatements } from './statement-cache.js';
-import { inTransaction } from './transaction.js';
+import { claimDirFromEnv, HostClaims } from './host-claims.js';
+import { inTransaction, type TransactionMode } from './transaction.js';
 import { syncWal, syncWalAsync } from './wal-sync.js';
 import { deserializeResources, serializeResources, toStored } from './resources.js';
 import { ACCESS_SCHEMA, NETWORK_SCHEMA, SCHEMA } from './schema.js';
@@ -251,6 +252,10 @@ export class Store implements LabelMemory, LabelReservations {
   private readonly file: string;
   /** SQLite's total_changes() when this connection's writes were last known to be on disk. */
   private durableAt = 0;
+  /** Host-wide claims (host-claims.ts); null when this process keeps none, undefined until first needed. */
+  private claims: HostClaims | null | undefined;
+  /** Claims made or dropped in the open transaction, settled if it is rolled back. */
+  private claimsTouched: { driver: DriverName; label: string; uuid: string }[] = [];
 
   private constructor(db: Database, file: string) {
     this.db = db;
@@ -371,12 +376,25 @@ export class Store implements LabelMemory, LabelReservations {
 
   /** Runs fn's reads in one deferred transaction: one snapshot of the store, no write lock. */
   snapshot<T>(fn: () => T): T {
-    return inTransaction(this.db, 'deferred', fn);
+    return this.inTx('deferred', fn);
   }
 
   /** Runs fn in a BEGIN IMMEDIATE transaction (writers serialise; readers go on). */
   tx<T>(fn: () => T): T {
-    return inTransaction(this.db, 'immediate', fn);
+    return this.inTx('immediate', fn);
+  }
+
+  /** A transaction; when the outermost one is rolled back, the host-wide claims it touched follow the store back. */
+  private inTx<T>(mode: TransactionMode, fn: () => T): T {
+    if (this.db.inTransaction) return inTransaction(this.db, mode, fn);
+    try {
+      return inTransaction(this.db, mode, fn);
+    } catch (err) {
+      this.settleClaims();
+      throw err;
+    } finally {
+      this.claimsTouched = [];
+    }
   }
 
   // ---- definitions -------------------------------------------------------------------
@@ -610,18 +628,79 @@ export class Store implements LabelMemory, LabelReservations {
 
   // ---- label reservations (LabelReservations) ----------------------------------------
 
+  /**
+   * Reserves `label` for `uuid` in this store and, for an identity the kernel sees host-wide,
+   * claims it on the host (host-claims.ts) while the write lock is held: false when another
+   * guest of this store or of another state dir holds it.
+   */
   tryReserve(driver: DriverName, label: string, uuid: string): boolean {
-    const res = this.db
-      .prepare('INSERT OR IGNORE INTO reservations (driver, label, uuid) VALUES (?, ?, ?)')
-      .run(driver, label, uuid);
-    if (res.changes === 1) return true;
-    return this.holder(driver, label) === uuid;
+    return this.tx(() => {
+      const inserted =
+        this.db.prepare('INSERT OR IGNORE INTO reservations (driver, label, uuid) VALUES (?, ?, ?)').run(driver, label, uuid)
+          .changes === 1;
+      if (!inserted && this.ownHolder(driver, label) !== uuid) return false;
+      const claims = this.hostClaims();
+      if (claims === undefined || !HostClaims.applies(driver, label)) return true;
+      this.claimsTouched.push({ driver, label, uuid });
+      if (claims.claim(driver, label, uuid).ok) return true;
+      // Held by a guest of another state dir. A reservation this store had before (a guest
+      // running since before claims were kept, or since /run was emptied) stays its guest's.
+      if (!inserted) return true;
+      this.db.prepare('DELETE FROM reservations WHERE driver = ? AND label = ? AND uuid = ?').run(driver, label, uuid);
+      return false;
+    });
   }
 
+  /** The guest holding `label`: its uuid in this store, else a description of a holder in another state dir. */
   holder(driver: DriverName, label: string): string | undefined {
+    return this.ownHolder(driver, label) ?? this.hostClaims()?.foreignHolder(driver, label);
+  }
+
+  private ownHolder(driver: DriverName, label: string): string | undefined {
     const row = this.db.prepare('SELECT uuid FROM reservations WHERE driver = ? AND label = ?').get(driver, label) as
       { uuid: string } | undefined;
     return row?.uuid;
+  }
+
+  /** The host-wide claims, for root (only root runs the drivers that reserve); made when first needed. */
+  private hostClaims(): HostClaims | undefined {
+    if (this.claims === undefined) {
+      this.claims = process.getuid?.() === 0 ? new HostClaims(claimDirFromEnv(), realpathSync(dirname(this.file))) : null;
+    }
+    return this.claims ?? undefined;
+  }
+
+  /**
+   * After a rolled-back transaction: each claim it made or dropped is made to match the store
+   * again (under the write lock). A failure here is reported, never in place of the first error.
+   */
+  private settleClaims(): void {
+    const claims = this.claims;
+    const touched = this.claimsTouched;
+    this.claimsTouched = [];
+    if (!claims || touched.length === 0 || !this.db.open) return;
+    try {
+      inTransaction(this.db, 'immediate', () => {
+        for (const t of touched) {
+          const holder = this.ownHolder(t.driver, t.label);
+          if (holder === undefined) claims.drop(t.driver, t.label, t.uuid);
+          else if (!claims.claim(t.driver, t.label, holder).ok) {
+            process.stderr.write(
+              `svirt: warning: ${t.driver} label ${t.label} of guest ${holder} is claimed by another state dir\n`,
+            );
+          }
+        }
+      });
+    } catch (err) {
+      process.stderr.write(`svirt: warning: cannot put the host-wide label claims back: ${(err as Error).message}\n`);
+    }
+  }
+
+  /** Removes this state dir's host-wide claims its store no longer backs (`svirt reconcile`). */
+  sweepClaims(): string[] {
+    const claims = this.hostClaims();
+    if (claims === undefined) return [];
+    return this.tx(() => claims.sweep((driver, label) => this.ownHolder(driver, label)));
   }
 
   count(driver: DriverName): number {
@@ -663,8 +742,18 @@ export class Store implements LabelMemory, LabelReservations {
     return new Map(rows.map((r) => [Number(r.label), r.uuid]));
   }
 
+  /** Releases every label of the guest, and its host-wide claims under the same write lock. */
   releaseReservations(uuid: string): void {
-    this.db.prepare('DELETE FROM reservations WHERE uuid = ?').run(uuid);
+    this.tx(() => {
+      const claims = this.hostClaims();
+      const rows = claims === undefined ? [] : this.reservationsOf(uuid);
+      this.db.prepare('DELETE FROM reservations WHERE uuid = ?').run(uuid);
+      for (const r of rows) {
+        if (!HostClaims.applies(r.driver, r.label)) continue;
+        this.claimsTouched.push({ driver: r.driver, label: r.label, uuid });
+        claims?.drop(r.driver, r.label, uuid);
+      }
+    });
   }
 
   reservationsOf(uuid: string): { driver: DriverName; label: string }[] {

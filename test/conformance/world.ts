@@ -109,6 +109,8 @@ export function world(t: TestContext): World {
   const handles: FileHandle[] = [];
   t.after(() => {
     for (const h of handles) h.close();
+    // As a stop does: the labels go back to the host (their host-wide claims with them).
+    for (const uuid of store.reservedNotRunning()) store.releaseReservations(uuid);
     store.close();
     removeTree(root);
   });

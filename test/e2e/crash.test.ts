@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { lgetxattr } from '../../src/host/native.js';
 import { CRASH_POINTS, type CrashPoint } from '../../src/lifecycle/crash-points.js';
 import {
+  claimsOfGuest,
   countRows,
   domainXml,
   makeImage,
@@ -85,6 +86,10 @@ function violations(dir: string, files: readonly string[], uuid: string): string
       out.push('a detached disk kept a guest label');
     const iso = files[2] as string;
     if (!rec.live_xml.includes('media.iso') && selinux(iso) !== undefined) out.push('an ejected medium kept a label');
+    // Its uid and its SELinux level, each claimed host-wide (src/store/host-claims.ts).
+    const level = /model='selinux'[^>]*>\s*<label>[^<]*?:(s0:c\d+,c\d+)<\/label>/.exec(rec.live_xml)?.[1];
+    const claims = claimsOfGuest(uuid).sort().join(' ');
+    if (claims !== `dac.${uid} selinux.${level}`) out.push(`a running guest's host-wide claims are [${claims}]`);
   } else {
     if (pids.length > 0) out.push(`no running record but QEMU ${pids.join(',')} runs`);
     if (swtpmPids(uuid).length > 0) out.push(`no running record but swtpm ${swtpmPids(uuid).join(',')} runs`);
@@ -99,6 +104,7 @@ function violations(dir: string, files: readonly string[], uuid: string): string
       if (selinux(f) !== undefined) out.push(`${f} keeps SELinux label ${selinux(f)} while the guest is stopped`);
     }
     if (countRows(dir, 'reservations') !== 0) out.push('a reservation leaked');
+    if (claimsOfGuest(uuid).length !== 0) out.push(`a host-wide label claim leaked: ${claimsOfGuest(uuid).join()}`);
     if (countRows(dir, 'remembered_users') !== 0) out.push('a remembered owner leaked');
   }
   return out;

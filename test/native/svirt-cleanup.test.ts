@@ -19,6 +19,7 @@ import { stackFromNames } from '../../src/security/stack.js';
 import { SCHEMA_FINGERPRINT, Store } from '../../src/store/store.js';
 import {
   beforeScratchRemoval,
+  claimsOfGuest,
   countRows,
   domainXml,
   makeImage,
@@ -59,6 +60,7 @@ async function startGuest(t: TestContext, disks = 1): Promise<Guest> {
   assert.ok(rec?.pid && rec.monitorPid, 'the guest runs under its monitor');
   const journal = JSON.parse(readFileSync(join(dir, 'cgroups', `${rec.uuid}.json`), 'utf8')) as { dirs: { dir: string }[] };
   const cgroups = journal.dirs.map((d) => d.dir);
+  assert.equal(claimsOfGuest(rec.uuid).length, 1, 'the guest holds a host-wide claim on its uid');
   assert.ok(cgroups.length > 0 && cgroups.every((d) => existsSync(d)), 'the guest has its cgroup');
   return { dir, uuid: rec.uuid, images, pid: rec.pid, monitor: rec.monitorPid, cgroups };
 }
@@ -124,6 +126,7 @@ function assertCleanedUp(g: Guest, images = g.images): void {
     [],
     'the cgroup directories are gone',
   );
+  assert.deepEqual(claimsOfGuest(g.uuid), [], 'its host-wide label claim is gone');
   assert.ok(!existsSync(join(g.dir, 'run', g.uuid)), 'the runtime dir is gone');
   assert.ok(!existsSync(join(g.dir, 'run', 'monitor', `${g.uuid}.sock`)), 'the monitor socket is gone');
 }

@@ -3,7 +3,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { SVIRT_BIN, haveQemu, isRoot, type CliResult } from '../helpers.js';
+import { SVIRT_BIN, beforeScratchRemoval, haveQemu, isRoot, type CliResult } from '../helpers.js';
 import { stopChild } from '../../src/host/stop-child.js';
 
 export const VIRSH = '/usr/bin/virsh';
@@ -78,6 +78,9 @@ export async function startServer(
   const pid = child.pid;
   if (pid === undefined) throw new Error('svirt serve did not start');
   t.after(() => stopChild(child, 10_000));
+  // A scratch state dir's removal (a hook registered before this one, so run first) must not
+  // race a serve still writing in it: its warm worker fills STATE/cache as it warms up.
+  beforeScratchRemoval(stateDir, () => stopChild(child, 10_000));
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`svirt serve did not listen within 30 s: ${stderr}`)), 30_000);
     child.stdout?.on('data', (d: Buffer) => {

@@ -12,8 +12,14 @@ export async function run(args: ParsedArgs): Promise<number> {
   }
   const hv = await openHypervisor(args, { reconcile: false, store });
   const cleaned = await hv.reconcile();
+  // Host-wide label claims this state dir left behind (a crash between a release and its unlink).
+  const claimsRemoved = store.sweepClaims();
   if (!args.flags.has('quiet') || args.json) {
-    output(args, cleaned.map((n) => `Domain '${n}' cleaned up`).join('\n'), { cleaned });
+    const lines = [
+      ...cleaned.map((n) => `Domain '${n}' cleaned up`),
+      ...claimsRemoved.map((c) => `Stale label claim ${c} removed`),
+    ];
+    output(args, lines.join('\n'), { cleaned, claimsRemoved });
   }
   return 0;
 }
