@@ -12,6 +12,8 @@
  *                                     nothing more
  *   watchWrite(handle, bytes)         sends what the socket takes now, queues the rest (bounded)
  *   watchClose(handle)                stops watching; the fd stays the caller's to close
+ *   watchReadable(fd, cb) -> handle   cb(null, 0) once, when the fd becomes readable (nothing is
+ *                                     read: a pidfd, readable when its process has exited)
  *
  * The socket is read and written with MSG_DONTWAIT, so it never blocks whatever its O_NONBLOCK,
  * and written with MSG_NOSIGNAL: a peer gone is EPIPE, not a signal. An active watch keeps Node
@@ -49,6 +51,7 @@ struct watch {
 	bool closed;  /* watchClose ran: uv_close is under way or done */
 	bool freed_js; /* the JS handle was collected */
 	bool uv_done; /* uv_close's callback ran */
+	bool notify_only; /* watchReadable: readable is the one event, reported as EOF */
 	char *out;    /* queued bytes, out[out_off .. out_len) */
 	size_t out_len, out_off;
 };
@@ -183,6 +186,10 @@ static void on_poll(uv_poll_t *p, int status, int events)
 			return;
 		}
 	}
+	if ((events & UV_READABLE) && w->notify_only) {
+		end_with(w, 0);
+		return;
+	}
 	if (events & UV_READABLE) {
 		char buf[READ_CHUNK]; /* on the stack: each loop's thread (a worker's too) reads into its own */
 		for (int i = 0; i < READS_PER_WAKE; i++) {
@@ -215,7 +222,19 @@ static struct watch *get_watch(napi_env env, napi_value v)
 	return data;
 }
 
+static napi_value start_watch(napi_env env, napi_callback_info info, bool notify_only);
+
 static napi_value js_watch_fd(napi_env env, napi_callback_info info)
+{
+	return start_watch(env, info, false);
+}
+
+static napi_value js_watch_readable(napi_env env, napi_callback_info info)
+{
+	return start_watch(env, info, true);
+}
+
+static napi_value start_watch(napi_env env, napi_callback_info info, bool notify_only)
 {
 	napi_value argv[2], result, name;
 	napi_valuetype t;
@@ -234,6 +253,7 @@ static napi_value js_watch_fd(napi_env env, napi_callback_info info)
 		return throw_errno(env, ENOMEM, "malloc", NULL);
 	w->env = env;
 	w->fd = fd;
+	w->notify_only = notify_only;
 	int r = uv_poll_init_socket(loop, &w->poll, w->fd);
 	if (r < 0) {
 		free(w);
@@ -326,6 +346,7 @@ napi_status fd_watch_register(napi_env env, napi_value exports)
 		{ "watchFd", js_watch_fd },
 		{ "watchWrite", js_watch_write },
 		{ "watchClose", js_watch_close },
+		{ "watchReadable", js_watch_readable },
 	};
 	return register_functions(env, exports, fns, sizeof fns / sizeof fns[0]);
 }

@@ -630,6 +630,38 @@ static napi_value js_poll_in(napi_env env, napi_callback_info info)
 	return result;
 }
 
+/* pidfdOpen(pid): a pidfd (close-on-exec) of the process `pid` is now; ESRCH when there is
+ * none. What it names cannot change: check the process's identity once it is open, then
+ * signal and wait through it (proc.ts's openProcess), never by pid again. */
+static napi_value js_pidfd_open(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1], result;
+	int64_t pid;
+	if (get_args(env, info, 1, 1, argv) < 0 || get_int(env, argv[0], "pid", 1, INT32_MAX, &pid) < 0)
+		return NULL;
+	int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	if (fd < 0)
+		return throw_errno(env, errno, "pidfd_open", NULL);
+	NAPI(napi_create_int32(env, fd, &result));
+	return result;
+}
+
+/* pidfdSignal(fd, signo): pidfd_send_signal; false when the process has exited (ESRCH). */
+static napi_value js_pidfd_signal(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2], result;
+	int fd;
+	int64_t signo;
+	if (get_args(env, info, 2, 2, argv) < 0 || get_fd(env, argv[0], &fd) < 0 ||
+	    get_int(env, argv[1], "signo", 1, 64, &signo) < 0)
+		return NULL;
+	long r = syscall(SYS_pidfd_send_signal, fd, (int)signo, NULL, 0);
+	if (r < 0 && errno != ESRCH)
+		return throw_errno(env, errno, "pidfd_send_signal", NULL);
+	NAPI(napi_get_boolean(env, r == 0, &result));
+	return result;
+}
+
 /* landlockAbi(): the running kernel's Landlock ABI version. */
 static napi_value js_landlock_abi(napi_env env, napi_callback_info info)
 {
@@ -1035,6 +1067,7 @@ NAPI_MODULE_INIT()
 		{ "fnv1a32", js_fnv1a32 },           { "procStartTime", js_proc_start_time },
 		{ "dupOnto", js_dup_onto },          { "dupAside", js_dup_aside },
 		{ "pollIn", js_poll_in },            { "connectUnix", js_connect_unix },
+		{ "pidfdOpen", js_pidfd_open },      { "pidfdSignal", js_pidfd_signal },
 	};
 	NAPI(register_functions(env, exports, fns, sizeof fns / sizeof fns[0]));
 	NAPI(access_register(env, exports));

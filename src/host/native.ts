@@ -88,6 +88,9 @@ interface Addon {
   watchWrite(handle: WatchHandle, bytes: Buffer): void;
   watchClose(handle: WatchHandle): void;
   connectUnix(path: string, nonblock: boolean): number;
+  pidfdOpen(pid: number): number;
+  pidfdSignal(fd: number, signo: number): boolean;
+  watchReadable(fd: number, cb: (chunk: null, error: 0 | string) => void): WatchHandle;
 }
 
 /** The addon's handle of one watched socket (native/fd-watch.c). */
@@ -131,6 +134,9 @@ const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
   'watchWrite',
   'watchClose',
   'connectUnix',
+  'pidfdOpen',
+  'pidfdSignal',
+  'watchReadable',
 ];
 
 const XATTR_FLAGS: Readonly<Record<XattrMode, number>> = { create: 1, replace: 2 };
@@ -347,6 +353,21 @@ export function watchWrite(handle: WatchHandle, bytes: Buffer): void {
 /** Stops watching; the fd stays the caller's to close. */
 export function watchClose(handle: WatchHandle): void {
   load().watchClose(handle);
+}
+
+/** Calls `cb(null, 0)` once, when `fd` becomes readable (a pidfd: its process exited); watchClose stops it. */
+export function watchReadable(fd: number, cb: (chunk: null, error: 0 | string) => void): WatchHandle {
+  return load().watchReadable(fd, cb);
+}
+
+/** A close-on-exec pidfd of process `pid` (throws code ESRCH when there is none). */
+export function pidfdOpen(pid: number): number {
+  return load().pidfdOpen(pid);
+}
+
+/** Sends signal number `signo` through a pidfd; false when its process has exited. */
+export function pidfdSignal(fd: number, signo: number): boolean {
+  return load().pidfdSignal(fd, signo);
 }
 
 /** A close-on-exec stream socket connected to `path` (≤ 107 bytes; `nonblock`: EAGAIN on a full backlog). */

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isAlive, processStartTime } from './proc.js';
+import { holdProcess, isAlive, processStartTime } from './proc.js';
 
 /** Now, in the clock ticks /proc/PID/stat counts start times in (USER_HZ, 100 on Linux). */
 function ticksNow(): number {
@@ -42,5 +42,37 @@ describe('processStartTime: field 22 of /proc/PID/stat', () => {
     const stat = readFileSync('/proc/self/stat', 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     assert.equal(processStartTime(process.pid), Number(fields[19]));
+  });
+});
+
+describe('holdProcess: a process held by a pidfd once its identity is checked', () => {
+  /** A sleep that is not this process's child (as QEMU is the monitor's): its exit is a zombie's only until sh reaps it. */
+  async function sleeper(t: { after(fn: () => void): void }): Promise<{ pid: number; startTime: number }> {
+    const sh = spawn('sh', ['-c', 'sleep 30 & echo $!; wait'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    t.after(() => sh.kill('SIGKILL'));
+    const pid = Number(await new Promise<string>((resolve) => sh.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
+    const startTime = processStartTime(pid);
+    assert.ok(startTime !== undefined);
+    return { pid, startTime };
+  }
+
+  it('signals the process and sees it exit; afterwards a signal reaches nothing', async (t) => {
+    const id = await sleeper(t);
+    const p = holdProcess(id);
+    assert.ok(p, 'held');
+    t.after(() => p.close());
+    assert.equal(await p.exited(50), false, 'still running: the wait times out');
+    const exit = p.exited(10_000);
+    assert.equal(p.signal('SIGKILL'), true);
+    assert.equal(await exit, true, 'the exit is seen');
+    assert.equal(isAlive(id), false);
+    assert.equal(await p.exited(10_000), true, 'and seen again at once');
+  });
+
+  it('holds nothing for a start time that is not the process now at that pid', async (t) => {
+    const id = await sleeper(t);
+    assert.equal(holdProcess({ pid: id.pid, startTime: id.startTime - 1 }), undefined);
+    assert.equal(isAlive(id), true, 'and sends it nothing');
+    assert.equal(holdProcess({ pid: 2 ** 22 + 1, startTime: 1 }), undefined, 'nor for a pid with no process');
   });
 });

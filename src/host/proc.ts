@@ -1,5 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { procStartTimeNative } from './native.js';
+import { closeSync, readFileSync } from 'node:fs';
+import { constants } from 'node:os';
+import { errnoOf } from '../errors.js';
+import { pidfdOpen, pidfdSignal, procStartTimeNative, watchClose, watchReadable, type WatchHandle } from './native.js';
 
 /** A process identity that survives pid reuse: pid + start time (clock ticks since boot). */
 export interface ProcessIdentity {
@@ -42,6 +44,55 @@ export function processStatus(pid: number): Map<string, string> | undefined {
     if (i > 0) fields.set(line.slice(0, i), line.slice(i + 1).trim());
   }
   return fields;
+}
+
+/**
+ * A process held by a pidfd, opened and then checked to be `id` (pid + start time): signals and
+ * the wait for its exit go to that process, never to another that reused its pid, and the exit
+ * is seen when it happens (the pidfd becomes readable), not at the next poll.
+ */
+export interface HeldProcess {
+  /** Sends `sig`; false when the process has exited. */
+  signal(sig: NodeJS.Signals): boolean;
+  /** Resolves true once the process has exited (a zombie counts: its files are closed), false after `timeoutMs`. */
+  exited(timeoutMs: number): Promise<boolean>;
+  close(): void;
+}
+
+/** The process `id`, held; undefined when it is gone (or a zombie, or its pid is another process's now). */
+export function holdProcess(id: ProcessIdentity): HeldProcess | undefined {
+  let fd: number;
+  try {
+    fd = pidfdOpen(id.pid);
+  } catch (err) {
+    if (errnoOf(err) === 'ESRCH') return undefined;
+    throw err;
+  }
+  if (processStartTime(id.pid) !== id.startTime) {
+    closeSync(fd);
+    return undefined;
+  }
+  let closed = false;
+  return {
+    signal: (sig) => pidfdSignal(fd, constants.signals[sig]),
+    exited: (timeoutMs) =>
+      new Promise<boolean>((resolve) => {
+        let watch: WatchHandle | undefined;
+        const timer = setTimeout(() => {
+          if (watch !== undefined) watchClose(watch);
+          resolve(false);
+        }, timeoutMs);
+        watch = watchReadable(fd, () => {
+          clearTimeout(timer);
+          if (watch !== undefined) watchClose(watch);
+          resolve(true);
+        });
+      }),
+    close: () => {
+      if (!closed) closeSync(fd);
+      closed = true;
+    },
+  };
 }
 
 /** Waits until the process is gone, polling; true if it went within the timeout. */

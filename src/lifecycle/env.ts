@@ -7,7 +7,7 @@ import { parseDomainXml } from '../domain/index.js';
 import { parsePoolXml } from '../storage/storage-xml.js';
 import { SvirtError } from '../errors.js';
 import type { StatePaths } from '../host/paths.js';
-import { isAlive, selfIdentity, signal, waitGone, type ProcessIdentity } from '../host/proc.js';
+import { holdProcess, selfIdentity, type ProcessIdentity } from '../host/proc.js';
 import { emulatorPath, guestArch, kvmRuns } from '../qemu/emulator.js';
 import { QmpClient } from '../qemu/qmp-client.js';
 import type { SecurityContext } from '../security/driver.js';
@@ -135,14 +135,23 @@ export class LifecycleEnv {
     return manager.hasLiveLabels(live) ? manager.socketLabels(live)?.connect : undefined;
   }
 
-  /** SIGTERM, wait, SIGKILL: ends QEMU, only if the pid is still the process we started. */
+  /**
+   * SIGTERM, wait, SIGKILL: ends QEMU, only if the pid is still the process we started. Held by
+   * a pidfd once checked (proc.ts holdProcess): no signal can reach a process that reused the
+   * pid, and the exit is seen as it happens.
+   */
   async kill(id: ProcessIdentity, graceMs = 0): Promise<void> {
-    if (!isAlive(id)) return;
-    signal(id.pid, graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
-    if (graceMs > 0 && (await waitGone(id, graceMs, 2))) return;
-    if (isAlive(id)) signal(id.pid, 'SIGKILL');
-    if (!(await waitGone(id, 10_000, 2))) {
-      throw new SvirtError('SVIRT_ERR_TIMEOUT', `QEMU process ${id.pid} did not exit after SIGKILL`);
+    const qemu = holdProcess(id);
+    if (qemu === undefined) return;
+    try {
+      if (!qemu.signal(graceMs > 0 ? 'SIGTERM' : 'SIGKILL')) return;
+      if (graceMs > 0 && (await qemu.exited(graceMs))) return;
+      qemu.signal('SIGKILL');
+      if (!(await qemu.exited(10_000))) {
+        throw new SvirtError('SVIRT_ERR_TIMEOUT', `QEMU process ${id.pid} did not exit after SIGKILL`);
+      }
+    } finally {
+      qemu.close();
     }
   }
 }
