@@ -62,6 +62,14 @@ function labelMany(driver: SecurityDriver, base: DomainDef, ctx: SecurityContext
   return out;
 }
 
+/** Releases every reservation of the store as stops do: their host-wide claims (/run/svirt-claims) go with them. */
+function releaseAll(store: Store): void {
+  const uuids = store.db.prepare('SELECT DISTINCT uuid FROM reservations').pluck().all() as string[];
+  store.tx(() => {
+    for (const uuid of uuids) store.releaseReservations(uuid);
+  });
+}
+
 /**
  * Dynamic labels with `live` reservations held: the store is filled by the driver itself
  * (genLabel for `live` guests), then `measured` more labels are timed. The first
@@ -70,7 +78,10 @@ function labelMany(driver: SecurityDriver, base: DomainDef, ctx: SecurityContext
 export async function labelScale(ctx: RunContext, live: number, measured: number): Promise<LabelScale[]> {
   const dir = join(ctx.work, 'labels');
   const store = Store.open(dir);
-  ctx.janitor.onCleanup(() => store.close());
+  ctx.janitor.onCleanup(() => {
+    releaseAll(store);
+    store.close();
+  });
   const base = parseDomainXml(guestXml(guestSpec('scale', '/nonexistent/scale.img')));
   const sctx = context(store, dir);
   const out: LabelScale[] = [];
@@ -110,6 +121,7 @@ export async function reconcileScale(ctx: RunContext, records: number): Promise<
   const me = selfIdentity();
   const drop = (): void => {
     hv.store.tx(() => {
+      releaseAll(hv.store);
       hv.store.db.prepare('DELETE FROM reservations').run();
       hv.store.db.prepare('DELETE FROM running').run();
     });
