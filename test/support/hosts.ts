@@ -99,8 +99,9 @@ function host(
   // own (real hosts are apart by machine), removed at the end.
   const cgroupParent = `/svirt-testhost-${name}-${randomBytes(3).toString('hex')}`;
   // Its host-wide label claims in a dir of its own too: both ends of a migration are one guest
-  // (one uuid, one AppArmor profile name), which two machines' kernels would not share.
-  const claimDir = mkdtempSync(join(tmpdir(), `svirt-${name}-claims-`));
+  // (one uuid, one AppArmor profile name), which two machines' kernels would not share. Made by
+  // svirt in its state dir: in the lab a confined svirt may write there (not in a test's /tmp dir).
+  const claimDir = join(stateDir, 'claims');
   const hostEnv = { SVIRT_DAC_RANGE: dacRange, SVIRT_CGROUP_PARENT: cgroupParent, SVIRT_CLAIM_DIR: claimDir };
   // svirt runs in the host's network namespace only (nsenter --net), not under `ip netns exec`,
   // which also remounts /sys: that hides selinuxfs and the cgroup tree, and svirt would see a
@@ -124,7 +125,6 @@ function host(
     await destroyAll(stateDir);
     if (server !== undefined) await stopChild(server, 10_000);
     rmSync(stateDir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
-    rmSync(claimDir, { recursive: true, force: true });
     removeCgroupParent(cgroupParent);
   });
   return {
