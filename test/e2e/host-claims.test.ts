@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { claimDirFromEnv } from '../../src/store/host-claims.js';
+import { startServer } from '../remote/support.js';
 import {
   beforeScratchRemoval,
   countRows,
@@ -119,5 +120,15 @@ describe('host-wide label claims across state dirs (real QEMU)', { skip }, () =>
     assert.equal(existsSync(join(claims, 'dac.1950000298')), true, "another state dir's claim is not this one's to judge");
     await svirtOk(b.dir, [...DAC, 'reconcile']);
     assert.equal(existsSync(join(claims, 'dac.1950000298')), false, 'its own reconcile removes it');
+  });
+
+  it('svirt serve removes the claims its state dir left behind before it listens', async (t) => {
+    const root = scratch(t, 'svirt-claims-');
+    const a = await stateDir(root, 'a');
+    const stale = join(claimDirFromEnv(), 'dac.1950000297');
+    mkdirSync(claimDirFromEnv(), { recursive: true, mode: 0o700 });
+    writeFileSync(stale, `svirt-claim\n${realpathSync(a.dir)}\n00000000-0000-4000-8000-00000000000c\n`, { mode: 0o600 });
+    await startServer(t, a.dir);
+    assert.equal(existsSync(stale), false);
   });
 });

@@ -127,6 +127,9 @@ export async function run(args: ParsedArgs): Promise<number> {
     ...(tls ? { tls } : {}),
   });
   await hv.reconcile();
+  // Host-wide label claims this state dir left behind (a crash between a release and its unlink).
+  const stale = hv.store.sweepClaims();
+  if (stale.length > 0) log(`removed ${stale.length} stale label claim(s) of this state dir: ${stale.join(' ')}`);
   await server.listen();
   // The CLI's quick verbs run in a warm worker of this serve (cli/warm-worker.ts) unless SVIRT_NO_WARM=1.
   const { WarmKeeper } = await import('../warm-keeper.js');
