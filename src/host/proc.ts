@@ -1,6 +1,6 @@
 import { closeSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
-import { errnoOf } from '../errors.js';
+import { SvirtError, errnoOf } from '../errors.js';
 import { pidfdOpen, pidfdSignal, procStartTimeNative, watchClose, watchReadable, type WatchHandle } from './native.js';
 
 /** A process identity that survives pid reuse: pid + start time (clock ticks since boot). */
@@ -93,6 +93,26 @@ export function holdProcess(id: ProcessIdentity): HeldProcess | undefined {
       closed = true;
     },
   };
+}
+
+/**
+ * Ends process `id` through a pidfd (holdProcess): SIGTERM and up to `graceMs` for it to exit
+ * (none when 0), then SIGKILL and up to 10 s; `what` names it in the timeout's error. A process
+ * already gone, or whose pid another process has now, is left alone.
+ */
+export async function endProcess(id: ProcessIdentity, graceMs: number, what: string): Promise<void> {
+  const p = holdProcess(id);
+  if (p === undefined) return;
+  try {
+    if (!p.signal(graceMs > 0 ? 'SIGTERM' : 'SIGKILL')) return;
+    if (graceMs > 0 && (await p.exited(graceMs))) return;
+    p.signal('SIGKILL');
+    if (!(await p.exited(10_000))) {
+      throw new SvirtError('SVIRT_ERR_TIMEOUT', `${what} ${id.pid} did not exit after SIGKILL`);
+    }
+  } finally {
+    p.close();
+  }
 }
 
 /** Waits until the process is gone, polling; true if it went within the timeout. */

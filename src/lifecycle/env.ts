@@ -5,9 +5,8 @@ import { ownerIds } from '../access/owner-ids.js';
 import type { DomainDef } from '../domain/domain-def.js';
 import { parseDomainXml } from '../domain/index.js';
 import { parsePoolXml } from '../storage/storage-xml.js';
-import { SvirtError } from '../errors.js';
 import type { StatePaths } from '../host/paths.js';
-import { holdProcess, selfIdentity, type ProcessIdentity } from '../host/proc.js';
+import { endProcess, selfIdentity, type ProcessIdentity } from '../host/proc.js';
 import { emulatorPath, guestArch, kvmRuns } from '../qemu/emulator.js';
 import { QmpClient } from '../qemu/qmp-client.js';
 import type { SecurityContext } from '../security/driver.js';
@@ -136,22 +135,11 @@ export class LifecycleEnv {
   }
 
   /**
-   * SIGTERM, wait, SIGKILL: ends QEMU, only if the pid is still the process we started. Held by
-   * a pidfd once checked (proc.ts holdProcess): no signal can reach a process that reused the
-   * pid, and the exit is seen as it happens.
+   * SIGTERM, wait, SIGKILL: ends QEMU, only if the pid is still the process we started, through
+   * a pidfd (proc.ts endProcess): no signal can reach a process that reused the pid, and the
+   * exit is seen as it happens.
    */
   async kill(id: ProcessIdentity, graceMs = 0): Promise<void> {
-    const qemu = holdProcess(id);
-    if (qemu === undefined) return;
-    try {
-      if (!qemu.signal(graceMs > 0 ? 'SIGTERM' : 'SIGKILL')) return;
-      if (graceMs > 0 && (await qemu.exited(graceMs))) return;
-      qemu.signal('SIGKILL');
-      if (!(await qemu.exited(10_000))) {
-        throw new SvirtError('SVIRT_ERR_TIMEOUT', `QEMU process ${id.pid} did not exit after SIGKILL`);
-      }
-    } finally {
-      qemu.close();
-    }
+    await endProcess(id, graceMs, 'QEMU process');
   }
 }

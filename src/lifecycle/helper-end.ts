@@ -3,8 +3,7 @@
  * running record and by the token each carries in its environment.
  */
 import { readFileSync, readdirSync } from 'node:fs';
-import { SvirtError } from '../errors.js';
-import { isAlive, processStartTime, signal, waitGone, type ProcessIdentity } from '../host/proc.js';
+import { endProcess, processStartTime, type ProcessIdentity } from '../host/proc.js';
 import type { LifecycleEnv } from './env.js';
 
 /**
@@ -22,21 +21,12 @@ export async function endHelpers(env: LifecycleEnv, uuid: string, only?: string)
     h.pid !== null && h.startTime !== null ? [{ pid: h.pid, startTime: h.startTime }] : [],
   );
   ids.push(...processesWithTokens(new Set(ending.map((h) => h.token))).filter((p) => !ids.some((i) => i.pid === p.pid)));
-  await Promise.all(ids.map((id) => endProcess(id)));
+  // SIGTERM, 2 s, SIGKILL, each through a pidfd once the identity is checked (proc.ts endProcess).
+  await Promise.all(ids.map((id) => endProcess(id, 2000, 'helper process')));
   env.store.tx(() => {
     const now = env.store.getRunning(uuid);
     if (now) env.store.updateRunning(uuid, { helpers: now.helpers.filter((h) => !ending.some((e) => e.token === h.token)) });
   });
-}
-
-async function endProcess(id: ProcessIdentity): Promise<void> {
-  if (!isAlive(id)) return;
-  signal(id.pid, 'SIGTERM');
-  if (await waitGone(id, 2000, 5)) return;
-  if (isAlive(id)) signal(id.pid, 'SIGKILL');
-  if (!(await waitGone(id, 10_000, 5))) {
-    throw new SvirtError('SVIRT_ERR_TIMEOUT', `helper process ${id.pid} did not exit after SIGKILL`);
-  }
 }
 
 /** Processes whose environment carries one of these SVIRT_HELPER tokens (root reads every /proc/PID/environ). */

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { SvirtError } from '../errors.js';
-import { processStartTime, signal, waitGone, type ProcessIdentity } from '../host/proc.js';
+import { endProcess, processStartTime, waitGone, type ProcessIdentity } from '../host/proc.js';
 import type { LineChannel } from '../host/fd-channel.js';
 import { childSocket, spawnProgram, type ChildSocket } from '../host/spawn.js';
 import type { ConfinementSpec } from '../security/confinement.js';
@@ -116,10 +116,8 @@ export async function launch(req: LaunchRequest): Promise<Launched> {
   } catch (err) {
     // QEMU must not outlive a failed start: it would keep its images open after the labels
     // are restored and its reservation released.
-    if (startTime !== 0 && processStartTime(pid) === startTime) {
-      signal(pid, 'SIGKILL');
-      await waitGone({ pid, startTime }, 10_000, 2);
-    }
+    // Through a pidfd once its identity is checked; the start's own error is the one reported.
+    if (startTime !== 0) await endProcess({ pid, startTime }, 0, 'QEMU process').catch(() => undefined);
     stdout.close();
     throw err;
   }
