@@ -122,7 +122,6 @@ export async function reconcileScale(ctx: RunContext, records: number): Promise<
   const drop = (): void => {
     hv.store.tx(() => {
       releaseAll(hv.store);
-      hv.store.db.prepare('DELETE FROM reservations').run();
       hv.store.db.prepare('DELETE FROM running').run();
     });
   };

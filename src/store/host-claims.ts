@@ -12,9 +12,9 @@
  * stale: this store no longer holds it, and is replaced) and across state dirs the first
  * claim wins. A claim naming another state dir is never taken over, whatever its state: that
  * dir's guests are not this process's to judge. The dir is on /run (tmpfs): nothing survives
- * a reboot, and no guest does either. A claim left behind (a crash between a release's commit
- * and its unlink) only makes its label unavailable to other state dirs; `svirt reconcile`
- * removes this state dir's. Identities the host itself shares (uid 0, level s0) protect
+ * a reboot, and no guest does either. A claim left behind (a crash between a claim's create
+ * and its transaction's commit) only makes its label unavailable to other state dirs; `svirt
+ * reconcile` and `svirt serve`'s start remove this state dir's. Identities the host itself shares (uid 0, level s0) protect
  * nothing by being unique among guests and are not claimed. native/svirt-cleanup.c drops
  * claims by the same names.
  */
@@ -97,22 +97,16 @@ export class HostClaims {
     let held: ClaimOwner | undefined;
     // A claim released between our create and our read is tried again (a few times: fails closed).
     for (let attempt = 0; attempt < 3; attempt++) {
-      let fd: number;
       try {
-        fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+        createWith(path, text);
+        return { ok: true };
       } catch (err) {
         if (errnoOf(err) !== 'EEXIST') throw claimError(`cannot claim ${driver} label ${label} in "${this.dir}"`, err);
-        held = this.read(path);
-        if (held === undefined && !existsSync(path)) continue;
-        if (held?.stateDir !== this.stateDir) return { ok: false, holder: describe(held) };
-        if (held.uuid !== uuid) this.replace(path, text);
-        return { ok: true };
       }
-      try {
-        writeSync(fd, text);
-      } finally {
-        closeSync(fd);
-      }
+      held = this.read(path);
+      if (held === undefined && !existsSync(path)) continue;
+      if (held?.stateDir !== this.stateDir) return { ok: false, holder: describe(held) };
+      if (held.uuid !== uuid) this.replace(path, text);
       return { ok: true };
     }
     return { ok: false, holder: describe(held) };
@@ -164,7 +158,7 @@ export class HostClaims {
       }
       if (held.stateDir !== this.stateDir) continue;
       const label = decodeLabel(name.slice(dot + 1));
-      if (label === undefined || claimName(driver, label) !== name) continue;
+      if (claimName(driver, label) !== name) continue;
       if (holds(driver, label) === held.uuid) continue;
       unlinkQuiet(path);
       removed.push(name);
@@ -236,13 +230,18 @@ export class HostClaims {
   private replace(path: string, text: string): void {
     const tmp = `${path}.${process.pid}.new`;
     unlinkQuiet(tmp);
-    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-    try {
-      writeSync(fd, text);
-    } finally {
-      closeSync(fd);
-    }
+    createWith(tmp, text);
     renameSync(tmp, path);
+  }
+}
+
+/** Creates `path` (O_EXCL, no link followed, 0600) holding `text`; throws EEXIST when it is there. */
+function createWith(path: string, text: string): void {
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -250,15 +249,12 @@ function describe(held: ClaimOwner | undefined): string {
   return held === undefined ? 'a claim being made (or not svirt’s)' : `${held.uuid} of state dir ${held.stateDir}`;
 }
 
-function decodeLabel(s: string): string | undefined {
-  try {
-    return Buffer.from(
-      s.replace(/%([0-9A-F]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))),
-      'latin1',
-    ).toString('utf8');
-  } catch {
-    return undefined; // not one of ours: left alone
-  }
+/** claimName's label back; a name claimName would not make (checked by the caller) is left alone. */
+function decodeLabel(s: string): string {
+  return Buffer.from(
+    s.replace(/%([0-9A-F]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))),
+    'latin1',
+  ).toString('utf8');
 }
 
 function unlinkQuiet(path: string): void {

@@ -634,13 +634,15 @@ export class Store implements LabelMemory, LabelReservations {
    * guest of this store or of another state dir holds it.
    */
   tryReserve(driver: DriverName, label: string, uuid: string): boolean {
+    const claims = HostClaims.applies(driver, label) ? this.hostClaims() : undefined;
+    const insert = (): boolean =>
+      this.db.prepare('INSERT OR IGNORE INTO reservations (driver, label, uuid) VALUES (?, ?, ?)').run(driver, label, uuid)
+        .changes === 1;
+    // Nothing to claim on the host: the row alone, as atomic as it is.
+    if (claims === undefined) return insert() || this.ownHolder(driver, label) === uuid;
     return this.tx(() => {
-      const inserted =
-        this.db.prepare('INSERT OR IGNORE INTO reservations (driver, label, uuid) VALUES (?, ?, ?)').run(driver, label, uuid)
-          .changes === 1;
+      const inserted = insert();
       if (!inserted && this.ownHolder(driver, label) !== uuid) return false;
-      const claims = this.hostClaims();
-      if (claims === undefined || !HostClaims.applies(driver, label)) return true;
       this.claimsTouched.push({ driver, label, uuid });
       if (claims.claim(driver, label, uuid).ok) return true;
       // Held by a guest of another state dir. A reservation this store had before (a guest
@@ -744,14 +746,16 @@ export class Store implements LabelMemory, LabelReservations {
 
   /** Releases every label of the guest, and its host-wide claims under the same write lock. */
   releaseReservations(uuid: string): void {
+    const release = (): void => void this.db.prepare('DELETE FROM reservations WHERE uuid = ?').run(uuid);
+    const claims = this.hostClaims();
+    if (claims === undefined) return release();
     this.tx(() => {
-      const claims = this.hostClaims();
-      const rows = claims === undefined ? [] : this.reservationsOf(uuid);
-      this.db.prepare('DELETE FROM reservations WHERE uuid = ?').run(uuid);
+      const rows = this.reservationsOf(uuid);
+      release();
       for (const r of rows) {
         if (!HostClaims.applies(r.driver, r.label)) continue;
         this.claimsTouched.push({ driver: r.driver, label: r.label, uuid });
-        claims?.drop(r.driver, r.label, uuid);
+        claims.drop(r.driver, r.label, uuid);
       }
     });
   }
