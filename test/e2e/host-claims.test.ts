@@ -109,7 +109,7 @@ describe('host-wide label claims across state dirs (real QEMU)', { skip }, () =>
     const held = claimsOf(a.dir);
     assert.equal(held.length, 1);
     const claims = claimDirFromEnv();
-    // As a crash between a release's commit and its unlink leaves them:
+    // As a crash between a claim and its transaction's commit leaves them:
     const stale = `svirt-claim\n${realpathSync(a.dir)}\n00000000-0000-4000-8000-00000000000a\n`;
     writeFileSync(join(claims, 'dac.1950000299'), stale, { mode: 0o600 });
     const other = `svirt-claim\n${realpathSync(b.dir)}\n00000000-0000-4000-8000-00000000000b\n`;

@@ -12,7 +12,7 @@ export async function run(args: ParsedArgs): Promise<number> {
   }
   const hv = await openHypervisor(args, { reconcile: false, store });
   const cleaned = await hv.reconcile();
-  // Host-wide label claims this state dir left behind (a crash between a release and its unlink).
+  // Host-wide label claims this state dir left behind (a crash between a claim and its commit).
   const claimsRemoved = store.sweepClaims();
   if (!args.flags.has('quiet') || args.json) {
     const lines = [

@@ -127,7 +127,7 @@ export async function run(args: ParsedArgs): Promise<number> {
     ...(tls ? { tls } : {}),
   });
   await hv.reconcile();
-  // Host-wide label claims this state dir left behind (a crash between a release and its unlink).
+  // Host-wide label claims this state dir left behind (a crash between a claim and its commit).
   const stale = hv.store.sweepClaims();
   if (stale.length > 0) log(`removed ${stale.length} stale label claim(s) of this state dir: ${stale.join(' ')}`);
   await server.listen();
