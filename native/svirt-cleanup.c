@@ -26,7 +26,8 @@
  * must be the file labelled (device + inode), else it is reported and forgotten, not touched;
  * the owners are given back, last resource first, each with its journal entry in one
  * transaction; the cgroup goes; the runtime dir goes (no link followed, bounded); the
- * reservations, their host-wide claims (src/store/host-claims.ts) and the record go; the monitor socket goes. A failure after the claim leaves the record to the next reconcile (no
+ * reservations, their host-wide claims (src/store/host-claims.ts) and the record go; the
+ * monitor socket goes. A failure after the claim leaves the record to the next reconcile (no
  * owner, as Store.abandon does) and FALLBACK runs at once: it retries and reports.
  * SVIRT_DEBUG=1 says on stderr why a guest went to FALLBACK.
  */
@@ -560,7 +561,7 @@ static int claim_name(char *out, size_t outlen, const char *driver, const char *
 /* Host-wide label claims (src/store/host-claims.ts): the guest's go with its reservations, under
  * the same write lock, each only when it still names this state dir and this guest. A claim left
  * behind only keeps its label from other state dirs (fails closed): reported, not a failure. */
-static void drop_claims(const struct guest *g, const char *real_state_dir)
+static void drop_claims(const struct guest *g)
 {
 	const char *dir = getenv("SVIRT_CLAIM_DIR");
 	if (dir == NULL || dir[0] == '\0')
@@ -572,7 +573,7 @@ static void drop_claims(const struct guest *g, const char *real_state_dir)
 		return;
 	}
 	char want[PATH_MAX + 64];
-	int wantlen = snprintf(want, sizeof want, "svirt-claim\n%s\n%s\n", real_state_dir, g->uuid);
+	int wantlen = snprintf(want, sizeof want, "svirt-claim\n%s\n%s\n", g->real_state_dir, g->uuid);
 	sqlite3_stmt *s = query("SELECT driver, label FROM reservations WHERE uuid = ? AND driver IN ('dac', 'selinux', 'apparmor')",
 				"t", g->uuid);
 	while (s != NULL && sqlite3_step(s) == SQLITE_ROW) {
@@ -597,7 +598,7 @@ static int drop_record(const struct guest *g, const struct resource *none, char 
 {
 	(void)none;
 	if (g->real_state_dir[0] != '\0')
-		drop_claims(g, g->real_state_dir);
+		drop_claims(g);
 	if (run("DELETE FROM reservations WHERE uuid = ?", "t", g->uuid) < 0 ||
 	    run("DELETE FROM running WHERE uuid = ?", "t", g->uuid) < 0)
 		return failf(err, errlen, "the store: %s", why);
