@@ -104,7 +104,8 @@ function violations(dir: string, files: readonly string[], uuid: string): string
       if (selinux(f) !== undefined) out.push(`${f} keeps SELinux label ${selinux(f)} while the guest is stopped`);
     }
     if (countRows(dir, 'reservations') !== 0) out.push('a reservation leaked');
-    if (claimsOfGuest(uuid).length !== 0) out.push(`a host-wide label claim leaked: ${claimsOfGuest(uuid).join()}`);
+    const claims = claimsOfGuest(uuid);
+    if (claims.length !== 0) out.push(`a host-wide label claim leaked: ${claims.join()}`);
     if (countRows(dir, 'remembered_users') !== 0) out.push('a remembered owner leaked');
   }
   return out;
