@@ -632,7 +632,7 @@ static napi_value js_poll_in(napi_env env, napi_callback_info info)
 
 /* pidfdOpen(pid): a pidfd (close-on-exec) of the process `pid` is now; ESRCH when there is
  * none. What it names cannot change: check the process's identity once it is open, then
- * signal and wait through it (proc.ts's openProcess), never by pid again. */
+ * signal and wait through it (proc.ts's holdProcess), never by pid again. */
 static napi_value js_pidfd_open(napi_env env, napi_callback_info info)
 {
 	napi_value argv[1], result;
