@@ -74,6 +74,14 @@ export interface LabelMemory {
    * never called inside a store transaction.
    */
   remember(driver: DriverName, path: string, uuid: string, original: string): string;
+  /**
+   * remember() without its sync: the row is committed but reaches the disk at the next
+   * syncRemembered() (or remember()). For a start, which records every original first and
+   * syncs once before its first label. True when it added `uuid`'s use of `path`.
+   */
+  rememberUnsynced?(driver: DriverName, path: string, uuid: string, original: string): boolean;
+  /** Brings every row rememberUnsynced() committed to disk (one sync; none when nothing changed). */
+  syncRemembered?(): void;
   /** The original and the guests using `path`, or undefined when nothing is remembered. */
   recall(driver: DriverName, path: string): { readonly original: string; readonly users: readonly string[] } | undefined;
   /** Drops `uuid`'s use; returns the original when no guest uses the path any more. */
@@ -166,6 +174,16 @@ export interface SecurityDriver {
    * Default: the driver labels no files.
    */
   setResourceLabel?(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void;
+
+  /**
+   * A start's first pass (SecurityManager.setAllLabel): records the original of a resource
+   * setResourceLabel will label, through ctx.memory.rememberUnsynced, acting on the same file
+   * (its handle or identity). Every driver's originals then reach the disk at one sync, before
+   * the first label; setResourceLabel's own remember finds the row and syncs nothing. True
+   * when it added this guest's use of the file (a failed start takes it back). Optional: a
+   * driver without it remembers and syncs in setResourceLabel, file by file.
+   */
+  rememberResource?(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): boolean;
 
   /** Gives one resource its original label back (when no other guest still uses it). Idempotent. */
   restoreResourceLabel?(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void;

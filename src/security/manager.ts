@@ -7,22 +7,13 @@ import { describeHelperOf, mergeHelperConfinement } from './helper-confinement.j
 import { mergeConfinement } from './merge-confinement.js';
 import { openForRestore } from './open-for-restore.js';
 import { throwJoined, withUndoErrors } from './label-errors.js';
+import { undoSteps, unnote, type LabelStep, type Noted } from './label-steps.js';
 
 /** The hooks that come in pairs: what one sets, the other gives back. */
 const PAIRS = [
   ['setGuestLabel', 'restoreGuestLabel'],
   ['setResourceLabel', 'restoreResourceLabel'],
 ] as const;
-
-/** What one driver did (or was doing when a step failed) for a guest, so it can be undone. */
-interface LabelStep {
-  readonly driver: SecurityDriver;
-  readonly label: SecLabelDef;
-  /** setGuestLabel was called (restoreGuestLabel gives it back). */
-  guest: boolean;
-  /** setResourceLabel was called for these, in order. */
-  readonly resources: GuestResource[];
-}
 
 /**
  * The stack of security drivers. The first is primary (it answers dominfo's "Security
@@ -140,7 +131,15 @@ export class SecurityManager {
     later?: (r: GuestResource) => boolean,
   ): void {
     const steps: LabelStep[] = [];
+    const noted: Noted[] = [];
     try {
+      // Every original first, on disk at one sync, then the labels: a start with N files pays
+      // one sync, not N (each label still finds its original on disk before it).
+      for (const { driver, label } of this.active(def)) {
+        if (!driver.rememberResource) continue;
+        for (const r of resources) if (!later?.(r) && driver.rememberResource(def, label, r, ctx)) noted.push({ driver, r });
+      }
+      ctx.memory.syncRemembered?.();
       for (const { driver, label } of this.active(def)) {
         const step: LabelStep = { driver, label, guest: false, resources: [] };
         steps.push(step);
@@ -156,7 +155,7 @@ export class SecurityManager {
         }
       }
     } catch (err) {
-      throw withUndoErrors(err, this.undo(def, steps, ctx));
+      throw withUndoErrors(err, [...undoSteps(def, steps, ctx), ...unnote(def, noted, steps, ctx)]);
     }
   }
 
@@ -170,7 +169,7 @@ export class SecurityManager {
     let errors: unknown[];
     try {
       const steps = this.active(def).map(({ driver, label }) => ({ driver, label, guest: true, resources: opened.list }));
-      errors = this.undo(def, steps, ctx);
+      errors = undoSteps(def, steps, ctx);
     } finally {
       opened.close();
     }
@@ -187,7 +186,7 @@ export class SecurityManager {
         driver.setResourceLabel(def, label, resource, ctx);
       }
     } catch (err) {
-      throw withUndoErrors(err, this.undo(def, steps, ctx));
+      throw withUndoErrors(err, undoSteps(def, steps, ctx));
     }
   }
 
@@ -198,7 +197,7 @@ export class SecurityManager {
     try {
       const r = opened.list[0];
       if (r === undefined) return; // changed under the label: reported and left alone
-      errors = this.undo(
+      errors = undoSteps(
         def,
         this.active(def).map(({ driver, label }) => ({ driver, label, guest: false, resources: [r] })),
         ctx,
@@ -207,28 +206,6 @@ export class SecurityManager {
       opened.close();
     }
     throwJoined(errors, `cannot restore the label of "${resource.path}"`);
-  }
-
-  /**
-   * Gives back what `steps` did, last driver first: its guest-wide grant is withdrawn first
-   * (access goes before the files come back), then each resource, last first. Every restore
-   * is tried; the errors are returned.
-   */
-  private undo(def: DomainDef, steps: readonly LabelStep[], ctx: SecurityContext): unknown[] {
-    const errors: unknown[] = [];
-    const attempt = (fn: () => void): void => {
-      try {
-        fn();
-      } catch (err) {
-        errors.push(err);
-      }
-    };
-    for (const { driver, label, guest, resources } of [...steps].reverse()) {
-      if (guest) attempt(() => driver.restoreGuestLabel?.(def, label, ctx));
-      if (!driver.restoreResourceLabel) continue;
-      for (const r of [...resources].reverse()) attempt(() => driver.restoreResourceLabel?.(def, label, r, ctx));
-    }
-    return errors;
   }
 
   /** Merges every driver's part into one launcher spec; two drivers setting one field is an error. */

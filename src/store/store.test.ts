@@ -62,7 +62,19 @@ describe('Store', () => {
       () => store.tx(() => store.remember('dac', '/img', 'a', '{"uid":1}')),
       (e: unknown) => e instanceof SvirtError && e.code === 'SVIRT_ERR_INTERNAL' && /inside a transaction/.test(e.message),
     );
+    assert.throws(() => store.tx(() => store.rememberUnsynced('dac', '/img', 'a', '{"uid":1}')), /inside a transaction/);
     assert.equal(store.recall('dac', '/img'), undefined, 'nothing was kept');
+  });
+
+  it("notes an original without its sync, and says whether it added the guest's use", (t) => {
+    const { store } = tempStore(t);
+    assert.equal(store.rememberUnsynced('dac', '/img', 'a', '{"uid":1}'), true);
+    assert.equal(store.rememberUnsynced('dac', '/img', 'a', '{"uid":2}'), false, 'a repeat adds nothing');
+    assert.equal(store.rememberUnsynced('dac', '/img', 'b', '{"uid":3}'), true, "b's use is new; the original stays a's");
+    store.syncRemembered();
+    store.syncRemembered(); // nothing changed since: no sync, no error
+    assert.equal(store.remember('dac', '/img', 'a', '{"uid":4}'), '{"uid":1}', 'the noted original is the one in force');
+    assert.deepEqual(store.recall('dac', '/img'), { original: '{"uid":1}', users: ['a', 'b'] });
   });
 
   it('refuses a second definition with the same name and another uuid', (t) => {

@@ -777,11 +777,36 @@ export class Store implements LabelMemory, LabelReservations {
    * guest's claim, its journal) to disk; a repeat adds nothing and syncs nothing.
    */
   remember(driver: DriverName, path: string, uuid: string, original: string): string {
+    const { inForce, added } = this.keepOriginal(driver, path, uuid, original);
+    if (added) this.syncNow();
+    return inForce;
+  }
+
+  /**
+   * remember() without the sync, for a start's first pass (SecurityManager.setAllLabel): it
+   * records every original, then syncRemembered() brings them to disk at once, before any
+   * label. True when it added `uuid`'s use of `path`.
+   */
+  rememberUnsynced(driver: DriverName, path: string, uuid: string, original: string): boolean {
+    return this.keepOriginal(driver, path, uuid, original).ownUse;
+  }
+
+  /** One sync of what this connection committed, when it committed anything since the last. */
+  syncRemembered(): void {
+    if (this.changes() !== this.durableAt) this.syncNow();
+  }
+
+  private keepOriginal(
+    driver: DriverName,
+    path: string,
+    uuid: string,
+    original: string,
+  ): { inForce: string; added: boolean; ownUse: boolean } {
     if (this.db.inTransaction) {
       // Its rows would reach the disk only at the outer commit, after the label.
       throw new SvirtError('SVIRT_ERR_INTERNAL', `the original of "${path}" cannot be remembered inside a transaction`);
     }
-    const { inForce, added } = this.tx(() => {
+    return this.tx(() => {
       const kept = this.db
         .prepare('INSERT OR IGNORE INTO remembered (driver, path, original) VALUES (?, ?, ?)')
         .run(driver, path, original).changes;
@@ -791,10 +816,8 @@ export class Store implements LabelMemory, LabelReservations {
       const row = this.db.prepare('SELECT original FROM remembered WHERE driver = ? AND path = ?').get(driver, path) as {
         original: string;
       };
-      return { inForce: row.original, added: kept + used > 0 };
+      return { inForce: row.original, added: kept + used > 0, ownUse: used > 0 };
     });
-    if (added) this.syncNow();
-    return inForce;
   }
 
   recall(driver: DriverName, path: string): { original: string; users: string[] } | undefined {

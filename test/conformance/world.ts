@@ -134,6 +134,9 @@ export function world(t: TestContext): World {
       remembered.push(`${driver} ${path}`);
       return store.remember(driver, path, uuid, original);
     },
+    // A start's first pass (noted originals, one sync), as the real store has it.
+    rememberUnsynced: (driver, path, uuid, original) => store.rememberUnsynced(driver, path, uuid, original),
+    syncRemembered: () => store.syncRemembered(),
     recall: (driver, path) => store.recall(driver, path),
     release: (driver, path, uuid) => store.release(driver, path, uuid),
     forget: (driver, path) => store.forget(driver, path),

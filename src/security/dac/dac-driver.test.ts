@@ -99,6 +99,59 @@ describe('DacDriver', { skip: root ? false : 'chown needs root' }, () => {
     assert.deepEqual(ctx.memory.recall('dac', rw), undefined);
   });
 
+  it('records every original before its first label, at one sync; a failed start keeps none', (t) => {
+    const { dir, store, ctx } = setup(t);
+    const drv = new DacDriver({ range: { first: 1_900_000_000, count: 1000 }, taken: { uids: new Set(), gids: new Set() } });
+    const paths = ['a.img', 'b.img', 'c.img'].map((n) => file(join(dir, n), 1000, 1000, 0o644));
+    const events: string[] = [];
+    const memory: SecurityContext['memory'] = {
+      remember: (driver, path, uuid, original) => {
+        // A label follows each remember(): by then its original must be on disk.
+        events.push(`label ${path} (owner ${statSync(path).uid})`);
+        return store.remember(driver, path, uuid, original);
+      },
+      rememberUnsynced: (driver, path, uuid, original) => {
+        events.push(`note ${path}`);
+        return store.rememberUnsynced(driver, path, uuid, original);
+      },
+      syncRemembered: () => {
+        events.push('sync');
+        store.syncRemembered();
+      },
+      recall: (driver, path) => store.recall(driver, path),
+      release: (driver, path, uuid) => store.release(driver, path, uuid),
+      forget: (driver, path) => store.forget(driver, path),
+    };
+    const c = { ...ctx, memory };
+    const res: GuestResource[] = paths.map((path) => ({ path, role: 'disk', seclabels: [], disk: disk(path) }));
+    const d = def('n', 'u-n');
+    const label = drv.genLabel(d, c);
+    setAllLabel(drv, d, label, res, c);
+    assert.deepEqual(events, [...paths.map((p) => `note ${p}`), 'sync', ...paths.map((p) => `label ${p} (owner 1000)`)]);
+    for (const p of paths)
+      assert.deepEqual(JSON.parse(store.recall('dac', p)?.original ?? '{}'), { uid: 1000, gid: 1000, mode: 0o644 });
+    restoreAllLabel(drv, d, label, res, c);
+    for (const p of paths) assert.equal(statSync(p).uid, 1000);
+
+    // The second file goes between the two passes: the first is labelled and given back, the
+    // third was only noted, and its row goes too.
+    events.length = 0;
+    const gone = paths[1] as string;
+    const failing: SecurityContext['memory'] = {
+      ...memory,
+      syncRemembered: () => {
+        memory.syncRemembered?.();
+        rmSync(gone);
+      },
+    };
+    assert.throws(() => setAllLabel(drv, d, label, res, { ...c, memory: failing }), /cannot label/);
+    for (const p of [paths[0], paths[2]] as string[]) {
+      assert.equal(statSync(p).uid, 1000, `${p} has its owner back`);
+      assert.equal(store.recall('dac', p), undefined, `no remembered row for ${p}`);
+    }
+    assert.equal(store.recall('dac', gone), undefined);
+  });
+
   it('allocates distinct ids and fails cleanly when the range is exhausted', (t) => {
     const { ctx } = setup(t);
     const drv = new DacDriver({

@@ -37,6 +37,12 @@ interface Owner {
   readonly mode: number;
 }
 
+/** The owner and mode a file has now, as the store remembers them. */
+function ownerOf(st: { uid: number; gid: number; mode: number }): string {
+  const original: Owner = { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
+  return JSON.stringify(original);
+}
+
 /**
  * Every guest runs under its own uid/gid (not one shared `qemu` user), with no supplementary
  * groups and no capabilities; its private files are handed to that uid while it runs.
@@ -147,13 +153,22 @@ export class DacDriver implements SecurityDriver {
     return parseDacLabel(label.imagelabel ?? label.label, r.path);
   }
 
+  rememberResource(def: DomainDef, label: SecLabelDef, r: GuestResource, ctx: SecurityContext): boolean {
+    const memory = ctx.memory;
+    if (memory.rememberUnsynced === undefined || this.targetOwner(label, r) === undefined) return false;
+    // A file gone since it was resolved is setResourceLabel's to report.
+    return (
+      withHandle(r, 'label', (h) => memory.rememberUnsynced?.('dac', r.path, def.uuid, ownerOf(h.current())) ?? false) ?? false
+    );
+  }
+
   setResourceLabel(def: DomainDef, label: SecLabelDef, r: GuestResource, ctx: SecurityContext): void {
     const target = this.targetOwner(label, r);
     if (target === undefined) return;
     const done = withHandle(r, 'label', (h) => {
       const st = h.current();
-      const original: Owner = { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
-      ctx.memory.remember('dac', r.path, def.uuid, JSON.stringify(original));
+      // After rememberResource, a repeat: the row is there and on disk, nothing is synced.
+      ctx.memory.remember('dac', r.path, def.uuid, ownerOf(st));
       h.setOwner(target.uid, target.gid, st.isDirectory() ? 0o700 : st.isSocket() ? 0o660 : 0o600);
       return true;
     });
