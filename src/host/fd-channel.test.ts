@@ -1,4 +1,4 @@
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { closeSync, fstatSync, read, writeSync } from 'node:fs';
@@ -10,8 +10,12 @@ interface Seen {
   readonly ends: (Error | undefined)[];
 }
 
-/** A channel on one end of a socketpair; the other end is the test's. */
-function pair(maxLine = 1024): { channel: LineChannel; peer: number; seen: Seen; ended: Promise<void> } {
+/**
+ * A channel on one end of a socketpair; the other end is the test's. The channel is closed
+ * after the test even when an assertion failed first: its watch would keep the file's process,
+ * and the whole run, waiting (CI ci25b).
+ */
+function pair(t: TestContext, maxLine = 1024): { channel: LineChannel; peer: number; seen: Seen; ended: Promise<void> } {
   const [ours, peer] = socketpair();
   const seen: Seen = { lines: [], ends: [] };
   let ended: () => void = () => undefined;
@@ -24,6 +28,7 @@ function pair(maxLine = 1024): { channel: LineChannel; peer: number; seen: Seen;
     maxLine,
     tooLong: () => new Error(`a line longer than ${maxLine} bytes`),
   });
+  t.after(() => channel.close()); // a second close() does nothing
   return { channel, peer, seen, ended: new Promise((r) => (ended = r)) };
 }
 
@@ -41,8 +46,8 @@ async function readBytes(fd: number, n: number): Promise<Buffer> {
 }
 
 describe('LineChannel (native/fd-watch.c)', () => {
-  it('splits lines across reads and keeps a UTF-8 character split between two reads whole', async () => {
-    const { channel, peer, seen, ended } = pair();
+  it('splits lines across reads and keeps a UTF-8 character split between two reads whole', async (t) => {
+    const { channel, peer, seen, ended } = pair(t);
     const text = Buffer.from('first\nsecond ü€\nthird');
     const cut = text.indexOf(Buffer.from('€')) + 1; // inside the three bytes of €
     writeSync(peer, text.subarray(0, cut));
@@ -60,8 +65,8 @@ describe('LineChannel (native/fd-watch.c)', () => {
     channel.close();
   });
 
-  it('gives back exactly the lines written, however the bytes are cut (300 random cuts)', { timeout: 30_000 }, async () => {
-    const { channel, peer, seen, ended } = pair(4096);
+  it('gives back exactly the lines written, however the bytes are cut (300 random cuts)', { timeout: 30_000 }, async (t) => {
+    const { channel, peer, seen, ended } = pair(t, 4096);
     const alphabet = ['a', 'Z', '0', ' ', '{', '"', 'é', 'ß', '€', '中', '😀', '\u0000', '\t'];
     let seed = 19;
     const rand = (n: number): number => {
@@ -85,8 +90,8 @@ describe('LineChannel (native/fd-watch.c)', () => {
     channel.close();
   });
 
-  it('ends with tooLong() at a line past the limit, and reads no further', async () => {
-    const { channel, peer, seen, ended } = pair(1000);
+  it('ends with tooLong() at a line past the limit, and reads no further', async (t) => {
+    const { channel, peer, seen, ended } = pair(t, 1000);
     writeSync(peer, 'ok\n');
     for (let i = 0; i < 5; i++) writeSync(peer, 'x'.repeat(300)); // 1500 bytes, no newline
     await ended;
@@ -99,8 +104,8 @@ describe('LineChannel (native/fd-watch.c)', () => {
     closeSync(peer);
   });
 
-  it('sends what the socket cannot take at once later, every byte in order', { timeout: 30_000 }, async () => {
-    const { channel, peer } = pair();
+  it('sends what the socket cannot take at once later, every byte in order', { timeout: 30_000 }, async (t) => {
+    const { channel, peer } = pair(t);
     const big = Buffer.alloc(4 * 1024 * 1024); // far past a socketpair's buffer (about 200 kB)
     for (let i = 0; i < big.length; i++) big[i] = i % 251;
     channel.write(big);
@@ -112,16 +117,16 @@ describe('LineChannel (native/fd-watch.c)', () => {
     closeSync(peer);
   });
 
-  it('refuses to queue more than 16 MiB for a peer that does not read', () => {
-    const { channel, peer } = pair();
+  it('refuses to queue more than 16 MiB for a peer that does not read', (t) => {
+    const { channel, peer } = pair(t);
     channel.write(Buffer.alloc(15 * 1024 * 1024));
     assert.throws(() => channel.write(Buffer.alloc(2 * 1024 * 1024)), { code: 'ENOBUFS' });
     channel.close();
     closeSync(peer);
   });
 
-  it('reports a write to a peer gone as EPIPE, without a signal', async () => {
-    const { channel, peer, seen, ended } = pair();
+  it('reports a write to a peer gone as EPIPE, without a signal', async (t) => {
+    const { channel, peer, seen, ended } = pair(t);
     closeSync(peer);
     await ended; // EOF first
     assert.deepEqual(seen.ends, [undefined]);
@@ -134,8 +139,8 @@ describe('LineChannel (native/fd-watch.c)', () => {
     c2.close();
   });
 
-  it('calls nothing after close(), closes the fd once, and lets the process exit', async () => {
-    const { channel, peer, seen } = pair();
+  it('calls nothing after close(), closes the fd once, and lets the process exit', async (t) => {
+    const { channel, peer, seen } = pair(t);
     const fd = channel.fd;
     writeSync(peer, 'unread\n'); // readable, but closed before the loop looks
     channel.close();
