@@ -132,15 +132,16 @@ export class SecurityManager {
   ): void {
     const steps: LabelStep[] = [];
     const noted: Noted[] = [];
+    const active = this.active(def);
     try {
       // Every original first, on disk at one sync, then the labels: a start with N files pays
       // one sync, not N (each label still finds its original on disk before it).
-      for (const { driver, label } of this.active(def)) {
+      for (const { driver, label } of active) {
         if (!driver.rememberResource) continue;
         for (const r of resources) if (!later?.(r) && driver.rememberResource(def, label, r, ctx)) noted.push({ driver, r });
       }
       ctx.memory.syncRemembered?.();
-      for (const { driver, label } of this.active(def)) {
+      for (const { driver, label } of active) {
         const step: LabelStep = { driver, label, guest: false, resources: [] };
         steps.push(step);
         if (driver.setGuestLabel) {

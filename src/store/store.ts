@@ -281,9 +281,14 @@ export class Store implements LabelMemory, LabelReservations {
     this.durableAt = Math.max(this.durableAt, n);
   }
 
-  /** Brings what this connection committed to disk now, on this thread (a label waits for it). */
-  private syncNow(): void {
+  /**
+   * Brings what this connection committed to disk now, on this thread (a label waits for it):
+   * one sync, none when it committed nothing since the last. remember() calls it, and a start's
+   * first pass after its rememberUnsynced() calls (SecurityManager.setAllLabel).
+   */
+  syncRemembered(): void {
     const n = this.changes();
+    if (n === this.durableAt) return;
     syncWal(this.file);
     this.durableAt = Math.max(this.durableAt, n);
   }
@@ -778,7 +783,7 @@ export class Store implements LabelMemory, LabelReservations {
    */
   remember(driver: DriverName, path: string, uuid: string, original: string): string {
     const { inForce, added } = this.keepOriginal(driver, path, uuid, original);
-    if (added) this.syncNow();
+    if (added) this.syncRemembered();
     return inForce;
   }
 
@@ -789,11 +794,6 @@ export class Store implements LabelMemory, LabelReservations {
    */
   rememberUnsynced(driver: DriverName, path: string, uuid: string, original: string): boolean {
     return this.keepOriginal(driver, path, uuid, original).ownUse;
-  }
-
-  /** One sync of what this connection committed, when it committed anything since the last. */
-  syncRemembered(): void {
-    if (this.changes() !== this.durableAt) this.syncNow();
   }
 
   private keepOriginal(

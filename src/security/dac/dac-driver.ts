@@ -154,12 +154,10 @@ export class DacDriver implements SecurityDriver {
   }
 
   rememberResource(def: DomainDef, label: SecLabelDef, r: GuestResource, ctx: SecurityContext): boolean {
-    const memory = ctx.memory;
-    if (memory.rememberUnsynced === undefined || this.targetOwner(label, r) === undefined) return false;
+    const note = ctx.memory.rememberUnsynced?.bind(ctx.memory);
+    if (note === undefined || this.targetOwner(label, r) === undefined) return false;
     // A file gone since it was resolved is setResourceLabel's to report.
-    return (
-      withHandle(r, 'label', (h) => memory.rememberUnsynced?.('dac', r.path, def.uuid, ownerOf(h.current())) ?? false) ?? false
-    );
+    return withHandle(r, 'label', (h) => note('dac', r.path, def.uuid, ownerOf(h.current()))) ?? false;
   }
 
   setResourceLabel(def: DomainDef, label: SecLabelDef, r: GuestResource, ctx: SecurityContext): void {
