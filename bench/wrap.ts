@@ -56,7 +56,7 @@ export function startSegments(marks: readonly Mark[], t0: number, t1: number): [
     ['resolve resources + journal them', at('setAllLabel:begin')],
     ['setAllLabel (chown/xattrs)', at('setAllLabel:end')],
     ['open disk fds + confinement spec', at('confinement:end')],
-    ['argv, spawn monitor → svirt-exec → QEMU, until the QMP socket accepts', at('qmp:begin', true)],
+    ['argv, spawn monitor → its confined child → QEMU, until the QMP socket accepts', at('qmp:begin', true)],
     ['QMP greeting + qmp_capabilities', at('qmp:end', true)],
     ['record running (SQLite)', t1],
   ];

@@ -38,11 +38,12 @@ build() {
 }
 
 cd "$here"
-# svirt-exec is exec'd twice on every start's path to QEMU (the cgroup primer, then the real
-# one): static, it starts ~0.5 ms sooner (no ld.so, half the page faults). It uses no NSS.
-if ! build svirt-exec -static svirt-exec.c spec.c json.c 2>/dev/null; then
+# svirt-exec runs the helpers (passt, dnsmasq, swtpm, virtiofsd): static, it starts ~0.5 ms
+# sooner (no ld.so, half the page faults). It uses no NSS. QEMU itself is confined by the
+# monitor's child with the same code (confine.c), one exec fewer on every start.
+if ! build svirt-exec -static svirt-exec.c confine.c spec.c json.c 2>/dev/null; then
 	echo "build.sh: static link failed, building svirt-exec dynamically" >&2
-	build svirt-exec svirt-exec.c spec.c json.c
+	build svirt-exec svirt-exec.c confine.c spec.c json.c
 fi
 build svirt-probe svirt-probe.c
 build svirt-devfilter svirt-devfilter.c devfilter.c
@@ -51,9 +52,12 @@ node_bin=$(readlink -f "$(command -v node)")
 build svirt svirt-launcher.c -DSVIRT_NODE="\"$node_bin\""
 # Static when libc.a is there: the monitor lives as long as its guest, so its resident
 # size matters (about 0.7 MB static, 1.2 MB dynamic).
-if ! build svirt-monitor -static svirt-monitor.c 2>/dev/null; then
+monitor_src="svirt-monitor.c confine.c spec.c json.c"
+# shellcheck disable=SC2086
+if ! build svirt-monitor -static $monitor_src 2>/dev/null; then
 	echo "build.sh: static link failed, building svirt-monitor dynamically" >&2
-	build svirt-monitor svirt-monitor.c
+	# shellcheck disable=SC2086
+	build svirt-monitor $monitor_src
 fi
 # svirt-cleanup (the monitor's hook for plain guests) is static for the same start-up reason as
 # the monitor: no dynamic loading of libsqlite3 on the path from QEMU's exit to its cleanup.

@@ -5,7 +5,7 @@ import { diskLayers, formatDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import { unlinkBeneath } from '../host/file-handle.js';
 import { removeFile, removeTree } from '../host/files.js';
-import { svirtExecPath, svirtMonitorPath } from '../host/native.js';
+import { svirtMonitorPath } from '../host/native.js';
 import { monitorHook } from './cleanup-hook.js';
 import { buildArgv, chardevChanges, type FdSetEntry } from '../qemu/argv.js';
 import { applyChardevChanges } from '../qemu/chardev-pipe.js';
@@ -175,7 +175,6 @@ export async function startGuest(
     const spec = { ...env.manager.confinement(live, resources, ctx, layout.qemuFds), ...(cgroups.length > 0 ? { cgroups } : {}) };
     const launched = await launch({
       monitorPath: svirtMonitorPath(),
-      execPath: svirtExecPath(),
       argv,
       spec,
       layout,

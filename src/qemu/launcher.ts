@@ -9,7 +9,6 @@ import { QmpClient } from './qmp-client.js';
 
 export interface LaunchRequest {
   readonly monitorPath: string;
-  readonly execPath: string;
   /** QEMU's argv; argv[0] is the binary. */
   readonly argv: readonly string[];
   readonly spec: ConfinementSpec;
@@ -26,7 +25,7 @@ export interface LaunchRequest {
   /** `svirt serve`'s notify socket: the monitor tells it first, and runs the hook only if it does not answer. */
   readonly notify?: string;
   readonly timeoutMs: number;
-  /** The guest's cgroup2 dir, if it has one: svirt-monitor creates svirt-exec in it (clone3), without the wait a later join has. */
+  /** The guest's cgroup2 dir, if it has one: svirt-monitor creates QEMU's child in it (clone3), without the wait a later join has. */
   readonly cgroup2?: string;
   /** Ptys the monitor relays (master, and its end of QEMU's chardev socket); QEMU gets neither. */
   readonly relays?: readonly { readonly pty: number; readonly sock: number }[];
@@ -41,7 +40,7 @@ export interface Launched {
   readonly qmp: QmpClient;
 }
 
-/** Exit statuses of svirt-exec, by step (docs/native.md). */
+/** Exit statuses of the confinement steps (svirt-exec's, run by the monitor's child), by step (docs/native.md). */
 export const EXEC_STEPS: Readonly<Record<number, string>> = {
   201: 'spec',
   202: 'rlimits',
@@ -58,12 +57,13 @@ export const EXEC_STEPS: Readonly<Record<number, string>> = {
 };
 
 /**
- * Starts QEMU under the per-guest monitor, confined by svirt-exec, and waits for its QMP
+ * Starts QEMU under the per-guest monitor, whose child confines itself with svirt-exec's steps
+ * (svirt-monitor --spec-fd, native/confine.c) and execs QEMU, and waits for its QMP
  * greeting. If the launcher or QEMU fails first, the error names the step and carries the
  * last lines of the log.
  */
 export async function launch(req: LaunchRequest): Promise<Launched> {
-  // The relayed fds come after QEMU's: not in svirt-exec's keep list, so QEMU never has them.
+  // The relayed fds come after QEMU's: not in the spec's keep list, so QEMU never has them.
   const relays = req.relays ?? [];
   const first = SPEC_FD + 1 + req.layout.fds.length;
   const args = [
@@ -71,8 +71,6 @@ export async function launch(req: LaunchRequest): Promise<Launched> {
     ...(req.notify !== undefined ? ['--notify', req.notify] : []),
     ...relays.flatMap((_, i) => ['--relay', `${first + 2 * i},${first + 2 * i + 1}`]),
     ...(req.cgroup2 !== undefined ? ['--cgroup2', req.cgroup2] : []),
-    '--',
-    req.execPath,
     '--spec-fd',
     String(SPEC_FD),
     '--',
@@ -97,7 +95,7 @@ export async function launch(req: LaunchRequest): Promise<Launched> {
   }
   out.spawned();
   specIn.spawned();
-  // The spec first: svirt-exec waits for it before QEMU's exec; the monitor's status is read after.
+  // The spec first: the monitor's child waits for it before QEMU's exec; the monitor's status is read after.
   specIn.feed(JSON.stringify(req.spec));
   req.spawned?.();
   const status = statusReader(out);

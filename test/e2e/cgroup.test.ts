@@ -20,7 +20,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { svirtExecPath, svirtMonitorPath } from '../../src/host/native.js';
+import { svirtMonitorPath } from '../../src/host/native.js';
 import { QmpClient } from '../../src/qemu/qmp-client.js';
 import { hierarchyDir, hostLayout } from '../../src/lifecycle/cgroup/layout.js';
 import { applyDevicesV1, applyDevicesV2, nodeRule, type DeviceRule } from '../../src/lifecycle/cgroup/devices.js';
@@ -109,7 +109,7 @@ describe('a cgroup per guest', { skip: skip() }, () => {
       [...needed].every((h) => its.has(h)),
       `QEMU is in ${[...needed].join(', ')}`,
     );
-    // svirt-exec joins a v1 hierarchy by moving its one thread (native/svirt-exec.c): every
+    // QEMU's confinement joins a v1 hierarchy by moving its one thread (native/confine.c): every
     // thread QEMU has is there too, and the process is listed in each dir's cgroup.procs.
     const threads = readdirSync(`/proc/${row.pid}/task`);
     assert.ok(threads.length > 1, `QEMU runs threads (${threads.length})`);
@@ -350,14 +350,14 @@ describe('device allow-list, each enforcement alone', { skip: skip() }, () => {
 });
 
 describe(
-  "svirt-monitor --cgroup2 (QEMU's svirt-exec is created in the guest's cgroup2 dir, docs/cgroups.md)",
+  "svirt-monitor --cgroup2 (QEMU's child is created in the guest's cgroup2 dir, docs/cgroups.md)",
   { skip: skip() },
   () => {
     const layout = hostLayout();
     const v2 = layout.v2;
     const noV2 = v2 ? false : 'no cgroup2 hierarchy here';
 
-    /** svirt-monitor [--cgroup2 DIR] -- svirt-exec (joining DIR) -- sh printing its own and its parent's cgroup2 path. */
+    /** svirt-monitor [--cgroup2 DIR] --spec-fd (joining DIR) -- sh printing its own and its parent's cgroup2 path, as QEMU starts. */
     function runUnder(
       t: TestContext,
       monitorArgs: readonly string[],
@@ -367,24 +367,14 @@ describe(
       writeFileSync(specFile, JSON.stringify({ version: 1, rlimits: [], noNewPrivs: true, keepFds: [], cgroups: [dir] }));
       const r = spawnSync(
         svirtMonitorPath(),
-        [
-          ...monitorArgs,
-          '--',
-          svirtExecPath(),
-          '--spec-fd',
-          '3',
-          '--',
-          '/bin/sh',
-          '-c',
-          'grep ^0:: /proc/self/cgroup /proc/$PPID/cgroup',
-        ],
+        [...monitorArgs, '--spec-fd', '3', '--', '/bin/sh', '-c', 'grep ^0:: /proc/self/cgroup /proc/$PPID/cgroup'],
         { stdio: ['ignore', 'pipe', 'pipe', openSync(specFile, 'r')], encoding: 'utf8', timeout: 20_000 },
       );
       return { status: r.status, out: r.stdout, err: r.stderr };
     }
 
     it(
-      'the child starts in the dir and svirt-exec finds itself there; the monitor stays in its own cgroup',
+      'the child starts in the dir and its confinement finds itself there; the monitor stays in its own cgroup',
       { skip: noV2 },
       (t) => {
         const h = v2!;

@@ -40,7 +40,7 @@ describe('a cgroup per guest on pure cgroup v2 (lab)', { skip }, () => {
     const v2Path = (file: string): string => parseProcCgroup(readFileSync(file, 'utf8')).v2 ?? '';
     const path = v2Path(`/proc/${g.pid}/cgroup`);
     assert.match(path, new RegExp(`/svirt-${g.uuid}$`));
-    // svirt-monitor created QEMU's svirt-exec inside the cgroup (--cgroup2, clone3) and stayed
+    // svirt-monitor created QEMU's child inside the cgroup (--cgroup2, clone3) and stayed
     // outside it itself; every thread QEMU made is inside.
     for (const tid of readdirSync(`/proc/${g.pid}/task`))
       assert.equal(v2Path(`/proc/${g.pid}/task/${tid}/cgroup`), path, `thread ${tid}`);

@@ -29,7 +29,6 @@ async function warmUp(): Promise<void> {
 function request(dir: string, monitorPath: string, logFd: number): LaunchRequest {
   return {
     monitorPath,
-    execPath: '/bin/false',
     argv: ['/bin/false'],
     spec: { version: 1, rlimits: [], noNewPrivs: true, keepFds: [] },
     layout: new FdLayout(),

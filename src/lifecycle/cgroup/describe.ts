@@ -58,7 +58,7 @@ export function cgroupDryRun(def: DomainDef, resources: readonly GuestResource[]
     plan.devices.length > 0
       ? `devices (${plan.devices.join(' + ')}; all else denied): ${plan.rules.map((r) => `${r.type} ${r.major}:${r.minor} ${r.access} ${r.why}`).join(', ')}`
       : 'devices: not restricted (the none stack confines nothing)',
-    'joined by svirt-exec before exec: QEMU and its helpers; the monitor stays outside (it runs the cleanup)',
+    "joined before exec by the confinement's cgroup step (QEMU: in the monitor's child; helpers: in svirt-exec); the monitor stays outside (it runs the cleanup)",
   ].join('\n');
 }
 

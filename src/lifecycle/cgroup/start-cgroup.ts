@@ -19,7 +19,7 @@ import { removeGuestCgroup } from './remove.js';
 export interface StartedCgroup {
   /** The directories svirt-exec joins (none without a cgroup). */
   readonly dirs: readonly string[];
-  /** The cgroup2 dir among them, which svirt-monitor creates QEMU's svirt-exec in. */
+  /** The cgroup2 dir among them, which svirt-monitor creates QEMU's child in. */
   readonly cgroup2?: string;
   /** Writes the limits and the device list for the guest's opened files. */
   fill(resources: readonly GuestResource[]): void;
