@@ -286,6 +286,42 @@ static int has_console_lock(const char *runtime_root, const char *uuid)
 	return found;
 }
 
+/*
+ * Whether the row's state (column `state`) is not 'running' and its owner (columns `owner`,
+ * `owner` + 1: pid, start time) is a live process: a live svirt is starting or stopping it
+ * (destroy, shutdown), and the cleanup is its own. Says why when so.
+ */
+static int owned_by_live(sqlite3_stmt *s, int state_col, int owner_col)
+{
+	const char *state = (const char *)sqlite3_column_text(s, state_col);
+	long long owner = sqlite3_column_int64(s, owner_col);
+	if (state == NULL || strcmp(state, "running") == 0 || sqlite3_column_type(s, owner_col) == SQLITE_NULL ||
+	    sqlite3_column_type(s, owner_col + 1) == SQLITE_NULL ||
+	    proc_start_time(owner) != sqlite3_column_int64(s, owner_col + 1))
+		return 0;
+	snprintf(why, sizeof why, "it is %s, owned by the live process %lld: nothing to do", state, owner);
+	return 1;
+}
+
+/*
+ * Whether there is nothing to do, learnt in a read transaction: no record (its stop already
+ * cleaned up), or one a live svirt owns. A destroy's QEMU exits while the destroying svirt
+ * cleans up, so this hook runs beside it each time; a read takes no write lock, so that svirt's
+ * transactions never wait for this one (SQLite's busy wait sleeps 1 ms and more: a write-locked
+ * check cost every destroy such a sleep). Anything else goes on to the claim, which checks again.
+ */
+static int nothing_to_do(const struct guest *g)
+{
+	if (run("BEGIN", "") < 0)
+		return 0;
+	sqlite3_stmt *s = query("SELECT state, owner_pid, owner_start FROM running WHERE uuid = ?", "t", g->uuid);
+	int rc = s != NULL ? sqlite3_step(s) : SQLITE_ERROR;
+	int nothing = rc == SQLITE_DONE || (rc == SQLITE_ROW && owned_by_live(s, 0, 1));
+	sqlite3_finalize(s);
+	run("COMMIT", "");
+	return nothing;
+}
+
 /* In the claiming transaction: reads the record and claims it when it is this program's. */
 static enum outcome claim_in_tx(struct guest *g, const char *runtime_root, int *found)
 {
@@ -304,12 +340,7 @@ static enum outcome claim_in_tx(struct guest *g, const char *runtime_root, int *
 	const char *helpers = (const char *)sqlite3_column_text(s, 5);
 	const char *child = getenv("SVIRT_CHILD_PID");
 	long long pid = sqlite3_column_int64(s, 2);
-	long long owner = sqlite3_column_int64(s, 11);
-	int owned = sqlite3_column_type(s, 11) != SQLITE_NULL && sqlite3_column_type(s, 12) != SQLITE_NULL &&
-		    proc_start_time(owner) == sqlite3_column_int64(s, 12);
-	if (state != NULL && strcmp(state, "running") != 0 && owned) {
-		/* a live svirt is starting or stopping it (destroy, shutdown): the cleanup is its own */
-		snprintf(why, sizeof why, "it is %s, owned by the live process %lld: nothing to do", state, owner);
+	if (owned_by_live(s, 1, 11)) {
 		*found = 0;
 		sqlite3_finalize(s);
 		return CLEANED;
@@ -367,6 +398,8 @@ static enum outcome claim_in_tx(struct guest *g, const char *runtime_root, int *
 
 static enum outcome claim(struct guest *g, const char *runtime_root, int *found)
 {
+	if (nothing_to_do(g))
+		return CLEANED;
 	if (run("BEGIN IMMEDIATE", "") < 0)
 		return FAILED;
 	enum outcome o = claim_in_tx(g, runtime_root, found);

@@ -110,6 +110,23 @@ function withDb<T>(g: Guest, fn: (db: Database.Database) => T): T {
   }
 }
 
+/**
+ * Runs fn while another connection holds the store's write lock (an open BEGIN IMMEDIATE), as
+ * the svirt that destroys a guest does at moments while its monitor's hook runs.
+ */
+function underWriteLock<T>(g: Guest, fn: () => T): { result: T; ms: number } {
+  return withDb(g, (db) => {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const t0 = performance.now();
+      const result = fn();
+      return { result, ms: performance.now() - t0 };
+    } finally {
+      db.exec('ROLLBACK');
+    }
+  });
+}
+
 function record(g: Guest): { state: string; owner_pid: number | null } | undefined {
   return withDb(g, (db) => db.prepare('SELECT state, owner_pid FROM running WHERE uuid = ?').get(g.uuid)) as
     { state: string; owner_pid: number | null } | undefined;
@@ -241,8 +258,10 @@ describe('svirt-cleanup, the monitor hook in C (real QEMU)', { skip }, () => {
   it('cleans up by itself, without its fallback; a guest with no record is nothing to do', async (t) => {
     const g = await startGuest(t, 2);
     await orphan(g);
-    const none = runCleanup({ ...g, uuid: '00000000-0000-4000-8000-000000000000' });
+    // learnt in a read: it never waits for the store's write lock (its busy wait is 10 s)
+    const { result: none, ms } = underWriteLock(g, () => runCleanup({ ...g, uuid: '00000000-0000-4000-8000-000000000000' }));
     assert.deepEqual([none.status, none.fellBack], [0, false], none.stderr);
+    assert.ok(ms < 5_000, `no record: done without the write lock (${ms.toFixed(0)} ms)`);
     const r = runCleanup(g);
     assert.deepEqual([r.status, r.fellBack, r.stderr], [0, false, '']);
     assertCleanedUp(g);
@@ -325,8 +344,10 @@ describe('svirt-cleanup, the monitor hook in C (real QEMU)', { skip }, () => {
     // A guest a live svirt is stopping (destroy) is its own: nothing runs, Node included.
     const me = { pid: process.pid, start: processStartTime(process.pid) };
     withDb(g, (db) => db.prepare("UPDATE running SET state = 'stopping', owner_pid = ?, owner_start = ?").run(me.pid, me.start));
-    const busy = runCleanup(g);
+    // learnt in a read: the stopping svirt's transactions never wait for this hook's lock
+    const { result: busy, ms } = underWriteLock(g, () => runCleanup(g));
     assert.deepEqual([busy.status, busy.fellBack], [0, false], busy.stderr);
+    assert.ok(ms < 5_000, `a live owner: done without the write lock (${ms.toFixed(0)} ms)`);
     assert.match(busy.stderr, new RegExp(`it is stopping, owned by the live process ${process.pid}: nothing to do`));
     assert.deepEqual(record(g), { state: 'stopping', owner_pid: process.pid });
     withDb(g, (db) => db.prepare('UPDATE running SET owner_start = owner_start + 1').run());
