@@ -14,6 +14,7 @@ import { svirtMonitorPath } from '../../src/host/native.js';
 import type { ConfinementSpec } from '../../src/security/confinement.js';
 import { fsRightsForAbi, LATEST_ABI } from '../../src/security/landlock/abi.js';
 import { killQuietly, tempDir } from '../helpers.js';
+import { SYSTEM_RULES, twoOpenFds } from './fixtures.js';
 
 type Cleanup = { after(fn: () => void): void };
 
@@ -64,14 +65,7 @@ describe('svirt-monitor --spec-fd (the child confines itself, then execs)', () =
     'applies ids, groups, no_new_privs and rlimits, and keeps only the listed fds (the spec fd is gone)',
     { skip: !isRoot && 'needs root to change ids' },
     (t) => {
-      const dir = tempDir(t, 'svirt-monconf-');
-      writeFileSync(join(dir, 'img'), 'x');
-      const a = openSync(join(dir, 'img'), 'r');
-      const b = openSync(join(dir, 'img'), 'r');
-      t.after(() => {
-        closeSync(a);
-        closeSync(b);
-      });
+      const [a, b] = twoOpenFds(t, 'svirt-monconf-');
       const s = spec({
         uid: 900125,
         gid: 900125,
@@ -106,13 +100,7 @@ describe('svirt-monitor --spec-fd (the child confines itself, then execs)', () =
         handledFs: fsRightsForAbi(LATEST_ABI),
         handledNet: [],
         scoped: [],
-        pathRules: [
-          { path: '/usr', access: ['execute', 'read_file', 'read_dir'] },
-          { path: '/etc', access: ['read_file', 'read_dir'] },
-          { path: '/lib', access: ['execute', 'read_file', 'read_dir'], optional: true },
-          { path: '/lib64', access: ['execute', 'read_file', 'read_dir'], optional: true },
-          { path: join(allowed, 'f'), access: ['read_file'] },
-        ],
+        pathRules: [...SYSTEM_RULES, { path: join(allowed, 'f'), access: ['read_file'] }],
         netRules: [],
         bestEffort: false,
         logNewExec: false,

@@ -8,17 +8,10 @@ import { landlockAbi, svirtExecPath } from '../../src/host/native.js';
 import type { ConfinementSpec, LandlockFsAccess, LandlockSpec } from '../../src/security/confinement.js';
 import { fsRightsForAbi, LATEST_ABI } from '../../src/security/landlock/abi.js';
 import { tempDir } from '../helpers.js';
+import { SYSTEM_RULES, twoOpenFds } from './fixtures.js';
 
 const isRoot = process.getuid?.() === 0;
 const ALL_FS: readonly LandlockFsAccess[] = fsRightsForAbi(LATEST_ABI);
-/** What /bin/sh, cat, bash and friends need to start. */
-const SYSTEM_RULES = [
-  { path: '/usr', access: ['execute', 'read_file', 'read_dir'] },
-  { path: '/etc', access: ['read_file', 'read_dir'] },
-  { path: '/lib', access: ['execute', 'read_file', 'read_dir'], optional: true },
-  { path: '/lib64', access: ['execute', 'read_file', 'read_dir'], optional: true },
-  { path: '/dev/null', access: ['read_file', 'write_file'] },
-] as const;
 
 interface Run {
   readonly status: number | null;
@@ -417,14 +410,7 @@ describe('svirt-exec', () => {
 
   describe('fds', () => {
     it('closes every fd not in keepFds (the spec fd too)', (t) => {
-      const dir = tempDir(t, 'svirt-exec-');
-      writeFileSync(join(dir, 'img'), 'x');
-      const a = openSync(join(dir, 'img'), 'r');
-      const b = openSync(join(dir, 'img'), 'r');
-      t.after(() => {
-        closeSync(a);
-        closeSync(b);
-      });
+      const [a, b] = twoOpenFds(t, 'svirt-exec-');
       // fds 4 and 5 in svirt-exec; keep 4 only. `true` keeps sh from exec'ing ls.
       const r = runExec(t, baseSpec({ keepFds: [4] }), ['/bin/sh', '-c', 'ls /proc/$$/fd; true'], { extraFds: [a, b] });
       assert.equal(r.status, 0, r.stderr);

@@ -1,10 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { svirtMonitorPath } from '../../src/host/native.js';
 import { killQuietly, tempDir } from '../helpers.js';
+import { twoOpenFds } from './fixtures.js';
 
 type Cleanup = { after(fn: () => void): void };
 
@@ -98,14 +99,7 @@ describe('svirt-monitor', () => {
   });
 
   it('holds no fd >= 3 while the child keeps its fds; it is a small session leader', async (t) => {
-    const dir = tempDir(t, 'svirt-monitor-');
-    writeFileSync(join(dir, 'img'), 'x');
-    const a = openSync(join(dir, 'img'), 'r');
-    const b = openSync(join(dir, 'img'), 'r');
-    t.after(() => {
-      closeSync(a);
-      closeSync(b);
-    });
+    const [a, b] = twoOpenFds(t, 'svirt-monitor-');
     const { monitorPid, childPid, output } = await startSleeping(t, [a, b]);
     const numeric = (pid: number): number[] =>
       readdirSync(`/proc/${pid}/fd`)
