@@ -25,7 +25,6 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <linux/magic.h>
-#include <sys/wait.h>
 #include <grp.h>
 #include <unistd.h>
 
@@ -126,8 +125,8 @@ static void read_spec(int fd)
  * a cgroup file system.
  *
  * A v1 hierarchy is joined by writing "0" (the calling thread) to its `tasks`, a cgroup2 by
- * writing this pid to `cgroup.procs`. Both move the whole process here, as svirt-exec never
- * has a second thread, and every thread QEMU makes later starts where its creator is. The
+ * writing this pid to `cgroup.procs`. Both move the whole process here, as the confining
+ * process (svirt-exec, or the monitor's child) never has a second thread, and every thread QEMU makes later starts where its creator is. The
  * difference is the kernel's cost: moving a thread group takes cgroup_threadgroup_rwsem for
  * writing, which first waits for an RCU grace period (5-20 ms on this host) and holds up
  * every fork and exec on the host meanwhile; moving the current thread alone does not take

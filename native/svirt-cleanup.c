@@ -304,7 +304,7 @@ static int owned_by_live(sqlite3_stmt *s, int state_col, int owner_col)
 }
 
 /*
- * Whether there is nothing to do, learnt in a read transaction: no record (its stop already
+ * Whether there is nothing to do, learnt in one SELECT (a read transaction of its own): no record (its stop already
  * cleaned up), or one a live svirt owns. A destroy's QEMU exits while the destroying svirt
  * cleans up, so this hook runs beside it each time; a read takes no write lock, so that svirt's
  * transactions never wait for this one (SQLite's busy wait sleeps 1 ms and more: a write-locked
@@ -312,13 +312,10 @@ static int owned_by_live(sqlite3_stmt *s, int state_col, int owner_col)
  */
 static int nothing_to_do(const struct guest *g)
 {
-	if (run("BEGIN", "") < 0)
-		return 0;
 	sqlite3_stmt *s = query("SELECT state, owner_pid, owner_start FROM running WHERE uuid = ?", "t", g->uuid);
 	int rc = s != NULL ? sqlite3_step(s) : SQLITE_ERROR;
 	int nothing = rc == SQLITE_DONE || (rc == SQLITE_ROW && owned_by_live(s, 0, 1));
-	sqlite3_finalize(s);
-	run("COMMIT", "");
+	sqlite3_finalize(s); /* the statement's own read transaction ends here */
 	return nothing;
 }
 

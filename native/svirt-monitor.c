@@ -35,8 +35,8 @@
  *   --spec-fd N   the child confines itself before it execs CHILD: it reads the confinement
  * spec from fd N and applies it as svirt-exec does (confine.c, the same code, the same
  * one-line errors and exit statuses 201-212). `svirt-monitor --spec-fd N -- QEMU` is
- * `svirt-monitor -- svirt-exec --spec-fd N -- QEMU` without svirt-exec's exec (~2 ms of a
- * start on a slow machine). The monitor itself never reads the spec: the fd is closed in it
+ * `svirt-monitor -- svirt-exec --spec-fd N -- QEMU` without svirt-exec's exec (1.2 ms of a
+ * start measured here, docs/native.md). The monitor itself never reads the spec: the fd is closed in it
  * right after the fork, and the spec's buffers are touched only in the child.
  */
 #define _GNU_SOURCE
