@@ -12,15 +12,13 @@ import type { ConsoleSession } from './console-session.js';
 import { withMacs } from './nic-macs.js';
 import { undefineTpm } from './tpm-state.js';
 import { undefineSnapshots } from './snapshots/snapshot-undefine.js';
-import { Networks } from './networks.js';
-import { StoragePools } from './storage.js';
 import { findGuest, inactiveDef, listBrief, listGuests, noDomain, requireRunning } from './guest.js';
 import type { Guest, GuestBrief } from './guest.js';
 import { prepareDefinition, undefineNvram, type NvramUndefine } from './machine.js';
 import { reconcile } from './reconcile.js';
 import type { Progress } from './incoming.js';
-import { DomainOps } from './ops/domain-ops.js';
-import { startManaged, undefineManagedSave } from './ops/managed-save.js';
+import { getAutostart } from '../store/domain-extras.js';
+import { hasManagedSave, startManaged, undefineManagedSave } from './ops/managed-save.js';
 
 export type HypervisorOptions = LifecycleOptions;
 
@@ -29,6 +27,9 @@ export type HypervisorOptions = LifecycleOptions;
  * methods and nothing below them. Each finds its guest once and hands it, with the few ports
  * it needs, to a step family (start, stop, reconcile, devices, save, clone; docs/lifecycle.md).
  * A family is imported by the method that uses it, so a verb loads only its own (docs/startup.md).
+ * Networks, storage pools and the everyday domain operations are made by the verbs and
+ * procedures that use them (`new Networks(hv.env)`, `new StoragePools(hv.env)`, `domainOps(hv)`),
+ * so no start, stop or read loads their modules.
  */
 export class Hypervisor {
   readonly env: LifecycleEnv;
@@ -49,16 +50,6 @@ export class Hypervisor {
     return this.env.manager;
   }
 
-  /** Network objects (net-define ... net-dhcp-leases). */
-  get networks(): Networks {
-    return new Networks(this.env);
-  }
-
-  /** Storage pools and volumes (pool-define ... vol-download). */
-  get storage(): StoragePools {
-    return new StoragePools(this.env);
-  }
-
   get me(): ProcessIdentity {
     return this.env.me;
   }
@@ -67,9 +58,14 @@ export class Hypervisor {
     return this.env.virtType(def);
   }
 
-  /** managedsave, autostart, setmem, setvcpus, domrename, metadata, domtime, send-key, monitor commands. */
-  get ops(): DomainOps {
-    return new DomainOps(this.env, (n) => this.start(n));
+  /** Whether a guest has a managed save (dominfo, virsh list's filters, the remote query). */
+  hasManagedSave(guest: Pick<Guest, 'uuid'>): boolean {
+    return hasManagedSave(this.env, guest.uuid);
+  }
+
+  /** Whether a guest starts with the host (a transient one never does). */
+  autostart(guest: Pick<Guest, 'uuid' | 'persistent'>): boolean {
+    return guest.persistent && getAutostart(this.store, guest.uuid);
   }
 
   // ---- definitions -------------------------------------------------------------------

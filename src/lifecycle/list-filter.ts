@@ -47,8 +47,8 @@ export interface SnapshotLister {
 export function listFacts(hv: Hypervisor, snapshots: () => SnapshotLister): (g: GuestBrief) => ListFacts {
   let lister: SnapshotLister | undefined;
   return (g) => ({
-    managedSave: () => hv.ops.hasManagedSave(g),
-    autostart: () => hv.ops.autostart(g),
+    managedSave: () => hv.hasManagedSave(g),
+    autostart: () => hv.autostart(g),
     hasSnapshot: () => (lister ??= snapshots()).list(g.uuid).length > 0,
   });
 }

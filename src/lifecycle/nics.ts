@@ -23,7 +23,6 @@ import type { QmpClient } from '../qemu/qmp-client.js';
 import type { SecurityManager } from '../security/manager.js';
 import { NetworkStore } from '../store/networks.js';
 import type { LifecycleEnv } from './env.js';
-import { Networks } from './networks.js';
 import type { UndoStack } from './undo.js';
 import { withMacs } from './nic-macs.js';
 
@@ -190,7 +189,11 @@ export async function plugTap(
   what: string,
   manager: SecurityManager = env.manager,
 ): Promise<TapFds> {
-  const bridge = nic.type === 'network' ? await new Networks(env).bridgeFor(nic.source ?? '', what) : (nic.source ?? '');
+  // The network objects' code (and their host's: nft, dnsmasq) loads only for a NIC on a network.
+  const bridge =
+    nic.type === 'network'
+      ? await new (await import('./networks.js')).Networks(env).bridgeFor(nic.source ?? '', what)
+      : (nic.source ?? '');
   const t = makeTap(nic, bridge, what);
   try {
     if (manager.hasLiveLabels(def)) manager.setTapFdLabel(def, t.tap.fd);

@@ -8,6 +8,8 @@
 import type { Hypervisor } from '../lifecycle/hypervisor.js';
 import { PROC_NETWORK_EVENT_LIFECYCLE, PROC_STORAGE_POOL_EVENT_LIFECYCLE, writeNamed } from './storage-protocol.js';
 import { XdrWriter } from './xdr.js';
+import { StoragePools } from '../lifecycle/storage.js';
+import { Networks } from '../lifecycle/networks.js';
 
 /** virNetworkEventLifecycleType and virStoragePoolEventLifecycleType share these numbers. */
 export const ObjEv = { DEFINED: 0, UNDEFINED: 1, STARTED: 2, STOPPED: 3 } as const;
@@ -87,8 +89,12 @@ export class ObjectEventHub {
   }
 
   private look(): Record<ObjectKind, Snapshot> {
-    const network: Snapshot = new Map(this.hv.networks.list().map((n) => [n.def.uuid, { name: n.def.name, active: n.active }]));
-    const pool: Snapshot = new Map(this.hv.storage.store.list().map((p) => [p.uuid, { name: p.name, active: p.active }]));
+    const network: Snapshot = new Map(
+      new Networks(this.hv.env).list().map((n) => [n.def.uuid, { name: n.def.name, active: n.active }]),
+    );
+    const pool: Snapshot = new Map(
+      new StoragePools(this.hv.env).store.list().map((p) => [p.uuid, { name: p.name, active: p.active }]),
+    );
     return { network, pool };
   }
 

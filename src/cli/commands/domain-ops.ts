@@ -9,6 +9,7 @@ import { arg, type ParsedArgs } from '../args.js';
 import { openHypervisor, output } from '../context.js';
 import { writeOut } from '../write.js';
 import { readXmlFile } from './read-xml.js';
+import { domainOps } from '../../lifecycle/ops/domain-ops.js';
 
 function impact(args: ParsedArgs): { live?: boolean; config?: boolean } {
   if (args.flags.has('current') && (args.flags.has('live') || args.flags.has('config'))) {
@@ -32,7 +33,7 @@ export function kibOf(raw: string, what: string): number {
 export async function runManagedSave(args: ParsedArgs): Promise<number> {
   const name = arg(args, 0, 'NAME');
   const hv = await openHypervisor(args);
-  await hv.ops.managedSave(name);
+  await domainOps(hv).managedSave(name);
   output(args, `\nDomain '${name}' state saved by libvirt`, { name });
   return 0;
 }
@@ -40,7 +41,7 @@ export async function runManagedSave(args: ParsedArgs): Promise<number> {
 export async function runManagedSaveRemove(args: ParsedArgs): Promise<number> {
   const name = arg(args, 0, 'NAME');
   const hv = await openHypervisor(args);
-  const removed = hv.ops.removeManagedSave(name);
+  const removed = domainOps(hv).removeManagedSave(name);
   output(
     args,
     removed ? `Removed managedsave image for domain '${name}'` : `Domain '${name}' has no manage save image; removal skipped`,
@@ -56,7 +57,7 @@ export async function runAutostart(args: ParsedArgs): Promise<number> {
   const name = arg(args, 0, 'NAME');
   const on = !args.flags.has('disable');
   const hv = await openHypervisor(args);
-  hv.ops.setAutostart(name, on);
+  domainOps(hv).setAutostart(name, on);
   output(args, on ? `Domain '${name}' marked as autostarted` : `Domain '${name}' unmarked as autostarted`, {
     name,
     autostart: on,
@@ -67,7 +68,7 @@ export async function runAutostart(args: ParsedArgs): Promise<number> {
 /** `autostart-all`: what the boot unit runs (policy/systemd/svirt-autostart.service). */
 export async function runAutostartAll(args: ParsedArgs): Promise<number> {
   const hv = await openHypervisor(args);
-  const results = await hv.ops.autostartAll();
+  const results = await domainOps(hv).autostartAll();
   const lines = results.map((r) =>
     typeof r.result === 'string' ? `${r.kind} '${r.name}': ${r.result}` : `${r.kind} '${r.name}': error: ${r.result.error}`,
   );
@@ -79,7 +80,7 @@ export async function runSetmem(args: ParsedArgs): Promise<number> {
   const name = arg(args, 0, 'NAME');
   const kib = kibOf(arg(args, 1, 'SIZE'), 'setmem');
   const hv = await openHypervisor(args);
-  await hv.ops.setMemory(name, kib, impact(args));
+  await domainOps(hv).setMemory(name, kib, impact(args));
   output(args, '', { name, kib });
   return 0;
 }
@@ -88,7 +89,7 @@ export async function runSetmaxmem(args: ParsedArgs): Promise<number> {
   const name = arg(args, 0, 'NAME');
   const kib = kibOf(arg(args, 1, 'SIZE'), 'setmaxmem');
   const hv = await openHypervisor(args);
-  hv.ops.setMaxMemory(name, kib, impact(args));
+  domainOps(hv).setMaxMemory(name, kib, impact(args));
   output(args, '', { name, kib });
   return 0;
 }
@@ -99,7 +100,7 @@ export async function runSetvcpus(args: ParsedArgs): Promise<number> {
   const n = Number(raw);
   if (!/^\d+$/.test(raw)) throw new SvirtError('SVIRT_ERR_USAGE', `setvcpus: '${raw}' is not a count`);
   const hv = await openHypervisor(args);
-  await hv.ops.setVcpus(name, n, { ...impact(args), ...(args.flags.has('maximum') ? { maximum: true } : {}) });
+  await domainOps(hv).setVcpus(name, n, { ...impact(args), ...(args.flags.has('maximum') ? { maximum: true } : {}) });
   output(args, '', { name, vcpus: n });
   return 0;
 }
@@ -115,8 +116,8 @@ export async function runVcpucount(args: ParsedArgs): Promise<number> {
   ] as const) {
     if (on === 'config' ? !g.persistent : !g.record) continue;
     rows.push(
-      ['maximum', on, hv.ops.vcpuCount(name, { ...impact, maximum: true })],
-      ['current', on, hv.ops.vcpuCount(name, impact)],
+      ['maximum', on, domainOps(hv).vcpuCount(name, { ...impact, maximum: true })],
+      ['current', on, domainOps(hv).vcpuCount(name, impact)],
     );
   }
   output(args, rows.map(([a, b, n]) => `${a.padEnd(11)}${b.padEnd(9)}${n}`).join('\n'), { name, counts: rows });
@@ -144,7 +145,7 @@ export async function runDomrename(args: ParsedArgs): Promise<number> {
   const name = arg(args, 0, 'NAME');
   const newName = arg(args, 1, 'NEWNAME');
   const hv = await openHypervisor(args);
-  hv.ops.rename(name, newName);
+  domainOps(hv).rename(name, newName);
   output(args, 'Domain successfully renamed', { name, newName });
   return 0;
 }
@@ -163,11 +164,11 @@ export async function runDomtime(args: ParsedArgs): Promise<number> {
         throw new SvirtError('SVIRT_ERR_USAGE', `domtime: --time '${given}' is not seconds since the epoch`);
       t = { seconds: BigInt(given), nseconds: 0 };
     }
-    await hv.ops.setTime(name, t);
+    await domainOps(hv).setTime(name, t);
     output(args, '', { name });
     return 0;
   }
-  const t = await hv.ops.getTime(name);
+  const t = await domainOps(hv).getTime(name);
   const text = args.flags.has('pretty')
     ? new Date(Number(t.seconds) * 1000).toISOString().replace('T', ' ').slice(0, 19)
     : String(t.seconds);
@@ -181,11 +182,11 @@ export async function runMetadata(args: ParsedArgs): Promise<number> {
   const hv = await openHypervisor(args);
   const set = args.options.get('set');
   if (set !== undefined || args.flags.has('remove')) {
-    hv.ops.setMetadata(name, 2, args.flags.has('remove') ? undefined : set, args.options.get('key'), uri, impact(args));
+    domainOps(hv).setMetadata(name, 2, args.flags.has('remove') ? undefined : set, args.options.get('key'), uri, impact(args));
     output(args, args.flags.has('remove') ? 'Metadata removed' : 'Metadata modified', { name, uri });
     return 0;
   }
-  const xml = hv.ops.getMetadata(name, 2, uri, impact(args));
+  const xml = domainOps(hv).getMetadata(name, 2, uri, impact(args));
   output(args, xml, { name, uri, metadata: xml });
   return 0;
 }
@@ -197,13 +198,13 @@ export async function runDesc(args: ParsedArgs): Promise<number> {
   const text = args.positional.slice(1).join(' ');
   const hv = await openHypervisor(args);
   if (text !== '' || args.flags.has('remove')) {
-    hv.ops.setMetadata(name, type, text === '' ? undefined : text, undefined, undefined, impact(args));
+    domainOps(hv).setMetadata(name, type, text === '' ? undefined : text, undefined, undefined, impact(args));
     output(args, type === 1 ? 'Domain title updated successfully' : 'Domain description updated successfully', { name });
     return 0;
   }
   let value = '';
   try {
-    value = hv.ops.getMetadata(name, type, undefined, impact(args));
+    value = domainOps(hv).getMetadata(name, type, undefined, impact(args));
   } catch (err) {
     if (!(err instanceof SvirtError) || !/not present/.test(err.message)) throw err;
     output(args, type === 1 ? 'No title for domain: ' + name : 'No description for domain: ' + name, { name, value: null });
@@ -272,7 +273,7 @@ export async function runSendKey(args: ParsedArgs): Promise<number> {
   if (!Number.isInteger(hold) || hold < 0 || hold > 60_000)
     throw new SvirtError('SVIRT_ERR_USAGE', 'send-key: --holdtime is milliseconds (0-60000)');
   const hv = await openHypervisor(args);
-  await hv.ops.sendKey(name, codeset, keys, hold);
+  await domainOps(hv).sendKey(name, codeset, keys, hold);
   output(args, '', { name, keys });
   return 0;
 }
@@ -282,7 +283,7 @@ export async function runMonitorCommand(args: ParsedArgs): Promise<number> {
   const command = args.positional.slice(1).join(' ');
   if (command === '') throw new SvirtError('SVIRT_ERR_USAGE', 'qemu-monitor-command: missing CMD');
   const hv = await openHypervisor(args);
-  const reply = await hv.ops.monitorCommand(name, command, args.flags.has('hmp'));
+  const reply = await domainOps(hv).monitorCommand(name, command, args.flags.has('hmp'));
   if (args.json) output(args, '', args.flags.has('hmp') ? { output: reply } : JSON.parse(reply));
   else if (args.flags.has('pretty') && !args.flags.has('hmp')) writeOut(JSON.stringify(JSON.parse(reply), null, 2) + '\n');
   else writeOut(reply.endsWith('\n') ? reply : reply + '\n');

@@ -37,8 +37,8 @@ export async function dominfoFields(hv: Hypervisor, info: DomainInfo): Promise<[
     ['Max memory', `${def.memoryKiB} KiB`],
     ['Used memory', `${def.currentMemoryKiB} KiB`],
     ['Persistent', info.persistent ? 'yes' : 'no'],
-    ['Autostart', hv.ops.autostart(info) ? 'enable' : 'disable'],
-    ['Managed save', hv.ops.hasManagedSave(info) ? 'yes' : 'no'],
+    ['Autostart', hv.autostart(info) ? 'enable' : 'disable'],
+    ['Managed save', hv.hasManagedSave(info) ? 'yes' : 'no'],
   );
   const sec = await hv.describe(info);
   fields.push(['Security model', sec.model], ['Security DOI', sec.doi]);

@@ -4,6 +4,7 @@ import { passtGuestAddress } from '../../network/passt.js';
 import { arg, type ParsedArgs } from '../args.js';
 import { openHypervisor, output } from '../context.js';
 import { table } from './table.js';
+import { Networks } from '../../lifecycle/networks.js';
 
 /** `domiflist NAME`: virsh's table of a guest's NICs. */
 export async function runDomiflist(args: ParsedArgs): Promise<number> {
@@ -32,7 +33,7 @@ export async function runDomifaddr(args: ParsedArgs): Promise<number> {
   const addrs =
     source === 'agent'
       ? agentAddresses(await hv.agentCommand(g.def.name, '{"execute":"guest-network-get-interfaces"}', 5000))
-      : interfaceAddresses(g, hv.networks, source as AddressSource, passtGuestAddress);
+      : interfaceAddresses(g, new Networks(hv.env), source as AddressSource, passtGuestAddress);
   const rows = addrs.map((a) => [a.name, a.mac, a.protocol, `${a.address}/${a.prefix}`]);
   output(args, table(['Name', 'MAC address', 'Protocol', 'Address'], rows), addrs);
   return 0;

@@ -52,7 +52,7 @@ export async function run(args: ParsedArgs): Promise<number> {
     return snapshots;
   });
   const savedShown = args.flags.has('managed-save');
-  const state = (d: GuestBrief): string => (savedShown && d.state === 'shut off' && hv.ops.hasManagedSave(d) ? 'saved' : d.state);
+  const state = (d: GuestBrief): string => (savedShown && d.state === 'shut off' && hv.hasManagedSave(d) ? 'saved' : d.state);
   const rows = hv
     .listBrief()
     .filter((d) => matchesListFilter(d, flags, facts(d)))

@@ -3,6 +3,7 @@ import { arg, type ParsedArgs } from '../args.js';
 import { openHypervisor, output } from '../context.js';
 import { readXmlFile } from './read-xml.js';
 import { table } from './table.js';
+import { Networks } from '../../lifecycle/networks.js';
 
 function summary(n: NetworkInfo): Record<string, unknown> {
   return {
@@ -20,21 +21,21 @@ export async function runNetDefine(args: ParsedArgs): Promise<number> {
   const file = arg(args, 0, 'FILE');
   const xml = await readXmlFile(file, 'network XML');
   const hv = await openHypervisor(args);
-  const def = hv.networks.define(xml);
+  const def = new Networks(hv.env).define(xml);
   output(args, `Network ${def.name} defined from ${file}`, { name: def.name, uuid: def.uuid });
   return 0;
 }
 
 export async function runNetUndefine(args: ParsedArgs): Promise<number> {
   const hv = await openHypervisor(args);
-  const def = hv.networks.undefine(arg(args, 0, 'NAME'));
+  const def = new Networks(hv.env).undefine(arg(args, 0, 'NAME'));
   output(args, `Network ${def.name} has been undefined`, { name: def.name, uuid: def.uuid });
   return 0;
 }
 
 export async function runNetStart(args: ParsedArgs): Promise<number> {
   const hv = await openHypervisor(args);
-  const n = await hv.networks.start(arg(args, 0, 'NAME'));
+  const n = await new Networks(hv.env).start(arg(args, 0, 'NAME'));
   output(args, `Network ${n.def.name} started`, summary(n));
   return 0;
 }
@@ -42,7 +43,7 @@ export async function runNetStart(args: ParsedArgs): Promise<number> {
 export async function runNetDestroy(args: ParsedArgs): Promise<number> {
   const hv = await openHypervisor(args);
   const name = arg(args, 0, 'NAME');
-  await hv.networks.destroy(name);
+  await new Networks(hv.env).destroy(name);
   output(args, `Network ${name} destroyed`, { name });
   return 0;
 }
@@ -52,7 +53,7 @@ export async function runNetList(args: ParsedArgs): Promise<number> {
   const hv = await openHypervisor(args);
   const all = args.flags.has('all');
   const inactive = args.flags.has('inactive');
-  const nets = hv.networks.list().filter((n) => all || (inactive ? !n.active : n.active));
+  const nets = new Networks(hv.env).list().filter((n) => all || (inactive ? !n.active : n.active));
   const rows = nets.map((n) => [n.def.name, n.active ? 'active' : 'inactive', n.autostart ? 'yes' : 'no', 'yes']);
   output(args, table(['Name', 'State', 'Autostart', 'Persistent'], rows), nets.map(summary));
   return 0;
@@ -60,7 +61,7 @@ export async function runNetList(args: ParsedArgs): Promise<number> {
 
 export async function runNetInfo(args: ParsedArgs): Promise<number> {
   const hv = await openHypervisor(args);
-  const n = hv.networks.get(arg(args, 0, 'NAME'));
+  const n = new Networks(hv.env).get(arg(args, 0, 'NAME'));
   const yn = (b: boolean): string => (b ? 'yes' : 'no');
   const lines = [
     ['Name:', n.def.name],
@@ -76,7 +77,7 @@ export async function runNetInfo(args: ParsedArgs): Promise<number> {
 
 export async function runNetDumpxml(args: ParsedArgs): Promise<number> {
   const hv = await openHypervisor(args);
-  const xml = hv.networks.dumpXml(arg(args, 0, 'NAME'));
+  const xml = new Networks(hv.env).dumpXml(arg(args, 0, 'NAME'));
   output(args, xml, { xml });
   return 0;
 }
@@ -86,7 +87,7 @@ export async function runNetAutostart(args: ParsedArgs): Promise<number> {
   const hv = await openHypervisor(args);
   const name = arg(args, 0, 'NAME');
   const on = !args.flags.has('disable');
-  hv.networks.setAutostart(name, on);
+  new Networks(hv.env).setAutostart(name, on);
   output(args, on ? `Network ${name} marked as autostarted` : `Network ${name} unmarked as autostarted`, { name, autostart: on });
   return 0;
 }
@@ -102,7 +103,7 @@ function expiry(seconds: number): string {
 export async function runNetDhcpLeases(args: ParsedArgs): Promise<number> {
   const hv = await openHypervisor(args);
   const mac = args.options.get('mac')?.toLowerCase();
-  const leases: Lease[] = hv.networks.leases(arg(args, 0, 'NAME')).filter((l) => mac === undefined || l.mac === mac);
+  const leases: Lease[] = new Networks(hv.env).leases(arg(args, 0, 'NAME')).filter((l) => mac === undefined || l.mac === mac);
   const rows = leases.map((l) => [expiry(l.expiry), l.mac, 'ipv4', `${l.ip}/${l.prefix}`, l.hostname ?? '-', l.clientId ?? '-']);
   output(args, table(['Expiry Time', 'MAC address', 'Protocol', 'IP address', 'Hostname', 'Client ID or DUID'], rows), leases);
   return 0;

@@ -1,5 +1,5 @@
 /** The pool-* verbs (virsh's names and output shapes) over src/lifecycle/storage.ts. */
-import type { PoolInfo } from '../../lifecycle/storage.js';
+import { StoragePools, type PoolInfo } from '../../lifecycle/storage.js';
 import { arg, type ParsedArgs } from '../args.js';
 import { openHypervisor, output } from '../context.js';
 import { readXmlFile } from './read-xml.js';
@@ -13,11 +13,16 @@ function summary(p: PoolInfo): Record<string, unknown> {
   return { name: p.def.name, uuid: p.def.uuid, path: p.def.path, active: p.active, autostart: p.autostart, persistent: true };
 }
 
+/** The state dir's storage pools and volumes (the pool and vol verbs; the Hypervisor does not load them). */
+export async function openStorage(args: ParsedArgs): Promise<StoragePools> {
+  return new StoragePools((await openHypervisor(args)).env);
+}
+
 /** `pool-define FILE` */
 export async function runPoolDefine(args: ParsedArgs): Promise<number> {
   const file = arg(args, 0, 'FILE');
   const xml = await readXmlFile(file, 'storage pool XML');
-  const def = (await openHypervisor(args)).storage.define(xml);
+  const def = (await openStorage(args)).define(xml);
   output(args, `Pool ${def.name} defined from ${file}`, { name: def.name, uuid: def.uuid });
   return 0;
 }
@@ -29,18 +34,14 @@ export async function runPoolDefineAs(args: ParsedArgs): Promise<number> {
   const target = args.options.get('target') ?? args.positional[6];
   if (target === undefined) throw new SvirtError('SVIRT_ERR_USAGE', 'pool-define-as NAME dir --target PATH');
   const xml = `<pool type='${escapeText(type)}'><name>${escapeText(name)}</name><target><path>${escapeText(target)}</path></target></pool>`;
-  const def = (await openHypervisor(args)).storage.define(xml);
+  const def = (await openStorage(args)).define(xml);
   output(args, `Pool ${def.name} defined`, { name: def.name, uuid: def.uuid });
   return 0;
 }
 
-async function simple(
-  args: ParsedArgs,
-  act: (s: Awaited<ReturnType<typeof openHypervisor>>['storage'], name: string) => void,
-  said: string,
-) {
+async function simple(args: ParsedArgs, act: (s: StoragePools, name: string) => void, said: string) {
   const name = arg(args, 0, 'POOL');
-  act((await openHypervisor(args)).storage, name);
+  act(await openStorage(args), name);
   output(args, `Pool ${name} ${said}`, { name });
   return 0;
 }
@@ -63,7 +64,7 @@ export const runPoolRefresh = (a: ParsedArgs): Promise<number> => simple(a, (s, 
 export async function runPoolAutostart(args: ParsedArgs): Promise<number> {
   const name = arg(args, 0, 'POOL');
   const on = !args.flags.has('disable');
-  (await openHypervisor(args)).storage.setAutostart(name, on);
+  (await openStorage(args)).setAutostart(name, on);
   output(args, on ? `Pool ${name} marked as autostarted` : `Pool ${name} unmarked as autostarted`, { name, autostart: on });
   return 0;
 }
@@ -72,7 +73,7 @@ export async function runPoolAutostart(args: ParsedArgs): Promise<number> {
 export async function runPoolList(args: ParsedArgs): Promise<number> {
   const all = args.flags.has('all');
   const inactive = args.flags.has('inactive');
-  const pools = (await openHypervisor(args)).storage.list().filter((p) => all || (inactive ? !p.active : p.active));
+  const pools = (await openStorage(args)).list().filter((p) => all || (inactive ? !p.active : p.active));
   const rows = pools.map((p) => [p.def.name, p.active ? 'active' : 'inactive', yn(p.autostart)]);
   output(args, table(['Name', 'State', 'Autostart'], rows), pools.map(summary));
   return 0;
@@ -90,9 +91,9 @@ function bytes(n: number): string {
 }
 
 export async function runPoolInfo(args: ParsedArgs): Promise<number> {
-  const hv = await openHypervisor(args);
-  const p = hv.storage.get(arg(args, 0, 'POOL'));
-  const s = hv.storage.sizes(p.def.name);
+  const storage = await openStorage(args);
+  const p = storage.get(arg(args, 0, 'POOL'));
+  const s = storage.sizes(p.def.name);
   const lines = [
     ['Name:', p.def.name],
     ['UUID:', p.def.uuid],
@@ -112,7 +113,7 @@ export async function runPoolInfo(args: ParsedArgs): Promise<number> {
 }
 
 export async function runPoolDumpxml(args: ParsedArgs): Promise<number> {
-  const xml = (await openHypervisor(args)).storage.dumpXml(arg(args, 0, 'POOL'));
+  const xml = (await openStorage(args)).dumpXml(arg(args, 0, 'POOL'));
   output(args, xml, { xml });
   return 0;
 }

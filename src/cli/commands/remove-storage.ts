@@ -6,6 +6,7 @@
 import type { DomainDef } from '../../domain/domain-def.js';
 import type { Hypervisor } from '../../lifecycle/hypervisor.js';
 import type { VolumeInfo } from '../../lifecycle/storage.js';
+import { StoragePools } from '../../lifecycle/storage.js';
 
 export interface StorageToRemove {
   readonly target: string;
@@ -20,7 +21,7 @@ export function storageOf(hv: Hypervisor, def: DomainDef): StorageToRemove[] {
     if (d.device !== 'disk' || d.path === undefined) continue;
     let volume: VolumeInfo | undefined;
     try {
-      volume = hv.storage.byPath(d.path);
+      volume = new StoragePools(hv.env).byPath(d.path);
     } catch {
       volume = undefined; // not in an active pool: reported, left alone
     }
@@ -38,7 +39,7 @@ export function removeStorage(hv: Hypervisor, list: readonly StorageToRemove[]):
       continue;
     }
     try {
-      hv.storage.deleteVolume(s.volume.pool, s.volume.name);
+      new StoragePools(hv.env).deleteVolume(s.volume.pool, s.volume.name);
       lines.push(`Volume '${s.target}'(${s.path}) removed.`);
     } catch (err) {
       lines.push(`Failed to remove storage volume '${s.target}'(${s.path}): ${err instanceof Error ? err.message : String(err)}`);

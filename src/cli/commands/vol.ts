@@ -4,8 +4,8 @@ import { RESIZE_DELTA, RESIZE_SHRINK, type StoragePools, type VolumeInfo } from 
 import { escapeText } from '../../domain/xml.js';
 import { SvirtError } from '../../errors.js';
 import { arg, type ParsedArgs } from '../args.js';
-import { openHypervisor, output } from '../context.js';
-import { bytes } from './pool.js';
+import { output } from '../context.js';
+import { bytes, openStorage } from './pool.js';
 import { readXmlFile } from './read-xml.js';
 import { table } from './table.js';
 
@@ -29,7 +29,7 @@ function find(s: StoragePools, args: ParsedArgs, vol: string): VolumeInfo {
 }
 
 export async function runVolList(args: ParsedArgs): Promise<number> {
-  const vols = (await openHypervisor(args)).storage.volumes(arg(args, 0, 'POOL'));
+  const vols = (await openStorage(args)).volumes(arg(args, 0, 'POOL'));
   output(
     args,
     table(
@@ -42,7 +42,7 @@ export async function runVolList(args: ParsedArgs): Promise<number> {
 }
 
 export async function runVolInfo(args: ParsedArgs): Promise<number> {
-  const v = find((await openHypervisor(args)).storage, args, arg(args, 0, 'VOL'));
+  const v = find(await openStorage(args), args, arg(args, 0, 'VOL'));
   const lines = [
     ['Name:', v.name],
     ['Type:', 'file'],
@@ -54,7 +54,7 @@ export async function runVolInfo(args: ParsedArgs): Promise<number> {
 }
 
 export async function runVolDumpxml(args: ParsedArgs): Promise<number> {
-  const s = (await openHypervisor(args)).storage;
+  const s = await openStorage(args);
   const v = find(s, args, arg(args, 0, 'VOL'));
   const xml = s.volumeXml(v.pool, v.name);
   output(args, xml, { xml });
@@ -62,7 +62,7 @@ export async function runVolDumpxml(args: ParsedArgs): Promise<number> {
 }
 
 export async function runVolPath(args: ParsedArgs): Promise<number> {
-  const v = find((await openHypervisor(args)).storage, args, arg(args, 0, 'VOL'));
+  const v = find(await openStorage(args), args, arg(args, 0, 'VOL'));
   output(args, v.path, { path: v.path });
   return 0;
 }
@@ -70,7 +70,7 @@ export async function runVolPath(args: ParsedArgs): Promise<number> {
 export async function runVolCreate(args: ParsedArgs): Promise<number> {
   const pool = arg(args, 0, 'POOL');
   const file = arg(args, 1, 'FILE');
-  const v = await (await openHypervisor(args)).storage.create(pool, await readXmlFile(file, 'storage volume XML'));
+  const v = await (await openStorage(args)).create(pool, await readXmlFile(file, 'storage volume XML'));
   output(args, `Vol ${v.name} created from ${file}`, v);
   return 0;
 }
@@ -82,14 +82,14 @@ export async function runVolCreateAs(args: ParsedArgs): Promise<number> {
   const capacity = scaled(arg(args, 2, 'CAPACITY'), 'capacity');
   const format = args.options.get('format') ?? 'raw';
   const xml = `<volume><name>${escapeText(name)}</name><capacity>${capacity}</capacity><target><format type='${escapeText(format)}'/></target></volume>`;
-  const v = await (await openHypervisor(args)).storage.create(pool, xml);
+  const v = await (await openStorage(args)).create(pool, xml);
   output(args, `Vol ${v.name} created`, v);
   return 0;
 }
 
 /** `vol-clone VOL NEWNAME --pool POOL` */
 export async function runVolClone(args: ParsedArgs): Promise<number> {
-  const s = (await openHypervisor(args)).storage;
+  const s = await openStorage(args);
   const src = find(s, args, arg(args, 0, 'VOL'));
   const name = arg(args, 1, 'NEWNAME');
   const xml = `<volume><name>${escapeText(name)}</name><capacity>${src.capacity}</capacity><target><format type='${src.format}'/></target></volume>`;
@@ -99,7 +99,7 @@ export async function runVolClone(args: ParsedArgs): Promise<number> {
 }
 
 export async function runVolDelete(args: ParsedArgs): Promise<number> {
-  const s = (await openHypervisor(args)).storage;
+  const s = await openStorage(args);
   const v = find(s, args, arg(args, 0, 'VOL'));
   s.deleteVolume(v.pool, v.name);
   output(args, `Vol ${v.name} deleted`, { name: v.name, path: v.path });
@@ -108,7 +108,7 @@ export async function runVolDelete(args: ParsedArgs): Promise<number> {
 
 /** `vol-resize VOL CAPACITY --pool POOL [--delta] [--shrink]` */
 export async function runVolResize(args: ParsedArgs): Promise<number> {
-  const s = (await openHypervisor(args)).storage;
+  const s = await openStorage(args);
   const v = find(s, args, arg(args, 0, 'VOL'));
   const raw = arg(args, 1, 'CAPACITY');
   const flags = (args.flags.has('delta') ? RESIZE_DELTA : 0) | (args.flags.has('shrink') ? RESIZE_SHRINK : 0);
@@ -121,7 +121,7 @@ const COPY = 1 << 20;
 
 /** `vol-upload VOL FILE --pool POOL [--offset N] [--length N]`: FILE is read with the caller's own rights. */
 export async function runVolUpload(args: ParsedArgs): Promise<number> {
-  const s = (await openHypervisor(args)).storage;
+  const s = await openStorage(args);
   const v = find(s, args, arg(args, 0, 'VOL'));
   const file = arg(args, 1, 'FILE');
   const offset = scaled(args.options.get('offset') ?? '0', 'offset');
@@ -157,7 +157,7 @@ export async function runVolUpload(args: ParsedArgs): Promise<number> {
 
 /** `vol-download VOL FILE --pool POOL [--offset N] [--length N]`: FILE is made new (O_EXCL) by the caller. */
 export async function runVolDownload(args: ParsedArgs): Promise<number> {
-  const s = (await openHypervisor(args)).storage;
+  const s = await openStorage(args);
   const v = find(s, args, arg(args, 0, 'VOL'));
   const file = arg(args, 1, 'FILE');
   const offset = scaled(args.options.get('offset') ?? '0', 'offset');

@@ -6,13 +6,9 @@
  * as `start` does).
  */
 import { SvirtError } from '../../errors.js';
-import { autostartUuids, getAutostart, setAutostart } from '../../store/domain-extras.js';
+import { autostartUuids, setAutostart } from '../../store/domain-extras.js';
 import type { LifecycleEnv } from '../env.js';
 import type { Guest } from '../guest.js';
-
-export function domainAutostart(env: LifecycleEnv, guest: Pick<Guest, 'uuid' | 'persistent'>): boolean {
-  return guest.persistent && getAutostart(env.store, guest.uuid);
-}
 
 export function setDomainAutostart(env: LifecycleEnv, guest: Guest, on: boolean): void {
   if (!guest.persistent)

@@ -2,14 +2,16 @@
  * The front of the everyday domain operations of issue 14 (managedsave, autostart, setmem,
  * setvcpus, domrename, metadata, domtime, send-key, qemu-monitor-command): CLI verbs and
  * remote procedures call these, each finds its guest once and hands it to a step of this
- * folder. `Hypervisor.ops` makes one.
+ * folder. `domainOps(hv)` makes one; whether a guest autostarts or has a managed save, which
+ * dominfo and list show, the Hypervisor answers itself (no verb but these loads this folder).
  */
 import type { RunningRecord } from '../../store/store.js';
+import type { Hypervisor } from '../hypervisor.js';
 import type { LifecycleEnv } from '../env.js';
 import { findGuest, type Guest } from '../guest.js';
 import type { Progress } from '../incoming.js';
-import { autostartAll, domainAutostart, setDomainAutostart, type AutostartResult } from './autostart.js';
-import { hasManagedSave, managedSave, removeManagedSave } from './managed-save.js';
+import { autostartAll, setDomainAutostart, type AutostartResult } from './autostart.js';
+import { managedSave, removeManagedSave } from './managed-save.js';
 import { getMetadata, setMetadata } from './metadata.js';
 import { TAINT_MESSAGES, monitorCommand } from './monitor-command.js';
 import { taintsOf } from '../../store/domain-extras.js';
@@ -18,6 +20,11 @@ import { getGuestTime, sendKey, setGuestTime } from './time-keys.js';
 import { setMaxMemory, setMemory, setVcpus, vcpuCount, type Impact } from './tune.js';
 
 export type { Impact, AutostartResult };
+
+/** The everyday operations on `hv`'s guests. */
+export function domainOps(hv: Pick<Hypervisor, 'env' | 'start'>): DomainOps {
+  return new DomainOps(hv.env, (n) => hv.start(n));
+}
 
 export class DomainOps {
   constructor(
@@ -35,15 +42,6 @@ export class DomainOps {
 
   removeManagedSave(name: string): boolean {
     return removeManagedSave(this.env, this.guest(name));
-  }
-
-  /** A guest its caller has found already (dominfo, virsh list's filters, the remote queries), or its brief. */
-  hasManagedSave(guest: Pick<Guest, 'uuid'>): boolean {
-    return hasManagedSave(this.env, guest.uuid);
-  }
-
-  autostart(guest: Pick<Guest, 'uuid' | 'persistent'>): boolean {
-    return domainAutostart(this.env, guest);
   }
 
   setAutostart(name: string, on: boolean): void {

@@ -1,7 +1,7 @@
 /**
  * The everyday domain operations of issue 14 part 6 over the protocol: managed save,
  * autostart, memory and vCPUs, update-device (a CD-ROM's or floppy's medium), rename,
- * metadata, the guest's clock and keys. Each calls `hv.ops` (src/lifecycle/ops/) or the
+ * metadata, the guest's clock and keys. Each calls `domainOps(hv)` (src/lifecycle/ops/) or the
  * Hypervisor method the CLI verb calls.
  */
 import { parseDiskXml } from '../../domain/index.js';
@@ -11,6 +11,7 @@ import { STRING_MAX, readDomain, readOptString } from '../protocol.js';
 import type { XdrReader } from '../xdr.js';
 import { procedure, type CallContext, type Procedure } from './types.js';
 import { checkFlags, readDomainArgs, readDomainFlagsArgs, resolve } from './util.js';
+import { domainOps } from '../../lifecycle/ops/domain-ops.js';
 
 /** VIR_DOMAIN_AFFECT_LIVE / _CONFIG (= VIR_DOMAIN_MEM_*, VIR_DOMAIN_VCPU_*, VIR_DOMAIN_DEVICE_MODIFY_*). */
 const LIVE = 1;
@@ -44,13 +45,13 @@ async function setMem(ctx: CallContext, a: { dom: ReturnType<typeof readDomain>;
   checkFlags(a.flags, LIVE | CONFIG | MAXIMUM, api);
   const kib = Number(a.memory);
   const uuid = name(ctx, a.dom);
-  if ((a.flags & MAXIMUM) !== 0) ctx.server.hv.ops.setMaxMemory(uuid, kib, impact(a.flags));
-  else await ctx.server.hv.ops.setMemory(uuid, kib, impact(a.flags));
+  if ((a.flags & MAXIMUM) !== 0) domainOps(ctx.server.hv).setMaxMemory(uuid, kib, impact(a.flags));
+  else await domainOps(ctx.server.hv).setMemory(uuid, kib, impact(a.flags));
 }
 
 async function setVcpus(ctx: CallContext, a: { dom: ReturnType<typeof readDomain>; n: number; flags: number }, api: string) {
   checkFlags(a.flags, LIVE | CONFIG | MAXIMUM, api);
-  await ctx.server.hv.ops.setVcpus(name(ctx, a.dom), a.n, {
+  await domainOps(ctx.server.hv).setVcpus(name(ctx, a.dom), a.n, {
     ...impact(a.flags),
     ...((a.flags & MAXIMUM) !== 0 ? { maximum: true } : {}),
   });
@@ -66,7 +67,7 @@ export const domainOpsProcedures: readonly Procedure[] = [
     decode: readDomainFlagsArgs,
     run: async (ctx, a) => {
       checkFlags(a.flags, SAVE_BYPASS_CACHE, 'virDomainManagedSave');
-      await ctx.server.hv.ops.managedSave(name(ctx, a.dom));
+      await domainOps(ctx.server.hv).managedSave(name(ctx, a.dom));
     },
   }),
   procedure('DomainManagedSaveRemove', {
@@ -75,14 +76,14 @@ export const domainOpsProcedures: readonly Procedure[] = [
     decode: readDomainFlagsArgs,
     run: (ctx, a) => {
       checkFlags(a.flags, 0, 'virDomainManagedSaveRemove');
-      ctx.server.hv.ops.removeManagedSave(name(ctx, a.dom));
+      domainOps(ctx.server.hv).removeManagedSave(name(ctx, a.dom));
     },
   }),
   procedure('DomainSetAutostart', {
     api: 'virDomainSetAutostart',
     ...W,
     decode: (r) => ({ dom: readDomain(r), autostart: r.int() }),
-    run: (ctx, a) => ctx.server.hv.ops.setAutostart(name(ctx, a.dom), a.autostart !== 0),
+    run: (ctx, a) => domainOps(ctx.server.hv).setAutostart(name(ctx, a.dom), a.autostart !== 0),
   }),
   procedure('DomainSetMemory', {
     api: 'virDomainSetMemory',
@@ -128,14 +129,14 @@ export const domainOpsProcedures: readonly Procedure[] = [
         );
       }
       const max = (a.flags & MAXIMUM) !== 0 ? { maximum: true } : {};
-      w.int(ctx.server.hv.ops.vcpuCount(name(ctx, a.dom), { ...impact(a.flags), ...max }));
+      w.int(domainOps(ctx.server.hv).vcpuCount(name(ctx, a.dom), { ...impact(a.flags), ...max }));
     },
   }),
   procedure('DomainGetMaxVcpus', {
     api: 'virDomainGetMaxVcpus',
     ...R,
     decode: readDomainArgs,
-    run: (ctx, a, w) => void w.int(ctx.server.hv.ops.vcpuCount(name(ctx, a.dom), { maximum: true })),
+    run: (ctx, a, w) => void w.int(domainOps(ctx.server.hv).vcpuCount(name(ctx, a.dom), { maximum: true })),
   }),
   procedure('DomainUpdateDeviceFlags', {
     api: 'virDomainUpdateDeviceFlags',
@@ -164,7 +165,7 @@ export const domainOpsProcedures: readonly Procedure[] = [
     run: (ctx, a, w) => {
       checkFlags(a.flags, 0, 'virDomainRename');
       if (a.newName === undefined) throw new RemoteError(VirErr.INVALID_ARG, VirFrom.QEMU, 'new domain name must not be NULL');
-      ctx.server.hv.ops.rename(name(ctx, a.dom), a.newName);
+      domainOps(ctx.server.hv).rename(name(ctx, a.dom), a.newName);
       w.int(0);
     },
   }),
@@ -176,7 +177,7 @@ export const domainOpsProcedures: readonly Procedure[] = [
       checkFlags(a.flags, LIVE | CONFIG, 'virDomainGetMetadata');
       let value: string;
       try {
-        value = ctx.server.hv.ops.getMetadata(name(ctx, a.dom), a.type, a.uri, impact(a.flags));
+        value = domainOps(ctx.server.hv).getMetadata(name(ctx, a.dom), a.type, a.uri, impact(a.flags));
       } catch (err) {
         const d = err instanceof SvirtError ? (err.details as { noMetadata?: boolean } | undefined) : undefined;
         if (d?.noMetadata === true) throw new RemoteError(VirErr.NO_DOMAIN_METADATA, VirFrom.DOMAIN, (err as Error).message);
@@ -198,7 +199,7 @@ export const domainOpsProcedures: readonly Procedure[] = [
     }),
     run: (ctx, a) => {
       checkFlags(a.flags, LIVE | CONFIG, 'virDomainSetMetadata');
-      ctx.server.hv.ops.setMetadata(name(ctx, a.dom), a.type, a.metadata, a.key, a.uri, impact(a.flags));
+      domainOps(ctx.server.hv).setMetadata(name(ctx, a.dom), a.type, a.metadata, a.key, a.uri, impact(a.flags));
     },
   }),
   procedure('DomainGetTime', {
@@ -207,7 +208,7 @@ export const domainOpsProcedures: readonly Procedure[] = [
     decode: readDomainFlagsArgs,
     run: async (ctx, a, w) => {
       checkFlags(a.flags, 0, 'virDomainGetTime');
-      const t = await ctx.server.hv.ops.getTime(name(ctx, a.dom));
+      const t = await domainOps(ctx.server.hv).getTime(name(ctx, a.dom));
       w.hyper(t.seconds).uint(t.nseconds);
     },
   }),
@@ -217,7 +218,7 @@ export const domainOpsProcedures: readonly Procedure[] = [
     decode: (r) => ({ dom: readDomain(r), seconds: r.hyper(), nseconds: r.uint(), flags: r.uint() }),
     run: async (ctx, a) => {
       checkFlags(a.flags, TIME_SYNC, 'virDomainSetTime');
-      await ctx.server.hv.ops.setTime(
+      await domainOps(ctx.server.hv).setTime(
         name(ctx, a.dom),
         (a.flags & TIME_SYNC) !== 0 ? 'sync' : { seconds: a.seconds, nseconds: a.nseconds },
       );
@@ -235,7 +236,7 @@ export const domainOpsProcedures: readonly Procedure[] = [
     }),
     run: async (ctx, a) => {
       checkFlags(a.flags, 0, 'virDomainSendKey');
-      await ctx.server.hv.ops.sendKey(name(ctx, a.dom), a.codeset, a.keys, a.holdtime);
+      await domainOps(ctx.server.hv).sendKey(name(ctx, a.dom), a.codeset, a.keys, a.holdtime);
     },
   }),
 ];

@@ -25,6 +25,7 @@ import {
   VirDomainState,
   wireBrief,
 } from './util.js';
+import { domainOps } from '../../lifecycle/ops/domain-ops.js';
 
 /** VIR_DOMAIN_XML_* */
 const XML_SECURE = 1;
@@ -141,20 +142,20 @@ export const domainQueryProcedures: readonly Procedure[] = [
     api: 'virDomainGetAutostart',
     reconcile: true,
     decode: readDomainArgs,
-    run: (ctx, a, w) => void w.int(ctx.server.hv.ops.autostart(resolve(ctx.server.hv, a.dom)) ? 1 : 0),
+    run: (ctx, a, w) => void w.int(ctx.server.hv.autostart(resolve(ctx.server.hv, a.dom)) ? 1 : 0),
   }),
   procedure('DomainHasManagedSaveImage', {
     api: 'virDomainHasManagedSaveImage',
     reconcile: true,
     decode: readDomainFlagsArgs,
-    run: (ctx, a, w) => void w.int(ctx.server.hv.ops.hasManagedSave(resolve(ctx.server.hv, a.dom)) ? 1 : 0),
+    run: (ctx, a, w) => void w.int(ctx.server.hv.hasManagedSave(resolve(ctx.server.hv, a.dom)) ? 1 : 0),
   }),
   procedure('DomainGetMessages', {
     api: 'virDomainGetMessages',
     reconcile: true,
     decode: readDomainFlagsArgs,
     run: (ctx, a, w) =>
-      void w.array<string>(ctx.server.hv.ops.messages(resolve(ctx.server.hv, a.dom).uuid), DOMAIN_MESSAGES_MAX, (x, v) =>
+      void w.array<string>(domainOps(ctx.server.hv).messages(resolve(ctx.server.hv, a.dom).uuid), DOMAIN_MESSAGES_MAX, (x, v) =>
         x.string(v, STRING_MAX),
       ),
   }),

@@ -3,7 +3,7 @@
  * network=NAME, virt-manager, libvirt-dbus, Ansible's virt_net. Every call is a method of
  * src/lifecycle/networks.ts, the same the CLI's net-* verbs call.
  */
-import type { NetworkInfo, Networks } from '../../lifecycle/networks.js';
+import { Networks, type NetworkInfo } from '../../lifecycle/networks.js';
 import { STRING_MAX, UUID_LEN, readOptString, uuidFromBytes } from '../protocol.js';
 import { DHCP_LEASES_MAX, NETWORK_LIST_MAX, readNamed, writeNamed, type WireNamed } from '../storage-protocol.js';
 import type { XdrReader, XdrWriter } from '../xdr.js';
@@ -19,7 +19,7 @@ const LIST_AUTOSTART = 16;
 const LIST_NO_AUTOSTART = 32;
 
 function nets(ctx: CallContext): Networks {
-  return ctx.server.hv.networks;
+  return new Networks(ctx.server.hv.env);
 }
 
 function wire(n: NetworkInfo): WireNamed {

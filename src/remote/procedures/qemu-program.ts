@@ -7,6 +7,7 @@
 import { STRING_MAX, readDomain } from '../protocol.js';
 import { procedure, type Procedure } from './types.js';
 import { checkFlags, resolve } from './util.js';
+import { domainOps } from '../../lifecycle/ops/domain-ops.js';
 
 /** VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP */
 const MONITOR_HMP = 1;
@@ -23,7 +24,7 @@ export const qemuProgramProcedures: readonly Procedure[] = [
     run: async (ctx, a, w) => {
       checkFlags(a.flags, MONITOR_HMP, 'virDomainQemuMonitorCommand');
       const info = resolve(ctx.server.hv, a.dom);
-      w.string(await ctx.server.hv.ops.monitorCommand(info.uuid, a.cmd, (a.flags & MONITOR_HMP) !== 0), STRING_MAX);
+      w.string(await domainOps(ctx.server.hv).monitorCommand(info.uuid, a.cmd, (a.flags & MONITOR_HMP) !== 0), STRING_MAX);
     },
   }),
   procedure('QemuDomainAgentCommand', {
