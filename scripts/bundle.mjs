@@ -99,6 +99,12 @@ function lazyShim(name) {
   ].join('\n');
 }
 
+/** better-sqlite3's methods svirt never calls: their modules load at their first call (below). */
+const SQLITE_METHODS_UNUSED = [
+  ...['transaction', 'backup', 'serialize', 'function', 'aggregate', 'table'].map((m) => ({ key: `.${m}`, file: m })),
+  { key: '[util.inspect]', file: 'inspect' },
+];
+
 async function bundle(entry, outfile, keeps) {
   const esbuild = await import('esbuild');
   // Written beside it and renamed over it: bin/svirt.js maps the bundle (native/map-file.c), and
@@ -131,25 +137,29 @@ async function bundle(entry, outfile, keeps) {
       {
         name: 'svirt',
         setup(b) {
-          // createRequire(import.meta.url)('saxes') keeps the ES module build cheap (dist/src/);
-          // here a plain require lets esbuild bundle the package.
+          // createRequire(import.meta.url)('saxes') loads a package at its first use and keeps the
+          // ES module build cheap (dist/src/); here a plain require lets esbuild bundle the
+          // package, still loaded at its first use.
           b.onLoad({ filter: /[\\/]dist[\\/]src[\\/].*\.js$/ }, (a) => {
             let contents = readFileSync(a.path, 'utf8')
-              .replace(/createRequire\(import\.meta\.url\)\('(saxes|better-sqlite3)'\)/g, "require('$1')")
+              .replace(/createRequire\(import\.meta\.url\)\('(saxes|better-sqlite3|smol-toml)'\)/g, "require('$1')")
               // The bundle's own path, with no URL made and parsed back (~0.5 ms in a fresh process).
               .replace(/fileURLToPath\(import\.meta\.url\)/g, '__filename');
             if (keeps) contents = leaveOut(contents, a.path, keeps);
             return { contents, loader: 'js' };
           });
-          // better-sqlite3 makes `promisify(fs.access)` when its backup method's module loads, in
-          // every command that opens the store (~0.3 ms); svirt never backs up through it. Made
-          // at the first backup instead. The build fails if the line is no longer there to change.
-          b.onLoad({ filter: /[\\/]better-sqlite3[\\/]lib[\\/]methods[\\/]backup\.js$/ }, (a) => {
-            const text = readFileSync(a.path, 'utf8');
-            const eager = 'const fsAccess = promisify(fs.access);';
-            if (!text.includes(eager)) throw new Error(`${a.path} no longer has "${eager}": update scripts/bundle.mjs`);
-            const lazy = 'let fsAccessMade; const fsAccess = (...args) => (fsAccessMade ??= promisify(fs.access))(...args);';
-            return { contents: text.replace(eager, lazy), loader: 'js' };
+          // better-sqlite3 loads the modules of all its methods when it loads; svirt calls none
+          // of these (its transactions are its own: src/store/transaction.ts), and backup's alone
+          // made `promisify(fs.access)` in every command that opens the store (~0.3 ms). Each is
+          // now loaded by its first call. The build fails if a line is no longer there to change.
+          b.onLoad({ filter: /[\\/]better-sqlite3[\\/]lib[\\/]database\.js$/ }, (a) => {
+            let text = readFileSync(a.path, 'utf8');
+            for (const m of SQLITE_METHODS_UNUSED) {
+              const eager = `Database.prototype${m.key} = require('./methods/${m.file}');`;
+              if (!text.includes(eager)) throw new Error(`${a.path} no longer has "${eager}": update scripts/bundle.mjs`);
+              text = text.replace(eager, `Database.prototype${m.key} = function (...args) { return require('./methods/${m.file}').apply(this, args); };`);
+            }
+            return { contents: text, loader: 'js' };
           });
           b.onResolve({ filter: /^[a-z_:/]+$/ }, (a) => {
             if (!builtins.has(a.path)) return undefined;

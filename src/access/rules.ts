@@ -7,8 +7,9 @@
  * stops the command (fail closed). Unknown keys are errors naming their line.
  */
 import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { parse as parseTomlText } from 'smol-toml';
+import type { parse as ParseToml } from 'smol-toml';
 import { SvirtError } from '../errors.js';
 import { readCapped } from '../host/files.js';
 import { parseEntrypointRules, type EntrypointRules } from './entrypoint-rules.js';
@@ -86,8 +87,12 @@ export function loadRules(stateDir: string, admin: number): Rules | undefined {
   return parseRules(text, file);
 }
 
-// This module is imported lazily (src/access/cli-gate.ts, the server): smol-toml stays off the start-up path of reads.
+// This module is imported lazily (src/access/cli-gate.ts, the server), and smol-toml only when a
+// rules file exists: a writing verb's gate loads this module, and most state dirs have no rules.
+let parseTomlText: typeof ParseToml | undefined;
+
 function parseToml(text: string, file: string): Record<string, unknown> {
+  parseTomlText ??= (createRequire(import.meta.url)('smol-toml') as { parse: typeof ParseToml }).parse;
   try {
     return parseTomlText(text);
   } catch (err) {
