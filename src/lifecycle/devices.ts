@@ -16,6 +16,7 @@ import type { LifecycleEnv } from './env.js';
 import { refuseNarrowing } from './device-narrowing.js';
 import { dropHandle, openResources, OpenFiles } from './files.js';
 import type { Guest } from './guest.js';
+import { guestEntrypoints } from './guest-entrypoints.js';
 
 /** Journals an operation on a running guest; an operation already in flight is an error. */
 function begin(env: LifecycleEnv, rec: RunningRecord, op: PendingOp): void {
@@ -134,7 +135,7 @@ interface Plug {
 
 /** Resolves, opens (O_PATH) and checks a medium as its insert will, labelling nothing. */
 async function checkMedium(env: LifecycleEnv, rec: RunningRecord, disk: DiskDef): Promise<void> {
-  const entry = env.entrypoints(rec.runtimeDir, await env.managerFor(rec), rec.uuid);
+  const entry = guestEntrypoints(env, rec.runtimeDir, await env.managerFor(rec), rec.uuid);
   const probe = new OpenFiles();
   try {
     openResources(resolveResources(diskResources(disk)), probe, undefined, entry);
@@ -146,7 +147,7 @@ async function checkMedium(env: LifecycleEnv, rec: RunningRecord, disk: DiskDef)
 async function plugOpened(env: LifecycleEnv, plug: Plug, files: OpenFiles): Promise<void> {
   const { rec, kind, disk, next, points, connect } = plug;
   // Resolved (symlink policy) and opened once: the label and the fd QEMU gets are that file.
-  const entry = env.entrypoints(rec.runtimeDir, await env.managerFor(rec), rec.uuid);
+  const entry = guestEntrypoints(env, rec.runtimeDir, await env.managerFor(rec), rec.uuid);
   const resources =
     disk.path === undefined ? [] : openResources(resolveResources(diskResources(disk)), files, undefined, entry).resources;
   let op: PendingOp = {

@@ -1,14 +1,12 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_ENTRYPOINT_RULES, Entrypoints, type EntrypointRules } from '../access/entrypoints.js';
-import { ownerIds } from '../access/owner-ids.js';
+import { DEFAULT_ENTRYPOINT_RULES, type EntrypointRules } from '../access/entrypoint-rules.js';
 import type { DomainDef } from '../domain/domain-def.js';
 import { parseDomainXml } from '../domain/index.js';
-import { parsePoolXml } from '../storage/storage-xml.js';
 import type { StatePaths } from '../host/paths.js';
 import { endProcess, selfIdentity, type ProcessIdentity } from '../host/proc.js';
 import { emulatorPath, guestArch, kvmRuns } from '../qemu/emulator.js';
-import { QmpClient } from '../qemu/qmp-client.js';
+import type { QmpClient } from '../qemu/qmp-client.js';
 import type { SecurityContext } from '../security/driver.js';
 import type { SecurityManager } from '../security/manager.js';
 import { stackFromNames, type SecurityConfig } from '../security/stack.js';
@@ -55,35 +53,6 @@ export class LifecycleEnv {
   }
 
   /**
-   * The entrypoint check for one guest's files, under the stack it runs with, as its owner may
-   * open them when that is not root (src/access/entrypoints.ts, owner-ids.ts).
-   */
-  entrypoints(runtimeDir: string, manager: SecurityManager, uuid: string): Entrypoints {
-    // A svirt running as the owner itself (a user's session instance) opens the files with the
-    // owner's own rights: the kernel's checks are the owner's already.
-    const found = ownerIds(this.store, uuid);
-    const owner = found && found.uid !== (process.geteuid?.() ?? 0) ? found : undefined;
-    return new Entrypoints(this.entrypointRules, {
-      stateDir: this.paths.stateDir,
-      runtimeRoot: this.paths.runtimeRoot,
-      runtimeDir,
-      selinux: manager.names.includes('selinux'),
-      ...(owner ? { owner } : {}),
-      poolPath: (name) => this.activePoolPath(name),
-    });
-  }
-
-  /** The directory of an active storage pool, for `entrypoints.pools` (none before any pool exists). */
-  private activePoolPath(name: string): string | undefined {
-    const db = this.store.db;
-    if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'storage_pools'").get() === undefined)
-      return undefined;
-    const row = db.prepare('SELECT xml FROM storage_pools WHERE name = ? AND active = 1').get(name) as
-      { xml: string } | undefined;
-    return row && parsePoolXml(row.xml).path;
-  }
-
-  /**
    * libvirt's meaning: `<domain type='kvm'>` asks for KVM (used when /dev/kvm exists, TCG
    * otherwise), `type='qemu'` is plain emulation (TCG).
    */
@@ -119,6 +88,8 @@ export class LifecycleEnv {
    * and gave QEMU the listening fd (start.ts), so no guest can point this path elsewhere.
    */
   async withQmp<T>(rec: RunningRecord, fn: (q: QmpClient) => Promise<T>): Promise<T> {
+    // The client's code loads with the first connection: most verbs never talk to QEMU.
+    const { QmpClient } = await import('../qemu/qmp-client.js');
     const q = await QmpClient.connect(rec.qmpPath, 5000, await this.connectLabel(rec));
     try {
       return await fn(q);

@@ -19,7 +19,8 @@ import { targets, updateDefinition, type DeviceChangeOptions } from './device-ta
 import type { LifecycleEnv } from './env.js';
 import type { Guest } from './guest.js';
 import { OpenFiles } from './files.js';
-import { plugTap, releaseNics, userBackend, withAliases, withMacs } from './nics.js';
+import { releaseNics } from './nic-release.js';
+import { plugTap, userBackend, withAliases, withMacs } from './nics.js';
 import { passtLogOf, releasePasst, startPasst } from './passt-plug.js';
 
 function begin(env: LifecycleEnv, rec: RunningRecord, op: PendingOp): void {

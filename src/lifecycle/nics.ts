@@ -10,7 +10,7 @@ import { logTail } from '../qemu/launcher.js';
 import type { DomainDef, InterfaceDef } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
 import { currentNetns } from '../network/network-host.js';
-import { closeTapFds, makeTap, removeTap, type TapFds } from '../network/tap.js';
+import { closeTapFds, makeTap, type TapFds } from '../network/tap.js';
 import { PASST, passtArgv, passtSpec } from '../network/passt.js';
 import { socketpair } from '../host/native.js';
 import { withSocketLabel } from '../host/selinux-socket.js';
@@ -23,6 +23,7 @@ import type { QmpClient } from '../qemu/qmp-client.js';
 import type { SecurityManager } from '../security/manager.js';
 import { NetworkStore } from '../store/networks.js';
 import type { LifecycleEnv } from './env.js';
+import { releaseNics } from './nic-release.js';
 import type { UndoStack } from './undo.js';
 import { withMacs } from './nic-macs.js';
 
@@ -210,26 +211,6 @@ export async function plugTap(
     throw err;
   }
   return t;
-}
-
-/**
- * Removes the recorded taps of a guest (all, or the one named): each only if it is still
- * the device recorded, and only from the network namespace it was made in.
- */
-export function releaseNics(env: LifecycleEnv, uuid: string, only?: string): void {
-  const store = new NetworkStore(env.store.db);
-  const here = currentNetns();
-  for (const t of store.tapsOf(uuid)) {
-    if (only !== undefined && t.name !== only) continue;
-    if (t.netns !== here) {
-      env.warn(
-        `tap ${t.name} of guest ${uuid} was made in another network namespace (inode ${t.netns}): left to its own fate there`,
-      );
-    } else {
-      removeTap(t);
-    }
-    store.deleteTap(uuid, t.name);
-  }
 }
 
 /** `<link state='down'/>`: set on a QEMU started paused, before the guest runs (then resumed when `resume`). */

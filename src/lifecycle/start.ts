@@ -27,6 +27,7 @@ import { ensureRuntimeRoot, monitorSocketPath } from './runtime-dir.js';
 import { chardevLogEntries, finishDevices, placeDevices, usedSets } from './console-devices.js';
 import { addPtyFds, allocatePtys, ptyPaths, ptyRelays } from './pty-relay.js';
 import { UndoStack } from './undo.js';
+import { guestEntrypoints } from './guest-entrypoints.js';
 
 /**
  * Starts a guest (DESIGN §3). Each step that changes the world pushes its undo; a failure
@@ -108,7 +109,7 @@ export async function startGuest(
     ];
     if (incoming) wanted.push({ path: incoming.path, role: 'saved-state', seclabels: [], handle: incoming.handle });
     const socketLabels = env.manager.socketLabels(live);
-    const opened = openResources(wanted, files, socketLabels?.listen, env.entrypoints(runtimeDir, env.manager, def.uuid));
+    const opened = openResources(wanted, files, socketLabels?.listen, guestEntrypoints(env, runtimeDir, env.manager, def.uuid));
     let resources = opened.resources;
     undo.push('remove bound sockets', () => removeBoundSockets(opened.io));
     // Journal first: from here a crash is repaired from what the record says.

@@ -8,8 +8,8 @@ import { crashPoint } from './crash-points.js';
 import type { LifecycleEnv } from './env.js';
 import { noDomain, notRunning } from './guest.js';
 import { endHelpers } from './helper-end.js';
-import { releaseNics } from './nics.js';
-import { removeTransientTpmState } from './tpm.js';
+import { releaseNics } from './nic-release.js';
+import { removeTransientTpmState } from './tpm-state.js';
 import { removeFile, removeTree } from '../host/files.js';
 
 /** `destroy`: SIGTERM, then SIGKILL after a grace period; labels restored; nothing left. */

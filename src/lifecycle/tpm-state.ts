@@ -34,3 +34,14 @@ export function undefineTpm(env: LifecycleEnv, def: DomainDef, keep: boolean): (
     if (!keep) removeTpmState(env, def.uuid);
   };
 }
+
+/**
+ * A guest without a definition (created, or undefined while it ran) takes its TPM state with
+ * it when it stops, unless `persistent_state='yes'` (libvirt's rule).
+ */
+export function removeTransientTpmState(env: LifecycleEnv, live: DomainDef, persistent: boolean): void {
+  const tpm = live.tpms?.[0];
+  if (persistent || tpm === undefined || tpm.persistentState) return;
+  if (env.store.getDefinedByUuid(live.uuid)) return; // defined again meanwhile: its state stays
+  removeTpmState(env, live.uuid);
+}

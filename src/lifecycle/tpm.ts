@@ -23,7 +23,7 @@ import type { OpenFiles } from './files.js';
 import { openHelperLog, startHelpers, type HelperLog, type HelperRequest, type PreparedDevice } from './helpers.js';
 import type { UndoStack } from './undo.js';
 
-import { removeTpmState, tpmGuestDir } from './tpm-state.js';
+import { tpmGuestDir } from './tpm-state.js';
 import { removeTree } from '../host/files.js';
 
 export { removeTpmState, tpmGuestDir, undefineTpm } from './tpm-state.js';
@@ -194,15 +194,4 @@ export function tpmQemuArgv(tpm: TpmDef, fd: number): string[] {
     '-device',
     `${tpm.model},tpmdev=tpm-tpm0,id=tpm0`,
   ];
-}
-
-/**
- * A guest without a definition (created, or undefined while it ran) takes its TPM state with
- * it when it stops, unless `persistent_state='yes'` (libvirt's rule).
- */
-export function removeTransientTpmState(env: LifecycleEnv, live: DomainDef, persistent: boolean): void {
-  const tpm = live.tpms?.[0];
-  if (persistent || tpm === undefined || tpm.persistentState) return;
-  if (env.store.getDefinedByUuid(live.uuid)) return; // defined again meanwhile: its state stays
-  removeTpmState(env, live.uuid);
 }

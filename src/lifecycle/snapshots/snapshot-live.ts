@@ -33,6 +33,7 @@ import { createOverlay, openImage } from './snapshot-disks.js';
 import { finishLive, undoLive } from './snapshot-live-repair.js';
 import { planOp, withOverlay, type LiveDisk, type LivePlan } from './snapshot-live-plan.js';
 import type { SnapshotRecord } from './snapshot-xml.js';
+import { guestEntrypoints } from '../guest-entrypoints.js';
 
 /** The record's resource of a disk's top image (its resolved source). */
 function baseResource(rec: RunningRecord, disk: DiskDef): GuestResource {
@@ -86,7 +87,7 @@ export async function createLive(
     throw new SvirtError('SVIRT_ERR_OPERATION_INVALID', `domain '${rec.name}' is busy with another operation`);
   crashPoint('snapshot:journaled');
   const manager = await env.managerFor(rec);
-  const entry = env.entrypoints(rec.runtimeDir, manager, rec.uuid);
+  const entry = guestEntrypoints(env, rec.runtimeDir, manager, rec.uuid);
   const opened = new OpenFiles();
   try {
     // 1. The overlays, each journalled by identity the moment it exists.

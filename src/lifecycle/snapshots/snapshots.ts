@@ -31,6 +31,7 @@ import {
 import { diskNodeName } from '../../qemu/argv.js';
 import { withOverlay } from './snapshot-live-plan.js';
 import { SnapshotStore } from './snapshot-store.js';
+import { guestEntrypoints } from '../guest-entrypoints.js';
 import {
   formatSnapshotXml,
   parseSnapshotRequest,
@@ -112,7 +113,7 @@ export class Snapshots {
   }
 
   private entrypoints(g: Guest) {
-    return this.env.entrypoints(join(this.env.paths.runtimeRoot, g.uuid), this.env.manager, g.uuid);
+    return guestEntrypoints(this.env, join(this.env.paths.runtimeRoot, g.uuid), this.env.manager, g.uuid);
   }
 
   /** virDomainSnapshotCreateXML. */
