@@ -99,6 +99,8 @@ function lazyShim(name) {
   ].join('\n');
 }
 
+const SOURCEMAP = process.env['SVIRT_BUNDLE_SOURCEMAP'] === '1';
+
 /** better-sqlite3's methods svirt never calls: their modules load at their first call (below). */
 const SQLITE_METHODS_UNUSED = [
   ...['transaction', 'backup', 'serialize', 'function', 'aggregate', 'table'].map((m) => ({ key: `.${m}`, file: m })),
@@ -123,7 +125,8 @@ async function bundle(entry, outfile, keeps) {
     // minified functions: dist/src/ is the same code with names, for a library caller or a debugger.
     minify: true,
     charset: 'ascii',
-    sourcemap: false,
+    // SVIRT_BUNDLE_SOURCEMAP=1: BUNDLE.map beside each bundle, for scripts/verb-modules.mjs.
+    sourcemap: SOURCEMAP,
     logLevel: 'warning',
     // The bundle's own URL where a module asked for its own (createRequire, the package root).
     // Made when first read: pathToFileURL is ~0.4 ms in a fresh process, and no quiet path reads it.
@@ -181,6 +184,7 @@ async function bundle(entry, outfile, keeps) {
   // bin/svirt.js reads the file as latin1 (no UTF-8 decoding): that is only the same text in ASCII.
   if (/[^\x00-\x7f]/.test(text)) throw new Error(`${outfile} is not ASCII`);
   renameSync(outfile, final);
+  if (SOURCEMAP) renameSync(`${outfile}.map`, `${final}.map`);
 }
 
 /** In a module of dist/src/ (at `file`), every `import('…')` outside `keeps` becomes the left-out stand-in. */
