@@ -9,10 +9,13 @@ import { join } from 'node:path';
 
 const copy = process.argv[2];
 if (!copy) throw new Error('usage: node lab/test-build.mjs COPY');
-// Every CLI bundle that has the check (the full, core and read ones: bin/svirt.js picks one by
-// the verb; a define or start runs in the core one).
+// Every CLI bundle that has the check: the full and core ones must (bin/svirt.js picks one by the
+// verb; a define or start runs in the core one). The read verbs open no file a definition names,
+// and since session 27 their bundle has no check (src/lifecycle/guest-entrypoints.ts); should it
+// have one again, it is taken out there too.
 const dist = join(copy, 'dist');
 const done = [];
+const MAY_LACK = new Set(['svirt-read.cjs']);
 for (const file of ['svirt.cjs', 'svirt-core.cjs', 'svirt-read.cjs']) {
   const bundle = join(dist, file);
   const text = readFileSync(bundle, 'latin1');
@@ -25,6 +28,10 @@ for (const file of ['svirt.cjs', 'svirt-core.cjs', 'svirt-read.cjs']) {
     names.push(`Entrypoints.${name}`);
     return `${pre}${name}${rest} return; `;
   });
+  if (names.length === 0 && MAY_LACK.has(file)) {
+    done.push(`${file}: no check in it`);
+    continue;
+  }
   if (names.length !== 2) {
     // Never a silent no-op: the hostile test must know it reaches the manager's confinement.
     console.error(`test-build: the image-entrypoint check was not found whole in ${file} (found: ${names.join(', ') || 'none'})`);
