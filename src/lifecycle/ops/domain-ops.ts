@@ -3,7 +3,7 @@
  * setvcpus, domrename, metadata, domtime, send-key, qemu-monitor-command): CLI verbs and
  * remote procedures call these, each finds its guest once and hands it to a step of this
  * folder. `domainOps(hv)` makes one; whether a guest autostarts or has a managed save, which
- * dominfo and list show, the Hypervisor answers itself (no verb but these loads this folder).
+ * dominfo and list show, the Hypervisor answers itself (only these operations load this folder).
  */
 import type { RunningRecord } from '../../store/store.js';
 import type { Hypervisor } from '../hypervisor.js';
