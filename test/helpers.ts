@@ -48,6 +48,7 @@ const BEFORE_REMOVAL = new Map<string, (() => unknown)[]>();
 export function scratch(t: TestContext, prefix = 'svirt-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   chmodSync(dir, 0o711); // guest uids traverse it to their runtime dirs (svirt never chmods a dir it did not make)
+  BEFORE_REMOVAL.set(dir, []);
   t.after(async () => {
     for (const fn of (BEFORE_REMOVAL.get(dir) ?? []).reverse()) await fn();
     BEFORE_REMOVAL.delete(dir);
@@ -58,15 +59,21 @@ export function scratch(t: TestContext, prefix = 'svirt-test-'): string {
 }
 
 /**
- * Runs `fn` when the test ends, before scratch() removes `dir` (the last added first). node:test
- * runs `after` hooks in the order they were added, so a hook added after scratch() finds its
- * dir gone, and a svirt command run there makes a new, empty store: the `/tmp/svirt-test-*`
- * dirs holding only svirt.db that every suite run left behind.
+ * Runs `fn` when the test ends, before scratch() removes `dir` or the scratch dir `dir` is in
+ * (the last added first). node:test runs `after` hooks in the order they were added, so a hook
+ * added after scratch() finds its dir gone, and a svirt command (or a serve still running) there
+ * makes a new, empty store: the `/tmp/svirt-test-*` dirs holding only svirt.db that every suite
+ * run left behind, and a `svirt-claims-*` one with `a/svirt.db` from a serve in a state dir
+ * made under its scratch dir (session 27).
  */
 export function beforeScratchRemoval(dir: string, fn: () => unknown): void {
-  const list = BEFORE_REMOVAL.get(dir) ?? [];
+  let key = dir;
+  for (const root of BEFORE_REMOVAL.keys()) {
+    if (dir.startsWith(`${root}/`) && (key === dir || root.length > key.length)) key = root;
+  }
+  const list = BEFORE_REMOVAL.get(key) ?? [];
   list.push(fn);
-  BEFORE_REMOVAL.set(dir, list);
+  BEFORE_REMOVAL.set(key, list);
 }
 
 /** A temp dir named PREFIX-XXXXXX, removed when the test ends. */
