@@ -69,5 +69,5 @@ if ! build svirt-cleanup -static $cleanup_src -lsqlite3 -lm 2>/dev/null; then
 	# shellcheck disable=SC2086
 	build svirt-cleanup $cleanup_src -lsqlite3
 fi
-build svirt_native.node -shared -fPIC -I"$inc" svirt-native.c open-path.c open-as.c access.c devfilter.c spawn.c map-file.c proc-stat.c fd-watch.c -pthread
+build svirt_native.node -shared -fPIC -I"$inc" svirt-native.c open-path.c open-as.c access.c devfilter.c spawn.c map-file.c proc-stat.c fd-watch.c store-ext.c -pthread
 echo "native helpers built in $out"

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SvirtError } from '../errors.js';
@@ -11,6 +11,7 @@ import {
   RUNNING_LISTED_SQL,
   SCHEMA_FINGERPRINT,
   Store,
+  WAL_AUTOCHECKPOINT_PAGES,
   schemaFingerprint,
 } from './store.js';
 
@@ -153,6 +154,32 @@ describe('Store', () => {
     assert.match(plan(RUNNING_CHECKS_SQL), /SCAN running USING COVERING INDEX running_checks/);
     assert.match(plan(RUNNING_LISTED_SQL), /SCAN running USING COVERING INDEX running_listed/);
     assert.match(plan(DEFINED_NAMES_SQL), /SCAN domains USING COVERING INDEX domains_names/);
+  });
+
+  it('leaves the WAL at its close, and bounds it by checkpoints at commits', (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'svirt-store-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const wal = join(dir, 'svirt.db-wal');
+    const first = Store.open(dir);
+    first.tryReserve('dac', 'kept', 'uuid-a');
+    first.close();
+    // SQLite's default would have copied the WAL into svirt.db and removed it (native/store-ext.c)
+    assert.ok(lstatSync(wal).size > 32, 'the WAL is still there, with frames');
+    const second = Store.open(dir);
+    assert.equal(second.holder('dac', 'kept'), 'uuid-a', 'a new connection reads what the WAL holds');
+    // Frames in the WAL that no checkpoint has copied yet: [busy, frames, copied] from a
+    // checkpoint that never waits and copies nothing while the check itself holds no lock.
+    const framesNow = (): number =>
+      (second.db.prepare('PRAGMA wal_checkpoint(NOOP)').raw().get() as number[] | undefined)?.[1] ?? -1;
+    let most = 0;
+    for (let i = 0; i < 400; i++) {
+      second.tryReserve('dac', `l${i}`, `uuid-${i}`);
+      most = Math.max(most, framesNow());
+    }
+    assert.ok(most > 0, `the WAL held frames (${most})`);
+    assert.ok(most <= WAL_AUTOCHECKPOINT_PAGES + 8, `at most ${WAL_AUTOCHECKPOINT_PAGES} pages and one commit's: ${most}`);
+    second.close();
+    assert.ok(existsSync(wal));
   });
 
   it('lets only one of several processes reserve a label at once', async (t) => {

@@ -238,6 +238,36 @@ function toRecord(r: RunningRow): RunningRecord {
   };
 }
 
+/**
+ * How many pages the WAL may hold before a commit copies them into svirt.db (SQLite's default is
+ * 1,000). A close leaves the WAL (keepWalAtClose), and a command's open, the first on the file
+ * since the last close, reads every frame of it to rebuild its index (~3.5 us a frame here):
+ * this bounds that read. A start writes ~57 pages, a destroy ~52, a define ~18, so a checkpoint
+ * (two syncs) comes every two or three writing commands and not at each one's close.
+ */
+export const WAL_AUTOCHECKPOINT_PAGES = 128;
+
+/**
+ * Has the connection's close leave the WAL as it is (SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, set by
+ * native/store-ext.c, which is svirt's addon loaded as an SQLite extension: a reference more to
+ * a library Node has loaded). Without it, the last connection's close copies the WAL into
+ * svirt.db, syncs both and removes it, and the next command makes it anew: a CLI verb is nearly
+ * always the last, so that was four syncs and two unlinks a writing command, where its commit
+ * needs one sync of the WAL (wal-sync.ts; close() does it). Where the addon is not built the
+ * close checkpoints as before: the same store, a slower one.
+ */
+function keepWalAtClose(db: Database): void {
+  try {
+    (db.loadExtension as (this: Database, file: string, entryPoint: string) => void).call(
+      db,
+      join(packageRoot(), 'native', 'out', 'svirt_native.node'),
+      'sqlite3_svirtstore_init',
+    );
+  } catch {
+    // not built, or an addon older than the entry point
+  }
+}
+
 /** The `driver` column of a display port's reservation (no security driver has this name). */
 const PORT_RESERVATION = 'tcp-port';
 
@@ -337,8 +367,10 @@ export class Store implements LabelMemory, LabelReservations {
         fileMustExist: opts.existing === true,
       });
       chmodSync(file, 0o600);
+      keepWalAtClose(db);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
+      db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
       db.pragma('foreign_keys = ON');
       // The schema is created or migrated only when its fingerprint is not the file's: every
       // CLI verb opens the store, and parsing the whole schema again costs ~1 ms (issue 17).
@@ -364,9 +396,8 @@ export class Store implements LabelMemory, LabelReservations {
   }
 
   /**
-   * Closes the connection. When it changed rows, they are on disk when this returns: SQLite's
-   * close checkpoints and syncs only when no other connection is open, so the WAL is synced
-   * when it is still there (wal-sync.ts).
+   * Closes the connection. When it changed rows, they are on disk when this returns: the close
+   * leaves the WAL as it is (keepWalAtClose), and the WAL is synced (wal-sync.ts).
    */
   close(): void {
     storeClosed(this);

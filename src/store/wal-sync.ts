@@ -2,11 +2,11 @@
  * A command's writes are on disk when it says it is done.
  *
  * The store runs `synchronous = NORMAL` in WAL mode: a commit appends to `svirt.db-wal` and
- * syncs nothing; SQLite syncs the WAL when it checkpoints, and a connection checkpoints at its
- * close only when it is the last one open. A CLI verb alone on the store is therefore durable
- * at its close. With another process holding the store (`svirt serve`, its warm worker, a
- * second command), the close leaves the WAL as it is, and what the verb wrote sat in the page
- * cache until some later checkpoint: `define` answered "defined" for a definition that a power
+ * syncs nothing; SQLite syncs the WAL only when it checkpoints. svirt's connections do not
+ * checkpoint at their close (store.ts, keepWalAtClose: a checkpoint is four syncs and two
+ * unlinks a command), and a connection that is not the last one open never did: with
+ * `svirt serve` or a second command holding the store, what a verb wrote sat in the page cache
+ * until some later checkpoint, and `define` answered "defined" for a definition that a power
  * cut could take back.
  *
  * So a connection that changed rows syncs the WAL file itself once it is done: after its close
@@ -14,9 +14,10 @@
  * on any fd of the file flushes it; the WAL's frames carry checksums, and a later open takes up
  * every complete commit in it. Whatever a checkpoint already moved into `svirt.db` was synced
  * there before SQLite lets the WAL start over, so the frames are on disk in one file or the
- * other. When the close did checkpoint, SQLite has removed the WAL and there is nothing to do
- * (one lstat). In serve only the sync waits off the event loop; the lstat, open and fstat of a
- * file in the state dir are not worth a trip to the thread pool.
+ * other. Where no WAL is left (a close that checkpointed: the addon not built, or another
+ * program's last connection) there is nothing to do (one lstat). In serve only the sync waits
+ * off the event loop; the lstat, open and fstat of a file in the state dir are not worth a trip
+ * to the thread pool.
  */
 import { closeSync, constants, fdatasync, fdatasyncSync, fstatSync, lstatSync, openSync } from 'node:fs';
 import { SvirtError } from '../errors.js';
