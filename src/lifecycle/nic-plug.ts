@@ -212,7 +212,7 @@ export async function repairNicOp(env: LifecycleEnv, rec: RunningRecord): Promis
     for (const name of op.fdnames ?? []) await q.execute('closefd', { fdname: name }).catch(ignoreMissing);
   });
   // The tap: only the one this operation recorded (by name and ifindex); a passt: its helper.
-  if (op.tap !== undefined) releaseNics(env, rec.uuid, op.tap);
+  if (op.tap !== undefined) await releaseNics(env, rec.uuid, op.tap);
   const left = await releasePasst(env, rec, op);
   const resources = left === undefined ? {} : { resources: left };
   if (op.op === 'detach') {

@@ -11,7 +11,7 @@ import type { LifecycleEnv } from './env.js';
  * Removes the recorded taps of a guest (all, or the one named): each only if it is still
  * the device recorded, and only from the network namespace it was made in.
  */
-export function releaseNics(env: LifecycleEnv, uuid: string, only?: string): void {
+export async function releaseNics(env: LifecycleEnv, uuid: string, only?: string): Promise<void> {
   const store = new NetworkStore(env.store.db);
   const here = currentNetns();
   for (const t of store.tapsOf(uuid)) {
@@ -21,7 +21,7 @@ export function releaseNics(env: LifecycleEnv, uuid: string, only?: string): voi
         `tap ${t.name} of guest ${uuid} was made in another network namespace (inode ${t.netns}): left to its own fate there`,
       );
     } else {
-      removeTap(t);
+      await removeTap(t);
     }
     store.deleteTap(uuid, t.name);
   }

@@ -195,7 +195,7 @@ export async function plugTap(
     nic.type === 'network'
       ? await new (await import('./networks.js')).Networks(env).bridgeFor(nic.source ?? '', what)
       : (nic.source ?? '');
-  const t = makeTap(nic, bridge, what);
+  const t = await makeTap(nic, bridge, what);
   try {
     if (manager.hasLiveLabels(def)) manager.setTapFdLabel(def, t.tap.fd);
     new NetworkStore(env.store.db).addTap({

@@ -90,7 +90,7 @@ export async function cleanup(env: LifecycleEnv, rec: RunningRecord): Promise<vo
   // Nothing of the guest runs any more: its cgroup goes (a process left in it is killed first)
   await (await import('./cgroup/remove.js')).removeGuestCgroup(env.paths.stateDir, rec.uuid);
   // The taps go with QEMU's fds, unless QEMU made them persistent: each is removed by its record.
-  releaseNics(env, rec.uuid);
+  await releaseNics(env, rec.uuid);
   removeTransientTpmState(env, live, rec.persistent);
   env.store.tx(() => {
     env.store.releaseReservations(rec.uuid);

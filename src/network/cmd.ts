@@ -1,25 +1,50 @@
 /**
  * The host programs svirt's networking drives (`ip`, `nft`), run with argv arrays and a
- * fixed environment; a failure is a SvirtError naming the command and its stderr.
+ * fixed environment, off the event loop (host/run-program.ts); a failure is a SvirtError
+ * naming the command and its stderr.
  */
-import { spawnSync } from 'node:child_process';
 import { SvirtError } from '../errors.js';
+import { runProgram } from '../host/run-program.js';
 
 const ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
+const DIRS = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+const TIMEOUT_MS = 30_000;
+const MAX_OUTPUT = 16 << 20;
 
-/** Runs `argv` (with `input` on stdin); returns stdout, or throws naming what failed. */
-export function run(argv: readonly string[], what: string, input?: string): string {
+/** Runs `argv` (with `input` on stdin); resolves with stdout, or rejects naming what failed. */
+export async function run(argv: readonly string[], what: string, input?: string): Promise<string> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined) throw new SvirtError('SVIRT_ERR_INTERNAL', 'run: empty command');
-  const r = spawnSync(cmd, rest, { env: ENV, encoding: 'utf8', input: input ?? '', timeout: 30_000, maxBuffer: 16 << 20 });
-  if (r.error) {
-    throw new SvirtError('SVIRT_ERR_HOST', `cannot ${what}: ${cmd}: ${r.error.message}`, { cause: r.error, details: { argv } });
-  }
+  const r = await runIn(DIRS, cmd, rest, input).catch((err: unknown) => {
+    const e = err instanceof Error ? err : new Error(String(err));
+    throw new SvirtError('SVIRT_ERR_HOST', `cannot ${what}: ${cmd}: ${e.message}`, { cause: e, details: { argv } });
+  });
   if (r.status !== 0) {
+    const how = r.timedOut
+      ? `no end after ${TIMEOUT_MS / 1000} s`
+      : r.overflow !== undefined
+        ? `more than ${MAX_OUTPUT} bytes on its ${r.overflow}`
+        : '';
     const err = (r.stderr || r.stdout).trim().split('\n').slice(-3).join('; ');
-    throw new SvirtError('SVIRT_ERR_HOST', `cannot ${what}: ${argv.join(' ')}: ${err || `exit ${r.status ?? r.signal}`}`, {
-      details: { argv, status: r.status, stderr: r.stderr },
+    throw new SvirtError('SVIRT_ERR_HOST', `cannot ${what}: ${argv.join(' ')}: ${how || err || `exit ${r.status ?? r.signal}`}`, {
+      details: { argv, status: r.status, signal: r.signal, stderr: r.stderr },
     });
   }
   return r.stdout;
+}
+
+/** The program `cmd` from the first of `dirs` that has it (posix_spawn takes a path, not a PATH search). */
+async function runIn(dirs: readonly string[], cmd: string, args: readonly string[], input: string | undefined) {
+  const opts = { env: ENV, timeoutMs: TIMEOUT_MS, maxOutput: MAX_OUTPUT, ...(input === undefined ? {} : { input }) };
+  if (cmd.includes('/')) return runProgram(cmd, args, opts);
+  let last: unknown;
+  for (const dir of dirs) {
+    try {
+      return await runProgram(`${dir}/${cmd}`, args, opts);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      last = err;
+    }
+  }
+  throw last instanceof Error ? last : new Error(`${cmd}: not found`);
 }

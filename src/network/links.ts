@@ -50,10 +50,10 @@ export function masterOf(name: string): string | undefined {
  * Deletes interface `name` only if it is still the one with `ifindex` (a name is reused by the
  * next guest; an ifindex is not). Returns false when it was already gone or is another one.
  */
-export function deleteLink(name: string, ifindex: number): boolean {
+export async function deleteLink(name: string, ifindex: number): Promise<boolean> {
   if (ifindexOf(name) !== ifindex) return false;
   try {
-    run(['ip', 'link', 'del', 'dev', name], `remove interface ${name}`);
+    await run(['ip', 'link', 'del', 'dev', name], `remove interface ${name}`);
   } catch (err) {
     if (ifindexOf(name) !== ifindex) return false; // went away meanwhile (its last fd closed)
     throw err;

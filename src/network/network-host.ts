@@ -40,20 +40,21 @@ export async function startNetworkHost(
   const undo: (() => Promise<void> | void)[] = [];
   try {
     const delay = String(net.bridge.delay * 100);
-    run(['ip', 'link', 'add', 'name', bridge, 'type', 'bridge', 'forward_delay', delay], `create bridge ${bridge}`);
+    await run(['ip', 'link', 'add', 'name', bridge, 'type', 'bridge', 'forward_delay', delay], `create bridge ${bridge}`);
     const bridgeIfindex = ifindexOf(bridge) ?? 0;
-    undo.push(() => void deleteLink(bridge, bridgeIfindex));
+    undo.push(async () => void (await deleteLink(bridge, bridgeIfindex)));
     const startedAt = Date.now();
     const base = { netns: currentNetns(), bridge, bridgeIfindex, startedAt };
     record(base);
-    if (net.bridge.stp) run(['ip', 'link', 'set', 'dev', bridge, 'type', 'bridge', 'stp_state', '1'], `enable STP on ${bridge}`);
-    if (net.mac !== undefined) run(['ip', 'link', 'set', 'dev', bridge, 'address', net.mac], `set the MAC of ${bridge}`);
+    if (net.bridge.stp)
+      await run(['ip', 'link', 'set', 'dev', bridge, 'type', 'bridge', 'stp_state', '1'], `enable STP on ${bridge}`);
+    if (net.mac !== undefined) await run(['ip', 'link', 'set', 'dev', bridge, 'address', net.mac], `set the MAC of ${bridge}`);
     const ip = net.ips[0];
-    if (ip) run(['ip', 'addr', 'add', `${ip.address}/${ip.prefix}`, 'dev', bridge], `address bridge ${bridge}`);
-    run(['ip', 'link', 'set', 'dev', bridge, 'up'], `bring bridge ${bridge} up`);
+    if (ip) await run(['ip', 'addr', 'add', `${ip.address}/${ip.prefix}`, 'dev', bridge], `address bridge ${bridge}`);
+    await run(['ip', 'link', 'set', 'dev', bridge, 'up'], `bring bridge ${bridge} up`);
     // NAT needs forwarding on (libvirt turns it on too); it is left on at destroy, as libvirt leaves it.
     if (net.forward.mode === 'nat' && readFileSync(IP_FORWARD, 'utf8').trim() !== '1') writeFileSync(IP_FORWARD, '1\n');
-    const nftTable = applyNft(net, bridge);
+    const nftTable = await applyNft(net, bridge);
     undo.push(() => removeNft(nftTable));
     record({ ...base, nftTable });
     let dnsmasq: NetworkRuntime['dnsmasq'];
@@ -99,7 +100,7 @@ export async function stopNetworkHost(name: string, rt: NetworkRuntime): Promise
   };
   if (rt.dnsmasq) await attempt(() => stopDnsmasq(rt.dnsmasq as NonNullable<NetworkRuntime['dnsmasq']>));
   if (rt.nftTable !== undefined) await attempt(() => removeNft(rt.nftTable as string));
-  await attempt(() => void deleteLink(rt.bridge, rt.bridgeIfindex));
+  await attempt(async () => void (await deleteLink(rt.bridge, rt.bridgeIfindex)));
   if (errors.length > 0) throw new SvirtError('SVIRT_ERR_HOST', `cannot stop network '${name}' cleanly: ${errors.join('; ')}`);
 }
 

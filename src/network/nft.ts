@@ -53,16 +53,16 @@ export function nftRules(net: NetworkDef, bridge: string): string {
 }
 
 /** Creates the table (replacing a stale one of the same name: it is svirt's by its name). */
-export function applyNft(net: NetworkDef, bridge: string): string {
+export async function applyNft(net: NetworkDef, bridge: string): Promise<string> {
   const table = nftTableName(net);
-  removeNft(table);
-  run(['nft', '-f', '-'], `add the nftables rules of network '${net.name}'`, nftRules(net, bridge));
+  await removeNft(table);
+  await run(['nft', '-f', '-'], `add the nftables rules of network '${net.name}'`, nftRules(net, bridge));
   return table;
 }
 
 /** Deletes svirt's table of a network; a table already gone is not an error. */
-export function removeNft(table: string): void {
-  const list = run(['nft', 'list', 'tables', 'ip'], 'list the nftables tables');
+export async function removeNft(table: string): Promise<void> {
+  const list = await run(['nft', 'list', 'tables', 'ip'], 'list the nftables tables');
   if (!list.split('\n').some((l) => l.trim() === `table ip ${table}`)) return;
-  run(['nft', 'delete', 'table', 'ip', table], `delete the nftables table ${table}`);
+  await run(['nft', 'delete', 'table', 'ip', table], `delete the nftables table ${table}`);
 }

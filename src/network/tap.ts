@@ -63,7 +63,7 @@ function tapError(nic: InterfaceDef, name: string, err: unknown): SvirtError {
  * Makes the tap of `nic` and puts it on `bridge`, up, with the host-side MAC. On failure
  * nothing is left: the tap goes with its fd.
  */
-export function makeTap(nic: InterfaceDef, bridge: string, what: string): TapFds {
+export async function makeTap(nic: InterfaceDef, bridge: string, what: string): Promise<TapFds> {
   requireBridge(bridge, what);
   const name = nic.target ?? 'vnet%d';
   if (nic.target !== undefined && linkExists(nic.target) && !isTap(nic.target)) {
@@ -81,7 +81,7 @@ export function makeTap(nic: InterfaceDef, bridge: string, what: string): TapFds
   let vhostFd: number | undefined;
   try {
     const mac = nic.mac === undefined ? [] : ['address', hostSideMac(nic.mac)];
-    run(['ip', 'link', 'set', 'dev', tap.name, ...mac, 'master', bridge, 'up'], `put tap ${tap.name} on bridge ${bridge}`);
+    await run(['ip', 'link', 'set', 'dev', tap.name, ...mac, 'master', bridge, 'up'], `put tap ${tap.name} on bridge ${bridge}`);
     vhostFd = openVhost(nic, what);
   } catch (err) {
     closeSync(tap.fd);
@@ -114,6 +114,6 @@ export function closeTapFds(t: TapFds): void {
 }
 
 /** Deletes a recorded tap if it is still that device (ifindex); what is gone is not an error. */
-export function removeTap(t: TapRecord): boolean {
+export function removeTap(t: TapRecord): Promise<boolean> {
   return deleteLink(t.name, t.ifindex);
 }

@@ -1,0 +1,166 @@
+/**
+ * A host program run to its end without blocking the event loop. `svirt serve` answers every
+ * client from one loop, and a `spawnSync` of `ip` or `nft` stopped all of them for as long as
+ * the program ran (up to its timeout). The child is started by posix_spawn (spawn.ts: no fork
+ * of Node), its stdout and stderr are socketpairs read on the loop through the addon's watch
+ * (no node:net), each bounded, and a child that outlives its time is killed through a pidfd,
+ * so the signal never reaches a process that reused its pid.
+ */
+import { closeSync } from 'node:fs';
+import { childSocket, spawnProgram } from './spawn.js';
+import { pidfdOpen, pidfdSignal, socketpair, watchClose, watchFd, type WatchHandle } from './native.js';
+
+/** SIGKILL's number (node:os's table loads on first use, ~0.6 ms of a fresh verb). */
+const SIGKILL = 9;
+
+export interface RunProgramOptions {
+  /** The whole environment of the program. */
+  readonly env: NodeJS.ProcessEnv;
+  /** Written to its stdin, which then ends; without it stdin is /dev/null. */
+  readonly input?: string;
+  /** Killed (SIGKILL) after this long; the result then says `timedOut`. */
+  readonly timeoutMs: number;
+  /** The most of stdout, and of stderr, kept; past it the program is killed and `overflow` names the stream. */
+  readonly maxOutput: number;
+}
+
+export interface RunProgramResult {
+  /** The exit status; null when a signal ended it. */
+  readonly status: number | null;
+  /** The signal's name when one ended it. */
+  readonly signal: string | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly timedOut: boolean;
+  /** The stream that went past maxOutput (the program was killed). */
+  readonly overflow?: 'stdout' | 'stderr';
+}
+
+/** One output stream of the child: svirt's end of a socketpair, read up to `max` bytes. */
+class Collector {
+  private readonly chunks: Buffer[] = [];
+  private bytes = 0;
+  private watch: WatchHandle | undefined;
+  private fd: number;
+  ended = false;
+
+  constructor(
+    fd: number,
+    private readonly max: number,
+    private readonly onEnd: (overflow: boolean) => void,
+  ) {
+    this.fd = fd;
+    this.watch = watchFd(fd, (chunk) => {
+      if (chunk === null) return this.end(false);
+      this.bytes += chunk.length;
+      if (this.bytes > this.max) return this.end(true);
+      this.chunks.push(chunk);
+    });
+  }
+
+  /** Stops reading (EOF, too much, or given up on) and closes svirt's end; reports once. */
+  end(overflow: boolean): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.watch !== undefined) watchClose(this.watch);
+    this.watch = undefined;
+    closeSync(this.fd);
+    this.fd = -1;
+    this.onEnd(overflow);
+  }
+
+  text(): string {
+    return Buffer.concat(this.chunks).toString('utf8');
+  }
+}
+
+/**
+ * Runs `path` with `args` and resolves with how it ended and what it printed, once it has
+ * exited and both streams have ended (or, past the timeout, once it has exited). Rejects only
+ * when it cannot be started (the error's code: ENOENT, EACCES, ...), leaving nothing open.
+ */
+export function runProgram(path: string, args: readonly string[], opts: RunProgramOptions): Promise<RunProgramResult> {
+  return new Promise((resolve, reject) => {
+    const stdin = opts.input === undefined ? undefined : childSocket();
+    const pairs: [number, number][] = [];
+    let exit: { status: number | null; signal: string | null } | undefined;
+    let timedOut = false;
+    let overflow: 'stdout' | 'stderr' | undefined;
+    let pidfd = -1;
+    let timer: NodeJS.Timeout | undefined;
+    // The addon reports the exit without holding the loop: this does, until the call settles.
+    const keepAlive = setInterval(() => undefined, 1 << 30);
+    const collectors: Collector[] = [];
+    const settle = (): void => {
+      if (exit === undefined || collectors.length < 2 || collectors.some((c) => !c.ended)) return;
+      clearTimeout(timer);
+      clearInterval(keepAlive);
+      if (pidfd >= 0) closeSync(pidfd);
+      pidfd = -1;
+      resolve({
+        status: exit.status,
+        signal: exit.signal,
+        stdout: collectors[0]?.text() ?? '',
+        stderr: collectors[1]?.text() ?? '',
+        timedOut,
+        ...(overflow === undefined ? {} : { overflow }),
+      });
+    };
+    // Past the timeout, a grandchild that holds the streams open does not hold the caller too.
+    const giveUpStreams = (): void => {
+      for (const c of collectors) c.end(false);
+    };
+    const kill = (): void => {
+      if (exit === undefined && pidfd >= 0) pidfdSignal(pidfd, SIGKILL);
+    };
+    let pid: number;
+    try {
+      pairs.push(socketpair(), socketpair());
+      pid = spawnProgram(path, {
+        args,
+        env: opts.env,
+        fds: [stdin?.child ?? 'ignore', pairs[0]?.[1] ?? -1, pairs[1]?.[1] ?? -1],
+        onExit: (status) => {
+          const [how, value = ''] = status.split(' ');
+          exit = how === 'exit' ? { status: Number(value), signal: null } : { status: null, signal: value };
+          if (timedOut) giveUpStreams();
+          settle();
+        },
+      });
+    } catch (e) {
+      clearInterval(keepAlive);
+      stdin?.close();
+      for (const p of pairs) for (const fd of p) closeSync(fd);
+      reject(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    try {
+      pidfd = pidfdOpen(pid);
+    } catch {
+      // ESRCH: it has exited and been reaped already, nothing is left to kill. Any other
+      // failure: it cannot be killed at its timeout, and the call waits for its end.
+    }
+    for (const [, theirs] of pairs) closeSync(theirs);
+    if (stdin !== undefined) {
+      stdin.spawned();
+      stdin.feed(opts.input ?? '');
+    }
+    const ended =
+      (name: 'stdout' | 'stderr') =>
+      (over: boolean): void => {
+        if (over) {
+          overflow ??= name;
+          kill();
+        }
+        settle();
+      };
+    for (const [i, name] of (['stdout', 'stderr'] as const).entries()) {
+      collectors.push(new Collector(pairs[i]?.[0] ?? -1, opts.maxOutput, ended(name)));
+    }
+    timer = setTimeout(() => {
+      timedOut = true;
+      kill();
+      if (exit !== undefined) giveUpStreams();
+    }, opts.timeoutMs);
+  });
+}
