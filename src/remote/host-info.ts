@@ -3,14 +3,15 @@
  * `<secmodel>` per driver of the stack, as `svirt capabilities` prints it), QEMU's version,
  * the connection URI.
  */
-import { spawnSync } from 'node:child_process';
+import { runProgram } from '../host/run-program.js';
 
 export { capabilitiesXml, machineArch } from '../capabilities.js';
 
 /** QEMU's version as libvirt encodes it (major * 1,000,000 + minor * 1,000 + micro); 0 when unknown. */
-export function qemuVersion(emulator = '/usr/bin/qemu-system-x86_64'): number {
-  const r = spawnSync(emulator, ['--version'], { encoding: 'utf8', timeout: 10_000 });
-  const m = /version (\d+)\.(\d+)\.(\d+)/.exec(r.stdout ?? '');
+export async function qemuVersion(emulator = '/usr/bin/qemu-system-x86_64'): Promise<number> {
+  const env = { PATH: '/usr/bin:/bin', LC_ALL: 'C' };
+  const r = await runProgram(emulator, ['--version'], { env, timeoutMs: 10_000, maxOutput: 64 * 1024 }).catch(() => undefined);
+  const m = /version (\d+)\.(\d+)\.(\d+)/.exec(r?.stdout ?? '');
   if (!m) return 0;
   return Number(m[1]) * 1_000_000 + Number(m[2]) * 1_000 + Number(m[3]);
 }

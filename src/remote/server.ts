@@ -77,7 +77,7 @@ export class RemoteServer {
     this.budget = new ByteBudget(this.limits.maxBufferedBytes);
     this.readonlyBudget = new ByteBudget(this.limits.maxReadonlyBufferedBytes, this.budget);
     this.clientLimits = { rw: clientLimits(this.limits, false), ro: clientLimits(this.limits, true) };
-    let version: number | undefined;
+    let version: Promise<number> | undefined;
     this.events = new DomainEventHub(o.hv, this.log);
     this.services = {
       hv: o.hv,

@@ -5,6 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { existsSync, readFileSync } from 'node:fs';
 import { isRoot, scratch } from '../helpers.js';
@@ -59,6 +60,11 @@ describe('svirt serve: host facts', { skip, timeout: 120_000 }, () => {
     assert.match(q35, /<machine>pc-q35-[\d.]+<\/machine>/);
     assert.doesNotMatch(q35.slice(q35.indexOf("<enum name='bus'>")), /^\s*<value>ide<\/value>/m, 'no IDE on q35');
     await assert.rejects(virshOk(s, ['domcapabilities', '--machine', 'no-such-machine']), /is not supported by emulator/);
+    // ConnectGetVersion: QEMU's own --version, run off serve's loop
+    const qemu = spawnSync('/usr/bin/qemu-system-x86_64', ['--version'], { encoding: 'utf8' });
+    const own = /version (\d+\.\d+\.\d+)/.exec(qemu.stdout)?.[1];
+    assert.ok(own, qemu.stdout);
+    assert.match(await virshOk(s, ['version']), new RegExp(`^Running hypervisor: QEMU ${own.replace(/\./g, '\\.')}$`, 'm'));
   });
 
   it(

@@ -86,7 +86,10 @@ export const connectProcedures: readonly Procedure[] = [
     run: (ctx, _a, w) => void w.string(capabilitiesXml(ctx.server.hv), STRING_MAX),
   }),
   procedure('ConnectGetType', { api: 'virConnectGetType', run: (_c, _a, w) => void w.string('QEMU', STRING_MAX) }),
-  procedure('ConnectGetVersion', { api: 'virConnectGetVersion', run: (ctx, _a, w) => void w.uhyper(ctx.server.qemuVersion()) }),
+  procedure('ConnectGetVersion', {
+    api: 'virConnectGetVersion',
+    run: async (ctx, _a, w) => void w.uhyper(await ctx.server.qemuVersion()),
+  }),
   procedure('ConnectGetLibVersion', { api: 'virConnectGetLibVersion', run: (_c, _a, w) => void w.uhyper(LIBVIRT_VERSION) }),
   procedure('ConnectGetHostname', { api: 'virConnectGetHostname', run: (_c, _a, w) => void w.string(hostname(), STRING_MAX) }),
   procedure('ConnectGetURI', { api: 'virConnectGetURI', run: (ctx, _a, w) => void w.string(ctx.server.uri, STRING_MAX) }),

@@ -68,7 +68,7 @@ export interface ServerServices {
   /** Access rules, permissions and the audit trail. */
   readonly access: RemoteGate;
   /** QEMU's version (libvirt encoding), probed once. */
-  qemuVersion(): number;
+  qemuVersion(): Promise<number>;
   /** Lifecycle events for registered clients (absent in servers that send none). */
   readonly events?: DomainEventHub;
 }
