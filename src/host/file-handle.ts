@@ -217,6 +217,18 @@ export function withHandle<T>(ref: FileRef, what: string, fn: (h: FileHandle) =>
   }
 }
 
+/** withHandle for an async fn: a handle reopened here stays open until fn's promise settles. */
+export async function withHandleAsync<T>(ref: FileRef, what: string, fn: (h: FileHandle) => Promise<T>): Promise<T | undefined> {
+  if (ref.handle) return fn(ref.handle);
+  const h = reopenIdentity(ref.path, ref.ident, what);
+  if (h === undefined) return undefined;
+  try {
+    return await fn(h);
+  } finally {
+    h.close();
+  }
+}
+
 /**
  * Unlinks `path` through its opened directory (no link on the way), when `only` accepts what
  * lstat says is there. A directory that is gone or became a link, or a name already gone,

@@ -66,7 +66,7 @@ export async function repairOp(env: LifecycleEnv, rec: RunningRecord): Promise<v
       ));
     await releaseQemuSide(q, op.nodes ?? [], fdsets);
   });
-  for (const r of resources) manager.restoreResourceLabel(live, r, ctx);
+  for (const r of resources) await manager.restoreResourceLabel(live, r, ctx);
   const gone = new Set(resources.map((r) => r.path));
   const left = rec.resources.filter((r) => !gone.has(r.path));
   if (op.op === 'detach' || op.op === 'eject') {

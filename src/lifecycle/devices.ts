@@ -163,7 +163,7 @@ async function plugOpened(env: LifecycleEnv, plug: Plug, files: OpenFiles): Prom
   const ctx = env.context(next, rec.runtimeDir);
   const manager = await env.managerFor(rec);
   try {
-    for (const r of resources) manager.setResourceLabel(next, r, ctx);
+    for (const r of resources) await manager.setResourceLabel(next, r, ctx);
     (await import('./cgroup/hotplug.js')).allowPlugged(env.paths.stateDir, rec.uuid, resources, disk.readonly === true); // cgroups.md
     if (points.labelled) crashPoint(points.labelled);
     await env.withQmp(rec, async (q) => {

@@ -65,7 +65,7 @@ describe('helper devices: golden profiles, rulesets and argv', () => {
     it(
       `${c.name}: the AppArmor profile matches ${c.name}.apparmor and compiles with apparmor_parser`,
       { skip: NO_PARSER },
-      (t) => {
+      async (t) => {
         const root = tempRoot('svirt-helper-golden-');
         t.after(() => removeTree(root));
         const profileDir = join(root, 'apparmor.d', 'svirt');
@@ -74,11 +74,11 @@ describe('helper devices: golden profiles, rulesets and argv', () => {
         const ctx = makeCtx(root);
         const label = driver.genLabel(def, ctx);
         // compile-only: written and compiled (the real parser fails the call on a bad profile), nothing to apply
-        assert.deepEqual(driver.helperConfinement(def, label, spec), {});
+        assert.deepEqual(await driver.helperConfinement(def, label, spec), {});
         const profile = readFileSync(join(profileDir, `svirt-${UUID}-${spec.id}`), 'utf8');
         golden(`${c.name}.apparmor`, profile);
         assert.ok(driver.describeHelper(def, label, spec).includes(profile), 'the dry run shows the same profile');
-        driver.restoreGuestLabel(def, label);
+        await driver.restoreGuestLabel(def, label);
         assert.equal(existsSync(join(profileDir, `svirt-${UUID}-${spec.id}`)), false, 'withdrawn with the guest');
       },
     );

@@ -21,6 +21,7 @@ import { processStartTime } from '../host/proc.js';
 import { childSocket, spawnProgram } from '../host/spawn.js';
 import { FdLayout, SPEC_FD } from '../qemu/fd-layout.js';
 import { EXEC_STEPS, guestEnvironment, logTail } from '../qemu/launcher.js';
+import type { ConfinementSpec } from '../security/confinement.js';
 import type { GuestResource, SecurityContext } from '../security/driver.js';
 import { assertHelperId, type HelperSpec } from '../security/helper.js';
 import type { HelperRecord } from '../store/store.js';
@@ -114,10 +115,42 @@ export async function startHelpers(
   undo.push('end the helper processes', () => endHelpers(env, live.uuid));
   const out: RunningHelper[] = [];
   for (const req of requests) {
-    const started = await waitReady(env, live, req, spawnOne(env, live, ctx, req));
+    const started = await waitReady(env, live, req, spawnOne(env, live, await confineHelper(env, live, ctx, req)));
     if (started) out.push(started);
   }
   return out;
+}
+
+/** A helper request with the launcher spec its confinement gives it (confineHelper). */
+export interface ConfinedHelper {
+  readonly req: HelperRequest;
+  readonly spec: ConfinementSpec;
+}
+
+/**
+ * The launcher spec of one helper: every driver's part (an AppArmor driver writes and loads
+ * the helper's profile here, running apparmor_parser off the event loop), and the guest's
+ * cgroup. Made before the helper is journalled, so spawnHelpers can spawn beside QEMU
+ * without awaiting anything.
+ */
+export async function confineHelper(
+  env: LifecycleEnv,
+  live: DomainDef,
+  ctx: SecurityContext,
+  req: HelperRequest,
+): Promise<ConfinedHelper> {
+  const { id } = req.spec;
+  assertHelperId(id);
+  if (req.argv[0] !== req.spec.binary) {
+    throw new SvirtError(
+      'SVIRT_ERR_INTERNAL',
+      `helper ${id}: argv[0] ${req.argv[0] ?? ''} is not its program ${req.spec.binary}`,
+    );
+  }
+  const layout = req.layout ?? new FdLayout();
+  const cgroups = cgroupJoinDirs(env.paths.stateDir, live.uuid); // the guest's cgroup holds its helpers too
+  const part = await env.manager.helperConfinement(live, { ...req.spec, log: req.log.path }, ctx, layout.qemuFds);
+  return { req: { ...req, layout }, spec: { ...part, ...(cgroups.length > 0 ? { cgroups } : {}) } };
 }
 
 /**
@@ -130,17 +163,17 @@ export async function startHelpers(
 export function spawnHelpers(
   env: LifecycleEnv,
   live: DomainDef,
-  ctx: SecurityContext,
-  requests: readonly HelperRequest[],
+  helpers: readonly ConfinedHelper[],
   undo: UndoStack,
 ): () => Promise<RunningHelper[]> {
-  if (requests.length === 0) return () => Promise.resolve([]);
+  if (helpers.length === 0) return () => Promise.resolve([]);
   undo.push('end the helper processes', () => endHelpers(env, live.uuid));
-  const spawned = requests.map((req) => {
+  const spawned = helpers.map((h) => {
+    const req = h.req;
     if (req.ready.kind === 'exit') {
       throw new SvirtError('SVIRT_ERR_INTERNAL', `helper ${req.spec.id}: a one-shot helper cannot start beside QEMU`);
     }
-    return { req, waiting: spawnOne(env, live, ctx, req) };
+    return { req, waiting: spawnOne(env, live, h) };
   });
   return async () => {
     const out: RunningHelper[] = [];
@@ -152,22 +185,10 @@ export function spawnHelpers(
   };
 }
 
-/** Journals and spawns one helper under its confinement; waitReady says when it is up. */
-function spawnOne(env: LifecycleEnv, live: DomainDef, ctx: SecurityContext, req: HelperRequest): Waiting {
+/** Journals and spawns one helper under its confinement (confineHelper); waitReady says when it is up. */
+function spawnOne(env: LifecycleEnv, live: DomainDef, { req, spec }: ConfinedHelper): Waiting {
   const { kind, id } = req.spec;
-  assertHelperId(id);
-  if (req.argv[0] !== req.spec.binary) {
-    throw new SvirtError(
-      'SVIRT_ERR_INTERNAL',
-      `helper ${id}: argv[0] ${req.argv[0] ?? ''} is not its program ${req.spec.binary}`,
-    );
-  }
   const layout = req.layout ?? new FdLayout();
-  const cgroups = cgroupJoinDirs(env.paths.stateDir, live.uuid); // the guest's cgroup holds its helpers too
-  const spec = {
-    ...env.manager.helperConfinement(live, { ...req.spec, log: req.log.path }, ctx, layout.qemuFds),
-    ...(cgroups.length > 0 ? { cgroups } : {}),
-  };
   const token = `${live.uuid}/${id}/${randomBytes(16).toString('hex')}`;
   setHelper(env, live.uuid, { kind, id, token, pid: null, startTime: null });
   crashPoint('start:helper-journaled');

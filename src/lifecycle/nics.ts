@@ -17,7 +17,14 @@ import { withSocketLabel } from '../host/selinux-socket.js';
 import { FdLayout } from '../qemu/fd-layout.js';
 import type { GuestResource, SecurityContext } from '../security/driver.js';
 import type { OpenFiles } from './files.js';
-import { openHelperLog, spawnHelpers, type HelperRequest, type RunningHelper } from './helpers.js';
+import {
+  confineHelper,
+  openHelperLog,
+  spawnHelpers,
+  type ConfinedHelper,
+  type HelperRequest,
+  type RunningHelper,
+} from './helpers.js';
 import { linksDown, type NicBackend } from '../qemu/netdev-args.js';
 import type { QmpClient } from '../qemu/qmp-client.js';
 import type { SecurityManager } from '../security/manager.js';
@@ -73,6 +80,18 @@ export class PreparedNics {
 
   /** Starts every passt (after labelling, before QEMU); the undo ends them. */
   private ready: () => Promise<void> = () => Promise.resolve();
+  /** The passt helpers with their launcher specs (confineHelpers), ready to spawn beside QEMU. */
+  private confined: readonly ConfinedHelper[] = [];
+
+  /**
+   * Makes every passt's launcher spec before QEMU is launched (an AppArmor driver loads the
+   * helper's profile here), so spawnHelpers awaits nothing: it runs inside the launch.
+   */
+  async confineHelpers(env: LifecycleEnv, live: DomainDef, ctx: SecurityContext): Promise<void> {
+    const out: ConfinedHelper[] = [];
+    for (const p of this.passt.values()) out.push(await confineHelper(env, live, ctx, p.request));
+    this.confined = out;
+  }
 
   /**
    * Spawns the passt helpers (journalled, confined). Start calls it as soon as QEMU is spawned:
@@ -80,10 +99,16 @@ export class PreparedNics {
    * start overlaps QEMU's. It never throws (it runs inside the launch): an error waits for
    * helpersReady, which start calls once QEMU's undo is in place.
    */
-  spawnHelpers(env: LifecycleEnv, live: DomainDef, ctx: SecurityContext, undo: UndoStack): void {
+  spawnHelpers(env: LifecycleEnv, live: DomainDef, undo: UndoStack): void {
     const requests = [...this.passt.values()].map((p) => p.request);
     try {
-      const spawned = spawnHelpers(env, live, ctx, requests, undo);
+      if (this.confined.length !== requests.length) {
+        throw new SvirtError(
+          'SVIRT_ERR_INTERNAL',
+          `domain '${live.name}': passt helpers spawned before their confinement was made`,
+        );
+      }
+      const spawned = spawnHelpers(env, live, this.confined, undo);
       this.ready = async () => {
         for (const h of await spawned()) {
           const log = requests.find((r) => r.spec.id === h.id)?.log.path ?? '';
@@ -238,7 +263,11 @@ export async function passtSandboxed(h: RunningHelper, log: string, what: string
 }
 
 /** `svirt profile`: what each NIC gets, and each passt helper's part per driver. Touches nothing. */
-export function nicDryRun(manager: SecurityManager, def: DomainDef, ctx: SecurityContext): { driver: string; text: string }[] {
+export async function nicDryRun(
+  manager: SecurityManager,
+  def: DomainDef,
+  ctx: SecurityContext,
+): Promise<{ driver: string; text: string }[]> {
   const out: { driver: string; text: string }[] = [];
   for (const nic of withAliases(def.interfaces)) {
     const alias = nic.alias ?? '';
@@ -254,7 +283,7 @@ export function nicDryRun(manager: SecurityManager, def: DomainDef, ctx: Securit
         text: "user: QEMU's slirp, inside the confined QEMU (refused under landlock: it needs TCP connect)",
       });
     } else {
-      for (const s of manager.dryRunHelper(def, passtSpec(nic), ctx))
+      for (const s of await manager.dryRunHelper(def, passtSpec(nic), ctx))
         out.push({ driver: `${s.driver} (passt of ${alias})`, text: s.text });
     }
   }

@@ -57,7 +57,7 @@ export async function startPasst(
   const journalled: PendingOp = { ...op, fdnames: [fdname], resources: [p.request.log.resource] };
   env.store.updateOp(rec.uuid, journalled);
   const ctx = env.context(live, rec.runtimeDir);
-  genv.manager.setResourceLabel(live, p.request.log.resource, ctx);
+  await genv.manager.setResourceLabel(live, p.request.log.resource, ctx);
   // startHelpers' own undo would end all the guest's helpers: repairNicOp ends this one instead.
   const [h] = await startHelpers(genv, live, ctx, [p.request], new UndoStack());
   if (h !== undefined) await passtSandboxed(h, p.request.log.path, `passt helper ${h.id} of '${live.name}'`);
@@ -83,6 +83,6 @@ export async function releasePasst(env: LifecycleEnv, rec: RunningRecord, op: Pe
   const live = parseDomainXml(rec.liveXml);
   const ctx = env.context(live, rec.runtimeDir);
   const manager = await env.managerFor(rec);
-  for (const r of resources) manager.restoreResourceLabel(live, r, ctx);
+  for (const r of resources) await manager.restoreResourceLabel(live, r, ctx);
   return rec.resources.filter((r) => !resources.some((x) => x.path === r.path));
 }

@@ -44,7 +44,7 @@ export async function saveGuest(env: LifecycleEnv, guest: Guest, file: string, p
   const manager = await env.managerFor(rec);
   let migrated = false;
   try {
-    manager.setResourceLabel(live, resource, ctx);
+    await manager.setResourceLabel(live, resource, ctx);
     crashPoint('save:labelled');
     writeHeader(
       made.fd,
@@ -105,7 +105,7 @@ export async function repairSave(env: LifecycleEnv, rec: RunningRecord, migrated
       .withQmp(rec, async (q) => ((await q.execute('query-migrate')) as { status?: string }).status === 'completed')
       .catch(() => false));
   const [resource] = op.resources ?? [];
-  manager.restoreResourceLabel(live, resource ?? { path: op.file, role: 'saved-state', seclabels: [] }, ctx);
+  await manager.restoreResourceLabel(live, resource ?? { path: op.file, role: 'saved-state', seclabels: [] }, ctx);
   if (!done) {
     unlinkAt(op.file);
     if (op.wasRunning) await env.withQmp(rec, (q) => q.execute('cont')).catch(() => undefined); // QEMU may be gone: reconcile stops it

@@ -118,10 +118,10 @@ export async function startGuest(
     // The limits and the device list of the guest's cgroup, before anything runs for it (docs/cgroups.md)
     cgroup.fill(resources);
     const cgroups = cgroup.dirs;
-    env.manager.setAllLabel(live, resources, ctx, migration?.labelLater);
-    undo.push('restore labels', () => {
+    await env.manager.setAllLabel(live, resources, ctx, migration?.labelLater);
+    undo.push('restore labels', async () => {
       try {
-        env.manager.restoreAllLabel(live, resources.map(dropHandle), ctx);
+        await env.manager.restoreAllLabel(live, resources.map(dropHandle), ctx);
       } catch (err) {
         keepRecord = true;
         throw err;
@@ -152,6 +152,7 @@ export async function startGuest(
     crashPoint(incoming ? 'restore:monitor-bound' : 'start:monitor-bound');
     const deviceArgv = await helperDevices.start(ctx, layout, undo);
     crashPoint('start:helpers-started');
+    await nics.confineHelpers(env, live, ctx); // spawned beside QEMU, below
     const argv = buildArgv(live, {
       emulator: ctx.emulator,
       accel: ctx.virtType === 'kvm' ? 'kvm' : 'tcg',
@@ -191,7 +192,7 @@ export async function startGuest(
       // svirt's copies of what QEMU inherits go at once: a QEMU that dies must take its
       // monitor socket with it, or the wait for its greeting would last the whole timeout.
       spawned: () => {
-        nics.spawnHelpers(env, live, ctx, undo); // passt's start overlaps QEMU's (nics.ts)
+        nics.spawnHelpers(env, live, undo); // passt's start overlaps QEMU's (nics.ts)
         files.closeFds();
         nics.close();
       },
@@ -215,7 +216,7 @@ export async function startGuest(
     const stateFile = resources.find((r) => r.role === 'saved-state');
     if (stateFile) {
       // The state is loaded: the file goes back to its owner and label before anyone sees the guest run.
-      env.manager.restoreResourceLabel(live, dropHandle(stateFile), ctx);
+      await env.manager.restoreResourceLabel(live, dropHandle(stateFile), ctx);
       resources = resources.filter((r) => r !== stateFile);
       env.store.updateRunning(def.uuid, { resources });
     }

@@ -85,7 +85,7 @@ export async function cleanup(env: LifecycleEnv, rec: RunningRecord): Promise<vo
         ? [...rec.resources, ...(rec.pending.resources ?? [])]
         : rec.resources;
   // Labels are journalled before any file is touched: no labels or no resources, nothing was labelled.
-  if (resources.length > 0 && manager.hasLiveLabels(live)) manager.restoreAllLabel(live, resources, ctx);
+  if (resources.length > 0 && manager.hasLiveLabels(live)) await manager.restoreAllLabel(live, resources, ctx);
   crashPoint('cleanup:restored');
   // Nothing of the guest runs any more: its cgroup goes (a process left in it is killed first)
   await (await import('./cgroup/remove.js')).removeGuestCgroup(env.paths.stateDir, rec.uuid);

@@ -82,7 +82,7 @@ describe('passt: argv and confinement of the helper', () => {
   it(
     'apparmor: a profile of its own that apparmor_parser compiles (-Q -K), with its network and sandbox rules',
     { skip: !existsSync(PARSER) && 'apparmor_parser not installed' },
-    () => {
+    async () => {
       const root = tempRoot('svirt-passt-aa-');
       try {
         const profileDir = join(root, 'apparmor.d', 'svirt');
@@ -90,7 +90,7 @@ describe('passt: argv and confinement of the helper', () => {
         const ctx = makeCtx(root);
         const def = makeDef();
         const label = driver.genLabel(def, ctx);
-        driver.helperConfinement(def, label, passtSpec(NIC)); // compiles, or throws naming the parser's error
+        await driver.helperConfinement(def, label, passtSpec(NIC)); // compiles, or throws naming the parser's error
         const name = readdirSync(profileDir).find((n) => n.endsWith('-passt-ua-web'));
         assert.ok(name, `a profile file for the helper: ${readdirSync(profileDir).join(', ')}`);
         const text = readFileSync(join(profileDir, name), 'utf8');

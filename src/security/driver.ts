@@ -116,9 +116,16 @@ export interface SecurityContext {
 }
 
 /**
+ * What a hook that may run a host program returns: the AppArmor driver's hooks run
+ * `apparmor_parser`, off the event loop, so `svirt serve` goes on answering its other clients
+ * meanwhile; the others return at once. The manager awaits every one.
+ */
+export type Awaitable<T> = T | Promise<T>;
+
+/**
  * A security driver: labels a guest's files and confines its QEMU process. Methods are
- * synchronous (the store is synchronous); a failing step throws a SvirtError naming the
- * path or step.
+ * synchronous (the store is synchronous), except the hooks that may run a host program
+ * (Awaitable); a failing step throws a SvirtError naming the path or step.
  *
  * Only `name`, `probe` and `genLabel` are required. Every other member is optional and
  * the manager supplies its default (see manager.ts): a driver says only what it has to
@@ -158,14 +165,14 @@ export interface SecurityDriver {
    * one (dac: /dev/kvm's ACL entry; apparmor: the profile naming every resource, loaded).
    * Pairs with restoreGuestLabel. Default: nothing.
    */
-  setGuestLabel?(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void;
+  setGuestLabel?(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): Awaitable<void>;
 
   /**
    * Stop, and the undo of a failed start: withdraws what setGuestLabel gave (revoke the ACL
    * entry, unload and delete the profile). Runs before the resources are given back, so
    * access goes first. Idempotent.
    */
-  restoreGuestLabel?(def: DomainDef, label: SecLabelDef, ctx: SecurityContext): void;
+  restoreGuestLabel?(def: DomainDef, label: SecLabelDef, ctx: SecurityContext): Awaitable<void>;
 
   /**
    * Labels one resource: called for each resource at start and for one at hotplug. Acts on
@@ -173,7 +180,7 @@ export interface SecurityDriver {
    * remembers the original in `ctx.memory` first. Pairs with restoreResourceLabel.
    * Default: the driver labels no files.
    */
-  setResourceLabel?(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void;
+  setResourceLabel?(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): Awaitable<void>;
 
   /**
    * A start's first pass (SecurityManager.setAllLabel): records the original of a resource
@@ -186,7 +193,7 @@ export interface SecurityDriver {
   rememberResource?(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): boolean;
 
   /** Gives one resource its original label back (when no other guest still uses it). Idempotent. */
-  restoreResourceLabel?(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void;
+  restoreResourceLabel?(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): Awaitable<void>;
 
   /**
    * Labels the fd of a tap svirt made for the guest (libvirt's SetTapFDLabel): selinux labels
@@ -207,7 +214,7 @@ export interface SecurityDriver {
    * May write and load what the launcher names (an AppArmor profile); restoreGuestLabel
    * withdraws it with the guest's own.
    */
-  helperConfinement?(def: DomainDef, label: SecLabelDef, helper: HelperSpec, ctx: SecurityContext): ConfinementPart;
+  helperConfinement?(def: DomainDef, label: SecLabelDef, helper: HelperSpec, ctx: SecurityContext): Awaitable<ConfinementPart>;
 
   /** The dry run of helperConfinement, for `svirt profile`; touches nothing. Default: the merged spec is shown. */
   describeHelper?(def: DomainDef, label: SecLabelDef, helper: HelperSpec, ctx: SecurityContext): string;

@@ -1,6 +1,6 @@
 import type { DomainDef, SecLabelDef } from '../domain/domain-def.js';
 import { SvirtError } from '../errors.js';
-import type { ConfinementSpec } from './confinement.js';
+import type { ConfinementPart, ConfinementSpec } from './confinement.js';
 import type { DriverName, SecurityContext, SecurityDriver } from './driver.js';
 import type { HelperSpec } from './helper.js';
 import { describePart, mergeConfinement } from './merge-confinement.js';
@@ -18,18 +18,20 @@ export function cannotConfineHelper(driver: DriverName, helper: HelperSpec): Svi
  * Every active driver's part for one helper, merged. A driver without helperConfinement
  * that confines QEMU refuses the helper; one that confines no process (none) adds nothing.
  */
-export function mergeHelperConfinement(
+export async function mergeHelperConfinement(
   active: readonly { driver: SecurityDriver; label: SecLabelDef }[],
   def: DomainDef,
   helper: HelperSpec,
   ctx: SecurityContext,
   keepFds: readonly number[],
-): ConfinementSpec {
-  const parts = active.map(({ driver, label }) => {
-    if (driver.helperConfinement) return { name: driver.name, part: driver.helperConfinement(def, label, helper, ctx) };
-    if (driver.confinement) throw cannotConfineHelper(driver.name, helper);
-    return { name: driver.name, part: {} };
-  });
+): Promise<ConfinementSpec> {
+  const parts: { name: DriverName; part: ConfinementPart }[] = [];
+  for (const { driver, label } of active) {
+    if (driver.helperConfinement)
+      parts.push({ name: driver.name, part: await driver.helperConfinement(def, label, helper, ctx) });
+    else if (driver.confinement) throw cannotConfineHelper(driver.name, helper);
+    else parts.push({ name: driver.name, part: {} });
+  }
   const spec = mergeConfinement(parts, keepFds);
   if (helper.userRoot !== true) return spec;
   if (spec.uid === undefined && process.getuid?.() !== 0) {
@@ -45,17 +47,18 @@ export function mergeHelperConfinement(
 }
 
 /** One driver's dry run for a helper: its own text, else its part, else why it refuses. */
-export function describeHelperOf(
+export async function describeHelperOf(
   driver: SecurityDriver,
   label: SecLabelDef,
   def: DomainDef,
   helper: HelperSpec,
   ctx: SecurityContext,
-): { driver: DriverName; text: string } {
+): Promise<{ driver: DriverName; text: string }> {
   const name = driver.name;
   if (label.type === 'none') return { driver: name, text: '(type none: not confined by this driver)' };
   if (driver.describeHelper) return { driver: name, text: driver.describeHelper(def, label, helper, ctx) };
-  if (driver.helperConfinement) return { driver: name, text: describePart(driver.helperConfinement(def, label, helper, ctx)) };
+  if (driver.helperConfinement)
+    return { driver: name, text: describePart(await driver.helperConfinement(def, label, helper, ctx)) };
   if (driver.confinement) return { driver: name, text: `refused: ${cannotConfineHelper(name, helper).message}` };
   return { driver: name, text: '(confines no process)' };
 }

@@ -1,5 +1,5 @@
 import type { DomainDef, SecLabelDef } from '../domain/domain-def.js';
-import type { GuestResource, SecurityContext, SecurityDriver } from './driver.js';
+import type { Awaitable, GuestResource, SecurityContext, SecurityDriver } from './driver.js';
 
 /** What one driver did (or was doing when a step failed) for a guest, so it can be undone. */
 export interface LabelStep {
@@ -22,19 +22,19 @@ export interface Noted {
  * (access goes before the files come back), then each resource, last first. Every restore
  * is tried; the errors are returned.
  */
-export function undoSteps(def: DomainDef, steps: readonly LabelStep[], ctx: SecurityContext): unknown[] {
+export async function undoSteps(def: DomainDef, steps: readonly LabelStep[], ctx: SecurityContext): Promise<unknown[]> {
   const errors: unknown[] = [];
-  const attempt = (fn: () => void): void => {
+  const attempt = async (fn: () => Awaitable<void>): Promise<void> => {
     try {
-      fn();
+      await fn();
     } catch (err) {
       errors.push(err);
     }
   };
   for (const { driver, label, guest, resources } of [...steps].reverse()) {
-    if (guest) attempt(() => driver.restoreGuestLabel?.(def, label, ctx));
+    if (guest) await attempt(() => driver.restoreGuestLabel?.(def, label, ctx));
     if (!driver.restoreResourceLabel) continue;
-    for (const r of [...resources].reverse()) attempt(() => driver.restoreResourceLabel?.(def, label, r, ctx));
+    for (const r of [...resources].reverse()) await attempt(() => driver.restoreResourceLabel?.(def, label, r, ctx));
   }
   return errors;
 }

@@ -34,7 +34,7 @@ function recorder(name: DriverName, log: string[], fail: readonly string[] = [])
 }
 
 describe('SecurityManager', () => {
-  it('supplies the defaults of optional members', () => {
+  it('supplies the defaults of optional members', async () => {
     const none = new NoneDriver();
     const m = new SecurityManager([none]);
     assert.equal(m.doi(none), '0');
@@ -43,7 +43,7 @@ describe('SecurityManager', () => {
     const live = m.genLabels(domain('a', 1), ctx);
     assert.deepEqual(live.seclabels, [{ type: 'none', model: 'none' }]);
     m.reserveLabels(live, ctx);
-    m.setAllLabel(live, [res('/nonexistent/a')], ctx);
+    await m.setAllLabel(live, [res('/nonexistent/a')], ctx);
     assert.deepEqual(m.confinement(live, [], ctx, []), {
       version: 1,
       rlimits: [{ resource: 'core', soft: 0, hard: 0 }],
@@ -63,12 +63,12 @@ describe('SecurityManager', () => {
     assert.throws(() => m.dryRun(m.genLabels(domain('a', 1), ctx), [], ctx), /driver 'dac' has no dry run/);
   });
 
-  it('labels driver by driver (guest hook, then each resource); restore withdraws the guest hook first, last driver first', () => {
+  it('labels driver by driver (guest hook, then each resource); restore withdraws the guest hook first, last driver first', async () => {
     const log: string[] = [];
     const m = new SecurityManager([recorder('selinux', log), recorder('dac', log)]);
     const live = m.genLabels(domain('a', 1), ctx);
-    m.setAllLabel(live, [res('/a'), res('/b')], ctx);
-    m.restoreAllLabel(live, [res('/a'), res('/b')], ctx);
+    await m.setAllLabel(live, [res('/a'), res('/b')], ctx);
+    await m.restoreAllLabel(live, [res('/a'), res('/b')], ctx);
     assert.deepEqual(log, [
       'selinux guest',
       'selinux set /a',
@@ -85,11 +85,11 @@ describe('SecurityManager', () => {
     ]);
   });
 
-  it('on a failure undoes every step done, the failing one included, in reverse across drivers', () => {
+  it('on a failure undoes every step done, the failing one included, in reverse across drivers', async () => {
     const log: string[] = [];
     const m = new SecurityManager([recorder('selinux', log), recorder('dac', log, ['dac set /b'])]);
     const live = m.genLabels(domain('a', 1), ctx);
-    assert.throws(() => m.setAllLabel(live, [res('/a'), res('/b'), res('/c')], ctx), /^SvirtError: dac set \/b failed$/);
+    await assert.rejects(() => m.setAllLabel(live, [res('/a'), res('/b'), res('/c')], ctx), /^SvirtError: dac set \/b failed$/);
     assert.deepEqual(log.slice(log.indexOf('dac set /b') + 1), [
       'dac unguest',
       'dac restore /b',
@@ -101,10 +101,10 @@ describe('SecurityManager', () => {
     ]);
   });
 
-  it('names an undo that failed too, keeping the code of the first error', () => {
+  it('names an undo that failed too, keeping the code of the first error', async () => {
     const m = new SecurityManager([recorder('selinux', [], ['selinux set /b', 'selinux restore /a'])]);
     const live = m.genLabels(domain('a', 1), ctx);
-    assert.throws(
+    await assert.rejects(
       () => m.setAllLabel(live, [res('/a'), res('/b')], ctx),
       (e: unknown) =>
         e instanceof SvirtError &&
@@ -114,17 +114,17 @@ describe('SecurityManager', () => {
     );
   });
 
-  it('hotplug undoes the drivers before the one that failed; hot-unplug tries every driver and joins the errors', () => {
+  it('hotplug undoes the drivers before the one that failed; hot-unplug tries every driver and joins the errors', async () => {
     const log: string[] = [];
     const m = new SecurityManager([recorder('selinux', log), recorder('dac', log, ['dac set /h', 'dac restore /x'])]);
     const live = m.genLabels(domain('a', 1), ctx);
-    assert.throws(() => m.setResourceLabel(live, res('/h'), ctx), /dac set \/h failed/);
+    await assert.rejects(() => m.setResourceLabel(live, res('/h'), ctx), /dac set \/h failed/);
     assert.deepEqual(log, ['selinux set /h', 'dac set /h', 'dac restore /h', 'selinux restore /h']);
     const failing = new SecurityManager([
       recorder('selinux', [], ['selinux restore /x']),
       recorder('dac', [], ['dac restore /x']),
     ]);
-    assert.throws(
+    await assert.rejects(
       () => failing.restoreResourceLabel(failing.genLabels(domain('b', 2), ctx), res('/x'), ctx),
       (e: unknown) =>
         e instanceof SvirtError &&
@@ -133,21 +133,21 @@ describe('SecurityManager', () => {
     );
   });
 
-  it('refuses a helper (fail closed) when a driver confines QEMU but has no helper member', () => {
+  it('refuses a helper (fail closed) when a driver confines QEMU but has no helper member', async () => {
     const confining: SecurityDriver = { ...recorder('dac', []), confinement: () => ({ uid: 5, gid: 5 }) };
     const m = new SecurityManager([confining]);
     const live = m.genLabels(domain('g', 1), ctx);
     const helper = { kind: 'swtpm', id: 'tpm0', binary: '/usr/bin/swtpm', paths: [] } as const;
-    assert.throws(
+    await assert.rejects(
       () => m.helperConfinement(live, helper, ctx, []),
       (e: unknown) =>
         e instanceof SvirtError &&
         e.code === 'SVIRT_ERR_CONFINE' &&
         e.message === "driver 'dac' cannot confine the swtpm helper of device tpm0: the device is refused",
     );
-    assert.match(m.dryRunHelper(live, helper, ctx)[0]?.text ?? '', /^refused: driver 'dac' cannot confine/);
+    assert.match((await m.dryRunHelper(live, helper, ctx))[0]?.text ?? '', /^refused: driver 'dac' cannot confine/);
     // a driver that confines no process at all (none) adds nothing and refuses nothing
     const none = new SecurityManager([new NoneDriver()]);
-    assert.deepEqual(none.helperConfinement(none.genLabels(domain('n', 2), ctx), helper, ctx, [4]).keepFds, [4]);
+    assert.deepEqual((await none.helperConfinement(none.genLabels(domain('n', 2), ctx), helper, ctx, [4])).keepFds, [4]);
   });
 });

@@ -123,13 +123,13 @@ export class SecurityManager {
    * have done half its work) is undone in reverse, across drivers, and the step's error is
    * thrown (saying so if undoing failed too).
    */
-  setAllLabel(
+  async setAllLabel(
     def: DomainDef,
     resources: readonly GuestResource[],
     ctx: SecurityContext,
     /** Resources the guest gets but that are labelled later (an incoming migration's shared images). */
     later?: (r: GuestResource) => boolean,
-  ): void {
+  ): Promise<void> {
     const steps: LabelStep[] = [];
     const noted: Noted[] = [];
     const active = this.active(def);
@@ -146,17 +146,17 @@ export class SecurityManager {
         steps.push(step);
         if (driver.setGuestLabel) {
           step.guest = true;
-          driver.setGuestLabel(def, label, resources, ctx);
+          await driver.setGuestLabel(def, label, resources, ctx);
         }
         if (!driver.setResourceLabel) continue;
         for (const r of resources) {
           if (later?.(r)) continue;
           step.resources.push(r);
-          driver.setResourceLabel(def, label, r, ctx);
+          await driver.setResourceLabel(def, label, r, ctx);
         }
       }
     } catch (err) {
-      throw withUndoErrors(err, [...undoSteps(def, steps, ctx), ...unnote(def, noted, steps, ctx)]);
+      throw withUndoErrors(err, [...(await undoSteps(def, steps, ctx)), ...unnote(def, noted, steps, ctx)]);
     }
   }
 
@@ -165,12 +165,12 @@ export class SecurityManager {
    * fails; errors are joined. A file is reached only if it is still the one labelled (see
    * open-for-restore.ts).
    */
-  restoreAllLabel(def: DomainDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
+  async restoreAllLabel(def: DomainDef, resources: readonly GuestResource[], ctx: SecurityContext): Promise<void> {
     const opened = openForRestore(def, resources, ctx, this.drivers);
     let errors: unknown[];
     try {
       const steps = this.active(def).map(({ driver, label }) => ({ driver, label, guest: true, resources: opened.list }));
-      errors = undoSteps(def, steps, ctx);
+      errors = await undoSteps(def, steps, ctx);
     } finally {
       opened.close();
     }
@@ -178,27 +178,27 @@ export class SecurityManager {
   }
 
   /** Hotplug: labels one more resource with every driver; undone across drivers on failure. */
-  setResourceLabel(def: DomainDef, resource: GuestResource, ctx: SecurityContext): void {
+  async setResourceLabel(def: DomainDef, resource: GuestResource, ctx: SecurityContext): Promise<void> {
     const steps: LabelStep[] = [];
     try {
       for (const { driver, label } of this.active(def)) {
         if (!driver.setResourceLabel) continue;
         steps.push({ driver, label, guest: false, resources: [resource] });
-        driver.setResourceLabel(def, label, resource, ctx);
+        await driver.setResourceLabel(def, label, resource, ctx);
       }
     } catch (err) {
-      throw withUndoErrors(err, undoSteps(def, steps, ctx));
+      throw withUndoErrors(err, await undoSteps(def, steps, ctx));
     }
   }
 
   /** Hot-unplug: restores one resource with every driver, if it is still the file labelled. */
-  restoreResourceLabel(def: DomainDef, resource: GuestResource, ctx: SecurityContext): void {
+  async restoreResourceLabel(def: DomainDef, resource: GuestResource, ctx: SecurityContext): Promise<void> {
     const opened = openForRestore(def, [resource], ctx, this.drivers);
     let errors: unknown[];
     try {
       const r = opened.list[0];
       if (r === undefined) return; // changed under the label: reported and left alone
-      errors = undoSteps(
+      errors = await undoSteps(
         def,
         this.active(def).map(({ driver, label }) => ({ driver, label, guest: false, resources: [r] })),
         ctx,
@@ -228,13 +228,18 @@ export class SecurityManager {
    * merged like QEMU's. Fails closed: a driver that confines QEMU but has no helper member
    * refuses the helper (helper-confinement.ts).
    */
-  helperConfinement(def: DomainDef, helper: HelperSpec, ctx: SecurityContext, keepFds: readonly number[]): ConfinementSpec {
+  helperConfinement(
+    def: DomainDef,
+    helper: HelperSpec,
+    ctx: SecurityContext,
+    keepFds: readonly number[],
+  ): Promise<ConfinementSpec> {
     return mergeHelperConfinement(this.active(def), def, helper, ctx, keepFds);
   }
 
   /** `profile`: each driver's dry run for one helper, touching nothing. */
-  dryRunHelper(def: DomainDef, helper: HelperSpec, ctx: SecurityContext): { driver: DriverName; text: string }[] {
-    return this.drivers.map((driver) => describeHelperOf(driver, this.liveLabel(def, driver), def, helper, ctx));
+  dryRunHelper(def: DomainDef, helper: HelperSpec, ctx: SecurityContext): Promise<{ driver: DriverName; text: string }[]> {
+    return Promise.all(this.drivers.map((driver) => describeHelperOf(driver, this.liveLabel(def, driver), def, helper, ctx)));
   }
 
   /**

@@ -37,7 +37,7 @@ describe('security driver conformance: block devices and nvram', { skip: loopRea
   for (const s of SUBJECTS) {
     const unmarked = reason(s.marksResources);
     describe(s.name, { skip: s.skip }, () => {
-      it(`labels a loop device as a disk at start and at hotplug, and gives the node back exactly${unmarked ? ` (declared: ${unmarked})` : ''}`, (t) => {
+      it(`labels a loop device as a disk at start and at hotplug, and gives the node back exactly${unmarked ? ` (declared: ${unmarked})` : ''}`, async (t) => {
         const w = world(t);
         const driver = s.make(w.root);
         const m = new SecurityManager([driver]);
@@ -45,28 +45,28 @@ describe('security driver conformance: block devices and nvram', { skip: loopRea
         const before = fileState(dev);
         const resources: GuestResource[] = [...w.resources(), w.resource(dev, 'disk')];
         const live = m.genLabels(w.def, w.ctx());
-        m.setAllLabel(live, resources, w.ctx());
+        await m.setAllLabel(live, resources, w.ctx());
         const label = m.liveLabel(live, driver);
         if (unmarked === undefined) assert.ok(s.marked?.(w.root, label, dev), `${s.name} marks ${dev}`);
         if (s.changesFiles === true) assert.notDeepEqual(fileState(dev), before, 'the node is the guest’s while it runs');
         else assert.deepEqual(fileState(dev), before, 'the node is untouched');
-        m.restoreAllLabel(live, stored(resources), w.ctx());
+        await m.restoreAllLabel(live, stored(resources), w.ctx());
         assert.deepEqual(fileState(dev), before, 'owner, mode and labels of the node as before');
         assert.equal(s.marked?.(w.root, label, dev) ?? false, false);
 
         // Hotplug: the same node, one resource at a time.
         const live2 = m.genLabels(w.def, w.ctx());
-        m.setAllLabel(live2, w.resources(), w.ctx());
+        await m.setAllLabel(live2, w.resources(), w.ctx());
         const plug = w.resource(dev, 'disk');
-        m.setResourceLabel(live2, plug, w.ctx());
+        await m.setResourceLabel(live2, plug, w.ctx());
         if (unmarked === undefined) assert.ok(s.marked?.(w.root, m.liveLabel(live2, driver), dev));
-        m.restoreResourceLabel(live2, stored([plug])[0] as GuestResource, w.ctx());
+        await m.restoreResourceLabel(live2, stored([plug])[0] as GuestResource, w.ctx());
         assert.deepEqual(fileState(dev), before, 'given back after the unplug');
-        m.restoreAllLabel(live2, stored(w.resources()), w.ctx());
+        await m.restoreAllLabel(live2, stored(w.resources()), w.ctx());
         assert.deepEqual(w.store.allRemembered(), [], 'no remembered original left');
       });
 
-      it(`marks the guest's nvram while it runs and gives it back${unmarked ? ` (declared: ${unmarked})` : ''}`, (t) => {
+      it(`marks the guest's nvram while it runs and gives it back${unmarked ? ` (declared: ${unmarked})` : ''}`, async (t) => {
         const w = world(t);
         const driver = s.make(w.root);
         const m = new SecurityManager([driver]);
@@ -74,9 +74,9 @@ describe('security driver conformance: block devices and nvram', { skip: loopRea
         const before = fileState(nvram);
         const resources = w.resources();
         const live = m.genLabels(w.def, w.ctx());
-        m.setAllLabel(live, resources, w.ctx());
+        await m.setAllLabel(live, resources, w.ctx());
         if (unmarked === undefined) assert.ok(s.marked?.(w.root, m.liveLabel(live, driver), nvram), `${s.name} marks the nvram`);
-        m.restoreAllLabel(live, stored(resources), w.ctx());
+        await m.restoreAllLabel(live, stored(resources), w.ctx());
         assert.deepEqual(fileState(nvram), before);
       });
     });

@@ -27,9 +27,9 @@ const isLabelError = (path: string) => (e: unknown) =>
   e instanceof SvirtError && e.code === 'SVIRT_ERR_LABEL_APPLY' && e.message === `cannot label "${path}": ENOENT`;
 
 /** A started guest: labels generated and reserved, every resource labelled. */
-function start(w: World, m: SecurityManager, resources: readonly GuestResource[]): DomainDef {
+async function start(w: World, m: SecurityManager, resources: readonly GuestResource[]): Promise<DomainDef> {
   const live = m.genLabels(w.def, w.ctx());
-  m.setAllLabel(live, resources, w.ctx());
+  await m.setAllLabel(live, resources, w.ctx());
   return live;
 }
 
@@ -96,17 +96,17 @@ describe('security driver conformance', () => {
       });
 
       const quiet = reason(s.changesFiles);
-      it(`setAllLabel then restoreAllLabel leaves every file exactly as before${declared(quiet)}`, (t) => {
+      it(`setAllLabel then restoreAllLabel leaves every file exactly as before${declared(quiet)}`, async (t) => {
         const { w, driver, m, before } = setup(t, s);
         const resources = w.resources();
-        const live = start(w, m, resources);
+        const live = await start(w, m, resources);
         if (quiet === undefined) assert.notDeepEqual(snapshot(w.watched), before.files, 'labelled while the guest runs');
         else assert.deepEqual(snapshot(w.watched), before.files, 'no file touched while the guest runs');
         if (s.marksResources === true) assert.ok(s.marked?.(w.root, m.liveLabel(live, driver), w.path('disk')));
         if (s.state) assert.notDeepEqual(s.state(w.root), before.state, `${s.name} wrote its own state`);
-        m.restoreAllLabel(live, stored(resources), w.ctx());
+        await m.restoreAllLabel(live, stored(resources), w.ctx());
         assertAsBefore(w, s, before);
-        m.restoreAllLabel(live, stored(resources), w.ctx()); // a repeated cleanup changes nothing
+        await m.restoreAllLabel(live, stored(resources), w.ctx()); // a repeated cleanup changes nothing
         assertAsBefore(w, s, before);
         assert.deepEqual(w.warnings, []);
       });
@@ -116,16 +116,16 @@ describe('security driver conformance', () => {
         own === undefined
           ? 'a missing file after some were labelled fails the start, rolls back what was done and leaves no remembered row'
           : `a missing file is not its failure${declared(own)}: the start goes on and restores cleanly`,
-        (t) => {
+        async (t) => {
           const { w, m, before } = setup(t, s);
           const { resources, missing } = withMissing(w, 'disk');
           const live = m.genLabels(w.def, w.ctx());
           if (own === undefined) {
-            assert.throws(() => m.setAllLabel(live, resources, w.ctx()), isLabelError(missing));
+            await assert.rejects(() => m.setAllLabel(live, resources, w.ctx()), isLabelError(missing));
             assert.ok(w.remembered.length >= 2, `labelled before the failure: ${w.remembered.join(', ')}`);
           } else {
-            m.setAllLabel(live, resources, w.ctx());
-            m.restoreAllLabel(live, stored(resources), w.ctx());
+            await m.setAllLabel(live, resources, w.ctx());
+            await m.restoreAllLabel(live, stored(resources), w.ctx());
           }
           assertAsBefore(w, s, before);
         },
@@ -137,13 +137,13 @@ describe('security driver conformance', () => {
           ? `a failure in ${partner.name} stacked after it (a missing ${partner.missingRole}) rolls its work back too`
           : 'a failure in a driver stacked after it rolls its work back too',
         { skip: partner.skip },
-        (t) => {
+        async (t) => {
           const { w, driver, before } = setup(t, s);
           if (!('missingRole' in partner)) return;
           const m = new SecurityManager([driver, makePartner(s, w.root)]);
           const { resources, missing } = withMissing(w, partner.missingRole);
           const live = m.genLabels(w.def, w.ctx());
-          assert.throws(() => m.setAllLabel(live, resources, w.ctx()), isLabelError(missing));
+          await assert.rejects(() => m.setAllLabel(live, resources, w.ctx()), isLabelError(missing));
           assert.ok(
             w.remembered.some((r) => r.startsWith(`${partner.name} `)),
             `${partner.name} labelled before it failed: ${w.remembered.join(', ')}`,
@@ -158,18 +158,18 @@ describe('security driver conformance', () => {
       );
 
       const unmarked = reason(s.marksResources);
-      it(`hotplug of one resource is symmetric: set, then restore gives it back exactly${declared(unmarked)}`, (t) => {
+      it(`hotplug of one resource is symmetric: set, then restore gives it back exactly${declared(unmarked)}`, async (t) => {
         const { w, driver, m, before } = setup(t, s);
         const resources = w.resources();
-        const live = start(w, m, resources);
+        const live = await start(w, m, resources);
         const label = m.liveLabel(live, driver);
         const hot = w.path('hot');
         const plug = w.resource(hot, 'disk');
-        m.setResourceLabel(live, plug, w.ctx());
+        await m.setResourceLabel(live, plug, w.ctx());
         if (unmarked === undefined) assert.ok(s.marked?.(w.root, label, hot), 'the hotplugged disk carries the mark');
         if (s.changesFiles === true) assert.notDeepEqual(fileState(hot), before.files[hot]);
         else assert.deepEqual(fileState(hot), before.files[hot], 'the hotplugged file is untouched');
-        m.restoreResourceLabel(live, stored([plug])[0] as GuestResource, w.ctx());
+        await m.restoreResourceLabel(live, stored([plug])[0] as GuestResource, w.ctx());
         assert.deepEqual(fileState(hot), before.files[hot], 'the hotplugged file as before');
         assert.equal(s.marked?.(w.root, label, hot) ?? false, false, 'no mark left on it');
         assert.deepEqual(
@@ -177,14 +177,14 @@ describe('security driver conformance', () => {
           [],
         );
         if (unmarked === undefined) assert.ok(s.marked?.(w.root, label, w.path('disk')), 'the other resources keep theirs');
-        m.restoreAllLabel(live, stored(resources), w.ctx());
+        await m.restoreAllLabel(live, stored(resources), w.ctx());
         assertAsBefore(w, s, before);
       });
 
-      it('a restore of a resource swapped after labelling leaves the new target untouched and reports it', (t) => {
+      it('a restore of a resource swapped after labelling leaves the new target untouched and reports it', async (t) => {
         const { w, m, before } = setup(t, s);
         const resources = w.resources();
-        const live = start(w, m, resources);
+        const live = await start(w, m, resources);
         // The disk's directory becomes a link to a directory holding a root file of the same name.
         const shadowDisk = w.victim('victims/a.img');
         renameSync(join(w.root, 'images'), join(w.root, 'images.moved'));
@@ -199,7 +199,7 @@ describe('security driver conformance', () => {
         symlinkSync(shadow, w.path('serial'));
         const swapped = [shadowDisk, shadow, nvram, w.path('serial')];
         const victims = snapshot(swapped);
-        m.restoreAllLabel(live, stored(resources), w.ctx());
+        await m.restoreAllLabel(live, stored(resources), w.ctx());
         assert.deepEqual(snapshot(swapped), victims, 'what the paths name now is untouched');
         for (const file of ['disk', 'nvram', 'serial'] as const) {
           const path = w.path(file);
@@ -264,10 +264,10 @@ describe('security driver conformance', () => {
         assert.deepEqual(ownKeys(both), [...new Set([...s.confines.keys, ...subject(p.name).confines.keys])].sort());
       });
 
-      it(`a helper process gets its guest's confinement (${s.confines.keys.join(', ') || 'nothing'}), given back with the guest's${declared(s.confines.why)}`, (t) => {
+      it(`a helper process gets its guest's confinement (${s.confines.keys.join(', ') || 'nothing'}), given back with the guest's${declared(s.confines.why)}`, async (t) => {
         const { w, m, before } = setup(t, s);
         const resources = w.resources();
-        const live = start(w, m, resources);
+        const live = await start(w, m, resources);
         const state = w.path('runtime');
         const helper: HelperSpec = {
           kind: 'swtpm',
@@ -280,13 +280,13 @@ describe('security driver conformance', () => {
           Object.keys(spec)
             .filter((k) => !['version', 'rlimits', 'noNewPrivs', 'keepFds'].includes(k))
             .sort();
-        const dry = m.dryRunHelper(live, helper, w.ctx());
+        const dry = await m.dryRunHelper(live, helper, w.ctx());
         assert.deepEqual(
           dry.map((x) => x.driver),
           [s.name],
         );
         assert.notEqual(dry[0]?.text.trim(), '', 'the dry run says something');
-        const spec = m.helperConfinement(live, helper, w.ctx(), [4]);
+        const spec = await m.helperConfinement(live, helper, w.ctx(), [4]);
         const qemu = m.confinement(live, resources, w.ctx(), [4]);
         assert.deepEqual(ownKeys(spec), [...s.confines.keys].sort(), 'the same process fields as its QEMU');
         assert.deepEqual([spec.uid, spec.gid, spec.groups], [qemu.uid, qemu.gid, qemu.groups], 'its guest’s ids');
@@ -297,7 +297,7 @@ describe('security driver conformance', () => {
           assert.ok(!paths.includes(QEMU_BIN), 'nothing of its QEMU');
         }
         if (s.state) assert.ok(JSON.stringify(s.state(w.root)).includes('-tpm0'), `${s.name} wrote the helper's own state`);
-        m.restoreAllLabel(live, stored(resources), w.ctx());
+        await m.restoreAllLabel(live, stored(resources), w.ctx());
         assertAsBefore(w, s, before);
       });
     });

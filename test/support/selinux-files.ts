@@ -42,8 +42,8 @@ export interface World {
   reservations: MemoryReservations;
   ctx: SecurityContext;
   file(name: string, label?: string): string;
-  start(def: DomainDef, resources: GuestResource[]): SecLabelDef;
-  stop(def: DomainDef, label: SecLabelDef, resources: GuestResource[]): void;
+  start(def: DomainDef, resources: GuestResource[]): Promise<SecLabelDef>;
+  stop(def: DomainDef, label: SecLabelDef, resources: GuestResource[]): Promise<void>;
 }
 
 export function world(t: TestContext): World {
@@ -65,13 +65,13 @@ export function world(t: TestContext): World {
       if (label !== undefined) lsetxattr(p, SELINUX_XATTR, `${label}\0`);
       return p;
     },
-    start(def, resources) {
+    async start(def, resources) {
       const label = driver.genLabel(def, ctx);
-      setAllLabel(driver, def, label, resources, ctx);
+      await setAllLabel(driver, def, label, resources, ctx);
       return label;
     },
-    stop(def, label, resources) {
-      restoreAllLabel(driver, def, label, resources, ctx);
+    async stop(def, label, resources) {
+      await restoreAllLabel(driver, def, label, resources, ctx);
       reservations.releaseGuest(def.uuid);
     },
   };

@@ -17,8 +17,8 @@ export function setAllLabel(
   label: SecLabelDef,
   resources: readonly GuestResource[],
   ctx: SecurityContext,
-): void {
-  new SecurityManager([driver]).setAllLabel(live(driver, def, label), resources, ctx);
+): Promise<void> {
+  return new SecurityManager([driver]).setAllLabel(live(driver, def, label), resources, ctx);
 }
 
 export function restoreAllLabel(
@@ -27,6 +27,6 @@ export function restoreAllLabel(
   label: SecLabelDef,
   resources: readonly GuestResource[],
   ctx: SecurityContext,
-): void {
-  new SecurityManager([driver]).restoreAllLabel(live(driver, def, label), resources, ctx);
+): Promise<void> {
+  return new SecurityManager([driver]).restoreAllLabel(live(driver, def, label), resources, ctx);
 }

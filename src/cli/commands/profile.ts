@@ -81,9 +81,9 @@ export async function run(args: ParsedArgs): Promise<number> {
     ...files.filter(later),
     ...devices.resources,
   ];
-  const sections = [...manager.dryRun(live, resources, ctx), ...nicDryRun(manager, live, ctx)];
+  const sections = [...manager.dryRun(live, resources, ctx), ...(await nicDryRun(manager, live, ctx))];
   for (const h of devices.helpers) {
-    for (const s of manager.dryRunHelper(live, h, ctx))
+    for (const s of await manager.dryRunHelper(live, h, ctx))
       sections.push({ driver: s.driver, text: `helper ${h.kind} ${h.id}:\n${s.text}` });
   }
   sections.push({

@@ -5,7 +5,7 @@
  */
 import { parseDomainXml } from '../../domain/index.js';
 import { SvirtError } from '../../errors.js';
-import { withHandle } from '../../host/file-handle.js';
+import { withHandle, withHandleAsync } from '../../host/file-handle.js';
 import type { PendingOp, RunningRecord } from '../../store/store.js';
 import { crashPoint } from '../crash-points.js';
 import type { LifecycleEnv } from '../env.js';
@@ -33,7 +33,7 @@ export async function takeOver(env: LifecycleEnv, rec: RunningRecord): Promise<v
     for (const r of rec.resources.filter(handedOver)) {
       const img = cookie.images.find((i) => i.path === r.path);
       if (!img) throw new SvirtError('SVIRT_ERR_MIGRATE', `"${r.path}" was not handed over`);
-      withHandle(r, 'take over', (h) => {
+      await withHandleAsync(r, 'take over', async (h) => {
         const now = imageState(h);
         // Taken already (a repeat after a crash): nothing to check against the source.
         if (
@@ -49,7 +49,7 @@ export async function takeOver(env: LifecycleEnv, rec: RunningRecord): Promise<v
           const original = img.originals[d];
           if (original !== undefined) env.store.remember(d, r.path, rec.uuid, original);
         }
-        manager.setResourceLabel(live, { ...r, handle: h }, ctx);
+        await manager.setResourceLabel(live, { ...r, handle: h }, ctx);
       });
       crashPoint('migrate-in:took-image');
     }

@@ -53,7 +53,7 @@ export async function undoLive(env: LifecycleEnv, rec: RunningRecord): Promise<v
   const live = parseDomainXml(rec.liveXml);
   const manager = await env.managerFor(rec);
   const ctx = env.context(live, rec.runtimeDir);
-  for (const r of rec.pending?.resources ?? []) manager.restoreResourceLabel(live, r, ctx);
+  for (const r of rec.pending?.resources ?? []) await manager.restoreResourceLabel(live, r, ctx);
   for (const d of plan.disks) if (d.made) removeOverlay(d.made);
   env.store.endOp(rec.uuid);
 }
@@ -89,10 +89,10 @@ export async function finishLive(env: LifecycleEnv, rec: RunningRecord): Promise
   // `rw` one); the restore gives DAC's owner back but also SELinux's original label, which the
   // second set replaces at once with the backing label (two setxattr calls apart).
   for (const d of plan.disks) {
-    if (d.baseBacking) manager.setResourceLabel(next, d.baseBacking, nextCtx);
-    manager.restoreResourceLabel(live, d.oldBase, liveCtx);
+    if (d.baseBacking) await manager.setResourceLabel(next, d.baseBacking, nextCtx);
+    await manager.restoreResourceLabel(live, d.oldBase, liveCtx);
     if (d.baseBacking) {
-      manager.setResourceLabel(next, d.baseBacking, nextCtx);
+      await manager.setResourceLabel(next, d.baseBacking, nextCtx);
       backing.push(d.baseBacking);
     }
   }

@@ -135,7 +135,7 @@ export async function createLive(
     }
     op = planOp(plan, 'prepare', overlays.map(dropHandle));
     env.store.updateOp(rec.uuid, op);
-    for (const r of overlays) manager.setResourceLabel(next, r, ctx);
+    for (const r of overlays) await manager.setResourceLabel(next, r, ctx);
     crashPoint('snapshot:labelled');
     // 3. and 4. QEMU's side, then the switch.
     await env.withQmp(rec, async (q) => {

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SvirtError } from '../../errors.js';
 import type { GuestResource } from '../driver.js';
@@ -49,13 +49,17 @@ function setup(t: TestContext, options: AppArmorDriverOptions = {}) {
   return { root, profileDir, driver, ctx, def, resources, file };
 }
 
-function refused(fn: () => unknown, code: string, ...mentions: string[]): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof SvirtError, `not a SvirtError: ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    for (const m of mentions) assert.ok(err.message.includes(m), `"${err.message}" does not mention ${m}`);
-    return true;
-  });
+/** `fn` throws, or returns a promise that rejects, a SvirtError of `code` that mentions each of `mentions`. */
+async function refused(fn: () => unknown, code: string, ...mentions: string[]): Promise<void> {
+  await assert.rejects(
+    async () => fn(),
+    (err: unknown) => {
+      assert.ok(err instanceof SvirtError, `not a SvirtError: ${String(err)}`);
+      assert.equal(err.code, code, err.message);
+      for (const m of mentions) assert.ok(err.message.includes(m), `"${err.message}" does not mention ${m}`);
+      return true;
+    },
+  );
 }
 
 describe('AppArmorDriver probe and mode', () => {
@@ -73,11 +77,11 @@ describe('AppArmorDriver probe and mode', () => {
   it(
     'kernel mode on such a host: genLabel and setAllLabel fail before anything is written or reserved',
     { skip: KERNEL_AA ? 'this kernel runs AppArmor' : false },
-    (t) => {
+    async (t) => {
       const s = setup(t, { mode: 'kernel' });
-      refused(() => s.driver.genLabel(s.def, s.ctx), 'SVIRT_ERR_SECURITY_UNAVAILABLE', 'the kernel does not run AppArmor');
+      await refused(() => s.driver.genLabel(s.def, s.ctx), 'SVIRT_ERR_SECURITY_UNAVAILABLE', 'the kernel does not run AppArmor');
       const label = { type: 'dynamic', model: 'apparmor', relabel: true, label: PROFILE } as const;
-      refused(() => setAllLabel(s.driver, s.def, label, s.resources, s.ctx), 'SVIRT_ERR_SECURITY_UNAVAILABLE');
+      await refused(() => setAllLabel(s.driver, s.def, label, s.resources, s.ctx), 'SVIRT_ERR_SECURITY_UNAVAILABLE');
       assert.equal(s.ctx.reservations.count('apparmor'), 0);
       assert.equal(existsSync(s.profileDir), false);
     },
@@ -97,52 +101,52 @@ describe('AppArmorDriver probe and mode', () => {
     });
   });
 
-  it('reads its settings from SVIRT_APPARMOR_* and refuses an unknown mode', () => {
+  it('reads its settings from SVIRT_APPARMOR_* and refuses an unknown mode', async () => {
     assert.deepEqual(apparmorOptionsFromEnv({ SVIRT_APPARMOR_MODE: 'compile-only', SVIRT_APPARMOR_PROFILE_DIR: '/x/y' }), {
       mode: 'compile-only',
       profileDir: '/x/y',
     });
     assert.deepEqual(apparmorOptionsFromEnv({}), { mode: 'kernel' });
-    refused(() => apparmorOptionsFromEnv({ SVIRT_APPARMOR_MODE: 'enforce' }), 'SVIRT_ERR_USAGE', 'enforce');
+    await refused(() => apparmorOptionsFromEnv({ SVIRT_APPARMOR_MODE: 'enforce' }), 'SVIRT_ERR_USAGE', 'enforce');
   });
 
-  it('refuses a profile dir that could inject profile syntax', () => {
-    refused(() => new AppArmorDriver({ profileDir: '/etc/apparmor.d/x"y' }), 'SVIRT_ERR_PATH_INVALID', 'x\\"y');
+  it('refuses a profile dir that could inject profile syntax', async () => {
+    await refused(() => new AppArmorDriver({ profileDir: '/etc/apparmor.d/x"y' }), 'SVIRT_ERR_PATH_INVALID', 'x\\"y');
   });
 });
 
 describe('AppArmorDriver labels', { skip: NO_PARSER }, () => {
-  it('gives a dynamic label svirt-<uuid> and reserves it; another guest cannot hold it', (t) => {
+  it('gives a dynamic label svirt-<uuid> and reserves it; another guest cannot hold it', async (t) => {
     const s = setup(t);
     const label = s.driver.genLabel(s.def, s.ctx);
     assert.deepEqual(label, { type: 'dynamic', model: 'apparmor', relabel: true, label: PROFILE, imagelabel: PROFILE });
     assert.equal(s.ctx.reservations.holder('apparmor', PROFILE), UUID);
     s.ctx.reservations.tryReserve('apparmor', 'svirt-other', 'someone-else');
-    refused(
+    await refused(
       () => s.driver.reserveLabel(s.def, { ...label, label: 'svirt-other' }, s.ctx),
       'SVIRT_ERR_LABEL_APPLY',
       'svirt-other',
     );
   });
 
-  it('reports a reservation conflict naming the holder', (t) => {
+  it('reports a reservation conflict naming the holder', async (t) => {
     const s = setup(t);
     s.ctx.reservations.tryReserve('apparmor', PROFILE, 'another-guest');
-    refused(() => s.driver.genLabel(s.def, s.ctx), 'SVIRT_ERR_LABEL_CONFLICT', PROFILE, 'another-guest');
+    await refused(() => s.driver.genLabel(s.def, s.ctx), 'SVIRT_ERR_LABEL_CONFLICT', PROFILE, 'another-guest');
   });
 
-  it('accepts a valid static profile name, writes nothing, and confines with it in kernel mode', (t) => {
+  it('accepts a valid static profile name, writes nothing, and confines with it in kernel mode', async (t) => {
     const s = setup(t);
     const def = makeDef({ seclabels: [{ type: 'static', model: 'apparmor', label: 'site-qemu-strict' }] });
     const label = s.driver.genLabel(def, s.ctx);
     assert.deepEqual(label, { type: 'static', model: 'apparmor', relabel: false, label: 'site-qemu-strict' });
-    setAllLabel(s.driver, def, label, s.resources, s.ctx);
+    await setAllLabel(s.driver, def, label, s.resources, s.ctx);
     assert.equal(existsSync(s.profileDir), false);
     const kernel = new AppArmorDriver({ mode: 'kernel', profileDir: s.profileDir });
     assert.deepEqual(kernel.confinement(def, label), { apparmorProfile: 'site-qemu-strict' });
   });
 
-  it('refuses hostile or meaningless static labels', (t) => {
+  it('refuses hostile or meaningless static labels', async (t) => {
     const s = setup(t);
     for (const [name, mention] of [
       ['evil {', 'profile name'],
@@ -151,9 +155,9 @@ describe('AppArmorDriver labels', { skip: NO_PARSER }, () => {
       ['svirt-00000000-0000-4000-8000-000000000000', "another guest's"],
     ] as const) {
       const def = makeDef({ seclabels: [{ type: 'static', model: 'apparmor', label: name }] });
-      refused(() => s.driver.genLabel(def, s.ctx), 'SVIRT_ERR_XML_INVALID', mention);
+      await refused(() => s.driver.genLabel(def, s.ctx), 'SVIRT_ERR_XML_INVALID', mention);
     }
-    refused(
+    await refused(
       () => s.driver.genLabel(makeDef({ seclabels: [{ type: 'static', model: 'apparmor' }] }), s.ctx),
       'SVIRT_ERR_XML_INVALID',
       'without <label>',
@@ -161,25 +165,25 @@ describe('AppArmorDriver labels', { skip: NO_PARSER }, () => {
     assert.equal(s.ctx.reservations.count('apparmor'), 0);
   });
 
-  it("refuses a <baselabel> and a dynamic label that is not the guest's", (t) => {
+  it("refuses a <baselabel> and a dynamic label that is not the guest's", async (t) => {
     const s = setup(t);
-    refused(
+    await refused(
       () => s.driver.genLabel(makeDef({ seclabels: [{ type: 'dynamic', model: 'apparmor', baselabel: 'x' }] }), s.ctx),
       'SVIRT_ERR_XML_UNSUPPORTED',
       'baselabel',
     );
-    refused(
+    await refused(
       () => s.driver.genLabel(makeDef({ seclabels: [{ type: 'dynamic', model: 'apparmor', label: 'svirt-x' }] }), s.ctx),
       'SVIRT_ERR_XML_INVALID',
       PROFILE,
     );
   });
 
-  it("type='none': no label, nothing written, no confinement", (t) => {
+  it("type='none': no label, nothing written, no confinement", async (t) => {
     const s = setup(t);
     const label = s.driver.genLabel(makeDef({ seclabels: [{ type: 'none', model: 'apparmor' }] }), s.ctx);
     assert.equal(label.type, 'none');
-    setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
+    await setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
     assert.deepEqual(s.driver.confinement(s.def, label), {});
     assert.equal(existsSync(s.profileDir), false);
   });
@@ -207,10 +211,36 @@ describe('AppArmorDriver labels', { skip: NO_PARSER }, () => {
 });
 
 describe('AppArmorDriver compile-only lifecycle', { skip: NO_PARSER }, () => {
-  it('start writes profile, rules, state and abstraction, and apparmor_parser compiles them', (t) => {
+  it('apparmor_parser runs off the event loop: timers run while it compiles, and its result still decides', async (t) => {
+    const bin = tempRoot('svirt-aa-slow-');
+    t.after(() => removeTree(bin));
+    // the real parser, after 0.3 s: long enough to see whether the loop waited for it
+    const slow = join(bin, 'apparmor_parser');
+    writeFileSync(slow, `#!/bin/sh\nsleep 0.3\nexec ${PARSER} "$@"\n`, { mode: 0o755 });
+    const s = setup(t, { parser: slow });
+    const label = s.driver.genLabel(s.def, s.ctx);
+    let ticks = 0;
+    const tick = setInterval(() => ticks++, 10);
+    try {
+      await setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
+    } finally {
+      clearInterval(tick);
+    }
+    assert.ok(ticks >= 10, `a 10 ms timer ran ${ticks} times while the parser took 0.3 s (spawnSync let it run none)`);
+    assert.ok(existsSync(s.file(PROFILE)), 'compiled and kept');
+    writeFileSync(slow, '#!/bin/sh\nsleep 0.3\nexit 1\n', { mode: 0o755 });
+    const other = makeDef({ name: 'guest2', uuid: '7f1c2a3e-4b5d-4e6f-8a9b-0c1d2e3f4a5b' });
+    await refused(
+      () => setAllLabel(s.driver, other, s.driver.genLabel(other, s.ctx), s.resources, s.ctx),
+      'SVIRT_ERR_LABEL_APPLY',
+      'exit status 1',
+    );
+  });
+
+  it('start writes profile, rules, state and abstraction, and apparmor_parser compiles them', async (t) => {
     const s = setup(t);
     const label = s.driver.genLabel(s.def, s.ctx);
-    setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
+    await setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
     assert.deepEqual(readdirSync(s.profileDir).sort(), [`.${PROFILE}.json`, 'abstractions', PROFILE, `${PROFILE}.files`].sort());
     assert.ok(existsSync(s.file('abstractions/svirt-qemu')));
     const names = spawnSync(PARSER, ['--names', '--base', '/etc/apparmor.d', s.file(PROFILE)], { encoding: 'utf8' });
@@ -219,60 +249,63 @@ describe('AppArmorDriver compile-only lifecycle', { skip: NO_PARSER }, () => {
     assert.match(readFileSync(s.file(`${PROFILE}.files`), 'utf8'), /images\/a\.qcow2" rwk,/u);
   });
 
-  it('hotplug adds and removes exactly one file, recompiling each time', (t) => {
+  it('hotplug adds and removes exactly one file, recompiling each time', async (t) => {
     const s = setup(t);
     const label = s.driver.genLabel(s.def, s.ctx);
-    setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
+    await setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
     const extra = makeResource(join(s.root, 'images/b.qcow2'), 'disk-readonly', 'vdb');
-    s.driver.setResourceLabel(s.def, label, extra, s.ctx);
+    await s.driver.setResourceLabel(s.def, label, extra, s.ctx);
     const rules = (): string => readFileSync(s.file(`${PROFILE}.files`), 'utf8');
     assert.ok(rules().includes(`deny "${join(s.root, 'images/b.qcow2')}" w,`));
-    s.driver.setResourceLabel(s.def, label, extra, s.ctx);
+    await s.driver.setResourceLabel(s.def, label, extra, s.ctx);
     assert.equal(rules().split('images/b.qcow2" rk,').length, 2, 'added once');
-    s.driver.restoreResourceLabel(s.def, label, extra, s.ctx);
+    await s.driver.restoreResourceLabel(s.def, label, extra, s.ctx);
     assert.equal(rules().includes('images/b.qcow2'), false);
     assert.ok(rules().includes('images/a.qcow2'));
   });
 
-  it("a device <seclabel model='apparmor' relabel='no'> keeps that file out of the profile", (t) => {
+  it("a device <seclabel model='apparmor' relabel='no'> keeps that file out of the profile", async (t) => {
     const s = setup(t);
     const label = s.driver.genLabel(s.def, s.ctx);
     const skipped: GuestResource = {
       ...makeResource(join(s.root, 'images/b.qcow2'), 'disk', 'vdb'),
       seclabels: [{ model: 'apparmor', relabel: false }],
     };
-    setAllLabel(s.driver, s.def, label, [...s.resources, skipped], s.ctx);
+    await setAllLabel(s.driver, s.def, label, [...s.resources, skipped], s.ctx);
     assert.equal(readFileSync(s.file(`${PROFILE}.files`), 'utf8').includes('b.qcow2'), false);
   });
 
-  it('stop (restoreAllLabel: the guest hook unloads) removes what start wrote; the shared abstraction stays', (t) => {
+  it('stop (restoreAllLabel: the guest hook unloads) removes what start wrote; the shared abstraction stays', async (t) => {
     const s = setup(t);
     const label = s.driver.genLabel(s.def, s.ctx);
-    setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
-    restoreAllLabel(s.driver, s.def, label, s.resources, s.ctx);
+    await setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
+    await restoreAllLabel(s.driver, s.def, label, s.resources, s.ctx);
     assert.deepEqual(readdirSync(s.profileDir), ['abstractions']);
-    s.driver.restoreGuestLabel(s.def, label); // idempotent
+    await s.driver.restoreGuestLabel(s.def, label); // idempotent
   });
 
   it(
     'kernel-mode restoreGuestLabel on a kernel without AppArmor has nothing to unload and still removes the files',
     { skip: KERNEL_AA ? 'this kernel runs AppArmor' : false },
-    (t) => {
+    async (t) => {
       const s = setup(t);
       const label = s.driver.genLabel(s.def, s.ctx);
-      setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
-      new AppArmorDriver({ mode: 'kernel', profileDir: s.profileDir, parser: '/bin/false' }).restoreGuestLabel(s.def, label);
+      await setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
+      await new AppArmorDriver({ mode: 'kernel', profileDir: s.profileDir, parser: '/bin/false' }).restoreGuestLabel(
+        s.def,
+        label,
+      );
       assert.deepEqual(readdirSync(s.profileDir), ['abstractions']);
     },
   );
 
-  it('undefine removes the guest files left behind (e.g. by a crash)', (t) => {
+  it('undefine removes the guest files left behind (e.g. by a crash)', async (t) => {
     const s = setup(t);
     const label = s.driver.genLabel(s.def, s.ctx);
-    setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
+    await setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
     s.driver.undefine(s.def);
     assert.deepEqual(readdirSync(s.profileDir), ['abstractions']);
-    refused(
+    await refused(
       () => s.driver.setResourceLabel(s.def, label, s.resources[1] as GuestResource, s.ctx),
       'SVIRT_ERR_OPERATION_INVALID',
       'is missing',
@@ -292,11 +325,11 @@ describe('AppArmorDriver refusals', { skip: NO_PARSER }, () => {
     ['a relative path', 'images/a.img'],
   ];
   for (const [what, tail] of hostilePaths) {
-    it(`refuses a disk path with ${what}, naming it, and writes no file`, (t) => {
+    it(`refuses a disk path with ${what}, naming it, and writes no file`, async (t) => {
       const s = setup(t);
       const label = s.driver.genLabel(s.def, s.ctx);
       const path = tail.startsWith('/') ? `${s.root}${tail}` : tail;
-      refused(
+      await refused(
         () => setAllLabel(s.driver, s.def, label, [...s.resources, makeResource(path, 'disk', 'vdb')], s.ctx),
         'SVIRT_ERR_PATH_INVALID',
         JSON.stringify(path),
@@ -305,24 +338,24 @@ describe('AppArmorDriver refusals', { skip: NO_PARSER }, () => {
     });
   }
 
-  it('refuses hostile domain names and uuids before reserving or writing', (t) => {
+  it('refuses hostile domain names and uuids before reserving or writing', async (t) => {
     const s = setup(t);
     for (const name of ['a"b', 'a\nb', 'a,b', 'a}b']) {
-      refused(() => s.driver.genLabel(makeDef({ name }), s.ctx), 'SVIRT_ERR_XML_INVALID', JSON.stringify(name));
+      await refused(() => s.driver.genLabel(makeDef({ name }), s.ctx), 'SVIRT_ERR_XML_INVALID', JSON.stringify(name));
       const label = { type: 'dynamic', model: 'apparmor', relabel: true, label: PROFILE } as const;
-      refused(
+      await refused(
         () => setAllLabel(s.driver, makeDef({ name }), label, s.resources, s.ctx),
         'SVIRT_ERR_XML_INVALID',
         JSON.stringify(name),
       );
     }
-    refused(() => s.driver.genLabel(makeDef({ uuid: '../../../etc/x' }), s.ctx), 'SVIRT_ERR_XML_INVALID', 'uuid');
-    refused(() => s.driver.undefine(makeDef({ uuid: '../../../etc/x' })), 'SVIRT_ERR_XML_INVALID', 'uuid');
+    await refused(() => s.driver.genLabel(makeDef({ uuid: '../../../etc/x' }), s.ctx), 'SVIRT_ERR_XML_INVALID', 'uuid');
+    await refused(() => s.driver.undefine(makeDef({ uuid: '../../../etc/x' })), 'SVIRT_ERR_XML_INVALID', 'uuid');
     assert.equal(s.ctx.reservations.count('apparmor'), 0);
     assert.equal(existsSync(s.profileDir), false);
   });
 
-  it('refuses host system files and the profile dir itself', (t) => {
+  it('refuses host system files and the profile dir itself', async (t) => {
     const s = setup(t);
     const label = s.driver.genLabel(s.def, s.ctx);
     for (const [path, role] of [
@@ -330,7 +363,7 @@ describe('AppArmorDriver refusals', { skip: NO_PARSER }, () => {
       ['/usr/bin/qemu-system-x86_64', 'disk'],
       [join(s.profileDir, `${PROFILE}.files`), 'chardev'],
     ] as const) {
-      refused(
+      await refused(
         () => setAllLabel(s.driver, s.def, label, [...s.resources, makeResource(path, role)], s.ctx),
         'SVIRT_ERR_PATH_INVALID',
         JSON.stringify(path),
@@ -339,13 +372,13 @@ describe('AppArmorDriver refusals', { skip: NO_PARSER }, () => {
     assert.equal(existsSync(s.profileDir), false);
   });
 
-  it('refuses a hotplugged hostile path and leaves the running profile untouched', (t) => {
+  it('refuses a hotplugged hostile path and leaves the running profile untouched', async (t) => {
     const s = setup(t);
     const label = s.driver.genLabel(s.def, s.ctx);
-    setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
+    await setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
     const before = readFileSync(s.file(`${PROFILE}.files`), 'utf8');
     const path = `${s.root}/images/x,y.img`;
-    refused(
+    await refused(
       () => s.driver.setResourceLabel(s.def, label, makeResource(path, 'disk', 'vdc'), s.ctx),
       'SVIRT_ERR_PATH_INVALID',
       JSON.stringify(path),
@@ -355,10 +388,10 @@ describe('AppArmorDriver refusals', { skip: NO_PARSER }, () => {
 });
 
 describe('AppArmorDriver parser failures', { skip: NO_PARSER }, () => {
-  it('a failing parser is an error naming the profile, and start leaves no guest file', (t) => {
+  it('a failing parser is an error naming the profile, and start leaves no guest file', async (t) => {
     const s = setup(t, { parser: '/bin/false' });
     const label = s.driver.genLabel(s.def, s.ctx);
-    refused(
+    await refused(
       () => setAllLabel(s.driver, s.def, label, s.resources, s.ctx),
       'SVIRT_ERR_LABEL_APPLY',
       `"${PROFILE}"`,
@@ -367,12 +400,12 @@ describe('AppArmorDriver parser failures', { skip: NO_PARSER }, () => {
     assert.deepEqual(readdirSync(s.profileDir), ['abstractions']);
   });
 
-  it("the real parser's own error (an include it cannot find) is reported with the profile name", (t) => {
+  it("the real parser's own error (an include it cannot find) is reported with the profile name", async (t) => {
     const base = tempRoot('svirt-aa-base-');
     t.after(() => removeTree(base));
     const s = setup(t, { baseDir: base });
     const label = s.driver.genLabel(s.def, s.ctx);
-    refused(
+    await refused(
       () => setAllLabel(s.driver, s.def, label, s.resources, s.ctx),
       'SVIRT_ERR_LABEL_APPLY',
       `"${PROFILE}"`,
@@ -382,9 +415,9 @@ describe('AppArmorDriver parser failures', { skip: NO_PARSER }, () => {
     assert.deepEqual(readdirSync(s.profileDir), ['abstractions']);
   });
 
-  it('a parser that cannot run is an error naming the profile and the binary', () => {
+  it('a parser that cannot run is an error naming the profile and the binary', async () => {
     const parser = new AppArmorParser('/nonexistent/apparmor_parser', '/etc/apparmor.d');
-    refused(
+    await refused(
       () => parser.compile(PROFILE, '/x/y'),
       'SVIRT_ERR_LABEL_APPLY',
       `"${PROFILE}"`,
@@ -393,9 +426,9 @@ describe('AppArmorDriver parser failures', { skip: NO_PARSER }, () => {
     );
   });
 
-  it('a failing unload is an error naming the profile (SVIRT_ERR_LABEL_RESTORE)', () => {
+  it('a failing unload is an error naming the profile (SVIRT_ERR_LABEL_RESTORE)', async () => {
     const parser = new AppArmorParser('/bin/false', '/etc/apparmor.d');
-    refused(
+    await refused(
       () => parser.remove(PROFILE),
       'SVIRT_ERR_LABEL_RESTORE',
       `cannot unload AppArmor profile "${PROFILE}"`,
@@ -403,13 +436,13 @@ describe('AppArmorDriver parser failures', { skip: NO_PARSER }, () => {
     );
   });
 
-  it('a failed hotplug puts the previous profile files back', (t) => {
+  it('a failed hotplug puts the previous profile files back', async (t) => {
     const s = setup(t);
     const label = s.driver.genLabel(s.def, s.ctx);
-    setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
+    await setAllLabel(s.driver, s.def, label, s.resources, s.ctx);
     const before = readFileSync(s.file(`${PROFILE}.files`), 'utf8');
     const broken = new AppArmorDriver({ mode: 'compile-only', profileDir: s.profileDir, parser: '/bin/false' });
-    refused(
+    await refused(
       () => broken.setResourceLabel(s.def, label, makeResource(join(s.root, 'images/b.qcow2'), 'disk', 'vdb'), s.ctx),
       'SVIRT_ERR_LABEL_APPLY',
       PROFILE,
@@ -417,11 +450,11 @@ describe('AppArmorDriver parser failures', { skip: NO_PARSER }, () => {
     assert.equal(readFileSync(s.file(`${PROFILE}.files`), 'utf8'), before);
   });
 
-  it('a corrupt profile dir (the abstraction is a directory) is a clear error naming the path', (t) => {
+  it('a corrupt profile dir (the abstraction is a directory) is a clear error naming the path', async (t) => {
     const s = setup(t);
     mkdirSync(s.file('abstractions/svirt-qemu'), { recursive: true });
     const label = s.driver.genLabel(s.def, s.ctx);
-    refused(
+    await refused(
       () => setAllLabel(s.driver, s.def, label, s.resources, s.ctx),
       'SVIRT_ERR_LABEL_APPLY',
       s.file('abstractions/svirt-qemu'),

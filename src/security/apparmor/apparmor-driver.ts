@@ -108,7 +108,12 @@ export class AppArmorDriver implements SecurityDriver {
    * Start: writes the guest's profile naming every resource at once and loads it (compiles
    * it in compile-only mode); the per-resource hooks then find each resource already there.
    */
-  setGuestLabel(def: DomainDef, label: SecLabelDef, resources: readonly GuestResource[], ctx: SecurityContext): void {
+  async setGuestLabel(
+    def: DomainDef,
+    label: SecLabelDef,
+    resources: readonly GuestResource[],
+    ctx: SecurityContext,
+  ): Promise<void> {
     if (label.type === 'none') return;
     this.requireUsable();
     const name = this.labelName(def, label);
@@ -121,20 +126,20 @@ export class AppArmorDriver implements SecurityDriver {
       }
       return;
     }
-    this.install(def, ctx, name, resources.filter(relabelled).map(ruleResource));
+    await this.install(def, ctx, name, resources.filter(relabelled).map(ruleResource));
   }
 
-  setResourceLabel(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void {
+  async setResourceLabel(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): Promise<void> {
     if (label.type !== 'dynamic' || !relabelled(resource)) return;
     this.requireUsable();
     const name = this.labelName(def, label);
     const current = this.files.readResources(name);
     const added = ruleResource(resource);
     if (current.some((r) => sameResource(r, added))) return;
-    this.install(def, ctx, name, [...current, added]);
+    await this.install(def, ctx, name, [...current, added]);
   }
 
-  restoreResourceLabel(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): void {
+  async restoreResourceLabel(def: DomainDef, label: SecLabelDef, resource: GuestResource, ctx: SecurityContext): Promise<void> {
     if (label.type !== 'dynamic') return;
     const name = this.labelName(def, label);
     // No profile files: restoreGuestLabel withdrew the whole profile (a stop, a failed start),
@@ -144,7 +149,7 @@ export class AppArmorDriver implements SecurityDriver {
     const current = this.files.readResources(name);
     const gone = ruleResource(resource);
     const kept = current.filter((r) => !sameResource(r, gone));
-    if (kept.length !== current.length) this.install(def, ctx, name, kept);
+    if (kept.length !== current.length) await this.install(def, ctx, name, kept);
   }
 
   confinement(def: DomainDef, label: SecLabelDef): ConfinementPart {
@@ -160,7 +165,7 @@ export class AppArmorDriver implements SecurityDriver {
    * guest's. A static profile is the administrator's: svirt derives no helper profile from
    * it, so the device is refused.
    */
-  helperConfinement(def: DomainDef, label: SecLabelDef, helper: HelperSpec): ConfinementPart {
+  async helperConfinement(def: DomainDef, label: SecLabelDef, helper: HelperSpec): Promise<ConfinementPart> {
     if (label.type === 'none') return {};
     if (label.type === 'static') {
       throw new SvirtError(
@@ -173,8 +178,8 @@ export class AppArmorDriver implements SecurityDriver {
     const text = this.helperProfile(def, name, helper);
     this.files.write(name, { profile: text, rules: undefined, state: undefined });
     try {
-      if (this.mode === 'kernel') this.parser.replace(name, this.files.profilePath(name));
-      else this.parser.compile(name, this.files.profilePath(name));
+      if (this.mode === 'kernel') await this.parser.replace(name, this.files.profilePath(name));
+      else await this.parser.compile(name, this.files.profilePath(name));
     } catch (err) {
       this.files.remove(name);
       throw err;
@@ -208,14 +213,14 @@ export class AppArmorDriver implements SecurityDriver {
   }
 
   /** Stop, destroy, a failed start: unloads the guest's profiles (its own, its helpers') and deletes their files (idempotent). */
-  restoreGuestLabel(def: DomainDef, label: SecLabelDef): void {
+  async restoreGuestLabel(def: DomainDef, label: SecLabelDef): Promise<void> {
     if (label.type !== 'dynamic') return;
     const name = this.labelName(def, label);
     let unloadError: unknown;
     for (const n of [name, ...this.files.helperProfiles(name)]) {
       if (this.loadedInKernel(n)) {
         try {
-          this.parser.remove(n);
+          await this.parser.remove(n);
         } catch (err) {
           // keep going: the files go anyway (a retry unloads by name), then report the failure
           unloadError ??= err;
@@ -290,15 +295,15 @@ export class AppArmorDriver implements SecurityDriver {
   }
 
   /** Writes and loads (or compiles); on failure the guest's previous files are put back. */
-  private install(def: DomainDef, ctx: SecurityContext, name: string, resources: readonly RuleResource[]): void {
+  private async install(def: DomainDef, ctx: SecurityContext, name: string, resources: readonly RuleResource[]): Promise<void> {
     const next = this.generate(def, ctx, name, resources);
     const previous = this.files.read(name);
     this.files.ensureAbstraction(abstractionText());
     try {
       this.files.write(name, next);
       const file = this.files.profilePath(name);
-      if (this.mode === 'kernel') this.parser.replace(name, file);
-      else this.parser.compile(name, file);
+      if (this.mode === 'kernel') await this.parser.replace(name, file);
+      else await this.parser.compile(name, file);
     } catch (err) {
       try {
         this.files.write(name, previous);

@@ -77,17 +77,21 @@ describe('AppArmorDriver golden profiles', () => {
   });
 
   for (const name of cases) {
-    it(`${name}: rules match ${name}.files and the profile compiles with apparmor_parser -Q -K`, { skip: NO_PARSER }, (t) => {
-      const root = tempRoot('svirt-aa-golden-');
-      t.after(() => removeTree(root));
-      const run = runFixture(name, root);
-      // setAllLabel writes the files and fails unless the real apparmor_parser compiles them
-      setAllLabel(run.driver, run.def, run.label, run.resources, run.ctx);
-      const rules = readFileSync(join(run.profileDir, `svirt-${UUID}.files`), 'utf8');
-      golden(`${name}.files`, rules.replaceAll(root, '{{ROOT}}'));
-      // the dry run shows the very same rules
-      assert.ok(run.driver.describe(run.def, run.label, run.resources, run.ctx).includes(rules));
-    });
+    it(
+      `${name}: rules match ${name}.files and the profile compiles with apparmor_parser -Q -K`,
+      { skip: NO_PARSER },
+      async (t) => {
+        const root = tempRoot('svirt-aa-golden-');
+        t.after(() => removeTree(root));
+        const run = runFixture(name, root);
+        // setAllLabel writes the files and fails unless the real apparmor_parser compiles them
+        await setAllLabel(run.driver, run.def, run.label, run.resources, run.ctx);
+        const rules = readFileSync(join(run.profileDir, `svirt-${UUID}.files`), 'utf8');
+        golden(`${name}.files`, rules.replaceAll(root, '{{ROOT}}'));
+        // the dry run shows the very same rules
+        assert.ok(run.driver.describe(run.def, run.label, run.resources, run.ctx).includes(rules));
+      },
+    );
   }
 
   it('plain-disk: the dry run prints profile, rules and abstraction (plain-disk.describe)', { skip: NO_PARSER }, (t) => {

@@ -1,8 +1,10 @@
 /**
- * Runs `apparmor_parser` (argv arrays, never a shell). Every failure is a SvirtError naming the
- * profile, with the exit status and the tail of stderr.
+ * Runs `apparmor_parser` (argv arrays, never a shell), off the event loop (host/run-program.ts):
+ * a compile or a kernel load takes tens to hundreds of milliseconds, which `svirt serve`'s
+ * other clients no longer wait for. Every failure is a SvirtError naming the profile, with
+ * the exit status and the tail of stderr.
  */
-import { spawnSync } from 'node:child_process';
+import { runProgram } from '../../host/run-program.js';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { SvirtError, errnoOf } from '../../errors.js';
@@ -10,6 +12,8 @@ import type { ErrorCode } from '../../errors.js';
 
 const FALLBACKS = ['/sbin/apparmor_parser', '/usr/sbin/apparmor_parser'];
 const TIMEOUT_MS = 120_000;
+/** What of its stdout and stderr is kept: a failing profile's messages are a few lines. */
+const MAX_OUTPUT = 1 << 20;
 /** Printed by every run on a kernel without AppArmor; says nothing about the profile. */
 const NOISE = /^Cache read\/write disabled: interface file missing/u;
 
@@ -46,8 +50,8 @@ export class AppArmorParser {
   }
 
   /** Compiles the profile file without loading it into the kernel or touching the cache. */
-  compile(profileName: string, file: string): void {
-    this.run(
+  compile(profileName: string, file: string): Promise<void> {
+    return this.run(
       'compile',
       profileName,
       file,
@@ -57,14 +61,20 @@ export class AppArmorParser {
   }
 
   /** Loads the profile, replacing a loaded one of the same name (atomically, in the kernel). */
-  replace(profileName: string, file: string): void {
-    this.run('load', profileName, file, ['--replace', '--skip-cache', '--base', this.baseDir, file], 'SVIRT_ERR_LABEL_APPLY');
+  replace(profileName: string, file: string): Promise<void> {
+    return this.run(
+      'load',
+      profileName,
+      file,
+      ['--replace', '--skip-cache', '--base', this.baseDir, file],
+      'SVIRT_ERR_LABEL_APPLY',
+    );
   }
 
   /** Unloads the profile by name; the profile file need not exist any more. */
-  remove(profileName: string): void {
+  remove(profileName: string): Promise<void> {
     // -R only needs the profile's name: a minimal profile on stdin carries it
-    this.run(
+    return this.run(
       'unload',
       profileName,
       undefined,
@@ -74,37 +84,38 @@ export class AppArmorParser {
     );
   }
 
-  private run(
+  private async run(
     verb: string,
     profileName: string,
     file: string | undefined,
     args: readonly string[],
     code: ErrorCode,
     input?: string,
-  ): void {
+  ): Promise<void> {
     const argv = [this.path, ...args];
     const what = `cannot ${verb} AppArmor profile "${profileName}"${file === undefined ? '' : ` (${file})`}`;
-    const r = spawnSync(this.path, args, {
-      encoding: 'utf8',
-      timeout: TIMEOUT_MS,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      ...(input === undefined ? {} : { input }),
-    });
-    // EPIPE: the program exited before reading its input; its exit status is the answer.
-    if (r.error !== undefined && !(errnoOf(r.error) === 'EPIPE' && typeof r.status === 'number')) {
-      const errno = errnoOf(r.error) ?? r.error.message;
+    const opts = { env: process.env, timeoutMs: TIMEOUT_MS, maxOutput: MAX_OUTPUT, ...(input === undefined ? {} : { input }) };
+    // A program that exits before reading its input is no error here: its exit status is the answer.
+    const r = await runProgram(this.path, args, opts).catch((err: unknown) => {
+      const errno = errnoOf(err) ?? (err instanceof Error ? err.message : String(err));
       throw new SvirtError(code, `${what}: cannot run ${JSON.stringify(this.path)}: ${errno}`, {
         details: { profile: profileName, file, argv, errno },
-        cause: r.error,
+        cause: err,
       });
-    }
+    });
     if (r.status === 0) return;
     const stderr = (r.stderr ?? '')
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => l !== '' && !NOISE.test(l));
     const tail = stderr.slice(-5).join(' | ');
-    const how = r.status === null ? `killed by ${r.signal ?? 'a signal'}` : `exit status ${r.status}`;
+    const how = r.timedOut
+      ? `no end after ${TIMEOUT_MS / 1000} s`
+      : r.overflow !== undefined
+        ? `more than ${MAX_OUTPUT} bytes on its ${r.overflow}`
+        : r.status === null
+          ? `killed by ${r.signal ?? 'a signal'}`
+          : `exit status ${r.status}`;
     throw new SvirtError(code, `${what}: apparmor_parser failed (${how})${tail === '' ? '' : `: ${tail}`}`, {
       details: { profile: profileName, file, argv, exitCode: r.status, signal: r.signal, stderr: stderr.join('\n') },
     });

@@ -70,7 +70,7 @@ const disk = (path: string): DiskDef => ({
 });
 
 describe('DacDriver', { skip: root ? false : 'chown needs root' }, () => {
-  it('hands private files to a unique uid and restores the remembered owner', (t) => {
+  it('hands private files to a unique uid and restores the remembered owner', async (t) => {
     const { dir, ctx } = setup(t);
     const drv = new DacDriver({ range: { first: 1_900_000_000, count: 1000 }, taken: { uids: new Set(), gids: new Set() } });
     mkdirSync(ctx.runtimeDir, { recursive: true, mode: 0o700 });
@@ -87,19 +87,19 @@ describe('DacDriver', { skip: root ? false : 'chown needs root' }, () => {
     const label = drv.genLabel(d, ctx);
     const uid = Number(/^\+(\d+):/.exec(label.label ?? '')?.[1]);
     assert.ok(uid >= 1_900_000_000 && uid < 1_900_001_000);
-    setAllLabel(drv, d, label, res, ctx);
+    await setAllLabel(drv, d, label, res, ctx);
     assert.equal(statSync(rw).uid, uid);
     assert.equal(statSync(rw).mode & 0o777, 0o600);
     assert.equal(statSync(ctx.runtimeDir).uid, uid);
     assert.equal(statSync(ro).uid, 1000, 'read-only media keep their owner');
     assert.equal(statSync(shared).uid, 1000, 'shareable disks keep their owner (QEMU gets an fd)');
-    restoreAllLabel(drv, d, label, res, ctx);
+    await restoreAllLabel(drv, d, label, res, ctx);
     assert.deepEqual([statSync(rw).uid, statSync(rw).gid, statSync(rw).mode & 0o777], [1000, 1000, 0o644]);
     assert.equal(statSync(shared).mode & 0o777, 0o660, 'a shareable disk keeps its mode');
     assert.deepEqual(ctx.memory.recall('dac', rw), undefined);
   });
 
-  it('records every original before its first label, at one sync; a failed start keeps none', (t) => {
+  it('records every original before its first label, at one sync; a failed start keeps none', async (t) => {
     const { dir, store, ctx } = setup(t);
     const drv = new DacDriver({ range: { first: 1_900_000_000, count: 1000 }, taken: { uids: new Set(), gids: new Set() } });
     const paths = ['a.img', 'b.img', 'c.img'].map((n) => file(join(dir, n), 1000, 1000, 0o644));
@@ -126,11 +126,11 @@ describe('DacDriver', { skip: root ? false : 'chown needs root' }, () => {
     const res: GuestResource[] = paths.map((path) => ({ path, role: 'disk', seclabels: [], disk: disk(path) }));
     const d = def('n', 'u-n');
     const label = drv.genLabel(d, c);
-    setAllLabel(drv, d, label, res, c);
+    await setAllLabel(drv, d, label, res, c);
     assert.deepEqual(events, [...paths.map((p) => `note ${p}`), 'sync', ...paths.map((p) => `label ${p} (owner 1000)`)]);
     for (const p of paths)
       assert.deepEqual(JSON.parse(store.recall('dac', p)?.original ?? '{}'), { uid: 1000, gid: 1000, mode: 0o644 });
-    restoreAllLabel(drv, d, label, res, c);
+    await restoreAllLabel(drv, d, label, res, c);
     for (const p of paths) assert.equal(statSync(p).uid, 1000);
 
     // The second file goes between the two passes: the first is labelled and given back, the
@@ -144,7 +144,7 @@ describe('DacDriver', { skip: root ? false : 'chown needs root' }, () => {
         rmSync(gone);
       },
     };
-    assert.throws(() => setAllLabel(drv, d, label, res, { ...c, memory: failing }), /cannot label/);
+    await assert.rejects(() => setAllLabel(drv, d, label, res, { ...c, memory: failing }), /cannot label/);
     for (const p of [paths[0], paths[2]] as string[]) {
       assert.equal(statSync(p).uid, 1000, `${p} has its owner back`);
       assert.equal(store.recall('dac', p), undefined, `no remembered row for ${p}`);
@@ -165,7 +165,7 @@ describe('DacDriver', { skip: root ? false : 'chown needs root' }, () => {
     assert.throws(() => drv.genLabel(def('g50', 'u50'), ctx), /no free dac id left/);
   });
 
-  it("honours static labels, relabel='no' and per-disk overrides", (t) => {
+  it("honours static labels, relabel='no' and per-disk overrides", async (t) => {
     const { dir, ctx } = setup(t);
     const drv = new DacDriver({ range: { first: 1_900_000_000, count: 10 }, taken: { uids: new Set(), gids: new Set() } });
     const img = file(join(dir, 'a.img'), 0, 0, 0o644);
@@ -177,22 +177,22 @@ describe('DacDriver', { skip: root ? false : 'chown needs root' }, () => {
       { path: img, role: 'disk', seclabels: [], disk: disk(img) },
       { path: keep, role: 'disk', seclabels: [{ model: 'dac', relabel: false }] },
     ];
-    setAllLabel(drv, d, label, res, ctx);
+    await setAllLabel(drv, d, label, res, ctx);
     assert.equal(statSync(img).uid, 1234);
     assert.equal(statSync(img).gid, 5678);
     assert.equal(statSync(keep).uid, 0, "per-disk relabel='no' leaves the file alone");
-    restoreAllLabel(drv, d, label, res, ctx);
+    await restoreAllLabel(drv, d, label, res, ctx);
     assert.equal(statSync(img).uid, 0);
     // A second guest cannot take the same static uid while the first holds it.
     assert.throws(() => drv.genLabel(def('s2', 'u-s2', [{ type: 'static', model: 'dac', label: '+1234:+1234' }]), ctx), /in use/);
     // relabel='no' on the domain: nothing is chowned.
     const d3 = def('s3', 'u-s3', [{ type: 'static', model: 'dac', relabel: false, label: '+4321:+4321' }]);
     const l3 = drv.genLabel(d3, ctx);
-    setAllLabel(drv, d3, l3, [{ path: img, role: 'disk', seclabels: [] }], ctx);
+    await setAllLabel(drv, d3, l3, [{ path: img, role: 'disk', seclabels: [] }], ctx);
     assert.equal(statSync(img).uid, 0);
   });
 
-  it('refuses to follow a symlink swapped in for an image, and undoes what it did', (t) => {
+  it('refuses to follow a symlink swapped in for an image, and undoes what it did', async (t) => {
     const { dir, ctx } = setup(t);
     const drv = new DacDriver({ range: { first: 1_900_000_000, count: 10 }, taken: { uids: new Set(), gids: new Set() } });
     const ok = file(join(dir, 'ok.img'), 1000, 1000, 0o644);
@@ -200,7 +200,7 @@ describe('DacDriver', { skip: root ? false : 'chown needs root' }, () => {
     symlinkSync(target, join(dir, 'link.img'));
     const d = def('l', 'u-l');
     const label = drv.genLabel(d, ctx);
-    assert.throws(
+    await assert.rejects(
       () =>
         setAllLabel(
           drv,

@@ -16,7 +16,7 @@ import { IMAGE, labelOf, levelOf, skipFiles, world } from '../../../test/support
 import { disk, domain } from '../../../test/support/selinux.js';
 
 describe('SelinuxDriver and a filesystem without labels (real ramfs)', { skip: skipFiles }, () => {
-  it('starts: the file is used as it is, nothing is remembered for it, and a note names the filesystem', (t) => {
+  it('starts: the file is used as it is, nothing is remembered for it, and a note names the filesystem', async (t) => {
     const ram = mountRamfs(t);
     if ('skip' in ram) {
       t.skip(ram.skip);
@@ -32,7 +32,7 @@ describe('SelinuxDriver and a filesystem without labels (real ramfs)', { skip: s
       { path: onRamfs, role: 'disk', seclabels: [] },
       { path: local, role: 'disk', seclabels: [] },
     ];
-    const label = w.start(def, resources);
+    const label = await w.start(def, resources);
     assert.equal(labelOf(local), `${IMAGE}:${levelOf(label)}`, 'the other disk is labelled as usual');
     assert.deepEqual(w.memory.paths('selinux'), [local], 'nothing is remembered for the ramfs file');
 
@@ -42,7 +42,7 @@ describe('SelinuxDriver and a filesystem without labels (real ramfs)', { skip: s
     ]);
     assert.ok(w.driver.describe(def, label, resources, w.ctx).includes(notes[0] ?? '?'), 'the dry run says so too');
 
-    w.stop(def, label, resources);
+    await w.stop(def, label, resources);
     assert.equal(labelOf(local), undefined);
     assert.deepEqual(w.memory.paths('selinux'), []);
   });

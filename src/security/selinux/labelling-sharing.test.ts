@@ -24,7 +24,7 @@ import { domain } from '../../../test/support/selinux.js';
 import { setAllLabel } from '../../../test/support/stack.js';
 
 describe('SelinuxDriver sharing, conflicts and recovery', { skip: skipFiles }, () => {
-  it('read-only and shareable files shared by two guests are restored when the last one stops', (t) => {
+  it('read-only and shareable files shared by two guests are restored when the last one stops', async (t) => {
     const w = world(t);
     const iso = w.file('shared.iso', HOME);
     const shared = w.file('cluster.img', HOME);
@@ -34,34 +34,34 @@ describe('SelinuxDriver sharing, conflicts and recovery', { skip: skipFiles }, (
     ];
     const a = domain('a', 8);
     const b = domain('b', 9);
-    const la = w.start(a, res);
-    const lb = w.start(b, res);
+    const la = await w.start(a, res);
+    const lb = await w.start(b, res);
     assert.notEqual(levelOf(la), levelOf(lb));
     assert.equal(labelOf(iso), CONTENT);
     assert.equal(labelOf(shared), SHARED);
-    w.stop(a, la, res);
+    await w.stop(a, la, res);
     assert.equal(labelOf(iso), CONTENT, 'b still runs');
     assert.equal(labelOf(shared), SHARED, 'b still runs');
     assert.deepEqual(w.memory.recall('selinux', shared)?.users, [b.uuid]);
-    w.stop(b, lb, res);
+    await w.stop(b, lb, res);
     assert.equal(labelOf(iso), HOME);
     assert.equal(labelOf(shared), HOME);
     assert.equal(stashOf(shared), undefined);
   });
 
-  it("refuses another guest's private disk, undoing its own labels, and leaves the owner alone", (t) => {
+  it("refuses another guest's private disk, undoing its own labels, and leaves the owner alone", async (t) => {
     const w = world(t);
     const mine = w.file('mine.img', HOME);
     const other = w.file('other.img');
     const a = domain('a', 10);
-    const la = w.start(a, [{ path: mine, role: 'disk', seclabels: [] }]);
+    const la = await w.start(a, [{ path: mine, role: 'disk', seclabels: [] }]);
     const b = domain('b', 11);
     const resB: GuestResource[] = [
       { path: other, role: 'disk', seclabels: [] },
       { path: mine, role: 'disk', seclabels: [] },
     ];
     const lb = w.driver.genLabel(b, w.ctx);
-    assert.throws(
+    await assert.rejects(
       () => setAllLabel(w.driver, b, lb, resB, w.ctx),
       (e: unknown) =>
         e instanceof SvirtError &&
@@ -74,7 +74,7 @@ describe('SelinuxDriver sharing, conflicts and recovery', { skip: skipFiles }, (
     assert.equal(w.memory.recall('selinux', other), undefined);
   });
 
-  it('a failing path is named, and what was labelled before it is undone', (t) => {
+  it('a failing path is named, and what was labelled before it is undone', async (t) => {
     const w = world(t);
     const first = w.file('first.img', HOME);
     const missing = join(w.dir, 'missing.img');
@@ -90,7 +90,7 @@ describe('SelinuxDriver sharing, conflicts and recovery', { skip: skipFiles }, (
         { path: first, role: 'disk', seclabels: [] },
         { path: bad, role: 'disk', seclabels: [] },
       ];
-      assert.throws(
+      await assert.rejects(
         () => setAllLabel(w.driver, def, label, res, w.ctx),
         (e: unknown) =>
           e instanceof SvirtError && e.code === 'SVIRT_ERR_LABEL_APPLY' && e.message === `cannot label "${bad}": ${errno}`,
@@ -101,19 +101,19 @@ describe('SelinuxDriver sharing, conflicts and recovery', { skip: skipFiles }, (
     }
   });
 
-  it('after a crash that lost the store rows, the original comes from trusted.svirt.selinux', (t) => {
+  it('after a crash that lost the store rows, the original comes from trusted.svirt.selinux', async (t) => {
     const w = world(t);
     const img = w.file('crash.img', HOME);
     const res: GuestResource[] = [{ path: img, role: 'disk', seclabels: [] }];
     const a = domain('a', 13);
-    w.start(a, res);
+    await w.start(a, res);
     // The store is lost; the file keeps a's label and the stash.
     const fresh = world(t);
     const b = domain('b', 14);
-    const lb = fresh.start(b, res);
+    const lb = await fresh.start(b, res);
     assert.equal(labelOf(img), `${IMAGE}:${levelOf(lb)}`);
     assert.equal(fresh.memory.recall('selinux', img)?.original, HOME);
-    fresh.stop(b, lb, res);
+    await fresh.stop(b, lb, res);
     assert.equal(labelOf(img), HOME);
   });
 
@@ -129,7 +129,7 @@ describe('SelinuxDriver sharing, conflicts and recovery', { skip: skipFiles }, (
       { path: sock, role: 'chardev', seclabels: [] },
       { path: absent, role: 'chardev', seclabels: [] },
     ];
-    const label = w.start(def, res);
+    const label = await w.start(def, res);
     assert.equal(labelOf(sock), `${IMAGE}:${levelOf(label)}`);
     assert.equal(existsSync(absent), false);
     const plug = w.file('hot.img', HOME);
@@ -138,7 +138,7 @@ describe('SelinuxDriver sharing, conflicts and recovery', { skip: skipFiles }, (
     assert.equal(labelOf(plug), `${IMAGE}:${levelOf(label)}`);
     w.driver.restoreResourceLabel(def, label, r, w.ctx);
     assert.equal(labelOf(plug), HOME);
-    w.stop(def, label, res);
+    await w.stop(def, label, res);
     assert.equal(labelOf(sock), undefined);
   });
 });

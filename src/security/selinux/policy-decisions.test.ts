@@ -95,7 +95,7 @@ function judge(t: TestContext, queries: readonly Query[]): void {
 }
 
 describe('SELinux policy decisions (Debian reference policy, offline)', () => {
-  it('two guests: each reaches only its own files, shared ones as intended', (t) => {
+  it('two guests: each reaches only its own files, shared ones as intended', async (t) => {
     const reason = skipReason(true);
     if (reason !== undefined) {
       t.skip(reason);
@@ -114,7 +114,8 @@ describe('SELinux policy decisions (Debian reference policy, offline)', () => {
     };
     const iso = file('install.iso');
     const shared = file('cluster.img');
-    const guests = ['a', 'b'].map((name, i) => {
+    const guests = [];
+    for (const [i, name] of ['a', 'b'].entries()) {
       const run = join(dir, `run-${name}`);
       mkdirSync(run);
       const res: GuestResource[] = [
@@ -126,8 +127,8 @@ describe('SELinux policy decisions (Debian reference policy, offline)', () => {
       ];
       const def = domain(name, 100 + i);
       const label = driver.genLabel(def, ctx);
-      setAllLabel(driver, def, label, res, ctx);
-      return {
+      await setAllLabel(driver, def, label, res, ctx);
+      guests.push({
         def,
         label,
         res,
@@ -135,8 +136,8 @@ describe('SELinux policy decisions (Debian reference policy, offline)', () => {
         img: labelOf(res[1]?.path ?? ''),
         run: labelOf(run),
         log: labelOf(res[2]?.path ?? ''),
-      };
-    });
+      });
+    }
     const [a, b] = guests;
     assert.ok(a !== undefined && b !== undefined);
     assert.notEqual(a.proc, b.proc);
@@ -224,7 +225,7 @@ describe('SELinux policy decisions (Debian reference policy, offline)', () => {
       },
     ]);
     for (const g of guests) {
-      restoreAllLabel(driver, g.def, g.label, g.res, ctx);
+      await restoreAllLabel(driver, g.def, g.label, g.res, ctx);
       reservations.releaseGuest(g.def.uuid);
     }
     const restoredImage = guests[0]?.res[1]?.path ?? '';
