@@ -16,16 +16,15 @@ import { join } from 'node:path';
 import type { DomainDef } from '../domain/domain-def.js';
 import { SvirtError } from '../errors.js';
 import { svirtExecPath } from '../host/native.js';
-import { cgroupJoinDirs } from './cgroup/journal.js';
 import { processStartTime } from '../host/proc.js';
 import { childSocket, spawnProgram } from '../host/spawn.js';
 import { FdLayout, SPEC_FD } from '../qemu/fd-layout.js';
 import { EXEC_STEPS, guestEnvironment, logTail } from '../qemu/launcher.js';
-import type { ConfinementSpec } from '../security/confinement.js';
 import type { GuestResource, SecurityContext } from '../security/driver.js';
 import { assertHelperId, type HelperSpec } from '../security/helper.js';
 import type { HelperRecord } from '../store/store.js';
 import { crashPoint } from './crash-points.js';
+import { confineHelper, type ConfinedHelper } from './helper-confine.js';
 import { endHelpers } from './helper-end.js';
 import type { LifecycleEnv } from './env.js';
 import type { OpenFiles } from './files.js';
@@ -121,38 +120,6 @@ export async function startHelpers(
   return out;
 }
 
-/** A helper request with the launcher spec its confinement gives it (confineHelper). */
-export interface ConfinedHelper {
-  readonly req: HelperRequest;
-  readonly spec: ConfinementSpec;
-}
-
-/**
- * The launcher spec of one helper: every driver's part (an AppArmor driver writes and loads
- * the helper's profile here, running apparmor_parser off the event loop), and the guest's
- * cgroup. Made before the helper is journalled, so spawnHelpers can spawn beside QEMU
- * without awaiting anything.
- */
-export async function confineHelper(
-  env: LifecycleEnv,
-  live: DomainDef,
-  ctx: SecurityContext,
-  req: HelperRequest,
-): Promise<ConfinedHelper> {
-  const { id } = req.spec;
-  assertHelperId(id);
-  if (req.argv[0] !== req.spec.binary) {
-    throw new SvirtError(
-      'SVIRT_ERR_INTERNAL',
-      `helper ${id}: argv[0] ${req.argv[0] ?? ''} is not its program ${req.spec.binary}`,
-    );
-  }
-  const layout = req.layout ?? new FdLayout();
-  const cgroups = cgroupJoinDirs(env.paths.stateDir, live.uuid); // the guest's cgroup holds its helpers too
-  const part = await env.manager.helperConfinement(live, { ...req.spec, log: req.log.path }, ctx, layout.qemuFds);
-  return { req: { ...req, layout }, spec: { ...part, ...(cgroups.length > 0 ? { cgroups } : {}) } };
-}
-
 /**
  * Like startHelpers, for helpers that depend on nothing but their fds (passt): each is
  * journalled and spawned now, and the returned function waits until all are ready. The
@@ -163,7 +130,7 @@ export async function confineHelper(
 export function spawnHelpers(
   env: LifecycleEnv,
   live: DomainDef,
-  helpers: readonly ConfinedHelper[],
+  helpers: readonly ConfinedHelper<HelperRequest>[],
   undo: UndoStack,
 ): () => Promise<RunningHelper[]> {
   if (helpers.length === 0) return () => Promise.resolve([]);
@@ -186,7 +153,7 @@ export function spawnHelpers(
 }
 
 /** Journals and spawns one helper under its confinement (confineHelper); waitReady says when it is up. */
-function spawnOne(env: LifecycleEnv, live: DomainDef, { req, spec }: ConfinedHelper): Waiting {
+function spawnOne(env: LifecycleEnv, live: DomainDef, { req, spec }: ConfinedHelper<HelperRequest>): Waiting {
   const { kind, id } = req.spec;
   const layout = req.layout ?? new FdLayout();
   const token = `${live.uuid}/${id}/${randomBytes(16).toString('hex')}`;

@@ -17,14 +17,8 @@ import { withSocketLabel } from '../host/selinux-socket.js';
 import { FdLayout } from '../qemu/fd-layout.js';
 import type { GuestResource, SecurityContext } from '../security/driver.js';
 import type { OpenFiles } from './files.js';
-import {
-  confineHelper,
-  openHelperLog,
-  spawnHelpers,
-  type ConfinedHelper,
-  type HelperRequest,
-  type RunningHelper,
-} from './helpers.js';
+import { confineHelper, type ConfinedHelper } from './helper-confine.js';
+import { openHelperLog, spawnHelpers, type HelperRequest, type RunningHelper } from './helpers.js';
 import { linksDown, type NicBackend } from '../qemu/netdev-args.js';
 import type { QmpClient } from '../qemu/qmp-client.js';
 import type { SecurityManager } from '../security/manager.js';
@@ -81,14 +75,14 @@ export class PreparedNics {
   /** Starts every passt (after labelling, before QEMU); the undo ends them. */
   private ready: () => Promise<void> = () => Promise.resolve();
   /** The passt helpers with their launcher specs (confineHelpers), ready to spawn beside QEMU. */
-  private confined: readonly ConfinedHelper[] = [];
+  private confined: readonly ConfinedHelper<HelperRequest>[] = [];
 
   /**
    * Makes every passt's launcher spec before QEMU is launched (an AppArmor driver loads the
    * helper's profile here), so spawnHelpers awaits nothing: it runs inside the launch.
    */
   async confineHelpers(env: LifecycleEnv, live: DomainDef, ctx: SecurityContext): Promise<void> {
-    const out: ConfinedHelper[] = [];
+    const out: ConfinedHelper<HelperRequest>[] = [];
     for (const p of this.passt.values()) out.push(await confineHelper(env, live, ctx, p.request));
     this.confined = out;
   }
