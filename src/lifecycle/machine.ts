@@ -26,7 +26,8 @@ export function nvramDir(stateDir: string): string {
   return join(stateDir, 'nvram');
 }
 
-function cacheDir(stateDir: string): string {
+/** Where the emulators' machine types are cached (emulator.ts). */
+export function cacheDir(stateDir: string): string {
   return join(stateDir, 'cache');
 }
 

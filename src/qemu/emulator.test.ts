@@ -5,7 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
-import { archOfBinary, canonicalMachine, emulatorPath, machinesOf, parseMachineHelp, resolveEmulator } from './emulator.js';
+import {
+  archOfBinary,
+  canonicalMachine,
+  emulatorPath,
+  machinesOf,
+  parseMachineHelp,
+  resolveEmulator,
+  warmMachineCache,
+} from './emulator.js';
 
 const X86 = '/usr/bin/qemu-system-x86_64';
 const skip = existsSync(X86) ? false : 'qemu-system-x86_64 is not installed';
@@ -70,6 +78,29 @@ describe('emulator per architecture', () => {
     const info = resolveEmulator(def("<type machine='q35'>hvm</type>"), dir);
     assert.equal(canonicalMachine(info, 'q35'), q35?.canonical);
     assert.match(canonicalMachine(info, undefined) ?? '', /^pc-i440fx-/, "no machine: the binary's default");
+  });
+
+  it('fills the cache for every installed emulator off the event loop (svirt serve at its start)', { skip }, async (t) => {
+    const dir = cache(t);
+    let ticks = 0;
+    const tick = setInterval(() => ticks++, 5);
+    let probed: string[];
+    try {
+      probed = await warmMachineCache(dir);
+    } finally {
+      clearInterval(tick);
+    }
+    assert.ok(probed.includes(X86), probed.join(' '));
+    // each probe runs QEMU for ~60 ms; run on the loop (spawnSync), none of these would fire
+    assert.ok(ticks >= 3, `a 5 ms timer ran ${ticks} times while ${probed.length} QEMU probes ran`);
+    const st = statSync(X86);
+    const cached = JSON.parse(readFileSync(join(dir, 'qemu-machines.json'), 'utf8')) as Record<
+      string,
+      { ino: number; machines: unknown[] }
+    >;
+    assert.equal(cached[X86]?.ino, st.ino);
+    assert.deepEqual(machinesOf(X86, st, dir), cached[X86]?.machines, 'what machinesOf reads is what the probe found');
+    assert.deepEqual(await warmMachineCache(dir), [], 'a warm cache probes nothing');
   });
 
   it('parses -machine help', () => {

@@ -5,7 +5,7 @@
  * svirt never runs a binary unconfined with its own rights) and cached by the binary's
  * device, inode and mtime.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   closeSync,
   constants,
@@ -133,9 +133,19 @@ interface CacheEntry {
   readonly machines: MachineType[];
 }
 
-/** The machine types of a QEMU binary, from the cache in `cacheDir` when dev/ino/mtime still match. */
-export function machinesOf(path: string, st: Stats, cacheDir: string | undefined): MachineType[] {
-  const file = cacheDir === undefined ? undefined : join(cacheDir, 'qemu-machines.json');
+const MACHINE_CACHE = 'qemu-machines.json';
+const PROBE_ARGS = ['-machine', 'help'];
+const PROBE_TIMEOUT_MS = 20_000;
+/** `-machine help` prints a few kB; more is not a QEMU. */
+const PROBE_MAX_OUTPUT = 1 << 20;
+
+/** How `-machine help` runs: a fixed environment, from /, as nobody when svirt is root. */
+function probeOptions() {
+  const asRoot = process.getuid?.() === 0;
+  return { env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' }, cwd: '/', ...(asRoot ? { uid: 65534, gid: 65534 } : {}) };
+}
+
+function readMachineCache(file: string | undefined): Record<string, CacheEntry> {
   const cache: Record<string, CacheEntry> = {};
   const text = file === undefined ? undefined : readCapped(file, 4 * 1024 * 1024);
   try {
@@ -143,39 +153,104 @@ export function machinesOf(path: string, st: Stats, cacheDir: string | undefined
   } catch {
     // A damaged cache is rebuilt.
   }
+  return cache;
+}
+
+function cacheHit(cache: Record<string, CacheEntry>, path: string, st: Stats): MachineType[] | undefined {
   const hit = cache[path];
-  if (hit && hit.dev === st.dev && hit.ino === st.ino && hit.mtimeMs === st.mtimeMs) return hit.machines;
-  const asRoot = process.getuid?.() === 0;
-  const r = spawnSync(path, ['-machine', 'help'], {
+  return hit && hit.dev === st.dev && hit.ino === st.ino && hit.mtimeMs === st.mtimeMs ? hit.machines : undefined;
+}
+
+/** Adds one binary's machine types to the cache file (re-read first: another process may have added its own). */
+function storeMachines(cacheDir: string, path: string, st: Stats, machines: MachineType[]): void {
+  const file = join(cacheDir, MACHINE_CACHE);
+  const cache = readMachineCache(file);
+  cache[path] = { dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs, machines };
+  try {
+    mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+    const tmp = `${file}.${process.pid}`;
+    writeFileSync(tmp, JSON.stringify(cache), { mode: 0o600, flag: 'wx' });
+    renameSync(tmp, file);
+  } catch {
+    // The cache only saves time; a read-only state dir costs one -machine help per start.
+  }
+}
+
+function notQemu(path: string, stderr: string): SvirtError {
+  return new SvirtError(
+    'SVIRT_ERR_XML_INVALID',
+    `emulator "${path}" is not a QEMU binary: '-machine help' listed no machine types`,
+    {
+      details: { path, stderr: stderr.slice(-500) },
+    },
+  );
+}
+
+/** The machine types of a QEMU binary, from the cache in `cacheDir` when dev/ino/mtime still match. */
+export function machinesOf(path: string, st: Stats, cacheDir: string | undefined): MachineType[] {
+  const hit = cacheHit(readMachineCache(cacheDir === undefined ? undefined : join(cacheDir, MACHINE_CACHE)), path, st);
+  if (hit) return hit;
+  const r = spawnSync(path, PROBE_ARGS, {
+    ...probeOptions(),
     encoding: 'utf8',
-    timeout: 20_000,
-    env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
-    cwd: '/',
+    timeout: PROBE_TIMEOUT_MS,
+    maxBuffer: PROBE_MAX_OUTPUT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
   });
   const machines = r.status === 0 ? parseMachineHelp(r.stdout) : [];
-  if (machines.length === 0) {
-    throw new SvirtError(
-      'SVIRT_ERR_XML_INVALID',
-      `emulator "${path}" is not a QEMU binary: '-machine help' listed no machine types`,
-      {
-        details: { path, stderr: (r.stderr ?? '').slice(-500) },
-      },
-    );
-  }
-  if (file !== undefined && cacheDir !== undefined) {
-    cache[path] = { dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs, machines };
-    try {
-      mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
-      const tmp = `${file}.${process.pid}`;
-      writeFileSync(tmp, JSON.stringify(cache), { mode: 0o600, flag: 'wx' });
-      renameSync(tmp, file);
-    } catch {
-      // The cache only saves time; a read-only state dir costs one -machine help per start.
-    }
-  }
+  if (machines.length === 0) throw notQemu(path, r.stderr ?? '');
+  if (cacheDir !== undefined) storeMachines(cacheDir, path, st, machines);
   return machines;
+}
+
+/**
+ * Fills the cache in `cacheDir` for every installed emulator it lacks, running `-machine help`
+ * off the event loop: `svirt serve` calls it at its start, so a define or a capabilities call
+ * finds the cache and machinesOf never runs QEMU on the loop that serves every client (each
+ * probe is ~60 ms here). Returns the binaries probed; a binary that fails is left to
+ * machinesOf, which reports it.
+ */
+export async function warmMachineCache(cacheDir: string): Promise<string[]> {
+  const probed: string[] = [];
+  const cache = readMachineCache(join(cacheDir, MACHINE_CACHE));
+  for (const e of installedEmulators()) {
+    let st: Stats;
+    try {
+      st = statSync(e.path);
+    } catch {
+      continue; // gone since the listing
+    }
+    if (cacheHit(cache, e.path, st)) continue;
+    const stdout = await probeAsync(e.path);
+    const machines = stdout === undefined ? [] : parseMachineHelp(stdout);
+    if (machines.length === 0) continue;
+    storeMachines(cacheDir, e.path, st, machines);
+    probed.push(e.path);
+  }
+  return probed;
+}
+
+/** `-machine help`'s output, or undefined when it failed, ran too long or printed too much. */
+function probeAsync(path: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const child = spawn(path, PROBE_ARGS, { ...probeOptions(), stdio: ['ignore', 'pipe', 'ignore'] });
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    const timer = setTimeout(() => child.kill('SIGKILL'), PROBE_TIMEOUT_MS);
+    child.stdout.on('data', (d: Buffer) => {
+      bytes += d.length;
+      if (bytes > PROBE_MAX_OUTPUT) child.kill('SIGKILL');
+      else chunks.push(d);
+    });
+    child.on('error', () => {
+      clearTimeout(timer);
+      resolve(undefined);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve(code === 0 && bytes <= PROBE_MAX_OUTPUT ? Buffer.concat(chunks).toString('utf8') : undefined);
+    });
+  });
 }
 
 /** Whether a file starts with `#!` (Debian's qemu-system-i386 is a shell wrapper around /usr/libexec's binary). */

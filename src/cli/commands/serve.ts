@@ -1,5 +1,7 @@
 import { isAbsolute } from 'node:path';
 import { SvirtError } from '../../errors.js';
+import { cacheDir } from '../../lifecycle/machine.js';
+import { warmMachineCache } from '../../qemu/emulator.js';
 import { raiseNofile } from '../../remote/fd-limit.js';
 import { DEFAULT_LIMITS, fdsNeeded, fitToFds, limitsProblem, type ServeLimits } from '../../remote/limits.js';
 import { RemoteServer, defaultSocketPath, type RemoteServerOptions } from '../../remote/server.js';
@@ -131,6 +133,9 @@ export async function run(args: ParsedArgs): Promise<number> {
   const stale = hv.store.sweepClaims();
   if (stale.length > 0) log(`removed ${stale.length} stale label claim(s) of this state dir: ${stale.join(' ')}`);
   await server.listen();
+  // QEMU's machine types, probed now off the loop, not on it at the first define or capabilities (emulator.ts)
+  // A binary whose probe fails is left to machinesOf, which reports it where it is used.
+  void warmMachineCache(cacheDir(hv.paths.stateDir)).catch(() => undefined);
   // The CLI's quick verbs run in a warm worker of this serve (cli/warm-worker.ts) unless SVIRT_NO_WARM=1.
   const { WarmKeeper } = await import('../warm-keeper.js');
   const warm =
