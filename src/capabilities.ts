@@ -7,7 +7,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { arch, cpus, totalmem } from 'node:os';
 import type { Hypervisor } from './lifecycle/hypervisor.js';
-import { installedEmulators, kvmRuns, machinesOf, wordsizeOf } from './qemu/emulator.js';
+import { installedEmulators, kvmRuns, wordsizeOf } from './qemu/emulator.js';
+import { machinesOf } from './qemu/machine-types.js';
 
 /** Escapes text and single-quoted attribute values of the capability documents (also host-facts.ts). */
 export function esc(s: string): string {

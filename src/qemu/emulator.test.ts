@@ -5,15 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDomainXml } from '../domain/index.js';
 import { SvirtError } from '../errors.js';
-import {
-  archOfBinary,
-  canonicalMachine,
-  emulatorPath,
-  machinesOf,
-  parseMachineHelp,
-  resolveEmulator,
-  warmMachineCache,
-} from './emulator.js';
+import { archOfBinary, canonicalMachine, emulatorPath, installedEmulators, resolveEmulator } from './emulator.js';
+import { machinesOf, parseMachineHelp, warmMachineCache } from './machine-types.js';
 
 const X86 = '/usr/bin/qemu-system-x86_64';
 const skip = existsSync(X86) ? false : 'qemu-system-x86_64 is not installed';
@@ -86,7 +79,7 @@ describe('emulator per architecture', () => {
     const tick = setInterval(() => ticks++, 5);
     let probed: string[];
     try {
-      probed = await warmMachineCache(dir);
+      probed = await warmMachineCache(dir, installedEmulators());
     } finally {
       clearInterval(tick);
     }
@@ -100,7 +93,7 @@ describe('emulator per architecture', () => {
     >;
     assert.equal(cached[X86]?.ino, st.ino);
     assert.deepEqual(machinesOf(X86, st, dir), cached[X86]?.machines, 'what machinesOf reads is what the probe found');
-    assert.deepEqual(await warmMachineCache(dir), [], 'a warm cache probes nothing');
+    assert.deepEqual(await warmMachineCache(dir, installedEmulators()), [], 'a warm cache probes nothing');
   });
 
   it('parses -machine help', () => {

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { esc, machineArch } from '../capabilities.js';
 import { VIDEO_MODELS } from '../domain/display-def.js';
 import type { Hypervisor } from '../lifecycle/hypervisor.js';
-import { installedEmulators, kvmRuns, machinesOf } from '../qemu/emulator.js';
+import { installedEmulators, kvmRuns } from '../qemu/emulator.js';
+import { machinesOf } from '../qemu/machine-types.js';
 import { readDescriptors } from '../qemu/firmware.js';
 import { RemoteError, VirErr, VirFrom } from './errors.js';
 

@@ -1,7 +1,8 @@
 import { isAbsolute } from 'node:path';
 import { SvirtError } from '../../errors.js';
 import { cacheDir } from '../../lifecycle/machine.js';
-import { warmMachineCache } from '../../qemu/emulator.js';
+import { installedEmulators } from '../../qemu/emulator.js';
+import { warmMachineCache } from '../../qemu/machine-types.js';
 import { raiseNofile } from '../../remote/fd-limit.js';
 import { DEFAULT_LIMITS, fdsNeeded, fitToFds, limitsProblem, type ServeLimits } from '../../remote/limits.js';
 import { RemoteServer, defaultSocketPath, type RemoteServerOptions } from '../../remote/server.js';
@@ -135,7 +136,7 @@ export async function run(args: ParsedArgs): Promise<number> {
   await server.listen();
   // QEMU's machine types, probed now off the loop, not on it at the first define or capabilities (emulator.ts)
   // A binary whose probe fails is left to machinesOf, which reports it where it is used.
-  void warmMachineCache(cacheDir(hv.paths.stateDir)).catch(() => undefined);
+  void warmMachineCache(cacheDir(hv.paths.stateDir), installedEmulators()).catch(() => undefined);
   // The CLI's quick verbs run in a warm worker of this serve (cli/warm-worker.ts) unless SVIRT_NO_WARM=1.
   const { WarmKeeper } = await import('../warm-keeper.js');
   const warm =
