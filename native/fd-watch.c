@@ -16,18 +16,22 @@
  *                                     read: a pidfd, readable when its process has exited)
  *
  * The socket is read and written with MSG_DONTWAIT, so it never blocks whatever its O_NONBLOCK,
- * and written with MSG_NOSIGNAL: a peer gone is EPIPE, not a signal. An active watch keeps Node
+ * and written with MSG_NOSIGNAL: a peer gone is EPIPE, not a signal. watchFd also reads the
+ * read end of a pipe (a host program's output, src/host/run-program.ts): with read(), after
+ * setting O_NONBLOCK on that fd; watchWrite is for sockets only. An active watch keeps Node
  * running, as an open net.Socket does.
  */
 #define _GNU_SOURCE
 #include "fd-watch.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <uv.h>
@@ -52,6 +56,7 @@ struct watch {
 	bool freed_js; /* the JS handle was collected */
 	bool uv_done; /* uv_close's callback ran */
 	bool notify_only; /* watchReadable: readable is the one event, reported as EOF */
+	bool socket;  /* a socket (recv); else a pipe (read, the fd made non-blocking) */
 	char *out;    /* queued bytes, out[out_off .. out_len) */
 	size_t out_len, out_off;
 };
@@ -193,7 +198,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
 	if (events & UV_READABLE) {
 		char buf[READ_CHUNK]; /* on the stack: each loop's thread (a worker's too) reads into its own */
 		for (int i = 0; i < READS_PER_WAKE; i++) {
-			ssize_t n = recv(w->fd, buf, sizeof buf, MSG_DONTWAIT);
+			ssize_t n = w->socket ? recv(w->fd, buf, sizeof buf, MSG_DONTWAIT) : read(w->fd, buf, sizeof buf);
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -254,6 +259,24 @@ static napi_value start_watch(napi_env env, napi_callback_info info, bool notify
 	w->env = env;
 	w->fd = fd;
 	w->notify_only = notify_only;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		free(w);
+		return throw_errno(env, e, "fstat", NULL);
+	}
+	w->socket = S_ISSOCK(st.st_mode);
+	if (!w->socket && !notify_only && S_ISFIFO(st.st_mode)) {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+			int e = errno;
+			free(w);
+			return throw_errno(env, e, "fcntl", NULL);
+		}
+	} else if (!w->socket && !notify_only) {
+		free(w);
+		return throw_arg(env, "watchFd: the fd must be a socket or a pipe");
+	}
 	int r = uv_poll_init_socket(loop, &w->poll, w->fd);
 	if (r < 0) {
 		free(w);

@@ -554,6 +554,25 @@ static napi_value js_socketpair(napi_env env, napi_callback_info info)
 	return result;
 }
 
+/* pipe(): [readFd, writeFd], close-on-exec, both blocking (watchFd makes the end it reads non-blocking). */
+static napi_value js_pipe(napi_env env, napi_callback_info info)
+{
+	(void)info;
+	int p[2];
+	napi_value result, a, b;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return throw_errno(env, errno, "pipe2", NULL);
+	if (napi_create_array_with_length(env, 2, &result) != napi_ok || napi_create_int32(env, p[0], &a) != napi_ok ||
+	    napi_create_int32(env, p[1], &b) != napi_ok || napi_set_element(env, result, 0, a) != napi_ok ||
+	    napi_set_element(env, result, 1, b) != napi_ok) {
+		close(p[0]);
+		close(p[1]);
+		napi_throw_error(env, "ERR_NAPI", "cannot build the result");
+		return NULL;
+	}
+	return result;
+}
+
 /* peerCred(socketFd): { pid, uid, gid } of the peer, as of connect()/socketpair(). */
 static napi_value js_peer_cred(napi_env env, napi_callback_info info)
 {
@@ -1058,7 +1077,8 @@ NAPI_MODULE_INIT()
 		{ "fgetxattr", js_fgetxattr },       { "fsetxattr", js_fsetxattr },
 		{ "fremovexattr", js_fremovexattr }, { "flistxattr", js_flistxattr },
 		{ "sendFds", js_send_fds },          { "recvFds", js_recv_fds },
-		{ "socketpair", js_socketpair },     { "peerCred", js_peer_cred },
+		{ "socketpair", js_socketpair },     { "pipe", js_pipe },
+		{ "peerCred", js_peer_cred },
 		{ "landlockAbi", js_landlock_abi },  { "openPath", js_open_path },
 		{ "listenUnixAt", js_listen_unix_at }, { "tapCreate", js_tap_create },
 		{ "connectUnixAt", js_connect_unix_at }, { "openPty", js_open_pty },

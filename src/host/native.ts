@@ -57,6 +57,7 @@ interface Addon {
   sendFds(socketFd: number, data: Uint8Array | string, fds: readonly number[], now?: boolean): number;
   recvFds(socketFd: number, maxData: number, maxFds: number): ReceivedFds;
   socketpair(): [number, number];
+  pipe(): [number, number];
   peerCred(socketFd: number): PeerCred;
   landlockAbi(): number;
   fnv1a32(text: string, basis: number): number;
@@ -110,6 +111,7 @@ const ADDON_FUNCTIONS: readonly (keyof Addon)[] = [
   'sendFds',
   'recvFds',
   'socketpair',
+  'pipe',
   'peerCred',
   'landlockAbi',
   'openPath',
@@ -285,6 +287,11 @@ export function recvFds(socketFd: number, maxData: number, maxFds: number): Rece
 /** A connected pair of AF_UNIX stream sockets, close-on-exec. */
 export function socketpair(): [number, number] {
   return load().socketpair();
+}
+
+/** A pipe, [read end, write end], both close-on-exec and blocking (watchFd makes the end it reads non-blocking). */
+export function pipe(): [number, number] {
+  return load().pipe();
 }
 
 /** pid/uid/gid of the process at the other end of a unix socket (SO_PEERCRED). */

@@ -15,6 +15,19 @@ describe('runProgram (a host program off the event loop)', () => {
     assert.equal(quiet.stdout, 'done\n', 'without input, stdin is /dev/null: cat ends at once');
   });
 
+  it("gives the program pipes, not sockets (SELinux hands a program that changes domain /dev/null for the manager's sockets)", async () => {
+    const r = await runProgram(SH, ['-c', 'readlink /proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2 >&2'], {
+      ...opts,
+      input: '',
+    });
+    const kinds = r.stderr.trim().split('\n');
+    assert.equal(kinds.length, 3, r.stderr);
+    for (const k of kinds) assert.match(k, /^pipe:\[\d+\]$/);
+    const big = 'x'.repeat(1 << 20); // more than a pipe holds: written as the program reads it
+    const copied = await runProgram('/usr/bin/wc', ['-c'], { ...opts, input: big });
+    assert.equal(copied.stdout.trim(), String(big.length));
+  });
+
   it('leaves the event loop free while the program runs', async () => {
     let ticks = 0;
     const tick = setInterval(() => ticks++, 10);

@@ -2,13 +2,19 @@
  * A host program run to its end without blocking the event loop. `svirt serve` answers every
  * client from one loop, and a `spawnSync` of `ip` or `nft` stopped all of them for as long as
  * the program ran (up to its timeout). The child is started by posix_spawn (spawn.ts: no fork
- * of Node), its stdout and stderr are socketpairs read on the loop through the addon's watch
- * (no node:net), each bounded, and a child that outlives its time is killed through a pidfd,
- * so the signal never reaches a process that reused its pid.
+ * of Node), its stdout and stderr are read on the loop through the addon's watch (no
+ * node:net), each bounded, and a child that outlives its time is killed through a pidfd, so
+ * the signal never reaches a process that reused its pid.
+ *
+ * Its stdin, stdout and stderr are **pipes**, not sockets: under SELinux a program may change
+ * domain at its exec (`nft`, iptables_exec_t: svirt's virtd_t → iptables_t), and the kernel
+ * hands it /dev/null for every inherited fd the new domain may not use. The policy lets
+ * iptables_t use virtd_t's pipes, not its unix sockets: through a socketpair `nft -f -` would
+ * read no rules and succeed, and `nft list tables` would print nothing.
  */
-import { closeSync } from 'node:fs';
-import { childSocket, spawnProgram } from './spawn.js';
-import { pidfdOpen, pidfdSignal, socketpair, watchClose, watchFd, type WatchHandle } from './native.js';
+import { closeSync, write } from 'node:fs';
+import { spawnProgram } from './spawn.js';
+import { pidfdOpen, pidfdSignal, pipe, watchClose, watchFd, type WatchHandle } from './native.js';
 
 /** SIGKILL's number (node:os's table loads on first use, ~0.6 ms of a fresh verb). */
 const SIGKILL = 9;
@@ -36,7 +42,7 @@ export interface RunProgramResult {
   readonly overflow?: 'stdout' | 'stderr';
 }
 
-/** One output stream of the child: svirt's end of a socketpair, read up to `max` bytes. */
+/** One output stream of the child: the read end of its pipe, read up to `max` bytes. */
 class Collector {
   private readonly chunks: Buffer[] = [];
   private bytes = 0;
@@ -81,8 +87,8 @@ class Collector {
  */
 export function runProgram(path: string, args: readonly string[], opts: RunProgramOptions): Promise<RunProgramResult> {
   return new Promise((resolve, reject) => {
-    const stdin = opts.input === undefined ? undefined : childSocket();
-    const pairs: [number, number][] = [];
+    /** [read end, write end] of the child's stdin (when input is given), stdout, stderr. */
+    const pipes: [number, number][] = [];
     let exit: { status: number | null; signal: string | null } | undefined;
     let timedOut = false;
     let overflow: 'stdout' | 'stderr' | undefined;
@@ -114,12 +120,16 @@ export function runProgram(path: string, args: readonly string[], opts: RunProgr
       if (exit === undefined && pidfd >= 0) pidfdSignal(pidfd, SIGKILL);
     };
     let pid: number;
+    let stdin: [number, number] | undefined;
+    let out: [number, number];
+    let err: [number, number];
     try {
-      pairs.push(socketpair(), socketpair());
+      if (opts.input !== undefined) pipes.push((stdin = pipe()));
+      pipes.push((out = pipe()), (err = pipe()));
       pid = spawnProgram(path, {
         args,
         env: opts.env,
-        fds: [stdin?.child ?? 'ignore', pairs[0]?.[1] ?? -1, pairs[1]?.[1] ?? -1],
+        fds: [stdin?.[0] ?? 'ignore', out[1], err[1]],
         onExit: (status) => {
           const [how, value = ''] = status.split(' ');
           exit = how === 'exit' ? { status: Number(value), signal: null } : { status: null, signal: value };
@@ -129,8 +139,7 @@ export function runProgram(path: string, args: readonly string[], opts: RunProgr
       });
     } catch (e) {
       clearInterval(keepAlive);
-      stdin?.close();
-      for (const p of pairs) for (const fd of p) closeSync(fd);
+      for (const p of pipes) for (const fd of p) closeSync(fd);
       reject(e instanceof Error ? e : new Error(String(e)));
       return;
     }
@@ -140,10 +149,21 @@ export function runProgram(path: string, args: readonly string[], opts: RunProgr
       // ESRCH: it has exited and been reaped already, nothing is left to kill. Any other
       // failure: it cannot be killed at its timeout, and the call waits for its end.
     }
-    for (const [, theirs] of pairs) closeSync(theirs);
+    // The child's ends are its own now.
+    closeSync(out[1]);
+    closeSync(err[1]);
     if (stdin !== undefined) {
-      stdin.spawned();
-      stdin.feed(opts.input ?? '');
+      const [theirs, ours] = stdin;
+      closeSync(theirs);
+      // Written on libuv's thread pool (a full pipe waits there, not here), then closed: the
+      // child reads to EOF. A child that ends without reading makes it EPIPE, which is its
+      // exit status's to explain.
+      const bytes = Buffer.from(opts.input ?? '');
+      const feed = (from: number): void => {
+        if (from >= bytes.length) return closeSync(ours);
+        write(ours, bytes, from, bytes.length - from, null, (e, n) => (e ? closeSync(ours) : feed(from + n)));
+      };
+      feed(0);
     }
     const ended =
       (name: 'stdout' | 'stderr') =>
@@ -154,9 +174,10 @@ export function runProgram(path: string, args: readonly string[], opts: RunProgr
         }
         settle();
       };
-    for (const [i, name] of (['stdout', 'stderr'] as const).entries()) {
-      collectors.push(new Collector(pairs[i]?.[0] ?? -1, opts.maxOutput, ended(name)));
-    }
+    collectors.push(
+      new Collector(out[0], opts.maxOutput, ended('stdout')),
+      new Collector(err[0], opts.maxOutput, ended('stderr')),
+    );
     timer = setTimeout(() => {
       timedOut = true;
       kill();
