@@ -9,8 +9,9 @@
  * Its stdin, stdout and stderr are **pipes**, not sockets: under SELinux a program may change
  * domain at its exec (`nft`, iptables_exec_t: svirt's virtd_t → iptables_t), and the kernel
  * hands it /dev/null for every inherited fd the new domain may not use. The policy lets
- * iptables_t use virtd_t's pipes, not its unix sockets: through a socketpair `nft -f -` would
- * read no rules and succeed, and `nft list tables` would print nothing.
+ * iptables_t use virtd_t's pipes, not its unix sockets: through a socketpair (what Node's
+ * child_process gives a child for 'pipe', spawnSync included) `nft -f -` reads no rules and
+ * succeeds, and `nft list tables` prints nothing.
  */
 import { closeSync, write } from 'node:fs';
 import { spawnProgram } from './spawn.js';
