@@ -150,6 +150,11 @@ export function nativeOutDir(): string {
   return join(packageRoot(), 'native', 'out');
 }
 
+/** native/out/svirt_native.node: the addon Node loads, and the SQLite extension the store loads (store.ts). */
+export function addonPath(): string {
+  return join(nativeOutDir(), 'svirt_native.node');
+}
+
 function notBuilt(path: string, cause?: unknown): SvirtError {
   return new SvirtError('SVIRT_ERR_NATIVE', `native helper not built: run npm run build:native (missing "${path}")`, {
     details: { path },
@@ -189,7 +194,7 @@ export function svirtProbePath(): string {
 
 function load(): Addon {
   if (addon !== undefined) return addon;
-  const path = join(nativeOutDir(), 'svirt_native.node');
+  const path = addonPath();
   if (!existsSync(path)) throw notBuilt(path);
   let mod: unknown;
   try {

@@ -11,6 +11,7 @@ import { chmodSync, existsSync, mkdirSync, realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { SvirtError } from '../errors.js';
 import { loadAddon } from '../host/addon.js';
+import { addonPath } from '../host/native.js';
 import { fnv1a32 } from '../host/fingerprint.js';
 import { packageRoot } from '../host/package-root.js';
 import type { DriverName, GuestResource, LabelMemory, LabelReservations } from '../security/driver.js';
@@ -260,7 +261,7 @@ function keepWalAtClose(db: Database): void {
   try {
     (db.loadExtension as (this: Database, file: string, entryPoint: string) => void).call(
       db,
-      join(packageRoot(), 'native', 'out', 'svirt_native.node'),
+      addonPath(),
       'sqlite3_svirtstore_init',
     );
   } catch {
