@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { runProgram } from './run-program.js';
+import { cutShort, runProgram } from './run-program.js';
 
 const SH = '/bin/sh';
 const opts = { env: { PATH: '/usr/bin:/bin' }, timeoutMs: 10_000, maxOutput: 1 << 20 };
@@ -11,6 +11,7 @@ describe('runProgram (a host program off the event loop)', () => {
   it('returns the exit status, stdout and stderr apart, and what stdin was given', async () => {
     const r = await runProgram(SH, ['-c', 'cat; echo err >&2; exit 3'], { ...opts, input: 'line one\nline two' });
     assert.deepEqual(r, { status: 3, signal: null, stdout: 'line one\nline two', stderr: 'err\n', timedOut: false });
+    assert.equal(cutShort(r, opts), undefined, 'it ended by itself');
     const quiet = await runProgram(SH, ['-c', 'cat; echo done'], opts);
     assert.equal(quiet.stdout, 'done\n', 'without input, stdin is /dev/null: cat ends at once');
   });
@@ -49,17 +50,20 @@ describe('runProgram (a host program off the event loop)', () => {
     assert.equal(hung.timedOut, true);
     assert.equal(hung.signal, 'SIGKILL');
     assert.equal(hung.stdout, 'before\n');
+    assert.equal(cutShort(hung, { ...opts, timeoutMs: 200 }), 'no end after 0.2 s');
     const held = await runProgram(SH, ['-c', 'sleep 30 & echo $!'], { ...opts, timeoutMs: 300 });
     const grandchild = Number(held.stdout.trim());
     assert.ok(grandchild > 1, held.stdout);
     process.kill(grandchild, 'SIGKILL'); // the sleep this test made
     assert.equal(held.status, 0, 'the program itself ended well');
+    assert.equal(cutShort(held, { ...opts, timeoutMs: 300 }), 'no end after 0.3 s', 'but its streams were given up');
     assert.ok(Date.now() - started < 5_000, `both returned within their timeouts (${Date.now() - started} ms)`);
   });
 
   it('kills a program that prints more than its bound, keeping no more than the bound', async () => {
     const r = await runProgram('/usr/bin/yes', [], { ...opts, maxOutput: 64 * 1024 });
     assert.equal(r.overflow, 'stdout');
+    assert.equal(cutShort(r, { ...opts, maxOutput: 64 * 1024 }), 'more than 65536 bytes on its stdout');
     assert.equal(r.signal, 'SIGKILL');
     assert.ok(r.stdout.length <= 64 * 1024, `${r.stdout.length} bytes kept`);
   });

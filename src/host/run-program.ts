@@ -43,6 +43,13 @@ export interface RunProgramResult {
   readonly overflow?: 'stdout' | 'stderr';
 }
 
+/** Why a run was cut short, in words (its timeout, or its output bound); undefined when it ended by itself. */
+export function cutShort(r: RunProgramResult, opts: Pick<RunProgramOptions, 'timeoutMs' | 'maxOutput'>): string | undefined {
+  if (r.timedOut) return `no end after ${opts.timeoutMs / 1000} s`;
+  if (r.overflow !== undefined) return `more than ${opts.maxOutput} bytes on its ${r.overflow}`;
+  return undefined;
+}
+
 /** One output stream of the child: the read end of its pipe, read up to `max` bytes. */
 class Collector {
   private readonly chunks: Buffer[] = [];

@@ -4,27 +4,21 @@
  * naming the command and its stderr.
  */
 import { SvirtError } from '../errors.js';
-import { runProgram } from '../host/run-program.js';
+import { cutShort, runProgram } from '../host/run-program.js';
 
 const ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
-const DIRS = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
-const TIMEOUT_MS = 30_000;
-const MAX_OUTPUT = 16 << 20;
+const LIMITS = { timeoutMs: 30_000, maxOutput: 16 << 20 };
 
 /** Runs `argv` (with `input` on stdin); resolves with stdout, or rejects naming what failed. */
 export async function run(argv: readonly string[], what: string, input?: string): Promise<string> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined) throw new SvirtError('SVIRT_ERR_INTERNAL', 'run: empty command');
-  const r = await runIn(DIRS, cmd, rest, input).catch((err: unknown) => {
+  const r = await runIn(ENV.PATH.split(':'), cmd, rest, input).catch((err: unknown) => {
     const e = err instanceof Error ? err : new Error(String(err));
     throw new SvirtError('SVIRT_ERR_HOST', `cannot ${what}: ${cmd}: ${e.message}`, { cause: e, details: { argv } });
   });
   if (r.status !== 0) {
-    const how = r.timedOut
-      ? `no end after ${TIMEOUT_MS / 1000} s`
-      : r.overflow !== undefined
-        ? `more than ${MAX_OUTPUT} bytes on its ${r.overflow}`
-        : '';
+    const how = cutShort(r, LIMITS) ?? '';
     const err = (r.stderr || r.stdout).trim().split('\n').slice(-3).join('; ');
     throw new SvirtError('SVIRT_ERR_HOST', `cannot ${what}: ${argv.join(' ')}: ${how || err || `exit ${r.status ?? r.signal}`}`, {
       details: { argv, status: r.status, signal: r.signal, stderr: r.stderr },
@@ -35,7 +29,7 @@ export async function run(argv: readonly string[], what: string, input?: string)
 
 /** The program `cmd` from the first of `dirs` that has it (posix_spawn takes a path, not a PATH search). */
 async function runIn(dirs: readonly string[], cmd: string, args: readonly string[], input: string | undefined) {
-  const opts = { env: ENV, timeoutMs: TIMEOUT_MS, maxOutput: MAX_OUTPUT, ...(input === undefined ? {} : { input }) };
+  const opts = { env: ENV, ...LIMITS, ...(input === undefined ? {} : { input }) };
   if (cmd.includes('/')) return runProgram(cmd, args, opts);
   let last: unknown;
   for (const dir of dirs) {

@@ -4,7 +4,7 @@
  * other clients no longer wait for. Every failure is a SvirtError naming the profile, with
  * the exit status and the tail of stderr.
  */
-import { runProgram } from '../../host/run-program.js';
+import { cutShort, runProgram } from '../../host/run-program.js';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { SvirtError, errnoOf } from '../../errors.js';
@@ -109,13 +109,7 @@ export class AppArmorParser {
       .map((l) => l.trim())
       .filter((l) => l !== '' && !NOISE.test(l));
     const tail = stderr.slice(-5).join(' | ');
-    const how = r.timedOut
-      ? `no end after ${TIMEOUT_MS / 1000} s`
-      : r.overflow !== undefined
-        ? `more than ${MAX_OUTPUT} bytes on its ${r.overflow}`
-        : r.status === null
-          ? `killed by ${r.signal ?? 'a signal'}`
-          : `exit status ${r.status}`;
+    const how = cutShort(r, opts) ?? (r.status === null ? `killed by ${r.signal ?? 'a signal'}` : `exit status ${r.status}`);
     throw new SvirtError(code, `${what}: apparmor_parser failed (${how})${tail === '' ? '' : `: ${tail}`}`, {
       details: { profile: profileName, file, argv, exitCode: r.status, signal: r.signal, stderr: stderr.join('\n') },
     });
