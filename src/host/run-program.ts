@@ -72,15 +72,19 @@ class Collector {
     });
   }
 
-  /** Stops reading (EOF, too much, or given up on) and closes svirt's end; reports once. */
+  /**
+   * Stops reading (EOF, too much, or given up on), reports once, then closes svirt's end. The
+   * report comes first: past the bound it kills the program, which would otherwise die of the
+   * SIGPIPE its next write to a closed pipe raises, and say so instead of the kill.
+   */
   end(overflow: boolean): void {
     if (this.ended) return;
     this.ended = true;
     if (this.watch !== undefined) watchClose(this.watch);
     this.watch = undefined;
+    this.onEnd(overflow);
     closeSync(this.fd);
     this.fd = -1;
-    this.onEnd(overflow);
   }
 
   text(): string {
@@ -90,8 +94,9 @@ class Collector {
 
 /**
  * Runs `path` with `args` and resolves with how it ended and what it printed, once it has
- * exited and both streams have ended (or, past the timeout, once it has exited). Rejects only
- * when it cannot be started (the error's code: ENOENT, EACCES, ...), leaving nothing open.
+ * exited, both streams have ended and its input is written and closed (or, past the timeout,
+ * once it has exited), so nothing of the call is open when it resolves. Rejects only when it
+ * cannot be started (the error's code: ENOENT, EACCES, ...), leaving nothing open.
  */
 export function runProgram(path: string, args: readonly string[], opts: RunProgramOptions): Promise<RunProgramResult> {
   return new Promise((resolve, reject) => {
@@ -105,8 +110,12 @@ export function runProgram(path: string, args: readonly string[], opts: RunProgr
     // The addon reports the exit without holding the loop: this does, until the call settles.
     const keepAlive = setInterval(() => undefined, 1 << 30);
     const collectors: Collector[] = [];
+    /** The input is still being written (its write end open). */
+    let feeding = false;
     const settle = (): void => {
       if (exit === undefined || collectors.length < 2 || collectors.some((c) => !c.ended)) return;
+      // Past the timeout a grandchild may hold stdin without reading: the write end closes when its write returns.
+      if (feeding && !timedOut) return;
       clearTimeout(timer);
       clearInterval(keepAlive);
       if (pidfd >= 0) closeSync(pidfd);
@@ -167,10 +176,16 @@ export function runProgram(path: string, args: readonly string[], opts: RunProgr
       // child reads to EOF. A child that ends without reading makes it EPIPE, which is its
       // exit status's to explain.
       const bytes = Buffer.from(opts.input ?? '');
-      const feed = (from: number): void => {
-        if (from >= bytes.length) return closeSync(ours);
-        write(ours, bytes, from, bytes.length - from, null, (e, n) => (e ? closeSync(ours) : feed(from + n)));
+      const done = (): void => {
+        closeSync(ours);
+        feeding = false;
+        settle();
       };
+      const feed = (from: number): void => {
+        if (from >= bytes.length) return done();
+        write(ours, bytes, from, bytes.length - from, null, (e, n) => (e ? done() : feed(from + n)));
+      };
+      feeding = true;
       feed(0);
     }
     const ended =
