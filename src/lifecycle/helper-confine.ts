@@ -23,9 +23,9 @@ export interface ConfinableRequest {
   readonly layout?: FdLayout;
 }
 
-/** A helper request with the launcher spec its confinement gives it (confineHelper). */
+/** A helper request with the launcher spec its confinement gives it (confineHelper), and the fds that spec keeps. */
 export interface ConfinedHelper<R extends ConfinableRequest = ConfinableRequest> {
-  readonly req: R;
+  readonly req: R & { readonly layout: FdLayout };
   readonly spec: ConfinementSpec;
 }
 

@@ -18,7 +18,7 @@ import { SvirtError } from '../errors.js';
 import { svirtExecPath } from '../host/native.js';
 import { processStartTime } from '../host/proc.js';
 import { childSocket, spawnProgram } from '../host/spawn.js';
-import { FdLayout, SPEC_FD } from '../qemu/fd-layout.js';
+import { SPEC_FD, type FdLayout } from '../qemu/fd-layout.js';
 import { EXEC_STEPS, guestEnvironment, logTail } from '../qemu/launcher.js';
 import type { GuestResource, SecurityContext } from '../security/driver.js';
 import { assertHelperId, type HelperSpec } from '../security/helper.js';
@@ -155,7 +155,7 @@ export function spawnHelpers(
 /** Journals and spawns one helper under its confinement (confineHelper); waitReady says when it is up. */
 function spawnOne(env: LifecycleEnv, live: DomainDef, { req, spec }: ConfinedHelper<HelperRequest>): Waiting {
   const { kind, id } = req.spec;
-  const layout = req.layout ?? new FdLayout();
+  const layout = req.layout;
   const token = `${live.uuid}/${id}/${randomBytes(16).toString('hex')}`;
   setHelper(env, live.uuid, { kind, id, token, pid: null, startTime: null });
   crashPoint('start:helper-journaled');
